@@ -1,0 +1,258 @@
+"""Settings: one ``Settings`` class, one module-level ``settings``.
+
+The embedded default needs no settings at all: SQLite and a SQLite-backed queue under
+``var/``, a keyring generated into ``var/`` on first use. Production is chosen with
+``KEYSHOP_ENV=production`` and then refuses to start without PostgreSQL, Redis and a
+keyring given by the environment.
+
+Every setting is read from the environment (or a ``.env`` file) under the name shown in
+``keyshop check-config``. A malformed value raises :class:`core.errors.ConfigError`
+naming the setting; the CLI turns it into one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from core.errors import ConfigError
+
+KEY_BYTES = 32
+
+
+def parse_secret_key(value: str) -> bytes:
+    """A 32-byte secret written as standard or URL-safe base64."""
+    text = value.strip()
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not base64") from None
+    if len(raw) != KEY_BYTES:
+        raise ValueError(f"must be {KEY_BYTES} bytes of base64, got {len(raw)} bytes")
+    return raw
+
+
+def parse_keyring(value: str) -> dict[int, bytes]:
+    """``ID:BASE64[,ID:BASE64...]``; the highest id encrypts, every id decrypts."""
+    entries: dict[int, bytes] = {}
+    for n, part in enumerate(p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        kid_text, sep, secret = part.partition(":")
+        if not sep or not kid_text.strip().isdigit():
+            raise ValueError(f"entry {n + 1} must look like ID:BASE64 with a numeric ID")
+        kid = int(kid_text)
+        if not 1 <= kid <= 32767:
+            raise ValueError(f"entry {n + 1}: key id must be between 1 and 32767")
+        if kid in entries:
+            raise ValueError(f"key id {kid} appears twice")
+        try:
+            entries[kid] = parse_secret_key(secret)
+        except ValueError as exc:
+            raise ValueError(f"entry {kid}: {exc}") from None
+    if not entries:
+        raise ValueError("is empty")
+    return entries
+
+
+def normalise_database_url(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("is not a database URL (expected sqlite:///path or postgresql://user@host/db)") from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.render_as_string(hide_password=False)
+    if backend in ("postgresql", "postgres"):
+        driver = url.get_driver_name()
+        if driver not in ("psycopg", "postgresql", "postgres", ""):
+            raise ValueError(f"PostgreSQL driver {driver!r} is not supported; use postgresql+psycopg://")
+        if not url.database:
+            raise ValueError("names no database")
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise ValueError(f"database {backend!r} is not supported (SQLite or PostgreSQL)")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    env: Literal["embedded", "production"] = Field("embedded", validation_alias="KEYSHOP_ENV")
+    var_dir: Path = Field(Path("var"), validation_alias="KEYSHOP_VAR_DIR")
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    queue_url: str | None = Field(None, validation_alias="QUEUE_URL")
+    keyring: str | None = Field(None, validation_alias="KEYSHOP_KEYRING", repr=False)
+    fingerprint_key: str | None = Field(None, validation_alias="KEYSHOP_FINGERPRINT_KEY", repr=False)
+    import_batch_size: int = Field(5000, ge=100, le=100_000, validation_alias="KEYSHOP_IMPORT_BATCH_SIZE")
+    max_key_length: int = Field(512, ge=8, le=65536, validation_alias="KEYSHOP_MAX_KEY_LENGTH")
+    default_low_stock_threshold: int = Field(5, ge=0, validation_alias="KEYSHOP_LOW_STOCK_THRESHOLD")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="KEYSHOP_LOG_LEVEL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else normalise_database_url(value)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("redis", "rediss", "sqlite"):
+            raise ValueError("must be redis://host:port/db, rediss://… or sqlite:///path")
+        return value
+
+    @field_validator("keyring")
+    @classmethod
+    def _keyring(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parse_keyring(value)
+        return value
+
+    @field_validator("fingerprint_key")
+    @classmethod
+    def _fingerprint_key(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parse_secret_key(value)
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs(self) -> Settings:
+        if self.env == "production":
+            missing = [
+                name
+                for name, val in (
+                    ("DATABASE_URL", self.database_url),
+                    ("QUEUE_URL", self.queue_url),
+                    ("KEYSHOP_KEYRING", self.keyring),
+                    ("KEYSHOP_FINGERPRINT_KEY", self.fingerprint_key),
+                )
+                if not val
+            ]
+            if missing:
+                raise ValueError(f"{missing[0]}: required when KEYSHOP_ENV=production")
+            if not self.effective_database_url.startswith("postgresql"):
+                raise ValueError("DATABASE_URL: production runs on PostgreSQL")
+        return self
+
+    # -- derived values -----------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'keyshop.db').as_posix()}"
+
+    @property
+    def effective_queue_url(self) -> str:
+        return self.queue_url or f"sqlite:///{(self.var_dir / 'queue.db').as_posix()}"
+
+    @property
+    def keyring_file(self) -> Path:
+        return self.var_dir / "keyring.json"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.effective_database_url.startswith("postgresql")
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(setting, value with secrets masked, where it came from) for check-config."""
+        from sqlalchemy.engine import make_url as _url
+
+        def mask_url(url: str) -> str:
+            if url.startswith(("redis", "rediss")) and "@" in url:
+                scheme, rest = url.split("://", 1)
+                return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+            if url.startswith(("redis", "rediss")):
+                return url
+            return _url(url).render_as_string(hide_password=True)
+
+        def mask_keyring(value: str | None) -> str:
+            if not value:
+                return f"(generated file {self.keyring_file})" if self.env == "embedded" else "(missing)"
+            ids = sorted(parse_keyring(value))
+            return f"*** key ids {ids}, active {ids[-1]}"
+
+        given = self.model_fields_set
+        def src(field: str, default_note: str = "default") -> str:
+            return "environment" if field in given else default_note
+
+        return [
+            ("KEYSHOP_ENV", self.env, src("env")),
+            ("KEYSHOP_VAR_DIR", str(self.var_dir), src("var_dir")),
+            ("DATABASE_URL", mask_url(self.effective_database_url), src("database_url", "embedded default")),
+            ("QUEUE_URL", mask_url(self.effective_queue_url), src("queue_url", "embedded default")),
+            ("KEYSHOP_KEYRING", mask_keyring(self.keyring), src("keyring", "embedded default")),
+            ("KEYSHOP_FINGERPRINT_KEY", "***" if self.fingerprint_key else f"(generated file {self.keyring_file})", src("fingerprint_key", "embedded default")),
+            ("KEYSHOP_IMPORT_BATCH_SIZE", str(self.import_batch_size), src("import_batch_size")),
+            ("KEYSHOP_MAX_KEY_LENGTH", str(self.max_key_length), src("max_key_length")),
+            ("KEYSHOP_LOW_STOCK_THRESHOLD", str(self.default_low_stock_threshold), src("default_low_stock_threshold")),
+            ("KEYSHOP_LOG_LEVEL", self.log_level, src("log_level")),
+        ]
+
+
+_ALIASES = {name: (f.validation_alias or name).upper() for name, f in Settings.model_fields.items()}  # type: ignore[union-attr]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (plus overrides), or raise ConfigError naming
+    the first bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err.get("loc") or ()
+        msg = str(err.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        if loc:
+            name = str(loc[0])
+            return_name = _ALIASES.get(name, name.upper())
+            raise ConfigError(return_name, msg) from None
+        # model-level validator: message starts with the setting name
+        name, _, problem = msg.partition(": ")
+        raise ConfigError(name, problem or msg) from None
+
+
+@functools.cache
+def _cached() -> Settings:
+    return load_settings()
+
+
+_override: Settings | None = None
+
+
+def get_settings() -> Settings:
+    return _override if _override is not None else _cached()
+
+
+def use_settings(new: Settings | None) -> None:
+    """Replace the settings in force (CLI start-up and tests). ``None`` goes back to the
+    environment."""
+    global _override
+    _override = new
+    _cached.cache_clear()
+    from core import db  # local import: db depends on config
+
+    db.reset_engine()
+    from core import crypto
+
+    crypto.reset_vault()
+
+
+def __getattr__(name: str) -> Any:
+    # ``from core.config import settings`` reads the settings lazily, so importing
+    # ``core`` never fails on a bad environment; the first use does, with a clear error.
+    if name == "settings":
+        return get_settings()
+    raise AttributeError(name)

@@ -1,0 +1,58 @@
+"""The audit trail (append-only: the database refuses UPDATE on it) and alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from core.models.base import UTCDateTime, utcnow
+
+
+class ActorType(StrEnum):
+    CUSTOMER = "customer"
+    OPERATOR = "operator"
+    SYSTEM = "system"
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_object", "object_type", "object_id"),
+        Index("ix_audit_events_created", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor_type: str = Field(sa_column=Column(String(10), nullable=False))
+    actor_id: str = Field(sa_column=Column(String(160), nullable=False, index=True))
+    action: str = Field(sa_column=Column(String(60), nullable=False, index=True))
+    object_type: str = Field(sa_column=Column(String(40), nullable=False))
+    object_id: str = Field(sa_column=Column(String(80), nullable=False))
+    ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(400), nullable=True))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class AlertKind(StrEnum):
+    LOW_STOCK = "low_stock"
+    LOW_BALANCE = "low_balance"
+    PROVIDER_DOWN = "provider_down"
+    NEEDS_ATTENTION = "needs_attention"
+
+
+class Alert(SQLModel, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_open", "kind", "subject", "acknowledged_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_column=Column(String(20), nullable=False))
+    severity: str = Field(default="warning", sa_column=Column(String(10), nullable=False))
+    subject: str = Field(sa_column=Column(String(120), nullable=False))  # e.g. "product:12"
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by: str | None = Field(default=None, sa_column=Column(String(120), nullable=True))

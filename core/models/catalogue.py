@@ -1,0 +1,64 @@
+"""Catalogue: products and the providers' offers mapped to them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.models.base import UTCDateTime, utcnow
+
+PLATFORMS = (
+    "Steam", "Xbox", "PlayStation", "Nintendo", "EA app", "Ubisoft Connect", "GOG",
+    "Battle.net", "Epic Games", "Rockstar",
+)
+REGIONS = ("GLOBAL", "EU", "US", "UK", "LATAM", "ASIA", "RU")
+
+
+class Product(SQLModel, table=True):
+    __tablename__ = "products"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    slug: str = Field(sa_column=Column(String(120), nullable=False, unique=True))
+    title: str = Field(sa_column=Column(String(200), nullable=False))
+    platform: str = Field(sa_column=Column(String(40), nullable=False, index=True))
+    region: str = Field(default="GLOBAL", sa_column=Column(String(20), nullable=False, index=True))
+    genre: str = Field(default="", sa_column=Column(String(40), nullable=False, index=True))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    publisher: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    price_minor: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    currency: str = Field(default="EUR", sa_column=Column(String(3), nullable=False))
+    list_price_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    is_preorder: bool = False
+    release_date: date | None = None
+    activation_instructions: str = Field(default="", sa_column=Column(Text, nullable=False))
+    low_stock_threshold: int = 5
+    featured: bool = False
+    active: bool = True
+    cover_url: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class ProviderOffer(SQLModel, table=True):
+    """A wholesale provider's product, mapped to ours when ``product_id`` is set."""
+
+    __tablename__ = "provider_offers"
+    __table_args__ = (
+        UniqueConstraint("provider", "external_id", name="uq_provider_offers_provider_external"),
+        Index("ix_provider_offers_product", "product_id", "provider"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(sa_column=Column(String(30), nullable=False))
+    external_id: str = Field(sa_column=Column(String(100), nullable=False))
+    product_id: int | None = Field(default=None, foreign_key="products.id", ondelete="SET NULL")
+    name: str = Field(default="", sa_column=Column(String(300), nullable=False))
+    cost_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    currency: str = Field(default="EUR", sa_column=Column(String(3), nullable=False))
+    stock: int = 0
+    is_preorder: bool = False
+    release_date: date | None = None
+    provider_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,71 @@
+"""Orders, their lines (with a price snapshot) and the order event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from core.models.base import UTCDateTime, utcnow
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    FULFILLED = "fulfilled"
+    NEEDS_ATTENTION = "needs_attention"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_status_updated", "status", "updated_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(sa_column=Column(String(24), nullable=False, unique=True))
+    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
+    email: str = Field(sa_column=Column(String(320), nullable=False, index=True))
+    status: str = Field(default=OrderStatus.PENDING_PAYMENT, sa_column=Column(String(20), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    subtotal_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    total_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    payment_provider: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    payment_reference: str | None = Field(default=None, sa_column=Column(String(255), nullable=True, index=True))
+    attention_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fulfilled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_lines"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True, nullable=False)
+    product_id: int = Field(foreign_key="products.id", index=True, nullable=False)
+    # Snapshot at checkout: later catalogue edits never change what was sold.
+    title: str = Field(sa_column=Column(String(200), nullable=False))
+    platform: str = Field(sa_column=Column(String(40), nullable=False))
+    region: str = Field(sa_column=Column(String(20), nullable=False))
+    unit_price_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    quantity: int = Field(nullable=False)
+
+
+class OrderEvent(SQLModel, table=True):
+    __tablename__ = "order_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True, nullable=False)
+    from_status: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    to_status: str = Field(sa_column=Column(String(20), nullable=False))
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    actor: str = Field(default="system", sa_column=Column(String(160), nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
