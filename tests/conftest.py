@@ -1,0 +1,127 @@
+"""Test set-up: one database per run, migrated with the real Alembic migrations.
+
+The backend comes from ``KEYSHOP_TEST_DATABASE_URL``: unset means a fresh SQLite file
+in a temporary folder; a PostgreSQL URL (``postgresql://postgres@127.0.0.1/test``) runs
+the same suite there. The PostgreSQL database's ``public`` schema is dropped and rebuilt
+at the start of the run, so point it only at a database meant for tests.
+
+Every test starts from empty tables (rows are deleted after each test), so tests may
+commit freely and run threads against real transactions.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+import core.models  # noqa: F401
+from core import config, crypto
+from core.config import Settings, load_settings
+from core.db import get_engine, make_engine
+
+TEST_KEYRING = "1:" + base64.b64encode(b"k" * 32).decode()
+TEST_FINGERPRINT_KEY = base64.b64encode(b"f" * 32).decode()
+
+
+def backend_url() -> str | None:
+    return os.environ.get("KEYSHOP_TEST_DATABASE_URL") or None
+
+
+def is_postgres_run() -> bool:
+    return (backend_url() or "").startswith("postgres")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"keyshop test database: {'PostgreSQL ' + str(backend_url()) if is_postgres_run() else 'SQLite (temporary file)'}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_postgres_run():
+        return
+    skip = pytest.mark.skip(reason="PostgreSQL-only by design; the PostgreSQL pass runs it")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    var_dir = tmp_path_factory.mktemp("var")
+    url = backend_url()
+    if url:
+        url = config.normalise_database_url(url)
+        _reset_postgres(url)
+    settings = load_settings(
+        KEYSHOP_VAR_DIR=str(var_dir),
+        DATABASE_URL=url or f"sqlite:///{var_dir / 'test.db'}",
+        KEYSHOP_KEYRING=TEST_KEYRING,
+        KEYSHOP_FINGERPRINT_KEY=TEST_FINGERPRINT_KEY,
+    )
+    config.use_settings(settings)
+    from core.schema import migrate
+
+    migrate()
+    yield settings
+    config.use_settings(None)
+
+
+@pytest.fixture(scope="session")
+def engine(test_settings: Settings) -> Engine:
+    return get_engine()
+
+
+def _wipe(engine: Engine) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+            conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(
+                text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")
+            ).first() else None
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "engine" not in request.fixturenames and "session" not in request.fixturenames and "test_settings" not in request.fixturenames:
+        yield
+        return
+    engine = request.getfixturevalue("engine")
+    yield
+    crypto.reset_vault()
+    _wipe(engine)
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """A plain session on the test database. Tests commit what they need."""
+    with Session(engine, expire_on_commit=False) as s:
+        yield s
+        s.rollback()
+
+
+@pytest.fixture
+def vault(test_settings: Settings) -> crypto.KeyVault:
+    return crypto.get_vault()
+
+
+@pytest.fixture
+def var_dir(test_settings: Settings) -> Path:
+    return test_settings.var_dir
