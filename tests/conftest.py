@@ -2,8 +2,9 @@
 
 The backend comes from ``KEYSHOP_TEST_DATABASE_URL``: unset means a fresh SQLite file
 in a temporary folder; a PostgreSQL URL (``postgresql://postgres@127.0.0.1/test``) runs
-the same suite there. The PostgreSQL database's ``public`` schema is dropped and rebuilt
-at the start of the run, so point it only at a database meant for tests.
+the same suite there. Each PostgreSQL run gets a schema of its own
+(``search_path`` set through the connection options) that is dropped at the end, so
+runs in parallel never see each other's rows.
 
 Every test starts from empty tables (rows are deleted after each test), so tests may
 commit freely and run threads against real transactions.
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
@@ -51,11 +54,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def _reset_postgres(url: str) -> None:
+def _postgres_schema(url: str, schema: str, *, create: bool) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        if create:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
 
 
@@ -63,9 +67,12 @@ def _reset_postgres(url: str) -> None:
 def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     var_dir = tmp_path_factory.mktemp("var")
     url = backend_url()
+    schema = None
     if url:
-        url = config.normalise_database_url(url)
-        _reset_postgres(url)
+        base = make_url(config.normalise_database_url(url))
+        schema = f"keyshop_test_{os.getpid()}_{secrets.token_hex(3)}"
+        _postgres_schema(base.render_as_string(hide_password=False), schema, create=True)
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
     settings = load_settings(
         KEYSHOP_VAR_DIR=str(var_dir),
         DATABASE_URL=url or f"sqlite:///{var_dir / 'test.db'}",
@@ -78,6 +85,8 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     migrate()
     yield settings
     config.use_settings(None)
+    if schema:
+        _postgres_schema(base.render_as_string(hide_password=False), schema, create=False)
 
 
 @pytest.fixture(scope="session")
