@@ -1,0 +1,213 @@
+"""Orders: creation with a price snapshot, public numbers, and the status machine.
+
+Every status change goes through :func:`transition_order`, the one place that knows the
+allowed transitions. It changes the row with a compare-and-set ``UPDATE … WHERE status =
+:from``, so two workers racing to move the same order cannot both succeed, and it
+writes an :class:`OrderEvent` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
+from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, utcnow
+from core.services.audit import Actor, record_audit
+from core.services.customers import normalise_email
+
+S = OrderStatus
+
+#: The status machine (DESIGN §3). Anything not listed is refused.
+ALLOWED: dict[str, frozenset[str]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
+    S.PAID: frozenset({S.FULFILLED, S.NEEDS_ATTENTION, S.REFUNDED, S.DISPUTED}),
+    # An operator resolves it (fulfilled), retries it (paid), or gives the money back.
+    S.NEEDS_ATTENTION: frozenset({S.PAID, S.FULFILLED, S.REFUNDED, S.CANCELLED, S.DISPUTED}),
+    # A faulty-key report or a late problem reopens it; money can still go back.
+    S.FULFILLED: frozenset({S.NEEDS_ATTENTION, S.REFUNDED, S.DISPUTED}),
+    # A dispute is won (back to fulfilled) or lost (refunded).
+    S.DISPUTED: frozenset({S.FULFILLED, S.REFUNDED}),
+    S.REFUNDED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+MAX_QUANTITY_PER_LINE = 10
+MAX_LINES = 20
+
+# Crockford base32 without ambiguous letters: 40 random bits → 8 characters.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_order_number() -> str:
+    """``KS-XXXX-XXXX``: 40 random bits, so numbers reveal nothing about volume."""
+    raw = "".join(secrets.choice(_ALPHABET) for _ in range(8))
+    return f"KS-{raw[:4]}-{raw[4:]}"
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    return to_status in ALLOWED.get(from_status, frozenset())
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    product_id: int
+    quantity: int
+
+
+def create_order(
+    *,
+    session: Session,
+    email: str,
+    lines: Sequence[LineRequest],
+    customer_id: int | None = None,
+    actor: Actor | None = None,
+) -> Order:
+    """A new order ``pending_payment`` with a price snapshot per line. Runs in the
+    caller's transaction (flushes, never commits)."""
+    address = normalise_email(email)
+    if not lines:
+        raise InvalidInput("an order needs at least one line", field="lines")
+    if len(lines) > MAX_LINES:
+        raise InvalidInput(f"an order has at most {MAX_LINES} lines", field="lines")
+    merged: dict[int, int] = {}
+    for line in lines:
+        if not isinstance(line.quantity, int) or line.quantity < 1:
+            raise InvalidInput("quantity must be a whole number of at least 1", field="quantity")
+        merged[line.product_id] = merged.get(line.product_id, 0) + line.quantity
+    products = {
+        p.id: p for p in session.exec(select(Product).where(col(Product.id).in_(list(merged))))
+    }
+    for product_id, qty in merged.items():
+        product = products.get(product_id)
+        if product is None or not product.active:
+            raise UnknownProduct(f"product {product_id} is not for sale", product_id=product_id)
+        if qty > MAX_QUANTITY_PER_LINE:
+            raise InvalidInput(
+                f"at most {MAX_QUANTITY_PER_LINE} of {product.title} per order", field="quantity"
+            )
+    currencies = {products[pid].currency for pid in merged}
+    if len(currencies) != 1:
+        raise InvalidInput("all products in one order must be priced in the same currency", field="lines")
+    currency = currencies.pop()
+    subtotal = sum(products[pid].price_minor * qty for pid, qty in merged.items())
+
+    order = _insert_with_unique_number(
+        session,
+        lambda number: Order(
+            number=number,
+            email=address,
+            customer_id=customer_id,
+            status=S.PENDING_PAYMENT,
+            currency=currency,
+            subtotal_minor=subtotal,
+            total_minor=subtotal,
+        ),
+    )
+    for pid, qty in merged.items():
+        p = products[pid]
+        session.add(
+            OrderLine(
+                order_id=order.id, product_id=pid, title=p.title, platform=p.platform,
+                region=p.region, unit_price_minor=p.price_minor, currency=p.currency, quantity=qty,
+            )
+        )
+    session.add(
+        OrderEvent(order_id=order.id, from_status=None, to_status=S.PENDING_PAYMENT,
+                   reason="order placed", actor=str(actor or Actor.system("checkout")))
+    )
+    session.flush()
+    return order
+
+
+def _insert_with_unique_number(session: Session, build: Any, attempts: int = 5) -> Order:
+    for _ in range(attempts):
+        order = build(new_order_number())
+        try:
+            with session.begin_nested():
+                session.add(order)
+                session.flush()
+            return order
+        except IntegrityError:
+            continue  # a 1-in-10^12 collision of random numbers: draw again
+    raise RuntimeError("could not draw a unique order number")
+
+
+def transition_order(
+    *,
+    session: Session,
+    order_id: int,
+    to_status: str,
+    actor: Actor,
+    reason: str = "",
+    expected_from: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Order:
+    """Move an order to ``to_status`` if the status machine allows it, and log it.
+
+    Raises :class:`InvalidTransition` for a forbidden change and
+    :class:`ConcurrentUpdate` when the status changed under us (compare-and-set lost).
+    ``expected_from`` makes the change conditional on a known current status.
+    ``needs_attention`` requires a reason an operator can act on. Operator-made changes
+    are also audited. Runs in the caller's transaction (flushes, never commits).
+    """
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist", order_id=order_id)
+    session.refresh(order)
+    current = order.status
+    if expected_from is not None and current != expected_from:
+        raise ConcurrentUpdate(
+            f"order {order.number} is {current}, not {expected_from}", order=order.number
+        )
+    if not can_transition(current, to_status):
+        raise InvalidTransition(order.number, current, to_status)
+    if to_status == S.NEEDS_ATTENTION and not reason.strip():
+        raise InvalidInput("an order needing attention needs a reason", field="reason")
+
+    now = utcnow()
+    values: dict[str, Any] = {"status": to_status, "updated_at": now}
+    if to_status == S.PAID and order.paid_at is None:
+        values["paid_at"] = now
+    if to_status == S.FULFILLED:
+        values["fulfilled_at"] = now
+    values["attention_reason"] = reason.strip() if to_status == S.NEEDS_ATTENTION else None
+    result = session.execute(
+        update(Order)
+        .where(col(Order.id) == order_id, col(Order.status) == current)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentUpdate(f"order {order.number} changed while moving it to {to_status}", order=order.number)
+    session.add(
+        OrderEvent(order_id=order_id, from_status=current, to_status=to_status,
+                   reason=reason, actor=str(actor), data=data or {})
+    )
+    if actor.type == "operator":
+        record_audit(session=session, actor=actor, action="order.transition", object_type="order",
+                     object_id=order.number, data={"from": current, "to": to_status, "reason": reason})
+    session.flush()
+    session.refresh(order)
+    return order
+
+
+def get_order_by_number(*, session: Session, number: str) -> Order:
+    order = session.exec(select(Order).where(Order.number == number.strip().upper())).first()
+    if order is None:
+        raise NotFound(f"no order {number}", order=number)
+    return order
+
+
+def order_lines(*, session: Session, order_id: int) -> list[OrderLine]:
+    return list(session.exec(select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))))
+
+
+def order_events(*, session: Session, order_id: int) -> list[OrderEvent]:
+    return list(session.exec(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id))))
