@@ -100,3 +100,11 @@ class ConcurrentUpdate(DomainError):
 
     code = "concurrent_update"
     http_status = 409
+
+
+class DuplicateSlug(DomainError):
+    """Another product already uses this slug (slugs are unique, they name the product
+    page)."""
+
+    code = "duplicate_slug"
+    http_status = 409
