@@ -64,6 +64,8 @@ def parse_keyring(value: str) -> dict[int, bytes]:
 
 
 def normalise_database_url(value: str) -> str:
+    if value.startswith("postgres://"):  # the spelling Heroku and others hand out
+        value = "postgresql://" + value.removeprefix("postgres://")
     try:
         url = make_url(value)
     except ArgumentError:

@@ -1,0 +1,3 @@
+from keyshop.cli import main
+
+main()

@@ -1,0 +1,193 @@
+"""``keyshop`` command line. Each command validates the settings first: a malformed
+setting stops it with one line naming the setting and exit status 2; a domain error
+stops it with one line and exit status 1."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from core import config
+from core.errors import ConfigError, DomainError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_DOMAIN = 1
+EXIT_CONFIG = 2
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"keyshop: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            fail(exc.message, EXIT_CONFIG)
+        except DomainError as exc:
+            fail(exc.message, EXIT_DOMAIN)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except OperationalError as exc:
+            url = config.get_settings().describe()[2][1]
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            fail(f"cannot use the database at DATABASE_URL={url}: {reason}", EXIT_DOMAIN)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "operator"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="keyshop")
+def cli() -> None:
+    """keyshop: a shop for digital game keys."""
+    try:
+        settings = config.load_settings()
+    except ConfigError as exc:
+        fail(exc.message, EXIT_CONFIG)
+    config.use_settings(settings)
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@cli.command("check-config")
+@handles_errors
+def check_config() -> None:
+    """Print the settings in force, secrets masked."""
+    settings = config.get_settings()
+    rows = settings.describe()
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        click.echo(f"{name.ljust(width)}  {value}  [{source}]")
+    if settings.env == "embedded":
+        click.echo("\nembedded default: SQLite, SQLite-backed queue and a generated keyring under "
+                   f"{settings.var_dir}/ (set KEYSHOP_ENV=production for PostgreSQL + Redis)")
+
+
+@cli.command()
+@handles_errors
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision (a no-op when current)."""
+    from core.schema import migrate as run_migrations
+
+    before, after = run_migrations()
+    if before == after:
+        click.echo(f"database is up to date (revision {after})")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to revision {after}")
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+    columns = [BarColumn(), TaskProgressColumn(), TimeRemainingColumn()]
+    with Progress("[progress.description]{task.description}", *columns, transient=False,
+                  disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@cli.command("import-keys")
+@click.option("--product", "product_slug", metavar="SLUG", help="Product the keys belong to (a CSV may name one per line in a 'product' column).")
+@click.option("--operator", default=default_operator, show_default="your login name", help="Recorded on the import batch.")
+@click.argument("file", type=click.Path(path_type=Path))
+@handles_errors
+def import_keys(product_slug: str | None, operator: str, file: Path) -> None:
+    """Import keys from a .txt (one per line) or .csv (a 'key' column) FILE."""
+    from core.services.importer import import_keys as run_import
+
+    with progress_bar(f"importing {file.name}") as progress:
+        report = run_import(path=file, product_slug=product_slug, operator=operator, progress=progress)
+    click.echo(
+        f"import #{report.batch_id} of {report.file_name}: read {report.read}, imported {report.imported}, "
+        f"duplicate within the file {report.duplicate_in_file}, duplicate of stock {report.duplicate_in_stock}, "
+        f"rejected {report.rejected}"
+    )
+    for rejection in report.rejections:
+        click.echo(f"  line {rejection.line}: {rejection.reason}")
+    if report.rejected > len(report.rejections):
+        click.echo(f"  … and {report.rejected - len(report.rejections)} more rejected lines")
+
+
+@cli.command("seed-demo")
+@click.option("--keys-per-product", default=25, show_default=True, type=click.IntRange(0, 10_000))
+@handles_errors
+def seed_demo(keys_per_product: int) -> None:
+    """Load the demo catalogue (invented titles, generated cover art, demo keys)."""
+    from core.db import session_scope
+    from core.services.demo import seed_demo as run_seed
+
+    with session_scope() as session:
+        summary = run_seed(session=session, keys_per_product=keys_per_product)
+    click.echo(
+        f"demo catalogue: {summary.products_created} products created, "
+        f"{summary.products_existing} already there, {summary.keys_created} demo keys in stock"
+    )
+
+
+@cli.group()
+def keys() -> None:
+    """Key vault operations."""
+
+
+@keys.command("rotate")
+@click.option("--batch-size", default=2000, show_default=True, type=click.IntRange(1, 100_000))
+@handles_errors
+def keys_rotate(batch_size: int) -> None:
+    """Re-encrypt every key under the newest keyring entry (safe to interrupt and rerun)."""
+    from core.crypto import get_vault
+    from core.services.keys import rotate_keys
+
+    vault = get_vault()
+    with progress_bar(f"re-encrypting under keyring entry {vault.active_id}") as progress:
+        report = rotate_keys(batch_size=batch_size, progress=progress)
+    click.echo(
+        f"rotation to keyring entry {vault.active_id}: {report.rotated} keys re-encrypted, "
+        f"{report.remaining} remaining, {report.total} in all"
+    )
+    failed = getattr(report, "failed_ids", None)
+    if failed:
+        click.echo(f"{len(failed)} keys failed to decrypt and were left as they are: {', '.join(map(str, failed[:10]))}")
+        sys.exit(EXIT_DOMAIN)
+
+
+@keys.command("new-secret")
+def keys_new_secret() -> None:
+    """Print a new random 32-byte secret (base64) for a keyring entry or the fingerprint key."""
+    from core.crypto import generate_keyring_entry
+
+    click.echo(generate_keyring_entry())
+
+
+def main() -> None:
+    cli(prog_name="keyshop")
+
+
+if __name__ == "__main__":
+    main()
