@@ -1,0 +1,572 @@
+"""The catalogue: create and edit products, find them, and list them for the storefront.
+
+Every function here runs inside the caller's transaction and never commits; writes are
+flushed so the caller sees ids and constraint errors at once.
+
+Search (``search_products``) uses the search index the first migration builds:
+
+- PostgreSQL: a GIN expression index ``ix_products_search`` on
+  ``to_tsvector('simple', title || ' ' || platform || ' ' || genre || ' ' || publisher)``.
+  The query repeats that expression verbatim so the planner can use the index; every
+  word of the shopper's query becomes a prefix term (``witch:*``), the terms are ANDed,
+  and matches are ranked with ``ts_rank``.
+- SQLite: the external-content FTS5 table ``products_fts`` (kept in sync with
+  ``products`` by triggers); terms are quoted prefix terms (``"witch"*``), ANDed, ranked
+  with ``bm25`` (title weighs most).
+
+The shopper's text never reaches either query language as syntax: it is reduced to word
+tokens (Unicode letters and digits, NFKC-normalised, lower-cased) and everything else --
+quotes, colons, operators, brackets, emoji -- is dropped. A query with no word left in it
+searches nothing and lists the whole catalogue, like an empty search box.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
+from core.models import PLATFORMS, REGIONS, Key, Product, ProviderOffer, utcnow
+
+products: Final = cast(Table, Product.__table__)
+keys_table: Final = cast(Table, Key.__table__)
+offers: Final = cast(Table, ProviderOffer.__table__)
+
+SLUG_RE: Final = re.compile(r"[a-z0-9-]{1,120}")
+CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
+SORTS: Final = ("relevance", "price_asc", "price_desc", "newest", "title")
+MAX_PER_PAGE: Final = 100
+# A search box query is cut to this many characters and word tokens before searching.
+MAX_QUERY_CHARS: Final = 200
+MAX_QUERY_TOKENS: Final = 8
+
+# The exact expression of the PostgreSQL index ix_products_search (migration 0001,
+# SEARCH_TEXT): the planner uses the index only for an identical expression.
+_PG_SEARCH_DOCUMENT: Final = (
+    "to_tsvector('simple', products.title || ' ' || products.platform || ' ' "
+    "|| products.genre || ' ' || products.publisher)"
+)
+# The partial index ix_keys_available covers ``status = 'available'``; the predicate is
+# written as a literal (not a bind parameter) so a generic prepared plan can use it too.
+_KEY_AVAILABLE: Final = "keys.status = 'available'"
+
+_WORD_RE: Final = re.compile(r"[^\W_]+")
+_PLATFORM_BY_LOWER: Final = {p.lower(): p for p in PLATFORMS}
+_REGION_BY_LOWER: Final = {r.lower(): r for r in REGIONS}
+
+# Fields a caller may set through create_product / update_product.
+_EDITABLE: Final = frozenset(
+    {
+        "slug", "title", "platform", "region", "genre", "description", "publisher",
+        "price_minor", "currency", "list_price_minor", "is_preorder", "release_date",
+        "activation_instructions", "low_stock_threshold", "featured", "active", "cover_url",
+    }
+)  # fmt: skip
+
+
+# -- results ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProductHit:
+    """What a storefront card needs about one product, with its stock.
+
+    ``available`` counts the product's keys with status ``available``; ``provider_stock``
+    sums the stock the wholesale providers report for offers mapped to it.
+    """
+
+    id: int
+    slug: str
+    title: str
+    platform: str
+    region: str
+    genre: str
+    publisher: str
+    price_minor: int
+    currency: str
+    list_price_minor: int | None
+    is_preorder: bool
+    release_date: date | None
+    featured: bool
+    cover_url: str | None
+    low_stock_threshold: int
+    created_at: datetime
+    available: int
+    provider_stock: int
+
+    @property
+    def in_stock(self) -> bool:
+        """Purchasable for immediate delivery: own keys, or a provider that has some."""
+        return self.available > 0 or self.provider_stock > 0
+
+    @property
+    def low_stock(self) -> bool:
+        """Own stock is running low (at or under the threshold, but not gone)."""
+        return 0 < self.available <= self.low_stock_threshold
+
+    @property
+    def discount_percent(self) -> int:
+        """How far below the list price the price is, in whole percent (0 when no deal)."""
+        if not self.list_price_minor or self.list_price_minor <= self.price_minor:
+            return 0
+        return round(100 * (self.list_price_minor - self.price_minor) / self.list_price_minor)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of search results. ``total`` counts every match under the same filters;
+    ``pages`` is how many pages of ``per_page`` hold them (0 when nothing matched)."""
+
+    items: list[ProductHit]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+# -- validation ---------------------------------------------------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text_field(name: str, value: Any, *, max_len: int, required: bool) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be text", field=name)
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{name} must not be empty", field=name)
+    if len(value) > max_len:
+        raise InvalidInput(f"{name} is too long (at most {max_len} characters)", field=name)
+    return value
+
+
+def _validated(fields: dict[str, Any]) -> dict[str, Any]:
+    """Check and normalise product fields; raise InvalidInput naming the first bad one.
+
+    Platform and region are written in their canonical spelling when they are known ones
+    (``steam`` → ``Steam``, ``eu`` → ``EU``); unknown platforms and regions are allowed,
+    as the shop may sell on stores this list does not know yet.
+    """
+    unknown = sorted(set(fields) - _EDITABLE)
+    if unknown:
+        raise InvalidInput(f"unknown product field(s): {', '.join(unknown)}", fields=unknown)
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "slug":
+            if not isinstance(value, str) or not SLUG_RE.fullmatch(value):
+                raise InvalidInput(
+                    "slug must be 1 to 120 characters of lower-case letters, digits and hyphens",
+                    field="slug",
+                )
+        elif name == "title":
+            value = _text_field("title", value, max_len=200, required=True)
+        elif name == "platform":
+            value = _text_field("platform", value, max_len=40, required=True)
+            value = _PLATFORM_BY_LOWER.get(value.lower(), value)
+        elif name == "region":
+            value = _text_field("region", value, max_len=20, required=True)
+            value = _REGION_BY_LOWER.get(value.lower(), value)
+        elif name == "genre":
+            value = _text_field("genre", value, max_len=40, required=False)
+        elif name == "publisher":
+            value = _text_field("publisher", value, max_len=120, required=False)
+        elif name in ("description", "activation_instructions"):
+            if not isinstance(value, str):
+                raise InvalidInput(f"{name} must be text", field=name)
+        elif name == "price_minor":
+            if not _is_int(value) or value < 0:
+                raise InvalidInput(
+                    "price_minor must be a whole number of minor units, 0 or more",
+                    field="price_minor",
+                )
+        elif name == "list_price_minor":
+            if value is not None and (not _is_int(value) or value < 0):
+                raise InvalidInput(
+                    "list_price_minor must be empty or a whole number of minor units, 0 or more",
+                    field="list_price_minor",
+                )
+        elif name == "currency":
+            if not isinstance(value, str) or not CURRENCY_RE.fullmatch(value):
+                raise InvalidInput(
+                    "currency must be a three-letter ISO code in capitals, like EUR",
+                    field="currency",
+                )
+        elif name == "low_stock_threshold":
+            if not _is_int(value) or value < 0:
+                raise InvalidInput(
+                    "low_stock_threshold must be a whole number, 0 or more",
+                    field="low_stock_threshold",
+                )
+        elif name in ("is_preorder", "featured", "active"):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{name} must be true or false", field=name)
+        elif name == "release_date":
+            if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+                raise InvalidInput("release_date must be a date or empty", field="release_date")
+        elif name == "cover_url" and value is not None:
+            if not isinstance(value, str):
+                raise InvalidInput("cover_url must be text or empty", field="cover_url")
+            limit = products.c.cover_url.type.length  # type: ignore[attr-defined]
+            if limit is not None and len(value) > limit:
+                raise InvalidInput(
+                    f"cover_url is too long (at most {limit} characters)", field="cover_url"
+                )
+        out[name] = value
+    return out
+
+
+def _slug_taken(session: Session, slug: str, *, other_than: int | None = None) -> bool:
+    stmt = select(products.c.id).where(products.c.slug == slug)
+    if other_than is not None:
+        stmt = stmt.where(products.c.id != other_than)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+@contextmanager
+def _slug_guard(session: Session, slug: str) -> Iterator[None]:
+    """Run the write in a savepoint and flush it, so a slug a concurrent writer took
+    between our check and our write becomes DuplicateSlug and the caller's transaction
+    stays usable."""
+    try:
+        with session.begin_nested():
+            yield
+    except IntegrityError as exc:
+        if "slug" in str(exc.orig).lower():
+            raise DuplicateSlug(f"a product with slug {slug!r} already exists", slug=slug) from None
+        raise
+
+
+# -- products -----------------------------------------------------------------------
+
+
+def create_product(
+    *,
+    session: Session,
+    slug: str,
+    title: str,
+    platform: str,
+    region: str,
+    genre: str,
+    price_minor: int,
+    currency: str,
+    **fields: Any,
+) -> Product:
+    """Add a product to the catalogue (flushed, not committed).
+
+    Raises InvalidInput for a malformed field and DuplicateSlug when the slug is taken.
+    Optional fields are those of :class:`core.models.Product` (description, publisher,
+    list_price_minor, is_preorder, release_date, activation_instructions,
+    low_stock_threshold, featured, active, cover_url).
+    """
+    values = _validated(
+        {
+            "slug": slug,
+            "title": title,
+            "platform": platform,
+            "region": region,
+            "genre": genre,
+            "price_minor": price_minor,
+            "currency": currency,
+            **fields,
+        }
+    )
+    if _slug_taken(session, values["slug"]):
+        raise DuplicateSlug(f"a product with slug {slug!r} already exists", slug=slug)
+    product = Product(**values)
+    with _slug_guard(session, product.slug):
+        session.add(product)
+    return product
+
+
+def get_product(*, session: Session, product_id: int) -> Product:
+    product = session.get(Product, product_id)
+    if product is None:
+        raise UnknownProduct(f"no product with id {product_id}", product_id=product_id)
+    return product
+
+
+def get_product_by_slug(*, session: Session, slug: str) -> Product:
+    product = session.execute(select(Product).where(products.c.slug == slug)).scalar_one_or_none()
+    if product is None:
+        raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
+    return product
+
+
+def update_product(*, session: Session, product_id: int, **changes: Any) -> Product:
+    """Change some fields of a product (flushed, not committed); ``updated_at`` moves on.
+
+    Same validation as :func:`create_product`; UnknownProduct when there is no such
+    product. The search index follows the change (database triggers on SQLite, the
+    expression index on PostgreSQL).
+    """
+    product = get_product(session=session, product_id=product_id)
+    values = _validated(changes)
+    new_slug = values.get("slug", product.slug)
+    if new_slug != product.slug and _slug_taken(session, new_slug, other_than=product_id):
+        raise DuplicateSlug(f"a product with slug {new_slug!r} already exists", slug=new_slug)
+    with _slug_guard(session, new_slug):
+        for name, value in values.items():
+            setattr(product, name, value)
+        product.updated_at = utcnow()
+    return product
+
+
+# -- search -------------------------------------------------------------------------
+
+
+def query_tokens(query: str | None) -> list[str]:
+    """The words of a search box query: NFKC-normalised, lower-cased runs of Unicode
+    letters and digits; everything else is dropped. At most MAX_QUERY_TOKENS words."""
+    if not query:
+        return []
+    normalised = unicodedata.normalize("NFKC", query[:MAX_QUERY_CHARS]).lower()
+    tokens: list[str] = []
+    for token in _WORD_RE.findall(normalised):
+        if token not in tokens:
+            tokens.append(token)
+        if len(tokens) == MAX_QUERY_TOKENS:
+            break
+    return tokens
+
+
+def _positive_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:
+    if not _is_int(value) or value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"{minimum} or more"
+        raise InvalidInput(f"{name} must be a whole number {bound}", field=name)
+    return cast(int, value)
+
+
+def _facet_condition(column: Any, value: str, canonical: dict[str, str]) -> ColumnElement[bool]:
+    """Case-insensitive equality that still uses the column's index for known values."""
+    known = canonical.get(value.strip().lower())
+    if known is not None:
+        return cast(ColumnElement[bool], column == known)
+    return cast(ColumnElement[bool], func.lower(column) == value.strip().lower())
+
+
+def _in_stock_condition() -> ColumnElement[bool]:
+    own = exists().where(keys_table.c.product_id == products.c.id, text(_KEY_AVAILABLE))
+    provider = exists().where(offers.c.product_id == products.c.id, offers.c.stock > 0)
+    return or_(own, provider)
+
+
+def search_products(
+    *,
+    session: Session,
+    query: str | None = None,
+    platform: str | None = None,
+    region: str | None = None,
+    genre: str | None = None,
+    min_price_minor: int | None = None,
+    max_price_minor: int | None = None,
+    in_stock: bool | None = None,
+    preorder: bool | None = None,
+    sort: str = "relevance",
+    page: int = 1,
+    per_page: int = 24,
+) -> SearchPage:
+    """Active products matching a text query and filters, one page at a time.
+
+    - ``query``: words matched as prefixes anywhere in title, platform, genre or
+      publisher, all words required ("witch 3" finds "The Witcher 3").
+    - ``platform``, ``region``, ``genre``: exact match, case-insensitive.
+    - ``min_price_minor`` / ``max_price_minor``: inclusive bounds on ``price_minor``
+      (minor units, compared as they are whatever the currency).
+    - ``in_stock``: True keeps products a shopper can buy for immediate delivery: at
+      least one own key with status ``available`` OR at least one mapped provider offer
+      reporting stock > 0 (fulfilment buys from providers when own stock runs out,
+      DESIGN §5.3). False keeps those with neither. None does not filter.
+    - ``preorder``: True only preorders, False no preorders, None both.
+    - ``sort``: ``relevance`` (text rank when there is a query, otherwise featured
+      first, then newest), ``price_asc``, ``price_desc``, ``newest`` (created_at,
+      newest first), ``title`` (A→Z). Ties are broken by id so pages never overlap.
+    - ``page`` ≥ 1, 1 ≤ ``per_page`` ≤ 100; a page past the end is empty.
+
+    Raises InvalidInput for a bad sort, page, per_page or price bound. Runs two queries
+    for the page (count, rows) and two grouped ones for the page's stock figures.
+    """
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of: {', '.join(SORTS)}", field="sort")
+    page = _positive_int("page", page, minimum=1)
+    per_page = _positive_int("per_page", per_page, minimum=1, maximum=MAX_PER_PAGE)
+    for name, bound in (("min_price_minor", min_price_minor), ("max_price_minor", max_price_minor)):
+        if bound is not None:
+            _positive_int(name, bound, minimum=0)
+    if (
+        min_price_minor is not None
+        and max_price_minor is not None
+        and min_price_minor > max_price_minor
+    ):
+        raise InvalidInput(
+            "min_price_minor must not be above max_price_minor", field="min_price_minor"
+        )
+
+    conditions: list[ColumnElement[bool]] = [products.c.active == true()]
+    if platform:
+        conditions.append(_facet_condition(products.c.platform, platform, _PLATFORM_BY_LOWER))
+    if region:
+        conditions.append(_facet_condition(products.c.region, region, _REGION_BY_LOWER))
+    if genre:
+        conditions.append(_facet_condition(products.c.genre, genre, {}))
+    if min_price_minor is not None:
+        conditions.append(products.c.price_minor >= min_price_minor)
+    if max_price_minor is not None:
+        conditions.append(products.c.price_minor <= max_price_minor)
+    if in_stock is not None:
+        stocked = _in_stock_condition()
+        conditions.append(stocked if in_stock else not_(stocked))
+    if preorder is not None:
+        conditions.append(products.c.is_preorder == (true() if preorder else false()))
+
+    tokens = query_tokens(query)
+    rank: ColumnElement[Any] | None = None  # smaller is better
+    fts_join: Any = None
+    if tokens:
+        if session.get_bind().dialect.name == "postgresql":
+            tsquery = func.to_tsquery(
+                literal_column("'simple'"),
+                bindparam("search_tsquery", " & ".join(f"{t}:*" for t in tokens)),
+            )
+            document = literal_column(_PG_SEARCH_DOCUMENT)
+            conditions.append(document.op("@@", return_type=Boolean)(tsquery))
+            rank = -func.ts_rank(document, tsquery)
+        else:
+            fts_join = (
+                text(
+                    "SELECT rowid AS id, bm25(products_fts, 10.0, 2.0, 2.0, 1.0) AS rank "
+                    "FROM products_fts WHERE products_fts MATCH :search_match"
+                )
+                .bindparams(search_match=" ".join(f'"{t}"*' for t in tokens))
+                .columns(id=Integer, rank=Float)
+                .subquery("fts")
+            )
+            rank = fts_join.c.rank
+
+    def restricted(stmt: Select[Any]) -> Select[Any]:
+        if fts_join is not None:
+            stmt = stmt.join(fts_join, fts_join.c.id == products.c.id)
+        return stmt.where(and_(*conditions))
+
+    total = session.execute(restricted(select(func.count()).select_from(products))).scalar_one()
+    pages = math.ceil(total / per_page) if total else 0
+
+    items: list[ProductHit] = []
+    if total and (page - 1) * per_page < total:
+        columns = [
+            products.c.id, products.c.slug, products.c.title, products.c.platform,
+            products.c.region, products.c.genre, products.c.publisher, products.c.price_minor,
+            products.c.currency, products.c.list_price_minor, products.c.is_preorder,
+            products.c.release_date, products.c.featured, products.c.cover_url,
+            products.c.low_stock_threshold, products.c.created_at,
+        ]  # fmt: skip
+        newest = [products.c.created_at.desc(), products.c.id.desc()]
+        order: list[Any]
+        if sort == "relevance":
+            order = [products.c.featured.desc(), *newest]
+            if rank is not None:
+                order = [rank.asc(), *order]
+        elif sort == "price_asc":
+            order = [products.c.price_minor.asc(), products.c.id.asc()]
+        elif sort == "price_desc":
+            order = [products.c.price_minor.desc(), products.c.id.desc()]
+        elif sort == "newest":
+            order = newest
+        else:  # title
+            order = [func.lower(products.c.title).asc(), products.c.id.asc()]
+        stmt = (
+            restricted(select(*columns).select_from(products))
+            .order_by(*order)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+        rows = session.execute(stmt).mappings().all()
+        ids = [row["id"] for row in rows]
+        available = available_counts(session=session, product_ids=ids)
+        provider = provider_stock_counts(session=session, product_ids=ids)
+        items = [
+            ProductHit(
+                **row,
+                available=available.get(row["id"], 0),
+                provider_stock=provider.get(row["id"], 0),
+            )
+            for row in rows
+        ]
+    return SearchPage(items=items, total=total, page=page, per_page=per_page, pages=pages)
+
+
+def available_counts(*, session: Session, product_ids: list[int]) -> dict[int, int]:
+    """How many keys with status ``available`` each product has (absent means 0).
+
+    One grouped query over the partial index ix_keys_available.
+    """
+    if not product_ids:
+        return {}
+    stmt = (
+        select(keys_table.c.product_id, func.count())
+        .where(keys_table.c.product_id.in_(product_ids), text(_KEY_AVAILABLE))
+        .group_by(keys_table.c.product_id)
+    )
+    return {pid: int(n) for pid, n in session.execute(stmt).all()}
+
+
+def provider_stock_counts(*, session: Session, product_ids: list[int]) -> dict[int, int]:
+    """The providers' reported stock summed per product, over offers mapped to it."""
+    if not product_ids:
+        return {}
+    stmt = (
+        select(offers.c.product_id, func.sum(offers.c.stock))
+        .where(offers.c.product_id.in_(product_ids), offers.c.stock > 0)
+        .group_by(offers.c.product_id)
+    )
+    return {pid: int(n) for pid, n in session.execute(stmt).all()}
+
+
+def facet_values(*, session: Session) -> dict[str, list[str]]:
+    """Distinct platforms, regions and genres of active products, sorted, for the
+    storefront's filter drop-downs. Empty genres are left out."""
+    facets: dict[str, list[str]] = {}
+    for name in ("platform", "region", "genre"):
+        column = products.c[name]
+        stmt = select(column).where(products.c.active == true(), column != "").distinct()
+        values = [value for (value,) in session.execute(stmt).all()]
+        # Sorted here, not by the database, so every backend and collation agrees.
+        facets[f"{name}s"] = sorted(values, key=lambda v: (v.casefold(), v))
+    return facets
