@@ -137,13 +137,22 @@ def import_keys(product_slug: str | None, operator: str, file: Path) -> None:
 
 @cli.command("seed-demo")
 @click.option("--keys-per-product", default=25, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--if-empty", is_flag=True, help="Only when the shop has no products yet (never mixes demo titles into a real catalogue).")
 @handles_errors
-def seed_demo(keys_per_product: int) -> None:
+def seed_demo(keys_per_product: int, if_empty: bool) -> None:
     """Load the demo catalogue (invented titles, generated cover art, demo keys)."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
     from core.db import session_scope
+    from core.models import Product
     from core.services.demo import seed_demo as run_seed
 
     with session_scope() as session:
+        existing = session.exec(select(func.count()).select_from(Product)).one()
+        if if_empty and existing:
+            click.echo(f"the shop already has {existing} products; demo catalogue not loaded")
+            return
         summary = run_seed(session=session, keys_per_product=keys_per_product)
     click.echo(
         f"demo catalogue: {summary.products_created} products created, "

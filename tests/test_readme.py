@@ -1,0 +1,31 @@
+"""The README's command list stays true to the code."""
+
+import re
+from pathlib import Path
+
+import click
+
+from keyshop.cli import cli
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def _resolve(words: list[str]) -> click.Command | None:
+    command: click.Command = cli
+    for word in words:
+        if not isinstance(command, click.Group) or word not in command.commands:
+            return None
+        command = command.commands[word]
+    return command
+
+
+def test_every_command_in_the_readme_exists():
+    listed = re.findall(r"^\| `keyshop ([a-z][a-z -]*?)(?: --| [A-Z]|`)", README, flags=re.M)
+    assert len(listed) >= 6
+    for entry in listed:
+        assert _resolve(entry.split()) is not None, f"README lists `keyshop {entry}` but the CLI has no such command"
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
+    assert "./dev test" in README and "exec ./dev test" in ci
