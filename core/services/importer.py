@@ -1,0 +1,1018 @@
+"""Bulk import of keys from a file: ``keyshop import-keys --product SLUG FILE``.
+
+The file is streamed, never held in memory: it is read line by line (``.txt``: one key
+per line) or record by record (``.csv``: a header naming a ``key`` column, and optional
+``cost``, ``currency``, ``supplier`` and ``product`` columns), ``batch_size`` lines at a
+time.
+
+What an operator can rely on:
+
+- Nothing is written when the file cannot be imported at all (missing, a directory,
+  empty, binary, an unsupported extension, a CSV without a ``key`` column, an unknown
+  ``--product``): the error says why, and not even an ``ImportBatch`` row is left.
+- Otherwise an ``ImportBatch`` row (status ``running``) is committed first. Each batch of
+  keys and the batch row's counters then commit in one transaction, so an interruption
+  (Ctrl-C, a kill, a lost connection) leaves only whole batches behind, the counters
+  match the keys stored, and the batch row says ``failed`` (or stays ``running`` after a
+  kill). Running the same file again imports only what is missing.
+- Every line read is counted exactly once: ``read == imported + duplicate_in_file +
+  duplicate_in_stock + rejected``. A duplicate is found by the keyed fingerprint of the
+  normalised code (``abcd-efgh`` and ``ABCDEFGH`` are one key) under the unique index on
+  ``keys.fingerprint``: a code seen earlier in the same file is ``duplicate_in_file``
+  (within a batch by a dictionary, across batches because the stored row carries this
+  import's batch id); a code already in stock, or inserted by a concurrent import
+  between our check and our insert, is ``duplicate_in_stock``. No set of the whole file
+  is kept in memory.
+- Rejected lines are reported by line number and reason, never by their text: keys are
+  secrets. Reasons: ``empty``, ``too long``, ``control or binary characters``,
+  ``malformed CSV`` (wrong field count, bad quoting, bad cost, currency or supplier) and
+  ``unknown product``. A record of a CSV file is numbered by the physical line it starts
+  on. A line of only separators (spaces, hyphens) is ``empty``; a physical line longer
+  than twice the maximum key length (plus some slack) is ``too long`` without being
+  read into memory.
+- CSV cost is a decimal in major units (``4.99``) stored as minor units (499) in the
+  currency of the line (``currency`` column, else the product's currency). A
+  ``currency`` without a ``cost`` is checked but not stored. The CSV delimiter is
+  ``,``, or ``;`` or a tab when the header uses that instead.
+
+Speed: the work is split between two threads. The calling thread parses, fingerprints
+and encrypts batch *n+1* while a writer thread stores batch *n*, so the database and
+Python work side by side. On PostgreSQL a batch is sent with binary ``COPY`` into a
+temporary staging table and moved with ``INSERT ... SELECT ... ON CONFLICT (fingerprint)
+DO NOTHING``; on SQLite it is one ``executemany`` of ``INSERT ... ON CONFLICT DO
+NOTHING`` inside an immediate transaction. ``bench/import_keys.py`` measures it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import io
+import logging
+import struct
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from core.config import get_settings
+from core.crypto import KeyVault, get_vault
+from core.db import get_engine, session_scope
+from core.errors import DomainError, ImportFileError, UnknownProduct
+from core.models import ImportBatch, ImportStatus, Key, KeyStatus, Product, new_uuid, utcnow
+from core.services.audit import Actor, record_audit
+
+log = logging.getLogger(__name__)
+
+EMPTY = "empty"
+TOO_LONG = "too long"
+CONTROL = "control or binary characters"
+MALFORMED_CSV = "malformed CSV"
+UNKNOWN_PRODUCT = "unknown product"
+
+REPORT_REJECTIONS = 20  # rejections listed in the ImportReport
+STORED_REJECTIONS = 100  # rejections kept in ImportBatch.rejections
+FORMATS = {".txt": "txt", ".csv": "csv"}
+CSV_COLUMNS = ("key", "cost", "currency", "supplier", "product")
+SNIFF_BYTES = 8192
+SUPPLIER_MAX = 120  # keys.supplier is VARCHAR(120)
+COST_MAX_MINOR = 10**15
+
+# Characters the fingerprint ignores (core.crypto.normalise_code): a line made only of
+# these has no code in it.
+_SEPARATORS = " \t-\u00a0\u2010\u2011\u2012\u2013\u2014"
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+# ISO 4217 currencies whose minor unit is not 1/100; every other code has two decimals.
+_MINOR_EXPONENT = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"), 0),
+    **dict.fromkeys(("RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass
+class Rejection:
+    """A line that was not imported. Never carries the line's text (keys are secrets)."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    batch_id: int
+    product_slug: str | None
+    file_name: str
+    read: int
+    imported: int
+    duplicate_in_file: int
+    duplicate_in_stock: int
+    rejected: int
+    rejections: list[Rejection]  # the first 20 (ImportBatch.rejections keeps 100)
+
+
+# --- the file ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    file_format: str  # "txt" | "csv"
+    size: int
+    delimiter: str = ","
+    columns: tuple[str, ...] = ()  # lower-cased CSV header
+
+    def column(self, name: str) -> int | None:
+        return self.columns.index(name) if name in self.columns else None
+
+
+def _check_file(path: Path, product_slug: str | None) -> _Source:
+    """Everything that refuses the file as a whole, before anything is written."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImportFileError(f"{path}: no such file", file=str(path)) from None
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read it ({exc.strerror})", file=str(path)) from None
+    if path.is_dir():
+        raise ImportFileError(f"{path} is a directory, not a file of keys", file=str(path))
+    file_format = FORMATS.get(path.suffix.lower())
+    if file_format is None:
+        raise ImportFileError(
+            f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
+            "use .txt (one key per line) or .csv (with a 'key' column)",
+            file=str(path),
+        )
+    if st.st_size == 0:
+        raise ImportFileError(f"{path} is empty", file=str(path))
+    try:
+        with path.open("rb") as fh:
+            _refuse_binary(path, fh.read(SNIFF_BYTES))
+            fh.seek(0)
+            if _only_whitespace(fh):
+                raise ImportFileError(f"{path} is empty (only blank lines)", file=str(path))
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read it ({exc.strerror})", file=str(path)) from None
+    source = _Source(path=path, file_format=file_format, size=st.st_size)
+    if file_format == "csv":
+        source = _read_csv_header(source)
+    if product_slug is None and source.column("product") is None:
+        raise ImportFileError(
+            f"{path}: say which product the keys are for (--product SLUG), "
+            "or give a CSV file with a 'product' column",
+            file=str(path),
+        )
+    return source
+
+
+def _refuse_binary(path: Path, head: bytes) -> None:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ImportFileError(f"{path} is UTF-16 text; save it as UTF-8", file=str(path))
+    if b"\x00" in head:
+        raise ImportFileError(
+            f"{path} looks like a binary file (NUL bytes), not text", file=str(path)
+        )
+    # final=False: a multi-byte character cut at the end of the sample is not an error.
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    bad = sum(1 for ch in text if ch == "\ufffd" or (ch not in "\r\n\t" and not ch.isprintable()))
+    if text and bad * 10 > len(text):
+        raise ImportFileError(f"{path} is not UTF-8 text (binary data?)", file=str(path))
+
+
+def _only_whitespace(fh: io.BufferedReader) -> bool:
+    first = True
+    while chunk := fh.read(1 << 16):
+        if first:
+            chunk = chunk.removeprefix(codecs.BOM_UTF8)
+            first = False
+        if chunk.strip():
+            return False
+    return True
+
+
+def _open_text(source: _Source) -> tuple[io.BufferedReader, io.TextIOWrapper]:
+    raw = source.path.open("rb")
+    # utf-8-sig drops a BOM; surrogateescape turns invalid bytes into lone surrogates,
+    # which the per-line check rejects (category Cs) without failing the whole file.
+    text = io.TextIOWrapper(
+        raw,
+        encoding="utf-8-sig",
+        errors="surrogateescape",
+        newline="" if source.file_format == "csv" else None,
+    )
+    return raw, text
+
+
+def _line_limit() -> int:
+    return get_settings().max_key_length * 2 + 256
+
+
+class _Lines:
+    """Physical lines of a text file, each at most ``limit`` characters: a longer line is
+    skipped without being held in memory, replaced by an empty line, and flagged."""
+
+    def __init__(self, fh: io.TextIOWrapper, limit: int) -> None:
+        self._readline = fh.readline
+        self._limit = limit
+        self.overlong = False  # set when a line was cut; the reader clears it
+
+    def __iter__(self) -> Iterator[str]:
+        readline, limit = self._readline, self._limit
+        while line := readline(limit):
+            if len(line) == limit and not line.endswith(("\n", "\r")):
+                while (
+                    (rest := readline(limit))
+                    and len(rest) == limit
+                    and not rest.endswith(("\n", "\r"))
+                ):
+                    pass
+                self.overlong = True
+                yield "\n"
+                continue
+            yield line
+
+
+def _read_csv_header(source: _Source) -> _Source:
+    raw, fh = _open_text(source)
+    with raw, fh:
+        first = fh.readline(_line_limit())
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    delimiter = max(counts, key=lambda d: (counts[d], d == ","))
+    try:
+        header = next(csv.reader([first], delimiter=delimiter, strict=True), [])
+    except csv.Error:
+        header = []
+    columns = tuple(name.strip().lower() for name in header)
+    # Never echo the header: a key list saved as .csv would put a key in the message.
+    if "key" not in columns:
+        raise ImportFileError(
+            f"{source.path}: the first line of a CSV file must be a header naming a 'key' "
+            "column (optional: cost, currency, supplier, product)",
+            file=str(source.path),
+        )
+    for name in CSV_COLUMNS:
+        if columns.count(name) > 1:
+            raise ImportFileError(
+                f"{source.path}: the CSV header names {name!r} twice", file=str(source.path)
+            )
+    return _Source(
+        path=source.path,
+        file_format="csv",
+        size=source.size,
+        delimiter=delimiter,
+        columns=columns,
+    )
+
+
+# --- parsing lines -----------------------------------------------------------------
+
+# One parsed line: (line number, code, product slug or None, supplier, cost, currency).
+_Parsed = tuple[int, str, str | None, str | None, Decimal | None, str | None]
+
+
+@dataclass
+class _Chunk:
+    """``batch_size`` lines as read: what is left to import, and what was rejected."""
+
+    read: int = 0
+    parsed: list[_Parsed] = field(default_factory=list)
+    rejections: list[tuple[int, str]] = field(default_factory=list)
+    bytes_done: int = 0
+
+
+def _code_problem(code: str, max_len: int) -> str | None:
+    if not code or not code.strip(_SEPARATORS):
+        return EMPTY
+    if not code.isprintable() and any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in code):
+        return CONTROL
+    if len(code) > max_len:
+        return TOO_LONG
+    return None
+
+
+def _chunks_txt(source: _Source, batch_size: int) -> Iterator[_Chunk]:
+    max_len = get_settings().max_key_length
+    raw, fh = _open_text(source)
+    with raw, fh:
+        lines = _Lines(fh, _line_limit())
+        chunk = _Chunk()
+        for number, line in enumerate(lines, 1):
+            chunk.read += 1
+            if lines.overlong:
+                lines.overlong = False
+                chunk.rejections.append((number, TOO_LONG))
+            else:
+                code = line.strip()
+                problem = _code_problem(code, max_len)
+                if problem is None:
+                    chunk.parsed.append((number, code, None, None, None, None))
+                else:
+                    chunk.rejections.append((number, problem))
+            if chunk.read >= batch_size:
+                chunk.bytes_done = raw.tell()
+                yield chunk
+                chunk = _Chunk()
+        if chunk.read:
+            chunk.bytes_done = source.size
+            yield chunk
+
+
+def _chunks_csv(source: _Source, batch_size: int) -> Iterator[_Chunk]:
+    max_len = get_settings().max_key_length
+    ncols = len(source.columns)
+    i_key = source.column("key")
+    i_cost, i_currency = source.column("cost"), source.column("currency")
+    i_supplier, i_product = source.column("supplier"), source.column("product")
+    assert i_key is not None
+    raw, fh = _open_text(source)
+    with raw, fh:
+        lines = _Lines(fh, _line_limit())
+        reader = csv.reader(lines, delimiter=source.delimiter, strict=True)
+        with contextlib.suppress(csv.Error):
+            next(reader, None)  # the header, checked by _read_csv_header
+        lines.overlong = False
+        chunk = _Chunk()
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                row = None
+            chunk.read += 1
+            overlong, lines.overlong = lines.overlong, False
+            if overlong:
+                chunk.rejections.append((start, TOO_LONG))
+            elif row is None:
+                chunk.rejections.append((start, MALFORMED_CSV))
+            elif not any(cell.strip() for cell in row):
+                chunk.rejections.append((start, EMPTY))
+            elif len(row) != ncols:
+                chunk.rejections.append((start, MALFORMED_CSV))
+            else:
+                code = row[i_key].strip()
+                problem = _code_problem(code, max_len)
+                if problem is None:
+                    parsed = _csv_fields(row, i_supplier, i_cost, i_currency, i_product)
+                    if isinstance(parsed, str):
+                        problem = parsed
+                    else:
+                        chunk.parsed.append((start, code, *parsed))
+                if problem is not None:
+                    chunk.rejections.append((start, problem))
+            if chunk.read >= batch_size:
+                chunk.bytes_done = raw.tell()
+                yield chunk
+                chunk = _Chunk()
+        if chunk.read:
+            chunk.bytes_done = source.size
+            yield chunk
+
+
+def _csv_fields(
+    row: list[str],
+    i_supplier: int | None,
+    i_cost: int | None,
+    i_currency: int | None,
+    i_product: int | None,
+) -> tuple[str | None, str | None, Decimal | None, str | None] | str:
+    """(product slug, supplier, cost, currency) of one CSV row, or a rejection reason."""
+    slug = row[i_product].strip() or None if i_product is not None else None
+    supplier = row[i_supplier].strip() or None if i_supplier is not None else None
+    if supplier is not None:
+        if _code_problem(supplier, SUPPLIER_MAX) == CONTROL:
+            return CONTROL
+        if len(supplier) > SUPPLIER_MAX:
+            return MALFORMED_CSV
+    cost: Decimal | None = None
+    cost_text = row[i_cost].strip() if i_cost is not None else ""
+    if cost_text:
+        try:
+            cost = Decimal(cost_text)
+        except InvalidOperation:
+            return MALFORMED_CSV
+        if not cost.is_finite() or cost < 0:
+            return MALFORMED_CSV
+    currency = row[i_currency].strip().upper() or None if i_currency is not None else None
+    if currency is not None and not (
+        len(currency) == 3 and currency.isascii() and currency.isalpha()
+    ):
+        return MALFORMED_CSV
+    return slug, supplier, cost, currency
+
+
+def _minor_units(cost: Decimal, currency: str) -> int | None:
+    scaled = cost.scaleb(_MINOR_EXPONENT.get(currency, 2))
+    if scaled != scaled.to_integral_value() or scaled >= COST_MAX_MINOR:
+        return None
+    return int(scaled)
+
+
+# --- preparing rows ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ProductRef:
+    id: int
+    slug: str
+    currency: str
+
+
+class _Products:
+    """Product slugs of CSV lines, looked up once per batch and remembered."""
+
+    MAX_CACHED = 10_000
+
+    def __init__(self, engine: Engine, default: _ProductRef | None) -> None:
+        self._engine = engine
+        self.default = default
+        self._known: dict[str, _ProductRef | None] = {}
+
+    def resolve(self, slugs: set[str]) -> None:
+        missing = [s for s in slugs if s not in self._known]
+        if not missing:
+            return
+        if len(self._known) + len(missing) > self.MAX_CACHED:
+            self._known.clear()
+        for start in range(0, len(missing), 500):
+            part = missing[start : start + 500]
+            with session_scope(write=False, engine=self._engine) as session:
+                rows = session.execute(
+                    select(Product.id, Product.slug, Product.currency).where(Product.slug.in_(part))  # type: ignore[union-attr,attr-defined]
+                ).all()
+            found = {slug: _ProductRef(pid, slug, cur) for pid, slug, cur in rows}
+            for slug in part:
+                self._known[slug] = found.get(slug)
+
+    def get(self, slug: str | None) -> _ProductRef | None:
+        return self.default if slug is None else self._known.get(slug)
+
+
+# A key row ready to store: id, fingerprint, ciphertext, key_version, product_id,
+# supplier, cost_minor, cost_currency.
+_Row = tuple[uuid.UUID, bytes, bytes, int, int, str | None, int | None, str | None]
+
+
+@dataclass
+class _Prepared:
+    """A batch after the calling thread's work, ready for the writer thread."""
+
+    read: int
+    rejected: int
+    duplicate_in_file: int  # within this batch
+    rows: int
+    fingerprints: list[bytes]
+    payload: Any  # the store's encoding of the rows
+    rejections: list[dict[str, Any]] | None  # the new ImportBatch.rejections, if changed
+    bytes_done: int
+
+
+def _prepare(
+    chunk: _Chunk,
+    *,
+    vault: KeyVault,
+    products: _Products,
+    store: _Store,
+    stored_rejections: list[dict[str, Any]],
+    report_rejections: list[Rejection],
+) -> _Prepared:
+    """Fingerprint, de-duplicate within the batch and encrypt (the calling thread)."""
+    rejections = chunk.rejections
+    slugs = {p[2] for p in chunk.parsed if p[2] is not None}
+    if slugs:
+        products.resolve(slugs)
+    fingerprint, encrypt = vault.fingerprint, vault.encrypt
+    seen: dict[bytes, None] = {}
+    rows: list[_Row] = []
+    duplicates = 0
+    default = products.default
+    for number, code, slug, supplier, cost, currency in chunk.parsed:
+        product = default if slug is None else products.get(slug)
+        if product is None:
+            rejections.append((number, UNKNOWN_PRODUCT))
+            continue
+        cost_minor: int | None = None
+        if cost is not None:
+            currency = currency or product.currency
+            cost_minor = _minor_units(cost, currency)
+            if cost_minor is None:
+                rejections.append((number, MALFORMED_CSV))
+                continue
+        else:
+            currency = None
+        fp = fingerprint(code)
+        if fp in seen:
+            duplicates += 1
+            continue
+        seen[fp] = None
+        row_id = new_uuid()
+        version, blob = encrypt(code.encode(), row_id=row_id)
+        rows.append((row_id, fp, blob, version, product.id, supplier, cost_minor, currency))
+    changed = None
+    if rejections:
+        rejections.sort()
+        if len(stored_rejections) < STORED_REJECTIONS:
+            room = STORED_REJECTIONS - len(stored_rejections)
+            stored_rejections.extend({"line": n, "reason": r} for n, r in rejections[:room])
+            changed = list(stored_rejections)
+        room = REPORT_REJECTIONS - len(report_rejections)
+        report_rejections.extend(Rejection(n, r) for n, r in rejections[: max(room, 0)])
+    return _Prepared(
+        read=chunk.read,
+        rejected=len(rejections),
+        duplicate_in_file=duplicates,
+        rows=len(rows),
+        fingerprints=list(seen),
+        payload=store.encode(rows) if rows else None,
+        rejections=changed,
+        bytes_done=chunk.bytes_done,
+    )
+
+
+# --- storing rows ------------------------------------------------------------------
+
+
+class _Store(Protocol):
+    """How one backend stores a batch of rows. ``encode`` runs in the calling thread;
+    the other methods in the writer thread, inside the writer's transaction."""
+
+    def encode(self, rows: list[_Row]) -> Any: ...
+
+    def open(self, conn: Connection) -> None: ...
+
+    def insert(self, conn: Connection, payload: Any, count: int) -> int:
+        """Insert, skipping conflicting fingerprints; returns the number inserted."""
+        ...
+
+    def count_of_batch(self, conn: Connection, fingerprints: list[bytes]) -> int:
+        """How many of these fingerprints are stored with this import's batch id."""
+        ...
+
+    def close(self, conn: Connection) -> None: ...
+
+
+_PG_STAGE = "keyshop_import_stage"
+_PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_PG_COPY_TRAILER = struct.pack("!h", -1)
+_PG_ROW_HEAD = struct.Struct("!hi16si32si")  # field count, id, fingerprint, ciphertext length
+_PG_NULL = struct.pack("!i", -1)
+
+
+class _PostgresStore:
+    """Binary COPY into a temporary staging table, then one INSERT ... SELECT."""
+
+    def __init__(self, batch_id: int, created_at: datetime) -> None:
+        self.batch_id = batch_id
+        self.created_at = created_at
+        self._tails: dict[tuple[int, int], bytes] = {}
+
+    def encode(self, rows: list[_Row]) -> bytes:
+        head, null, tails = _PG_ROW_HEAD.pack, _PG_NULL, self._tails
+        out = [_PG_COPY_HEADER]
+        append = out.append
+        for row_id, fp, blob, version, product_id, supplier, cost_minor, currency in rows:
+            tail = tails.get((version, product_id))
+            if tail is None:
+                tail = tails[(version, product_id)] = struct.pack(
+                    "!ihii", 2, version, 4, product_id
+                )
+            append(head(8, 16, row_id.bytes, 32, fp, len(blob)))
+            append(blob)
+            append(tail)
+            if supplier is None:
+                append(null)
+            else:
+                text = supplier.encode()
+                append(struct.pack("!i", len(text)) + text)
+            append(null if cost_minor is None else struct.pack("!iq", 8, cost_minor))
+            append(null if currency is None else struct.pack("!i", 3) + currency.encode())
+        append(_PG_COPY_TRAILER)
+        return b"".join(out)
+
+    def open(self, conn: Connection) -> None:
+        with conn.begin():
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{_PG_STAGE}")
+            conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE {_PG_STAGE} (id uuid NOT NULL, fingerprint bytea NOT NULL, "
+                "ciphertext bytea NOT NULL, key_version int2 NOT NULL, product_id int4 NOT NULL, "
+                "supplier text, cost_minor int8, cost_currency text) ON COMMIT DELETE ROWS"
+            )
+
+    def insert(self, conn: Connection, payload: bytes, count: int) -> int:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur:
+            with cur.copy(
+                f"COPY {_PG_STAGE} (id, fingerprint, ciphertext, key_version, product_id, "
+                "supplier, cost_minor, cost_currency) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.write(payload)
+            cur.execute(
+                "INSERT INTO keys (id, product_id, status, kind, ciphertext, key_version, "
+                "fingerprint, import_batch_id, supplier, cost_minor, cost_currency, created_at) "
+                "SELECT id, product_id, %(status)s, 'text', ciphertext, key_version, fingerprint, "
+                f"%(batch)s, supplier, cost_minor, cost_currency, %(now)s FROM {_PG_STAGE} "
+                "ON CONFLICT (fingerprint) DO NOTHING",
+                {
+                    "status": str(KeyStatus.AVAILABLE),
+                    "batch": self.batch_id,
+                    "now": self.created_at,
+                },
+            )
+            return int(cur.rowcount)
+
+    def count_of_batch(self, conn: Connection, fingerprints: list[bytes]) -> int:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM keys WHERE fingerprint = ANY(%s) AND import_batch_id = %s",
+                (fingerprints, self.batch_id),
+            )
+            found = cur.fetchone()
+        return int(found[0]) if found else 0
+
+    def close(self, conn: Connection) -> None:
+        with conn.begin():
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{_PG_STAGE}")
+
+
+class _SqliteStore:
+    """``executemany`` of INSERT ... ON CONFLICT DO NOTHING in an immediate transaction."""
+
+    _CHUNK = 500  # bound parameters per IN (...) query
+
+    def __init__(self, batch_id: int, created_at: datetime, conn: Connection) -> None:
+        self.batch_id = batch_id
+        table = Key.__table__  # type: ignore[attr-defined]
+        self._uuid = table.c.id.type.bind_processor(conn.dialect)
+        stamp = table.c.created_at.type.bind_processor(conn.dialect)
+        self._created_at = stamp(created_at) if stamp else created_at
+
+    def encode(self, rows: list[_Row]) -> list[tuple[Any, ...]]:
+        to_db = self._uuid or (lambda v: v)
+        status, batch_id, created = str(KeyStatus.AVAILABLE), self.batch_id, self._created_at
+        return [
+            (to_db(rid), pid, status, "text", blob, ver, fp, batch_id, sup, cost, cur, created)
+            for rid, fp, blob, ver, pid, sup, cost, cur in rows
+        ]
+
+    def open(self, conn: Connection) -> None:
+        pass
+
+    def insert(self, conn: Connection, payload: list[tuple[Any, ...]], count: int) -> int:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cur = driver.cursor()
+        try:
+            cur.executemany(
+                "INSERT INTO keys (id, product_id, status, kind, ciphertext, key_version, "
+                "fingerprint, import_batch_id, supplier, cost_minor, cost_currency, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
+                payload,
+            )
+            return int(cur.rowcount)
+        finally:
+            cur.close()
+
+    def count_of_batch(self, conn: Connection, fingerprints: list[bytes]) -> int:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cur = driver.cursor()
+        total = 0
+        try:
+            for start in range(0, len(fingerprints), self._CHUNK):
+                part = fingerprints[start : start + self._CHUNK]
+                marks = ", ".join("?" * len(part))
+                cur.execute(
+                    f"SELECT count(*) FROM keys WHERE import_batch_id = ? AND fingerprint IN ({marks})",
+                    (self.batch_id, *part),
+                )
+                total += int(cur.fetchone()[0])
+        finally:
+            cur.close()
+        return total
+
+    def close(self, conn: Connection) -> None:
+        pass
+
+
+@dataclass
+class _Stored:
+    imported: int
+    duplicate_in_file: int
+    duplicate_in_stock: int
+
+
+class _Writer:
+    """Owns one connection, used only from the writer thread."""
+
+    def __init__(self, engine: Engine, batch_id: int, created_at: datetime) -> None:
+        self.engine = engine
+        self.batch_id = batch_id
+        self.created_at = created_at
+        self.conn: Connection | None = None
+        self.store: _Store | None = None
+        self._batches = ImportBatch.__table__  # type: ignore[attr-defined]
+
+    def open(self) -> _Store:
+        self.conn = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":
+            store: _Store = _PostgresStore(self.batch_id, self.created_at)
+        else:
+            store = _SqliteStore(self.batch_id, self.created_at, self.conn)
+        store.open(self.conn)
+        self.store = store
+        return store
+
+    def write(self, batch: _Prepared) -> _Stored:
+        """Store one batch and add it to the batch row's counters: one transaction."""
+        conn, store = self.conn, self.store
+        assert conn is not None and store is not None
+        with conn.begin():
+            inserted = dup_file = 0
+            if batch.rows:
+                inserted = store.insert(conn, batch.payload, batch.rows)
+                if inserted < batch.rows:
+                    # Rows already stored by an earlier batch of this import are
+                    # duplicates in the file; the count includes the rows just inserted.
+                    dup_file = store.count_of_batch(conn, batch.fingerprints) - inserted
+            stored = _Stored(
+                imported=inserted,
+                duplicate_in_file=batch.duplicate_in_file + dup_file,
+                duplicate_in_stock=batch.rows - inserted - dup_file,
+            )
+            t = self._batches.c
+            values: dict[str, Any] = {
+                "lines_read": t.lines_read + batch.read,
+                "imported": t.imported + stored.imported,
+                "duplicate_in_file": t.duplicate_in_file + stored.duplicate_in_file,
+                "duplicate_in_stock": t.duplicate_in_stock + stored.duplicate_in_stock,
+                "rejected": t.rejected + batch.rejected,
+            }
+            if batch.rejections is not None:
+                values["rejections"] = batch.rejections
+            conn.execute(update(self._batches).where(t.id == self.batch_id).values(**values))
+        return stored
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            if self.store is not None and not self.conn.closed and not self.conn.invalidated:
+                self.store.close(self.conn)
+        except SQLAlchemyError:
+            log.warning("import batch %s: could not drop the staging table", self.batch_id)
+        finally:
+            self.conn.close()
+            self.conn = None
+
+
+# --- the use case ------------------------------------------------------------------
+
+
+@dataclass
+class _Totals:
+    read: int = 0
+    imported: int = 0
+    duplicate_in_file: int = 0
+    duplicate_in_stock: int = 0
+    rejected: int = 0
+
+    def add(self, batch: _Prepared, stored: _Stored) -> None:
+        self.read += batch.read
+        self.rejected += batch.rejected
+        self.imported += stored.imported
+        self.duplicate_in_file += stored.duplicate_in_file
+        self.duplicate_in_stock += stored.duplicate_in_stock
+
+
+def import_keys(
+    *,
+    path: Path,
+    product_slug: str | None,
+    operator: str,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    engine: Engine | None = None,
+) -> ImportReport:
+    """Import the keys of a ``.txt`` or ``.csv`` file into stock (see the module doc).
+
+    Raises :class:`ImportFileError` or :class:`UnknownProduct` before writing anything
+    when the file or the product is unusable. Owns its transactions: the batch row
+    first, then one transaction per batch of ``batch_size`` lines (default
+    ``settings.import_batch_size``). ``progress(bytes_done, bytes_total)`` is called
+    after each batch is committed; an exception it raises (e.g. ``KeyboardInterrupt``)
+    stops the import after that batch, marks the batch row failed and propagates.
+    """
+    settings = get_settings()
+    size = batch_size or settings.import_batch_size
+    if size < 1:
+        raise ValueError("batch_size must be at least 1")
+    engine = engine or get_engine()
+    path = Path(path)
+    source = _check_file(path, product_slug)
+    default = _default_product(engine, product_slug)
+    vault = get_vault()
+
+    created_at = utcnow()
+    with session_scope(engine=engine) as session:
+        batch = ImportBatch(
+            product_id=default.id if default else None,
+            file_name=path.name[:500],
+            file_format=source.file_format,
+            operator=operator[:120],
+            status=ImportStatus.RUNNING,
+            started_at=created_at,
+        )
+        session.add(batch)
+        session.flush()
+        assert batch.id is not None
+        batch_id: int = batch.id
+    log.info(
+        "import batch %s started: %s (%s, %d bytes), product %s, operator %s",
+        batch_id,
+        path.name,
+        source.file_format,
+        source.size,
+        product_slug or "(per line)",
+        operator,
+    )
+
+    report_rejections: list[Rejection] = []
+    try:
+        totals = _run(
+            source=source,
+            batch_size=size,
+            vault=vault,
+            products=_Products(engine, default),
+            writer=_Writer(engine, batch_id, created_at),
+            report_rejections=report_rejections,
+            progress=progress,
+        )
+    except BaseException as exc:
+        _finish_failed(engine, batch_id, operator, exc)
+        raise
+
+    with session_scope(engine=engine) as session:
+        row = session.get(ImportBatch, batch_id)
+        assert row is not None
+        row.status = ImportStatus.COMPLETED
+        row.finished_at = utcnow()
+        record_audit(
+            session=session,
+            actor=Actor.operator(operator),
+            action="keys.import",
+            object_type="import_batch",
+            object_id=batch_id,
+            data={
+                "status": str(ImportStatus.COMPLETED),
+                "file_name": path.name,
+                "product": product_slug,
+                "read": totals.read,
+                "imported": totals.imported,
+                "duplicate_in_file": totals.duplicate_in_file,
+                "duplicate_in_stock": totals.duplicate_in_stock,
+                "rejected": totals.rejected,
+            },
+        )
+    log.info(
+        "import batch %s completed: read %d, imported %d, duplicate in file %d, "
+        "duplicate in stock %d, rejected %d",
+        batch_id,
+        totals.read,
+        totals.imported,
+        totals.duplicate_in_file,
+        totals.duplicate_in_stock,
+        totals.rejected,
+    )
+    return ImportReport(
+        batch_id=batch_id,
+        product_slug=product_slug,
+        file_name=path.name,
+        read=totals.read,
+        imported=totals.imported,
+        duplicate_in_file=totals.duplicate_in_file,
+        duplicate_in_stock=totals.duplicate_in_stock,
+        rejected=totals.rejected,
+        rejections=report_rejections,
+    )
+
+
+def _default_product(engine: Engine, slug: str | None) -> _ProductRef | None:
+    if slug is None:
+        return None
+    with session_scope(write=False, engine=engine) as session:
+        found = session.execute(
+            select(Product.id, Product.currency).where(Product.slug == slug)
+        ).first()
+    if found is None:
+        raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
+    return _ProductRef(found[0], slug, found[1])
+
+
+def _run(
+    *,
+    source: _Source,
+    batch_size: int,
+    vault: KeyVault,
+    products: _Products,
+    writer: _Writer,
+    report_rejections: list[Rejection],
+    progress: ProgressCallback | None,
+) -> _Totals:
+    """Prepare batch n+1 here while the writer thread stores batch n."""
+    totals = _Totals()
+    stored_rejections: list[dict[str, Any]] = []
+    chunks = _chunks_csv if source.file_format == "csv" else _chunks_txt
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyshop-import")
+    in_flight: tuple[_Prepared, Future[_Stored]] | None = None
+
+    def settle() -> None:
+        nonlocal in_flight
+        if in_flight is None:
+            return
+        batch, future = in_flight
+        in_flight = None
+        totals.add(batch, future.result())
+        if progress is not None:
+            progress(batch.bytes_done, source.size)
+
+    try:
+        store = pool.submit(writer.open).result()
+        for chunk in chunks(source, batch_size):
+            prepared = _prepare(
+                chunk,
+                vault=vault,
+                products=products,
+                store=store,
+                stored_rejections=stored_rejections,
+                report_rejections=report_rejections,
+            )
+            settle()
+            in_flight = (prepared, pool.submit(writer.write, prepared))
+        settle()
+    finally:
+        # Let a batch already being written finish (it commits whole or not at all)
+        # before the caller marks the batch row.
+        if in_flight is not None:
+            in_flight[1].exception()
+        pool.submit(writer.close).exception()
+        pool.shutdown(wait=True)
+    return totals
+
+
+def _describe(exc: BaseException) -> str:
+    """The error for ImportBatch.error: never key text, so only messages known to be
+    free of it (domain errors, file errors, the first line of a database error)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, DomainError):
+        return f"{exc.code}: {exc.message}"
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or 'I/O error'}"
+    if isinstance(exc, DBAPIError):
+        first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+        return f"database error ({type(exc.orig).__name__}): {first}"[:1000]
+    return f"{type(exc).__name__} (details withheld: they may quote a key)"
+
+
+def _finish_failed(engine: Engine, batch_id: int, operator: str, exc: BaseException) -> None:
+    error = _describe(exc)
+    log.error("import batch %s failed: %s", batch_id, error)
+    try:
+        with session_scope(engine=engine) as session:
+            row = session.get(ImportBatch, batch_id)
+            if row is None:
+                return
+            row.status = ImportStatus.FAILED
+            row.error = error
+            row.finished_at = utcnow()
+            record_audit(
+                session=session,
+                actor=Actor.operator(operator),
+                action="keys.import",
+                object_type="import_batch",
+                object_id=batch_id,
+                data={
+                    "status": str(ImportStatus.FAILED),
+                    "file_name": row.file_name,
+                    "error": error,
+                },
+            )
+    except Exception as mark_exc:
+        log.error("import batch %s: could not mark it failed: %s", batch_id, _describe(mark_exc))
