@@ -100,6 +100,43 @@ class Settings(BaseSettings):
     default_low_stock_threshold: int = Field(5, ge=0, validation_alias="KEYSHOP_LOW_STOCK_THRESHOLD")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="KEYSHOP_LOG_LEVEL")
 
+    # -- wholesale providers (embedded default: the built-in simulators on loopback) --
+    provider_chain: str = Field("codeswholesale,kinguin", validation_alias="KEYSHOP_PROVIDER_CHAIN")
+    provider_timeout_seconds: float = Field(10.0, gt=0, le=120, validation_alias="KEYSHOP_PROVIDER_TIMEOUT")
+    min_margin_percent: float = Field(5.0, ge=-100, le=100, validation_alias="KEYSHOP_MIN_MARGIN_PERCENT")
+    simulator_host: str = Field("127.0.0.1", validation_alias="KEYSHOP_SIMULATOR_HOST")
+    simulator_port: int = Field(8701, ge=1, le=65535, validation_alias="KEYSHOP_SIMULATOR_PORT")
+    codeswholesale_base_url: str | None = Field(None, validation_alias="CODESWHOLESALE_BASE_URL")
+    codeswholesale_client_id: str | None = Field(None, validation_alias="CODESWHOLESALE_CLIENT_ID")
+    codeswholesale_client_secret: str | None = Field(None, validation_alias="CODESWHOLESALE_CLIENT_SECRET", repr=False)
+    codeswholesale_client_signature: str | None = Field(None, validation_alias="CODESWHOLESALE_CLIENT_SIGNATURE", repr=False)
+    kinguin_base_url: str | None = Field(None, validation_alias="KINGUIN_BASE_URL")
+    kinguin_api_key: str | None = Field(None, validation_alias="KINGUIN_API_KEY", repr=False)
+    kinguin_webhook_secret: str | None = Field(None, validation_alias="KINGUIN_WEBHOOK_SECRET", repr=False)
+
+    # -- public address (links in e-mails, webhook targets of the simulators) --
+    public_url: str = Field("http://127.0.0.1:3000", validation_alias="KEYSHOP_PUBLIC_URL")
+
+    @field_validator("provider_chain")
+    @classmethod
+    def _provider_chain(cls, value: str) -> str:
+        names = [n.strip().lower() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ("codeswholesale", "kinguin")]
+        if unknown:
+            raise ValueError(f"unknown provider {unknown[0]!r} (codeswholesale, kinguin)")
+        if len(set(names)) != len(names):
+            raise ValueError("names a provider twice")
+        return ",".join(names)
+
+    @field_validator("codeswholesale_base_url", "kinguin_base_url", "public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")) or "://" not in value or not value.split("://", 1)[1]:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
@@ -148,7 +185,35 @@ class Settings(BaseSettings):
                 raise ValueError(f"{missing[0]}: required when KEYSHOP_ENV=production")
             if not self.effective_database_url.startswith("postgresql"):
                 raise ValueError("DATABASE_URL: production runs on PostgreSQL")
+            for name in self.providers:
+                for setting, val in self.provider_credentials(name).items():
+                    if not val:
+                        raise ValueError(f"{setting}: required when KEYSHOP_ENV=production and {name} is in KEYSHOP_PROVIDER_CHAIN")
         return self
+
+    # -- providers ------------------------------------------------------------------
+
+    @property
+    def providers(self) -> list[str]:
+        return [n for n in self.provider_chain.split(",") if n]
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://{self.simulator_host}:{self.simulator_port}"
+
+    def provider_credentials(self, name: str) -> dict[str, str | None]:
+        if name == "codeswholesale":
+            return {
+                "CODESWHOLESALE_BASE_URL": self.codeswholesale_base_url,
+                "CODESWHOLESALE_CLIENT_ID": self.codeswholesale_client_id,
+                "CODESWHOLESALE_CLIENT_SECRET": self.codeswholesale_client_secret,
+                "CODESWHOLESALE_CLIENT_SIGNATURE": self.codeswholesale_client_signature,
+            }
+        return {
+            "KINGUIN_BASE_URL": self.kinguin_base_url,
+            "KINGUIN_API_KEY": self.kinguin_api_key,
+            "KINGUIN_WEBHOOK_SECRET": self.kinguin_webhook_secret,
+        }
 
     # -- derived values -----------------------------------------------------------
 
@@ -201,6 +266,17 @@ class Settings(BaseSettings):
             ("KEYSHOP_MAX_KEY_LENGTH", str(self.max_key_length), src("max_key_length")),
             ("KEYSHOP_LOW_STOCK_THRESHOLD", str(self.default_low_stock_threshold), src("default_low_stock_threshold")),
             ("KEYSHOP_LOG_LEVEL", self.log_level, src("log_level")),
+            ("KEYSHOP_PROVIDER_CHAIN", self.provider_chain, src("provider_chain")),
+            ("KEYSHOP_PROVIDER_TIMEOUT", str(self.provider_timeout_seconds), src("provider_timeout_seconds")),
+            ("KEYSHOP_MIN_MARGIN_PERCENT", str(self.min_margin_percent), src("min_margin_percent")),
+            ("CODESWHOLESALE_BASE_URL", self.codeswholesale_base_url or f"{self.simulator_url}/codeswholesale (simulator)", src("codeswholesale_base_url", "embedded default")),
+            ("CODESWHOLESALE_CLIENT_ID", self.codeswholesale_client_id or "(simulator)", src("codeswholesale_client_id", "embedded default")),
+            ("CODESWHOLESALE_CLIENT_SECRET", "***" if self.codeswholesale_client_secret else "(simulator)", src("codeswholesale_client_secret", "embedded default")),
+            ("CODESWHOLESALE_CLIENT_SIGNATURE", "***" if self.codeswholesale_client_signature else "(simulator)", src("codeswholesale_client_signature", "embedded default")),
+            ("KINGUIN_BASE_URL", self.kinguin_base_url or f"{self.simulator_url}/kinguin (simulator)", src("kinguin_base_url", "embedded default")),
+            ("KINGUIN_API_KEY", "***" if self.kinguin_api_key else "(simulator)", src("kinguin_api_key", "embedded default")),
+            ("KINGUIN_WEBHOOK_SECRET", "***" if self.kinguin_webhook_secret else "(simulator)", src("kinguin_webhook_secret", "embedded default")),
+            ("KEYSHOP_PUBLIC_URL", self.public_url, src("public_url")),
         ]
 
 
