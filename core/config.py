@@ -117,6 +117,45 @@ class Settings(BaseSettings):
     # -- public address (links in e-mails, webhook targets of the simulators) --
     public_url: str = Field("http://127.0.0.1:3000", validation_alias="KEYSHOP_PUBLIC_URL")
 
+    # -- signing secret for links and tokens (embedded default: generated under var/) --
+    secret_key: str | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY", repr=False)
+
+    # -- e-mail: SMTP in production, .eml files in var/outbox/ by default --
+    smtp_url: str | None = Field(None, validation_alias="SMTP_URL", repr=False)
+    mail_from: str = Field("keyshop <shop@keyshop.localhost>", validation_alias="KEYSHOP_MAIL_FROM")
+
+    # -- blob store for image keys: a folder under var/ by default, or S3-compatible --
+    blob_store: Literal["local", "s3"] = Field("local", validation_alias="KEYSHOP_BLOB_STORE")
+    s3_bucket: str | None = Field(None, validation_alias="S3_BUCKET")
+    s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
+    s3_region: str = Field("us-east-1", validation_alias="S3_REGION")
+    blob_link_seconds: int = Field(900, ge=30, le=86400, validation_alias="KEYSHOP_BLOB_LINK_SECONDS")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if len(value) < 32:
+            raise ValueError("must be at least 32 characters (use `keyshop keys new-secret`)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
+            raise ValueError("must be smtp://[user:pass@]host[:port], smtp+starttls://… or smtps://…")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise ValueError("has a bad port") from None
+        return value
+
     @field_validator("provider_chain")
     @classmethod
     def _provider_chain(cls, value: str) -> str:
@@ -185,6 +224,10 @@ class Settings(BaseSettings):
                 raise ValueError(f"{missing[0]}: required when KEYSHOP_ENV=production")
             if not self.effective_database_url.startswith("postgresql"):
                 raise ValueError("DATABASE_URL: production runs on PostgreSQL")
+            if not self.secret_key:
+                raise ValueError("KEYSHOP_SECRET_KEY: required when KEYSHOP_ENV=production")
+            if self.blob_store == "s3" and not self.s3_bucket:
+                raise ValueError("S3_BUCKET: required when KEYSHOP_BLOB_STORE=s3")
             for name in self.providers:
                 for setting, val in self.provider_credentials(name).items():
                     if not val:
@@ -230,6 +273,18 @@ class Settings(BaseSettings):
         return self.var_dir / "keyring.json"
 
     @property
+    def outbox_dir(self) -> Path:
+        return self.var_dir / "outbox"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.var_dir / "blobs"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.var_dir / "secret.key"
+
+    @property
     def is_postgres(self) -> bool:
         return self.effective_database_url.startswith("postgresql")
 
@@ -238,10 +293,10 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url as _url
 
         def mask_url(url: str) -> str:
-            if url.startswith(("redis", "rediss")) and "@" in url:
+            if url.startswith(("redis", "rediss", "smtp")) and "@" in url:
                 scheme, rest = url.split("://", 1)
                 return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-            if url.startswith(("redis", "rediss")):
+            if url.startswith(("redis", "rediss", "smtp")):
                 return url
             return _url(url).render_as_string(hide_password=True)
 
@@ -277,6 +332,12 @@ class Settings(BaseSettings):
             ("KINGUIN_API_KEY", "***" if self.kinguin_api_key else "(simulator)", src("kinguin_api_key", "embedded default")),
             ("KINGUIN_WEBHOOK_SECRET", "***" if self.kinguin_webhook_secret else "(simulator)", src("kinguin_webhook_secret", "embedded default")),
             ("KEYSHOP_PUBLIC_URL", self.public_url, src("public_url")),
+            ("KEYSHOP_SECRET_KEY", "***" if self.secret_key else f"(generated file {self.var_dir / 'secret.key'})", src("secret_key", "embedded default")),
+            ("SMTP_URL", mask_url(self.smtp_url) if self.smtp_url else f"(e-mails written to {self.outbox_dir})", src("smtp_url", "embedded default")),
+            ("KEYSHOP_MAIL_FROM", self.mail_from, src("mail_from")),
+            ("KEYSHOP_BLOB_STORE", self.blob_store if self.blob_store == "s3" else f"local ({self.blob_dir})", src("blob_store", "embedded default")),
+            ("S3_BUCKET", self.s3_bucket or "-", src("s3_bucket")),
+            ("S3_ENDPOINT_URL", self.s3_endpoint_url or "-", src("s3_endpoint_url")),
         ]
 
 
@@ -323,9 +384,10 @@ def use_settings(new: Settings | None) -> None:
     from core import db  # local import: db depends on config
 
     db.reset_engine()
-    from core import crypto
+    from core import crypto, signing
 
     crypto.reset_vault()
+    signing.reset_secret()
 
 
 def __getattr__(name: str) -> Any:
