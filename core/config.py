@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: str | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY", repr=False)
 
+    # -- payments: Stripe Checkout when configured, else built-in test payments --
+    stripe_secret_key: str | None = Field(None, validation_alias="STRIPE_SECRET_KEY", repr=False)
+    stripe_webhook_secret: str | None = Field(None, validation_alias="STRIPE_WEBHOOK_SECRET", repr=False)
+    stripe_tolerance_seconds: int = Field(300, ge=1, le=3600, validation_alias="STRIPE_WEBHOOK_TOLERANCE")
+    unpaid_order_minutes: int = Field(60, ge=1, le=10080, validation_alias="KEYSHOP_UNPAID_ORDER_MINUTES")
+    webhook_max_bytes: int = Field(1_048_576, ge=1024, le=16_777_216, validation_alias="KEYSHOP_WEBHOOK_MAX_BYTES")
+
     # -- e-mail: SMTP in production, .eml files in var/outbox/ by default --
     smtp_url: str | None = Field(None, validation_alias="SMTP_URL", repr=False)
     mail_from: str = Field("keyshop <shop@keyshop.localhost>", validation_alias="KEYSHOP_MAIL_FROM")
@@ -130,6 +137,29 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
     s3_region: str = Field("us-east-1", validation_alias="S3_REGION")
     blob_link_seconds: int = Field(900, ge=30, le=86400, validation_alias="KEYSHOP_BLOB_LINK_SECONDS")
+
+    @field_validator("stripe_secret_key")
+    @classmethod
+    def _stripe_key(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+            raise ValueError("must be a Stripe secret key (sk_live_…, sk_test_… or a restricted rk_… key)")
+        return value
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _stripe_webhook_secret(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith("whsec_"):
+            raise ValueError("must be a Stripe webhook signing secret (whsec_…)")
+        return value
+
+    @property
+    def test_payments(self) -> bool:
+        """The built-in test payments run when Stripe is not configured."""
+        return not self.stripe_secret_key
 
     @field_validator("secret_key")
     @classmethod
@@ -226,6 +256,8 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL: production runs on PostgreSQL")
             if not self.secret_key:
                 raise ValueError("KEYSHOP_SECRET_KEY: required when KEYSHOP_ENV=production")
+            if bool(self.stripe_secret_key) != bool(self.stripe_webhook_secret):
+                raise ValueError("STRIPE_WEBHOOK_SECRET: STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together")
             if self.blob_store == "s3" and not self.s3_bucket:
                 raise ValueError("S3_BUCKET: required when KEYSHOP_BLOB_STORE=s3")
             for name in self.providers:
@@ -333,6 +365,9 @@ class Settings(BaseSettings):
             ("KINGUIN_WEBHOOK_SECRET", "***" if self.kinguin_webhook_secret else "(simulator)", src("kinguin_webhook_secret", "embedded default")),
             ("KEYSHOP_PUBLIC_URL", self.public_url, src("public_url")),
             ("KEYSHOP_SECRET_KEY", "***" if self.secret_key else f"(generated file {self.var_dir / 'secret.key'})", src("secret_key", "embedded default")),
+            ("STRIPE_SECRET_KEY", ("***" + self.stripe_secret_key[-4:]) if self.stripe_secret_key else "(built-in test payments)", src("stripe_secret_key", "embedded default")),
+            ("STRIPE_WEBHOOK_SECRET", "***" if self.stripe_webhook_secret else "(local test secret)", src("stripe_webhook_secret", "embedded default")),
+            ("KEYSHOP_UNPAID_ORDER_MINUTES", str(self.unpaid_order_minutes), src("unpaid_order_minutes")),
             ("SMTP_URL", mask_url(self.smtp_url) if self.smtp_url else f"(e-mails written to {self.outbox_dir})", src("smtp_url", "embedded default")),
             ("KEYSHOP_MAIL_FROM", self.mail_from, src("mail_from")),
             ("KEYSHOP_BLOB_STORE", self.blob_store if self.blob_store == "s3" else f"local ({self.blob_dir})", src("blob_store", "embedded default")),

@@ -1,0 +1,88 @@
+"""Background work, as core sees it: a port the task layer plugs Huey into.
+
+``core`` never imports Huey. A service that needs work done later calls
+:func:`enqueue_after_commit`; the job is handed to the dispatcher only once the
+session's transaction has committed (never for a rolled-back one), and only ids travel,
+never ORM objects (STYLE.md). ``tasks`` registers the dispatcher at import time.
+
+Without a dispatcher (a plain script, a unit test) jobs are kept in :data:`pending` so
+a caller can see what would have run, or run them with :func:`run_pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session
+
+log = logging.getLogger(__name__)
+
+Dispatcher = Callable[[str, tuple[Any, ...], dict[str, Any]], None]
+
+_dispatcher: Dispatcher | None = None
+_handlers: dict[str, Callable[..., Any]] = {}
+_lock = threading.Lock()
+pending: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+
+def set_dispatcher(dispatcher: Dispatcher | None) -> None:
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def register_handler(name: str, func: Callable[..., Any]) -> None:
+    """A plain function :func:`run_pending` may call for job ``name`` (used when no queue
+    is plugged in)."""
+    _handlers[name] = func
+
+
+def dispatch(name: str, *args: Any, **kwargs: Any) -> None:
+    if _dispatcher is not None:
+        _dispatcher(name, args, kwargs)
+    else:
+        with _lock:
+            pending.append((name, args, kwargs))
+
+
+def _queue(session: Session) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+    jobs = session.info.get("keyshop_after_commit")
+    if jobs is None:
+        jobs = session.info["keyshop_after_commit"] = []
+    return jobs
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    jobs = session.info.pop("keyshop_after_commit", None) or []
+    for name, args, kwargs in jobs:
+        try:
+            dispatch(name, *args, **kwargs)
+        except Exception:  # the queue is down: reconciliation will pick the order up
+            log.exception("could not enqueue %s%r; reconciliation will retry it", name, args)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    if not session.in_transaction():
+        session.info.pop("keyshop_after_commit", None)
+
+
+def enqueue_after_commit(session: Session, name: str, *args: Any, **kwargs: Any) -> None:
+    """Run job ``name(*args)`` once this session's transaction commits."""
+    _queue(session).append((name, args, kwargs))
+
+
+def run_pending() -> int:
+    """Run the jobs kept while no dispatcher was set (tests, scripts). Returns how many."""
+    count = 0
+    while True:
+        with _lock:
+            if not pending:
+                return count
+            name, args, kwargs = pending.pop(0)
+        _handlers[name](*args, **kwargs)
+        count += 1
