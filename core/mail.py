@@ -1,0 +1,645 @@
+"""E-mail: the customer notices and two ways to send them.
+
+- :class:`SmtpMailer` speaks SMTP to any relay (SES, SendGrid, Postmark, a local
+  Postfix) from ``SMTP_URL``: ``smtp://`` plain (port 25), ``smtp+starttls://`` upgraded
+  with STARTTLS (port 587), ``smtps://`` implicit TLS (port 465). A user and password in
+  the URL (percent-encoded) are used for AUTH. TLS certificates are verified.
+- :class:`OutboxMailer` is the embedded default: each message becomes one ``.eml`` file
+  in ``var/outbox/``, written atomically, named so that names sort by time. The operator
+  console lists them with :func:`list_outbox`.
+
+Both check every recipient before anything leaves the process, add ``Message-ID`` and
+``Date`` when missing, and return the Message-ID. Failures raise :class:`MailError`
+(``transient`` tells a task whether retrying can help); its message names the server,
+the SMTP status and the recipients, never the message body.
+
+The notices (:func:`delivery_notice`, :func:`preorder_notice`, :func:`attention_notice`)
+never contain a key (DESIGN §4 invariant 5): they take no key argument at all and link to
+the key portal instead, where the owner reveals the key behind a login and an audit
+event.
+
+Note for whoever builds the portal link: it may carry an access token. The outbox folder
+is created with mode 0700 and its files with mode 0600 for that reason.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import secrets
+import smtplib
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email import errors as email_errors
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, make_msgid, parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+from core.config import Settings, get_settings
+from core.errors import DomainError, InvalidInput
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 15.0
+_DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+_RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class MailError(DomainError):
+    """A message could not be handed to the mail server (or the outbox).
+
+    ``transient`` is True when the same message may well go through later (server down,
+    timeout, a 4xx reply) and False when retrying cannot help (a 5xx reply, bad
+    credentials, a refused recipient).
+    """
+
+    code = "mail_error"
+    http_status = 502
+
+    def __init__(self, message: str, *, transient: bool, **data: object) -> None:
+        super().__init__(message, transient=transient, **data)
+        self.transient = transient
+
+
+class InvalidRecipient(MailError):
+    """A recipient address is malformed, or the server refused it."""
+
+    code = "invalid_recipient"
+    http_status = 422
+
+    def __init__(self, message: str, *, transient: bool = False, **data: object) -> None:
+        super().__init__(message, transient=transient, **data)
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> str:
+        """Send ``message``; return its Message-ID. Raises :class:`MailError`."""
+        ...
+
+
+# -- addresses and headers ---------------------------------------------------------------
+
+
+def check_address(address: str) -> str:
+    """``address`` as a bare ``local@domain`` if it is one; InvalidRecipient otherwise.
+
+    Deliberately strict: one address, no display name, ASCII local part, a domain with a
+    dot (or ``localhost``). Customer addresses are normalised long before this point.
+    """
+    text = address.strip() if isinstance(address, str) else ""
+    shown = _CONTROL.sub("?", text)[:120]
+    if not text or _CONTROL.search(text):
+        raise InvalidRecipient(f"{shown!r} is not an e-mail address", address=shown)
+    try:
+        parsed = Address(addr_spec=text)
+    except (ValueError, IndexError, email_errors.MessageError):
+        raise InvalidRecipient(f"{shown!r} is not an e-mail address", address=shown) from None
+    domain = parsed.domain
+    if (
+        not parsed.username
+        or not domain
+        or not (
+            ("." in domain and not domain.startswith(".") and not domain.endswith("."))
+            or domain == "localhost"
+        )
+    ):
+        raise InvalidRecipient(f"{shown!r} is not an e-mail address", address=shown)
+    return parsed.addr_spec
+
+
+def recipients_of(message: EmailMessage) -> list[str]:
+    """Every envelope recipient (To, Cc, Bcc), checked; InvalidRecipient if any is bad or
+    there is none."""
+    found: list[str] = []
+    for header in _RECIPIENT_HEADERS:
+        for value in message.get_all(header, []):
+            if getattr(value, "defects", None):
+                raise InvalidRecipient(
+                    f"the {header} header holds a malformed address", header=header
+                )
+            for addr in getattr(value, "addresses", ()):
+                found.append(check_address(addr.addr_spec))
+    if not found:
+        raise InvalidRecipient("the message has no recipient")
+    return list(dict.fromkeys(found))
+
+
+def _sender_domain(sender: str) -> str:
+    try:
+        msg = EmailMessage()
+        msg["From"] = sender
+        domain = msg["From"].addresses[0].domain
+    except (ValueError, IndexError, email_errors.MessageError):
+        domain = ""
+    return domain or "keyshop.localhost"
+
+
+def _prepare(message: EmailMessage, default_sender: str) -> tuple[str, list[str], str]:
+    """Fill in From, Message-ID and Date; return (envelope sender, recipients, id)."""
+    recipients = recipients_of(message)
+    if message["From"] is None:
+        message["From"] = default_sender
+    from_addresses = getattr(message["From"], "addresses", ())
+    if not from_addresses:
+        raise MailError("the message has no valid From address", transient=False)
+    sender = from_addresses[0].addr_spec
+    if message["Message-ID"] is None:
+        message["Message-ID"] = make_msgid(domain=_sender_domain(str(message["From"])))
+    if message["Date"] is None:
+        message["Date"] = format_datetime(datetime.now(UTC))
+    return sender, recipients, str(message["Message-ID"])
+
+
+# -- SMTP ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:  # never the password
+        user = f"{self.username}:***@" if self.username else ""
+        return f"SmtpTarget({self.scheme}://{user}{self.host}:{self.port})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise InvalidInput(
+            "SMTP_URL must be smtp://[user:pass@]host[:port], smtp+starttls://… or smtps://…"
+        )
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise InvalidInput("SMTP_URL has a bad port") from None
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return SmtpTarget(scheme, parts.hostname, port, username, password)
+
+
+class SmtpMailer:
+    """Sends through an SMTP relay; one connection per message.
+
+    ``ssl_context`` defaults to the system's verifying context; pass one that trusts a
+    private CA if the relay uses one.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        mail_from: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.target = parse_smtp_url(url)
+        self.mail_from = mail_from or get_settings().mail_from
+        self.timeout = timeout
+        self.ssl_context = ssl_context or ssl.create_default_context()
+        # socket.getfqdn() (smtplib's default) can stall on a DNS lookup.
+        self.local_hostname = local_hostname or socket.gethostname() or "localhost"
+
+    def __repr__(self) -> str:
+        return f"SmtpMailer({self.target!r})"
+
+    def _connect(self) -> smtplib.SMTP:
+        t = self.target
+        if t.scheme == "smtps":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                t.host,
+                t.port,
+                local_hostname=self.local_hostname,
+                timeout=self.timeout,
+                context=self.ssl_context,
+            )
+        else:
+            conn = smtplib.SMTP(
+                t.host, t.port, local_hostname=self.local_hostname, timeout=self.timeout
+            )
+        try:
+            conn.ehlo()
+            if t.scheme == "smtp+starttls":
+                conn.starttls(context=self.ssl_context)
+                conn.ehlo()
+            if t.username is not None:
+                _login(conn, t.username, t.password or "")
+        except BaseException:
+            _close(conn)
+            raise
+        return conn
+
+    def send(self, message: EmailMessage) -> str:
+        sender, recipients, message_id = _prepare(message, self.mail_from)
+        where = self.target.where
+        try:
+            conn = self._connect()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise MailError(
+                f"the SMTP server {where} refused the login for user {self.target.username!r} "
+                f"({exc.smtp_code})",
+                transient=False,
+                server=where,
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise MailError(
+                f"the SMTP server {where} does not offer what SMTP_URL asks for (STARTTLS or AUTH)",
+                transient=False,
+                server=where,
+            ) from None
+        except ssl.SSLError as exc:
+            raise MailError(
+                f"TLS with the SMTP server {where} failed: {exc.reason or type(exc).__name__}",
+                transient=False,
+                server=where,
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _reply_error(
+                where, exc.smtp_code, exc.smtp_error, "during the greeting"
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailError(
+                f"could not reach the SMTP server {where}: {_describe_os_error(exc)}",
+                transient=True,
+                server=where,
+            ) from None
+        try:
+            refused = conn.send_message(message, from_addr=sender, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise InvalidRecipient(
+                f"the SMTP server {where} refused every recipient: "
+                + ", ".join(f"{addr} ({code})" for addr, (code, _) in exc.recipients.items()),
+                transient=all(400 <= c < 500 for c in codes),
+                server=where,
+                recipients=list(exc.recipients),
+            ) from None
+        except smtplib.SMTPSenderRefused as exc:
+            raise MailError(
+                f"the SMTP server {where} refused the sender {sender} ({exc.smtp_code})",
+                transient=400 <= exc.smtp_code < 500,
+                server=where,
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _reply_error(where, exc.smtp_code, exc.smtp_error, "for the message") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailError(
+                f"the connection to the SMTP server {where} failed mid-message: "
+                f"{_describe_os_error(exc)}",
+                transient=True,
+                server=where,
+            ) from None
+        finally:
+            _close(conn)
+        if refused:
+            # Some recipients took it: raising would make a retry send it twice to them.
+            log.warning(
+                "SMTP server %s refused some recipients of %s: %s",
+                where,
+                message_id,
+                ", ".join(f"{a} ({c})" for a, (c, _) in refused.items()),
+            )
+        return message_id
+
+
+def _login(conn: smtplib.SMTP, username: str, password: str) -> None:
+    """One AUTH attempt with PLAIN (or LOGIN if that is all the server offers).
+
+    smtplib's ``login()`` walks through every mechanism after a refusal, and servers that
+    hang up after a failed attempt turn a clear 535 into a "disconnected" error.
+    """
+    if not conn.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("AUTH")
+    offered = conn.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in ("PLAIN", "LOGIN") if m in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPNotSupportedError("AUTH PLAIN or LOGIN")
+    conn.user, conn.password = username, password
+    authobject = conn.auth_plain if mechanism == "PLAIN" else conn.auth_login
+    conn.auth(mechanism, authobject)
+
+
+def _close(conn: smtplib.SMTP) -> None:
+    try:
+        conn.quit()
+    except (OSError, smtplib.SMTPException):
+        conn.close()
+
+
+def _reply_error(where: str, code: int, reply: bytes | str, context: str) -> MailError:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    text = _CONTROL.sub(" ", text).strip()[:200]
+    return MailError(
+        f"the SMTP server {where} answered {code} {context}: {text}",
+        transient=400 <= code < 500,
+        server=where,
+        smtp_code=code,
+    )
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+# -- outbox --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    path: Path
+    to: str
+    subject: str
+    date: datetime
+
+
+class OutboxMailer:
+    """Writes each message to ``folder`` as ``<UTC time>-<random>.eml``, atomically."""
+
+    def __init__(self, folder: Path | str, *, mail_from: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.mail_from = mail_from or get_settings().mail_from
+
+    def __repr__(self) -> str:
+        return f"OutboxMailer({str(self.folder)!r})"
+
+    def send(self, message: EmailMessage) -> str:
+        _, _, message_id = _prepare(message, self.mail_from)
+        try:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            final = self.folder / f"{stamp}-{secrets.token_hex(4)}.eml"
+            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(message.as_bytes(policy=policy.default))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, final)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise MailError(
+                f"could not write to the outbox {self.folder}: {_describe_os_error(exc)}",
+                transient=True,
+            ) from None
+        return message_id
+
+
+def read_outbox_message(path: Path | str) -> EmailMessage:
+    with open(path, "rb") as fh:
+        msg = BytesParser(policy=policy.default).parse(fh)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def list_outbox(folder: Path | str, *, limit: int | None = None) -> list[OutboxItem]:
+    """The ``.eml`` files in ``folder``, newest first (a missing folder is empty)."""
+    base = Path(folder)
+    try:
+        names = sorted(
+            (p.name for p in base.iterdir() if p.suffix == ".eml" and not p.name.startswith(".")),
+            reverse=True,
+        )
+    except FileNotFoundError:
+        return []
+    items: list[OutboxItem] = []
+    for name in names[:limit] if limit is not None else names:
+        path = base / name
+        try:
+            with open(path, "rb") as fh:
+                headers = BytesParser(policy=policy.default).parse(fh, headersonly=True)
+            stat_time = path.stat().st_mtime
+        except OSError:  # removed meanwhile
+            continue
+        when: datetime | None = None
+        raw_date = headers.get("Date")
+        if raw_date is not None:
+            try:
+                when = parsedate_to_datetime(str(raw_date))
+            except (TypeError, ValueError):
+                when = None
+        items.append(
+            OutboxItem(
+                path=path,
+                to=str(headers.get("To", "")),
+                subject=str(headers.get("Subject", "")),
+                date=when or datetime.fromtimestamp(stat_time, UTC),
+            )
+        )
+    return items
+
+
+# -- choosing ------------------------------------------------------------------------------
+
+
+def get_mailer(settings: Settings | None = None) -> Mailer:
+    """SMTP when ``SMTP_URL`` is set, the outbox folder otherwise."""
+    s = settings or get_settings()
+    if s.smtp_url:
+        return SmtpMailer(s.smtp_url, mail_from=s.mail_from)
+    return OutboxMailer(s.outbox_dir, mail_from=s.mail_from)
+
+
+# -- the notices ---------------------------------------------------------------------------
+
+
+def _check_text(name: str, value: str, *, max_len: int = 200) -> str:
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or _CONTROL.search(value)
+        or len(value) > max_len
+    ):
+        raise InvalidInput(f"{name} must be one line of text", field=name)
+    return value.strip()
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or _CONTROL.search(url)
+        or any(c.isspace() for c in url)
+    ):
+        raise InvalidInput("portal_url must be an http:// or https:// URL", field="portal_url")
+    return url
+
+
+def _check_lines(lines: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    checked: list[tuple[str, int]] = []
+    for title, quantity in lines:
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise InvalidInput("each line needs a quantity of at least 1", field="lines")
+        checked.append((_check_text("line title", title), quantity))
+    return checked
+
+
+def _build(
+    *,
+    to: str,
+    subject: str,
+    paragraphs_before: Sequence[str],
+    portal_url: str,
+    link_text: str,
+    lines: Sequence[tuple[str, int]],
+    paragraphs_after: Sequence[str],
+    shop_name: str,
+    mail_from: str | None,
+) -> EmailMessage:
+    """Plain text plus an HTML alternative. Every value is escaped for HTML here."""
+    addr = check_address(to)
+    sender = mail_from or get_settings().mail_from
+    text_parts: list[str] = ["Hello,", *paragraphs_before, f"{link_text}:\n{portal_url}"]
+    if lines:
+        text_parts.append("Your order:\n" + "\n".join(f"  {q} x {t}" for t, q in lines))
+    text_parts += [*paragraphs_after, f"— {shop_name}"]
+    text = "\n\n".join(text_parts) + "\n"
+
+    e = html.escape
+    html_lines = ""
+    if lines:
+        rows = "".join(f"<li>{q} x {e(t)}</li>" for t, q in lines)
+        html_lines = f"<p>Your order:</p><ul>{rows}</ul>"
+    body_html = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f"<title>{e(subject)}</title></head><body>"
+        "<p>Hello,</p>"
+        + "".join(f"<p>{e(p)}</p>" for p in paragraphs_before)
+        + f'<p><a href="{e(portal_url, quote=True)}">{e(link_text)}</a></p>'
+        + html_lines
+        + "".join(f"<p>{e(p)}</p>" for p in paragraphs_after)
+        + f"<p>— {e(shop_name)}</p></body></html>\n"
+    )
+
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = addr
+    msg["Message-ID"] = make_msgid(domain=_sender_domain(sender))
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg.set_content(text)
+    msg.add_alternative(body_html, subtype="html")
+    return msg
+
+
+_NEVER_BY_MAIL = (
+    "For your security we never send keys by e-mail. Sign in to the key portal to "
+    "reveal them; keep them private until you redeem them."
+)
+
+
+def delivery_notice(
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]],
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """ "Your keys are ready": links to the key portal. Takes no key, by design.
+
+    ``lines`` are (product title, quantity).
+    """
+    number = _check_text("order_number", order_number, max_len=64)
+    shop = _check_text("shop_name", shop_name, max_len=80)
+    return _build(
+        to=to,
+        subject=f"Your keys for order {number} are ready",
+        paragraphs_before=[f"Thank you for your order {number} at {shop}. Your keys are ready."],
+        portal_url=_check_url(portal_url),
+        link_text="Open your key portal",
+        lines=_check_lines(lines),
+        paragraphs_after=[_NEVER_BY_MAIL],
+        shop_name=shop,
+        mail_from=mail_from,
+    )
+
+
+def preorder_notice(
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]],
+    release_date: date | None = None,
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """Pre-order confirmed: the keys follow on release, in the key portal."""
+    number = _check_text("order_number", order_number, max_len=64)
+    shop = _check_text("shop_name", shop_name, max_len=80)
+    when = f"on release ({release_date.isoformat()})" if release_date else "on release"
+    return _build(
+        to=to,
+        subject=f"Your pre-order {number} is confirmed: keys follow on release",
+        paragraphs_before=[
+            f"Thank you for your pre-order {number} at {shop}. Your keys will follow {when}; "
+            "we will write again when they are ready."
+        ],
+        portal_url=_check_url(portal_url),
+        link_text="See your order in the key portal",
+        lines=_check_lines(lines),
+        paragraphs_after=[_NEVER_BY_MAIL],
+        shop_name=shop,
+        mail_from=mail_from,
+    )
+
+
+def attention_notice(
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]] | None = None,
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """Delivery is delayed and a person is on it. Says nothing about why (the reason is
+    for the operator), and nothing about money: the operator follows up."""
+    number = _check_text("order_number", order_number, max_len=64)
+    shop = _check_text("shop_name", shop_name, max_len=80)
+    return _build(
+        to=to,
+        subject=f"We're on it: your order {number} needs a little more time",
+        paragraphs_before=[
+            f"Thank you for your order {number} at {shop}. Delivering it is taking longer "
+            "than usual. A member of our team is already on it and "
+            "will follow up with you shortly."
+        ],
+        portal_url=_check_url(portal_url),
+        link_text="Follow your order in the key portal",
+        lines=_check_lines(lines or []),
+        paragraphs_after=[_NEVER_BY_MAIL],
+        shop_name=shop,
+        mail_from=mail_from,
+    )
