@@ -1,0 +1,595 @@
+"""CodesWholesale API v2 client (docs/providers.md §2).
+
+Decisions where the public sources are silent or disagree:
+
+- **Token**: ``POST /oauth/token`` with the credentials in the form body (CW's token
+  endpoint does not read an ``Authorization: Basic`` header). Both response shapes are
+  read: ``{access_token, expires_in}`` and the wrapper ``{value, expiresIn}``. The token
+  is reused until 10 % of its lifetime (at most 60 s) before ``expires_in``; a ``401``
+  with ``"error": "invalid_token"`` drops it, fetches a new one and repeats the call
+  once (also for order creation: a rejected token means the order was not looked at).
+- **Out of stock on ordering**: not documented. ``404`` code ``20001`` (product not in
+  the price list) is :class:`OutOfStock`; so is a ``400``/``409`` whose message speaks
+  of stock or of an unavailable quantity (``40002``, "quantity less than 1", stays a
+  rejection).
+- **Order state**: CW's status values are not confirmed, so the state is read from the
+  codes: any pre-ordered code (or a code that could not be fetched) makes the purchase
+  ``pending``; ``preorder`` is set when a code is a pre-order. Status values that
+  plainly say cancelled/failed make it ``failed``.
+- **find_purchase** searches ``GET /v2/orders`` over the last :data:`HISTORY_DAYS` days
+  (plus tomorrow, for clock skew) and matches ``clientOrderId``.
+- ``updated_since`` is ignored on v2 (the price list has no such filter); the whole
+  list is read, following a ``continuationToken`` when the server pages (v3 style).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import mimetypes
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from core.providers.base import (
+    Balance,
+    DeliveredKey,
+    InsufficientBalance,
+    Offer,
+    OutOfStock,
+    ProviderAuthError,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderRejected,
+    ProviderTransientError,
+    PurchaseResult,
+    PurchaseState,
+    from_minor,
+    to_minor,
+)
+from core.providers.http import (
+    decimal_json,
+    json_body,
+    make_http_client,
+    parse_date,
+    safe_text,
+    send,
+)
+
+NAME = "codeswholesale"
+CURRENCY = "EUR"
+HISTORY_DAYS = 7
+
+CODE_BALANCE_TOO_LOW = 10002
+CODE_PRODUCT_NOT_FOUND = 20001
+CODE_QUANTITY_TOO_LOW = 40002
+CODE_CODE_NOT_FOUND = 50002
+
+_TEXT = {"CODE_TEXT", "TEXT CODE", "TEXT", "CODE"}
+_IMAGE = {"CODE_IMAGE", "IMAGE CODE", "IMAGE"}
+_PREORDER = {
+    "CODE_PREORDER",
+    "PRE_ORDER",
+    "PRE-ORDERED CODE",
+    "PREORDER",
+    "PRE-ORDER",
+    "PREORDERED CODE",
+    "PRE_ORDERED",
+}
+_FAILED_STATUSES = {"CANCELED", "CANCELLED", "FAILED", "REJECTED", "REFUNDED"}
+_STOCK_WORDS = (
+    "stock",
+    "not available",
+    "unavailable",
+    "not enough quantity",
+    "insufficient quantity",
+)
+
+
+class CodesWholesaleClient:
+    """:class:`core.providers.base.ProviderClient` for CodesWholesale v2."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        client_signature: str,
+        timeout: float,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._client_signature = client_signature
+        self.timeout = timeout
+        self._http = make_http_client(
+            self.base_url, timeout, transport=transport, http_client=http_client
+        )
+        self._owns_http = http_client is None
+        self._clock = clock
+        self._token_lock = threading.Lock()
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"CodesWholesaleClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    # -- protocol ----------------------------------------------------------------------
+
+    def list_offers(self, *, updated_since: datetime | None = None) -> Iterator[Offer]:
+        token: str | None = None
+        while True:
+            params = {"continuationToken": token} if token else None
+            body = self._json("GET", "/v2/products", params=params)
+            for item in _items(body, "items", "products"):
+                offer = self._offer(item)
+                if offer is not None:
+                    yield offer
+            token = body.get("continuationToken") if isinstance(body, dict) else None
+            if not token:
+                return
+
+    def get_offer(self, external_id: str) -> Offer:
+        body = self._json("GET", f"/v2/products/{external_id}")
+        offer = self._offer(body) if isinstance(body, dict) else None
+        if offer is None:
+            raise ProviderRejected(NAME, f"product {external_id}: unreadable answer")
+        return offer
+
+    def balance(self) -> Balance:
+        body = self._json("GET", "/v2/accounts/current")
+        amount = body.get("currentBalance") if isinstance(body, dict) else None
+        if amount is None:
+            raise ProviderTransientError(NAME, "account answer has no currentBalance")
+        return Balance(amount_minor=to_minor(amount), currency=CURRENCY)
+
+    def purchase(
+        self,
+        *,
+        reference: str,
+        external_id: str,
+        quantity: int,
+        max_unit_cost_minor: int,
+        currency: str,
+        allow_preorder: bool = True,
+    ) -> PurchaseResult:
+        if currency.upper() != CURRENCY:
+            raise ProviderRejected(NAME, f"prices are in {CURRENCY}, not {currency}")
+        payload = {
+            "allowPreOrder": allow_preorder,
+            "orderId": reference,
+            "products": [
+                {
+                    "productId": external_id,
+                    "quantity": quantity,
+                    "price": decimal_json(from_minor(max_unit_cost_minor)),
+                }
+            ],
+        }
+        body = self._json("POST", "/v2/orders", json=payload, state_changing=True)
+        if not isinstance(body, dict) or not body.get("orderId"):
+            raise ProviderOutcomeUnknown(
+                NAME, f"order {reference}: unreadable answer; the order may exist"
+            )
+        return self._result(body, reference=reference, requested=quantity)
+
+    def find_purchase(self, *, reference: str) -> PurchaseResult | None:
+        today = datetime.now(UTC).date()
+        params = {
+            "startFrom": (today - timedelta(days=HISTORY_DAYS)).isoformat(),
+            "endOn": (today + timedelta(days=1)).isoformat(),
+        }
+        body = self._json("GET", "/v2/orders", params=params)
+        for order in _items(body, "items", "orders"):
+            if (
+                isinstance(order, dict)
+                and str(order.get("clientOrderId") or "") == reference
+                and order.get("orderId")
+            ):
+                return self.fetch_keys(provider_order_id=str(order["orderId"]), reference=reference)
+        return None
+
+    def fetch_keys(self, *, provider_order_id: str, reference: str) -> PurchaseResult:
+        body = self._json("GET", f"/v2/orders/{provider_order_id}", not_found=ProviderRejected)
+        if not isinstance(body, dict):
+            raise ProviderTransientError(NAME, f"order {provider_order_id}: unreadable answer")
+        return self._result(body, reference=reference, requested=None)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # -- token ---------------------------------------------------------------------------
+
+    def _access_token(self, *, renew: bool = False, stale: str | None = None) -> str:
+        with self._token_lock:
+            if renew and self._token == stale:
+                self._token = None
+            if self._token and self._clock() < self._token_expires_at:
+                return self._token
+            response = send(
+                self._http,
+                NAME,
+                "POST",
+                "/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self.client_id,
+                    "client_secret": self._client_secret,
+                },
+            )
+            body = json_body(response)
+            if response.status_code != 200:
+                raise self._error(response, body, state_changing=False, context="token")
+            token, lifetime = _read_token(body)
+            if not token:
+                raise ProviderAuthError(NAME, "token answer carries no access token")
+            margin = min(60.0, lifetime * 0.1)
+            self._token = token
+            self._token_expires_at = self._clock() + max(0.0, lifetime - margin)
+            return token
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        state_changing: bool = False,
+        not_found: type[ProviderError] = OutOfStock,
+        **kwargs: Any,
+    ) -> Any:
+        token = self._access_token()
+        for attempt in (1, 2):
+            response = send(
+                self._http,
+                NAME,
+                method,
+                path,
+                state_changing=state_changing,
+                headers={"Authorization": f"Bearer {token}"},
+                **kwargs,
+            )
+            body = json_body(response)
+            if response.status_code == 401 and attempt == 1 and _is_invalid_token(body):
+                token = self._access_token(renew=True, stale=token)
+                continue
+            if response.is_success:
+                return body
+            raise self._error(
+                response,
+                body,
+                state_changing=state_changing,
+                context=f"{method} {path}",
+                not_found=not_found,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _error(
+        self,
+        response: httpx.Response,
+        body: Any,
+        *,
+        state_changing: bool,
+        context: str,
+        not_found: type[ProviderError] = OutOfStock,
+    ) -> ProviderError:
+        status = response.status_code
+        info = body if isinstance(body, dict) else {}
+        code = _int(info.get("code"))
+        message = safe_text(
+            info.get("message")
+            or info.get("error_description")
+            or info.get("error")
+            or response.reason_phrase
+        )
+        detail = (
+            f"{context}: HTTP {status}"
+            + (f" code {code}" if code is not None else "")
+            + f": {message}"
+        )
+        data = {"status": status, "provider_code": code}
+        if status in (401, 403) or (context == "token" and 400 <= status < 500 and status != 429):
+            return ProviderAuthError(NAME, detail, **data)
+        if status == 429:
+            return ProviderTransientError(NAME, detail, **data)
+        if status >= 500:
+            if state_changing:
+                return ProviderOutcomeUnknown(NAME, detail + " (the order may exist)", **data)
+            return ProviderTransientError(NAME, detail, **data)
+        if code == CODE_BALANCE_TOO_LOW:
+            return InsufficientBalance(NAME, detail, **data)
+        if code == CODE_PRODUCT_NOT_FOUND:
+            return OutOfStock(NAME, detail, **data)
+        if code == CODE_QUANTITY_TOO_LOW:
+            return ProviderRejected(NAME, detail, **data)
+        if status in (400, 409) and any(w in message.lower() for w in _STOCK_WORDS):
+            return OutOfStock(NAME, detail, **data)
+        if status == 404:
+            return not_found(NAME, detail, **data)
+        return ProviderRejected(NAME, detail, **data)
+
+    # -- mapping -------------------------------------------------------------------------
+
+    def _offer(self, item: Mapping[str, Any]) -> Offer | None:
+        product_id = item.get("productId")
+        if not product_id:
+            return None
+        release = parse_date(item.get("releaseDate"))
+        regions = item.get("regions") or []
+        region = ", ".join(str(r) for r in regions) if isinstance(regions, list) else str(regions)
+        return Offer(
+            provider=NAME,
+            external_id=str(product_id),
+            name=str(item.get("name") or product_id),
+            cost_minor=_default_price_minor(item.get("prices")),
+            currency=CURRENCY,
+            stock=max(0, _int(item.get("quantity")) or 0),
+            is_preorder=bool(item.get("isPreorder"))
+            or (release is not None and release > date.today()),
+            release_date=release,
+            platform=item.get("platform") or None,
+            region=region or None,
+        )
+
+    def _result(
+        self, body: Mapping[str, Any], *, reference: str, requested: int | None
+    ) -> PurchaseResult:
+        order_id = str(body.get("orderId"))
+        keys: list[DeliveredKey] = []
+        outstanding = preorder = False
+        count = 0
+        for product in body.get("products") or []:
+            for code in product.get("codes") or []:
+                count += 1
+                kind = _code_kind(code)
+                if kind == "preorder":
+                    outstanding = preorder = True
+                    continue
+                key = self._key(code, kind)
+                if key is None:
+                    outstanding = True
+                else:
+                    keys.append(key)
+        status = str(body.get("status") or "").upper()
+        state: PurchaseState = "pending" if outstanding else "completed"
+        if status in _FAILED_STATUSES:
+            state = "failed"
+        elif count == 0 and requested:
+            state = "pending"
+        total = body.get("totalPrice")
+        return PurchaseResult(
+            provider_order_id=order_id,
+            reference=str(body.get("clientOrderId") or reference),
+            state=state,
+            keys=keys,
+            quantity=count or (requested or 0),
+            total_cost_minor=to_minor(str(total)) if _is_number(total) else None,
+            currency=CURRENCY,
+            preorder=preorder,
+        )
+
+    def _key(self, code: Mapping[str, Any], kind: str) -> DeliveredKey | None:
+        """The key of one code entry, fetching it when the order answer left ``code``
+        empty; ``None`` when it cannot be had right now (the purchase stays pending)."""
+        code_id = str(code.get("codeId") or "")
+        value = code.get("code")
+        if not value and code_id:
+            try:
+                fetched = self._json("GET", f"/v2/codes/{code_id}", not_found=ProviderRejected)
+            except (ProviderTransientError, ProviderRejected):
+                return None
+            if not isinstance(fetched, dict):
+                return None
+            code = {**code, **{k: v for k, v in fetched.items() if v not in (None, "")}}
+            kind = _code_kind(code)
+            if kind == "preorder":
+                return None
+            value = code.get("code")
+        if not value:
+            return None
+        if kind == "image":
+            try:
+                image = base64.b64decode(str(value), validate=False)
+            except (binascii.Error, ValueError):
+                return None
+            filename = str(code.get("filename") or code.get("fileName") or "")
+            return DeliveredKey(
+                external_id=code_id, image=image, image_type=_image_type(filename, image)
+            )
+        return DeliveredKey(external_id=code_id, code=str(value))
+
+
+# -- postbacks -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StockChange:
+    product_id: str
+    quantity: int | None
+    prices: list[tuple[str, Decimal]] = field(default_factory=list)  # (priceRangeLabel, price)
+
+
+@dataclass(frozen=True)
+class StockPostback:
+    products: list[StockChange]
+    type: str = "STOCK"
+
+
+@dataclass(frozen=True)
+class PreorderPostback:
+    """A pre-ordered code was assigned: fetch the order (``order_id``) or the code."""
+
+    order_id: str | None
+    code_id: str | None
+    type: str = "PREORDER"
+
+
+@dataclass(frozen=True)
+class ProductPostback:
+    """``NEW_PRODUCT``, ``PRODUCT_UPDATED``, ``PRODUCT_HIDDEN`` or ``NEW_FULL_PRODUCT``."""
+
+    type: str
+    product_ids: list[str]
+
+
+@dataclass(frozen=True)
+class OtherPostback:
+    type: str
+
+
+Postback = StockPostback | PreorderPostback | ProductPostback | OtherPostback
+
+
+def postback_hash(client_id: str, client_signature: str) -> str:
+    return hashlib.sha256((client_id + client_signature).encode()).hexdigest()
+
+
+def verify_postback(body: Mapping[str, Any], client_id: str, client_signature: str) -> bool:
+    """``authHash == sha256(clientId + clientSignature)`` (hex), compared in constant
+    time. False when anything is missing. The hash is a static value, not a signature
+    over the body: it proves the sender knows our credentials, nothing more."""
+    received = body.get("authHash") if isinstance(body, Mapping) else None
+    if not received or not isinstance(received, str) or not client_id or not client_signature:
+        return False
+    return hmac.compare_digest(
+        received.strip().lower().encode(), postback_hash(client_id, client_signature).encode()
+    )
+
+
+def parse_postback(body: Mapping[str, Any]) -> Postback:
+    kind = str(body.get("type") or "").upper()
+    if kind == "STOCK":
+        changes = []
+        for p in body.get("products") or []:
+            if not isinstance(p, dict) or not p.get("productId"):
+                continue
+            prices = []
+            for pr in p.get("prices") or []:
+                value = _decimal(pr.get("price", pr.get("value")))
+                if value is not None:
+                    prices.append((str(pr.get("priceRangeLabel") or pr.get("from") or ""), value))
+            changes.append(
+                StockChange(
+                    product_id=str(p["productId"]), quantity=_int(p.get("quantity")), prices=prices
+                )
+            )
+        return StockPostback(products=changes)
+    if kind == "PREORDER":
+        order_id = body.get("orderId")
+        code_id = body.get("codeId")
+        return PreorderPostback(
+            order_id=str(order_id) if order_id else None, code_id=str(code_id) if code_id else None
+        )
+    if kind in ("NEW_PRODUCT", "PRODUCT_UPDATED", "PRODUCT_HIDDEN", "NEW_FULL_PRODUCT"):
+        ids = [str(body["productId"])] if body.get("productId") else []
+        ids += [
+            str(p["productId"])
+            for p in body.get("products") or []
+            if isinstance(p, dict) and p.get("productId")
+        ]
+        return ProductPostback(type=kind, product_ids=ids)
+    return OtherPostback(type=kind)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _read_token(body: Any) -> tuple[str | None, float]:
+    if not isinstance(body, dict):
+        return None, 0.0
+    token = body.get("access_token") or body.get("value") or body.get("accessToken")
+    lifetime = body.get("expires_in", body.get("expiresIn"))
+    try:
+        seconds = float(lifetime) if lifetime is not None else 300.0
+    except (TypeError, ValueError):
+        seconds = 300.0
+    return (str(token) if token else None), max(0.0, seconds)
+
+
+def _is_invalid_token(body: Any) -> bool:
+    return isinstance(body, dict) and str(body.get("error") or "").lower() == "invalid_token"
+
+
+def _items(body: Any, *keys: str) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in keys:
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    return []
+
+
+def _code_kind(code: Mapping[str, Any]) -> str:
+    for field_name in ("codeType", "status", "type"):
+        value = str(code.get(field_name) or "").strip().upper()
+        if value in _PREORDER:
+            return "preorder"
+        if value in _IMAGE:
+            return "image"
+        if value in _TEXT:
+            return "text"
+    return "image" if code.get("filename") or code.get("fileName") else "text"
+
+
+def _image_type(filename: str, data: bytes) -> str:
+    guessed = mimetypes.guess_type(filename)[0] if filename else None
+    if guessed and guessed.startswith("image/"):
+        return guessed
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data.startswith(b"GIF8"):
+        return "image/gif"
+    return "application/octet-stream"
+
+
+def _default_price_minor(prices: Any) -> int | None:
+    if not isinstance(prices, list) or not prices:
+        return None
+    tiers = [p for p in prices if isinstance(p, dict) and _is_number(p.get("value"))]
+    if not tiers:
+        return None
+    default = next((p for p in tiers if _int(p.get("from")) == 1), None)
+    if default is None:
+        default = min(tiers, key=lambda p: _int(p.get("from")) or 0)
+    return to_minor(default["value"])
+
+
+def _is_number(value: object) -> bool:
+    return _decimal(value) is not None
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _int(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        return None

@@ -1,0 +1,501 @@
+"""Kinguin eCommerce API ("ESA") client (docs/providers.md §1).
+
+Decisions where the public sources are silent:
+
+- **Price sent with an order** is our maximum unit cost. The Order object carries both
+  ``requestPrice`` (what we sent) and ``price`` (what was charged), so the sent price is
+  read as a ceiling; a product whose cheapest offer is above it comes back as
+  ``ProductUnavailable`` → :class:`OutOfStock`.
+- **Pre-orders**: ``keyType`` must be left out for a pre-order and only ``text`` is
+  allowed otherwise, so :meth:`KinguinClient.purchase` reads the product first
+  (``GET /v2/products/{productId}``) to learn ``isPreorder``. No cache: the extra GET is
+  cheap next to an order, and a stale pre-order flag would get the order refused.
+- **Same orderExternalId twice**: undocumented since 2022. If Kinguin answers with the
+  existing order, it is used; if it refuses the duplicate (409, or a
+  ``ConstraintViolation`` naming ``orderExternalId``), the client looks the order up by
+  our reference and returns it. Either way no second order is paid for.
+- **State**: ``processing`` → ``pending`` (with the keys out so far: Kinguin hands out
+  keys while processing), ``completed`` → ``completed``, ``canceled``/``refunded`` →
+  ``failed``. If the keys cannot be fetched right after a successful order, the result
+  is ``pending`` (the order exists; fetch the keys later), never an error that would
+  invite a second purchase.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from core.providers.base import (
+    Balance,
+    DeliveredKey,
+    InsufficientBalance,
+    Offer,
+    OutOfStock,
+    ProviderAuthError,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderRejected,
+    ProviderTransientError,
+    PurchaseResult,
+    PurchaseState,
+    from_minor,
+    to_minor,
+)
+from core.providers.http import (
+    decimal_json,
+    json_body,
+    make_http_client,
+    parse_date,
+    parse_datetime,
+    safe_text,
+    send,
+)
+
+NAME = "kinguin"
+CURRENCY = "EUR"
+PAGE_LIMIT = 100
+
+_OUT_OF_STOCK_KINDS = {"ProductUnavailable"}
+_BALANCE_KINDS = {"InsufficientBalance", "BalanceRequired"}
+_AUTH_KINDS = {"Authorization"}
+_REJECTED_KINDS = {
+    "ConstraintViolation",
+    "Preorder",
+    "OrderFailed",
+    "OrderNotSupported",
+    "OrderNotFound",
+    "NoKeysToReturn",
+}
+_TRANSIENT_KINDS = {"ResourceLock"}
+_STATE: dict[str, PurchaseState] = {
+    "processing": "pending",
+    "completed": "completed",
+    "canceled": "failed",
+    "cancelled": "failed",
+    "refunded": "failed",
+}
+
+
+class KinguinClient:
+    """:class:`core.providers.base.ProviderClient` for the Kinguin eCommerce API."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        self._http = make_http_client(
+            self.base_url, timeout, transport=transport, http_client=http_client
+        )
+        self._owns_http = http_client is None
+
+    def __repr__(self) -> str:
+        return f"KinguinClient(base_url={self.base_url!r})"
+
+    # -- protocol ----------------------------------------------------------------------
+
+    def list_offers(self, *, updated_since: datetime | None = None) -> Iterator[Offer]:
+        page = 1
+        seen = 0
+        while True:
+            params: dict[str, str | int] = {"page": page, "limit": PAGE_LIMIT}
+            if updated_since is not None:
+                since = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=UTC)
+                params["updatedSince"] = since.astimezone(UTC).isoformat()
+            body = self._json("GET", "/v1/products", params=params)
+            results = body.get("results") if isinstance(body, dict) else body
+            results = results if isinstance(results, list) else []
+            for item in results:
+                offer = _offer(item) if isinstance(item, dict) else None
+                if offer is not None:
+                    yield offer
+            seen += len(results)
+            total = body.get("item_count") if isinstance(body, dict) else None
+            if (
+                not results
+                or len(results) < PAGE_LIMIT
+                or (isinstance(total, int) and seen >= total)
+            ):
+                return
+            page += 1
+
+    def get_offer(self, external_id: str) -> Offer:
+        body = self._json("GET", f"/v2/products/{external_id}")
+        offer = _offer(body) if isinstance(body, dict) else None
+        if offer is None:
+            raise ProviderRejected(NAME, f"product {external_id}: unreadable answer")
+        return offer
+
+    def balance(self) -> Balance:
+        body = self._json("GET", "/v1/balance")
+        amount = body.get("balance") if isinstance(body, dict) else None
+        if amount is None:
+            raise ProviderTransientError(NAME, "balance answer has no balance")
+        return Balance(amount_minor=to_minor(amount), currency=CURRENCY)
+
+    def purchase(
+        self,
+        *,
+        reference: str,
+        external_id: str,
+        quantity: int,
+        max_unit_cost_minor: int,
+        currency: str,
+        allow_preorder: bool = True,
+    ) -> PurchaseResult:
+        if currency.upper() != CURRENCY:
+            raise ProviderRejected(NAME, f"prices are in {CURRENCY}, not {currency}")
+        product = self._json("GET", f"/v2/products/{external_id}")
+        is_preorder = bool(product.get("isPreorder")) if isinstance(product, dict) else False
+        if is_preorder and not allow_preorder:
+            raise ProviderRejected(
+                NAME, f"product {external_id} is a pre-order and pre-orders are not allowed here"
+            )
+        line: dict[str, Any] = {
+            "productId": external_id,
+            "qty": quantity,
+            "price": decimal_json(from_minor(max_unit_cost_minor)),
+        }
+        if not is_preorder:
+            line["keyType"] = "text"
+        payload = {"products": [line], "orderExternalId": reference}
+        response = send(
+            self._http,
+            NAME,
+            "POST",
+            "/v2/order",
+            state_changing=True,
+            json=payload,
+            headers=self._headers(),
+        )
+        body = json_body(response)
+        if not response.is_success:
+            if _is_duplicate_reference(response, body):
+                found = self.find_purchase(reference=reference)
+                if found is not None:
+                    return found
+            raise self._error(response, body, context="POST /v2/order", state_changing=True)
+        if not isinstance(body, dict) or not body.get("orderId"):
+            raise ProviderOutcomeUnknown(
+                NAME, f"order {reference}: unreadable answer; the order may exist"
+            )
+        if str(body.get("orderExternalId") or reference) != reference:
+            raise ProviderOutcomeUnknown(
+                NAME, f"order {reference}: the answer names another reference"
+            )
+        return self._result(body, reference=reference, tolerate_key_errors=True)
+
+    def find_purchase(self, *, reference: str) -> PurchaseResult | None:
+        body = self._json("GET", "/v1/order", params={"orderExternalId": reference}, not_found=None)
+        if body is None:
+            return None
+        results = body.get("results") if isinstance(body, dict) else body
+        for order in results if isinstance(results, list) else []:
+            if (
+                isinstance(order, dict)
+                and str(order.get("orderExternalId") or "") == reference
+                and order.get("orderId")
+            ):
+                return self._result(order, reference=reference)
+        return None
+
+    def fetch_keys(self, *, provider_order_id: str, reference: str) -> PurchaseResult:
+        order = self._json("GET", f"/v1/order/{provider_order_id}", not_found=ProviderRejected)
+        if not isinstance(order, dict):
+            raise ProviderTransientError(NAME, f"order {provider_order_id}: unreadable answer")
+        return self._result(order, reference=reference)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self._api_key}
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        not_found: type[ProviderError] | None = OutOfStock,
+        **kwargs: Any,
+    ) -> Any:
+        response = send(self._http, NAME, method, path, headers=self._headers(), **kwargs)
+        body = json_body(response)
+        if response.is_success:
+            return body
+        if response.status_code == 404 and not_found is None:
+            return None
+        raise self._error(
+            response, body, context=f"{method} {path}", not_found=not_found or ProviderRejected
+        )
+
+    def _error(
+        self,
+        response: httpx.Response,
+        body: Any,
+        *,
+        context: str,
+        state_changing: bool = False,
+        not_found: type[ProviderError] = OutOfStock,
+    ) -> ProviderError:
+        status = response.status_code
+        info = body if isinstance(body, dict) else {}
+        kind = str(info.get("kind") or "")
+        message = safe_text(
+            info.get("detail") or info.get("title") or info.get("type") or response.reason_phrase
+        )
+        detail = f"{context}: HTTP {status}" + (f" {kind}" if kind else "") + f": {message}"
+        data = {"status": status, "kind": kind or None}
+        if status == 401 or kind in _AUTH_KINDS:
+            return ProviderAuthError(NAME, detail, **data)
+        if status == 429 or status >= 500:
+            if state_changing and status >= 500:
+                return ProviderOutcomeUnknown(NAME, detail + " (the order may exist)", **data)
+            return ProviderTransientError(NAME, detail, **data)
+        if kind in _OUT_OF_STOCK_KINDS:
+            return OutOfStock(NAME, detail, **data)
+        if kind in _BALANCE_KINDS:
+            return InsufficientBalance(NAME, detail, **data)
+        if kind in _TRANSIENT_KINDS:
+            return ProviderTransientError(NAME, detail, **data)
+        if status == 403:
+            return ProviderAuthError(NAME, detail, **data)
+        if kind in _REJECTED_KINDS:
+            return ProviderRejected(NAME, detail, **data)
+        if status == 404:
+            return not_found(NAME, detail, **data)
+        return ProviderRejected(NAME, detail, **data)
+
+    # -- mapping -------------------------------------------------------------------------
+
+    def _keys(self, order_id: str) -> list[DeliveredKey]:
+        keys: list[DeliveredKey] = []
+        page = 1
+        while True:
+            body = self._json(
+                "GET",
+                f"/v2/order/{order_id}/keys",
+                params={"page": page, "limit": PAGE_LIMIT},
+                not_found=ProviderRejected,
+            )
+            items = (
+                body
+                if isinstance(body, list)
+                else (body.get("results") if isinstance(body, dict) else None)
+            )
+            items = items if isinstance(items, list) else []
+            for item in items:
+                key = _key(item) if isinstance(item, dict) else None
+                if key is not None:
+                    keys.append(key)
+            if len(items) < PAGE_LIMIT:
+                return keys
+            page += 1
+
+    def _result(
+        self, order: Mapping[str, Any], *, reference: str, tolerate_key_errors: bool = False
+    ) -> PurchaseResult:
+        order_id = str(order["orderId"])
+        status = str(order.get("status") or "processing").lower()
+        state: PurchaseState = _STATE.get(status, "pending")
+        keys: list[DeliveredKey] = []
+        if state != "failed":
+            try:
+                keys = self._keys(order_id)
+            except (ProviderTransientError, ProviderRejected):
+                if not tolerate_key_errors:
+                    raise
+                state = "pending"
+        quantity = _int(order.get("totalQty")) or sum(
+            _int(p.get("qty")) or 0 for p in order.get("products") or [] if isinstance(p, dict)
+        )
+        if state == "completed" and quantity and len(keys) < quantity:
+            state = "pending"  # completed, yet not every key is out on the keys endpoint
+        total = order.get("paymentPrice", order.get("totalPrice"))
+        preorder = bool(order.get("isPreorder")) or any(
+            isinstance(p, dict) and p.get("isPreorder") for p in order.get("products") or []
+        )
+        return PurchaseResult(
+            provider_order_id=order_id,
+            reference=str(order.get("orderExternalId") or reference),
+            state=state,
+            keys=keys,
+            quantity=quantity,
+            total_cost_minor=_minor_or_none(total),
+            currency=CURRENCY,
+            preorder=preorder,
+        )
+
+
+# -- webhooks ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderStatusEvent:
+    order_id: str
+    order_external_id: str | None
+    status: str
+    updated_at: datetime | None
+    name: str = "order.status"
+
+
+@dataclass(frozen=True)
+class ProductUpdateEvent:
+    kinguin_id: int | None
+    product_id: str
+    qty: int | None
+    text_qty: int | None
+    cheapest_offer_ids: list[str] = field(default_factory=list)
+    updated_at: datetime | None = None
+    name: str = "product.update"
+
+
+class WebhookPayloadError(ValueError):
+    """The webhook is not one we understand (unknown event name, unreadable body)."""
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    getter = getattr(headers, "get", None)
+    value = getter(name) if getter else None
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def verify_webhook(headers: Mapping[str, str], configured_secret: str | None) -> bool:
+    """``X-Event-Secret`` equals the configured secret (constant-time); False when
+    either is missing or empty."""
+    received = _header(headers, "X-Event-Secret")
+    if not received or not configured_secret:
+        return False
+    return hmac.compare_digest(received.encode(), configured_secret.encode())
+
+
+def parse_webhook(
+    headers: Mapping[str, str], body: bytes | str | Mapping[str, Any]
+) -> OrderStatusEvent | ProductUpdateEvent:
+    """The event named by ``X-Event-Name``; raises :class:`WebhookPayloadError` for an
+    unknown event or an unreadable body. Verify the secret first."""
+    name = (_header(headers, "X-Event-Name") or "").strip()
+    if isinstance(body, (bytes, str)):
+        try:
+            data = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise WebhookPayloadError("webhook body is not JSON") from None
+    else:
+        data = dict(body)
+    if not isinstance(data, dict):
+        raise WebhookPayloadError("webhook body is not a JSON object")
+    if name == "order.status":
+        if not data.get("orderId") or not data.get("status"):
+            raise WebhookPayloadError("order.status without orderId or status")
+        ext = data.get("orderExternalId")
+        return OrderStatusEvent(
+            order_id=str(data["orderId"]),
+            order_external_id=str(ext) if ext else None,
+            status=str(data["status"]).lower(),
+            updated_at=parse_datetime(data.get("updatedAt")),
+        )
+    if name == "product.update":
+        if not data.get("productId"):
+            raise WebhookPayloadError("product.update without productId")
+        offers = data.get("cheapestOfferId") or []
+        return ProductUpdateEvent(
+            kinguin_id=_int(data.get("kinguinId")),
+            product_id=str(data["productId"]),
+            qty=_int(data.get("qty")),
+            text_qty=_int(data.get("textQty")),
+            cheapest_offer_ids=[str(o) for o in offers]
+            if isinstance(offers, list)
+            else [str(offers)],
+            updated_at=parse_datetime(data.get("updatedAt")),
+        )
+    raise WebhookPayloadError(f"unknown Kinguin event {safe_text(name, 60)!r}")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _offer(item: Mapping[str, Any]) -> Offer | None:
+    product_id = item.get("productId")
+    if not product_id:
+        return None
+    return Offer(
+        provider=NAME,
+        external_id=str(product_id),
+        name=str(item.get("name") or item.get("originalName") or product_id),
+        cost_minor=_minor_or_none(item.get("price")),
+        currency=CURRENCY,
+        stock=max(0, _int(item.get("qty")) or 0),
+        is_preorder=bool(item.get("isPreorder")),
+        release_date=parse_date(item.get("releaseDate")),
+        platform=item.get("platform") or None,
+        region=item.get("regionalLimitations") or None,
+        updated_at=parse_datetime(item.get("updatedAt")),
+    )
+
+
+def _key(item: Mapping[str, Any]) -> DeliveredKey | None:
+    serial = item.get("serial")
+    if not serial:
+        return None
+    key_id = str(item.get("id") or "")
+    kind = str(item.get("type") or "text/plain").lower()
+    if kind.startswith("image/"):
+        try:
+            image = base64.b64decode(str(serial), validate=False)
+        except (binascii.Error, ValueError):
+            return None
+        return DeliveredKey(external_id=key_id, image=image, image_type=kind)
+    return DeliveredKey(external_id=key_id, code=str(serial))
+
+
+def _is_duplicate_reference(response: httpx.Response, body: Any) -> bool:
+    if response.status_code == 409:
+        return True
+    if not isinstance(body, dict) or body.get("kind") not in ("ConstraintViolation", "OrderFailed"):
+        return False
+    text = " ".join(str(body.get(k) or "") for k in ("detail", "propertyPath", "title")).lower()
+    return "orderexternalid" in text and (
+        "exist" in text or "duplicate" in text or "unique" in text
+    )
+
+
+def _minor_or_none(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return to_minor(str(value))
+    except ArithmeticError:
+        return None
+
+
+def _int(value: object) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
