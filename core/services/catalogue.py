@@ -9,10 +9,20 @@ Search (``search_products``) uses the search index the first migration builds:
   ``to_tsvector('simple', title || ' ' || platform || ' ' || genre || ' ' || publisher)``.
   The query repeats that expression verbatim so the planner can use the index; every
   word of the shopper's query becomes a prefix term (``witch:*``), the terms are ANDed,
-  and matches are ranked with ``ts_rank``.
+  and matches are ranked with ``ts_rank`` over the title (a title match beats a
+  platform, genre or publisher match).
 - SQLite: the external-content FTS5 table ``products_fts`` (kept in sync with
   ``products`` by triggers); terms are quoted prefix terms (``"witch"*``), ANDed, ranked
   with ``bm25`` (title weighs most).
+
+Cost is bounded so searches stay fast on a large catalogue:
+
+- Text rank is computed only when at most ``RANK_LIMIT`` products match. A broader
+  query (one letter, a platform name) cannot be told apart by rank anyway, so its
+  matches are ordered like an empty search: featured first, then newest.
+- The total is counted up to ``COUNT_LIMIT``; past it ``SearchPage.total`` is
+  ``COUNT_LIMIT`` and ``total_is_exact`` is False ("10,000+ results"), the way search
+  engines report totals. ``exact_total=True`` counts everything (operator screens).
 
 The shopper's text never reaches either query language as syntax: it is reduced to word
 tokens (Unicode letters and digits, NFKC-normalised, lower-cased) and everything else --
@@ -56,9 +66,9 @@ from sqlmodel import Session
 from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
 from core.models import PLATFORMS, REGIONS, Key, Product, ProviderOffer, utcnow
 
-products: Final = cast(Table, Product.__table__)
-keys_table: Final = cast(Table, Key.__table__)
-offers: Final = cast(Table, ProviderOffer.__table__)
+products: Final = cast(Table, Product.__table__)  # type: ignore[attr-defined]
+keys_table: Final = cast(Table, Key.__table__)  # type: ignore[attr-defined]
+offers: Final = cast(Table, ProviderOffer.__table__)  # type: ignore[attr-defined]
 
 SLUG_RE: Final = re.compile(r"[a-z0-9-]{1,120}")
 CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
@@ -67,6 +77,8 @@ MAX_PER_PAGE: Final = 100
 # A search box query is cut to this many characters and word tokens before searching.
 MAX_QUERY_CHARS: Final = 200
 MAX_QUERY_TOKENS: Final = 8
+RANK_LIMIT: Final = 1000
+COUNT_LIMIT: Final = 10_000
 
 # The exact expression of the PostgreSQL index ix_products_search (migration 0001,
 # SEARCH_TEXT): the planner uses the index only for an identical expression.
@@ -142,18 +154,20 @@ class ProductHit:
 
 @dataclass(frozen=True, slots=True)
 class SearchPage:
-    """One page of search results. ``total`` counts every match under the same filters;
-    ``pages`` is how many pages of ``per_page`` hold them (0 when nothing matched)."""
+    """One page of search results. ``total`` counts the matches under the same filters
+    (up to COUNT_LIMIT unless asked for an exact count: ``total_is_exact`` says which);
+    ``pages`` is how many pages of ``per_page`` hold ``total`` (0 when nothing matched)."""
 
     items: list[ProductHit]
     total: int
     page: int
     per_page: int
     pages: int
+    total_is_exact: bool = True
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.page < self.pages or (not self.total_is_exact and self.page == self.pages)
 
     @property
     def has_previous(self) -> bool:
@@ -402,6 +416,7 @@ def search_products(
     sort: str = "relevance",
     page: int = 1,
     per_page: int = 24,
+    exact_total: bool = False,
 ) -> SearchPage:
     """Active products matching a text query and filters, one page at a time.
 
@@ -419,9 +434,12 @@ def search_products(
       first, then newest), ``price_asc``, ``price_desc``, ``newest`` (created_at,
       newest first), ``title`` (A→Z). Ties are broken by id so pages never overlap.
     - ``page`` ≥ 1, 1 ≤ ``per_page`` ≤ 100; a page past the end is empty.
+    - ``exact_total``: count every match instead of stopping at COUNT_LIMIT.
 
     Raises InvalidInput for a bad sort, page, per_page or price bound. Runs two queries
     for the page (count, rows) and two grouped ones for the page's stock figures.
+    Broad text queries (more than RANK_LIMIT matches) are not ranked; see the module
+    docstring.
     """
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of: {', '.join(SORTS)}", field="sort")
@@ -465,9 +483,10 @@ def search_products(
                 literal_column("'simple'"),
                 bindparam("search_tsquery", " & ".join(f"{t}:*" for t in tokens)),
             )
-            document = literal_column(_PG_SEARCH_DOCUMENT)
+            document: ColumnElement[Any] = literal_column(_PG_SEARCH_DOCUMENT)
             conditions.append(document.op("@@", return_type=Boolean)(tsquery))
-            rank = -func.ts_rank(document, tsquery)
+            title_document = func.to_tsvector(literal_column("'simple'"), products.c.title)
+            rank = -func.ts_rank(title_document, tsquery)
         else:
             fts_join = (
                 text(
@@ -485,11 +504,17 @@ def search_products(
             stmt = stmt.join(fts_join, fts_join.c.id == products.c.id)
         return stmt.where(and_(*conditions))
 
-    total = session.execute(restricted(select(func.count()).select_from(products))).scalar_one()
+    if exact_total:
+        total = session.execute(restricted(select(func.count()).select_from(products))).scalar_one()
+        total_is_exact = True
+    else:
+        capped = restricted(select(products.c.id).select_from(products)).limit(COUNT_LIMIT + 1)
+        found = session.execute(select(func.count()).select_from(capped.subquery())).scalar_one()
+        total, total_is_exact = min(found, COUNT_LIMIT), found <= COUNT_LIMIT
     pages = math.ceil(total / per_page) if total else 0
 
     items: list[ProductHit] = []
-    if total and (page - 1) * per_page < total:
+    if total and ((page - 1) * per_page < total or not total_is_exact):
         columns = [
             products.c.id, products.c.slug, products.c.title, products.c.platform,
             products.c.region, products.c.genre, products.c.publisher, products.c.price_minor,
@@ -501,7 +526,7 @@ def search_products(
         order: list[Any]
         if sort == "relevance":
             order = [products.c.featured.desc(), *newest]
-            if rank is not None:
+            if rank is not None and total <= RANK_LIMIT and total_is_exact:
                 order = [rank.asc(), *order]
         elif sort == "price_asc":
             order = [products.c.price_minor.asc(), products.c.id.asc()]
@@ -529,7 +554,14 @@ def search_products(
             )
             for row in rows
         ]
-    return SearchPage(items=items, total=total, page=page, per_page=per_page, pages=pages)
+    return SearchPage(
+        items=items,
+        total=total,
+        page=page,
+        per_page=per_page,
+        pages=pages,
+        total_is_exact=total_is_exact,
+    )
 
 
 def available_counts(*, session: Session, product_ids: list[int]) -> dict[int, int]:

@@ -20,17 +20,18 @@ import random
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final, cast
+from typing import Final
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from core.crypto import KeyVault, get_vault
 from core.demo_data import ACTIVATION, DEMO_TITLES, REGION_NOTES, DemoTitle
 from core.errors import DuplicateSlug, InvalidInput
-from core.models import Key, KeyStatus, Product, new_uuid, utcnow
-from core.services.catalogue import create_product
+from core.models import Key, KeyStatus, new_uuid, utcnow
+from core.services.catalogue import create_product, keys_table
+from core.services.catalogue import products as products_table
 
 DEMO_SUPPLIER: Final = "demo"
 MAX_KEYS_PER_PRODUCT: Final = 10_000
@@ -112,7 +113,7 @@ def _cover_for(title: str, platform: str) -> str | None:
     """The generated cover when it fits ``products.cover_url``, otherwise None (the
     storefront then draws ``cover_svg(title, platform)`` itself)."""
     url = cover_svg(title, platform)
-    limit = cast(Table, Product.__table__).c.cover_url.type.length  # type: ignore[attr-defined]
+    limit = products_table.c.cover_url.type.length  # type: ignore[attr-defined]
     return url if limit is None or len(url) <= limit else None
 
 
@@ -151,7 +152,7 @@ def _unique_codes(
                 batch[fp] = code
         in_stock = set(
             session.execute(
-                select(Key.fingerprint).where(Key.fingerprint.in_(list(batch)))  # type: ignore[attr-defined]
+                select(keys_table.c.fingerprint).where(keys_table.c.fingerprint.in_(list(batch)))
             ).scalars()
         )
         for fp, code in batch.items():
@@ -186,7 +187,7 @@ def seed_demo(*, session: Session, keys_per_product: int = 25, rng_seed: int = 2
     slugs = [demo_slug(spec) for spec in DEMO_TITLES]
     existing = set(
         session.execute(
-            select(Product.slug).where(Product.slug.in_(slugs))  # type: ignore[attr-defined]
+            select(products_table.c.slug).where(products_table.c.slug.in_(slugs))
         ).scalars()
     )
     created = already = keys_created = 0
@@ -236,6 +237,7 @@ def seed_demo(*, session: Session, keys_per_product: int = 25, rng_seed: int = 2
             already += 1
             continue
         product.created_at = product.updated_at = created_at
+        assert product.id is not None  # flushed by create_product
         created += 1
         count = _key_count(spec, keys_per_product)
         for code, fp in _unique_codes(session, vault, rng, count, taken):

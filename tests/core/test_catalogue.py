@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
 from core.models import KeyStatus, Product, ProviderOffer, utcnow
+from core.services import catalogue
 from core.services.catalogue import (
     SearchPage,
     create_product,
@@ -488,3 +489,36 @@ def test_facet_values_list_active_products_only(
     assert facets["platforms"] == ["PlayStation", "Steam", "Xbox"]
     assert facets["regions"] == ["EU", "GLOBAL", "US"]
     assert facets["genres"] == ["Action", "Adventure", "Racing", "RPG"]
+
+
+def test_totals_past_the_count_limit_are_reported_as_lower_bounds(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalogue, "COUNT_LIMIT", 10)
+    for n in range(15):
+        make_product(session, title=f"Velvet Comet {n}", price_minor=100 + n)
+    broad = search_products(session=session, query="velvet", per_page=5, sort="price_asc")
+    assert (broad.total, broad.total_is_exact, broad.pages) == (10, False, 2)
+    assert search_products(session=session, query="velvet", per_page=5, page=2).has_next
+    third = search_products(session=session, query="velvet", per_page=5, page=3, sort="price_asc")
+    assert [h.price_minor for h in third.items] == [110, 111, 112, 113, 114]
+    exact = search_products(session=session, query="velvet", exact_total=True)
+    assert (exact.total, exact.total_is_exact) == (15, True)
+    narrow = search_products(session=session, query="velvet 3")
+    assert (narrow.total, narrow.total_is_exact) == (1, True)
+
+
+def test_broad_queries_are_ordered_like_an_empty_search(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = utcnow()
+    make_product(session, title="Copper Tide", created_at=now - timedelta(days=3))
+    make_product(session, title="Quiet Harbour", publisher="Copper Works", created_at=now)
+    # Few matches: ranked, the title match first.
+    assert titles(search_products(session=session, query="copper"))[0] == "Copper Tide"
+    monkeypatch.setattr(catalogue, "RANK_LIMIT", 1)
+    # Too many to rank: newest first.
+    assert titles(search_products(session=session, query="copper")) == [
+        "Quiet Harbour",
+        "Copper Tide",
+    ]
