@@ -120,8 +120,11 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
-    """A plain session on the test database. Tests commit what they need."""
-    with Session(engine, expire_on_commit=False) as s:
+    """A plain session on the test database. Tests commit what they need. On SQLite it
+    begins deferred transactions, so a test reading between service calls does not hold
+    the write lock the services need."""
+    bind = engine.execution_options(sqlite_begin="DEFERRED") if engine.dialect.name == "sqlite" else engine
+    with Session(bind, expire_on_commit=False) as s:
         yield s
         s.rollback()
 
@@ -134,3 +137,14 @@ def vault(test_settings: Settings) -> crypto.KeyVault:
 @pytest.fixture
 def var_dir(test_settings: Settings) -> Path:
     return test_settings.var_dir
+
+
+@pytest.fixture
+def queued_jobs() -> Iterator[list]:
+    """No queue plugged in: jobs enqueued after commit are collected here, in order."""
+    from core import jobs
+
+    jobs.set_dispatcher(None)
+    jobs.pending.clear()
+    yield jobs.pending
+    jobs.pending.clear()

@@ -157,6 +157,7 @@ def transition_order(
     ``needs_attention`` requires a reason an operator can act on. Operator-made changes
     are also audited. Runs in the caller's transaction (flushes, never commits).
     """
+    session.flush()  # pending changes of the caller's first, so the refresh keeps them
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"order {order_id} does not exist", order_id=order_id)

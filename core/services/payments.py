@@ -1,0 +1,252 @@
+"""Payments: Stripe webhooks (and the built-in test payments, which produce the same
+Stripe-format events, signed with a local secret, through the same handler).
+
+Events acted on:
+
+- ``checkout.session.completed`` / ``checkout.session.async_payment_succeeded`` (when
+  ``payment_status`` is ``paid``) and ``payment_intent.succeeded`` → the order is
+  ``paid`` and fulfilment is queued after the commit. The order is found by
+  ``client_reference_id`` or ``metadata.order_number``; the amount and currency must
+  match the order's total, or the order goes to ``needs_attention`` with the reason.
+- ``charge.refunded`` (fully refunded) → DESIGN §5.5: keys never revealed are revoked
+  (stock keys go back to stock), revealed keys are flagged, the order is ``refunded``
+  and an alert is raised. A partial refund raises an alert and changes nothing else.
+- ``charge.dispute.created`` → the same key handling, the order is ``disputed``.
+- anything else is stored and marked ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import stripe
+from sqlmodel import Session, col, select
+
+from core import jobs
+from core.config import get_settings
+from core.errors import DomainError, InvalidInput, NotFound
+from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, WebhookEvent
+from core.services.alerts import raise_alert
+from core.services.audit import Actor
+from core.services.inventory import revoke_key
+from core.services.orders import transition_order
+from core.services.webhooks import (
+    Receipt,
+    Verified,
+    WebhookRejected,
+    parse_json_object,
+    receive_webhook,
+    register_source,
+)
+from core.signing import secret_key
+
+S = OrderStatus
+STRIPE = Actor.system("stripe")
+
+
+def webhook_secret() -> str:
+    """Stripe's signing secret when Stripe is configured; otherwise the local secret the
+    built-in test payments sign with (derived from the shop's signing secret)."""
+    settings = get_settings()
+    if settings.stripe_webhook_secret:
+        return settings.stripe_webhook_secret
+    digest = hmac.new(secret_key(), b"keyshop test payments webhook", hashlib.sha256).digest()
+    return "whsec_test_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def authenticate_stripe(headers: Mapping[str, str], body: bytes) -> Verified:
+    payload = parse_json_object(body)
+    signature = headers.get("stripe-signature")
+    if not signature:
+        raise WebhookRejected("missing Stripe-Signature header", 401)
+    try:
+        stripe.WebhookSignature.verify_header(
+            body.decode("utf-8"), signature, webhook_secret(), tolerance=get_settings().stripe_tolerance_seconds
+        )
+    except stripe.SignatureVerificationError:
+        raise WebhookRejected("Stripe signature does not verify", 401) from None
+    if not isinstance(payload.get("id"), str) or not isinstance(payload.get("type"), str):
+        raise WebhookRejected("body is not a Stripe event", 400)
+    return Verified(event_id=payload["id"], event_type=payload["type"], payload=payload)
+
+
+# -- acting on events ---------------------------------------------------------------------
+
+
+def _order_for(session: Session, obj: dict[str, Any]) -> Order:
+    metadata = obj.get("metadata") or {}
+    number = obj.get("client_reference_id") or metadata.get("order_number")
+    if number:
+        order = session.exec(select(Order).where(Order.number == str(number))).first()
+        if order is not None:
+            return order
+        raise NotFound(f"no order {number}")
+    reference = obj.get("payment_intent") or obj.get("id")
+    order = session.exec(select(Order).where(Order.payment_reference == str(reference))).first()
+    if order is None:
+        raise NotFound(f"no order paid with {reference}")
+    return order
+
+
+def mark_paid(*, session: Session, order: Order, reference: str, amount_minor: int | None, currency: str | None,
+              provider: str = "stripe") -> str:
+    """Record a confirmed payment. Idempotent: an order already past payment is left as it
+    is. Queues fulfilment after the commit. Runs in the caller's transaction."""
+    if order.status != S.PENDING_PAYMENT:
+        if order.status == S.CANCELLED:
+            raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}",
+                        message=f"payment {reference} arrived for cancelled order {order.number}; refund it or reopen by hand",
+                        severity="error")
+            return f"payment for cancelled order {order.number}: alert raised"
+        return f"order {order.number} already {order.status}"
+    order.payment_reference = reference
+    order.payment_provider = provider
+    session.add(order)
+    transition_order(session=session, order_id=order.id, to_status=S.PAID, actor=STRIPE,  # type: ignore[arg-type]
+                     reason=f"payment {reference}", expected_from=S.PENDING_PAYMENT)
+    if amount_minor is not None and (amount_minor != order.total_minor or (currency or "").upper() != order.currency):
+        reason = (f"paid {amount_minor} {str(currency).upper()} but the order totals "
+                  f"{order.total_minor} {order.currency}; check the payment before delivering")
+        transition_order(session=session, order_id=order.id, to_status=S.NEEDS_ATTENTION, actor=STRIPE,  # type: ignore[arg-type]
+                         reason=reason)
+        raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}", message=reason)
+        return f"order {order.number} paid with a mismatched amount: needs attention"
+    jobs.enqueue_after_commit(session, "fulfil_order", order.id)
+    return f"order {order.number} paid"
+
+
+def take_back_keys(*, session: Session, order: Order, actor: Actor, reason: str) -> dict[str, int]:
+    """DESIGN §5.5 for a refund or a dispute: keys never revealed are revoked (keys from
+    our own stock go back to stock), revealed keys are flagged. Runs in the caller's
+    transaction."""
+    counts = {"to_stock": 0, "revoked": 0, "flagged": 0}
+    keys = session.exec(
+        select(Key).join(OrderLine, col(Key.order_line_id) == OrderLine.id)
+        .where(OrderLine.order_id == order.id, col(Key.status).in_([KeyStatus.RESERVED, KeyStatus.DELIVERED]))
+        .order_by(col(Key.id))
+    ).all()
+    for key in keys:
+        if key.revealed_at is not None:
+            key.status_note = f"revealed before {reason}"[:500]
+            session.add(key)
+            counts["flagged"] += 1
+        elif key.provider_purchase_id is None:
+            revoke_key(session=session, key_id=key.id, actor=actor, reason=reason, to_stock=True)
+            counts["to_stock"] += 1
+        else:
+            revoke_key(session=session, key_id=key.id, actor=actor, reason=reason)
+            counts["revoked"] += 1
+    session.flush()
+    return counts
+
+
+def _take_money_back(session: Session, order: Order, to_status: str, what: str, reference: str) -> str:
+    if order.status == to_status:
+        return f"order {order.number} already {to_status}"
+    counts = take_back_keys(session=session, order=order, actor=STRIPE, reason=what)
+    transition_order(session=session, order_id=order.id, to_status=to_status, actor=STRIPE,  # type: ignore[arg-type]
+                     reason=f"{what} {reference}", data=counts)
+    raise_alert(
+        session=session, kind="needs_attention", subject=f"order:{order.number}",
+        severity="error" if counts["flagged"] else "warning",
+        message=(f"{what} on order {order.number}: {counts['to_stock']} keys back to stock, "
+                 f"{counts['revoked']} revoked, {counts['flagged']} already revealed (flagged)"),
+    )
+    return f"order {order.number} {to_status}: {counts}"
+
+
+def handle_stripe(session: Session, event: WebhookEvent, payload: dict[str, Any]) -> str:
+    kind = payload.get("type", "")
+    obj = ((payload.get("data") or {}).get("object")) or {}
+    if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+        if obj.get("payment_status") not in ("paid", "no_payment_required"):
+            return f"checkout session {obj.get('id')} not paid yet ({obj.get('payment_status')})"
+        order = _order_for(session, obj)
+        return mark_paid(session=session, order=order, reference=str(obj.get("payment_intent") or obj.get("id")),
+                         amount_minor=obj.get("amount_total"), currency=obj.get("currency"))
+    if kind == "payment_intent.succeeded":
+        order = _order_for(session, obj)
+        return mark_paid(session=session, order=order, reference=str(obj.get("id")),
+                         amount_minor=obj.get("amount_received"), currency=obj.get("currency"))
+    if kind == "charge.refunded":
+        order = _order_for(session, {"payment_intent": obj.get("payment_intent") or obj.get("id"),
+                                     "metadata": obj.get("metadata")})
+        if not obj.get("refunded") and (obj.get("amount_refunded") or 0) < (obj.get("amount") or 0):
+            raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}",
+                        message=f"partial refund of {obj.get('amount_refunded')} on order {order.number}; keys left as they are")
+            return f"partial refund on {order.number}: alert raised"
+        return _take_money_back(session, order, S.REFUNDED, "refund", str(obj.get("id")))
+    if kind == "charge.dispute.created":
+        order = _order_for(session, {"payment_intent": obj.get("payment_intent"), "metadata": obj.get("metadata")})
+        return _take_money_back(session, order, S.DISPUTED, "dispute", str(obj.get("id")))
+    return f"ignored {kind}"
+
+
+register_source("stripe", authenticate=authenticate_stripe, handle=handle_stripe)
+
+
+# -- the built-in test payments -------------------------------------------------------------
+
+
+def sign_stripe_payload(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """A ``Stripe-Signature`` header value, computed exactly as Stripe does."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={mac}"
+
+
+def build_test_event(order: Order, *, kind: str = "checkout.session.completed") -> bytes:
+    """A Stripe-format event body for the test payment of ``order``."""
+    reference = f"pi_test_{secrets.token_hex(12)}"
+    if kind == "checkout.session.completed":
+        obj: dict[str, Any] = {
+            "id": f"cs_test_{secrets.token_hex(12)}", "object": "checkout.session",
+            "client_reference_id": order.number, "metadata": {"order_number": order.number},
+            "payment_status": "paid", "status": "complete", "payment_intent": reference,
+            "amount_total": order.total_minor, "currency": order.currency.lower(),
+            "customer_email": order.email, "livemode": False,
+        }
+    elif kind == "charge.refunded":
+        obj = {"id": f"ch_test_{secrets.token_hex(12)}", "object": "charge", "payment_intent": order.payment_reference,
+               "amount": order.total_minor, "amount_refunded": order.total_minor, "refunded": True,
+               "currency": order.currency.lower(), "metadata": {"order_number": order.number}}
+    elif kind == "charge.dispute.created":
+        obj = {"id": f"dp_test_{secrets.token_hex(12)}", "object": "dispute", "payment_intent": order.payment_reference,
+               "amount": order.total_minor, "currency": order.currency.lower(), "reason": "fraudulent",
+               "metadata": {"order_number": order.number}}
+    else:
+        raise InvalidInput(f"no test event of type {kind}")
+    event = {
+        "id": f"evt_test_{secrets.token_hex(12)}", "object": "event", "api_version": "2024-06-20",
+        "created": int(time.time()), "livemode": False, "type": kind, "data": {"object": obj},
+    }
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+class NoTestPayments(DomainError):
+    code = "test_payments_disabled"
+    http_status = 403
+
+
+def send_test_event(*, order_number: str, kind: str = "checkout.session.completed") -> Receipt:
+    """Complete (or refund, or dispute) an order with the built-in test payments: build the
+    Stripe-format event, sign it with the local secret and pass it through the same
+    webhook path as Stripe's. Refused when real Stripe is configured."""
+    if not get_settings().test_payments:
+        raise NoTestPayments("test payments are off: this shop takes real payments through Stripe")
+    from core.db import session_scope
+
+    with session_scope(write=False) as session:
+        order = session.exec(select(Order).where(Order.number == order_number)).first()
+        if order is None:
+            raise NotFound(f"no order {order_number}")
+        body = build_test_event(order, kind=kind)
+    return receive_webhook(source="stripe", headers={"Stripe-Signature": sign_stripe_payload(body, webhook_secret())},
+                           body=body, remote_addr="test-payments")

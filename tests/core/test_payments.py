@@ -1,0 +1,173 @@
+"""Payments through the webhook path: test payments, Stripe signatures, refunds, disputes."""
+
+import json
+import threading
+import time
+
+import pytest
+from sqlmodel import select
+
+from core.models import Alert, AuditEvent, Key, Order, OrderEvent, WebhookEvent, utcnow
+from core.services.payments import send_test_event, sign_stripe_payload, webhook_secret
+from core.services.webhooks import WebhookRejected, process_webhook, receive_webhook
+from tests.factories import make_keys, make_order, make_product, order_lines
+
+
+def _event(order, kind="checkout.session.completed", **obj_overrides):
+    obj = {"id": "cs_test_1", "object": "checkout.session", "client_reference_id": order.number,
+           "payment_status": "paid", "payment_intent": "pi_test_1", "amount_total": order.total_minor,
+           "currency": order.currency.lower()}
+    obj.update(obj_overrides)
+    return json.dumps({"id": f"evt_{order.number}_{kind}", "object": "event", "type": kind,
+                       "data": {"object": obj}}).encode()
+
+
+def _deliver(body, secret=None, timestamp=None):
+    header = sign_stripe_payload(body, secret or webhook_secret(), timestamp)
+    return receive_webhook(source="stripe", headers={"Stripe-Signature": header}, body=body, remote_addr="127.0.0.1")
+
+
+def _process_all(queued_jobs):
+    outcomes = []
+    for name, args, _ in list(queued_jobs):
+        if name == "process_webhook":
+            outcomes.append(process_webhook(webhook_id=args[0]))
+    return outcomes
+
+
+def test_test_payment_marks_the_order_paid_and_queues_fulfilment(session, queued_jobs):
+    product = make_product(session)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    receipt = send_test_event(order_number=order.number)
+    assert receipt.status == 200 and not receipt.duplicate
+    assert [j[0] for j in queued_jobs] == ["process_webhook"]
+    assert _process_all(queued_jobs) == [f"order {order.number} paid"]
+    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    paid = session.get(Order, order.id)
+    assert paid.status == "paid" and paid.payment_reference.startswith("pi_test_")
+    assert [j[0] for j in queued_jobs] == ["process_webhook", "fulfil_order"]
+    assert queued_jobs[-1][1] == (order.id,)
+
+
+@pytest.mark.parametrize("forge", ["wrong-secret", "no-header", "tampered-body", "stale"])
+def test_a_forged_payment_webhook_is_refused_and_changes_nothing(session, queued_jobs, forge):
+    product = make_product(session)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    body = _event(order)
+    if forge == "wrong-secret":
+        call = lambda: _deliver(body, secret="whsec_not_ours")  # noqa: E731
+    elif forge == "no-header":
+        call = lambda: receive_webhook(source="stripe", headers={}, body=body)  # noqa: E731
+    elif forge == "tampered-body":
+        header = sign_stripe_payload(body, webhook_secret())
+        call = lambda: receive_webhook(source="stripe", headers={"Stripe-Signature": header},  # noqa: E731
+                                       body=body.replace(b"paid", b"PAID"))
+    else:
+        call = lambda: _deliver(body, timestamp=int(time.time()) - 3600)  # noqa: E731
+    with pytest.raises(WebhookRejected) as info:
+        call()
+    assert info.value.http_status == 401
+    assert queued_jobs == []
+    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    assert session.get(Order, order.id).status == "pending_payment"
+    logged = session.exec(select(WebhookEvent)).all()
+    assert [(w.authenticated, w.processed_at is not None) for w in logged] == [(False, True)]
+    # the genuine event still gets through afterwards: the forgery squatted nothing
+    assert _deliver(body).duplicate is False
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1,2]", b"{}", b"x" * 2_000_000])
+def test_malformed_or_oversized_bodies_are_400(session, queued_jobs, body):
+    header = sign_stripe_payload(body, webhook_secret())
+    with pytest.raises(WebhookRejected) as info:
+        receive_webhook(source="stripe", headers={"Stripe-Signature": header}, body=body)
+    assert info.value.http_status == 400
+    assert session.exec(select(WebhookEvent)).all() == []
+
+
+def test_one_webhook_delivered_50_times_concurrently_is_acted_on_once(engine, session, queued_jobs):
+    product = make_product(session)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    body = _event(order)
+    barrier = threading.Barrier(50)
+    receipts = []
+
+    def deliver():
+        barrier.wait()
+        receipts.append(_deliver(body))
+
+    threads = [threading.Thread(target=deliver) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.duplicate for r in receipts) == [False] + [True] * 49
+    [stored] = session.exec(select(WebhookEvent)).all()
+    # and processing the stored event 50 times at once acts once
+    outcomes = []
+    barrier = threading.Barrier(50)
+
+    def process():
+        barrier.wait()
+        outcomes.append(process_webhook(webhook_id=stored.id))
+
+    threads = [threading.Thread(target=process) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    session.rollback()  # a fresh snapshot
+    assert sum(o == f"order {order.number} paid" for o in outcomes) == 1
+    assert sum(o.startswith("already processed") for o in outcomes) == 49
+    paid_events = session.exec(select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.to_status == "paid")).all()
+    assert len(paid_events) == 1
+    assert [j[0] for j in queued_jobs].count("fulfil_order") == 1
+
+
+def test_an_amount_mismatch_needs_attention_and_is_not_fulfilled(session, queued_jobs):
+    product = make_product(session, price_minor=1999)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    _deliver(_event(order, amount_total=1))
+    _process_all(queued_jobs)
+    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    o = session.get(Order, order.id)
+    assert o.status == "needs_attention" and "paid 1 EUR" in o.attention_reason
+    assert "fulfil_order" not in [j[0] for j in queued_jobs]
+    assert session.exec(select(Alert)).one().subject == f"order:{order.number}"
+
+
+@pytest.mark.parametrize("kind, final", [("charge.refunded", "refunded"), ("charge.dispute.created", "disputed")])
+def test_refund_and_dispute_take_unrevealed_keys_back(session, queued_jobs, kind, final):
+    product = make_product(session)
+    order = make_order(session, [(product, 3)], status="fulfilled", payment_reference="pi_test_77")
+    [line] = order_lines(session, order)
+    stock_kept, stock_revealed, bought = make_keys(session, product, 3, status="delivered", order_line_id=line.id,
+                                                   delivered_at=utcnow())
+    stock_revealed.revealed_at = utcnow()
+    bought.provider_purchase_id = None
+    session.add(stock_revealed)
+    session.commit()
+    # the third key came from a provider purchase
+    from core.models import ProviderPurchase
+    purchase = ProviderPurchase(order_line_id=line.id, provider="kinguin", reference="ref-1", quantity=1, status="completed")
+    session.add(purchase)
+    session.commit()
+    bought.provider_purchase_id = purchase.id
+    session.add(bought)
+    session.commit()
+
+    send_test_event(order_number=order.number, kind=kind)
+    outcome = _process_all(queued_jobs)
+    assert outcome[0].startswith(f"order {order.number} {final}")
+    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    assert session.get(Order, order.id).status == final
+    status = {k.id: (k.status, k.status_note) for k in session.exec(select(Key))}
+    assert status[stock_kept.id][0] == "available"
+    assert status[bought.id][0] == "revoked"
+    assert status[stock_revealed.id][0] == "delivered" and "revealed before" in status[stock_revealed.id][1]
+    assert len(session.exec(select(AuditEvent).where(AuditEvent.action == "key.revoke")).all()) == 2
+    assert session.exec(select(Alert)).one().severity == "error"
+    # delivered again (Stripe retries): nothing more happens
+    before = session.exec(select(OrderEvent)).all()
+    assert _process_all(queued_jobs)[0].startswith("already processed")
+    assert len(session.exec(select(OrderEvent)).all()) == len(before)
