@@ -103,3 +103,11 @@ def order_lines(session: Session, order: Order) -> list[OrderLine]:
     from sqlmodel import select
 
     return list(session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)))
+
+
+def fresh(session: Session) -> Session:
+    """End the session's transaction and forget what it loaded, so the next read sees
+    what other transactions committed (SQLite WAL keeps a reader on its old snapshot)."""
+    session.rollback()
+    session.expire_all()
+    return session

@@ -10,7 +10,7 @@ from sqlmodel import select
 from core.models import Alert, AuditEvent, Key, Order, OrderEvent, WebhookEvent, utcnow
 from core.services.payments import send_test_event, sign_stripe_payload, webhook_secret
 from core.services.webhooks import WebhookRejected, process_webhook, receive_webhook
-from tests.factories import make_keys, make_order, make_product, order_lines
+from tests.factories import fresh, make_keys, make_order, make_product, order_lines
 
 
 def _event(order, kind="checkout.session.completed", **obj_overrides):
@@ -42,7 +42,7 @@ def test_test_payment_marks_the_order_paid_and_queues_fulfilment(session, queued
     assert receipt.status == 200 and not receipt.duplicate
     assert [j[0] for j in queued_jobs] == ["process_webhook"]
     assert _process_all(queued_jobs) == [f"order {order.number} paid"]
-    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    fresh(session)
     paid = session.get(Order, order.id)
     assert paid.status == "paid" and paid.payment_reference.startswith("pi_test_")
     assert [j[0] for j in queued_jobs] == ["process_webhook", "fulfil_order"]
@@ -68,7 +68,7 @@ def test_a_forged_payment_webhook_is_refused_and_changes_nothing(session, queued
         call()
     assert info.value.http_status == 401
     assert queued_jobs == []
-    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    fresh(session)
     assert session.get(Order, order.id).status == "pending_payment"
     logged = session.exec(select(WebhookEvent)).all()
     assert [(w.authenticated, w.processed_at is not None) for w in logged] == [(False, True)]
@@ -116,7 +116,7 @@ def test_one_webhook_delivered_50_times_concurrently_is_acted_on_once(engine, se
         t.start()
     for t in threads:
         t.join()
-    session.rollback()  # a fresh snapshot
+    fresh(session)
     assert sum(o == f"order {order.number} paid" for o in outcomes) == 1
     assert sum(o.startswith("already processed") for o in outcomes) == 49
     paid_events = session.exec(select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.to_status == "paid")).all()
@@ -129,7 +129,7 @@ def test_an_amount_mismatch_needs_attention_and_is_not_fulfilled(session, queued
     order = make_order(session, [(product, 1)], status="pending_payment")
     _deliver(_event(order, amount_total=1))
     _process_all(queued_jobs)
-    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    fresh(session)
     o = session.get(Order, order.id)
     assert o.status == "needs_attention" and "paid 1 EUR" in o.attention_reason
     assert "fulfil_order" not in [j[0] for j in queued_jobs]
@@ -159,7 +159,7 @@ def test_refund_and_dispute_take_unrevealed_keys_back(session, queued_jobs, kind
     send_test_event(order_number=order.number, kind=kind)
     outcome = _process_all(queued_jobs)
     assert outcome[0].startswith(f"order {order.number} {final}")
-    session.rollback()  # a fresh snapshot (SQLite WAL keeps the old one)
+    fresh(session)
     assert session.get(Order, order.id).status == final
     status = {k.id: (k.status, k.status_note) for k in session.exec(select(Key))}
     assert status[stock_kept.id][0] == "available"
