@@ -291,6 +291,7 @@ def test_smtp_delivers_the_notice(
     assert PORTAL in text
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_smtp_uses_the_credentials_from_the_url(test_settings: Settings) -> None:
     seen: list[tuple[str, bytes, bytes]] = []
 
