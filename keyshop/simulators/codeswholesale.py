@@ -365,7 +365,10 @@ def routes(state: ProviderState) -> list[Route]:
         if existing is not None:
             return JSONResponse(order_json(state, existing))
         if state.knobs.timeout > 0:
+            generation = state.generation
             await asyncio.sleep(state.knobs.timeout)
+            if state.generation != generation:  # reset while hanging: forget this request
+                return DropConnection()
             existing = state.order_for(reference)
             if existing is not None:
                 return JSONResponse(order_json(state, existing))

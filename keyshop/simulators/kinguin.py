@@ -437,7 +437,10 @@ def routes(state: ProviderState) -> list[Route]:
         if preorder and key_type is not None:
             return error(request, 400, "Preorder", "keyType is not allowed for a pre-order")
         if state.knobs.timeout > 0:
+            generation = state.generation
             await asyncio.sleep(state.knobs.timeout)
+            if state.generation != generation:  # reset while hanging: forget this request
+                return DropConnection()
             if reference and state.order_for(reference) is not None:
                 return error(
                     request,

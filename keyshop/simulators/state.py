@@ -262,6 +262,7 @@ class ProviderState:
         self.timers: list[threading.Timer] = []
         self.rng = Random(0)
         self.balance = balance
+        self.generation = 0
         # provider modules set these: build a webhook for a released order / a product
         self.on_release: Hook | None = None
         self.on_stock_change: Hook | None = None
@@ -275,6 +276,7 @@ class ProviderState:
         """Catalogue, balance, orders, tokens, counters and knobs back to the start."""
         with self.lock:
             self.cancel_timers()
+            self.generation += 1  # requests still hanging from before the reset are void
             self.knobs = Knobs()
             self.knobs.update(self._initial_knobs)
             self.products = {

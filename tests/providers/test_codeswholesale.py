@@ -1,0 +1,473 @@
+"""CodesWholesale client against the simulator (and MockTransport for exact spellings)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from core.providers.base import (
+    InsufficientBalance,
+    OutOfStock,
+    ProviderAuthError,
+    ProviderClient,
+    ProviderOutcomeUnknown,
+    ProviderRejected,
+    ProviderTransientError,
+)
+from core.providers.codeswholesale import (
+    CodesWholesaleClient,
+    OtherPostback,
+    PreorderPostback,
+    ProductPostback,
+    StockPostback,
+    parse_postback,
+    postback_hash,
+    verify_postback,
+)
+from core.providers.registry import (
+    SIMULATOR_CODESWHOLESALE_CLIENT_ID as CLIENT_ID,
+)
+from core.providers.registry import (
+    SIMULATOR_CODESWHOLESALE_CLIENT_SECRET as CLIENT_SECRET,
+)
+from core.providers.registry import (
+    SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE as SIGNATURE,
+)
+from keyshop.simulators import SimulatorServer
+from tests.providers.conftest import CLIENT_TIMEOUT, Receiver
+
+P = "codeswholesale"
+TEXT = "ffe2274d-5469-4b0f-b57b-f8d21b09c24c"
+IMAGE = "6313677f-5219-47e4-a067-7401f55c5a3a"
+PREORDER = "33e3e81d-2b78-475a-8886-9848116f5133"
+LOW_BALANCE = "04aeaf1e-f7b5-4ba9-ba19-91003a04db0a"
+FEW = "5b9f1e6d-8a2c-4da7-8f96-0c7e3b1a2d06"  # stock 3
+
+
+def buy(
+    client: CodesWholesaleClient,
+    reference: str,
+    product: str = TEXT,
+    quantity: int = 1,
+    **kw: object,
+):
+    return client.purchase(
+        reference=reference,
+        external_id=product,
+        quantity=quantity,
+        max_unit_cost_minor=kw.pop("max_unit_cost_minor", 5000),  # type: ignore[arg-type]
+        currency="EUR",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_client_satisfies_the_protocol(cw: CodesWholesaleClient) -> None:
+    assert isinstance(cw, ProviderClient)
+    assert cw.name == "codeswholesale"
+    assert CLIENT_SECRET not in repr(cw)
+
+
+# -- OAuth -------------------------------------------------------------------------------
+
+
+def test_token_credentials_go_in_the_body_never_basic_auth(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    cw.balance()
+    stats = sim.stats(P)
+    assert stats["token_requests"] == 1
+    assert stats["basic_auth_headers"] == 0
+
+
+def test_token_request_is_a_form_post_without_authorization_header() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t1", "expires_in": 3600})
+        return httpx.Response(200, json={"currentBalance": 12.5})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    assert client.balance().amount_minor == 1250
+    token_request = seen[0]
+    assert "authorization" not in token_request.headers
+    assert token_request.headers["content-type"] == "application/x-www-form-urlencoded"
+    form = dict(httpx.QueryParams(token_request.content.decode()))
+    assert form == {
+        "grant_type": "client_credentials",
+        "client_id": "id",
+        "client_secret": "secret",
+    }
+    assert seen[1].headers["authorization"] == "Bearer t1"
+
+
+def test_token_is_cached(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    cw.balance()
+    list(cw.list_offers())
+    cw.get_offer(TEXT)
+    assert sim.stats(P)["tokens_issued"] == 1
+
+
+def test_token_renewed_shortly_before_expiry(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, token_ttl_seconds=0.3)
+    cw.balance()
+    time.sleep(0.35)
+    cw.balance()
+    assert sim.stats(P)["tokens_issued"] == 2
+
+
+def test_invalid_token_renews_once_and_retries(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    cw.balance()
+    sim.control(P, revoke_tokens=True)
+    result = buy(cw, "ref-after-revoke")
+    assert result.state == "completed"
+    assert sim.stats(P)["tokens_issued"] == 2
+    assert len(sim.orders(P)) == 1
+
+
+def test_wrapper_token_shape(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    sim.control(P, token_shape="wrapper")
+    assert cw.balance().currency == "EUR"
+
+
+def test_persistent_invalid_token_is_an_auth_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"value": "t", "expiresIn": 60})
+        return httpx.Response(
+            401,
+            json={
+                "error": "invalid_token",
+                "error_description": "The access token provided is invalid",
+            },
+        )
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    with pytest.raises(ProviderAuthError):
+        client.balance()
+
+
+def test_bad_credentials_are_an_auth_error(sim: SimulatorServer) -> None:
+    client = CodesWholesaleClient(
+        sim.provider_url(P), CLIENT_ID, "wrong-secret", SIGNATURE, CLIENT_TIMEOUT
+    )
+    with pytest.raises(ProviderAuthError) as info:
+        client.balance()
+    assert "wrong-secret" not in str(info.value)
+
+
+# -- catalogue and balance -------------------------------------------------------------------
+
+
+def test_list_offers_reads_the_default_price_tier_and_stock(cw: CodesWholesaleClient) -> None:
+    offers = {o.external_id: o for o in cw.list_offers()}
+    assert len(offers) == 10
+    text = offers[TEXT]
+    assert (text.cost_minor, text.stock, text.currency, text.platform) == (2150, 50, "EUR", "Steam")
+    assert offers[PREORDER].is_preorder and offers[PREORDER].release_date is not None
+
+
+def test_list_offers_follows_continuation_tokens(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, page_size=3)
+    ids = [o.external_id for o in cw.list_offers()]
+    assert len(ids) == len(set(ids)) == 10
+
+
+def test_get_offer_and_delisted_product(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    assert cw.get_offer(IMAGE).name == "Hollow Tide"
+    sim.control(P, out_of_stock=[IMAGE])
+    with pytest.raises(OutOfStock):
+        cw.get_offer(IMAGE)
+
+
+def test_balance_is_charged_per_order(cw: CodesWholesaleClient) -> None:
+    before = cw.balance()
+    assert before.amount_minor == 100000
+    buy(cw, "ref-charge", quantity=2)
+    assert cw.balance().amount_minor == 100000 - 2 * 2150
+
+
+# -- purchases --------------------------------------------------------------------------------
+
+
+def test_purchase_text_keys(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    result = buy(cw, "ref-text", quantity=2)
+    assert result.state == "completed" and not result.preorder
+    assert result.reference == "ref-text"
+    assert result.quantity == 2 and result.total_cost_minor == 4300
+    assert len(result.keys) == 2 and all(k.code and k.image is None for k in result.keys)
+    assert len({k.code for k in result.keys}) == 2
+    assert result.keys[0].code not in repr(result)
+
+
+def test_purchase_image_keys_are_decoded_bytes(cw: CodesWholesaleClient) -> None:
+    result = buy(cw, "ref-image", product=IMAGE)
+    (key,) = result.keys
+    assert key.code is None and key.image is not None
+    assert key.image.startswith(b"\x89PNG") and key.image_type == "image/png"
+
+
+@pytest.mark.parametrize("spelling", ["v1", "v2", "v3"])
+def test_every_code_type_spelling(
+    sim: SimulatorServer, cw: CodesWholesaleClient, spelling: str
+) -> None:
+    sim.control(P, code_spelling=spelling)
+    assert buy(cw, f"ref-{spelling}-img", product=IMAGE).keys[0].image
+    pending = buy(cw, f"ref-{spelling}-pre", product=PREORDER)
+    assert pending.state == "pending" and pending.preorder and not pending.keys
+
+
+def test_empty_code_is_fetched_from_the_codes_endpoint(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, empty_codes=True)
+    result = buy(cw, "ref-empty", quantity=2)
+    assert result.state == "completed"
+    assert all(k.code for k in result.keys)
+    assert sim.stats(P)["requests"] >= 1 + 1 + 2  # token, order, two code fetches
+
+
+def test_preorder_pending_then_postback_then_keys(
+    sim: SimulatorServer, cw: CodesWholesaleClient, receiver: Receiver
+) -> None:
+    sim.control(P, webhook_target=receiver.url, preorder_release_seconds=0.3)
+    result = buy(cw, "ref-pre", product=PREORDER)
+    assert (result.state, result.preorder, result.keys) == ("pending", True, [])
+    call = receiver.wait_for(lambda c: c.body.get("type") == "PREORDER")
+    assert verify_postback(call.body, CLIENT_ID, SIGNATURE)
+    postback = parse_postback(call.body)
+    assert isinstance(postback, PreorderPostback) and postback.order_id == result.provider_order_id
+    later = cw.fetch_keys(provider_order_id=result.provider_order_id, reference="ref-pre")
+    assert later.state == "completed" and len(later.keys) == 1 and later.keys[0].code
+
+
+def test_late_keys_arrive_as_preordered_codes(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, late_keys_seconds=0.2)
+    result = buy(cw, "ref-late")
+    assert result.state == "pending"
+    time.sleep(0.4)
+    assert (
+        cw.fetch_keys(provider_order_id=result.provider_order_id, reference="ref-late").state
+        == "completed"
+    )
+
+
+def test_out_of_stock(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    sim.control(P, out_of_stock=[TEXT])
+    with pytest.raises(OutOfStock):
+        buy(cw, "ref-oos")
+    with pytest.raises(OutOfStock):
+        buy(cw, "ref-short", product=FEW, quantity=5, allow_preorder=False)
+    assert sim.orders(P) == []
+
+
+def test_shortfall_becomes_preorder_when_allowed(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    result = buy(cw, "ref-shortfall", product=FEW, quantity=5)
+    assert result.state == "pending" and result.preorder
+    assert len(result.keys) == 3
+
+
+def test_price_above_our_maximum_is_rejected(cw: CodesWholesaleClient) -> None:
+    with pytest.raises(ProviderRejected):
+        buy(cw, "ref-cheap", max_unit_cost_minor=100)
+
+
+def test_low_balance(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    with pytest.raises(InsufficientBalance):
+        buy(cw, "ref-sandbox-balance", product=LOW_BALANCE)
+    sim.control(P, balance="1.00")
+    with pytest.raises(InsufficientBalance):
+        buy(cw, "ref-low")
+    assert sim.orders(P) == []
+
+
+def test_503_is_transient_and_on_ordering_an_unknown_outcome(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    cw.balance()  # token first
+    sim.control(P, error_rate=1.0)
+    with pytest.raises(ProviderTransientError) as info:
+        cw.balance()
+    assert type(info.value) is ProviderTransientError
+    with pytest.raises(ProviderOutcomeUnknown):
+        buy(cw, "ref-503")
+
+
+def test_unreachable_provider_is_transient() -> None:
+    client = CodesWholesaleClient(
+        "http://127.0.0.1:9", CLIENT_ID, CLIENT_SECRET, SIGNATURE, CLIENT_TIMEOUT
+    )
+    with pytest.raises(ProviderTransientError) as info:
+        buy(client, "ref-refused")
+    assert type(info.value) is ProviderTransientError  # nothing was sent: not "unknown"
+
+
+def test_hang_is_an_unknown_outcome_and_the_order_is_found_later(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    cw.balance()
+    sim.control(P, timeout=0.8)
+    with pytest.raises(ProviderOutcomeUnknown):
+        buy(cw, "ref-hang")
+    sim.control(P, timeout=0)
+    deadline = time.monotonic() + 3
+    found = None
+    while found is None and time.monotonic() < deadline:
+        found = cw.find_purchase(reference="ref-hang")
+        time.sleep(0.1)
+    assert found is not None and found.state == "completed"
+    assert len(sim.orders(P)) == 1
+
+
+def test_crash_after_charge_then_find_purchase(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, crash_after_charge=True)
+    with pytest.raises(ProviderOutcomeUnknown):
+        buy(cw, "ref-crash", quantity=2)
+    sim.control(P, crash_after_charge=False)
+    found = cw.find_purchase(reference="ref-crash")
+    assert found is not None
+    assert found.state == "completed" and len(found.keys) == 2
+    assert [o["reference"] for o in sim.orders(P)] == ["ref-crash"]
+    assert cw.balance().amount_minor == 100000 - 2 * 2150
+    assert cw.find_purchase(reference="never-bought") is None
+
+
+def test_same_reference_twice_buys_once(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    first = buy(cw, "ref-twice")
+    second = buy(cw, "ref-twice")
+    assert first.provider_order_id == second.provider_order_id
+    assert len(sim.orders(P)) == 1
+
+
+# -- error mapping (exact bodies) ------------------------------------------------------------
+
+
+def _mock(status: int, body: object) -> CodesWholesaleClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        return httpx.Response(status, json=body)
+
+    return CodesWholesaleClient(
+        "https://cw.test", "id", "s", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (400, {"status": 400, "code": 10002, "message": "Balance too low"}, InsufficientBalance),
+        (404, {"status": 404, "code": 20001, "message": "Product not found"}, OutOfStock),
+        (400, {"status": 400, "code": 40002, "message": "Quantity less than 1"}, ProviderRejected),
+        (409, {"status": 409, "message": "Requested quantity is not available"}, OutOfStock),
+        (400, {"status": 400, "message": "Product out of stock"}, OutOfStock),
+        (400, {"status": 400, "code": 99999, "message": "Something else"}, ProviderRejected),
+        (429, {"status": 429, "message": "Too many requests"}, ProviderTransientError),
+        (403, {"status": 403, "message": "Forbidden"}, ProviderAuthError),
+        (500, {"status": 500, "message": "boom"}, ProviderOutcomeUnknown),
+    ],
+)
+def test_order_error_bodies(status: int, body: object, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        buy(_mock(status, body), "ref-x")
+    assert type(info.value) is error
+
+
+def test_5xx_on_a_read_is_transient_not_unknown() -> None:
+    with pytest.raises(ProviderTransientError) as info:
+        _mock(502, {"status": 502}).balance()
+    assert type(info.value) is ProviderTransientError
+
+
+# -- postbacks --------------------------------------------------------------------------------
+
+
+def test_verify_postback() -> None:
+    good = {"type": "STOCK", "authHash": postback_hash("cid", "sig"), "products": []}
+    assert verify_postback(good, "cid", "sig")
+    assert verify_postback({**good, "authHash": good["authHash"].upper()}, "cid", "sig")
+    assert not verify_postback({**good, "authHash": postback_hash("cid", "other")}, "cid", "sig")
+    assert not verify_postback({"type": "STOCK"}, "cid", "sig")
+    assert not verify_postback({**good, "authHash": ""}, "cid", "sig")
+    assert not verify_postback(good, "cid", "")
+
+
+def test_parse_postback_types() -> None:
+    stock = parse_postback(
+        {
+            "type": "STOCK",
+            "products": [
+                {
+                    "productId": "p1",
+                    "quantity": 4,
+                    "prices": [{"priceRangeLabel": "1-9", "price": 9.99}],
+                }
+            ],
+        }
+    )
+    assert isinstance(stock, StockPostback)
+    assert stock.products[0].quantity == 4 and stock.products[0].prices == [
+        ("1-9", Decimal("9.99"))
+    ]
+    pre = parse_postback({"type": "PREORDER", "orderId": "o1", "codeId": "c1"})
+    assert pre == PreorderPostback(order_id="o1", code_id="c1")
+    hidden = parse_postback({"type": "PRODUCT_HIDDEN", "productId": "p2"})
+    assert isinstance(hidden, ProductPostback) and hidden.product_ids == ["p2"]
+    assert isinstance(parse_postback({"type": "SOMETHING_NEW"}), OtherPostback)
+
+
+def test_stock_postbacks_on_stock_change(
+    sim: SimulatorServer, cw: CodesWholesaleClient, receiver: Receiver
+) -> None:
+    sim.control(P, webhook_target=receiver.url, notify_stock=True)
+    buy(cw, "ref-stock")
+    call = receiver.wait_for(lambda c: c.body.get("type") == "STOCK")
+    assert verify_postback(call.body, CLIENT_ID, SIGNATURE)
+    parsed = parse_postback(call.body)
+    assert isinstance(parsed, StockPostback) and parsed.products[0].quantity == 49
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+
+def test_key_codes_and_secrets_never_in_errors_or_logs(
+    sim: SimulatorServer, cw: CodesWholesaleClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    codes = [k.code for k in buy(cw, "ref-secret", quantity=3).keys]
+    codes += [k.code for k in buy(cw, "ref-secret").keys]  # same reference: the answer again
+    found = cw.find_purchase(reference="ref-secret")
+    assert found is not None
+    messages: list[str] = []
+    for knobs in ({"crash_after_charge": True}, {"error_rate": 1.0}, {"balance": "0"}):
+        sim.reset(P)
+        sim.control(P, **knobs)
+        with pytest.raises(Exception) as info:
+            buy(cw, "ref-secret-2")
+        messages.append(str(info.value))
+    text = caplog.text + "\n".join(messages) + json.dumps(sim.orders(P))
+    assert codes and all(c and c not in text for c in codes)
+    for secret in (CLIENT_SECRET, SIGNATURE):
+        assert secret not in text
