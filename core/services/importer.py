@@ -54,12 +54,12 @@ import struct
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
@@ -99,6 +99,7 @@ _MINOR_EXPONENT = {
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
 }
 
+T = TypeVar("T")
 ProgressCallback = Callable[[int, int | None], None]
 
 
@@ -186,9 +187,11 @@ def _refuse_binary(path: Path, head: bytes) -> None:
             f"{path} looks like a binary file (NUL bytes), not text", file=str(path)
         )
     # final=False: a multi-byte character cut at the end of the sample is not an error.
-    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(
+        head.removeprefix(codecs.BOM_UTF8), final=False
+    )
     bad = sum(1 for ch in text if ch == "\ufffd" or (ch not in "\r\n\t" and not ch.isprintable()))
-    if text and bad * 10 > len(text):
+    if text and bad * 10 > len(text) * 3:  # over 30%: binary, not a few bad lines
         raise ImportFileError(f"{path} is not UTF-8 text (binary data?)", file=str(path))
 
 
@@ -925,6 +928,18 @@ def _default_product(engine: Engine, slug: str | None) -> _ProductRef | None:
     return _ProductRef(found[0], slug, found[1])
 
 
+class _InlineExecutor(Executor):
+    """Runs each call at once, in the calling thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
 def _run(
     *,
     source: _Source,
@@ -939,7 +954,14 @@ def _run(
     totals = _Totals()
     stored_rejections: list[dict[str, Any]] = []
     chunks = _chunks_csv if source.file_format == "csv" else _chunks_txt
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyshop-import")
+    # SQLite binds and steps each row of executemany, dropping and taking the GIL each
+    # time: a second thread would only make both threads wait for each other, so SQLite
+    # writes in this thread. PostgreSQL gets one COPY per batch and works in parallel.
+    pool: Executor = (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyshop-import")
+        if writer.engine.dialect.name == "postgresql"
+        else _InlineExecutor()
+    )
     in_flight: tuple[_Prepared, Future[_Stored]] | None = None
 
     def settle() -> None:
