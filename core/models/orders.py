@@ -41,6 +41,10 @@ class Order(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fulfilled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set while one worker fulfils the order (compare-and-set); a dead worker's lease
+    # expires and reconciliation hands the order to another.
+    fulfilment_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    fulfilment_attempts: int = Field(default=0, nullable=False)
 
 
 class OrderLine(SQLModel, table=True):
