@@ -330,6 +330,8 @@ def run_simulators(
     )
     try:
         uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        log.info("provider simulators stopped")
     finally:
         for state in states.values():
             state.cancel_timers()
