@@ -160,6 +160,26 @@ def seed_demo(keys_per_product: int, if_empty: bool) -> None:
     )
 
 
+@cli.command("simulate-providers")
+@click.option("--host", default=None, help="Bind address (default KEYSHOP_SIMULATOR_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default KEYSHOP_SIMULATOR_PORT).")
+@click.option("--set", "assignments", multiple=True, metavar="[PROVIDER.]KNOB=VALUE",
+              help="Simulator knob, repeatable: latency_ms=50, kinguin.out_of_stock=ID1,ID2, codeswholesale.error_rate=0.1")
+@handles_errors
+def simulate_providers(host: str | None, port: int | None, assignments: tuple[str, ...]) -> None:
+    """Run the CodesWholesale and Kinguin simulators on loopback until Ctrl-C (control API at /_control)."""
+    from keyshop.simulators import parse_knob_assignments, run_simulators
+
+    settings = config.get_settings()
+    try:
+        knobs = parse_knob_assignments(assignments)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
+    click.echo(f"provider simulators on http://{host or settings.simulator_host}:{port or settings.simulator_port} "
+               "(/codeswholesale, /kinguin, /_control)")
+    run_simulators(settings, host, port, knobs=knobs, log_level=settings.log_level.lower())
+
+
 @cli.group()
 def keys() -> None:
     """Key vault operations."""

@@ -1,0 +1,593 @@
+"""Fulfilment: a paid order becomes delivered keys — from our own stock first, then from
+the wholesale providers — without ever losing the order, delivering a key twice or
+paying a provider twice (DESIGN §4 invariants 1 to 3, §5.3).
+
+:func:`fulfil_order` is idempotent and safe to run any number of times, from any number
+of workers, at any moment (the Huey task, reconciliation, an operator's retry):
+
+1. **Lease.** One worker at a time: a compare-and-set on ``orders.fulfilment_lease_until``
+   (only ``paid`` orders). A worker that dies leaves a lease that expires; reconciliation
+   then runs the order again.
+2. **Open purchases first.** A :class:`ProviderPurchase` left ``requested`` or ``unknown``
+   by an earlier attempt is resolved by asking the provider *by our reference* before
+   anything else; if the provider never saw it, it is sent again under the *same*
+   reference (the provider de-duplicates on it). ``pending`` purchases (pre-orders, late
+   keys) collect whatever keys are out.
+3. **Stock.** Each line claims what it still lacks from stock (one atomic statement) and
+   the claimed keys are delivered in the same transaction.
+4. **Providers.** For what is still missing, walk the provider chain
+   (``KEYSHOP_PROVIDER_CHAIN``, default CodesWholesale then Kinguin). At each provider
+   take its cheapest mapped offer with enough stock whose cost keeps the minimum margin
+   (``KEYSHOP_MIN_MARGIN_PERCENT``; offers in another currency than the product's price
+   are skipped — there is no exchange-rate guess). A ``requested`` purchase is committed
+   *before* the call; the outcome is recorded after it. Transient errors are retried with
+   exponential backoff and jitter; permanent ones fall through to the next provider.
+5. **Finish.** Every line complete → ``fulfilled`` and the delivery e-mail. Keys still on
+   their way (pre-order, late keys) → the order stays ``paid`` and waits (what was
+   delivered stays delivered). Nothing left to try → ``needs_attention`` with a reason an
+   operator can act on, and an alert.
+
+No row lock is held while a provider is called. Key plaintext exists only in memory
+between the provider's answer and its encryption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core import crypto, jobs
+from core.config import Settings, get_settings
+from core.db import session_scope
+from core.errors import NotFound
+from core.models import (
+    Key,
+    KeyStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    ProviderOffer,
+    ProviderPurchase,
+    PurchaseStatus,
+    new_uuid,
+    utcnow,
+)
+from core.providers.base import (
+    DeliveredKey,
+    InsufficientBalance,
+    OutOfStock,
+    ProviderAuthError,
+    ProviderClient,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderTransientError,
+    PurchaseResult,
+)
+from core.services.alerts import raise_alert
+from core.services.audit import Actor
+from core.services.inventory import claim_keys, mark_delivered
+from core.services.orders import transition_order
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+P = PurchaseStatus
+SYSTEM = Actor.system("fulfilment")
+LEASE = timedelta(minutes=2)
+OPEN = (P.REQUESTED, P.UNKNOWN)
+ACTIVE = (P.REQUESTED, P.UNKNOWN, P.PENDING)
+HELD = (KeyStatus.RESERVED, KeyStatus.DELIVERED)
+
+
+class FulfilmentRetry(Exception):
+    """Raised when the order must be tried again later (a purchase whose outcome is still
+    unknown, providers temporarily unreachable). The task layer retries with backoff;
+    reconciliation is the safety net. Not a DomainError: nothing is wrong with the input."""
+
+
+@dataclass
+class FulfilmentResult:
+    order_id: int
+    outcome: str  # fulfilled | waiting | needs_attention | busy | skipped
+    from_stock: int = 0
+    from_providers: int = 0
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Retry:
+    """Backoff policy for transient provider errors inside one run."""
+
+    attempts: int = 3
+    base_seconds: float = 0.2
+    max_seconds: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        # exponential backoff with full jitter
+        return random.uniform(0, min(self.max_seconds, self.base_seconds * 2**attempt))
+
+
+_clients_cache: dict[tuple[str, ...], dict[str, ProviderClient]] = {}
+
+
+def provider_clients(settings: Settings | None = None) -> dict[str, ProviderClient]:
+    """The configured clients, built once per process (they keep connections open)."""
+    from core.providers.registry import build_clients
+
+    settings = settings or get_settings()
+    cache_key = (settings.provider_chain, settings.codeswholesale_base_url or "", settings.kinguin_base_url or "",
+                 settings.simulator_url)
+    if cache_key not in _clients_cache:
+        _clients_cache[cache_key] = build_clients(settings)
+    return _clients_cache[cache_key]
+
+
+# -- the use case -------------------------------------------------------------------------
+
+
+def fulfil_order(
+    *,
+    order_id: int,
+    clients: Mapping[str, ProviderClient] | None = None,
+    retry: Retry | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> FulfilmentResult:
+    """Fulfil a paid order as far as possible now. Owns its transactions."""
+    settings = get_settings()
+    retry = retry or Retry()
+    result = FulfilmentResult(order_id=order_id, outcome="skipped")
+    if not _take_lease(order_id, now()):
+        with session_scope(write=False) as session:
+            order = session.get(Order, order_id)
+            if order is None:
+                raise NotFound(f"order {order_id} does not exist")
+            result.outcome = "busy" if order.status == S.PAID else "skipped"
+            result.detail = f"order is {order.status}"
+        return result
+    try:
+        chain = clients if clients is not None else provider_clients(settings)
+        _resolve_open_purchases(order_id, chain, retry, result)
+        _deliver_from_stock(order_id, result)
+        _buy_missing(order_id, chain, settings, retry, result)
+        _finish(order_id, result)
+    finally:
+        _release_lease(order_id)
+    return result
+
+
+def _take_lease(order_id: int, at: datetime) -> bool:
+    with session_scope() as session:
+        taken = session.execute(
+            update(Order)
+            .where(
+                col(Order.id) == order_id,
+                col(Order.status) == S.PAID,
+                (col(Order.fulfilment_lease_until).is_(None)) | (col(Order.fulfilment_lease_until) < at),
+            )
+            .values(fulfilment_lease_until=at + LEASE, fulfilment_attempts=Order.fulfilment_attempts + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        return taken == 1
+
+
+def _release_lease(order_id: int) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(Order).where(col(Order.id) == order_id).values(fulfilment_lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# -- what each line still needs ---------------------------------------------------------------
+
+
+@dataclass
+class LineNeed:
+    line_id: int
+    product_id: int
+    quantity: int
+    held: int  # keys reserved or delivered for the line
+    on_the_way: int  # units in purchases still open or pending
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.quantity - self.held - self.on_the_way)
+
+
+def line_needs(session: Session, order_id: int) -> list[LineNeed]:
+    lines = session.exec(select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))).all()
+    ids = [ln.id for ln in lines]
+    held = dict(
+        session.exec(
+            select(Key.order_line_id, func.count()).where(col(Key.order_line_id).in_(ids), col(Key.status).in_(HELD))
+            .group_by(col(Key.order_line_id))
+        ).all()
+    ) if ids else {}
+    purchases = session.exec(
+        select(ProviderPurchase).where(col(ProviderPurchase.order_line_id).in_(ids),
+                                       col(ProviderPurchase.status).in_(ACTIVE))
+    ).all() if ids else []
+    on_the_way: dict[int, int] = {}
+    for purchase in purchases:
+        delivered = session.exec(
+            select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase.id)
+        ).one()
+        on_the_way[purchase.order_line_id] = on_the_way.get(purchase.order_line_id, 0) + max(
+            0, purchase.quantity - delivered
+        )
+    return [
+        LineNeed(line_id=ln.id, product_id=ln.product_id, quantity=ln.quantity,  # type: ignore[arg-type]
+                 held=held.get(ln.id, 0), on_the_way=on_the_way.get(ln.id, 0))  # type: ignore[arg-type]
+        for ln in lines
+    ]
+
+
+# -- 2. open purchases --------------------------------------------------------------------------
+
+
+def _resolve_open_purchases(
+    order_id: int, clients: Mapping[str, ProviderClient], retry: Retry, result: FulfilmentResult
+) -> None:
+    with session_scope(write=False) as session:
+        purchases = session.exec(
+            select(ProviderPurchase).join(OrderLine, col(OrderLine.id) == ProviderPurchase.order_line_id)
+            .where(OrderLine.order_id == order_id, col(ProviderPurchase.status).in_(ACTIVE))
+            .order_by(col(ProviderPurchase.id))
+        ).all()
+    for purchase in purchases:
+        client = clients.get(purchase.provider)
+        if client is None:
+            _record_failure(purchase.id, f"provider {purchase.provider} is no longer configured")  # type: ignore[arg-type]
+            continue
+        if purchase.status == P.PENDING:
+            _collect_pending(purchase, client, result)
+        else:
+            _settle_unknown(purchase, client, retry, result)
+
+
+def _collect_pending(purchase: ProviderPurchase, client: ProviderClient, result: FulfilmentResult) -> None:
+    try:
+        if purchase.provider_order_id:
+            answer = client.fetch_keys(provider_order_id=purchase.provider_order_id, reference=purchase.reference)
+        else:
+            found = client.find_purchase(reference=purchase.reference)
+            if found is None:
+                return
+            answer = found
+    except ProviderError as exc:
+        log.info("keys of purchase %s not collectable yet: %s", purchase.reference, exc.code)
+        return
+    result.from_providers += _record_result(purchase.id, answer, result)  # type: ignore[arg-type]
+
+
+def _settle_unknown(purchase: ProviderPurchase, client: ProviderClient, retry: Retry, result: FulfilmentResult) -> None:
+    """Invariant 3: before any retry, ask the provider by our reference."""
+    for attempt in range(retry.attempts):
+        try:
+            found = client.find_purchase(reference=purchase.reference)
+        except ProviderError as exc:
+            if exc.permanent:
+                raise FulfilmentRetry(f"cannot look up purchase {purchase.reference}: {exc.message}") from None
+            retry.sleep(retry.delay(attempt))
+            continue
+        if found is not None:
+            result.from_providers += _record_result(purchase.id, found, result)  # type: ignore[arg-type]
+            return
+        # The provider has no order under our reference: it never arrived. Send it again
+        # under the same reference (the provider de-duplicates on it).
+        _call_provider(purchase.id, client, retry, result)  # type: ignore[arg-type]
+        return
+    raise FulfilmentRetry(f"purchase {purchase.reference} at {purchase.provider}: outcome still unknown")
+
+
+# -- 3. stock -------------------------------------------------------------------------------------
+
+
+def _deliver_from_stock(order_id: int, result: FulfilmentResult) -> None:
+    with session_scope() as session:
+        for need in line_needs(session, order_id):
+            if need.missing <= 0:
+                continue
+            keys = claim_keys(session=session, product_id=need.product_id, quantity=need.missing,
+                              line_id=need.line_id, allow_partial=True)
+            if keys:
+                mark_delivered(session=session, line_id=need.line_id)
+            result.from_stock += len(keys)
+
+
+# -- 4. providers ----------------------------------------------------------------------------------
+
+
+def choose_offers(session: Session, *, product: Product, quantity: int, settings: Settings) -> list[ProviderOffer]:
+    """The offers to try for ``quantity`` units of ``product``, in order: for each provider
+    in the chain, its cheapest mapped offer with enough stock whose cost keeps the minimum
+    margin."""
+    ceiling = product.price_minor * (100 - settings.min_margin_percent) / 100
+    chosen: list[ProviderOffer] = []
+    for provider in settings.providers:
+        offers = session.exec(
+            select(ProviderOffer).where(
+                ProviderOffer.product_id == product.id, ProviderOffer.provider == provider,
+                col(ProviderOffer.stock) >= quantity, col(ProviderOffer.cost_minor).is_not(None),
+                ProviderOffer.currency == product.currency,
+            ).order_by(col(ProviderOffer.cost_minor), col(ProviderOffer.id))
+        ).all()
+        for offer in offers:
+            if offer.cost_minor is not None and offer.cost_minor <= ceiling:
+                chosen.append(offer)
+                break
+    return chosen
+
+
+def _buy_missing(
+    order_id: int, clients: Mapping[str, ProviderClient], settings: Settings, retry: Retry, result: FulfilmentResult
+) -> None:
+    with session_scope(write=False) as session:
+        needs = [n for n in line_needs(session, order_id) if n.missing > 0]
+        order = session.get(Order, order_id)
+        assert order is not None
+        order_number = order.number
+    for need in needs:
+        tried: set[int] = set()
+        while True:
+            with session_scope(write=False) as session:
+                current = next(n for n in line_needs(session, order_id) if n.line_id == need.line_id)
+                if current.missing <= 0:
+                    break
+                product = session.get(Product, need.product_id)
+                assert product is not None
+                offers = [o for o in choose_offers(session, product=product, quantity=current.missing, settings=settings)
+                          if o.id not in tried and o.provider in clients]
+            if not offers:
+                result.problems.append(
+                    f"line {need.line_id} ({product.title}): {current.missing} missing; no provider offer with stock "
+                    f"within the {settings.min_margin_percent:g}% margin is left"
+                )
+                break
+            offer = offers[0]
+            tried.add(offer.id)  # type: ignore[arg-type]
+            purchase_id = _open_purchase(order_number, need.line_id, offer, current.missing)
+            outcome = _call_provider(purchase_id, clients[offer.provider], retry, result)
+            if outcome is not None:
+                result.problems.append(f"line {need.line_id} at {offer.provider}: {outcome}")
+
+
+def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quantity: int) -> int:
+    """Record the intent and commit it before the provider is called (invariant 3)."""
+    with session_scope() as session:
+        purchase = ProviderPurchase(
+            order_line_id=line_id, provider=offer.provider,
+            reference=f"{order_number}-{line_id}-{secrets.token_hex(4)}".lower(),
+            offer_id=offer.id, quantity=quantity, unit_cost_minor=offer.cost_minor, currency=offer.currency,
+            status=P.REQUESTED,
+        )
+        session.add(purchase)
+        session.flush()
+        return purchase.id  # type: ignore[return-value]
+
+
+def _call_provider(purchase_id: int, client: ProviderClient, retry: Retry, result: FulfilmentResult) -> str | None:
+    """Send the purchase (again, under the same reference); record the outcome. Returns
+    a problem description when the purchase failed for good, else None."""
+    with session_scope(write=False) as session:
+        purchase = session.get(ProviderPurchase, purchase_id)
+        assert purchase is not None
+        offer = session.get(ProviderOffer, purchase.offer_id) if purchase.offer_id else None
+        line = session.get(OrderLine, purchase.order_line_id)
+        product = session.get(Product, line.product_id) if line else None
+        # A pre-order is bought as one; anything else must not turn into a pre-order at the
+        # provider (CodesWholesale turns a shortfall into pre-ordered codes when allowed).
+        preorder = bool(product and product.is_preorder)
+    if offer is None:
+        _record_failure(purchase_id, "the offer it was bought under no longer exists")
+        return "offer gone"
+    for attempt in range(retry.attempts):
+        _bump_attempts(purchase_id)
+        try:
+            answer = client.purchase(
+                reference=purchase.reference, external_id=offer.external_id, quantity=purchase.quantity,
+                max_unit_cost_minor=purchase.unit_cost_minor or 0, currency=purchase.currency,
+                allow_preorder=preorder,
+            )
+        except ProviderOutcomeUnknown as exc:
+            _mark(purchase_id, P.UNKNOWN, exc.message)
+            # ask before anything else
+            try:
+                found = client.find_purchase(reference=purchase.reference)
+            except ProviderError:
+                found = None
+                retry.sleep(retry.delay(attempt))
+                continue
+            if found is not None:
+                result.from_providers += _record_result(purchase_id, found, result)
+                return None
+            retry.sleep(retry.delay(attempt))
+            continue
+        except ProviderTransientError as exc:
+            _mark(purchase_id, P.REQUESTED, exc.message)
+            retry.sleep(retry.delay(attempt))
+            continue
+        except ProviderError as exc:
+            _record_failure(purchase_id, exc.message, exc=exc, offer_id=offer.id)
+            return exc.message
+        result.from_providers += _record_result(purchase_id, answer, result)
+        return None
+    with session_scope(write=False) as session:
+        state = session.get(ProviderPurchase, purchase_id)
+        assert state is not None
+    if state.status == P.UNKNOWN:
+        # Never buy elsewhere while this one may have gone through.
+        raise FulfilmentRetry(f"purchase {purchase.reference} at {purchase.provider}: outcome unknown")
+    _record_failure(purchase_id, f"still failing after {retry.attempts} attempts: {state.error}")
+    return f"{purchase.provider} unreachable ({state.error})"
+
+
+def _bump_attempts(purchase_id: int) -> None:
+    with session_scope() as session:
+        session.execute(update(ProviderPurchase).where(col(ProviderPurchase.id) == purchase_id)
+                        .values(attempts=ProviderPurchase.attempts + 1, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+
+
+def _mark(purchase_id: int, status: str, error: str | None = None) -> None:
+    with session_scope() as session:
+        session.execute(update(ProviderPurchase).where(col(ProviderPurchase.id) == purchase_id)
+                        .values(status=status, error=error, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+
+
+def _record_failure(purchase_id: int, reason: str, *, exc: ProviderError | None = None, offer_id: int | None = None) -> None:
+    with session_scope() as session:
+        purchase = session.get(ProviderPurchase, purchase_id)
+        assert purchase is not None
+        purchase.status = P.FAILED
+        purchase.error = reason[:2000]
+        purchase.updated_at = utcnow()
+        session.add(purchase)
+        if isinstance(exc, OutOfStock) and offer_id is not None:
+            offer = session.get(ProviderOffer, offer_id)
+            if offer is not None:
+                offer.stock = 0
+                session.add(offer)
+        if isinstance(exc, InsufficientBalance):
+            raise_alert(session=session, kind="low_balance", subject=f"provider:{purchase.provider}",
+                        message=f"{purchase.provider} refused a purchase for lack of balance; top it up",
+                        severity="error")
+        if isinstance(exc, ProviderAuthError):
+            raise_alert(session=session, kind="provider_down", subject=f"provider:{purchase.provider}",
+                        message=f"{purchase.provider} refused our credentials: {reason}", severity="error")
+
+
+def _record_result(purchase_id: int, answer: PurchaseResult, result: FulfilmentResult) -> int:
+    """Store the keys the provider handed over (encrypted, delivered to the purchase's
+    line) and the purchase's new state. Returns how many new keys were stored. Keys
+    already stored for this purchase (a second look at the same order) are skipped by
+    their fingerprint."""
+    from core.blobs import get_blob_store
+
+    vault = crypto.get_vault()
+    stored = 0
+    with session_scope() as session:
+        purchase = session.get(ProviderPurchase, purchase_id)
+        assert purchase is not None
+        line = session.get(OrderLine, purchase.order_line_id)
+        assert line is not None
+        have = session.exec(select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase_id)).one()
+        now = utcnow()
+        for delivered in answer.keys:
+            if have + stored >= purchase.quantity:
+                break
+            fingerprint = _fingerprint(delivered, vault)
+            if fingerprint is None:
+                continue
+            owner = session.exec(select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)).first()
+            if owner is None and session.exec(select(Key.id).where(Key.fingerprint == fingerprint)).first() is None:
+                row = _key_row(delivered, fingerprint, purchase, line, vault, now, get_blob_store)
+                try:
+                    with session.begin_nested():
+                        session.add(row)
+                        session.flush()
+                    stored += 1
+                    continue
+                except IntegrityError:
+                    owner = session.exec(select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)).first()
+            if owner != purchase_id:
+                result.problems.append(
+                    f"{purchase.provider} delivered a key for purchase {purchase.reference} that is already in "
+                    "our inventory (not delivered again)"
+                )
+        complete = have + stored >= purchase.quantity
+        purchase.provider_order_id = answer.provider_order_id or purchase.provider_order_id
+        if answer.total_cost_minor is not None and purchase.quantity:
+            purchase.unit_cost_minor = answer.total_cost_minor // purchase.quantity
+        if complete:
+            purchase.status = P.COMPLETED
+        elif answer.state == "failed":
+            purchase.status = P.FAILED
+            purchase.error = "the provider cancelled or refunded the order"
+        else:
+            purchase.status = P.PENDING
+        purchase.updated_at = now
+        session.add(purchase)
+    return stored
+
+
+def _fingerprint(delivered: DeliveredKey, vault: crypto.KeyVault) -> bytes | None:
+    if delivered.code and delivered.code.strip():
+        return vault.fingerprint(delivered.code)
+    if delivered.image:
+        return vault.fingerprint("image:" + hashlib.sha256(delivered.image).hexdigest())
+    return None
+
+
+def _key_row(delivered: DeliveredKey, fingerprint: bytes, purchase: ProviderPurchase, line: OrderLine,
+             vault: crypto.KeyVault, now: datetime, blob_store: Callable[[], Any]) -> Key:
+    """A delivered key row for ``line``. Text keys are encrypted in the row; an image key
+    goes (encrypted) to the blob store and the row holds its name, encrypted."""
+    row_id = new_uuid()
+    if delivered.code and delivered.code.strip():
+        plaintext, kind = delivered.code.strip().encode("utf-8"), "text"
+    else:
+        assert delivered.image is not None
+        content_type = delivered.image_type or "image/png"
+        name = f"keys/{row_id}.{content_type.split('/')[-1]}"
+        blob_store().put(name, delivered.image, content_type=content_type)
+        plaintext, kind = name.encode("utf-8"), "image"
+    version, blob = vault.encrypt(plaintext, row_id=row_id)
+    return Key(
+        id=row_id, product_id=line.product_id, status=KeyStatus.DELIVERED, kind=kind, ciphertext=blob,
+        key_version=version, fingerprint=fingerprint, provider_purchase_id=purchase.id,
+        supplier=purchase.provider, cost_minor=purchase.unit_cost_minor, cost_currency=purchase.currency,
+        order_line_id=line.id, created_at=now, delivered_at=now,
+    )
+
+
+# -- 5. finish ------------------------------------------------------------------------------------
+
+
+def _finish(order_id: int, result: FulfilmentResult) -> None:
+    with session_scope() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        if order.status != S.PAID:
+            result.outcome = "skipped"
+            return
+        needs = line_needs(session, order_id)
+        missing = sum(n.missing for n in needs)
+        waiting = sum(n.on_the_way for n in needs)
+        delivered = sum(min(n.held, n.quantity) for n in needs)
+        total = sum(n.quantity for n in needs)
+        if missing == 0 and waiting == 0:
+            transition_order(session=session, order_id=order_id, to_status=S.FULFILLED, actor=SYSTEM,
+                             reason=f"{total} keys delivered ({result.from_stock} from stock, "
+                                    f"{result.from_providers} from providers in this run)")
+            jobs.enqueue_after_commit(session, "send_order_email", order_id, "delivered")
+            result.outcome = "fulfilled"
+        elif missing == 0:
+            result.outcome = "waiting"
+            result.detail = f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
+            if order.fulfilment_attempts == 1:
+                jobs.enqueue_after_commit(session, "send_order_email", order_id, "waiting")
+        else:
+            reason = "; ".join(result.problems) or f"{missing} keys could not be sourced"
+            reason = f"{delivered} of {total} keys delivered. {reason}"
+            transition_order(session=session, order_id=order_id, to_status=S.NEEDS_ATTENTION, actor=SYSTEM,
+                             reason=reason[:4000])
+            raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}", message=reason[:4000])
+            jobs.enqueue_after_commit(session, "send_order_email", order_id, "attention")
+            result.outcome = "needs_attention"
+            result.detail = reason
