@@ -299,7 +299,11 @@ class _Chunk:
 def _code_problem(code: str, max_len: int) -> str | None:
     if not code or not code.strip(_SEPARATORS):
         return EMPTY
-    if not code.isprintable() and any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in code):
+    if not code.isprintable() and (
+        # Every non-printable ASCII character is a control character (Cc); beyond ASCII,
+        # separators such as U+00A0 are not printable either but are allowed.
+        code.isascii() or any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in code)
+    ):
         return CONTROL
     if len(code) > max_len:
         return TOO_LONG
