@@ -36,7 +36,7 @@ class Product(SQLModel, table=True):
     low_stock_threshold: int = 5
     featured: bool = False
     active: bool = True
-    cover_url: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    cover_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # URL or data: URI
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 

@@ -79,7 +79,8 @@ def _ensure_sources() -> None:
     # The handlers live with their domain (payments, provider sync); importing them
     # registers them.
     if not _authenticators:
-        import core.services.payments  # noqa: F401
+        import core.services.payments
+        import core.services.provider_events  # noqa: F401
 
 
 @dataclass(frozen=True)
