@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = Field(None, validation_alias="STRIPE_SECRET_KEY", repr=False)
     stripe_webhook_secret: str | None = Field(None, validation_alias="STRIPE_WEBHOOK_SECRET", repr=False)
     stripe_tolerance_seconds: int = Field(300, ge=1, le=3600, validation_alias="STRIPE_WEBHOOK_TOLERANCE")
+    attention_after_minutes: int = Field(30, ge=1, le=10080, validation_alias="KEYSHOP_ATTENTION_AFTER_MINUTES")
+    reconcile_after_minutes: int = Field(3, ge=1, le=1440, validation_alias="KEYSHOP_RECONCILE_AFTER_MINUTES")
+    balance_warn_hours: float = Field(24.0, ge=0, le=24 * 90, validation_alias="KEYSHOP_BALANCE_WARN_HOURS")
+    balance_floor_minor: int = Field(10_000, ge=0, validation_alias="KEYSHOP_BALANCE_FLOOR_MINOR")
     unpaid_order_minutes: int = Field(60, ge=1, le=10080, validation_alias="KEYSHOP_UNPAID_ORDER_MINUTES")
     webhook_max_bytes: int = Field(1_048_576, ge=1024, le=16_777_216, validation_alias="KEYSHOP_WEBHOOK_MAX_BYTES")
 

@@ -180,6 +180,38 @@ def simulate_providers(host: str | None, port: int | None, assignments: tuple[st
     run_simulators(settings, host, port, knobs=knobs, log_level=settings.log_level.lower())
 
 
+@cli.command()
+@click.option("--workers", "-w", default=4, show_default=True, type=click.IntRange(1, 64), help="Worker threads.")
+@click.option("--no-periodic", is_flag=True, help="Do not run the periodic tasks (run exactly one consumer with them per deployment).")
+@handles_errors
+def worker(workers: int, no_periodic: bool) -> None:
+    """Run a Huey consumer: fulfilment, webhooks, e-mail, and (unless --no-periodic) the
+    scheduled sync, reconciliation, alerts and expiry."""
+    import tasks
+
+    huey = tasks.configure(config.get_settings())
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=not no_periodic,
+                                    initial_delay=0.05, backoff=1.5, max_delay=1.0, check_worker_health=True)
+    click.echo(f"keyshop worker: {workers} threads on {config.get_settings().describe()[3][1]}"
+               f"{'' if no_periodic else ', running periodic tasks'}", err=True)
+    consumer.run()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@handles_errors
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API alone (webhooks, health, image-key links) with uvicorn."""
+    import uvicorn
+
+    import tasks
+    from web.api.app import create_api
+
+    tasks.configure(config.get_settings())
+    uvicorn.run(create_api(), host=host, port=port, log_level=config.get_settings().log_level.lower())
+
+
 @cli.group()
 def keys() -> None:
     """Key vault operations."""

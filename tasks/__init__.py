@@ -1,0 +1,15 @@
+"""Background work on Huey. Importing this package registers every task and plugs the
+queue into ``core.jobs``, so work that core enqueues after a commit lands here."""
+
+from core import jobs as core_jobs
+from tasks.jobs import TASKS
+from tasks.queue import configure, huey
+
+
+def _dispatch(name: str, args: tuple, kwargs: dict) -> None:
+    TASKS[name](*args, **kwargs)
+
+
+core_jobs.set_dispatcher(_dispatch)
+
+__all__ = ["TASKS", "configure", "huey"]

@@ -1,0 +1,227 @@
+"""Scheduled upkeep (run by periodic tasks, one scheduler per deployment):
+
+- :func:`reconcile`: paid orders not fulfilled after ``KEYSHOP_RECONCILE_AFTER_MINUTES``
+  and purchases left ``requested``/``unknown``/``pending`` are handed to fulfilment again
+  (which asks the providers by our reference before anything else); a paid order still
+  not fulfilled after ``KEYSHOP_ATTENTION_AFTER_MINUTES`` with nothing on its way goes to
+  ``needs_attention`` — so a paid order always ends fulfilled or in front of an operator
+  within a bounded time (invariant 2), even if its worker died.
+- :func:`expire_unpaid_orders`: ``pending_payment`` orders older than
+  ``KEYSHOP_UNPAID_ORDER_MINUTES`` are cancelled.
+- :func:`low_stock_alerts` and :func:`balance_alerts` (with a forecast: warn when the
+  balance covers less than ``KEYSHOP_BALANCE_WARN_HOURS`` of the last day's spend, or is
+  below ``KEYSHOP_BALANCE_FLOOR_MINOR``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from core import jobs
+from core.config import get_settings
+from core.db import session_scope
+from core.errors import ConcurrentUpdate, InvalidTransition
+from core.models import Order, OrderLine, OrderStatus, ProviderPurchase, PurchaseStatus, utcnow
+from core.providers.base import ProviderClient, ProviderError
+from core.services.alerts import raise_alert
+from core.services.audit import Actor
+from core.services.inventory import low_stock_products
+from core.services.orders import transition_order
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+P = PurchaseStatus
+SYSTEM = Actor.system("scheduler")
+
+
+@dataclass
+class ReconcileReport:
+    requeued: list[int] = field(default_factory=list)
+    to_attention: list[int] = field(default_factory=list)
+
+
+def reconcile(*, now: datetime | None = None) -> ReconcileReport:
+    settings = get_settings()
+    now = now or utcnow()
+    stale = now - timedelta(minutes=settings.reconcile_after_minutes)
+    overdue = now - timedelta(minutes=settings.attention_after_minutes)
+    report = ReconcileReport()
+    with session_scope() as session:
+        paid = session.exec(
+            select(Order)
+            .where(
+                Order.status == S.PAID,
+                col(Order.paid_at) < stale,
+                (col(Order.fulfilment_lease_until).is_(None))
+                | (col(Order.fulfilment_lease_until) < now),
+            )
+            .order_by(col(Order.id))
+            .limit(500)
+        ).all()
+        open_purchase_orders = set(
+            session.exec(
+                select(OrderLine.order_id)
+                .join(ProviderPurchase, col(ProviderPurchase.order_line_id) == OrderLine.id)
+                .where(
+                    col(ProviderPurchase.status).in_([P.REQUESTED, P.UNKNOWN, P.PENDING]),
+                    col(ProviderPurchase.updated_at) < stale,
+                )
+            ).all()
+        )
+        waiting = set(
+            session.exec(
+                select(OrderLine.order_id)
+                .join(ProviderPurchase, col(ProviderPurchase.order_line_id) == OrderLine.id)
+                .where(ProviderPurchase.status == P.PENDING)
+            ).all()
+        )
+        for order in paid:
+            assert order.id is not None and order.paid_at is not None
+            if order.paid_at < overdue and order.id not in waiting:
+                reason = (
+                    f"paid {int((now - order.paid_at).total_seconds() // 60)} minutes ago and still not "
+                    "fulfilled; check its provider purchases and retry or assign keys by hand"
+                )
+                try:
+                    transition_order(
+                        session=session,
+                        order_id=order.id,
+                        to_status=S.NEEDS_ATTENTION,
+                        actor=SYSTEM,
+                        reason=reason,
+                        expected_from=S.PAID,
+                    )
+                except (ConcurrentUpdate, InvalidTransition):
+                    continue
+                raise_alert(
+                    session=session,
+                    kind="needs_attention",
+                    subject=f"order:{order.number}",
+                    message=reason,
+                )
+                report.to_attention.append(order.id)
+            else:
+                report.requeued.append(order.id)
+        for order_id in sorted(
+            open_purchase_orders - set(report.requeued) - set(report.to_attention)
+        ):
+            report.requeued.append(order_id)
+        for order_id in report.requeued:
+            jobs.enqueue_after_commit(session, "fulfil_order", order_id)
+    if report.requeued or report.to_attention:
+        log.info("reconcile: requeued %s, needs attention %s", report.requeued, report.to_attention)
+    return report
+
+
+def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
+    settings = get_settings()
+    cutoff = (now or utcnow()) - timedelta(minutes=settings.unpaid_order_minutes)
+    expired = []
+    with session_scope() as session:
+        ids = session.exec(
+            select(Order.id)
+            .where(Order.status == S.PENDING_PAYMENT, col(Order.created_at) < cutoff)
+            .order_by(col(Order.id))
+            .limit(1000)
+        ).all()
+        for order_id in ids:
+            assert order_id is not None
+            try:
+                with session.begin_nested():
+                    transition_order(
+                        session=session,
+                        order_id=order_id,
+                        to_status=S.CANCELLED,
+                        actor=SYSTEM,
+                        reason=f"not paid within {settings.unpaid_order_minutes} minutes",
+                        expected_from=S.PENDING_PAYMENT,
+                    )
+                expired.append(order_id)
+            except (ConcurrentUpdate, InvalidTransition):
+                continue  # paid meanwhile
+    return expired
+
+
+def low_stock_alerts() -> int:
+    with session_scope() as session:
+        low = low_stock_products(session=session)
+        for item in low:
+            raise_alert(
+                session=session,
+                kind="low_stock",
+                subject=f"product:{item.product_id}",
+                message=f"{item.title} ({item.slug}): {item.available} keys left, threshold {item.threshold}",
+            )
+        return len(low)
+
+
+@dataclass
+class BalanceCheck:
+    provider: str
+    balance_minor: int | None
+    currency: str | None
+    spend_per_hour_minor: float
+    hours_left: float | None
+    alert: str | None
+
+
+def balance_alerts(
+    *, clients: Mapping[str, ProviderClient], now: datetime | None = None
+) -> list[BalanceCheck]:
+    settings = get_settings()
+    now = now or utcnow()
+    since = now - timedelta(hours=24)
+    checks = []
+    for name, client in clients.items():
+        with session_scope(write=False) as session:
+            spent = session.exec(
+                select(
+                    func.coalesce(
+                        func.sum(ProviderPurchase.unit_cost_minor * ProviderPurchase.quantity), 0
+                    )
+                ).where(
+                    ProviderPurchase.provider == name,
+                    ProviderPurchase.status == P.COMPLETED,
+                    col(ProviderPurchase.updated_at) >= since,
+                )
+            ).one()
+        per_hour = float(spent) / 24.0
+        try:
+            balance = client.balance()
+        except ProviderError as exc:
+            with session_scope() as session:
+                raise_alert(
+                    session=session,
+                    kind="provider_down",
+                    subject=f"provider:{name}",
+                    message=f"{name} did not answer a balance check: {exc.message}",
+                    severity="error",
+                )
+            checks.append(
+                BalanceCheck(name, None, None, per_hour, None, f"unreachable: {exc.code}")
+            )
+            continue
+        hours_left = balance.amount_minor / per_hour if per_hour > 0 else None
+        alert = None
+        if balance.amount_minor < settings.balance_floor_minor:
+            alert = f"{name} balance {balance.amount_minor / 100:.2f} {balance.currency} is below the floor"
+        elif hours_left is not None and hours_left < settings.balance_warn_hours:
+            alert = (
+                f"{name} balance {balance.amount_minor / 100:.2f} {balance.currency} covers about "
+                f"{hours_left:.1f} hours at the last day's spend"
+            )
+        if alert:
+            with session_scope() as session:
+                raise_alert(
+                    session=session, kind="low_balance", subject=f"provider:{name}", message=alert
+                )
+        checks.append(
+            BalanceCheck(name, balance.amount_minor, balance.currency, per_hour, hours_left, alert)
+        )
+    return checks

@@ -1,0 +1,87 @@
+"""Customer e-mails about an order. They link to the key portal; they never contain a key
+(invariant 5: the notice builders in core.mail take no key at all).
+
+Each notice is sent at most once per order and kind in the normal course: the sending is
+recorded as an order event and a second call finds it. (A crash between the SMTP answer
+and that record can send one duplicate; never a key.)
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from core.config import get_settings
+from core.db import session_scope
+from core.errors import InvalidInput, NotFound
+from core.mail import attention_notice, delivery_notice, get_mailer, preorder_notice
+from core.models import Order, OrderEvent, OrderLine, Product
+from core.signing import make_token
+
+KINDS = ("delivered", "waiting", "attention")
+PORTAL_LINK_DAYS = 365
+
+
+def portal_url(order_number: str) -> str:
+    """The link a guest (or a customer) follows to the order and its keys: signed, so it
+    cannot be guessed from the order number."""
+    token = make_token("order-access", order_number, ttl_seconds=PORTAL_LINK_DAYS * 86400)
+    return f"{get_settings().public_url}/orders/{order_number}?token={token}"
+
+
+def send_order_email(*, order_id: int, kind: str) -> str:
+    if kind not in KINDS:
+        raise InvalidInput(f"no e-mail of kind {kind!r}")
+    marker = f"e-mail sent: {kind}"
+    with session_scope(write=False) as session:
+        order = session.get(Order, order_id)
+        if order is None:
+            raise NotFound(f"order {order_id} does not exist")
+        if session.exec(
+            select(OrderEvent.id).where(
+                OrderEvent.order_id == order_id, OrderEvent.reason == marker
+            )
+        ).first():
+            return f"{kind} e-mail for {order.number} was already sent"
+        lines = session.exec(
+            select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.id)
+        ).all()
+        items = [(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines]
+        release = None
+        if kind == "waiting":
+            dates = session.exec(
+                select(Product.release_date).where(Product.id.in_([ln.product_id for ln in lines]))
+            ).all()  # type: ignore[union-attr]
+            release = max((d for d in dates if d), default=None)
+        number, email, status = order.number, order.email, order.status
+    link = portal_url(number)
+    mail_from = get_settings().mail_from
+    if kind == "delivered":
+        message = delivery_notice(
+            order_number=number, to=email, portal_url=link, lines=items, mail_from=mail_from
+        )
+    elif kind == "waiting":
+        message = preorder_notice(
+            order_number=number,
+            to=email,
+            portal_url=link,
+            lines=items,
+            release_date=release,
+            mail_from=mail_from,
+        )
+    else:
+        message = attention_notice(
+            order_number=number, to=email, portal_url=link, lines=items, mail_from=mail_from
+        )
+    message_id = get_mailer().send(message)
+    with session_scope() as session:
+        session.add(
+            OrderEvent(
+                order_id=order_id,
+                from_status=status,
+                to_status=status,
+                reason=marker,
+                actor="system:mail",
+                data={"message_id": message_id},
+            )
+        )
+    return f"{kind} e-mail for {number} sent"

@@ -1,0 +1,102 @@
+"""Huey tasks: thin wrappers that call core and let Huey retry.
+
+Every task is idempotent (fulfilment takes a lease and asks providers by reference;
+webhooks claim their event; e-mails record that they were sent), so a retry, a duplicate
+delivery or a consumer killed mid-way never does anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from huey import crontab
+
+from core.services import fulfilment, maintenance, notifications, webhooks
+from core.services.fulfilment import FulfilmentRetry
+from tasks.queue import huey
+
+log = logging.getLogger("keyshop.tasks")
+
+
+@huey.task(retries=6, retry_delay=1, retry_backoff=2)
+def process_webhook(webhook_id: int) -> str:
+    return webhooks.process_webhook(webhook_id=webhook_id)
+
+
+@huey.task(retries=10, retry_delay=2, retry_backoff=2)
+def fulfil_order(order_id: int) -> str:
+    try:
+        result = fulfilment.fulfil_order(order_id=order_id)
+    except FulfilmentRetry as exc:
+        log.warning("order %s: %s; trying again later", order_id, exc)
+        raise
+    log.info("order %s: %s %s", order_id, result.outcome, result.detail)
+    return result.outcome
+
+
+@huey.task(retries=6, retry_delay=5, retry_backoff=2)
+def send_order_email(order_id: int, kind: str) -> str:
+    return notifications.send_order_email(order_id=order_id, kind=kind)
+
+
+@huey.task(retries=2, retry_delay=30)
+def sync_provider(name: str) -> str:
+    from core.services.provider_sync import sync_offers
+
+    client = fulfilment.provider_clients()[name]
+    report = sync_offers(client=client, updated_since=None)
+    return str(report)
+
+
+# -- periodic, each behind a lock so two schedulers could never overlap ---------------------
+
+
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("keyshop-reconcile")
+def reconcile() -> str:
+    report = maintenance.reconcile()
+    return f"requeued {report.requeued}, needs attention {report.to_attention}"
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+@huey.lock_task("keyshop-expire-unpaid")
+def expire_unpaid_orders() -> str:
+    return f"cancelled {maintenance.expire_unpaid_orders()}"
+
+
+@huey.periodic_task(crontab(minute="*/10"))
+@huey.lock_task("keyshop-sync-providers")
+def sync_providers() -> str:
+    from datetime import timedelta
+
+    from core.db import session_scope
+    from core.services.provider_sync import last_synced, sync_offers
+
+    reports = []
+    for name, client in fulfilment.provider_clients().items():
+        with session_scope(write=False) as session:
+            since = last_synced(session=session, provider=name)
+        # Kinguin filters by updatedSince; CodesWholesale re-reads its price list.
+        reports.append(sync_offers(client=client, updated_since=since - timedelta(minutes=5) if since else None))
+    return "; ".join(map(str, reports))
+
+
+@huey.periodic_task(crontab(minute="*/15"))
+@huey.lock_task("keyshop-stock-alerts")
+def stock_alerts() -> str:
+    return f"{maintenance.low_stock_alerts()} products low on stock"
+
+
+@huey.periodic_task(crontab(minute="*/15"))
+@huey.lock_task("keyshop-balance-alerts")
+def balance_alerts() -> str:
+    checks = maintenance.balance_alerts(clients=fulfilment.provider_clients())
+    return "; ".join(f"{c.provider}: {c.alert or 'ok'}" for c in checks)
+
+
+TASKS = {
+    "process_webhook": process_webhook,
+    "fulfil_order": fulfil_order,
+    "send_order_email": send_order_email,
+    "sync_provider": sync_provider,
+}
