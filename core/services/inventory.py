@@ -21,6 +21,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -44,6 +45,7 @@ from core.services.audit import Actor, record_audit
 KS = KeyStatus
 
 __all__ = [
+    "ClaimedKey",
     "LowStock",
     "StockCount",
     "add_keys",
@@ -60,6 +62,25 @@ __all__ = [
 
 
 # -- claiming ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedKey:
+    """A key just reserved for an order line: what the claim statement knows, without
+    loading the ORM row (claims are the hot path; fulfilment goes on with
+    :func:`mark_delivered`, which loads the keys it changes). ``load`` gives the
+    ``Key`` when a caller needs the full row."""
+
+    id: uuid.UUID
+    product_id: int
+    order_line_id: int
+    reserved_at: datetime
+    status: str = KeyStatus.RESERVED.value
+
+    def load(self, session: Session) -> Key:
+        key = session.get(Key, self.id)
+        assert key is not None  # reserved by this transaction: it exists
+        return key
 
 
 def _check_line(session: Session, *, line_id: int, product_id: int) -> None:
@@ -88,11 +109,17 @@ def _shortfall_error(shortfalls: dict[int, dict[str, int]]) -> InsufficientStock
     )
 
 
-def _undo_claims(session: Session, claims: dict[int, list[Key]]) -> None:
+def _undo_claims(session: Session, claims: dict[int, list[ClaimedKey]]) -> None:
     for line_id, keys in claims.items():
         locking.unclaim(session, line_id=line_id, key_ids=[k.id for k in keys])
-        for key in keys:
-            session.expire(key)
+
+
+def _claim(session: Session, *, product_id: int, quantity: int, line_id: int) -> list[ClaimedKey]:
+    now = utcnow()
+    ids = locking.claim_available(
+        session, product_id=product_id, quantity=quantity, line_id=line_id, now=now
+    )
+    return [ClaimedKey(i, product_id, line_id, now) for i in ids]
 
 
 def claim_keys(
@@ -102,10 +129,12 @@ def claim_keys(
     quantity: int,
     line_id: int,
     allow_partial: bool = False,
-) -> list[Key]:
+) -> list[ClaimedKey]:
     """Reserve ``quantity`` available keys of ``product_id`` for order line ``line_id``
     (``available → reserved``, ``order_line_id`` and ``reserved_at`` set), oldest first,
-    and return them in id order.
+    and return them in id order as :class:`ClaimedKey` (id, product, line, time; its
+    ``load(session)`` gives the ``Key`` row). Lightweight on purpose: one ``UPDATE …
+    RETURNING id`` and no ORM loading, because this is the hot path under load.
 
     All or nothing: when fewer than ``quantity`` are available, raises
     :class:`InsufficientStock` (``data["shortfalls"] = {product_id: missing}``) and
@@ -121,9 +150,7 @@ def claim_keys(
     """
     if quantity < 1:
         raise InvalidInput("quantity must be at least 1", quantity=quantity)
-    keys = locking.claim_available(
-        session, product_id=product_id, quantity=quantity, line_id=line_id, now=utcnow()
-    )
+    keys = _claim(session, product_id=product_id, quantity=quantity, line_id=line_id)
     if len(keys) == quantity:
         return keys
     if not keys:
@@ -136,9 +163,9 @@ def claim_keys(
 
 def claim_for_lines(
     *, session: Session, requests: Sequence[tuple[int, int, int]]
-) -> dict[int, list[Key]]:
+) -> dict[int, list[ClaimedKey]]:
     """Claim keys for several order lines at once: ``requests`` holds
-    ``(line_id, product_id, quantity)``. Returns ``{line_id: [Key, ...]}``.
+    ``(line_id, product_id, quantity)``. Returns ``{line_id: [ClaimedKey, ...]}``.
 
     Claims in product-id order (then line id), so concurrent multi-line claims take
     their locks in one global order. Every shortfall is collected before one
@@ -151,12 +178,10 @@ def claim_for_lines(
             raise InvalidInput("quantity must be at least 1", line_id=line_id, quantity=quantity)
     if len({r[0] for r in requests}) != len(requests):
         raise InvalidInput("an order line appears twice in one claim")
-    claims: dict[int, list[Key]] = {}
+    claims: dict[int, list[ClaimedKey]] = {}
     asked: dict[int, dict[str, int]] = defaultdict(lambda: {"requested": 0, "available": 0})
     for line_id, product_id, quantity in sorted(requests, key=lambda r: (r[1], r[0])):
-        keys = locking.claim_available(
-            session, product_id=product_id, quantity=quantity, line_id=line_id, now=utcnow()
-        )
+        keys = _claim(session, product_id=product_id, quantity=quantity, line_id=line_id)
         if not keys:
             _check_line(session, line_id=line_id, product_id=product_id)
         claims[line_id] = keys

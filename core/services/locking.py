@@ -43,16 +43,25 @@ _LINE_MATCHES = (
     )
     .exists()
 )
+#: The candidates: available keys of the product, oldest (lowest id) first, walked in
+#: the partial index ``ix_keys_available (product_id, id) WHERE status = 'available'``.
+#: ``product_id BETWEEN :p AND :p`` rather than ``= :p`` is deliberate: with ``=`` the
+#: planner treats ``product_id`` as a constant, sees that the primary key alone gives
+#: ``ORDER BY id``, and — whenever statistics were taken while most keys were still
+#: available — walks the primary key through every key already reserved or delivered
+#: (measured: 40 ms a claim after 9,000 sales, against 0.1 ms). With a range, only
+#: ``ix_keys_available`` yields ``ORDER BY product_id, id`` without a sort, so it is
+#: the plan whatever the statistics say.
 _CANDIDATES = (
     select(KEYS.c.id)
     .where(
-        KEYS.c.product_id == bindparam("b_product"),
+        KEYS.c.product_id.between(bindparam("b_product"), bindparam("b_product")),
         KEYS.c.status == AVAILABLE,
         # Keys only ever go to a line of their own product (checked in the same
         # statement: no extra round trip; a mismatch claims nothing).
         _LINE_MATCHES,
     )
-    .order_by(KEYS.c.id)
+    .order_by(KEYS.c.product_id, KEYS.c.id)
     .limit(bindparam("b_quantity"))
     .with_for_update(skip_locked=True)
 )
@@ -74,11 +83,8 @@ CLAIM_STATEMENT = (
         order_line_id=bindparam("b_line"),
         reserved_at=bindparam("b_now"),
     )
-    .returning(*KEYS.c)
+    .returning(KEYS.c.id)
 )
-
-#: The same claim, loading the returned rows as ``Key`` objects (no second query).
-_CLAIM_KEYS = select(Key).from_statement(CLAIM_STATEMENT).execution_options(populate_existing=True)
 
 _UNCLAIM_STATEMENT = (
     update(KEYS)
@@ -93,16 +99,17 @@ _UNCLAIM_STATEMENT = (
 
 def claim_available(
     session: Session, *, product_id: int, quantity: int, line_id: int, now: datetime
-) -> list[Key]:
+) -> list[uuid.UUID]:
     """Reserve up to ``quantity`` available keys of ``product_id`` for ``line_id``, oldest
-    first, and return them as ``Key`` objects in id order (possibly fewer than asked; the
-    caller decides what a shortfall means). One statement, one round trip. Runs in the
+    first, and return their ids in id order (possibly fewer than asked; the caller
+    decides what a shortfall means). One statement, one round trip, Core rows only (no
+    ORM objects are loaded: that alone cost a third of the claim rate). Runs in the
     caller's transaction, never commits; the rows stay locked until it ends."""
-    result = session.scalars(
-        _CLAIM_KEYS,
+    result = session.connection().execute(
+        CLAIM_STATEMENT,
         {"b_product": product_id, "b_quantity": quantity, "b_line": line_id, "b_now": now},
     )
-    return sorted(result, key=lambda k: k.id)
+    return sorted(row[0] for row in result)
 
 
 def unclaim(session: Session, *, line_id: int, key_ids: Sequence[uuid.UUID]) -> None:

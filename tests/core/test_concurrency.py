@@ -291,9 +291,9 @@ def test_race_harness_catches_a_claim_without_skip_locked(
         .values(
             status="reserved", order_line_id=bindparam("b_line"), reserved_at=bindparam("b_now")
         )
-        .returning(*k.c)
+        .returning(k.c.id)
     )
-    monkeypatch.setattr(locking, "_CLAIM_KEYS", select(Key).from_statement(unlocked))
+    monkeypatch.setattr(locking, "CLAIM_STATEMENT", unlocked)
     seen = _race(product.id, first_line, second_line, wait=1.0)  # type: ignore[arg-type]
     # The competitor queued behind the first claimer's row lock instead of skipping it,
     # then found "its" key taken and came back empty although two keys were in stock.
@@ -312,7 +312,7 @@ def test_claims_for_many_lines_take_product_order(session: Session) -> None:
     calls: list[int] = []
     original = locking.claim_available
 
-    def spy(s: Session, **kw: Any) -> list[Key]:
+    def spy(s: Session, **kw: Any) -> list[uuid.UUID]:
         calls.append(kw["product_id"])
         return original(s, **kw)
 
