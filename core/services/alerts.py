@@ -11,11 +11,15 @@ from core.models import Alert, utcnow
 from core.services.audit import Actor, record_audit
 
 
-def raise_alert(*, session: Session, kind: str, subject: str, message: str, severity: str = "warning") -> Alert:
+def raise_alert(
+    *, session: Session, kind: str, subject: str, message: str, severity: str = "warning"
+) -> Alert:
     """Open an alert unless one is open for the same kind and subject. Runs in the
     caller's transaction (flushes, never commits)."""
     existing = session.exec(
-        select(Alert).where(Alert.kind == kind, Alert.subject == subject, col(Alert.acknowledged_at).is_(None))
+        select(Alert).where(
+            Alert.kind == kind, Alert.subject == subject, col(Alert.acknowledged_at).is_(None)
+        )
     ).first()
     if existing is not None:
         return existing
@@ -33,13 +37,24 @@ def acknowledge_alert(*, session: Session, alert_id: int, actor: Actor) -> Alert
         alert.acknowledged_at = utcnow()
         alert.acknowledged_by = actor.id
         session.add(alert)
-        record_audit(session=session, actor=actor, action="alert.acknowledge", object_type="alert",
-                     object_id=alert_id, data={"kind": alert.kind, "subject": alert.subject})
+        record_audit(
+            session=session,
+            actor=actor,
+            action="alert.acknowledge",
+            object_type="alert",
+            object_id=alert_id,
+            data={"kind": alert.kind, "subject": alert.subject},
+        )
         session.flush()
     return alert
 
 
 def open_alerts(*, session: Session, limit: int = 200) -> list[Alert]:
-    return list(session.exec(
-        select(Alert).where(col(Alert.acknowledged_at).is_(None)).order_by(col(Alert.id).desc()).limit(limit)
-    ))
+    return list(
+        session.exec(
+            select(Alert)
+            .where(col(Alert.acknowledged_at).is_(None))
+            .order_by(col(Alert.id).desc())
+            .limit(limit)
+        )
+    )

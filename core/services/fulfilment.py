@@ -129,8 +129,12 @@ def provider_clients(settings: Settings | None = None) -> dict[str, ProviderClie
     from core.providers.registry import build_clients
 
     settings = settings or get_settings()
-    cache_key = (settings.provider_chain, settings.codeswholesale_base_url or "", settings.kinguin_base_url or "",
-                 settings.simulator_url)
+    cache_key = (
+        settings.provider_chain,
+        settings.codeswholesale_base_url or "",
+        settings.kinguin_base_url or "",
+        settings.simulator_url,
+    )
     if cache_key not in _clients_cache:
         _clients_cache[cache_key] = build_clients(settings)
     return _clients_cache[cache_key]
@@ -176,9 +180,12 @@ def _take_lease(order_id: int, at: datetime) -> bool:
             .where(
                 col(Order.id) == order_id,
                 col(Order.status) == S.PAID,
-                (col(Order.fulfilment_lease_until).is_(None)) | (col(Order.fulfilment_lease_until) < at),
+                (col(Order.fulfilment_lease_until).is_(None))
+                | (col(Order.fulfilment_lease_until) < at),
             )
-            .values(fulfilment_lease_until=at + LEASE, fulfilment_attempts=Order.fulfilment_attempts + 1)
+            .values(
+                fulfilment_lease_until=at + LEASE, fulfilment_attempts=Order.fulfilment_attempts + 1
+            )
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
         return taken == 1
@@ -187,7 +194,9 @@ def _take_lease(order_id: int, at: datetime) -> bool:
 def _release_lease(order_id: int) -> None:
     with session_scope() as session:
         session.execute(
-            update(Order).where(col(Order.id) == order_id).values(fulfilment_lease_until=None)
+            update(Order)
+            .where(col(Order.id) == order_id)
+            .values(fulfilment_lease_until=None)
             .execution_options(synchronize_session=False)
         )
 
@@ -209,18 +218,31 @@ class LineNeed:
 
 
 def line_needs(session: Session, order_id: int) -> list[LineNeed]:
-    lines = session.exec(select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))).all()
+    lines = session.exec(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
+    ).all()
     ids = [ln.id for ln in lines]
-    held = dict(
+    held = (
+        dict(
+            session.exec(
+                select(Key.order_line_id, func.count())
+                .where(col(Key.order_line_id).in_(ids), col(Key.status).in_(HELD))
+                .group_by(col(Key.order_line_id))
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    purchases = (
         session.exec(
-            select(Key.order_line_id, func.count()).where(col(Key.order_line_id).in_(ids), col(Key.status).in_(HELD))
-            .group_by(col(Key.order_line_id))
+            select(ProviderPurchase).where(
+                col(ProviderPurchase.order_line_id).in_(ids),
+                col(ProviderPurchase.status).in_(ACTIVE),
+            )
         ).all()
-    ) if ids else {}
-    purchases = session.exec(
-        select(ProviderPurchase).where(col(ProviderPurchase.order_line_id).in_(ids),
-                                       col(ProviderPurchase.status).in_(ACTIVE))
-    ).all() if ids else []
+        if ids
+        else []
+    )
     on_the_way: dict[int, int] = {}
     for purchase in purchases:
         delivered = session.exec(
@@ -230,8 +252,13 @@ def line_needs(session: Session, order_id: int) -> list[LineNeed]:
             0, purchase.quantity - delivered
         )
     return [
-        LineNeed(line_id=ln.id, product_id=ln.product_id, quantity=ln.quantity,  # type: ignore[arg-type]
-                 held=held.get(ln.id, 0), on_the_way=on_the_way.get(ln.id, 0))  # type: ignore[arg-type]
+        LineNeed(
+            line_id=ln.id,
+            product_id=ln.product_id,
+            quantity=ln.quantity,  # type: ignore[arg-type]
+            held=held.get(ln.id, 0),
+            on_the_way=on_the_way.get(ln.id, 0),
+        )  # type: ignore[arg-type]
         for ln in lines
     ]
 
@@ -244,7 +271,8 @@ def _resolve_open_purchases(
 ) -> None:
     with session_scope(write=False) as session:
         purchases = session.exec(
-            select(ProviderPurchase).join(OrderLine, col(OrderLine.id) == ProviderPurchase.order_line_id)
+            select(ProviderPurchase)
+            .join(OrderLine, col(OrderLine.id) == ProviderPurchase.order_line_id)
             .where(OrderLine.order_id == order_id, col(ProviderPurchase.status).in_(ACTIVE))
             .order_by(col(ProviderPurchase.id))
         ).all()
@@ -259,10 +287,14 @@ def _resolve_open_purchases(
             _settle_unknown(purchase, client, retry, result)
 
 
-def _collect_pending(purchase: ProviderPurchase, client: ProviderClient, result: FulfilmentResult) -> None:
+def _collect_pending(
+    purchase: ProviderPurchase, client: ProviderClient, result: FulfilmentResult
+) -> None:
     try:
         if purchase.provider_order_id:
-            answer = client.fetch_keys(provider_order_id=purchase.provider_order_id, reference=purchase.reference)
+            answer = client.fetch_keys(
+                provider_order_id=purchase.provider_order_id, reference=purchase.reference
+            )
         else:
             found = client.find_purchase(reference=purchase.reference)
             if found is None:
@@ -274,14 +306,18 @@ def _collect_pending(purchase: ProviderPurchase, client: ProviderClient, result:
     result.from_providers += _record_result(purchase.id, answer, result)  # type: ignore[arg-type]
 
 
-def _settle_unknown(purchase: ProviderPurchase, client: ProviderClient, retry: Retry, result: FulfilmentResult) -> None:
+def _settle_unknown(
+    purchase: ProviderPurchase, client: ProviderClient, retry: Retry, result: FulfilmentResult
+) -> None:
     """Invariant 3: before any retry, ask the provider by our reference."""
     for attempt in range(retry.attempts):
         try:
             found = client.find_purchase(reference=purchase.reference)
         except ProviderError as exc:
             if exc.permanent:
-                raise FulfilmentRetry(f"cannot look up purchase {purchase.reference}: {exc.message}") from None
+                raise FulfilmentRetry(
+                    f"cannot look up purchase {purchase.reference}: {exc.message}"
+                ) from None
             retry.sleep(retry.delay(attempt))
             continue
         if found is not None:
@@ -291,7 +327,9 @@ def _settle_unknown(purchase: ProviderPurchase, client: ProviderClient, retry: R
         # under the same reference (the provider de-duplicates on it).
         _call_provider(purchase.id, client, retry, result)  # type: ignore[arg-type]
         return
-    raise FulfilmentRetry(f"purchase {purchase.reference} at {purchase.provider}: outcome still unknown")
+    raise FulfilmentRetry(
+        f"purchase {purchase.reference} at {purchase.provider}: outcome still unknown"
+    )
 
 
 # -- 3. stock -------------------------------------------------------------------------------------
@@ -302,8 +340,13 @@ def _deliver_from_stock(order_id: int, result: FulfilmentResult) -> None:
         for need in line_needs(session, order_id):
             if need.missing <= 0:
                 continue
-            keys = claim_keys(session=session, product_id=need.product_id, quantity=need.missing,
-                              line_id=need.line_id, allow_partial=True)
+            keys = claim_keys(
+                session=session,
+                product_id=need.product_id,
+                quantity=need.missing,
+                line_id=need.line_id,
+                allow_partial=True,
+            )
             if keys:
                 mark_delivered(session=session, line_id=need.line_id)
             result.from_stock += len(keys)
@@ -312,7 +355,9 @@ def _deliver_from_stock(order_id: int, result: FulfilmentResult) -> None:
 # -- 4. providers ----------------------------------------------------------------------------------
 
 
-def choose_offers(session: Session, *, product: Product, quantity: int, settings: Settings) -> list[ProviderOffer]:
+def choose_offers(
+    session: Session, *, product: Product, quantity: int, settings: Settings
+) -> list[ProviderOffer]:
     """The offers to try for ``quantity`` units of ``product``, in order: for each provider
     in the chain, its cheapest mapped offer with enough stock whose cost keeps the minimum
     margin."""
@@ -320,11 +365,15 @@ def choose_offers(session: Session, *, product: Product, quantity: int, settings
     chosen: list[ProviderOffer] = []
     for provider in settings.providers:
         offers = session.exec(
-            select(ProviderOffer).where(
-                ProviderOffer.product_id == product.id, ProviderOffer.provider == provider,
-                col(ProviderOffer.stock) >= quantity, col(ProviderOffer.cost_minor).is_not(None),
+            select(ProviderOffer)
+            .where(
+                ProviderOffer.product_id == product.id,
+                ProviderOffer.provider == provider,
+                col(ProviderOffer.stock) >= quantity,
+                col(ProviderOffer.cost_minor).is_not(None),
                 ProviderOffer.currency == product.currency,
-            ).order_by(col(ProviderOffer.cost_minor), col(ProviderOffer.id))
+            )
+            .order_by(col(ProviderOffer.cost_minor), col(ProviderOffer.id))
         ).all()
         for offer in offers:
             if offer.cost_minor is not None and offer.cost_minor <= ceiling:
@@ -334,7 +383,11 @@ def choose_offers(session: Session, *, product: Product, quantity: int, settings
 
 
 def _buy_missing(
-    order_id: int, clients: Mapping[str, ProviderClient], settings: Settings, retry: Retry, result: FulfilmentResult
+    order_id: int,
+    clients: Mapping[str, ProviderClient],
+    settings: Settings,
+    retry: Retry,
+    result: FulfilmentResult,
 ) -> None:
     with session_scope(write=False) as session:
         needs = [n for n in line_needs(session, order_id) if n.missing > 0]
@@ -345,13 +398,20 @@ def _buy_missing(
         tried: set[int] = set()
         while True:
             with session_scope(write=False) as session:
-                current = next(n for n in line_needs(session, order_id) if n.line_id == need.line_id)
+                current = next(
+                    n for n in line_needs(session, order_id) if n.line_id == need.line_id
+                )
                 if current.missing <= 0:
                     break
                 product = session.get(Product, need.product_id)
                 assert product is not None
-                offers = [o for o in choose_offers(session, product=product, quantity=current.missing, settings=settings)
-                          if o.id not in tried and o.provider in clients]
+                offers = [
+                    o
+                    for o in choose_offers(
+                        session, product=product, quantity=current.missing, settings=settings
+                    )
+                    if o.id not in tried and o.provider in clients
+                ]
             if not offers:
                 result.problems.append(
                     f"line {need.line_id} ({product.title}): {current.missing} missing; no provider offer with stock "
@@ -370,9 +430,13 @@ def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quanti
     """Record the intent and commit it before the provider is called (invariant 3)."""
     with session_scope() as session:
         purchase = ProviderPurchase(
-            order_line_id=line_id, provider=offer.provider,
+            order_line_id=line_id,
+            provider=offer.provider,
             reference=f"{order_number}-{line_id}-{secrets.token_hex(4)}".lower(),
-            offer_id=offer.id, quantity=quantity, unit_cost_minor=offer.cost_minor, currency=offer.currency,
+            offer_id=offer.id,
+            quantity=quantity,
+            unit_cost_minor=offer.cost_minor,
+            currency=offer.currency,
             status=P.REQUESTED,
         )
         session.add(purchase)
@@ -380,7 +444,9 @@ def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quanti
         return purchase.id  # type: ignore[return-value]
 
 
-def _call_provider(purchase_id: int, client: ProviderClient, retry: Retry, result: FulfilmentResult) -> str | None:
+def _call_provider(
+    purchase_id: int, client: ProviderClient, retry: Retry, result: FulfilmentResult
+) -> str | None:
     """Send the purchase (again, under the same reference); record the outcome. Returns
     a problem description when the purchase failed for good, else None."""
     with session_scope(write=False) as session:
@@ -399,8 +465,11 @@ def _call_provider(purchase_id: int, client: ProviderClient, retry: Retry, resul
         _bump_attempts(purchase_id)
         try:
             answer = client.purchase(
-                reference=purchase.reference, external_id=offer.external_id, quantity=purchase.quantity,
-                max_unit_cost_minor=purchase.unit_cost_minor or 0, currency=purchase.currency,
+                reference=purchase.reference,
+                external_id=offer.external_id,
+                quantity=purchase.quantity,
+                max_unit_cost_minor=purchase.unit_cost_minor or 0,
+                currency=purchase.currency,
                 allow_preorder=preorder,
             )
         except ProviderOutcomeUnknown as exc:
@@ -431,26 +500,36 @@ def _call_provider(purchase_id: int, client: ProviderClient, retry: Retry, resul
         assert state is not None
     if state.status == P.UNKNOWN:
         # Never buy elsewhere while this one may have gone through.
-        raise FulfilmentRetry(f"purchase {purchase.reference} at {purchase.provider}: outcome unknown")
+        raise FulfilmentRetry(
+            f"purchase {purchase.reference} at {purchase.provider}: outcome unknown"
+        )
     _record_failure(purchase_id, f"still failing after {retry.attempts} attempts: {state.error}")
     return f"{purchase.provider} unreachable ({state.error})"
 
 
 def _bump_attempts(purchase_id: int) -> None:
     with session_scope() as session:
-        session.execute(update(ProviderPurchase).where(col(ProviderPurchase.id) == purchase_id)
-                        .values(attempts=ProviderPurchase.attempts + 1, updated_at=utcnow())
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(ProviderPurchase)
+            .where(col(ProviderPurchase.id) == purchase_id)
+            .values(attempts=ProviderPurchase.attempts + 1, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _mark(purchase_id: int, status: str, error: str | None = None) -> None:
     with session_scope() as session:
-        session.execute(update(ProviderPurchase).where(col(ProviderPurchase.id) == purchase_id)
-                        .values(status=status, error=error, updated_at=utcnow())
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(ProviderPurchase)
+            .where(col(ProviderPurchase.id) == purchase_id)
+            .values(status=status, error=error, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
-def _record_failure(purchase_id: int, reason: str, *, exc: ProviderError | None = None, offer_id: int | None = None) -> None:
+def _record_failure(
+    purchase_id: int, reason: str, *, exc: ProviderError | None = None, offer_id: int | None = None
+) -> None:
     with session_scope() as session:
         purchase = session.get(ProviderPurchase, purchase_id)
         assert purchase is not None
@@ -464,12 +543,21 @@ def _record_failure(purchase_id: int, reason: str, *, exc: ProviderError | None 
                 offer.stock = 0
                 session.add(offer)
         if isinstance(exc, InsufficientBalance):
-            raise_alert(session=session, kind="low_balance", subject=f"provider:{purchase.provider}",
-                        message=f"{purchase.provider} refused a purchase for lack of balance; top it up",
-                        severity="error")
+            raise_alert(
+                session=session,
+                kind="low_balance",
+                subject=f"provider:{purchase.provider}",
+                message=f"{purchase.provider} refused a purchase for lack of balance; top it up",
+                severity="error",
+            )
         if isinstance(exc, ProviderAuthError):
-            raise_alert(session=session, kind="provider_down", subject=f"provider:{purchase.provider}",
-                        message=f"{purchase.provider} refused our credentials: {reason}", severity="error")
+            raise_alert(
+                session=session,
+                kind="provider_down",
+                subject=f"provider:{purchase.provider}",
+                message=f"{purchase.provider} refused our credentials: {reason}",
+                severity="error",
+            )
 
 
 def _record_result(purchase_id: int, answer: PurchaseResult, result: FulfilmentResult) -> int:
@@ -486,7 +574,9 @@ def _record_result(purchase_id: int, answer: PurchaseResult, result: FulfilmentR
         assert purchase is not None
         line = session.get(OrderLine, purchase.order_line_id)
         assert line is not None
-        have = session.exec(select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase_id)).one()
+        have = session.exec(
+            select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase_id)
+        ).one()
         now = utcnow()
         for delivered in answer.keys:
             if have + stored >= purchase.quantity:
@@ -494,8 +584,14 @@ def _record_result(purchase_id: int, answer: PurchaseResult, result: FulfilmentR
             fingerprint = _fingerprint(delivered, vault)
             if fingerprint is None:
                 continue
-            owner = session.exec(select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)).first()
-            if owner is None and session.exec(select(Key.id).where(Key.fingerprint == fingerprint)).first() is None:
+            owner = session.exec(
+                select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)
+            ).first()
+            if (
+                owner is None
+                and session.exec(select(Key.id).where(Key.fingerprint == fingerprint)).first()
+                is None
+            ):
                 row = _key_row(delivered, fingerprint, purchase, line, vault, now, get_blob_store)
                 try:
                     with session.begin_nested():
@@ -504,7 +600,9 @@ def _record_result(purchase_id: int, answer: PurchaseResult, result: FulfilmentR
                     stored += 1
                     continue
                 except IntegrityError:
-                    owner = session.exec(select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)).first()
+                    owner = session.exec(
+                        select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)
+                    ).first()
             if owner != purchase_id:
                 result.problems.append(
                     f"{purchase.provider} delivered a key for purchase {purchase.reference} that is already in "
@@ -534,8 +632,15 @@ def _fingerprint(delivered: DeliveredKey, vault: crypto.KeyVault) -> bytes | Non
     return None
 
 
-def _key_row(delivered: DeliveredKey, fingerprint: bytes, purchase: ProviderPurchase, line: OrderLine,
-             vault: crypto.KeyVault, now: datetime, blob_store: Callable[[], Any]) -> Key:
+def _key_row(
+    delivered: DeliveredKey,
+    fingerprint: bytes,
+    purchase: ProviderPurchase,
+    line: OrderLine,
+    vault: crypto.KeyVault,
+    now: datetime,
+    blob_store: Callable[[], Any],
+) -> Key:
     """A delivered key row for ``line``. Text keys are encrypted in the row; an image key
     goes (encrypted) to the blob store and the row holds its name, encrypted."""
     row_id = new_uuid()
@@ -549,10 +654,20 @@ def _key_row(delivered: DeliveredKey, fingerprint: bytes, purchase: ProviderPurc
         plaintext, kind = name.encode("utf-8"), "image"
     version, blob = vault.encrypt(plaintext, row_id=row_id)
     return Key(
-        id=row_id, product_id=line.product_id, status=KeyStatus.DELIVERED, kind=kind, ciphertext=blob,
-        key_version=version, fingerprint=fingerprint, provider_purchase_id=purchase.id,
-        supplier=purchase.provider, cost_minor=purchase.unit_cost_minor, cost_currency=purchase.currency,
-        order_line_id=line.id, created_at=now, delivered_at=now,
+        id=row_id,
+        product_id=line.product_id,
+        status=KeyStatus.DELIVERED,
+        kind=kind,
+        ciphertext=blob,
+        key_version=version,
+        fingerprint=fingerprint,
+        provider_purchase_id=purchase.id,
+        supplier=purchase.provider,
+        cost_minor=purchase.unit_cost_minor,
+        cost_currency=purchase.currency,
+        order_line_id=line.id,
+        created_at=now,
+        delivered_at=now,
     )
 
 
@@ -572,22 +687,39 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
         delivered = sum(min(n.held, n.quantity) for n in needs)
         total = sum(n.quantity for n in needs)
         if missing == 0 and waiting == 0:
-            transition_order(session=session, order_id=order_id, to_status=S.FULFILLED, actor=SYSTEM,
-                             reason=f"{total} keys delivered ({result.from_stock} from stock, "
-                                    f"{result.from_providers} from providers in this run)")
+            transition_order(
+                session=session,
+                order_id=order_id,
+                to_status=S.FULFILLED,
+                actor=SYSTEM,
+                reason=f"{total} keys delivered ({result.from_stock} from stock, "
+                f"{result.from_providers} from providers in this run)",
+            )
             jobs.enqueue_after_commit(session, "send_order_email", order_id, "delivered")
             result.outcome = "fulfilled"
         elif missing == 0:
             result.outcome = "waiting"
-            result.detail = f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
+            result.detail = (
+                f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
+            )
             if order.fulfilment_attempts == 1:
                 jobs.enqueue_after_commit(session, "send_order_email", order_id, "waiting")
         else:
             reason = "; ".join(result.problems) or f"{missing} keys could not be sourced"
             reason = f"{delivered} of {total} keys delivered. {reason}"
-            transition_order(session=session, order_id=order_id, to_status=S.NEEDS_ATTENTION, actor=SYSTEM,
-                             reason=reason[:4000])
-            raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}", message=reason[:4000])
+            transition_order(
+                session=session,
+                order_id=order_id,
+                to_status=S.NEEDS_ATTENTION,
+                actor=SYSTEM,
+                reason=reason[:4000],
+            )
+            raise_alert(
+                session=session,
+                kind="needs_attention",
+                subject=f"order:{order.number}",
+                message=reason[:4000],
+            )
             jobs.enqueue_after_commit(session, "send_order_email", order_id, "attention")
             result.outcome = "needs_attention"
             result.detail = reason

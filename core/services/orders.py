@@ -94,7 +94,9 @@ def create_order(
             )
     currencies = {products[pid].currency for pid in merged}
     if len(currencies) != 1:
-        raise InvalidInput("all products in one order must be priced in the same currency", field="lines")
+        raise InvalidInput(
+            "all products in one order must be priced in the same currency", field="lines"
+        )
     currency = currencies.pop()
     subtotal = sum(products[pid].price_minor * qty for pid, qty in merged.items())
 
@@ -114,13 +116,24 @@ def create_order(
         p = products[pid]
         session.add(
             OrderLine(
-                order_id=order.id, product_id=pid, title=p.title, platform=p.platform,
-                region=p.region, unit_price_minor=p.price_minor, currency=p.currency, quantity=qty,
+                order_id=order.id,
+                product_id=pid,
+                title=p.title,
+                platform=p.platform,
+                region=p.region,
+                unit_price_minor=p.price_minor,
+                currency=p.currency,
+                quantity=qty,
             )
         )
     session.add(
-        OrderEvent(order_id=order.id, from_status=None, to_status=S.PENDING_PAYMENT,
-                   reason="order placed", actor=str(actor or Actor.system("checkout")))
+        OrderEvent(
+            order_id=order.id,
+            from_status=None,
+            to_status=S.PENDING_PAYMENT,
+            reason="order placed",
+            actor=str(actor or Actor.system("checkout")),
+        )
     )
     session.flush()
     return order
@@ -186,14 +199,28 @@ def transition_order(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise ConcurrentUpdate(f"order {order.number} changed while moving it to {to_status}", order=order.number)
+        raise ConcurrentUpdate(
+            f"order {order.number} changed while moving it to {to_status}", order=order.number
+        )
     session.add(
-        OrderEvent(order_id=order_id, from_status=current, to_status=to_status,
-                   reason=reason, actor=str(actor), data=data or {})
+        OrderEvent(
+            order_id=order_id,
+            from_status=current,
+            to_status=to_status,
+            reason=reason,
+            actor=str(actor),
+            data=data or {},
+        )
     )
     if actor.type == "operator":
-        record_audit(session=session, actor=actor, action="order.transition", object_type="order",
-                     object_id=order.number, data={"from": current, "to": to_status, "reason": reason})
+        record_audit(
+            session=session,
+            actor=actor,
+            action="order.transition",
+            object_type="order",
+            object_id=order.number,
+            data={"from": current, "to": to_status, "reason": reason},
+        )
     session.flush()
     session.refresh(order)
     return order
@@ -207,8 +234,16 @@ def get_order_by_number(*, session: Session, number: str) -> Order:
 
 
 def order_lines(*, session: Session, order_id: int) -> list[OrderLine]:
-    return list(session.exec(select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))))
+    return list(
+        session.exec(
+            select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
+        )
+    )
 
 
 def order_events(*, session: Session, order_id: int) -> list[OrderEvent]:
-    return list(session.exec(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id))))
+    return list(
+        session.exec(
+            select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id))
+        )
+    )

@@ -68,7 +68,10 @@ def authenticate_stripe(headers: Mapping[str, str], body: bytes) -> Verified:
         raise WebhookRejected("missing Stripe-Signature header", 401)
     try:
         stripe.WebhookSignature.verify_header(
-            body.decode("utf-8"), signature, webhook_secret(), tolerance=get_settings().stripe_tolerance_seconds
+            body.decode("utf-8"),
+            signature,
+            webhook_secret(),
+            tolerance=get_settings().stripe_tolerance_seconds,
         )
     except stripe.SignatureVerificationError:
         raise WebhookRejected("Stripe signature does not verify", 401) from None
@@ -95,28 +98,56 @@ def _order_for(session: Session, obj: dict[str, Any]) -> Order:
     return order
 
 
-def mark_paid(*, session: Session, order: Order, reference: str, amount_minor: int | None, currency: str | None,
-              provider: str = "stripe") -> str:
+def mark_paid(
+    *,
+    session: Session,
+    order: Order,
+    reference: str,
+    amount_minor: int | None,
+    currency: str | None,
+    provider: str = "stripe",
+) -> str:
     """Record a confirmed payment. Idempotent: an order already past payment is left as it
     is. Queues fulfilment after the commit. Runs in the caller's transaction."""
     if order.status != S.PENDING_PAYMENT:
         if order.status == S.CANCELLED:
-            raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}",
-                        message=f"payment {reference} arrived for cancelled order {order.number}; refund it or reopen by hand",
-                        severity="error")
+            raise_alert(
+                session=session,
+                kind="needs_attention",
+                subject=f"order:{order.number}",
+                message=f"payment {reference} arrived for cancelled order {order.number}; refund it or reopen by hand",
+                severity="error",
+            )
             return f"payment for cancelled order {order.number}: alert raised"
         return f"order {order.number} already {order.status}"
     order.payment_reference = reference
     order.payment_provider = provider
     session.add(order)
-    transition_order(session=session, order_id=order.id, to_status=S.PAID, actor=STRIPE,  # type: ignore[arg-type]
-                     reason=f"payment {reference}", expected_from=S.PENDING_PAYMENT)
-    if amount_minor is not None and (amount_minor != order.total_minor or (currency or "").upper() != order.currency):
-        reason = (f"paid {amount_minor} {str(currency).upper()} but the order totals "
-                  f"{order.total_minor} {order.currency}; check the payment before delivering")
-        transition_order(session=session, order_id=order.id, to_status=S.NEEDS_ATTENTION, actor=STRIPE,  # type: ignore[arg-type]
-                         reason=reason)
-        raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}", message=reason)
+    transition_order(
+        session=session,
+        order_id=order.id,
+        to_status=S.PAID,
+        actor=STRIPE,  # type: ignore[arg-type]
+        reason=f"payment {reference}",
+        expected_from=S.PENDING_PAYMENT,
+    )
+    if amount_minor is not None and (
+        amount_minor != order.total_minor or (currency or "").upper() != order.currency
+    ):
+        reason = (
+            f"paid {amount_minor} {str(currency).upper()} but the order totals "
+            f"{order.total_minor} {order.currency}; check the payment before delivering"
+        )
+        transition_order(
+            session=session,
+            order_id=order.id,
+            to_status=S.NEEDS_ATTENTION,
+            actor=STRIPE,  # type: ignore[arg-type]
+            reason=reason,
+        )
+        raise_alert(
+            session=session, kind="needs_attention", subject=f"order:{order.number}", message=reason
+        )
         return f"order {order.number} paid with a mismatched amount: needs attention"
     jobs.enqueue_after_commit(session, "fulfil_order", order.id)
     return f"order {order.number} paid"
@@ -128,8 +159,12 @@ def take_back_keys(*, session: Session, order: Order, actor: Actor, reason: str)
     transaction."""
     counts = {"to_stock": 0, "revoked": 0, "flagged": 0}
     keys = session.exec(
-        select(Key).join(OrderLine, col(Key.order_line_id) == OrderLine.id)
-        .where(OrderLine.order_id == order.id, col(Key.status).in_([KeyStatus.RESERVED, KeyStatus.DELIVERED]))
+        select(Key)
+        .join(OrderLine, col(Key.order_line_id) == OrderLine.id)
+        .where(
+            OrderLine.order_id == order.id,
+            col(Key.status).in_([KeyStatus.RESERVED, KeyStatus.DELIVERED]),
+        )
         .order_by(col(Key.id))
     ).all()
     for key in keys:
@@ -147,17 +182,29 @@ def take_back_keys(*, session: Session, order: Order, actor: Actor, reason: str)
     return counts
 
 
-def _take_money_back(session: Session, order: Order, to_status: str, what: str, reference: str) -> str:
+def _take_money_back(
+    session: Session, order: Order, to_status: str, what: str, reference: str
+) -> str:
     if order.status == to_status:
         return f"order {order.number} already {to_status}"
     counts = take_back_keys(session=session, order=order, actor=STRIPE, reason=what)
-    transition_order(session=session, order_id=order.id, to_status=to_status, actor=STRIPE,  # type: ignore[arg-type]
-                     reason=f"{what} {reference}", data=counts)
+    transition_order(
+        session=session,
+        order_id=order.id,
+        to_status=to_status,
+        actor=STRIPE,  # type: ignore[arg-type]
+        reason=f"{what} {reference}",
+        data=counts,
+    )
     raise_alert(
-        session=session, kind="needs_attention", subject=f"order:{order.number}",
+        session=session,
+        kind="needs_attention",
+        subject=f"order:{order.number}",
         severity="error" if counts["flagged"] else "warning",
-        message=(f"{what} on order {order.number}: {counts['to_stock']} keys back to stock, "
-                 f"{counts['revoked']} revoked, {counts['flagged']} already revealed (flagged)"),
+        message=(
+            f"{what} on order {order.number}: {counts['to_stock']} keys back to stock, "
+            f"{counts['revoked']} revoked, {counts['flagged']} already revealed (flagged)"
+        ),
     )
     return f"order {order.number} {to_status}: {counts}"
 
@@ -169,22 +216,43 @@ def handle_stripe(session: Session, event: WebhookEvent, payload: dict[str, Any]
         if obj.get("payment_status") not in ("paid", "no_payment_required"):
             return f"checkout session {obj.get('id')} not paid yet ({obj.get('payment_status')})"
         order = _order_for(session, obj)
-        return mark_paid(session=session, order=order, reference=str(obj.get("payment_intent") or obj.get("id")),
-                         amount_minor=obj.get("amount_total"), currency=obj.get("currency"))
+        return mark_paid(
+            session=session,
+            order=order,
+            reference=str(obj.get("payment_intent") or obj.get("id")),
+            amount_minor=obj.get("amount_total"),
+            currency=obj.get("currency"),
+        )
     if kind == "payment_intent.succeeded":
         order = _order_for(session, obj)
-        return mark_paid(session=session, order=order, reference=str(obj.get("id")),
-                         amount_minor=obj.get("amount_received"), currency=obj.get("currency"))
+        return mark_paid(
+            session=session,
+            order=order,
+            reference=str(obj.get("id")),
+            amount_minor=obj.get("amount_received"),
+            currency=obj.get("currency"),
+        )
     if kind == "charge.refunded":
-        order = _order_for(session, {"payment_intent": obj.get("payment_intent") or obj.get("id"),
-                                     "metadata": obj.get("metadata")})
+        order = _order_for(
+            session,
+            {
+                "payment_intent": obj.get("payment_intent") or obj.get("id"),
+                "metadata": obj.get("metadata"),
+            },
+        )
         if not obj.get("refunded") and (obj.get("amount_refunded") or 0) < (obj.get("amount") or 0):
-            raise_alert(session=session, kind="needs_attention", subject=f"order:{order.number}",
-                        message=f"partial refund of {obj.get('amount_refunded')} on order {order.number}; keys left as they are")
+            raise_alert(
+                session=session,
+                kind="needs_attention",
+                subject=f"order:{order.number}",
+                message=f"partial refund of {obj.get('amount_refunded')} on order {order.number}; keys left as they are",
+            )
             return f"partial refund on {order.number}: alert raised"
         return _take_money_back(session, order, S.REFUNDED, "refund", str(obj.get("id")))
     if kind == "charge.dispute.created":
-        order = _order_for(session, {"payment_intent": obj.get("payment_intent"), "metadata": obj.get("metadata")})
+        order = _order_for(
+            session, {"payment_intent": obj.get("payment_intent"), "metadata": obj.get("metadata")}
+        )
         return _take_money_back(session, order, S.DISPUTED, "dispute", str(obj.get("id")))
     return f"ignored {kind}"
 
@@ -207,25 +275,49 @@ def build_test_event(order: Order, *, kind: str = "checkout.session.completed") 
     reference = f"pi_test_{secrets.token_hex(12)}"
     if kind == "checkout.session.completed":
         obj: dict[str, Any] = {
-            "id": f"cs_test_{secrets.token_hex(12)}", "object": "checkout.session",
-            "client_reference_id": order.number, "metadata": {"order_number": order.number},
-            "payment_status": "paid", "status": "complete", "payment_intent": reference,
-            "amount_total": order.total_minor, "currency": order.currency.lower(),
-            "customer_email": order.email, "livemode": False,
+            "id": f"cs_test_{secrets.token_hex(12)}",
+            "object": "checkout.session",
+            "client_reference_id": order.number,
+            "metadata": {"order_number": order.number},
+            "payment_status": "paid",
+            "status": "complete",
+            "payment_intent": reference,
+            "amount_total": order.total_minor,
+            "currency": order.currency.lower(),
+            "customer_email": order.email,
+            "livemode": False,
         }
     elif kind == "charge.refunded":
-        obj = {"id": f"ch_test_{secrets.token_hex(12)}", "object": "charge", "payment_intent": order.payment_reference,
-               "amount": order.total_minor, "amount_refunded": order.total_minor, "refunded": True,
-               "currency": order.currency.lower(), "metadata": {"order_number": order.number}}
+        obj = {
+            "id": f"ch_test_{secrets.token_hex(12)}",
+            "object": "charge",
+            "payment_intent": order.payment_reference,
+            "amount": order.total_minor,
+            "amount_refunded": order.total_minor,
+            "refunded": True,
+            "currency": order.currency.lower(),
+            "metadata": {"order_number": order.number},
+        }
     elif kind == "charge.dispute.created":
-        obj = {"id": f"dp_test_{secrets.token_hex(12)}", "object": "dispute", "payment_intent": order.payment_reference,
-               "amount": order.total_minor, "currency": order.currency.lower(), "reason": "fraudulent",
-               "metadata": {"order_number": order.number}}
+        obj = {
+            "id": f"dp_test_{secrets.token_hex(12)}",
+            "object": "dispute",
+            "payment_intent": order.payment_reference,
+            "amount": order.total_minor,
+            "currency": order.currency.lower(),
+            "reason": "fraudulent",
+            "metadata": {"order_number": order.number},
+        }
     else:
         raise InvalidInput(f"no test event of type {kind}")
     event = {
-        "id": f"evt_test_{secrets.token_hex(12)}", "object": "event", "api_version": "2024-06-20",
-        "created": int(time.time()), "livemode": False, "type": kind, "data": {"object": obj},
+        "id": f"evt_test_{secrets.token_hex(12)}",
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "livemode": False,
+        "type": kind,
+        "data": {"object": obj},
     }
     return json.dumps(event, separators=(",", ":")).encode()
 
@@ -248,5 +340,9 @@ def send_test_event(*, order_number: str, kind: str = "checkout.session.complete
         if order is None:
             raise NotFound(f"no order {order_number}")
         body = build_test_event(order, kind=kind)
-    return receive_webhook(source="stripe", headers={"Stripe-Signature": sign_stripe_payload(body, webhook_secret())},
-                           body=body, remote_addr="test-payments")
+    return receive_webhook(
+        source="stripe",
+        headers={"Stripe-Signature": sign_stripe_payload(body, webhook_secret())},
+        body=body,
+        remote_addr="test-payments",
+    )

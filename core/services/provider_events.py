@@ -43,8 +43,12 @@ def authenticate_kinguin(headers: Mapping[str, str], body: bytes) -> Verified:
         subject = f"{event.order_id}:{event.status}"
     else:
         subject = event.product_id
-    stamp = event.updated_at.isoformat() if event.updated_at else hashlib.sha256(body).hexdigest()[:16]
-    return Verified(event_id=f"{event.name}:{subject}:{stamp}", event_type=event.name, payload=payload)
+    stamp = (
+        event.updated_at.isoformat() if event.updated_at else hashlib.sha256(body).hexdigest()[:16]
+    )
+    return Verified(
+        event_id=f"{event.name}:{subject}:{stamp}", event_type=event.name, payload=payload
+    )
 
 
 def _fulfil_purchase_order(session: Session, purchase: ProviderPurchase | None, what: str) -> str:
@@ -59,17 +63,28 @@ def _fulfil_purchase_order(session: Session, purchase: ProviderPurchase | None, 
 def handle_kinguin(session: Session, event: WebhookEvent, payload: dict[str, Any]) -> str:
     parsed = kg.parse_webhook({"X-Event-Name": event.event_type}, payload)
     if isinstance(parsed, kg.ProductUpdateEvent):
-        return apply_stock_change(session=session, provider="kinguin", external_id=parsed.product_id,
-                                  stock=parsed.qty, updated_at=parsed.updated_at)
+        return apply_stock_change(
+            session=session,
+            provider="kinguin",
+            external_id=parsed.product_id,
+            stock=parsed.qty,
+            updated_at=parsed.updated_at,
+        )
     purchase = None
     if parsed.order_external_id:
-        purchase = session.exec(select(ProviderPurchase).where(ProviderPurchase.reference == parsed.order_external_id)).first()
+        purchase = session.exec(
+            select(ProviderPurchase).where(ProviderPurchase.reference == parsed.order_external_id)
+        ).first()
     if purchase is None:
         purchase = session.exec(
-            select(ProviderPurchase).where(ProviderPurchase.provider == "kinguin",
-                                           ProviderPurchase.provider_order_id == parsed.order_id)
+            select(ProviderPurchase).where(
+                ProviderPurchase.provider == "kinguin",
+                ProviderPurchase.provider_order_id == parsed.order_id,
+            )
         ).first()
-    return _fulfil_purchase_order(session, purchase, f"kinguin order {parsed.order_id} {parsed.status}")
+    return _fulfil_purchase_order(
+        session, purchase, f"kinguin order {parsed.order_id} {parsed.status}"
+    )
 
 
 def authenticate_codeswholesale(headers: Mapping[str, str], body: bytes) -> Verified:
@@ -80,7 +95,9 @@ def authenticate_codeswholesale(headers: Mapping[str, str], body: bytes) -> Veri
     kind = str(payload.get("type") or "").upper()
     if not kind:
         raise WebhookRejected("postback has no type", 400)
-    return Verified(event_id=f"{kind}:{hashlib.sha256(body).hexdigest()}", event_type=kind, payload=payload)
+    return Verified(
+        event_id=f"{kind}:{hashlib.sha256(body).hexdigest()}", event_type=kind, payload=payload
+    )
 
 
 def handle_codeswholesale(session: Session, event: WebhookEvent, payload: dict[str, Any]) -> str:
@@ -89,22 +106,38 @@ def handle_codeswholesale(session: Session, event: WebhookEvent, payload: dict[s
         outcomes = []
         for change in parsed.products:
             price = dict(change.prices)
-            unit = next((v for k, v in change.prices if k.startswith("1")), None) if change.prices else None
+            unit = (
+                next((v for k, v in change.prices if k.startswith("1")), None)
+                if change.prices
+                else None
+            )
             unit = unit if unit is not None else (next(iter(price.values())) if price else None)
-            outcomes.append(apply_stock_change(
-                session=session, provider="codeswholesale", external_id=change.product_id, stock=change.quantity,
-                cost_minor=to_minor(unit) if unit is not None else None))
+            outcomes.append(
+                apply_stock_change(
+                    session=session,
+                    provider="codeswholesale",
+                    external_id=change.product_id,
+                    stock=change.quantity,
+                    cost_minor=to_minor(unit) if unit is not None else None,
+                )
+            )
         return "; ".join(outcomes) or "empty STOCK postback"
     if isinstance(parsed, cw.PreorderPostback):
         purchase = None
         if parsed.order_id:
             purchase = session.exec(
-                select(ProviderPurchase).where(ProviderPurchase.provider == "codeswholesale",
-                                               ProviderPurchase.provider_order_id == parsed.order_id)
+                select(ProviderPurchase).where(
+                    ProviderPurchase.provider == "codeswholesale",
+                    ProviderPurchase.provider_order_id == parsed.order_id,
+                )
             ).first()
-        return _fulfil_purchase_order(session, purchase, f"codeswholesale pre-order {parsed.order_id}")
+        return _fulfil_purchase_order(
+            session, purchase, f"codeswholesale pre-order {parsed.order_id}"
+        )
     return f"ignored {parsed.type}"
 
 
 register_source("kinguin", authenticate=authenticate_kinguin, handle=handle_kinguin)
-register_source("codeswholesale", authenticate=authenticate_codeswholesale, handle=handle_codeswholesale)
+register_source(
+    "codeswholesale", authenticate=authenticate_codeswholesale, handle=handle_codeswholesale
+)

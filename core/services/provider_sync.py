@@ -46,10 +46,18 @@ def _product_ids_by_title(session: Session) -> dict[str, int]:
     return {_title_key(title): pid for pid, title in rows if pid is not None}
 
 
-def upsert_offer(session: Session, offer: Offer, *, titles: dict[str, int] | None = None, report: SyncReport | None = None) -> ProviderOffer:
+def upsert_offer(
+    session: Session,
+    offer: Offer,
+    *,
+    titles: dict[str, int] | None = None,
+    report: SyncReport | None = None,
+) -> ProviderOffer:
     """Insert or refresh one offer. Runs in the caller's transaction."""
     row = session.exec(
-        select(ProviderOffer).where(ProviderOffer.provider == offer.provider, ProviderOffer.external_id == offer.external_id)
+        select(ProviderOffer).where(
+            ProviderOffer.provider == offer.provider, ProviderOffer.external_id == offer.external_id
+        )
     ).first()
     now = utcnow()
     if row is None:
@@ -57,7 +65,11 @@ def upsert_offer(session: Session, offer: Offer, *, titles: dict[str, int] | Non
         if report:
             report.created += 1
     else:
-        if offer.updated_at and row.provider_updated_at and offer.updated_at < row.provider_updated_at:
+        if (
+            offer.updated_at
+            and row.provider_updated_at
+            and offer.updated_at < row.provider_updated_at
+        ):
             if report:
                 report.stale_ignored += 1
             return row
@@ -82,7 +94,9 @@ def upsert_offer(session: Session, offer: Offer, *, titles: dict[str, int] | Non
     return row
 
 
-def sync_offers(*, client: ProviderClient, updated_since: datetime | None = None, batch: int = 500) -> SyncReport:
+def sync_offers(
+    *, client: ProviderClient, updated_since: datetime | None = None, batch: int = 500
+) -> SyncReport:
     """Pull offers from ``client`` and store them, committing every ``batch`` offers.
     Owns its transactions."""
     report = SyncReport(provider=client.name)
@@ -107,17 +121,26 @@ def sync_offers(*, client: ProviderClient, updated_since: datetime | None = None
 
 
 def last_synced(*, session: Session, provider: str) -> datetime | None:
-    return session.exec(select(func.max(ProviderOffer.last_synced_at)).where(ProviderOffer.provider == provider)).one()
+    return session.exec(
+        select(func.max(ProviderOffer.last_synced_at)).where(ProviderOffer.provider == provider)
+    ).one()
 
 
 def apply_stock_change(
-    *, session: Session, provider: str, external_id: str, stock: int | None, cost_minor: int | None = None,
+    *,
+    session: Session,
+    provider: str,
+    external_id: str,
+    stock: int | None,
+    cost_minor: int | None = None,
     updated_at: datetime | None = None,
 ) -> str:
     """Apply one pushed stock/price change. Older than what we hold → ignored. Runs in the
     caller's transaction."""
     row = session.exec(
-        select(ProviderOffer).where(ProviderOffer.provider == provider, ProviderOffer.external_id == external_id)
+        select(ProviderOffer).where(
+            ProviderOffer.provider == provider, ProviderOffer.external_id == external_id
+        )
     ).first()
     if row is None:
         return f"{provider} {external_id}: not an offer we know yet (the next sync picks it up)"

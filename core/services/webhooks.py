@@ -149,7 +149,9 @@ def receive_webhook(
     return Receipt(status=200, webhook_id=new_id, duplicate=False)
 
 
-def _log_forgery(source: str, headers: Mapping[str, str], body: bytes, remote_addr: str | None, reason: str) -> None:
+def _log_forgery(
+    source: str, headers: Mapping[str, str], body: bytes, remote_addr: str | None, reason: str
+) -> None:
     """Keep a record of a failed authentication for operators. It never occupies a real
     event id and is never processed."""
     log.warning("webhook from %s failed authentication (%s) from %s", source, reason, remote_addr)
@@ -211,13 +213,17 @@ def replay_webhook(*, webhook_id: int) -> None:
         if event is None:
             raise NotFound(f"webhook event {webhook_id} does not exist")
         session.execute(
-            update(WebhookEvent).where(col(WebhookEvent.id) == webhook_id)
-            .values(processed_at=None, outcome=None).execution_options(synchronize_session=False)
+            update(WebhookEvent)
+            .where(col(WebhookEvent.id) == webhook_id)
+            .values(processed_at=None, outcome=None)
+            .execution_options(synchronize_session=False)
         )
         jobs.enqueue_after_commit(session, "process_webhook", webhook_id)
 
 
-def recent_webhooks(*, session: Session, source: str | None = None, limit: int = 100) -> list[WebhookEvent]:
+def recent_webhooks(
+    *, session: Session, source: str | None = None, limit: int = 100
+) -> list[WebhookEvent]:
     query = select(WebhookEvent)
     if source:
         query = query.where(WebhookEvent.source == source)
