@@ -148,3 +148,37 @@ def queued_jobs() -> Iterator[list]:
     jobs.pending.clear()
     yield jobs.pending
     jobs.pending.clear()
+
+
+@pytest.fixture(scope="session")
+def sim_server():
+    """The provider simulators on a free loopback port, for the whole run."""
+    from keyshop.simulators import SimulatorServer
+
+    with SimulatorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def providers(sim_server, test_settings):
+    """Real provider clients (short timeouts) against a freshly reset simulator."""
+    from core.providers.codeswholesale import CodesWholesaleClient
+    from core.providers.kinguin import KinguinClient
+    from core.providers.registry import (
+        SIMULATOR_CODESWHOLESALE_CLIENT_ID,
+        SIMULATOR_CODESWHOLESALE_CLIENT_SECRET,
+        SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE,
+        SIMULATOR_KINGUIN_API_KEY,
+    )
+
+    sim_server.reset()
+    clients = {
+        "codeswholesale": CodesWholesaleClient(
+            sim_server.provider_url("codeswholesale"), SIMULATOR_CODESWHOLESALE_CLIENT_ID,
+            SIMULATOR_CODESWHOLESALE_CLIENT_SECRET, SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE, 0.5),
+        "kinguin": KinguinClient(sim_server.provider_url("kinguin"), SIMULATOR_KINGUIN_API_KEY, 0.5),
+    }
+    yield clients
+    for client in clients.values():
+        client.close()
+    sim_server.reset()

@@ -85,7 +85,6 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 P = PurchaseStatus
 SYSTEM = Actor.system("fulfilment")
-LEASE = timedelta(minutes=2)
 OPEN = (P.REQUESTED, P.UNKNOWN)
 ACTIVE = (P.REQUESTED, P.UNKNOWN, P.PENDING)
 HELD = (KeyStatus.RESERVED, KeyStatus.DELIVERED)
@@ -184,7 +183,8 @@ def _take_lease(order_id: int, at: datetime) -> bool:
                 | (col(Order.fulfilment_lease_until) < at),
             )
             .values(
-                fulfilment_lease_until=at + LEASE, fulfilment_attempts=Order.fulfilment_attempts + 1
+                fulfilment_lease_until=at + timedelta(seconds=get_settings().fulfilment_lease_seconds),
+                fulfilment_attempts=Order.fulfilment_attempts + 1,
             )
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Scheduled upkeep (run by periodic tasks, one scheduler per deployment):
 
-- :func:`reconcile`: paid orders not fulfilled after ``KEYSHOP_RECONCILE_AFTER_MINUTES``
+- :func:`reconcile`: paid orders not fulfilled after ``KEYSHOP_RECONCILE_AFTER_SECONDS``
   and purchases left ``requested``/``unknown``/``pending`` are handed to fulfilment again
   (which asks the providers by our reference before anything else); a paid order still
   not fulfilled after ``KEYSHOP_ATTENTION_AFTER_MINUTES`` with nothing on its way goes to
@@ -49,7 +49,7 @@ class ReconcileReport:
 def reconcile(*, now: datetime | None = None) -> ReconcileReport:
     settings = get_settings()
     now = now or utcnow()
-    stale = now - timedelta(minutes=settings.reconcile_after_minutes)
+    stale = now - timedelta(seconds=settings.reconcile_after_seconds)
     overdue = now - timedelta(minutes=settings.attention_after_minutes)
     report = ReconcileReport()
     with session_scope() as session:

@@ -1,0 +1,226 @@
+"""Fulfilment through the real provider clients against the simulators over HTTP."""
+
+import threading
+
+import pytest
+from sqlmodel import select
+
+from core import crypto
+from core.models import Alert, Key, Order, ProviderOffer, ProviderPurchase
+from core.services.fulfilment import FulfilmentRetry, Retry, fulfil_order
+from tests.factories import fresh, make_keys, make_order, make_product, order_lines
+
+NO_WAIT = Retry(attempts=3, base_seconds=0.01, sleep=lambda s: None)
+
+
+def offer(session, sim, product, provider, *, cost="5.00", stock=50, **sim_fields):
+    """A product at the simulated provider, and our synced, mapped offer for it."""
+    made = sim.add_product(provider, name=product.title, price=cost, stock=stock, **sim_fields)
+    external_id = made.get("productId") or made.get("external_id") or made.get("id")
+    row = ProviderOffer(provider=provider, external_id=str(external_id), product_id=product.id, name=product.title,
+                        cost_minor=int(float(cost) * 100), currency="EUR", stock=stock)
+    session.add(row)
+    session.commit()
+    return row
+
+
+def keys_of(session, order):
+    fresh(session)
+    line_ids = [ln.id for ln in order_lines(session, order)]
+    return session.exec(select(Key).where(Key.order_line_id.in_(line_ids), Key.status == "delivered")).all()
+
+
+def plaintexts(keys):
+    vault = crypto.get_vault()
+    return [vault.decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode() for k in keys]
+
+
+def sim_orders(sim, provider):
+    return sim.orders(provider)
+
+
+def test_stock_first_and_no_provider_is_called(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    make_keys(session, product, 3, codes=["AAAAA-11111", "BBBBB-22222", "CCCCC-33333"])
+    offer(session, sim_server, product, "codeswholesale")
+    order = make_order(session, [(product, 2)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert (result.outcome, result.from_stock, result.from_providers) == ("fulfilled", 2, 0)
+    assert sorted(plaintexts(keys_of(session, order))) == ["AAAAA-11111", "BBBBB-22222"]
+    assert sim_orders(sim_server, "codeswholesale") == []
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
+    assert ("send_order_email", (order.id, "delivered"), {}) in queued_jobs
+    # idempotent: a second run does nothing
+    assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "skipped"
+    assert len(keys_of(session, order)) == 2
+
+
+def test_the_rest_comes_from_codeswholesale(session, providers, sim_server, queued_jobs):
+    product = make_product(session, price_minor=1999)
+    make_keys(session, product, 1)
+    offer(session, sim_server, product, "codeswholesale", cost="6.50")
+    order = make_order(session, [(product, 3)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert (result.outcome, result.from_stock, result.from_providers) == ("fulfilled", 1, 2)
+    keys = keys_of(session, order)
+    assert len(keys) == 3 and len(set(plaintexts(keys))) == 3
+    [purchase] = session.exec(select(ProviderPurchase)).all()
+    assert (purchase.provider, purchase.status, purchase.quantity) == ("codeswholesale", "completed", 2)
+    assert len(sim_orders(sim_server, "codeswholesale")) == 1
+    assert {k.supplier for k in keys if k.provider_purchase_id} == {"codeswholesale"}
+
+
+def test_out_of_stock_at_codeswholesale_falls_back_to_kinguin(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    cw = offer(session, sim_server, product, "codeswholesale", cost="5.00")
+    offer(session, sim_server, product, "kinguin", cost="5.50")
+    sim_server.control("codeswholesale", out_of_stock=[cw.external_id])
+    order = make_order(session, [(product, 1)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "fulfilled"
+    purchases = {p.provider: p.status for p in fresh(session).exec(select(ProviderPurchase))}
+    assert purchases == {"codeswholesale": "failed", "kinguin": "completed"}
+    assert session.get(ProviderOffer, cw.id).stock == 0
+    assert len(keys_of(session, order)) == 1
+
+
+def test_5xx_is_retried_then_the_next_provider_is_used(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    offer(session, sim_server, product, "codeswholesale")
+    offer(session, sim_server, product, "kinguin")
+    sim_server.control("codeswholesale", error_rate=1.0)
+    order = make_order(session, [(product, 1)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "fulfilled"
+    cw = fresh(session).exec(select(ProviderPurchase).where(ProviderPurchase.provider == "codeswholesale")).one()
+    assert cw.status in ("failed",) and cw.attempts >= 3
+    assert sim_orders(sim_server, "codeswholesale") == []
+    assert len(sim_orders(sim_server, "kinguin")) == 1
+
+
+def test_crash_after_charge_is_recovered_by_reference_without_a_second_purchase(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    offer(session, sim_server, product, "codeswholesale")
+    offer(session, sim_server, product, "kinguin")
+    sim_server.control("codeswholesale", crash_after_charge=True)
+    order = make_order(session, [(product, 2)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "fulfilled"
+    assert len(sim_orders(sim_server, "codeswholesale")) == 1, "paid CodesWholesale once"
+    assert sim_orders(sim_server, "kinguin") == [], "never bought elsewhere while the outcome was unknown"
+    [purchase] = fresh(session).exec(select(ProviderPurchase)).all()
+    assert purchase.status == "completed"
+    assert len(keys_of(session, order)) == 2
+
+
+def test_a_timeout_is_an_unknown_outcome_asked_about_before_any_retry(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    offer(session, sim_server, product, "codeswholesale")
+    offer(session, sim_server, product, "kinguin")
+    sim_server.control("codeswholesale", timeout=1.0)  # the order is placed after the client gave up
+    order = make_order(session, [(product, 1)])
+    retry = Retry(attempts=3, base_seconds=0.01, sleep=lambda s: __import__("time").sleep(1.2))
+    result = fulfil_order(order_id=order.id, clients=providers, retry=retry)
+    assert result.outcome == "fulfilled"
+    assert len(sim_orders(sim_server, "codeswholesale")) == 1
+    assert sim_orders(sim_server, "kinguin") == []
+
+
+def test_an_intent_left_by_a_dead_worker_is_resolved_by_reference(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    cw_offer = offer(session, sim_server, product, "codeswholesale")
+    order = make_order(session, [(product, 1)])
+    [line] = order_lines(session, order)
+    # The worker committed its intent, the provider charged, then the worker died.
+    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference="ks-dead-worker-1",
+                                 offer_id=cw_offer.id, quantity=1, unit_cost_minor=500, status="requested"))
+    session.commit()
+    providers["codeswholesale"].purchase(reference="ks-dead-worker-1", external_id=cw_offer.external_id, quantity=1,
+                                         max_unit_cost_minor=500, currency="EUR", allow_preorder=False)
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "fulfilled"
+    assert len(sim_orders(sim_server, "codeswholesale")) == 1
+    assert fresh(session).exec(select(ProviderPurchase)).one().status == "completed"
+
+
+def test_an_intent_the_provider_never_saw_is_sent_again_under_the_same_reference(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    cw_offer = offer(session, sim_server, product, "codeswholesale")
+    order = make_order(session, [(product, 1)])
+    [line] = order_lines(session, order)
+    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference="ks-never-sent-1",
+                                 offer_id=cw_offer.id, quantity=1, unit_cost_minor=500, status="unknown"))
+    session.commit()
+    assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "fulfilled"
+    [sim_order] = sim_orders(sim_server, "codeswholesale")
+    assert sim_order["reference"] == "ks-never-sent-1"
+
+
+def test_nothing_left_needs_attention_with_a_reason(session, providers, sim_server, queued_jobs):
+    product = make_product(session, title="Hollow Tide", price_minor=1000)
+    make_keys(session, product, 1)
+    offer(session, sim_server, product, "codeswholesale", cost="9.90")  # would leave a 1% margin
+    order = make_order(session, [(product, 3)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "needs_attention"
+    o = fresh(session).get(Order, order.id)
+    assert o.status == "needs_attention"
+    assert "1 of 3 keys delivered" in o.attention_reason and "Hollow Tide" in o.attention_reason
+    assert "margin" in o.attention_reason
+    assert session.exec(select(Alert)).one().subject == f"order:{order.number}"
+    assert sim_orders(sim_server, "codeswholesale") == []
+    assert len(keys_of(session, order)) == 1, "what was delivered stays delivered"
+    assert ("send_order_email", (order.id, "attention"), {}) in queued_jobs
+
+
+def test_late_keys_wait_then_complete(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    kg = offer(session, sim_server, product, "kinguin")
+    sim_server.control("kinguin", late_keys_seconds=30)
+    order = make_order(session, [(product, 1)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "waiting"
+    assert fresh(session).get(Order, order.id).status == "paid"
+    assert ("send_order_email", (order.id, "waiting"), {}) in queued_jobs
+    [sim_order] = sim_orders(sim_server, "kinguin")
+    sim_server.release("kinguin", sim_order["order_id"])
+    assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "fulfilled"
+    assert len(sim_orders(sim_server, "kinguin")) == 1
+    assert len(keys_of(session, order)) == 1
+    assert kg.id
+
+
+def test_concurrent_runs_take_turns_and_deliver_each_key_once(session, providers, sim_server, queued_jobs):
+    product = make_product(session)
+    make_keys(session, product, 2)
+    offer(session, sim_server, product, "codeswholesale")
+    order = make_order(session, [(product, 4)])
+    barrier = threading.Barrier(6)
+    outcomes = []
+
+    def run():
+        barrier.wait()
+        try:
+            outcomes.append(fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome)
+        except FulfilmentRetry:
+            outcomes.append("retry")
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("fulfilled") == 1
+    assert set(outcomes) <= {"fulfilled", "busy", "skipped"}
+    keys = keys_of(session, order)
+    assert len(keys) == 4 and len({k.id for k in keys}) == 4
+    assert len(sim_orders(sim_server, "codeswholesale")) == 1
+
+
+@pytest.mark.parametrize("status", ["pending_payment", "fulfilled", "needs_attention", "refunded"])
+def test_only_paid_orders_are_fulfilled(session, providers, queued_jobs, status):
+    product = make_product(session)
+    make_keys(session, product, 1)
+    order = make_order(session, [(product, 1)], status=status)
+    assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "skipped"
+    assert keys_of(session, order) == []
