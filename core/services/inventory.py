@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
 from core import crypto
@@ -78,7 +79,7 @@ class ClaimedKey:
     status: str = KeyStatus.RESERVED.value
 
     def load(self, session: Session) -> Key:
-        key = session.get(Key, self.id)
+        key = session.get(Key, self.id, populate_existing=True)
         assert key is not None  # reserved by this transaction: it exists
         return key
 
@@ -112,6 +113,7 @@ def _shortfall_error(shortfalls: dict[int, dict[str, int]]) -> InsufficientStock
 def _undo_claims(session: Session, claims: dict[int, list[ClaimedKey]]) -> None:
     for line_id, keys in claims.items():
         locking.unclaim(session, line_id=line_id, key_ids=[k.id for k in keys])
+        _expire_cached(session, (k.id for k in keys))
 
 
 def _claim(session: Session, *, product_id: int, quantity: int, line_id: int) -> list[ClaimedKey]:
@@ -119,7 +121,19 @@ def _claim(session: Session, *, product_id: int, quantity: int, line_id: int) ->
     ids = locking.claim_available(
         session, product_id=product_id, quantity=quantity, line_id=line_id, now=now
     )
+    _expire_cached(session, ids)
     return [ClaimedKey(i, product_id, line_id, now) for i in ids]
+
+
+def _expire_cached(session: Session, key_ids: Iterable[uuid.UUID]) -> None:
+    """The claim changes rows with a Core statement: expire any of them this session had
+    loaded, so it reads them fresh (nothing to do, and no cost, in the usual case)."""
+    if not len(session.identity_map):
+        return
+    for key_id in key_ids:
+        cached = session.identity_map.get(identity_key(Key, key_id))
+        if cached is not None:
+            session.expire(cached)
 
 
 def claim_keys(
