@@ -64,6 +64,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlmodel import col
 
 from core.config import get_settings
 from core.crypto import KeyVault, get_vault
@@ -399,6 +400,8 @@ def _csv_fields(
 ) -> tuple[str | None, str | None, Decimal | None, str | None] | str:
     """(product slug, supplier, cost, currency) of one CSV row, or a rejection reason."""
     slug = row[i_product].strip() or None if i_product is not None else None
+    if slug is not None and _code_problem(slug, len(slug)) == CONTROL:
+        return CONTROL  # undecodable bytes cannot even be looked up
     supplier = row[i_supplier].strip() or None if i_supplier is not None else None
     if supplier is not None:
         if _code_problem(supplier, SUPPLIER_MAX) == CONTROL:
@@ -459,7 +462,9 @@ class _Products:
             part = missing[start : start + 500]
             with session_scope(write=False, engine=self._engine) as session:
                 rows = session.execute(
-                    select(Product.id, Product.slug, Product.currency).where(Product.slug.in_(part))  # type: ignore[union-attr,attr-defined]
+                    select(col(Product.id), col(Product.slug), col(Product.currency)).where(
+                        col(Product.slug).in_(part)
+                    )
                 ).all()
             found = {slug: _ProductRef(pid, slug, cur) for pid, slug, cur in rows}
             for slug in part:
@@ -925,7 +930,7 @@ def _default_product(engine: Engine, slug: str | None) -> _ProductRef | None:
         return None
     with session_scope(write=False, engine=engine) as session:
         found = session.execute(
-            select(Product.id, Product.currency).where(Product.slug == slug)
+            select(col(Product.id), col(Product.currency)).where(col(Product.slug) == slug)
         ).first()
     if found is None:
         raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)

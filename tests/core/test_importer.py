@@ -283,6 +283,15 @@ def test_csv_product_column_without_product_option(engine, session, vault, tmp_p
     assert batch_row(session, report.batch_id).product_id is None
 
 
+def test_csv_product_cell_with_undecodable_bytes_is_rejected(engine, session, vault, tmp_path):
+    game = make_product(session)
+    c = new_codes(2)
+    body = f"key,product\n{c[0]},{game.slug}\n".encode() + c[1].encode() + b",bad\xff\xfeslug\n"
+    report = run(engine, write(tmp_path, "b.csv", body), None)
+    assert (report.imported, report.rejected) == (1, 1)
+    assert report.rejections == [Rejection(3, "control or binary characters")]
+
+
 def test_csv_semicolon_delimiter_bom_and_multiline_record(engine, session, vault, tmp_path):
     product = make_product(session)
     c = new_codes(3)
