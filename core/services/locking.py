@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlmodel import Session
 
 from core.models import Key, KeyStatus, OrderLine
@@ -178,7 +178,7 @@ def count_line_keys(session: Session, *, line_id: int, statuses: Sequence[str]) 
 
 def lock_rotation_batch(
     session: Session, *, active_id: int, after: uuid.UUID | None, limit: int
-) -> Sequence[Row[tuple[uuid.UUID, int, bytes]]]:
+) -> list[tuple[uuid.UUID, int, bytes]]:
     """The next ``limit`` keys (by id, after ``after``) not encrypted under keyring entry
     ``active_id``, locked ``FOR UPDATE SKIP LOCKED``: keys a claim or reveal holds right
     now are passed over (a later pass or run picks them up) so rotation never blocks
@@ -189,4 +189,4 @@ def lock_rotation_batch(
     if after is not None:
         query = query.where(KEYS.c.id > after)
     query = query.order_by(KEYS.c.id).limit(limit).with_for_update(skip_locked=True)
-    return session.connection().execute(query).all()
+    return [(r[0], r[1], r[2]) for r in session.connection().execute(query)]

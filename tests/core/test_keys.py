@@ -213,3 +213,29 @@ def test_decryption_errors_carry_no_plaintext(vault: crypto.KeyVault) -> None:
         text = str(err) + repr(err.to_dict()) + repr(err.args)
         assert "PLAINTEXT" not in text and "SECRET" not in text
         assert blob.hex() not in text
+
+
+@pytest.mark.postgres_only
+def test_rotation_skips_keys_a_claim_holds_and_a_rerun_takes_them(
+    session: Session, test_settings: Settings
+) -> None:
+    """SKIP LOCKED: rotation neither waits for nor blocks fulfilment. (SQLite has one
+    writer: rotation would simply wait for the claim to commit.)"""
+    from core.services.inventory import claim_keys
+
+    product = make_product(session)
+    keys = sorted(make_keys(session, product, 4), key=lambda k: k.id)
+    order = make_order(session, [(product, 1)])
+    line = order_lines(session, order)[0].id
+    session.commit()
+
+    assert test_settings.keyring is not None
+    with keyring(test_settings, f"{test_settings.keyring},2:{SECOND_ENTRY}"):
+        with session_scope() as claimer:  # holds the oldest key's row lock meanwhile
+            claim_keys(session=claimer, product_id=product.id, quantity=1, line_id=line)  # type: ignore[arg-type]
+            report = rotate_keys(batch_size=2)
+            assert (report.total, report.rotated, report.remaining) == (4, 3, 1)
+        assert _versions()[keys[0].id] == 1
+        report = rotate_keys(batch_size=2)
+        assert (report.total, report.rotated, report.remaining) == (1, 1, 0)
+    assert set(_versions().values()) == {2}
