@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, literal_column, select, update
 from sqlmodel import Session
 
 from core.models import Key, KeyStatus, OrderLine
@@ -32,6 +32,13 @@ ORDER_LINES: Table = OrderLine.__table__  # type: ignore[attr-defined]
 
 AVAILABLE = KeyStatus.AVAILABLE.value
 RESERVED = KeyStatus.RESERVED.value
+
+#: ``'available'`` written into the SQL, not bound: a partial index is only usable when
+#: the planner can see the query's condition implies the index's ``WHERE status =
+#: 'available'`` — SQLite never can with a bound parameter, and PostgreSQL cannot in
+#: the generic plan of a prepared statement (psycopg prepares a statement after five
+#: executions).
+_IS_AVAILABLE = KEYS.c.status == literal_column("'available'")
 
 # Built once: only the bound values change between claims, so SQLAlchemy's compiled
 # cache serves every call and no statement objects are built per claim.
@@ -56,7 +63,7 @@ _CANDIDATES = (
     select(KEYS.c.id)
     .where(
         KEYS.c.product_id.between(bindparam("b_product"), bindparam("b_product")),
-        KEYS.c.status == AVAILABLE,
+        _IS_AVAILABLE,
         # Keys only ever go to a line of their own product (checked in the same
         # statement: no extra round trip; a mismatch claims nothing).
         _LINE_MATCHES,
@@ -77,7 +84,7 @@ _CANDIDATES = (
 _CANDIDATES_CTE = _CANDIDATES.cte("candidates").prefix_with("MATERIALIZED")
 CLAIM_STATEMENT = (
     update(KEYS)
-    .where(KEYS.c.id == _CANDIDATES_CTE.c.id, KEYS.c.status == AVAILABLE)
+    .where(KEYS.c.id == _CANDIDATES_CTE.c.id, _IS_AVAILABLE)
     .values(
         status=RESERVED,
         order_line_id=bindparam("b_line"),
