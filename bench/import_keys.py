@@ -55,8 +55,10 @@ def recreate_database(server_url: str) -> str:
     with psycopg.connect(_libpq_url(server_url, "postgres"), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return make_url(server_url).set(drivername="postgresql+psycopg", database=BENCH_DB).render_as_string(
-        hide_password=False
+    return (
+        make_url(server_url)
+        .set(drivername="postgresql+psycopg", database=BENCH_DB)
+        .render_as_string(hide_password=False)
     )
 
 
@@ -81,11 +83,17 @@ def peak_rss_mb() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=DEFAULT_URL)
-    parser.add_argument("--batch-size", type=int, default=None, help="default: KEYSHOP_IMPORT_BATCH_SIZE")
-    parser.add_argument("--no-reimport", action="store_true", help="skip the second import of the same file")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: KEYSHOP_IMPORT_BATCH_SIZE"
+    )
+    parser.add_argument(
+        "--no-reimport", action="store_true", help="skip the second import of the same file"
+    )
     args = parser.parse_args(argv)
 
     backend = make_url(args.database_url).get_backend_name()
@@ -115,14 +123,22 @@ def main(argv: list[str] | None = None) -> int:
 
             migrate()
             with session_scope() as session:
-                session.add(Product(slug="bench-game", title="Bench Game", platform="Steam", price_minor=1999))
+                session.add(
+                    Product(
+                        slug="bench-game", title="Bench Game", platform="Steam", price_minor=1999
+                    )
+                )
             path = work / "keys.txt"
             write_keys(path, args.keys)
             engine = get_engine()
 
             started = time.perf_counter()
             report = import_keys(
-                path=path, product_slug="bench-game", operator="bench", batch_size=args.batch_size, engine=engine
+                path=path,
+                product_slug="bench-game",
+                operator="bench",
+                batch_size=args.batch_size,
+                engine=engine,
             )
             seconds = time.perf_counter() - started
             result: dict[str, Any] = {
@@ -140,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_reimport:
                 started = time.perf_counter()
                 again = import_keys(
-                    path=path, product_slug="bench-game", operator="bench", batch_size=args.batch_size, engine=engine
+                    path=path,
+                    product_slug="bench-game",
+                    operator="bench",
+                    batch_size=args.batch_size,
+                    engine=engine,
                 )
                 seconds = time.perf_counter() - started
                 result["reimport_seconds"] = round(seconds, 2)
