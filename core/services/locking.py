@@ -18,11 +18,14 @@ gap between choosing keys and taking them, and one round trip per claim.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, literal_column, select, update
+from sqlalchemy import Table, Update, bindparam, func, literal_column, select, update
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from core.models import Key, KeyStatus, OrderLine
@@ -104,19 +107,37 @@ _UNCLAIM_STATEMENT = (
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _compiled_for(statement: Update, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The statement's SQL for ``dialect`` and its fixed parameter values, compiled once."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), dict(compiled.params)
+
+
 def claim_available(
     session: Session, *, product_id: int, quantity: int, line_id: int, now: datetime
 ) -> list[uuid.UUID]:
     """Reserve up to ``quantity`` available keys of ``product_id`` for ``line_id``, oldest
     first, and return their ids in id order (possibly fewer than asked; the caller
-    decides what a shortfall means). One statement, one round trip, Core rows only (no
-    ORM objects are loaded: that alone cost a third of the claim rate). Runs in the
-    caller's transaction, never commits; the rows stay locked until it ends."""
-    result = session.connection().execute(
-        CLAIM_STATEMENT,
-        {"b_product": product_id, "b_quantity": quantity, "b_line": line_id, "b_now": now},
-    )
-    return sorted(row[0] for row in result)
+    decides what a shortfall means). One statement, one round trip, no ORM objects.
+    Runs in the caller's transaction, never commits; the rows stay locked until it ends.
+
+    On PostgreSQL the statement, compiled once, goes straight to the session's own
+    psycopg connection — the same connection and transaction — skipping SQLAlchemy's
+    per-execution work, which cost a fifth of the claim rate under eight claimers
+    (``bench/claims.py``). The parameters need no conversion there (integers and an
+    aware UTC datetime). SQLite, a single writer, takes the ordinary path.
+    """
+    params = {"b_product": product_id, "b_quantity": quantity, "b_line": line_id, "b_now": now}
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        sql, fixed = _compiled_for(CLAIM_STATEMENT, conn.dialect)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        rows = driver.execute(sql, {**fixed, **params}).fetchall()
+    else:
+        rows = conn.execute(CLAIM_STATEMENT, params).all()
+    return sorted(row[0] for row in rows)
 
 
 def unclaim(session: Session, *, line_id: int, key_ids: Sequence[uuid.UUID]) -> None:
