@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     var_dir: Path = Field(Path("var"), validation_alias="KEYSHOP_VAR_DIR")
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
     queue_url: str | None = Field(None, validation_alias="QUEUE_URL")
+    queue_name: str = Field("keyshop", pattern=r"^[A-Za-z0-9_.-]{1,64}$", validation_alias="KEYSHOP_QUEUE_NAME")
     keyring: str | None = Field(None, validation_alias="KEYSHOP_KEYRING", repr=False)
     fingerprint_key: str | None = Field(None, validation_alias="KEYSHOP_FINGERPRINT_KEY", repr=False)
     import_batch_size: int = Field(5000, ge=100, le=100_000, validation_alias="KEYSHOP_IMPORT_BATCH_SIZE")

@@ -34,6 +34,7 @@ def configure(settings: Settings | None = None, *, immediate: bool = False) -> H
         huey.immediate = True
         return huey
     storage_class, kwargs = storage_for(settings)
+    huey.name = settings.queue_name
     huey.storage_class = storage_class
     huey.storage_kwargs = kwargs
     huey._immediate = False

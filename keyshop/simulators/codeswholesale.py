@@ -35,7 +35,7 @@ from core.providers.registry import (
     SIMULATOR_CODESWHOLESALE_CLIENT_SECRET,
     SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE,
 )
-from keyshop.simulators.common import DropConnection, gate, read_json
+from keyshop.simulators.common import DropConnection, gate, read_json, survive_disconnect
 from keyshop.simulators.state import (
     ProviderState,
     SimError,
@@ -364,35 +364,39 @@ def routes(state: ProviderState) -> list[Route]:
         existing = state.order_for(reference)
         if existing is not None:
             return JSONResponse(order_json(state, existing))
-        if state.knobs.timeout > 0:
-            generation = state.generation
-            await asyncio.sleep(state.knobs.timeout)
-            if state.generation != generation:  # reset while hanging: forget this request
+
+        async def finish() -> Response:
+            if state.knobs.timeout > 0:
+                generation = state.generation
+                await asyncio.sleep(state.knobs.timeout)
+                if state.generation != generation:  # reset while hanging: forget this request
+                    return DropConnection()
+                existing = state.order_for(reference)
+                if existing is not None:
+                    return JSONResponse(order_json(state, existing))
+            try:
+                order = state.place_order(
+                    reference=reference,
+                    product_id=str(line.get("productId") or ""),
+                    quantity=quantity,
+                    max_unit_price=max_price,
+                    shortfall_as_preorder=bool(body.get("allowPreOrder", False)),
+                )
+            except SimError as exc:
+                if exc.kind == "unavailable":
+                    return error(404, "Product not found in the price list", 20001)
+                if exc.kind == "balance":
+                    return error(400, "Balance too low", 10002)
+                if exc.kind == "stock":
+                    return error(400, "Not enough quantity in stock")
+                if exc.kind == "price":
+                    return error(400, "Product price is higher than the price to validate")
+                return error(400, exc.message)
+            if state.knobs.crash_after_charge:
                 return DropConnection()
-            existing = state.order_for(reference)
-            if existing is not None:
-                return JSONResponse(order_json(state, existing))
-        try:
-            order = state.place_order(
-                reference=reference,
-                product_id=str(line.get("productId") or ""),
-                quantity=quantity,
-                max_unit_price=max_price,
-                shortfall_as_preorder=bool(body.get("allowPreOrder", False)),
-            )
-        except SimError as exc:
-            if exc.kind == "unavailable":
-                return error(404, "Product not found in the price list", 20001)
-            if exc.kind == "balance":
-                return error(400, "Balance too low", 10002)
-            if exc.kind == "stock":
-                return error(400, "Not enough quantity in stock")
-            if exc.kind == "price":
-                return error(400, "Product price is higher than the price to validate")
-            return error(400, exc.message)
-        if state.knobs.crash_after_charge:
-            return DropConnection()
-        return JSONResponse(order_json(state, order))
+            return JSONResponse(order_json(state, order))
+
+        return await survive_disconnect(finish())
 
     async def order_history(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:

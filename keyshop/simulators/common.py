@@ -27,6 +27,18 @@ async def gate(state: ProviderState, error_body: Callable[[], dict[str, Any]]) -
     return None
 
 
+_background: set[asyncio.Task[Any]] = set()
+
+
+async def survive_disconnect(work: Awaitable[Response]) -> Response:
+    """Finish ``work`` even if the client goes away meanwhile, as a real provider keeps
+    processing an order whose caller died (a killed worker, a dropped connection)."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return await asyncio.shield(task)
+
+
 async def read_json(request: Request) -> Any:
     raw = await request.body()
     if not raw:

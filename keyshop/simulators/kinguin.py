@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from core.providers.http import parse_datetime
 from core.providers.registry import SIMULATOR_KINGUIN_API_KEY, SIMULATOR_KINGUIN_WEBHOOK_SECRET
-from keyshop.simulators.common import DropConnection, gate, read_json
+from keyshop.simulators.common import DropConnection, gate, read_json, survive_disconnect
 from keyshop.simulators.state import (
     ProviderState,
     SimError,
@@ -436,41 +436,45 @@ def routes(state: ProviderState) -> list[Route]:
             preorder = product is not None and state.is_preorder(product)
         if preorder and key_type is not None:
             return error(request, 400, "Preorder", "keyType is not allowed for a pre-order")
-        if state.knobs.timeout > 0:
-            generation = state.generation
-            await asyncio.sleep(state.knobs.timeout)
-            if state.generation != generation:  # reset while hanging: forget this request
+
+        async def finish() -> Response:
+            if state.knobs.timeout > 0:
+                generation = state.generation
+                await asyncio.sleep(state.knobs.timeout)
+                if state.generation != generation:  # reset while hanging: forget this request
+                    return DropConnection()
+                if reference and state.order_for(reference) is not None:
+                    return error(
+                        request,
+                        409,
+                        "ConstraintViolation",
+                        "Order with this orderExternalId already exists",
+                        propertyPath="orderExternalId",
+                    )
+            try:
+                order = state.place_order(
+                    reference=reference or _order_id(),
+                    product_id=str(line.get("productId") or ""),
+                    quantity=qty,
+                    max_unit_price=price,
+                    shortfall_as_preorder=False,
+                )
+            except SimError as exc:
+                if exc.kind in ("unavailable", "stock", "price"):
+                    return error(
+                        request,
+                        400,
+                        "ProductUnavailable",
+                        "No offer matches the given price and quantity",
+                    )
+                if exc.kind == "balance":
+                    return error(request, 400, "InsufficientBalance", "Insufficient balance")
+                return error(request, 400, "ConstraintViolation", exc.message)
+            if state.knobs.crash_after_charge:
                 return DropConnection()
-            if reference and state.order_for(reference) is not None:
-                return error(
-                    request,
-                    409,
-                    "ConstraintViolation",
-                    "Order with this orderExternalId already exists",
-                    propertyPath="orderExternalId",
-                )
-        try:
-            order = state.place_order(
-                reference=reference or _order_id(),
-                product_id=str(line.get("productId") or ""),
-                quantity=qty,
-                max_unit_price=price,
-                shortfall_as_preorder=False,
-            )
-        except SimError as exc:
-            if exc.kind in ("unavailable", "stock", "price"):
-                return error(
-                    request,
-                    400,
-                    "ProductUnavailable",
-                    "No offer matches the given price and quantity",
-                )
-            if exc.kind == "balance":
-                return error(request, 400, "InsufficientBalance", "Insufficient balance")
-            return error(request, 400, "ConstraintViolation", exc.message)
-        if state.knobs.crash_after_charge:
-            return DropConnection()
-        return JSONResponse(order_json(order), status_code=201)
+            return JSONResponse(order_json(order), status_code=201)
+
+        return await survive_disconnect(finish())
 
     async def search_orders(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:

@@ -16,7 +16,7 @@ NO_WAIT = Retry(attempts=3, base_seconds=0.01, sleep=lambda s: None)
 def offer(session, sim, product, provider, *, cost="5.00", stock=50, **sim_fields):
     """A product at the simulated provider, and our synced, mapped offer for it."""
     made = sim.add_product(provider, name=product.title, price=cost, stock=stock, **sim_fields)
-    external_id = made.get("productId") or made.get("external_id") or made.get("id")
+    external_id = made["external_id"]
     row = ProviderOffer(provider=provider, external_id=str(external_id), product_id=product.id, name=product.title,
                         cost_minor=int(float(cost) * 100), currency="EUR", stock=stock)
     session.add(row)
