@@ -77,7 +77,7 @@ def queue(test_settings, sim_server, tmp_path):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "keyshop", "worker", "-w", "2", "--no-periodic"],
                 cwd=ROOT, env={**base, **env, "PYTHONPATH": str(ROOT)}, start_new_session=True,
-                stdout=open(self.logs, "a"), stderr=subprocess.STDOUT,
+                stdout=open(self.logs, "a"), stderr=subprocess.STDOUT,  # noqa: SIM115 (the child owns it)
             )
             workers.append(proc)
             return proc
