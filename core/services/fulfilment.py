@@ -183,7 +183,8 @@ def _take_lease(order_id: int, at: datetime) -> bool:
                 | (col(Order.fulfilment_lease_until) < at),
             )
             .values(
-                fulfilment_lease_until=at + timedelta(seconds=get_settings().fulfilment_lease_seconds),
+                fulfilment_lease_until=at
+                + timedelta(seconds=get_settings().fulfilment_lease_seconds),
                 fulfilment_attempts=Order.fulfilment_attempts + 1,
             )
             .execution_options(synchronize_session=False)
