@@ -25,9 +25,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core import crypto
 from core.config import get_settings
@@ -250,6 +251,21 @@ def mark_delivered(*, session: Session, line_id: int) -> list[Key]:
         key.delivered_at = now
     session.flush()
     return keys
+
+
+def deliver_lines(*, session: Session, line_ids: Sequence[int]) -> int:
+    """Deliver every key reserved for these lines in one statement (the keys stay locked
+    by the caller's claim until it commits); returns how many. Runs inside the caller's
+    transaction and never commits."""
+    if not line_ids:
+        return 0
+    result = session.execute(
+        sa_update(Key)
+        .where(col(Key.order_line_id).in_(list(line_ids)), col(Key.status) == KS.RESERVED)
+        .values(status=KS.DELIVERED, delivered_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 # -- operator actions -------------------------------------------------------------------

@@ -78,7 +78,7 @@ def register_source(source: str, *, authenticate: Authenticator, handle: Handler
 def _ensure_sources() -> None:
     # The handlers live with their domain (payments, provider events); importing them
     # registers them (a no-op after the first time).
-    import core.services.payments  # noqa: F401
+    import core.services.payments
     import core.services.provider_events  # noqa: F401
 
 

