@@ -3,13 +3,15 @@ What autogenerate leaves out is in ``filters.py`` beside this file."""
 
 from __future__ import annotations
 
+import importlib.util
 from logging.config import fileConfig
+from pathlib import Path
 from typing import Any
 
-from alembic import context
 from sqlmodel import SQLModel
 
 import core.models  # noqa: F401  (registers every table)
+from alembic import context
 from core.db import get_engine
 
 config = context.config
@@ -17,9 +19,6 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = SQLModel.metadata
-
-import importlib.util
-from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location("_keyshop_alembic_filters", Path(__file__).with_name("filters.py"))
 assert _spec and _spec.loader

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -14,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import core.models  # noqa: F401
+from alembic import command
 from core.db import get_engine
 
 ROOT = Path(__file__).resolve().parent.parent

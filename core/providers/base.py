@@ -20,7 +20,6 @@ from typing import Literal, Protocol, runtime_checkable
 
 from core.errors import DomainError
 
-
 # -- errors -----------------------------------------------------------------------------
 
 
