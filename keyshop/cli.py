@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from core import config
 from core.errors import ConfigError, DomainError
+from core.providers.registry import uses_simulator
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -210,6 +212,59 @@ def api(host: str, port: int) -> None:
 
     tasks.configure(config.get_settings())
     uvicorn.run(create_api(), host=host, port=port, log_level=config.get_settings().log_level.lower())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--workers", "-w", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--no-simulators", is_flag=True, help="Do not start the provider simulators (real provider URLs are set).")
+@handles_errors
+def run(host: str, port: int, workers: int, no_simulators: bool) -> None:
+    """Run the whole shop on this machine: migrate, then the HTTP app, one worker (with the
+    periodic tasks) and the provider simulators, until Ctrl-C stops them all."""
+    import signal
+    import subprocess
+    import time
+
+    from core.schema import migrate as run_migrations
+
+    settings = config.get_settings()
+    run_migrations()
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(name: str, *args: str) -> None:
+        proc = subprocess.Popen([sys.executable, "-m", "keyshop", *args], start_new_session=True)
+        children.append((name, proc))
+
+    def stop_all(*_: object) -> None:
+        for _name, proc in children:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _name, proc in children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    simulate = not no_simulators and any(uses_simulator(settings, name) for name in settings.providers)
+    try:
+        if simulate:
+            start("provider simulators", "simulate-providers")
+        start("worker", "worker", "-w", str(workers))
+        start("web", "api", "--host", host, "--port", str(port))
+        click.echo(f"keyshop is running at http://{host}:{port}  (health: /api/health; Ctrl-C stops everything)")
+        if simulate:
+            click.echo(f"provider simulators at {settings.simulator_url} (control API: /_control)")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while True:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    raise DomainError(f"the {name} process stopped (exit status {proc.returncode}); stopping the shop")
+            time.sleep(0.5)
+    finally:
+        stop_all()
 
 
 @cli.group()

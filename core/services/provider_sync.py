@@ -6,8 +6,11 @@
   CodesWholesale ``STOCK``). Notifications may arrive out of order: a change whose
   ``updatedAt`` is older than what we hold is ignored.
 - New offers are mapped to our product when the offer's name equals a product's title
-  (case and spacing ignored); anything else waits for an operator to map it. A wrong
-  automatic mapping would sell the wrong game, so nothing fuzzier is attempted.
+  (case and spacing ignored) and, where the provider states them, its platform and region
+  match too (``REGION FREE``/``WORLDWIDE`` count as ``GLOBAL``, ``EUROPE`` as ``EU``…).
+  An offer without platform or region is mapped only when the title alone is unambiguous.
+  Anything else waits for an operator to map it: a wrong automatic mapping would sell the
+  wrong game, or a key locked to the wrong region, so nothing fuzzier is attempted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.db import session_scope
 from core.models import Product, ProviderOffer, utcnow
@@ -37,20 +40,58 @@ class SyncReport:
     stale_ignored: int = 0
 
 
-def _title_key(text: str) -> str:
-    return " ".join(text.lower().split())
+REGION_ALIASES = {
+    "REGION FREE": "GLOBAL",
+    "WORLDWIDE": "GLOBAL",
+    "WORLD": "GLOBAL",
+    "ROW": "GLOBAL",
+    "EUROPE": "EU",
+    "EUROPEAN UNION": "EU",
+    "UNITED STATES": "US",
+    "USA": "US",
+    "NORTH AMERICA": "US",
+    "UNITED KINGDOM": "UK",
+    "GB": "UK",
+    "LATIN AMERICA": "LATAM",
+}
 
 
-def _product_ids_by_title(session: Session) -> dict[str, int]:
-    rows = session.exec(select(Product.id, Product.title).where(Product.active == True)).all()  # noqa: E712
-    return {_title_key(title): pid for pid, title in rows if pid is not None}
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").upper().split())
+
+
+def _region(text: str | None) -> str:
+    value = _norm(text)
+    return REGION_ALIASES.get(value, value)
+
+
+class ProductIndex:
+    """Active products by normalised (title, platform, region), for offer mapping."""
+
+    def __init__(self, session: Session) -> None:
+        rows = session.exec(
+            select(Product.id, Product.title, Product.platform, Product.region).where(
+                col(Product.active)
+            )
+        ).all()
+        self.exact: dict[tuple[str, str, str], int] = {}
+        self.by_title: dict[str, list[int]] = {}
+        for pid, title, platform, region in rows:
+            self.exact[(_norm(title), _norm(platform), _region(region))] = pid
+            self.by_title.setdefault(_norm(title), []).append(pid)
+
+    def match(self, offer: Offer) -> int | None:
+        if offer.platform and offer.region:
+            return self.exact.get((_norm(offer.name), _norm(offer.platform), _region(offer.region)))
+        candidates = self.by_title.get(_norm(offer.name), [])
+        return candidates[0] if len(candidates) == 1 else None
 
 
 def upsert_offer(
     session: Session,
     offer: Offer,
     *,
-    titles: dict[str, int] | None = None,
+    products: ProductIndex | None = None,
     report: SyncReport | None = None,
 ) -> ProviderOffer:
     """Insert or refresh one offer. Runs in the caller's transaction."""
@@ -84,8 +125,7 @@ def upsert_offer(
     row.provider_updated_at = offer.updated_at or row.provider_updated_at
     row.last_synced_at = now
     if row.product_id is None:
-        titles = titles if titles is not None else _product_ids_by_title(session)
-        product_id = titles.get(_title_key(offer.name))
+        product_id = (products or ProductIndex(session)).match(offer)
         if product_id is not None:
             row.product_id = product_id
             if report:
@@ -104,9 +144,9 @@ def sync_offers(
 
     def flush() -> None:
         with session_scope() as session:
-            titles = _product_ids_by_title(session)
+            index = ProductIndex(session)
             for item in pending:
-                upsert_offer(session, item, titles=titles, report=report)
+                upsert_offer(session, item, products=index, report=report)
         pending.clear()
 
     for offer in client.list_offers(updated_since=updated_since):

@@ -59,6 +59,40 @@ def new_states(knobs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str
     }
 
 
+def add_demo_catalogue(states: dict[str, ProviderState]) -> None:
+    """Offer the demo catalogue's titles at both providers (CodesWholesale cheaper, Kinguin
+    as the fallback), with the same title, platform and region, so a demo shop's offer
+    sync maps them and it can buy what it has not in stock. Part of the seed: a reset
+    keeps them."""
+    from decimal import Decimal
+    from uuid import NAMESPACE_URL, uuid5
+
+    from core.demo_data import DEMO_TITLES
+    from keyshop.simulators.state import SimProduct
+
+    for name, state in states.items():
+        factor = Decimal("0.62") if name == "codeswholesale" else Decimal("0.68")
+        for n, title in enumerate(DEMO_TITLES):
+            if title.currency != "EUR":
+                continue
+            external = uuid5(
+                NAMESPACE_URL, f"keyshop-demo:{name}:{title.title}:{title.platform}:{title.region}"
+            )
+            state._seed_products.append(
+                SimProduct(
+                    external_id=str(external),
+                    name=title.title,
+                    price=(Decimal(title.price_minor) / 100 * factor).quantize(Decimal("0.01")),
+                    stock=500,
+                    platform=title.platform,
+                    region=title.region,
+                    preorder=title.preorder,
+                    kinguin_id=300000 + n,
+                )
+            )
+        state.reset()
+
+
 def build_app(states: dict[str, ProviderState]) -> KeepServerSend:
     def state_of(request: Request) -> ProviderState | Response:
         name = request.path_params["provider"]
@@ -312,12 +346,16 @@ def run_simulators(
     *,
     knobs: Mapping[str, Mapping[str, Any]] | None = None,
     log_level: str = "info",
+    demo_catalogue: bool = True,
 ) -> None:
-    """Serve both simulators in the foreground until interrupted (the CLI command)."""
+    """Serve both simulators in the foreground until interrupted (the CLI command). With
+    ``demo_catalogue`` the demo titles are offered too (see :func:`add_demo_catalogue`)."""
     merged = default_knobs(settings)
     for provider, values in (knobs or {}).items():
         merged.setdefault(provider, {}).update(values)
     states = new_states(merged)
+    if demo_catalogue:
+        add_demo_catalogue(states)
     app = build_app(states)
     bind_host = host or settings.simulator_host
     bind_port = settings.simulator_port if port is None else port
