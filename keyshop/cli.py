@@ -256,7 +256,16 @@ def run(host: str, port: int, workers: int, no_simulators: bool) -> None:
         start("web", "api", "--host", host, "--port", str(port))
         click.echo(f"keyshop is running at http://{host}:{port}  (health: /api/health; Ctrl-C stops everything)")
         if simulate:
+            from keyshop.simulators.server import wait_until_up
+
             click.echo(f"provider simulators at {settings.simulator_url} (control API: /_control)")
+            wait_until_up(settings.simulator_url)
+        # a first provider sync now rather than at the scheduler's next ten-minute mark
+        import tasks
+
+        tasks.configure(settings)
+        for name in settings.providers:
+            tasks.TASKS["sync_provider"](name)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while True:
             for name, proc in children:
