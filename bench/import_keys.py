@@ -78,6 +78,61 @@ def write_keys(path: Path, n: int) -> None:
             done += count
 
 
+def loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def backend_cpu_seconds(engine: Any) -> dict[int, float] | None:
+    """CPU seconds used so far by each server process connected to the bench database,
+    read from /proc: only when the server runs on this machine (else None)."""
+    with engine.connect() as conn:
+        pids = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        ).scalars()
+        out: dict[int, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        conn.rollback()
+    return out
+
+
+def timed_import(
+    path: Path, batch_size: int | None, engine: Any, backend: str
+) -> tuple[Any, dict[str, Any]]:
+    """One import_keys run: the report, and wall time, this process's CPU time and (on a
+    local PostgreSQL) the database server's CPU time for it."""
+    from core.services.importer import import_keys
+
+    db_before = backend_cpu_seconds(engine) if backend == "postgresql" else None
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    report = import_keys(
+        path=path, product_slug="bench-game", operator="bench", batch_size=batch_size, engine=engine
+    )
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_before
+    db_after = backend_cpu_seconds(engine) if db_before is not None else None
+    n = max(report.read, 1)
+    timing: dict[str, Any] = {
+        "seconds": round(seconds, 2),
+        "keys_per_s": round(report.read / seconds),
+        "python_cpu_us_per_key": round(cpu / n * 1e6, 2),
+        "db_cpu_us_per_key": None,
+    }
+    if db_before is not None and db_after is not None:
+        db = sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items())
+        timing["db_cpu_us_per_key"] = round(db / n * 1e6, 2)
+    return report, timing
+
+
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -119,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
             from core.db import get_engine, session_scope
             from core.models import Product
             from core.schema import migrate
-            from core.services.importer import import_keys
 
             migrate()
             with session_scope() as session:
@@ -132,41 +186,35 @@ def main(argv: list[str] | None = None) -> int:
             write_keys(path, args.keys)
             engine = get_engine()
 
-            started = time.perf_counter()
-            report = import_keys(
-                path=path,
-                product_slug="bench-game",
-                operator="bench",
-                batch_size=args.batch_size,
-                engine=engine,
-            )
-            seconds = time.perf_counter() - started
+            load_start = loadavg()
+            report, timing = timed_import(path, args.batch_size, engine, backend)
             result: dict[str, Any] = {
                 "bench": "import_keys",
                 "backend": backend,
                 "keys": args.keys,
-                "seconds": round(seconds, 2),
-                "keys_per_s": round(args.keys / seconds),
+                "seconds": timing["seconds"],
+                "keys_per_s": timing["keys_per_s"],
                 "goal_keys_per_s": GOAL_KEYS_PER_S,
+                # CPU per key of this process (all threads) and of the database server's
+                # processes serving the bench database (null when not on this machine).
+                "python_cpu_us_per_key": timing["python_cpu_us_per_key"],
+                "db_cpu_us_per_key": timing["db_cpu_us_per_key"],
                 "peak_rss_mb": peak_rss_mb(),
                 "imported": report.imported,
                 "batch_size": args.batch_size or settings.import_batch_size,
                 "file_mb": round(path.stat().st_size / 1e6, 1),
+                "cpus": os.cpu_count(),
+                "loadavg_start": load_start,
             }
             if not args.no_reimport:
-                started = time.perf_counter()
-                again = import_keys(
-                    path=path,
-                    product_slug="bench-game",
-                    operator="bench",
-                    batch_size=args.batch_size,
-                    engine=engine,
-                )
-                seconds = time.perf_counter() - started
-                result["reimport_seconds"] = round(seconds, 2)
-                result["reimport_keys_per_s"] = round(args.keys / seconds)
+                again, timing = timed_import(path, args.batch_size, engine, backend)
+                result["reimport_seconds"] = timing["seconds"]
+                result["reimport_keys_per_s"] = timing["keys_per_s"]
+                result["reimport_python_cpu_us_per_key"] = timing["python_cpu_us_per_key"]
+                result["reimport_db_cpu_us_per_key"] = timing["db_cpu_us_per_key"]
                 result["reimport_duplicate_in_stock"] = again.duplicate_in_stock
                 result["peak_rss_mb"] = peak_rss_mb()
+            result["loadavg_end"] = loadavg()
         finally:
             config.use_settings(None)
     print(json.dumps(result))

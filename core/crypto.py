@@ -26,7 +26,9 @@ import os
 import threading
 import unicodedata
 import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,6 +41,14 @@ log = logging.getLogger(__name__)
 NONCE_BYTES = 12
 _AAD_PREFIX = b"keyshop/key/v1:"
 _STRIP = {ord(c): None for c in " \t-\u00a0\u2010\u2011\u2012\u2013\u2014"}
+
+try:  # CPython's own SHA-256: no OpenSSL EVP set-up per call, ~2x faster on short input
+    from _sha2 import sha256 as _sha256  # type: ignore[import-not-found]  # 3.12+
+except ImportError:  # pragma: no cover - depends on the interpreter
+    try:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found,no-redef]  # 3.11
+    except ImportError:
+        _sha256 = hashlib.sha256  # type: ignore[assignment]
 
 
 def normalise_code(code: str) -> str:
@@ -59,6 +69,7 @@ class KeyVault:
         self.active_id = max(keyring)
         self._active = self._ciphers[self.active_id]
         self._fp_key = fingerprint_key
+        self._fp_pads: tuple[Any, Any] | None = None  # HMAC states, made on first use
 
     def __repr__(self) -> str:
         return f"KeyVault(key_ids={sorted(self._ciphers)}, active={self.active_id})"
@@ -89,6 +100,56 @@ class KeyVault:
 
     def fingerprint(self, code: str) -> bytes:
         return hmac.new(self._fp_key, normalise_code(code).encode("utf-8"), hashlib.sha256).digest()
+
+    def fingerprints(self, codes: Iterable[str]) -> list[bytes]:
+        """``[fingerprint(c) for c in codes]``, the same bytes, about four times faster:
+        HMAC-SHA256 from precomputed inner and outer states (RFC 2104), and an ASCII code
+        normalised with ``str.replace`` (NFKC leaves ASCII unchanged, and the only ASCII
+        characters the fingerprint ignores are space, tab and hyphen)."""
+        if self._fp_pads is None:
+            key = self._fp_key if len(self._fp_key) <= 64 else hashlib.sha256(self._fp_key).digest()
+            key = key.ljust(64, b"\0")
+            self._fp_pads = (
+                _sha256(bytes(b ^ 0x36 for b in key)),
+                _sha256(bytes(b ^ 0x5C for b in key)),
+            )
+        inner_copy, outer_copy = self._fp_pads[0].copy, self._fp_pads[1].copy
+        out: list[bytes] = []
+        append = out.append
+        for code in codes:
+            if code.isascii():
+                data = code.replace("-", "").replace(" ", "").replace("\t", "").upper().encode()
+            else:
+                data = normalise_code(code).encode("utf-8")
+            inner = inner_copy()
+            inner.update(data)
+            outer = outer_copy()
+            outer.update(inner.digest())
+            append(outer.digest())
+        return out
+
+    def encrypt_many(
+        self, plaintexts: Sequence[bytes], row_ids: Sequence[bytes]
+    ) -> tuple[int, list[bytes]]:
+        """``encrypt`` for many codes at once: returns (key_version, [nonce || ciphertext+tag])
+        in order. ``row_ids`` are the rows' 16-byte UUID values (``uuid.UUID.bytes``), bound
+        as associated data exactly as ``encrypt(row_id=uuid.UUID(bytes=...))`` does. The
+        nonces come from one ``os.urandom`` call (the same generator, one system call)."""
+        n = len(plaintexts)
+        if len(row_ids) != n:
+            raise ValueError("encrypt_many: one row id per plaintext")
+        nonces = os.urandom(NONCE_BYTES * n)
+        encrypt, prefix = self._active.encrypt, _AAD_PREFIX
+        out: list[bytes] = []
+        append = out.append
+        start = 0
+        for plaintext, row_id in zip(plaintexts, row_ids, strict=True):
+            if len(row_id) != 16:
+                raise ValueError("encrypt_many: a row id is 16 bytes (uuid.UUID.bytes)")
+            nonce = nonces[start : start + NONCE_BYTES]
+            start += NONCE_BYTES
+            append(nonce + encrypt(nonce, plaintext, prefix + row_id))
+        return self.active_id, out
 
 
 def _b64(raw: bytes) -> str:

@@ -46,7 +46,21 @@ class Key(SQLModel, table=True):
             sqlite_where=text("status = 'available'"),
         ),
         Index("ix_keys_product_status", "product_id", "status"),
-        Index("ix_keys_key_version", "key_version"),
+        # Only ever searched for one order line / provider purchase: imported keys (no
+        # line, no purchase yet) are left out, so a bulk import writes no entry for them.
+        Index(
+            "ix_keys_order_line_id",
+            "order_line_id",
+            postgresql_where=text("order_line_id IS NOT NULL"),
+            sqlite_where=text("order_line_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_keys_provider_purchase_id",
+            "provider_purchase_id",
+            postgresql_where=text("provider_purchase_id IS NOT NULL"),
+            sqlite_where=text("provider_purchase_id IS NOT NULL"),
+        ),
+        # No index on key_version: rotation (key_version != active) scans the table.
     )
 
     id: uuid.UUID = Field(default_factory=new_uuid, primary_key=True)
@@ -57,11 +71,11 @@ class Key(SQLModel, table=True):
     key_version: int = Field(sa_column=Column(SmallInteger, nullable=False))
     fingerprint: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
     import_batch_id: int | None = Field(default=None, foreign_key="import_batches.id", index=True)
-    provider_purchase_id: int | None = Field(default=None, foreign_key="provider_purchases.id", index=True)
+    provider_purchase_id: int | None = Field(default=None, foreign_key="provider_purchases.id")
     supplier: str | None = Field(default=None, sa_column=Column(String(120), nullable=True))
     cost_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     cost_currency: str | None = Field(default=None, sa_column=Column(String(3), nullable=True))
-    order_line_id: int | None = Field(default=None, foreign_key="order_lines.id", index=True)
+    order_line_id: int | None = Field(default=None, foreign_key="order_lines.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     reserved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -51,12 +51,13 @@ import csv
 import io
 import logging
 import struct
+import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -70,7 +71,8 @@ from core.config import get_settings
 from core.crypto import KeyVault, get_vault
 from core.db import get_engine, session_scope
 from core.errors import DomainError, ImportFileError, UnknownProduct
-from core.models import ImportBatch, ImportStatus, Key, KeyStatus, Product, new_uuid, utcnow
+from core.models import ImportBatch, ImportStatus, Key, KeyStatus, Product, utcnow
+from core.models.base import new_uuids
 from core.services.audit import Actor, record_audit
 
 log = logging.getLogger(__name__)
@@ -292,7 +294,8 @@ class _Chunk:
     """``batch_size`` lines as read: what is left to import, and what was rejected."""
 
     read: int = 0
-    parsed: list[_Parsed] = field(default_factory=list)
+    parsed: list[_Parsed] = field(default_factory=list)  # CSV records
+    codes: list[str] = field(default_factory=list)  # lines of a .txt file (default product)
     rejections: list[tuple[int, str]] = field(default_factory=list)
     bytes_done: int = 0
 
@@ -326,7 +329,7 @@ def _chunks_txt(source: _Source, batch_size: int) -> Iterator[_Chunk]:
                 code = line.strip()
                 problem = _code_problem(code, max_len)
                 if problem is None:
-                    chunk.parsed.append((number, code, None, None, None, None))
+                    chunk.codes.append(code)
                 else:
                     chunk.rejections.append((number, problem))
             if chunk.read >= batch_size:
@@ -474,9 +477,24 @@ class _Products:
         return self.default if slug is None else self._known.get(slug)
 
 
-# A key row ready to store: id, fingerprint, ciphertext, key_version, product_id,
-# supplier, cost_minor, cost_currency.
-_Row = tuple[uuid.UUID, bytes, bytes, int, int, str | None, int | None, str | None]
+# Per-row details of CSV lines: (product_id, supplier, cost_minor, cost_currency).
+_Meta = tuple[int, str | None, int | None, str | None]
+
+
+@dataclass
+class _Rows:
+    """A batch's new keys, column by column (``metas`` None: all of the default product,
+    no supplier or cost)."""
+
+    ids: list[bytes]  # 16-byte UUID values
+    fingerprints: list[bytes]
+    ciphertexts: list[bytes]
+    key_version: int
+    product_id: int | None
+    metas: list[_Meta] | None
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass
@@ -502,38 +520,52 @@ def _prepare(
     stored_rejections: list[dict[str, Any]],
     report_rejections: list[Rejection],
 ) -> _Prepared:
-    """Fingerprint, de-duplicate within the batch and encrypt (the calling thread)."""
+    """Fingerprint, de-duplicate within the batch and encrypt (the calling thread).
+    Whole columns at a time: no per-row objects beyond the values themselves."""
     rejections = chunk.rejections
-    slugs = {p[2] for p in chunk.parsed if p[2] is not None}
-    if slugs:
-        products.resolve(slugs)
-    fingerprint, encrypt = vault.fingerprint, vault.encrypt
-    seen: dict[bytes, None] = {}
-    rows: list[_Row] = []
-    duplicates = 0
-    default = products.default
-    for number, code, slug, supplier, cost, currency in chunk.parsed:
-        product = default if slug is None else products.get(slug)
-        if product is None:
-            rejections.append((number, UNKNOWN_PRODUCT))
-            continue
-        cost_minor: int | None = None
-        if cost is not None:
-            currency = currency or product.currency
-            cost_minor = _minor_units(cost, currency)
-            if cost_minor is None:
-                rejections.append((number, MALFORMED_CSV))
+    metas: list[_Meta] | None = None
+    product_id: int | None = None
+    if chunk.parsed:  # CSV: product, cost and currency per line
+        slugs = {p[2] for p in chunk.parsed if p[2] is not None}
+        if slugs:
+            products.resolve(slugs)
+        default = products.default
+        codes: list[str] = []
+        metas = []
+        for number, code, slug, supplier, cost, currency in chunk.parsed:
+            product = default if slug is None else products.get(slug)
+            if product is None:
+                rejections.append((number, UNKNOWN_PRODUCT))
                 continue
-        else:
-            currency = None
-        fp = fingerprint(code)
-        if fp in seen:
-            duplicates += 1
-            continue
-        seen[fp] = None
-        row_id = new_uuid()
-        version, blob = encrypt(code.encode(), row_id=row_id)
-        rows.append((row_id, fp, blob, version, product.id, supplier, cost_minor, currency))
+            cost_minor: int | None = None
+            if cost is not None:
+                currency = currency or product.currency
+                cost_minor = _minor_units(cost, currency)
+                if cost_minor is None:
+                    rejections.append((number, MALFORMED_CSV))
+                    continue
+            else:
+                currency = None
+            codes.append(code)
+            metas.append((product.id, supplier, cost_minor, currency))
+    else:
+        codes = chunk.codes
+        if codes:
+            assert products.default is not None  # a .txt import names its product
+            product_id = products.default.id
+    fingerprints = vault.fingerprints(codes)
+    unique = dict.fromkeys(fingerprints)
+    duplicates = len(fingerprints) - len(unique)
+    if duplicates:  # keep the first line of each code
+        seen: set[bytes] = set()
+        keep = [i for i, fp in enumerate(fingerprints) if not (fp in seen or seen.add(fp))]
+        codes = [codes[i] for i in keep]
+        fingerprints = list(unique)
+        if metas is not None:
+            metas = [metas[i] for i in keep]
+    ids = new_uuids(len(codes))
+    version, ciphertexts = vault.encrypt_many([c.encode() for c in codes], ids)
+    rows = _Rows(ids, fingerprints, ciphertexts, version, product_id, metas)
     changed = None
     if rejections:
         rejections.sort()
@@ -548,8 +580,8 @@ def _prepare(
         rejected=len(rejections),
         duplicate_in_file=duplicates,
         rows=len(rows),
-        fingerprints=list(seen),
-        payload=store.encode(rows) if rows else None,
+        fingerprints=fingerprints,
+        payload=store.encode(rows) if len(rows) else None,
         rejections=changed,
         bytes_done=chunk.bytes_done,
     )
@@ -562,101 +594,172 @@ class _Store(Protocol):
     """How one backend stores a batch of rows. ``encode`` runs in the calling thread;
     the other methods in the writer thread, inside the writer's transaction."""
 
-    def encode(self, rows: list[_Row]) -> Any: ...
+    def encode(self, rows: _Rows) -> Any: ...
 
     def open(self, conn: Connection) -> None: ...
 
-    def insert(self, conn: Connection, payload: Any, count: int) -> int:
-        """Insert, skipping conflicting fingerprints; returns the number inserted."""
+    def store(
+        self, conn: Connection, payload: Any, fingerprints: list[bytes], *, careful: bool
+    ) -> tuple[int, int]:
+        """Insert the rows whose fingerprint is not stored yet. Returns (inserted, how
+        many of ``fingerprints`` earlier batches of this import stored). ``careful``:
+        this batch is being stored again after :meth:`retryable` failure."""
         ...
 
-    def count_of_batch(self, conn: Connection, fingerprints: list[bytes]) -> int:
-        """How many of these fingerprints are stored with this import's batch id."""
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether the batch's transaction failed only because of a concurrent import
+        (then it is rolled back and stored again, carefully)."""
         ...
 
     def close(self, conn: Connection) -> None: ...
 
 
 _PG_STAGE = "keyshop_import_stage"
+_PG_COLUMNS = (
+    "id, fingerprint, ciphertext, key_version, product_id, status, kind, import_batch_id, "
+    "supplier, cost_minor, cost_currency, created_at"
+)
 _PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _PG_COPY_TRAILER = struct.pack("!h", -1)
-_PG_ROW_HEAD = struct.Struct("!hi16si32si")  # field count, id, fingerprint, ciphertext length
+# Field count, id, fingerprint, ciphertext length (the ciphertext follows).
+_PG_ROW_HEAD = struct.Struct("!hi16si32si")
 _PG_NULL = struct.pack("!i", -1)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_UNIQUE_VIOLATION = "23505"
+_PG_DEADLOCK = "40P01"
+
+
+@dataclass
+class _CopyRows:
+    """A batch in PostgreSQL's binary COPY format: ``data`` is the whole stream, and
+    ``parts`` three pieces per row, to drop rows found already stored."""
+
+    parts: list[bytes]
+    data: bytes
+
+    def without(self, fingerprints: list[bytes], stored: Container[bytes]) -> bytes:
+        parts = self.parts
+        out = [_PG_COPY_HEADER]
+        for i, fp in enumerate(fingerprints):
+            if fp not in stored:
+                out += parts[3 * i : 3 * i + 3]
+        out.append(_PG_COPY_TRAILER)
+        return b"".join(out)
 
 
 class _PostgresStore:
-    """Binary COPY into a temporary staging table, then one INSERT ... SELECT."""
+    """Binary COPY straight into ``keys`` after one query for the batch's fingerprints
+    already stored. When the COPY meets a fingerprint a concurrent import stored after
+    that query (unique violation) or deadlocks with one, the batch is rolled back and
+    stored again through a temporary staging table with ``INSERT ... SELECT ... ON
+    CONFLICT (fingerprint) DO NOTHING``."""
 
     def __init__(self, batch_id: int, created_at: datetime) -> None:
         self.batch_id = batch_id
-        self.created_at = created_at
-        self._tails: dict[tuple[int, int], bytes] = {}
+        delta = created_at.astimezone(UTC) - _PG_EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        self._fixed = (  # status, kind, import_batch_id
+            struct.pack("!i", 9) + str(KeyStatus.AVAILABLE).encode()
+            + struct.pack("!i", 4) + b"text"
+            + struct.pack("!ii", 4, batch_id)
+        )  # fmt: skip
+        self._created = struct.pack("!iq", 8, micros)
 
-    def encode(self, rows: list[_Row]) -> bytes:
-        head, null, tails = _PG_ROW_HEAD.pack, _PG_NULL, self._tails
-        out = [_PG_COPY_HEADER]
-        append = out.append
-        for row_id, fp, blob, version, product_id, supplier, cost_minor, currency in rows:
-            tail = tails.get((version, product_id))
-            if tail is None:
-                tail = tails[(version, product_id)] = struct.pack(
-                    "!ihii", 2, version, 4, product_id
-                )
-            append(head(8, 16, row_id.bytes, 32, fp, len(blob)))
-            append(blob)
-            append(tail)
-            if supplier is None:
-                append(null)
-            else:
-                text = supplier.encode()
-                append(struct.pack("!i", len(text)) + text)
-            append(null if cost_minor is None else struct.pack("!iq", 8, cost_minor))
-            append(null if currency is None else struct.pack("!i", 3) + currency.encode())
-        append(_PG_COPY_TRAILER)
+    def _tail(self, version: int, product_id: int, meta: _Meta | None) -> bytes:
+        """The fields after the ciphertext."""
+        out = [struct.pack("!ihii", 2, version, 4, product_id), self._fixed]
+        supplier, cost_minor, currency = meta[1:] if meta else (None, None, None)
+        if supplier is None:
+            out.append(_PG_NULL)
+        else:
+            text = supplier.encode()
+            out.append(struct.pack("!i", len(text)) + text)
+        out.append(_PG_NULL if cost_minor is None else struct.pack("!iq", 8, cost_minor))
+        out.append(_PG_NULL if currency is None else struct.pack("!i", 3) + currency.encode())
+        out.append(self._created)
         return b"".join(out)
+
+    def encode(self, rows: _Rows) -> _CopyRows:
+        head = _PG_ROW_HEAD.pack
+        parts: list[bytes] = []
+        append = parts.append
+        version = rows.key_version
+        if rows.metas is None:
+            assert rows.product_id is not None
+            tail = self._tail(version, rows.product_id, None)
+            for row_id, fp, blob in zip(rows.ids, rows.fingerprints, rows.ciphertexts, strict=True):
+                append(head(12, 16, row_id, 32, fp, len(blob)))
+                append(blob)
+                append(tail)
+        else:
+            for row_id, fp, blob, meta in zip(
+                rows.ids, rows.fingerprints, rows.ciphertexts, rows.metas, strict=True
+            ):
+                append(head(12, 16, row_id, 32, fp, len(blob)))
+                append(blob)
+                append(self._tail(version, meta[0], meta))
+        return _CopyRows(parts, b"".join((_PG_COPY_HEADER, *parts, _PG_COPY_TRAILER)))
 
     def open(self, conn: Connection) -> None:
         with conn.begin():
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{_PG_STAGE}")
             conn.exec_driver_sql(
-                f"CREATE TEMPORARY TABLE {_PG_STAGE} (id uuid NOT NULL, fingerprint bytea NOT NULL, "
-                "ciphertext bytea NOT NULL, key_version int2 NOT NULL, product_id int4 NOT NULL, "
-                "supplier text, cost_minor int8, cost_currency text) ON COMMIT DELETE ROWS"
+                f"CREATE TEMPORARY TABLE {_PG_STAGE} (id uuid NOT NULL, "
+                "fingerprint bytea NOT NULL, ciphertext bytea NOT NULL, key_version int2 NOT NULL, "
+                "product_id int4 NOT NULL, status text NOT NULL, kind text NOT NULL, "
+                "import_batch_id int4 NOT NULL, supplier text, cost_minor int8, "
+                "cost_currency text, created_at timestamptz NOT NULL) ON COMMIT DELETE ROWS"
             )
 
-    def insert(self, conn: Connection, payload: bytes, count: int) -> int:
+    def store(
+        self, conn: Connection, payload: _CopyRows, fingerprints: list[bytes], *, careful: bool
+    ) -> tuple[int, int]:
         driver = conn.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cur:
-            with cur.copy(
-                f"COPY {_PG_STAGE} (id, fingerprint, ciphertext, key_version, product_id, "
-                "supplier, cost_minor, cost_currency) FROM STDIN (FORMAT BINARY)"
-            ) as copy:
-                copy.write(payload)
-            cur.execute(
-                "INSERT INTO keys (id, product_id, status, kind, ciphertext, key_version, "
-                "fingerprint, import_batch_id, supplier, cost_minor, cost_currency, created_at) "
-                "SELECT id, product_id, %(status)s, 'text', ciphertext, key_version, fingerprint, "
-                f"%(batch)s, supplier, cost_minor, cost_currency, %(now)s FROM {_PG_STAGE} "
-                "ON CONFLICT (fingerprint) DO NOTHING",
-                {
-                    "status": str(KeyStatus.AVAILABLE),
-                    "batch": self.batch_id,
-                    "now": self.created_at,
-                },
-            )
-            return int(cur.rowcount)
+            if careful:
+                return self._store_on_conflict(cur, payload, fingerprints)
+            stored = self._already_stored(cur, fingerprints)
+            data = payload.without(fingerprints, stored) if stored else payload.data
+            if len(stored) < len(fingerprints):
+                with cur.copy(f"COPY keys ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.write(data)
+            earlier = sum(1 for batch in stored.values() if batch == self.batch_id)
+            return len(fingerprints) - len(stored), earlier
 
-    def count_of_batch(self, conn: Connection, fingerprints: list[bytes]) -> int:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM keys WHERE fingerprint = ANY(%s) AND import_batch_id = %s",
-                (fingerprints, self.batch_id),
-            )
-            found = cur.fetchone()
-        return int(found[0]) if found else 0
+    def _already_stored(self, cur: Any, fingerprints: list[bytes]) -> dict[bytes, int | None]:
+        """The batch's fingerprints already in ``keys``, with the import batch of each."""
+        cur.execute(
+            "SELECT fingerprint, import_batch_id FROM keys WHERE fingerprint = ANY(%s)",
+            (fingerprints,),
+        )
+        return dict(cur.fetchall())
+
+    def _store_on_conflict(
+        self, cur: Any, payload: _CopyRows, fingerprints: list[bytes]
+    ) -> tuple[int, int]:
+        with cur.copy(f"COPY {_PG_STAGE} ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(payload.data)
+        cur.execute(
+            f"INSERT INTO keys ({_PG_COLUMNS}) SELECT {_PG_COLUMNS} FROM {_PG_STAGE} "
+            "ON CONFLICT (fingerprint) DO NOTHING"
+        )
+        inserted = int(cur.rowcount)
+        if inserted == len(fingerprints):
+            return inserted, 0
+        # Rows stored by an earlier batch of this import carry its batch id; the count
+        # includes the rows just inserted.
+        cur.execute(
+            "SELECT count(*) FROM keys WHERE fingerprint = ANY(%s) AND import_batch_id = %s",
+            (fingerprints, self.batch_id),
+        )
+        found = cur.fetchone()
+        return inserted, (int(found[0]) if found else 0) - inserted
+
+    def retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, DBAPIError):
+            exc = exc.orig  # type: ignore[assignment]
+        return getattr(exc, "sqlstate", None) in (_PG_UNIQUE_VIOLATION, _PG_DEADLOCK)
 
     def close(self, conn: Connection) -> None:
         with conn.begin():
@@ -675,18 +778,28 @@ class _SqliteStore:
         stamp = table.c.created_at.type.bind_processor(conn.dialect)
         self._created_at = stamp(created_at) if stamp else created_at
 
-    def encode(self, rows: list[_Row]) -> list[tuple[Any, ...]]:
+    def encode(self, rows: _Rows) -> list[tuple[Any, ...]]:
         to_db = self._uuid or (lambda v: v)
         status, batch_id, created = str(KeyStatus.AVAILABLE), self.batch_id, self._created_at
+        version = rows.key_version
+        metas = rows.metas or [(rows.product_id, None, None, None)] * len(rows)
         return [
-            (to_db(rid), pid, status, "text", blob, ver, fp, batch_id, sup, cost, cur, created)
-            for rid, fp, blob, ver, pid, sup, cost, cur in rows
-        ]
+            (to_db(uuid.UUID(bytes=rid)), meta[0], status, "text", blob, version, fp, batch_id,
+             meta[1], meta[2], meta[3], created)
+            for rid, fp, blob, meta in zip(rows.ids, rows.fingerprints, rows.ciphertexts, metas, strict=True)
+        ]  # fmt: skip
 
     def open(self, conn: Connection) -> None:
         pass
 
-    def insert(self, conn: Connection, payload: list[tuple[Any, ...]], count: int) -> int:
+    def store(
+        self,
+        conn: Connection,
+        payload: list[tuple[Any, ...]],
+        fingerprints: list[bytes],
+        *,
+        careful: bool,
+    ) -> tuple[int, int]:
         driver = conn.connection.driver_connection
         assert driver is not None
         cur = driver.cursor()
@@ -697,16 +810,12 @@ class _SqliteStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING",
                 payload,
             )
-            return int(cur.rowcount)
-        finally:
-            cur.close()
-
-    def count_of_batch(self, conn: Connection, fingerprints: list[bytes]) -> int:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        cur = driver.cursor()
-        total = 0
-        try:
+            inserted = int(cur.rowcount)
+            if inserted == len(fingerprints):
+                return inserted, 0
+            # Rows stored by an earlier batch of this import carry its batch id; the
+            # count includes the rows just inserted.
+            total = 0
             for start in range(0, len(fingerprints), self._CHUNK):
                 part = fingerprints[start : start + self._CHUNK]
                 marks = ", ".join("?" * len(part))
@@ -715,9 +824,12 @@ class _SqliteStore:
                     (self.batch_id, *part),
                 )
                 total += int(cur.fetchone()[0])
+            return inserted, total - inserted
         finally:
             cur.close()
-        return total
+
+    def retryable(self, exc: BaseException) -> bool:
+        return False  # one writer at a time: ON CONFLICT settles everything
 
     def close(self, conn: Connection) -> None:
         pass
@@ -728,6 +840,9 @@ class _Stored:
     imported: int
     duplicate_in_file: int
     duplicate_in_stock: int
+
+
+_ATTEMPTS = 5  # stores of one batch before a conflict with concurrent imports is an error
 
 
 class _Writer:
@@ -755,31 +870,45 @@ class _Writer:
         """Store one batch and add it to the batch row's counters: one transaction."""
         conn, store = self.conn, self.store
         assert conn is not None and store is not None
-        with conn.begin():
-            inserted = dup_file = 0
-            if batch.rows:
-                inserted = store.insert(conn, batch.payload, batch.rows)
-                if inserted < batch.rows:
-                    # Rows already stored by an earlier batch of this import are
-                    # duplicates in the file; the count includes the rows just inserted.
-                    dup_file = store.count_of_batch(conn, batch.fingerprints) - inserted
-            stored = _Stored(
-                imported=inserted,
-                duplicate_in_file=batch.duplicate_in_file + dup_file,
-                duplicate_in_stock=batch.rows - inserted - dup_file,
-            )
-            t = self._batches.c
-            values: dict[str, Any] = {
-                "lines_read": t.lines_read + batch.read,
-                "imported": t.imported + stored.imported,
-                "duplicate_in_file": t.duplicate_in_file + stored.duplicate_in_file,
-                "duplicate_in_stock": t.duplicate_in_stock + stored.duplicate_in_stock,
-                "rejected": t.rejected + batch.rejected,
-            }
-            if batch.rejections is not None:
-                values["rejections"] = batch.rejections
-            conn.execute(update(self._batches).where(t.id == self.batch_id).values(**values))
-        return stored
+        for attempt in range(_ATTEMPTS):
+            try:
+                with conn.begin():
+                    inserted = earlier = 0
+                    if batch.rows:
+                        inserted, earlier = store.store(
+                            conn, batch.payload, batch.fingerprints, careful=attempt > 0
+                        )
+                    stored = _Stored(
+                        imported=inserted,
+                        duplicate_in_file=batch.duplicate_in_file + earlier,
+                        duplicate_in_stock=batch.rows - inserted - earlier,
+                    )
+                    t = self._batches.c
+                    values: dict[str, Any] = {
+                        "lines_read": t.lines_read + batch.read,
+                        "imported": t.imported + stored.imported,
+                        "duplicate_in_file": t.duplicate_in_file + stored.duplicate_in_file,
+                        "duplicate_in_stock": t.duplicate_in_stock + stored.duplicate_in_stock,
+                        "rejected": t.rejected + batch.rejected,
+                    }
+                    if batch.rejections is not None:
+                        values["rejections"] = batch.rejections
+                    conn.execute(
+                        update(self._batches).where(t.id == self.batch_id).values(**values)
+                    )
+                return stored
+            except Exception as exc:
+                if attempt + 1 == _ATTEMPTS or not store.retryable(exc):
+                    raise
+                # Rolled back whole; the message names no key (sqlstate only).
+                log.info(
+                    "import batch %s: a concurrent import got there first (%s); "
+                    "storing the batch again",
+                    self.batch_id,
+                    getattr(getattr(exc, "orig", exc), "sqlstate", "?"),
+                )
+                time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if self.conn is None:

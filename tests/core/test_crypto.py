@@ -82,3 +82,58 @@ def test_keyring_from_the_environment_is_used_and_no_file_is_written(tmp_path):
     )
     assert build_vault(settings).active_id == 7
     assert not (tmp_path / "keyring.json").exists()
+
+
+# --- bulk helpers used by the importer ------------------------------------------------
+
+
+def test_fingerprints_match_fingerprint_for_ascii_and_unicode_codes():
+    vault = KeyVault({1: K1}, FP)
+    codes = [
+        CODE, "abcde-fghij klmno", "A\tB-C D", "-", "x" * 300,  # ASCII: the fast path
+        "\uff21\uff22\uff23\uff0d\uff46\uff47", "abc\u00a0def\u2013ghi", "stra\u00dfe", "\ufb01-x",  # NFKC path
+    ]
+    assert vault.fingerprints(codes) == [vault.fingerprint(c) for c in codes]
+    assert vault.fingerprints(iter(codes[:2])) == [vault.fingerprint(c) for c in codes[:2]]
+    assert vault.fingerprints([]) == []
+    long_key = KeyVault({1: K1}, b"L" * 100)  # an HMAC key longer than a block is hashed
+    assert long_key.fingerprints(codes) == [long_key.fingerprint(c) for c in codes]
+    assert KeyVault({1: K1}, b"g" * 32).fingerprints([CODE]) != vault.fingerprints([CODE])
+
+
+def test_encrypt_many_binds_each_row_and_decrypts_like_encrypt():
+    vault = KeyVault({1: K1, 3: K2}, FP)
+    rows = [uuid.uuid4() for _ in range(50)]
+    codes = [f"CODE-{i:04d}".encode() for i in range(50)]
+    version, blobs = vault.encrypt_many(codes, [r.bytes for r in rows])
+    assert version == 3 and len(blobs) == 50
+    assert len({blob[:12] for blob in blobs}) == 50  # a fresh nonce per code
+    for code, row, blob in zip(codes, rows, blobs, strict=True):
+        assert code not in blob
+        assert vault.decrypt(blob, key_version=3, row_id=row) == code
+    with pytest.raises(KeyDecryptionError):
+        vault.decrypt(blobs[0], key_version=3, row_id=rows[1])
+    assert vault.encrypt_many([], []) == (3, [])
+    with pytest.raises(ValueError):
+        vault.encrypt_many(codes[:2], [rows[0].bytes])
+    with pytest.raises(ValueError):
+        vault.encrypt_many(codes[:1], [str(rows[0]).encode()])
+
+
+def test_new_uuids_are_version_7_unique_and_in_order():
+    import time
+
+    from core.models.base import new_uuid, new_uuids
+
+    before = time.time_ns() // 1_000_000
+    for n in (1, 255, 256, 16_385, 70_000):
+        ids = new_uuids(n)
+        assert len(ids) == n and len(set(ids)) == n and ids == sorted(ids)
+        for raw in ids[:3] + ids[-3:]:
+            value = uuid.UUID(bytes=raw)
+            assert value.version == 7 and value.variant == uuid.RFC_4122
+            assert before <= value.int >> 80 <= time.time_ns() // 1_000_000
+    assert new_uuids(0) == []
+    assert uuid.UUID(bytes=new_uuids(1)[0]).version == new_uuid().version
+    with pytest.raises(ValueError):
+        new_uuids(-1)

@@ -606,3 +606,77 @@ def test_batch_size_defaults_to_the_setting(engine, session, tmp_path, test_sett
     )
     assert report.imported == 3 and len(calls) == 1  # 3 lines < import_batch_size
     assert test_settings.import_batch_size >= 100
+
+
+# --- PostgreSQL: COPY straight into keys, and its fallback -------------------------
+
+
+@pytest.mark.postgres_only
+def test_a_key_stored_between_the_check_and_the_copy_sends_the_batch_through_on_conflict(
+    engine, session, vault, tmp_path, monkeypatch, caplog
+):
+    """The per-batch check missed a code a concurrent import committed just after it: the
+    COPY meets the unique index, the batch is rolled back whole and stored again with
+    ON CONFLICT DO NOTHING, and the code counts as in stock."""
+    product = make_product(session)
+    codes = new_codes(6)
+    path = write(tmp_path, "race.txt", "\n".join(codes) + "\n")
+    real_check = importer._PostgresStore._already_stored
+    calls: list[int] = []
+
+    def check_then_compete(self: Any, cur: Any, fingerprints: list[bytes]) -> Any:
+        found = real_check(self, cur, fingerprints)
+        calls.append(1)
+        if len(calls) == 2:  # the competitor commits a code of the second batch now
+            with Session(engine) as other:
+                make_keys(other, product, 0, codes=[codes[4]])
+        return found
+
+    monkeypatch.setattr(importer._PostgresStore, "_already_stored", check_then_compete)
+    with caplog.at_level(logging.INFO, logger="core.services.importer"):
+        report = run(engine, path, product, batch_size=3)
+
+    assert (report.read, report.imported, report.duplicate_in_file, report.duplicate_in_stock) == (
+        6, 5, 0, 1,
+    )  # fmt: skip
+    assert "storing the batch again" in caplog.text
+    assert codes[4] not in caplog.text and codes[4].upper() not in caplog.text
+    assert_row_matches(batch_row(session, report.batch_id), report)
+    assert stored_codes(session, vault) == sorted(codes)
+
+
+@pytest.mark.postgres_only
+def test_concurrent_imports_of_overlapping_files_both_complete(engine, session, vault, tmp_path):
+    """Two imports race over the same codes (in opposite orders, to provoke unique
+    violations and deadlocks between their COPYs): both complete, every code is stored
+    once, and the counts add up."""
+    product = make_product(session)
+    codes = new_codes(2000)
+    first = write(tmp_path, "a.txt", "\n".join(codes) + "\n")
+    second = write(tmp_path, "b.txt", "\n".join(reversed(codes)) + "\n")
+    start = threading.Barrier(2)
+    reports: list[ImportReport] = []
+    errors: list[BaseException] = []
+
+    def importing(path: Path) -> None:
+        try:
+            start.wait()
+            reports.append(run(engine, path, product, batch_size=250))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=importing, args=(p,)) for p in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert len(reports) == 2
+    for report in reports:
+        assert_balanced(report)
+        assert report.duplicate_in_file == 0 and report.rejected == 0
+        assert_row_matches(batch_row(session, report.batch_id), report)
+    assert sum(r.imported for r in reports) == len(codes)
+    assert sum(r.duplicate_in_stock for r in reports) == len(codes)
+    assert key_count(session) == len(codes)
+    assert stored_codes(session, vault) == sorted(codes)
