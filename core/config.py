@@ -32,7 +32,11 @@ def parse_secret_key(value: str) -> bytes:
     """A 32-byte secret written as standard or URL-safe base64."""
     text = value.strip()
     try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None, validate=True)
+        raw = base64.b64decode(
+            text + "=" * (-len(text) % 4),
+            altchars=b"-_" if ("-" in text or "_" in text) else None,
+            validate=True,
+        )
     except (binascii.Error, ValueError):
         raise ValueError("is not base64") from None
     if len(raw) != KEY_BYTES:
@@ -69,14 +73,18 @@ def normalise_database_url(value: str) -> str:
     try:
         url = make_url(value)
     except ArgumentError:
-        raise ValueError("is not a database URL (expected sqlite:///path or postgresql://user@host/db)") from None
+        raise ValueError(
+            "is not a database URL (expected sqlite:///path or postgresql://user@host/db)"
+        ) from None
     backend = url.get_backend_name()
     if backend == "sqlite":
         return url.render_as_string(hide_password=False)
     if backend in ("postgresql", "postgres"):
         driver = url.get_driver_name()
         if driver not in ("psycopg", "postgresql", "postgres", ""):
-            raise ValueError(f"PostgreSQL driver {driver!r} is not supported; use postgresql+psycopg://")
+            raise ValueError(
+                f"PostgreSQL driver {driver!r} is not supported; use postgresql+psycopg://"
+            )
         if not url.database:
             raise ValueError("names no database")
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -85,7 +93,10 @@ def normalise_database_url(value: str) -> str:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
         case_sensitive=False,
     )
 
@@ -93,27 +104,47 @@ class Settings(BaseSettings):
     var_dir: Path = Field(Path("var"), validation_alias="KEYSHOP_VAR_DIR")
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
     queue_url: str | None = Field(None, validation_alias="QUEUE_URL")
-    queue_name: str = Field("keyshop", pattern=r"^[A-Za-z0-9_.-]{1,64}$", validation_alias="KEYSHOP_QUEUE_NAME")
+    queue_name: str = Field(
+        "keyshop", pattern=r"^[A-Za-z0-9_.-]{1,64}$", validation_alias="KEYSHOP_QUEUE_NAME"
+    )
     keyring: str | None = Field(None, validation_alias="KEYSHOP_KEYRING", repr=False)
-    fingerprint_key: str | None = Field(None, validation_alias="KEYSHOP_FINGERPRINT_KEY", repr=False)
-    import_batch_size: int = Field(5000, ge=100, le=100_000, validation_alias="KEYSHOP_IMPORT_BATCH_SIZE")
+    fingerprint_key: str | None = Field(
+        None, validation_alias="KEYSHOP_FINGERPRINT_KEY", repr=False
+    )
+    import_batch_size: int = Field(
+        5000, ge=100, le=100_000, validation_alias="KEYSHOP_IMPORT_BATCH_SIZE"
+    )
     max_key_length: int = Field(512, ge=8, le=65536, validation_alias="KEYSHOP_MAX_KEY_LENGTH")
-    default_low_stock_threshold: int = Field(5, ge=0, validation_alias="KEYSHOP_LOW_STOCK_THRESHOLD")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias="KEYSHOP_LOG_LEVEL")
+    default_low_stock_threshold: int = Field(
+        5, ge=0, validation_alias="KEYSHOP_LOW_STOCK_THRESHOLD"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="KEYSHOP_LOG_LEVEL"
+    )
 
     # -- wholesale providers (embedded default: the built-in simulators on loopback) --
     provider_chain: str = Field("codeswholesale,kinguin", validation_alias="KEYSHOP_PROVIDER_CHAIN")
-    provider_timeout_seconds: float = Field(10.0, gt=0, le=120, validation_alias="KEYSHOP_PROVIDER_TIMEOUT")
-    min_margin_percent: float = Field(5.0, ge=-100, le=100, validation_alias="KEYSHOP_MIN_MARGIN_PERCENT")
+    provider_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, validation_alias="KEYSHOP_PROVIDER_TIMEOUT"
+    )
+    min_margin_percent: float = Field(
+        5.0, ge=-100, le=100, validation_alias="KEYSHOP_MIN_MARGIN_PERCENT"
+    )
     simulator_host: str = Field("127.0.0.1", validation_alias="KEYSHOP_SIMULATOR_HOST")
     simulator_port: int = Field(8701, ge=1, le=65535, validation_alias="KEYSHOP_SIMULATOR_PORT")
     codeswholesale_base_url: str | None = Field(None, validation_alias="CODESWHOLESALE_BASE_URL")
     codeswholesale_client_id: str | None = Field(None, validation_alias="CODESWHOLESALE_CLIENT_ID")
-    codeswholesale_client_secret: str | None = Field(None, validation_alias="CODESWHOLESALE_CLIENT_SECRET", repr=False)
-    codeswholesale_client_signature: str | None = Field(None, validation_alias="CODESWHOLESALE_CLIENT_SIGNATURE", repr=False)
+    codeswholesale_client_secret: str | None = Field(
+        None, validation_alias="CODESWHOLESALE_CLIENT_SECRET", repr=False
+    )
+    codeswholesale_client_signature: str | None = Field(
+        None, validation_alias="CODESWHOLESALE_CLIENT_SIGNATURE", repr=False
+    )
     kinguin_base_url: str | None = Field(None, validation_alias="KINGUIN_BASE_URL")
     kinguin_api_key: str | None = Field(None, validation_alias="KINGUIN_API_KEY", repr=False)
-    kinguin_webhook_secret: str | None = Field(None, validation_alias="KINGUIN_WEBHOOK_SECRET", repr=False)
+    kinguin_webhook_secret: str | None = Field(
+        None, validation_alias="KINGUIN_WEBHOOK_SECRET", repr=False
+    )
 
     # -- public address (links in e-mails, webhook targets of the simulators) --
     public_url: str = Field("http://127.0.0.1:3000", validation_alias="KEYSHOP_PUBLIC_URL")
@@ -123,15 +154,31 @@ class Settings(BaseSettings):
 
     # -- payments: Stripe Checkout when configured, else built-in test payments --
     stripe_secret_key: str | None = Field(None, validation_alias="STRIPE_SECRET_KEY", repr=False)
-    stripe_webhook_secret: str | None = Field(None, validation_alias="STRIPE_WEBHOOK_SECRET", repr=False)
-    stripe_tolerance_seconds: int = Field(300, ge=1, le=3600, validation_alias="STRIPE_WEBHOOK_TOLERANCE")
-    attention_after_minutes: int = Field(30, ge=1, le=10080, validation_alias="KEYSHOP_ATTENTION_AFTER_MINUTES")
-    reconcile_after_seconds: int = Field(180, ge=1, le=86400, validation_alias="KEYSHOP_RECONCILE_AFTER_SECONDS")
-    fulfilment_lease_seconds: int = Field(120, ge=1, le=3600, validation_alias="KEYSHOP_FULFILMENT_LEASE_SECONDS")
-    balance_warn_hours: float = Field(24.0, ge=0, le=24 * 90, validation_alias="KEYSHOP_BALANCE_WARN_HOURS")
+    stripe_webhook_secret: str | None = Field(
+        None, validation_alias="STRIPE_WEBHOOK_SECRET", repr=False
+    )
+    stripe_tolerance_seconds: int = Field(
+        300, ge=1, le=3600, validation_alias="STRIPE_WEBHOOK_TOLERANCE"
+    )
+    attention_after_minutes: int = Field(
+        30, ge=1, le=10080, validation_alias="KEYSHOP_ATTENTION_AFTER_MINUTES"
+    )
+    reconcile_after_seconds: int = Field(
+        180, ge=1, le=86400, validation_alias="KEYSHOP_RECONCILE_AFTER_SECONDS"
+    )
+    fulfilment_lease_seconds: int = Field(
+        120, ge=1, le=3600, validation_alias="KEYSHOP_FULFILMENT_LEASE_SECONDS"
+    )
+    balance_warn_hours: float = Field(
+        24.0, ge=0, le=24 * 90, validation_alias="KEYSHOP_BALANCE_WARN_HOURS"
+    )
     balance_floor_minor: int = Field(10_000, ge=0, validation_alias="KEYSHOP_BALANCE_FLOOR_MINOR")
-    unpaid_order_minutes: int = Field(60, ge=1, le=10080, validation_alias="KEYSHOP_UNPAID_ORDER_MINUTES")
-    webhook_max_bytes: int = Field(1_048_576, ge=1024, le=16_777_216, validation_alias="KEYSHOP_WEBHOOK_MAX_BYTES")
+    unpaid_order_minutes: int = Field(
+        60, ge=1, le=10080, validation_alias="KEYSHOP_UNPAID_ORDER_MINUTES"
+    )
+    webhook_max_bytes: int = Field(
+        1_048_576, ge=1024, le=16_777_216, validation_alias="KEYSHOP_WEBHOOK_MAX_BYTES"
+    )
 
     # -- e-mail: SMTP in production, .eml files in var/outbox/ by default --
     smtp_url: str | None = Field(None, validation_alias="SMTP_URL", repr=False)
@@ -142,7 +189,9 @@ class Settings(BaseSettings):
     s3_bucket: str | None = Field(None, validation_alias="S3_BUCKET")
     s3_endpoint_url: str | None = Field(None, validation_alias="S3_ENDPOINT_URL")
     s3_region: str = Field("us-east-1", validation_alias="S3_REGION")
-    blob_link_seconds: int = Field(900, ge=30, le=86400, validation_alias="KEYSHOP_BLOB_LINK_SECONDS")
+    blob_link_seconds: int = Field(
+        900, ge=30, le=86400, validation_alias="KEYSHOP_BLOB_LINK_SECONDS"
+    )
 
     @field_validator("stripe_secret_key")
     @classmethod
@@ -150,7 +199,9 @@ class Settings(BaseSettings):
         if value in (None, ""):
             return None
         if not value.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
-            raise ValueError("must be a Stripe secret key (sk_live_…, sk_test_… or a restricted rk_… key)")
+            raise ValueError(
+                "must be a Stripe secret key (sk_live_…, sk_test_… or a restricted rk_… key)"
+            )
         return value
 
     @field_validator("stripe_webhook_secret")
@@ -185,7 +236,9 @@ class Settings(BaseSettings):
 
         parts = urlsplit(value)
         if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
-            raise ValueError("must be smtp://[user:pass@]host[:port], smtp+starttls://… or smtps://…")
+            raise ValueError(
+                "must be smtp://[user:pass@]host[:port], smtp+starttls://… or smtps://…"
+            )
         try:
             parts.port  # noqa: B018  (raises on a bad port)
         except ValueError:
@@ -208,7 +261,11 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        if not value.startswith(("http://", "https://")) or "://" not in value or not value.split("://", 1)[1]:
+        if (
+            not value.startswith(("http://", "https://"))
+            or "://" not in value
+            or not value.split("://", 1)[1]
+        ):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
@@ -263,13 +320,17 @@ class Settings(BaseSettings):
             if not self.secret_key:
                 raise ValueError("KEYSHOP_SECRET_KEY: required when KEYSHOP_ENV=production")
             if bool(self.stripe_secret_key) != bool(self.stripe_webhook_secret):
-                raise ValueError("STRIPE_WEBHOOK_SECRET: STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together")
+                raise ValueError(
+                    "STRIPE_WEBHOOK_SECRET: STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together"
+                )
             if self.blob_store == "s3" and not self.s3_bucket:
                 raise ValueError("S3_BUCKET: required when KEYSHOP_BLOB_STORE=s3")
             for name in self.providers:
                 for setting, val in self.provider_credentials(name).items():
                     if not val:
-                        raise ValueError(f"{setting}: required when KEYSHOP_ENV=production and {name} is in KEYSHOP_PROVIDER_CHAIN")
+                        raise ValueError(
+                            f"{setting}: required when KEYSHOP_ENV=production and {name} is in KEYSHOP_PROVIDER_CHAIN"
+                        )
         return self
 
     # -- providers ------------------------------------------------------------------
@@ -340,43 +401,120 @@ class Settings(BaseSettings):
 
         def mask_keyring(value: str | None) -> str:
             if not value:
-                return f"(generated file {self.keyring_file})" if self.env == "embedded" else "(missing)"
+                return (
+                    f"(generated file {self.keyring_file})"
+                    if self.env == "embedded"
+                    else "(missing)"
+                )
             ids = sorted(parse_keyring(value))
             return f"*** key ids {ids}, active {ids[-1]}"
 
         given = self.model_fields_set
+
         def src(field: str, default_note: str = "default") -> str:
             return "environment" if field in given else default_note
 
         return [
             ("KEYSHOP_ENV", self.env, src("env")),
             ("KEYSHOP_VAR_DIR", str(self.var_dir), src("var_dir")),
-            ("DATABASE_URL", mask_url(self.effective_database_url), src("database_url", "embedded default")),
+            (
+                "DATABASE_URL",
+                mask_url(self.effective_database_url),
+                src("database_url", "embedded default"),
+            ),
             ("QUEUE_URL", mask_url(self.effective_queue_url), src("queue_url", "embedded default")),
             ("KEYSHOP_KEYRING", mask_keyring(self.keyring), src("keyring", "embedded default")),
-            ("KEYSHOP_FINGERPRINT_KEY", "***" if self.fingerprint_key else f"(generated file {self.keyring_file})", src("fingerprint_key", "embedded default")),
+            (
+                "KEYSHOP_FINGERPRINT_KEY",
+                "***" if self.fingerprint_key else f"(generated file {self.keyring_file})",
+                src("fingerprint_key", "embedded default"),
+            ),
             ("KEYSHOP_IMPORT_BATCH_SIZE", str(self.import_batch_size), src("import_batch_size")),
             ("KEYSHOP_MAX_KEY_LENGTH", str(self.max_key_length), src("max_key_length")),
-            ("KEYSHOP_LOW_STOCK_THRESHOLD", str(self.default_low_stock_threshold), src("default_low_stock_threshold")),
+            (
+                "KEYSHOP_LOW_STOCK_THRESHOLD",
+                str(self.default_low_stock_threshold),
+                src("default_low_stock_threshold"),
+            ),
             ("KEYSHOP_LOG_LEVEL", self.log_level, src("log_level")),
             ("KEYSHOP_PROVIDER_CHAIN", self.provider_chain, src("provider_chain")),
-            ("KEYSHOP_PROVIDER_TIMEOUT", str(self.provider_timeout_seconds), src("provider_timeout_seconds")),
+            (
+                "KEYSHOP_PROVIDER_TIMEOUT",
+                str(self.provider_timeout_seconds),
+                src("provider_timeout_seconds"),
+            ),
             ("KEYSHOP_MIN_MARGIN_PERCENT", str(self.min_margin_percent), src("min_margin_percent")),
-            ("CODESWHOLESALE_BASE_URL", self.codeswholesale_base_url or f"{self.simulator_url}/codeswholesale (simulator)", src("codeswholesale_base_url", "embedded default")),
-            ("CODESWHOLESALE_CLIENT_ID", self.codeswholesale_client_id or "(simulator)", src("codeswholesale_client_id", "embedded default")),
-            ("CODESWHOLESALE_CLIENT_SECRET", "***" if self.codeswholesale_client_secret else "(simulator)", src("codeswholesale_client_secret", "embedded default")),
-            ("CODESWHOLESALE_CLIENT_SIGNATURE", "***" if self.codeswholesale_client_signature else "(simulator)", src("codeswholesale_client_signature", "embedded default")),
-            ("KINGUIN_BASE_URL", self.kinguin_base_url or f"{self.simulator_url}/kinguin (simulator)", src("kinguin_base_url", "embedded default")),
-            ("KINGUIN_API_KEY", "***" if self.kinguin_api_key else "(simulator)", src("kinguin_api_key", "embedded default")),
-            ("KINGUIN_WEBHOOK_SECRET", "***" if self.kinguin_webhook_secret else "(simulator)", src("kinguin_webhook_secret", "embedded default")),
+            (
+                "CODESWHOLESALE_BASE_URL",
+                self.codeswholesale_base_url or f"{self.simulator_url}/codeswholesale (simulator)",
+                src("codeswholesale_base_url", "embedded default"),
+            ),
+            (
+                "CODESWHOLESALE_CLIENT_ID",
+                self.codeswholesale_client_id or "(simulator)",
+                src("codeswholesale_client_id", "embedded default"),
+            ),
+            (
+                "CODESWHOLESALE_CLIENT_SECRET",
+                "***" if self.codeswholesale_client_secret else "(simulator)",
+                src("codeswholesale_client_secret", "embedded default"),
+            ),
+            (
+                "CODESWHOLESALE_CLIENT_SIGNATURE",
+                "***" if self.codeswholesale_client_signature else "(simulator)",
+                src("codeswholesale_client_signature", "embedded default"),
+            ),
+            (
+                "KINGUIN_BASE_URL",
+                self.kinguin_base_url or f"{self.simulator_url}/kinguin (simulator)",
+                src("kinguin_base_url", "embedded default"),
+            ),
+            (
+                "KINGUIN_API_KEY",
+                "***" if self.kinguin_api_key else "(simulator)",
+                src("kinguin_api_key", "embedded default"),
+            ),
+            (
+                "KINGUIN_WEBHOOK_SECRET",
+                "***" if self.kinguin_webhook_secret else "(simulator)",
+                src("kinguin_webhook_secret", "embedded default"),
+            ),
             ("KEYSHOP_PUBLIC_URL", self.public_url, src("public_url")),
-            ("KEYSHOP_SECRET_KEY", "***" if self.secret_key else f"(generated file {self.var_dir / 'secret.key'})", src("secret_key", "embedded default")),
-            ("STRIPE_SECRET_KEY", ("***" + self.stripe_secret_key[-4:]) if self.stripe_secret_key else "(built-in test payments)", src("stripe_secret_key", "embedded default")),
-            ("STRIPE_WEBHOOK_SECRET", "***" if self.stripe_webhook_secret else "(local test secret)", src("stripe_webhook_secret", "embedded default")),
-            ("KEYSHOP_UNPAID_ORDER_MINUTES", str(self.unpaid_order_minutes), src("unpaid_order_minutes")),
-            ("SMTP_URL", mask_url(self.smtp_url) if self.smtp_url else f"(e-mails written to {self.outbox_dir})", src("smtp_url", "embedded default")),
+            (
+                "KEYSHOP_SECRET_KEY",
+                "***" if self.secret_key else f"(generated file {self.var_dir / 'secret.key'})",
+                src("secret_key", "embedded default"),
+            ),
+            (
+                "STRIPE_SECRET_KEY",
+                ("***" + self.stripe_secret_key[-4:])
+                if self.stripe_secret_key
+                else "(built-in test payments)",
+                src("stripe_secret_key", "embedded default"),
+            ),
+            (
+                "STRIPE_WEBHOOK_SECRET",
+                "***" if self.stripe_webhook_secret else "(local test secret)",
+                src("stripe_webhook_secret", "embedded default"),
+            ),
+            (
+                "KEYSHOP_UNPAID_ORDER_MINUTES",
+                str(self.unpaid_order_minutes),
+                src("unpaid_order_minutes"),
+            ),
+            (
+                "SMTP_URL",
+                mask_url(self.smtp_url)
+                if self.smtp_url
+                else f"(e-mails written to {self.outbox_dir})",
+                src("smtp_url", "embedded default"),
+            ),
             ("KEYSHOP_MAIL_FROM", self.mail_from, src("mail_from")),
-            ("KEYSHOP_BLOB_STORE", self.blob_store if self.blob_store == "s3" else f"local ({self.blob_dir})", src("blob_store", "embedded default")),
+            (
+                "KEYSHOP_BLOB_STORE",
+                self.blob_store if self.blob_store == "s3" else f"local ({self.blob_dir})",
+                src("blob_store", "embedded default"),
+            ),
             ("S3_BUCKET", self.s3_bucket or "-", src("s3_bucket")),
             ("S3_ENDPOINT_URL", self.s3_endpoint_url or "-", src("s3_endpoint_url")),
         ]

@@ -1,7 +1,7 @@
 """All tables. Importing this package registers every model on ``SQLModel.metadata``."""
 
 from core.models.audit import ActorType, Alert, AlertKind, AuditEvent
-from core.models.base import UTCDateTime, new_uuid, utcnow
+from core.models.base import UTCDateTime, new_uuid, row_id, utcnow
 from core.models.catalogue import PLATFORMS, REGIONS, Product, ProviderOffer
 from core.models.customers import Customer
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
@@ -10,8 +10,28 @@ from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.webhooks import WebhookEvent
 
 __all__ = [
-    "PLATFORMS", "REGIONS", "ActorType", "Alert", "AlertKind", "AuditEvent", "Customer",
-    "ImportBatch", "ImportStatus", "Key", "KeyStatus", "Order", "OrderEvent", "OrderLine",
-    "OrderStatus", "Product", "ProviderOffer", "ProviderPurchase", "PurchaseStatus",
-    "UTCDateTime", "WebhookEvent", "new_uuid", "utcnow",
+    "PLATFORMS",
+    "REGIONS",
+    "ActorType",
+    "Alert",
+    "AlertKind",
+    "AuditEvent",
+    "Customer",
+    "ImportBatch",
+    "ImportStatus",
+    "Key",
+    "KeyStatus",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "OrderStatus",
+    "Product",
+    "ProviderOffer",
+    "ProviderPurchase",
+    "PurchaseStatus",
+    "UTCDateTime",
+    "WebhookEvent",
+    "new_uuid",
+    "row_id",
+    "utcnow",
 ]

@@ -26,6 +26,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def row_id(value: int | None) -> int:
+    """The id of a row that has been flushed (for the type checker: never None then)."""
+    if value is None:
+        raise ValueError("the row has no id yet; flush it first")
+    return value
+
+
 def new_uuid() -> uuid.UUID:
     """A time-ordered UUID (version 7 layout): rows inserted together sit together in
     the primary-key index, and claiming 'oldest first' follows import order."""

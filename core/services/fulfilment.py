@@ -62,6 +62,7 @@ from core.models import (
     ProviderPurchase,
     PurchaseStatus,
     new_uuid,
+    row_id,
     utcnow,
 )
 from core.providers.base import (
@@ -190,7 +191,7 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
         if order.status != S.PAID or (lease is not None and lease > at):
             return None
         lines = session.exec(select(OrderLine).where(OrderLine.order_id == order_id)).all()
-        ids = [ln.id for ln in lines]
+        ids = [row_id(ln.id) for ln in lines]
         started = (
             session.exec(select(Key.id).where(col(Key.order_line_id).in_(ids)).limit(1)).first()
             or session.exec(
@@ -203,11 +204,15 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
             return None
         try:
             claim_for_lines(
-                session=session, requests=[(ln.id, ln.product_id, ln.quantity) for ln in lines]
-            )  # type: ignore[misc]
+                session=session,
+                requests=[
+                    (line_id, ln.product_id, ln.quantity)
+                    for line_id, ln in zip(ids, lines, strict=True)
+                ],
+            )
         except InsufficientStock:
             return None  # nothing stays reserved; the general path buys what is missing
-        delivered = deliver_lines(session=session, line_ids=ids)  # type: ignore[arg-type]
+        delivered = deliver_lines(session=session, line_ids=ids)
         transition_order(
             session=session,
             order_id=order_id,
@@ -302,12 +307,12 @@ def line_needs(session: Session, order_id: int) -> list[LineNeed]:
         )
     return [
         LineNeed(
-            line_id=ln.id,
+            line_id=row_id(ln.id),
             product_id=ln.product_id,
-            quantity=ln.quantity,  # type: ignore[arg-type]
-            held=held.get(ln.id, 0),
-            on_the_way=on_the_way.get(ln.id, 0),
-        )  # type: ignore[arg-type]
+            quantity=ln.quantity,
+            held=held.get(row_id(ln.id), 0),
+            on_the_way=on_the_way.get(row_id(ln.id), 0),
+        )
         for ln in lines
     ]
 

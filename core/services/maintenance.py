@@ -183,7 +183,10 @@ def balance_alerts(
             spent = session.exec(
                 select(
                     func.coalesce(
-                        func.sum(ProviderPurchase.unit_cost_minor * ProviderPurchase.quantity), 0
+                        func.sum(
+                            col(ProviderPurchase.unit_cost_minor) * col(ProviderPurchase.quantity)
+                        ),
+                        0,
                     )
                 ).where(
                     ProviderPurchase.provider == name,
@@ -191,7 +194,7 @@ def balance_alerts(
                     col(ProviderPurchase.updated_at) >= since,
                 )
             ).one()
-        per_hour = float(spent) / 24.0
+        per_hour = float(spent or 0) / 24.0
         try:
             balance = client.balance()
         except ProviderError as exc:

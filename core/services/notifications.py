@@ -8,7 +8,7 @@ and that record can send one duplicate; never a key.)
 
 from __future__ import annotations
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.config import get_settings
 from core.db import session_scope
@@ -43,14 +43,16 @@ def send_order_email(*, order_id: int, kind: str) -> str:
         ).first():
             return f"{kind} e-mail for {order.number} was already sent"
         lines = session.exec(
-            select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.id)
+            select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
         ).all()
         items = [(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines]
         release = None
         if kind == "waiting":
             dates = session.exec(
-                select(Product.release_date).where(Product.id.in_([ln.product_id for ln in lines]))
-            ).all()  # type: ignore[union-attr]
+                select(col(Product.release_date)).where(
+                    col(Product.id).in_([ln.product_id for ln in lines])
+                )
+            ).all()
             release = max((d for d in dates if d), default=None)
         number, email, status = order.number, order.email, order.status
     link = portal_url(number)

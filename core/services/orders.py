@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
-from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, utcnow
+from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
 
@@ -116,7 +116,7 @@ def create_order(
         p = products[pid]
         session.add(
             OrderLine(
-                order_id=order.id,
+                order_id=row_id(order.id),
                 product_id=pid,
                 title=p.title,
                 platform=p.platform,
@@ -128,7 +128,7 @@ def create_order(
         )
     session.add(
         OrderEvent(
-            order_id=order.id,
+            order_id=row_id(order.id),
             from_status=None,
             to_status=S.PENDING_PAYMENT,
             reason="order placed",

@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 from core import jobs
 from core.config import get_settings
 from core.errors import DomainError, InvalidInput, NotFound
-from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, WebhookEvent
+from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, WebhookEvent, row_id
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import revoke_key
@@ -125,9 +125,9 @@ def mark_paid(
     session.add(order)
     transition_order(
         session=session,
-        order_id=order.id,
+        order_id=row_id(order.id),
         to_status=S.PAID,
-        actor=STRIPE,  # type: ignore[arg-type]
+        actor=STRIPE,
         reason=f"payment {reference}",
         expected_from=S.PENDING_PAYMENT,
     )
@@ -140,9 +140,9 @@ def mark_paid(
         )
         transition_order(
             session=session,
-            order_id=order.id,
+            order_id=row_id(order.id),
             to_status=S.NEEDS_ATTENTION,
-            actor=STRIPE,  # type: ignore[arg-type]
+            actor=STRIPE,
             reason=reason,
         )
         raise_alert(
@@ -190,9 +190,9 @@ def _take_money_back(
     counts = take_back_keys(session=session, order=order, actor=STRIPE, reason=what)
     transition_order(
         session=session,
-        order_id=order.id,
+        order_id=row_id(order.id),
         to_status=to_status,
-        actor=STRIPE,  # type: ignore[arg-type]
+        actor=STRIPE,
         reason=f"{what} {reference}",
         data=counts,
     )

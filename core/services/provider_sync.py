@@ -77,6 +77,8 @@ class ProductIndex:
         self.exact: dict[tuple[str, str, str], int] = {}
         self.by_title: dict[str, list[int]] = {}
         for pid, title, platform, region in rows:
+            if pid is None:
+                continue
             self.exact[(_norm(title), _norm(platform), _region(region))] = pid
             self.by_title.setdefault(_norm(title), []).append(pid)
 
