@@ -81,7 +81,9 @@ class KeyVault:
     def encrypt(self, plaintext: bytes, *, row_id: uuid.UUID) -> tuple[int, bytes]:
         """Returns (key_version, nonce || ciphertext+tag)."""
         nonce = os.urandom(NONCE_BYTES)
-        return self.active_id, nonce + self._active.encrypt(nonce, plaintext, _AAD_PREFIX + row_id.bytes)
+        return self.active_id, nonce + self._active.encrypt(
+            nonce, plaintext, _AAD_PREFIX + row_id.bytes
+        )
 
     def decrypt(self, blob: bytes, *, key_version: int, row_id: uuid.UUID) -> bytes:
         cipher = self._ciphers.get(key_version)
@@ -91,7 +93,9 @@ class KeyVault:
                 key_id=str(row_id),
             )
         try:
-            return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _AAD_PREFIX + row_id.bytes)
+            return cipher.decrypt(
+                blob[:NONCE_BYTES], blob[NONCE_BYTES:], _AAD_PREFIX + row_id.bytes
+            )
         except (InvalidTag, ValueError):
             raise KeyDecryptionError(
                 f"key {row_id} failed authentication (tampered, or not this row's ciphertext)",
@@ -163,7 +167,9 @@ def _load_or_create_file(path: Path) -> tuple[dict[int, bytes], bytes]:
             keyring = parse_keyring(",".join(f"{k}:{v}" for k, v in data["keyring"].items()))
             fp = parse_secret_key(data["fingerprint_key"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError("KEYSHOP_KEYRING", f"keyring file {path} is unreadable: {exc}") from None
+            raise ConfigError(
+                "KEYSHOP_KEYRING", f"keyring file {path} is unreadable: {exc}"
+            ) from None
         return keyring, fp
     path.parent.mkdir(parents=True, exist_ok=True)
     keyring = {1: os.urandom(32)}

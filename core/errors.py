@@ -21,7 +21,11 @@ class DomainError(Exception):
         self.data = data
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, **({"data": self.data} if self.data else {})}
+        return {
+            "code": self.code,
+            "message": self.message,
+            **({"data": self.data} if self.data else {}),
+        }
 
 
 class ConfigError(DomainError):

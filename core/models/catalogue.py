@@ -10,8 +10,16 @@ from sqlmodel import Field, SQLModel
 from core.models.base import UTCDateTime, utcnow
 
 PLATFORMS = (
-    "Steam", "Xbox", "PlayStation", "Nintendo", "EA app", "Ubisoft Connect", "GOG",
-    "Battle.net", "Epic Games", "Rockstar",
+    "Steam",
+    "Xbox",
+    "PlayStation",
+    "Nintendo",
+    "EA app",
+    "Ubisoft Connect",
+    "GOG",
+    "Battle.net",
+    "Epic Games",
+    "Rockstar",
 )
 REGIONS = ("GLOBAL", "EU", "US", "UK", "LATAM", "ASIA", "RU")
 
@@ -36,7 +44,9 @@ class Product(SQLModel, table=True):
     low_stock_threshold: int = 5
     featured: bool = False
     active: bool = True
-    cover_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # URL or data: URI
+    cover_url: str | None = Field(
+        default=None, sa_column=Column(Text, nullable=True)
+    )  # URL or data: URI
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 

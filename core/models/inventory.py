@@ -108,7 +108,9 @@ class ImportBatch(SQLModel, table=True):
     duplicate_in_stock: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     rejected: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     # The first rejected lines: [{"line": n, "reason": "..."}] (never the line's text).
-    rejections: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rejections: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -30,12 +30,16 @@ class Order(SQLModel, table=True):
     number: str = Field(sa_column=Column(String(24), nullable=False, unique=True))
     customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
     email: str = Field(sa_column=Column(String(320), nullable=False, index=True))
-    status: str = Field(default=OrderStatus.PENDING_PAYMENT, sa_column=Column(String(20), nullable=False))
+    status: str = Field(
+        default=OrderStatus.PENDING_PAYMENT, sa_column=Column(String(20), nullable=False)
+    )
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     subtotal_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     total_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     payment_provider: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
-    payment_reference: str | None = Field(default=None, sa_column=Column(String(255), nullable=True, index=True))
+    payment_reference: str | None = Field(
+        default=None, sa_column=Column(String(255), nullable=True, index=True)
+    )
     attention_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

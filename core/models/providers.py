@@ -27,12 +27,16 @@ class ProviderPurchase(SQLModel, table=True):
     provider: str = Field(sa_column=Column(String(30), nullable=False))
     # Our idempotency reference: Kinguin orderExternalId / CodesWholesale client order id.
     reference: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
-    provider_order_id: str | None = Field(default=None, sa_column=Column(String(100), nullable=True, index=True))
+    provider_order_id: str | None = Field(
+        default=None, sa_column=Column(String(100), nullable=True, index=True)
+    )
     offer_id: int | None = Field(default=None, foreign_key="provider_offers.id")
     quantity: int = Field(nullable=False)
     unit_cost_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     currency: str = Field(default="EUR", sa_column=Column(String(3), nullable=False))
-    status: str = Field(default=PurchaseStatus.REQUESTED, sa_column=Column(String(12), nullable=False, index=True))
+    status: str = Field(
+        default=PurchaseStatus.REQUESTED, sa_column=Column(String(12), nullable=False, index=True)
+    )
     attempts: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
