@@ -225,3 +225,25 @@ def test_only_paid_orders_are_fulfilled(session, providers, queued_jobs, status)
     order = make_order(session, [(product, 1)], status=status)
     assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "skipped"
     assert keys_of(session, order) == []
+
+
+def test_key_plaintext_never_reaches_the_logs(session, providers, sim_server, queued_jobs, caplog):
+    import logging
+
+    from core.services.audit import Actor
+    from core.services.keys import reveal_key
+
+    caplog.set_level(logging.DEBUG)
+    product = make_product(session)
+    make_keys(session, product, 1, codes=["STOCK-PLAIN-TEXT-1"])
+    offer(session, sim_server, product, "codeswholesale")
+    order = make_order(session, [(product, 3)])
+    assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "fulfilled"
+    keys = keys_of(session, order)
+    codes = plaintexts(keys)
+    for key in keys:
+        assert reveal_key(session=session, key_id=key.id, actor=Actor.customer(1)) in codes
+    session.commit()
+    assert len(codes) == 3 and "STOCK-PLAIN-TEXT-1" in codes
+    for code in codes:
+        assert code not in caplog.text
