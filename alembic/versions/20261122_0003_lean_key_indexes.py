@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = '0003'
-down_revision: str | None = '0002'
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -27,16 +27,22 @@ PARTIAL = ("order_line_id", "provider_purchase_id")
 
 
 def upgrade() -> None:
-    op.drop_index('ix_keys_key_version', table_name='keys')
+    op.drop_index("ix_keys_key_version", table_name="keys")
     for column in PARTIAL:
         where = sa.text(f"{column} IS NOT NULL")
-        op.drop_index(f'ix_keys_{column}', table_name='keys')
-        op.create_index(f'ix_keys_{column}', 'keys', [column], unique=False,
-                        postgresql_where=where, sqlite_where=where)
+        op.drop_index(f"ix_keys_{column}", table_name="keys")
+        op.create_index(
+            f"ix_keys_{column}",
+            "keys",
+            [column],
+            unique=False,
+            postgresql_where=where,
+            sqlite_where=where,
+        )
 
 
 def downgrade() -> None:
     for column in PARTIAL:
-        op.drop_index(f'ix_keys_{column}', table_name='keys')
-        op.create_index(f'ix_keys_{column}', 'keys', [column], unique=False)
-    op.create_index('ix_keys_key_version', 'keys', ['key_version'], unique=False)
+        op.drop_index(f"ix_keys_{column}", table_name="keys")
+        op.create_index(f"ix_keys_{column}", "keys", [column], unique=False)
+    op.create_index("ix_keys_key_version", "keys", ["key_version"], unique=False)

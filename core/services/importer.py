@@ -36,11 +36,18 @@ What an operator can rely on:
   ``,``, or ``;`` or a tab when the header uses that instead.
 
 Speed: the work is split between two threads. The calling thread parses, fingerprints
-and encrypts batch *n+1* while a writer thread stores batch *n*, so the database and
-Python work side by side. On PostgreSQL a batch is sent with binary ``COPY`` into a
-temporary staging table and moved with ``INSERT ... SELECT ... ON CONFLICT (fingerprint)
-DO NOTHING``; on SQLite it is one ``executemany`` of ``INSERT ... ON CONFLICT DO
-NOTHING`` inside an immediate transaction. ``bench/import_keys.py`` measures it.
+and encrypts batch *n+1* (a column at a time: ``KeyVault.fingerprints``,
+``KeyVault.encrypt_many``, ``new_uuids``) while a writer thread stores batch *n*, so
+the database and Python work side by side. On PostgreSQL a batch is sent with binary
+``COPY`` straight into ``keys``. While duplicates are being found (from the first batch
+on, and after any batch that had some), one ``fingerprint = ANY(...)`` query first
+finds the batch's codes already stored, and only the others are copied. If the COPY
+still meets a stored fingerprint (a concurrent import, or a duplicate of an earlier
+batch when not looking first) or deadlocks with a concurrent import, the transaction
+is rolled back whole and the batch is stored again through a temporary staging table
+with ``INSERT ... SELECT ... ON CONFLICT (fingerprint) DO NOTHING``. On SQLite a batch
+is one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` inside an immediate
+transaction. ``bench/import_keys.py`` measures it.
 """
 
 from __future__ import annotations
@@ -648,11 +655,11 @@ class _CopyRows:
 
 
 class _PostgresStore:
-    """Binary COPY straight into ``keys`` after one query for the batch's fingerprints
-    already stored. When the COPY meets a fingerprint a concurrent import stored after
-    that query (unique violation) or deadlocks with one, the batch is rolled back and
-    stored again through a temporary staging table with ``INSERT ... SELECT ... ON
-    CONFLICT (fingerprint) DO NOTHING``."""
+    """Binary COPY straight into ``keys``, after a query for the batch's fingerprints
+    already stored while duplicates are being found. When the COPY meets a stored
+    fingerprint (unique violation) or deadlocks with a concurrent import, the writer
+    rolls the batch back and calls again with ``careful``: COPY into a temporary staging
+    table and ``INSERT ... SELECT ... ON CONFLICT (fingerprint) DO NOTHING``."""
 
     def __init__(self, batch_id: int, created_at: datetime) -> None:
         self.batch_id = batch_id
@@ -664,6 +671,7 @@ class _PostgresStore:
             + struct.pack("!ii", 4, batch_id)
         )  # fmt: skip
         self._created = struct.pack("!iq", 8, micros)
+        self._check = True  # look for stored fingerprints before the next COPY
 
     def _tail(self, version: int, product_id: int, meta: _Meta | None) -> bytes:
         """The fields after the ciphertext."""
@@ -718,8 +726,13 @@ class _PostgresStore:
         assert driver is not None
         with driver.cursor() as cur:
             if careful:
+                self._check = True
                 return self._store_on_conflict(cur, payload, fingerprints)
-            stored = self._already_stored(cur, fingerprints)
+            stored = self._already_stored(cur, fingerprints) if self._check else {}
+            # Look first only while duplicates are being found (a file imported again):
+            # a new file goes straight to COPY, whose unique index still catches any
+            # duplicate and sends that batch the careful way.
+            self._check = bool(stored)
             data = payload.without(fingerprints, stored) if stored else payload.data
             if len(stored) < len(fingerprints):
                 with cur.copy(f"COPY keys ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -729,6 +742,9 @@ class _PostgresStore:
 
     def _already_stored(self, cur: Any, fingerprints: list[bytes]) -> dict[bytes, int | None]:
         """The batch's fingerprints already in ``keys``, with the import batch of each."""
+        # One probe of the unique index per fingerprint, never a scan of the whole table
+        # (which the planner may pick for thousands of values, or without statistics).
+        cur.execute("SET LOCAL enable_seqscan = off")
         cur.execute(
             "SELECT fingerprint, import_batch_id FROM keys WHERE fingerprint = ANY(%s)",
             (fingerprints,),
