@@ -52,7 +52,9 @@ def schema_differences(engine: Engine | None = None) -> list[Any]:
     the migrations describe the models exactly)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_keyshop_alembic_env_filters", ROOT / "alembic" / "filters.py")
+    spec = importlib.util.spec_from_file_location(
+        "_keyshop_alembic_env_filters", ROOT / "alembic" / "filters.py"
+    )
     assert spec and spec.loader
     filters = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(filters)

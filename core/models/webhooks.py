@@ -12,7 +12,9 @@ from core.models.base import UTCDateTime, utcnow
 
 class WebhookEvent(SQLModel, table=True):
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("source", "event_id", name="uq_webhook_events_source_event"),)
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="uq_webhook_events_source_event"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(sa_column=Column(String(20), nullable=False))
