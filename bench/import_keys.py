@@ -18,6 +18,15 @@ encrypting, duplicate detection and the commits, with the server's own durabilit
 settings — and, unless ``--no-reimport``, imports the same file a second time (every
 key then a duplicate in stock). Prints one JSON line; the goal is ≥ 50,000 keys/s on
 PostgreSQL for 1,000,000 keys.
+
+Besides the wall-clock rate the line carries, per key read, the CPU time of this process
+(``python_cpu_us_per_key``: parsing, fingerprints, encryption, COPY encoding, all
+threads) and of the PostgreSQL server processes serving the bench database
+(``db_cpu_us_per_key``, from /proc, so only for a server on this machine; background
+writer, WAL writer and checkpointer are not included), and the load average at the start
+and end. On a shared machine the CPU figures stay comparable between runs when the wall
+time does not: the import runs one writer connection, so it cannot go faster than
+``1e6 / db_cpu_us_per_key`` keys/s.
 """
 
 from __future__ import annotations

@@ -564,8 +564,8 @@ def _prepare(
     unique = dict.fromkeys(fingerprints)
     duplicates = len(fingerprints) - len(unique)
     if duplicates:  # keep the first line of each code
-        seen: set[bytes] = set()
-        keep = [i for i, fp in enumerate(fingerprints) if not (fp in seen or seen.add(fp))]
+        first = {fp: i for i, fp in reversed(list(enumerate(fingerprints)))}
+        keep = sorted(first.values())
         codes = [codes[i] for i in keep]
         fingerprints = list(unique)
         if metas is not None:
@@ -733,8 +733,8 @@ class _PostgresStore:
             # a new file goes straight to COPY, whose unique index still catches any
             # duplicate and sends that batch the careful way.
             self._check = bool(stored)
-            data = payload.without(fingerprints, stored) if stored else payload.data
             if len(stored) < len(fingerprints):
+                data = payload.without(fingerprints, stored) if stored else payload.data
                 with cur.copy(f"COPY keys ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.write(data)
             earlier = sum(1 for batch in stored.values() if batch == self.batch_id)
@@ -749,7 +749,9 @@ class _PostgresStore:
             "SELECT fingerprint, import_batch_id FROM keys WHERE fingerprint = ANY(%s)",
             (fingerprints,),
         )
-        return dict(cur.fetchall())
+        found = dict(cur.fetchall())
+        cur.execute("RESET enable_seqscan")
+        return found
 
     def _store_on_conflict(
         self, cur: Any, payload: _CopyRows, fingerprints: list[bytes]
@@ -798,7 +800,9 @@ class _SqliteStore:
         to_db = self._uuid or (lambda v: v)
         status, batch_id, created = str(KeyStatus.AVAILABLE), self.batch_id, self._created_at
         version = rows.key_version
-        metas = rows.metas or [(rows.product_id, None, None, None)] * len(rows)
+        metas: list[tuple[Any, ...]] = list(rows.metas or [])
+        if rows.metas is None:
+            metas = [(rows.product_id, None, None, None)] * len(rows)
         return [
             (to_db(uuid.UUID(bytes=rid)), meta[0], status, "text", blob, version, fp, batch_id,
              meta[1], meta[2], meta[3], created)
