@@ -149,9 +149,17 @@ def fulfil_order(
     clients: Mapping[str, ProviderClient] | None = None,
     retry: Retry | None = None,
     now: Callable[[], datetime] = utcnow,
+    buy_from: str | None = None,
+    min_margin_percent: float | None = None,
 ) -> FulfilmentResult:
-    """Fulfil a paid order as far as possible now. Owns its transactions."""
+    """Fulfil a paid order as far as possible now. Owns its transactions.
+
+    ``buy_from`` restricts new purchases to one provider and ``min_margin_percent``
+    overrides the configured margin: an operator's choice for an order that needs
+    attention (open purchases at any provider are still settled first)."""
     settings = get_settings()
+    if min_margin_percent is not None:
+        settings = settings.model_copy(update={"min_margin_percent": min_margin_percent})
     retry = retry or Retry()
     quick = _fulfil_from_stock_at_once(order_id, now())
     if quick is not None:
@@ -169,7 +177,8 @@ def fulfil_order(
         chain = clients if clients is not None else provider_clients(settings)
         _resolve_open_purchases(order_id, chain, retry, result)
         _deliver_from_stock(order_id, result)
-        _buy_missing(order_id, chain, settings, retry, result)
+        buyers = {name: c for name, c in chain.items() if buy_from is None or name == buy_from}
+        _buy_missing(order_id, buyers, settings, retry, result)
         _finish(order_id, result)
     finally:
         _release_lease(order_id)

@@ -1,6 +1,7 @@
 """Fulfilment through the real provider clients against the simulators over HTTP."""
 
 import threading
+from decimal import Decimal
 
 import pytest
 from sqlmodel import select
@@ -18,7 +19,7 @@ def offer(session, sim, product, provider, *, cost="5.00", stock=50, **sim_field
     made = sim.add_product(provider, name=product.title, price=cost, stock=stock, **sim_fields)
     external_id = made["external_id"]
     row = ProviderOffer(provider=provider, external_id=str(external_id), product_id=product.id, name=product.title,
-                        cost_minor=int(float(cost) * 100), currency="EUR", stock=stock)
+                        cost_minor=int(Decimal(cost) * 100), currency="EUR", stock=stock)
     session.add(row)
     session.commit()
     return row
