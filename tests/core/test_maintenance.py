@@ -5,7 +5,12 @@ from datetime import timedelta
 from sqlmodel import select
 
 from core.models import Alert, Order, ProviderPurchase, utcnow
-from core.services.maintenance import balance_alerts, expire_unpaid_orders, low_stock_alerts, reconcile
+from core.services.maintenance import (
+    balance_alerts,
+    expire_unpaid_orders,
+    low_stock_alerts,
+    reconcile,
+)
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
 
 
