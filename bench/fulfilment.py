@@ -418,7 +418,8 @@ def scenario_webhook_latency(args: argparse.Namespace) -> dict[str, Any]:
         deadline = time.monotonic() + args.duration + 60
         lateness = paced(n, args.rate, lambda i: pool.submit(send, warm_n + i), deadline)
         sent_done = time.monotonic()
-        wait_until(lambda: watcher.outstanding() == 0, max(1.0, deadline - time.monotonic()))
+        wait_until(lambda: len(watcher.sent) == n + warm_n and watcher.outstanding() == 0,
+                   max(1.0, deadline - time.monotonic()))
         watcher.stopping.set()
         watcher.join(5)
         pool.shutdown(wait=True)
@@ -502,6 +503,11 @@ def scenario_provider_latency(args: argparse.Namespace) -> dict[str, Any]:
             "enqueue_worst_lateness_ms": ms(lateness),
             **latency_fields(lat),
             "slowest_3_ms": [ms(x) for x in first],
+            # cold start (first provider call of each worker process: client, token, pools)
+            "first_10_in_enqueue_order_ms": [
+                ms(watcher.done[i][0] - watcher.sent[i]) if i in watcher.done else None for i in ids[:10]
+            ],
+            "p99_ms_after_first_2s": ms(percentile(watcher.latencies(ids[int(2 * args.provider_rate):])[0], 99)),
             "outcomes": outcomes,
             "status_counts": counts,
             "provider_purchases": purchases,
