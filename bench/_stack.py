@@ -62,7 +62,9 @@ BENCH_DB = "keyshop_bench_fulfil"
 
 def libpq_url(url: str, database: str) -> str:
     return (
-        make_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
+        make_url(url)
+        .set(drivername="postgresql", database=database)
+        .render_as_string(hide_password=False)
     )
 
 
@@ -210,7 +212,9 @@ class Stack:
             knobs += ["--set", k]
         self._spawn("simulator", ["simulate-providers", "--port", str(self.sim_port), *knobs])
         self._spawn("api", ["api", "--host", "127.0.0.1", "--port", str(self.api_port)])
-        self._http = httpx.Client(timeout=10.0, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self._http = httpx.Client(
+            timeout=10.0, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        )
         self._wait_http(f"{self.sim_url}/_control/codeswholesale", "simulator")
         self._wait_http(f"{self.api_url}/api/health", "API")
         return self
@@ -220,15 +224,21 @@ class Stack:
             conn.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {self.database}")
             if self.synchronous_commit != "server":
-                conn.execute(f"ALTER DATABASE {self.database} SET synchronous_commit = {self.synchronous_commit}")
+                conn.execute(
+                    f"ALTER DATABASE {self.database} SET synchronous_commit = {self.synchronous_commit}"
+                )
 
     def _child_env(self) -> dict[str, str]:
         base = {
-            k: v for k, v in os.environ.items() if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL", "STRIPE_"))
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL", "STRIPE_"))
         }
         return {**base, **self.env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
-    def _spawn(self, name: str, args: list[str], *, python_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, args: list[str], *, python_args: Sequence[str] = ()
+    ) -> subprocess.Popen[bytes]:
         assert self.var_dir is not None
         logfile = open(self.var_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
         proc = subprocess.Popen(
@@ -258,13 +268,21 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"the {what} did not come up at {url}")
 
-    def start_workers(self, workers: int | None = None, threads: int | None = None, *, python_args: Sequence[str] = ()) -> None:
+    def start_workers(
+        self,
+        workers: int | None = None,
+        threads: int | None = None,
+        *,
+        python_args: Sequence[str] = (),
+    ) -> None:
         """Start the worker processes (``python -m keyshop worker -w T --no-periodic``)."""
         self.workers = workers or self.workers
         self.threads = threads or self.threads
         for n in range(self.workers):
             proc = self._spawn(
-                f"worker{n}", ["worker", "-w", str(self.threads), "--no-periodic"], python_args=python_args
+                f"worker{n}",
+                ["worker", "-w", str(self.threads), "--no-periodic"],
+                python_args=python_args,
             )
             self.worker_procs.append(proc)
         # ready once each has printed its banner (just before the consumer starts)
@@ -272,7 +290,9 @@ class Stack:
         for n, proc in enumerate(self.worker_procs):
             while "keyshop worker:" not in self.tail(f"worker{n}", 100_000):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"worker{n} exited with {proc.returncode}: {self.tail(f'worker{n}')}")
+                    raise RuntimeError(
+                        f"worker{n} exited with {proc.returncode}: {self.tail(f'worker{n}')}"
+                    )
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"worker{n} did not start within 60 s")
                 time.sleep(0.05)
@@ -336,9 +356,10 @@ class Stack:
             reset_engine()
             config.use_settings(None)
         if not self.keep_database:
-            with contextlib.suppress(Exception), psycopg.connect(
-                libpq_url(self.server_url, "postgres"), autocommit=True
-            ) as conn:
+            with (
+                contextlib.suppress(Exception),
+                psycopg.connect(libpq_url(self.server_url, "postgres"), autocommit=True) as conn,
+            ):
                 conn.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
         if self._tmp is not None:
             with contextlib.suppress(Exception):
@@ -366,7 +387,9 @@ class Stack:
 
     # -- data -----------------------------------------------------------------------------
 
-    def create_product(self, *, title: str = "Bench Game", price_minor: int = 1999, currency: str = "EUR") -> int:
+    def create_product(
+        self, *, title: str = "Bench Game", price_minor: int = 1999, currency: str = "EUR"
+    ) -> int:
         from core.db import get_engine
         from core.models import Product, utcnow
 
@@ -377,11 +400,22 @@ class Stack:
                 conn.execute(
                     insert(Product.__table__).returning(Product.__table__.c.id),  # type: ignore[attr-defined]
                     {
-                        "slug": slug, "title": title, "platform": "Steam", "region": "GLOBAL",
-                        "genre": "Action", "description": "", "publisher": "",
-                        "price_minor": price_minor, "currency": currency, "is_preorder": False,
-                        "activation_instructions": "", "low_stock_threshold": 0, "featured": False,
-                        "active": True, "created_at": now, "updated_at": now,
+                        "slug": slug,
+                        "title": title,
+                        "platform": "Steam",
+                        "region": "GLOBAL",
+                        "genre": "Action",
+                        "description": "",
+                        "publisher": "",
+                        "price_minor": price_minor,
+                        "currency": currency,
+                        "is_preorder": False,
+                        "activation_instructions": "",
+                        "low_stock_threshold": 0,
+                        "featured": False,
+                        "active": True,
+                        "created_at": now,
+                        "updated_at": now,
                     },
                 ).scalar_one()
             )
@@ -402,17 +436,27 @@ class Stack:
                 row_id = new_uuid()
                 code = f"STOCK-{uuid.uuid4().hex[:20].upper()}"
                 version, blob = vault.encrypt(code.encode(), row_id=row_id)
-                rows.append({
-                    "id": row_id, "product_id": product_id, "status": "available", "kind": "text",
-                    "ciphertext": blob, "key_version": version, "fingerprint": vault.fingerprint(code),
-                    "supplier": "bench", "created_at": now,
-                })
+                rows.append(
+                    {
+                        "id": row_id,
+                        "product_id": product_id,
+                        "status": "available",
+                        "kind": "text",
+                        "ciphertext": blob,
+                        "key_version": version,
+                        "fingerprint": vault.fingerprint(code),
+                        "supplier": "bench",
+                        "created_at": now,
+                    }
+                )
             with get_engine().begin() as conn:
                 conn.execute(insert(Key.__table__), rows)  # type: ignore[attr-defined]
             made += len(rows)
         return made
 
-    def create_paid_orders(self, product_id: int, n: int, *, price_minor: int = 1999, chunk: int = 5000) -> list[int]:
+    def create_paid_orders(
+        self, product_id: int, n: int, *, price_minor: int = 1999, chunk: int = 5000
+    ) -> list[int]:
         """``n`` orders already ``paid`` (1 line, quantity 1), bulk-inserted with their
         order events; returns their ids in creation order."""
         from core.db import get_engine
@@ -425,24 +469,59 @@ class Stack:
         while len(ids) < n:
             k = min(chunk, n - len(ids))
             with get_engine().begin() as conn:
-                got = list(conn.execute(
-                    insert(otab).returning(otab.c.id, sort_by_parameter_order=True),
-                    [{
-                        "number": new_order_number(), "email": f"buyer{len(ids) + i}@example.com",
-                        "status": "paid", "currency": "EUR", "subtotal_minor": price_minor,
-                        "total_minor": price_minor, "payment_reference": f"pi_bench_{uuid.uuid4().hex[:16]}",
-                        "payment_provider": "stripe", "created_at": now, "updated_at": now,
-                        "paid_at": now, "fulfilment_attempts": 0,
-                    } for i in range(k)],
-                ).scalars())
-                conn.execute(insert(ltab), [{
-                    "order_id": oid, "product_id": product_id, "title": "Bench Game", "platform": "Steam",
-                    "region": "GLOBAL", "unit_price_minor": price_minor, "currency": "EUR", "quantity": 1,
-                } for oid in got])
-                conn.execute(insert(etab), [{
-                    "order_id": oid, "from_status": "pending_payment", "to_status": "paid",
-                    "reason": "bench: paid", "actor": "system:bench", "data": {}, "created_at": now,
-                } for oid in got])
+                got = list(
+                    conn.execute(
+                        insert(otab).returning(otab.c.id, sort_by_parameter_order=True),
+                        [
+                            {
+                                "number": new_order_number(),
+                                "email": f"buyer{len(ids) + i}@example.com",
+                                "status": "paid",
+                                "currency": "EUR",
+                                "subtotal_minor": price_minor,
+                                "total_minor": price_minor,
+                                "payment_reference": f"pi_bench_{uuid.uuid4().hex[:16]}",
+                                "payment_provider": "stripe",
+                                "created_at": now,
+                                "updated_at": now,
+                                "paid_at": now,
+                                "fulfilment_attempts": 0,
+                            }
+                            for i in range(k)
+                        ],
+                    ).scalars()
+                )
+                conn.execute(
+                    insert(ltab),
+                    [
+                        {
+                            "order_id": oid,
+                            "product_id": product_id,
+                            "title": "Bench Game",
+                            "platform": "Steam",
+                            "region": "GLOBAL",
+                            "unit_price_minor": price_minor,
+                            "currency": "EUR",
+                            "quantity": 1,
+                        }
+                        for oid in got
+                    ],
+                )
+                conn.execute(
+                    insert(etab),
+                    [
+                        {
+                            "order_id": oid,
+                            "from_status": "pending_payment",
+                            "to_status": "paid",
+                            "reason": "bench: paid",
+                            "actor": "system:bench",
+                            "data": {},
+                            "created_at": now,
+                        }
+                        for oid in got
+                    ],
+                )
             ids.extend(got)
         return ids
 
@@ -455,14 +534,23 @@ class Stack:
         orders = []
         with session_scope() as session:
             for i in range(n):
-                orders.append(create_order(
-                    session=session, email=f"buyer{i}@example.com",
-                    lines=[LineRequest(product_id=product_id, quantity=1)],
-                ))
+                orders.append(
+                    create_order(
+                        session=session,
+                        email=f"buyer{i}@example.com",
+                        lines=[LineRequest(product_id=product_id, quantity=1)],
+                    )
+                )
         return orders
 
     def add_provider_offer(
-        self, provider: str, product_id: int, *, price: str = "5.00", stock: int = 100_000, offer_stock: int | None = None
+        self,
+        provider: str,
+        product_id: int,
+        *,
+        price: str = "5.00",
+        stock: int = 100_000,
+        offer_stock: int | None = None,
     ) -> str:
         """A product in the simulator (control API) and its ProviderOffer mapped to ours."""
         from core.db import session_scope
@@ -472,16 +560,27 @@ class Stack:
         external_id = str(uuid.uuid4())
         r = self._http.post(
             f"{self.sim_url}/_control/{provider}/products",
-            json={"external_id": external_id, "name": f"Bench Game ({provider})", "price": price, "stock": stock},
+            json={
+                "external_id": external_id,
+                "name": f"Bench Game ({provider})",
+                "price": price,
+                "stock": stock,
+            },
         )
         r.raise_for_status()
         made = r.json()
         with session_scope() as session:
-            session.add(ProviderOffer(
-                provider=provider, external_id=str(made["external_id"]), product_id=product_id,
-                name=str(made["name"]), cost_minor=round(float(price) * 100), currency="EUR",
-                stock=offer_stock if offer_stock is not None else stock,
-            ))
+            session.add(
+                ProviderOffer(
+                    provider=provider,
+                    external_id=str(made["external_id"]),
+                    product_id=product_id,
+                    name=str(made["name"]),
+                    cost_minor=round(float(price) * 100),
+                    currency="EUR",
+                    stock=offer_stock if offer_stock is not None else stock,
+                )
+            )
         return str(made["external_id"])
 
     def sim_control(self, provider: str, **knobs: Any) -> dict[str, Any]:
@@ -514,9 +613,14 @@ class Stack:
         from core.services.payments import build_test_event, sign_stripe_payload, webhook_secret
 
         body = build_test_event(order)
-        return body, {"Stripe-Signature": sign_stripe_payload(body, webhook_secret()), "Content-Type": "application/json"}
+        return body, {
+            "Stripe-Signature": sign_stripe_payload(body, webhook_secret()),
+            "Content-Type": "application/json",
+        }
 
-    def post_webhook(self, body: bytes, headers: dict[str, str], client: httpx.Client | None = None) -> httpx.Response:
+    def post_webhook(
+        self, body: bytes, headers: dict[str, str], client: httpx.Client | None = None
+    ) -> httpx.Response:
         http = client or self._http
         assert http is not None
         return http.post(f"{self.api_url}/api/webhooks/stripe", content=body, headers=headers)

@@ -64,9 +64,13 @@ GOALS = {
     "flash_sale": (
         "every order fulfilled; 5000 keys from stock + 5000 from providers; no key twice; "
         "simulator orders == provider purchases",
-        lambda r: r["fulfilled"] == r["orders"] and r["from_stock"] == r["stock"]
-        and r["from_providers"] == r["orders"] - r["stock"] and r["duplicate_keys"] == 0
-        and r["simulator_orders"] == r["provider_purchases"],
+        lambda r: (
+            r["fulfilled"] == r["orders"]
+            and r["from_stock"] == r["stock"]
+            and r["from_providers"] == r["orders"] - r["stock"]
+            and r["duplicate_keys"] == 0
+            and r["simulator_orders"] == r["provider_purchases"]
+        ),
     ),
 }
 
@@ -100,7 +104,9 @@ def verify_keys(conn: Any) -> dict[str, Any]:
     """Invariant 1 and the books: no key (id or fingerprint) on two lines, no line with
     more delivered keys than its quantity, delivered keys == units of fulfilled orders."""
     q = conn.execute
-    dup_fp = q("SELECT count(*) FROM (SELECT fingerprint FROM keys GROUP BY fingerprint HAVING count(*) > 1) d").fetchone()[0]
+    dup_fp = q(
+        "SELECT count(*) FROM (SELECT fingerprint FROM keys GROUP BY fingerprint HAVING count(*) > 1) d"
+    ).fetchone()[0]
     over = q(
         "SELECT count(*) FROM (SELECT l.id FROM order_lines l JOIN keys k ON k.order_line_id = l.id "
         "WHERE k.status = 'delivered' GROUP BY l.id, l.quantity HAVING count(*) > l.quantity) x"
@@ -121,7 +127,8 @@ def verify_keys(conn: Any) -> dict[str, Any]:
         "delivered_keys": int(delivered_fulfilled),
         "units_fulfilled": int(units_fulfilled),
         "delivered_on_unfulfilled_orders": int(delivered_elsewhere),
-        "books_balance": int(delivered_fulfilled) == int(units_fulfilled) and int(dup_fp) + int(over) == 0,
+        "books_balance": int(delivered_fulfilled) == int(units_fulfilled)
+        and int(dup_fp) + int(over) == 0,
     }
 
 
@@ -143,11 +150,27 @@ class PySpy:
         for n, proc in enumerate(stack.worker_procs):
             path = self.out_dir / f"{tag}-worker{n}.txt"
             self.files.append(path)
-            self.procs.append(subprocess.Popen(
-                [self.exe, "record", "--format", "raw", "--rate", "200", "--nonblocking", "-d", str(int(seconds)),
-                 "-p", str(proc.pid), "-o", str(path)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        self.exe,
+                        "record",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--nonblocking",
+                        "-d",
+                        str(int(seconds)),
+                        "-p",
+                        str(proc.pid),
+                        "-o",
+                        str(path),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
 
     def finish(self, top: int = 12) -> dict[str, Any] | None:
         if not self.procs:
@@ -175,12 +198,24 @@ class PySpy:
                 own[leaf] = own.get(leaf, 0) + count
                 for f in set(frames):
                     incl[f] = incl.get(f, 0) + count
+
         def pick(d: dict[str, int]) -> list[list[Any]]:
-            return [[k[:160], round(100 * v / total, 1)] for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
-        return {"samples": total, "files": [str(f) for f in self.files], "top_own_pct": pick(own), "top_inclusive_pct": pick(incl)}
+            return [
+                [k[:160], round(100 * v / total, 1)]
+                for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]
+            ]
+
+        return {
+            "samples": total,
+            "files": [str(f) for f in self.files],
+            "top_own_pct": pick(own),
+            "top_inclusive_pct": pick(incl),
+        }
 
 
-def base_report(scenario: str, stack: Stack, quiet: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+def base_report(
+    scenario: str, stack: Stack, quiet: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
     return {
         "bench": "fulfilment",
         "scenario": scenario,
@@ -210,7 +245,13 @@ def quiet_machine(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def make_stack(args: argparse.Namespace, w: int, t: int, **kw: Any) -> Stack:
-    return Stack(workers=w, threads=t, synchronous_commit=args.synchronous_commit, log_level=args.log_level, **kw)
+    return Stack(
+        workers=w,
+        threads=t,
+        synchronous_commit=args.synchronous_commit,
+        log_level=args.log_level,
+        **kw,
+    )
 
 
 # -- (a) throughput ---------------------------------------------------------------------------
@@ -234,8 +275,13 @@ def throughput_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
         started = time.monotonic()
         series: list[int] = []
         with stack.connect() as conn:
+
             def fulfilled() -> int:
-                return int(conn.execute("SELECT count(*) FROM orders WHERE status = 'fulfilled'").fetchone()[0])
+                return int(
+                    conn.execute(
+                        "SELECT count(*) FROM orders WHERE status = 'fulfilled'"
+                    ).fetchone()[0]
+                )
 
             time.sleep(args.warmup)
             c0, t0 = fulfilled(), time.monotonic()
@@ -255,19 +301,21 @@ def throughput_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
             stack.stop_workers()
             counts = count_status(conn)
             checks = verify_keys(conn)
-        report.update({
-            "orders_prepared": n,
-            "warmup_s": args.warmup,
-            "window_s": round(t1 - t0, 2),
-            "fulfilled_in_window": c1 - c0,
-            "orders_per_s": round((c1 - c0) / (t1 - t0), 1) if t1 > t0 else 0.0,
-            "per_second_min": min(series) if series else None,
-            "per_second_max": max(series) if series else None,
-            "backlog_exhausted": exhausted,
-            "seconds_since_workers_started": round(time.monotonic() - started, 1),
-            "status_counts": counts,
-            **checks,
-        })
+        report.update(
+            {
+                "orders_prepared": n,
+                "warmup_s": args.warmup,
+                "window_s": round(t1 - t0, 2),
+                "fulfilled_in_window": c1 - c0,
+                "orders_per_s": round((c1 - c0) / (t1 - t0), 1) if t1 > t0 else 0.0,
+                "per_second_min": min(series) if series else None,
+                "per_second_max": max(series) if series else None,
+                "backlog_exhausted": exhausted,
+                "seconds_since_workers_started": round(time.monotonic() - started, 1),
+                "status_counts": counts,
+                **checks,
+            }
+        )
         profile = spy.finish()
         if profile:
             report["py_spy"] = profile
@@ -278,9 +326,15 @@ def scenario_throughput(args: argparse.Namespace) -> dict[str, Any]:
     runs = [throughput_once(args, *layout(x)) for x in args.layouts.split(",")]
     best = max(runs, key=lambda r: r["orders_per_s"])
     report = dict(best)
-    report["layouts_tried"] = {r["layout"]: {"orders_per_s": r["orders_per_s"], "load_at_start": r["load_at_start"],
-                                             "loadavg_at_end": r["loadavg_at_end"], "books_balance": r["books_balance"]}
-                               for r in runs}
+    report["layouts_tried"] = {
+        r["layout"]: {
+            "orders_per_s": r["orders_per_s"],
+            "load_at_start": r["load_at_start"],
+            "loadavg_at_end": r["loadavg_at_end"],
+            "books_balance": r["books_balance"],
+        }
+        for r in runs
+    }
     report["books_balance"] = all(r["books_balance"] for r in runs)
     return finish_report(report, "throughput")
 
@@ -418,8 +472,10 @@ def scenario_webhook_latency(args: argparse.Namespace) -> dict[str, Any]:
         deadline = time.monotonic() + args.duration + 60
         lateness = paced(n, args.rate, lambda i: pool.submit(send, warm_n + i), deadline)
         sent_done = time.monotonic()
-        wait_until(lambda: len(watcher.sent) == n + warm_n and watcher.outstanding() == 0,
-                   max(1.0, deadline - time.monotonic()))
+        wait_until(
+            lambda: len(watcher.sent) == n + warm_n and watcher.outstanding() == 0,
+            max(1.0, deadline - time.monotonic()),
+        )
         watcher.stopping.set()
         watcher.join(5)
         pool.shutdown(wait=True)
@@ -428,22 +484,24 @@ def scenario_webhook_latency(args: argparse.Namespace) -> dict[str, Any]:
         with stack.connect() as conn:
             checks = verify_keys(conn)
             counts = count_status(conn)
-        report.update({
-            "orders": n,
-            "rate_per_s": args.rate,
-            "duration_s": args.duration,
-            "sender_worst_lateness_ms": ms(lateness),
-            "drain_after_last_send_s": round(time.monotonic() - sent_done, 2),
-            "poll_interval_ms": args.poll_ms,
-            **latency_fields(lat),
-            "http_p50_ms": ms(percentile(http_ms, 50)),
-            "http_p99_ms": ms(percentile(http_ms, 99)),
-            "http_errors": len(errors),
-            "first_error": errors[0] if errors else None,
-            "outcomes": outcomes,
-            "status_counts": counts,
-            **checks,
-        })
+        report.update(
+            {
+                "orders": n,
+                "rate_per_s": args.rate,
+                "duration_s": args.duration,
+                "sender_worst_lateness_ms": ms(lateness),
+                "drain_after_last_send_s": round(time.monotonic() - sent_done, 2),
+                "poll_interval_ms": args.poll_ms,
+                **latency_fields(lat),
+                "http_p50_ms": ms(percentile(http_ms, 50)),
+                "http_p99_ms": ms(percentile(http_ms, 99)),
+                "http_errors": len(errors),
+                "first_error": errors[0] if errors else None,
+                "outcomes": outcomes,
+                "status_counts": counts,
+                **checks,
+            }
+        )
         profile = spy.finish()
         if profile:
             report["py_spy"] = profile
@@ -492,29 +550,41 @@ def scenario_provider_latency(args: argparse.Namespace) -> dict[str, Any]:
         with stack.connect() as conn:
             checks = verify_keys(conn)
             counts = count_status(conn)
-            purchases = dict(conn.execute("SELECT provider || ':' || status, count(*) FROM provider_purchases GROUP BY 1").fetchall())
+            purchases = dict(
+                conn.execute(
+                    "SELECT provider || ':' || status, count(*) FROM provider_purchases GROUP BY 1"
+                ).fetchall()
+            )
         sim = {p: len(stack.sim_orders(p)) for p in ("codeswholesale", "kinguin")}
-        sim_requests = {p: stack.sim_control(p).get("stats", {}).get("requests") for p in ("codeswholesale", "kinguin")}
+        sim_requests = {
+            p: stack.sim_control(p).get("stats", {}).get("requests")
+            for p in ("codeswholesale", "kinguin")
+        }
         first = sorted(lat)[-3:] if lat else []
-        report.update({
-            "orders": n,
-            "rate_per_s": args.provider_rate,
-            "simulator_latency_ms": latency,
-            "enqueue_worst_lateness_ms": ms(lateness),
-            **latency_fields(lat),
-            "slowest_3_ms": [ms(x) for x in first],
-            # cold start (first provider call of each worker process: client, token, pools)
-            "first_10_in_enqueue_order_ms": [
-                ms(watcher.done[i][0] - watcher.sent[i]) if i in watcher.done else None for i in ids[:10]
-            ],
-            "p99_ms_after_first_2s": ms(percentile(watcher.latencies(ids[int(2 * args.provider_rate):])[0], 99)),
-            "outcomes": outcomes,
-            "status_counts": counts,
-            "provider_purchases": purchases,
-            "simulator_orders": sim,
-            "simulator_requests": sim_requests,
-            **checks,
-        })
+        report.update(
+            {
+                "orders": n,
+                "rate_per_s": args.provider_rate,
+                "simulator_latency_ms": latency,
+                "enqueue_worst_lateness_ms": ms(lateness),
+                **latency_fields(lat),
+                "slowest_3_ms": [ms(x) for x in first],
+                # cold start (first provider call of each worker process: client, token, pools)
+                "first_10_in_enqueue_order_ms": [
+                    ms(watcher.done[i][0] - watcher.sent[i]) if i in watcher.done else None
+                    for i in ids[:10]
+                ],
+                "p99_ms_after_first_2s": ms(
+                    percentile(watcher.latencies(ids[int(2 * args.provider_rate) :])[0], 99)
+                ),
+                "outcomes": outcomes,
+                "status_counts": counts,
+                "provider_purchases": purchases,
+                "simulator_orders": sim,
+                "simulator_requests": sim_requests,
+                **checks,
+            }
+        )
         return finish_report(report, "provider_latency")
 
 
@@ -559,33 +629,47 @@ def scenario_flash_sale(args: argparse.Namespace) -> dict[str, Any]:
             counts = count_status(conn)
             checks = verify_keys(conn)
             q = conn.execute
-            from_stock = q("SELECT count(*) FROM keys WHERE status = 'delivered' AND provider_purchase_id IS NULL").fetchone()[0]
-            from_prov = q("SELECT count(*) FROM keys WHERE status = 'delivered' AND provider_purchase_id IS NOT NULL").fetchone()[0]
-            purchases = dict(q("SELECT provider || ':' || status, count(*) FROM provider_purchases GROUP BY 1").fetchall())
+            from_stock = q(
+                "SELECT count(*) FROM keys WHERE status = 'delivered' AND provider_purchase_id IS NULL"
+            ).fetchone()[0]
+            from_prov = q(
+                "SELECT count(*) FROM keys WHERE status = 'delivered' AND provider_purchase_id IS NOT NULL"
+            ).fetchone()[0]
+            purchases = dict(
+                q(
+                    "SELECT provider || ':' || status, count(*) FROM provider_purchases GROUP BY 1"
+                ).fetchall()
+            )
             n_purchases = q("SELECT count(*) FROM provider_purchases").fetchone()[0]
-            keys_in_stock_left = q("SELECT count(*) FROM keys WHERE status = 'available'").fetchone()[0]
+            keys_in_stock_left = q(
+                "SELECT count(*) FROM keys WHERE status = 'available'"
+            ).fetchone()[0]
         sim = {p: len(stack.sim_orders(p)) for p in ("codeswholesale", "kinguin")}
         fulfilled = counts.get("fulfilled", 0)
-        report.update({
-            "orders": n,
-            "stock": stock,
-            "enqueue_s": round(enqueued_s, 2),
-            "seconds": round(seconds, 2),
-            "orders_per_s": round(fulfilled / seconds, 1) if seconds else None,
-            "stock_exhausted_after_s": round(stock_done_s, 2) if stock_done_s is not None else None,
-            "fulfilled": fulfilled,
-            "needs_attention": counts.get("needs_attention", 0),
-            "still_paid": counts.get("paid", 0),
-            "from_stock": int(from_stock),
-            "from_providers": int(from_prov),
-            "stock_left": int(keys_in_stock_left),
-            "provider_purchases": int(n_purchases),
-            "provider_purchases_by_status": purchases,
-            "simulator_orders": sum(sim.values()),
-            "simulator_orders_by_provider": sim,
-            "timed_out": seconds >= args.flash_timeout,
-            **checks,
-        })
+        report.update(
+            {
+                "orders": n,
+                "stock": stock,
+                "enqueue_s": round(enqueued_s, 2),
+                "seconds": round(seconds, 2),
+                "orders_per_s": round(fulfilled / seconds, 1) if seconds else None,
+                "stock_exhausted_after_s": round(stock_done_s, 2)
+                if stock_done_s is not None
+                else None,
+                "fulfilled": fulfilled,
+                "needs_attention": counts.get("needs_attention", 0),
+                "still_paid": counts.get("paid", 0),
+                "from_stock": int(from_stock),
+                "from_providers": int(from_prov),
+                "stock_left": int(keys_in_stock_left),
+                "provider_purchases": int(n_purchases),
+                "provider_purchases_by_status": purchases,
+                "simulator_orders": sum(sim.values()),
+                "simulator_orders_by_provider": sim,
+                "timed_out": seconds >= args.flash_timeout,
+                **checks,
+            }
+        )
         profile = spy.finish()
         if profile:
             report["py_spy"] = profile
@@ -611,14 +695,27 @@ def _alarm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
-    p.add_argument("--workers", default="2x8", help="W processes x T threads for b, c, d (default 2x8)")
-    p.add_argument("--layouts", default="2x8,4x4", help="layouts tried by throughput (comma-separated WxT)")
+    p.add_argument(
+        "--workers", default="2x8", help="W processes x T threads for b, c, d (default 2x8)"
+    )
+    p.add_argument(
+        "--layouts", default="2x8,4x4", help="layouts tried by throughput (comma-separated WxT)"
+    )
     p.add_argument("--seconds", type=float, default=60.0, help="throughput window")
     p.add_argument("--warmup", type=float, default=5.0, help="throughput warm-up before the window")
-    p.add_argument("--orders", type=int, default=0, help="throughput: orders prepared (default: enough for 650/s)")
+    p.add_argument(
+        "--orders",
+        type=int,
+        default=0,
+        help="throughput: orders prepared (default: enough for 650/s)",
+    )
     p.add_argument("--rate", type=float, default=50.0, help="webhook_latency: webhooks per second")
-    p.add_argument("--duration", type=float, default=30.0, help="webhook_latency: seconds of sending")
-    p.add_argument("--poll-ms", type=float, default=10.0, help="latency scenarios: polling interval")
+    p.add_argument(
+        "--duration", type=float, default=30.0, help="webhook_latency: seconds of sending"
+    )
+    p.add_argument(
+        "--poll-ms", type=float, default=10.0, help="latency scenarios: polling interval"
+    )
     p.add_argument("--provider-rate", type=float, default=10.0)
     p.add_argument("--provider-duration", type=float, default=20.0)
     p.add_argument("--provider-latency-ms", type=float, default=200.0)
@@ -626,13 +723,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flash-stock", type=int, default=5_000)
     p.add_argument("--flash-timeout", type=float, default=600.0)
     p.add_argument("--synchronous-commit", choices=["off", "on", "server"], default="off")
-    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="KEYSHOP_LOG_LEVEL of the API and workers")
+    p.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="KEYSHOP_LOG_LEVEL of the API and workers",
+    )
     p.add_argument("--max-load", type=float, default=1.5)
     p.add_argument("--max-wait", type=float, default=600.0)
     p.add_argument("--wait-step", type=float, default=60.0)
-    p.add_argument("--py-spy", metavar="DIR", default=None, help="record the workers with py-spy into DIR and summarise")
-    p.add_argument("--time-limit", type=float, default=3600.0, help="hard limit for the whole run, seconds")
+    p.add_argument(
+        "--py-spy",
+        metavar="DIR",
+        default=None,
+        help="record the workers with py-spy into DIR and summarise",
+    )
+    p.add_argument(
+        "--time-limit", type=float, default=3600.0, help="hard limit for the whole run, seconds"
+    )
     args = p.parse_args(argv)
 
     signal.signal(signal.SIGALRM, _alarm)
@@ -644,8 +752,13 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 report = SCENARIOS[name](args)
             except Exception as exc:  # one scenario failing must not hide the others
-                report = {"bench": "fulfilment", "scenario": name, "error": repr(exc)[:500], "goal_met": False,
-                          "loadavg_at_end": loadavg()}
+                report = {
+                    "bench": "fulfilment",
+                    "scenario": name,
+                    "error": repr(exc)[:500],
+                    "goal_met": False,
+                    "loadavg_at_end": loadavg(),
+                }
             print(json.dumps(report), flush=True)
             ok = ok and bool(report.get("goal_met"))
     finally:
