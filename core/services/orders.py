@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
@@ -170,24 +173,23 @@ def transition_order(
     ``needs_attention`` requires a reason an operator can act on. Operator-made changes
     are also audited. Runs in the caller's transaction (flushes, never commits).
     """
-    session.flush()  # pending changes of the caller's first, so the refresh keeps them
-    order = session.get(Order, order_id)
-    if order is None:
+    session.flush()  # the caller's pending changes first
+    row = session.execute(
+        sa_select(Order.number, Order.status, Order.paid_at).where(col(Order.id) == order_id)
+    ).first()
+    if row is None:
         raise NotFound(f"order {order_id} does not exist", order_id=order_id)
-    session.refresh(order)
-    current = order.status
+    number, current, paid_at = row
     if expected_from is not None and current != expected_from:
-        raise ConcurrentUpdate(
-            f"order {order.number} is {current}, not {expected_from}", order=order.number
-        )
+        raise ConcurrentUpdate(f"order {number} is {current}, not {expected_from}", order=number)
     if not can_transition(current, to_status):
-        raise InvalidTransition(order.number, current, to_status)
+        raise InvalidTransition(number, current, to_status)
     if to_status == S.NEEDS_ATTENTION and not reason.strip():
         raise InvalidInput("an order needing attention needs a reason", field="reason")
 
     now = utcnow()
     values: dict[str, Any] = {"status": to_status, "updated_at": now}
-    if to_status == S.PAID and order.paid_at is None:
+    if to_status == S.PAID and paid_at is None:
         values["paid_at"] = now
     if to_status == S.FULFILLED:
         values["fulfilled_at"] = now
@@ -200,7 +202,7 @@ def transition_order(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise ConcurrentUpdate(
-            f"order {order.number} changed while moving it to {to_status}", order=order.number
+            f"order {number} changed while moving it to {to_status}", order=number
         )
     session.add(
         OrderEvent(
@@ -218,12 +220,19 @@ def transition_order(
             actor=actor,
             action="order.transition",
             object_type="order",
-            object_id=order.number,
+            object_id=number,
             data={"from": current, "to": to_status, "reason": reason},
         )
     session.flush()
-    session.refresh(order)
-    return order
+    loaded = session.identity_map.get(identity_key(Order, order_id))
+    if loaded is None:
+        found = session.get(Order, order_id)
+        assert found is not None
+        return found
+    # The row in memory gets what the UPDATE wrote, without reading it back.
+    for name, value in values.items():
+        set_committed_value(loaded, name, value)
+    return loaded  # type: ignore[no-any-return]
 
 
 def get_order_by_number(*, session: Session, number: str) -> Order:
