@@ -1,0 +1,85 @@
+"""What every console screen shares: the operator and settings handed down by the app,
+the navigation bar, and running an operator action in a thread worker that posts
+:class:`ActionSucceeded` or :class:`ActionFailed` back (a domain error becomes a
+notification; nothing changed)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import ClassVar
+
+from sqlalchemy.exc import SQLAlchemyError
+from textual import on, work
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable
+
+from console.messages import ActionFailed, ActionSucceeded
+from core.config import Settings
+from core.errors import DomainError
+from core.services.audit import Actor
+
+log = logging.getLogger(__name__)
+
+
+class ConsoleScreen(Screen[None]):
+    """A top-level console screen.
+
+    Subclasses implement :meth:`load` (a thread worker posting a "…Loaded" message) and
+    list their operator actions in ``PALETTE`` as ``(title, action, help)`` so the
+    command palette offers them too.
+    """
+
+    NAME: ClassVar[str] = ""
+    PALETTE: ClassVar[list[tuple[str, str, str]]] = []
+    BINDINGS = [Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh")]
+
+    def __init__(self, *, settings: Settings, operator: str) -> None:
+        super().__init__(name=self.NAME, id=f"{self.NAME}-screen")
+        self.settings = settings
+        self.operator = operator
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.operator(self.operator)
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        """Start the worker that (re)loads this screen's data."""
+
+    def selected_key(self, table: DataTable) -> str | None:
+        """The row key of the table's cursor row (None when the table is empty)."""
+        if table.row_count == 0:
+            return None
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return None if row_key.value is None else str(row_key.value)
+
+    @work(thread=True, group="actions")
+    def run_operator_action(self, action: str, call: Callable[[], str]) -> None:
+        """Run ``call`` (a service call that owns its transaction and returns what to
+        tell the operator) and post the outcome."""
+        try:
+            text = call()
+        except DomainError as exc:
+            self.post_message(ActionFailed(action, exc.message))
+        except SQLAlchemyError as exc:
+            log.error("console action %s: database error %s", action, type(exc).__name__)
+            self.post_message(ActionFailed(action, f"database error ({type(exc).__name__})"))
+        else:
+            self.post_message(ActionSucceeded(action, text))
+
+    @on(ActionSucceeded)
+    def _action_succeeded(self, message: ActionSucceeded) -> None:
+        self.notify(message.text, title=message.action)
+        self.load()
+
+    @on(ActionFailed)
+    def _action_failed(self, message: ActionFailed) -> None:
+        self.notify(message.text, title=f"{message.action}: refused", severity="error")
+        self.load()

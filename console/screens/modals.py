@@ -1,0 +1,169 @@
+"""Modal dialogs. Each returns a typed result through ``dismiss``: ``bool`` for a plain
+confirmation, :class:`Reason` for actions that need one, :class:`ProviderChoice` for a
+purchase, ``None`` when the operator backs out (Escape)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
+
+
+@dataclass(frozen=True)
+class Reason:
+    """The operator confirmed an action and gave this reason."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """The operator chose to buy from ``provider`` (even below margin if asked)."""
+
+    provider: str
+    ignore_margin: bool
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes or no. Returns True only when the operator confirms."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="modal.cancel"),
+        Binding("y", "confirm", "Yes", id="modal.confirm"),
+        Binding("n", "cancel", "No", show=False, id="modal.no"),
+    ]
+
+    def __init__(self, title: str, body: str = "", *, confirm_label: str = "Yes") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.body:
+                yield Static(self.body, classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.confirm_label, variant="error", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class ReasonScreen(ModalScreen[Reason | None]):
+    """Asks for a reason (required) before a destructive action."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, title: str, body: str = "", *, confirm_label: str = "Confirm") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.body:
+                yield Static(self.body, classes="dialog-body")
+            yield Input(placeholder="reason (required)", id="reason")
+            yield Static("", id="reason-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.confirm_label, variant="error", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Submitted, "#reason")
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        text = self.query_one("#reason", Input).value.strip()
+        if not text:
+            self.query_one("#reason-error", Static).update("A reason is required.")
+            self.query_one("#reason", Input).focus()
+            return
+        self.dismiss(Reason(text))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ProviderScreen(ModalScreen[ProviderChoice | None]):
+    """Choose the provider to buy from; Enter on a provider confirms the purchase."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, order_number: str, providers: list[str]) -> None:
+        super().__init__()
+        self.order_number = order_number
+        self.providers = providers
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Buy what {self.order_number} lacks from…", classes="dialog-title")
+            yield OptionList(*self.providers, id="providers")
+            yield Checkbox("Even below the minimum margin", id="ignore-margin")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Buy", variant="error", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#providers", OptionList)
+        options.highlighted = 0 if self.providers else None
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#providers")
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        index = self.query_one("#providers", OptionList).highlighted
+        if index is None:
+            return
+        self.dismiss(
+            ProviderChoice(
+                provider=self.providers[index],
+                ignore_margin=self.query_one("#ignore-margin", Checkbox).value,
+            )
+        )
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RevealScreen(ModalScreen[None]):
+    """Shows a revealed key code. The code lives only in this widget; closing the
+    dialog drops it."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Close", id="modal.close")]
+
+    def __init__(self, key_label: str, code: str) -> None:
+        super().__init__()
+        self.key_label = key_label
+        self._code = code
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Key {self.key_label}", classes="dialog-title")
+            yield Static(self._code, id="revealed-code", classes="revealed-code", markup=False)
+            yield Static("This reveal is recorded in the audit trail.", classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Close", id="close")
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        self._code = ""
+        self.dismiss(None)

@@ -1,0 +1,172 @@
+"""The attention queue: each way to resolve an order, through the console, lands in the
+database and in the audit trail under the operator's name."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from console.screens.modals import ConfirmScreen, ProviderScreen, ReasonScreen
+from core.models import Key, Order
+from core.services.webhooks import process_webhook
+from tests.console.conftest import OPERATOR, audit, run, settle, show
+from tests.core.test_fulfilment import offer
+from tests.factories import fresh, make_keys, make_order, make_product, order_lines
+
+
+def attention_order(session, product, qty=1, **kw):
+    return make_order(
+        session, [(product, qty)], status="needs_attention", attention_reason="no stock", **kw
+    )
+
+
+def test_lists_orders_with_their_reason(session, console_app):
+    order = attention_order(session, make_product(session))
+    make_order(session, [(make_product(session), 1)], status="paid")
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        table = pilot.app.screen.query_one("#attention-table", DataTable)
+        assert table.row_count == 1
+        assert table.get_row_at(0)[0] == order.number
+        assert "no stock" in str(pilot.app.screen.query_one("#attention-reason").render())
+
+    run(console_app, scenario)
+
+
+def test_retry(session, console_app, queued_jobs):
+    order = attention_order(session, make_product(session))
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("r")
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert pilot.app.screen.query_one("#attention-table", DataTable).row_count == 0
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "paid"
+    assert ("fulfil_order", (order.id,), {}) in queued_jobs
+    [event] = audit(session, "order.transition")
+    assert event.actor_id == OPERATOR and event.actor_type == "operator"
+
+
+def test_backing_out_changes_nothing(session, console_app):
+    order = attention_order(session, make_product(session))
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("r")
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press("c")
+        assert isinstance(pilot.app.screen, ReasonScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "needs_attention"
+    assert audit(session, "order.transition") == []
+
+
+def test_assign_from_stock(session, console_app):
+    product = make_product(session)
+    order = attention_order(session, product, qty=2)
+    make_keys(session, product, 2)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("s", "y")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
+    assigned = audit(session, "key.assign")
+    assert len(assigned) == 2 and {a.actor_id for a in assigned} == {OPERATOR}
+    assert ("information", f"2 key(s) from stock assigned to {order.number}") in console_app.notes
+
+
+def test_assign_without_stock_is_refused_and_changes_nothing(session, console_app):
+    order = attention_order(session, make_product(session))
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("s", "y")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "needs_attention"
+    assert audit(session, "key.assign") == [] and audit(session, "order.transition") == []
+    assert any(sev == "error" and "no keys in stock" in msg for sev, msg in console_app.notes)
+
+
+def test_cancel_with_a_reason(session, console_app):
+    product = make_product(session)
+    order = attention_order(session, product)
+    [line] = order_lines(session, order)
+    [key] = make_keys(session, product, 1, status="delivered", order_line_id=line.id)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("c")
+        await pilot.press("enter")  # no reason yet: refused in the dialog
+        assert isinstance(pilot.app.screen, ReasonScreen)
+        await pilot.press(*"fraud suspected", "enter")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "cancelled"
+    assert session.get(Key, key.id).status == "available"
+    [transition] = audit(session, "order.transition")
+    assert transition.actor_id == OPERATOR
+    assert transition.data["to"] == "cancelled" and transition.data["reason"] == "fraud suspected"
+    assert {e.actor_id for e in audit(session, "key.revoke")} == {OPERATOR}
+
+
+def test_refund_through_the_test_payments(session, console_app, queued_jobs):
+    product = make_product(session)
+    order = attention_order(session, product, payment_reference="pi_test_console")
+    [line] = order_lines(session, order)
+    [key] = make_keys(session, product, 1, status="delivered", order_line_id=line.id)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("f", *"customer asked", "enter")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    [refund] = audit(session, "order.refund")
+    assert refund.actor_id == OPERATOR and refund.data["reason"] == "customer asked"
+    for name, args, _ in list(queued_jobs):
+        if name == "process_webhook":
+            process_webhook(webhook_id=args[0])
+    assert fresh(session).get(Order, order.id).status == "refunded"
+    assert session.get(Key, key.id).status == "available"
+
+
+def test_buy_from_a_chosen_provider(
+    session, console_app, providers, sim_server, queued_jobs, monkeypatch
+):
+    import core.services.fulfilment as fulfilment
+
+    product = make_product(session, price_minor=1000)
+    offer(session, sim_server, product, "kinguin", cost="9.95")  # below margin
+    order = attention_order(session, product)
+    monkeypatch.setattr(fulfilment, "provider_clients", lambda settings=None: providers)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("b")
+        dialog = pilot.app.screen
+        assert isinstance(dialog, ProviderScreen)
+        dialog.query_one("#providers").highlighted = dialog.providers.index("kinguin")
+        await pilot.click("#ignore-margin")
+        await pilot.click("#confirm")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
+    assert len(sim_server.orders("kinguin")) == 1
+    [bought] = audit(session, "order.buy_from_provider")
+    assert bought.actor_id == OPERATOR
+    assert bought.data == {"provider": "kinguin", "ignore_margin": True}
