@@ -18,6 +18,7 @@ from console.commands import OperatorCommands
 from console.screens.attention import AttentionScreen
 from console.screens.base import ConsoleScreen
 from console.screens.dashboard import DashboardScreen
+from console.screens.inventory import InventoryScreen
 from console.widgets.navbar import SCREENS
 from core import config
 from core.config import Settings
@@ -41,6 +42,7 @@ class KeyshopConsole(App[None]):
         self.screen_factories: dict[str, Callable[[], ConsoleScreen]] = {
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(**common),
+            "inventory": lambda: InventoryScreen(**common),
         }
 
     def on_mount(self) -> None:

@@ -1,0 +1,100 @@
+"""Inventory: stock counts with low stock highlighted, and imports from a file; a file
+or product that cannot be imported shows a clear message and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import func, select
+from textual.widgets import DataTable, Input
+
+from core.models import ImportBatch, Key
+from tests.console.conftest import OPERATOR, audit, run, settle, show
+from tests.factories import fresh, make_keys, make_product
+
+
+async def import_file(pilot, path, slug):
+    screen = pilot.app.screen
+    screen.query_one("#import-product", Input).value = slug
+    field = screen.query_one("#import-path", Input)
+    field.value = str(path)
+    field.focus()
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+def counts(session):
+    fresh(session)
+    return (
+        session.exec(select(func.count()).select_from(Key)).one(),
+        session.exec(select(func.count()).select_from(ImportBatch)).one(),
+    )
+
+
+def test_stock_counts_and_low_stock(session, console_app):
+    plenty = make_product(session, title="Plenty", low_stock_threshold=2)
+    scarce = make_product(session, title="Scarce", low_stock_threshold=5)
+    make_keys(session, plenty, 3)
+    make_keys(session, scarce, 1)
+
+    async def scenario(pilot):
+        await show(pilot, "3")
+        table = pilot.app.screen.query_one("#stock-table", DataTable)
+        rows = {str(table.get_row_at(i)[1]): table.get_row_at(i) for i in range(table.row_count)}
+        assert str(rows[plenty.slug][2]) == "3" and "LOW" not in str(rows[plenty.slug][0])
+        assert str(rows[scarce.slug][2]) == "1" and "LOW" in str(rows[scarce.slug][0])
+
+    run(console_app, scenario)
+
+
+def test_import_a_file(session, console_app, tmp_path):
+    product = make_product(session)
+    path = tmp_path / "keys.txt"
+    path.write_text("AAAAA-BBBBB-11111\nAAAAA-BBBBB-22222\nAAAAA-BBBBB-11111\n")
+
+    async def scenario(pilot):
+        await show(pilot, "3")
+        await import_file(pilot, path, product.slug)
+        report = str(pilot.app.screen.query_one("#import-report").render())
+        assert "read 3, imported 2, duplicate in file 1" in report
+        table = pilot.app.screen.query_one("#stock-table", DataTable)
+        assert str(table.get_row_at(table.get_row_index(product.slug))[2]) == "2"
+
+    run(console_app, scenario)
+    assert counts(session) == (2, 1)
+    assert session.exec(select(ImportBatch)).one().operator == OPERATOR
+    [event] = audit(session, "keys.import")
+    assert event.actor_id == OPERATOR and event.data["imported"] == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("missing", "no such file"),
+        ("binary", "binary"),
+        ("empty", "is empty"),
+        ("unknown product", "no product with slug"),
+    ],
+)
+def test_bad_input_shows_a_message_and_changes_nothing(
+    session, console_app, tmp_path, kind, expected
+):
+    product = make_product(session)
+    path = tmp_path / "keys.txt"
+    slug = product.slug
+    if kind == "binary":
+        path.write_bytes(b"\x00\x01\x02PK\x03\x04" * 100)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "unknown product":
+        path.write_text("AAAAA-BBBBB-33333\n")
+        slug = "no-such-game"
+
+    async def scenario(pilot):
+        await show(pilot, "3")
+        await import_file(pilot, path, slug)
+        assert expected in str(pilot.app.screen.query_one("#import-report").render())
+
+    run(console_app, scenario)
+    assert any(sev == "error" and expected in msg for sev, msg in console_app.notes)
+    assert counts(session) == (0, 0)
+    assert audit(session, "keys.import") == []
