@@ -19,6 +19,7 @@ from console.screens.attention import AttentionScreen
 from console.screens.base import ConsoleScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
+from console.screens.orders import OrdersScreen
 from console.widgets.navbar import SCREENS
 from core import config
 from core.config import Settings
@@ -43,6 +44,7 @@ class KeyshopConsole(App[None]):
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(**common),
             "inventory": lambda: InventoryScreen(**common),
+            "orders": lambda: OrdersScreen(**common),
         }
 
     def on_mount(self) -> None:

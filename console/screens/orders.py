@@ -1,0 +1,266 @@
+"""Orders: find one by number, e-mail or key code; its timeline (events, payment,
+provider purchases, keys masked); and the key actions: reveal (audited, confirmed; the
+code is shown only in the dialog), replace a faulty key, revoke a key."""
+
+from __future__ import annotations
+
+import uuid
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from console.messages import ActionFailed, KeyRevealed, OrdersLoaded, TimelineLoaded
+from console.screens.base import ConsoleScreen
+from console.screens.modals import ConfirmScreen, Reason, ReasonScreen, RevealScreen
+from console.widgets.formatting import money, short, when
+from console.widgets.navbar import NavBar
+from core.db import session_scope
+from core.errors import DomainError
+from core.services.console_queries import (
+    KeyRow,
+    OrderRow,
+    Timeline,
+    find_orders,
+    mask_key_id,
+    order_for_key_code,
+    order_timeline,
+)
+from core.services.inventory import revoke_key
+from core.services.keys import reveal_key
+from core.services.operator import replace_faulty_key
+
+
+def render_timeline(t: Timeline) -> Text:
+    o = t.order
+    text = Text()
+    text.append(f"{o.number}", style="bold")
+    text.append(f"  {o.status}  {money(o.total_minor, o.currency)}  {o.email}\n")
+    for title, qty, price in t.lines:
+        text.append(f"  {qty} x {title} at {money(price, o.currency)}\n")
+    if o.attention_reason and o.status == "needs_attention":
+        text.append(f"  needs attention: {o.attention_reason}\n", style="red")
+    for entry in t.entries:
+        text.append(f"{when(entry.at)} ", style="dim")
+        text.append(f"{entry.kind:<8}", style="bold" if entry.kind != "event" else "")
+        text.append(f" {entry.text}\n")
+    return text
+
+
+class OrdersScreen(ConsoleScreen):
+    NAME = "orders"
+    BINDINGS = [
+        Binding("slash", "focus_search", "Search", id="orders.search"),
+        Binding("v", "reveal", "Reveal key", id="orders.reveal"),
+        Binding("x", "replace_faulty", "Replace faulty", id="orders.replace_faulty"),
+        Binding("k", "revoke", "Revoke key", id="orders.revoke"),
+        Binding("escape", "focus_results", "Results", show=False, id="orders.results"),
+    ]
+    PALETTE = [
+        ("Search orders by number, e-mail or key", "focus_search", "then Enter"),
+        ("Reveal the selected key (audited)", "reveal", "asks for confirmation"),
+        ("Replace the selected faulty key from stock", "replace_faulty", "asks for a reason"),
+        ("Revoke the selected key", "revoke", "asks for a reason"),
+    ]
+
+    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.results: dict[str, OrderRow] = {}
+        self.order_id: int | None = None
+        self.keys: dict[str, KeyRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NavBar(self.NAME)
+        yield Input(placeholder="order number, e-mail or key code, then Enter", id="order-search")
+        yield DataTable(id="order-results", cursor_type="row")
+        with VerticalScroll(id="timeline-box"):
+            yield Static("Search for an order.", id="timeline")
+        yield DataTable(id="order-keys", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#order-results", DataTable).add_columns(
+            "Order", "E-mail", "Status", "Total", "Created"
+        )
+        self.query_one("#order-keys", DataTable).add_columns(
+            "Key", "Product", "Status", "Delivered", "Revealed"
+        )
+        self.query_one("#timeline-box").border_title = "Timeline"
+
+    def load(self) -> None:
+        if self.order_id is not None:
+            self.load_timeline(self.order_id)
+
+    def action_focus_search(self) -> None:
+        self.query_one("#order-search", Input).focus()
+
+    def action_focus_results(self) -> None:
+        self.query_one("#order-results", DataTable).focus()
+
+    # -- search ------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#order-search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.search(event.value)
+
+    @work(thread=True, exclusive=True, group="search")
+    def search(self, text: str) -> None:
+        with session_scope(write=False) as session:
+            rows = find_orders(session=session, text=text)
+            if not rows:
+                by_key = order_for_key_code(session=session, code=text)
+                rows = [by_key] if by_key else []
+        self.post_message(OrdersLoaded(rows))
+
+    @on(OrdersLoaded)
+    def show_results(self, message: OrdersLoaded) -> None:
+        table = self.query_one("#order-results", DataTable)
+        table.clear()
+        self.results = {row.number: row for row in message.rows}
+        for row in message.rows:
+            table.add_row(
+                row.number,
+                short(row.email, 28),
+                row.status,
+                money(row.total_minor, row.currency),
+                when(row.created_at),
+                key=row.number,
+            )
+        if not message.rows:
+            self.notify("No order matches that number, e-mail or key.", severity="warning")
+            return
+        table.focus()
+        self._highlighted()
+
+    @on(DataTable.RowHighlighted, "#order-results")
+    def _highlighted(self) -> None:
+        number = self.selected_key(self.query_one("#order-results", DataTable))
+        if number in self.results:
+            self.order_id = self.results[number].id
+            self.load_timeline(self.order_id)
+
+    # -- timeline ----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_timeline(self, order_id: int) -> None:
+        with session_scope(write=False) as session:
+            timeline = order_timeline(session=session, order_id=order_id)
+        self.post_message(TimelineLoaded(timeline))
+
+    @on(TimelineLoaded)
+    def show_timeline(self, message: TimelineLoaded) -> None:
+        t = message.timeline
+        keys = self.query_one("#order-keys", DataTable)
+        keep = self.selected_key(keys)
+        keys.clear()
+        self.keys = {}
+        if t is None:
+            self.query_one("#timeline", Static).update("That order no longer exists.")
+            return
+        self.query_one("#timeline", Static).update(render_timeline(t))
+        for k in t.keys:
+            self.keys[str(k.id)] = k
+            keys.add_row(
+                k.masked + (" (provider)" if k.from_provider else ""),
+                short(k.title, 24),
+                k.status,
+                when(k.delivered_at),
+                when(k.revealed_at),
+                key=str(k.id),
+            )
+        if keep in self.keys:
+            keys.move_cursor(row=keys.get_row_index(keep))
+
+    def selected_key_row(self) -> KeyRow | None:
+        key = self.selected_key(self.query_one("#order-keys", DataTable))
+        row = self.keys.get(key) if key else None
+        if row is None:
+            self.notify("No key selected (search for an order first).", severity="warning")
+        return row
+
+    # -- key actions -------------------------------------------------------------------
+
+    def action_reveal(self) -> None:
+        if (key := self.selected_key_row()) is None:
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.reveal(key.id)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Reveal key {key.masked} ({key.title})?",
+                f"The reveal is recorded in the audit trail under {self.operator}.",
+                confirm_label="Reveal",
+            ),
+            confirmed,
+        )
+
+    @work(thread=True, group="actions")
+    def reveal(self, key_id: uuid.UUID) -> None:
+        try:
+            with session_scope() as session:
+                code = reveal_key(session=session, key_id=key_id, actor=self.actor)
+        except DomainError as exc:
+            self.post_message(ActionFailed("Reveal key", exc.message))
+            return
+        self.post_message(KeyRevealed(mask_key_id(key_id), code))
+
+    @on(KeyRevealed)
+    def show_revealed(self, message: KeyRevealed) -> None:
+        self.app.push_screen(RevealScreen(message.key_label, message.secret.value))
+        self.load()
+
+    def action_replace_faulty(self) -> None:
+        if (key := self.selected_key_row()) is None:
+            return
+
+        def given(reason: Reason | None) -> None:
+            if reason is not None:
+                self.run_operator_action(
+                    "Replace faulty key", lambda: self._replace(key.id, reason.text)
+                )
+
+        self.app.push_screen(
+            ReasonScreen(
+                f"Replace faulty key {key.masked}?",
+                "The key is quarantined as faulty and a key from stock is delivered instead.",
+                confirm_label="Replace",
+            ),
+            given,
+        )
+
+    def _replace(self, key_id: uuid.UUID, reason: str) -> str:
+        with session_scope() as session:
+            new = replace_faulty_key(
+                session=session, key_id=key_id, actor=self.actor, reason=reason
+            )
+        return f"key {mask_key_id(key_id)} replaced by {mask_key_id(new.id)}"
+
+    def action_revoke(self) -> None:
+        if (key := self.selected_key_row()) is None:
+            return
+
+        def given(reason: Reason | None) -> None:
+            if reason is not None:
+                self.run_operator_action("Revoke key", lambda: self._revoke(key.id, reason.text))
+
+        self.app.push_screen(
+            ReasonScreen(
+                f"Revoke key {key.masked}?",
+                "The key is marked revoked; it never returns to stock.",
+                confirm_label="Revoke",
+            ),
+            given,
+        )
+
+    def _revoke(self, key_id: uuid.UUID, reason: str) -> str:
+        with session_scope() as session:
+            revoke_key(session=session, key_id=key_id, actor=self.actor, reason=reason)
+        return f"key {mask_key_id(key_id)} revoked"

@@ -1,0 +1,151 @@
+"""Orders: search by number, e-mail or key code; the timeline; revealing a key (audited,
+behind a confirmation), replacing a faulty key and revoking one."""
+
+from __future__ import annotations
+
+import logging
+
+from textual.widgets import DataTable, Input
+
+from console.screens.modals import ConfirmScreen, RevealScreen
+from core.models import Key, OrderEvent
+from tests.console.conftest import OPERATOR, audit, run, settle, show
+from tests.factories import fresh, make_keys, make_order, make_product, order_lines
+
+
+def delivered_order(session, code="ZZZZZ-11111-AAAAA", email="Buyer@Example.com"):
+    product = make_product(session, title="Space Game")
+    order = make_order(session, [(product, 1)], status="fulfilled", email=email)
+    [line] = order_lines(session, order)
+    [key] = make_keys(session, product, 1, codes=[code], status="delivered", order_line_id=line.id)
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            from_status="paid",
+            to_status="fulfilled",
+            reason="delivered from stock",
+            actor="system",
+        )
+    )
+    session.commit()
+    return product, order, key
+
+
+async def search(pilot, text):
+    field = pilot.app.screen.query_one("#order-search", Input)
+    field.value = text
+    field.focus()
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+def result_numbers(pilot):
+    table = pilot.app.screen.query_one("#order-results", DataTable)
+    return [table.get_row_at(i)[0] for i in range(table.row_count)]
+
+
+def test_search_by_number_email_and_key(session, console_app):
+    _, order, _ = delivered_order(session)
+    other = make_order(session, [(make_product(session), 1)], email="someone@else.com")
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number.lower())
+        assert result_numbers(pilot) == [order.number]
+        timeline = str(pilot.app.screen.query_one("#timeline").render())
+        assert "delivered from stock" in timeline and "1 x Space Game" in timeline
+        keys = pilot.app.screen.query_one("#order-keys", DataTable)
+        assert keys.row_count == 1 and "ZZZZZ" not in str(keys.get_row_at(0))
+        await search(pilot, "buyer@example.COM")
+        assert result_numbers(pilot) == [order.number]
+        await search(pilot, "zzzzz 11111 aaaaa")  # the same key, typed differently
+        assert result_numbers(pilot) == [order.number]
+        await search(pilot, "nothing-like-this")
+        assert result_numbers(pilot) == []
+        await search(pilot, other.number)
+        assert result_numbers(pilot) == [other.number]
+
+    run(console_app, scenario)
+
+
+def test_reveal_is_confirmed_audited_and_never_logged(session, console_app, caplog):
+    caplog.set_level(logging.DEBUG)
+    _, order, key = delivered_order(session)
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        await pilot.press("v")
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("n")  # backing out reveals nothing
+        await settle(pilot)
+        assert audit(session, "key.reveal") == []
+        await pilot.press("v", "y")
+        await settle(pilot)
+        dialog = pilot.app.screen
+        assert isinstance(dialog, RevealScreen)
+        assert str(dialog.query_one("#revealed-code").render()) == "ZZZZZ-11111-AAAAA"
+        await pilot.press("escape")
+        await settle(pilot)
+        keys = pilot.app.screen.query_one("#order-keys", DataTable)
+        assert str(keys.get_row_at(0)[4]) != "-"  # revealed time shown
+
+    run(console_app, scenario)
+    [event] = audit(session, "key.reveal")
+    assert event.actor_id == OPERATOR and event.actor_type == "operator"
+    assert event.object_id == str(key.id)
+    assert session.get(Key, key.id).revealed_at is not None
+    assert "ZZZZZ-11111-AAAAA" not in caplog.text
+
+
+def test_replace_a_faulty_key(session, console_app):
+    product, order, bad = delivered_order(session)
+    [spare] = make_keys(session, product, 1)
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        await pilot.press("x", *"already redeemed", "enter")
+        await settle(pilot)
+        keys = pilot.app.screen.query_one("#order-keys", DataTable)
+        assert sorted(str(keys.get_row_at(i)[2]) for i in range(keys.row_count)) == [
+            "delivered",
+            "faulty",
+        ]
+
+    run(console_app, scenario)
+    fresh(session)
+    assert session.get(Key, bad.id).status == "faulty"
+    assert session.get(Key, spare.id).status == "delivered"
+    assert [e.actor_id for e in audit(session, "key.faulty")] == [OPERATOR]
+    assert [e.actor_id for e in audit(session, "key.assign")] == [OPERATOR]
+
+
+def test_revoke_a_key(session, console_app):
+    _, order, key = delivered_order(session)
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        await pilot.press("k", *"chargeback", "enter")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Key, key.id).status == "revoked"
+    [event] = audit(session, "key.revoke")
+    assert event.actor_id == OPERATOR and event.data["reason"] == "chargeback"
+
+
+def test_replace_without_stock_is_refused(session, console_app):
+    _, order, bad = delivered_order(session)
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        await pilot.press("x", *"broken", "enter")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Key, bad.id).status == "delivered"
+    assert audit(session, "key.faulty") == []
+    assert any(sev == "error" for sev, _ in console_app.notes)
