@@ -15,11 +15,15 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 
 from console.commands import OperatorCommands
+from console.screens.alerts import AlertsScreen
 from console.screens.attention import AttentionScreen
+from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.orders import OrdersScreen
+from console.screens.outbox import OutboxScreen
+from console.screens.webhooks import WebhooksScreen
 from console.widgets.navbar import SCREENS
 from core import config
 from core.config import Settings
@@ -45,6 +49,10 @@ class KeyshopConsole(App[None]):
             "attention": lambda: AttentionScreen(**common),
             "inventory": lambda: InventoryScreen(**common),
             "orders": lambda: OrdersScreen(**common),
+            "audit": lambda: AuditScreen(**common),
+            "alerts": lambda: AlertsScreen(**common),
+            "webhooks": lambda: WebhooksScreen(**common),
+            "outbox": lambda: OutboxScreen(**common),
         }
 
     def on_mount(self) -> None:

@@ -52,6 +52,7 @@ def render_timeline(t: Timeline) -> Text:
 
 class OrdersScreen(ConsoleScreen):
     NAME = "orders"
+    AUTO_FOCUS = "#order-results"
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="orders.search"),
         Binding("v", "reveal", "Reveal key", id="orders.reveal"),
@@ -75,7 +76,10 @@ class OrdersScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield NavBar(self.NAME)
-        yield Input(placeholder="order number, e-mail or key code, then Enter", id="order-search")
+        yield Input(
+            placeholder="/ to search: order number, e-mail or key code, then Enter",
+            id="order-search",
+        )
         yield DataTable(id="order-results", cursor_type="row")
         with VerticalScroll(id="timeline-box"):
             yield Static("Search for an order.", id="timeline")

@@ -1,0 +1,86 @@
+"""The audit trail, newest first, filtered by ``action:``, ``actor:``, ``type:`` and
+``object:`` terms (a bare term is an object id): e.g. ``action:key.reveal`` shows who
+revealed which key when."""
+
+from __future__ import annotations
+
+import json
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input
+
+from console.messages import RowsLoaded
+from console.screens.base import ConsoleScreen
+from console.widgets.formatting import short, when
+from console.widgets.navbar import NavBar
+from core.db import session_scope
+from core.services.audit import search_audit
+
+FIELDS = {"action": "action", "actor": "actor_id", "type": "object_type", "object": "object_id"}
+
+
+def parse_filter(text: str) -> dict[str, str]:
+    """``action:key.reveal actor:alice 1234`` → search_audit keyword arguments."""
+    criteria: dict[str, str] = {}
+    for term in text.split():
+        name, sep, value = term.partition(":")
+        if sep and name.lower() in FIELDS and value:
+            criteria[FIELDS[name.lower()]] = value
+        elif not sep:
+            criteria["object_id"] = term
+    return criteria
+
+
+class AuditScreen(ConsoleScreen):
+    NAME = "audit"
+    AUTO_FOCUS = "#audit-table"
+    BINDINGS = [Binding("slash", "focus_filter", "Filter", id="audit.filter")]
+    PALETTE = [("Search the audit trail", "focus_filter", "action: actor: type: object:")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NavBar(self.NAME)
+        yield Input(
+            placeholder="filter: action:key.reveal actor:NAME type:order object:ID",
+            id="audit-filter",
+        )
+        yield DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#audit-table", DataTable).add_columns(
+            "When", "Actor", "Action", "Object", "Data"
+        )
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#audit-filter", Input).focus()
+
+    @on(Input.Submitted, "#audit-filter")
+    def load(self) -> None:
+        self.fetch(parse_filter(self.query_one("#audit-filter", Input).value))
+
+    @work(thread=True, exclusive=True, group="load")
+    def fetch(self, criteria: dict[str, str]) -> None:
+        with session_scope(write=False) as session:
+            events = search_audit(session=session, limit=300, **criteria)  # type: ignore[arg-type]
+            rows = [
+                (
+                    when(e.created_at),
+                    f"{e.actor_type}:{e.actor_id}",
+                    e.action,
+                    f"{e.object_type} {e.object_id}",
+                    short(json.dumps(e.data, sort_keys=True, default=str), 80),
+                )
+                for e in events
+            ]
+        self.post_message(RowsLoaded(rows))
+
+    @on(RowsLoaded)
+    def show_rows(self, message: RowsLoaded) -> None:
+        table = self.query_one("#audit-table", DataTable)
+        table.clear()
+        for row in message.rows:
+            table.add_row(*row)
+        self.sub_title = f"{len(message.rows)} audit events"

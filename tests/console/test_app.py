@@ -1,0 +1,69 @@
+"""The app: screens by key at 80x24, bindings with ids and descriptions, the command
+palette offering each screen's operator actions."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.app import make_app
+from console.screens.modals import ConfirmScreen
+from console.widgets.navbar import SCREENS
+from tests.console.conftest import run, settle, show
+from tests.factories import make_order, make_product
+
+
+def test_every_screen_opens_at_80x24(session, console_app):
+    async def scenario(pilot):
+        assert pilot.app.screen.name == "dashboard"
+        for key, name, _ in SCREENS:
+            await show(pilot, key)
+            assert pilot.app.screen.name == name
+            assert pilot.app.screen.query_one(".navbar")
+
+    run(console_app, scenario, size=(80, 24))
+
+
+def test_every_binding_has_an_id_and_a_description(session, console_app):
+    async def scenario(pilot):
+        nodes = [pilot.app] + [pilot.app.get_screen(name) for _, name, _ in SCREENS]
+        for node in nodes:
+            for binding in node.BINDINGS:
+                if binding.action in ("command_palette", "quit"):
+                    continue  # Textual's own
+                assert binding.id and binding.description, (node, binding)
+
+    run(console_app, scenario)
+
+
+def test_operator_actions_are_in_the_command_palette(session, console_app):
+    make_order(session, [(make_product(session), 1)], status="needs_attention")
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"retry fulfilment")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+
+    run(console_app, scenario)
+
+
+def test_the_dashboard_shows_the_figures(session, console_app):
+    product = make_product(session, title="Rare Game", low_stock_threshold=3)
+    make_order(session, [(product, 1)], status="needs_attention")
+
+    async def scenario(pilot):
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert "Needs attention:     1" in str(screen.query_one("#dash-fulfilment").render())
+        assert "Rare Game" in str(screen.query_one("#dash-stock").render())
+
+    run(console_app, scenario)
+
+
+def test_an_operator_needs_a_name(test_settings):
+    with pytest.raises(ValueError):
+        make_app(test_settings, operator="  ")

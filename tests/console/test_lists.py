@@ -1,0 +1,125 @@
+"""Audit, alerts, webhooks and outbox screens."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from textual.widgets import DataTable, Input
+
+from console.screens.audit import parse_filter
+from core.mail import OutboxMailer
+from core.models import Alert, WebhookEvent
+from core.services.audit import Actor, record_audit
+from tests.console.conftest import OPERATOR, audit, run, settle, show
+from tests.factories import fresh
+
+
+def rows(pilot, table_id):
+    table = pilot.app.screen.query_one(table_id, DataTable)
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def test_parse_filter():
+    assert parse_filter("action:key.reveal actor:bob type:key 42") == {
+        "action": "key.reveal",
+        "actor_id": "bob",
+        "object_type": "key",
+        "object_id": "42",
+    }
+
+
+def test_audit_search_shows_who_revealed_which_key(session, console_app):
+    record_audit(
+        session=session,
+        actor=Actor.operator("bob"),
+        action="key.reveal",
+        object_type="key",
+        object_id="k-1",
+        data={"first": True},
+    )
+    record_audit(
+        session=session,
+        actor=Actor.system(),
+        action="order.transition",
+        object_type="order",
+        object_id="T1",
+    )
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "5")
+        assert len(rows(pilot, "#audit-table")) == 2
+        field = pilot.app.screen.query_one("#audit-filter", Input)
+        field.value = "action:key.reveal"
+        field.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        [row] = rows(pilot, "#audit-table")
+        assert row[1:4] == ["operator:bob", "key.reveal", "key k-1"]
+
+    run(console_app, scenario)
+
+
+def test_acknowledge_an_alert(session, console_app):
+    alert = Alert(kind="low_stock", subject="product:1", message="3 left")
+    session.add(alert)
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "6")
+        assert len(rows(pilot, "#alerts-table")) == 1
+        await pilot.press("a", "y")
+        await settle(pilot)
+        assert rows(pilot, "#alerts-table") == []
+
+    run(console_app, scenario)
+    assert fresh(session).get(Alert, alert.id).acknowledged_by == OPERATOR
+    [event] = audit(session, "alert.acknowledge")
+    assert event.actor_id == OPERATOR
+
+
+def test_replay_a_webhook(session, console_app, queued_jobs):
+    from core.models import utcnow
+
+    hook = WebhookEvent(
+        source="stripe",
+        event_id="evt_1",
+        event_type="charge.refunded",
+        raw_body=b'{"id": "evt_1"}',
+        authenticated=True,
+        processed_at=utcnow(),
+        outcome="ignored",
+    )
+    session.add(hook)
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "7")
+        assert rows(pilot, "#webhooks-table")[0][2] == "stripe"
+        assert '"evt_1"' in str(pilot.app.screen.query_one("#webhook-body").render())
+        await pilot.press("p", "y")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(WebhookEvent, hook.id).processed_at is None
+    assert ("process_webhook", (hook.id,), {}) in queued_jobs
+
+
+def test_outbox_lists_the_mails(test_settings, console_app):
+    message = EmailMessage()
+    message["To"] = "buyer@example.com"
+    message["Subject"] = "Your keys"
+    message.set_content("hello")
+    OutboxMailer(test_settings.outbox_dir).send(message)
+
+    async def scenario(pilot):
+        await show(pilot, "8")
+        assert any(
+            r[1:3] == ["buyer@example.com", "Your keys"] for r in rows(pilot, "#outbox-table")
+        )
+
+    try:
+        run(console_app, scenario)
+    finally:
+        for path in test_settings.outbox_dir.glob("*.eml"):
+            path.unlink()
