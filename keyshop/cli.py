@@ -276,6 +276,26 @@ def run(host: str, port: int, workers: int, no_simulators: bool) -> None:
         stop_all()
 
 
+@cli.command("console")
+@click.option("--operator", default=default_operator, show_default="your login name",
+              help="Recorded as the actor of every action in the audit trail.")
+@handles_errors
+def console_command(operator: str) -> None:
+    """The operator console: dashboard, attention queue, inventory and imports, orders,
+    audit, alerts, webhooks, outbox."""
+    import tasks
+    from console.app import make_app
+
+    settings = config.get_settings()
+    tasks.configure(settings)  # jobs the console enqueues (retry, replay) reach the real queue
+    root = logging.getLogger()  # log lines on stderr would break up the full-screen display
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    root.addHandler(logging.FileHandler(settings.var_dir / "console.log"))
+    make_app(settings, operator=operator).run()
+
+
 @cli.group()
 def keys() -> None:
     """Key vault operations."""
