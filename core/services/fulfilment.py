@@ -78,7 +78,7 @@ from core.providers.base import (
 )
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
-from core.services.inventory import claim_for_lines, claim_keys, deliver_lines, mark_delivered
+from core.services.inventory import ClaimedKey, claim_for_lines, claim_keys, deliver_lines
 from core.services.orders import transition_order
 
 log = logging.getLogger(__name__)
@@ -398,21 +398,31 @@ def _settle_unknown(
 # -- 3. stock -------------------------------------------------------------------------------------
 
 
+def deliver_missing_from_stock(*, session: Session, order_id: int) -> dict[int, list[ClaimedKey]]:
+    """Claim from stock what each line of the order still lacks (as much as there is) and
+    deliver it. Returns the keys delivered, by line. Runs in the caller's transaction and
+    never commits."""
+    delivered: dict[int, list[ClaimedKey]] = {}
+    for need in line_needs(session, order_id):
+        if need.missing <= 0:
+            continue
+        keys = claim_keys(
+            session=session,
+            product_id=need.product_id,
+            quantity=need.missing,
+            line_id=need.line_id,
+            allow_partial=True,
+        )
+        if keys:
+            deliver_lines(session=session, line_ids=[need.line_id])
+            delivered[need.line_id] = keys
+    return delivered
+
+
 def _deliver_from_stock(order_id: int, result: FulfilmentResult) -> None:
     with session_scope() as session:
-        for need in line_needs(session, order_id):
-            if need.missing <= 0:
-                continue
-            keys = claim_keys(
-                session=session,
-                product_id=need.product_id,
-                quantity=need.missing,
-                line_id=need.line_id,
-                allow_partial=True,
-            )
-            if keys:
-                mark_delivered(session=session, line_id=need.line_id)
-            result.from_stock += len(keys)
+        delivered = deliver_missing_from_stock(session=session, order_id=order_id)
+        result.from_stock += sum(len(keys) for keys in delivered.values())
 
 
 # -- 4. providers ----------------------------------------------------------------------------------

@@ -19,7 +19,12 @@ from core.db import session_scope
 from core.errors import DomainError, InvalidInput, NotFound
 from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, row_id
 from core.services.audit import Actor, record_audit
-from core.services.fulfilment import FulfilmentResult, fulfil_order, line_needs
+from core.services.fulfilment import (
+    FulfilmentResult,
+    deliver_missing_from_stock,
+    fulfil_order,
+    line_needs,
+)
 from core.services.inventory import claim_keys, deliver_lines, mark_faulty
 from core.services.orders import transition_order
 from core.services.payments import send_test_event, take_back_keys
@@ -98,27 +103,17 @@ def assign_from_stock(*, session: Session, order_id: int, actor: Actor) -> int:
     if order.status not in (S.NEEDS_ATTENTION, S.PAID):
         raise InvalidInput(f"order {order.number} is {order.status}; nothing to assign")
     assigned = 0
-    for need in line_needs(session, order_id):
-        if need.missing <= 0:
-            continue
-        claimed = claim_keys(
-            session=session,
-            product_id=need.product_id,
-            quantity=need.missing,
-            line_id=need.line_id,
-            allow_partial=True,
-        )
-        deliver_lines(session=session, line_ids=[need.line_id])
-        for key in claimed:
+    for line_id, keys in deliver_missing_from_stock(session=session, order_id=order_id).items():
+        for key in keys:
             record_audit(
                 session=session,
                 actor=actor,
                 action="key.assign",
                 object_type="key",
                 object_id=str(key.id),
-                data={"order": order.number, "order_line_id": need.line_id},
+                data={"order": order.number, "order_line_id": line_id},
             )
-        assigned += len(claimed)
+        assigned += len(keys)
     if assigned == 0:
         raise InvalidInput(f"no keys in stock for what order {order.number} lacks")
     if order.status == S.NEEDS_ATTENTION:
