@@ -175,7 +175,9 @@ def transition_order(
     """
     session.flush()  # the caller's pending changes first
     row = session.execute(
-        sa_select(Order.number, Order.status, Order.paid_at).where(col(Order.id) == order_id)
+        sa_select(col(Order.number), col(Order.status), col(Order.paid_at)).where(
+            col(Order.id) == order_id
+        )
     ).first()
     if row is None:
         raise NotFound(f"order {order_id} does not exist", order_id=order_id)
@@ -232,7 +234,7 @@ def transition_order(
     # The row in memory gets what the UPDATE wrote, without reading it back.
     for name, value in values.items():
         set_committed_value(loaded, name, value)
-    return loaded  # type: ignore[no-any-return]
+    return loaded
 
 
 def get_order_by_number(*, session: Session, number: str) -> Order:
