@@ -43,6 +43,7 @@ NONCE_BYTES = 12
 _AAD_PREFIX = b"keyshop/key/v1:"
 _STRIP = {ord(c): None for c in " \t-\u00a0\u2010\u2011\u2012\u2013\u2014"}
 
+
 def _fast_sha256() -> Any:
     """CPython's own SHA-256 (``_sha2`` from 3.12, ``_sha256`` before): no OpenSSL EVP
     set-up per call, so about twice as fast on short input; else hashlib's."""

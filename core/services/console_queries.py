@@ -21,7 +21,6 @@ from core.models import (
     ImportBatch,
     Key,
     Order,
-    OrderEvent,
     OrderLine,
     OrderStatus,
     Product,
@@ -30,6 +29,7 @@ from core.models import (
     utcnow,
 )
 from core.services.inventory import LowStock, low_stock_products, stock_counts
+from core.services.orders import order_events, order_lines
 
 __all__ = [
     "DashboardFigures",
@@ -166,11 +166,7 @@ def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
     order = session.get(Order, order_id)
     if order is None:
         return None
-    lines = list(
-        session.exec(
-            select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
-        )
-    )
+    lines = order_lines(session=session, order_id=order_id)
     line_ids = [row_id(ln.id) for ln in lines]
     titles = {row_id(ln.id): ln.title for ln in lines}
     entries: list[TimelineEntry] = [
@@ -184,9 +180,7 @@ def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
                 f"paid via {order.payment_provider or '?'} ({order.payment_reference or '-'})",
             )
         )
-    for ev in session.exec(
-        select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(col(OrderEvent.id))
-    ):
+    for ev in order_events(session=session, order_id=order_id):
         reason = f": {ev.reason}" if ev.reason else ""
         entries.append(
             TimelineEntry(

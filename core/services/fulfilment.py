@@ -86,7 +86,6 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 P = PurchaseStatus
 SYSTEM = Actor.system("fulfilment")
-OPEN = (P.REQUESTED, P.UNKNOWN)
 ACTIVE = (P.REQUESTED, P.UNKNOWN, P.PENDING)
 HELD = (KeyStatus.RESERVED, KeyStatus.DELIVERED)
 

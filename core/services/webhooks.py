@@ -38,8 +38,6 @@ from core.models import WebhookEvent, utcnow
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("stripe", "kinguin", "codeswholesale")
-
 
 class WebhookRejected(DomainError):
     """The request is refused; ``http_status`` says how (400 malformed or too large,
