@@ -1,9 +1,9 @@
 """All tables. Importing this package registers every model on ``SQLModel.metadata``."""
 
-from core.models.audit import ActorType, Alert, AlertKind, AuditEvent
+from core.models.audit import ActorType, Alert, AlertKind, AuditEvent, KeyReport, KeyReportStatus
 from core.models.base import UTCDateTime, new_uuid, row_id, utcnow
 from core.models.catalogue import PLATFORMS, REGIONS, Product, ProviderOffer
-from core.models.customers import Customer
+from core.models.customers import Customer, CustomerSession, RateLimitCounter
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import Order, OrderEvent, OrderLine, OrderStatus
 from core.models.providers import ProviderPurchase, PurchaseStatus
@@ -17,9 +17,12 @@ __all__ = [
     "AlertKind",
     "AuditEvent",
     "Customer",
+    "CustomerSession",
     "ImportBatch",
     "ImportStatus",
     "Key",
+    "KeyReport",
+    "KeyReportStatus",
     "KeyStatus",
     "Order",
     "OrderEvent",
@@ -29,6 +32,7 @@ __all__ = [
     "ProviderOffer",
     "ProviderPurchase",
     "PurchaseStatus",
+    "RateLimitCounter",
     "UTCDateTime",
     "WebhookEvent",
     "new_uuid",

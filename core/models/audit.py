@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -56,3 +57,29 @@ class Alert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     acknowledged_by: str | None = Field(default=None, sa_column=Column(String(120), nullable=True))
+
+
+class KeyReportStatus(StrEnum):
+    OPEN = "open"
+    REPLACED = "replaced"  # the key was marked faulty and a new one delivered
+    REVOKED = "revoked"  # the key was revoked (refund or no replacement)
+    REJECTED = "rejected"  # the operator found the key good
+
+
+class KeyReport(SQLModel, table=True):
+    """A customer's "this key does not work": a case in the operators' queue."""
+
+    __tablename__ = "key_reports"
+    __table_args__ = (Index("ix_key_reports_status_created", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: uuid.UUID = Field(foreign_key="keys.id", index=True, nullable=False)
+    order_id: int = Field(foreign_key="orders.id", index=True, nullable=False)
+    customer_id: int | None = Field(default=None, foreign_key="customers.id")
+    email: str = Field(sa_column=Column(String(320), nullable=False))
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    status: str = Field(default=KeyReportStatus.OPEN, sa_column=Column(String(10), nullable=False))
+    resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = Field(default=None, sa_column=Column(String(160), nullable=True))
