@@ -1,0 +1,304 @@
+"""The read side of the shop: the home page's sections and the product page.
+
+Everything here reads inside the caller's session and never writes. Stock figures come
+from the same places the rest of the shop uses: own keys are counted by
+``catalogue.available_counts`` (status ``available``), and what the wholesale providers
+can deliver is decided by the fulfilment rule itself (``fulfilment.choose_offers``: per
+provider in the chain, its cheapest mapped offer with stock whose cost keeps the
+configured minimum margin), so the product page never promises a key fulfilment would
+refuse to buy.
+
+The platform → key-redemption page table (:data:`ACTIVATION_URLS`) lives here and is
+used by the product page and the key portal alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Select, select, true
+from sqlmodel import Session
+
+from core.config import Settings, get_settings
+from core.errors import UnknownProduct
+from core.models import Product, utcnow
+from core.services.catalogue import (
+    ProductHit,
+    available_counts,
+    get_product_by_slug,
+    products,
+    provider_stock_counts,
+)
+from core.services.fulfilment import choose_offers
+
+# Where a customer redeems a key, per platform. Only pages that exist and accept a code
+# in a browser; platforms redeemed only inside their own app have none (their
+# activation instructions explain the steps).
+ACTIVATION_URLS: Final[dict[str, str]] = {
+    "Steam": "https://store.steampowered.com/account/registerkey",
+    "GOG": "https://www.gog.com/redeem",
+    "Xbox": "https://redeem.microsoft.com",
+    "Nintendo": "https://ec.nintendo.com/redeem",
+    "Epic Games": "https://store.epicgames.com/redeem",
+}
+
+# Region codes in customer words, for the region-lock warning.
+REGION_NAMES: Final[dict[str, str]] = {
+    "EU": "the EU (European Union and EEA)",
+    "US": "the United States",
+    "UK": "the United Kingdom",
+    "LATAM": "Latin America",
+    "ASIA": "Asia",
+    "RU": "Russia and the CIS",
+}
+
+GLOBAL_REGION: Final = "GLOBAL"
+MAX_PER_SECTION: Final = 48
+
+IN_STOCK: Final = "In stock"
+FROM_PARTNER: Final = "Available from partner stock"
+PREORDER: Final = "Pre-order"
+OUT_OF_STOCK: Final = "Out of stock"
+
+
+def activation_url(platform: str) -> str | None:
+    """The platform's key-redemption page, or None when it has no web page for it."""
+    return ACTIVATION_URLS.get(platform)
+
+
+def region_warning(region: str) -> str | None:
+    """A sentence warning that a key is region-locked; None for GLOBAL keys."""
+    if region.upper() == GLOBAL_REGION:
+        return None
+    where = REGION_NAMES.get(region.upper(), f"region {region}")
+    return (
+        f"This key only activates in {where}. Make sure your account is registered "
+        f"there before you buy: a region-locked key cannot be used elsewhere and is not "
+        f"refunded once revealed."
+    )
+
+
+# -- home page ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HomeSections:
+    """The home page: each list holds at most ``per_section`` products (ProductHit, with
+    stock figures and ``in_stock``)."""
+
+    featured: list[ProductHit]
+    new_releases: list[ProductHit]
+    preorders: list[ProductHit]
+    deals: list[ProductHit]
+
+
+_HIT_COLUMNS: Final = (
+    products.c.id, products.c.slug, products.c.title, products.c.platform, products.c.region,
+    products.c.genre, products.c.publisher, products.c.price_minor, products.c.currency,
+    products.c.list_price_minor, products.c.is_preorder, products.c.release_date,
+    products.c.featured, products.c.cover_url, products.c.low_stock_threshold,
+    products.c.created_at,
+)  # fmt: skip
+
+
+def _section(where: list[ColumnElement[bool]], order: list[Any], limit: int) -> Select[Any]:
+    return (
+        select(*_HIT_COLUMNS)
+        .where(products.c.active == true(), *where)
+        .order_by(*order)
+        .limit(limit)
+    )
+
+
+def _hits(session: Session, statements: list[Select[Any]]) -> list[list[ProductHit]]:
+    """Run each statement and turn its rows into ProductHits; stock is counted once for
+    every product of every section (two grouped queries)."""
+    results = [session.execute(stmt).mappings().all() for stmt in statements]
+    ids = sorted({row["id"] for rows in results for row in rows})
+    own = available_counts(session=session, product_ids=ids)
+    provider = provider_stock_counts(session=session, product_ids=ids)
+    return [
+        [
+            ProductHit(
+                **row, available=own.get(row["id"], 0), provider_stock=provider.get(row["id"], 0)
+            )
+            for row in rows
+        ]
+        for rows in results
+    ]
+
+
+def home_sections(
+    *, session: Session, per_section: int = 8, today: date | None = None
+) -> HomeSections:
+    """The home page's four lists of active products:
+
+    - ``featured``: products marked featured, newest first;
+    - ``new_releases``: released (release date today or earlier), newest release first;
+    - ``preorders``: release date in the future, soonest release first;
+    - ``deals``: priced below their list price, biggest saving (list minus price) first.
+    """
+    if isinstance(per_section, bool) or not isinstance(per_section, int) or per_section < 1:
+        per_section = 8
+    per_section = min(per_section, MAX_PER_SECTION)
+    today = today or utcnow().date()
+    p = products.c
+    featured, new_releases, preorders, deals = _hits(
+        session,
+        [
+            _section([p.featured == true()], [p.created_at.desc(), p.id.desc()], per_section),
+            _section(
+                [p.release_date.is_not(None), p.release_date <= today],
+                [p.release_date.desc(), p.id.desc()],
+                per_section,
+            ),
+            _section(
+                [p.release_date.is_not(None), p.release_date > today],
+                [p.release_date.asc(), p.id.asc()],
+                per_section,
+            ),
+            _section(
+                [p.list_price_minor.is_not(None), p.list_price_minor > p.price_minor],
+                [(p.list_price_minor - p.price_minor).desc(), p.id.desc()],
+                per_section,
+            ),
+        ],
+    )
+    return HomeSections(
+        featured=featured, new_releases=new_releases, preorders=preorders, deals=deals
+    )
+
+
+# -- product page ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """What the shop can deliver of one product right now."""
+
+    stock_available: int  # own keys with status available
+    provider_available: int  # stock of offers fulfilment would buy (margin kept)
+    is_preorder: bool  # release date still in the future (or marked preorder, no date)
+
+    @property
+    def total(self) -> int:
+        return self.stock_available + self.provider_available
+
+    @property
+    def can_buy(self) -> bool:
+        return self.total > 0
+
+    @property
+    def label(self) -> str:
+        if self.total <= 0:
+            return OUT_OF_STOCK
+        if self.is_preorder:
+            return PREORDER
+        return IN_STOCK if self.stock_available > 0 else FROM_PARTNER
+
+
+def is_upcoming(product: Product, today: date | None = None) -> bool:
+    """A pre-order: released in the future, or marked preorder with no date yet."""
+    today = today or utcnow().date()
+    if product.release_date is not None:
+        return product.release_date > today
+    return bool(product.is_preorder)
+
+
+def provider_available(
+    *, session: Session, product: Product, settings: Settings | None = None
+) -> int:
+    """Keys the providers can deliver within the margin: the stock of the offers
+    ``fulfilment.choose_offers`` would try (one per provider in the chain)."""
+    settings = settings or get_settings()
+    offers = choose_offers(session, product=product, quantity=1, settings=settings)
+    return sum(max(0, offer.stock) for offer in offers)
+
+
+def availability(
+    *, session: Session, product: Product, settings: Settings | None = None
+) -> Availability:
+    assert product.id is not None
+    own = available_counts(session=session, product_ids=[product.id]).get(product.id, 0)
+    return Availability(
+        stock_available=own,
+        provider_available=provider_available(session=session, product=product, settings=settings),
+        is_preorder=is_upcoming(product),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProductDetail:
+    id: int
+    slug: str
+    title: str
+    platform: str
+    region: str
+    genre: str
+    publisher: str
+    description: str
+    price_minor: int
+    currency: str
+    list_price_minor: int | None
+    discount_percent: int
+    cover_url: str | None
+    is_preorder: bool
+    release_date: date | None
+    stock_available: int
+    provider_available: int
+    availability: str
+    can_buy: bool
+    max_quantity: int  # how many one order may take now (0 when it cannot be bought)
+    low_stock: bool
+    region_locked: bool
+    region_warning: str | None
+    activation_instructions: str
+    activation_url: str | None
+
+
+def product_detail(*, session: Session, slug: str) -> ProductDetail:
+    """Everything the product page shows about an active product. UnknownProduct (404)
+    for a slug that does not exist or is no longer for sale."""
+    from core.services.orders import MAX_QUANTITY_PER_LINE
+
+    if not isinstance(slug, str) or not slug or len(slug) > 120:
+        raise UnknownProduct("no such product", slug=str(slug)[:120])
+    product = get_product_by_slug(session=session, slug=slug)
+    if not product.active:
+        raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
+    assert product.id is not None
+    stock = availability(session=session, product=product)
+    listed = product.list_price_minor
+    discount = 0
+    if listed and listed > product.price_minor:
+        discount = round(100 * (listed - product.price_minor) / listed)
+    warning = region_warning(product.region)
+    return ProductDetail(
+        id=product.id,
+        slug=product.slug,
+        title=product.title,
+        platform=product.platform,
+        region=product.region,
+        genre=product.genre,
+        publisher=product.publisher,
+        description=product.description,
+        price_minor=product.price_minor,
+        currency=product.currency,
+        list_price_minor=listed,
+        discount_percent=discount,
+        cover_url=product.cover_url,
+        is_preorder=stock.is_preorder,
+        release_date=product.release_date,
+        stock_available=stock.stock_available,
+        provider_available=stock.provider_available,
+        availability=stock.label,
+        can_buy=stock.can_buy,
+        max_quantity=min(MAX_QUANTITY_PER_LINE, stock.total),
+        low_stock=0 < stock.stock_available <= product.low_stock_threshold,
+        region_locked=warning is not None,
+        region_warning=warning,
+        activation_instructions=product.activation_instructions,
+        activation_url=activation_url(product.platform),
+    )
