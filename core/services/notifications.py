@@ -21,10 +21,20 @@ KINDS = ("delivered", "waiting", "attention")
 PORTAL_LINK_DAYS = 365
 
 
-def portal_url(order_number: str) -> str:
+ORDER_ACCESS_PURPOSE = "order-access"
+
+
+def order_access_token(order_number: str) -> str:
+    """The unguessable token that opens one order (and its key portal) without signing
+    in: signed for purpose ``order-access`` over the order number, valid for a year.
+    ``core.services.portal.open_order`` checks it."""
+    return make_token(ORDER_ACCESS_PURPOSE, order_number, ttl_seconds=PORTAL_LINK_DAYS * 86400)
+
+
+def portal_url(order_number: str, token: str | None = None) -> str:
     """The link a guest (or a customer) follows to the order and its keys: signed, so it
     cannot be guessed from the order number."""
-    token = make_token("order-access", order_number, ttl_seconds=PORTAL_LINK_DAYS * 86400)
+    token = token or order_access_token(order_number)
     return f"{get_settings().public_url}/orders/{order_number}?token={token}"
 
 

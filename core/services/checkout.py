@@ -1,0 +1,375 @@
+"""Checkout: price a cart, place the order, open the payment.
+
+DESIGN §5.1: cart → order ``pending_payment`` with a price snapshot → payment session.
+
+- :func:`quote_cart` prices a cart for the cart page and reports every problem (unknown
+  product, sold out, too many, mixed currencies) as a sentence instead of raising.
+- :func:`place_order` validates the same way, refuses with one :class:`CartRejected`
+  (422, every problem listed, nothing written) when anything is wrong, writes the order
+  through :func:`core.services.orders.create_order` and commits it, then opens the
+  payment: a Stripe Checkout session when Stripe is configured (the order number as
+  ``client_reference_id`` and in the metadata, which the Stripe webhook uses to find the
+  order), otherwise the built-in test payment page. Stripe is called after the commit,
+  never inside the transaction; if Stripe refuses, the order is cancelled and the error
+  says so.
+- :func:`pay_test_order` is the test payment page's button: it sends the signed,
+  Stripe-format event through the same webhook path as Stripe's
+  (:func:`core.services.payments.send_test_event`).
+
+"Buyable" is the product page's rule (:mod:`core.services.storefront`): active, and own
+stock plus what the providers can deliver within the margin covers the quantity.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import stripe
+from sqlalchemy import select
+from sqlmodel import Session
+
+from core.config import get_settings
+from core.db import session_scope
+from core.errors import DomainError, InvalidInput
+from core.models import Customer, OrderEvent, OrderStatus, Product, row_id
+from core.services.audit import Actor, record_audit
+from core.services.catalogue import SLUG_RE, products
+from core.services.customers import normalise_email
+from core.services.notifications import order_access_token
+from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE, LineRequest, create_order
+from core.services.orders import transition_order as _transition
+from core.services.payments import NoTestPayments, send_test_event
+from core.services.portal import OrderNotFound, open_order, order_page_url
+from core.services.storefront import availability
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+CHECKOUT: Final = Actor.system("checkout")
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    slug: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteLine:
+    slug: str
+    title: str
+    platform: str
+    region: str
+    cover_url: str | None
+    unit_price_minor: int
+    currency: str
+    quantity: int
+    line_total_minor: int
+    can_buy: bool
+    problem: str | None
+    max_quantity: int = 0  # how many one order may take now
+    product_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    lines: list[QuoteLine]
+    total_minor: int
+    currency: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """The cart can be checked out as it is."""
+        return bool(self.lines) and not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    number: str
+    access_token: str
+    payment_url: str
+    order_url: str
+    total_minor: int
+    currency: str
+    test_payment: bool  # the payment page is the built-in test page
+
+
+class CartRejected(InvalidInput):
+    """The cart cannot be ordered as it is. ``problems`` lists every reason."""
+
+    code = "cart_rejected"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(" ".join(problems), problems=problems)
+        self.problems = problems
+
+
+class PaymentUnavailable(DomainError):
+    code = "payment_unavailable"
+    http_status = 502
+
+
+class OrderNotPayable(DomainError):
+    code = "order_not_payable"
+    http_status = 409
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _merged(lines: Sequence[CartLine]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """Cart lines with the same product added together (first position kept), and the
+    problems of the cart's shape."""
+    problems: list[str] = []
+    if len(lines) > MAX_LINES:
+        problems.append(f"An order holds at most {MAX_LINES} different products.")
+    merged: dict[str, Any] = {}
+    for line in lines:
+        slug = line.slug if isinstance(line.slug, str) else ""
+        qty = line.quantity
+        if slug in merged and _is_int(merged[slug]) and _is_int(qty):
+            merged[slug] += qty
+        elif slug not in merged:
+            merged[slug] = qty
+    return list(merged.items()), problems
+
+
+def quote_cart(*, session: Session, lines: list[CartLine]) -> Quote:
+    """Price a cart with today's prices and stock. Never raises for the cart's content:
+    each line says whether it can be bought and, if not, why (``problem``); ``problems``
+    collects every problem of the cart, including mixed currencies and too many lines.
+    ``total_minor`` sums the lines that can be bought."""
+    entries, problems = _merged(lines)
+    slugs = [s for s, _ in entries if s and SLUG_RE.fullmatch(s)]
+    found = {
+        p.slug: p
+        for p in session.execute(select(Product).where(products.c.slug.in_(slugs))).scalars()
+    }
+    out: list[QuoteLine] = []
+    currencies: list[str] = []
+    for slug, qty in entries:
+        product = found.get(slug)
+        problem: str | None
+        if product is None or not product.active:
+            problem = f"We could not find the product {slug!r}; it may no longer be for sale."
+            problems.append(problem)
+            out.append(
+                QuoteLine(slug=slug, title=slug, platform="", region="", cover_url=None,
+                          unit_price_minor=0, currency="", quantity=qty if _is_int(qty) else 0,
+                          line_total_minor=0, can_buy=False, problem=problem)
+            )  # fmt: skip
+            continue
+        stock = availability(session=session, product=product)
+        most = min(MAX_QUANTITY_PER_LINE, stock.total)
+        problem = None
+        if not _is_int(qty) or qty < 1:
+            problem = f"Choose a quantity of at least 1 for {product.title}."
+        elif qty > MAX_QUANTITY_PER_LINE:
+            problem = f"At most {MAX_QUANTITY_PER_LINE} of {product.title} per order."
+        elif not stock.can_buy:
+            problem = f"{product.title} ({product.platform}, {product.region}) is out of stock."
+        elif qty > stock.total:
+            problem = f"Only {stock.total} of {product.title} available right now."
+        if problem:
+            problems.append(problem)
+        else:
+            currencies.append(product.currency)
+        quantity = qty if _is_int(qty) else 0
+        out.append(
+            QuoteLine(
+                slug=product.slug,
+                title=product.title,
+                platform=product.platform,
+                region=product.region,
+                cover_url=product.cover_url,
+                unit_price_minor=product.price_minor,
+                currency=product.currency,
+                quantity=quantity,
+                line_total_minor=product.price_minor * max(quantity, 0),
+                can_buy=problem is None,
+                problem=problem,
+                max_quantity=most,
+                product_id=product.id,
+            )
+        )
+    if len(set(currencies)) > 1:
+        problems.append(
+            "Products priced in different currencies cannot be bought in one order; "
+            "please order them separately."
+        )
+    currency = currencies[0] if currencies else next((ln.currency for ln in out if ln.currency), "")
+    total = sum(ln.line_total_minor for ln in out if ln.can_buy and ln.currency == currency)
+    return Quote(lines=out, total_minor=total, currency=currency, problems=problems)
+
+
+def _check_shape(lines: Any) -> None:
+    """Refuse what is not a cart at all (wrong types), before any database work."""
+    if not isinstance(lines, (list, tuple)) or not lines:
+        raise CartRejected(["Your cart is empty."])
+    if not all(isinstance(ln, CartLine) for ln in lines):
+        raise InvalidInput("lines must be CartLine items", field="lines")
+
+
+def place_order(
+    *,
+    email: str,
+    lines: list[CartLine],
+    customer_id: int | None = None,
+    ip: str | None = None,
+) -> CheckoutResult:
+    """Place an order and open its payment. Owns its transaction.
+
+    Refuses, writing nothing: a malformed e-mail (InvalidInput), an empty cart, more than
+    MAX_LINES products, a quantity outside 1..MAX_QUANTITY_PER_LINE, an unknown or
+    unbuyable product, mixed currencies (CartRejected, every problem listed), an unknown
+    ``customer_id`` (InvalidInput). Returns the order number, its access token, the
+    payment URL and the order page URL."""
+    address = normalise_email(email)
+    _check_shape(lines)
+    actor = (
+        Actor.customer(customer_id, ip=ip)
+        if customer_id is not None
+        else Actor(CHECKOUT.type, CHECKOUT.id, ip=ip)
+    )
+    with session_scope() as session:
+        if customer_id is not None and (
+            not _is_int(customer_id) or session.get(Customer, customer_id) is None
+        ):
+            raise InvalidInput("unknown customer", field="customer_id")
+        quote = quote_cart(session=session, lines=list(lines))
+        if not quote.ok:
+            raise CartRejected(quote.problems or ["Your cart is empty."])
+        order = create_order(
+            session=session,
+            email=address,
+            lines=[LineRequest(row_id(ln.product_id), ln.quantity) for ln in quote.lines],
+            customer_id=customer_id,
+            actor=actor,
+        )
+        number, total, currency = order.number, order.total_minor, order.currency
+        order_id = row_id(order.id)
+        record_audit(
+            session=session,
+            actor=actor,
+            action="order.place",
+            object_type="order",
+            object_id=number,
+            data={"total_minor": total, "currency": currency, "guest": customer_id is None},
+        )
+    token = order_access_token(number)
+    settings = get_settings()
+    order_url = order_page_url(number, token)
+    if settings.test_payments:
+        payment_url = f"{settings.public_url}/pay/{number}?token={token}"
+    else:
+        payment_url = _stripe_checkout(
+            order_id=order_id, number=number, email=address, quote=quote, order_url=order_url
+        )
+    return CheckoutResult(
+        number=number,
+        access_token=token,
+        payment_url=payment_url,
+        order_url=order_url,
+        total_minor=total,
+        currency=currency,
+        test_payment=settings.test_payments,
+    )
+
+
+def _stripe_checkout(
+    *, order_id: int, number: str, email: str, quote: Quote, order_url: str
+) -> str:
+    """Open a Stripe Checkout session for the committed order and return its URL. On a
+    Stripe error the order is cancelled (nobody can pay it) and PaymentUnavailable
+    raised."""
+    settings = get_settings()
+    try:
+        checkout = stripe.checkout.Session.create(
+            api_key=settings.stripe_secret_key,
+            idempotency_key=f"keyshop-checkout-{number}",
+            mode="payment",
+            client_reference_id=number,
+            metadata={"order_number": number},
+            payment_intent_data={"metadata": {"order_number": number}},
+            customer_email=email,
+            line_items=[
+                {
+                    "quantity": ln.quantity,
+                    "price_data": {
+                        "currency": ln.currency.lower(),
+                        "unit_amount": ln.unit_price_minor,
+                        "product_data": {"name": f"{ln.title} ({ln.platform}, {ln.region})"},
+                    },
+                }
+                for ln in quote.lines
+            ],
+            success_url=order_url,
+            cancel_url=f"{settings.public_url}/cart",
+        )
+    except stripe.StripeError as exc:
+        log.warning("Stripe refused a checkout session for %s: %s", number, exc.code)
+        with session_scope() as session:
+            _transition(
+                session=session,
+                order_id=order_id,
+                to_status=S.CANCELLED,
+                actor=CHECKOUT,
+                reason=f"Stripe refused the checkout session ({exc.code or 'error'})",
+                expected_from=S.PENDING_PAYMENT,
+            )
+        raise PaymentUnavailable(
+            "Payments are unavailable right now; nothing was charged. Please try again "
+            "in a few minutes."
+        ) from None
+    with session_scope() as session:
+        session.add(
+            OrderEvent(
+                order_id=order_id,
+                from_status=S.PENDING_PAYMENT,
+                to_status=S.PENDING_PAYMENT,
+                reason="payment page opened",
+                actor=str(CHECKOUT),
+                data={"stripe_checkout_session": checkout.id},
+            )
+        )
+    return str(checkout.url)
+
+
+def pay_test_order(*, number: str, access_token: str) -> None:
+    """The built-in test payment page's "Pay" button. Only in test-payment mode
+    (NoTestPayments, 403, when Stripe is configured). The access token must open the
+    order (OrderNotFound otherwise). A pending order gets a signed Stripe-format
+    ``checkout.session.completed`` event through the webhook path; an order already
+    paid is left alone (paying twice is harmless); a cancelled one is refused."""
+    if not get_settings().test_payments:
+        raise NoTestPayments("test payments are off: this shop takes real payments through Stripe")
+    with session_scope(write=False) as session:
+        order = open_order(session=session, number=number, access_token=access_token)
+        status, order_number = order.status, order.number
+    if status == S.CANCELLED:
+        raise OrderNotPayable(
+            f"Order {order_number} was cancelled (it was not paid in time); please order again.",
+            order=order_number,
+        )
+    if status != S.PENDING_PAYMENT:
+        return
+    send_test_event(order_number=order_number)
+
+
+__all__ = [
+    "CartLine",
+    "CartRejected",
+    "CheckoutResult",
+    "OrderNotFound",
+    "PaymentUnavailable",
+    "Quote",
+    "QuoteLine",
+    "pay_test_order",
+    "place_order",
+    "quote_cart",
+]
