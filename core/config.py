@@ -18,7 +18,7 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: str | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY", repr=False)
 
+    # -- customer accounts: sessions, password resets, password hashing --
+    session_days: int = Field(30, ge=1, le=365, validation_alias="KEYSHOP_SESSION_DAYS")
+    password_reset_minutes: int = Field(
+        60, ge=5, le=1440, validation_alias="KEYSHOP_PASSWORD_RESET_MINUTES"
+    )
+    password_hashing: Literal["recommended", "fast"] = Field(
+        "recommended", validation_alias="KEYSHOP_PASSWORD_HASHING"
+    )
+
     # -- payments: Stripe Checkout when configured, else built-in test payments --
     stripe_secret_key: str | None = Field(None, validation_alias="STRIPE_SECRET_KEY", repr=False)
     stripe_webhook_secret: str | None = Field(
@@ -225,6 +234,13 @@ class Settings(BaseSettings):
             return None
         if len(value) < 32:
             raise ValueError("must be at least 32 characters (use `keyshop keys new-secret`)")
+        return value
+
+    @field_validator("password_hashing")
+    @classmethod
+    def _password_hashing(cls, value: str, info: ValidationInfo) -> str:
+        if value == "fast" and info.data.get("env") == "production":
+            raise ValueError("fast (a test-only parameter set) is refused in production")
         return value
 
     @field_validator("smtp_url")
