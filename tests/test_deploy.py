@@ -236,7 +236,11 @@ def test_services_and_the_shared_image():
 
 def test_state_lives_in_volumes():
     doc = compose()
-    assert {"postgres-data", "redis-data"} <= set(doc["volumes"])
+    assert {"postgres-data", "redis-data", "keyshop-var"} <= set(doc["volumes"])
+    for name in KEYSHOP_SERVICES:
+        # image keys written by a worker are served by web: one var/ for all of them
+        assert doc["services"][name]["volumes"] == ["keyshop-var:/app/var"]
+        assert service_environment(doc["services"][name], {})["KEYSHOP_VAR_DIR"] == "/app/var"
     assert "postgres-data:/var/lib/postgresql/data" in doc["services"]["postgres"]["volumes"]
     assert "redis-data:/data" in doc["services"]["redis"]["volumes"]
     assert "--appendonly" in doc["services"]["redis"]["command"], (
