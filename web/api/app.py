@@ -100,8 +100,11 @@ async def blob(request: Request) -> Response:
 def create_api() -> Starlette:
     import tasks  # noqa: F401  (plugs the queue into core.jobs)
 
+    from web.api.store import ROUTES as STORE_ROUTES
+
     return Starlette(routes=[
         Route("/api/webhooks/{source}", webhook, methods=["POST"]),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/blobs/{name:path}", blob, methods=["GET"]),
+        *STORE_ROUTES,
     ])

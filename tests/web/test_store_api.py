@@ -1,0 +1,264 @@
+"""The JSON store API through Starlette's TestClient against the real database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openapi_spec_validator import validate
+from sqlalchemy import func
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from core import crypto
+from core.models import AuditEvent, Key, Order, OrderEvent, OrderLine
+from core.services import fulfilment, notifications, webhooks
+from core.services.checkout import pay_test_order
+from core.services.notifications import order_access_token
+from core.services.portal import reveal_order_key
+from tests.factories import fresh, make_keys, make_order, make_product
+
+
+@pytest.fixture(scope="module")
+def app():
+    from web.api.app import create_api
+
+    return create_api()
+
+
+@pytest.fixture
+def api(app, engine, queued_jobs):
+    with TestClient(app, raise_server_exceptions=True) as client:
+        yield client
+
+
+@pytest.fixture
+def catalogue(session):
+    """Six Steam products (three in stock), two Xbox EU ones, one inactive."""
+    steam = [make_product(session, title=f"Witcher Saga {i}", platform="Steam", genre="RPG",
+                          price_minor=1000 + i * 100) for i in range(6)]
+    for p in steam[:3]:
+        make_keys(session, p, 2)
+    xbox = [make_product(session, title=f"Racer {i}", platform="Xbox", region="EU", genre="Racing",
+                         price_minor=3000 + i) for i in range(2)]
+    make_keys(session, xbox[0], 1)
+    make_product(session, title="Witcher Hidden", active=False)
+    return steam, xbox
+
+
+def counts(session):
+    s = fresh(session)
+    return [s.exec(select(func.count()).select_from(m)).one() for m in (Order, OrderLine, OrderEvent, AuditEvent)]
+
+
+def run_jobs(queued):
+    """Run what core queued after its commits, in order, like a worker would."""
+    handlers = {
+        "process_webhook": lambda webhook_id: webhooks.process_webhook(webhook_id=webhook_id),
+        "fulfil_order": lambda order_id: fulfilment.fulfil_order(order_id=order_id),
+        "send_order_email": lambda order_id, kind: notifications.send_order_email(order_id=order_id, kind=kind),
+    }
+    ran = []
+    while queued:
+        name, args, kwargs = queued.pop(0)
+        handlers[name](*args, **kwargs)
+        ran.append(name)
+    return ran
+
+
+# -- products ---------------------------------------------------------------------------
+
+
+def test_search_with_text_filters_sort_and_paging(api, catalogue):
+    steam, _ = catalogue
+    answer = api.get("/api/store/products", params={"q": "witch", "sort": "price_asc", "per_page": 4})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["total"] == 6 and body["pages"] == 2 and body["has_next"] and body["total_is_exact"]
+    assert [i["title"] for i in body["items"]] == [p.title for p in steam[:4]]
+    assert body["items"][0]["url"] == f"/api/store/products/{steam[0].slug}"
+    page2 = api.get("/api/store/products", params={"q": "witch", "sort": "price_asc", "per_page": 4, "page": 2}).json()
+    assert [i["title"] for i in page2["items"]] == [p.title for p in steam[4:]] and not page2["has_next"]
+    stocked = api.get("/api/store/products", params={"platform": "steam", "in_stock": "true"}).json()
+    assert stocked["total"] == 3 and all(i["in_stock"] for i in stocked["items"])
+    priced = api.get("/api/store/products", params={"min_price": 1200, "max_price": 1400}).json()
+    assert sorted(i["price_minor"] for i in priced["items"]) == [1200, 1300, 1400]
+    eu = api.get("/api/store/products", params={"region": "EU", "genre": "racing", "sort": "price_desc"}).json()
+    assert [i["title"] for i in eu["items"]] == ["Racer 1", "Racer 0"]
+    assert api.get("/api/store/products", params={"q": "hidden"}).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "words"),
+    [
+        ("colour=red", 400, "unknown query parameter"),
+        ("page=abc", 400, "whole number"),
+        ("page=1&page=2", 400, "more than once"),
+        ("min_price=-5", 400, "whole number"),
+        ("in_stock=maybe", 400, "true or false"),
+        ("page=0", 422, "page"),
+        ("per_page=101", 422, "per_page"),
+        ("sort=cheapest", 422, "sort"),
+        ("min_price=500&max_price=100", 422, "min_price"),
+        ("q=" + "x" * 201, 400, "too long"),
+    ],
+)
+def test_bad_search_parameters_get_json_errors(api, query, status, words):
+    answer = api.get(f"/api/store/products?{query}")
+    assert answer.status_code == status
+    error = answer.json()["error"]
+    assert words in error["message"] and error["code"]
+
+
+def test_product_detail_and_404(api, catalogue):
+    _, xbox = catalogue
+    body = api.get(f"/api/store/products/{xbox[0].slug}").json()
+    assert body["title"] == "Racer 0" and body["availability"] == "In stock" and body["can_buy"]
+    assert body["region_locked"] and body["region_warning"].startswith("This key only activates in the EU")
+    assert body["activation_url"] == "https://redeem.microsoft.com"
+    answer = api.get("/api/store/products/no-such-game")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "unknown_product"
+
+
+def test_wrong_method_and_unknown_route_are_json(api):
+    answer = api.get("/api/store/checkout")
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+    assert api.delete("/api/store/products").status_code == 405
+    missing = api.get("/api/store/nothing/here")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+# -- checkout ---------------------------------------------------------------------------
+
+
+def test_checkout_places_an_order_and_answers_201(api, session, catalogue, test_settings):
+    steam, _ = catalogue
+    answer = api.post("/api/store/checkout", json={"email": "Guest@Example.com",
+                                                   "lines": [{"slug": steam[0].slug, "quantity": 2}]})
+    assert answer.status_code == 201
+    body = answer.json()
+    assert answer.headers["location"] == body["status_url"] == f"/api/store/orders/{body['number']}"
+    assert body["total_minor"] == 2000 and body["currency"] == "EUR" and body["test_payment"]
+    assert body["payment_url"] == f"{test_settings.public_url}/pay/{body['number']}?token={body['access_token']}"
+    assert body["order_url"] == f"{test_settings.public_url}/orders/{body['number']}?token={body['access_token']}"
+    order = fresh(session).exec(select(Order).where(Order.number == body["number"])).one()
+    assert order.status == "pending_payment" and order.email == "guest@example.com"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        ("{not json", {"Content-Type": "application/json"}, 400, "bad_request"),
+        ('{"email": "a@example.com"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+        (json.dumps({"email": "a@example.com", "lines": [], "pad": "x" * 70000}),
+         {"Content-Type": "application/json"}, 413, "payload_too_large"),
+        ("[1, 2]", {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": "a@example.com", "lines": [], "coupon": "FREE"}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": 5, "lines": []}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": "a@example.com", "lines": "all"}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": "a@example.com", "lines": [{"slug": "x"}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": "2"}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": true}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": "nobody", "lines": [{"slug": "SLUG0", "quantity": 1}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        ('{"email": "a@example.com", "lines": []}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
+        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 0}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
+        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 11}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
+        ('{"email": "a@example.com", "lines": [{"slug": "SLUG5", "quantity": 1}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
+        ('{"email": "a@example.com", "lines": [{"slug": "no-such-game", "quantity": 1}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
+        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 3}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
+    ],
+)
+def test_bad_checkouts_are_refused_and_write_nothing(api, session, catalogue, body, headers, status, code):
+    steam, _ = catalogue
+    body = body.replace("SLUG0", steam[0].slug).replace("SLUG5", steam[5].slug)  # 0: 2 keys, 5: none
+    before = counts(session)
+    answer = api.post("/api/store/checkout", content=body.encode(), headers=headers)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == code and error["message"]
+    if code == "cart_rejected":
+        assert error["problems"]
+    assert counts(session) == before
+
+
+# -- orders -----------------------------------------------------------------------------
+
+
+def test_order_needs_its_own_token(api, session, catalogue):
+    steam, _ = catalogue
+    mine = api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]}).json()
+    other = make_order(session, [(steam[1], 1)], email="b@example.com")
+    url = f"/api/store/orders/{mine['number']}"
+    by_query = api.get(url, params={"token": mine["access_token"]})
+    assert by_query.status_code == 200 and by_query.headers["cache-control"] == "no-store"
+    by_header = api.get(url, headers={"Authorization": f"Bearer {mine['access_token']}"})
+    assert by_header.json() == by_query.json()
+    view = by_query.json()
+    assert (view["number"], view["status"], view["status_label"], view["stage"]) == (mine["number"], "pending_payment", "Waiting for payment", 1)
+    refusals = [
+        api.get(url),
+        api.get(url, params={"token": "nope"}),
+        api.get(url, params={"token": order_access_token(other.number)}),
+        api.get(f"/api/store/orders/{other.number}", params={"token": mine["access_token"]}),
+        api.get("/api/store/orders/KS-0000-0000", params={"token": mine["access_token"]}),
+    ]
+    assert {(r.status_code, r.json()["error"]["code"]) for r in refusals} == {(404, "order_not_found")}
+    assert len({r.json()["error"]["message"] for r in refusals}) == 1
+    assert api.get(url, headers={"Authorization": "Basic abc"}).status_code == 400
+    assert api.get(url, params={"token": mine["access_token"], "x": "1"}).status_code == 400
+
+
+def test_test_payment_to_delivered_keys_and_reveal(api, session, catalogue, queued_jobs, vault):
+    """Checkout through the API, pay with the test payment, let the queued work run, see
+    the order delivered (keys masked in the API), then reveal through the portal: the
+    revealed codes are the ones the inventory delivered."""
+    steam, _ = catalogue
+    placed = api.post("/api/store/checkout", json={"email": "buyer@example.com",
+                                                   "lines": [{"slug": steam[1].slug, "quantity": 2}]}).json()
+    pay_test_order(number=placed["number"], access_token=placed["access_token"])
+    assert run_jobs(queued_jobs) == ["process_webhook", "fulfil_order", "send_order_email"]
+    answer = api.get(f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]})
+    view = answer.json()
+    assert (view["status"], view["status_label"], view["stage"], view["delivered"], view["pending"]) == (
+        "fulfilled", "Delivered", 4, 2, 0)
+    [line] = view["lines"]
+    assert line["activation_url"] == "https://store.steampowered.com/account/registerkey"
+    assert all(k["masked"] == "XXXXX-XXXXX-•••••" and not k["revealed"] for k in line["keys"])
+
+    s = fresh(session)
+    order = s.exec(select(Order).where(Order.number == placed["number"])).one()
+    delivered = s.exec(select(Key).join(OrderLine, Key.order_line_id == OrderLine.id)
+                       .where(OrderLine.order_id == order.id)).all()
+    assert sorted(str(k.id) for k in delivered) == sorted(k["id"] for k in line["keys"])
+    inventory = {str(k.id): crypto.get_vault().decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode()
+                 for k in delivered}
+    assert not any(code in answer.text for code in inventory.values())  # never in the API
+    for key in line["keys"]:
+        shown = reveal_order_key(number=placed["number"], key_id=key["id"], access_token=placed["access_token"])
+        assert shown.code == inventory[key["id"]], "revealed code differs from the delivered one"
+    again = api.get(f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]}).json()
+    assert all(k["revealed"] for k in again["lines"][0]["keys"])
+
+
+# -- OpenAPI ----------------------------------------------------------------------------
+
+
+def test_openapi_is_valid_and_lists_every_api_route(api, app):
+    answer = api.get("/api/openapi.json")
+    assert answer.status_code == 200
+    document = answer.json()
+    validate(document)  # OpenAPI 3.1 schema
+    assert document["openapi"] == "3.1.0"
+    served = set()
+    for route in app.routes:
+        path = route.path.replace(":path}", "}")
+        if path.startswith("/api/") and "{rest}" not in path:
+            real = getattr(route.endpoint, "methods", None) or route.methods or []
+            methods = {m.lower() for m in real} - {"head"}
+            served |= {(path, m) for m in methods} or {(path, "*")}
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    for path, method in served:
+        assert (path, method) in documented or (method == "*" and path in document["paths"]), (path, method)
+    assert {p for p, _ in served} == set(document["paths"])
