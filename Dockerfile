@@ -71,4 +71,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/api/health', timeout=4)"]
 ENTRYPOINT ["keyshop"]
-CMD ["run", "--production", "--host", "0.0.0.0", "--port", "3000"]
+CMD ["run", "--no-worker", "--no-simulators", "--host", "0.0.0.0", "--port", "3000"]

@@ -274,10 +274,12 @@ def test_commands_are_real_keyshop_commands():
     keyshop_context(services["migrate"]["command"])
     for name in ("worker", "scheduler"):
         assert keyshop_context(services[name]["command"]).info_name == "worker"
-    # the web command: Reflex in prod mode on one port (see the README's CLI table)
-    web = services["web"]["command"]
-    assert web[0] == "run" and "run" in cli.commands
-    assert "--production" in web and web[web.index("--port") + 1] == "3000"
+    # the web command: `keyshop run` serving Reflex in prod mode on port 3000, without the
+    # Huey consumer and the provider simulators it starts on a developer's machine
+    web = keyshop_context(services["web"]["command"])
+    assert web.info_name == "run"
+    assert web.params["no_worker"] and web.params["no_simulators"]
+    assert (web.params["host"], web.params["port"]) == ("0.0.0.0", 3000)
     assert services["web"]["ports"] == ["${KEYSHOP_HTTP_PORT:-3000}:3000"]
 
 
@@ -441,6 +443,8 @@ def test_dockerfile_runs_keyshop_as_an_unprivileged_user():
     health = " ".join(args for instruction, args in final if instruction == "HEALTHCHECK")
     assert "/api/health" in health and "3000" in health
     assert any(i == "EXPOSE" and a == "3000" for i, a in final)
+    cmd = [json.loads(a) for i, a in final if i == "CMD"]
+    assert cmd == [compose()["services"]["web"]["command"]], "`docker run` alone serves the web app"
 
 
 def test_dockerfile_builds_from_the_lock_with_the_pinned_tools():
