@@ -1,0 +1,268 @@
+"""Benchmark: ``GET /api/store/products`` over a 100,000-product catalogue, 32 clients.
+
+    .venv/bin/python bench/store_api.py [--products 100000] [--clients 32]
+        [--seconds 30] [--warmup 5] [--server-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+Builds its own PostgreSQL database (``keyshop_bench_store``: dropped, created and
+migrated by ``bench/_stack.py``'s Stack, which also serves the HTTP API with uvicorn in a
+subprocess, ``keyshop api``), loads the catalogue with COPY outside the timing:
+``--products`` products with generated titles (two words from a vocabulary plus a
+sequel number), ten platforms, seven regions, twelve genres, prices from 1.99 to 69.99,
+a few featured; own keys (placeholder ciphertext, never decrypted) for 40% of them and a
+provider offer with stock for another 15%, then ``ANALYZE``. Then ``--clients``
+concurrent httpx clients (asyncio, keep-alive) each send requests back to back (or with an exponential pause
+of mean ``--think-ms`` between them) for
+``--warmup`` + ``--seconds`` seconds over a fixed mix (text search, facet filters,
+price ranges, in-stock, every sort, pages 1 to 5). Only the window after the warm-up is
+counted. Every answer must be 200 with a JSON page.
+
+Prints one JSON line: p50/p95/p99 latency (ms), throughput (requests/s), p95 per kind
+of query, the goal (p95 ≤ 30 ms) and whether it was met, and the load average. The
+database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench._stack import DEFAULT_SERVER_URL, Stack, loadavg, wait_for_quiet_machine  # noqa: E402
+
+BENCH_DB = "keyshop_bench_store"
+GOAL_P95_MS = 30.0
+
+PLATFORMS = ["Steam", "Xbox", "PlayStation", "Nintendo", "EA app", "Ubisoft Connect", "GOG",
+             "Battle.net", "Epic Games", "Rockstar"]  # fmt: skip
+REGIONS = ["GLOBAL", "GLOBAL", "GLOBAL", "EU", "US", "UK", "LATAM", "ASIA", "RU"]
+GENRES = ["Action", "Adventure", "RPG", "Strategy", "Racing", "Puzzle", "Horror", "Shooter",
+          "Simulation", "Platformer", "Sports", "Fighting"]  # fmt: skip
+FIRST = ["Starfall", "Hollow", "Ember", "Neon", "Quiet", "Iron", "Ashen", "Copper", "Velvet",
+         "Gloam", "Brine", "Paper", "Frost", "Clockwork", "Crimson", "Silent", "Shadow", "Golden",
+         "Broken", "Endless", "Savage", "Lunar", "Solar", "Storm", "Witch", "Dragon", "Pixel",
+         "Rogue", "Arcane", "Steel", "Wild", "Hidden", "Lost", "Dark", "Bright", "Cursed",
+         "Emerald", "Obsidian", "Scarlet", "Thunder"]  # fmt: skip
+SECOND = ["Vanguard", "Tide", "Chronicles", "Drift", "Meridian", "Orchard", "Lighthouse",
+          "Express", "Comet", "Reach", "Saga", "Odyssey", "Legion", "Harvest", "Kingdom",
+          "Frontier", "Protocol", "Empire", "Hunter", "Tactics", "Legends", "Requiem", "Rising",
+          "Exodus", "Dominion", "Horizon", "Outpost", "Rebellion", "Citadel", "Gambit"]  # fmt: skip
+PUBLISHERS = ["Lantern Forge", "Brine Works", "Greyhollow Studios", "Red Anvil Games",
+              "Softglow Games", "Kestrel Peak", "Mothwing Publishing", "Six Kettles"]  # fmt: skip
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def _copy_text(rows: list[tuple[Any, ...]]) -> bytes:
+    def cell(v: Any) -> str:
+        if v is None:
+            return "\\N"
+        if isinstance(v, bool):
+            return "t" if v else "f"
+        if isinstance(v, bytes):
+            return "\\\\x" + v.hex()
+        return str(v).replace("\\", "\\\\").replace("\t", " ").replace("\n", " ")
+
+    return "".join("\t".join(cell(v) for v in row) + "\n" for row in rows).encode()
+
+
+def load_catalogue(stack: Stack, products: int, seed: int = 7) -> dict[str, int]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    today = date.today()
+    rows = []
+    for i in range(products):
+        title = f"{rng.choice(FIRST)} {rng.choice(SECOND)}" + (
+            f" {rng.randint(2, 9)}" if rng.random() < 0.4 else ""
+        )
+        platform, region = rng.choice(PLATFORMS), rng.choice(REGIONS)
+        price = rng.randrange(199, 7000, 100)
+        listed = price + rng.randrange(500, 3000, 100) if rng.random() < 0.15 else None
+        future = rng.random() < 0.03
+        release = (
+            today + timedelta(days=rng.randint(10, 300))
+            if future
+            else today - timedelta(days=rng.randint(1, 3000))
+        )
+        created = now - timedelta(minutes=rng.randint(0, 60 * 24 * 900))
+        rows.append((
+            f"bench-{i}", f"{title}", platform, region, rng.choice(GENRES), "",
+            rng.choice(PUBLISHERS), price, "EUR", listed, future, release.isoformat(), "", 5,
+            rng.random() < 0.01, True, None, created.isoformat(), created.isoformat(),
+        ))  # fmt: skip
+    columns = ("slug, title, platform, region, genre, description, publisher, price_minor, "
+               "currency, list_price_minor, is_preorder, release_date, activation_instructions, "
+               "low_stock_threshold, featured, active, cover_url, created_at, updated_at")  # fmt: skip
+    started = time.monotonic()
+    with stack.connect() as conn, conn.cursor() as cur:
+        with cur.copy(f"COPY products ({columns}) FROM STDIN") as copy:
+            copy.write(_copy_text(rows))
+        ids = [r[0] for r in cur.execute("SELECT id FROM products ORDER BY id").fetchall()]
+        keys, offers = [], []
+        for pid in ids:
+            roll = rng.random()
+            if roll < 0.40:
+                for _ in range(rng.randint(1, 3)):
+                    keys.append((str(uuid.uuid4()), pid, "available", "text", os.urandom(40), 1,
+                                 os.urandom(32), now.isoformat()))  # fmt: skip
+            elif roll < 0.55:
+                offers.append(("kinguin", f"k-{pid}", pid, "bench offer", 500, "EUR",
+                               rng.randint(1, 50), False))  # fmt: skip
+        with cur.copy(
+            "COPY keys (id, product_id, status, kind, ciphertext, key_version, fingerprint, "
+            "created_at) FROM STDIN"
+        ) as copy:
+            copy.write(_copy_text(keys))
+        with cur.copy(
+            "COPY provider_offers (provider, external_id, product_id, name, cost_minor, "
+            "currency, stock, is_preorder) FROM STDIN"
+        ) as copy:
+            copy.write(_copy_text(offers))
+        cur.execute("ANALYZE products")
+        cur.execute("ANALYZE keys")
+        cur.execute("ANALYZE provider_offers")
+    return {
+        "products": len(ids),
+        "keys": len(keys),
+        "offers": len(offers),
+        "load_s": round(time.monotonic() - started, 1),
+    }
+
+
+# -- the query mix ---------------------------------------------------------------------------
+
+
+def query_mix(rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """One request: (kind, query parameters)."""
+    roll = rng.random()
+    page = rng.choice([1, 1, 1, 2, 3, 5])
+    if roll < 0.30:  # one word, as typed: a prefix of a title word
+        word = rng.choice(FIRST + SECOND)
+        return "text", {"q": word[: rng.randint(3, len(word))].lower(), "page": page}
+    if roll < 0.45:  # two words
+        return "text2", {"q": f"{rng.choice(FIRST)} {rng.choice(SECOND)[:4]}".lower()}
+    if roll < 0.60:
+        return "facets", {"platform": rng.choice(PLATFORMS), "region": rng.choice(REGIONS),
+                          "sort": rng.choice(["price_asc", "newest"]), "page": page}  # fmt: skip
+    if roll < 0.72:
+        low = rng.randrange(0, 5000, 500)
+        return "price", {"min_price": low, "max_price": low + 1500, "genre": rng.choice(GENRES),
+                         "sort": "price_asc", "page": page}  # fmt: skip
+    if roll < 0.82:
+        return "in_stock", {"in_stock": "true", "platform": rng.choice(PLATFORMS),
+                            "sort": rng.choice(["relevance", "price_desc"]), "page": page}  # fmt: skip
+    if roll < 0.92:
+        return "browse", {"sort": rng.choice(["relevance", "newest", "title", "price_asc"]),
+                          "page": page}  # fmt: skip
+    return "text+filter", {"q": rng.choice(FIRST).lower()[:5], "platform": rng.choice(PLATFORMS),
+                           "in_stock": "true"}  # fmt: skip
+
+
+async def drive(
+    base_url: str, clients: int, warmup: float, seconds: float, think_ms: float = 0.0
+) -> dict[str, Any]:
+    latencies: list[tuple[str, float]] = []
+    errors: list[str] = []
+    start = time.monotonic()
+    measure_from, stop_at = start + warmup, start + warmup + seconds
+
+    async def client(n: int) -> None:
+        rng = random.Random(1000 + n)
+        async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as http:
+            while (now := time.monotonic()) < stop_at:
+                kind, params = query_mix(rng)
+                t0 = time.perf_counter()
+                answer = await http.get("/api/store/products", params=params)
+                elapsed = time.perf_counter() - t0
+                if answer.status_code != 200 or "items" not in answer.json():
+                    errors.append(f"{answer.status_code} {params} {answer.text[:200]}")
+                elif now >= measure_from:
+                    latencies.append((kind, elapsed))
+                if think_ms > 0:  # a shopper reads the page before the next search
+                    await asyncio.sleep(rng.expovariate(1000.0 / think_ms))
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return {"latencies": latencies, "errors": errors}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--products", type=int, default=100_000)
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--server-url", default=DEFAULT_SERVER_URL)
+    p.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="mean pause of each client between requests (0: back to back, closed loop)",
+    )
+    p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
+    p.add_argument("--keep-database", action="store_true")
+    args = p.parse_args()
+
+    quiet = {} if args.no_wait else wait_for_quiet_machine(log=log)
+    with Stack(workers=0, server_url=args.server_url, database=BENCH_DB,
+               keep_database=args.keep_database) as stack:  # fmt: skip
+        log(f"loading {args.products} products")
+        data = load_catalogue(stack, args.products)
+        log(f"loaded {data}; driving {args.clients} clients for {args.warmup}+{args.seconds} s")
+        load_before = loadavg()
+        result = asyncio.run(
+            drive(stack.api_url, args.clients, args.warmup, args.seconds, args.think_ms)
+        )
+        load_after = loadavg()
+    lat = result["latencies"]
+    all_ms = [t * 1000 for _, t in lat]
+    kinds = sorted({k for k, _ in lat})
+    p95 = pct(all_ms, 0.95)
+    print(json.dumps({
+        "bench": "store_api_search",
+        "catalogue": data,
+        "clients": args.clients,
+        "think_ms": args.think_ms,
+        "seconds": args.seconds,
+        "requests": len(lat),
+        "errors": len(result["errors"]),
+        "first_errors": result["errors"][:3],
+        "throughput_rps": round(len(lat) / args.seconds, 1),
+        "p50_ms": round(pct(all_ms, 0.50), 1),
+        "p95_ms": round(p95, 1),
+        "p99_ms": round(pct(all_ms, 0.99), 1),
+        "p95_ms_by_kind": {k: round(pct([t * 1000 for kk, t in lat if kk == k], 0.95), 1) for k in kinds},
+        "goal": f"p95 <= {GOAL_P95_MS:g} ms",
+        "met": bool(p95 <= GOAL_P95_MS) and not result["errors"],
+        "load_before": load_before,
+        "load_after": load_after,
+        **({"quiet": quiet} if quiet else {}),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
