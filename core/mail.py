@@ -24,6 +24,7 @@ is created with mode 0700 and its files with mode 0600 for that reason.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
@@ -137,6 +138,7 @@ def recipients_of(message: EmailMessage) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+@functools.lru_cache(maxsize=64)
 def _sender_domain(sender: str) -> str:
     try:
         msg = EmailMessage()
@@ -391,10 +393,13 @@ class OutboxMailer:
     def send(self, message: EmailMessage) -> str:
         _, _, message_id = _prepare(message, self.mail_from)
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             final = self.folder / f"{stamp}-{secrets.token_hex(4)}.eml"
-            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
+            except FileNotFoundError:  # the first message (or someone removed the folder)
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(message.as_bytes(policy=policy.default))

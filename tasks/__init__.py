@@ -2,6 +2,7 @@
 queue into ``core.jobs``, so work that core enqueues after a commit lands here."""
 
 from core import jobs as core_jobs
+from tasks import warmup  # noqa: F401  (registers the consumer's warm-up)
 from tasks.jobs import TASKS
 from tasks.queue import configure, huey
 

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, case, exists, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -62,7 +63,6 @@ from core.models import (
     ProviderPurchase,
     PurchaseStatus,
     new_uuid,
-    row_id,
     utcnow,
 )
 from core.providers.base import (
@@ -184,39 +184,51 @@ def fulfil_order(
     return result
 
 
+# The fast path's one read: the order (locked; loaded, so transition_order finds it in
+# the session), its lines and whether anything was ever started on them (a key or a
+# purchase on any line hands the order to the general path).
+_L = OrderLine.__table__  # type: ignore[attr-defined]
+_K = Key.__table__  # type: ignore[attr-defined]
+_PP = ProviderPurchase.__table__  # type: ignore[attr-defined]
+_FAST_PATH_READ = (
+    sa_select(
+        Order,
+        _L.c.id,
+        _L.c.product_id,
+        _L.c.quantity,
+        (
+            exists().where(_K.c.order_line_id == _L.c.id)
+            | exists().where(_PP.c.order_line_id == _L.c.id)
+        ).label("started"),
+    )
+    .outerjoin(_L, _L.c.order_id == col(Order.id))
+    .where(col(Order.id) == bindparam("order_id"))
+    .order_by(_L.c.id)
+    .with_for_update(of=Order)
+)
+
+
 def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult | None:
     """The common case in one transaction: a paid order nobody has started on, whose
-    every line stock can serve. Locks the order row, claims all lines (product order,
-    all or nothing), delivers, marks the order fulfilled and queues the e-mail. Returns
-    None — having changed nothing — whenever the general path must decide."""
+    every line stock can serve. Locks the order row and reads its lines in one
+    statement, claims all lines (product order, all or nothing), delivers, marks the
+    order fulfilled and queues the e-mail. Returns None — having changed nothing —
+    whenever the general path must decide."""
     with session_scope() as session:
-        order = session.exec(
-            select(Order).where(col(Order.id) == order_id).with_for_update()
-        ).first()
-        if order is None:
+        rows = session.execute(_FAST_PATH_READ, {"order_id": order_id}).all()
+        if not rows:
             raise NotFound(f"order {order_id} does not exist")
+        order = rows[0][0]
         lease = order.fulfilment_lease_until
         if order.status != S.PAID or (lease is not None and lease > at):
             return None
-        lines = session.exec(select(OrderLine).where(OrderLine.order_id == order_id)).all()
-        ids = [row_id(ln.id) for ln in lines]
-        started = (
-            session.exec(select(Key.id).where(col(Key.order_line_id).in_(ids)).limit(1)).first()
-            or session.exec(
-                select(ProviderPurchase.id)
-                .where(col(ProviderPurchase.order_line_id).in_(ids))
-                .limit(1)
-            ).first()
-        )
-        if started is not None or not lines:
-            return None
+        if rows[0][1] is None or any(row[4] for row in rows):
+            return None  # no lines, or an earlier attempt started: the general path decides
+        ids = [int(row[1]) for row in rows]
         try:
             claim_for_lines(
                 session=session,
-                requests=[
-                    (line_id, ln.product_id, ln.quantity)
-                    for line_id, ln in zip(ids, lines, strict=True)
-                ],
+                requests=[(int(row[1]), int(row[2]), int(row[3])) for row in rows],
             )
         except InsufficientStock:
             return None  # nothing stays reserved; the general path buys what is missing
@@ -279,49 +291,61 @@ class LineNeed:
         return max(0, self.quantity - self.held - self.on_the_way)
 
 
-def line_needs(session: Session, order_id: int) -> list[LineNeed]:
-    lines = session.exec(
-        select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
-    ).all()
-    ids = [ln.id for ln in lines]
-    held = (
-        dict(
-            session.exec(
-                select(Key.order_line_id, func.count())
-                .where(col(Key.order_line_id).in_(ids), col(Key.status).in_(HELD))
-                .group_by(col(Key.order_line_id))
-            ).all()
-        )
-        if ids
-        else {}
-    )
-    purchases = (
-        session.exec(
-            select(ProviderPurchase).where(
-                col(ProviderPurchase.order_line_id).in_(ids),
-                col(ProviderPurchase.status).in_(ACTIVE),
+_DELIVERED_TO_PURCHASE = (
+    sa_select(func.count())
+    .select_from(_K)
+    .where(_K.c.provider_purchase_id == _PP.c.id)
+    .correlate(_PP)
+    .scalar_subquery()
+)
+_LINE_NEEDS = (
+    sa_select(
+        _L.c.id,
+        _L.c.product_id,
+        _L.c.quantity,
+        sa_select(func.count())
+        .select_from(_K)
+        .where(_K.c.order_line_id == _L.c.id, _K.c.status.in_(HELD))
+        .correlate(_L)
+        .scalar_subquery(),
+        # units of open or pending purchases not delivered yet
+        sa_select(
+            func.coalesce(
+                func.sum(
+                    case(
+                        (
+                            _PP.c.quantity > _DELIVERED_TO_PURCHASE,
+                            _PP.c.quantity - _DELIVERED_TO_PURCHASE,
+                        ),
+                        else_=0,
+                    )
+                ),
+                0,
             )
-        ).all()
-        if ids
-        else []
-    )
-    on_the_way: dict[int, int] = {}
-    for purchase in purchases:
-        delivered = session.exec(
-            select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase.id)
-        ).one()
-        on_the_way[purchase.order_line_id] = on_the_way.get(purchase.order_line_id, 0) + max(
-            0, purchase.quantity - delivered
         )
+        .select_from(_PP)
+        .where(_PP.c.order_line_id == _L.c.id, _PP.c.status.in_(ACTIVE))
+        .correlate(_L)
+        .scalar_subquery(),
+    )
+    .where(_L.c.order_id == bindparam("order_id"))
+    .order_by(_L.c.id)
+)
+
+
+def line_needs(session: Session, order_id: int) -> list[LineNeed]:
+    """What each line of the order holds, has on its way and still lacks: one statement."""
     return [
         LineNeed(
-            line_id=row_id(ln.id),
-            product_id=ln.product_id,
-            quantity=ln.quantity,
-            held=held.get(row_id(ln.id), 0),
-            on_the_way=on_the_way.get(row_id(ln.id), 0),
+            line_id=int(line_id),
+            product_id=int(product_id),
+            quantity=int(quantity),
+            held=int(held),
+            on_the_way=int(on_the_way),
         )
-        for ln in lines
+        for line_id, product_id, quantity, held, on_the_way in session.execute(
+            _LINE_NEEDS, {"order_id": order_id}
+        )
     ]
 
 

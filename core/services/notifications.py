@@ -8,13 +8,13 @@ and that record can send one duplicate; never a key.)
 
 from __future__ import annotations
 
-from sqlmodel import col, select
+from sqlalchemy import bindparam, exists, insert, select
 
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
 from core.mail import attention_notice, delivery_notice, get_mailer, preorder_notice
-from core.models import Order, OrderEvent, OrderLine, Product
+from core.models import Order, OrderEvent, OrderLine, Product, utcnow
 from core.signing import make_token
 
 KINDS = ("delivered", "waiting", "attention")
@@ -38,33 +38,50 @@ def portal_url(order_number: str, token: str | None = None) -> str:
     return f"{get_settings().public_url}/orders/{order_number}?token={token}"
 
 
+_O = Order.__table__  # type: ignore[attr-defined]
+_L = OrderLine.__table__  # type: ignore[attr-defined]
+_E = OrderEvent.__table__  # type: ignore[attr-defined]
+# The order, whether this notice was already sent, and its lines: one statement.
+_READ = (
+    select(
+        _O.c.number,
+        _O.c.email,
+        _O.c.status,
+        exists().where(_E.c.order_id == _O.c.id, _E.c.reason == bindparam("marker")).label("sent"),
+        _L.c.title,
+        _L.c.platform,
+        _L.c.region,
+        _L.c.quantity,
+        _L.c.product_id,
+    )
+    .select_from(_O.outerjoin(_L, _L.c.order_id == _O.c.id))
+    .where(_O.c.id == bindparam("order_id"))
+    .order_by(_L.c.id)
+)
+
+
 def send_order_email(*, order_id: int, kind: str) -> str:
     if kind not in KINDS:
         raise InvalidInput(f"no e-mail of kind {kind!r}")
     marker = f"e-mail sent: {kind}"
     with session_scope(write=False) as session:
-        order = session.get(Order, order_id)
-        if order is None:
+        rows = session.execute(_READ, {"order_id": order_id, "marker": marker}).all()
+        if not rows:
             raise NotFound(f"order {order_id} does not exist")
-        if session.exec(
-            select(OrderEvent.id).where(
-                OrderEvent.order_id == order_id, OrderEvent.reason == marker
-            )
-        ).first():
-            return f"{kind} e-mail for {order.number} was already sent"
-        lines = session.exec(
-            select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
-        ).all()
+        number, email, status, sent = rows[0][:4]
+        if sent:
+            return f"{kind} e-mail for {number} was already sent"
+        lines = [row for row in rows if row.title is not None]
         items = [(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines]
         release = None
         if kind == "waiting":
-            dates = session.exec(
-                select(col(Product.release_date)).where(
-                    col(Product.id).in_([ln.product_id for ln in lines])
+            products = Product.__table__  # type: ignore[attr-defined]
+            dates = session.scalars(
+                select(products.c.release_date).where(
+                    products.c.id.in_([ln.product_id for ln in lines])
                 )
             ).all()
             release = max((d for d in dates if d), default=None)
-        number, email, status = order.number, order.email, order.status
     link = portal_url(number)
     mail_from = get_settings().mail_from
     if kind == "delivered":
@@ -86,14 +103,15 @@ def send_order_email(*, order_id: int, kind: str) -> str:
         )
     message_id = get_mailer().send(message)
     with session_scope() as session:
-        session.add(
-            OrderEvent(
+        session.execute(
+            insert(_E).values(
                 order_id=order_id,
                 from_status=status,
                 to_status=status,
                 reason=marker,
                 actor="system:mail",
                 data={"message_id": message_id},
+                created_at=utcnow(),
             )
         )
     return f"{kind} e-mail for {number} sent"

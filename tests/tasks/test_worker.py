@@ -82,6 +82,11 @@ def queue(test_settings, sim_server, tmp_path):
             workers.append(proc)
             return proc
 
+        def wait_warm(self) -> None:
+            """Until every worker started has logged the end of its warm-up."""
+            wait_for(lambda: self.logs.exists() and self.logs.read_text().count("worker warmed up") >= len(workers),
+                     what="the worker's warm-up", interval=0.05)
+
     q = Queue()
     yield q
     if q.logs.exists():  # shown by pytest when the test failed
@@ -137,11 +142,13 @@ def test_worker_killed_mid_purchase_no_double_purchase_and_the_order_completes(s
     sim_server.control("codeswholesale", timeout=3.0)
     order = make_order(session, [(product, 2)], status="pending_payment")
     first = queue.start_worker()
+    queue.wait_warm()  # the worker holds its token now (token and balance requests)
+    before = sim_server.stats("codeswholesale").get("requests", 0)
     send_test_event(order_number=order.number)
     wait_for(lambda: fresh(session).exec(select(ProviderPurchase).where(ProviderPurchase.status == "requested")).first(),
              what="the purchase intent", interval=0.05)
-    wait_for(lambda: sim_server.stats("codeswholesale").get("requests", 0) >= 2, interval=0.05,
-             what="the order request to reach the provider")  # token, then the order
+    wait_for(lambda: sim_server.stats("codeswholesale").get("requests", 0) >= before + 1, interval=0.05,
+             what="the order request to reach the provider")
     time.sleep(0.3)  # the worker is waiting for the provider's answer now
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
@@ -157,3 +164,39 @@ def test_worker_killed_mid_purchase_no_double_purchase_and_the_order_completes(s
     keys = delivered(session, order)
     assert len(keys) == 2 and len({k.fingerprint for k in keys}) == 2
     assert session.exec(select(ProviderPurchase)).one().status == "completed"
+
+
+def test_a_fresh_worker_authenticates_before_its_first_order_and_the_order_reuses_it(session, queue, sim_server):
+    product = make_product(session)
+    made = sim_server.add_product("codeswholesale", name=product.title, price="5.00", stock=5)
+    session.add(ProviderOffer(provider="codeswholesale", external_id=made["external_id"],
+                              product_id=product.id, name=product.title, cost_minor=500, currency="EUR", stock=5))
+    session.commit()
+    queue.start_worker()
+    queue.wait_warm()
+    stats = sim_server.stats("codeswholesale")
+    assert stats.get("tokens_issued") == 1 and not sim_server.orders("codeswholesale")
+    assert "codeswholesale ready" in queue.logs.read_text()
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    send_test_event(order_number=order.number)
+    wait_for(lambda: status_of(session, order) == "fulfilled", what="the order to be fulfilled")
+    assert len(delivered(session, order)) == 1
+    assert sim_server.stats("codeswholesale").get("tokens_issued") == 1, "the order used the worker's token"
+
+
+def test_warm_up_never_fails_a_worker_when_providers_are_unreachable(test_settings):
+    import socket
+
+    from tasks import warmup
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    config.use_settings(test_settings.model_copy(update={"simulator_port": closed_port, "provider_timeout_seconds": 0.5}))
+    try:
+        report = warmup.warm_up()
+    finally:
+        config.use_settings(test_settings)
+    assert report["codeswholesale"].startswith("not reachable")
+    assert report["kinguin"].startswith("not reachable")
+    assert "error" not in report and warmup.warmed.is_set()
