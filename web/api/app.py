@@ -99,7 +99,6 @@ async def blob(request: Request) -> Response:
 
 def create_api() -> Starlette:
     import tasks  # noqa: F401  (plugs the queue into core.jobs)
-
     from web.api.store import ROUTES as STORE_ROUTES
 
     return Starlette(routes=[
