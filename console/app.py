@@ -8,7 +8,8 @@ the services on every action.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from textual.app import App
 from textual.binding import Binding
@@ -18,15 +19,18 @@ from console.commands import OperatorCommands
 from console.screens.alerts import AlertsScreen
 from console.screens.attention import AttentionScreen
 from console.screens.audit import AuditScreen
-from console.screens.base import ConsoleScreen
+from console.screens.base import ConsoleScreen, Dependencies
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
+from console.screens.providers import ProvidersScreen
 from console.screens.webhooks import WebhooksScreen
 from console.widgets.navbar import SCREENS
 from core import config
 from core.config import Settings
+from core.models import utcnow
+from core.providers.base import ProviderClient
 
 
 class KeyshopConsole(App[None]):
@@ -38,12 +42,20 @@ class KeyshopConsole(App[None]):
         for key, name, label in SCREENS
     ]
 
-    def __init__(self, *, settings: Settings, operator: str, refresh_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        operator: str,
+        refresh_seconds: float = 10.0,
+        deps: Dependencies | None = None,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.operator = operator
+        self.deps = deps or Dependencies()
         self.sub_title = f"operator {operator}"
-        common = {"settings": settings, "operator": operator}
+        common = {"settings": settings, "operator": operator, "deps": self.deps}
         self.screen_factories: dict[str, Callable[[], ConsoleScreen]] = {
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(**common),
@@ -53,6 +65,7 @@ class KeyshopConsole(App[None]):
             "alerts": lambda: AlertsScreen(**common),
             "webhooks": lambda: WebhooksScreen(**common),
             "outbox": lambda: OutboxScreen(**common),
+            "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
         }
 
     def on_mount(self) -> None:
@@ -69,14 +82,41 @@ class KeyshopConsole(App[None]):
 
 
 def make_app(
-    settings: Settings, operator: str = "operator", *, refresh_seconds: float = 10.0
+    settings: Settings,
+    operator: str = "operator",
+    *,
+    refresh_seconds: float = 10.0,
+    queue_depth: Callable[[], int] | None = None,
+    provider_clients: Callable[[], Mapping[str, ProviderClient]] | None = None,
+    now: Callable[[], datetime] = utcnow,
+    balance_timeout: float = 5.0,
 ) -> KeyshopConsole:
     """The console on ``settings`` (made the settings in force if they are not already),
-    acting as ``operator``. ``refresh_seconds``: the dashboard's timer (0: none)."""
+    acting as ``operator``. ``refresh_seconds``: the dashboard's and providers' timer
+    (0: none).
+
+    What the console needs from outside core comes in here, so core stays free of the
+    queue and tests can pin it down: ``queue_depth`` counts the jobs waiting in the task
+    queue (the CLI passes ``tasks.jobs.queue_depth``; None: not shown), ``provider_clients``
+    gives the provider clients (default: the configured ones), ``now`` is the clock for
+    the figures and ages on screen, ``balance_timeout`` bounds the wait for provider
+    balances (seconds)."""
     if not operator.strip():
         raise ValueError("the operator needs a name")
     if config.get_settings() is not settings:
         config.use_settings(settings)
-    return KeyshopConsole(
-        settings=settings, operator=operator.strip(), refresh_seconds=refresh_seconds
+    deps = Dependencies(
+        queue_depth=queue_depth,
+        provider_clients=provider_clients or (lambda: default_provider_clients(settings)),
+        now=now,
+        balance_timeout=balance_timeout,
     )
+    return KeyshopConsole(
+        settings=settings, operator=operator.strip(), refresh_seconds=refresh_seconds, deps=deps
+    )
+
+
+def default_provider_clients(settings: Settings) -> Mapping[str, ProviderClient]:
+    from core.services.fulfilment import provider_clients
+
+    return provider_clients(settings)

@@ -14,10 +14,14 @@ from typing import Any
 from textual.message import Message
 
 from core.services.console_queries import (
+    BalanceRow,
     DashboardFigures,
     ImportRow,
+    KeyReportRow,
+    OfferRow,
     OrderRow,
     ProductStockRow,
+    ProviderStatusRow,
     Timeline,
 )
 from core.services.importer import ImportReport
@@ -30,6 +34,58 @@ class OrdersLoaded(Message):
         super().__init__()
         self.rows = rows
         self.query = query
+
+
+class AttentionLoaded(Message):
+    """The attention queue: orders in needs_attention and open faulty-key reports."""
+
+    def __init__(self, orders: list[OrderRow], reports: list[KeyReportRow]) -> None:
+        super().__init__()
+        self.orders = orders
+        self.reports = reports
+
+
+class ProvidersLoaded(Message):
+    def __init__(self, rows: list[ProviderStatusRow]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+class BalancesChecked(Message):
+    """Provider balances (or why there is none), from a worker that waited at most the
+    balance timeout."""
+
+    def __init__(self, rows: list[BalanceRow]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+class OffersLoaded(Message):
+    def __init__(self, provider: str, rows: list[OfferRow], *, first_page: bool) -> None:
+        super().__init__()
+        self.provider = provider
+        self.rows = rows
+        self.first_page = first_page
+
+
+class PageLoaded(Message):
+    """One page of a lazily loaded list (``first_page``: replace what is shown)."""
+
+    def __init__(self, table_id: str, rows: list[Any], *, first_page: bool, more: bool) -> None:
+        super().__init__()
+        self.table_id = table_id
+        self.rows = rows
+        self.first_page = first_page
+        self.more = more
+
+
+class QueueDepthRead(Message):
+    """The task queue's pending jobs (None with ``error`` when it could not be read)."""
+
+    def __init__(self, depth: int | None, error: str | None = None) -> None:
+        super().__init__()
+        self.depth = depth
+        self.error = error
 
 
 class TimelineLoaded(Message):

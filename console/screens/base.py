@@ -6,7 +6,9 @@ notification; nothing changed)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,9 +20,23 @@ from textual.widgets import DataTable
 from console.messages import ActionFailed, ActionSucceeded
 from core.config import Settings
 from core.errors import DomainError
+from core.models import utcnow
+from core.providers.base import ProviderClient
 from core.services.audit import Actor
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What the screens get from outside core, injected by ``make_app``: the task
+    queue's depth (None: not wired), the provider clients, the clock, and how long to
+    wait for provider balances."""
+
+    queue_depth: Callable[[], int] | None = None
+    provider_clients: Callable[[], Mapping[str, ProviderClient]] = field(default=lambda: {})
+    now: Callable[[], datetime] = utcnow
+    balance_timeout: float = 5.0
 
 
 class ConsoleScreen(Screen[None]):
@@ -35,10 +51,13 @@ class ConsoleScreen(Screen[None]):
     PALETTE: ClassVar[list[tuple[str, str, str]]] = []
     BINDINGS = [Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh")]
 
-    def __init__(self, *, settings: Settings, operator: str) -> None:
+    def __init__(
+        self, *, settings: Settings, operator: str, deps: Dependencies | None = None
+    ) -> None:
         super().__init__(name=self.NAME, id=f"{self.NAME}-screen")
         self.settings = settings
         self.operator = operator
+        self.deps = deps or Dependencies()
 
     @property
     def actor(self) -> Actor:

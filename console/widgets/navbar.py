@@ -15,7 +15,17 @@ SCREENS: list[tuple[str, str, str]] = [
     ("6", "alerts", "Alerts"),
     ("7", "webhooks", "Webhooks"),
     ("8", "outbox", "Outbox"),
+    ("9", "providers", "Providers"),
 ]
+
+# Shorter labels for a narrow terminal (80 columns), so every screen stays visible.
+SHORT_LABELS = {
+    "dashboard": "Dash",
+    "attention": "Attn",
+    "inventory": "Stock",
+    "webhooks": "Hooks",
+    "providers": "Provs",
+}
 
 
 class NavBar(Static):
@@ -26,9 +36,16 @@ class NavBar(Static):
         self.current = current
 
     def render(self) -> Text:
+        full = sum(len(label) + 4 for _, _, label in SCREENS)
+        compact = self.size.width and self.size.width < full
         text = Text(no_wrap=True, overflow="ellipsis")
         for key, name, label in SCREENS:
             style = "reverse bold" if name == self.current else ""
+            if compact:
+                text.append(key, style="bold")
+                text.append(f" {SHORT_LABELS.get(name, label)}", style=style)
+                text.append(" ")
+                continue
             text.append(f" {key}", style="bold")
             text.append(f" {label} ", style=style)
         return text

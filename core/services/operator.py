@@ -1,4 +1,5 @@
-"""Operator actions on orders that need a human (the console's attention queue).
+"""Operator actions: orders that need a human (the console's attention queue),
+customers' faulty-key reports, stock (thresholds, revoking keys) and provider syncs.
 
 Every action is audited (invariant 7) and goes through the same services as the
 automatic paths: the order status machine, the inventory, fulfilment, the webhook path
@@ -8,6 +9,7 @@ own theirs (they call providers or payment services, which never happens under a
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import stripe
@@ -16,16 +18,29 @@ from sqlmodel import Session, col, select
 from core import jobs
 from core.config import get_settings
 from core.db import session_scope
-from core.errors import DomainError, InvalidInput, NotFound
-from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, row_id
+from core.errors import DomainError, InvalidInput, InvalidKeyState, NotFound
+from core.models import (
+    Key,
+    KeyReport,
+    KeyReportStatus,
+    KeyStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    row_id,
+    utcnow,
+)
+from core.services import locking
 from core.services.audit import Actor, record_audit
+from core.services.catalogue import get_product, update_product
 from core.services.fulfilment import (
     FulfilmentResult,
     deliver_missing_from_stock,
     fulfil_order,
     line_needs,
 )
-from core.services.inventory import claim_keys, deliver_lines, mark_faulty
+from core.services.inventory import claim_keys, deliver_lines, mark_faulty, revoke_key
 from core.services.orders import transition_order
 from core.services.payments import send_test_event, take_back_keys
 
@@ -225,3 +240,189 @@ def revealable_keys(*, session: Session, order_id: int) -> list[Key]:
             select(Key).where(col(Key.order_line_id).in_(lines), Key.status == KeyStatus.DELIVERED)
         )
     )
+
+
+# -- faulty-key reports ---------------------------------------------------------------------
+
+REPORT_ACTIONS = ("replace", "revoke", "reject")
+
+
+def resolve_key_report(
+    *, session: Session, report_id: int, action: str, actor: Actor, note: str
+) -> KeyReport:
+    """Close an open faulty-key report, with the operator's ``note``:
+
+    - ``replace``: the key is quarantined as faulty and a key from stock is delivered to
+      the same order line (:func:`replace_faulty_key`; InsufficientStock, changing
+      nothing, when stock has none) → ``replaced``;
+    - ``revoke``: the key is revoked (:func:`core.services.inventory.revoke_key`), for a
+      refund or when no replacement will come → ``revoked``;
+    - ``reject``: the operator found the key good; nothing happens to it → ``rejected``.
+
+    The report gets its status, ``resolution`` (what was done, and the note),
+    ``resolved_at`` and ``resolved_by``; ``key_report.resolve`` is audited. A report that
+    is not open any more, an unknown action or an empty note is refused (InvalidInput)
+    and nothing changes. Runs in the caller's transaction and never commits.
+    """
+    if action not in REPORT_ACTIONS:
+        raise InvalidInput(f"unknown action {action!r}: one of {', '.join(REPORT_ACTIONS)}")
+    note = note.strip()
+    if not note:
+        raise InvalidInput("resolving a report needs a note")
+    report = session.get(KeyReport, report_id, with_for_update=True, populate_existing=True)
+    if report is None:
+        raise NotFound(f"faulty-key report #{report_id} does not exist")
+    if report.status != KeyReportStatus.OPEN:
+        raise InvalidInput(
+            f"faulty-key report #{report_id} is already {report.status}", status=report.status
+        )
+    reason = f"faulty-key report #{report_id}: {note}"
+    data: dict[str, object] = {"action": action, "key_id": str(report.key_id), "note": note}
+    if action == "replace":
+        new = replace_faulty_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
+        report.status = KeyReportStatus.REPLACED
+        report.resolution = f"replaced by key {new.id}: {note}"
+        data["replacement_key_id"] = str(new.id)
+    elif action == "revoke":
+        revoke_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
+        report.status = KeyReportStatus.REVOKED
+        report.resolution = f"key revoked: {note}"
+    else:
+        report.status = KeyReportStatus.REJECTED
+        report.resolution = f"rejected: {note}"
+    report.resolved_at = utcnow()
+    report.resolved_by = actor.id
+    session.add(report)
+    record_audit(
+        session=session,
+        actor=actor,
+        action="key_report.resolve",
+        object_type="key_report",
+        object_id=report_id,
+        data={**data, "status": report.status, "order_id": report.order_id},
+    )
+    session.flush()
+    return report
+
+
+# -- stock ----------------------------------------------------------------------------------
+
+MAX_LOW_STOCK_THRESHOLD = 1_000_000
+MAX_KEYS_REVOKED_AT_ONCE = 10_000
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def set_low_stock_threshold(
+    *, session: Session, product_id: int, threshold: int | str, actor: Actor
+) -> Product:
+    """Set a product's low-stock threshold (a whole number from 0, meaning never low, to
+    1,000,000; text as typed by an operator is accepted) through
+    :func:`core.services.catalogue.update_product`, audited as ``product.threshold``.
+    Bad input is InvalidInput and changes nothing. Runs in the caller's transaction."""
+    if isinstance(threshold, str):
+        text = threshold.strip()
+        if not _WHOLE_NUMBER.fullmatch(text):
+            raise InvalidInput(
+                f"the low-stock threshold must be a whole number, 0 or more (got {text!r})"
+                if text
+                else "the low-stock threshold must be a whole number, 0 or more",
+                field="low_stock_threshold",
+            )
+        threshold = int(text)
+    if isinstance(threshold, int) and threshold > MAX_LOW_STOCK_THRESHOLD:
+        raise InvalidInput(
+            f"the low-stock threshold is at most {MAX_LOW_STOCK_THRESHOLD:,}",
+            field="low_stock_threshold",
+        )
+    product = get_product(session=session, product_id=product_id)
+    before = product.low_stock_threshold
+    update_product(session=session, product_id=product_id, low_stock_threshold=threshold)
+    record_audit(
+        session=session,
+        actor=actor,
+        action="product.threshold",
+        object_type="product",
+        object_id=product_id,
+        data={"slug": product.slug, "from": before, "to": threshold},
+    )
+    session.flush()
+    return product
+
+
+def revoke_stock_keys(
+    *,
+    session: Session,
+    product_id: int,
+    count: int,
+    actor: Actor,
+    reason: str,
+    import_batch_id: int | None = None,
+) -> list[uuid.UUID]:
+    """Revoke ``count`` available keys of a product (oldest first; with
+    ``import_batch_id``, only keys of that import — a bad batch), each audited as
+    ``key.revoke``, plus one ``product.revoke_keys`` event. All or nothing: fewer
+    available keys than ``count``, a count outside 1 to 10,000, an empty reason or an
+    unknown product is InvalidInput (or UnknownProduct) and nothing changes. Returns the
+    revoked keys' ids. Runs in the caller's transaction and never commits."""
+    if (
+        isinstance(count, bool)
+        or not isinstance(count, int)
+        or not (1 <= count <= MAX_KEYS_REVOKED_AT_ONCE)
+    ):
+        raise InvalidInput(
+            f"the number of keys to revoke must be from 1 to {MAX_KEYS_REVOKED_AT_ONCE:,}"
+        )
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("revoking keys needs a reason")
+    product = get_product(session=session, product_id=product_id)
+    query = select(Key.id).where(Key.product_id == product_id, Key.status == KeyStatus.AVAILABLE)
+    if import_batch_id is not None:
+        query = query.where(Key.import_batch_id == import_batch_id)
+    ids = list(session.exec(query.order_by(col(Key.id)).limit(count)))
+    where = f" from import #{import_batch_id}" if import_batch_id is not None else ""
+    if len(ids) < count:
+        raise InvalidInput(
+            f"{product.slug} has {len(ids)} available key(s){where}; asked to revoke {count}",
+            available=len(ids),
+        )
+    locked = locking.lock_keys(session, ids)
+    if len(locked) != count or any(k.status != KeyStatus.AVAILABLE for k in locked):
+        raise InvalidKeyState("stock changed while choosing the keys; try again")
+    for key in locked:
+        revoke_key(session=session, key_id=key.id, actor=actor, reason=reason)
+    record_audit(
+        session=session,
+        actor=actor,
+        action="product.revoke_keys",
+        object_type="product",
+        object_id=product_id,
+        data={
+            "slug": product.slug,
+            "count": count,
+            "reason": reason,
+            "import_batch_id": import_batch_id,
+        },
+    )
+    session.flush()
+    return [k.id for k in locked]
+
+
+# -- providers ------------------------------------------------------------------------------
+
+
+def request_provider_sync(*, provider: str, actor: Actor) -> None:
+    """Queue a catalogue/price/stock sync of ``provider`` (the ``sync_provider`` job,
+    after the commit), audited as ``provider.sync``. Owns its transaction."""
+    if provider not in get_settings().providers:
+        raise InvalidInput(f"{provider} is not a configured provider")
+    with session_scope() as session:
+        record_audit(
+            session=session,
+            actor=actor,
+            action="provider.sync",
+            object_type="provider",
+            object_id=provider,
+            data={"requested_at": utcnow().isoformat()},
+        )
+        jobs.enqueue_after_commit(session, "sync_provider", provider)

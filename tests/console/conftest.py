@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -12,17 +13,55 @@ from textual.worker import WorkerState
 
 from console.app import KeyshopConsole, make_app
 from core.models import AuditEvent
+from core.providers.base import Balance, ProviderTransientError
 from tests.factories import fresh
 
 OPERATOR = "alice"
 SIZE = (100, 30)
 
 
+class FakeClient:
+    """A provider client for the screens that only ask for balances: answers with
+    ``amount`` at once, fails with ``error``, or hangs until released."""
+
+    def __init__(
+        self, name: str, amount: int = 123456, *, error: str | None = None, hang: bool = False
+    ):
+        self.name = name
+        self.amount = amount
+        self.error = error
+        self.released = threading.Event()
+        if not hang:
+            self.released.set()
+
+    def balance(self) -> Balance:
+        self.released.wait(10)
+        if self.error:
+            raise ProviderTransientError(self.name, self.error)
+        return Balance(self.amount, "EUR")
+
+
+def fake_clients(settings) -> dict[str, FakeClient]:
+    return {name: FakeClient(name) for name in settings.providers}
+
+
 @pytest.fixture
 def console_app(test_settings, engine, queued_jobs) -> KeyshopConsole:
-    """The console as operator ``alice``; notifications it shows are kept in
-    ``app.notes`` as ``(severity, message)``."""
-    app = make_app(test_settings, operator=OPERATOR, refresh_seconds=0)
+    """The console as operator ``alice``, with provider clients that answer balances at
+    once and a queue holding 3 jobs; notifications it shows are kept in ``app.notes`` as
+    ``(severity, message)``."""
+    clients = fake_clients(test_settings)
+    app = make_app(
+        test_settings,
+        operator=OPERATOR,
+        refresh_seconds=0,
+        provider_clients=lambda: clients,
+        queue_depth=lambda: 3,
+    )
+    return keep_notes(app)
+
+
+def keep_notes(app: KeyshopConsole) -> KeyshopConsole:
     notes: list[tuple[str, str]] = []
     original = app.notify
 

@@ -1,12 +1,62 @@
-"""How the attention queue looks at 80x24, with fixed data (no clocks on screen)."""
+"""How the dashboard, inventory and attention screens look at 80x24, with fixed data
+and a fixed clock (``now`` injected; times on screen come from the data)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from console.app import make_app
-from tests.console.conftest import settle
-from tests.factories import make_order, make_product
+from core import crypto
+from core.models import Key, KeyReport
+from tests.console.conftest import fake_clients, settle
+from tests.factories import make_order, make_product, order_lines
+
+NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
+
+
+def snapshot_app(test_settings):
+    clients = fake_clients(test_settings)
+    return make_app(
+        test_settings,
+        operator="alice",
+        refresh_seconds=0,
+        now=lambda: NOW,
+        provider_clients=lambda: clients,
+        queue_depth=lambda: 7,
+    )
+
+
+def fixed_key(session, product, line_id, n=1):
+    """A delivered key with a fixed id (its masked handle is on screen)."""
+    key_id = uuid.UUID(int=0x0190_0000_0000_7000_8000_0000_0000_0000 + n)
+    version, blob = crypto.get_vault().encrypt(f"SNAP-{n}".encode(), row_id=key_id)
+    session.add(
+        Key(
+            id=key_id,
+            product_id=product.id,
+            status="delivered",
+            order_line_id=line_id,
+            ciphertext=blob,
+            key_version=version,
+            fingerprint=crypto.get_vault().fingerprint(f"SNAP-{n}"),
+        )
+    )
+    session.commit()
+    return key_id
+
+
+def open_screen(key):
+    async def run_before(pilot):
+        await settle(pilot)
+        if key:
+            await pilot.press(key)
+        await settle(pilot)
+        # let the tables lay out their columns for the rows just added
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.2)
+
+    return run_before
 
 
 def test_attention_screen(session, test_settings, queued_jobs, snap_compare):
@@ -22,11 +72,23 @@ def test_attention_screen(session, test_settings, queued_jobs, snap_compare):
             created_at=datetime(2025, 1, 2, 3, 4, tzinfo=UTC),
             updated_at=datetime(2025, 1, 2, 3, 4 + n, tzinfo=UTC),
         )
-    app = make_app(test_settings, operator="alice", refresh_seconds=0)
+    order = make_order(
+        session, [(product, 1)], status="fulfilled", number="KS-SNAP-R", email="gamer@example.com"
+    )
+    [line] = order_lines(session, order)
+    key_id = fixed_key(session, product, line.id)
+    session.add(
+        KeyReport(
+            id=1,
+            key_id=key_id,
+            order_id=order.id,
+            email=order.email,
+            message="Steam says the code was already redeemed",
+            created_at=NOW - timedelta(hours=5, minutes=12),
+        )
+    )
+    session.commit()
 
-    async def open_attention(pilot):
-        await settle(pilot)
-        await pilot.press("2")
-        await settle(pilot)
-
-    assert snap_compare(app, run_before=open_attention, terminal_size=(80, 24))
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("2"), terminal_size=(80, 24)
+    )

@@ -1,0 +1,288 @@
+"""Providers: health (the last successful call and the last error, from what the shop
+records), balance (asked live, in a worker, with a timeout: a failure is shown, never
+raised), the last sync and the offers mapped, unmapped and in stock; the offers of the
+selected provider, paged lazily; and starting a sync, which queues the same
+``sync_provider`` job the scheduler runs (confirmed, audited) and follows it until the
+provider's last sync time moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from console.messages import BalancesChecked, OffersLoaded, ProvidersLoaded
+from console.screens.base import ConsoleScreen
+from console.screens.modals import ConfirmScreen
+from console.widgets.formatting import money, short, when
+from console.widgets.navbar import NavBar
+from console.widgets.paging import PAGE, Pager
+from core.db import session_scope
+from core.errors import DomainError
+from core.services import operator as ops
+from core.services.console_queries import (
+    BalanceRow,
+    ProviderStatusRow,
+    provider_balances,
+    provider_offers,
+    provider_overview,
+)
+
+SYNC_PATIENCE_SECONDS = 600  # stop following a queued sync after this long
+HEALTH_STYLE = {"ok": "green", "down": "bold red", "failing": "yellow", "unknown": "dim"}
+
+
+@dataclass
+class PendingSync:
+    requested_at: datetime
+    last_sync_before: datetime | None
+
+
+def balance_text(balance: BalanceRow | None) -> Text:
+    if balance is None:
+        return Text("…", style="dim")
+    if balance.error is not None or balance.amount_minor is None:
+        error = balance.error.removeprefix(f"{balance.provider}: ")
+        return Text(short(f"failed: {error}", 30), style="red")
+    return Text(money(balance.amount_minor, balance.currency or "?"), justify="right")
+
+
+class ProvidersScreen(ConsoleScreen):
+    NAME = "providers"
+    AUTO_FOCUS = "#providers-table"
+    BINDINGS = [
+        Binding("s", "sync", "Start a sync", id="providers.sync"),
+        Binding("b", "balances", "Check balances", id="providers.balances"),
+        Binding("o", "focus_offers", "Offers", id="providers.offers"),
+        Binding("escape", "focus_providers", "Providers", show=False, id="providers.list"),
+    ]
+    PALETTE = [
+        ("Start a sync of the selected provider", "sync", "queues the sync job; audited"),
+        ("Check the providers' balances", "balances", "asks each provider now"),
+    ]
+
+    def __init__(self, *, refresh_seconds: float = 10.0, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.refresh_seconds = refresh_seconds
+        self.rows: dict[str, ProviderStatusRow] = {}
+        self.balances: dict[str, BalanceRow] = {}
+        self.pending: dict[str, PendingSync] = {}
+        self.offers_of: str | None = None
+        self.offers_pager = Pager()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NavBar(self.NAME)
+        yield DataTable(id="providers-table", cursor_type="row")
+        yield Static("", id="provider-detail", classes="detail")
+        yield DataTable(id="offers-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#providers-table", DataTable).add_columns(
+            "Provider", "Health", "Balance", "Last sync", "Mapped", "Unmapped", "In stock"
+        )
+        offers = self.query_one("#offers-table", DataTable)
+        offers.add_columns("External id", "Offer", "Our product", "Cost", "Stock", "Synced")
+        offers.border_title = "Offers"
+        if self.refresh_seconds > 0:
+            self.set_interval(min(self.refresh_seconds, 2.0), self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current and self.pending:
+            self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+        self.check_balances()
+
+    def action_reload(self) -> None:
+        self.load()
+        self.check_balances()
+
+    def action_balances(self) -> None:
+        self.check_balances()
+
+    def action_focus_offers(self) -> None:
+        self.query_one("#offers-table", DataTable).focus()
+
+    def action_focus_providers(self) -> None:
+        self.query_one("#providers-table", DataTable).focus()
+
+    # -- loading -----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        with session_scope(write=False) as session:
+            rows = provider_overview(session=session, providers=list(self.settings.providers))
+        self.post_message(ProvidersLoaded(rows))
+
+    @work(thread=True, exclusive=True, group="balances")
+    def check_balances(self) -> None:
+        try:
+            clients = self.deps.provider_clients()
+        except DomainError as exc:
+            rows = [BalanceRow(p, None, None, exc.message) for p in self.settings.providers]
+        else:
+            rows = provider_balances(clients, timeout=self.deps.balance_timeout)
+        self.post_message(BalancesChecked(rows))
+
+    @on(ProvidersLoaded)
+    def show_providers(self, message: ProvidersLoaded) -> None:
+        self.rows = {r.provider: r for r in message.rows}
+        self._follow_syncs()
+        self._render_providers()
+        selected = self.selected_provider()
+        if selected is not None and selected != self.offers_of:
+            self.load_offers(selected, None)
+
+    @on(BalancesChecked)
+    def show_balances(self, message: BalancesChecked) -> None:
+        self.balances = {b.provider: b for b in message.rows}
+        self._render_providers()
+
+    def _render_providers(self) -> None:
+        table = self.query_one("#providers-table", DataTable)
+        keep = self.selected_key(table)
+        table.clear()
+        for name, r in self.rows.items():
+            table.add_row(
+                Text(name, style="bold"),
+                Text(r.health, style=HEALTH_STYLE.get(r.health, "")),
+                balance_text(self.balances.get(name)),
+                when(r.last_sync) + (" (syncing)" if name in self.pending else ""),
+                Text(str(r.mapped), justify="right"),
+                Text(str(r.unmapped), justify="right"),
+                Text(str(r.in_stock), justify="right"),
+                key=name,
+            )
+        if keep in self.rows:
+            table.move_cursor(row=table.get_row_index(keep))
+        self._show_detail()
+
+    def selected_provider(self) -> str | None:
+        return self.selected_key(self.query_one("#providers-table", DataTable))
+
+    @on(DataTable.RowHighlighted, "#providers-table")
+    def _provider_highlighted(self) -> None:
+        self._show_detail()
+        name = self.selected_provider()
+        if name is not None and name != self.offers_of:
+            self.load_offers(name, None)
+
+    def _show_detail(self) -> None:
+        name = self.selected_provider()
+        r = self.rows.get(name or "")
+        if r is None:
+            self.query_one("#provider-detail", Static).update("No providers configured.")
+            return
+        text = f"{name}: last success {when(r.last_success)}"
+        if r.last_error:
+            text += f"; last error {when(r.last_error_at)}: {short(r.last_error, 60)}"
+        balance = self.balances.get(r.provider)
+        if balance is not None and balance.error:
+            text += f"; balance: {short(balance.error, 40)}"
+        self.query_one("#provider-detail", Static).update(Text(text))
+
+    # -- offers, paged lazily ------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="offers")
+    def load_offers(self, provider: str, after_id: int | None) -> None:
+        with session_scope(write=False) as session:
+            rows = provider_offers(
+                session=session, provider=provider, after_id=after_id, limit=PAGE
+            )
+        self.post_message(OffersLoaded(provider, rows, first_page=after_id is None))
+
+    @on(OffersLoaded)
+    def show_offers(self, message: OffersLoaded) -> None:
+        table = self.query_one("#offers-table", DataTable)
+        if message.first_page:
+            table.clear()
+            self.offers_pager.reset()
+            self.offers_of = message.provider
+        elif message.provider != self.offers_of:
+            return
+        for o in message.rows:
+            cost = "-" if o.cost_minor is None else money(o.cost_minor, o.currency)
+            table.add_row(
+                short(o.external_id, 14),
+                short(o.name, 24),
+                Text(short(o.product, 20)) if o.product else Text("unmapped", style="yellow"),
+                Text(cost, justify="right"),
+                Text(str(o.stock), justify="right"),
+                when(o.last_synced_at),
+                key=str(o.id),
+            )
+        self.offers_pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
+        table.border_title = f"Offers of {message.provider} ({table.row_count} shown" + (
+            ", more below)" if self.offers_pager.more else ")"
+        )
+
+    @on(DataTable.RowHighlighted, "#offers-table")
+    def _offer_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = self.query_one("#offers-table", DataTable)
+        if self.offers_of and self.offers_pager.wants_more(table, event.cursor_row):
+            self.load_offers(self.offers_of, self.offers_pager.cursor)
+
+    # -- sync ----------------------------------------------------------------------------
+
+    def action_sync(self) -> None:
+        name = self.selected_provider()
+        if name is None:
+            self.notify("No provider selected.", severity="warning")
+            return
+        if name in self.pending:
+            self.notify(f"A sync of {name} is already on its way.", severity="warning")
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.run_operator_action("Sync", lambda: self._sync(name))
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Start a sync of {name}?",
+                "Offers, prices and stock are read again from the provider by a worker.",
+                confirm_label="Sync",
+            ),
+            confirmed,
+        )
+
+    def _sync(self, name: str) -> str:
+        before = self.rows[name].last_sync if name in self.rows else None
+        requested = self.deps.now()
+        ops.request_provider_sync(provider=name, actor=self.actor)
+        self.pending[name] = PendingSync(requested, before)
+        return f"sync of {name} queued; the last sync time moves when it is done"
+
+    def _follow_syncs(self) -> None:
+        now = self.deps.now()
+        for name, pending in list(self.pending.items()):
+            row = self.rows.get(name)
+            if (
+                row is not None
+                and row.last_sync is not None
+                and (pending.last_sync_before is None or row.last_sync > pending.last_sync_before)
+            ):
+                del self.pending[name]
+                if name == self.selected_provider():
+                    self.load_offers(name, None)
+                self.notify(
+                    f"{name} synced at {when(row.last_sync)}: {row.offers} offers, "
+                    f"{row.mapped} mapped, {row.unmapped} unmapped, {row.in_stock} in stock",
+                    title="Sync finished",
+                )
+            elif (now - pending.requested_at).total_seconds() > SYNC_PATIENCE_SECONDS:
+                del self.pending[name]
+                self.notify(
+                    f"the sync of {name} queued at {when(pending.requested_at)} has not "
+                    "finished; is a worker running? (see its log)",
+                    title="Sync not finished",
+                    severity="warning",
+                )
