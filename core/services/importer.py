@@ -35,19 +35,38 @@ What an operator can rely on:
   ``currency`` without a ``cost`` is checked but not stored. The CSV delimiter is
   ``,``, or ``;`` or a tab when the header uses that instead.
 
-Speed: the work is split between two threads. The calling thread parses, fingerprints
-and encrypts batch *n+1* (a column at a time: ``KeyVault.fingerprints``,
-``KeyVault.encrypt_many``, ``new_uuids``) while a writer thread stores batch *n*, so
-the database and Python work side by side. On PostgreSQL a batch is sent with binary
-``COPY`` straight into ``keys``. While duplicates are being found (from the first batch
-on, and after any batch that had some), one ``fingerprint = ANY(...)`` query first
-finds the batch's codes already stored, and only the others are copied. If the COPY
-still meets a stored fingerprint (a concurrent import, or a duplicate of an earlier
-batch when not looking first) or deadlocks with a concurrent import, the transaction
-is rolled back whole and the batch is stored again through a temporary staging table
-with ``INSERT ... SELECT ... ON CONFLICT (fingerprint) DO NOTHING``. On SQLite a batch
-is one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING`` inside an immediate
-transaction. ``bench/import_keys.py`` measures it.
+Speed: the calling thread parses, fingerprints and encrypts the next batch (a column
+at a time: ``KeyVault.fingerprints``, ``KeyVault.encrypt_many``, ``new_uuids``) while
+writer threads store the earlier ones. On PostgreSQL there are ``PG_WRITERS`` (2)
+writers, each with its own connection, taking batches in turn, so two server processes
+share the work: one backend inserting a batch (heap, five index entries and two
+foreign-key checks a key) is the limit otherwise. Batches are counted and reported in
+file order, but the writers commit them in whichever order they finish, so when an
+import stops half-way the batches stored are whole but not always the first ones; a
+re-run imports what is missing either way. A batch that shares a code with an earlier
+batch still being stored waits for that one to end before it starts (holding no locks
+meanwhile), so the first line of a code is the one stored, as one writer would do it.
+A batch is sent with binary ``COPY`` straight into ``keys``. While duplicates are being
+found (from the first batch on, and after any batch that had some), one ``fingerprint
+= ANY(...)`` query first finds the batch's codes already stored, and only the others
+are copied. If the COPY still meets a stored fingerprint (a concurrent import, or a
+duplicate of an earlier batch when not looking first) or deadlocks with a concurrent
+import, the transaction is rolled back whole and the batch is stored again through a
+temporary staging table with ``INSERT ... SELECT ... ON CONFLICT (fingerprint) DO
+NOTHING``.
+
+Each batch's transaction on PostgreSQL runs with ``synchronous_commit = off``
+(``SET LOCAL``: that transaction only): its commit does not wait for the WAL to reach
+the disk. A crash of the database server can then lose the last batches reported as
+committed (at most about three ``wal_writer_delay`` periods, 0.6 s by default) — whole
+batches, their keys together with their counters, never part of one — and the batch
+row stays ``running``; running the import again stores them. The last transaction,
+which marks the batch row ``completed``, commits synchronously and so makes every
+batch before it durable: an import reported complete is on disk.
+
+On SQLite a batch is one ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``
+inside an immediate transaction, in the calling thread. ``bench/import_keys.py``
+measures it.
 """
 
 from __future__ import annotations
@@ -61,7 +80,9 @@ import struct
 import time
 import unicodedata
 import uuid
+from collections import deque
 from collections.abc import Callable, Container, Iterator
+from concurrent import futures
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,7 +90,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, bindparam, case, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import col
@@ -516,6 +537,9 @@ class _Prepared:
     payload: Any  # the store's encoding of the rows
     rejections: list[dict[str, Any]] | None  # the new ImportBatch.rejections, if changed
     bytes_done: int
+    # Earlier batches, still being stored, that hold some of this batch's codes: this
+    # batch is stored only after they end, so the first line of a code is the one kept.
+    after: list[Future[Any]] = field(default_factory=list)
 
 
 def _prepare(
@@ -725,6 +749,9 @@ class _PostgresStore:
         driver = conn.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cur:
+            # This batch's commit does not wait for its WAL to reach the disk (see the
+            # module doc: a crash can only lose whole batches, which a re-run imports).
+            cur.execute("SET LOCAL synchronous_commit = off")
             if careful:
                 self._check = True
                 return self._store_on_conflict(cur, payload, fingerprints)
@@ -863,6 +890,11 @@ class _Stored:
 
 
 _ATTEMPTS = 5  # stores of one batch before a conflict with concurrent imports is an error
+PG_WRITERS = 2  # connections storing batches side by side on PostgreSQL
+
+
+def _writer_count(engine: Engine) -> int:
+    return PG_WRITERS if engine.dialect.name == "postgresql" else 1
 
 
 class _Writer:
@@ -890,6 +922,9 @@ class _Writer:
         """Store one batch and add it to the batch row's counters: one transaction."""
         conn, store = self.conn, self.store
         assert conn is not None and store is not None
+        if batch.after:
+            # Outside any transaction: nothing of ours is locked while we wait.
+            futures.wait(batch.after)
         for attempt in range(_ATTEMPTS):
             try:
                 with conn.begin():
@@ -912,7 +947,13 @@ class _Writer:
                         "rejected": t.rejected + batch.rejected,
                     }
                     if batch.rejections is not None:
-                        values["rejections"] = batch.rejections
+                        # The list only grows, batch after batch; batches stored side by
+                        # side commit in any order, so the longest list wins.
+                        listed = bindparam(None, batch.rejections, type_=JSON)
+                        values["rejections"] = case(
+                            (func.json_array_length(t.rejections) < len(batch.rejections), listed),
+                            else_=t.rejections,
+                        )
                     conn.execute(
                         update(self._batches).where(t.id == self.batch_id).values(**values)
                     )
@@ -978,7 +1019,8 @@ def import_keys(
     first, then one transaction per batch of ``batch_size`` lines (default
     ``settings.import_batch_size``). ``progress(bytes_done, bytes_total)`` is called
     after each batch is committed; an exception it raises (e.g. ``KeyboardInterrupt``)
-    stops the import after that batch, marks the batch row failed and propagates.
+    stops the import after that batch and the ones already being stored beside it
+    (PostgreSQL), marks the batch row failed and propagates.
     """
     settings = get_settings()
     size = batch_size or settings.import_batch_size
@@ -1021,7 +1063,7 @@ def import_keys(
             batch_size=size,
             vault=vault,
             products=_Products(engine, default),
-            writer=_Writer(engine, batch_id, created_at),
+            writers=[_Writer(engine, batch_id, created_at) for _ in range(_writer_count(engine))],
             report_rejections=report_rejections,
             progress=progress,
         )
@@ -1104,55 +1146,72 @@ def _run(
     batch_size: int,
     vault: KeyVault,
     products: _Products,
-    writer: _Writer,
+    writers: list[_Writer],
     report_rejections: list[Rejection],
     progress: ProgressCallback | None,
 ) -> _Totals:
-    """Prepare batch n+1 here while the writer thread stores batch n."""
+    """Prepare the next batch here while the writer threads store the earlier ones.
+
+    Batches go to the writers in turn, each writer a thread of its own with its own
+    connection, so up to ``len(writers)`` batches are being stored at once; they are
+    settled (counted, progress reported) in file order."""
     totals = _Totals()
     stored_rejections: list[dict[str, Any]] = []
     chunks = _chunks_csv if source.file_format == "csv" else _chunks_txt
     # SQLite binds and steps each row of executemany, dropping and taking the GIL each
     # time: a second thread would only make both threads wait for each other, so SQLite
     # writes in this thread. PostgreSQL gets one COPY per batch and works in parallel.
-    pool: Executor = (
+    pools: list[Executor] = [
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyshop-import")
         if writer.engine.dialect.name == "postgresql"
         else _InlineExecutor()
-    )
-    in_flight: tuple[_Prepared, Future[_Stored]] | None = None
+        for writer in writers
+    ]
+    in_flight: deque[tuple[_Prepared, Future[_Stored]]] = deque()
 
     def settle() -> None:
-        nonlocal in_flight
-        if in_flight is None:
-            return
-        batch, future = in_flight
-        in_flight = None
+        batch, future = in_flight.popleft()
         totals.add(batch, future.result())
         if progress is not None:
             progress(batch.bytes_done, source.size)
 
+    opened: list[Future[_Store]] = []
     try:
-        store = pool.submit(writer.open).result()
-        for chunk in chunks(source, batch_size):
+        opened = [pool.submit(w.open) for pool, w in zip(pools, writers, strict=True)]
+        stores = [f.result() for f in opened]
+        for n, chunk in enumerate(chunks(source, batch_size)):
+            turn = n % len(writers)
             prepared = _prepare(
                 chunk,
                 vault=vault,
                 products=products,
-                store=store,
+                store=stores[turn],
                 stored_rejections=stored_rejections,
                 report_rejections=report_rejections,
             )
+            if len(writers) > 1 and prepared.fingerprints:
+                codes = set(prepared.fingerprints)
+                prepared.after = [
+                    f
+                    for earlier, f in in_flight
+                    if not f.done() and not codes.isdisjoint(earlier.fingerprints)
+                ]
+            # Settle what the writers finished, and wait for this writer's last batch.
+            while in_flight and (len(in_flight) >= len(writers) or in_flight[0][1].done()):
+                settle()
+            in_flight.append((prepared, pools[turn].submit(writers[turn].write, prepared)))
+        while in_flight:
             settle()
-            in_flight = (prepared, pool.submit(writer.write, prepared))
-        settle()
     finally:
-        # Let a batch already being written finish (it commits whole or not at all)
-        # before the caller marks the batch row.
-        if in_flight is not None:
-            in_flight[1].exception()
-        pool.submit(writer.close).exception()
-        pool.shutdown(wait=True)
+        # Let the batches already being written finish (each commits whole or not at
+        # all) before the caller marks the batch row.
+        for _, future in in_flight:
+            future.exception()
+        for opening in opened:
+            opening.exception()  # an open still running
+        for pool, writer in zip(pools, writers, strict=True):
+            pool.submit(writer.close).exception()
+            pool.shutdown(wait=True)
     return totals
 
 
