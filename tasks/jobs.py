@@ -100,3 +100,9 @@ TASKS = {
     "send_order_email": send_order_email,
     "sync_provider": sync_provider,
 }
+
+
+def queue_depth() -> int:
+    """Jobs waiting in the queue (not yet taken by a consumer): the console's fulfilment
+    backlog figure, handed to ``console.app.make_app(queue_depth=...)``."""
+    return int(huey.pending_count())

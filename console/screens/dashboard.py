@@ -1,4 +1,8 @@
-"""The dashboard: the shop at a glance, refreshed by a timer while it is on screen."""
+"""The dashboard: the shop at a glance, refreshed by a timer while it is on screen.
+
+Three workers feed it, so the slowest never holds up the others: the figures from the
+database (one read transaction), the task queue's depth (the callable injected into
+``make_app``), and the providers' balances (asked live, with a timeout)."""
 
 from __future__ import annotations
 
@@ -7,12 +11,18 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Static
 
-from console.messages import DashboardLoaded
+from console.messages import BalancesChecked, DashboardLoaded, QueueDepthRead
 from console.screens.base import ConsoleScreen
 from console.widgets.formatting import money
 from console.widgets.navbar import NavBar
 from core.db import session_scope
-from core.services.console_queries import DashboardFigures, dashboard_figures
+from core.errors import DomainError
+from core.services.console_queries import (
+    BalanceRow,
+    DashboardFigures,
+    dashboard_figures,
+    provider_balances,
+)
 
 
 def _revenue(by_currency: dict[str, int]) -> str:
@@ -27,6 +37,9 @@ class DashboardScreen(ConsoleScreen):
     def __init__(self, *, refresh_seconds: float = 10.0, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kw)
         self.refresh_seconds = refresh_seconds
+        self.figures: DashboardFigures | None = None
+        self.queue: QueueDepthRead | None = None
+        self.balances: dict[str, BalanceRow] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -42,7 +55,7 @@ class DashboardScreen(ConsoleScreen):
         self.query_one("#dash-sales").border_title = "Sales (paid)"
         self.query_one("#dash-fulfilment").border_title = "Fulfilment"
         self.query_one("#dash-stock").border_title = "Low stock"
-        self.query_one("#dash-alerts").border_title = "Alerts"
+        self.query_one("#dash-alerts").border_title = "Alerts and providers"
         if self.refresh_seconds > 0:
             self.set_interval(self.refresh_seconds, self._tick)
 
@@ -50,33 +63,105 @@ class DashboardScreen(ConsoleScreen):
         if self.is_current:
             self.load()
 
-    @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
+        self.load_figures()
+        self.read_queue()
+        self.check_balances()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_figures(self) -> None:
         with session_scope(write=False) as session:
-            figures = dashboard_figures(session=session)
+            figures = dashboard_figures(
+                session=session, now=self.deps.now(), providers=list(self.settings.providers)
+            )
         self.post_message(DashboardLoaded(figures))
+
+    @work(thread=True, exclusive=True, group="queue")
+    def read_queue(self) -> None:
+        if self.deps.queue_depth is None:
+            return
+        try:
+            depth = self.deps.queue_depth()
+        except Exception as exc:  # the queue is another system: show, never raise
+            self.post_message(QueueDepthRead(None, type(exc).__name__))
+        else:
+            self.post_message(QueueDepthRead(depth))
+
+    @work(thread=True, exclusive=True, group="balances")
+    def check_balances(self) -> None:
+        try:
+            clients = self.deps.provider_clients()
+        except DomainError as exc:
+            rows = [BalanceRow(p, None, None, exc.message) for p in self.settings.providers]
+        else:
+            rows = provider_balances(clients, timeout=self.deps.balance_timeout)
+        self.post_message(BalancesChecked(rows))
+
+    @on(QueueDepthRead)
+    def show_queue(self, message: QueueDepthRead) -> None:
+        self.queue = message
+        self._show_fulfilment()
+
+    @on(BalancesChecked)
+    def show_balances(self, message: BalancesChecked) -> None:
+        self.balances = {b.provider: b for b in message.rows}
+        self._show_providers()
+
+    def _show_fulfilment(self) -> None:
+        f = self.figures
+        if f is None:
+            return
+        if self.deps.queue_depth is None:
+            queue = "not connected"
+        elif self.queue is None:
+            queue = "…"
+        elif self.queue.depth is None:
+            queue = f"[red]unreadable ({self.queue.error})[/]"
+        else:
+            queue = f"{self.queue.depth} waiting"
+        attention = f"[b red]{f.needs_attention}[/]" if f.needs_attention else "0"
+        reports = f"[b red]{f.open_key_reports}[/]" if f.open_key_reports else "0"
+        self.query_one("#dash-fulfilment", Static).update(
+            f"Awaiting fulfilment: {f.awaiting_fulfilment}\n"
+            f"Queue:               {queue}\n"
+            f"Needs attention:     {attention}  (press 2)\n"
+            f"Faulty-key reports:  {reports}"
+        )
+
+    def _show_providers(self) -> None:
+        f = self.figures
+        if f is None:
+            return
+        lines = [f"[b yellow]{f.open_alerts}[/] open (press 6)" if f.open_alerts else "None open."]
+        for p in f.providers:
+            b = self.balances.get(p.provider)
+            if b is None:
+                balance = "…"
+            elif b.amount_minor is None:
+                balance = "[red]balance failed[/]"
+            else:
+                balance = money(b.amount_minor, b.currency or "?")
+            health = "[b red]alert[/]" if p.problem else "[green]ok[/]"
+            lines.append(f"{p.provider[:14]:<14} {health} {balance}")
+        self.query_one("#dash-alerts", Static).update("\n".join(lines))
 
     @on(DashboardLoaded)
     def show_figures(self, message: DashboardLoaded) -> None:
         f: DashboardFigures = message.figures
+        self.figures = f
         self.query_one("#dash-sales", Static).update(
             f"Last hour: {f.orders_last_hour} orders\n  {_revenue(f.revenue_last_hour)}\n"
             f"Last day:  {f.orders_last_day} orders\n  {_revenue(f.revenue_last_day)}"
         )
-        attention = f"[b red]{f.needs_attention}[/]" if f.needs_attention else "0"
-        self.query_one("#dash-fulfilment", Static).update(
-            f"Awaiting fulfilment: {f.awaiting_fulfilment}\n"
-            f"Needs attention:     {attention}  (press 2)"
-        )
+        self._show_fulfilment()
         if f.low_stock:
             lines = [
-                f"[red]{s.available:>4}[/] / {s.threshold:<4} {s.title}" for s in f.low_stock[:8]
+                f"[red]{s.available:>4}[/] / {s.threshold:<4} {s.title}" for s in f.low_stock[:6]
             ]
-            if len(f.low_stock) > 8:
-                lines.append(f"… and {len(f.low_stock) - 8} more (press 3)")
+            if len(f.low_stock) > 6:
+                lines.append(f"… and {len(f.low_stock) - 6} more (press 3)")
             stock = "\n".join(lines)
         else:
             stock = "Every product is above its threshold."
         self.query_one("#dash-stock", Static).update(stock)
-        alerts = f"[b yellow]{f.open_alerts}[/] open (press 6)" if f.open_alerts else "None open."
-        self.query_one("#dash-alerts", Static).update(alerts)
+        self._show_providers()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from console.app import make_app
 from core import crypto
-from core.models import Key, KeyReport
+from core.models import Alert, Key, KeyReport
 from tests.console.conftest import fake_clients, settle
 from tests.factories import make_order, make_product, order_lines
 
@@ -91,4 +91,24 @@ def test_attention_screen(session, test_settings, queued_jobs, snap_compare):
 
     assert snap_compare(
         snapshot_app(test_settings), run_before=open_screen("2"), terminal_size=(80, 24)
+    )
+
+
+def test_dashboard_screen(session, test_settings, queued_jobs, snap_compare):
+    product = make_product(session, slug="dash-game", title="Dashboard Quest", price_minor=1500)
+    make_product(session, slug="rare-game", title="Rare Find", low_stock_threshold=3)
+    for n, minutes in enumerate([10, 50, 300]):
+        make_order(
+            session,
+            [(product, 1)],
+            status="fulfilled",
+            number=f"KS-DASH-{n}",
+            paid_at=NOW - timedelta(minutes=minutes),
+        )
+    make_order(session, [(product, 2)], status="needs_attention", number="KS-DASH-A")
+    session.add(Alert(kind="provider_down", subject="provider:kinguin", message="kinguin is down"))
+    session.commit()
+
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen(None), terminal_size=(80, 24)
     )
