@@ -83,8 +83,10 @@ def check_config() -> None:
     for name, value, source in rows:
         click.echo(f"{name.ljust(width)}  {value}  [{source}]")
     if settings.env == "embedded":
-        click.echo("\nembedded default: SQLite, SQLite-backed queue and a generated keyring under "
-                   f"{settings.var_dir}/ (set KEYSHOP_ENV=production for PostgreSQL + Redis)")
+        click.echo(
+            "\nembedded default: SQLite, SQLite-backed queue and a generated keyring under "
+            f"{settings.var_dir}/ (set KEYSHOP_ENV=production for PostgreSQL + Redis)"
+        )
 
 
 @cli.command()
@@ -105,8 +107,12 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
     columns = [BarColumn(), TaskProgressColumn(), TimeRemainingColumn()]
-    with Progress("[progress.description]{task.description}", *columns, transient=False,
-                  disable=not sys.stderr.isatty()) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        *columns,
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
         task = bar.add_task(description, total=None)
 
         def update(done: int, total: int | None) -> None:
@@ -116,8 +122,18 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]
 
 
 @cli.command("import-keys")
-@click.option("--product", "product_slug", metavar="SLUG", help="Product the keys belong to (a CSV may name one per line in a 'product' column).")
-@click.option("--operator", default=default_operator, show_default="your login name", help="Recorded on the import batch.")
+@click.option(
+    "--product",
+    "product_slug",
+    metavar="SLUG",
+    help="Product the keys belong to (a CSV may name one per line in a 'product' column).",
+)
+@click.option(
+    "--operator",
+    default=default_operator,
+    show_default="your login name",
+    help="Recorded on the import batch.",
+)
 @click.argument("file", type=click.Path(path_type=Path))
 @handles_errors
 def import_keys(product_slug: str | None, operator: str, file: Path) -> None:
@@ -125,7 +141,9 @@ def import_keys(product_slug: str | None, operator: str, file: Path) -> None:
     from core.services.importer import import_keys as run_import
 
     with progress_bar(f"importing {file.name}") as progress:
-        report = run_import(path=file, product_slug=product_slug, operator=operator, progress=progress)
+        report = run_import(
+            path=file, product_slug=product_slug, operator=operator, progress=progress
+        )
     click.echo(
         f"import #{report.batch_id} of {report.file_name}: read {report.read}, imported {report.imported}, "
         f"duplicate within the file {report.duplicate_in_file}, duplicate of stock {report.duplicate_in_stock}, "
@@ -139,7 +157,11 @@ def import_keys(product_slug: str | None, operator: str, file: Path) -> None:
 
 @cli.command("seed-demo")
 @click.option("--keys-per-product", default=25, show_default=True, type=click.IntRange(0, 10_000))
-@click.option("--if-empty", is_flag=True, help="Only when the shop has no products yet (never mixes demo titles into a real catalogue).")
+@click.option(
+    "--if-empty",
+    is_flag=True,
+    help="Only when the shop has no products yet (never mixes demo titles into a real catalogue).",
+)
 @handles_errors
 def seed_demo(keys_per_product: int, if_empty: bool) -> None:
     """Load the demo catalogue (invented titles, generated cover art, demo keys)."""
@@ -165,8 +187,13 @@ def seed_demo(keys_per_product: int, if_empty: bool) -> None:
 @cli.command("simulate-providers")
 @click.option("--host", default=None, help="Bind address (default KEYSHOP_SIMULATOR_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default KEYSHOP_SIMULATOR_PORT).")
-@click.option("--set", "assignments", multiple=True, metavar="[PROVIDER.]KNOB=VALUE",
-              help="Simulator knob, repeatable: latency_ms=50, kinguin.out_of_stock=ID1,ID2, codeswholesale.error_rate=0.1")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="[PROVIDER.]KNOB=VALUE",
+    help="Simulator knob, repeatable: latency_ms=50, kinguin.out_of_stock=ID1,ID2, codeswholesale.error_rate=0.1",
+)
 @handles_errors
 def simulate_providers(host: str | None, port: int | None, assignments: tuple[str, ...]) -> None:
     """Run the CodesWholesale and Kinguin simulators on loopback until Ctrl-C (control API at /_control)."""
@@ -177,14 +204,27 @@ def simulate_providers(host: str | None, port: int | None, assignments: tuple[st
         knobs = parse_knob_assignments(assignments)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--set") from None
-    click.echo(f"provider simulators on http://{host or settings.simulator_host}:{port or settings.simulator_port} "
-               "(/codeswholesale, /kinguin, /_control)")
+    click.echo(
+        f"provider simulators on http://{host or settings.simulator_host}:{port or settings.simulator_port} "
+        "(/codeswholesale, /kinguin, /_control)"
+    )
     run_simulators(settings, host, port, knobs=knobs, log_level=settings.log_level.lower())
 
 
 @cli.command()
-@click.option("--workers", "-w", default=4, show_default=True, type=click.IntRange(1, 64), help="Worker threads.")
-@click.option("--no-periodic", is_flag=True, help="Do not run the periodic tasks (run exactly one consumer with them per deployment).")
+@click.option(
+    "--workers",
+    "-w",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker threads.",
+)
+@click.option(
+    "--no-periodic",
+    is_flag=True,
+    help="Do not run the periodic tasks (run exactly one consumer with them per deployment).",
+)
 @handles_errors
 def worker(workers: int, no_periodic: bool) -> None:
     """Run a Huey consumer: fulfilment, webhooks, e-mail, and (unless --no-periodic) the
@@ -192,10 +232,20 @@ def worker(workers: int, no_periodic: bool) -> None:
     import tasks
 
     huey = tasks.configure(config.get_settings())
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=not no_periodic,
-                                    initial_delay=0.05, backoff=1.5, max_delay=1.0, check_worker_health=True)
-    click.echo(f"keyshop worker: {workers} threads on {config.get_settings().describe()[3][1]}"
-               f"{'' if no_periodic else ', running periodic tasks'}", err=True)
+    consumer = huey.create_consumer(
+        workers=workers,
+        worker_type="thread",
+        periodic=not no_periodic,
+        initial_delay=0.05,
+        backoff=1.5,
+        max_delay=1.0,
+        check_worker_health=True,
+    )
+    click.echo(
+        f"keyshop worker: {workers} threads on {config.get_settings().describe()[3][1]}"
+        f"{'' if no_periodic else ', running periodic tasks'}",
+        err=True,
+    )
     consumer.run()
 
 
@@ -211,18 +261,72 @@ def api(host: str, port: int) -> None:
     from web.api.app import create_api
 
     tasks.configure(config.get_settings())
-    uvicorn.run(create_api(), host=host, port=port, log_level=config.get_settings().log_level.lower())
+    uvicorn.run(
+        create_api(), host=host, port=port, log_level=config.get_settings().log_level.lower()
+    )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reflex_environment(settings: config.Settings) -> dict[str, str]:
+    """The environment the Reflex process needs on these machines (see
+    ../shared/docs/reflex-offline.md): bun from ``.tools`` on PATH, no version check
+    against PyPI, the npm registry without a latency probe. Several web workers only with
+    the Redis state manager (``REFLEX_REDIS_URL``); without it Reflex runs one."""
+    env = dict(os.environ)
+    tools = ROOT / ".tools" / "node_modules" / ".bin"
+    env["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), str(tools), env.get("PATH", "")]
+    )
+    env.setdefault("REFLEX_CHECK_LATEST_VERSION", "false")
+    env.setdefault("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org")
+    env.setdefault("REFLEX_TELEMETRY_ENABLED", "false")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def wait_for_http(url: str, *, timeout: float, alive: Callable[[], bool]) -> bool:
+    """Poll ``url`` until it answers 200, ``alive()`` turns false or time runs out."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
-@click.option("--workers", "-w", default=4, show_default=True, type=click.IntRange(1, 64))
-@click.option("--no-simulators", is_flag=True, help="Do not start the provider simulators (real provider URLs are set).")
+@click.option(
+    "--workers",
+    "-w",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads of the one Huey consumer.",
+)
+@click.option(
+    "--no-simulators",
+    is_flag=True,
+    help="Do not start the provider simulators (real provider URLs are set).",
+)
+@click.option(
+    "--no-worker", is_flag=True, help="Do not start a Huey consumer (one runs elsewhere)."
+)
 @handles_errors
-def run(host: str, port: int, workers: int, no_simulators: bool) -> None:
-    """Run the whole shop on this machine: migrate, then the HTTP app, one worker (with the
-    periodic tasks) and the provider simulators, until Ctrl-C stops them all."""
+def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool) -> None:
+    """Run the whole shop on this machine: migrate, then the storefront (Reflex in prod
+    mode: pages, key portal and the HTTP API on one port), one Huey consumer with the
+    periodic tasks, and the provider simulators, until Ctrl-C stops them all."""
     import signal
     import subprocess
     import time
@@ -233,8 +337,8 @@ def run(host: str, port: int, workers: int, no_simulators: bool) -> None:
     run_migrations()
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(name: str, *args: str) -> None:
-        proc = subprocess.Popen([sys.executable, "-m", "keyshop", *args], start_new_session=True)
+    def start(name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        proc = subprocess.Popen(command, start_new_session=True, cwd=ROOT, env=env)
         children.append((name, proc))
 
     def stop_all(*_: object) -> None:
@@ -248,37 +352,78 @@ def run(host: str, port: int, workers: int, no_simulators: bool) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
 
-    simulate = not no_simulators and any(uses_simulator(settings, name) for name in settings.providers)
+    def check_children() -> None:
+        for name, proc in children:
+            if proc.poll() is not None:
+                raise DomainError(
+                    f"the {name} process stopped (exit status {proc.returncode}); stopping the shop"
+                )
+
+    keyshop = [sys.executable, "-m", "keyshop"]
+    simulate = not no_simulators and any(
+        uses_simulator(settings, name) for name in settings.providers
+    )
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         if simulate:
-            start("provider simulators", "simulate-providers")
-        start("worker", "worker", "-w", str(workers))
-        start("web", "api", "--host", host, "--port", str(port))
-        click.echo(f"keyshop is running at http://{host}:{port}  (health: /api/health; Ctrl-C stops everything)")
+            start("provider simulators", [*keyshop, "simulate-providers"])
+        if not no_worker:
+            start("worker", [*keyshop, "worker", "-w", str(workers)])
+        start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "reflex",
+                "run",
+                "--env",
+                "prod",
+                "--backend-host",
+                host,
+                "--backend-port",
+                str(port),
+                "--frontend-port",
+                str(port),
+            ],
+            env=reflex_environment(settings),
+        )
         if simulate:
             from keyshop.simulators.server import wait_until_up
 
-            click.echo(f"provider simulators at {settings.simulator_url} (control API: /_control)")
             wait_until_up(settings.simulator_url)
-        # a first provider sync now rather than at the scheduler's next ten-minute mark
-        import tasks
+            click.echo(f"provider simulators at {settings.simulator_url} (control API: /_control)")
+            # a first provider sync now rather than at the scheduler's next ten-minute mark
+            import tasks
 
-        tasks.configure(settings)
-        for name in settings.providers:
-            tasks.TASKS["sync_provider"](name)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+            tasks.configure(settings)
+            for name in settings.providers:
+                tasks.TASKS["sync_provider"](name)
+        click.echo("building and starting the storefront (the first start takes a minute)...")
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if not wait_for_http(
+            f"http://{shown}:{port}/api/health",
+            timeout=600,
+            alive=lambda: all(p.poll() is None for _, p in children),
+        ):
+            check_children()
+            raise DomainError(f"the storefront did not answer on port {port} within 10 minutes")
+        click.echo(
+            f"keyshop is running at http://{shown}:{port}  (health: /api/health; Ctrl-C stops everything)"
+        )
         while True:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    raise DomainError(f"the {name} process stopped (exit status {proc.returncode}); stopping the shop")
+            check_children()
             time.sleep(0.5)
     finally:
         stop_all()
 
 
 @cli.command("console")
-@click.option("--operator", default=default_operator, show_default="your login name",
-              help="Recorded as the actor of every action in the audit trail.")
+@click.option(
+    "--operator",
+    default=default_operator,
+    show_default="your login name",
+    help="Recorded as the actor of every action in the audit trail.",
+)
 @handles_errors
 def console_command(operator: str) -> None:
     """The operator console: dashboard, attention queue, inventory and imports, orders,
@@ -318,7 +463,9 @@ def keys_rotate(batch_size: int) -> None:
     )
     failed = getattr(report, "failed_ids", None)
     if failed:
-        click.echo(f"{len(failed)} keys failed to decrypt and were left as they are: {', '.join(map(str, failed[:10]))}")
+        click.echo(
+            f"{len(failed)} keys failed to decrypt and were left as they are: {', '.join(map(str, failed[:10]))}"
+        )
         sys.exit(EXIT_DOMAIN)
 
 

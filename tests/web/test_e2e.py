@@ -1,0 +1,399 @@
+"""End to end in Debian's Chromium, driven by Playwright, against the real shop started
+by ``keyshop run`` (Reflex in prod mode on one port, the provider simulators, the test
+payment path) on this run's database.
+
+The shop's own Huey consumer is left out (``--no-worker``) and the test starts
+``keyshop worker`` itself once the order page is open: that makes "the page turns to
+delivered without a reload" a fact the test controls rather than a race it hopes to win.
+Screenshots of every step land in ``test-artifacts/e2e/<backend>/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from core.crypto import get_vault
+from core.models import Key, Order, OrderLine
+from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING, is_postgres_run
+from tests.factories import fresh, make_keys, make_product
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("KEYSHOP_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "e2e" / ("postgresql" if is_postgres_run() else "sqlite")
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+class Shop:
+    def __init__(self, url: str, env: dict[str, str], logs: Path) -> None:
+        self.url, self.env, self.logs = url, env, logs
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start_worker(self) -> None:
+        log = open(self.logs.with_name("worker.log"), "ab")  # noqa: SIM115 (the child owns it)
+        self.workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "keyshop", "worker", "-w", "2"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def shop(test_settings, tmp_path_factory) -> Iterator[Shop]:
+    port, sim_port = free_port(), free_port()
+    logs = tmp_path_factory.mktemp("shop") / "shop.log"
+    queue_url = (
+        os.environ.get("KEYSHOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        if is_postgres_run()
+        else f"sqlite:///{logs.parent / 'queue.db'}"
+    )
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
+    }
+    env = {
+        **base,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": test_settings.effective_database_url,
+        "QUEUE_URL": queue_url,
+        "KEYSHOP_QUEUE_NAME": f"keyshop-e2e-{secrets.token_hex(4)}",
+        "KEYSHOP_VAR_DIR": str(test_settings.var_dir),
+        "KEYSHOP_KEYRING": TEST_KEYRING,
+        "KEYSHOP_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
+        "KEYSHOP_SECRET_KEY": test_settings.secret_key or "e2e-" + "s" * 40,
+        "KEYSHOP_SIMULATOR_PORT": str(sim_port),
+        "KEYSHOP_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "KEYSHOP_PASSWORD_HASHING": "fast",
+    }
+    with open(logs, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"keyshop run stopped (status {proc.returncode}):\n{logs.read_text()[-4000:]}"
+                )
+            try:
+                if (
+                    httpx.get(url + "/api/health", timeout=2).status_code == 200
+                    and httpx.get(url + "/", timeout=5).status_code == 200
+                ):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the shop did not come up:\n{logs.read_text()[-4000:]}")
+            time.sleep(1)
+        shop = Shop(url, env, logs)
+        yield shop
+    finally:
+        for worker in getattr(locals().get("shop"), "workers", []):
+            stop(worker)
+        stop(proc)
+        print("---- shop log ----\n" + logs.read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-dev-shm-usage",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+class Steps:
+    """Screenshots named by step, in order."""
+
+    def __init__(self, page, name: str) -> None:
+        self.page, self.n, self.dir = page, 0, ARTIFACTS / name
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> Steps:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:  # what the browser showed when the test failed
+            self.shot("failure")
+
+    def shot(self, step: str) -> None:
+        self.n += 1
+        self.page.screenshot(path=str(self.dir / f"{self.n:02d}-{step}.png"), full_page=True)
+
+
+def new_page(browser, *, phone: bool = False):
+    viewport = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
+    context = browser.new_context(viewport=viewport)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.on(
+        "console",
+        lambda msg: (
+            print("BROWSER", msg.type, msg.text[:200]) if msg.type in ("error", "warning") else None
+        ),
+    )
+    page.on("pageerror", lambda exc: print("PAGEERROR", str(exc)[:200]))
+    return context, page
+
+
+def delivered_codes(session, number: str) -> dict[str, str]:
+    """key id → plaintext of the keys the inventory delivered to that order (decrypted here,
+    compared, never printed)."""
+    fresh(session)
+    order = session.exec(select(Order).where(Order.number == number)).one()
+    keys = session.exec(
+        select(Key)
+        .join(OrderLine, Key.order_line_id == OrderLine.id)
+        .where(OrderLine.order_id == order.id)
+    ).all()
+    vault = get_vault()
+    return {
+        str(k.id): vault.decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode()
+        for k in keys
+    }
+
+
+def test_a_guest_finds_buys_pays_watches_delivery_and_reveals_the_key(shop, browser, session):
+    from playwright.sync_api import expect
+
+    title = f"Starfall Odyssey {secrets.token_hex(2).upper()}"
+    product = make_product(
+        session,
+        title=title,
+        slug=f"starfall-odyssey-{secrets.token_hex(3)}",
+        price_minor=2499,
+        region="EU",
+        activation_instructions="Open Steam, Games, Activate a product on Steam.",
+        featured=True,
+    )
+    make_keys(session, product, 2)
+    context, page = new_page(browser)
+    with Steps(page, "guest-journey") as steps:
+        page.goto(shop.url + "/")
+        expect(page.locator("#featured .product-card", has_text=title)).to_be_visible()
+        steps.shot("home")
+
+        page.fill("#header-search", title.split()[0] + " " + title.split()[-1])
+        page.press("#header-search", "Enter")
+        card = page.locator(".product-card", has_text=title)
+        expect(card).to_be_visible()
+        steps.shot("search-results")
+
+        card.click()
+        expect(page.locator("#product-title")).to_have_text(title)
+        expect(page.locator("#availability")).to_have_text("In stock")
+        expect(page.locator("#region-warning")).to_contain_text("EU")
+        steps.shot("product")
+
+        page.click("#add-to-cart")
+        expect(page.locator("#cart-count")).to_have_text("1")
+        page.click("#nav-cart")
+        expect(page.locator(".cart-line", has_text=title)).to_be_visible()
+        expect(page.locator("#cart-total")).to_have_text("€24.99")
+        email = f"guest-{secrets.token_hex(3)}@example.com"
+        page.fill("#checkout-email", email)
+        steps.shot("cart")
+
+        page.click("#checkout")
+        page.wait_for_url("**/pay/**")
+        expect(page.locator("#test-mode-banner")).to_contain_text("Test mode")
+        expect(page.locator("#pay-total")).to_have_text("€24.99")
+        steps.shot("test-payment")
+
+        page.click("#pay-button")
+        page.wait_for_url("**/orders/**")
+        number = page.url.split("/orders/")[1].split("?")[0]
+        status = page.locator("#order-status")
+        # no consumer runs yet: the payment's webhook waits in the queue
+        expect(status).to_have_attribute("data-status", "pending_payment")
+        page.evaluate(
+            """() => {
+                window.__statuses = [];  // gone if the page reloads or navigates
+                const el = document.getElementById('order-status');
+                new MutationObserver(() => window.__statuses.push(el.dataset.status))
+                    .observe(el, {attributes: true, attributeFilter: ['data-status']});
+            }"""
+        )
+        steps.shot("order-waiting")
+
+        shop.start_worker()
+        expect(status).to_have_attribute("data-status", "fulfilled", timeout=60_000)
+        expect(status).to_have_text("Delivered")
+        seen = page.evaluate("window.__statuses")
+        assert seen is not None, "the order page reloaded instead of updating live"
+        assert seen[-1] == "fulfilled" and len(seen) >= 1
+        steps.shot("order-delivered")
+
+        codes = delivered_codes(session, number)
+        assert len(codes) == 1
+        key_id = next(iter(codes))
+        code_el = page.locator(f"#code-{key_id}")
+        assert "•" in page.locator(f"#masked-{key_id}").inner_text()
+        on_page = any(code in page.content() for code in codes.values())
+        assert not on_page, "the key was on the page before it was revealed"
+
+        page.locator(f".reveal-key[data-key-id='{key_id}']").click()
+        expect(code_el).to_have_attribute("data-revealed", "1")
+        matches = code_el.inner_text() == codes[key_id]
+        assert matches, "the revealed key is not the one the inventory delivered"
+        page.locator(f".copy-key[data-key-id='{key_id}']").click()
+        expect(page.locator(f"#copied-{key_id}")).to_have_text("Copied")
+        copied = page.evaluate("navigator.clipboard.readText()") == codes[key_id]
+        assert copied, "the copy button did not put the key on the clipboard"
+        steps.shot("key-revealed")
+
+        # the reveal was audited, with the customer as the actor
+        from core.models import AuditEvent
+
+        fresh(session)
+        reveals = session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "key.reveal", AuditEvent.object_id == key_id
+            )
+        ).all()
+        assert len(reveals) == 1 and reveals[0].actor_type == "customer"
+
+        # the e-mail carries the portal link, not the key
+        outbox = Path(shop.env["KEYSHOP_VAR_DIR"]) / "outbox"
+        mails = [p.read_text(errors="replace") for p in outbox.glob("*.eml")]
+        ours = [m for m in mails if number in m]
+        assert ours, "no e-mail mentions the order"
+        leaked = any(codes[key_id] in m for m in ours)
+        assert not leaked, "a key was written into an e-mail"
+
+        # someone without the link sees nothing of the order
+        other, other_page = new_page(browser, phone=True)
+        other_page.goto(f"{shop.url}/orders/{number}")
+        expect(other_page.get_by_text("Order not found")).to_be_visible()
+        Steps(other_page, "guest-journey-stranger").shot("order-without-link")
+    other.close()
+    context.close()
+
+
+def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, session):
+    from playwright.sync_api import expect
+
+    product = make_product(
+        session,
+        title=f"Harbor Lights {secrets.token_hex(2)}",
+        slug=f"harbor-{secrets.token_hex(3)}",
+    )
+    make_keys(session, product, 2)
+    password = "correct horse battery staple"
+
+    def sign_up(page, email: str) -> None:
+        page.goto(shop.url + "/signup")
+        page.fill("#field-email", email)
+        page.fill("#field-password", password)
+        page.fill("#field-password_again", password)
+        page.click("#signup-submit")
+        page.wait_for_url("**/account")
+        expect(page.locator("#account-email")).to_contain_text(email)
+
+    alice_email, bob_email = (
+        f"alice-{secrets.token_hex(3)}@example.com",
+        f"bob-{secrets.token_hex(3)}@example.com",
+    )
+    alice_ctx, alice = new_page(browser, phone=True)
+    with Steps(alice, "accounts") as steps:
+        sign_up(alice, alice_email)
+        steps.shot("alice-signed-up")
+
+        alice.goto(f"{shop.url}/games/{product.slug}")
+        alice.click("#add-to-cart")
+        expect(alice.locator("#cart-count")).to_have_text("1")
+        alice.goto(shop.url + "/cart")
+        expect(alice.locator("#checkout-email")).to_have_value(alice_email)
+        alice.click("#checkout")
+        alice.wait_for_url("**/pay/**")
+        number = alice.url.split("/pay/")[1].split("?")[0]
+        alice.click("#pay-button")
+        alice.wait_for_url("**/orders/**")
+        steps.shot("alice-order")
+
+        # signed out and in again, Alice finds the order in her history without any link
+        alice.goto(shop.url + "/account")
+        alice.click("#signout")
+        alice.wait_for_url(shop.url + "/")
+        alice.goto(shop.url + "/signin")
+        alice.fill("#field-email", alice_email)
+        alice.fill("#field-password", "wrong password!!")
+        alice.click("#signin-submit")
+        expect(alice.get_by_role("alert")).to_be_visible()
+        alice.fill("#field-password", password)
+        alice.click("#signin-submit")
+        alice.wait_for_url("**/account")
+        expect(alice.locator("#order-history")).to_contain_text(number)
+        steps.shot("alice-history")
+        alice.goto(f"{shop.url}/orders/{number}")
+        expect(alice.locator("#order-number")).to_contain_text(number)
+
+        # Bob, signed in, can neither open Alice's order nor see it in his history
+        bob_ctx, bob = new_page(browser)
+        sign_up(bob, bob_email)
+        expect(bob.locator("#no-orders")).to_be_visible()
+        bob.goto(f"{shop.url}/orders/{number}")
+        expect(bob.get_by_text("Order not found")).to_be_visible()
+        Steps(bob, "accounts-bob").shot("bob-cannot-open-alices-order")
+    bob_ctx.close()
+    alice_ctx.close()

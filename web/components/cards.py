@@ -1,0 +1,75 @@
+"""Product cards and grids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+
+def cover(url: Any, *, height: str = "9em") -> rx.Component:
+    return rx.cond(
+        url != "",
+        rx.image(
+            src=url,
+            alt="",
+            width="100%",
+            height=height,
+            object_fit="cover",
+            border_radius="var(--radius-2)",
+        ),
+        rx.box(
+            width="100%",
+            height=height,
+            background="var(--gray-a4)",
+            border_radius="var(--radius-2)",
+        ),
+    )
+
+
+def product_card(item: Any) -> rx.Component:
+    return rx.card(
+        rx.link(
+            rx.vstack(
+                cover(item["cover_url"]),
+                rx.text(item["title"], weight="bold", size="3", class_name="product-title"),
+                rx.hstack(
+                    rx.badge(item["platform"], variant="soft"),
+                    rx.badge(item["region"], variant="outline"),
+                    spacing="1",
+                    wrap="wrap",
+                ),
+                rx.hstack(
+                    rx.text(item["price"], weight="bold", size="4"),
+                    rx.cond(
+                        item["list_price"] != "",
+                        rx.text(item["list_price"], size="2", color_scheme="gray", as_="s"),
+                    ),
+                    rx.cond(
+                        item["discount"] != "", rx.badge(item["discount"], color_scheme="green")
+                    ),
+                    align="baseline",
+                    spacing="2",
+                ),
+                rx.text(item["badge"], size="1", color_scheme="gray"),
+                spacing="2",
+                align="start",
+            ),
+            href=item["href"],
+            underline="none",
+            color_scheme="gray",
+            high_contrast=True,
+        ),
+        class_name="product-card",
+        data_slug=item["slug"],
+    )
+
+
+def product_grid(items: Any, *, grid_id: str = "") -> rx.Component:
+    return rx.grid(
+        rx.foreach(items, product_card),
+        columns=rx.breakpoints(initial="2", sm="3", md="4"),
+        spacing="3",
+        width="100%",
+        id=grid_id or None,
+    )

@@ -1,0 +1,114 @@
+"""The frame every page shares: a header with search, cart and account, and a footer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from web.state.base import ShopState
+
+
+def header() -> rx.Component:
+    return rx.box(
+        rx.flex(
+            rx.link(
+                rx.hstack(
+                    rx.icon("key-round", size=22), rx.heading("keyshop", size="5"), align="center"
+                ),
+                href="/",
+                underline="none",
+                color_scheme="gray",
+                high_contrast=True,
+            ),
+            rx.form(
+                rx.input(
+                    rx.input.slot(rx.icon("search", size=16)),
+                    name="q",
+                    placeholder="Search games",
+                    type="search",
+                    aria_label="Search games",
+                    id="header-search",
+                    width="100%",
+                ),
+                on_submit=ShopState.header_search,
+                reset_on_submit=False,
+                flex="1",
+                min_width="10em",
+                max_width="32em",
+            ),
+            rx.hstack(
+                rx.link("Games", href="/games", id="nav-games"),
+                rx.link(
+                    rx.hstack(
+                        rx.icon("shopping-cart", size=18),
+                        rx.text("Cart"),
+                        rx.cond(
+                            ShopState.cart_count > 0,
+                            rx.badge(ShopState.cart_count, id="cart-count"),
+                        ),
+                        spacing="1",
+                        align="center",
+                    ),
+                    href="/cart",
+                    id="nav-cart",
+                ),
+                rx.cond(
+                    ShopState.signed_in,
+                    rx.link("Account", href="/account", id="nav-account"),
+                    rx.link("Sign in", href="/signin", id="nav-signin"),
+                ),
+                spacing="4",
+                align="center",
+            ),
+            gap="1em",
+            align="center",
+            justify="between",
+            wrap="wrap",
+            max_width="1200px",
+            margin="0 auto",
+            padding="0.75em 1em",
+        ),
+        border_bottom="1px solid var(--gray-a5)",
+        background="var(--color-panel-solid)",
+        position="sticky",
+        top="0",
+        z_index="10",
+    )
+
+
+def footer() -> rx.Component:
+    return rx.box(
+        rx.text(
+            "keyshop — digital game keys, delivered in seconds. Keys are region-locked where noted.",
+            size="1",
+            color_scheme="gray",
+        ),
+        max_width="1200px",
+        margin="0 auto",
+        padding="2em 1em",
+    )
+
+
+def page(*children: Any, title: str | None = None) -> rx.Component:
+    body = [rx.heading(title, size="7", margin_bottom="0.5em")] if title else []
+    return rx.box(
+        header(),
+        rx.box(
+            *body, *children, max_width="1200px", margin="0 auto", padding="1em", min_height="70vh"
+        ),
+        footer(),
+    )
+
+
+def callout_error(message: Any) -> rx.Component:
+    return rx.cond(
+        message != "",
+        rx.callout(
+            message, icon="triangle-alert", color_scheme="red", role="alert", margin_y="0.5em"
+        ),
+    )
+
+
+def callout_info(message: Any) -> rx.Component:
+    return rx.cond(message != "", rx.callout(message, icon="info", margin_y="0.5em"))

@@ -1,0 +1,189 @@
+"""Account pages: sign up, sign in, password reset, order history."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from web.components.layout import callout_error, callout_info, page
+from web.state.account import AccountState
+
+
+def field(
+    label: str, name: str, *, kind: str = "text", autocomplete: str = "", **props: object
+) -> rx.Component:
+    return rx.vstack(
+        rx.text(label, as_="label", size="2", html_for=f"field-{name}"),
+        rx.input(
+            name=name,
+            type=kind,
+            id=f"field-{name}",
+            auto_complete=autocomplete or None,
+            width="100%",
+            **props,
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
+def form_card(*children: rx.Component, on_submit: object) -> rx.Component:
+    return rx.card(
+        rx.form(
+            rx.vstack(*children, spacing="3", width="100%"),
+            on_submit=on_submit,
+            reset_on_submit=False,
+        ),
+        width="100%",
+        max_width="26em",
+    )
+
+
+def submit(label: str, button_id: str) -> rx.Component:
+    return rx.button(
+        rx.cond(AccountState.busy, rx.spinner(size="2")),
+        label,
+        type="submit",
+        disabled=AccountState.busy,
+        id=button_id,
+        width="100%",
+    )
+
+
+def sign_in() -> rx.Component:
+    return page(
+        form_card(
+            callout_error(AccountState.error),
+            field("E-mail", "email", kind="email", autocomplete="email", required=True),
+            field(
+                "Password",
+                "password",
+                kind="password",
+                autocomplete="current-password",
+                required=True,
+            ),
+            submit("Sign in", "signin-submit"),
+            rx.hstack(
+                rx.link("Create an account", href="/signup", size="2"),
+                rx.link("Forgot your password?", href="/forgot-password", size="2"),
+                justify="between",
+                width="100%",
+            ),
+            on_submit=AccountState.sign_in,
+        ),
+        title="Sign in",
+    )
+
+
+def sign_up() -> rx.Component:
+    return page(
+        form_card(
+            callout_error(AccountState.error),
+            field("Name (optional)", "name", autocomplete="name"),
+            field("E-mail", "email", kind="email", autocomplete="email", required=True),
+            field(
+                "Password (at least 10 characters)",
+                "password",
+                kind="password",
+                autocomplete="new-password",
+                required=True,
+                min_length=10,
+            ),
+            field(
+                "Password again",
+                "password_again",
+                kind="password",
+                autocomplete="new-password",
+                required=True,
+            ),
+            submit("Create account", "signup-submit"),
+            rx.link("I already have an account", href="/signin", size="2"),
+            on_submit=AccountState.sign_up,
+        ),
+        title="Create your account",
+    )
+
+
+def forgot_password() -> rx.Component:
+    return page(
+        form_card(
+            callout_error(AccountState.error),
+            callout_info(AccountState.info),
+            rx.text("We will e-mail you a link to choose a new password.", size="2"),
+            field("E-mail", "email", kind="email", autocomplete="email", required=True),
+            submit("Send the link", "forgot-submit"),
+            on_submit=AccountState.request_reset,
+        ),
+        title="Forgot your password?",
+    )
+
+
+def reset_password() -> rx.Component:
+    return page(
+        form_card(
+            callout_error(AccountState.error),
+            field(
+                "New password (at least 10 characters)",
+                "password",
+                kind="password",
+                autocomplete="new-password",
+                required=True,
+                min_length=10,
+            ),
+            field(
+                "New password again",
+                "password_again",
+                kind="password",
+                autocomplete="new-password",
+                required=True,
+            ),
+            submit("Set the new password", "reset-submit"),
+            on_submit=AccountState.reset_password,
+        ),
+        title="Choose a new password",
+    )
+
+
+def account() -> rx.Component:
+    return page(
+        rx.hstack(
+            rx.text(
+                "Signed in as ", rx.text.strong(AccountState.customer_email), id="account-email"
+            ),
+            rx.button("Sign out", variant="soft", on_click=AccountState.sign_out, id="signout"),
+            justify="between",
+            align="center",
+            width="100%",
+            wrap="wrap",
+        ),
+        rx.heading("Your orders", size="5", margin_top="1em"),
+        rx.cond(
+            AccountState.orders.length() > 0,  # type: ignore[attr-defined]
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell("Order"),
+                        rx.table.column_header_cell("Placed"),
+                        rx.table.column_header_cell("Items"),
+                        rx.table.column_header_cell("Total"),
+                        rx.table.column_header_cell("Status"),
+                    )
+                ),
+                rx.table.body(
+                    rx.foreach(
+                        AccountState.orders,
+                        lambda o: rx.table.row(
+                            rx.table.cell(rx.link(o["number"], href=o["href"])),
+                            rx.table.cell(o["created"]),
+                            rx.table.cell(o["items"]),
+                            rx.table.cell(o["total"]),
+                            rx.table.cell(o["status"]),
+                        ),
+                    )
+                ),
+                id="order-history",
+                width="100%",
+            ),
+            rx.text("No orders yet.", id="no-orders"),
+        ),
+        title="Your account",
+    )

@@ -1,0 +1,200 @@
+"""Cart, checkout and the test payment page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from web.components.cards import cover
+from web.components.layout import callout_error, page
+from web.state.checkout import CartState, PayState
+
+
+def cart_line(line: Any) -> rx.Component:
+    return rx.card(
+        rx.flex(
+            rx.box(cover(line["cover_url"], height="4em"), width="6em"),
+            rx.vstack(
+                rx.link(line["title"], href="/games/" + line["slug"].to(str), weight="bold"),
+                rx.hstack(rx.badge(line["platform"]), rx.badge(line["region"], variant="outline")),
+                rx.cond(
+                    line["problem"] != "", rx.text(line["problem"], color_scheme="red", size="2")
+                ),
+                spacing="1",
+                flex="1",
+                min_width="10em",
+            ),
+            rx.hstack(
+                rx.icon_button(
+                    rx.icon("minus", size=14),
+                    variant="soft",
+                    aria_label="One fewer",
+                    on_click=CartState.change_qty(line["slug"].to(str), -1),
+                ),
+                rx.text(line["qty"], class_name="cart-qty", min_width="1.5em", text_align="center"),
+                rx.icon_button(
+                    rx.icon("plus", size=14),
+                    variant="soft",
+                    aria_label="One more",
+                    on_click=CartState.change_qty(line["slug"].to(str), 1),
+                ),
+                align="center",
+            ),
+            rx.vstack(
+                rx.text(line["line_total"], weight="bold"),
+                rx.text(line["unit_price"], " each", size="1", color_scheme="gray"),
+                align="end",
+                spacing="0",
+                min_width="6em",
+            ),
+            rx.icon_button(
+                rx.icon("trash-2", size=14),
+                variant="ghost",
+                color_scheme="red",
+                aria_label="Remove",
+                on_click=CartState.remove_line(line["slug"].to(str)),
+            ),
+            gap="1em",
+            align="center",
+            wrap="wrap",
+        ),
+        class_name="cart-line",
+        width="100%",
+    )
+
+
+def cart() -> rx.Component:
+    return page(
+        callout_error(CartState.error),
+        rx.cond(
+            CartState.lines.length() > 0,  # type: ignore[attr-defined]
+            rx.vstack(
+                rx.foreach(CartState.lines, cart_line),
+                rx.foreach(CartState.problems, lambda p: rx.text(p, color_scheme="red", size="2")),
+                rx.hstack(
+                    rx.text("Total", size="4"),
+                    rx.heading(CartState.total, size="6", id="cart-total"),
+                    justify="end",
+                    align="baseline",
+                    width="100%",
+                ),
+                rx.form(
+                    rx.vstack(
+                        rx.text("Where should we send the link to your keys?", size="2"),
+                        rx.input(
+                            name="email",
+                            type="email",
+                            placeholder="you@example.com",
+                            default_value=CartState.email,
+                            key=CartState.email,
+                            required=True,
+                            auto_complete="email",
+                            id="checkout-email",
+                            aria_label="E-mail",
+                            width="100%",
+                        ),
+                        rx.cond(
+                            CartState.signed_in,
+                            rx.text(
+                                "Signed in as ",
+                                CartState.customer_email,
+                                ": the order goes to your account.",
+                                size="1",
+                            ),
+                            rx.text(
+                                "No account needed: you can check out as a guest. ",
+                                rx.link("Sign in", href="/signin"),
+                                " to keep your orders together.",
+                                size="1",
+                            ),
+                        ),
+                        rx.button(
+                            rx.cond(
+                                CartState.placing, rx.spinner(size="2"), rx.icon("lock", size=16)
+                            ),
+                            "Checkout and pay",
+                            type="submit",
+                            size="3",
+                            disabled=~CartState.can_checkout | CartState.placing,
+                            id="checkout",
+                            width="100%",
+                        ),
+                        spacing="2",
+                        width="100%",
+                        max_width="28em",
+                    ),
+                    on_submit=CartState.place_order,
+                    reset_on_submit=False,
+                    align_self="end",
+                    width="100%",
+                    max_width="28em",
+                ),
+                spacing="3",
+                width="100%",
+            ),
+            rx.cond(
+                CartState.loaded,
+                rx.vstack(
+                    rx.text("Your cart is empty."),
+                    rx.link(rx.button("Find a game"), href="/games"),
+                    id="cart-empty",
+                ),
+                rx.spinner(),
+            ),
+        ),
+        title="Your cart",
+    )
+
+
+def pay() -> rx.Component:
+    return page(
+        rx.callout(
+            "Test mode: no money moves. This page stands in for Stripe Checkout while the shop runs without "
+            "Stripe credentials.",
+            icon="flask-conical",
+            color_scheme="amber",
+            id="test-mode-banner",
+        ),
+        callout_error(PayState.error),
+        rx.cond(
+            PayState.found,
+            rx.card(
+                rx.vstack(
+                    rx.heading("Order ", PayState.number, size="5"),
+                    rx.foreach(
+                        PayState.items,
+                        lambda item: rx.text(
+                            item["qty"], " × ", item["title"], " (", item["platform"], ")"  # noqa: RUF001
+                        ),
+                    ),
+                    rx.heading(PayState.total, size="6", id="pay-total"),
+                    rx.text(PayState.status_label, size="2", color_scheme="gray"),
+                    rx.cond(
+                        PayState.payable,
+                        rx.button(
+                            rx.cond(
+                                PayState.paying,
+                                rx.spinner(size="2"),
+                                rx.icon("credit-card", size=16),
+                            ),
+                            "Pay ",
+                            PayState.total,
+                            " (test payment)",
+                            size="3",
+                            on_click=PayState.pay,
+                            disabled=PayState.paying,
+                            id="pay-button",
+                        ),
+                        rx.link(
+                            "Go to your order",
+                            href="/orders/" + PayState.number,
+                        ),
+                    ),
+                    spacing="3",
+                ),
+                max_width="32em",
+            ),
+        ),
+        title="Payment",
+    )

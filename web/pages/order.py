@@ -1,0 +1,235 @@
+"""The order page with its key portal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from web.components.layout import callout_error, page
+from web.state.order import OrderState
+
+STEPS = ["Ordered", "Paid", "Delivering", "Delivered"]
+
+
+def progress() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.heading(
+                OrderState.status_label, size="6", id="order-status", data_status=OrderState.status
+            ),
+            rx.cond(
+                OrderState.live,
+                rx.badge("live", color_scheme="green", variant="soft", id="live-badge"),
+            ),
+            align="center",
+        ),
+        rx.progress(value=OrderState.progress, max=100, width="100%", max_width="32em"),
+        rx.hstack(
+            *[rx.text(step, size="1", color_scheme="gray") for step in STEPS],
+            justify="between",
+            width="100%",
+            max_width="32em",
+        ),
+        spacing="2",
+        width="100%",
+    )
+
+
+# The portal's two bits of browser code. A revealed key goes into an element React does
+# not manage (no children in the component tree), so no re-render ever overwrites or
+# keeps it; copying happens in the click itself, without a round trip to the server.
+PORTAL_SCRIPT = """
+window.ksShowKey = function (id, code, imageUrl) {
+  const el = document.getElementById('code-' + id);
+  const masked = document.getElementById('masked-' + id);
+  if (!el) return;
+  if (code !== null) { el.textContent = code; }
+  else { const img = document.createElement('img'); img.src = imageUrl; img.alt = 'Key image';
+         img.style.maxWidth = '100%'; el.replaceChildren(img); }
+  el.dataset.revealed = '1';
+  if (masked) masked.style.display = 'none';
+};
+window.ksCopyKey = function (id) {
+  const el = document.getElementById('code-' + id);
+  const note = document.getElementById('copied-' + id);
+  if (!el || el.dataset.revealed !== '1') {
+    if (note) note.textContent = 'Reveal the key first';
+    return;
+  }
+  navigator.clipboard.writeText(el.textContent).then(
+    () => { if (note) note.textContent = 'Copied'; },
+    () => { if (note) note.textContent = 'Copy failed: select the key and copy it by hand'; });
+};
+"""
+
+
+def key_row(key: Any, line: Any) -> rx.Component:
+    key_id = key["id"].to(str)
+    return rx.flex(
+        rx.box(
+            rx.code(key["masked"], id="masked-" + key_id, size="4"),
+            rx.el.code(
+                id="code-" + key_id,
+                class_name="key-code",
+                data_key_id=key_id,
+                style={"fontSize": "1.1em", "userSelect": "all", "wordBreak": "break-all"},
+            ),
+        ),
+        rx.hstack(
+            rx.button(
+                rx.icon("eye", size=14),
+                "Reveal",
+                variant="soft",
+                on_click=OrderState.reveal(key_id),
+                class_name="reveal-key",
+                data_key_id=key_id,
+            ),
+            rx.button(
+                rx.icon("copy", size=14),
+                "Copy",
+                variant="soft",
+                color_scheme="gray",
+                on_click=rx.call_script("window.ksCopyKey('" + key_id + "')"),
+                class_name="copy-key",
+                data_key_id=key_id,
+            ),
+            rx.el.span(id="copied-" + key_id, class_name="copy-note", style={"fontSize": "0.8em"}),
+            rx.cond(
+                line["activation_url"] != "",
+                rx.link(
+                    rx.button(rx.icon("external-link", size=14), "Activate", variant="outline"),
+                    href=line["activation_url"].to(str),
+                    is_external=True,
+                ),
+            ),
+            rx.cond(
+                key["reported"].to(bool),
+                rx.badge("reported", color_scheme="amber"),
+                rx.button(
+                    "Report a problem",
+                    variant="ghost",
+                    color_scheme="red",
+                    size="1",
+                    on_click=OrderState.open_report(key_id),
+                    class_name="report-key",
+                ),
+            ),
+            wrap="wrap",
+            spacing="2",
+        ),
+        gap="1em",
+        align="center",
+        wrap="wrap",
+        justify="between",
+        width="100%",
+        padding_y="0.5em",
+        border_top="1px solid var(--gray-a4)",
+    )
+
+
+def order_line(line: Any) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.text(line["qty"], " × ", line["title"], weight="bold"),  # noqa: RUF001
+                rx.badge(line["platform"]),
+                rx.badge(line["region"], variant="outline"),
+                wrap="wrap",
+            ),
+            rx.foreach(line["keys"].to(list[dict[str, Any]]), lambda key: key_row(key, line)),
+            rx.cond(
+                line["pending"].to(int) > 0,
+                rx.hstack(
+                    rx.spinner(size="1"), rx.text(line["pending"], " key(s) on the way", size="2")
+                ),
+            ),
+            rx.cond(
+                line["activation_instructions"] != "",
+                rx.text(
+                    line["activation_instructions"],
+                    size="1",
+                    color_scheme="gray",
+                    white_space="pre-line",
+                ),
+            ),
+            spacing="2",
+            width="100%",
+        ),
+        class_name="order-line",
+        width="100%",
+    )
+
+
+def report_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Report a problem with this key"),
+            rx.dialog.description(
+                "Tell us what happens when you activate it. An operator will look at it."
+            ),
+            rx.form(
+                rx.vstack(
+                    rx.text_area(
+                        name="message",
+                        placeholder="e.g. Steam says the key is already used",
+                        max_length=2000,
+                        required=True,
+                        id="report-message",
+                        width="100%",
+                    ),
+                    rx.hstack(
+                        rx.dialog.close(
+                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
+                        ),
+                        rx.button("Send report", type="submit", id="send-report"),
+                        justify="end",
+                        width="100%",
+                    ),
+                    spacing="3",
+                ),
+                on_submit=OrderState.send_report,
+            ),
+        ),
+        open=OrderState.report_open,
+        on_open_change=OrderState.set_report_open,
+    )
+
+
+def order() -> rx.Component:
+    return page(
+        rx.cond(
+            OrderState.found,
+            rx.vstack(
+                rx.heading("Order ", OrderState.number, size="7", id="order-number"),
+                rx.text(
+                    "Placed ",
+                    OrderState.created,
+                    " · ",
+                    OrderState.total,
+                    " · ",
+                    OrderState.email,
+                    size="2",
+                    color_scheme="gray",
+                ),
+                progress(),
+                rx.text(
+                    "Keys stay hidden until you reveal them; each reveal is recorded. Keep this page's link "
+                    "private: it opens your keys.",
+                    size="2",
+                ),
+                rx.foreach(OrderState.lines, order_line),
+                report_dialog(),
+                spacing="4",
+                width="100%",
+            ),
+            rx.vstack(
+                rx.heading("Order not found", size="6"),
+                callout_error(OrderState.error),
+                rx.text(
+                    "Use the link from your order e-mail, or sign in to the account you ordered with."
+                ),
+                rx.link("Sign in", href="/signin"),
+            ),
+        ),
+    )

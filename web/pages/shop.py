@@ -1,0 +1,274 @@
+"""Home, catalogue and product pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from web.components.cards import cover, product_grid
+from web.components.layout import callout_error, page
+from web.state.catalogue import ANY, CatalogueState, HomeState, ProductState
+
+
+def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
+    return rx.cond(
+        items.length() > 0,  # type: ignore[attr-defined]
+        rx.vstack(
+            rx.hstack(
+                rx.heading(title, size="5"),
+                rx.link("See all", href=more, size="2"),
+                justify="between",
+                align="baseline",
+                width="100%",
+            ),
+            product_grid(items, grid_id=section_id),
+            width="100%",
+            margin_bottom="2em",
+        ),
+    )
+
+
+def home() -> rx.Component:
+    return page(
+        rx.vstack(
+            rx.heading("Game keys, delivered in seconds", size="8"),
+            rx.text(
+                "Buy a key, pay, and reveal it in your key portal straight away. From our own stock first, "
+                "from trusted wholesale partners when we run out.",
+                size="3",
+                color_scheme="gray",
+            ),
+            rx.link(rx.button("Browse all games", size="3"), href="/games"),
+            spacing="3",
+            padding_y="1.5em",
+            align="start",
+        ),
+        callout_error(HomeState.error),
+        section("Featured", HomeState.featured, "featured", "/games"),
+        section("Deals", HomeState.deals, "deals", "/games?sort=price_asc"),
+        section("New releases", HomeState.new_releases, "new-releases", "/games?sort=newest"),
+        section("Pre-orders", HomeState.preorders, "preorders", "/games?sort=newest"),
+    )
+
+
+def facet_select(name: str, label: str, options: Any, value: Any) -> rx.Component:
+    return rx.vstack(
+        rx.text(label, size="1", color_scheme="gray"),
+        rx.select.root(
+            rx.select.trigger(placeholder=label, aria_label=label, id=f"filter-{name}"),
+            rx.select.content(
+                rx.select.item(f"Any {label.lower()}", value=ANY),
+                rx.foreach(options, lambda option: rx.select.item(option, value=option)),
+            ),
+            value=value,
+            on_change=lambda v: CatalogueState.set_filter(name, v),
+        ),
+        spacing="1",
+    )
+
+
+def filters() -> rx.Component:
+    return rx.flex(
+        facet_select("platform", "Platform", CatalogueState.platforms, CatalogueState.platform),
+        facet_select("region", "Region", CatalogueState.regions, CatalogueState.region),
+        facet_select("genre", "Genre", CatalogueState.genres, CatalogueState.genre),
+        rx.vstack(
+            rx.text("Sort", size="1", color_scheme="gray"),
+            rx.select.root(
+                rx.select.trigger(aria_label="Sort", id="sort"),
+                rx.select.content(
+                    rx.foreach(
+                        CatalogueState.sort_options, lambda o: rx.select.item(o[1], value=o[0])
+                    ),
+                ),
+                value=CatalogueState.sort,
+                on_change=lambda v: CatalogueState.set_filter("sort", v),
+            ),
+            spacing="1",
+        ),
+        rx.vstack(
+            rx.text("Availability", size="1", color_scheme="gray"),
+            rx.hstack(
+                rx.checkbox(
+                    "In stock only",
+                    checked=CatalogueState.in_stock_only,
+                    on_change=CatalogueState.toggle_in_stock,
+                    id="in-stock",
+                ),
+                height="2em",
+                align="center",
+            ),
+            spacing="1",
+        ),
+        rx.button(
+            "Clear filters",
+            variant="ghost",
+            on_click=CatalogueState.clear_filters,
+            align_self="end",
+        ),
+        gap="1em",
+        wrap="wrap",
+        align="end",
+    )
+
+
+def catalogue() -> rx.Component:
+    return page(
+        rx.form(
+            rx.flex(
+                rx.input(
+                    name="q",
+                    placeholder="Title, publisher, genre…",
+                    default_value=CatalogueState.query,
+                    key=CatalogueState.query,
+                    type="search",
+                    id="catalogue-search",
+                    aria_label="Search",
+                    flex="3",
+                    min_width="12em",
+                ),
+                rx.input(
+                    name="min",
+                    placeholder="Min price",
+                    default_value=CatalogueState.min_price,
+                    key="min" + CatalogueState.min_price,
+                    input_mode="decimal",
+                    aria_label="Minimum price",
+                    width="7em",
+                ),
+                rx.input(
+                    name="max",
+                    placeholder="Max price",
+                    default_value=CatalogueState.max_price,
+                    key="max" + CatalogueState.max_price,
+                    input_mode="decimal",
+                    aria_label="Maximum price",
+                    width="7em",
+                ),
+                rx.button("Search", type="submit", id="catalogue-search-button"),
+                gap="0.5em",
+                wrap="wrap",
+            ),
+            on_submit=CatalogueState.submit_search,
+            reset_on_submit=False,
+            width="100%",
+        ),
+        rx.box(filters(), margin_y="1em"),
+        callout_error(CatalogueState.error),
+        rx.text(
+            CatalogueState.total_text,
+            size="2",
+            color_scheme="gray",
+            margin_bottom="0.5em",
+            id="result-count",
+        ),
+        product_grid(CatalogueState.results, grid_id="results"),
+        rx.hstack(
+            rx.button(
+                "Previous",
+                variant="soft",
+                disabled=~CatalogueState.has_previous,
+                on_click=CatalogueState.go_to_page(-1),
+            ),
+            rx.text("Page ", CatalogueState.page, " of ", CatalogueState.pages, size="2"),
+            rx.button(
+                "Next",
+                variant="soft",
+                disabled=~CatalogueState.has_next,
+                on_click=CatalogueState.go_to_page(1),
+            ),
+            justify="center",
+            align="center",
+            margin_top="1.5em",
+            width="100%",
+        ),
+        title="Games",
+    )
+
+
+def product() -> rx.Component:
+    p = ProductState.product
+    return page(
+        rx.cond(
+            ProductState.found,
+            rx.flex(
+                rx.box(
+                    cover(p["cover_url"], height="18em"),
+                    flex="1",
+                    min_width="16em",
+                    max_width="28em",
+                ),
+                rx.vstack(
+                    rx.heading(p["title"], size="7", id="product-title"),
+                    rx.hstack(
+                        rx.badge(p["platform"], size="2"),
+                        rx.badge(p["region"], size="2", variant="outline"),
+                        rx.cond(
+                            p["genre"] != "",
+                            rx.badge(p["genre"], size="2", variant="soft", color_scheme="gray"),
+                        ),
+                        wrap="wrap",
+                    ),
+                    rx.cond(
+                        p["publisher"] != "",
+                        rx.text("Publisher: ", p["publisher"], size="2", color_scheme="gray"),
+                    ),
+                    rx.hstack(
+                        rx.heading(p["price"], size="6", id="product-price"),
+                        rx.cond(
+                            p["list_price"] != "",
+                            rx.text(p["list_price"], as_="s", color_scheme="gray"),
+                        ),
+                        align="baseline",
+                    ),
+                    rx.text(p["availability"], weight="medium", id="availability"),
+                    rx.cond(
+                        p["is_preorder"].to(bool),
+                        rx.text("Release date: ", p["release_date"], size="2"),
+                    ),
+                    rx.cond(
+                        p["region_locked"].to(bool),
+                        rx.callout(
+                            p["region_warning"],
+                            icon="globe",
+                            color_scheme="amber",
+                            id="region-warning",
+                        ),
+                    ),
+                    rx.button(
+                        rx.icon("shopping-cart", size=16),
+                        "Add to cart",
+                        size="3",
+                        disabled=~p["can_buy"].to(bool),
+                        on_click=ProductState.add_to_cart(p["slug"].to(str)),
+                        id="add-to-cart",
+                    ),
+                    rx.cond(
+                        ProductState.cart_count > 0,
+                        rx.link("Go to cart →", href="/cart", id="go-to-cart"),
+                    ),
+                    rx.text(p["description"], size="3"),
+                    rx.cond(
+                        p["activation_instructions"] != "",
+                        rx.vstack(
+                            rx.heading("How to activate", size="3"),
+                            rx.text(p["activation_instructions"], size="2", white_space="pre-line"),
+                            spacing="1",
+                        ),
+                    ),
+                    spacing="3",
+                    align="start",
+                    flex="2",
+                    min_width="16em",
+                ),
+                gap="2em",
+                wrap="wrap",
+            ),
+            rx.vstack(
+                rx.heading("Game not found", size="6"),
+                rx.text(ProductState.error),
+                rx.link("Back to all games", href="/games"),
+            ),
+        ),
+    )

@@ -1,0 +1,162 @@
+"""Sign up, sign in, sign out, password reset and the order history."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import reflex as rx
+
+from web.state.base import ShopState, error_text, in_thread
+from web.state.format import day, money
+
+
+class AccountState(ShopState):
+    orders: list[dict[str, str]] = []
+    error: str = ""
+    info: str = ""
+    busy: bool = False
+    _reset_token: str = ""
+
+    @rx.event
+    async def load_account(self) -> Any:
+        from core.services.accounts import order_history
+
+        await self.load_session()
+        if not self.signed_in:
+            return rx.redirect("/signin")
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is None:
+            return rx.redirect("/signin")
+        history = await in_thread(order_history, customer_id=customer_id)
+        self.orders = [
+            {
+                "number": o.number,
+                "status": o.status_label,
+                "created": day(o.created_at),
+                "total": money(o.total_minor, o.currency),
+                "items": str(o.item_count),
+                "href": f"/orders/{o.number}",
+            }
+            for o in history
+        ]
+        return None
+
+    @rx.event
+    async def load_form(self) -> None:
+        self.error, self.info, self.busy = "", "", False
+        await self.load_session()
+
+    def _signed_in(self, result: Any) -> None:
+        self.session_token = result.token
+        self.signed_in, self.customer_email, self.customer_name = (
+            True,
+            result.email,
+            result.display_name,
+        )
+
+    @rx.event
+    async def sign_up(self, form: dict[str, Any]) -> Any:
+        from core.services.accounts import sign_up
+
+        if str(form.get("password", "")) != str(form.get("password_again", "")):
+            self.error = "The two passwords differ."
+            return
+        self.busy, self.error = True, ""
+        yield
+        try:
+            result = await in_thread(
+                sign_up,
+                email=str(form.get("email", ""))[:320],
+                password=str(form.get("password", ""))[:1024],
+                display_name=str(form.get("name", ""))[:120].strip(),
+                **self._client(),
+            )
+        except Exception as exc:
+            self.error, self.busy = error_text(exc), False
+            return
+        self._signed_in(result)
+        self.busy = False
+        yield rx.redirect("/account")
+
+    @rx.event
+    async def sign_in(self, form: dict[str, Any]) -> Any:
+        from core.services.accounts import sign_in
+
+        self.busy, self.error = True, ""
+        yield
+        try:
+            result = await in_thread(
+                sign_in,
+                email=str(form.get("email", ""))[:320],
+                password=str(form.get("password", ""))[:1024],
+                **self._client(),
+            )
+        except Exception as exc:
+            self.error, self.busy = error_text(exc), False
+            return
+        self._signed_in(result)
+        self.busy = False
+        yield rx.redirect("/account")
+
+    @rx.event
+    async def sign_out(self) -> Any:
+        from core.services.accounts import sign_out
+
+        if self.session_token:
+            with contextlib.suppress(Exception):
+                await in_thread(sign_out, token=self.session_token)
+        self.session_token = ""
+        self.signed_in, self.customer_email, self.customer_name = False, "", ""
+        self.orders = []
+        return rx.redirect("/")
+
+    @rx.event
+    async def request_reset(self, form: dict[str, Any]) -> Any:
+        from core.services.accounts import request_password_reset
+
+        self.busy, self.error, self.info = True, "", ""
+        yield
+        try:
+            await in_thread(
+                request_password_reset,
+                email=str(form.get("email", ""))[:320],
+                ip=self._client()["ip"],
+            )
+        except Exception as exc:
+            self.error, self.busy = error_text(exc), False
+            return
+        self.busy = False
+        self.info = (
+            "If an account uses that address, we have sent it a link to choose a new password."
+        )
+
+    @rx.event
+    async def load_reset(self) -> None:
+        self.error, self.info, self.busy = "", "", False
+        self._reset_token = (self.router.url.query_parameters.get("token") or "")[:1024]
+        if not self._reset_token:
+            self.error = "This page needs the link from the e-mail we sent you."
+
+    @rx.event
+    async def reset_password(self, form: dict[str, Any]) -> Any:
+        from core.services.accounts import reset_password
+
+        if str(form.get("password", "")) != str(form.get("password_again", "")):
+            self.error = "The two passwords differ."
+            return
+        self.busy, self.error = True, ""
+        yield
+        try:
+            result = await in_thread(
+                reset_password,
+                token=self._reset_token,
+                new_password=str(form.get("password", ""))[:1024],
+                **self._client(),
+            )
+        except Exception as exc:
+            self.error, self.busy = error_text(exc), False
+            return
+        self._signed_in(result)
+        self.busy = False
+        yield rx.redirect("/account")

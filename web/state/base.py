@@ -1,0 +1,150 @@
+"""The base state every page shares: who is signed in, and the cart.
+
+- The session token lives in a cookie (``ks_session``); only its SHA-256 is stored
+  server-side (core.services.accounts). Each page's ``on_load`` calls
+  :meth:`ShopState.load_session`, so a sign-out in another tab is seen on the next page.
+- The cart lives in the browser's local storage (``ks_cart``, a JSON list of
+  ``{"slug", "qty"}``), so it survives reloads and needs no account; prices are never
+  taken from it: the cart and checkout pages quote it afresh from the catalogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import reflex as rx
+
+from core.errors import DomainError
+
+T = TypeVar("T")
+
+MAX_LINES = 20
+MAX_QTY = 10
+SESSION_COOKIE_DAYS = 30
+
+
+def parse_cart(raw: str) -> list[dict[str, Any]]:
+    """The cart from local storage, tolerating anything a user could have put there."""
+    try:
+        data = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    lines: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    if not isinstance(data, list):
+        return []
+    for item in data:
+        if not isinstance(item, dict):
+            continue
+        slug, qty = item.get("slug"), item.get("qty")
+        if not isinstance(slug, str) or not slug or len(slug) > 120 or slug in seen:
+            continue
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
+            continue
+        seen.add(slug)
+        lines.append({"slug": slug, "qty": min(qty, MAX_QTY)})
+    return lines[:MAX_LINES]
+
+
+def error_text(exc: Exception) -> str:
+    """What a customer is told about a failure: the domain's own message, or a generic
+    line (never a stack trace, never a key)."""
+    if isinstance(exc, DomainError):
+        return exc.message
+    return "Something went wrong on our side. Please try again in a moment."
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking core work off the event loop."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class ShopState(rx.State):
+    session_token: str = rx.Cookie(
+        "", name="ks_session", max_age=SESSION_COOKIE_DAYS * 24 * 3600, same_site="lax", path="/"
+    )
+    cart_json: str = rx.LocalStorage("[]", name="ks_cart", sync=True)
+
+    signed_in: bool = False
+    customer_email: str = ""
+    customer_name: str = ""
+
+    @rx.var
+    def cart_count(self) -> int:
+        return sum(line["qty"] for line in parse_cart(self.cart_json))
+
+    # -- session ---------------------------------------------------------------------
+
+    def _customer_id(self) -> int | None:
+        """The signed-in customer's id, looked up from the cookie (never trusted from the
+        client otherwise)."""
+        from core.services.accounts import customer_for_token
+
+        if not self.session_token:
+            return None
+        info = customer_for_token(token=self.session_token)
+        return info.id if info else None
+
+    @rx.event
+    async def load_session(self) -> None:
+        from core.services.accounts import customer_for_token
+
+        info = (
+            await in_thread(customer_for_token, token=self.session_token)
+            if self.session_token
+            else None
+        )
+        if info is None:
+            self.signed_in, self.customer_email, self.customer_name = False, "", ""
+            if self.session_token:
+                self.session_token = ""  # expired or revoked: forget it
+        else:
+            self.signed_in, self.customer_email, self.customer_name = (
+                True,
+                info.email,
+                info.display_name,
+            )
+
+    def _client(self) -> dict[str, str | None]:
+        return {
+            "ip": self.router.session.client_ip or None,
+            "user_agent": (self.router.headers.user_agent or "")[:400] or None,
+        }
+
+    @rx.event
+    def header_search(self, form: dict[str, Any]) -> Any:
+        query = str(form.get("q", ""))[:200].strip()
+        return rx.redirect("/games?" + urlencode({"q": query}) if query else "/games")
+
+    # -- cart --------------------------------------------------------------------------
+
+    def _write_cart(self, lines: list[dict[str, Any]]) -> None:
+        self.cart_json = json.dumps(lines[:MAX_LINES], separators=(",", ":"))
+
+    @rx.event
+    def add_to_cart(self, slug: str) -> Any:
+        lines = parse_cart(self.cart_json)
+        for line in lines:
+            if line["slug"] == slug:
+                line["qty"] = min(MAX_QTY, line["qty"] + 1)
+                break
+        else:
+            if len(lines) >= MAX_LINES:
+                return rx.toast.error(f"A cart holds at most {MAX_LINES} different games.")
+            lines.append({"slug": slug, "qty": 1})
+        self._write_cart(lines)
+        return rx.toast.success("Added to your cart.", duration=2500)
+
+    def _set_qty(self, slug: str, qty: int) -> None:
+        lines = [line for line in parse_cart(self.cart_json) if line["slug"] != slug or qty > 0]
+        for line in lines:
+            if line["slug"] == slug:
+                line["qty"] = max(1, min(MAX_QTY, qty))
+        self._write_cart(lines)
+
+    def _clear_cart(self) -> None:
+        self.cart_json = "[]"

@@ -1,0 +1,254 @@
+"""Home, catalogue search and the product page."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import reflex as rx
+
+from core.db import session_scope
+from web.state.base import ShopState, error_text, in_thread
+from web.state.format import day, money, product_card
+
+PER_PAGE = 24
+SORTS = {
+    "relevance": "Best match",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+    "newest": "Newest",
+    "title": "Title A–Z",  # noqa: RUF001
+}
+ANY = "any"  # select value for "no filter" (Radix selects need a non-empty value)
+
+
+def _price_minor(text: str) -> int | None:
+    """``"19.99"`` → 1999; empty → None; anything else raises ValueError."""
+    text = (text or "").strip().replace(",", ".")
+    if not text:
+        return None
+    value = round(float(text) * 100)
+    if value < 0 or value > 10**9:
+        raise ValueError(text)
+    return value
+
+
+class HomeState(ShopState):
+    featured: list[dict[str, Any]] = []
+    new_releases: list[dict[str, Any]] = []
+    preorders: list[dict[str, Any]] = []
+    deals: list[dict[str, Any]] = []
+    loaded: bool = False
+    error: str = ""
+
+    @rx.event
+    async def load(self) -> None:
+        from core.services.storefront import home_sections
+
+        def work() -> Any:
+            with session_scope(write=False) as session:
+                return home_sections(session=session, per_section=8)
+
+        try:
+            sections = await in_thread(work)
+        except Exception as exc:
+            self.error = error_text(exc)
+            return
+        self.featured = [product_card(h) for h in sections.featured]
+        self.new_releases = [product_card(h) for h in sections.new_releases]
+        self.preorders = [product_card(h) for h in sections.preorders]
+        self.deals = [product_card(h) for h in sections.deals]
+        self.error, self.loaded = "", True
+
+
+class CatalogueState(ShopState):
+    query: str = ""
+    platform: str = ANY
+    region: str = ANY
+    genre: str = ANY
+    min_price: str = ""
+    max_price: str = ""
+    in_stock_only: bool = False
+    sort: str = "relevance"
+    page: int = 1
+
+    results: list[dict[str, Any]] = []
+    total_text: str = ""
+    pages: int = 0
+    has_next: bool = False
+    has_previous: bool = False
+    platforms: list[str] = []
+    regions: list[str] = []
+    genres: list[str] = []
+    error: str = ""
+    loading: bool = False
+
+    @rx.var
+    def sort_options(self) -> list[list[str]]:
+        return [[key, label] for key, label in SORTS.items()]
+
+    @rx.event
+    async def load(self) -> Any:
+        """Read the filters from the address (so a search can be shared or bookmarked),
+        then search."""
+        params = self.router.url.query_parameters
+        self.query = (params.get("q") or "")[:200]
+        self.platform = params.get("platform") or ANY
+        self.region = params.get("region") or ANY
+        self.genre = params.get("genre") or ANY
+        self.min_price = (params.get("min") or "")[:12]
+        self.max_price = (params.get("max") or "")[:12]
+        self.in_stock_only = params.get("stock") == "1"
+        self.sort = params.get("sort") if params.get("sort") in SORTS else "relevance"
+        page = params.get("page") or "1"
+        self.page = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
+        if not self.platforms:
+            from core.services.catalogue import facet_values
+
+            def facets() -> dict[str, list[str]]:
+                with session_scope(write=False) as session:
+                    return facet_values(session=session)
+
+            values = await in_thread(facets)
+            self.platforms, self.regions, self.genres = (
+                values["platforms"],
+                values["regions"],
+                values["genres"],
+            )
+        await self._search()
+
+    async def _search(self) -> None:
+        from core.services.catalogue import search_products
+
+        try:
+            low, high = _price_minor(self.min_price), _price_minor(self.max_price)
+        except ValueError:
+            self.error = "Prices are amounts like 9.99."
+            return
+        filters = {
+            "query": self.query or None,
+            "platform": None if self.platform == ANY else self.platform,
+            "region": None if self.region == ANY else self.region,
+            "genre": None if self.genre == ANY else self.genre,
+            "min_price_minor": low,
+            "max_price_minor": high,
+            "in_stock": True if self.in_stock_only else None,
+            "sort": self.sort,
+            "page": self.page,
+            "per_page": PER_PAGE,
+        }
+
+        def work() -> Any:
+            with session_scope(write=False) as session:
+                return search_products(session=session, **filters)
+
+        self.loading = True
+        try:
+            result = await in_thread(work)
+        except Exception as exc:
+            self.error, self.loading = error_text(exc), False
+            return
+        self.results = [product_card(h) for h in result.items]
+        more = "" if result.total_is_exact else "+"
+        self.total_text = (
+            f"{result.total}{more} game{'s' if result.total != 1 else ''}"
+            if result.total
+            else "No games match"
+        )
+        self.pages, self.has_next, self.has_previous = (
+            result.pages,
+            result.has_next,
+            result.has_previous,
+        )
+        self.error, self.loading = "", False
+
+    def _address(self, page: int | None = None) -> str:
+        params = {
+            "q": self.query,
+            "platform": "" if self.platform == ANY else self.platform,
+            "region": "" if self.region == ANY else self.region,
+            "genre": "" if self.genre == ANY else self.genre,
+            "min": self.min_price,
+            "max": self.max_price,
+            "stock": "1" if self.in_stock_only else "",
+            "sort": "" if self.sort == "relevance" else self.sort,
+            "page": str(page or self.page) if (page or self.page) > 1 else "",
+        }
+        query = urlencode({k: v for k, v in params.items() if v})
+        return "/games" + (f"?{query}" if query else "")
+
+    @rx.event
+    def submit_search(self, form: dict[str, Any]) -> Any:
+        self.query = str(form.get("q", ""))[:200].strip()
+        self.min_price = str(form.get("min", ""))[:12]
+        self.max_price = str(form.get("max", ""))[:12]
+        self.page = 1
+        return rx.redirect(self._address())
+
+    @rx.event
+    def set_filter(self, name: str, value: str) -> Any:
+        if name in {"platform", "region", "genre"}:
+            setattr(self, name, value or ANY)
+        elif name == "sort" and value in SORTS:
+            self.sort = value
+        self.page = 1
+        return rx.redirect(self._address())
+
+    @rx.event
+    def toggle_in_stock(self, value: bool) -> Any:
+        self.in_stock_only = bool(value)
+        self.page = 1
+        return rx.redirect(self._address())
+
+    @rx.event
+    def clear_filters(self) -> Any:
+        return rx.redirect("/games")
+
+    @rx.event
+    def go_to_page(self, delta: int) -> Any:
+        return rx.redirect(self._address(max(1, self.page + delta)))
+
+
+class ProductState(ShopState):
+    found: bool = True
+    product: dict[str, Any] = {}
+    error: str = ""
+
+    @rx.event
+    async def load(self) -> None:
+        from core.services.storefront import product_detail
+
+        slug = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+
+        def work() -> Any:
+            with session_scope(write=False) as session:
+                return product_detail(session=session, slug=slug)
+
+        try:
+            detail = await in_thread(work)
+        except Exception as exc:
+            self.found, self.product, self.error = False, {}, error_text(exc)
+            return
+        list_price = detail.list_price_minor
+        on_sale = bool(list_price and list_price > detail.price_minor)
+        self.product = {
+            "slug": detail.slug,
+            "title": detail.title,
+            "platform": detail.platform,
+            "region": detail.region,
+            "genre": detail.genre,
+            "publisher": detail.publisher,
+            "description": detail.description,
+            "price": money(detail.price_minor, detail.currency),
+            "list_price": money(list_price, detail.currency) if on_sale else "",
+            "cover_url": detail.cover_url or "",
+            "availability": detail.availability,
+            "can_buy": bool(detail.can_buy),
+            "region_locked": bool(detail.region_locked),
+            "region_warning": detail.region_warning or "",
+            "activation_instructions": detail.activation_instructions or "",
+            "activation_url": detail.activation_url or "",
+            "is_preorder": bool(detail.is_preorder),
+            "release_date": day(detail.release_date),
+        }
+        self.found, self.error = True, ""

@@ -1,0 +1,183 @@
+"""Cart, checkout and the built-in test payment page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from core.db import session_scope
+from web.state.base import ShopState, error_text, in_thread, parse_cart
+from web.state.format import money
+
+
+class CartState(ShopState):
+    lines: list[dict[str, Any]] = []
+    total: str = ""
+    problems: list[str] = []
+    can_checkout: bool = False
+    loaded: bool = False
+    email: str = ""
+    placing: bool = False
+    error: str = ""
+
+    async def _quote(self) -> None:
+        from core.services.checkout import CartLine, quote_cart
+
+        cart = [
+            CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
+        ]
+
+        def work() -> Any:
+            with session_scope(write=False) as session:
+                return quote_cart(session=session, lines=cart)
+
+        try:
+            quote = await in_thread(work) if cart else None
+        except Exception as exc:
+            self.error = error_text(exc)
+            return
+        if quote is None:
+            self.lines, self.total, self.problems, self.can_checkout = [], "", [], False
+        else:
+            self.lines = [
+                {
+                    "slug": line.slug,
+                    "title": line.title,
+                    "platform": line.platform,
+                    "region": line.region,
+                    "cover_url": line.cover_url or "",
+                    "unit_price": money(line.unit_price_minor, line.currency),
+                    "qty": line.quantity,
+                    "line_total": money(line.line_total_minor, line.currency),
+                    "problem": line.problem or "",
+                }
+                for line in quote.lines
+            ]
+            self.total = money(quote.total_minor, quote.currency)
+            self.problems = list(quote.problems)
+            self.can_checkout = bool(quote.lines) and not quote.problems
+        self.loaded, self.error = True, ""
+
+    @rx.event
+    async def load(self) -> None:
+        await self.load_session()
+        if self.signed_in and not self.email:
+            self.email = self.customer_email
+        await self._quote()
+
+    @rx.event
+    async def change_qty(self, slug: str, delta: int) -> None:
+        for line in parse_cart(self.cart_json):
+            if line["slug"] == slug:
+                self._set_qty(slug, line["qty"] + delta)
+        await self._quote()
+
+    @rx.event
+    async def remove_line(self, slug: str) -> None:
+        self._set_qty(slug, 0)
+        await self._quote()
+
+    @rx.event
+    def set_email(self, value: str) -> None:
+        self.email = value[:320]
+
+    @rx.event
+    async def place_order(self, form: dict[str, Any]) -> Any:
+        from core.services.checkout import CartLine, place_order
+
+        if self.placing:
+            return
+        email = str(form.get("email", self.email)).strip()[:320]
+        self.email = email
+        cart = [
+            CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
+        ]
+        if not cart:
+            self.error = "Your cart is empty."
+            return
+        self.placing, self.error = True, ""
+        yield
+        try:
+            customer_id = await in_thread(self._customer_id)
+            result = await in_thread(
+                place_order,
+                email=email,
+                lines=cart,
+                customer_id=customer_id,
+                ip=self._client()["ip"],
+            )
+        except Exception as exc:
+            self.error, self.placing = error_text(exc), False
+            await self._quote()
+            return
+        self._clear_cart()
+        self.placing = False
+        yield rx.redirect(
+            result.payment_url
+        )  # same host: in-app navigation; Stripe: leaves the shop
+
+
+class PayState(ShopState):
+    """The built-in test payment page (``/pay/<number>?token=...``): used when Stripe is
+    not configured. It is labelled as test mode everywhere; paying sends a Stripe-format
+    event signed with the local secret through the real webhook handler."""
+
+    number: str = ""
+    total: str = ""
+    items: list[dict[str, str]] = []
+    status_label: str = ""
+    payable: bool = False
+    found: bool = True
+    paying: bool = False
+    error: str = ""
+    _token: str = ""
+
+    @rx.event
+    async def load(self) -> None:
+        from core.services.portal import open_order, order_view
+
+        self.number = self.router.url.path.rstrip("/").rsplit("/", 1)[-1][:24]
+        self._token = (self.router.url.query_parameters.get("token") or "")[:512]
+        await self.load_session()
+
+        def work() -> Any:
+            customer_id = self._customer_id()
+            with session_scope(write=False) as session:
+                order = open_order(
+                    session=session,
+                    number=self.number,
+                    access_token=self._token or None,
+                    customer_id=customer_id,
+                )
+                return order_view(session=session, order=order)
+
+        try:
+            view = await in_thread(work)
+        except Exception as exc:
+            self.found, self.error = False, error_text(exc)
+            return
+        self.found, self.error = True, ""
+        self.total = money(view.total_minor, view.currency)
+        self.items = [
+            {"title": line.title, "qty": str(line.quantity), "platform": line.platform}
+            for line in view.lines
+        ]
+        self.status_label = view.status_label
+        self.payable = view.status == "pending_payment"
+
+    @rx.event
+    async def pay(self) -> Any:
+        from core.services.checkout import pay_test_order
+
+        if self.paying or not self.payable:
+            return
+        self.paying, self.error = True, ""
+        yield
+        try:
+            await in_thread(pay_test_order, number=self.number, access_token=self._token)
+        except Exception as exc:
+            self.error, self.paying = error_text(exc), False
+            return
+        self.paying, self.payable = False, False
+        yield rx.redirect(f"/orders/{self.number}?token={self._token}")

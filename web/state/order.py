@@ -1,0 +1,202 @@
+"""The order page and key portal: status that moves live, masked keys, reveal, copy,
+activation link, faulty-key reports.
+
+Live status: ``load`` starts a background watcher that re-reads the order every second
+and pushes changes to the browser through Reflex's state channel, until the order is
+settled, the customer leaves (a newer page load replaces the watcher) or ten minutes pass.
+
+A revealed code is never kept in the state (the state may live in Redis in production):
+the reveal handler sends it once, straight into the page's DOM via a script call, and it
+is gone from the server's memory when the handler returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import reflex as rx
+
+from core.db import session_scope
+from web.state.base import ShopState, error_text, in_thread
+from web.state.format import day, money
+
+WATCH_SECONDS = 600
+SETTLED = {"fulfilled", "cancelled", "refunded", "disputed"}
+
+
+class OrderState(ShopState):
+    number: str = ""
+    found: bool = True
+    status: str = ""
+    status_label: str = ""
+    stage: int = 0
+    progress: int = 0  # percent along ordered → paid → delivering → delivered
+    created: str = ""
+    total: str = ""
+    email: str = ""
+    lines: list[dict[str, Any]] = []
+    error: str = ""
+    notice: str = ""
+    live: bool = False
+    report_key_id: str = ""
+    report_open: bool = False
+    report_message: str = ""
+    _token: str = ""
+    _watch: int = 0
+
+    def _read(self) -> Any:
+        from core.services.portal import open_order, order_view
+
+        customer_id = self._customer_id()
+        with session_scope(write=False) as session:
+            order = open_order(
+                session=session,
+                number=self.number,
+                access_token=self._token or None,
+                customer_id=customer_id,
+            )
+            return order_view(session=session, order=order)
+
+    def _apply(self, view: Any) -> None:
+        self.status, self.status_label, self.stage = view.status, view.status_label, int(view.stage)
+        stages = max(2, int(getattr(view, "stages", 4)))
+        self.progress = round(100 * (self.stage - 1) / (stages - 1)) if self.stage > 0 else 0
+        self.created, self.email = day(view.created_at), view.email
+        self.total = money(view.total_minor, view.currency)
+        lines = []
+        for line in view.lines:
+            keys = [
+                {
+                    "id": str(key.id),
+                    "masked": key.masked,
+                    "kind": key.kind,
+                    "status": key.status,
+                    "revealed": bool(key.revealed),
+                    "reported": bool(key.reported),
+                }
+                for key in line.keys
+            ]
+            lines.append(
+                {
+                    "title": line.title,
+                    "platform": line.platform,
+                    "region": line.region,
+                    "qty": line.quantity,
+                    "unit_price": money(line.unit_price_minor, view.currency),
+                    "activation_url": line.activation_url or "",
+                    "activation_instructions": line.activation_instructions or "",
+                    "keys": keys,
+                    "pending": max(0, line.quantity - len(keys)),
+                }
+            )
+        self.lines = lines
+
+    @rx.event
+    async def load(self) -> Any:
+        self.number = self.router.url.path.rstrip("/").rsplit("/", 1)[-1][:24]
+        self._token = (self.router.url.query_parameters.get("token") or "")[:512]
+        await self.load_session()
+        try:
+            view = await in_thread(self._read)
+        except Exception as exc:
+            self.found, self.error, self.lines = False, error_text(exc), []
+            return None
+        self.found, self.error = True, ""
+        self._apply(view)
+        self._watch += 1
+        if view.status not in SETTLED:
+            return OrderState.watch(self._watch)
+        return None
+
+    @rx.event(background=True)
+    async def watch(self, generation: int) -> None:
+        """Push status and keys to the page while the order moves."""
+        deadline = time.monotonic() + WATCH_SECONDS
+        async with self:
+            self.live = True
+        try:
+            while time.monotonic() < deadline:
+                await asyncio.sleep(1.0)
+                async with self:
+                    if generation != self._watch:
+                        return
+                try:
+                    view = await in_thread(self._read)
+                except Exception:
+                    continue
+                async with self:
+                    if generation != self._watch:
+                        return
+                    self._apply(view)
+                if view.status in SETTLED:
+                    return
+        finally:
+            async with self:
+                if generation == self._watch:
+                    self.live = False
+
+    @rx.event
+    async def reveal(self, key_id: str) -> Any:
+        from core.services.portal import reveal_order_key
+
+        client = self._client()
+        try:
+            customer_id = await in_thread(self._customer_id)
+            revealed = await in_thread(
+                reveal_order_key,
+                number=self.number,
+                key_id=key_id,
+                access_token=self._token or None,
+                customer_id=customer_id,
+                ip=client["ip"],
+                user_agent=client["user_agent"],
+            )
+        except Exception as exc:
+            return rx.toast.error(error_text(exc))
+        for line in self.lines:
+            for key in line["keys"]:
+                if key["id"] == key_id:
+                    key["revealed"] = True
+        self.lines = list(self.lines)
+        # straight into the page, never into the state: see the module docstring
+        if revealed.code is not None:
+            return rx.call_script(
+                f"window.ksShowKey({json.dumps(key_id)}, {json.dumps(revealed.code)}, null)"
+            )
+        return rx.call_script(
+            f"window.ksShowKey({json.dumps(key_id)}, null, {json.dumps(revealed.image_url or '')})"
+        )
+
+    @rx.event
+    def open_report(self, key_id: str) -> None:
+        self.report_key_id, self.report_message, self.report_open = key_id, "", True
+
+    @rx.event
+    def set_report_open(self, value: bool) -> None:
+        self.report_open = value
+
+    @rx.event
+    async def send_report(self, form: dict[str, Any]) -> Any:
+        from core.services.portal import report_faulty_key
+
+        message = str(form.get("message", "")).strip()[:2000]
+        try:
+            customer_id = await in_thread(self._customer_id)
+            await in_thread(
+                report_faulty_key,
+                number=self.number,
+                key_id=self.report_key_id,
+                message=message,
+                access_token=self._token or None,
+                customer_id=customer_id,
+            )
+        except Exception as exc:
+            return rx.toast.error(error_text(exc))
+        self.report_open = False
+        with contextlib.suppress(Exception):
+            self._apply(await in_thread(self._read))
+        return rx.toast.success("Thanks. We have opened a case and will e-mail you.", duration=4000)
