@@ -162,6 +162,7 @@ class Settings(BaseSettings):
     )
 
     # -- payments: Stripe Checkout when configured, else built-in test payments --
+    allow_test_payments: bool = Field(False, validation_alias="KEYSHOP_ALLOW_TEST_PAYMENTS")
     stripe_secret_key: str | None = Field(None, validation_alias="STRIPE_SECRET_KEY", repr=False)
     stripe_webhook_secret: str | None = Field(
         None, validation_alias="STRIPE_WEBHOOK_SECRET", repr=False
@@ -224,7 +225,8 @@ class Settings(BaseSettings):
 
     @property
     def test_payments(self) -> bool:
-        """The built-in test payments run when Stripe is not configured."""
+        """The built-in test payments run when Stripe is not configured (in production only
+        with ``KEYSHOP_ALLOW_TEST_PAYMENTS=true``, for a staging shop)."""
         return not self.stripe_secret_key
 
     @field_validator("secret_key")
@@ -335,6 +337,13 @@ class Settings(BaseSettings):
                 raise ValueError("DATABASE_URL: production runs on PostgreSQL")
             if not self.secret_key:
                 raise ValueError("KEYSHOP_SECRET_KEY: required when KEYSHOP_ENV=production")
+            if not self.stripe_secret_key and not self.allow_test_payments:
+                # Without Stripe anyone could "pay" with the test payment page: a live shop
+                # would hand out keys for free.
+                raise ValueError(
+                    "STRIPE_SECRET_KEY: required when KEYSHOP_ENV=production "
+                    "(a staging shop that must never sell may set KEYSHOP_ALLOW_TEST_PAYMENTS=true)"
+                )
             if bool(self.stripe_secret_key) != bool(self.stripe_webhook_secret):
                 raise ValueError(
                     "STRIPE_WEBHOOK_SECRET: STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together"
