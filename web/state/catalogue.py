@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,6 +34,31 @@ def _price_minor(text: str) -> int | None:
     return value
 
 
+HOME_CACHE_SECONDS = 15.0
+_home_cache: tuple[float, dict[str, list[dict[str, Any]]]] | None = None
+
+
+def home_cards() -> dict[str, list[dict[str, Any]]]:
+    """The home page's four sections as cards. Every visitor sees the same home page, so
+    it is read at most once per ``HOME_CACHE_SECONDS`` per web worker: a stock badge on
+    the home page may be that much behind, never the product page, cart or checkout,
+    which always read fresh."""
+    global _home_cache
+    from core.services.storefront import home_sections
+
+    now = time.monotonic()
+    if _home_cache is not None and now - _home_cache[0] < HOME_CACHE_SECONDS:
+        return _home_cache[1]
+    with session_scope(write=False) as session:
+        sections = home_sections(session=session, per_section=8)
+    cards = {
+        name: [product_card(h) for h in getattr(sections, name)]
+        for name in ("featured", "new_releases", "preorders", "deals")
+    }
+    _home_cache = (now, cards)
+    return cards
+
+
 class HomeState(ShopState):
     featured: list[dict[str, Any]] = []
     new_releases: list[dict[str, Any]] = []
@@ -43,21 +69,13 @@ class HomeState(ShopState):
 
     @rx.event
     async def load(self) -> None:
-        from core.services.storefront import home_sections
-
-        def work() -> Any:
-            with session_scope(write=False) as session:
-                return home_sections(session=session, per_section=8)
-
         try:
-            sections = await in_thread(work)
+            cards = await in_thread(home_cards)
         except Exception as exc:
             self.error = error_text(exc)
             return
-        self.featured = [product_card(h) for h in sections.featured]
-        self.new_releases = [product_card(h) for h in sections.new_releases]
-        self.preorders = [product_card(h) for h in sections.preorders]
-        self.deals = [product_card(h) for h in sections.deals]
+        self.featured, self.new_releases = cards["featured"], cards["new_releases"]
+        self.preorders, self.deals = cards["preorders"], cards["deals"]
         self.error, self.loaded = "", True
 
 
