@@ -17,6 +17,13 @@ SQLAlchemy, Python — rather than the disk's fsync latency, which bounds raw SQ
 service alike (``--synchronous-commit server`` keeps the server's setting; on this
 machine fsync caps both at a few hundred claims/s). The JSON line says which was used.
 
+Both runs start with a warm connection per thread. Besides the rates, the line carries
+the CPU time per claim of this process (all threads: Python, SQLAlchemy, psycopg) and
+of the server processes serving the bench database (from /proc, so only for a server on
+this machine), for the service and for raw SQL, and the load average at the start and
+end: on a shared machine the CPU figures stay comparable between runs when the rates do
+not.
+
 Prints one JSON line; the goal is ≥ 1,500 claims/s through ``claim_keys``.
 """
 
@@ -173,6 +180,59 @@ def prepare(engine: Engine, n_keys: int) -> tuple[int, list[int]]:
     return product_id, line_ids
 
 
+def backend_cpu_seconds(libpq_url: str) -> dict[int, float] | None:
+    """CPU seconds used so far by each server process connected to the bench database,
+    read from /proc: only when the server runs on this machine (else None)."""
+    with psycopg.connect(libpq_url, autocommit=True) as conn:
+        me = conn.info.backend_pid
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            if r[0] != me
+        ]
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+class CpuMeter:
+    """CPU time of this process (every thread) and of the server processes serving the
+    bench database, between ``start`` and ``stop`` (server CPU: None when the server is
+    not on this machine). Stable on a shared machine where wall time is not."""
+
+    def __init__(self, libpq_url: str) -> None:
+        self.url = libpq_url
+        self.python = 0.0
+        self.db: float | None = None
+
+    def start(self) -> None:
+        self._db = backend_cpu_seconds(self.url)
+        self._cpu = time.process_time()
+
+    def stop(self) -> None:
+        """Call while the timed connections are still open."""
+        self.python = time.process_time() - self._cpu
+        after = backend_cpu_seconds(self.url)
+        if self._db is not None and after is not None:
+            # A server process started during the run counts from zero.
+            self.db = sum(v - self._db.get(pid, 0.0) for pid, v in after.items())
+
+    def per_claim_us(self, claims: int) -> tuple[float, float | None]:
+        n = max(claims, 1)
+        return (
+            round(self.python / n * 1e6, 1),
+            None if self.db is None else round(self.db / n * 1e6, 1),
+        )
+
+
 def reset_stock(libpq_url: str) -> None:
     """Every key back to available, then VACUUM so both runs start from the same state."""
     with psycopg.connect(libpq_url, autocommit=True) as conn:
@@ -184,7 +244,10 @@ def reset_stock(libpq_url: str) -> None:
 
 
 def run_threads(
-    claimers: int, line_ids: list[int], claim: Callable[[int], list[Any]], setup: Any = None
+    claimers: int,
+    line_ids: list[int],
+    claim: Callable[[int], list[Any]],
+    meter: CpuMeter | None = None,
 ) -> tuple[float, list[tuple[int, Any]], list[BaseException]]:
     """``claimers`` threads call ``claim(line_id)`` (one key) until it returns nothing or
     raises InsufficientStock. Returns (seconds, [(line, key id)], unexpected errors)."""
@@ -218,17 +281,29 @@ def run_threads(
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(claimers)]
     for t in threads:
         t.start()
+    if meter is not None:
+        meter.start()
     barrier.wait()
     start = time.perf_counter()
     for t in threads:
         t.join()
     seconds = time.perf_counter() - start
+    if meter is not None:
+        meter.stop()
     return seconds, [pair for r in results for pair in r], errors
 
 
-def bench_service(claimers: int, product_id: int, line_ids: list[int]) -> tuple[float, list[Any]]:
-    from core.db import session_scope
+def bench_service(
+    claimers: int, product_id: int, line_ids: list[int], meter: CpuMeter | None = None
+) -> tuple[float, list[Any]]:
+    from core.db import get_engine, session_scope
     from core.services.inventory import claim_keys
+
+    # Warm the pool with a connection per thread (as many as it keeps), outside the clock.
+    engine = get_engine()
+    held = [engine.connect() for _ in range(min(claimers, engine.pool.size()))]  # type: ignore[attr-defined]
+    for c in held:
+        c.close()
 
     def claim(line_id: int) -> list[Any]:
         with session_scope() as session:
@@ -239,34 +314,35 @@ def bench_service(claimers: int, product_id: int, line_ids: list[int]) -> tuple[
                 )
             ]
 
-    seconds, pairs, errors = run_threads(claimers, line_ids, claim)
+    seconds, pairs, errors = run_threads(claimers, line_ids, claim, meter)
     if errors:
         raise SystemExit(f"bench: claim_keys failed: {errors[0]!r}")
     return seconds, pairs
 
 
 def bench_raw(
-    claimers: int, libpq_url: str, product_id: int, line_ids: list[int]
+    claimers: int,
+    libpq_url: str,
+    product_id: int,
+    line_ids: list[int],
+    meter: CpuMeter | None = None,
 ) -> tuple[float, list[Any]]:
     local = threading.local()
-    connections: list[psycopg.Connection[Any]] = []
+    # Opened before the clock starts, as the service's pool is warm: one per thread.
+    connections = [psycopg.connect(libpq_url) for _ in range(claimers)]
+    idle = list(connections)
     conn_lock = threading.Lock()
 
     def claim(line_id: int) -> list[Any]:
         conn = getattr(local, "conn", None)
         if conn is None:
-            conn = local.conn = psycopg.connect(libpq_url)
             with conn_lock:
-                connections.append(conn)
+                conn = local.conn = idle.pop()
         with conn.transaction():
             rows = conn.execute(RAW_CLAIM_SQL, {"p": product_id, "l": line_id, "n": 1}).fetchall()
         return [r[0] for r in rows]
 
-    # Connections are opened before the clock starts, as the service's pool is warm.
-    warm = [psycopg.connect(libpq_url) for _ in range(claimers)]
-    for c in warm:
-        c.close()
-    seconds, pairs, errors = run_threads(claimers, line_ids, claim)
+    seconds, pairs, errors = run_threads(claimers, line_ids, claim, meter)
     for c in connections:
         c.close()
     if errors:
@@ -294,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.db import get_engine
     from core.schema import migrate
 
+    load_start = [round(x, 2) for x in os.getloadavg()]
     recreate_database(args.database_url, synchronous_commit=args.synchronous_commit)
     bench_url = _libpq_url(args.database_url, BENCH_DB)
     with tempfile.TemporaryDirectory(prefix="keyshop-bench-") as var_dir:
@@ -313,10 +390,13 @@ def main(argv: list[str] | None = None) -> int:
             # Warm the pool and the statement cache (and put the key back).
             bench_service(1, product_id, line_ids[:1])
             reset_stock(bench_url)
-            raw_seconds, raw_pairs = bench_raw(args.claimers, bench_url, product_id, line_ids)
+            raw_meter, meter = CpuMeter(bench_url), CpuMeter(bench_url)
+            raw_seconds, raw_pairs = bench_raw(
+                args.claimers, bench_url, product_id, line_ids, raw_meter
+            )
 
             reset_stock(bench_url)
-            seconds, pairs = bench_service(args.claimers, product_id, line_ids)
+            seconds, pairs = bench_service(args.claimers, product_id, line_ids, meter)
 
             with psycopg.connect(bench_url) as conn:
                 reserved, distinct_lines = conn.execute(
@@ -341,6 +421,15 @@ def main(argv: list[str] | None = None) -> int:
         "goal_claims_per_s": GOAL_CLAIMS_PER_S,
         "raw_sql_claims_per_s": round(raw_per_s, 1),
         "ratio_to_raw": round(claims_per_s / raw_per_s, 3) if raw_per_s else None,
+        # CPU per claim of this process (all threads) and of the server processes serving
+        # the bench database (null when the server is not on this machine): stable on a
+        # shared machine, where the rates are not.
+        "python_cpu_us_per_claim": meter.per_claim_us(len(pairs))[0],
+        "db_cpu_us_per_claim": meter.per_claim_us(len(pairs))[1],
+        "raw_python_cpu_us_per_claim": raw_meter.per_claim_us(len(raw_pairs))[0],
+        "raw_db_cpu_us_per_claim": raw_meter.per_claim_us(len(raw_pairs))[1],
+        "loadavg_start": load_start,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "distinct_keys": distinct,
         "duplicates": len(key_ids) - distinct + (len(pairs) - int(distinct_lines)),
     }
