@@ -7,6 +7,8 @@ import reflex as rx
 from web.components.layout import callout_error, callout_info, page
 from web.state.account import AccountState
 
+WIDE_ONLY = rx.breakpoints(initial="none", sm="table-cell")  # hidden on phone-sized screens
+
 
 def field(
     label: str, name: str, *, kind: str = "text", autocomplete: str = "", **props: object
@@ -163,7 +165,7 @@ def account() -> rx.Component:
                     rx.table.row(
                         rx.table.column_header_cell("Order"),
                         rx.table.column_header_cell("Placed"),
-                        rx.table.column_header_cell("Items"),
+                        rx.table.column_header_cell("Items", display=WIDE_ONLY),
                         rx.table.column_header_cell("Total"),
                         rx.table.column_header_cell("Status"),
                     )
@@ -174,7 +176,7 @@ def account() -> rx.Component:
                         lambda o: rx.table.row(
                             rx.table.cell(rx.link(o["number"], href=o["href"])),
                             rx.table.cell(o["created"]),
-                            rx.table.cell(o["items"]),
+                            rx.table.cell(o["items"], display=WIDE_ONLY),
                             rx.table.cell(o["total"]),
                             rx.table.cell(o["status"]),
                         ),

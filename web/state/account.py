@@ -33,7 +33,7 @@ class AccountState(ShopState):
             {
                 "number": o.number,
                 "status": o.status_label,
-                "created": day(o.created_at),
+                "created": day(o.created_at.date()),
                 "total": money(o.total_minor, o.currency),
                 "items": str(o.item_count),
                 "href": f"/orders/{o.number}",
