@@ -31,7 +31,7 @@ def parse_cart(raw: str) -> list[dict[str, Any]]:
     """The cart from local storage, tolerating anything a user could have put there."""
     try:
         data = json.loads(raw or "[]")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return []
     lines: list[dict[str, Any]] = []
     seen: set[str] = set()

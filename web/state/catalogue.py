@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -28,10 +29,10 @@ def _price_minor(text: str) -> int | None:
     text = (text or "").strip().replace(",", ".")
     if not text:
         return None
-    value = round(float(text) * 100)
-    if value < 0 or value > 10**9:
+    number = float(text) * 100
+    if not math.isfinite(number) or number < 0 or number > 10**9:  # inf would overflow round()
         raise ValueError(text)
-    return value
+    return round(number)
 
 
 HOME_CACHE_SECONDS = 15.0

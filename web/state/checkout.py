@@ -108,8 +108,9 @@ class CartState(ShopState):
                 ip=self._client()["ip"],
             )
         except Exception as exc:
-            self.error, self.placing = error_text(exc), False
-            await self._quote()
+            self.placing = False
+            await self._quote()  # prices and stock may have moved; it clears self.error
+            self.error = error_text(exc)
             return
         self._clear_cart()
         self.placing = False

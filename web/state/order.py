@@ -90,7 +90,7 @@ class OrderState(ShopState):
                     "activation_url": line.activation_url or "",
                     "activation_instructions": line.activation_instructions or "",
                     "keys": keys,
-                    "pending": max(0, line.quantity - len(keys)),
+                    "pending": line.pending,  # core's count: 0 before payment or once cancelled
                 }
             )
         self.lines = lines
