@@ -1,0 +1,871 @@
+"""The storefront's Reflex states, handler by handler, against the real test database.
+
+Each test builds the state tree the way the app's state manager does (the root
+``rx.State`` with every substate; pytest is Reflex's testing environment, so it allows
+that outside a running app), gives it the router data of a page address, and calls the
+handlers directly. What a handler asks of the browser (a redirect, a toast, a script
+call) comes back as Reflex ``EventSpec`` values, read here with small helpers.
+
+Key codes are compared, never printed: assertions about them are on booleans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from types import SimpleNamespace
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import reflex as rx
+from reflex.istate.data import RouterData
+from reflex_base.event import EventSpec
+from sqlmodel import func, select
+
+from core.mail import list_outbox, read_outbox_message
+from core.models import Customer, CustomerSession, KeyReport, Order
+from core.services import accounts
+from core.services.fulfilment import fulfil_order
+from core.services.notifications import order_access_token
+from tests.factories import fresh, make_keys, make_order, make_product
+from web.state.account import AccountState
+from web.state.base import MAX_LINES, MAX_QTY, ShopState, parse_cart
+from web.state.catalogue import ANY, PER_PAGE, CatalogueState, ProductState
+from web.state.checkout import CartState, PayState
+from web.state.order import OrderState
+
+S = TypeVar("S", bound=rx.State)
+ORIGIN = "http://127.0.0.1:3000"
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "staple grape violin 42"
+
+
+# -- driving states ----------------------------------------------------------------------
+
+
+def state_for(cls: type[S], address: str = "/", *, ip: str = "203.0.113.7") -> S:
+    """A fresh state tree, as for one browser tab that opened ``address``; returns the
+    ``cls`` substate."""
+    root = rx.State(_reflex_internal_init=True)
+    split = urlsplit(address)
+    root.router = RouterData.from_router_data(
+        {
+            "pathname": split.path,
+            "asPath": address,
+            "query": {k: v[0] for k, v in parse_qs(split.query).items()},
+            "headers": {"origin": ORIGIN, "host": "127.0.0.1:3000", "user-agent": "pytest"},
+            "ip": ip,
+            "sid": "test-sid",
+            "token": "test-client-token",
+        }
+    )
+    return root.get_substate(cls.get_full_name().split("."))  # type: ignore[return-value]
+
+
+def call(handler: Any, *args: Any) -> list[EventSpec]:
+    """Run one handler like Reflex does (plain, async, or an async generator that yields
+    updates) and return every event it sent back to the browser, in order."""
+    result = handler(*args)
+
+    async def drive() -> list[Any]:
+        if inspect.isasyncgen(result):
+            return [item async for item in result]
+        if inspect.isawaitable(result):
+            return [await result]
+        return [result]
+
+    out: list[EventSpec] = []
+    for item in asyncio.run(drive()):
+        out.extend(item if isinstance(item, list) else [item] if item is not None else [])
+    return out
+
+
+def _arg(spec: EventSpec, name: str) -> Any:
+    return next(value for key, value in spec.args if str(key) == name)._var_value
+
+
+def redirect_of(specs: list[EventSpec]) -> str | None:
+    paths = [_arg(s, "path") for s in specs if s.handler.fn.__qualname__ == "_redirect"]
+    assert len(paths) <= 1
+    return paths[0] if paths else None
+
+
+def scripts_of(specs: list[EventSpec]) -> list[str]:
+    return [
+        _arg(s, "javascript_code") for s in specs if s.handler.fn.__qualname__ == "_call_script"
+    ]
+
+
+def toasts_of(specs: list[EventSpec]) -> list[tuple[str, str]]:
+    """(kind, rendered call) of every toast."""
+    out = []
+    for spec in specs:
+        if spec.handler.fn.__qualname__ == "_call_function":
+            js = str(next(value for key, value in spec.args if str(key) == "function"))
+            kind = js.split('?.["', 1)[1].split('"', 1)[0] if "__toast" in js else ""
+            out.append((kind, js))
+    return out
+
+
+def tree(state: rx.State) -> Iterator[rx.State]:
+    root = state
+    while root.parent_state is not None:
+        root = root.parent_state
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.substates.values())
+
+
+def count(session, model) -> int:
+    return fresh(session).exec(select(func.count()).select_from(model)).one()
+
+
+@pytest.fixture(autouse=True)
+def fast_hashing(test_settings, monkeypatch):
+    monkeypatch.setattr(test_settings, "password_hashing", "fast")
+
+
+# -- the cart in local storage -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "not json",
+        "{",
+        "null",
+        "42",
+        '"a string"',
+        '{"slug": "a", "qty": 1}',
+        "[1, 2, 3]",
+        '[["a", 1]]',
+        '[{"slug": 5, "qty": 1}]',
+        '[{"slug": "", "qty": 1}]',
+        '[{"slug": "a"}]',
+        '[{"slug": "a", "qty": "2"}]',
+        '[{"slug": "a", "qty": 1.5}]',
+        '[{"slug": "a", "qty": true}]',
+        '[{"slug": "a", "qty": 0}]',
+        '[{"slug": "a", "qty": -3}]',
+        '[{"slug": "a", "qty": NaN}]',
+        '[{"slug": "a", "qty": 1e999}]',
+        '[{"slug": {"$ne": 1}, "qty": 1}]',
+        json.dumps([{"slug": "x" * 121, "qty": 1}]),
+        "1" * 5000,
+        "[" * 100_000,  # nesting deep enough to exhaust the JSON parser's recursion
+        '{"a":' * 100_000,
+    ],
+    ids=lambda raw: repr(raw[:24]) + (f"...({len(raw)} chars)" if len(raw) > 24 else ""),
+)
+def test_hostile_cart_values_give_an_empty_cart(raw):
+    assert parse_cart(raw) == []
+    state = state_for(ShopState)
+    state.cart_json = raw
+    assert state.cart_count == 0
+
+
+def test_cart_parsing_keeps_good_lines_clamps_and_drops_repeats():
+    raw = json.dumps(
+        [
+            {"slug": "alpha", "qty": 2, "price": 1},  # extra fields are ignored
+            {"slug": "beta", "qty": 99},
+            {"slug": "alpha", "qty": 5},  # a repeat: the first line wins
+            "junk",
+            {"slug": "gamma", "qty": -1},
+            {"slug": "delta", "qty": 1},
+        ]
+    )
+    assert parse_cart(raw) == [
+        {"slug": "alpha", "qty": 2},
+        {"slug": "beta", "qty": MAX_QTY},
+        {"slug": "delta", "qty": 1},
+    ]
+    many = json.dumps([{"slug": f"game-{i}", "qty": 1} for i in range(MAX_LINES + 5)])
+    assert [line["slug"] for line in parse_cart(many)] == [f"game-{i}" for i in range(MAX_LINES)]
+
+
+def test_add_to_cart_adds_counts_up_and_stops_at_the_limits():
+    state = state_for(ShopState)
+    state.cart_json = "corrupted{"
+    specs = call(state.add_to_cart, "alpha")
+    assert parse_cart(state.cart_json) == [{"slug": "alpha", "qty": 1}]
+    assert [kind for kind, _ in toasts_of(specs)] == ["success"]
+    call(state.add_to_cart, "beta")
+    call(state.add_to_cart, "alpha")
+    assert parse_cart(state.cart_json) == [{"slug": "alpha", "qty": 2}, {"slug": "beta", "qty": 1}]
+    assert state.cart_count == 3
+    for _ in range(MAX_QTY + 3):
+        call(state.add_to_cart, "beta")
+    assert parse_cart(state.cart_json)[1] == {"slug": "beta", "qty": MAX_QTY}
+
+    state.cart_json = json.dumps([{"slug": f"game-{i}", "qty": 1} for i in range(MAX_LINES)])
+    before = state.cart_json
+    specs = call(state.add_to_cart, "one-too-many")
+    assert state.cart_json == before
+    [(kind, js)] = toasts_of(specs)
+    assert kind == "error" and f"at most {MAX_LINES}" in js
+
+
+def test_cart_page_changes_and_removes_lines_with_fresh_prices(session):
+    alpha = make_product(session, slug="alpha-quest", title="Alpha Quest", price_minor=1250)
+    beta = make_product(session, slug="beta-racer", title="Beta Racer", price_minor=999)
+    make_keys(session, alpha, 5)
+    make_keys(session, beta, 5)
+    state = state_for(CartState, "/cart")
+    # a price in local storage is never believed
+    state.cart_json = json.dumps(
+        [{"slug": "alpha-quest", "qty": 1, "price": 1}, {"slug": "beta-racer", "qty": 2}]
+    )
+    call(state.load)
+    assert [(ln["slug"], ln["qty"], ln["line_total"]) for ln in state.lines] == [
+        ("alpha-quest", 1, "€12.50"),
+        ("beta-racer", 2, "€19.98"),
+    ]
+    assert state.total == "€32.48" and state.can_checkout and state.problems == []
+
+    call(state.change_qty, "alpha-quest", 1)
+    assert parse_cart(state.cart_json)[0] == {"slug": "alpha-quest", "qty": 2}
+    assert state.total == "€44.98"
+    call(state.change_qty, "not-in-cart", 1)
+    assert len(parse_cart(state.cart_json)) == 2
+    call(state.change_qty, "beta-racer", -1)
+    call(state.change_qty, "beta-racer", -1)  # down to nothing: the line goes
+    assert parse_cart(state.cart_json) == [{"slug": "alpha-quest", "qty": 2}]
+    assert [ln["slug"] for ln in state.lines] == ["alpha-quest"] and state.total == "€25.00"
+
+    call(state.remove_line, "alpha-quest")
+    assert parse_cart(state.cart_json) == [] and state.lines == [] and not state.can_checkout
+    assert state.cart_count == 0
+
+
+def test_cart_page_names_the_problem_of_an_unknown_or_sold_out_game(session):
+    make_product(session, slug="sold-out", title="Sold Out Saga")
+    state = state_for(CartState, "/cart")
+    state.cart_json = json.dumps([{"slug": "sold-out", "qty": 1}, {"slug": "gone", "qty": 1}])
+    call(state.load)
+    assert not state.can_checkout
+    problems = {ln["slug"]: ln["problem"] for ln in state.lines}
+    assert "out of stock" in problems["sold-out"]
+    assert "could not find" in problems["gone"]
+
+
+# -- catalogue and product pages ---------------------------------------------------------
+
+
+@pytest.fixture
+def shelf(session):
+    """Steam games in stock, one without stock, a GOG game, an Xbox EU game."""
+    steam = [
+        make_product(session, slug=f"orbit-{i}", title=f"Orbit Run {i}", price_minor=1000 + 100 * i)
+        for i in range(3)
+    ]
+    for product in steam:
+        make_keys(session, product, 1)
+    empty = make_product(session, slug="orbit-empty", title="Orbit Run Empty", price_minor=500)
+    gog = make_product(session, slug="orbit-gog", title="Orbit Run GOG", platform="GOG")
+    make_keys(session, gog, 1)
+    xbox = make_product(session, slug="racer-x", title="Racer X", platform="Xbox", region="EU")
+    make_keys(session, xbox, 1)
+    return SimpleNamespace(steam=steam, empty=empty, gog=gog, xbox=xbox)
+
+
+def test_catalogue_reads_its_filters_from_the_address(session, shelf):
+    state = state_for(
+        CatalogueState, "/games?q=orbit&platform=Steam&stock=1&sort=price_desc&min=10.50"
+    )
+    call(state.load)
+    assert (state.query, state.platform, state.region, state.genre) == ("orbit", "Steam", ANY, ANY)
+    assert state.in_stock_only and state.sort == "price_desc" and state.min_price == "10.50"
+    assert state.page == 1 and state.error == ""
+    # Steam, in stock, from 10.50 up, dearest first: Orbit Run 2 (12.00) then 1 (11.00)
+    assert [card["slug"] for card in state.results] == ["orbit-2", "orbit-1"]
+    assert state.total_text == "2 games"
+    assert state.platforms == ["GOG", "Steam", "Xbox"] and state.regions == ["EU", "GLOBAL"]
+
+
+def test_catalogue_ignores_nonsense_in_the_address(session, shelf):
+    state = state_for(CatalogueState, "/games?sort=drop_table&page=-4&stock=yes&q=" + "o" * 300)
+    call(state.load)
+    assert state.sort == "relevance" and state.page == 1 and not state.in_stock_only
+    assert len(state.query) == 200
+    for page in ("abc", "0", "99999999999"):
+        state = state_for(CatalogueState, f"/games?page={page}")
+        call(state.load)
+        assert state.page == 1 and state.error == ""
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/games",
+        "/games?q=orbit+run",
+        "/games?platform=Steam&region=EU&genre=Action",
+        "/games?q=racer&min=5&max=40&stock=1&sort=title&page=2",
+    ],
+)
+def test_catalogue_address_round_trip(session, shelf, address):
+    first = state_for(CatalogueState, address)
+    call(first.load)
+    again = state_for(CatalogueState, first._address())
+    call(again.load)
+    fields = ("query", "platform", "region", "genre", "min_price", "max_price", "in_stock_only")
+    assert [getattr(again, f) for f in fields] == [getattr(first, f) for f in fields]
+    assert (again.sort, again.page) == (first.sort, first.page)
+    assert again._address() == first._address()
+
+
+def test_catalogue_filter_handlers_go_to_page_one_of_the_new_address(session, shelf):
+    state = state_for(CatalogueState, "/games?q=orbit&page=3")
+    call(state.load)
+    assert state.page == 3
+    target = redirect_of(call(state.set_filter, "platform", "GOG"))
+    assert target == "/games?q=orbit&platform=GOG"
+    target = redirect_of(call(state.set_filter, "sort", "price_asc"))
+    assert target == "/games?q=orbit&platform=GOG&sort=price_asc"
+    assert redirect_of(call(state.set_filter, "sort", "nonsense")) == target
+    assert redirect_of(call(state.toggle_in_stock, True)).endswith("&stock=1&sort=price_asc")
+    assert redirect_of(call(state.go_to_page, 1)).endswith("&page=2")
+    assert redirect_of(call(state.set_filter, "platform", ANY)) == (
+        "/games?q=orbit&stock=1&sort=price_asc"
+    )
+    form = {"q": "  racer  ", "min": "1", "max": "abc"}
+    assert redirect_of(call(state.submit_search, form)) == (
+        "/games?q=racer&min=1&max=abc&stock=1&sort=price_asc"
+    )
+    assert redirect_of(call(state.clear_filters)) == "/games"
+
+
+def test_catalogue_paging(session):
+    for i in range(PER_PAGE + 3):
+        make_product(session, slug=f"pager-{i:02d}", title=f"Pager {i:02d}", price_minor=100 + i)
+    state = state_for(CatalogueState, "/games?q=pager&sort=price_asc")
+    call(state.load)
+    assert len(state.results) == PER_PAGE and state.has_next and not state.has_previous
+    assert state.pages == 2 and state.total_text == f"{PER_PAGE + 3} games"
+    second = state_for(CatalogueState, redirect_of(call(state.go_to_page, 1)))
+    call(second.load)
+    assert [c["slug"] for c in second.results] == [
+        f"pager-{i:02d}" for i in range(PER_PAGE, PER_PAGE + 3)
+    ]
+    assert second.has_previous and not second.has_next
+
+
+@pytest.mark.parametrize("bad", ["abc", "12.5.1", "nan", "inf", "1e400", "-5", "1e12"])
+def test_catalogue_bad_price_shows_a_message(session, shelf, bad):
+    state = state_for(CatalogueState, f"/games?min={bad}")
+    call(state.load)
+    assert state.error == "Prices are amounts like 9.99."
+    assert state.results == [] and not state.loading
+
+
+def test_catalogue_price_range_in_money(session, shelf):
+    state = state_for(CatalogueState, "/games?q=orbit&min=10&max=11,00&sort=price_asc")
+    call(state.load)
+    assert [card["price"] for card in state.results] == ["€10.00", "€11.00"]
+
+
+def test_product_page(session):
+    product = make_product(
+        session,
+        slug="harbor-lights",
+        title="Harbor Lights",
+        region="EU",
+        price_minor=2499,
+        list_price_minor=3999,
+        activation_instructions="Open Steam, Games, Activate a product on Steam.",
+    )
+    make_keys(session, product, 1)
+    state = state_for(ProductState, "/games/harbor-lights")
+    call(state.load)
+    p = state.product
+    assert state.found and state.error == ""
+    assert (p["title"], p["price"], p["list_price"]) == ("Harbor Lights", "€24.99", "€39.99")
+    assert p["availability"] == "In stock" and p["can_buy"] and not p["is_preorder"]
+    assert p["region_locked"] and "EU" in p["region_warning"]
+    assert p["activation_url"] == "https://store.steampowered.com/account/registerkey"
+
+
+def test_product_page_preorder_shows_its_release_date(session):
+    make_product(session, slug="far-future", title="Far Future", release_date=date(2031, 3, 14))
+    state = state_for(ProductState, "/games/far-future/")
+    call(state.load)
+    assert state.found and state.product["is_preorder"]
+    assert state.product["release_date"] == "14 Mar 2031"
+
+
+@pytest.mark.parametrize("slug", ["no-such-game", "UPPER", "%00", "x" * 500])
+def test_product_page_unknown_slug(session, slug):
+    make_product(session, slug="real-game")
+    state = state_for(ProductState, f"/games/{slug}")
+    state.product = {"title": "left over"}
+    call(state.load)
+    assert not state.found and state.product == {} and state.error
+
+
+# -- checkout and the test payment page --------------------------------------------------
+
+
+@pytest.fixture
+def in_stock(session):
+    product = make_product(session, slug="nova-drift", title="Nova Drift", price_minor=1500)
+    make_keys(session, product, 3)
+    return product
+
+
+def test_checkout_with_an_empty_cart_writes_nothing(session, in_stock):
+    state = state_for(CartState, "/cart")
+    for cart in ("[]", "garbage", '[{"slug": "nova-drift", "qty": 0}]'):
+        state.cart_json = cart
+        specs = call(state.place_order, {"email": "ann@example.com"})
+        assert state.error == "Your cart is empty." and redirect_of(specs) is None
+        assert not state.placing
+    assert count(session, Order) == 0
+
+
+@pytest.mark.parametrize("email", ["", "not-an-address", "a@b", "ann@example.com\nBcc: x@y.z"])
+def test_checkout_with_a_bad_email_writes_nothing(session, in_stock, email):
+    state = state_for(CartState, "/cart")
+    state.cart_json = json.dumps([{"slug": "nova-drift", "qty": 1}])
+    specs = call(state.place_order, {"email": email})
+    assert redirect_of(specs) is None
+    assert "e-mail" in state.error and not state.placing
+    assert parse_cart(state.cart_json) == [{"slug": "nova-drift", "qty": 1}]  # cart kept
+    assert count(session, Order) == 0
+
+
+def test_checkout_with_too_many_writes_nothing_and_names_the_problem(session, in_stock):
+    state = state_for(CartState, "/cart")
+    state.cart_json = json.dumps([{"slug": "nova-drift", "qty": 5}])
+    specs = call(state.place_order, {"email": "ann@example.com"})
+    assert redirect_of(specs) is None and "Only 3 of Nova Drift" in state.error
+    assert state.lines[0]["problem"] and not state.can_checkout  # quoted again for the page
+    assert count(session, Order) == 0
+
+
+def test_place_order_redirects_to_payment_and_clears_the_cart(session, in_stock, test_settings):
+    state = state_for(CartState, "/cart")
+    state.cart_json = json.dumps([{"slug": "nova-drift", "qty": 2}])
+    specs = call(state.place_order, {"email": "  Ann@Example.com "})
+    target = redirect_of(specs)
+    order = fresh(session).exec(select(Order)).one()
+    assert target is not None
+    assert target.startswith(f"{test_settings.public_url}/pay/{order.number}?token=")
+    assert (order.email, order.status, order.total_minor) == (
+        "ann@example.com",
+        "pending_payment",
+        3000,
+    )
+    assert order.customer_id is None
+    assert state.cart_json == "[]" and state.cart_count == 0 and not state.placing
+    token = parse_qs(urlsplit(target).query)["token"][0]
+    assert token == order_access_token(order.number)
+
+
+def test_place_order_signed_in_belongs_to_the_account(session, in_stock):
+    signed = accounts.sign_up(email="bea@example.com", password=PASSWORD)
+    cart = state_for(CartState, "/cart")
+    cart.session_token = signed.token
+    cart.cart_json = json.dumps([{"slug": "nova-drift", "qty": 1}])
+    call(cart.load)
+    assert cart.signed_in and cart.email == "bea@example.com"  # prefilled from the account
+    assert redirect_of(call(cart.place_order, {"email": "bea@example.com"}))
+    assert fresh(session).exec(select(Order)).one().customer_id == signed.customer_id
+
+
+def _placed(session, product) -> tuple[str, str]:
+    """An order placed through the cart page; returns (number, access token)."""
+    state = state_for(CartState, "/cart")
+    state.cart_json = json.dumps([{"slug": product.slug, "qty": 1}])
+    target = redirect_of(call(state.place_order, {"email": "payer@example.com"}))
+    assert target
+    split = urlsplit(target)
+    return split.path.rsplit("/", 1)[1], parse_qs(split.query)["token"][0]
+
+
+@pytest.mark.parametrize("token", ["", "wrong", "x" * 2000, "OTHER"])
+def test_pay_page_with_a_wrong_token_shows_not_found(session, in_stock, token, queued_jobs):
+    number, _ = _placed(session, in_stock)
+    if token == "OTHER":  # a real token, for another order
+        token = order_access_token("T000000000000")
+    state = state_for(PayState, f"/pay/{number}?token={token}")
+    call(state.load)
+    assert not state.found and state.error.startswith("We could not find that order")
+    assert state.total == "" and state.items == [] and not state.payable
+    assert call(state.pay) == [] and queued_jobs == []  # nothing to pay
+    assert fresh(session).exec(select(Order)).one().status == "pending_payment"
+
+
+def test_pay_page_pays_and_goes_to_the_order(session, in_stock, queued_jobs):
+    number, token = _placed(session, in_stock)
+    state = state_for(PayState, f"/pay/{number}?token={token}")
+    call(state.load)
+    assert state.found and state.payable and state.total == "€15.00"
+    assert state.items == [{"title": "Nova Drift", "qty": "1", "platform": "Steam"}]
+    target = redirect_of(call(state.pay))
+    assert target == f"/orders/{number}?token={token}"
+    assert not state.payable and not state.paying
+    assert [name for name, *_ in queued_jobs] == ["process_webhook"]  # the payment's event
+
+
+# -- the order page and key portal -------------------------------------------------------
+
+
+@pytest.fixture
+def delivered(session, queued_jobs):
+    """A fulfilled order of two Steam keys from stock: (order, token, codes)."""
+    product = make_product(
+        session, title="Comet Trail", platform="Steam", region="EU", price_minor=1999,
+        activation_instructions="Open Steam, then Activate a product.",
+    )  # fmt: skip
+    codes = ["AAAAA-BBBBB-CCCCC", "DDDDD-EEEEE-FFFFF"]
+    make_keys(session, product, 2, codes=codes)
+    order = make_order(session, [(product, 2)], status="paid", email="owner@example.com")
+    assert fulfil_order(order_id=order.id).outcome == "fulfilled"
+    return order, order_access_token(order.number), codes
+
+
+def test_order_page_formats_a_delivered_order(session, delivered):
+    order, token, _ = delivered
+    state = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    assert call(state.load) == []  # settled: no live watcher
+    assert state.found and state.number == order.number and state.error == ""
+    assert (state.status, state.status_label, state.stage, state.progress) == (
+        "fulfilled", "Delivered", 4, 100,
+    )  # fmt: skip
+    assert (state.total, state.email) == ("€39.98", "owner@example.com")
+    assert state.created.endswith("UTC")
+    [line] = state.lines
+    assert (line["title"], line["qty"], line["unit_price"], line["pending"]) == (
+        "Comet Trail", 2, "€19.99", 0,
+    )  # fmt: skip
+    assert line["activation_url"] == "https://store.steampowered.com/account/registerkey"
+    assert line["activation_instructions"] == "Open Steam, then Activate a product."
+    assert [k["masked"] for k in line["keys"]] == ["XXXXX-XXXXX-•••••"] * 2
+    assert not any(k["revealed"] or k["reported"] for k in line["keys"])
+
+
+def _view(status: str, stage: int, label: str, *, qty: int = 1, pending: int = 0, keys=()):
+    line = SimpleNamespace(
+        title="Game", platform="Xbox", region="GLOBAL", quantity=qty, unit_price_minor=500,
+        activation_url=None, activation_instructions="", keys=list(keys), pending=pending,
+    )  # fmt: skip
+    return SimpleNamespace(
+        status=status, status_label=label, stage=stage, stages=4, email="x@example.com",
+        created_at=None, total_minor=500 * qty, currency="USD", lines=[line],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "stage", "progress", "pending"),
+    [
+        ("pending_payment", 1, 0, 0),
+        ("paid", 2, 33, 1),
+        ("paid", 3, 67, 1),
+        ("fulfilled", 4, 100, 0),
+        ("cancelled", 0, 0, 0),
+    ],
+)
+def test_order_view_formatting(status, stage, progress, pending):
+    state = state_for(OrderState, "/orders/X")
+    state._apply(_view(status, stage, status.title(), pending=pending))
+    assert (state.status, state.stage, state.progress) == (status, stage, progress)
+    assert state.total == "$5.00" and state.created == ""
+    [line] = state.lines
+    assert line["activation_url"] == "" and line["keys"] == []
+    # "keys on the way" only while the shop owes them: not before payment, not once cancelled
+    assert line["pending"] == pending
+
+
+def test_order_page_of_a_cancelled_order_shows_no_keys_on_the_way(session):
+    product = make_product(session)
+    order = make_order(session, [(product, 2)], status="cancelled")
+    state = state_for(
+        OrderState, f"/orders/{order.number}?token={order_access_token(order.number)}"
+    )
+    assert call(state.load) == []
+    assert state.status_label == "Cancelled" and state.lines[0]["pending"] == 0
+
+
+def test_order_page_of_an_unsettled_order_starts_the_live_watcher(session):
+    product = make_product(session)
+    make_keys(session, product, 1)
+    order = make_order(session, [(product, 1)], status="paid")
+    state = state_for(
+        OrderState, f"/orders/{order.number}?token={order_access_token(order.number)}"
+    )
+    [watch] = call(state.load)
+    assert watch.handler.fn.__name__ == "watch" and _arg(watch, "generation") == 1
+    assert state.status == "paid" and state.lines[0]["pending"] == 1
+    [again] = call(state.load)  # a newer page load: a new generation replaces the old watcher
+    assert _arg(again, "generation") == 2
+
+
+@pytest.mark.parametrize("token", ["", "bad", "OTHER"])
+def test_order_page_without_the_right_link_shows_nothing(session, delivered, token):
+    order, _, _ = delivered
+    if token == "OTHER":
+        token = order_access_token(order.number + "X")
+    state = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    call(state.load)
+    assert not state.found and state.lines == [] and state.status == ""
+    assert state.error.startswith("We could not find that order")
+
+
+def _leaks(state: rx.State, secrets_: list[str]) -> list[str]:
+    """Where in the state tree (any var of any state, and what the state manager would
+    store in Redis) one of ``secrets_`` appears. Names only, never the values."""
+    found = []
+    for node in tree(state):
+        stored = node._serialize()
+        if any(s.encode() in stored for s in secrets_):
+            found.append(f"{type(node).__name__} (serialized)")
+        for name in type(node).__fields__:
+            text = repr(getattr(node, name))
+            if any(s in text for s in secrets_):
+                found.append(f"{type(node).__name__}.{name}")
+        for name, value in vars(node).items():
+            if any(s in repr(value) for s in secrets_):
+                found.append(f"{type(node).__name__}.__dict__[{name}]")
+    return found
+
+
+def test_reveal_sends_the_code_in_a_script_and_keeps_it_out_of_the_state(session, delivered):
+    order, token, codes = delivered
+    state = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    call(state.load)
+    key_id = state.lines[0]["keys"][0]["id"]
+    specs = call(state.reveal, key_id)
+    [script] = scripts_of(specs)
+    shown = [code for code in codes if json.dumps(code) in script]
+    assert len(shown) == 1, "the script does not carry exactly one of the order's codes"
+    assert script.startswith(f"window.ksShowKey({json.dumps(key_id)}, ")
+    assert state.lines[0]["keys"][0]["revealed"] and not state.lines[0]["keys"][1]["revealed"]
+    assert _leaks(state, codes) == []
+
+    # and after the live watcher re-read the order, still nothing
+    state._apply(state._read())
+    assert state.lines[0]["keys"][0]["revealed"]
+    assert _leaks(state, codes) == []
+    # the search does find what the state holds
+    assert "OrderState.number" in _leaks(state, [order.number])
+
+
+def test_reveal_of_a_key_not_in_the_order_is_refused(session, delivered):
+    order, token, codes = delivered
+    other = make_product(session)
+    make_keys(session, other, 1)
+    state = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    call(state.load)
+    for key_id in (str(uuid.uuid4()), "not-a-uuid", ""):
+        specs = call(state.reveal, key_id)
+        assert scripts_of(specs) == []
+        [(kind, js)] = toasts_of(specs)
+        assert kind == "error" and "not part of this order" in js
+    assert _leaks(state, codes) == []
+
+
+def test_reveal_without_the_link_is_refused(session, delivered):
+    order, token, _ = delivered
+    owner = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    call(owner.load)
+    key_id = owner.lines[0]["keys"][0]["id"]
+    stranger = state_for(OrderState, f"/orders/{order.number}")
+    call(stranger.load)
+    stranger.number = order.number  # even if it forged the page's vars
+    specs = call(stranger.reveal, key_id)
+    assert scripts_of(specs) == [] and toasts_of(specs)[0][0] == "error"
+
+
+def test_report_a_faulty_key(session, delivered):
+    order, token, _ = delivered
+    state = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    call(state.load)
+    key_id = state.lines[0]["keys"][1]["id"]
+    call(state.open_report, key_id)
+    assert state.report_open and state.report_key_id == key_id
+    specs = call(state.send_report, {"message": "   "})
+    assert toasts_of(specs)[0][0] == "error" and state.report_open
+    assert count(session, KeyReport) == 0
+    specs = call(state.send_report, {"message": "Steam says the key was already used."})
+    assert toasts_of(specs)[0][0] == "success" and not state.report_open
+    assert [k["reported"] for k in state.lines[0]["keys"]] == [False, True]
+    report = fresh(session).exec(select(KeyReport)).one()
+    assert (str(report.key_id), report.status, report.email) == (
+        key_id,
+        "open",
+        "owner@example.com",
+    )
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+def _token_customer(token: str) -> int | None:
+    info = accounts.customer_for_token(token=token)
+    return info.id if info else None
+
+
+def test_sign_up_sets_the_session_cookie_var(session):
+    state = state_for(AccountState, "/signup")
+    call(state.load_form)
+    specs = call(
+        state.sign_up,
+        {
+            "email": "Cleo@Example.com",
+            "password": PASSWORD,
+            "password_again": PASSWORD,
+            "name": " Cleo ",
+        },
+    )
+    assert redirect_of(specs) == "/account"
+    customer = fresh(session).exec(select(Customer)).one()
+    assert state.session_token and _token_customer(state.session_token) == customer.id
+    assert (state.signed_in, state.customer_email, state.customer_name) == (
+        True, "cleo@example.com", "Cleo",
+    )  # fmt: skip
+    # the cookie var lives on the shared base state, which every page reads
+    assert state.parent_state.session_token == state.session_token
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        (
+            {"email": "d@example.com", "password": PASSWORD, "password_again": PASSWORD + "!"},
+            "differ",
+        ),
+        ({"email": "d@example.com", "password": "short", "password_again": "short"}, "at least 10"),
+        ({"email": "nope", "password": PASSWORD, "password_again": PASSWORD}, "e-mail"),
+        ({}, "e-mail"),
+    ],
+)
+def test_sign_up_refused_sets_no_cookie_and_writes_nothing(session, form, message):
+    state = state_for(AccountState, "/signup")
+    specs = call(state.sign_up, form)
+    assert redirect_of(specs) is None and message in state.error and not state.busy
+    assert state.session_token == "" and not state.signed_in
+    assert count(session, Customer) == 0
+
+
+def test_sign_in_and_sign_out(session):
+    accounts.sign_up(email="dan@example.com", password=PASSWORD, display_name="Dan")
+    state = state_for(AccountState, "/signin")
+    specs = call(state.sign_in, {"email": "dan@example.com", "password": "wrong password 1"})
+    assert redirect_of(specs) is None and state.session_token == "" and not state.signed_in
+    assert state.error == "That e-mail address and password do not match an account."
+
+    specs = call(state.sign_in, {"email": "DAN@example.com", "password": PASSWORD})
+    assert redirect_of(specs) == "/account" and state.error == ""
+    token = state.session_token
+    assert token and _token_customer(token) is not None and state.customer_name == "Dan"
+
+    call(state.load_account)
+    assert state.orders == []
+    assert redirect_of(call(state.sign_out)) == "/"
+    assert state.session_token == "" and not state.signed_in and state.customer_email == ""
+    assert _token_customer(token) is None  # ended on the server too
+
+
+def test_sign_in_is_rate_limited_with_a_message(session):
+    accounts.sign_up(email="eve@example.com", password=PASSWORD)
+    state = state_for(AccountState, "/signin")
+    limit = accounts.SIGN_IN_LIMITS["email"][1]
+    for _ in range(limit):
+        call(state.sign_in, {"email": "eve@example.com", "password": "wrong password 1"})
+    call(state.sign_in, {"email": "eve@example.com", "password": PASSWORD})
+    assert state.error.startswith("Too many attempts") and state.session_token == ""
+
+
+def test_account_page_redirects_to_sign_in_when_signed_out(session):
+    state = state_for(AccountState, "/account")
+    assert redirect_of(call(state.load_account)) == "/signin"
+    # a cookie for a session that ended is forgotten, and still leads to sign-in
+    signed = accounts.sign_up(email="fay@example.com", password=PASSWORD)
+    accounts.sign_out(token=signed.token)
+    state = state_for(AccountState, "/account")
+    state.session_token = signed.token
+    assert redirect_of(call(state.load_account)) == "/signin"
+    assert state.session_token == "" and not state.signed_in
+    state.session_token = "garbage!"
+    assert redirect_of(call(state.load_account)) == "/signin" and state.session_token == ""
+
+
+def test_account_page_lists_the_orders(session):
+    signed = accounts.sign_up(email="gus@example.com", password=PASSWORD)
+    product = make_product(session, price_minor=1234)
+    order = make_order(
+        session, [(product, 3)], email="gus@example.com", customer_id=signed.customer_id
+    )
+    make_order(session, [(product, 1)], email="someone@example.com")
+    state = state_for(AccountState, "/account")
+    state.session_token = signed.token
+    assert redirect_of(call(state.load_account)) is None
+    assert state.orders == [
+        {
+            "number": order.number,
+            "status": "Paid",
+            "created": state.orders[0]["created"],
+            "total": "€37.02",
+            "items": "3",
+            "href": f"/orders/{order.number}",
+        }
+    ]
+
+
+def _reset_link(var_dir, email: str) -> str:
+    [info] = [i for i in list_outbox(var_dir / "outbox") if i.to == email]
+    body = read_outbox_message(info.path).get_body(preferencelist=("plain",)).get_content()
+    return next(word for word in body.split() if "/reset-password?token=" in word)
+
+
+def test_password_reset_sets_a_new_cookie_and_ends_the_old_sessions(session, var_dir):
+    old = accounts.sign_up(email="hal@example.com", password=PASSWORD)
+    forgot = state_for(AccountState, "/forgot-password")
+    call(forgot.request_reset, {"email": "hal@example.com"})
+    assert forgot.info.startswith("If an account uses that address") and forgot.error == ""
+    call(forgot.request_reset, {"email": "nobody@example.com"})  # the same answer
+    assert forgot.info.startswith("If an account uses that address") and forgot.error == ""
+    link = _reset_link(var_dir, "hal@example.com")
+
+    page = state_for(AccountState, urlsplit(link).path + "?" + urlsplit(link).query)
+    page.session_token = old.token
+    call(page.load_reset)
+    assert page.error == ""
+    form = {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD}
+    assert redirect_of(call(page.reset_password, form)) == "/account"
+    assert page.session_token and page.session_token != old.token and page.signed_in
+    assert _token_customer(page.session_token) == old.customer_id
+    assert _token_customer(old.token) is None
+    # the link works once
+    again = state_for(AccountState, urlsplit(link).path + "?" + urlsplit(link).query)
+    call(again.load_reset)
+    assert redirect_of(call(again.reset_password, form)) is None
+    assert "already used" in again.error and again.session_token == ""
+    with pytest.raises(accounts.InvalidCredentials):
+        accounts.sign_in(email="hal@example.com", password=PASSWORD)
+
+
+def test_password_reset_without_a_good_link(session):
+    page = state_for(AccountState, "/reset-password")
+    call(page.load_reset)
+    assert page.error == "This page needs the link from the e-mail we sent you."
+    page = state_for(AccountState, "/reset-password?token=forged.token.value")
+    call(page.load_reset)
+    form = {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD}
+    assert redirect_of(call(page.reset_password, form)) is None
+    assert page.error == "This password reset link is not valid." and page.session_token == ""
+    assert count(session, CustomerSession) == 0
+
+
+def test_forgot_password_with_a_bad_address_says_so(session):
+    state = state_for(AccountState, "/forgot-password")
+    call(state.request_reset, {"email": "no address"})
+    assert "e-mail" in state.error and state.info == "" and not state.busy
