@@ -8,6 +8,7 @@ delivery or a consumer killed mid-way never does anything twice.
 from __future__ import annotations
 
 import logging
+import threading
 
 from huey import crontab
 
@@ -18,9 +19,45 @@ from tasks.queue import huey
 log = logging.getLogger("keyshop.tasks")
 
 
+# While a worker thread processes a webhook, the fulfilment it queues (a payment → the
+# order's fulfil_order) is kept here and run by the same thread right after the webhook's
+# commit, instead of a second trip through the queue behind everything queued meanwhile.
+_here = threading.local()
+
+
+def keep_for_this_thread(name: str, args: tuple, kwargs: dict) -> bool:
+    """The dispatcher's hook: True if job ``name`` was kept to run right here."""
+    kept = getattr(_here, "follow_ups", None)
+    if kept is None or name != "fulfil_order" or kwargs:
+        return False
+    kept.append(args)
+    return True
+
+
 @huey.task(retries=6, retry_delay=1, retry_backoff=2)
 def process_webhook(webhook_id: int) -> str:
-    return webhooks.process_webhook(webhook_id=webhook_id)
+    _here.follow_ups = kept = []
+    try:
+        outcome = webhooks.process_webhook(webhook_id=webhook_id)
+    except BaseException:
+        _here.follow_ups = None
+        for args in kept:  # committed before the failure: never drop them
+            fulfil_order(*args)
+        raise
+    _here.follow_ups = None
+    for args in kept:
+        _fulfil_here(*args)
+    return outcome
+
+
+def _fulfil_here(order_id: int) -> None:
+    """fulfil_order in this thread; if it cannot finish now, the queued task takes over
+    with its own retries (and reconciliation after a crash, as for any task)."""
+    try:
+        fulfil_order.call_local(order_id)
+    except Exception as exc:
+        log.warning("order %s: %s; queued to try again", order_id, type(exc).__name__)
+        fulfil_order.schedule(args=(order_id,), delay=2)
 
 
 @huey.task(retries=10, retry_delay=2, retry_backoff=2)
@@ -77,7 +114,11 @@ def sync_providers() -> str:
         with session_scope(write=False) as session:
             since = last_synced(session=session, provider=name)
         # Kinguin filters by updatedSince; CodesWholesale re-reads its price list.
-        reports.append(sync_offers(client=client, updated_since=since - timedelta(minutes=5) if since else None))
+        reports.append(
+            sync_offers(
+                client=client, updated_since=since - timedelta(minutes=5) if since else None
+            )
+        )
     return "; ".join(map(str, reports))
 
 

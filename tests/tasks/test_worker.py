@@ -200,3 +200,38 @@ def test_warm_up_never_fails_a_worker_when_providers_are_unreachable(test_settin
     assert report["codeswholesale"].startswith("not reachable")
     assert report["kinguin"].startswith("not reachable")
     assert "error" not in report and warmup.warmed.is_set()
+
+
+def test_a_payment_whose_fulfilment_cannot_finish_at_once_is_queued_again(session, monkeypatch):
+    """The worker that processed the payment fulfils the order itself; when that fails
+    the order is not dropped: fulfil_order is queued again, and that run delivers."""
+    import tasks
+    from core import jobs
+    from core.services import fulfilment
+    from core.services.fulfilment import FulfilmentRetry
+
+    huey = tasks.configure(immediate=True)
+    jobs.set_dispatcher(tasks._dispatch)
+    product = make_product(session)
+    make_keys(session, product, 1)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    real = fulfilment.fulfil_order
+    runs = []
+
+    def fails_first(**kwargs):
+        runs.append(kwargs["order_id"])
+        if len(runs) == 1:
+            raise FulfilmentRetry("providers unreachable for a moment")
+        return real(**kwargs)
+
+    monkeypatch.setattr(fulfilment, "fulfil_order", fails_first)
+    try:
+        send_test_event(order_number=order.number)
+        assert runs == [order.id] and status_of(session, order) == "paid"
+        again = [t for t in huey.scheduled() if t.name.endswith("fulfil_order")]
+        assert [t.args for t in again] == [(order.id,)]
+        tasks.TASKS["fulfil_order"].call_local(*again[0].args)
+    finally:
+        huey.flush()
+        jobs.set_dispatcher(None)
+    assert status_of(session, order) == "fulfilled" and len(delivered(session, order)) == 1
