@@ -16,11 +16,9 @@ from textual.message import Message
 from core.services.console_queries import (
     BalanceRow,
     DashboardFigures,
-    ImportRow,
     KeyReportRow,
     OfferRow,
     OrderRow,
-    ProductStockRow,
     ProviderStatusRow,
     Timeline,
 )
@@ -92,13 +90,6 @@ class TimelineLoaded(Message):
     def __init__(self, timeline: Timeline | None) -> None:
         super().__init__()
         self.timeline = timeline
-
-
-class StockLoaded(Message):
-    def __init__(self, rows: list[ProductStockRow], imports: list[ImportRow]) -> None:
-        super().__init__()
-        self.rows = rows
-        self.imports = imports
 
 
 class DashboardLoaded(Message):

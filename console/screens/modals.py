@@ -167,3 +167,95 @@ class RevealScreen(ModalScreen[None]):
     def action_close(self) -> None:
         self._code = ""
         self.dismiss(None)
+
+
+class ValueScreen(ModalScreen[str | None]):
+    """Asks for one value (checked by the service that receives it)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(
+        self, title: str, body: str = "", *, value: str = "", confirm_label: str = "Save"
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.value = value
+        self.confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.body:
+                yield Static(self.body, classes="dialog-body")
+            yield Input(value=self.value, id="value")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.confirm_label, variant="error", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    @on(Input.Submitted, "#value")
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        self.dismiss(self.query_one("#value", Input).value)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class RevokeKeys:
+    """Revoke ``count`` available keys (of import ``import_batch_id`` if given)."""
+
+    count: int
+    import_batch_id: int | None
+    reason: str
+
+
+class RevokeKeysScreen(ModalScreen[RevokeKeys | None]):
+    """How many available keys to revoke, optionally only from one import, and why."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, title: str, body: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.body:
+                yield Static(self.body, classes="dialog-body")
+            yield Input(placeholder="how many keys", id="count")
+            yield Input(placeholder="only from import # (optional)", id="batch")
+            yield Input(placeholder="reason (required)", id="reason")
+            yield Static("", id="revoke-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Revoke", variant="error", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    def _refuse(self, text: str, field: str) -> None:
+        self.query_one("#revoke-error", Static).update(text)
+        self.query_one(f"#{field}", Input).focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        count = self.query_one("#count", Input).value.strip()
+        batch = self.query_one("#batch", Input).value.strip().lstrip("#")
+        reason = self.query_one("#reason", Input).value.strip()
+        if not (count.isascii() and count.isdigit()) or int(count) < 1:
+            self._refuse("How many keys: a whole number, 1 or more.", "count")
+            return
+        if batch and not (batch.isascii() and batch.isdigit()):
+            self._refuse("Import: the number of an import, or empty.", "batch")
+            return
+        if not reason:
+            self._refuse("A reason is required.", "reason")
+            return
+        self.dismiss(RevokeKeys(int(count), int(batch) if batch else None, reason))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from console.app import make_app
 from core import crypto
-from core.models import Alert, Key, KeyReport
+from core.models import Alert, ImportBatch, Key, KeyReport
 from tests.console.conftest import fake_clients, settle
 from tests.factories import make_order, make_product, order_lines
 
@@ -27,15 +27,15 @@ def snapshot_app(test_settings):
     )
 
 
-def fixed_key(session, product, line_id, n=1):
-    """A delivered key with a fixed id (its masked handle is on screen)."""
+def fixed_key(session, product, line_id, n=1, status="delivered"):
+    """A key (delivered by default) with a fixed id (its masked handle is on screen)."""
     key_id = uuid.UUID(int=0x0190_0000_0000_7000_8000_0000_0000_0000 + n)
     version, blob = crypto.get_vault().encrypt(f"SNAP-{n}".encode(), row_id=key_id)
     session.add(
         Key(
             id=key_id,
             product_id=product.id,
-            status="delivered",
+            status=status,
             order_line_id=line_id,
             ciphertext=blob,
             key_version=version,
@@ -111,4 +111,26 @@ def test_dashboard_screen(session, test_settings, queued_jobs, snap_compare):
 
     assert snap_compare(
         snapshot_app(test_settings), run_before=open_screen(None), terminal_size=(80, 24)
+    )
+
+
+def test_inventory_screen(session, test_settings, queued_jobs, snap_compare):
+    plenty = make_product(session, slug="plenty-game", title="Plenty Quest", low_stock_threshold=2)
+    scarce = make_product(session, slug="scarce-game", title="Scarce Quest", low_stock_threshold=5)
+    for n, product in enumerate([plenty, plenty, plenty, scarce], start=10):
+        fixed_key(session, product, None, n=n, status="available")
+    session.add(
+        ImportBatch(
+            file_name="keys-march.csv",
+            operator="bob",
+            status="completed",
+            lines_read=10,
+            imported=3,
+            started_at=NOW - timedelta(days=1),
+        )
+    )
+    session.commit()
+
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("3"), terminal_size=(80, 24)
     )
