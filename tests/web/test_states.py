@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -29,7 +30,7 @@ from sqlmodel import func, select
 
 from core.mail import list_outbox, read_outbox_message
 from core.models import Customer, CustomerSession, KeyReport, Order
-from core.services import accounts
+from core.services import accounts, ratelimit
 from core.services.fulfilment import fulfil_order
 from core.services.notifications import order_access_token
 from tests.factories import fresh, make_keys, make_order, make_product
@@ -123,13 +124,31 @@ def tree(state: rx.State) -> Iterator[rx.State]:
         stack.extend(node.substates.values())
 
 
+def root_of(state: rx.State) -> rx.State:
+    return next(tree(state))
+
+
+def sent_cookie(state: rx.State) -> str | None:
+    """The session cookie value in the update this state tree would send to the browser
+    now (None when the update does not touch the cookie). Clean the tree first with
+    ``root_of(state)._clean()`` to see one handler's update."""
+    delta = root_of(state).get_delta().get(ShopState.get_full_name(), {})
+    sent = [value for name, value in delta.items() if name.startswith("session_token")]
+    return sent[0] if sent else None
+
+
 def count(session, model) -> int:
     return fresh(session).exec(select(func.count()).select_from(model)).one()
 
 
 @pytest.fixture(autouse=True)
 def fast_hashing(test_settings, monkeypatch):
+    """Cheap argon2id parameters, and a rate-limit clock that stays in one window."""
     monkeypatch.setattr(test_settings, "password_hashing", "fast")
+    frozen = time.time()
+    monkeypatch.setattr(
+        ratelimit, "time", SimpleNamespace(time=lambda: frozen, monotonic=time.monotonic)
+    )
 
 
 # -- the cart in local storage -----------------------------------------------------------
@@ -716,6 +735,7 @@ def _token_customer(token: str) -> int | None:
 def test_sign_up_sets_the_session_cookie_var(session):
     state = state_for(AccountState, "/signup")
     call(state.load_form)
+    root_of(state)._clean()
     specs = call(
         state.sign_up,
         {
@@ -731,8 +751,10 @@ def test_sign_up_sets_the_session_cookie_var(session):
     assert (state.signed_in, state.customer_email, state.customer_name) == (
         True, "cleo@example.com", "Cleo",
     )  # fmt: skip
-    # the cookie var lives on the shared base state, which every page reads
+    # the cookie var lives on the shared base state, which every page reads, and the
+    # update sent to the browser carries it (the browser then stores the cookie)
     assert state.parent_state.session_token == state.session_token
+    assert sent_cookie(state) == state.session_token
 
 
 @pytest.mark.parametrize(
@@ -749,9 +771,10 @@ def test_sign_up_sets_the_session_cookie_var(session):
 )
 def test_sign_up_refused_sets_no_cookie_and_writes_nothing(session, form, message):
     state = state_for(AccountState, "/signup")
+    root_of(state)._clean()
     specs = call(state.sign_up, form)
     assert redirect_of(specs) is None and message in state.error and not state.busy
-    assert state.session_token == "" and not state.signed_in
+    assert state.session_token == "" and not state.signed_in and sent_cookie(state) is None
     assert count(session, Customer) == 0
 
 
@@ -762,15 +785,19 @@ def test_sign_in_and_sign_out(session):
     assert redirect_of(specs) is None and state.session_token == "" and not state.signed_in
     assert state.error == "That e-mail address and password do not match an account."
 
+    root_of(state)._clean()
     specs = call(state.sign_in, {"email": "DAN@example.com", "password": PASSWORD})
     assert redirect_of(specs) == "/account" and state.error == ""
     token = state.session_token
     assert token and _token_customer(token) is not None and state.customer_name == "Dan"
+    assert sent_cookie(state) == token
 
     call(state.load_account)
     assert state.orders == []
+    root_of(state)._clean()
     assert redirect_of(call(state.sign_out)) == "/"
     assert state.session_token == "" and not state.signed_in and state.customer_email == ""
+    assert sent_cookie(state) == ""  # the browser's cookie is cleared
     assert _token_customer(token) is None  # ended on the server too
 
 
@@ -840,8 +867,10 @@ def test_password_reset_sets_a_new_cookie_and_ends_the_old_sessions(session, var
     call(page.load_reset)
     assert page.error == ""
     form = {"password": NEW_PASSWORD, "password_again": NEW_PASSWORD}
+    root_of(page)._clean()
     assert redirect_of(call(page.reset_password, form)) == "/account"
     assert page.session_token and page.session_token != old.token and page.signed_in
+    assert sent_cookie(page) == page.session_token
     assert _token_customer(page.session_token) == old.customer_id
     assert _token_customer(old.token) is None
     # the link works once
