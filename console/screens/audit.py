@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input
 
-from console.messages import RowsLoaded
+from console.messages import PageLoaded
 from console.screens.base import ConsoleScreen
 from console.widgets.formatting import short, when
 from console.widgets.navbar import NavBar
+from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.services.audit import search_audit
 
@@ -39,6 +40,11 @@ class AuditScreen(ConsoleScreen):
     BINDINGS = [Binding("slash", "focus_filter", "Filter", id="audit.filter")]
     PALETTE = [("Search the audit trail", "focus_filter", "action: actor: type: object:")]
 
+    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.pager = Pager()
+        self.criteria: dict[str, str] = {}
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield NavBar(self.NAME)
@@ -59,14 +65,22 @@ class AuditScreen(ConsoleScreen):
 
     @on(Input.Submitted, "#audit-filter")
     def load(self) -> None:
-        self.fetch(parse_filter(self.query_one("#audit-filter", Input).value))
+        self.criteria = parse_filter(self.query_one("#audit-filter", Input).value)
+        self.pager.reset()
+        self.fetch(self.criteria, None)
 
     @work(thread=True, exclusive=True, group="load")
-    def fetch(self, criteria: dict[str, str]) -> None:
+    def fetch(self, criteria: dict[str, str], before_id: int | None) -> None:
         with session_scope(write=False) as session:
-            events = search_audit(session=session, limit=300, **criteria)  # type: ignore[arg-type]
+            events = search_audit(
+                session=session,
+                limit=PAGE,
+                before_id=before_id,
+                **criteria,  # type: ignore[arg-type]
+            )
             rows = [
                 (
+                    e.id,
                     when(e.created_at),
                     f"{e.actor_type}:{e.actor_id}",
                     e.action,
@@ -75,12 +89,23 @@ class AuditScreen(ConsoleScreen):
                 )
                 for e in events
             ]
-        self.post_message(RowsLoaded(rows))
+        self.post_message(
+            PageLoaded("audit-table", rows, first_page=before_id is None, more=len(rows) >= PAGE)
+        )
 
-    @on(RowsLoaded)
-    def show_rows(self, message: RowsLoaded) -> None:
+    @on(PageLoaded)
+    def show_rows(self, message: PageLoaded) -> None:
         table = self.query_one("#audit-table", DataTable)
-        table.clear()
-        for row in message.rows:
-            table.add_row(*row)
-        self.sub_title = f"{len(message.rows)} audit events"
+        if message.first_page:
+            table.clear()
+        for event_id, *cells in message.rows:
+            table.add_row(*cells, key=str(event_id))
+        self.pager.loaded(message.rows, message.rows[-1][0] if message.rows else None)
+        more = "+" if self.pager.more else ""
+        self.sub_title = f"{table.row_count}{more} audit events"
+
+    @on(DataTable.RowHighlighted, "#audit-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = self.query_one("#audit-table", DataTable)
+        if self.pager.wants_more(table, event.cursor_row):
+            self.fetch(self.criteria, self.pager.cursor)

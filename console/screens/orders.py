@@ -18,6 +18,7 @@ from console.screens.base import ConsoleScreen
 from console.screens.modals import ConfirmScreen, Reason, ReasonScreen, RevealScreen
 from console.widgets.formatting import money, short, when
 from console.widgets.navbar import NavBar
+from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.errors import DomainError
 from core.services.console_queries import (
@@ -28,6 +29,7 @@ from core.services.console_queries import (
     mask_key_id,
     order_for_key_code,
     order_timeline,
+    recent_orders,
 )
 from core.services.inventory import revoke_key
 from core.services.keys import reveal_key
@@ -72,6 +74,8 @@ class OrdersScreen(ConsoleScreen):
         self.results: dict[str, OrderRow] = {}
         self.order_id: int | None = None
         self.keys: dict[str, KeyRow] = {}
+        self.query_text = ""
+        self.pager = Pager()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -98,6 +102,9 @@ class OrdersScreen(ConsoleScreen):
     def load(self) -> None:
         if self.order_id is not None:
             self.load_timeline(self.order_id)
+        elif not self.results:
+            self.pager.reset()
+            self.search("", None)
 
     def action_focus_search(self) -> None:
         self.query_one("#order-search", Input).focus()
@@ -109,23 +116,33 @@ class OrdersScreen(ConsoleScreen):
 
     @on(Input.Submitted, "#order-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip():
-            self.search(event.value)
+        self.pager.reset()
+        self.search(event.value.strip(), None)
 
     @work(thread=True, exclusive=True, group="search")
-    def search(self, text: str) -> None:
+    def search(self, text: str, before_id: int | None) -> None:
+        """One page of orders: the newest when ``text`` is empty, else those matching
+        its number or e-mail, else the order a key code was delivered to."""
         with session_scope(write=False) as session:
-            rows = find_orders(session=session, text=text)
-            if not rows:
-                by_key = order_for_key_code(session=session, code=text)
-                rows = [by_key] if by_key else []
-        self.post_message(OrdersLoaded(rows))
+            if not text:
+                rows = recent_orders(session=session, before_id=before_id, limit=PAGE)
+            else:
+                rows = find_orders(session=session, text=text, before_id=before_id, limit=PAGE)
+                if not rows and before_id is None:
+                    by_key = order_for_key_code(session=session, code=text)
+                    rows = [by_key] if by_key else []
+        self.post_message(OrdersLoaded(rows, query=text if before_id is None else "\0more"))
 
     @on(OrdersLoaded)
     def show_results(self, message: OrdersLoaded) -> None:
         table = self.query_one("#order-results", DataTable)
-        table.clear()
-        self.results = {row.number: row for row in message.rows}
+        first_page = message.query != "\0more"
+        if first_page:
+            table.clear()
+            self.results = {}
+            self.query_text = message.query
+        self.results.update({row.number: row for row in message.rows})
+        self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         for row in message.rows:
             table.add_row(
                 row.number,
@@ -135,11 +152,21 @@ class OrdersScreen(ConsoleScreen):
                 when(row.created_at),
                 key=row.number,
             )
-        if not message.rows:
-            self.notify("No order matches that number, e-mail or key.", severity="warning")
+        if not first_page:
             return
-        table.focus()
-        self._highlighted()
+        if not message.rows:
+            if message.query:
+                self.notify("No order matches that number, e-mail or key.", severity="warning")
+            return
+        if message.query:
+            table.focus()
+            self._highlighted()
+
+    @on(DataTable.RowHighlighted, "#order-results")
+    def _more(self, event: DataTable.RowHighlighted) -> None:
+        table = self.query_one("#order-results", DataTable)
+        if self.pager.wants_more(table, event.cursor_row):
+            self.search(self.query_text, self.pager.cursor)
 
     @on(DataTable.RowHighlighted, "#order-results")
     def _highlighted(self) -> None:

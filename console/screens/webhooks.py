@@ -9,13 +9,15 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from console.messages import RowsLoaded
+from console.messages import PageLoaded, RowsLoaded
 from console.screens.base import ConsoleScreen
 from console.screens.modals import ConfirmScreen
 from console.widgets.formatting import short, when
 from console.widgets.navbar import NavBar
+from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
-from core.services.webhooks import recent_webhooks, replay_webhook
+from core.services.console_queries import webhook_body, webhook_page
+from core.services.webhooks import replay_webhook
 
 BODY_SHOWN = 4000  # characters of a raw body shown
 
@@ -34,7 +36,9 @@ class WebhooksScreen(ConsoleScreen):
 
     def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kw)
-        self.details: dict[str, str] = {}
+        self.outcomes: dict[str, str] = {}
+        self.pager = Pager()
+        self.source: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -56,44 +60,68 @@ class WebhooksScreen(ConsoleScreen):
 
     @on(Input.Submitted, "#webhook-source")
     def load(self) -> None:
-        self.fetch(self.query_one("#webhook-source", Input).value.strip() or None)
+        self.source = self.query_one("#webhook-source", Input).value.strip() or None
+        self.pager.reset()
+        self.fetch(self.source, None)
 
     @work(thread=True, exclusive=True, group="load")
-    def fetch(self, source: str | None) -> None:
+    def fetch(self, source: str | None, before_id: int | None) -> None:
         with session_scope(write=False) as session:
-            rows = []
-            for w in recent_webhooks(session=session, source=source, limit=200):
-                body = w.raw_body[:BODY_SHOWN].decode("utf-8", errors="replace")
-                detail = f"outcome: {w.outcome or '(not processed)'}\n\n{body}"
-                outcome = w.outcome or ("pending" if w.processed_at is None else "")
-                rows.append(
-                    (
-                        w.id,
-                        when(w.received_at),
-                        w.source,
-                        w.event_type,
-                        "yes" if w.authenticated else "NO",
-                        short(outcome, 30),
-                        detail,
-                    )
-                )
-        self.post_message(RowsLoaded(rows))
+            rows = webhook_page(session=session, source=source, before_id=before_id, limit=PAGE)
+        self.post_message(
+            PageLoaded("webhooks-table", rows, first_page=before_id is None, more=len(rows) >= PAGE)
+        )
 
-    @on(RowsLoaded)
-    def show_rows(self, message: RowsLoaded) -> None:
+    @on(PageLoaded)
+    def show_rows(self, message: PageLoaded) -> None:
         table = self.query_one("#webhooks-table", DataTable)
-        table.clear()
-        self.details = {}
-        for webhook_id, *cells, detail in message.rows:
-            self.details[str(webhook_id)] = detail
-            table.add_row(str(webhook_id), *cells, key=str(webhook_id))
-        self.sub_title = f"{len(message.rows)} webhooks"
+        if message.first_page:
+            table.clear()
+            self.outcomes = {}
+        for w in message.rows:
+            outcome = w.outcome or ("pending" if w.processed_at is None else "")
+            self.outcomes[str(w.id)] = w.outcome or "(not processed)"
+            table.add_row(
+                str(w.id),
+                when(w.received_at),
+                w.source,
+                w.event_type,
+                "yes" if w.authenticated else "NO",
+                short(outcome, 30),
+                key=str(w.id),
+            )
+        self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
+        more = "+" if self.pager.more else ""
+        self.sub_title = f"{table.row_count}{more} webhooks"
         self._show_body()
 
     @on(DataTable.RowHighlighted, "#webhooks-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = self.query_one("#webhooks-table", DataTable)
+        if self.pager.wants_more(table, event.cursor_row):
+            self.fetch(self.source, self.pager.cursor)
+        self._show_body()
+
     def _show_body(self) -> None:
         key = self.selected_key(self.query_one("#webhooks-table", DataTable))
-        self.query_one("#webhook-body", Static).update(self.details.get(key or "", ""))
+        if key is None:
+            self.query_one("#webhook-body", Static).update("")
+            return
+        self.fetch_body(int(key))
+
+    @work(thread=True, exclusive=True, group="body")
+    def fetch_body(self, webhook_id: int) -> None:
+        with session_scope(write=False) as session:
+            body = webhook_body(session=session, webhook_id=webhook_id, limit=BODY_SHOWN)
+        self.post_message(RowsLoaded([(webhook_id, body)]))
+
+    @on(RowsLoaded)
+    def show_body(self, message: RowsLoaded) -> None:
+        [(webhook_id, body)] = message.rows
+        if self.selected_key(self.query_one("#webhooks-table", DataTable)) != str(webhook_id):
+            return
+        outcome = self.outcomes.get(str(webhook_id), "")
+        self.query_one("#webhook-body", Static).update(f"outcome: {outcome}\n\n{body or ''}")
 
     def action_replay(self) -> None:
         key = self.selected_key(self.query_one("#webhooks-table", DataTable))
