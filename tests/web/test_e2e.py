@@ -177,7 +177,12 @@ class Steps:
 
     def shot(self, step: str) -> None:
         self.n += 1
-        self.page.screenshot(path=str(self.dir / f"{self.n:02d}-{step}.png"), full_page=True)
+        # revealed keys are painted over: keys stay out of test artifacts, even test keys
+        self.page.screenshot(
+            path=str(self.dir / f"{self.n:02d}-{step}.png"),
+            full_page=True,
+            mask=[self.page.locator(".key-code")],
+        )
 
 
 def new_page(browser, *, phone: bool = False):

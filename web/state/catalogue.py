@@ -246,7 +246,14 @@ class ProductState(ShopState):
         try:
             detail = await in_thread(work)
         except Exception as exc:
-            self.found, self.product, self.error = False, {}, error_text(exc)
+            from core.errors import NotFound
+
+            message = (
+                "We could not find that game: it may have been removed."
+                if isinstance(exc, NotFound)
+                else ""
+            )
+            self.found, self.product, self.error = False, {}, message or error_text(exc)
             return
         list_price = detail.list_price_minor
         on_sale = bool(list_price and list_price > detail.price_minor)
