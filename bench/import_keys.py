@@ -25,8 +25,10 @@ threads) and of the PostgreSQL server processes serving the bench database
 (``db_cpu_us_per_key``, from /proc, so only for a server on this machine; background
 writer, WAL writer and checkpointer are not included), and the load average at the start
 and end. On a shared machine the CPU figures stay comparable between runs when the wall
-time does not: the import runs one writer connection, so it cannot go faster than
-``1e6 / db_cpu_us_per_key`` keys/s.
+time does not. The import stores batches over ``writers`` connections side by side
+(``core.services.importer.PG_WRITERS`` on PostgreSQL, one on SQLite), so it cannot go
+faster than ``writers * 1e6 / db_cpu_us_per_key`` keys/s, nor faster than the machine's
+cores allow for the server's and this process's CPU together.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             from core.db import get_engine, session_scope
             from core.models import Product
             from core.schema import migrate
+            from core.services import importer
 
             migrate()
             with session_scope() as session:
@@ -211,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_rss_mb": peak_rss_mb(),
                 "imported": report.imported,
                 "batch_size": args.batch_size or settings.import_batch_size,
+                "writers": importer.PG_WRITERS if backend == "postgresql" else 1,
                 "file_mb": round(path.stat().st_size / 1e6, 1),
                 "cpus": os.cpu_count(),
                 "loadavg_start": load_start,
