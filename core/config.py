@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     )
 
     # -- payments: Stripe Checkout when configured, else built-in test payments --
+    # Stripe's API address: only changed to point at stripe-mock or a test server.
+    stripe_api_base: str | None = Field(None, validation_alias="STRIPE_API_BASE")
     allow_test_payments: bool = Field(False, validation_alias="KEYSHOP_ALLOW_TEST_PAYMENTS")
     stripe_secret_key: str | None = Field(None, validation_alias="STRIPE_SECRET_KEY", repr=False)
     stripe_webhook_secret: str | None = Field(
@@ -274,7 +276,7 @@ class Settings(BaseSettings):
             raise ValueError("names a provider twice")
         return ",".join(names)
 
-    @field_validator("codeswholesale_base_url", "kinguin_base_url", "public_url")
+    @field_validator("codeswholesale_base_url", "kinguin_base_url", "public_url", "stripe_api_base")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value in (None, ""):

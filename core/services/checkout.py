@@ -289,27 +289,33 @@ def _stripe_checkout(
     raised."""
     settings = get_settings()
     try:
-        checkout = stripe.checkout.Session.create(
-            api_key=settings.stripe_secret_key,
-            idempotency_key=f"keyshop-checkout-{number}",
-            mode="payment",
-            client_reference_id=number,
-            metadata={"order_number": number},
-            payment_intent_data={"metadata": {"order_number": number}},
-            customer_email=email,
-            line_items=[
-                {
-                    "quantity": ln.quantity,
-                    "price_data": {
-                        "currency": ln.currency.lower(),
-                        "unit_amount": ln.unit_price_minor,
-                        "product_data": {"name": f"{ln.title} ({ln.platform}, {ln.region})"},
-                    },
-                }
-                for ln in quote.lines
-            ],
-            success_url=order_url,
-            cancel_url=f"{settings.public_url}/cart",
+        client = stripe.StripeClient(
+            settings.stripe_secret_key or "",
+            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else {},
+            max_network_retries=1,
+        )
+        checkout = client.v1.checkout.sessions.create(
+            params={
+                "mode": "payment",
+                "client_reference_id": number,
+                "metadata": {"order_number": number},
+                "payment_intent_data": {"metadata": {"order_number": number}},
+                "customer_email": email,
+                "line_items": [
+                    {
+                        "quantity": ln.quantity,
+                        "price_data": {
+                            "currency": ln.currency.lower(),
+                            "unit_amount": ln.unit_price_minor,
+                            "product_data": {"name": f"{ln.title} ({ln.platform}, {ln.region})"},
+                        },
+                    }
+                    for ln in quote.lines
+                ],
+                "success_url": order_url,
+                "cancel_url": f"{settings.public_url}/cart",
+            },
+            options={"idempotency_key": f"keyshop-checkout-{number}"},
         )
     except stripe.StripeError as exc:
         log.warning("Stripe refused a checkout session for %s: %s", number, exc.code)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
-import stripe
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -56,19 +60,30 @@ def run_jobs(queued_jobs):
 
 
 def test_quote_prices_the_cart_and_merges_repeated_products(session, shop):
-    quote = quote_cart(session=session, lines=[CartLine(shop.a.slug, 2), CartLine(shop.b.slug, 1),
-                                               CartLine(shop.a.slug, 1)])
+    quote = quote_cart(
+        session=session,
+        lines=[CartLine(shop.a.slug, 2), CartLine(shop.b.slug, 1), CartLine(shop.a.slug, 1)],
+    )
     assert quote.ok and quote.problems == []
     assert [(ln.slug, ln.quantity, ln.line_total_minor) for ln in quote.lines] == [
-        (shop.a.slug, 3, 4500), (shop.b.slug, 1, 999)]
+        (shop.a.slug, 3, 4500),
+        (shop.b.slug, 1, 999),
+    ]
     assert quote.total_minor == 5499 and quote.currency == "EUR"
     assert quote.lines[1].region == "EU" and quote.lines[0].max_quantity == 5
 
 
 def test_quote_reports_problems_instead_of_raising(session, shop):
-    quote = quote_cart(session=session, lines=[
-        CartLine("no-such-game", 1), CartLine(shop.sold_out.slug, 1), CartLine(shop.b.slug, 3),
-        CartLine(shop.a.slug, 11), CartLine(shop.usd.slug, 0)])
+    quote = quote_cart(
+        session=session,
+        lines=[
+            CartLine("no-such-game", 1),
+            CartLine(shop.sold_out.slug, 1),
+            CartLine(shop.b.slug, 3),
+            CartLine(shop.a.slug, 11),
+            CartLine(shop.usd.slug, 0),
+        ],
+    )
     assert not quote.ok
     by_slug = {ln.slug: ln for ln in quote.lines}
     assert "could not find" in by_slug["no-such-game"].problem
@@ -80,14 +95,25 @@ def test_quote_reports_problems_instead_of_raising(session, shop):
 
 
 def test_quote_refuses_mixed_currencies(session, shop):
-    quote = quote_cart(session=session, lines=[CartLine(shop.a.slug, 1), CartLine(shop.usd.slug, 1)])
+    quote = quote_cart(
+        session=session, lines=[CartLine(shop.a.slug, 1), CartLine(shop.usd.slug, 1)]
+    )
     assert not quote.ok and "different currencies" in quote.problems[0]
 
 
 def test_partner_stock_makes_a_product_buyable(session):
     product = make_product(session, price_minor=2000)
-    session.add(ProviderOffer(provider="kinguin", external_id="k1", product_id=product.id, name="x",
-                              cost_minor=1000, currency="EUR", stock=3))
+    session.add(
+        ProviderOffer(
+            provider="kinguin",
+            external_id="k1",
+            product_id=product.id,
+            name="x",
+            cost_minor=1000,
+            currency="EUR",
+            stock=3,
+        )
+    )
     session.commit()
     quote = quote_cart(session=session, lines=[CartLine(product.slug, 3)])
     assert quote.ok and quote.total_minor == 6000
@@ -97,19 +123,30 @@ def test_partner_stock_makes_a_product_buyable(session):
 
 
 def test_place_order_writes_a_pending_order_with_a_price_snapshot(session, shop, test_settings):
-    result = place_order(email="  Buyer@Example.COM ", lines=[CartLine(shop.a.slug, 2), CartLine(shop.b.slug, 1)],
-                         ip="203.0.113.9")
+    result = place_order(
+        email="  Buyer@Example.COM ",
+        lines=[CartLine(shop.a.slug, 2), CartLine(shop.b.slug, 1)],
+        ip="203.0.113.9",
+    )
     order = fresh(session).exec(select(Order).where(Order.number == result.number)).one()
     assert order.status == "pending_payment" and order.email == "buyer@example.com"
     assert order.total_minor == result.total_minor == 3999 and result.currency == "EUR"
-    lines = session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)).all()
-    assert [(ln.title, ln.quantity, ln.unit_price_minor) for ln in lines] == [("Starfall", 2, 1500), ("Hollow Tide", 1, 999)]
+    lines = session.exec(
+        select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+    ).all()
+    assert [(ln.title, ln.quantity, ln.unit_price_minor) for ln in lines] == [
+        ("Starfall", 2, 1500),
+        ("Hollow Tide", 1, 999),
+    ]
     public = test_settings.public_url
     assert result.test_payment
     assert result.payment_url == f"{public}/pay/{result.number}?token={result.access_token}"
     assert result.order_url == f"{public}/orders/{result.number}?token={result.access_token}"
     assert token_opens(result.number, result.access_token)
-    assert open_order(session=session, number=result.number, access_token=result.access_token).id == order.id
+    assert (
+        open_order(session=session, number=result.number, access_token=result.access_token).id
+        == order.id
+    )
     audit = session.exec(select(AuditEvent).where(AuditEvent.action == "order.place")).one()
     assert audit.object_id == result.number and audit.ip == "203.0.113.9"
 
@@ -118,8 +155,15 @@ def test_a_signed_in_customer_owns_the_order(session, shop):
     customer = Customer(email="me@example.com")
     session.add(customer)
     session.commit()
-    result = place_order(email="me@example.com", lines=[CartLine(shop.a.slug, 1)], customer_id=customer.id)
-    assert open_order(session=fresh(session), number=result.number, customer_id=customer.id).customer_id == customer.id
+    result = place_order(
+        email="me@example.com", lines=[CartLine(shop.a.slug, 1)], customer_id=customer.id
+    )
+    assert (
+        open_order(
+            session=fresh(session), number=result.number, customer_id=customer.id
+        ).customer_id
+        == customer.id
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,7 +182,10 @@ def test_a_signed_in_customer_owns_the_order(session, shop):
     ],
 )
 def test_bad_checkouts_are_refused_and_write_nothing(session, shop, email, lines, error, words):
-    cart = [CartLine(getattr(shop, slug).slug if hasattr(shop, slug) else slug, qty) for slug, qty in lines]
+    cart = [
+        CartLine(getattr(shop, slug).slug if hasattr(shop, slug) else slug, qty)
+        for slug, qty in lines
+    ]
     with pytest.raises(error) as err:
         place_order(email=email, lines=cart)
     assert words in err.value.message
@@ -160,40 +207,106 @@ def test_too_many_lines_and_unknown_customer_are_refused(session, shop):
 # -- Stripe -----------------------------------------------------------------------------
 
 
+class FakeStripe:
+    """A real HTTP server on loopback answering Stripe's ``POST /v1/checkout/sessions``
+    the way Stripe does (form-encoded request, JSON reply), recording what it was sent.
+    ``fail_with`` makes it answer a Stripe error instead."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_with: int | None = None
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                fake.requests.append(
+                    {
+                        "path": self.path,
+                        "authorization": self.headers.get("Authorization"),
+                        "idempotency_key": self.headers.get("Idempotency-Key"),
+                        "form": dict(parse_qsl(body)),
+                    }
+                )
+                if fake.fail_with:
+                    reply = {
+                        "error": {"type": "api_error", "message": "Stripe is having a bad day"}
+                    }
+                    status = fake.fail_with
+                else:
+                    reply = {
+                        "id": "cs_test_123",
+                        "object": "checkout.session",
+                        "url": "https://checkout.stripe.com/c/pay/cs_test_123",
+                    }
+                    status = 200
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 @pytest.fixture
 def stripe_mode(test_settings, monkeypatch):
-    settings = test_settings.model_copy(update={"stripe_secret_key": "sk_test_x", "stripe_webhook_secret": "whsec_x"})
+    fake = FakeStripe()
+    settings = test_settings.model_copy(
+        update={
+            "stripe_secret_key": "sk_test_x",
+            "stripe_webhook_secret": "whsec_x",
+            "stripe_api_base": fake.url,
+        }
+    )
     monkeypatch.setattr(checkout, "get_settings", lambda: settings)
-    calls = []
-
-    def create(**kwargs):
-        calls.append(kwargs)
-        return SimpleNamespace(id="cs_test_123", url="https://checkout.stripe.com/c/pay/cs_test_123")
-
-    monkeypatch.setattr(stripe.checkout.Session, "create", create)
-    return calls
+    yield fake
+    fake.server.shutdown()
 
 
-def test_with_stripe_the_payment_url_is_a_checkout_session_for_the_order(session, shop, stripe_mode):
+def test_with_stripe_the_payment_url_is_a_checkout_session_for_the_order(
+    session, shop, stripe_mode
+):
     result = place_order(email="b@example.com", lines=[CartLine(shop.a.slug, 2)])
-    assert result.payment_url == "https://checkout.stripe.com/c/pay/cs_test_123" and not result.test_payment
-    [call] = stripe_mode
-    assert call["client_reference_id"] == result.number
-    assert call["metadata"] == {"order_number": result.number}
-    assert call["api_key"] == "sk_test_x" and call["mode"] == "payment"
-    assert call["line_items"][0]["quantity"] == 2
-    assert call["line_items"][0]["price_data"]["unit_amount"] == 1500
-    assert call["line_items"][0]["price_data"]["currency"] == "eur"
-    assert call["success_url"] == result.order_url
-    events = fresh(session).exec(select(OrderEvent).where(OrderEvent.reason == "payment page opened")).all()
+    assert (
+        result.payment_url == "https://checkout.stripe.com/c/pay/cs_test_123"
+        and not result.test_payment
+    )
+    [call] = stripe_mode.requests
+    assert call["path"] == "/v1/checkout/sessions"
+    assert call["authorization"] == "Bearer sk_test_x"
+    assert call["idempotency_key"] == f"keyshop-checkout-{result.number}"
+    form = call["form"]
+    assert form["client_reference_id"] == result.number and form["mode"] == "payment"
+    assert form["metadata[order_number]"] == result.number
+    assert form["payment_intent_data[metadata][order_number]"] == result.number
+    assert form["line_items[0][quantity]"] == "2"
+    assert form["line_items[0][price_data][unit_amount]"] == "1500"
+    assert form["line_items[0][price_data][currency]"] == "eur"
+    assert form["success_url"] == result.order_url
+    events = (
+        fresh(session)
+        .exec(select(OrderEvent).where(OrderEvent.reason == "payment page opened"))
+        .all()
+    )
     assert [e.data for e in events] == [{"stripe_checkout_session": "cs_test_123"}]
 
 
-def test_when_stripe_refuses_the_order_is_cancelled(session, shop, stripe_mode, monkeypatch):
-    def refuse(**kwargs):
-        raise stripe.APIConnectionError("network down")
-
-    monkeypatch.setattr(stripe.checkout.Session, "create", refuse)
+@pytest.mark.parametrize("failure", ["error_reply", "unreachable"])
+def test_when_stripe_refuses_the_order_is_cancelled(
+    session, shop, stripe_mode, failure, monkeypatch
+):
+    if failure == "error_reply":
+        stripe_mode.fail_with = 500
+    else:
+        stripe_mode.server.shutdown()
+        stripe_mode.server.server_close()
     with pytest.raises(PaymentUnavailable, match="nothing was charged"):
         place_order(email="b@example.com", lines=[CartLine(shop.a.slug, 1)])
     assert [o.status for o in fresh(session).exec(select(Order)).all()] == ["cancelled"]
@@ -208,7 +321,9 @@ def test_test_payments_are_refused_when_stripe_is_configured(session, shop, stri
 # -- the test payment -------------------------------------------------------------------
 
 
-def test_test_payment_pays_the_order_through_the_webhook_path_and_twice_is_harmless(session, shop, queued_jobs):
+def test_test_payment_pays_the_order_through_the_webhook_path_and_twice_is_harmless(
+    session, shop, queued_jobs
+):
     result = place_order(email="b@example.com", lines=[CartLine(shop.a.slug, 1)])
     pay_test_order(number=result.number, access_token=result.access_token)
     assert run_jobs(queued_jobs) == [f"order {result.number} paid"]
