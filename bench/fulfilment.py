@@ -21,6 +21,11 @@ threads (``--workers WxT``) — and prints ONE JSON line:
   ``fulfilled`` with its key delivered (polled every 10 ms). Goal p99 ≤ 250 ms.
 * ``provider_latency``: no stock, offers at both providers, simulator latency 200 ms;
   paid orders enqueued at 10/s for 20 s; latency = enqueue → fulfilled. Goal p99 ≤ 700 ms.
+* ``sql_ceiling``: the reference for ``throughput``: the SQL statements one order from
+  stock costs (the fast path's transaction, the e-mail's read and its record, as the code
+  issues them) replayed with bare psycopg by W processes x T threads — no ORM, no queue,
+  no e-mail building, no API — against the same kind of database. Whatever this reaches
+  on a machine, the whole stack cannot exceed it there.
 * ``flash_sale``: 10,000 paid orders for one product with 5,000 keys in stock, all
   enqueued at once, providers with ample stock; time until none is ``paid``; checks
   5,000 keys from stock + 5,000 from providers, no key twice, simulator orders ==
@@ -61,6 +66,7 @@ GOALS = {
     "throughput": ("orders_per_s >= 500", lambda r: r["orders_per_s"] >= 500),
     "webhook_latency": ("p99_ms <= 250", lambda r: r["p99_ms"] is not None and r["p99_ms"] <= 250),
     "provider_latency": ("p99_ms <= 700", lambda r: r["p99_ms"] is not None and r["p99_ms"] <= 700),
+    "sql_ceiling": ("orders_per_s >= 500", lambda r: r["orders_per_s"] >= 500),
     "flash_sale": (
         "every order fulfilled; 5000 keys from stock + 5000 from providers; no key twice; "
         "simulator orders == provider purchases",
@@ -676,11 +682,158 @@ def scenario_flash_sale(args: argparse.Namespace) -> dict[str, Any]:
         return finish_report(report, "flash_sale")
 
 
+# -- reference: the same SQL, bare ----------------------------------------------------------------
+
+_CEILING_SQL = {
+    # the fast path: order locked with its lines and "started" flags, claim, deliver,
+    # transition_order's read, update and event
+    "read": (
+        "SELECT o.id, o.number, o.customer_id, o.email, o.status, o.currency, o.subtotal_minor, "
+        "o.total_minor, o.payment_provider, o.payment_reference, o.attention_reason, o.created_at, "
+        "o.updated_at, o.paid_at, o.fulfilled_at, o.fulfilment_lease_until, o.fulfilment_attempts, "
+        "l.id, l.product_id, l.quantity, (EXISTS (SELECT 1 FROM keys WHERE keys.order_line_id = l.id)) "
+        "OR (EXISTS (SELECT 1 FROM provider_purchases p WHERE p.order_line_id = l.id)) FROM orders o "
+        "LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.id = %(o)s ORDER BY l.id FOR UPDATE OF o"
+    ),
+    "claim": (
+        "WITH candidates AS MATERIALIZED (SELECT keys.id AS id FROM keys WHERE keys.product_id "
+        "BETWEEN %(p)s::INTEGER AND %(p)s::INTEGER AND keys.status = 'available' AND (EXISTS "
+        "(SELECT order_lines.id FROM order_lines WHERE order_lines.id = %(l)s::INTEGER AND "
+        "order_lines.product_id = %(p)s::INTEGER)) ORDER BY keys.product_id, keys.id LIMIT 1 "
+        "FOR UPDATE SKIP LOCKED) UPDATE keys SET status='reserved', order_line_id=%(l)s::INTEGER, "
+        "reserved_at=%(now)s FROM candidates WHERE keys.id = candidates.id AND "
+        "keys.status = 'available' RETURNING keys.id"
+    ),
+    "deliver": (
+        "UPDATE keys SET status='delivered', delivered_at=%(now)s "
+        "WHERE keys.order_line_id IN (%(l)s) AND keys.status = 'reserved'"
+    ),
+    "status": "SELECT number, status, paid_at FROM orders WHERE id = %(o)s",
+    "fulfilled": (
+        "UPDATE orders SET status='fulfilled', attention_reason=NULL, updated_at=%(now)s, "
+        "fulfilled_at=%(now)s WHERE id = %(o)s AND status = 'paid'"
+    ),
+    "event": (
+        "INSERT INTO order_events (order_id, from_status, to_status, reason, actor, data, created_at) "
+        "VALUES (%(o)s, %(f)s, %(t)s, %(r)s, %(a)s, '{}', %(now)s) RETURNING id"
+    ),
+    # the e-mail: one read, then its record
+    "mail": (
+        "SELECT o.number, o.email, o.status, EXISTS (SELECT 1 FROM order_events e WHERE "
+        "e.order_id = o.id AND e.reason = %(m)s), l.title, l.platform, l.region, l.quantity, "
+        "l.product_id FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id WHERE o.id = %(o)s "
+        "ORDER BY l.id"
+    ),
+}
+
+
+def _ceiling_process(url: str, work: list[tuple[int, int, int]], threads: int, out: Any) -> None:
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    q = _CEILING_SQL
+
+    def run(items: list[tuple[int, int, int]]) -> None:
+        with psycopg.connect(url) as conn:
+            for o, line, p in items:
+                now = datetime.now(UTC)
+                with conn.transaction():
+                    conn.execute(q["read"], {"o": o}).fetchall()
+                    conn.execute(q["claim"], {"p": p, "l": line, "now": now}).fetchall()
+                    conn.execute(q["deliver"], {"l": line, "now": now})
+                    conn.execute(q["status"], {"o": o}).fetchone()
+                    conn.execute(q["fulfilled"], {"o": o, "now": now})
+                    conn.execute(
+                        q["event"],
+                        {
+                            "o": o,
+                            "f": "paid",
+                            "t": "fulfilled",
+                            "r": "1 keys delivered from stock",
+                            "a": "system:fulfilment",
+                            "now": now,
+                        },
+                    )
+                with conn.transaction():
+                    conn.execute(q["mail"], {"o": o, "m": "e-mail sent: delivered"}).fetchall()
+                with conn.transaction():
+                    conn.execute(
+                        q["event"],
+                        {
+                            "o": o,
+                            "f": "fulfilled",
+                            "t": "fulfilled",
+                            "r": "e-mail sent: delivered",
+                            "a": "system:mail",
+                            "now": now,
+                        },
+                    )
+
+    cpu0 = time.process_time()
+    pool = [threading.Thread(target=run, args=(work[i::threads],)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    out.put(time.process_time() - cpu0)
+
+
+def ceiling_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
+    import multiprocessing
+
+    n = args.ceiling_orders
+    with make_stack(args, w, t) as stack:
+        product = stack.create_product()
+        stack.add_stock(product, n + 10)
+        ids = stack.create_paid_orders(product, n)
+        with stack.connect() as conn:
+            lines = dict(conn.execute("SELECT order_id, id FROM order_lines").fetchall())
+            conn.execute("VACUUM ANALYZE")
+        work = [(o, lines[o], product) for o in ids]
+        quiet = quiet_machine(args)
+        report = base_report("sql_ceiling", stack, quiet, args)
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        procs = [
+            ctx.Process(target=_ceiling_process, args=(stack.db_url, work[i::w], t, out))
+            for i in range(w)
+        ]
+        t0 = time.monotonic()
+        for p in procs:
+            p.start()
+        cpu = sum(out.get() for _ in procs)
+        for p in procs:
+            p.join()
+        seconds = time.monotonic() - t0
+        with stack.connect() as conn:
+            checks = verify_keys(conn)
+        done = checks["units_fulfilled"]
+        report.update(
+            {
+                "orders": n,
+                "seconds": round(seconds, 2),
+                "orders_per_s": round(done / seconds, 1),
+                "client_cpu_ms_per_order": round(1000 * cpu / n, 3),
+                **checks,
+            }
+        )
+        return finish_report(report, "sql_ceiling")
+
+
+def scenario_sql_ceiling(args: argparse.Namespace) -> dict[str, Any]:
+    runs = [ceiling_once(args, *layout(x)) for x in args.layouts.split(",")]
+    report = dict(max(runs, key=lambda r: r["orders_per_s"]))
+    report["layouts_tried"] = {r["layout"]: r["orders_per_s"] for r in runs}
+    return finish_report(report, "sql_ceiling")
+
+
 SCENARIOS = {
     "throughput": scenario_throughput,
     "webhook_latency": scenario_webhook_latency,
     "provider_latency": scenario_provider_latency,
     "flash_sale": scenario_flash_sale,
+    "sql_ceiling": scenario_sql_ceiling,
 }
 
 
@@ -719,6 +872,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--provider-rate", type=float, default=10.0)
     p.add_argument("--provider-duration", type=float, default=20.0)
     p.add_argument("--provider-latency-ms", type=float, default=200.0)
+    p.add_argument(
+        "--ceiling-orders", type=int, default=20_000, help="sql_ceiling: orders replayed"
+    )
     p.add_argument("--flash-orders", type=int, default=10_000)
     p.add_argument("--flash-stock", type=int, default=5_000)
     p.add_argument("--flash-timeout", type=float, default=600.0)

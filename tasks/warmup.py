@@ -28,6 +28,7 @@ log = logging.getLogger("keyshop.tasks")
 
 _lock = threading.Lock()
 _started = False
+_threads = 0  # consumer threads started in this process
 warmed = threading.Event()
 
 
@@ -44,12 +45,14 @@ def warm_up() -> dict[str, str]:
         import core.blobs  # noqa: F401  (image keys go through it)
 
         crypto.get_vault()
-        report["database"] = _open_connections(get_engine())
-        clients = fulfilment.provider_clients()
-        if clients:
-            with ThreadPoolExecutor(max_workers=len(clients)) as pool:
-                for name, outcome in zip(clients, pool.map(_touch, clients.values()), strict=True):
-                    report[name] = outcome
+        clients = fulfilment.provider_clients()  # imports and builds them (no request yet)
+        # By now every consumer thread has started and counted itself. The connections
+        # and the providers' first requests go in parallel.
+        with ThreadPoolExecutor(max_workers=len(clients) + 1) as pool:
+            database = pool.submit(_open_connections, get_engine(), max(1, _threads))
+            touched = {name: pool.submit(_touch, client) for name, client in clients.items()}
+            report["database"] = database.result()
+            report.update({name: future.result() for name, future in touched.items()})
     except Exception as exc:  # a worker must start whatever happens here
         report["error"] = type(exc).__name__
         log.warning("worker warm-up stopped early: %s", type(exc).__name__)
@@ -63,15 +66,15 @@ def warm_up() -> dict[str, str]:
     return report
 
 
-def _open_connections(engine: object) -> str:
-    """Open the pool's connections now (PostgreSQL): each costs a backend start that the
-    first task of every thread would otherwise wait for."""
+def _open_connections(engine: object, wanted: int) -> str:
+    """Open ``wanted`` pooled connections now (PostgreSQL, at most the pool's size): each
+    costs a backend start that the first task of every thread would otherwise wait for."""
     from sqlalchemy.engine import Engine
 
     assert isinstance(engine, Engine)
     if engine.dialect.name != "postgresql":
         return "not pooled"
-    size = int(getattr(engine.pool, "size", lambda: 0)())
+    size = min(wanted, int(getattr(engine.pool, "size", lambda: 0)()))
     conns = []
     try:
         for _ in range(size):
@@ -95,8 +98,9 @@ def _touch(client: ProviderClient) -> str:
 @huey.on_startup()
 def start_warm_up() -> None:
     """Called by each consumer thread as it starts; warms the process once."""
-    global _started
+    global _started, _threads
     with _lock:
+        _threads += 1
         if _started:
             return
         _started = True
