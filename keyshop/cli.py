@@ -438,7 +438,7 @@ def console_command(operator: str) -> None:
         root.removeHandler(handler)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     root.addHandler(logging.FileHandler(settings.var_dir / "console.log"))
-    make_app(settings, operator=operator).run()
+    make_app(settings, operator=operator, queue_depth=tasks.jobs.queue_depth).run()
 
 
 @cli.group()
