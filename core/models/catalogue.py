@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from core.models.base import UTCDateTime, utcnow
@@ -26,6 +37,18 @@ REGIONS = ("GLOBAL", "EU", "US", "UK", "LATAM", "ASIA", "RU")
 
 class Product(SQLModel, table=True):
     __tablename__ = "products"
+    __table_args__ = (
+        # sort=title walks this instead of sorting the catalogue (migration 0005).
+        Index("ix_products_title", text("lower(title)"), "id").ddl_if(dialect="postgresql"),
+        # The in-stock filter and its count: only active products with stock.
+        Index(
+            "ix_products_in_stock",
+            "platform",
+            "id",
+            postgresql_where=text("in_stock AND active"),
+            sqlite_where=text("in_stock AND active"),
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     slug: str = Field(sa_column=Column(String(120), nullable=False, unique=True))
@@ -49,6 +72,12 @@ class Product(SQLModel, table=True):
     )  # URL or data: URI
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # Stock summary the listings filter on: an own key with status ``available`` or a
+    # mapped offer with stock > 0. Kept by core.services.catalogue (refresh_stock_flags,
+    # run in the transaction that changes keys or offers); never set it by hand.
+    in_stock: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
 
 
 class ProviderOffer(SQLModel, table=True):

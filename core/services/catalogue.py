@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -44,27 +44,31 @@ from typing import Any, Final, cast
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Connection,
     Float,
     Integer,
     Select,
     Table,
     and_,
     bindparam,
+    case,
+    event,
     exists,
     false,
     func,
+    inspect,
     literal_column,
-    not_,
     or_,
     select,
     text,
     true,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
-from core.models import PLATFORMS, REGIONS, Key, Product, ProviderOffer, utcnow
+from core.models import PLATFORMS, REGIONS, Key, KeyStatus, Product, ProviderOffer, utcnow
 
 products: Final = cast(Table, Product.__table__)  # type: ignore[attr-defined]
 keys_table: Final = cast(Table, Key.__table__)  # type: ignore[attr-defined]
@@ -102,6 +106,18 @@ _EDITABLE: Final = frozenset(
         "activation_instructions", "low_stock_threshold", "featured", "active", "cover_url",
     }
 )  # fmt: skip
+
+
+# The product columns of a ProductHit, as search_products selects them.
+_HIT_COLUMNS: Final = tuple(
+    products.c[name]
+    for name in (
+        "id", "slug", "title", "platform", "region", "genre", "publisher", "price_minor",
+        "currency", "list_price_minor", "is_preorder", "release_date", "featured", "cover_url",
+        "low_stock_threshold", "created_at",
+    )
+)  # fmt: skip
+_HIT_FIELDS: Final = (*(column.name for column in _HIT_COLUMNS), "available", "provider_stock")
 
 
 # -- results ------------------------------------------------------------------------
@@ -397,6 +413,8 @@ def _facet_condition(column: Any, value: str, canonical: dict[str, str]) -> Colu
 
 
 def _in_stock_condition() -> ColumnElement[bool]:
+    """What ``products.in_stock`` summarises: an own key with status ``available``, or a
+    mapped provider offer with stock > 0 (each one probe of a partial index)."""
     own = exists().where(keys_table.c.product_id == products.c.id, text(_KEY_AVAILABLE))
     provider = exists().where(offers.c.product_id == products.c.id, offers.c.stock > 0)
     return or_(own, provider)
@@ -428,7 +446,8 @@ def search_products(
     - ``in_stock``: True keeps products a shopper can buy for immediate delivery: at
       least one own key with status ``available`` OR at least one mapped provider offer
       reporting stock > 0 (fulfilment buys from providers when own stock runs out,
-      DESIGN §5.3). False keeps those with neither. None does not filter.
+      DESIGN §5.3). False keeps those with neither. None does not filter. The filter
+      reads the stock summary ``products.in_stock`` (see "Stock summary" below).
     - ``preorder``: True only preorders, False no preorders, None both.
     - ``sort``: ``relevance`` (text rank when there is a query, otherwise featured
       first, then newest), ``price_asc``, ``price_desc``, ``newest`` (created_at,
@@ -436,10 +455,14 @@ def search_products(
     - ``page`` ≥ 1, 1 ≤ ``per_page`` ≤ 100; a page past the end is empty.
     - ``exact_total``: count every match instead of stopping at COUNT_LIMIT.
 
-    Raises InvalidInput for a bad sort, page, per_page or price bound. Runs two queries
-    for the page (count, rows) and two grouped ones for the page's stock figures.
-    Broad text queries (more than RANK_LIMIT matches) are not ranked; see the module
-    docstring.
+    Raises InvalidInput for a bad sort, page, per_page or price bound.
+
+    One statement, one round trip: the page (with each hit's stock figures, read fresh
+    from the keys and offers), and the total only when the page cannot tell it: a page
+    that is not full (or the first page) ends the results, so its total is the offset
+    plus its rows; the capped count runs (in the same statement) only for a full page
+    or an empty page past the first. Broad text queries (more than RANK_LIMIT matches)
+    are not ranked; see the module docstring.
     """
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of: {', '.join(SORTS)}", field="sort")
@@ -469,8 +492,7 @@ def search_products(
     if max_price_minor is not None:
         conditions.append(products.c.price_minor <= max_price_minor)
     if in_stock is not None:
-        stocked = _in_stock_condition()
-        conditions.append(stocked if in_stock else not_(stocked))
+        conditions.append(products.c.in_stock == (true() if in_stock else false()))
     if preorder is not None:
         conditions.append(products.c.is_preorder == (true() if preorder else false()))
 
@@ -504,62 +526,95 @@ def search_products(
             stmt = stmt.join(fts_join, fts_join.c.id == products.c.id)
         return stmt.where(and_(*conditions))
 
-    if exact_total:
-        total = session.execute(restricted(select(func.count()).select_from(products))).scalar_one()
-        total_is_exact = True
-    else:
-        capped = restricted(select(products.c.id).select_from(products)).limit(COUNT_LIMIT + 1)
-        found = session.execute(select(func.count()).select_from(capped.subquery())).scalar_one()
-        total, total_is_exact = min(found, COUNT_LIMIT), found <= COUNT_LIMIT
-    pages = math.ceil(total / per_page) if total else 0
+    def matches_up_to(limit: int) -> Any:
+        capped = restricted(select(products.c.id).select_from(products)).limit(limit)
+        return select(func.count()).select_from(capped.subquery()).scalar_subquery()
 
-    items: list[ProductHit] = []
-    if total and ((page - 1) * per_page < total or not total_is_exact):
-        columns = [
-            products.c.id, products.c.slug, products.c.title, products.c.platform,
-            products.c.region, products.c.genre, products.c.publisher, products.c.price_minor,
-            products.c.currency, products.c.list_price_minor, products.c.is_preorder,
-            products.c.release_date, products.c.featured, products.c.cover_url,
-            products.c.low_stock_threshold, products.c.created_at,
-        ]  # fmt: skip
-        newest = [products.c.created_at.desc(), products.c.id.desc()]
-        order: list[Any]
-        if sort == "relevance":
-            order = [products.c.featured.desc(), *newest]
-            if rank is not None and total <= RANK_LIMIT and total_is_exact:
-                order = [rank.asc(), *order]
-        elif sort == "price_asc":
-            order = [products.c.price_minor.asc(), products.c.id.asc()]
-        elif sort == "price_desc":
-            order = [products.c.price_minor.desc(), products.c.id.desc()]
-        elif sort == "newest":
-            order = newest
-        else:  # title
-            order = [func.lower(products.c.title).asc(), products.c.id.asc()]
-        stmt = (
-            restricted(select(*columns).select_from(products))
-            .order_by(*order)
-            .limit(per_page)
-            .offset((page - 1) * per_page)
+    # The order as (expression, descending); ties end on id so pages never overlap.
+    newest: list[tuple[ColumnElement[Any], bool]] = [
+        (products.c.created_at, True),
+        (products.c.id, True),
+    ]
+    order: list[tuple[ColumnElement[Any], bool]]
+    if sort == "relevance":
+        order = [(products.c.featured, True), *newest]
+        if rank is not None:
+            # Ranked only when at most RANK_LIMIT products match (decided in the same
+            # statement: the capped count is evaluated once).
+            ranked = case((matches_up_to(RANK_LIMIT + 1) <= RANK_LIMIT, rank), else_=None)
+            order = [(ranked, False), *order]
+    elif sort == "price_asc":
+        order = [(products.c.price_minor, False), (products.c.id, False)]
+    elif sort == "price_desc":
+        order = [(products.c.price_minor, True), (products.c.id, True)]
+    elif sort == "newest":
+        order = newest
+    else:  # title: walks ix_products_title on PostgreSQL
+        order = [(func.lower(products.c.title), False), (products.c.id, False)]
+
+    offset = (page - 1) * per_page
+    sort_keys = [expr.label(f"sort_{i}") for i, (expr, _) in enumerate(order)]
+    page_rows = (
+        restricted(select(*_HIT_COLUMNS, *sort_keys).select_from(products))
+        .order_by(*(expr.desc() if desc else expr.asc() for expr, desc in order))
+        .limit(per_page)
+        .offset(offset)
+        .cte("page")
+    )
+    if exact_total:
+        total_query = restricted(select(func.count()).select_from(products)).scalar_subquery()
+        counted: ColumnElement[Any] = total_query
+    else:
+        rows_on_page = select(func.count()).select_from(page_rows).scalar_subquery()
+        page_cannot_tell = rows_on_page == per_page
+        if offset:
+            page_cannot_tell = or_(page_cannot_tell, rows_on_page == 0)
+        counted = case((page_cannot_tell, matches_up_to(COUNT_LIMIT + 1)), else_=None)
+    head = select(counted.label("counted")).subquery("head")
+    own_stock = (
+        select(func.count())
+        .where(keys_table.c.product_id == page_rows.c.id, text(_KEY_AVAILABLE))
+        .scalar_subquery()
+    )
+    provider_stock = (
+        select(func.coalesce(func.sum(offers.c.stock), 0))
+        .where(offers.c.product_id == page_rows.c.id, offers.c.stock > 0)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            head.c.counted,
+            *(page_rows.c[column.name] for column in _HIT_COLUMNS),
+            own_stock.label("available"),
+            provider_stock.label("provider_stock"),
         )
-        rows = session.execute(stmt).mappings().all()
-        ids = [row["id"] for row in rows]
-        available = available_counts(session=session, product_ids=ids)
-        provider = provider_stock_counts(session=session, product_ids=ids)
-        items = [
-            ProductHit(
-                **row,
-                available=available.get(row["id"], 0),
-                provider_stock=provider.get(row["id"], 0),
+        .select_from(head.outerjoin(page_rows, true()))
+        .order_by(
+            *(
+                page_rows.c[key.name].desc() if desc else page_rows.c[key.name].asc()
+                for key, (_, desc) in zip(sort_keys, order, strict=True)
             )
-            for row in rows
-        ]
+        )
+    )
+    rows = session.execute(stmt).mappings().all()
+    found = rows[0]["counted"] if rows else None
+    items = [
+        ProductHit(**{name: row[name] for name in _HIT_FIELDS})
+        for row in rows
+        if row["id"] is not None
+    ]
+    if exact_total:
+        total, total_is_exact = int(found or 0), True
+    elif found is None:  # the page ended the results
+        total, total_is_exact = offset + len(items), True
+    else:
+        total, total_is_exact = min(int(found), COUNT_LIMIT), int(found) <= COUNT_LIMIT
     return SearchPage(
         items=items,
         total=total,
         page=page,
         per_page=per_page,
-        pages=pages,
+        pages=math.ceil(total / per_page) if total else 0,
         total_is_exact=total_is_exact,
     )
 
@@ -602,3 +657,139 @@ def facet_values(*, session: Session) -> dict[str, list[str]]:
         # Sorted here, not by the database, so every backend and collation agrees.
         facets[f"{name}s"] = sorted(values, key=lambda v: (v.casefold(), v))
     return facets
+
+
+# -- stock summary (products.in_stock) ---------------------------------------------
+
+#: Where a session collects the products whose stock changed in its transaction.
+_STOCK_TOUCHED: Final = "keyshop.catalogue.stock_touched"
+_AVAILABLE: Final = KeyStatus.AVAILABLE.value
+_REFRESH_CHUNK: Final = 1000
+
+
+def refresh_stock_flags(
+    *, session: Session | Connection, product_ids: Iterable[int] | None = None
+) -> int:
+    """Recompute ``products.in_stock`` for these products (None: every product whose
+    flag differs from its keys and offers) and return how many flags changed.
+
+    Runs inside the caller's transaction (a Session or a Core Connection) and never
+    commits; call it after the transaction's last change to keys or offers. It is
+    exact under concurrency: on PostgreSQL it first locks the products' rows (``FOR NO
+    KEY UPDATE``, id order; key inserts and claims take no such lock, so it waits only
+    for another refresh of the same products) and then recomputes in a new statement,
+    whose snapshot sees every transaction that refreshed these products before it. So
+    the last transaction to commit a change to a product's keys or offers writes a flag
+    that counts every committed change. SQLite has one writer at a time.
+    """
+    conn = session.connection() if isinstance(session, OrmSession) else session
+    truth = _in_stock_condition()
+    if product_ids is None:
+        stale = select(products.c.id).where(products.c.in_stock != truth).order_by(products.c.id)
+        ids = list(conn.execute(stale).scalars())
+    else:
+        ids = sorted({int(pid) for pid in product_ids})
+    postgres = conn.dialect.name == "postgresql"
+    changed = 0
+    for start in range(0, len(ids), _REFRESH_CHUNK):
+        chunk = ids[start : start + _REFRESH_CHUNK]
+        if postgres:
+            lock = (
+                select(products.c.id)
+                .where(products.c.id.in_(chunk))
+                .order_by(products.c.id)
+                .with_for_update(key_share=True)
+            )
+            conn.execute(lock).all()
+        result = conn.execute(
+            products.update()
+            .where(products.c.id.in_(chunk), products.c.in_stock != truth)
+            .values(in_stock=truth)
+        )
+        changed += result.rowcount
+    return changed
+
+
+def note_stock_changed(*, session: Session, product_ids: Iterable[int]) -> None:
+    """Record that keys or offers of these products changed in the session's
+    transaction through SQL the ORM does not see (claims are Core statements). Their
+    ``in_stock`` flags are refreshed once, by :func:`refresh_stock_flags`, just before
+    the transaction commits. No SQL until then.
+
+    Changes made through ORM objects (a ``Key`` whose status moves to or from
+    ``available``, a new available ``Key``, a ``ProviderOffer`` whose stock or product
+    changes) are noticed without this call, by the session events below.
+    """
+    session.info.setdefault(_STOCK_TOUCHED, set()).update(product_ids)
+
+
+def _moved_from(session: OrmSession, obj: Key | ProviderOffer, table: Table) -> list[int]:
+    """The product a key or offer is being moved away from (None when it is not)."""
+    moved = inspect(obj).attrs.product_id.history
+    if not moved.has_changes():
+        return []
+    if moved.deleted:
+        return [pid for pid in moved.deleted if pid is not None]
+    # The old value was not loaded (an expired object): the row still holds it.
+    old = session.connection().execute(
+        select(table.c.product_id).where(table.c.id == inspect(obj).identity[0])
+    )
+    return [pid for pid in old.scalars() if pid is not None]
+
+
+def _key_touches(session: OrmSession, key: Key, new: bool) -> list[int]:
+    if new:
+        return [key.product_id] if key.status == _AVAILABLE else []
+    status = inspect(key).attrs.status.history
+    moved_from = _moved_from(session, key, keys_table)
+    if moved_from:
+        return [key.product_id, *moved_from]
+    if not status.has_changes():
+        return []
+    if status.deleted and _AVAILABLE not in status.added and _AVAILABLE not in status.deleted:
+        return []  # e.g. reserved → delivered: availability did not change
+    return [key.product_id]
+
+
+def _offer_touches(session: OrmSession, offer: ProviderOffer, new: bool) -> list[int]:
+    if new:
+        return [offer.product_id] if offer.product_id is not None and offer.stock > 0 else []
+    moved_from = _moved_from(session, offer, offers)
+    if not moved_from and not inspect(offer).attrs.stock.history.has_changes():
+        return []
+    return [pid for pid in (offer.product_id, *moved_from) if pid is not None]
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _note_flushed_stock(session: OrmSession, _context: Any, _instances: Any) -> None:
+    """Collect, before each flush, the products whose availability the flush changes."""
+    touched: list[int] = []
+    for obj in session.new:
+        if isinstance(obj, Key):
+            touched += _key_touches(session, obj, True)
+        elif isinstance(obj, ProviderOffer):
+            touched += _offer_touches(session, obj, True)
+    for obj in session.dirty:
+        if isinstance(obj, Key):
+            touched += _key_touches(session, obj, False)
+        elif isinstance(obj, ProviderOffer):
+            touched += _offer_touches(session, obj, False)
+    for obj in session.deleted:
+        if isinstance(obj, (Key, ProviderOffer)) and obj.product_id is not None:
+            touched.append(obj.product_id)
+    if touched:
+        session.info.setdefault(_STOCK_TOUCHED, set()).update(touched)
+
+
+@event.listens_for(OrmSession, "before_commit")
+def _refresh_before_commit(session: OrmSession) -> None:
+    session.flush()  # the commit's own flush comes after this event
+    touched = session.info.pop(_STOCK_TOUCHED, None)
+    if touched:
+        refresh_stock_flags(session=cast(Session, session), product_ids=touched)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_touched(session: OrmSession, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended (commit or rollback)
+        session.info.pop(_STOCK_TOUCHED, None)

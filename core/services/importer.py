@@ -102,6 +102,7 @@ from core.errors import DomainError, ImportFileError, UnknownProduct
 from core.models import ImportBatch, ImportStatus, Key, KeyStatus, Product, utcnow
 from core.models.base import new_uuids
 from core.services.audit import Actor, record_audit
+from core.services.catalogue import refresh_stock_flags
 
 log = logging.getLogger(__name__)
 
@@ -540,6 +541,7 @@ class _Prepared:
     # Earlier batches, still being stored, that hold some of this batch's codes: this
     # batch is stored only after they end, so the first line of a code is the one kept.
     after: list[Future[Any]] = field(default_factory=list)
+    product_ids: tuple[int, ...] = ()  # whose in_stock flag the batch refreshes
 
 
 def _prepare(
@@ -615,6 +617,13 @@ def _prepare(
         payload=store.encode(rows) if len(rows) else None,
         rejections=changed,
         bytes_done=chunk.bytes_done,
+        product_ids=(
+            tuple({m[0] for m in metas})
+            if metas is not None
+            else (product_id,)
+            if product_id
+            else ()
+        ),
     )
 
 
@@ -933,6 +942,8 @@ class _Writer:
                         inserted, earlier = store.store(
                             conn, batch.payload, batch.fingerprints, careful=attempt > 0
                         )
+                    if inserted:  # the same transaction: listings see the stock at once
+                        refresh_stock_flags(session=conn, product_ids=batch.product_ids)
                     stored = _Stored(
                         imported=inserted,
                         duplicate_in_file=batch.duplicate_in_file + earlier,

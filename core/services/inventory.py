@@ -43,6 +43,7 @@ from core.errors import (
 from core.models import Key, KeyStatus, OrderLine, Product, new_uuid, utcnow
 from core.services import locking
 from core.services.audit import Actor, record_audit
+from core.services.catalogue import note_stock_changed
 
 KS = KeyStatus
 
@@ -122,6 +123,8 @@ def _claim(session: Session, *, product_id: int, quantity: int, line_id: int) ->
     ids = locking.claim_available(
         session, product_id=product_id, quantity=quantity, line_id=line_id, now=now
     )
+    if len(ids) < quantity:  # sold out: products.in_stock is refreshed at commit
+        note_stock_changed(session=session, product_ids=(product_id,))
     _expire_cached(session, ids)
     return [ClaimedKey(i, product_id, line_id, now) for i in ids]
 
