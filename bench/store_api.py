@@ -1,24 +1,38 @@
 """Benchmark: ``GET /api/store/products`` over a 100,000-product catalogue, 32 clients.
 
     .venv/bin/python bench/store_api.py [--products 100000] [--clients 32]
-        [--seconds 30] [--warmup 5] [--server-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--seconds 30] [--warmup 5] [--workers 4] [--server granian|uvicorn]
+        [--think-ms 0] [--no-ceiling] [--server-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Builds its own PostgreSQL database (``keyshop_bench_store``: dropped, created and
-migrated by ``bench/_stack.py``'s Stack, which also serves the HTTP API with uvicorn in a
-subprocess, ``keyshop api``), loads the catalogue with COPY outside the timing:
-``--products`` products with generated titles (two words from a vocabulary plus a
-sequel number), ten platforms, seven regions, twelve genres, prices from 1.99 to 69.99,
-a few featured; own keys (placeholder ciphertext, never decrypted) for 40% of them and a
-provider offer with stock for another 15%, then ``ANALYZE``. Then ``--clients``
-concurrent httpx clients (asyncio, keep-alive) each send requests back to back (or with an exponential pause
-of mean ``--think-ms`` between them) for
-``--warmup`` + ``--seconds`` seconds over a fixed mix (text search, facet filters,
-price ranges, in-stock, every sort, pages 1 to 5). Only the window after the warm-up is
-counted. Every answer must be 200 with a JSON page.
+migrated by ``bench/_stack.py``'s Stack), loads the catalogue with COPY outside the
+timing: ``--products`` products with generated titles (two words from a vocabulary plus
+a sequel number), ten platforms, seven regions, twelve genres, prices from 1.99 to
+69.99, a few featured; own keys (placeholder ciphertext, never decrypted) for 40% of
+them and a provider offer with stock for another 15%. COPY bypasses the services, so
+the stock summary is then computed once (``catalogue.refresh_stock_flags``), and the
+tables are vacuumed and analysed (the steady state autovacuum keeps a live shop in).
 
-Prints one JSON line: p50/p95/p99 latency (ms), throughput (requests/s), p95 per kind
-of query, the goal (p95 ≤ 30 ms) and whether it was met, and the load average. The
-database is dropped at the end.
+Then, in this order:
+
+1. **service time**: the same query mix through ``catalogue.search_products`` in this
+   process, one search at a time (no HTTP): what one search costs (PostgreSQL plus
+   Python), p50/p95 per kind.
+2. **ceiling**: the HTTP server the API runs under (granian, ``--workers`` processes,
+   as the production web service runs 4) serving a bare Starlette route at the same
+   path that returns a constant page of the same size, driven exactly like the API:
+   what this machine can do at all with this client and server.
+3. **API**: the store API (``web.api.app.create_api``) under the same server.
+
+The clients are ``--clients`` concurrent httpx clients (asyncio, keep-alive) in this
+process, each sending requests back to back (or with an exponential pause of mean
+``--think-ms``) for ``--warmup`` + ``--seconds`` seconds over a fixed mix (text search,
+facet filters, price ranges, in-stock, every sort, pages 1 to 5). Only the window after
+the warm-up is counted. Every answer must be 200 with a JSON page.
+
+Prints one JSON line: for the API and the ceiling p50/p95/p99 latency (ms), throughput
+(requests/s) and p95 per kind; the service time; the goal (API p95 ≤ 30 ms) and whether
+it was met; the load average. The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import asyncio
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -41,10 +56,17 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from bench._stack import DEFAULT_SERVER_URL, Stack, loadavg, wait_for_quiet_machine  # noqa: E402
+from bench._stack import (  # noqa: E402
+    DEFAULT_SERVER_URL,
+    Stack,
+    free_port,
+    loadavg,
+    wait_for_quiet_machine,
+)
 
 BENCH_DB = "keyshop_bench_store"
 GOAL_P95_MS = 30.0
+CEILING_BODY_ENV = "KEYSHOP_BENCH_CEILING_BODY"
 
 PLATFORMS = ["Steam", "Xbox", "PlayStation", "Nintendo", "EA app", "Ubisoft Connect", "GOG",
              "Battle.net", "Epic Games", "Rockstar"]  # fmt: skip
@@ -147,6 +169,26 @@ def load_catalogue(stack: Stack, products: int, seed: int = 7) -> dict[str, int]
     }
 
 
+def settle_catalogue(stack: Stack) -> dict[str, float]:
+    """The stock summary for the COPY-loaded rows, then VACUUM ANALYZE."""
+    from core.db import session_scope
+    from core.services.catalogue import refresh_stock_flags
+
+    started = time.monotonic()
+    with session_scope() as session:
+        flagged = refresh_stock_flags(session=session)
+    refreshed = time.monotonic() - started
+    with stack.connect() as conn:
+        conn.autocommit = True
+        for table in ("products", "keys", "provider_offers"):
+            conn.execute(f"VACUUM (ANALYZE) {table}")
+    return {
+        "in_stock_flagged": flagged,
+        "full_refresh_s": round(refreshed, 2),
+        "settle_s": round(time.monotonic() - started, 1),
+    }
+
+
 # -- the query mix ---------------------------------------------------------------------------
 
 
@@ -203,6 +245,124 @@ async def drive(
     return {"latencies": latencies, "errors": errors}
 
 
+def service_time(requests: int, seed: int = 99) -> dict[str, Any]:
+    """The query mix through catalogue.search_products, one at a time, in this process."""
+    from core.db import session_scope
+    from core.services.catalogue import search_products
+
+    rng = random.Random(seed)
+    names = {"q": "query", "min_price": "min_price_minor", "max_price": "max_price_minor"}
+    timings: list[tuple[str, float]] = []
+    for n in range(requests + 20):
+        kind, params = query_mix(rng)
+        kwargs = {
+            names.get(k, k): (v == "true" if k == "in_stock" else v) for k, v in params.items()
+        }
+        t0 = time.perf_counter()
+        with session_scope(write=False) as session:
+            search_products(session=session, **kwargs)
+        if n >= 20:  # after the connections and prepared statements are warm
+            timings.append((kind, (time.perf_counter() - t0) * 1000))
+    return summary(timings)
+
+
+def bench_api() -> Any:
+    """The store API as ``keyshop api`` builds it (granian/uvicorn factory)."""
+    import tasks
+    from core import config
+    from web.api.app import create_api
+
+    tasks.configure(config.get_settings())
+    return create_api()
+
+
+def bench_ceiling() -> Any:
+    """A bare Starlette route at the API's path returning a constant page of the same
+    size: the most the server, the client and this machine can do."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    body = Path(os.environ[CEILING_BODY_ENV]).read_bytes()
+
+    async def constant(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route("/api/store/products", constant)])
+
+
+def serve(stack: Stack, name: str, factory: str, server: str, workers: int) -> str:
+    """Start ``bench.store_api:<factory>`` under granian or uvicorn; returns its URL."""
+    assert stack.var_dir is not None
+    port = free_port()
+    target = f"bench.store_api:{factory}"
+    if server == "granian":
+        args = ["-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(workers), "--no-access-log",
+                "--log-level", "warning", target]  # fmt: skip
+    else:
+        args = ["-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+                target]  # fmt: skip
+    logfile = open(stack.var_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child owns it)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=stack.var_dir,
+        env=stack._child_env(),
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    logfile.close()
+    stack.procs.append((name, proc))  # Stack.stop ends it with the rest
+    url = f"http://127.0.0.1:{port}"
+    stack._wait_http(f"{url}/api/store/products", name, timeout=60)
+    return url
+
+
+def stop_server(stack: Stack, name: str) -> None:
+    import signal
+
+    for entry in [e for e in stack.procs if e[0] == name]:
+        proc = entry[1]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        stack.procs.remove(entry)
+
+
+def summary(timings: list[tuple[str, float]]) -> dict[str, Any]:
+    all_ms = [t for _, t in timings]
+    kinds = sorted({k for k, _ in timings})
+    return {
+        "requests": len(timings),
+        "p50_ms": round(pct(all_ms, 0.50), 1),
+        "p95_ms": round(pct(all_ms, 0.95), 1),
+        "p99_ms": round(pct(all_ms, 0.99), 1),
+        "p50_ms_by_kind": {k: round(pct([t for kk, t in timings if kk == k], 0.5), 1) for k in kinds},
+        "p95_ms_by_kind": {k: round(pct([t for kk, t in timings if kk == k], 0.95), 1) for k in kinds},
+    }  # fmt: skip
+
+
+def run_load(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    load_before = loadavg()
+    result = asyncio.run(drive(url, args.clients, args.warmup, args.seconds, args.think_ms))
+    lat = [(kind, t * 1000) for kind, t in result["latencies"]]
+    return {
+        **summary(lat),
+        "throughput_rps": round(len(lat) / args.seconds, 1),
+        "errors": len(result["errors"]),
+        "first_errors": result["errors"][:3],
+        "load_before": load_before,
+        "load_after": loadavg(),
+    }
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -216,6 +376,10 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--warmup", type=float, default=5.0)
+    p.add_argument("--workers", type=int, default=4, help="server processes (production: 4)")
+    p.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
+    p.add_argument("--service-requests", type=int, default=400)
+    p.add_argument("--no-ceiling", action="store_true", help="skip the bare-route ceiling run")
     p.add_argument("--server-url", default=DEFAULT_SERVER_URL)
     p.add_argument(
         "--think-ms",
@@ -230,36 +394,45 @@ def main() -> None:
     quiet = {} if args.no_wait else wait_for_quiet_machine(log=log)
     with Stack(workers=0, server_url=args.server_url, database=BENCH_DB,
                keep_database=args.keep_database) as stack:  # fmt: skip
+        stop_server(stack, "api")  # Stack's single-process `keyshop api`; ours is below
         log(f"loading {args.products} products")
         data = load_catalogue(stack, args.products)
-        log(f"loaded {data}; driving {args.clients} clients for {args.warmup}+{args.seconds} s")
-        load_before = loadavg()
-        result = asyncio.run(
-            drive(stack.api_url, args.clients, args.warmup, args.seconds, args.think_ms)
-        )
-        load_after = loadavg()
-    lat = result["latencies"]
-    all_ms = [t * 1000 for _, t in lat]
-    kinds = sorted({k for k, _ in lat})
-    p95 = pct(all_ms, 0.95)
+        data.update(settle_catalogue(stack))
+        log(f"loaded {data}; service time over {args.service_requests} searches")
+        service = service_time(args.service_requests)
+        log(f"service time {service}")
+        api_url = serve(stack, "store-api", "bench_api", args.server, args.workers)
+        ceiling: dict[str, Any] = {}
+        if not args.no_ceiling:
+            assert stack.var_dir is not None
+            body = httpx.get(f"{api_url}/api/store/products", params={"sort": "newest"})
+            body_file = stack.var_dir / "ceiling-body.json"
+            body_file.write_bytes(body.content)
+            stack.env[CEILING_BODY_ENV] = str(body_file)
+            ceiling_url = serve(stack, "ceiling", "bench_ceiling", args.server, args.workers)
+            log(f"ceiling: {args.clients} clients on a constant route for "
+                f"{args.warmup}+{args.seconds} s")  # fmt: skip
+            ceiling = run_load(ceiling_url, args)
+            ceiling["body_bytes"] = len(body.content)
+            stop_server(stack, "ceiling")
+            log(f"ceiling {ceiling}")
+        log(f"API: {args.clients} clients for {args.warmup}+{args.seconds} s")
+        api = run_load(api_url, args)
     print(json.dumps({
         "bench": "store_api_search",
         "catalogue": data,
         "clients": args.clients,
         "think_ms": args.think_ms,
         "seconds": args.seconds,
-        "requests": len(lat),
-        "errors": len(result["errors"]),
-        "first_errors": result["errors"][:3],
-        "throughput_rps": round(len(lat) / args.seconds, 1),
-        "p50_ms": round(pct(all_ms, 0.50), 1),
-        "p95_ms": round(p95, 1),
-        "p99_ms": round(pct(all_ms, 0.99), 1),
-        "p95_ms_by_kind": {k: round(pct([t * 1000 for kk, t in lat if kk == k], 0.95), 1) for k in kinds},
+        "server": f"{args.server} x{args.workers}",
+        "api": api,
+        "ceiling": ceiling,
+        "api_to_ceiling_throughput": (
+            round(api["throughput_rps"] / ceiling["throughput_rps"], 2) if ceiling else None
+        ),
+        "service_time": service,
         "goal": f"p95 <= {GOAL_P95_MS:g} ms",
-        "met": bool(p95 <= GOAL_P95_MS) and not result["errors"],
-        "load_before": load_before,
-        "load_after": load_after,
+        "met": bool(api["p95_ms"] <= GOAL_P95_MS) and not api["errors"],
         **({"quiet": quiet} if quiet else {}),
     }))  # fmt: skip
 

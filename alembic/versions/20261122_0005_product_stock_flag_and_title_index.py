@@ -9,6 +9,8 @@ store search walks.
   filter and its count read this index instead of probing the keys of every product.
 - ``ix_products_title (lower(title), id)`` (PostgreSQL): ``sort=title`` walks it
   instead of sorting the whole catalogue.
+- ``ix_products_genre_price (lower(genre), price_minor, id) WHERE active``
+  (PostgreSQL): a genre (matched case-insensitively) with a price range, by price.
 - SQLite: the trigger that keeps the FTS5 search index in step now fires only when a
   searched column changes (title, platform, genre, publisher), not on every update of a
   product (a stock flag changing does not touch the search index).
@@ -78,11 +80,19 @@ def upgrade() -> None:
         op.create_index(
             "ix_products_title", "products", [sa.text("lower(title)"), "id"], unique=False
         )
+        op.create_index(
+            "ix_products_genre_price",
+            "products",
+            [sa.text("lower(genre)"), "price_minor", "id"],
+            unique=False,
+            postgresql_where=sa.text("active"),
+        )
 
 
 def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     if not sqlite:
+        op.drop_index("ix_products_genre_price", table_name="products")
         op.drop_index("ix_products_title", table_name="products")
     op.drop_index("ix_products_in_stock", table_name="products")
     if sqlite:

@@ -40,6 +40,14 @@ class Product(SQLModel, table=True):
     __table_args__ = (
         # sort=title walks this instead of sorting the catalogue (migration 0005).
         Index("ix_products_title", text("lower(title)"), "id").ddl_if(dialect="postgresql"),
+        # genre (matched case-insensitively) with a price range, by price (PostgreSQL).
+        Index(
+            "ix_products_genre_price",
+            text("lower(genre)"),
+            "price_minor",
+            "id",
+            postgresql_where=text("active"),
+        ).ddl_if(dialect="postgresql"),
         # The in-stock filter and its count: only active products with stock.
         Index(
             "ix_products_in_stock",

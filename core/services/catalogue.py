@@ -536,12 +536,19 @@ def search_products(
         (products.c.id, True),
     ]
     order: list[tuple[ColumnElement[Any], bool]]
+    matched: Any = None  # a one-row CTE holding the count, when the order needs it
     if sort == "relevance":
         order = [(products.c.featured, True), *newest]
         if rank is not None:
-            # Ranked only when at most RANK_LIMIT products match (decided in the same
-            # statement: the capped count is evaluated once).
-            ranked = case((matches_up_to(RANK_LIMIT + 1) <= RANK_LIMIT, rank), else_=None)
+            # Ranked only when at most RANK_LIMIT products match: decided in the same
+            # statement by the count that also gives the total (computed once).
+            count = (
+                restricted(select(func.count()).select_from(products)).scalar_subquery()
+                if exact_total
+                else matches_up_to(COUNT_LIMIT + 1)
+            )
+            matched = select(count.label("counted")).cte("matched")
+            ranked = case((matched.c.counted <= RANK_LIMIT, rank), else_=None)
             order = [(ranked, False), *order]
     elif sort == "price_asc":
         order = [(products.c.price_minor, False), (products.c.id, False)]
@@ -554,23 +561,29 @@ def search_products(
 
     offset = (page - 1) * per_page
     sort_keys = [expr.label(f"sort_{i}") for i, (expr, _) in enumerate(order)]
+    page_select = restricted(select(*_HIT_COLUMNS, *sort_keys).select_from(products))
+    if matched is not None:
+        page_select = page_select.join(matched, true())
     page_rows = (
-        restricted(select(*_HIT_COLUMNS, *sort_keys).select_from(products))
-        .order_by(*(expr.desc() if desc else expr.asc() for expr, desc in order))
+        page_select.order_by(*(expr.desc() if desc else expr.asc() for expr, desc in order))
         .limit(per_page)
         .offset(offset)
         .cte("page")
     )
-    if exact_total:
-        total_query = restricted(select(func.count()).select_from(products)).scalar_subquery()
-        counted: ColumnElement[Any] = total_query
+    head: Any
+    if matched is not None:
+        head = matched
     else:
-        rows_on_page = select(func.count()).select_from(page_rows).scalar_subquery()
-        page_cannot_tell = rows_on_page == per_page
-        if offset:
-            page_cannot_tell = or_(page_cannot_tell, rows_on_page == 0)
-        counted = case((page_cannot_tell, matches_up_to(COUNT_LIMIT + 1)), else_=None)
-    head = select(counted.label("counted")).subquery("head")
+        counted: ColumnElement[Any]
+        if exact_total:
+            counted = restricted(select(func.count()).select_from(products)).scalar_subquery()
+        else:
+            rows_on_page = select(func.count()).select_from(page_rows).scalar_subquery()
+            page_cannot_tell = rows_on_page == per_page
+            if offset:
+                page_cannot_tell = or_(page_cannot_tell, rows_on_page == 0)
+            counted = case((page_cannot_tell, matches_up_to(COUNT_LIMIT + 1)), else_=None)
+        head = select(counted.label("counted")).subquery("head")
     own_stock = (
         select(func.count())
         .where(keys_table.c.product_id == page_rows.c.id, text(_KEY_AVAILABLE))

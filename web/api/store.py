@@ -26,12 +26,13 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any, Final
 
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.db import session_scope
+from core.db import get_engine, session_scope
 from core.errors import DomainError
 from core.services import catalogue, checkout, portal, storefront
 from core.services.catalogue import ProductHit
@@ -74,6 +75,16 @@ def domain_error(exc: DomainError) -> JSONResponse:
     if isinstance(retry_after, int):
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def _single_statement_reads() -> Engine:
+    """The engine for a read that is one statement (the product search): on PostgreSQL in
+    autocommit, so the search is one round trip instead of BEGIN, query and COMMIT (one
+    statement sees one snapshot either way)."""
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def blocking(call: Callable[[], Any]) -> Any:
@@ -264,7 +275,7 @@ async def list_products(request: Request) -> Response:
     sort = params.get("sort") or "relevance"
 
     def search() -> catalogue.SearchPage:
-        with session_scope(write=False) as session:
+        with session_scope(write=False, engine=_single_statement_reads()) as session:
             return catalogue.search_products(
                 session=session,
                 query=params.get("q"),
