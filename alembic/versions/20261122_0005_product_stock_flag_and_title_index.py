@@ -7,6 +7,8 @@ store search walks.
   the transaction that changes keys or offers (see that module's docstring).
 - ``ix_products_in_stock (platform, id) WHERE in_stock AND active``: the in-stock
   filter and its count read this index instead of probing the keys of every product.
+- ``ix_products_platform_region (platform, region) WHERE active``: the facet filters
+  together, counted from the index.
 - ``ix_products_title (lower(title), id)`` (PostgreSQL): ``sort=title`` walks it
   instead of sorting the whole catalogue.
 - ``ix_products_genre_price (lower(genre), price_minor, id) WHERE active``
@@ -73,6 +75,14 @@ def upgrade() -> None:
         postgresql_where=IN_STOCK,
         sqlite_where=IN_STOCK,
     )
+    op.create_index(
+        "ix_products_platform_region",
+        "products",
+        ["platform", "region"],
+        unique=False,
+        postgresql_where=sa.text("active"),
+        sqlite_where=sa.text("active"),
+    )
     if not sqlite:
         # PostgreSQL only: SQLAlchemy cannot reflect an expression index from SQLite (the
         # no-drift check would fail on its warning), and the embedded shop's catalogue is
@@ -94,6 +104,7 @@ def downgrade() -> None:
     if not sqlite:
         op.drop_index("ix_products_genre_price", table_name="products")
         op.drop_index("ix_products_title", table_name="products")
+    op.drop_index("ix_products_platform_region", table_name="products")
     op.drop_index("ix_products_in_stock", table_name="products")
     if sqlite:
         _fts_update_trigger("")

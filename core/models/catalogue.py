@@ -40,6 +40,14 @@ class Product(SQLModel, table=True):
     __table_args__ = (
         # sort=title walks this instead of sorting the catalogue (migration 0005).
         Index("ix_products_title", text("lower(title)"), "id").ddl_if(dialect="postgresql"),
+        # platform and region together (the facet filters), counted from the index.
+        Index(
+            "ix_products_platform_region",
+            "platform",
+            "region",
+            postgresql_where=text("active"),
+            sqlite_where=text("active"),
+        ),
         # genre (matched case-insensitively) with a price range, by price (PostgreSQL).
         Index(
             "ix_products_genre_price",
