@@ -128,6 +128,12 @@ def stock_alerts() -> str:
     return f"{maintenance.low_stock_alerts()} products low on stock"
 
 
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("keyshop-stock-flags")
+def refresh_stock_flags() -> str:
+    return f"{maintenance.refresh_stock_flags()} stock flags corrected"
+
+
 @huey.periodic_task(crontab(minute="*/15"))
 @huey.lock_task("keyshop-balance-alerts")
 def balance_alerts() -> str:

@@ -228,3 +228,14 @@ def balance_alerts(
             BalanceCheck(name, balance.amount_minor, balance.currency, per_hour, hours_left, alert)
         )
     return checks
+
+
+def refresh_stock_flags() -> int:
+    """Correct every product's ``in_stock`` listing flag that differs from its keys and
+    offers (run every minute by the scheduler): a claim that takes a product's last key
+    leaves the flag set (claims are the hot path), so a sold-out product stays in "in
+    stock" listings for at most about a minute. Returns how many flags changed."""
+    from core.services import catalogue
+
+    with session_scope() as session:
+        return catalogue.refresh_stock_flags(session=session)
