@@ -43,7 +43,10 @@ async def webhook(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
 
         receipt = await run_in_threadpool(
-            receive_webhook, source=source, headers=dict(request.headers), body=body,
+            receive_webhook,
+            source=source,
+            headers=dict(request.headers),
+            body=body,
             remote_addr=request.client.host if request.client else None,
         )
     except WebhookRejected as exc:
@@ -78,7 +81,9 @@ async def health(request: Request) -> Response:
 
     status = await run_in_threadpool(check)
     ok = all(v == "ok" for v in status.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", **status}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", **status}, status_code=200 if ok else 503
+    )
 
 
 async def blob(request: Request) -> Response:
@@ -93,17 +98,26 @@ async def blob(request: Request) -> Response:
         data, content_type = await run_in_threadpool(get_blob_store().open_link, name, token)
     except DomainError as exc:
         return error(exc.http_status, exc.code, exc.message)
-    return Response(data, media_type=content_type, headers={
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"})
+    return Response(
+        data,
+        media_type=content_type,
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": "inline",
+        },
+    )
 
 
 def create_api() -> Starlette:
     import tasks  # noqa: F401  (plugs the queue into core.jobs)
     from web.api.store import ROUTES as STORE_ROUTES
 
-    return Starlette(routes=[
-        Route("/api/webhooks/{source}", webhook, methods=["POST"]),
-        Route("/api/health", health, methods=["GET"]),
-        Route("/api/blobs/{name:path}", blob, methods=["GET"]),
-        *STORE_ROUTES,
-    ])
+    return Starlette(
+        routes=[
+            Route("/api/webhooks/{source}", webhook, methods=["POST"]),
+            Route("/api/health", health, methods=["GET"]),
+            Route("/api/blobs/{name:path}", blob, methods=["GET"]),
+            *STORE_ROUTES,
+        ]
+    )

@@ -7,22 +7,29 @@ from typing import Any
 import reflex as rx
 
 
-def cover(url: Any, *, height: str = "9em") -> rx.Component:
+def cover(url: Any, *, height: str | None = None) -> rx.Component:
+    """A product's cover. Covers are portrait (3:4, like box art): shown whole at that
+    ratio, or cropped around the title when a fixed ``height`` is asked for."""
+    size: dict[str, Any] = (
+        {"height": height, "object_position": "center 35%"}
+        if height
+        else {"aspect_ratio": "3 / 4", "height": "auto"}
+    )
     return rx.cond(
         url != "",
         rx.image(
             src=url,
             alt="",
             width="100%",
-            height=height,
             object_fit="cover",
             border_radius="var(--radius-2)",
+            **size,
         ),
         rx.box(
             width="100%",
-            height=height,
             background="var(--gray-a4)",
             border_radius="var(--radius-2)",
+            **({"height": height} if height else {"aspect_ratio": "3 / 4"}),
         ),
     )
 

@@ -14,7 +14,7 @@ from web.state.checkout import CartState, PayState
 def cart_line(line: Any) -> rx.Component:
     return rx.card(
         rx.flex(
-            rx.box(cover(line["cover_url"], height="4em"), width="6em"),
+            rx.box(cover(line["cover_url"]), width="3.5em"),
             rx.vstack(
                 rx.link(line["title"], href="/games/" + line["slug"].to(str), weight="bold"),
                 rx.hstack(rx.badge(line["platform"]), rx.badge(line["region"], variant="outline")),
@@ -165,7 +165,12 @@ def pay() -> rx.Component:
                     rx.foreach(
                         PayState.items,
                         lambda item: rx.text(
-                            item["qty"], " × ", item["title"], " (", item["platform"], ")"  # noqa: RUF001
+                            item["qty"],
+                            " × ",  # noqa: RUF001
+                            item["title"],
+                            " (",
+                            item["platform"],
+                            ")",
                         ),
                     ),
                     rx.heading(PayState.total, size="6", id="pay-total"),

@@ -193,12 +193,7 @@ def product() -> rx.Component:
         rx.cond(
             ProductState.found,
             rx.flex(
-                rx.box(
-                    cover(p["cover_url"], height="18em"),
-                    flex="1",
-                    min_width="16em",
-                    max_width="28em",
-                ),
+                rx.box(cover(p["cover_url"]), flex="1", min_width="12em", max_width="20em"),
                 rx.vstack(
                     rx.heading(p["title"], size="7", id="product-title"),
                     rx.hstack(
