@@ -24,8 +24,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from core.db import session_scope
-from core.models import Product, ProviderOffer, utcnow
-from core.providers.base import Offer, ProviderClient
+from core.models import AlertKind, Product, ProviderOffer, utcnow
+from core.providers.base import Offer, ProviderClient, ProviderError
+from core.services.alerts import raise_alert
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +152,24 @@ def sync_offers(
                 upsert_offer(session, item, products=index, report=report)
         pending.clear()
 
-    for offer in client.list_offers(updated_since=updated_since):
-        report.seen += 1
-        pending.append(offer)
-        if len(pending) >= batch:
-            flush()
+    try:
+        for offer in client.list_offers(updated_since=updated_since):
+            report.seen += 1
+            pending.append(offer)
+            if len(pending) >= batch:
+                flush()
+    except ProviderError as exc:
+        # Visible to operators (console dashboard and providers screen), not only in a
+        # worker's log; the task's retries still run.
+        log.warning("sync of %s failed: %s", client.name, exc.message)
+        with session_scope() as session:
+            raise_alert(
+                session=session,
+                kind=AlertKind.PROVIDER_DOWN,
+                subject=f"provider:{client.name}",
+                message=f"catalogue sync of {client.name} failed after {report.seen} offers: {exc.message}",
+            )
+        raise
     if pending:
         flush()
     log.info("synced %s: %s", client.name, report)

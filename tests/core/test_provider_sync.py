@@ -8,14 +8,25 @@ from keyshop.simulators.server import add_demo_catalogue, new_states
 from tests.factories import fresh, make_product
 
 
-def test_sync_stores_offers_and_maps_them_by_title_platform_and_region(session, providers, sim_server):
+def test_sync_stores_offers_and_maps_them_by_title_platform_and_region(
+    session, providers, sim_server
+):
     steam = make_product(session, title="Hollow Tide", platform="Steam", region="EU")
     xbox = make_product(session, title="Hollow Tide", platform="Xbox", region="EU")
-    sim_server.add_product("kinguin", name="Hollow Tide", platform="Steam", region="EUROPE", price="7.10", stock=12)
-    sim_server.add_product("kinguin", name="Hollow Tide", platform="Xbox", region="GLOBAL", price="7.30", stock=4)
+    sim_server.add_product(
+        "kinguin", name="Hollow Tide", platform="Steam", region="EUROPE", price="7.10", stock=12
+    )
+    sim_server.add_product(
+        "kinguin", name="Hollow Tide", platform="Xbox", region="GLOBAL", price="7.30", stock=4
+    )
     report = sync_offers(client=providers["kinguin"])
     assert report.seen >= 2 and report.created == report.seen
-    offers = {o.external_id: o for o in fresh(session).exec(select(ProviderOffer).where(ProviderOffer.name == "Hollow Tide"))}
+    offers = {
+        o.external_id: o
+        for o in fresh(session).exec(
+            select(ProviderOffer).where(ProviderOffer.name == "Hollow Tide")
+        )
+    }
     mapped = {(o.product_id, o.cost_minor, o.stock) for o in offers.values()}
     # EUROPE is our EU: mapped; the GLOBAL Xbox offer is not our EU Xbox product: left for an operator
     assert (steam.id, 710, 12) in mapped and (None, 730, 4) in mapped
@@ -33,3 +44,28 @@ def test_the_demo_catalogue_is_offered_by_both_simulated_providers():
         state.reset()
         assert len(state.products) > before[name] + 40, "a reset keeps the demo titles"
         state.cancel_timers()
+
+
+def test_a_failed_sync_raises_a_provider_down_alert_for_the_operators(session):
+    """The provider cannot be reached (a real client against a closed loopback port): the
+    sync fails as before (the task retries) and operators see an open alert."""
+    import socket
+
+    import pytest
+
+    from core.models import Alert
+    from core.providers.base import ProviderError
+    from core.providers.kinguin import KinguinClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    client = KinguinClient(f"http://127.0.0.1:{closed_port}", "key", 0.5)
+    with pytest.raises(ProviderError):
+        sync_offers(client=client)
+    [alert] = fresh(session).exec(select(Alert)).all()
+    assert (alert.kind, alert.subject) == ("provider_down", "provider:kinguin")
+    assert "catalogue sync of kinguin failed" in alert.message
+    with pytest.raises(ProviderError):  # a second failure does not open a second alert
+        sync_offers(client=client)
+    assert len(fresh(session).exec(select(Alert)).all()) == 1
