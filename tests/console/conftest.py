@@ -84,14 +84,22 @@ def run(app: KeyshopConsole, scenario: Callable[[Pilot], Awaitable[None]], size=
 
 
 async def settle(pilot: Pilot) -> None:
-    """Until no worker is pending or running and the messages they posted are handled."""
+    """Until no worker is pending or running and the messages they posted are handled.
+
+    Idle must be seen three times in a row: a key press can schedule the worker that
+    does the work (a modal's callback, a message) a moment after the first check."""
     app = pilot.app
-    for _ in range(200):
+    idle = 0
+    for _ in range(400):
         await pilot.pause()
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if not any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers):
-            return
+        if any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers):
+            idle = 0
+        else:
+            idle += 1
+            if idle >= 3:
+                return
     raise AssertionError("workers did not settle")
 
 
