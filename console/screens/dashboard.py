@@ -16,12 +16,11 @@ from console.screens.base import ConsoleScreen
 from console.widgets.formatting import money
 from console.widgets.navbar import NavBar
 from core.db import session_scope
-from core.errors import DomainError
 from core.services.console_queries import (
     BalanceRow,
     DashboardFigures,
     dashboard_figures,
-    provider_balances,
+    provider_balances_from,
 )
 
 
@@ -89,12 +88,11 @@ class DashboardScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="balances")
     def check_balances(self) -> None:
-        try:
-            clients = self.deps.provider_clients()
-        except DomainError as exc:
-            rows = [BalanceRow(p, None, None, exc.message) for p in self.settings.providers]
-        else:
-            rows = provider_balances(clients, timeout=self.deps.balance_timeout)
+        rows = provider_balances_from(
+            self.deps.provider_clients,
+            providers=self.settings.providers,
+            timeout=self.deps.balance_timeout,
+        )
         self.post_message(BalancesChecked(rows))
 
     @on(QueueDepthRead)

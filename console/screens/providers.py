@@ -23,12 +23,11 @@ from console.widgets.formatting import money, short, when
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
-from core.errors import DomainError
 from core.services import operator as ops
 from core.services.console_queries import (
     BalanceRow,
     ProviderStatusRow,
-    provider_balances,
+    provider_balances_from,
     provider_offers,
     provider_overview,
 )
@@ -124,12 +123,11 @@ class ProvidersScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="balances")
     def check_balances(self) -> None:
-        try:
-            clients = self.deps.provider_clients()
-        except DomainError as exc:
-            rows = [BalanceRow(p, None, None, exc.message) for p in self.settings.providers]
-        else:
-            rows = provider_balances(clients, timeout=self.deps.balance_timeout)
+        rows = provider_balances_from(
+            self.deps.provider_clients,
+            providers=self.settings.providers,
+            timeout=self.deps.balance_timeout,
+        )
         self.post_message(BalancesChecked(rows))
 
     @on(ProvidersLoaded)

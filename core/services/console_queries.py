@@ -14,7 +14,7 @@ only up to its threshold (an index range of at most that many entries).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -685,6 +685,21 @@ def provider_balances(
         else:
             rows.append(BalanceRow(name, None, None, f"{type(exc).__name__}"))
     return rows
+
+
+def provider_balances_from(
+    get_clients: Callable[[], Mapping[str, ProviderClient]],
+    *,
+    providers: Sequence[str],
+    timeout: float = 5.0,
+) -> list[BalanceRow]:
+    """:func:`provider_balances` for clients that still have to be built: when building
+    them fails (missing credentials, say), every provider gets a row with that error."""
+    try:
+        clients = get_clients()
+    except DomainError as exc:
+        return [BalanceRow(p, None, None, exc.message) for p in providers]
+    return provider_balances(clients, timeout=timeout)
 
 
 # -- dashboard ------------------------------------------------------------------------------
