@@ -255,8 +255,6 @@ class ProductState(ShopState):
             )
             self.found, self.product, self.error = False, {}, message or error_text(exc)
             return
-        list_price = detail.list_price_minor
-        on_sale = bool(list_price and list_price > detail.price_minor)
         self.product = {
             "slug": detail.slug,
             "title": detail.title,
@@ -266,7 +264,9 @@ class ProductState(ShopState):
             "publisher": detail.publisher,
             "description": detail.description,
             "price": money(detail.price_minor, detail.currency),
-            "list_price": money(list_price, detail.currency) if on_sale else "",
+            "list_price": money(detail.list_price_minor, detail.currency)
+            if detail.discount_percent
+            else "",
             "cover_url": detail.cover_url or "",
             "availability": detail.availability,
             "can_buy": bool(detail.can_buy),

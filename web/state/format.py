@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from core.services.catalogue import ProductHit
+
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£"}
 
 
@@ -31,12 +33,11 @@ def day(value: date | datetime | None) -> str:
     return value.strftime("%d %b %Y")
 
 
-def product_card(hit: Any) -> dict[str, Any]:
-    """A catalogue card from a ``core.services.catalogue.ProductHit`` (or anything with
-    the same attributes)."""
-    list_price = getattr(hit, "list_price_minor", None)
-    on_sale = bool(list_price and list_price > hit.price_minor)
-    in_stock = bool(getattr(hit, "in_stock", False))
+def product_card(hit: ProductHit) -> dict[str, Any]:
+    """A catalogue card from a ``core.services.catalogue.ProductHit`` (the deal and stock
+    rules are the hit's own: ``discount_percent``, ``in_stock``)."""
+    on_sale = hit.discount_percent > 0
+    in_stock = hit.in_stock
     if hit.is_preorder:
         badge = f"Pre-order · {day(hit.release_date)}" if hit.release_date else "Pre-order"
     elif in_stock:
@@ -48,12 +49,10 @@ def product_card(hit: Any) -> dict[str, Any]:
         "title": hit.title,
         "platform": hit.platform,
         "region": hit.region,
-        "genre": getattr(hit, "genre", "") or "",
+        "genre": hit.genre or "",
         "price": money(hit.price_minor, hit.currency),
-        "list_price": money(list_price, hit.currency) if on_sale else "",
-        "discount": f"-{round(100 * (list_price - hit.price_minor) / list_price)}%"
-        if on_sale
-        else "",
+        "list_price": money(hit.list_price_minor, hit.currency) if on_sale else "",
+        "discount": f"-{hit.discount_percent}%" if on_sale else "",
         "cover_url": hit.cover_url or "",
         "badge": badge,
         "buyable": in_stock or bool(hit.is_preorder),
