@@ -24,7 +24,6 @@ _spec = importlib.util.spec_from_file_location("_keyshop_alembic_filters", Path(
 assert _spec and _spec.loader
 _filters = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_filters)
-include_object = _filters.include_object
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
@@ -54,7 +53,7 @@ def _run(connection: Any) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        include_object=include_object,
+        include_object=_filters.include_object_for(connection.dialect.name),
         render_item=render_item,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",

@@ -61,6 +61,9 @@ def schema_differences(engine: Engine | None = None) -> list[Any]:
     with (engine or get_engine()).connect() as conn:
         ctx = MigrationContext.configure(
             conn,
-            opts={"include_object": filters.include_object, "compare_type": True},
+            opts={
+                "include_object": filters.include_object_for(conn.dialect.name),
+                "compare_type": True,
+            },
         )
         return list(compare_metadata(ctx, SQLModel.metadata))

@@ -64,6 +64,9 @@ class Key(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=new_uuid, primary_key=True)
+    # product_id and import_batch_id: foreign keys on SQLite; on PostgreSQL triggers check
+    # them once per statement instead of once per row (the bulk import's main cost), with
+    # the same guarantee (migration 0006).
     product_id: int = Field(foreign_key="products.id", nullable=False)
     status: str = Field(default=KeyStatus.AVAILABLE, sa_column=Column(String(12), nullable=False))
     kind: str = Field(default="text", sa_column=Column(String(10), nullable=False))

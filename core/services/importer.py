@@ -39,8 +39,9 @@ Speed: the calling thread parses, fingerprints and encrypts the next batch (a co
 at a time: ``KeyVault.fingerprints``, ``KeyVault.encrypt_many``, ``new_uuids``) while
 writer threads store the earlier ones. On PostgreSQL there are ``PG_WRITERS`` (2)
 writers, each with its own connection, taking batches in turn, so two server processes
-share the work: one backend inserting a batch (heap, five index entries and two
-foreign-key checks a key) is the limit otherwise. Batches are counted and reported in
+share the work: one backend inserting a batch (heap and five index entries a key) is
+the limit otherwise. The batch's product and import batch are checked once per COPY, not
+once per key (migration 0006). Batches are counted and reported in
 file order, but the writers commit them in whichever order they finish, so when an
 import stops half-way the batches stored are whole but not always the first ones; a
 re-run imports what is missing either way. A batch that shares a code with an earlier
