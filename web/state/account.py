@@ -10,6 +10,8 @@ import reflex as rx
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
 
+_FAILED = object()  # what AccountState._attempt returns when the call failed
+
 
 class AccountState(ShopState):
     orders: list[dict[str, str]] = []
@@ -54,29 +56,41 @@ class AccountState(ShopState):
             result.email,
             result.display_name,
         )
+        self.busy = False
+
+    def _passwords_differ(self, form: dict[str, Any]) -> bool:
+        if str(form.get("password", "")) != str(form.get("password_again", "")):
+            self.error = "The two passwords differ."
+            return True
+        return False
+
+    async def _attempt(self, call: Any, /, **kwargs: Any) -> Any:
+        """``call(**kwargs)`` off the event loop; when it fails, show why, end the busy
+        state and return ``_FAILED``."""
+        try:
+            return await in_thread(call, **kwargs)
+        except Exception as exc:
+            self.error, self.busy = error_text(exc), False
+            return _FAILED
 
     @rx.event
     async def sign_up(self, form: dict[str, Any]) -> Any:
         from core.services.accounts import sign_up
 
-        if str(form.get("password", "")) != str(form.get("password_again", "")):
-            self.error = "The two passwords differ."
+        if self._passwords_differ(form):
             return
         self.busy, self.error = True, ""
         yield
-        try:
-            result = await in_thread(
-                sign_up,
-                email=str(form.get("email", ""))[:320],
-                password=str(form.get("password", ""))[:1024],
-                display_name=str(form.get("name", ""))[:120].strip(),
-                **self._client(),
-            )
-        except Exception as exc:
-            self.error, self.busy = error_text(exc), False
+        result = await self._attempt(
+            sign_up,
+            email=str(form.get("email", ""))[:320],
+            password=str(form.get("password", ""))[:1024],
+            display_name=str(form.get("name", ""))[:120].strip(),
+            **self._client(),
+        )
+        if result is _FAILED:
             return
         self._signed_in(result)
-        self.busy = False
         yield rx.redirect("/account")
 
     @rx.event
@@ -85,18 +99,15 @@ class AccountState(ShopState):
 
         self.busy, self.error = True, ""
         yield
-        try:
-            result = await in_thread(
-                sign_in,
-                email=str(form.get("email", ""))[:320],
-                password=str(form.get("password", ""))[:1024],
-                **self._client(),
-            )
-        except Exception as exc:
-            self.error, self.busy = error_text(exc), False
+        result = await self._attempt(
+            sign_in,
+            email=str(form.get("email", ""))[:320],
+            password=str(form.get("password", ""))[:1024],
+            **self._client(),
+        )
+        if result is _FAILED:
             return
         self._signed_in(result)
-        self.busy = False
         yield rx.redirect("/account")
 
     @rx.event
@@ -117,14 +128,12 @@ class AccountState(ShopState):
 
         self.busy, self.error, self.info = True, "", ""
         yield
-        try:
-            await in_thread(
-                request_password_reset,
-                email=str(form.get("email", ""))[:320],
-                ip=self._client()["ip"],
-            )
-        except Exception as exc:
-            self.error, self.busy = error_text(exc), False
+        result = await self._attempt(
+            request_password_reset,
+            email=str(form.get("email", ""))[:320],
+            ip=self._client()["ip"],
+        )
+        if result is _FAILED:
             return
         self.busy = False
         self.info = (
@@ -142,21 +151,17 @@ class AccountState(ShopState):
     async def reset_password(self, form: dict[str, Any]) -> Any:
         from core.services.accounts import reset_password
 
-        if str(form.get("password", "")) != str(form.get("password_again", "")):
-            self.error = "The two passwords differ."
+        if self._passwords_differ(form):
             return
         self.busy, self.error = True, ""
         yield
-        try:
-            result = await in_thread(
-                reset_password,
-                token=self._reset_token,
-                new_password=str(form.get("password", ""))[:1024],
-                **self._client(),
-            )
-        except Exception as exc:
-            self.error, self.busy = error_text(exc), False
+        result = await self._attempt(
+            reset_password,
+            token=self._reset_token,
+            new_password=str(form.get("password", ""))[:1024],
+            **self._client(),
+        )
+        if result is _FAILED:
             return
         self._signed_in(result)
-        self.busy = False
         yield rx.redirect("/account")
