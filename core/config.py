@@ -191,6 +191,15 @@ class Settings(BaseSettings):
     webhook_max_bytes: int = Field(
         1_048_576, ge=1024, le=16_777_216, validation_alias="KEYSHOP_WEBHOOK_MAX_BYTES"
     )
+    #: An authenticated webhook still unprocessed this long is queued again by
+    #: reconciliation (its first hand-over to the queue may have been lost).
+    webhook_retry_seconds: int = Field(
+        60, ge=1, le=86400, validation_alias="KEYSHOP_WEBHOOK_RETRY_SECONDS"
+    )
+    #: Rejected (unauthenticated) deliveries are deleted after this many days.
+    rejected_webhook_days: int = Field(
+        30, ge=1, le=3650, validation_alias="KEYSHOP_REJECTED_WEBHOOK_DAYS"
+    )
 
     # -- e-mail: SMTP in production, .eml files in var/outbox/ by default --
     smtp_url: str | None = Field(None, validation_alias="SMTP_URL", repr=False)
@@ -528,6 +537,16 @@ class Settings(BaseSettings):
                 "KEYSHOP_UNPAID_ORDER_MINUTES",
                 str(self.unpaid_order_minutes),
                 src("unpaid_order_minutes"),
+            ),
+            (
+                "KEYSHOP_WEBHOOK_RETRY_SECONDS",
+                str(self.webhook_retry_seconds),
+                src("webhook_retry_seconds"),
+            ),
+            (
+                "KEYSHOP_REJECTED_WEBHOOK_DAYS",
+                str(self.rejected_webhook_days),
+                src("rejected_webhook_days"),
             ),
             (
                 "SMTP_URL",

@@ -92,13 +92,24 @@ def sync_provider(name: str) -> str:
 @huey.lock_task("keyshop-reconcile")
 def reconcile() -> str:
     report = maintenance.reconcile()
-    return f"requeued {report.requeued}, needs attention {report.to_attention}"
+    return (
+        f"requeued {report.requeued}, needs attention {report.to_attention}, "
+        f"webhooks queued again {report.webhooks}"
+    )
 
 
 @huey.periodic_task(crontab(minute="*/5"))
 @huey.lock_task("keyshop-expire-unpaid")
 def expire_unpaid_orders() -> str:
     return f"cancelled {maintenance.expire_unpaid_orders()}"
+
+
+@huey.periodic_task(crontab(minute="17", hour="*"))
+@huey.lock_task("keyshop-purge-rejected-webhooks")
+def purge_rejected_webhooks() -> str:
+    from core.services import webhooks
+
+    return f"{webhooks.purge_rejected_webhooks()} rejected webhook deliveries purged"
 
 
 @huey.periodic_task(crontab(minute="*/10"))

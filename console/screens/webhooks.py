@@ -3,6 +3,8 @@ outcome; replaying one is confirmed and queued for processing again."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,8 +18,9 @@ from console.widgets.formatting import short, when
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
+from core.models import utcnow
 from core.services.console_queries import webhook_body, webhook_page
-from core.services.webhooks import replay_webhook
+from core.services.webhooks import rejection_counts, replay_webhook
 
 BODY_SHOWN = 4000  # characters of a raw body shown
 
@@ -39,6 +42,7 @@ class WebhooksScreen(ConsoleScreen):
         self.outcomes: dict[str, str] = {}
         self.pager = Pager()
         self.source: str | None = None
+        self.rejections = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,6 +72,9 @@ class WebhooksScreen(ConsoleScreen):
     def fetch(self, source: str | None, before_id: int | None) -> None:
         with session_scope(write=False) as session:
             rows = webhook_page(session=session, source=source, before_id=before_id, limit=PAGE)
+            if before_id is None:
+                counts = rejection_counts(session=session, since=utcnow() - timedelta(hours=24))
+                self.rejections = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         self.post_message(
             PageLoaded("webhooks-table", rows, first_page=before_id is None, more=len(rows) >= PAGE)
         )
@@ -92,7 +99,9 @@ class WebhooksScreen(ConsoleScreen):
             )
         self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         more = "+" if self.pager.more else ""
-        self.sub_title = f"{table.row_count}{more} webhooks"
+        self.sub_title = f"{table.row_count}{more} webhooks · rejected in 24 h: " + (
+            self.rejections or "none"
+        )
         self._show_body()
 
     @on(DataTable.RowHighlighted, "#webhooks-table")

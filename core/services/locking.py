@@ -28,7 +28,7 @@ from sqlalchemy import Table, Update, bindparam, func, literal_column, select, u
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
-from core.models import Key, KeyStatus, OrderLine
+from core.models import Key, KeyStatus, OrderLine, WebhookEvent
 
 KEYS: Table = Key.__table__  # type: ignore[attr-defined]
 ORDER_LINES: Table = OrderLine.__table__  # type: ignore[attr-defined]
@@ -218,3 +218,24 @@ def lock_rotation_batch(
         query = query.where(KEYS.c.id > after)
     query = query.order_by(KEYS.c.id).limit(limit).with_for_update(skip_locked=True)
     return [(r[0], r[1], r[2]) for r in session.connection().execute(query)]
+
+
+def lock_unprocessed_webhooks(
+    session: Session, *, received_before: datetime, limit: int = 500
+) -> list[WebhookEvent]:
+    """Authenticated webhooks still unprocessed and received before ``received_before``,
+    oldest first, locked ``FOR UPDATE SKIP LOCKED``: a row a worker is acting on right now
+    (its claim holds the row) is passed over, never waited for. Never commits."""
+    query = (
+        select(WebhookEvent)
+        .where(
+            WebhookEvent.__table__.c.processed_at.is_(None),  # type: ignore[attr-defined]
+            WebhookEvent.__table__.c.authenticated.is_(True),  # type: ignore[attr-defined]
+            WebhookEvent.__table__.c.received_at < received_before,  # type: ignore[attr-defined]
+        )
+        .order_by(WebhookEvent.__table__.c.id)  # type: ignore[attr-defined]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(query))

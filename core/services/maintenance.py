@@ -6,8 +6,12 @@
   not fulfilled after ``KEYSHOP_ATTENTION_AFTER_MINUTES`` with nothing on its way goes to
   ``needs_attention`` — so a paid order always ends fulfilled or in front of an operator
   within a bounded time (invariant 2), even if its worker died.
+  Authenticated webhooks left unprocessed (their hand-over to the queue was lost, or
+  their worker died) are queued again (:func:`core.services.webhooks.requeue_unprocessed`).
 - :func:`expire_unpaid_orders`: ``pending_payment`` orders older than
-  ``KEYSHOP_UNPAID_ORDER_MINUTES`` are cancelled.
+  ``KEYSHOP_UNPAID_ORDER_MINUTES`` are cancelled — never one with a payment record
+  (``payment_reference``) or an authenticated payment webhook naming it that is not yet
+  acted on: reconciliation acts on that first.
 - :func:`low_stock_alerts` and :func:`balance_alerts` (with a forecast: warn when the
   balance covers less than ``KEYSHOP_BALANCE_WARN_HOURS`` of the last day's spend, or is
   below ``KEYSHOP_BALANCE_FLOOR_MINOR``).
@@ -29,6 +33,7 @@ from core.db import session_scope
 from core.errors import ConcurrentUpdate, InvalidTransition
 from core.models import Order, OrderLine, OrderStatus, ProviderPurchase, PurchaseStatus, utcnow
 from core.providers.base import ProviderClient, ProviderError
+from core.services import webhooks
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import low_stock_products
@@ -44,6 +49,7 @@ SYSTEM = Actor.system("scheduler")
 class ReconcileReport:
     requeued: list[int] = field(default_factory=list)
     to_attention: list[int] = field(default_factory=list)
+    webhooks: list[int] = field(default_factory=list)  # unprocessed webhooks queued again
 
 
 def reconcile(*, now: datetime | None = None) -> ReconcileReport:
@@ -52,6 +58,8 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
     stale = now - timedelta(seconds=settings.reconcile_after_seconds)
     overdue = now - timedelta(minutes=settings.attention_after_minutes)
     report = ReconcileReport()
+    with session_scope() as session:
+        report.webhooks = webhooks.requeue_unprocessed(session=session, now=now)
     with session_scope() as session:
         paid = session.exec(
             select(Order)
@@ -114,8 +122,13 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
             report.requeued.append(order_id)
         for order_id in report.requeued:
             jobs.enqueue_after_commit(session, "fulfil_order", order_id)
-    if report.requeued or report.to_attention:
-        log.info("reconcile: requeued %s, needs attention %s", report.requeued, report.to_attention)
+    if report.requeued or report.to_attention or report.webhooks:
+        log.info(
+            "reconcile: requeued %s, needs attention %s, webhooks queued again %s",
+            report.requeued,
+            report.to_attention,
+            report.webhooks,
+        )
     return report
 
 
@@ -124,12 +137,18 @@ def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
     cutoff = (now or utcnow()) - timedelta(minutes=settings.unpaid_order_minutes)
     expired = []
     with session_scope() as session:
-        ids = session.exec(
-            select(Order.id)
-            .where(Order.status == S.PENDING_PAYMENT, col(Order.created_at) < cutoff)
+        waiting_payments = webhooks.unprocessed_payment_subjects(session=session)
+        rows = session.exec(
+            select(Order.id, Order.number)
+            .where(
+                Order.status == S.PENDING_PAYMENT,
+                col(Order.created_at) < cutoff,
+                col(Order.payment_reference).is_(None),
+            )
             .order_by(col(Order.id))
             .limit(1000)
         ).all()
+        ids = [order_id for order_id, number in rows if number not in waiting_payments]
         for order_id in ids:
             assert order_id is not None
             try:

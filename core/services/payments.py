@@ -33,6 +33,7 @@ from core import jobs
 from core.config import get_settings
 from core.errors import DomainError, InvalidInput, NotFound
 from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, WebhookEvent, row_id
+from core.services import locking
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import revoke_key
@@ -77,7 +78,26 @@ def authenticate_stripe(headers: Mapping[str, str], body: bytes) -> Verified:
         raise WebhookRejected("Stripe signature does not verify", 401) from None
     if not isinstance(payload.get("id"), str) or not isinstance(payload.get("type"), str):
         raise WebhookRejected("body is not a Stripe event", 400)
-    return Verified(event_id=payload["id"], event_type=payload["type"], payload=payload)
+    return Verified(
+        event_id=payload["id"],
+        event_type=payload["type"],
+        payload=payload,
+        subject=_order_number_named(payload),
+    )
+
+
+def _order_number_named(payload: dict[str, Any]) -> str | None:
+    """The order number a Stripe event names, if any (kept on the stored row so expiry
+    can see a payment waiting to be acted on)."""
+    data = payload.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        return None
+    metadata = obj.get("metadata")
+    number = obj.get("client_reference_id") or (
+        metadata.get("order_number") if isinstance(metadata, dict) else None
+    )
+    return number if isinstance(number, str) and number else None
 
 
 # -- acting on events ---------------------------------------------------------------------
@@ -108,7 +128,12 @@ def mark_paid(
     provider: str = "stripe",
 ) -> str:
     """Record a confirmed payment. Idempotent: an order already past payment is left as it
-    is. Queues fulfilment after the commit. Runs in the caller's transaction."""
+    is. Queues fulfilment after the commit. Runs in the caller's transaction.
+
+    The payment must prove what was paid: ``amount_minor`` an integer and ``currency`` a
+    code, equal to the order's total and currency. Anything else — a missing, null or
+    non-numeric amount included — records the payment but sends the order to
+    ``needs_attention`` with the reason, never on to fulfilment."""
     if order.status != S.PENDING_PAYMENT:
         if order.status == S.CANCELLED:
             raise_alert(
@@ -131,13 +156,25 @@ def mark_paid(
         reason=f"payment {reference}",
         expected_from=S.PENDING_PAYMENT,
     )
-    if amount_minor is not None and (
-        amount_minor != order.total_minor or (currency or "").upper() != order.currency
-    ):
+    proven = (
+        isinstance(amount_minor, int)
+        and not isinstance(amount_minor, bool)
+        and isinstance(currency, str)
+        and bool(currency)
+    )
+    reason = None
+    if not proven:
+        reason = (
+            f"the {provider} payment {reference} did not state the amount and currency paid "
+            f"(amount {amount_minor!r}, currency {currency!r}); the order totals "
+            f"{order.total_minor} {order.currency}: check the payment before delivering"
+        )
+    elif amount_minor != order.total_minor or str(currency).upper() != order.currency:
         reason = (
             f"paid {amount_minor} {str(currency).upper()} but the order totals "
             f"{order.total_minor} {order.currency}; check the payment before delivering"
         )
+    if reason is not None:
         transition_order(
             session=session,
             order_id=row_id(order.id),
@@ -158,16 +195,16 @@ def take_back_keys(*, session: Session, order: Order, actor: Actor, reason: str)
     our own stock go back to stock), revealed keys are flagged. Runs in the caller's
     transaction."""
     counts = {"to_stock": 0, "revoked": 0, "flagged": 0}
-    keys = session.exec(
-        select(Key)
-        .join(OrderLine, col(Key.order_line_id) == OrderLine.id)
-        .where(
-            OrderLine.order_id == order.id,
-            col(Key.status).in_([KeyStatus.RESERVED, KeyStatus.DELIVERED]),
-        )
-        .order_by(col(Key.id))
+    held = (KeyStatus.RESERVED, KeyStatus.DELIVERED)
+    lines = set(session.exec(select(OrderLine.id).where(OrderLine.order_id == order.id)).all())
+    ids = session.exec(
+        select(Key.id).where(col(Key.order_line_id).in_(lines), col(Key.status).in_(held))
     ).all()
-    for key in keys:
+    # Decide on locked, fresh rows (primary-key order): a reveal committing meanwhile is
+    # waited for and then seen, never half-seen (which used to roll the refund back).
+    for key in locking.lock_keys(session, [k for k in ids if k is not None]):
+        if key.order_line_id not in lines or key.status not in held:
+            continue  # moved on while we waited for its lock
         if key.revealed_at is not None:
             key.status_note = f"revealed before {reason}"[:500]
             session.add(key)

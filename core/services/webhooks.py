@@ -8,24 +8,37 @@ payments call, so both take the same path):
    in the shop (the attempt is logged under a synthetic id that can never occupy a real
    event id, so a forger cannot squat one);
 3. the raw body is stored as a :class:`WebhookEvent`, unique per (source, event id): a
-   redelivery finds the row already there and is answered 200 without acting again;
+   redelivery finds the row already there and is answered 200 without acting again —
+   unless the first copy was never acted on, in which case it is queued again;
 4. processing is queued (``process_webhook``) after the commit.
+
+The stored, authenticated row is the source of truth (an outbox): if handing it to the
+queue fails, or the worker dies while acting on it, ``processed_at`` stays NULL and
+:func:`requeue_unprocessed` (run by reconciliation) queues it again after
+``KEYSHOP_WEBHOOK_RETRY_SECONDS``, backing off, with an alert once it keeps failing.
 
 :func:`process_webhook` claims the event with a compare-and-set on ``processed_at`` in
 the same transaction as its effect, so however often it runs, the effect happens once
 (invariant 4).
+
+A delivery that fails authentication keeps only the first KiB of its body with the
+whole body's size and SHA-256 (forgers cannot fill the database), is counted per source
+(:func:`rejection_counts`) and purged after ``KEYSHOP_REJECTED_WEBHOOK_DAYS``
+(:func:`purge_rejected_webhooks`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -34,9 +47,18 @@ from core import jobs
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, NotFound
-from core.models import WebhookEvent, utcnow
+from core.models import WebhookEvent, row_id, utcnow
+from core.services import locking
+from core.services.alerts import raise_alert
 
 log = logging.getLogger(__name__)
+
+#: How much of a rejected delivery's body is kept (with its size and digest).
+REJECTED_PREFIX_BYTES = 1024
+#: Redeliveries by reconciliation after which an operator is alerted (it goes on trying).
+ALERT_AFTER_REDELIVERIES = 5
+#: The longest wait between two redeliveries of the same row.
+MAX_REDELIVERY_BACKOFF = timedelta(hours=1)
 
 
 class WebhookRejected(DomainError):
@@ -57,6 +79,8 @@ class Verified:
     event_id: str
     event_type: str
     payload: dict[str, Any]
+    #: Our order number when the event is about one (payment events), else None.
+    subject: str | None = None
 
 
 #: source → authenticate(headers, raw body) → Verified; raises WebhookRejected.
@@ -92,6 +116,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise WebhookRejected("body is not JSON", 400) from None
+    except RecursionError:  # "[" * 100_000: nested deeper than any real event
+        raise WebhookRejected("body is nested too deeply", 400) from None
     if not isinstance(payload, dict):
         raise WebhookRejected("body is not a JSON object", 400)
     return payload
@@ -125,25 +151,41 @@ def receive_webhook(
         if exc.http_status == 401:
             _log_forgery(source, lowered, body, remote_addr, exc.message)
         raise
+    event_id = verified.event_id[:255]
     with session_scope() as session:
         new_id = _insert_ignoring_duplicate(
             session,
             {
                 "source": source,
-                "event_id": verified.event_id[:255],
+                "event_id": event_id,
                 "event_type": verified.event_type[:80],
                 "raw_body": body,
                 "authenticated": True,
                 "remote_addr": remote_addr,
                 "received_at": utcnow(),
+                "subject": verified.subject[:64] if verified.subject else None,
+                "body_size": len(body),
+                "body_sha256": hashlib.sha256(body).hexdigest(),
             },
         )
         if new_id is not None:
             jobs.enqueue_after_commit(session, "process_webhook", new_id)
-    if new_id is None:
-        log.info("webhook %s %s delivered again; already stored", source, verified.event_id)
-        return Receipt(status=200, webhook_id=None, duplicate=True)
-    return Receipt(status=200, webhook_id=new_id, duplicate=False)
+            return Receipt(status=200, webhook_id=new_id, duplicate=False)
+        # Delivered again. If the first copy was never acted on (its hand-over to the
+        # queue was lost, or its worker died), this delivery queues it again.
+        stored = session.execute(
+            select(WebhookEvent.id, WebhookEvent.processed_at).where(
+                WebhookEvent.source == source, WebhookEvent.event_id == event_id
+            )
+        ).first()
+        if stored is not None and stored[1] is None:
+            jobs.enqueue_after_commit(session, "process_webhook", stored[0])
+            log.info(
+                "webhook %s %s delivered again before it was acted on: queued", source, event_id
+            )
+            return Receipt(status=200, webhook_id=stored[0], duplicate=True)
+    log.info("webhook %s %s delivered again; already acted on", source, event_id)
+    return Receipt(status=200, webhook_id=None, duplicate=True)
 
 
 def _log_forgery(
@@ -158,7 +200,9 @@ def _log_forgery(
                 source=source,
                 event_id=f"unauthenticated:{uuid.uuid4()}",
                 event_type=str(headers.get("x-event-name", ""))[:80],
-                raw_body=body[:65536],
+                raw_body=body[:REJECTED_PREFIX_BYTES],
+                body_size=len(body),
+                body_sha256=hashlib.sha256(body).hexdigest(),
                 authenticated=False,
                 remote_addr=remote_addr,
                 processed_at=utcnow(),
@@ -216,6 +260,76 @@ def replay_webhook(*, webhook_id: int) -> None:
             .execution_options(synchronize_session=False)
         )
         jobs.enqueue_after_commit(session, "process_webhook", webhook_id)
+
+
+def requeue_unprocessed(*, session: Session, now: datetime) -> list[int]:
+    """Queue again (after the caller's commit) every authenticated webhook left
+    unprocessed for longer than ``KEYSHOP_WEBHOOK_RETRY_SECONDS``, doubling the wait after
+    each redelivery (at most an hour); raise an alert once a row was redelivered
+    ``ALERT_AFTER_REDELIVERIES`` times. Rows a worker is acting on right now are locked
+    and passed over. Returns the ids queued. Runs in the caller's transaction."""
+    retry = timedelta(seconds=get_settings().webhook_retry_seconds)
+    queued = []
+    for event in locking.lock_unprocessed_webhooks(session, received_before=now - retry):
+        wait = min(retry * 2**event.redeliveries, MAX_REDELIVERY_BACKOFF)
+        if event.received_at > now - wait:
+            continue
+        event.redeliveries += 1
+        session.add(event)
+        jobs.enqueue_after_commit(session, "process_webhook", event.id)
+        queued.append(row_id(event.id))
+        if event.redeliveries >= ALERT_AFTER_REDELIVERIES:
+            raise_alert(
+                session=session,
+                kind="needs_attention",
+                subject=f"webhook:{event.id}",
+                severity="error",
+                message=(
+                    f"webhook {event.id} from {event.source} ({event.event_type or 'no type'}) "
+                    f"received {event.received_at:%Y-%m-%d %H:%M} UTC is still not processed "
+                    f"after {event.redeliveries} attempts; check the worker log and replay it"
+                ),
+            )
+    session.flush()
+    return queued
+
+
+def unprocessed_payment_subjects(*, session: Session) -> set[str]:
+    """Order numbers named by authenticated webhooks not yet acted on: a payment may be
+    waiting there, so such an order must not be expired."""
+    rows = session.execute(
+        select(WebhookEvent.subject).where(
+            col(WebhookEvent.processed_at).is_(None),
+            col(WebhookEvent.authenticated).is_(True),
+            col(WebhookEvent.subject).is_not(None),
+        )
+    ).all()
+    return {str(r[0]) for r in rows}
+
+
+def rejection_counts(*, session: Session, since: datetime) -> dict[str, int]:
+    """Deliveries that failed authentication since ``since``, by source."""
+    rows = session.execute(
+        select(WebhookEvent.source, func.count())
+        .where(col(WebhookEvent.authenticated).is_(False), col(WebhookEvent.received_at) >= since)
+        .group_by(WebhookEvent.source)
+    ).all()
+    return {str(source): int(count) for source, count in rows}
+
+
+def purge_rejected_webhooks(*, now: datetime | None = None) -> int:
+    """Delete rejected deliveries older than ``KEYSHOP_REJECTED_WEBHOOK_DAYS``. Returns
+    how many. Owns its transaction."""
+    cutoff = (now or utcnow()) - timedelta(days=get_settings().rejected_webhook_days)
+    with session_scope() as session:
+        result = session.execute(
+            delete(WebhookEvent)
+            .where(
+                col(WebhookEvent.authenticated).is_(False), col(WebhookEvent.received_at) < cutoff
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def recent_webhooks(

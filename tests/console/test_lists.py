@@ -105,6 +105,22 @@ def test_replay_a_webhook(session, console_app, queued_jobs):
     assert ("process_webhook", (hook.id,), {}) in queued_jobs
 
 
+def test_the_webhooks_screen_counts_rejected_deliveries_per_source(session, console_app):
+    import pytest
+
+    from core.services.webhooks import WebhookRejected, receive_webhook
+
+    for source in ("stripe", "stripe", "kinguin"):
+        with pytest.raises(WebhookRejected):
+            receive_webhook(source=source, headers={"Stripe-Signature": "t=1,v1=0"}, body=b"{}")
+
+    async def scenario(pilot):
+        await show(pilot, "7")
+        assert "rejected in 24 h: kinguin 1, stripe 2" in pilot.app.screen.sub_title
+
+    run(console_app, scenario)
+
+
 def test_outbox_lists_the_mails(test_settings, console_app):
     message = EmailMessage()
     message["To"] = "buyer@example.com"

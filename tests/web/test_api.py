@@ -105,6 +105,17 @@ def test_malformed_and_oversized_bodies_are_400(api, session, body, status):
     assert fresh(session).exec(select(WebhookEvent)).all() == []
 
 
+@pytest.mark.parametrize("source", ["stripe", "kinguin", "codeswholesale"])
+def test_deeply_nested_json_is_400_on_every_webhook(api, session, source):
+    body = b"[" * 100_000 + b"]" * 100_000
+    answer = api.post(f"/api/webhooks/{source}", content=body, headers={
+        "Stripe-Signature": sign_stripe_payload(body, webhook_secret()),
+        "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET, "X-Event-Name": "order.status"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["message"] == "body is nested too deeply"
+    assert fresh(session).exec(select(WebhookEvent)).all() == []
+
+
 def test_unknown_source_is_404(api):
     assert api.post("/api/webhooks/paypal", content=b"{}").status_code == 404
 

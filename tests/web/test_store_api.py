@@ -183,6 +183,15 @@ def test_bad_checkouts_are_refused_and_write_nothing(api, session, catalogue, bo
     assert counts(session) == before
 
 
+def test_a_deeply_nested_checkout_body_is_400_and_writes_nothing(api, session, catalogue):
+    before = counts(session)
+    body = b"[" * 30_000 + b"]" * 30_000  # under the 64 KiB limit, far over any nesting
+    answer = api.post("/api/store/checkout", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {"code": "bad_request", "message": "the body is not valid JSON"}
+    assert counts(session) == before
+
+
 # -- orders -----------------------------------------------------------------------------
 
 

@@ -219,7 +219,7 @@ async def _json_body(request: Request) -> Any:
             raise BadRequest("the body is too large", status=413, code="payload_too_large")
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[" * 100_000
         raise BadRequest("the body is not valid JSON") from None
 
 

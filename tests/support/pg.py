@@ -1,0 +1,32 @@
+"""PostgreSQL helpers for deterministic race tests: wait for a lock wait, never sleep as proof."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+
+def wait_for_lock_wait(
+    engine: Engine, *, gave_up: Callable[[], bool] = lambda: False, timeout: float = 15.0
+) -> None:
+    """Until some other backend of this database waits for a row or table lock (it has
+    reached the lock the test holds), or ``gave_up()`` says the competitor finished."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            if gave_up():
+                raise AssertionError("the competitor finished without waiting for the lock")
+            time.sleep(0.01)
+    raise AssertionError("no transaction ever waited for the lock")
