@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.money import format_money
+
 
 def money(minor: int, currency: str) -> str:
-    return f"{minor / 100:,.2f} {currency}"
+    """``1999, "EUR"`` → ``19.99 EUR`` (operator screens always show the code)."""
+    return format_money(minor, currency, style="code")
 
 
 def when(at: datetime | None) -> str:

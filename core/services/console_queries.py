@@ -45,6 +45,7 @@ from core.models import (
     row_id,
     utcnow,
 )
+from core.money import format_money
 from core.providers.base import ProviderClient
 from core.services.inventory import LowStock, stock_counts
 from core.services.orders import order_events, order_lines
@@ -242,7 +243,7 @@ def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
             .order_by(col(ProviderPurchase.id))
         ):
             cost = (
-                f" at {p.unit_cost_minor / 100:.2f} {p.currency}"
+                f" at {format_money(p.unit_cost_minor, p.currency or '', style='code')}"
                 if p.unit_cost_minor is not None
                 else ""
             )

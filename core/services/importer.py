@@ -96,6 +96,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import col
 
+from core import money
 from core.config import get_settings
 from core.crypto import KeyVault, get_vault
 from core.db import get_engine, session_scope
@@ -125,12 +126,6 @@ COST_MAX_MINOR = 10**15
 # these has no code in it.
 _SEPARATORS = " \t-\u00a0\u2010\u2011\u2012\u2013\u2014"
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
-# ISO 4217 currencies whose minor unit is not 1/100; every other code has two decimals.
-_MINOR_EXPONENT = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"), 0),
-    **dict.fromkeys(("RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-}
 
 T = TypeVar("T")
 ProgressCallback = Callable[[int, int | None], None]
@@ -459,7 +454,7 @@ def _csv_fields(
 
 
 def _minor_units(cost: Decimal, currency: str) -> int | None:
-    scaled = cost.scaleb(_MINOR_EXPONENT.get(currency, 2))
+    scaled = cost.scaleb(money.exponent(currency))
     if scaled != scaled.to_integral_value() or scaled >= COST_MAX_MINOR:
         return None
     return int(scaled)

@@ -32,6 +32,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import ConcurrentUpdate, InvalidTransition
 from core.models import Order, OrderLine, OrderStatus, ProviderPurchase, PurchaseStatus, utcnow
+from core.money import format_money
 from core.providers.base import ProviderClient, ProviderError
 from core.services import webhooks
 from core.services.alerts import raise_alert
@@ -231,11 +232,12 @@ def balance_alerts(
             continue
         hours_left = balance.amount_minor / per_hour if per_hour > 0 else None
         alert = None
+        shown = format_money(balance.amount_minor, balance.currency, style="code")
         if balance.amount_minor < settings.balance_floor_minor:
-            alert = f"{name} balance {balance.amount_minor / 100:.2f} {balance.currency} is below the floor"
+            alert = f"{name} balance {shown} is below the floor"
         elif hours_left is not None and hours_left < settings.balance_warn_hours:
             alert = (
-                f"{name} balance {balance.amount_minor / 100:.2f} {balance.currency} covers about "
+                f"{name} balance {shown} covers about "
                 f"{hours_left:.1f} hours at the last day's spend"
             )
         if alert:

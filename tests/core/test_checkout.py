@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
-from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 from sqlalchemy import func
@@ -29,6 +24,7 @@ from core.services.payments import NoTestPayments
 from core.services.portal import OrderNotFound, open_order, token_opens
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_keys, make_product
+from tests.support.stripe import FakeStripe
 
 
 def count(session, model) -> int:
@@ -205,54 +201,6 @@ def test_too_many_lines_and_unknown_customer_are_refused(session, shop):
 
 
 # -- Stripe -----------------------------------------------------------------------------
-
-
-class FakeStripe:
-    """A real HTTP server on loopback answering Stripe's ``POST /v1/checkout/sessions``
-    the way Stripe does (form-encoded request, JSON reply), recording what it was sent.
-    ``fail_with`` makes it answer a Stripe error instead."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.fail_with: int | None = None
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                fake.requests.append(
-                    {
-                        "path": self.path,
-                        "authorization": self.headers.get("Authorization"),
-                        "idempotency_key": self.headers.get("Idempotency-Key"),
-                        "form": dict(parse_qsl(body)),
-                    }
-                )
-                if fake.fail_with:
-                    reply = {
-                        "error": {"type": "api_error", "message": "Stripe is having a bad day"}
-                    }
-                    status = fake.fail_with
-                else:
-                    reply = {
-                        "id": "cs_test_123",
-                        "object": "checkout.session",
-                        "url": "https://checkout.stripe.com/c/pay/cs_test_123",
-                    }
-                    status = 200
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -10,6 +9,8 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from core.db import session_scope
+from core.errors import InvalidInput
+from core.money import DEFAULT_CURRENCY, parse_amount
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money, product_card
 
@@ -25,14 +26,11 @@ ANY = "any"  # select value for "no filter" (Radix selects need a non-empty valu
 
 
 def _price_minor(text: str) -> int | None:
-    """``"19.99"`` → 1999; empty → None; anything else raises ValueError."""
-    text = (text or "").strip().replace(",", ".")
-    if not text:
+    """``"19.99"`` → 1999 (in the shop's currency); empty → None; anything else raises
+    InvalidInput (``core.money.parse_amount``: exact, no floats)."""
+    if not (text or "").strip():
         return None
-    number = float(text) * 100
-    if not math.isfinite(number) or number < 0 or number > 10**9:  # inf would overflow round()
-        raise ValueError(text)
-    return round(number)
+    return parse_amount(text, DEFAULT_CURRENCY, field="price")
 
 
 HOME_CACHE_SECONDS = 15.0
@@ -141,7 +139,7 @@ class CatalogueState(ShopState):
 
         try:
             low, high = _price_minor(self.min_price), _price_minor(self.max_price)
-        except ValueError:
+        except InvalidInput:
             self.error = "Prices are amounts like 9.99."
             return
         filters = {

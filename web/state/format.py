@@ -10,19 +10,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from core.money import format_money as money  # ``1999, "EUR"`` → ``€19.99``
 from core.services.catalogue import ProductHit
 
-CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£"}
-
-
-def money(minor: int | None, currency: str) -> str:
-    """``1999, "EUR"`` → ``€19.99``; unknown currencies get their code after the amount."""
-    if minor is None:
-        return ""
-    sign = "-" if minor < 0 else ""
-    amount = f"{abs(minor) / 100:,.2f}"
-    symbol = CURRENCY_SIGNS.get(currency.upper())
-    return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {currency.upper()}"
+__all__ = ["day", "money", "product_card"]
 
 
 def day(value: date | datetime | None) -> str:
