@@ -19,11 +19,10 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from core.errors import DomainError
+from core.services.orders import MAX_LINES
+from core.services.orders import MAX_QUANTITY_PER_LINE as MAX_QTY
 
 T = TypeVar("T")
-
-MAX_LINES = 20
-MAX_QTY = 10
 SESSION_COOKIE_DAYS = 30
 
 
