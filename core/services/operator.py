@@ -42,7 +42,7 @@ from core.services.fulfilment import (
 )
 from core.services.inventory import claim_keys, deliver_lines, mark_faulty, revoke_key
 from core.services.orders import transition_order
-from core.services.payments import send_test_event, take_back_keys
+from core.services.payments import send_test_event, stripe_client, take_back_keys
 
 S = OrderStatus
 
@@ -172,11 +172,9 @@ def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
         send_test_event(order_number=number, kind="charge.refunded")
         return f"refund of {number} sent through the test payments"
     try:
-        refund = stripe.Refund.create(
-            payment_intent=reference,
-            api_key=settings.stripe_secret_key,
-            idempotency_key=f"keyshop-refund-{number}",
-            metadata={"order_number": number},
+        refund = stripe_client().v1.refunds.create(
+            params={"payment_intent": reference, "metadata": {"order_number": number}},
+            options={"idempotency_key": f"keyshop-refund-{number}"},
         )
     except stripe.StripeError as exc:
         raise DomainError(

@@ -100,6 +100,21 @@ def _order_number_named(payload: dict[str, Any]) -> str | None:
     return number if isinstance(number, str) and number else None
 
 
+# -- calling Stripe --------------------------------------------------------------------------
+
+
+def stripe_client() -> stripe.StripeClient:
+    """A Stripe client from the settings: ``STRIPE_SECRET_KEY``, and ``STRIPE_API_BASE``
+    when set (stripe-mock or a test server), one network retry. Every call to Stripe's API
+    goes through it."""
+    settings = get_settings()
+    return stripe.StripeClient(
+        settings.stripe_secret_key or "",
+        base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else {},
+        max_network_retries=1,
+    )
+
+
 # -- acting on events ---------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""A real HTTP server on loopback answering like Stripe's API, for checkout tests."""
+"""A real HTTP server on loopback answering like Stripe's API (Checkout sessions and
+refunds), for checkout and refund tests."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class FakeStripe:
                         "error": {"type": "api_error", "message": "Stripe is having a bad day"}
                     }
                     status = fake.fail_with
+                elif self.path == "/v1/refunds":
+                    reply = {"id": "re_test_123", "object": "refund", "status": "succeeded"}
+                    status = 200
                 else:
                     reply = {
                         "id": "cs_test_123",
