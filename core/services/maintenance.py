@@ -7,7 +7,9 @@
   ``needs_attention`` — so a paid order always ends fulfilled or in front of an operator
   within a bounded time (invariant 2), even if its worker died.
 - :func:`expire_unpaid_orders`: ``pending_payment`` orders older than
-  ``KEYSHOP_UNPAID_ORDER_MINUTES`` are cancelled.
+  ``KEYSHOP_UNPAID_ORDER_MINUTES`` are cancelled; the cancellation gives back the keys
+  and partner units their checkout reserved (``orders.transition_order``), so this
+  setting is the reservation's lifetime.
 - :func:`low_stock_alerts` and :func:`balance_alerts` (with a forecast: warn when the
   balance covers less than ``KEYSHOP_BALANCE_WARN_HOURS`` of the last day's spend, or is
   below ``KEYSHOP_BALANCE_FLOOR_MINOR``).
