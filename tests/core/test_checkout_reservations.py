@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, update
+from sqlalchemy import func, text, update
 from sqlmodel import select
 
 from core.db import session_scope
@@ -48,7 +49,7 @@ from core.services.orders import get_order_by_number, transition_order
 from core.services.storefront import product_detail
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_keys, make_product
-from tests.race_condition import race_condition
+from tests.race_condition import Competitor, race_condition
 
 
 def pay_and_fulfil(queued_jobs: list, results: list) -> None:
@@ -318,3 +319,44 @@ def test_when_the_cancel_fails_too_expiry_releases_later(session, monkeypatch, t
     expire_unpaid_orders(now=utcnow() + timedelta(minutes=test_settings.unpaid_order_minutes + 1))
     assert [o.status for o in fresh(session).exec(select(Order))] == ["cancelled"]
     assert key_statuses(session, product) == {"available": 1}
+
+
+@pytest.mark.postgres_only
+def test_a_checkout_waits_for_the_one_counting_the_same_partner_units(session, engine):
+    """Deterministic: checkout A has locked the offers and not yet written its hold when
+    checkout B for the same product reaches them. B must wait (seen in pg_stat_activity)
+    and then see A's hold: the last unit goes to A only."""
+    product = make_product(session, title="Partner Only", region="EU")
+    partner_offer(session, product, stock=1)
+    b = Competitor(lambda: place_order(email="b@example.com", lines=[CartLine(product.slug, 1)]))
+
+    def b_reaches_the_offers(*args, **kwargs):
+        b.start()
+        _wait_for_offer_lock_wait(engine, b)
+
+    with race_condition("core.services.locking.lock_offers", after=b_reaches_the_offers):
+        a = place_order(email="a@example.com", lines=[CartLine(product.slug, 1)])
+    assert b.join(10)
+    assert isinstance(b.error, CartRejected), b.error
+    assert b.error.problems == ["Partner Only (Steam, EU) is out of stock."]
+    s = fresh(session)
+    assert [o.number for o in s.exec(select(Order))] == [a.number]
+    assert s.exec(select(OfferHold.quantity)).all() == [1]
+
+
+def _wait_for_offer_lock_wait(engine, competitor) -> None:
+    """Until a backend waits for a lock on a query locking provider offers."""
+    deadline = time.monotonic() + 10
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline and not competitor.finished.is_set():
+            waiting = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND pid <> pg_backend_pid() AND query ILIKE '%FROM provider_offers%FOR UPDATE%'"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the competing checkout never waited for the offers' lock")
