@@ -625,5 +625,10 @@ class Stack:
         assert http is not None
         return http.post(f"{self.api_url}/api/webhooks/stripe", content=body, headers=headers)
 
+    def post_checkout(self, body: dict[str, Any]) -> httpx.Response:
+        """``POST /api/store/checkout`` with a JSON body."""
+        assert self._http is not None
+        return self._http.post(f"{self.api_url}/api/store/checkout", json=body)
+
     def queue_length(self) -> int:
         return int(self.huey.pending_count()) if self.huey is not None else 0

@@ -26,10 +26,16 @@ threads (``--workers WxT``) — and prints ONE JSON line:
   issues them) replayed with bare psycopg by W processes x T threads — no ORM, no queue,
   no e-mail building, no API — against the same kind of database. Whatever this reaches
   on a machine, the whole stack cannot exceed it there.
-* ``flash_sale``: 10,000 paid orders for one product with 5,000 keys in stock, all
-  enqueued at once, providers with ample stock; time until none is ``paid``; checks
-  5,000 keys from stock + 5,000 from providers, no key twice, simulator orders ==
-  provider purchases.
+* ``flash_sale``: two sales at once. (1) Checkouts through the store API
+  (``--flash-checkouts``, 2,000, from ``--flash-checkout-threads``, 32) for a product with
+  ``--flash-checkout-stock`` (500) keys and no provider offer: each answer is counted as
+  accepted (201), refused (422, nothing left to reserve) or an error (anything else);
+  every accepted order is paid with a signed Stripe webhook. (2) 10,000 paid orders for
+  another product with 5,000 keys in stock, all enqueued at once, providers with ample
+  stock. Time until no order is ``paid`` or ``pending_payment``; checks accepted
+  checkouts <= keys, no checkout error, 0 paid orders left without keys, 5,000 keys
+  from stock + 5,000 from providers, no key twice, simulator orders == provider
+  purchases.
 
 Before each measurement the 1-minute load average must be ≤ ``--max-load`` (waits in
 steps of ``--wait-step`` seconds up to ``--max-wait``); the JSON records the load at
@@ -68,10 +74,14 @@ GOALS = {
     "provider_latency": ("p99_ms <= 700", lambda r: r["p99_ms"] is not None and r["p99_ms"] <= 700),
     "sql_ceiling": ("orders_per_s >= 500", lambda r: r["orders_per_s"] >= 500),
     "flash_sale": (
+        "checkouts accepted <= keys, no checkout error, 0 paid orders left without keys; "
         "every order fulfilled; 5000 keys from stock + 5000 from providers; no key twice; "
         "simulator orders == provider purchases",
         lambda r: (
-            r["fulfilled"] == r["orders"]
+            r["checkouts_accepted"] <= r["checkout_stock"]
+            and r["checkout_errors"] == 0
+            and r["paid_orders_left_without_keys"] == 0
+            and r["fulfilled"] == r["orders"] + r["checkouts_accepted"]
             and r["from_stock"] == r["stock"]
             and r["from_providers"] == r["orders"] - r["stock"]
             and r["duplicate_keys"] == 0
@@ -597,10 +607,79 @@ def scenario_provider_latency(args: argparse.Namespace) -> dict[str, Any]:
 # -- (d) flash sale --------------------------------------------------------------------------------
 
 
+def flash_checkouts(stack: Stack, slug: str, n: int, threads: int) -> dict[str, Any]:
+    """``n`` checkouts of one key through ``POST /api/store/checkout`` from ``threads``
+    threads; every accepted order is then paid with a signed webhook. Returns the counts
+    (accepted 201, refused 422, errors anything else, with up to three samples)."""
+    from core.db import session_scope
+    from core.services.orders import get_order_by_number
+
+    todo = iter(range(n))
+    lock = threading.Lock()
+    accepted: list[str] = []
+    refused = 0
+    errors: list[str] = []
+
+    def buyer() -> None:
+        nonlocal refused
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            body = {"email": f"flash{i}@example.com", "lines": [{"slug": slug, "quantity": 1}]}
+            try:
+                answer = stack.post_checkout(body)
+            except Exception as exc:  # counted as an error
+                with lock:
+                    errors.append(type(exc).__name__)
+                continue
+            with lock:
+                if answer.status_code == 201:
+                    accepted.append(answer.json()["number"])
+                elif answer.status_code == 422:
+                    refused += 1
+                else:
+                    errors.append(f"{answer.status_code} {answer.text[:200]}")
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(threads):
+            pool.submit(buyer)
+    seconds = time.monotonic() - t0
+    with session_scope(write=False) as session:
+        orders = [get_order_by_number(session=session, number=num) for num in accepted]
+    for order in orders:
+        body, headers = stack.payment_event(order)
+        stack.post_webhook(body, headers)
+    return {
+        "checkouts": n,
+        "checkouts_accepted": len(accepted),
+        "checkouts_refused": refused,
+        "checkout_errors": len(errors),
+        "checkout_error_samples": errors[:3],
+        "checkouts_s": round(seconds, 2),
+    }
+
+
+_LEFT_WITHOUT_KEYS = """
+SELECT count(*) FROM orders o
+ WHERE o.paid_at IS NOT NULL AND o.status NOT IN ('refunded', 'cancelled')
+   AND (SELECT count(*) FROM keys k JOIN order_lines l ON k.order_line_id = l.id
+         WHERE l.order_id = o.id AND k.status = 'delivered')
+       < (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l WHERE l.order_id = o.id)
+"""
+
+
 def scenario_flash_sale(args: argparse.Namespace) -> dict[str, Any]:
     w, t = layout(args.workers)
     n, stock = args.flash_orders, args.flash_stock
     with make_stack(args, w, t) as stack:
+        sale = stack.create_product(title="Flash Checkout Game")
+        stack.add_stock(sale, args.flash_checkout_stock)
+        with stack.connect() as conn:
+            row = conn.execute("SELECT slug FROM products WHERE id = %s", (sale,)).fetchone()
+            sale_slug = row[0]
         product = stack.create_product()
         stack.add_stock(product, stock)
         for provider in ("codeswholesale", "kinguin"):
@@ -614,6 +693,9 @@ def scenario_flash_sale(args: argparse.Namespace) -> dict[str, Any]:
         report = base_report("flash_sale", stack, quiet, args)
         spy = PySpy(args.py_spy)
         t0 = time.monotonic()
+        checkouts = flash_checkouts(
+            stack, sale_slug, args.flash_checkouts, args.flash_checkout_threads
+        )
         stack.enqueue_fulfilment(ids)
         enqueued_s = time.monotonic() - t0
         spy.start(stack, 30, "flash")
@@ -622,8 +704,10 @@ def scenario_flash_sale(args: argparse.Namespace) -> dict[str, Any]:
             stock_done_s = None
             while time.monotonic() < deadline:
                 row = conn.execute(
-                    "SELECT count(*) FILTER (WHERE status = 'paid'), "
-                    "(SELECT count(*) FROM keys WHERE status = 'available') FROM orders"
+                    "SELECT count(*) FILTER (WHERE status IN ('paid', 'pending_payment')), "
+                    "(SELECT count(*) FROM keys WHERE status = 'available' AND product_id = %s) "
+                    "FROM orders",
+                    (product,),
                 ).fetchone()
                 if stock_done_s is None and row[1] == 0:
                     stock_done_s = time.monotonic() - t0
@@ -635,8 +719,11 @@ def scenario_flash_sale(args: argparse.Namespace) -> dict[str, Any]:
             counts = count_status(conn)
             checks = verify_keys(conn)
             q = conn.execute
+            left_without_keys = q(_LEFT_WITHOUT_KEYS).fetchone()[0]
             from_stock = q(
-                "SELECT count(*) FROM keys WHERE status = 'delivered' AND provider_purchase_id IS NULL"
+                "SELECT count(*) FROM keys WHERE status = 'delivered' "
+                "AND provider_purchase_id IS NULL AND product_id = %s",
+                (product,),
             ).fetchone()[0]
             from_prov = q(
                 "SELECT count(*) FROM keys WHERE status = 'delivered' AND provider_purchase_id IS NOT NULL"
@@ -648,12 +735,16 @@ def scenario_flash_sale(args: argparse.Namespace) -> dict[str, Any]:
             )
             n_purchases = q("SELECT count(*) FROM provider_purchases").fetchone()[0]
             keys_in_stock_left = q(
-                "SELECT count(*) FROM keys WHERE status = 'available'"
+                "SELECT count(*) FROM keys WHERE status = 'available' AND product_id = %s",
+                (product,),
             ).fetchone()[0]
         sim = {p: len(stack.sim_orders(p)) for p in ("codeswholesale", "kinguin")}
         fulfilled = counts.get("fulfilled", 0)
         report.update(
             {
+                **checkouts,
+                "checkout_stock": args.flash_checkout_stock,
+                "paid_orders_left_without_keys": int(left_without_keys),
                 "orders": n,
                 "stock": stock,
                 "enqueue_s": round(enqueued_s, 2),
@@ -878,6 +969,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flash-orders", type=int, default=10_000)
     p.add_argument("--flash-stock", type=int, default=5_000)
     p.add_argument("--flash-timeout", type=float, default=600.0)
+    p.add_argument("--flash-checkouts", type=int, default=2_000)
+    p.add_argument("--flash-checkout-stock", type=int, default=500)
+    p.add_argument("--flash-checkout-threads", type=int, default=32)
     p.add_argument("--synchronous-commit", choices=["off", "on", "server"], default="off")
     p.add_argument(
         "--log-level",

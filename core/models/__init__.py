@@ -5,7 +5,7 @@ from core.models.base import UTCDateTime, new_uuid, row_id, utcnow
 from core.models.catalogue import PLATFORMS, REGIONS, Product, ProviderOffer
 from core.models.customers import Customer, CustomerSession, RateLimitCounter
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
-from core.models.orders import Order, OrderEvent, OrderLine, OrderStatus
+from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
 from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.webhooks import WebhookEvent
 
@@ -24,6 +24,7 @@ __all__ = [
     "KeyReport",
     "KeyReportStatus",
     "KeyStatus",
+    "OfferHold",
     "Order",
     "OrderEvent",
     "OrderLine",

@@ -66,6 +66,25 @@ class OrderLine(SQLModel, table=True):
     quantity: int = Field(nullable=False)
 
 
+class OfferHold(SQLModel, table=True):
+    """Units of a provider offer counted for one order line at checkout, because our own
+    stock could not cover the line (core.services.reservations). While the order is
+    ``pending_payment`` or ``paid`` no other checkout counts these units; the row goes
+    when the order is cancelled or when fulfilment opens the purchase it stood for."""
+
+    __tablename__ = "offer_holds"
+
+    order_line_id: int = Field(
+        foreign_key="order_lines.id", primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    order_id: int = Field(foreign_key="orders.id", index=True, nullable=False)
+    offer_id: int = Field(
+        foreign_key="provider_offers.id", ondelete="CASCADE", index=True, nullable=False
+    )
+    quantity: int = Field(nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 class OrderEvent(SQLModel, table=True):
     __tablename__ = "order_events"
 

@@ -1,23 +1,30 @@
 """Checkout: price a cart, place the order, open the payment.
 
-DESIGN §5.1: cart → order ``pending_payment`` with a price snapshot → payment session.
+DESIGN §5.1: cart → order ``pending_payment`` with a price snapshot and a reservation of
+what will serve it → payment session. A checkout nothing can serve is refused.
 
 - :func:`quote_cart` prices a cart for the cart page and reports every problem (unknown
   product, sold out, too many, mixed currencies) as a sentence instead of raising.
 - :func:`place_order` validates the same way, refuses with one :class:`CartRejected`
   (422, every problem listed, nothing written) when anything is wrong, writes the order
-  through :func:`core.services.orders.create_order` and commits it, then opens the
-  payment: a Stripe Checkout session when Stripe is configured (the order number as
-  ``client_reference_id`` and in the metadata, which the Stripe webhook uses to find the
-  order), otherwise the built-in test payment page. Stripe is called after the commit,
-  never inside the transaction; if Stripe refuses, the order is cancelled and the error
-  says so.
+  through :func:`core.services.orders.create_order` and reserves what will serve it
+  (:func:`core.services.reservations.reserve_order`: own keys for as long as the order
+  may stay unpaid, the rest held against a provider offer) in the same transaction — a
+  cart that stock and partners cannot serve, even because another checkout took the
+  last key a moment ago, is refused in the customer's words with nothing written. Then
+  it opens the payment: a Stripe Checkout session when Stripe is configured (the order
+  number as ``client_reference_id`` and in the metadata, which the Stripe webhook uses
+  to find the order), otherwise the built-in test payment page. Stripe is called after
+  the commit, never inside the transaction. All or nothing for the caller: if Stripe
+  refuses, or anything else fails once the order was sent to commit, the order is
+  cancelled (its reservation released) and the error says so.
 - :func:`pay_test_order` is the test payment page's button: it sends the signed,
   Stripe-format event through the same webhook path as Stripe's
   (:func:`core.services.payments.send_test_event`).
 
 "Buyable" is the product page's rule (:mod:`core.services.storefront`): active, and own
-stock plus what the providers can deliver within the margin covers the quantity.
+available keys plus the providers' free units (not held by other orders) within the
+margin cover the quantity.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from sqlmodel import Session
 
 from core.config import get_settings
 from core.db import session_scope
-from core.errors import DomainError, InvalidInput
+from core.errors import DomainError, InvalidInput, NotFound
 from core.models import Customer, OrderEvent, OrderStatus, Product, row_id
 from core.services.audit import Actor, record_audit
 from core.services.catalogue import SLUG_RE, products
@@ -43,6 +50,7 @@ from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE, LineRequest, 
 from core.services.orders import transition_order as _transition
 from core.services.payments import NoTestPayments, send_test_event
 from core.services.portal import OrderNotFound, open_order, order_page_url
+from core.services.reservations import NothingToServe, reserve_order
 from core.services.storefront import availability
 
 log = logging.getLogger(__name__)
@@ -113,6 +121,14 @@ class PaymentUnavailable(DomainError):
     http_status = 502
 
 
+class CheckoutFailed(DomainError):
+    """Something broke while placing the order (the database went away, say). Nothing is
+    charged and no order is left behind for the customer to wonder about."""
+
+    code = "checkout_failed"
+    http_status = 503
+
+
 class OrderNotPayable(DomainError):
     code = "order_not_payable"
     http_status = 409
@@ -171,10 +187,8 @@ def quote_cart(*, session: Session, lines: list[CartLine]) -> Quote:
             problem = f"Choose a quantity of at least 1 for {product.title}."
         elif qty > MAX_QUANTITY_PER_LINE:
             problem = f"At most {MAX_QUANTITY_PER_LINE} of {product.title} per order."
-        elif not stock.can_buy:
-            problem = f"{product.title} ({product.platform}, {product.region}) is out of stock."
-        elif qty > stock.total:
-            problem = f"Only {stock.total} of {product.title} available right now."
+        elif not stock.can_buy or qty > stock.total:
+            problem = _stock_problem(product.title, product.platform, product.region, stock.total)
         if problem:
             problems.append(problem)
         else:
@@ -215,6 +229,27 @@ def _check_shape(lines: Any) -> None:
         raise InvalidInput("lines must be CartLine items", field="lines")
 
 
+def _stock_problem(title: str, platform: str, region: str, available: int) -> str:
+    """The customer's sentence for a product the shop cannot serve in that quantity."""
+    if available <= 0:
+        return f"{title} ({platform}, {region}) is out of stock."
+    return f"Only {available} of {title} available right now."
+
+
+def _shortfall_problems(quote: Quote, exc: NothingToServe) -> list[str]:
+    """NothingToServe (another checkout took the stock between quote and reservation) in
+    the same words as the quote's own stock problems."""
+    by_id = {ln.product_id: ln for ln in quote.lines}
+    problems = []
+    for short in exc.data.get("details", []):
+        line = by_id.get(short["product_id"])
+        if line is not None:
+            problems.append(
+                _stock_problem(line.title, line.platform, line.region, short["available"])
+            )
+    return problems or ["Part of your cart just sold out; please review it and try again."]
+
+
 def place_order(
     *,
     email: str,
@@ -222,13 +257,24 @@ def place_order(
     customer_id: int | None = None,
     ip: str | None = None,
 ) -> CheckoutResult:
-    """Place an order and open its payment. Owns its transaction.
+    """Place an order, reserve what will serve it, and open its payment. Owns its
+    transactions. All or nothing from the caller's point of view: it returns the order
+    (number, access token, payment URL, order page URL), or raises and leaves no order
+    the caller does not know about.
 
     Refuses, writing nothing: a malformed e-mail (InvalidInput), an empty cart, more than
     MAX_LINES products, a quantity outside 1..MAX_QUANTITY_PER_LINE, an unknown or
-    unbuyable product, mixed currencies (CartRejected, every problem listed), an unknown
-    ``customer_id`` (InvalidInput). Returns the order number, its access token, the
-    payment URL and the order page URL."""
+    unbuyable product, mixed currencies, a cart the shop's own keys plus free provider
+    units cannot serve (CartRejected, every problem listed), an unknown ``customer_id``
+    (InvalidInput).
+
+    The order, its reservation (``reservations.reserve_order``: own keys claimed for its
+    lines, the rest held against a provider offer) and the audit event are one
+    transaction. If anything fails once that transaction has been sent to commit (its
+    commit, the payment session, the writes after it), the order is cancelled — which
+    releases its reservation — best effort and logged (the unpaid-order expiry is the
+    backstop), and the caller gets PaymentUnavailable (Stripe refused) or CheckoutFailed.
+    """
     address = normalise_email(email)
     _check_shape(lines)
     actor = (
@@ -236,40 +282,60 @@ def place_order(
         if customer_id is not None
         else Actor(CHECKOUT.type, CHECKOUT.id, ip=ip)
     )
-    with session_scope() as session:
-        if customer_id is not None and (
-            not _is_int(customer_id) or session.get(Customer, customer_id) is None
-        ):
-            raise InvalidInput("unknown customer", field="customer_id")
-        quote = quote_cart(session=session, lines=list(lines))
-        if not quote.ok:
-            raise CartRejected(quote.problems or ["Your cart is empty."])
-        order = create_order(
-            session=session,
-            email=address,
-            lines=[LineRequest(row_id(ln.product_id), ln.quantity) for ln in quote.lines],
-            customer_id=customer_id,
-            actor=actor,
-        )
-        number, total, currency = order.number, order.total_minor, order.currency
-        order_id = row_id(order.id)
-        record_audit(
-            session=session,
-            actor=actor,
-            action="order.place",
-            object_type="order",
-            object_id=number,
-            data={"total_minor": total, "currency": currency, "guest": customer_id is None},
-        )
-    token = order_access_token(number)
-    settings = get_settings()
-    order_url = order_page_url(number, token)
-    if settings.test_payments:
-        payment_url = f"{settings.public_url}/pay/{number}?token={token}"
-    else:
-        payment_url = _stripe_checkout(
-            order_id=order_id, number=number, email=address, quote=quote, order_url=order_url
-        )
+    order_id: int | None = None
+    number = ""
+    committing = False  # from here on the order may exist
+    try:
+        with session_scope() as session:
+            if customer_id is not None and (
+                not _is_int(customer_id) or session.get(Customer, customer_id) is None
+            ):
+                raise InvalidInput("unknown customer", field="customer_id")
+            quote = quote_cart(session=session, lines=list(lines))
+            if not quote.ok:
+                raise CartRejected(quote.problems or ["Your cart is empty."])
+            order = create_order(
+                session=session,
+                email=address,
+                lines=[LineRequest(row_id(ln.product_id), ln.quantity) for ln in quote.lines],
+                customer_id=customer_id,
+                actor=actor,
+            )
+            number, total, currency = order.number, order.total_minor, order.currency
+            order_id = row_id(order.id)
+            try:
+                reserve_order(session=session, order_id=order_id)
+            except NothingToServe as exc:
+                raise CartRejected(_shortfall_problems(quote, exc)) from None
+            record_audit(
+                session=session,
+                actor=actor,
+                action="order.place",
+                object_type="order",
+                object_id=number,
+                data={"total_minor": total, "currency": currency, "guest": customer_id is None},
+            )
+            committing = True
+        token = order_access_token(number)
+        settings = get_settings()
+        order_url = order_page_url(number, token)
+        if settings.test_payments:
+            payment_url = f"{settings.public_url}/pay/{number}?token={token}"
+        else:
+            payment_url = _stripe_checkout(
+                order_id=order_id, number=number, email=address, quote=quote, order_url=order_url
+            )
+    except DomainError as exc:
+        if committing and order_id is not None:
+            _call_off(order_id, number, str(exc.data.get("reason") or exc.code))
+        raise
+    except Exception:
+        log.exception("checkout failed%s", f" after writing order {number}" if committing else "")
+        if committing and order_id is not None:
+            _call_off(order_id, number, "the checkout failed after the order was written")
+        raise CheckoutFailed(
+            "We could not place your order; nothing was charged. Please try again in a moment."
+        ) from None
     return CheckoutResult(
         number=number,
         access_token=token,
@@ -281,12 +347,37 @@ def place_order(
     )
 
 
+def _call_off(order_id: int, number: str, reason: str) -> None:
+    """Cancel an order whose checkout failed after it was written (its reservation goes
+    back with it). Best effort: if the database cannot be reached either, it is logged and
+    the unpaid-order expiry cancels the order later. An order that was never committed is
+    simply not there."""
+    try:
+        with session_scope() as session:
+            _transition(
+                session=session,
+                order_id=order_id,
+                to_status=S.CANCELLED,
+                actor=CHECKOUT,
+                reason=f"checkout did not complete: {reason}",
+                expected_from=S.PENDING_PAYMENT,
+            )
+    except NotFound:
+        pass  # the commit never happened
+    except Exception:
+        log.exception(
+            "could not cancel order %s after its checkout failed; the unpaid-order expiry "
+            "will cancel it and release its reservation",
+            number,
+        )
+
+
 def _stripe_checkout(
     *, order_id: int, number: str, email: str, quote: Quote, order_url: str
 ) -> str:
     """Open a Stripe Checkout session for the committed order and return its URL. On a
-    Stripe error the order is cancelled (nobody can pay it) and PaymentUnavailable
-    raised."""
+    Stripe error PaymentUnavailable is raised (``place_order`` then cancels the order:
+    nobody can pay it)."""
     settings = get_settings()
     try:
         client = stripe.StripeClient(
@@ -319,18 +410,10 @@ def _stripe_checkout(
         )
     except stripe.StripeError as exc:
         log.warning("Stripe refused a checkout session for %s: %s", number, exc.code)
-        with session_scope() as session:
-            _transition(
-                session=session,
-                order_id=order_id,
-                to_status=S.CANCELLED,
-                actor=CHECKOUT,
-                reason=f"Stripe refused the checkout session ({exc.code or 'error'})",
-                expected_from=S.PENDING_PAYMENT,
-            )
         raise PaymentUnavailable(
             "Payments are unavailable right now; nothing was charged. Please try again "
-            "in a few minutes."
+            "in a few minutes.",
+            reason=f"Stripe refused the checkout session ({exc.code or 'error'})",
         ) from None
     with session_scope() as session:
         session.add(
@@ -370,6 +453,7 @@ def pay_test_order(*, number: str, access_token: str) -> None:
 __all__ = [
     "CartLine",
     "CartRejected",
+    "CheckoutFailed",
     "CheckoutResult",
     "OrderNotFound",
     "PaymentUnavailable",

@@ -13,11 +13,15 @@ of workers, at any moment (the Huey task, reconciliation, an operator's retry):
    anything else; if the provider never saw it, it is sent again under the *same*
    reference (the provider de-duplicates on it). ``pending`` purchases (pre-orders, late
    keys) collect whatever keys are out.
-3. **Stock.** Each line claims what it still lacks from stock (one atomic statement) and
-   the claimed keys are delivered in the same transaction.
+3. **Stock.** The keys checkout reserved for the order (``core.services.reservations``)
+   are delivered; each line claims what it still lacks from stock (one atomic statement)
+   and the claimed keys are delivered in the same transaction. The common case — every
+   line reserved at checkout, or all of it in stock — is one transaction
+   (:func:`_fulfil_from_stock_at_once`).
 4. **Providers.** For what is still missing, walk the provider chain
    (``KEYSHOP_PROVIDER_CHAIN``, default CodesWholesale then Kinguin). At each provider
-   take its cheapest mapped offer with enough stock whose cost keeps the minimum margin
+   take its cheapest mapped offer with enough free units (stock minus other orders'
+   checkout holds) whose cost keeps the minimum margin
    (``KEYSHOP_MIN_MARGIN_PERCENT``; offers in another currency than the product's price
    are skipped — there is no exchange-rate guess). A ``requested`` purchase is committed
    *before* the call; the outcome is recorded after it. Transient errors are retried with
@@ -80,6 +84,7 @@ from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import ClaimedKey, claim_for_lines, claim_keys, deliver_lines
 from core.services.orders import transition_order
+from core.services.reservations import choose_offers, drop_line_hold
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +190,9 @@ def fulfil_order(
 
 
 # The fast path's one read: the order (locked; loaded, so transition_order finds it in
-# the session), its lines and whether anything was ever started on them (a key or a
-# purchase on any line hands the order to the general path).
+# the session), its lines, how many keys checkout reserved for each, and whether anything
+# else was ever started on them (a key in another status or a purchase on any line hands
+# the order to the general path).
 _L = OrderLine.__table__  # type: ignore[attr-defined]
 _K = Key.__table__  # type: ignore[attr-defined]
 _PP = ProviderPurchase.__table__  # type: ignore[attr-defined]
@@ -196,8 +202,14 @@ _FAST_PATH_READ = (
         _L.c.id,
         _L.c.product_id,
         _L.c.quantity,
+        sa_select(func.count())
+        .select_from(_K)
+        .where(_K.c.order_line_id == _L.c.id, _K.c.status == KeyStatus.RESERVED.value)
+        .correlate(_L)
+        .scalar_subquery()
+        .label("reserved"),
         (
-            exists().where(_K.c.order_line_id == _L.c.id)
+            exists().where(_K.c.order_line_id == _L.c.id, _K.c.status != KeyStatus.RESERVED.value)
             | exists().where(_PP.c.order_line_id == _L.c.id)
         ).label("started"),
     )
@@ -210,10 +222,10 @@ _FAST_PATH_READ = (
 
 def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult | None:
     """The common case in one transaction: a paid order nobody has started on, whose
-    every line stock can serve. Locks the order row and reads its lines in one
-    statement, claims all lines (product order, all or nothing), delivers, marks the
-    order fulfilled and queues the e-mail. Returns None — having changed nothing —
-    whenever the general path must decide."""
+    every line stock serves — with the keys checkout reserved for it, and a claim (product
+    order, all or nothing) for what was not reserved. Locks the order row and reads its
+    lines in one statement, delivers, marks the order fulfilled and queues the e-mail.
+    Returns None — having changed nothing — whenever the general path must decide."""
     with session_scope() as session:
         rows = session.execute(_FAST_PATH_READ, {"order_id": order_id}).all()
         if not rows:
@@ -222,16 +234,19 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
         lease = order.fulfilment_lease_until
         if order.status != S.PAID or (lease is not None and lease > at):
             return None
-        if rows[0][1] is None or any(row[4] for row in rows):
+        if rows[0][1] is None or any(row[5] for row in rows):
             return None  # no lines, or an earlier attempt started: the general path decides
         ids = [int(row[1]) for row in rows]
-        try:
-            claim_for_lines(
-                session=session,
-                requests=[(int(row[1]), int(row[2]), int(row[3])) for row in rows],
-            )
-        except InsufficientStock:
-            return None  # nothing stays reserved; the general path buys what is missing
+        requests = [
+            (int(row[1]), int(row[2]), int(row[3]) - int(row[4]))
+            for row in rows
+            if int(row[3]) > int(row[4])
+        ]
+        if requests:
+            try:
+                claim_for_lines(session=session, requests=requests)
+            except InsufficientStock:
+                return None  # nothing more stays reserved; the general path buys the rest
         delivered = deliver_lines(session=session, line_ids=ids)
         transition_order(
             session=session,
@@ -423,10 +438,17 @@ def _settle_unknown(
 
 def deliver_missing_from_stock(*, session: Session, order_id: int) -> dict[int, list[ClaimedKey]]:
     """Claim from stock what each line of the order still lacks (as much as there is) and
-    deliver it. Returns the keys delivered, by line. Runs in the caller's transaction and
-    never commits."""
-    delivered: dict[int, list[ClaimedKey]] = {}
-    for need in line_needs(session, order_id):
+    deliver it, with the keys reserved for the order at checkout. Returns the keys
+    claimed now, by line. Runs in the caller's transaction and never commits."""
+    return _claim_and_deliver(session, order_id)[0]
+
+
+def _claim_and_deliver(session: Session, order_id: int) -> tuple[dict[int, list[ClaimedKey]], int]:
+    """:func:`deliver_missing_from_stock`, also returning how many keys were delivered
+    (claimed now or reserved at checkout)."""
+    claimed: dict[int, list[ClaimedKey]] = {}
+    needs = line_needs(session, order_id)
+    for need in needs:
         if need.missing <= 0:
             continue
         keys = claim_keys(
@@ -437,45 +459,17 @@ def deliver_missing_from_stock(*, session: Session, order_id: int) -> dict[int, 
             allow_partial=True,
         )
         if keys:
-            deliver_lines(session=session, line_ids=[need.line_id])
-            delivered[need.line_id] = keys
-    return delivered
+            claimed[need.line_id] = keys
+    delivered = deliver_lines(session=session, line_ids=[n.line_id for n in needs])
+    return claimed, delivered
 
 
 def _deliver_from_stock(order_id: int, result: FulfilmentResult) -> None:
     with session_scope() as session:
-        delivered = deliver_missing_from_stock(session=session, order_id=order_id)
-        result.from_stock += sum(len(keys) for keys in delivered.values())
+        result.from_stock += _claim_and_deliver(session, order_id)[1]
 
 
 # -- 4. providers ----------------------------------------------------------------------------------
-
-
-def choose_offers(
-    session: Session, *, product: Product, quantity: int, settings: Settings
-) -> list[ProviderOffer]:
-    """The offers to try for ``quantity`` units of ``product``, in order: for each provider
-    in the chain, its cheapest mapped offer with enough stock whose cost keeps the minimum
-    margin."""
-    ceiling = product.price_minor * (100 - settings.min_margin_percent) / 100
-    chosen: list[ProviderOffer] = []
-    for provider in settings.providers:
-        offers = session.exec(
-            select(ProviderOffer)
-            .where(
-                ProviderOffer.product_id == product.id,
-                ProviderOffer.provider == provider,
-                col(ProviderOffer.stock) >= quantity,
-                col(ProviderOffer.cost_minor).is_not(None),
-                ProviderOffer.currency == product.currency,
-            )
-            .order_by(col(ProviderOffer.cost_minor), col(ProviderOffer.id))
-        ).all()
-        for offer in offers:
-            if offer.cost_minor is not None and offer.cost_minor <= ceiling:
-                chosen.append(offer)
-                break
-    return chosen
 
 
 def _buy_missing(
@@ -504,7 +498,11 @@ def _buy_missing(
                 offers = [
                     o
                     for o in choose_offers(
-                        session, product=product, quantity=current.missing, settings=settings
+                        session,
+                        product=product,
+                        quantity=current.missing,
+                        settings=settings,
+                        except_order_id=order_id,
                     )
                     if o.id not in tried and o.provider in clients
                 ]
@@ -523,7 +521,8 @@ def _buy_missing(
 
 
 def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quantity: int) -> int:
-    """Record the intent and commit it before the provider is called (invariant 3)."""
+    """Record the intent and commit it before the provider is called (invariant 3). The
+    line's checkout hold on provider units (if any) goes in the same transaction."""
     with session_scope() as session:
         purchase = ProviderPurchase(
             order_line_id=line_id,
@@ -536,6 +535,7 @@ def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quanti
             status=P.REQUESTED,
         )
         session.add(purchase)
+        drop_line_hold(session=session, line_id=line_id)  # the purchase stands for it now
         session.flush()
         return purchase.id  # type: ignore[return-value]
 

@@ -28,10 +28,11 @@ from sqlalchemy import Table, Update, bindparam, func, literal_column, select, u
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
-from core.models import Key, KeyStatus, OrderLine, WebhookEvent
+from core.models import Key, KeyStatus, OrderLine, ProviderOffer, WebhookEvent
 
 KEYS: Table = Key.__table__  # type: ignore[attr-defined]
 ORDER_LINES: Table = OrderLine.__table__  # type: ignore[attr-defined]
+OFFERS: Table = ProviderOffer.__table__  # type: ignore[attr-defined]
 
 AVAILABLE = KeyStatus.AVAILABLE.value
 RESERVED = KeyStatus.RESERVED.value
@@ -147,6 +148,39 @@ def unclaim(session: Session, *, line_id: int, key_ids: Sequence[uuid.UUID]) -> 
         session.connection().execute(
             _UNCLAIM_STATEMENT, [{"b_key": k, "b_line": line_id} for k in key_ids]
         )
+
+
+def unreserve_order_keys(session: Session, *, order_id: int) -> list[int]:
+    """Put every key still ``reserved`` for a line of the order back in stock
+    (``available``, line and ``reserved_at`` cleared) in one statement, and return the
+    products they belong to (one entry per key). Keys already delivered are left alone.
+    The statement locks the rows it changes; on PostgreSQL a row a concurrent
+    transaction changed first is re-checked, so a key is never taken from another line.
+    Never commits."""
+    lines = select(ORDER_LINES.c.id).where(ORDER_LINES.c.order_id == order_id)
+    statement = (
+        update(KEYS)
+        .where(KEYS.c.order_line_id.in_(lines.scalar_subquery()), KEYS.c.status == RESERVED)
+        .values(status=AVAILABLE, order_line_id=None, reserved_at=None)
+        .returning(KEYS.c.product_id)
+    )
+    return [int(row[0]) for row in session.connection().execute(statement)]
+
+
+def lock_offers(session: Session, *, product_ids: Sequence[int]) -> list[int]:
+    """Lock the provider offers mapped to these products (``FOR UPDATE``, primary-key
+    order) and return their ids: while a checkout counts free offer units and writes its
+    hold, no other checkout counts the same offers (SQLite: the single writer). Never
+    commits."""
+    if not product_ids:
+        return []
+    query = (
+        select(OFFERS.c.id)
+        .where(OFFERS.c.product_id.in_(sorted(set(product_ids))))
+        .order_by(OFFERS.c.id)
+        .with_for_update()
+    )
+    return [int(row[0]) for row in session.connection().execute(query)]
 
 
 def lock_keys(session: Session, key_ids: Sequence[uuid.UUID]) -> list[Key]:

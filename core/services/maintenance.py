@@ -11,7 +11,9 @@
 - :func:`expire_unpaid_orders`: ``pending_payment`` orders older than
   ``KEYSHOP_UNPAID_ORDER_MINUTES`` are cancelled — never one with a payment record
   (``payment_reference``) or an authenticated payment webhook naming it that is not yet
-  acted on: reconciliation acts on that first.
+  acted on: reconciliation acts on that first. The cancellation gives back the keys
+  and partner units their checkout reserved (``orders.transition_order``), so this
+  setting is the reservation's lifetime.
 - :func:`low_stock_alerts` and :func:`balance_alerts` (with a forecast: warn when the
   balance covers less than ``KEYSHOP_BALANCE_WARN_HOURS`` of the last day's spend, or is
   below ``KEYSHOP_BALANCE_FLOOR_MINOR``).

@@ -3,7 +3,11 @@
 Every status change goes through :func:`transition_order`, the one place that knows the
 allowed transitions. It changes the row with a compare-and-set ``UPDATE … WHERE status =
 :from``, so two workers racing to move the same order cannot both succeed, and it
-writes an :class:`OrderEvent` in the same transaction.
+writes an :class:`OrderEvent` in the same transaction. A move to ``cancelled`` also
+gives back what the order reserved at checkout
+(:func:`core.services.reservations.release_reservation`): whichever path cancels an
+order — expiry, a refused payment session, a checkout that failed after its commit, an
+operator — a cancelled order holds no key and no provider unit.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFo
 from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
+from core.services.reservations import release_reservation
 
 S = OrderStatus
 
@@ -171,7 +176,8 @@ def transition_order(
     :class:`ConcurrentUpdate` when the status changed under us (compare-and-set lost).
     ``expected_from`` makes the change conditional on a known current status.
     ``needs_attention`` requires a reason an operator can act on. Operator-made changes
-    are also audited. Runs in the caller's transaction (flushes, never commits).
+    are also audited. Moving to ``cancelled`` releases the order's reservation. Runs in
+    the caller's transaction (flushes, never commits).
     """
     session.flush()  # the caller's pending changes first
     row = session.execute(
@@ -206,6 +212,10 @@ def transition_order(
         raise ConcurrentUpdate(
             f"order {number} changed while moving it to {to_status}", order=number
         )
+    if to_status == S.CANCELLED:
+        released = release_reservation(session=session, order_id=order_id)
+        if released:
+            data = {**(data or {}), "keys_released": released}
     session.add(
         OrderEvent(
             order_id=order_id,

@@ -31,7 +31,7 @@ from core.services.catalogue import (
     products,
     provider_stock_counts,
 )
-from core.services.fulfilment import choose_offers
+from core.services.reservations import offer_choices
 
 # Where a customer redeems a key, per platform. Only pages that exist and accept a code
 # in a browser; platforms redeemed only inside their own app have none (their
@@ -210,11 +210,12 @@ def is_upcoming(product: Product, today: date | None = None) -> bool:
 def provider_available(
     *, session: Session, product: Product, settings: Settings | None = None
 ) -> int:
-    """Keys the providers can deliver within the margin: the stock of the offers
-    ``fulfilment.choose_offers`` would try (one per provider in the chain)."""
+    """Keys the providers can deliver within the margin: the free units (stock minus
+    checkout holds) of the offers ``reservations.offer_choices`` would try (one per
+    provider in the chain)."""
     settings = settings or get_settings()
-    offers = choose_offers(session, product=product, quantity=1, settings=settings)
-    return sum(max(0, offer.stock) for offer in offers)
+    offers = offer_choices(session, product=product, quantity=1, settings=settings)
+    return sum(max(0, choice.free) for choice in offers)
 
 
 def availability(

@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from core.errors import InvalidInput
-from core.models import AuditEvent, Customer, Order, OrderEvent, OrderLine, ProviderOffer
+from core.models import AuditEvent, Customer, Key, Order, OrderEvent, OrderLine, ProviderOffer
 from core.services import checkout
 from core.services.checkout import (
     CartLine,
@@ -256,8 +256,14 @@ def test_when_stripe_refuses_the_order_is_cancelled(
         stripe_mode.server.shutdown()
         stripe_mode.server.server_close()
     with pytest.raises(PaymentUnavailable, match="nothing was charged"):
-        place_order(email="b@example.com", lines=[CartLine(shop.a.slug, 1)])
+        place_order(email="b@example.com", lines=[CartLine(shop.a.slug, 5)])
     assert [o.status for o in fresh(session).exec(select(Order)).all()] == ["cancelled"]
+    # the five keys checkout reserved are back in stock
+    statuses = session.exec(select(Key.status).where(Key.product_id == shop.a.id)).all()
+    assert statuses == ["available"] * 5
+    cancel = session.exec(select(OrderEvent).where(OrderEvent.to_status == "cancelled")).one()
+    assert "Stripe refused the checkout session" in cancel.reason
+    assert cancel.data == {"keys_released": 5}
 
 
 def test_test_payments_are_refused_when_stripe_is_configured(session, shop, stripe_mode):

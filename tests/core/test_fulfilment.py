@@ -248,3 +248,49 @@ def test_key_plaintext_never_reaches_the_logs(session, providers, sim_server, qu
     assert len(codes) == 3 and "STOCK-PLAIN-TEXT-1" in codes
     for code in codes:
         assert code not in caplog.text
+
+
+# -- orders reserved at checkout ----------------------------------------------------------------
+
+
+def _place_and_pay(slug, quantity):
+    from core.db import session_scope
+    from core.services.audit import Actor
+    from core.services.checkout import CartLine, place_order
+    from core.services.orders import get_order_by_number, transition_order
+
+    result = place_order(email="b@example.com", lines=[CartLine(slug, quantity)])
+    with session_scope() as s:
+        order = get_order_by_number(session=s, number=result.number)
+        transition_order(session=s, order_id=order.id, to_status="paid", actor=Actor.system("test"))
+        return order
+
+
+def test_the_keys_reserved_at_checkout_are_the_ones_delivered(session, providers, queued_jobs):
+    product = make_product(session)
+    make_keys(session, product, 4)
+    order = _place_and_pay(product.slug, 2)
+    reserved = {k.id for k in fresh(session).exec(select(Key).where(Key.status == "reserved"))}
+    assert len(reserved) == 2
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert (result.outcome, result.from_stock) == ("fulfilled", 2)
+    assert {k.id for k in keys_of(session, order)} == reserved
+    assert ("send_order_email", (order.id, "delivered"), {}) in queued_jobs
+
+
+def test_a_line_partly_held_at_a_provider_buys_its_held_units(
+    session, providers, sim_server, queued_jobs
+):
+    from core.models import OfferHold
+
+    product = make_product(session, price_minor=1999)
+    make_keys(session, product, 1)
+    offer(session, sim_server, product, "codeswholesale", cost="6.50", stock=2)
+    order = _place_and_pay(product.slug, 3)
+    [hold] = fresh(session).exec(select(OfferHold)).all()
+    assert hold.quantity == 2 and hold.order_id == order.id
+    # the order's own hold does not count against its own purchase
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert (result.outcome, result.from_stock, result.from_providers) == ("fulfilled", 1, 2)
+    assert len(keys_of(session, order)) == 3
+    assert fresh(session).exec(select(OfferHold)).all() == []  # the purchase replaced it

@@ -192,6 +192,20 @@ def test_a_deeply_nested_checkout_body_is_400_and_writes_nothing(api, session, c
     assert counts(session) == before
 
 
+def test_the_last_key_goes_to_one_checkout_and_the_next_is_refused_in_words(api, session, catalogue):
+    steam, _ = catalogue  # steam[0] has 2 keys
+    line = {"slug": steam[0].slug, "quantity": 2}
+    first = api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [line]})
+    assert first.status_code == 201
+    before = counts(session)
+    second = api.post("/api/store/checkout", json={"email": "b@example.com", "lines": [{**line, "quantity": 1}]})
+    assert second.status_code == 422
+    error = second.json()["error"]
+    assert error["code"] == "cart_rejected"
+    assert error["problems"] == [f"{steam[0].title} ({steam[0].platform}, {steam[0].region}) is out of stock."]
+    assert counts(session) == before
+
+
 # -- orders -----------------------------------------------------------------------------
 
 

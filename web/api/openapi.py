@@ -254,10 +254,18 @@ PATHS: dict[str, Any] = {
                 "413": _error("body larger than 64 KiB"),
                 "415": _error("body is not application/json"),
                 "422": _error(
-                    "refused: bad e-mail, unknown or sold-out product, quantity, "
-                    "currencies (see problems); nothing was written"
+                    "refused: bad e-mail, unknown product, quantity, currencies, or more "
+                    "than own stock and partner stock not held by other orders can serve "
+                    "(see problems); nothing was written"
                 ),
-                "502": _error("the payment provider is unavailable; nothing was charged"),
+                "502": _error(
+                    "the payment provider is unavailable; nothing was charged and the "
+                    "order was cancelled"
+                ),
+                "503": _error(
+                    "the checkout failed on our side; nothing was charged and no order "
+                    "is left waiting"
+                ),
             },
         }
     },

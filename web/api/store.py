@@ -11,7 +11,9 @@ repeated ones, non-numbers, bodies that are not the documented JSON are refused)
 ``core`` service in the thread pool and shapes the answer. Errors are DESIGN §6 JSON,
 ``{"error": {"code": ..., "message": ...}}``: 400 a malformed request, 404 nothing there
 (or not yours), 405 wrong method, 413 body too large, 415 not JSON, 422 a well-formed
-request the shop refuses (with ``problems`` for a cart), 429 too many requests.
+request the shop refuses (with ``problems`` for a cart, including a cart that stock and
+partners cannot serve because other orders hold it), 429 too many requests, 502 the
+payment provider refused, 503 the checkout failed on our side (no order is left behind).
 
 Keys are never part of any answer: the order's keys appear masked, and are revealed
 only in the key portal (``core.services.portal.reveal_order_key``).
