@@ -48,7 +48,7 @@ from core.services.customers import normalise_email
 from core.services.notifications import order_access_token
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE, LineRequest, create_order
 from core.services.orders import transition_order as _transition
-from core.services.payments import NoTestPayments, send_test_event
+from core.services.payments import NoTestPayments, send_test_event, stripe_client
 from core.services.portal import OrderNotFound, open_order, order_page_url
 from core.services.reservations import NothingToServe, reserve_order
 from core.services.storefront import availability
@@ -380,12 +380,7 @@ def _stripe_checkout(
     nobody can pay it)."""
     settings = get_settings()
     try:
-        client = stripe.StripeClient(
-            settings.stripe_secret_key or "",
-            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else {},
-            max_network_retries=1,
-        )
-        checkout = client.v1.checkout.sessions.create(
+        checkout = stripe_client().v1.checkout.sessions.create(
             params={
                 "mode": "payment",
                 "client_reference_id": number,

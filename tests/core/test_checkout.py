@@ -214,6 +214,7 @@ def stripe_mode(test_settings, monkeypatch):
         }
     )
     monkeypatch.setattr(checkout, "get_settings", lambda: settings)
+    monkeypatch.setattr("core.services.payments.get_settings", lambda: settings)
     yield fake
     fake.server.shutdown()
 

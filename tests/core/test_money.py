@@ -146,6 +146,7 @@ def test_stripe_is_sent_minor_units_of_a_zero_decimal_currency(session, test_set
         }
     )
     monkeypatch.setattr(checkout, "get_settings", lambda: settings)
+    monkeypatch.setattr("core.services.payments.get_settings", lambda: settings)
     try:
         product = make_product(session, currency="JPY", price_minor=1200)
         make_keys(session, product, 1)
