@@ -192,6 +192,14 @@ class Settings(BaseSettings):
         1_048_576, ge=1024, le=16_777_216, validation_alias="KEYSHOP_WEBHOOK_MAX_BYTES"
     )
 
+    # -- workers: heartbeat and giving up on a queue that is gone --
+    worker_stale_seconds: int = Field(
+        60, ge=4, le=3600, validation_alias="KEYSHOP_WORKER_STALE_SECONDS"
+    )
+    queue_down_exit_seconds: int = Field(
+        60, ge=1, le=3600, validation_alias="KEYSHOP_QUEUE_DOWN_EXIT_SECONDS"
+    )
+
     # -- e-mail: SMTP in production, .eml files in var/outbox/ by default --
     smtp_url: str | None = Field(None, validation_alias="SMTP_URL", repr=False)
     mail_from: str = Field("keyshop <shop@keyshop.localhost>", validation_alias="KEYSHOP_MAIL_FROM")
@@ -367,6 +375,13 @@ class Settings(BaseSettings):
         return [n for n in self.provider_chain.split(",") if n]
 
     @property
+    def heartbeat_seconds(self) -> float:
+        """How often a worker writes its heartbeat (and so probes its queue): often enough
+        that a live worker never looks stale and a lost queue is noticed well within
+        ``queue_down_exit_seconds``."""
+        return max(0.5, min(10.0, self.worker_stale_seconds / 4, self.queue_down_exit_seconds / 4))
+
+    @property
     def simulator_url(self) -> str:
         return f"http://{self.simulator_host}:{self.simulator_port}"
 
@@ -528,6 +543,16 @@ class Settings(BaseSettings):
                 "KEYSHOP_UNPAID_ORDER_MINUTES",
                 str(self.unpaid_order_minutes),
                 src("unpaid_order_minutes"),
+            ),
+            (
+                "KEYSHOP_WORKER_STALE_SECONDS",
+                str(self.worker_stale_seconds),
+                src("worker_stale_seconds"),
+            ),
+            (
+                "KEYSHOP_QUEUE_DOWN_EXIT_SECONDS",
+                str(self.queue_down_exit_seconds),
+                src("queue_down_exit_seconds"),
             ),
             (
                 "SMTP_URL",

@@ -228,25 +228,29 @@ def simulate_providers(host: str | None, port: int | None, assignments: tuple[st
 @handles_errors
 def worker(workers: int, no_periodic: bool) -> None:
     """Run a Huey consumer: fulfilment, webhooks, e-mail, and (unless --no-periodic) the
-    scheduled sync, reconciliation, alerts and expiry."""
+    scheduled sync, reconciliation, alerts and expiry. It writes a heartbeat that
+    /api/health and the console read, and exits with status 1 when its queue has been
+    unreachable for KEYSHOP_QUEUE_DOWN_EXIT_SECONDS, so a supervisor restarts it."""
     import tasks
+    from tasks.consumer import make_consumer
 
-    huey = tasks.configure(config.get_settings())
-    consumer = huey.create_consumer(
-        workers=workers,
-        worker_type="thread",
-        periodic=not no_periodic,
-        initial_delay=0.05,
-        backoff=1.5,
-        max_delay=1.0,
-        check_worker_health=True,
-    )
+    settings = config.get_settings()
+    huey = tasks.configure(settings)
+    consumer = make_consumer(huey, settings, workers=workers, periodic=not no_periodic)
+    queue_url = settings.describe()[3][1]
     click.echo(
-        f"keyshop worker: {workers} threads on {config.get_settings().describe()[3][1]}"
+        f"keyshop worker: {workers} threads on {queue_url}"
         f"{'' if no_periodic else ', running periodic tasks'}",
         err=True,
     )
     consumer.run()
+    if consumer.queue_lost:
+        fail(
+            f"the queue at QUEUE_URL={queue_url} was unreachable for "
+            f"{settings.queue_down_exit_seconds} s ({consumer.queue_lost}); worker stopped "
+            "(KEYSHOP_QUEUE_DOWN_EXIT_SECONDS sets the bound)",
+            EXIT_DOMAIN,
+        )
 
 
 @cli.command()
