@@ -442,7 +442,12 @@ def console_command(operator: str) -> None:
         root.removeHandler(handler)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     root.addHandler(logging.FileHandler(settings.var_dir / "console.log"))
-    make_app(settings, operator=operator, queue_depth=tasks.jobs.queue_depth).run()
+    make_app(
+        settings,
+        operator=operator,
+        queue_depth=tasks.jobs.queue_depth,
+        worker_heartbeat=tasks.jobs.worker_heartbeat,
+    ).run()
 
 
 @cli.group()

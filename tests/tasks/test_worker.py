@@ -301,20 +301,22 @@ def test_a_worker_whose_queue_is_gone_logs_briefly_and_exits_non_zero_in_time(
     assert elapsed < bound + 15
 
 
-def test_a_running_worker_writes_a_heartbeat_that_health_and_console_read(queue):
-    import tasks
-    from tasks.consumer import last_heartbeat
+def test_a_running_worker_writes_and_renews_a_heartbeat_that_goes_stale_when_it_dies(queue):
+    from core.jobs import worker_presence
+    from tasks.jobs import worker_heartbeat  # what the console and /api/health read
 
-    assert last_heartbeat(tasks.huey) is None
+    def presence():
+        return worker_presence(worker_heartbeat(), now=time.time(), stale_after=queue.settings.worker_stale_seconds)
+
+    assert presence().state == "absent"
     before = time.time()
     proc = queue.start_worker()
-    seen = wait_for(lambda: last_heartbeat(tasks.huey), what="the worker's heartbeat")
-    assert seen >= before - 1
+    seen = wait_for(worker_heartbeat, what="the worker's heartbeat")
+    assert seen >= before - 1 and presence().state == "ok"
     # it keeps beating: a later beat replaces the first
-    wait_for(
-        lambda: (last_heartbeat(tasks.huey) or 0) > seen,
-        timeout=queue.settings.heartbeat_seconds * 3 + 10,
-        what="a second heartbeat",
-    )
+    wait_for(lambda: (worker_heartbeat() or 0) > seen, timeout=queue.settings.heartbeat_seconds * 3 + 10,
+             what="a second heartbeat")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+    wait_for(lambda: presence().state == "stale", timeout=queue.settings.worker_stale_seconds + 10,
+             what="the heartbeat to go stale")

@@ -60,10 +60,26 @@ async def webhook(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """The web tier's health, and what it knows of the workers.
+
+    ``status`` and the HTTP status are the web's own: 503 while the database or the queue
+    is unreachable (the container health check restarts or withholds traffic on that).
+    A missing worker does not make the web unhealthy (restarting the web would not bring
+    a worker back): it is reported beside, in ``worker`` (``ok``, ``stale``: no heartbeat
+    for ``KEYSHOP_WORKER_STALE_SECONDS``, ``absent``: none ever on this queue, or
+    ``unknown`` when the queue cannot be read) and ``worker_last_seen_seconds``, for
+    monitoring to alert on."""
     from starlette.concurrency import run_in_threadpool
 
-    def check() -> dict[str, str]:
-        status: dict[str, str] = {}
+    def check() -> dict[str, str | int | None]:
+        import time
+
+        from core.config import get_settings
+        from core.jobs import worker_presence
+        from tasks.consumer import last_heartbeat
+        from tasks.queue import huey
+
+        status: dict[str, str | int | None] = {}
         try:
             with session_scope(write=False) as session:
                 session.execute(text("SELECT 1"))
@@ -71,16 +87,22 @@ async def health(request: Request) -> Response:
         except Exception as exc:
             status["database"] = f"unreachable: {type(exc).__name__}"
         try:
-            from tasks.queue import huey
-
             huey.pending_count()
+            beat = last_heartbeat(huey)
             status["queue"] = "ok"
         except Exception as exc:
             status["queue"] = f"unreachable: {type(exc).__name__}"
+            status["worker"], status["worker_last_seen_seconds"] = "unknown", None
+        else:
+            presence = worker_presence(
+                beat, now=time.time(), stale_after=get_settings().worker_stale_seconds
+            )
+            status["worker"] = presence.state
+            status["worker_last_seen_seconds"] = presence.seconds_since
         return status
 
     status = await run_in_threadpool(check)
-    ok = all(v == "ok" for v in status.values())
+    ok = status["database"] == "ok" and status["queue"] == "ok"
     return JSONResponse(
         {"status": "ok" if ok else "degraded", **status}, status_code=200 if ok else 503
     )

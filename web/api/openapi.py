@@ -180,7 +180,12 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "properties": {"status": {"enum": ["ok", "degraded"]}, "database": STR, "queue": STR},
+        "properties": {
+            "status": {"enum": ["ok", "degraded"]}, "database": STR, "queue": STR,
+            "worker": {"enum": ["ok", "stale", "absent", "unknown"],
+                       "description": "the workers' heartbeat; does not change the status code"},
+            "worker_last_seen_seconds": {"type": ["integer", "null"]},
+        },
     },
 }  # fmt: skip
 
@@ -288,11 +293,11 @@ PATHS: dict[str, Any] = {
     "/api/health": {
         "get": {
             "operationId": "health",
-            "summary": "Database and queue reachability",
+            "summary": "Database and queue reachability; when a worker was last seen",
             "tags": ["meta"],
             "responses": {
-                "200": _json(_ref("Health"), "everything reachable"),
-                "503": _json(_ref("Health"), "something unreachable"),
+                "200": _json(_ref("Health"), "database and queue reachable (see worker)"),
+                "503": _json(_ref("Health"), "database or queue unreachable"),
             },
         }
     },
