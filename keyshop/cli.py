@@ -330,50 +330,53 @@ def wait_for_http(url: str, *, timeout: float, alive: Callable[[], bool]) -> boo
 def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool) -> None:
     """Run the whole shop on this machine: migrate, then the storefront (Reflex in prod
     mode: pages, key portal and the HTTP API on one port), one Huey consumer with the
-    periodic tasks, and the provider simulators, until Ctrl-C stops them all."""
+    periodic tasks, and the provider simulators, until Ctrl-C (or SIGTERM) stops them
+    all. They stop with it however it ends, SIGKILL included (keyshop/supervise.py)."""
     import signal
-    import subprocess
     import time
 
     from core.schema import migrate as run_migrations
+    from keyshop.supervise import Children, port_in_use
 
     settings = config.get_settings()
-    run_migrations()
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(name: str, command: list[str], env: dict[str, str] | None = None) -> None:
-        proc = subprocess.Popen(command, start_new_session=True, cwd=ROOT, env=env)
-        children.append((name, proc))
-
-    def stop_all(*_: object) -> None:
-        for _name, proc in children:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for _name, proc in children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-    def check_children() -> None:
-        for name, proc in children:
-            if proc.poll() is not None:
-                raise DomainError(
-                    f"the {name} process stopped (exit status {proc.returncode}); stopping the shop"
-                )
-
-    keyshop = [sys.executable, "-m", "keyshop"]
     simulate = not no_simulators and any(
         uses_simulator(settings, name) for name in settings.providers
     )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if port_in_use(host, port):
+        raise DomainError(
+            f"port {port} on {host} is already in use; stop what holds it, "
+            "or run the shop on another port with --port"
+        )
+    if simulate and port_in_use(settings.simulator_host, settings.simulator_port):
+        raise DomainError(
+            f"port {settings.simulator_port} on {settings.simulator_host} (the provider "
+            "simulators) is already in use; set KEYSHOP_SIMULATOR_PORT to a free port, "
+            "or pass --no-simulators if they already run"
+        )
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # a supervisor's stop, like Ctrl-C
+    signal.signal(signal.SIGHUP, interrupted)  # the terminal went away
+    run_migrations()
+    children = Children(ROOT)
+
+    def check_children() -> None:
+        stopped = children.stopped()
+        if stopped is not None:
+            name, status = stopped
+            raise DomainError(
+                f"the {name} process stopped (exit status {status}); stopping the shop"
+            )
+
+    keyshop = [sys.executable, "-m", "keyshop"]
     try:
         if simulate:
-            start("provider simulators", [*keyshop, "simulate-providers"])
+            children.start("provider simulators", [*keyshop, "simulate-providers"])
         if not no_worker:
-            start("worker", [*keyshop, "worker", "-w", str(workers)])
-        start(
+            children.start("worker", [*keyshop, "worker", "-w", str(workers)])
+        children.start(
             "web",
             [
                 sys.executable,
@@ -405,9 +408,7 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
         click.echo("building and starting the storefront (the first start takes a minute)...")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         if not wait_for_http(
-            f"http://{shown}:{port}/api/health",
-            timeout=600,
-            alive=lambda: all(p.poll() is None for _, p in children),
+            f"http://{shown}:{port}/api/health", timeout=600, alive=children.all_running
         ):
             check_children()
             raise DomainError(f"the storefront did not answer on port {port} within 10 minutes")
@@ -418,7 +419,7 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
             check_children()
             time.sleep(0.5)
     finally:
-        stop_all()
+        children.stop()
 
 
 @cli.command("console")
