@@ -94,6 +94,23 @@ def test_health_says_when_no_worker_was_seen_but_the_web_stays_healthy(api, hear
     assert body["worker_last_seen_seconds"] >= test_settings.worker_stale_seconds + 15
 
 
+def test_a_webhook_that_cannot_be_stored_is_503_so_the_sender_retries(api, session, test_settings):
+    from core import config
+
+    product = make_product(session)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    body = stripe_event(order)
+    headers = {"Stripe-Signature": sign_stripe_payload(body, webhook_secret()), "Content-Type": "application/json"}
+    config.use_settings(test_settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/keyshop"}))
+    try:
+        answer = api.post("/api/webhooks/stripe", content=body, headers=headers)
+    finally:
+        config.use_settings(test_settings)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "database_unavailable"
+
+
 def test_stripe_webhook_pays_the_order_once_even_when_delivered_50_times(api, session, queued_jobs):
     product = make_product(session)
     order = make_order(session, [(product, 1)], status="pending_payment")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.db import session_scope
-from core.errors import DomainError
+from core.db import is_database_unavailable, session_scope
+from core.errors import DatabaseUnavailable, DomainError
 from core.services.webhooks import WebhookRejected, receive_webhook
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,15 @@ async def webhook(request: Request) -> Response:
         return error(exc.http_status, code, exc.message)
     except DomainError as exc:
         return error(exc.http_status, exc.code, exc.message)
+    except DBAPIError as exc:
+        if not is_database_unavailable(exc):
+            raise
+        # not stored: the sender's retry (Stripe, Kinguin and CodesWholesale all retry a 5xx)
+        log.warning("webhook from %s: database unavailable (%s)", source, type(exc.orig).__name__)
+        unavailable = DatabaseUnavailable()
+        answer = error(unavailable.http_status, unavailable.code, unavailable.message)
+        answer.headers["Retry-After"] = str(unavailable.retry_after)
+        return answer
     if source == "kinguin":
         return Response(status_code=204)  # Kinguin asks for an empty 2xx, 204 recommended
     return JSONResponse({"received": True, "duplicate": receipt.duplicate})

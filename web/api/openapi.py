@@ -190,6 +190,7 @@ SCHEMAS: dict[str, Any] = {
 }  # fmt: skip
 
 _BAD = _error("malformed request (unknown or repeated parameter, not a number, not JSON)")
+_UNAVAILABLE = _error("the database cannot be reached just now (Retry-After); nothing was written")
 _TOKEN = {
     "name": "token",
     "in": "query",
@@ -224,6 +225,7 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("SearchPage"), "one page of results"),
                 "400": _BAD,
                 "422": _error("a value out of range (page 0, min above max, unknown sort)"),
+                "503": _UNAVAILABLE,
             },
         }
     },
@@ -236,6 +238,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_ref("ProductDetail"), "the product"),
                 "404": _error("no such product, or no longer for sale"),
+                "503": _UNAVAILABLE,
             },
         }
     },
@@ -263,6 +266,7 @@ PATHS: dict[str, Any] = {
                     "currencies (see problems); nothing was written"
                 ),
                 "502": _error("the payment provider is unavailable; nothing was charged"),
+                "503": _UNAVAILABLE,
             },
         }
     },
@@ -279,6 +283,7 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("Order"), "the order"),
                 "400": _BAD,
                 "404": _error("unknown order, or a wrong token (the same answer for both)"),
+                "503": _UNAVAILABLE,
             },
         }
     },
@@ -322,6 +327,7 @@ PATHS: dict[str, Any] = {
                 "400": _error("malformed or too large"),
                 "401": _error("authentication failed; nothing changed"),
                 "404": _error("unknown source"),
+                "503": _error("not stored: the database cannot be reached; the sender retries"),
             },
         }
     },
