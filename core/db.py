@@ -68,8 +68,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     # No pool_pre_ping: it costs a round trip on every transaction (a fifth of a key
-    # claim). Dead pooled connections are found without one instead: see
-    # _drop_dead_connections. connections are also recycled every 30 minutes.
+    # claim). Dead pooled connections are found without one instead (see
+    # _drop_dead_connections); connections are also recycled every 30 minutes.
     # jit=off for the shop's connections: its queries are short, and PostgreSQL's JIT
     # compiles any plan its cost estimate calls expensive (about 25 ms each on the store
     # search, which then runs in a few ms). Appended to options the URL may carry.
@@ -154,7 +154,10 @@ def is_database_unavailable(exc: BaseException) -> bool:
 
 class _ReadSession(Session):
     """The session of ``session_scope(write=False)``: its first statement is run again,
-    once, on a new connection if the one it got turned out dead."""
+    once, on a new connection if the one it got turned out dead. Nothing was loaded yet,
+    so the rollback in between expires nothing. ``_execute_internal`` is the one funnel
+    of ``execute``, ``exec``, ``scalar(s)`` and ``get`` in SQLAlchemy 2
+    (tests/core/test_db_disconnects.py fails if that changes)."""
 
     _untouched = True
 
