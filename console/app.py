@@ -87,6 +87,7 @@ def make_app(
     *,
     refresh_seconds: float = 10.0,
     queue_depth: Callable[[], int] | None = None,
+    worker_heartbeat: Callable[[], float | None] | None = None,
     provider_clients: Callable[[], Mapping[str, ProviderClient]] | None = None,
     now: Callable[[], datetime] = utcnow,
     balance_timeout: float = 5.0,
@@ -97,7 +98,9 @@ def make_app(
 
     What the console needs from outside core comes in here, so core stays free of the
     queue and tests can pin it down: ``queue_depth`` counts the jobs waiting in the task
-    queue (the CLI passes ``tasks.jobs.queue_depth``; None: not shown), ``provider_clients``
+    queue (the CLI passes ``tasks.jobs.queue_depth``; None: not shown),
+    ``worker_heartbeat`` gives the workers' newest heartbeat in epoch seconds, None if
+    none (the CLI passes ``tasks.jobs.worker_heartbeat``; not given: not shown), ``provider_clients``
     gives the provider clients (default: the configured ones), ``now`` is the clock for
     the figures and ages on screen, ``balance_timeout`` bounds the wait for provider
     balances (seconds)."""
@@ -107,6 +110,7 @@ def make_app(
         config.use_settings(settings)
     deps = Dependencies(
         queue_depth=queue_depth,
+        worker_heartbeat=worker_heartbeat,
         provider_clients=provider_clients or (lambda: default_provider_clients(settings)),
         now=now,
         balance_timeout=balance_timeout,

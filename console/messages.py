@@ -13,6 +13,7 @@ from typing import Any
 
 from textual.message import Message
 
+from core.jobs import WorkerPresence
 from core.services.console_queries import (
     BalanceRow,
     DashboardFigures,
@@ -75,6 +76,15 @@ class PageLoaded(Message):
         self.rows = rows
         self.first_page = first_page
         self.more = more
+
+
+class WorkerHeartbeatRead(Message):
+    """What the workers' heartbeat says (None with ``error`` when it could not be read)."""
+
+    def __init__(self, presence: WorkerPresence | None, error: str | None = None) -> None:
+        super().__init__()
+        self.presence = presence
+        self.error = error
 
 
 class QueueDepthRead(Message):

@@ -201,6 +201,14 @@ class Settings(BaseSettings):
         30, ge=1, le=3650, validation_alias="KEYSHOP_REJECTED_WEBHOOK_DAYS"
     )
 
+    # -- workers: heartbeat and giving up on a queue that is gone --
+    worker_stale_seconds: int = Field(
+        60, ge=4, le=3600, validation_alias="KEYSHOP_WORKER_STALE_SECONDS"
+    )
+    queue_down_exit_seconds: int = Field(
+        60, ge=1, le=3600, validation_alias="KEYSHOP_QUEUE_DOWN_EXIT_SECONDS"
+    )
+
     # -- e-mail: SMTP in production, .eml files in var/outbox/ by default --
     smtp_url: str | None = Field(None, validation_alias="SMTP_URL", repr=False)
     mail_from: str = Field("keyshop <shop@keyshop.localhost>", validation_alias="KEYSHOP_MAIL_FROM")
@@ -376,6 +384,13 @@ class Settings(BaseSettings):
         return [n for n in self.provider_chain.split(",") if n]
 
     @property
+    def heartbeat_seconds(self) -> float:
+        """How often a worker writes its heartbeat (and so probes its queue): often enough
+        that a live worker never looks stale and a lost queue is noticed well within
+        ``queue_down_exit_seconds``."""
+        return max(0.5, min(10.0, self.worker_stale_seconds / 4, self.queue_down_exit_seconds / 4))
+
+    @property
     def simulator_url(self) -> str:
         return f"http://{self.simulator_host}:{self.simulator_port}"
 
@@ -547,6 +562,16 @@ class Settings(BaseSettings):
                 "KEYSHOP_REJECTED_WEBHOOK_DAYS",
                 str(self.rejected_webhook_days),
                 src("rejected_webhook_days"),
+            ),
+            (
+                "KEYSHOP_WORKER_STALE_SECONDS",
+                str(self.worker_stale_seconds),
+                src("worker_stale_seconds"),
+            ),
+            (
+                "KEYSHOP_QUEUE_DOWN_EXIT_SECONDS",
+                str(self.queue_down_exit_seconds),
+                src("queue_down_exit_seconds"),
             ),
             (
                 "SMTP_URL",

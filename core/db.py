@@ -7,10 +7,20 @@ SQLite runs in WAL mode with foreign keys on. Write transactions start with
 ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade and a claim of keys
 is one immediate transaction (DESIGN §5.3); ``session_scope(write=False)`` begins a
 deferred, read-only-by-convention transaction that does not block writers.
+
+PostgreSQL connections that die in the pool (a restart, a failover,
+``pg_terminate_backend``) are never handed out: at checkout the pool looks at the idle
+connection's socket (one ``poll``, no round trip) and replaces a dead one. A read-only
+session whose *first* statement still meets a dead connection runs it again, once, on a
+new one (nothing was read yet, so nothing is lost). Any other statement that loses its
+connection fails; SQLAlchemy then refreshes the whole pool, and
+:func:`is_database_unavailable` tells the edges to answer "try again" (HTTP 503).
 """
 
 from __future__ import annotations
 
+import logging
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +29,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 from core.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -55,16 +68,15 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     # No pool_pre_ping: it costs a round trip on every transaction (a fifth of a key
-    # claim). After a database restart the first use of a stale connection fails once;
-    # tasks retry and requests are retried by their caller, and connections are recycled
-    # every 30 minutes anyway.
+    # claim). Dead pooled connections are found without one instead (see
+    # _drop_dead_connections); connections are also recycled every 30 minutes.
     # jit=off for the shop's connections: its queries are short, and PostgreSQL's JIT
     # compiles any plan its cost estimate calls expensive (about 25 ms each on the store
     # search, which then runs in a few ms). Appended to options the URL may carry.
     options = parsed.query.get("options", "")
     if not isinstance(options, str):
         options = " ".join(options)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=20,
@@ -72,6 +84,32 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_use_lifo=True,
         connect_args={"options": f"{options} -c jit=off".strip()},
     )
+    event.listen(engine, "checkout", _drop_dead_connections)
+    return engine
+
+
+def _socket_closed(dbapi_conn: Any) -> bool:
+    """True if an idle PostgreSQL connection is dead. The server speaks only when asked,
+    so an idle connection has nothing to read; something to read means the server said
+    goodbye (the FATAL message of ``pg_terminate_backend`` or a shutdown) or closed the
+    socket. One ``poll`` system call, no round trip."""
+    if getattr(dbapi_conn, "closed", False) or getattr(dbapi_conn, "broken", False):
+        return True
+    try:
+        fd = dbapi_conn.fileno()
+    except Exception:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+def _drop_dead_connections(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout hook: a dead connection raises DisconnectionError, on which the pool
+    discards it and hands out a new one (SQLAlchemy's documented pessimistic pattern)."""
+    if _socket_closed(dbapi_conn):
+        log.warning("a pooled database connection had been closed by the server; replaced")
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
@@ -92,17 +130,63 @@ def reset_engine() -> None:
         _engine = None
 
 
+# SQLSTATEs that mean "no usable connection": class 08 (connection exception),
+# admin_shutdown, crash_shutdown, cannot_connect_now.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for an error that says the database cannot be used right now (its connection
+    died, or none could be opened), rather than that a statement was wrong: what the
+    edges answer "try again" (HTTP 503) to."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    if type(orig).__module__.split(".")[0] != "psycopg":
+        return False
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is None:  # no answer from a server: could not connect, or the socket broke
+        return isinstance(exc, OperationalError)
+    return str(sqlstate).startswith(_UNAVAILABLE_STATES)
+
+
+class _ReadSession(Session):
+    """The session of ``session_scope(write=False)``: its first statement is run again,
+    once, on a new connection if the one it got turned out dead. Nothing was loaded yet,
+    so the rollback in between expires nothing. ``_execute_internal`` is the one funnel
+    of ``execute``, ``exec``, ``scalar(s)`` and ``get`` in SQLAlchemy 2
+    (tests/core/test_db_disconnects.py fails if that changes)."""
+
+    _untouched = True
+
+    def _execute_internal(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._untouched:
+            return super()._execute_internal(*args, **kwargs)
+        self._untouched = False
+        try:
+            return super()._execute_internal(*args, **kwargs)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("a read met a dead database connection; running it again on a new one")
+            self.rollback()
+            return super()._execute_internal(*args, **kwargs)
+
+
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
 @contextmanager
 def session_scope(*, write: bool = True, engine: Engine | None = None) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on error."""
+    """One transaction: commit on success, roll back on error. ``write=False``: a read
+    (deferred on SQLite; its first statement survives a dead pooled connection)."""
     bind = engine or get_engine()
     if not write and bind.dialect.name == "sqlite":
         bind = bind.execution_options(sqlite_begin="DEFERRED")
-    session = Session(bind=bind, expire_on_commit=False)
+    session = (Session if write else _ReadSession)(bind=bind, expire_on_commit=False)
     try:
         yield session
         session.commit()

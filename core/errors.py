@@ -38,6 +38,21 @@ class ConfigError(DomainError):
         self.setting = setting
 
 
+class DatabaseUnavailable(DomainError):
+    """The database cannot be used just now (see ``core.db.is_database_unavailable``):
+    what the edges answer instead of the driver's error. Nothing was written."""
+
+    code = "database_unavailable"
+    http_status = 503
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The shop cannot reach its database just now; try again in a moment.",
+            retry_after=self.retry_after,
+        )
+
+
 class NotFound(DomainError):
     code = "not_found"
     http_status = 404

@@ -7,6 +7,10 @@ never ORM objects (STYLE.md). ``tasks`` registers the dispatcher at import time.
 
 Without a dispatcher (a plain script, a unit test) jobs are kept in :data:`pending` so
 a caller can see what would have run, or run them with :func:`run_pending`.
+
+Whether anyone consumes the jobs is the workers' heartbeat (written by the task layer);
+:func:`worker_presence` is the one rule for what its age means, for ``/api/health`` and
+the console alike.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy import event
 from sqlmodel import Session
@@ -86,3 +91,31 @@ def run_pending() -> int:
             name, args, kwargs = pending.pop(0)
         _handlers[name](*args, **kwargs)
         count += 1
+
+
+# -- is anyone consuming? -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPresence:
+    """``ok``: a worker beat within the stale bound; ``stale``: the newest beat is older;
+    ``absent``: no worker ever beat on this queue (or the queue forgot it)."""
+
+    state: Literal["ok", "stale", "absent"]
+    seconds_since: int | None  # since the newest heartbeat; None when absent
+
+    def describe(self) -> str:
+        if self.state == "ok":
+            return f"seen {self.seconds_since} s ago"
+        if self.state == "stale":
+            return f"no worker seen for {self.seconds_since} s"
+        return "no worker seen"
+
+
+def worker_presence(last_beat: float | None, *, now: float, stale_after: float) -> WorkerPresence:
+    """What the newest heartbeat (epoch seconds, None: none) says at ``now``. A beat from
+    a clock slightly ahead counts as just now."""
+    if last_beat is None:
+        return WorkerPresence("absent", None)
+    age = max(0, int(now - last_beat))
+    return WorkerPresence("ok" if age <= stale_after else "stale", age)

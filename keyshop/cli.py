@@ -228,25 +228,29 @@ def simulate_providers(host: str | None, port: int | None, assignments: tuple[st
 @handles_errors
 def worker(workers: int, no_periodic: bool) -> None:
     """Run a Huey consumer: fulfilment, webhooks, e-mail, and (unless --no-periodic) the
-    scheduled sync, reconciliation, alerts and expiry."""
+    scheduled sync, reconciliation, alerts and expiry. It writes a heartbeat that
+    /api/health and the console read, and exits with status 1 when its queue has been
+    unreachable for KEYSHOP_QUEUE_DOWN_EXIT_SECONDS, so a supervisor restarts it."""
     import tasks
+    from tasks.consumer import make_consumer
 
-    huey = tasks.configure(config.get_settings())
-    consumer = huey.create_consumer(
-        workers=workers,
-        worker_type="thread",
-        periodic=not no_periodic,
-        initial_delay=0.05,
-        backoff=1.5,
-        max_delay=1.0,
-        check_worker_health=True,
-    )
+    settings = config.get_settings()
+    huey = tasks.configure(settings)
+    consumer = make_consumer(huey, settings, workers=workers, periodic=not no_periodic)
+    queue_url = settings.describe()[3][1]
     click.echo(
-        f"keyshop worker: {workers} threads on {config.get_settings().describe()[3][1]}"
+        f"keyshop worker: {workers} threads on {queue_url}"
         f"{'' if no_periodic else ', running periodic tasks'}",
         err=True,
     )
     consumer.run()
+    if consumer.queue_lost:
+        fail(
+            f"the queue at QUEUE_URL={queue_url} was unreachable for "
+            f"{settings.queue_down_exit_seconds} s ({consumer.queue_lost}); worker stopped "
+            "(KEYSHOP_QUEUE_DOWN_EXIT_SECONDS sets the bound)",
+            EXIT_DOMAIN,
+        )
 
 
 @cli.command()
@@ -326,50 +330,53 @@ def wait_for_http(url: str, *, timeout: float, alive: Callable[[], bool]) -> boo
 def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool) -> None:
     """Run the whole shop on this machine: migrate, then the storefront (Reflex in prod
     mode: pages, key portal and the HTTP API on one port), one Huey consumer with the
-    periodic tasks, and the provider simulators, until Ctrl-C stops them all."""
+    periodic tasks, and the provider simulators, until Ctrl-C (or SIGTERM) stops them
+    all. They stop with it however it ends, SIGKILL included (keyshop/supervise.py)."""
     import signal
-    import subprocess
     import time
 
     from core.schema import migrate as run_migrations
+    from keyshop.supervise import Children, port_in_use
 
     settings = config.get_settings()
-    run_migrations()
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(name: str, command: list[str], env: dict[str, str] | None = None) -> None:
-        proc = subprocess.Popen(command, start_new_session=True, cwd=ROOT, env=env)
-        children.append((name, proc))
-
-    def stop_all(*_: object) -> None:
-        for _name, proc in children:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for _name, proc in children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-    def check_children() -> None:
-        for name, proc in children:
-            if proc.poll() is not None:
-                raise DomainError(
-                    f"the {name} process stopped (exit status {proc.returncode}); stopping the shop"
-                )
-
-    keyshop = [sys.executable, "-m", "keyshop"]
     simulate = not no_simulators and any(
         uses_simulator(settings, name) for name in settings.providers
     )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if port_in_use(host, port):
+        raise DomainError(
+            f"port {port} on {host} is already in use; stop what holds it, "
+            "or run the shop on another port with --port"
+        )
+    if simulate and port_in_use(settings.simulator_host, settings.simulator_port):
+        raise DomainError(
+            f"port {settings.simulator_port} on {settings.simulator_host} (the provider "
+            "simulators) is already in use; set KEYSHOP_SIMULATOR_PORT to a free port, "
+            "or pass --no-simulators if they already run"
+        )
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # a supervisor's stop, like Ctrl-C
+    signal.signal(signal.SIGHUP, interrupted)  # the terminal went away
+    run_migrations()
+    children = Children(ROOT)
+
+    def check_children() -> None:
+        stopped = children.stopped()
+        if stopped is not None:
+            name, status = stopped
+            raise DomainError(
+                f"the {name} process stopped (exit status {status}); stopping the shop"
+            )
+
+    keyshop = [sys.executable, "-m", "keyshop"]
     try:
         if simulate:
-            start("provider simulators", [*keyshop, "simulate-providers"])
+            children.start("provider simulators", [*keyshop, "simulate-providers"])
         if not no_worker:
-            start("worker", [*keyshop, "worker", "-w", str(workers)])
-        start(
+            children.start("worker", [*keyshop, "worker", "-w", str(workers)])
+        children.start(
             "web",
             [
                 sys.executable,
@@ -401,9 +408,7 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
         click.echo("building and starting the storefront (the first start takes a minute)...")
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         if not wait_for_http(
-            f"http://{shown}:{port}/api/health",
-            timeout=600,
-            alive=lambda: all(p.poll() is None for _, p in children),
+            f"http://{shown}:{port}/api/health", timeout=600, alive=children.all_running
         ):
             check_children()
             raise DomainError(f"the storefront did not answer on port {port} within 10 minutes")
@@ -414,7 +419,7 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
             check_children()
             time.sleep(0.5)
     finally:
-        stop_all()
+        children.stop()
 
 
 @cli.command("console")
@@ -438,7 +443,12 @@ def console_command(operator: str) -> None:
         root.removeHandler(handler)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     root.addHandler(logging.FileHandler(settings.var_dir / "console.log"))
-    make_app(settings, operator=operator, queue_depth=tasks.jobs.queue_depth).run()
+    make_app(
+        settings,
+        operator=operator,
+        queue_depth=tasks.jobs.queue_depth,
+        worker_heartbeat=tasks.jobs.worker_heartbeat,
+    ).run()
 
 
 @cli.group()

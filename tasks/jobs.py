@@ -164,3 +164,11 @@ def queue_depth() -> int:
     """Jobs waiting in the queue (not yet taken by a consumer): the console's fulfilment
     backlog figure, handed to ``console.app.make_app(queue_depth=...)``."""
     return int(huey.pending_count())
+
+
+def worker_heartbeat() -> float | None:
+    """The workers' newest heartbeat (epoch seconds, None if none): the console's "no
+    worker seen" line, handed to ``console.app.make_app(worker_heartbeat=...)``."""
+    from tasks.consumer import last_heartbeat
+
+    return last_heartbeat(huey)

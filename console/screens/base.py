@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Dependencies:
     """What the screens get from outside core, injected by ``make_app``: the task
-    queue's depth (None: not wired), the provider clients, the clock, and how long to
-    wait for provider balances."""
+    queue's depth and the workers' newest heartbeat in epoch seconds (None: not wired),
+    the provider clients, the clock, and how long to wait for provider balances."""
 
     queue_depth: Callable[[], int] | None = None
+    worker_heartbeat: Callable[[], float | None] | None = None
     provider_clients: Callable[[], Mapping[str, ProviderClient]] = field(default=lambda: {})
     now: Callable[[], datetime] = utcnow
     balance_timeout: float = 5.0

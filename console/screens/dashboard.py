@@ -1,8 +1,10 @@
 """The dashboard: the shop at a glance, refreshed by a timer while it is on screen.
 
 Three workers feed it, so the slowest never holds up the others: the figures from the
-database (one read transaction), the task queue's depth (the callable injected into
-``make_app``), and the providers' balances (asked live, with a timeout)."""
+database (one read transaction), the task queue's depth and the workers' heartbeat (the
+callables injected into ``make_app``; "no worker seen for N s" once the newest beat is
+older than ``KEYSHOP_WORKER_STALE_SECONDS``), and the providers' balances (asked live,
+with a timeout)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,17 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Static
 
-from console.messages import BalancesChecked, DashboardLoaded, QueueDepthRead
+from console.messages import (
+    BalancesChecked,
+    DashboardLoaded,
+    QueueDepthRead,
+    WorkerHeartbeatRead,
+)
 from console.screens.base import ConsoleScreen
 from console.widgets.formatting import money
 from console.widgets.navbar import NavBar
 from core.db import session_scope
+from core.jobs import worker_presence
 from core.services.console_queries import (
     BalanceRow,
     DashboardFigures,
@@ -38,6 +46,7 @@ class DashboardScreen(ConsoleScreen):
         self.refresh_seconds = refresh_seconds
         self.figures: DashboardFigures | None = None
         self.queue: QueueDepthRead | None = None
+        self.heartbeat: WorkerHeartbeatRead | None = None
         self.balances: dict[str, BalanceRow] = {}
 
     def compose(self) -> ComposeResult:
@@ -77,14 +86,25 @@ class DashboardScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="queue")
     def read_queue(self) -> None:
-        if self.deps.queue_depth is None:
-            return
-        try:
-            depth = self.deps.queue_depth()
-        except Exception as exc:  # the queue is another system: show, never raise
-            self.post_message(QueueDepthRead(None, type(exc).__name__))
-        else:
-            self.post_message(QueueDepthRead(depth))
+        if self.deps.queue_depth is not None:
+            try:
+                depth = self.deps.queue_depth()
+            except Exception as exc:  # the queue is another system: show, never raise
+                self.post_message(QueueDepthRead(None, type(exc).__name__))
+            else:
+                self.post_message(QueueDepthRead(depth))
+        if self.deps.worker_heartbeat is not None:
+            try:
+                beat = self.deps.worker_heartbeat()
+            except Exception as exc:
+                self.post_message(WorkerHeartbeatRead(None, type(exc).__name__))
+            else:
+                presence = worker_presence(
+                    beat,
+                    now=self.deps.now().timestamp(),
+                    stale_after=self.settings.worker_stale_seconds,
+                )
+                self.post_message(WorkerHeartbeatRead(presence))
 
     @work(thread=True, exclusive=True, group="balances")
     def check_balances(self) -> None:
@@ -98,6 +118,11 @@ class DashboardScreen(ConsoleScreen):
     @on(QueueDepthRead)
     def show_queue(self, message: QueueDepthRead) -> None:
         self.queue = message
+        self._show_fulfilment()
+
+    @on(WorkerHeartbeatRead)
+    def show_heartbeat(self, message: WorkerHeartbeatRead) -> None:
+        self.heartbeat = message
         self._show_fulfilment()
 
     @on(BalancesChecked)
@@ -117,11 +142,24 @@ class DashboardScreen(ConsoleScreen):
             queue = f"[red]unreadable ({self.queue.error})[/]"
         else:
             queue = f"{self.queue.depth} waiting"
+        workers = ""
+        if self.deps.worker_heartbeat is not None:
+            beat = self.heartbeat
+            if beat is None:
+                seen = "…"
+            elif beat.presence is None:
+                seen = f"[red]unreadable ({beat.error})[/]"
+            elif beat.presence.state == "ok":
+                seen = beat.presence.describe()
+            else:
+                seen = f"[b red]{beat.presence.describe()}[/]"
+            workers = f"Workers:             {seen}\n"
         attention = f"[b red]{f.needs_attention}[/]" if f.needs_attention else "0"
         reports = f"[b red]{f.open_key_reports}[/]" if f.open_key_reports else "0"
         self.query_one("#dash-fulfilment", Static).update(
             f"Awaiting fulfilment: {f.awaiting_fulfilment}\n"
             f"Queue:               {queue}\n"
+            f"{workers}"
             f"Needs attention:     {attention}  (press 2)\n"
             f"Faulty-key reports:  {reports}"
         )

@@ -59,3 +59,28 @@ def test_without_a_queue_the_depth_says_so(session, test_settings, queued_jobs):
         assert "Queue:               not connected" in panel(pilot, "fulfilment")
 
     run(app, scenario)
+
+
+def test_the_dashboard_says_when_no_worker_was_seen(session, test_settings, queued_jobs):
+    from datetime import timedelta
+
+    from core.models import utcnow
+
+    now = utcnow()
+    beats = {"last": (now - timedelta(seconds=test_settings.worker_stale_seconds + 15)).timestamp()}
+    app = make_app(test_settings, operator=OPERATOR, refresh_seconds=0, provider_clients=dict,
+                   queue_depth=lambda: 0, worker_heartbeat=lambda: beats["last"], now=lambda: now)
+
+    async def scenario(pilot):
+        await settle(pilot)
+        assert f"no worker seen for {test_settings.worker_stale_seconds + 15} s" in panel(pilot, "fulfilment")
+        beats["last"] = (now - timedelta(seconds=3)).timestamp()
+        await pilot.press("f5")
+        await settle(pilot)
+        assert "Workers:             seen 3 s ago" in panel(pilot, "fulfilment")
+        beats["last"] = None
+        await pilot.press("f5")
+        await settle(pilot)
+        assert "no worker seen" in panel(pilot, "fulfilment")
+
+    run(app, scenario)

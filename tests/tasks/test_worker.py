@@ -54,6 +54,7 @@ def queue(test_settings, sim_server, tmp_path):
         "KEYSHOP_PROVIDER_TIMEOUT": "5",
         "KEYSHOP_FULFILMENT_LEASE_SECONDS": "2",
         "KEYSHOP_RECONCILE_AFTER_SECONDS": "1",
+        "KEYSHOP_WORKER_STALE_SECONDS": "4",
         "KEYSHOP_LOG_LEVEL": "INFO",
     }
     settings = config.load_settings(**env)
@@ -235,3 +236,87 @@ def test_a_payment_whose_fulfilment_cannot_finish_at_once_is_queued_again(sessio
         huey.flush()
         jobs.set_dispatcher(None)
     assert status_of(session, order) == "fulfilled" and len(delivered(session, order)) == 1
+
+
+# -- a worker whose queue is gone, and the heartbeat ----------------------------------
+
+
+def worker_env(test_settings, **extra: str) -> dict[str, str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
+    }
+    return {
+        **base,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": test_settings.effective_database_url,
+        "KEYSHOP_VAR_DIR": str(test_settings.var_dir),
+        "KEYSHOP_KEYRING": TEST_KEYRING,
+        "KEYSHOP_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
+        "KEYSHOP_LOG_LEVEL": "INFO",
+        **extra,
+    }
+
+
+def test_a_worker_whose_queue_is_gone_logs_briefly_and_exits_non_zero_in_time(
+    test_settings, tmp_path
+):
+    bound = 3
+    env = worker_env(
+        test_settings,
+        QUEUE_URL="redis://127.0.0.1:1/0",
+        KEYSHOP_QUEUE_DOWN_EXIT_SECONDS=str(bound),
+        KEYSHOP_QUEUE_NAME=f"dead-{secrets.token_hex(3)}",
+    )
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keyshop", "worker", "-w", "4"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started = time.monotonic()
+    try:
+        status = proc.wait(timeout=bound + 30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        lines = log.read_text().splitlines()
+        pytest.fail(
+            f"the worker was still running after {bound + 30} s, having logged {len(lines)} lines"
+        )
+    elapsed = time.monotonic() - started
+    lines = log.read_text().splitlines()
+    assert status == 1, "\n".join(lines[-20:])
+    # start-up, a line when the queue goes, one per interval while it stays down, the exit
+    assert len(lines) <= 40, f"{len(lines)} lines:\n" + "\n".join(lines[:60])
+    assert "Traceback" not in log.read_text()
+    assert lines[-1].startswith("keyshop: ") and "QUEUE_URL=redis://127.0.0.1:1/0" in lines[-1]
+    assert f"{bound} s" in lines[-1]
+    # the bound, plus the interpreter's start-up and a graceful stop
+    assert elapsed < bound + 15
+
+
+def test_a_running_worker_writes_and_renews_a_heartbeat_that_goes_stale_when_it_dies(queue):
+    from core.jobs import worker_presence
+    from tasks.jobs import worker_heartbeat  # what the console and /api/health read
+
+    def presence():
+        return worker_presence(worker_heartbeat(), now=time.time(), stale_after=queue.settings.worker_stale_seconds)
+
+    assert presence().state == "absent"
+    before = time.time()
+    proc = queue.start_worker()
+    seen = wait_for(worker_heartbeat, what="the worker's heartbeat")
+    assert seen >= before - 1 and presence().state == "ok"
+    # it keeps beating: a later beat replaces the first
+    wait_for(lambda: (worker_heartbeat() or 0) > seen, timeout=queue.settings.heartbeat_seconds * 3 + 10,
+             what="a second heartbeat")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    wait_for(lambda: presence().state == "stale", timeout=queue.settings.worker_stale_seconds + 10,
+             what="the heartbeat to go stale")

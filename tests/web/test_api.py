@@ -62,10 +62,53 @@ def stripe_event(order):
                                            "currency": order.currency.lower()}}}).encode()
 
 
-def test_health_reports_database_and_queue(api):
+@pytest.fixture
+def heartbeat():
+    """Writes the workers' heartbeat into the (in-memory) queue the API reads; forgets it after."""
+    import tasks
+    from tasks.consumer import HEARTBEAT_KEY, write_heartbeat
+
+    yield lambda seconds_ago: write_heartbeat(tasks.huey, at=time.time() - seconds_ago)
+    tasks.huey.storage.pop_data(HEARTBEAT_KEY)
+
+
+def test_health_reports_database_queue_and_worker(api, heartbeat):
+    heartbeat(2)
     answer = api.get("/api/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+    body = answer.json()
+    assert body.pop("worker_last_seen_seconds") in (2, 3)
+    assert body == {"status": "ok", "database": "ok", "queue": "ok", "worker": "ok"}
+
+
+def test_health_says_when_no_worker_was_seen_but_the_web_stays_healthy(api, heartbeat, test_settings):
+    answer = api.get("/api/health")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "database": "ok", "queue": "ok", "worker": "absent",
+                             "worker_last_seen_seconds": None}
+    heartbeat(test_settings.worker_stale_seconds + 15)
+    answer = api.get("/api/health")
+    assert answer.status_code == 200  # the web container's own check: a missing worker is not the web's fault
+    body = answer.json()
+    assert body["status"] == "ok" and body["worker"] == "stale"
+    assert body["worker_last_seen_seconds"] >= test_settings.worker_stale_seconds + 15
+
+
+def test_a_webhook_that_cannot_be_stored_is_503_so_the_sender_retries(api, session, test_settings):
+    from core import config
+
+    product = make_product(session)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    body = stripe_event(order)
+    headers = {"Stripe-Signature": sign_stripe_payload(body, webhook_secret()), "Content-Type": "application/json"}
+    config.use_settings(test_settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/keyshop"}))
+    try:
+        answer = api.post("/api/webhooks/stripe", content=body, headers=headers)
+    finally:
+        config.use_settings(test_settings)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "database_unavailable"
 
 
 def test_stripe_webhook_pays_the_order_once_even_when_delivered_50_times(api, session, queued_jobs):

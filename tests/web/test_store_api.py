@@ -285,3 +285,32 @@ def test_openapi_is_valid_and_lists_every_api_route(api, app):
     for path, method in served:
         assert (path, method) in documented or (method == "*" and path in document["paths"]), (path, method)
     assert {p for p, _ in served} == set(document["paths"])
+
+
+# -- a database that cannot be used ------------------------------------------------------
+
+
+@pytest.fixture
+def unreachable_database(test_settings):
+    """The shop pointed at a PostgreSQL port nothing listens on, for the test's length."""
+    from core import config
+
+    config.use_settings(test_settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/keyshop"}))
+    yield
+    config.use_settings(test_settings)
+
+
+def test_a_database_that_cannot_be_used_is_a_clean_503(api, catalogue, unreachable_database):
+    steam, _ = catalogue
+    answers = [
+        api.get("/api/store/products", params={"q": "witch"}),
+        api.get(f"/api/store/products/{steam[0].slug}"),
+        api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == {"error": {"code": "database_unavailable",
+                                           "message": "The shop cannot reach its database just now; try again in a moment."}}
+        assert answer.headers["Retry-After"] == "5"
+        assert "Traceback" not in answer.text and "127.0.0.1:1" not in answer.text

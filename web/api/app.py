@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.db import session_scope
-from core.errors import DomainError
+from core.db import is_database_unavailable, session_scope
+from core.errors import DatabaseUnavailable, DomainError
 from core.services.webhooks import WebhookRejected, receive_webhook
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,41 @@ async def webhook(request: Request) -> Response:
         return error(exc.http_status, code, exc.message)
     except DomainError as exc:
         return error(exc.http_status, exc.code, exc.message)
+    except DBAPIError as exc:
+        if not is_database_unavailable(exc):
+            raise
+        # not stored: the sender's retry (Stripe, Kinguin and CodesWholesale all retry a 5xx)
+        log.warning("webhook from %s: database unavailable (%s)", source, type(exc.orig).__name__)
+        unavailable = DatabaseUnavailable()
+        answer = error(unavailable.http_status, unavailable.code, unavailable.message)
+        answer.headers["Retry-After"] = str(unavailable.retry_after)
+        return answer
     if source == "kinguin":
         return Response(status_code=204)  # Kinguin asks for an empty 2xx, 204 recommended
     return JSONResponse({"received": True, "duplicate": receipt.duplicate})
 
 
 async def health(request: Request) -> Response:
+    """The web tier's health, and what it knows of the workers.
+
+    ``status`` and the HTTP status are the web's own: 503 while the database or the queue
+    is unreachable (the container health check restarts or withholds traffic on that).
+    A missing worker does not make the web unhealthy (restarting the web would not bring
+    a worker back): it is reported beside, in ``worker`` (``ok``, ``stale``: no heartbeat
+    for ``KEYSHOP_WORKER_STALE_SECONDS``, ``absent``: none ever on this queue, or
+    ``unknown`` when the queue cannot be read) and ``worker_last_seen_seconds``, for
+    monitoring to alert on."""
     from starlette.concurrency import run_in_threadpool
 
-    def check() -> dict[str, str]:
-        status: dict[str, str] = {}
+    def check() -> dict[str, str | int | None]:
+        import time
+
+        from core.config import get_settings
+        from core.jobs import worker_presence
+        from tasks.consumer import last_heartbeat
+        from tasks.queue import huey
+
+        status: dict[str, str | int | None] = {}
         try:
             with session_scope(write=False) as session:
                 session.execute(text("SELECT 1"))
@@ -71,16 +97,22 @@ async def health(request: Request) -> Response:
         except Exception as exc:
             status["database"] = f"unreachable: {type(exc).__name__}"
         try:
-            from tasks.queue import huey
-
             huey.pending_count()
+            beat = last_heartbeat(huey)
             status["queue"] = "ok"
         except Exception as exc:
             status["queue"] = f"unreachable: {type(exc).__name__}"
+            status["worker"], status["worker_last_seen_seconds"] = "unknown", None
+        else:
+            presence = worker_presence(
+                beat, now=time.time(), stale_after=get_settings().worker_stale_seconds
+            )
+            status["worker"] = presence.state
+            status["worker_last_seen_seconds"] = presence.seconds_since
         return status
 
     status = await run_in_threadpool(check)
-    ok = all(v == "ok" for v in status.values())
+    ok = status["database"] == "ok" and status["queue"] == "ok"
     return JSONResponse(
         {"status": "ok" if ok else "degraded", **status}, status_code=200 if ok else 503
     )

@@ -180,11 +180,17 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "properties": {"status": {"enum": ["ok", "degraded"]}, "database": STR, "queue": STR},
+        "properties": {
+            "status": {"enum": ["ok", "degraded"]}, "database": STR, "queue": STR,
+            "worker": {"enum": ["ok", "stale", "absent", "unknown"],
+                       "description": "the workers' heartbeat; does not change the status code"},
+            "worker_last_seen_seconds": {"type": ["integer", "null"]},
+        },
     },
 }  # fmt: skip
 
 _BAD = _error("malformed request (unknown or repeated parameter, not a number, not JSON)")
+_UNAVAILABLE = _error("the database cannot be reached just now (Retry-After); nothing was written")
 _TOKEN = {
     "name": "token",
     "in": "query",
@@ -219,6 +225,7 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("SearchPage"), "one page of results"),
                 "400": _BAD,
                 "422": _error("a value out of range (page 0, min above max, unknown sort)"),
+                "503": _UNAVAILABLE,
             },
         }
     },
@@ -231,6 +238,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(_ref("ProductDetail"), "the product"),
                 "404": _error("no such product, or no longer for sale"),
+                "503": _UNAVAILABLE,
             },
         }
     },
@@ -263,8 +271,9 @@ PATHS: dict[str, Any] = {
                     "order was cancelled"
                 ),
                 "503": _error(
-                    "the checkout failed on our side; nothing was charged and no order "
-                    "is left waiting"
+                    "the checkout failed on our side (checkout_failed), or the database "
+                    "cannot be reached just now (database_unavailable, Retry-After); "
+                    "nothing was charged and no order is left waiting"
                 ),
             },
         }
@@ -282,6 +291,7 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("Order"), "the order"),
                 "400": _BAD,
                 "404": _error("unknown order, or a wrong token (the same answer for both)"),
+                "503": _UNAVAILABLE,
             },
         }
     },
@@ -296,11 +306,11 @@ PATHS: dict[str, Any] = {
     "/api/health": {
         "get": {
             "operationId": "health",
-            "summary": "Database and queue reachability",
+            "summary": "Database and queue reachability; when a worker was last seen",
             "tags": ["meta"],
             "responses": {
-                "200": _json(_ref("Health"), "everything reachable"),
-                "503": _json(_ref("Health"), "something unreachable"),
+                "200": _json(_ref("Health"), "database and queue reachable (see worker)"),
+                "503": _json(_ref("Health"), "database or queue unreachable"),
             },
         }
     },
@@ -325,6 +335,7 @@ PATHS: dict[str, Any] = {
                 "400": _error("malformed or too large"),
                 "401": _error("authentication failed; nothing changed"),
                 "404": _error("unknown source"),
+                "503": _error("not stored: the database cannot be reached; the sender retries"),
             },
         }
     },

@@ -13,7 +13,9 @@ repeated ones, non-numbers, bodies that are not the documented JSON are refused)
 (or not yours), 405 wrong method, 413 body too large, 415 not JSON, 422 a well-formed
 request the shop refuses (with ``problems`` for a cart, including a cart that stock and
 partners cannot serve because other orders hold it), 429 too many requests, 502 the
-payment provider refused, 503 the checkout failed on our side (no order is left behind).
+payment provider refused, 503 the checkout failed on our side (``checkout_failed``: no
+order is left behind) or the database cannot be reached or lost the connection
+(``database_unavailable``, with ``Retry-After``; nothing was written).
 
 Keys are never part of any answer: the order's keys appear masked, and are revealed
 only in the key portal (``core.services.portal.reveal_order_key``).
@@ -29,13 +31,14 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.db import get_engine, session_scope
-from core.errors import DomainError
+from core.db import get_engine, is_database_unavailable, session_scope
+from core.errors import DatabaseUnavailable, DomainError
 from core.services import catalogue, checkout, portal, storefront
 from core.services.catalogue import ProductHit
 
@@ -112,6 +115,13 @@ def _endpoint(*methods: str) -> Callable[[Callable[[Request], Any]], Callable[[R
                 return error(exc.status, exc.code, exc.message)
             except DomainError as exc:
                 return domain_error(exc)
+            except DBAPIError as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                log.warning(
+                    "%s: database unavailable (%s)", request.url.path, type(exc.orig).__name__
+                )
+                return domain_error(DatabaseUnavailable())
 
         wrapped.__name__ = handler.__name__
         wrapped.__doc__ = handler.__doc__
