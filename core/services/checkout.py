@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from core.config import get_settings
-from core.db import session_scope
+from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
 from core.models import Customer, OrderEvent, OrderStatus, Product, row_id
 from core.services.audit import Actor, record_audit
@@ -329,7 +329,9 @@ def place_order(
         if committing and order_id is not None:
             _call_off(order_id, number, str(exc.data.get("reason") or exc.code))
         raise
-    except Exception:
+    except Exception as exc:
+        if not committing and is_database_unavailable(exc):
+            raise  # nothing was written: the edge answers "try again" (503, Retry-After)
         log.exception("checkout failed%s", f" after writing order {number}" if committing else "")
         if committing and order_id is not None:
             _call_off(order_id, number, "the checkout failed after the order was written")
