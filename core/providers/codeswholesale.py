@@ -16,8 +16,14 @@ Decisions where the public sources are silent or disagree:
   codes: any pre-ordered code (or a code that could not be fetched) makes the purchase
   ``pending``; ``preorder`` is set when a code is a pre-order. Status values that
   plainly say cancelled/failed make it ``failed``.
-- **find_purchase** searches ``GET /v2/orders`` over the last :data:`HISTORY_DAYS` days
-  (plus tomorrow, for clock skew) and matches ``clientOrderId``.
+- **find_purchase**: no source says CW de-duplicates a repeated client order id or can
+  search history by it (shared/docs/providers.md, Corrections: "CW duplicate order
+  id"), so the client reads the order history (``GET /v2/orders?startFrom=&endOn=``,
+  CWSDK ``Order::getHistory``) over a window covering the attempt (from the day before
+  it to the day after today, in windows of at most :data:`HISTORY_WINDOW_DAYS` days)
+  and matches ``clientOrderId``. It is :class:`Absent` only when every window answered
+  a readable list and every listed order carries a ``clientOrderId``; anything else is
+  :class:`Unclear`.
 - ``updated_since`` is ignored on v2 (the price list has no such filter); the whole
   list is read, following a ``continuationToken`` when the server pages (v3 style).
 """
@@ -40,8 +46,10 @@ from typing import Any
 import httpx
 
 from core.providers.base import (
+    Absent,
     Balance,
     DeliveredKey,
+    Found,
     InsufficientBalance,
     Offer,
     OutOfStock,
@@ -50,8 +58,10 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    PurchaseLookup,
     PurchaseResult,
     PurchaseState,
+    Unclear,
     from_minor,
     to_minor,
 )
@@ -66,7 +76,7 @@ from core.providers.http import (
 
 NAME = "codeswholesale"
 CURRENCY = "EUR"
-HISTORY_DAYS = 7
+HISTORY_WINDOW_DAYS = 30
 
 CODE_BALANCE_TOO_LOW = 10002
 CODE_PRODUCT_NOT_FOUND = 20001
@@ -187,21 +197,43 @@ class CodesWholesaleClient:
             )
         return self._result(body, reference=reference, requested=quantity)
 
-    def find_purchase(self, *, reference: str) -> PurchaseResult | None:
-        today = datetime.now(UTC).date()
-        params = {
-            "startFrom": (today - timedelta(days=HISTORY_DAYS)).isoformat(),
-            "endOn": (today + timedelta(days=1)).isoformat(),
-        }
-        body = self._json("GET", "/v2/orders", params=params)
-        for order in _items(body, "items", "orders"):
-            if (
-                isinstance(order, dict)
-                and str(order.get("clientOrderId") or "") == reference
-                and order.get("orderId")
+    def find_purchase(self, *, reference: str, placed_at: datetime) -> PurchaseLookup:
+        placed = placed_at if placed_at.tzinfo else placed_at.replace(tzinfo=UTC)
+        start = placed.astimezone(UTC).date() - timedelta(days=1)
+        last = datetime.now(UTC).date() + timedelta(days=1)
+        while start <= last:
+            end = min(last, start + timedelta(days=HISTORY_WINDOW_DAYS))
+            params = {"startFrom": start.isoformat(), "endOn": end.isoformat()}
+            try:
+                body = self._json("GET", "/v2/orders", params=params, not_found=ProviderRejected)
+            except ProviderError as exc:
+                return Unclear(f"order history failed: {exc.message}")
+            if not isinstance(body, (list, dict)) or (
+                isinstance(body, dict)
+                and not any(isinstance(body.get(k), list) for k in ("items", "orders"))
             ):
-                return self.fetch_keys(provider_order_id=str(order["orderId"]), reference=reference)
-        return None
+                return Unclear("order history answered something unreadable")
+            for order in _items(body, "items", "orders"):
+                if not isinstance(order, dict) or "clientOrderId" not in order:
+                    return Unclear("order history lists orders without clientOrderId")
+                if str(order.get("clientOrderId") or "") == reference and order.get("orderId"):
+                    order_id = str(order["orderId"])
+                    try:
+                        return Found(
+                            self.fetch_keys(provider_order_id=order_id, reference=reference)
+                        )
+                    except ProviderError:
+                        # the order exists; its codes are collected later by its id
+                        return Found(
+                            PurchaseResult(
+                                provider_order_id=order_id, reference=reference, state="pending"
+                            )
+                        )
+            start = end + timedelta(days=1)
+        return Absent(
+            f"order history {placed.date() - timedelta(days=1)}..{last} has no clientOrderId "
+            f"{reference}"
+        )
 
     def fetch_keys(self, *, provider_order_id: str, reference: str) -> PurchaseResult:
         body = self._json("GET", f"/v2/orders/{provider_order_id}", not_found=ProviderRejected)

@@ -10,10 +10,18 @@ Decisions where the public sources are silent:
   allowed otherwise, so :meth:`KinguinClient.purchase` reads the product first
   (``GET /v2/products/{productId}``) to learn ``isPreorder``. No cache: the extra GET is
   cheap next to an order, and a stale pre-order flag would get the order refused.
-- **Same orderExternalId twice**: undocumented since 2022. If Kinguin answers with the
-  existing order, it is used; if it refuses the duplicate (409, or a
-  ``ConstraintViolation`` naming ``orderExternalId``), the client looks the order up by
-  our reference and returns it. Either way no second order is paid for.
+- **Same orderExternalId twice**: Kinguin's promise that a repeated ``orderExternalId``
+  prevents a duplicate order was removed from its docs on 2024-05-27 (KG commit
+  3705f70; the docs now only say it "should be unique"), so nothing relies on it. If
+  Kinguin answers with the existing order, it is used; if it refuses the duplicate (409,
+  or a ``ConstraintViolation`` naming ``orderExternalId``), the client looks the order up
+  by our reference and returns it; when that lookup comes back empty or fails, the
+  outcome is *unknown* (:class:`ProviderOutcomeUnknown`), never a rejection: an order
+  under our reference may exist.
+- **Looking a purchase up**: ``GET /v1/order?orderExternalId=`` (KG
+  ``api/order/v1/README.md``). Only a successful answer whose ``results`` list is empty
+  is :class:`Absent`; a failed request, an unreadable body, a 404 or results that are
+  other orders (the filter not applied) are :class:`Unclear`.
 - **State**: ``processing`` → ``pending`` (with the keys out so far: Kinguin hands out
   keys while processing), ``completed`` → ``completed``, ``canceled``/``refunded`` →
   ``failed``. If the keys cannot be fetched right after a successful order, the result
@@ -35,8 +43,10 @@ from typing import Any
 import httpx
 
 from core.providers.base import (
+    Absent,
     Balance,
     DeliveredKey,
+    Found,
     InsufficientBalance,
     Offer,
     OutOfStock,
@@ -45,8 +55,10 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    PurchaseLookup,
     PurchaseResult,
     PurchaseState,
+    Unclear,
     from_minor,
     to_minor,
 )
@@ -189,9 +201,16 @@ class KinguinClient:
         body = json_body(response)
         if not response.is_success:
             if _is_duplicate_reference(response, body):
-                found = self.find_purchase(reference=reference)
-                if found is not None:
-                    return found
+                # An order under our reference exists or existed: never a rejection.
+                lookup = self.find_purchase(reference=reference, placed_at=datetime.now(UTC))
+                if isinstance(lookup, Found):
+                    return lookup.purchase
+                raise ProviderOutcomeUnknown(
+                    NAME,
+                    f"order {reference}: Kinguin says the orderExternalId exists, but the "
+                    "lookup by it "
+                    + ("came back empty" if isinstance(lookup, Absent) else "failed"),
+                )
             raise self._error(response, body, context="POST /v2/order", state_changing=True)
         if not isinstance(body, dict) or not body.get("orderId"):
             raise ProviderOutcomeUnknown(
@@ -203,19 +222,36 @@ class KinguinClient:
             )
         return self._result(body, reference=reference, tolerate_key_errors=True)
 
-    def find_purchase(self, *, reference: str) -> PurchaseResult | None:
-        body = self._json("GET", "/v1/order", params={"orderExternalId": reference}, not_found=None)
-        if body is None:
-            return None
+    def find_purchase(self, *, reference: str, placed_at: datetime) -> PurchaseLookup:
+        """``GET /v1/order?orderExternalId=`` (KG ``api/order/v1/README.md``)."""
+        try:
+            response = send(
+                self._http,
+                NAME,
+                "GET",
+                "/v1/order",
+                params={"orderExternalId": reference},
+                headers=self._headers(),
+            )
+        except ProviderError as exc:
+            return Unclear(f"order search failed: {exc.message}")
+        body = json_body(response)
+        if not response.is_success:
+            error = self._error(response, body, context="GET /v1/order", not_found=ProviderRejected)
+            return Unclear(f"order search failed: {error.message}")
         results = body.get("results") if isinstance(body, dict) else body
-        for order in results if isinstance(results, list) else []:
+        if not isinstance(results, list):
+            return Unclear("order search answered something unreadable")
+        for order in results:
             if (
                 isinstance(order, dict)
                 and str(order.get("orderExternalId") or "") == reference
                 and order.get("orderId")
             ):
-                return self._result(order, reference=reference)
-        return None
+                return Found(self._result(order, reference=reference, tolerate_key_errors=True))
+        if results:
+            return Unclear("order search answered other orders only (filter not applied?)")
+        return Absent(f"GET /v1/order?orderExternalId={reference} found no order")
 
     def fetch_keys(self, *, provider_order_id: str, reference: str) -> PurchaseResult:
         order = self._json("GET", f"/v1/order/{provider_order_id}", not_found=ProviderRejected)
@@ -323,7 +359,7 @@ class KinguinClient:
         if state != "failed":
             try:
                 keys = self._keys(order_id)
-            except (ProviderTransientError, ProviderRejected):
+            except ProviderError:
                 if not tolerate_key_errors:
                     raise
                 state = "pending"

@@ -9,7 +9,10 @@ Choices where the real API is undocumented (the clients must cope either way):
 - A product listed in the ``out_of_stock`` knob is "not in the price list":
   ``404`` code ``20001``. A real shortage (stock below the quantity) becomes pre-ordered
   codes when ``allowPreOrder`` is true, else ``400`` "Not enough quantity in stock".
-- The same ``orderId`` (our reference) twice returns the existing order, uncharged.
+- The same ``orderId`` (our reference) twice places and charges a second order by
+  default (knob ``duplicate_reference``: ``duplicate``; ``existing`` answers the first
+  order, ``conflict`` a 409): no source says CW de-duplicates (providers.md,
+  Corrections), so the simulator assumes it does not.
 - One product line per order.
 - Order ``status`` is ``Completed`` or ``Processing`` (CW's real values are unconfirmed).
 """
@@ -343,6 +346,7 @@ def routes(state: ProviderState) -> list[Route]:
         )
 
     async def create_order(request: Request) -> Response:
+        state.count("order_requests")
         if (early := await _guarded(state, request)) is not None:
             return early
         body = await read_json(request)
@@ -361,9 +365,8 @@ def routes(state: ProviderState) -> list[Route]:
             return error(400, "Invalid quantity or price", 40001)
         if quantity < 1:
             return error(400, "Quantity less than 1", 40002)
-        existing = state.order_for(reference)
-        if existing is not None:
-            return JSONResponse(order_json(state, existing))
+        if state.take_drop_before_charge():
+            return DropConnection()
 
         async def finish() -> Response:
             if state.knobs.timeout > 0:
@@ -371,9 +374,12 @@ def routes(state: ProviderState) -> list[Route]:
                 await asyncio.sleep(state.knobs.timeout)
                 if state.generation != generation:  # reset while hanging: forget this request
                     return DropConnection()
-                existing = state.order_for(reference)
-                if existing is not None:
-                    return JSONResponse(order_json(state, existing))
+            existing = state.order_for(reference)
+            mode = state.knobs.duplicate_reference or "duplicate"
+            if existing is not None and mode == "existing":
+                return JSONResponse(order_json(state, existing))
+            if existing is not None and mode == "conflict":
+                return error(409, "Order with this orderId already exists")
             try:
                 order = state.place_order(
                     reference=reference,
@@ -401,6 +407,8 @@ def routes(state: ProviderState) -> list[Route]:
     async def order_history(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:
             return early
+        if state.knobs.fail_lookups:
+            return JSONResponse(_unavailable_body(), status_code=503)
         try:
             start = date.fromisoformat(request.query_params.get("startFrom") or "1970-01-01")
             end = date.fromisoformat(request.query_params.get("endOn") or "9999-12-31")

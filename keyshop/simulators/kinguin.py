@@ -4,7 +4,11 @@ Choices where the real API is undocumented:
 
 - The same ``orderExternalId`` twice: knob ``duplicate_reference``. ``conflict``
   (default) answers ``409`` ``ConstraintViolation`` naming ``orderExternalId``;
-  ``existing`` answers ``200`` with the existing order. Neither charges again.
+  ``existing`` answers ``200`` with the existing order; ``duplicate`` places and
+  charges a second order (Kinguin withdrew its de-duplication promise in 2024).
+- Knobs ``fail_lookups`` (order searches answer 503) and ``drop_before_charge`` (the
+  next N order requests are dropped before anything happens) stage the two sides of a
+  lost answer.
 - A product in the ``out_of_stock`` knob answers ``404`` on ``GET /v2/products/{id}``
   ("can return 404 when product is not available") and ``ProductUnavailable`` on order.
   A price below the cheapest offer or a quantity above the stock is also
@@ -364,6 +368,7 @@ def routes(state: ProviderState) -> list[Route]:
             return JSONResponse({"balance": money(state.balance)})
 
     async def create_order(request: Request) -> Response:
+        state.count("order_requests")
         if (early := await _guarded(state, request)) is not None:
             return early
         body = await read_json(request)
@@ -418,11 +423,14 @@ def routes(state: ProviderState) -> list[Route]:
                 "keyType accepts only text",
                 propertyPath="products[0].keyType",
             )
+        if state.take_drop_before_charge():
+            return DropConnection()
         if reference:
             existing = state.order_for(reference)
-            if existing is not None:
-                if state.knobs.duplicate_reference == "existing":
-                    return JSONResponse(order_json(existing), status_code=200)
+            mode = state.knobs.duplicate_reference or "conflict"
+            if existing is not None and mode == "existing":
+                return JSONResponse(order_json(existing), status_code=200)
+            if existing is not None and mode == "conflict":
                 return error(
                     request,
                     409,
@@ -443,7 +451,11 @@ def routes(state: ProviderState) -> list[Route]:
                 await asyncio.sleep(state.knobs.timeout)
                 if state.generation != generation:  # reset while hanging: forget this request
                     return DropConnection()
-                if reference and state.order_for(reference) is not None:
+                if (
+                    reference
+                    and state.order_for(reference) is not None
+                    and (state.knobs.duplicate_reference or "conflict") != "duplicate"
+                ):
                     return error(
                         request,
                         409,
@@ -479,6 +491,8 @@ def routes(state: ProviderState) -> list[Route]:
     async def search_orders(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:
             return early
+        if state.knobs.fail_lookups:
+            return JSONResponse(_unavailable_body(), status_code=503)
         paging = _page(request)
         if paging is None:
             return error(

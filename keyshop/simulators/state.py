@@ -70,9 +70,13 @@ class Knobs:
     code_spelling: Literal["v2", "v1", "v3"] = "v2"  # CodesWholesale code type field
     empty_codes: bool = False  # CodesWholesale: leave `code` empty in order answers
     page_size: int = 0  # CodesWholesale: continuationToken paging (0: one page)
-    duplicate_reference: Literal["conflict", "existing"] = (
-        "conflict"  # Kinguin, same orderExternalId
-    )
+    # The same reference (Kinguin orderExternalId, CodesWholesale orderId) sent again:
+    # "conflict" refuses it, "existing" answers the existing order, "duplicate" places
+    # and charges a second order (what a provider that does not de-duplicate does).
+    # None: the provider's default (Kinguin conflict, CodesWholesale duplicate).
+    duplicate_reference: Literal["conflict", "existing", "duplicate"] | None = None
+    fail_lookups: bool = False  # order searches (KG GET /v1/order, CW history) answer 503
+    drop_before_charge: int = 0  # the next N order requests: connection dropped, no order
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name: f for f in fields(self)}
@@ -88,8 +92,9 @@ class Knobs:
                 raise ValueError("token_shape must be oauth or wrapper")
             elif key == "code_spelling" and value not in ("v1", "v2", "v3"):
                 raise ValueError("code_spelling must be v1, v2 or v3")
-            elif key == "duplicate_reference" and value not in ("conflict", "existing"):
-                raise ValueError("duplicate_reference must be conflict or existing")
+            elif key == "duplicate_reference":
+                if value not in (None, "conflict", "existing", "duplicate"):
+                    raise ValueError("duplicate_reference must be conflict, existing or duplicate")
             elif isinstance(current, bool):
                 value = (
                     value
@@ -292,6 +297,7 @@ class ProviderState:
                 "tokens_issued": 0,
                 "basic_auth_headers": 0,
                 "injected_errors": 0,
+                "order_requests": 0,
                 "orders_created": 0,
             }
             self.deliveries = []
@@ -464,6 +470,15 @@ class ProviderState:
             order.status,
         )
         return order
+
+    def take_drop_before_charge(self) -> bool:
+        """True (once per unit of the ``drop_before_charge`` knob) when this order request
+        must be dropped before anything is processed."""
+        with self.lock:
+            if self.knobs.drop_before_charge > 0:
+                self.knobs.drop_before_charge -= 1
+                return True
+            return False
 
     def order_for(self, reference: str) -> SimOrder | None:
         with self.lock:

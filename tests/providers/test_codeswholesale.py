@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 
 from core.providers.base import (
+    Absent,
+    Found,
     InsufficientBalance,
     OutOfStock,
     ProviderAuthError,
@@ -18,6 +21,7 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    Unclear,
 )
 from core.providers.codeswholesale import (
     CodesWholesaleClient,
@@ -42,6 +46,7 @@ from keyshop.simulators import SimulatorServer
 from tests.providers.conftest import CLIENT_TIMEOUT, Receiver
 
 P = "codeswholesale"
+NOW = datetime.now(UTC)
 TEXT = "ffe2274d-5469-4b0f-b57b-f8d21b09c24c"
 IMAGE = "6313677f-5219-47e4-a067-7401f55c5a3a"
 PREORDER = "33e3e81d-2b78-475a-8886-9848116f5133"
@@ -331,11 +336,11 @@ def test_hang_is_an_unknown_outcome_and_the_order_is_found_later(
         buy(cw, "ref-hang")
     sim.control(P, timeout=0)
     deadline = time.monotonic() + 3
-    found = None
-    while found is None and time.monotonic() < deadline:
-        found = cw.find_purchase(reference="ref-hang")
+    lookup = cw.find_purchase(reference="ref-hang", placed_at=NOW)
+    while not isinstance(lookup, Found) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert found is not None and found.state == "completed"
+        lookup = cw.find_purchase(reference="ref-hang", placed_at=NOW)
+    assert isinstance(lookup, Found) and lookup.purchase.state == "completed"
     assert len(sim.orders(P)) == 1
 
 
@@ -346,15 +351,68 @@ def test_crash_after_charge_then_find_purchase(
     with pytest.raises(ProviderOutcomeUnknown):
         buy(cw, "ref-crash", quantity=2)
     sim.control(P, crash_after_charge=False)
-    found = cw.find_purchase(reference="ref-crash")
-    assert found is not None
-    assert found.state == "completed" and len(found.keys) == 2
+    lookup = cw.find_purchase(reference="ref-crash", placed_at=NOW)
+    assert isinstance(lookup, Found)
+    assert lookup.purchase.state == "completed" and len(lookup.purchase.keys) == 2
     assert [o["reference"] for o in sim.orders(P)] == ["ref-crash"]
     assert cw.balance().amount_minor == 100000 - 2 * 2150
-    assert cw.find_purchase(reference="never-bought") is None
+    assert isinstance(cw.find_purchase(reference="never-bought", placed_at=NOW), Absent)
+
+
+def test_a_failed_history_is_unclear_never_absent(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, fail_lookups=True)
+    assert isinstance(cw.find_purchase(reference="never-bought", placed_at=NOW), Unclear)
+
+
+def test_history_covers_the_attempt_in_windows() -> None:
+    """An attempt 70 days ago is looked for in history windows reaching back to it."""
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        q = request.url.params
+        seen.append((q["startFrom"], q["endOn"]))
+        return httpx.Response(200, json={"items": []})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    placed = NOW - timedelta(days=70)
+    assert isinstance(client.find_purchase(reference="r", placed_at=placed), Absent)
+    starts = [date.fromisoformat(a) for a, _ in seen]
+    ends = [date.fromisoformat(b) for _, b in seen]
+    assert starts[0] == placed.date() - timedelta(days=1) and ends[-1] >= NOW.date()
+    assert all((b - a).days <= 31 for a, b in zip(starts, ends, strict=True))
+    assert all(starts[n + 1] == ends[n] + timedelta(days=1) for n in range(len(seen) - 1))
+
+
+def test_history_without_client_order_ids_is_unclear() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        return httpx.Response(200, json={"items": [{"orderId": "o1", "status": "Completed"}]})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    assert isinstance(client.find_purchase(reference="r", placed_at=NOW), Unclear)
+
+
+def test_same_reference_twice_is_a_second_order_by_default(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    """No source says CW de-duplicates a repeated order id: the simulator assumes not."""
+    first = buy(cw, "ref-again")
+    second = buy(cw, "ref-again")
+    assert first.provider_order_id != second.provider_order_id
+    assert len(sim.orders(P)) == 2
 
 
 def test_same_reference_twice_buys_once(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    sim.control(P, duplicate_reference="existing")
     first = buy(cw, "ref-twice")
     second = buy(cw, "ref-twice")
     assert first.provider_order_id == second.provider_order_id
@@ -456,10 +514,10 @@ def test_key_codes_and_secrets_never_in_errors_or_logs(
     sim: SimulatorServer, cw: CodesWholesaleClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    sim.control(P, duplicate_reference="existing")
     codes = [k.code for k in buy(cw, "ref-secret", quantity=3).keys]
     codes += [k.code for k in buy(cw, "ref-secret").keys]  # same reference: the answer again
-    found = cw.find_purchase(reference="ref-secret")
-    assert found is not None
+    assert isinstance(cw.find_purchase(reference="ref-secret", placed_at=NOW), Found)
     messages: list[str] = []
     for knobs in ({"crash_after_charge": True}, {"error_rate": 1.0}, {"balance": "0"}):
         sim.reset(P)

@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from core.providers.base import (
+    Absent,
+    Found,
     InsufficientBalance,
     OutOfStock,
     ProviderAuthError,
@@ -18,6 +20,8 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    PurchaseResult,
+    Unclear,
 )
 from core.providers.kinguin import (
     KinguinClient,
@@ -37,6 +41,13 @@ IMAGE = "5c9b5f6b2539a4e8f17ae2c3"
 PREORDER = "5c9b5f6b2539a4e8f17ae2c4"
 FEW = "5c9b5f6b2539a4e8f17ae2c7"  # stock 4
 EMPTY = "5c9b5f6b2539a4e8f17ae2ca"  # stock 0
+NOW = datetime.now(UTC)
+
+
+def found_purchase(client: KinguinClient, reference: str) -> PurchaseResult:
+    lookup = client.find_purchase(reference=reference, placed_at=NOW)
+    assert isinstance(lookup, Found), lookup
+    return lookup.purchase
 
 
 def buy(
@@ -153,8 +164,8 @@ def test_late_keys_fill_the_keys_endpoint(
     call = receiver.wait_for(lambda c: c.body.get("orderExternalId") == "k-late")
     assert call.headers["X-Event-Secret"] == "s3cret"
     assert not verify_webhook(call.headers, SIMULATOR_KINGUIN_WEBHOOK_SECRET)
-    found = kg.find_purchase(reference="k-late")
-    assert found is not None and found.state == "completed" and len(found.keys) == 2
+    found = found_purchase(kg, "k-late")
+    assert found.state == "completed" and len(found.keys) == 2
 
 
 def test_preorder_refused_when_not_allowed(sim: SimulatorServer, kg: KinguinClient) -> None:
@@ -215,11 +226,11 @@ def test_hang_is_an_unknown_outcome(sim: SimulatorServer, kg: KinguinClient) -> 
         buy(kg, "k-hang")
     # the provider finished the order after our timeout: asking by reference finds it
     deadline = time.monotonic() + 3
-    found = None
-    while found is None and time.monotonic() < deadline:
-        found = kg.find_purchase(reference="k-hang")
+    lookup = kg.find_purchase(reference="k-hang", placed_at=NOW)
+    while not isinstance(lookup, Found) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert found is not None and found.state == "completed"
+        lookup = kg.find_purchase(reference="k-hang", placed_at=NOW)
+    assert isinstance(lookup, Found) and lookup.purchase.state == "completed"
     assert len(sim.orders(P)) == 1
 
 
@@ -228,11 +239,53 @@ def test_crash_after_charge_then_find_purchase(sim: SimulatorServer, kg: Kinguin
     with pytest.raises(ProviderOutcomeUnknown):
         buy(kg, "k-crash", quantity=2)
     sim.control(P, crash_after_charge=False)
-    found = kg.find_purchase(reference="k-crash")
-    assert found is not None and found.state == "completed" and len(found.keys) == 2
+    found = found_purchase(kg, "k-crash")
+    assert found.state == "completed" and len(found.keys) == 2
     assert [o["reference"] for o in sim.orders(P)] == ["k-crash"]
     assert kg.balance().amount_minor == 100000 - 2 * 2210
-    assert kg.find_purchase(reference="k-never") is None
+    assert isinstance(kg.find_purchase(reference="k-never", placed_at=NOW), Absent)
+
+
+def test_a_failed_lookup_is_unclear_never_absent(sim: SimulatorServer, kg: KinguinClient) -> None:
+    sim.control(P, fail_lookups=True)
+    assert isinstance(kg.find_purchase(reference="k-never", placed_at=NOW), Unclear)
+    sim.control(P, fail_lookups=False, error_rate=1.0)
+    assert isinstance(kg.find_purchase(reference="k-never", placed_at=NOW), Unclear)
+
+
+def test_reference_exists_but_lookup_is_empty_is_an_unknown_outcome() -> None:
+    """Kinguin says the orderExternalId exists, yet the search finds nothing: an order
+    may exist, so this is an unknown outcome, never a rejection (providers.md,
+    Corrections: KG duplicate orderExternalId)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v2/products/"):
+            return httpx.Response(200, json={"productId": "p1", "price": 5.0, "isPreorder": False})
+        if request.url.path == "/v2/order":
+            return httpx.Response(
+                400,
+                json={
+                    "kind": "ConstraintViolation",
+                    "status": 400,
+                    "detail": "Order with this orderExternalId already exists",
+                    "propertyPath": "orderExternalId",
+                },
+            )
+        if request.url.path == "/v1/order":
+            return httpx.Response(200, json={"results": [], "item_count": 0})
+        raise AssertionError(request.url.path)
+
+    client = KinguinClient("https://kg.test", "key", 1.0, transport=httpx.MockTransport(handler))
+    with pytest.raises(ProviderOutcomeUnknown, match="came back empty"):
+        buy(client, "k-dup", product="p1")
+
+
+def test_search_answering_other_orders_is_unclear() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"results": [{"orderId": "O1", "orderExternalId": "x"}]})
+
+    client = KinguinClient("https://kg.test", "key", 1.0, transport=httpx.MockTransport(handler))
+    assert isinstance(client.find_purchase(reference="mine", placed_at=NOW), Unclear)
 
 
 @pytest.mark.parametrize("mode", ["conflict", "existing"])
@@ -355,8 +408,8 @@ def test_find_purchase_accepts_a_bare_list() -> None:
         raise AssertionError("a canceled order has no keys to fetch")
 
     client = KinguinClient("https://kg.test", "key", 1.0, transport=httpx.MockTransport(handler))
-    found = client.find_purchase(reference="mine")
-    assert found is not None and found.provider_order_id == "O2" and found.state == "failed"
+    found = found_purchase(client, "mine")
+    assert found.provider_order_id == "O2" and found.state == "failed"
 
 
 def test_keys_are_paged() -> None:
