@@ -23,6 +23,7 @@ from core.services.console_queries import (
     Timeline,
 )
 from core.services.importer import ImportReport
+from core.services.operator import UnknownPurchase
 
 
 class OrdersLoaded(Message):
@@ -37,10 +38,16 @@ class OrdersLoaded(Message):
 class AttentionLoaded(Message):
     """The attention queue: orders in needs_attention and open faulty-key reports."""
 
-    def __init__(self, orders: list[OrderRow], reports: list[KeyReportRow]) -> None:
+    def __init__(
+        self,
+        orders: list[OrderRow],
+        reports: list[KeyReportRow],
+        purchases: dict[int, list[UnknownPurchase]] | None = None,
+    ) -> None:
         super().__init__()
         self.orders = orders
         self.reports = reports
+        self.purchases = purchases or {}  # by order id: purchases whose outcome is unknown
 
 
 class ProvidersLoaded(Message):

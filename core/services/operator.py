@@ -45,6 +45,7 @@ from core.services.audit import Actor, record_audit
 from core.services.catalogue import get_product, update_product
 from core.services.fulfilment import (
     FulfilmentResult,
+    FulfilmentRetry,
     deliver_missing_from_stock,
     fulfil_order,
     line_needs,
@@ -355,7 +356,10 @@ def resend_purchase(*, purchase_id: int, actor: Actor) -> FulfilmentResult:
             data={"order": order.number, "provider": purchase.provider},
         )
         order_id = row_id(order.id)
-    return fulfil_order(order_id=order_id, resend_purchase_id=purchase_id)
+    try:
+        return fulfil_order(order_id=order_id, resend_purchase_id=purchase_id)
+    except FulfilmentRetry as exc:  # lost again: it waits, asked about by reconciliation
+        return FulfilmentResult(order_id=order_id, outcome="waiting", detail=str(exc))
 
 
 def enter_purchase_keys(
