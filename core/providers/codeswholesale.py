@@ -35,6 +35,7 @@ import binascii
 import hashlib
 import hmac
 import mimetypes
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -455,6 +456,36 @@ class StockChange:
     product_id: str
     quantity: int | None
     prices: list[tuple[str, Decimal]] = field(default_factory=list)  # (priceRangeLabel, price)
+
+    def unit_price(self) -> Decimal | None:
+        """The price of one unit: the tier whose range holds a quantity of 1 (labels are
+        ranges such as ``1-9``, ``10 - 99``, ``100+``; the exact spellings are not
+        confirmed, CWFW stock handler, providers.md Corrections), else the tier with the
+        lowest lower bound. None when no label reads as a range."""
+        tiers = [(r, price) for label, price in self.prices if (r := price_range(label))]
+        for (low, high), price in tiers:
+            if low <= 1 and (high is None or high >= 1):
+                return price
+        return min(tiers, key=lambda t: t[0][0])[1] if tiers else None
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:(\+)|(?:-|\u2013|to)\s*(\d+)?)?\s*$", re.IGNORECASE)
+
+
+def price_range(label: str) -> tuple[int, int | None] | None:
+    """A postback ``priceRangeLabel`` as ``(from, to)`` (``to`` None: open-ended):
+    ``"1-9"`` → (1, 9), ``"100+"`` → (100, None), ``"10"`` → (10, 10)."""
+    match = _RANGE.match(label or "")
+    if match is None:
+        return None
+    low = int(match.group(1))
+    if match.group(2):
+        return low, None
+    if match.group(3):
+        return low, int(match.group(3))
+    if any(mark in label.lower() for mark in ("-", "\u2013", "to")):
+        return low, None  # "10-": open-ended
+    return low, low
 
 
 @dataclass(frozen=True)

@@ -105,13 +105,7 @@ def handle_codeswholesale(session: Session, event: WebhookEvent, payload: dict[s
     if isinstance(parsed, cw.StockPostback):
         outcomes = []
         for change in parsed.products:
-            price = dict(change.prices)
-            unit = (
-                next((v for k, v in change.prices if k.startswith("1")), None)
-                if change.prices
-                else None
-            )
-            unit = unit if unit is not None else (next(iter(price.values())) if price else None)
+            unit = change.unit_price()
             outcomes.append(
                 apply_stock_change(
                     session=session,

@@ -487,7 +487,10 @@ def _on_stock_change(state: ProviderState, product: Any) -> None:
     with state.lock:
         body = product_json(state, product)
     prices = [
-        {"priceRangeLabel": f"{p['from']}-{p['to'] or ''}".rstrip("-"), "price": p["value"]}
+        {
+            "priceRangeLabel": f"{p['from']}-{p['to']}" if p["to"] else f"{p['from']}+",
+            "price": p["value"],
+        }
         for p in body["prices"]
     ]
     state.deliver(

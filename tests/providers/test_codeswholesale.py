@@ -529,3 +529,25 @@ def test_key_codes_and_secrets_never_in_errors_or_logs(
     assert codes and all(c and c not in text for c in codes)
     for secret in (CLIENT_SECRET, SIGNATURE):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [("1-9", (1, 9)), ("10 - 99", (10, 99)), ("100+", (100, None)), ("1", (1, 1)), ("10-", (10, None)),
+     ("5 to 9", (5, 9)), ("", None), ("tier A", None)],
+)
+def test_price_range_labels(label: str, expected: object) -> None:
+    from core.providers.codeswholesale import price_range
+
+    assert price_range(label) == expected
+
+
+def test_stock_postback_unit_price_is_the_tier_holding_one_unit() -> None:
+    parsed = parse_postback({"type": "STOCK", "products": [{"productId": "p", "quantity": 3, "prices": [
+        {"priceRangeLabel": "100+", "price": 3.1}, {"priceRangeLabel": "10-99", "price": 4},
+        {"priceRangeLabel": "1-9", "price": 4.75}]}]})
+    assert isinstance(parsed, StockPostback)
+    assert parsed.products[0].unit_price() == Decimal("4.75")
+    unreadable = parse_postback({"type": "STOCK", "products": [{"productId": "p", "prices": [
+        {"priceRangeLabel": "bulk", "price": 2}]}]})
+    assert isinstance(unreadable, StockPostback) and unreadable.products[0].unit_price() is None

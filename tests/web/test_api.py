@@ -166,3 +166,21 @@ def test_codeswholesale_postback_needs_the_auth_hash(api, session, queued_jobs):
     offer = fresh(session).exec(select(ProviderOffer)).one()
     assert (offer.stock, offer.cost_minor) == (7, 425)
     jobs.pending.clear()
+
+
+def test_codeswholesale_stock_prices_are_read_by_range(api, session, queued_jobs):
+    """STOCK price labels are ranges (CWFW stock handler expects labels such as "100+";
+    providers.md, Corrections): the unit cost is the tier that holds one unit, wherever
+    it is listed, not the first label starting with "1"."""
+    session.add(ProviderOffer(provider="codeswholesale", external_id="cw-2", name="x", cost_minor=900,
+                              currency="EUR", stock=1))
+    session.commit()
+    good = hashlib.sha256((SIMULATOR_CODESWHOLESALE_CLIENT_ID + SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE).encode()).hexdigest()
+    prices = [{"priceRangeLabel": "100+", "price": 3.10}, {"priceRangeLabel": "10 - 99", "price": 4.00},
+              {"priceRangeLabel": "1-9", "price": 4.75}]
+    body = {"type": "STOCK", "authHash": good, "products": [{"productId": "cw-2", "quantity": 12, "prices": prices}]}
+    assert api.post("/api/webhooks/codeswholesale", json=body).status_code == 200
+    process_all(queued_jobs)
+    offer = fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "cw-2")).one()
+    assert (offer.stock, offer.cost_minor) == (12, 475)
+    jobs.pending.clear()
