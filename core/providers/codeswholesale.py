@@ -2,9 +2,13 @@
 
 Decisions where the public sources are silent or disagree:
 
-- **Token**: ``POST /oauth/token`` with the credentials in the form body (CW's token
-  endpoint does not read an ``Authorization: Basic`` header). Both response shapes are
-  read: ``{access_token, expires_in}`` and the wrapper ``{value, expiresIn}``. The token
+- **Token**: ``POST /oauth/token`` with ``grant_type=client_credentials`` and
+  ``scope=administration``. The sources disagree on where the credentials go: the
+  official PHP SDK sends them in an ``Authorization: Basic`` header (CWSDK
+  ``GrantTypeBase::getToken``), community SDKs and golang/oauth2 in the form body. The
+  client sends them in the body first; if the server answers ``invalid_client`` (or a
+  bare 400/401) it asks once more with the Basic header and keeps using whichever worked
+  (providers.md, Corrections: "CW token request"). Both response shapes are read: ``{access_token, expires_in}`` and the wrapper ``{value, expiresIn}``. The token
   is reused until 10 % of its lifetime (at most 60 s) before ``expires_in``; a ``401``
   with ``"error": "invalid_token"`` drops it, fetches a new one and repeats the call
   once (also for order creation: a rejected token means the order was not looked at).
@@ -135,6 +139,7 @@ class CodesWholesaleClient:
         self._token_lock = threading.Lock()
         self._token: str | None = None
         self._token_expires_at = 0.0
+        self._basic_auth = False  # the token endpoint wanted the official SDK's Basic header
 
     def __repr__(self) -> str:
         return f"CodesWholesaleClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
@@ -254,18 +259,13 @@ class CodesWholesaleClient:
                 self._token = None
             if self._token and self._clock() < self._token_expires_at:
                 return self._token
-            response = send(
-                self._http,
-                NAME,
-                "POST",
-                "/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self.client_id,
-                    "client_secret": self._client_secret,
-                },
-            )
+            response = self._token_request(basic=self._basic_auth)
             body = json_body(response)
+            if not self._basic_auth and _refused_client(response, body):
+                retried = self._token_request(basic=True)
+                if retried.status_code == 200:
+                    self._basic_auth = True
+                response, body = retried, json_body(retried)
             if response.status_code != 200:
                 raise self._error(response, body, state_changing=False, context="token")
             token, lifetime = _read_token(body)
@@ -275,6 +275,25 @@ class CodesWholesaleClient:
             self._token = token
             self._token_expires_at = self._clock() + max(0.0, lifetime - margin)
             return token
+
+    def _token_request(self, *, basic: bool) -> httpx.Response:
+        form = {"grant_type": "client_credentials", "scope": "administration"}
+        if basic:  # the official SDK's way
+            return send(
+                self._http,
+                NAME,
+                "POST",
+                "/oauth/token",
+                data=form,
+                auth=httpx.BasicAuth(self.client_id, self._client_secret),
+            )
+        return send(
+            self._http,
+            NAME,
+            "POST",
+            "/oauth/token",
+            data={**form, "client_id": self.client_id, "client_secret": self._client_secret},
+        )
 
     # -- requests ------------------------------------------------------------------------
 
@@ -583,6 +602,14 @@ def _read_token(body: Any) -> tuple[str | None, float]:
     except (TypeError, ValueError):
         seconds = 300.0
     return (str(token) if token else None), max(0.0, seconds)
+
+
+def _refused_client(response: httpx.Response, body: Any) -> bool:
+    """The token endpoint refused the credentials as sent (not a server failure)."""
+    if response.status_code not in (400, 401):
+        return False
+    error = str(body.get("error") or "") if isinstance(body, dict) else ""
+    return error in ("", "invalid_client", "invalid_request", "unauthorized_client")
 
 
 def _is_invalid_token(body: Any) -> bool:

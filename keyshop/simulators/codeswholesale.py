@@ -3,9 +3,9 @@
 Choices where the real API is undocumented (the clients must cope either way):
 
 - Tokens live ``token_ttl_seconds`` (default 300 s); an unknown or expired token gets
-  ``401 {"error": "invalid_token"}``. Credentials are read from the form body or the
-  query string only; an ``Authorization: Basic`` header is counted
-  (``stats.basic_auth_headers``) and ignored, like the real token endpoint.
+  ``401 {"error": "invalid_token"}``. Credentials are read from an ``Authorization:
+  Basic`` header (the official SDK's way, with ``scope``; counted in
+  ``stats.basic_auth_headers``), the form body or the query string (community SDKs).
 - A product listed in the ``out_of_stock`` knob is "not in the price list":
   ``404`` code ``20001``. A real shortage (stock below the quantity) becomes pre-ordered
   codes when ``allowPreOrder`` is true, else ``400`` "Not enough quantity in stock".
@@ -20,13 +20,15 @@ Choices where the real API is undocumented (the clients must cope either way):
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import secrets
 import time
 import uuid
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -242,6 +244,17 @@ def _authorised(state: ProviderState, request: Request) -> Response | None:
     return None
 
 
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    return (unquote_plus(client_id), unquote_plus(secret)) if sep else None
+
+
 async def _guarded(state: ProviderState, request: Request) -> Response | None:
     return await gate(state, _unavailable_body) or _authorised(state, request)
 
@@ -259,6 +272,9 @@ def routes(state: ProviderState) -> list[Route]:
             return early
         raw = (await request.body()).decode("utf-8", "replace")
         params = dict(request.query_params) | dict(parse_qsl(raw))
+        basic = _basic_credentials(request.headers.get("authorization", ""))
+        if basic is not None:  # the official SDK's way (CWSDK GrantTypeBase::getToken)
+            params["client_id"], params["client_secret"] = basic
         if params.get("grant_type") != "client_credentials":
             return JSONResponse(
                 {

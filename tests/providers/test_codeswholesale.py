@@ -80,7 +80,7 @@ def test_client_satisfies_the_protocol(cw: CodesWholesaleClient) -> None:
 # -- OAuth -------------------------------------------------------------------------------
 
 
-def test_token_credentials_go_in_the_body_never_basic_auth(
+def test_token_credentials_go_in_the_body_first(
     sim: SimulatorServer, cw: CodesWholesaleClient
 ) -> None:
     cw.balance()
@@ -89,7 +89,27 @@ def test_token_credentials_go_in_the_body_never_basic_auth(
     assert stats["basic_auth_headers"] == 0
 
 
-def test_token_request_is_a_form_post_without_authorization_header() -> None:
+def test_simulator_accepts_the_official_sdks_basic_auth_token_request(sim: SimulatorServer) -> None:
+    """The official PHP SDK sends the credentials in an Authorization: Basic header with
+    grant_type and scope in the form (CWSDK GrantTypeBase::getToken; providers.md,
+    Corrections): a real endpoint accepts it, so the simulator must too."""
+    basic = httpx.BasicAuth(CLIENT_ID, CLIENT_SECRET)
+    with httpx.Client(base_url=sim.provider_url(P), timeout=2) as http:
+        answer = http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "administration"},
+            auth=basic,
+        )
+        assert answer.status_code == 200, answer.text
+        token = answer.json()["access_token"]
+        assert http.get("/v2/accounts/current", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        wrong = http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                          auth=httpx.BasicAuth(CLIENT_ID, "wrong"))
+        assert wrong.status_code == 401
+    assert sim.stats(P)["basic_auth_headers"] == 2
+
+
+def test_token_request_is_a_form_post_with_scope() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -110,8 +130,38 @@ def test_token_request_is_a_form_post_without_authorization_header() -> None:
         "grant_type": "client_credentials",
         "client_id": "id",
         "client_secret": "secret",
+        "scope": "administration",
     }
     assert seen[1].headers["authorization"] == "Bearer t1"
+
+
+def test_a_server_that_wants_basic_auth_gets_it() -> None:
+    """Credentials in the body first (golang/oauth2 lists CW as needing them there); a
+    server that refuses them as invalid_client is asked again the official SDK's way."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/oauth/token":
+            if not request.headers.get("authorization", "").startswith("Basic "):
+                return httpx.Response(401, json={"error": "invalid_client"})
+            return httpx.Response(200, json={"access_token": "t2", "expires_in": 3600})
+        return httpx.Response(200, json={"currentBalance": 1})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    assert client.balance().amount_minor == 100
+    assert [r.url.path for r in seen] == ["/oauth/token", "/oauth/token", "/v2/accounts/current"]
+    basic = seen[1]
+    assert basic.headers["authorization"] == httpx.BasicAuth("id", "secret")._auth_header
+    assert dict(httpx.QueryParams(basic.content.decode())) == {
+        "grant_type": "client_credentials",
+        "scope": "administration",
+    }
+    client._token = None  # the next token request goes the way that worked
+    client.balance()
+    assert seen[3].headers["authorization"].startswith("Basic ")
 
 
 def test_token_is_cached(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
