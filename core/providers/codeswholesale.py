@@ -441,9 +441,14 @@ class CodesWholesaleClient:
         empty; ``None`` when it cannot be had right now (the purchase stays pending)."""
         code_id = str(code.get("codeId") or "")
         value = code.get("code")
-        if not value and code_id:
+        link = self._self_link(code)
+        if not value and (code_id or link):
+            # an empty code is fetched through its rel=self link (CWSDK Code.php,
+            # Resource.php), else by id (GET /v2/codes/{codeId})
             try:
-                fetched = self._json("GET", f"/v2/codes/{code_id}", not_found=ProviderRejected)
+                fetched = self._json(
+                    "GET", link or f"/v2/codes/{code_id}", not_found=ProviderRejected
+                )
             except (ProviderTransientError, ProviderRejected):
                 return None
             if not isinstance(fetched, dict):
@@ -465,6 +470,20 @@ class CodesWholesaleClient:
                 external_id=code_id, image=image, image_type=_image_type(filename, image)
             )
         return DeliveredKey(external_id=code_id, code=str(value))
+
+    def _self_link(self, code: Mapping[str, Any]) -> str | None:
+        """The code's ``rel=self`` link, if it points at our CodesWholesale host (the
+        bearer token never goes anywhere else); relative links are taken from the base."""
+        links = code.get("links")
+        for link in links if isinstance(links, list) else []:
+            if not isinstance(link, dict) or str(link.get("rel") or "").lower() != "self":
+                continue
+            href = str(link.get("href") or "")
+            if href.startswith(self.base_url + "/"):
+                return href
+            if href.startswith("/") and not href.startswith("//"):
+                return href
+        return None
 
 
 # -- postbacks -----------------------------------------------------------------------------

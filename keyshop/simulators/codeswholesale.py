@@ -15,6 +15,9 @@ Choices where the real API is undocumented (the clients must cope either way):
   Corrections), so the simulator assumes it does not.
 - One product line per order.
 - Order ``status`` is ``Completed`` or ``Processing`` (CW's real values are unconfirmed).
+- Codes carry ``links`` with ``rel=self`` (absolute, to ``/v2/codes/{codeId}``), and
+  repeated slashes in a path are tolerated (``/v2//orders``), as the SDK's requests
+  show the real server does (CWSDK ``Code.php``, ``Order::getOrder``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from core.providers.registry import (
     SIMULATOR_CODESWHOLESALE_CLIENT_ID,
     SIMULATOR_CODESWHOLESALE_CLIENT_SECRET,
     SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE,
+    SIMULATOR_PATHS,
 )
 from keyshop.simulators.common import DropConnection, gate, read_json, survive_disconnect
 from keyshop.simulators.state import (
@@ -185,7 +189,8 @@ def code_json(state: ProviderState, key: SimKey, *, with_code: bool = True) -> d
         field_name: values[kind],
         "code": (key.code or "") if with_code else "",
         "filename": key.filename if key.released and key.kind == "image" else None,
-        "links": [],
+        # CWSDK Code.php / Resource.php: an empty code is fetched through rel=self
+        "links": [{"rel": "self", "href": f"{state.base_url}/v2/codes/{key.key_id}"}],
     }
 
 
@@ -256,6 +261,7 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 async def _guarded(state: ProviderState, request: Request) -> Response | None:
+    state.base_url = f"{request.url.scheme}://{request.url.netloc}{SIMULATOR_PATHS[NAME]}"
     return await gate(state, _unavailable_body) or _authorised(state, request)
 
 

@@ -251,6 +251,7 @@ class ProviderState:
         knobs: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.base_url = ""  # the API's public address, as the last request reached it
         self.lock = threading.RLock()
         self.knobs = Knobs()
         self._seed_products = [

@@ -601,3 +601,91 @@ def test_stock_postback_unit_price_is_the_tier_holding_one_unit() -> None:
     unreadable = parse_postback({"type": "STOCK", "products": [{"productId": "p", "prices": [
         {"priceRangeLabel": "bulk", "price": 2}]}]})
     assert isinstance(unreadable, StockPostback) and unreadable.products[0].unit_price() is None
+
+
+def test_an_empty_code_is_fetched_through_its_self_link() -> None:
+    """A code carries links with rel=self; an empty code is fetched later through that
+    link (CWSDK Code.php, Resource.php; providers.md, Corrections)."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        if request.url.path == "/v2/orders":
+            return httpx.Response(200, json={
+                "orderId": "o-1", "clientOrderId": "ref-link", "totalPrice": 5.0, "status": "Completed",
+                "products": [{"productId": TEXT, "unitPrice": 5.0, "codes": [
+                    {"codeId": "c-1", "status": "Text code", "code": "",
+                     "links": [{"rel": "self", "href": "https://cw.test/v2/codes/by-link/c-1"}]},
+                    {"codeId": "c-2", "status": "Text code", "code": "",
+                     "links": [{"rel": "self", "href": "https://elsewhere.test/steal/c-2"}]}]}]})
+        if request.url.path == "/v2/codes/by-link/c-1":
+            return httpx.Response(200, json={"codeId": "c-1", "status": "Text code", "code": "LINKED-CODE-1"})
+        if request.url.path == "/v2/codes/c-2":
+            return httpx.Response(200, json={"codeId": "c-2", "status": "Text code", "code": "PLAIN-CODE-2"})
+        raise AssertionError(f"unexpected {request.url}")
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    result = buy(client, "ref-link", quantity=2)
+    assert sorted(k.code for k in result.keys) == ["LINKED-CODE-1", "PLAIN-CODE-2"]
+    assert "/v2/codes/by-link/c-1" in seen and "/steal/c-2" not in seen  # never another host
+
+
+def test_simulator_codes_carry_a_self_link_that_serves_the_code(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, empty_codes=True)
+    result = buy(cw, "ref-self", quantity=1)
+    assert result.state == "completed" and len(result.keys) == 1
+    with httpx.Client(timeout=2) as http:
+        token = http.post(sim.provider_url(P) + "/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        }).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        order = http.get(sim.provider_url(P) + f"/v2/orders/{result.provider_order_id}", headers=auth).json()
+        [code] = order["products"][0]["codes"]
+        [link] = [lnk for lnk in code["links"] if lnk["rel"] == "self"]
+        assert http.get(link["href"], headers=auth).json()["codeId"] == code["codeId"]
+
+
+def test_double_slashes_in_paths_are_tolerated(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    """The SDK requests /v2//orders... and the real server answers (CWSDK Order::getOrder,
+    getHistory; providers.md, Corrections)."""
+    placed = buy(cw, "ref-slashes")
+    with httpx.Client(timeout=2) as http:
+        token = http.post(sim.provider_url(P) + "/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        }).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        one = http.get(sim.provider_url(P) + f"/v2//orders/{placed.provider_order_id}", headers=auth)
+        assert one.status_code == 200 and one.json()["clientOrderId"] == "ref-slashes"
+        today = date.today().isoformat()
+        history = http.get(sim.provider_url(P) + f"/v2//orders?startFrom={today}&endOn={today}", headers=auth)
+        assert history.status_code == 200 and len(history.json()["items"]) == 1
+
+
+def test_an_order_of_several_lines_is_read_whole() -> None:
+    """POST /v2/orders takes several products[] lines and answers them all (CWSDK
+    OrderRequest, ProductEntryRequest; CWFW PurchaseCode; providers.md, Corrections)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        return httpx.Response(200, json={
+            "orderId": "o-2", "clientOrderId": "ref-lines", "totalPrice": 15.0, "status": "Completed",
+            "products": [
+                {"productId": TEXT, "unitPrice": 5.0, "codes": [
+                    {"codeId": "a", "status": "Text code", "code": "LINE-ONE-A"}]},
+                {"productId": "other", "unitPrice": 10.0, "codes": [
+                    {"codeId": "b", "status": "Pre-ordered code", "code": ""}]},
+            ]})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    found = client.fetch_keys(provider_order_id="o-2", reference="ref-lines")
+    assert [k.code for k in found.keys] == ["LINE-ONE-A"]
+    assert (found.quantity, found.state, found.preorder, found.total_cost_minor) == (2, "pending", True, 1500)
