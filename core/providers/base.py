@@ -106,6 +106,9 @@ class Offer:
     platform: str | None = None
     region: str | None = None
     updated_at: datetime | None = None
+    # The base title to map on when ``name`` carries more (Kinguin's ``originalName``;
+    # its ``name`` ends with the platform, "... Steam CD Key").
+    title: str | None = None
 
 
 @dataclass(frozen=True)

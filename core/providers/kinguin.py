@@ -131,7 +131,9 @@ class KinguinClient:
             params: dict[str, str | int] = {"page": page, "limit": PAGE_LIMIT}
             if updated_since is not None:
                 since = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=UTC)
-                params["updatedSince"] = since.astimezone(UTC).isoformat()
+                # a documented format (KG api/products/v1/README.md): Y-m-dTH:i:s, UTC,
+                # floored to the second (an offer changed in that second comes again)
+                params["updatedSince"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
             body = self._json("GET", "/v1/products", params=params)
             results = body.get("results") if isinstance(body, dict) else body
             results = results if isinstance(results, list) else []
@@ -407,8 +409,19 @@ class ProductUpdateEvent:
     name: str = "product.update"
 
 
+@dataclass(frozen=True)
+class OtherEvent:
+    """An event name we do not handle (``order.complete`` is deprecated, new names may
+    come): stored and answered 2xx, since Kinguin may disable an endpoint that keeps
+    failing (KG ``features/Webhooks.md``)."""
+
+    name: str
+    updated_at: datetime | None = None
+
+
 class WebhookPayloadError(ValueError):
-    """The webhook is not one we understand (unknown event name, unreadable body)."""
+    """The webhook is not one we can read (a known event without its fields, a body
+    that is not a JSON object)."""
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -431,9 +444,10 @@ def verify_webhook(headers: Mapping[str, str], configured_secret: str | None) ->
 
 def parse_webhook(
     headers: Mapping[str, str], body: bytes | str | Mapping[str, Any]
-) -> OrderStatusEvent | ProductUpdateEvent:
-    """The event named by ``X-Event-Name``; raises :class:`WebhookPayloadError` for an
-    unknown event or an unreadable body. Verify the secret first."""
+) -> OrderStatusEvent | ProductUpdateEvent | OtherEvent:
+    """The event named by ``X-Event-Name`` (:class:`OtherEvent` for a name we do not
+    handle); raises :class:`WebhookPayloadError` for an unreadable body. Verify the
+    secret first."""
     name = (_header(headers, "X-Event-Name") or "").strip()
     if isinstance(body, (bytes, str)):
         try:
@@ -468,7 +482,10 @@ def parse_webhook(
             else [str(offers)],
             updated_at=parse_datetime(data.get("updatedAt")),
         )
-    raise WebhookPayloadError(f"unknown Kinguin event {safe_text(name, 60)!r}")
+    return OtherEvent(
+        name=safe_text(name, 60) or "(no event name)",
+        updated_at=parse_datetime(data.get("updatedAt")),
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -478,10 +495,13 @@ def _offer(item: Mapping[str, Any]) -> Offer | None:
     product_id = item.get("productId")
     if not product_id:
         return None
+    original = item.get("originalName")
     return Offer(
         provider=NAME,
         external_id=str(product_id),
-        name=str(item.get("name") or item.get("originalName") or product_id),
+        name=str(item.get("name") or original or product_id),
+        # the base title: name carries the platform suffix (KG api/products/v1/README.md)
+        title=str(original) if original else None,
         cost_minor=_minor_or_none(item.get("price")),
         currency=CURRENCY,
         stock=max(0, _int(item.get("qty")) or 0),

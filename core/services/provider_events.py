@@ -1,6 +1,8 @@
 """Webhooks from the wholesale providers, registered with core.services.webhooks.
 
 - Kinguin: ``X-Event-Secret`` must equal the configured secret (constant-time compare).
+  An event name we do not handle is stored and answered 2xx (Kinguin may disable an
+  endpoint that keeps failing, KG ``features/Webhooks.md``).
   ``product.update`` applies stock (older ``updatedAt`` ignored); ``order.status`` queues
   fulfilment of the order whose purchase carries that ``orderExternalId`` (fulfilment then
   asks Kinguin for the truth, so a status that arrives late or twice does no harm).
@@ -41,8 +43,10 @@ def authenticate_kinguin(headers: Mapping[str, str], body: bytes) -> Verified:
         raise WebhookRejected(str(exc), 400) from None
     if isinstance(event, kg.OrderStatusEvent):
         subject = f"{event.order_id}:{event.status}"
-    else:
+    elif isinstance(event, kg.ProductUpdateEvent):
         subject = event.product_id
+    else:  # an event we do not handle: stored, answered 2xx, keyed by its body
+        subject = hashlib.sha256(body).hexdigest()[:16]
     stamp = (
         event.updated_at.isoformat() if event.updated_at else hashlib.sha256(body).hexdigest()[:16]
     )
@@ -62,6 +66,8 @@ def _fulfil_purchase_order(session: Session, purchase: ProviderPurchase | None, 
 
 def handle_kinguin(session: Session, event: WebhookEvent, payload: dict[str, Any]) -> str:
     parsed = kg.parse_webhook({"X-Event-Name": event.event_type}, payload)
+    if isinstance(parsed, kg.OtherEvent):
+        return f"ignored {parsed.name}"
     if isinstance(parsed, kg.ProductUpdateEvent):
         return apply_stock_change(
             session=session,

@@ -5,7 +5,8 @@
 - :func:`apply_stock_change` applies one push notification (Kinguin ``product.update``,
   CodesWholesale ``STOCK``). Notifications may arrive out of order: a change whose
   ``updatedAt`` is older than what we hold is ignored.
-- New offers are mapped to our product when the offer's name equals a product's title
+- New offers are mapped to our product when the offer's title (Kinguin: ``originalName``,
+  since its ``name`` ends with the platform, "... Steam CD Key") equals a product's title
   (case and spacing ignored) and, where the provider states them, its platform and region
   match too (``REGION FREE``/``WORLDWIDE`` count as ``GLOBAL``, ``EUROPE`` as ``EU``…).
   An offer without platform or region is mapped only when the title alone is unambiguous.
@@ -84,9 +85,10 @@ class ProductIndex:
             self.by_title.setdefault(_norm(title), []).append(pid)
 
     def match(self, offer: Offer) -> int | None:
+        title = _norm(offer.title or offer.name)
         if offer.platform and offer.region:
-            return self.exact.get((_norm(offer.name), _norm(offer.platform), _region(offer.region)))
-        candidates = self.by_title.get(_norm(offer.name), [])
+            return self.exact.get((title, _norm(offer.platform), _region(offer.region)))
+        candidates = self.by_title.get(title, [])
         return candidates[0] if len(candidates) == 1 else None
 
 

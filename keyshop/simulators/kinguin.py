@@ -22,9 +22,10 @@ Choices where the real API is undocumented:
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import string
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -187,7 +188,8 @@ def product_json(state: ProviderState, product: SimProduct) -> dict[str, Any]:
     return {
         "kinguinId": product.kinguin_id,
         "productId": product.external_id,
-        "name": product.name,
+        # KG api/products/v1/README.md: name carries the platform suffix, originalName not
+        "name": f"{product.name} {product.platform} CD Key",
         "originalName": product.name,
         "platform": product.platform,
         "regionId": 3 if product.region == "REGION FREE" else 1,
@@ -281,6 +283,22 @@ async def _guarded(state: ProviderState, request: Request) -> Response | None:
     return None
 
 
+# KG api/products/v1/README.md: updatedSince/updatedTo in one of these formats only.
+_TIME_FORMATS = [
+    re.compile(r"\d{4}-\d{2}-\d{2}"),
+    re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"),
+    re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"),
+    re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,6}Z"),
+    re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}"),
+]
+
+
+def _documented_time(value: str | None) -> datetime | None:
+    if not value or not any(f.fullmatch(value) for f in _TIME_FORMATS):
+        return None
+    return parse_datetime(value.replace(" ", "T"))
+
+
 def _page(request: Request) -> tuple[int, int] | None:
     try:
         page = int(request.query_params.get("page") or 1)
@@ -310,14 +328,15 @@ def routes(state: ProviderState) -> list[Route]:
             )
         page, limit = paging
         q = request.query_params
-        since = parse_datetime(q.get("updatedSince")) if q.get("updatedSince") else None
-        until = parse_datetime(q.get("updatedTo")) if q.get("updatedTo") else None
+        since = _documented_time(q.get("updatedSince"))
+        until = _documented_time(q.get("updatedTo"))
         if (q.get("updatedSince") and since is None) or (q.get("updatedTo") and until is None):
             return error(
                 request,
                 400,
                 "ConstraintViolation",
-                "updatedSince/updatedTo must be ISO 8601",
+                "updatedSince/updatedTo: one of Y-m-d, Y-m-d H:i:s, Y-m-dTH:i:s, "
+                "Y-m-dTH:i:s.uZ, Y-m-dTH:i:sP",
                 propertyPath="updatedSince",
             )
         wanted_ids = {v for v in (q.get("productId") or "").split(",") if v}

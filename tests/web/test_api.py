@@ -184,3 +184,17 @@ def test_codeswholesale_stock_prices_are_read_by_range(api, session, queued_jobs
     offer = fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "cw-2")).one()
     assert (offer.stock, offer.cost_minor) == (12, 475)
     jobs.pending.clear()
+
+
+def test_an_unknown_kinguin_event_is_stored_and_answered_2xx(api, session, queued_jobs):
+    """Kinguin may disable an endpoint that keeps failing; reply 2xx to every delivery,
+    including events we do not handle (KG features/Webhooks.md; providers.md,
+    Corrections)."""
+    headers = {"X-Event-Name": "order.complete", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET}
+    answer = api.post("/api/webhooks/kinguin", content=b'{"orderId": "PHS1", "status": "completed"}',
+                      headers=headers)
+    assert answer.status_code in (200, 202, 204)
+    process_all(queued_jobs)
+    [event] = fresh(session).exec(select(WebhookEvent).where(WebhookEvent.source == "kinguin")).all()
+    assert event.event_type == "order.complete" and event.processed_at is not None
+    assert "ignored" in (event.outcome or "")
