@@ -174,6 +174,9 @@ class Balance:
 
 @runtime_checkable
 class ProviderClient(Protocol):
+    """A client may also set ``max_units_per_purchase`` (Kinguin: 9 units per offer in
+    one order); fulfilment then splits a larger line into several purchases."""
+
     name: str
 
     def list_offers(self, *, updated_since: datetime | None = None) -> Iterator[Offer]:

@@ -22,6 +22,15 @@ Decisions where the public sources are silent:
   ``api/order/v1/README.md``). Only a successful answer whose ``results`` list is empty
   is :class:`Absent`; a failed request, an unreadable body, a 404 or results that are
   other orders (the filter not applied) are :class:`Unclear`.
+- **Key type**: regular products are ordered with ``keyType: text`` (text keys
+  guaranteed), so their stock is ``textQty``, not ``qty`` (``qty`` counts the cheapest
+  offers of any key type; KG ``features/KeyType.md``, ``api/products/v1/README.md``);
+  sync, ``product.update`` and the storefront's partner stock all read it. Pre-orders
+  are ordered without ``keyType`` (not allowed on them), one per order; their stock is
+  ``qty`` and their keys may be images (stored through the blob store).
+- **Units**: at most :data:`MAX_UNITS_PER_ORDER` (9) units per offer in one order (KG
+  ``api/order/v2/README.md``); fulfilment splits a larger line into several purchases,
+  each under its own reference (:attr:`KinguinClient.max_units_per_purchase`).
 - **State**: ``processing`` → ``pending`` (with the keys out so far: Kinguin hands out
   keys while processing), ``completed`` → ``completed``, ``canceled``/``refunded`` →
   ``failed``. If the keys cannot be fetched right after a successful order, the result
@@ -75,6 +84,7 @@ from core.providers.http import (
 NAME = "kinguin"
 CURRENCY = "EUR"
 PAGE_LIMIT = 100
+MAX_UNITS_PER_ORDER = 9  # per offer in one order (KG api/order/v2/README.md)
 
 _OUT_OF_STOCK_KINDS = {"ProductUnavailable"}
 _BALANCE_KINDS = {"InsufficientBalance", "BalanceRequired"}
@@ -101,6 +111,7 @@ class KinguinClient:
     """:class:`core.providers.base.ProviderClient` for the Kinguin eCommerce API."""
 
     name = NAME
+    max_units_per_purchase = MAX_UNITS_PER_ORDER
 
     def __init__(
         self,
@@ -177,6 +188,10 @@ class KinguinClient:
     ) -> PurchaseResult:
         if currency.upper() != CURRENCY:
             raise ProviderRejected(NAME, f"prices are in {CURRENCY}, not {currency}")
+        if not 1 <= quantity <= MAX_UNITS_PER_ORDER:
+            raise ProviderRejected(
+                NAME, f"{quantity} units: an order takes 1 to {MAX_UNITS_PER_ORDER} per offer"
+            )
         product = self._json("GET", f"/v2/products/{external_id}")
         is_preorder = bool(product.get("isPreorder")) if isinstance(product, dict) else False
         if is_preorder and not allow_preorder:
@@ -189,7 +204,7 @@ class KinguinClient:
             "price": decimal_json(from_minor(max_unit_cost_minor)),
         }
         if not is_preorder:
-            line["keyType"] = "text"
+            line["keyType"] = "text"  # not allowed on a pre-order (KG features/KeyType.md)
         payload = {"products": [line], "orderExternalId": reference}
         response = send(
             self._http,
@@ -496,6 +511,7 @@ def _offer(item: Mapping[str, Any]) -> Offer | None:
     if not product_id:
         return None
     original = item.get("originalName")
+    preorder = bool(item.get("isPreorder"))
     return Offer(
         provider=NAME,
         external_id=str(product_id),
@@ -504,13 +520,22 @@ def _offer(item: Mapping[str, Any]) -> Offer | None:
         title=str(original) if original else None,
         cost_minor=_minor_or_none(item.get("price")),
         currency=CURRENCY,
-        stock=max(0, _int(item.get("qty")) or 0),
-        is_preorder=bool(item.get("isPreorder")),
+        stock=max(0, stock_for_us(item.get("qty"), item.get("textQty"), preorder)),
+        is_preorder=preorder,
         release_date=parse_date(item.get("releaseDate")),
         platform=item.get("platform") or None,
         region=item.get("regionalLimitations") or None,
         updated_at=parse_datetime(item.get("updatedAt")),
     )
+
+
+def stock_for_us(qty: object, text_qty: object, preorder: bool) -> int:
+    """The units we can order: ``textQty`` for a regular product (ordered with
+    ``keyType: text``), ``qty`` for a pre-order (ordered without it). A product that
+    states no ``textQty`` is counted by ``qty`` (a refused order then falls through)."""
+    if preorder or _int(text_qty) is None:
+        return _int(qty) or 0
+    return _int(text_qty) or 0
 
 
 def _key(item: Mapping[str, Any]) -> DeliveredKey | None:

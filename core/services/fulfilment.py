@@ -597,13 +597,25 @@ def _buy_missing(
                 )
                 break
             offer = offers[0]
-            tried.add(offer.id)  # type: ignore[arg-type]
-            purchase_id = _open_purchase(order_number, need.line_id, offer, current.missing)
-            outcome = _call_provider(
-                purchase_id, clients[offer.provider], retry, result, settings, at
+            client = clients[offer.provider]
+            # A provider may cap the units of one order (Kinguin: 9 per offer): the line is
+            # then bought in several purchases, each under its own reference.
+            cap = getattr(client, "max_units_per_purchase", None) or current.missing
+            purchase_id = _open_purchase(
+                order_number, need.line_id, offer, min(current.missing, cap)
             )
+            outcome = _call_provider(purchase_id, client, retry, result, settings, at)
             if outcome is not None:
                 result.problems.append(f"line {need.line_id} at {offer.provider}: {outcome}")
+            if outcome is not None or _purchase_status(purchase_id) == P.FAILED:
+                tried.add(row_id(offer.id))  # this offer is done for the line
+
+
+def _purchase_status(purchase_id: int) -> str:
+    with session_scope(write=False) as session:
+        purchase = session.get(ProviderPurchase, purchase_id)
+        assert purchase is not None
+        return purchase.status
 
 
 def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quantity: int) -> int:

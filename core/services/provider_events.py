@@ -3,7 +3,8 @@
 - Kinguin: ``X-Event-Secret`` must equal the configured secret (constant-time compare).
   An event name we do not handle is stored and answered 2xx (Kinguin may disable an
   endpoint that keeps failing, KG ``features/Webhooks.md``).
-  ``product.update`` applies stock (older ``updatedAt`` ignored); ``order.status`` queues
+  ``product.update`` applies stock (``textQty``: we order text keys; ``qty`` for a
+  pre-order; older ``updatedAt`` ignored); ``order.status`` queues
   fulfilment of the order whose purchase carries that ``orderExternalId`` (fulfilment then
   asks Kinguin for the truth, so a status that arrives late or twice does no harm).
   Kinguin sends no event id: the de-duplication key is the event name, the object's id
@@ -24,7 +25,7 @@ from sqlmodel import Session, select
 
 from core import jobs
 from core.config import get_settings
-from core.models import OrderLine, ProviderPurchase, WebhookEvent
+from core.models import OrderLine, ProviderOffer, ProviderPurchase, WebhookEvent
 from core.providers import codeswholesale as cw
 from core.providers import kinguin as kg
 from core.providers.base import to_minor
@@ -69,11 +70,22 @@ def handle_kinguin(session: Session, event: WebhookEvent, payload: dict[str, Any
     if isinstance(parsed, kg.OtherEvent):
         return f"ignored {parsed.name}"
     if isinstance(parsed, kg.ProductUpdateEvent):
+        preorder = session.exec(
+            select(ProviderOffer.is_preorder).where(
+                ProviderOffer.provider == "kinguin",
+                ProviderOffer.external_id == parsed.product_id,
+            )
+        ).first()
+        stock = (
+            kg.stock_for_us(parsed.qty, parsed.text_qty, bool(preorder))
+            if parsed.qty is not None or parsed.text_qty is not None
+            else None
+        )
         return apply_stock_change(
             session=session,
             provider="kinguin",
             external_id=parsed.product_id,
-            stock=parsed.qty,
+            stock=stock,
             updated_at=parsed.updated_at,
         )
     purchase = None

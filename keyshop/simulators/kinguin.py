@@ -17,6 +17,9 @@ Choices where the real API is undocumented:
   order stays ``processing`` with no keys, then every key appears at once, the order
   turns ``completed`` and an ``order.status`` webhook goes to ``webhook_target``.
 - One product line per order; at most 9 units (the documented per-offer limit).
+- ``textQty`` is 0 for an image-keys product (``qty`` counts it); a ``keyType: text``
+  order for it answers ``ProductUnavailable``, an order without ``keyType`` gets image
+  keys.
 """
 
 from __future__ import annotations
@@ -461,8 +464,13 @@ def routes(state: ProviderState) -> list[Route]:
         with state.lock:
             product = state.products.get(str(line.get("productId") or ""))
             preorder = product is not None and state.is_preorder(product)
+            image_only = product is not None and product.image_keys
         if preorder and key_type is not None:
             return error(request, 400, "Preorder", "keyType is not allowed for a pre-order")
+        if image_only and key_type == "text":  # textQty 0: no offer has text keys
+            return error(
+                request, 400, "ProductUnavailable", "No offer matches the given price and quantity"
+            )
 
         async def finish() -> Response:
             if state.knobs.timeout > 0:

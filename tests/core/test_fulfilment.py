@@ -312,3 +312,20 @@ def test_key_plaintext_never_reaches_the_logs(session, providers, sim_server, qu
     assert len(codes) == 3 and "STOCK-PLAIN-TEXT-1" in codes
     for code in codes:
         assert code not in caplog.text
+
+
+def test_more_than_nine_units_at_kinguin_are_split_into_purchases_of_their_own(
+    session, providers, sim_server, queued_jobs
+):
+    """Kinguin takes at most 9 units per offer in one order (KG api/order/v2/README.md):
+    a line of 20 becomes purchases of 9, 9 and 2, each under its own reference."""
+    product = make_product(session)
+    offer(session, sim_server, product, "kinguin", stock=50)
+    order = make_order(session, [(product, 20)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "fulfilled", result.detail
+    purchases = fresh(session).exec(select(ProviderPurchase).order_by(ProviderPurchase.id)).all()
+    assert [p.quantity for p in purchases] == [9, 9, 2]
+    assert {p.status for p in purchases} == {"completed"} and len({p.reference for p in purchases}) == 3
+    assert sorted(o["quantity"] for o in sim_orders(sim_server, "kinguin")) == [2, 9, 9]
+    assert len(keys_of(session, order)) == 20

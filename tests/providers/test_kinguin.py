@@ -169,10 +169,42 @@ def test_purchase_text_keys(kg: KinguinClient) -> None:
     assert len(result.keys) == 3 and all(k.code and not k.image for k in result.keys)
 
 
-def test_purchase_image_keys_are_decoded_bytes(kg: KinguinClient) -> None:
-    (key,) = buy(kg, "k-image", product=IMAGE).keys
+def test_purchase_image_keys_are_decoded_bytes(sim: SimulatorServer, kg: KinguinClient) -> None:
+    # image keys come only without keyType: a pre-order (ordered without it)
+    sim.add_product(P, external_id="img-pre", name="Pictured", price="5.00", stock=3, preorder=True,
+                    image_keys=True)
+    sim.control(P, preorder_release_seconds=0.1)
+    placed = buy(kg, "k-image", product="img-pre")
+    deadline = time.monotonic() + 3
+    result = kg.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-image")
+    while not result.keys and time.monotonic() < deadline:
+        time.sleep(0.05)
+        result = kg.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-image")
+    (key,) = result.keys
     assert key.image is not None and key.image.startswith(b"\x89PNG")
     assert key.image_type == "image/png" and key.code is None
+
+
+def test_text_stock_is_text_qty(sim: SimulatorServer, kg: KinguinClient) -> None:
+    """keyType text guarantees text keys; the stock for that is textQty, not qty
+    (KG features/KeyType.md, api/products/v1/README.md; providers.md, Corrections)."""
+    offer = kg.get_offer(IMAGE)  # image keys only: qty 30, textQty 0
+    assert offer.stock == 0
+    assert kg.get_offer(TEXT).stock == 40
+
+
+def test_a_text_key_order_for_an_image_only_product_is_refused(sim: SimulatorServer, kg: KinguinClient) -> None:
+    with pytest.raises(OutOfStock):
+        buy(kg, "k-image-text", product=IMAGE)
+    assert sim.orders(P) == []
+
+
+def test_at_most_nine_units_per_order(sim: SimulatorServer, kg: KinguinClient) -> None:
+    """At most 9 units per offer in one order (KG api/order/v2/README.md)."""
+    assert kg.max_units_per_purchase == 9
+    with pytest.raises(ProviderRejected):
+        buy(kg, "k-ten", quantity=10)
+    assert sim.orders(P) == []
 
 
 def test_preorder_processing_then_keys_then_order_status_webhook(

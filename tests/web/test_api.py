@@ -198,3 +198,17 @@ def test_an_unknown_kinguin_event_is_stored_and_answered_2xx(api, session, queue
     [event] = fresh(session).exec(select(WebhookEvent).where(WebhookEvent.source == "kinguin")).all()
     assert event.event_type == "order.complete" and event.processed_at is not None
     assert "ignored" in (event.outcome or "")
+
+
+def test_kinguin_product_update_counts_text_keys(api, session, queued_jobs):
+    """We order keyType text, so the stock that counts is textQty, not qty
+    (KG features/KeyType.md; providers.md, Corrections)."""
+    session.add(ProviderOffer(provider="kinguin", external_id="kg-text", name="x", cost_minor=500,
+                              currency="EUR", stock=10))
+    session.commit()
+    headers = {"X-Event-Name": "product.update", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET}
+    body = json.dumps({"kinguinId": 1, "productId": "kg-text", "qty": 8, "textQty": 2,
+                       "cheapestOfferId": ["o1"], "updatedAt": "2026-11-22T10:05:00+00:00"}).encode()
+    assert api.post("/api/webhooks/kinguin", content=body, headers=headers).status_code == 204
+    process_all(queued_jobs)
+    assert fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "kg-text")).one().stock == 2
