@@ -13,8 +13,9 @@ Choices where the real API is undocumented:
   ("can return 404 when product is not available") and ``ProductUnavailable`` on order.
   A price below the cheapest offer or a quantity above the stock is also
   ``ProductUnavailable`` (``400``).
-- With ``late_keys_seconds`` (or for a pre-order, ``preorder_release_seconds``) the
-  order stays ``processing`` with no keys, then every key appears at once, the order
+- New orders start ``processing`` with no keys and complete asynchronously: after
+  ``late_keys_seconds`` (default :data:`DEFAULT_PROCESSING_SECONDS`; ``0`` completes at
+  once), or for a pre-order ``preorder_release_seconds``, every key appears, the order
   turns ``completed`` and an ``order.status`` webhook goes to ``webhook_target``.
 - One product line per order; at most 9 units (the documented per-offer limit).
 - ``textQty`` is 0 for an image-keys product (``qty`` counts it); a ``keyType: text``
@@ -51,6 +52,7 @@ from keyshop.simulators.state import (
 
 NAME = "kinguin"
 MAX_LIMIT = 100
+DEFAULT_PROCESSING_SECONDS = 1.0
 
 SEED_PRODUCTS = [
     SimProduct(
@@ -148,6 +150,13 @@ SEED_PRODUCTS = [
     ),
 ]
 SEED_BALANCE = Decimal("1000.00")
+# GET /v1/regions answers [{id, name}] (KG api/products/v1/README.md); the product's
+# regionId is the id of its regionalLimitations here.
+REGIONS = [
+    {"id": 1, "name": "EUROPE"},
+    {"id": 2, "name": "UNITED STATES"},
+    {"id": 3, "name": "REGION FREE"},
+]
 
 _ORDER_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -157,7 +166,13 @@ def _order_id() -> str:
 
 
 def new_state(knobs: dict[str, Any] | None = None) -> ProviderState:
-    knobs = {"webhook_secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET, **(knobs or {})}
+    # New orders are processing and complete later (KG api/order/v2/README.md): keys
+    # after DEFAULT_PROCESSING_SECONDS unless the knob says otherwise (0: at once).
+    knobs = {
+        "webhook_secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET,
+        "late_keys_seconds": DEFAULT_PROCESSING_SECONDS,
+        **(knobs or {}),
+    }
     state = ProviderState(
         NAME, products=SEED_PRODUCTS, balance=SEED_BALANCE, order_id=_order_id, knobs=knobs
     )
@@ -184,9 +199,14 @@ def error(request: Request, status: int, kind: str, detail: str, **context: Any)
     return JSONResponse(body, status_code=status)
 
 
+def offer_id_of(product_id: str, kinguin_id: int) -> str:
+    """The simulated single offer of a product (a 24-hex-digit id, like Kinguin's)."""
+    return f"{product_id[:16]}0ffe{kinguin_id:04d}"[:24]
+
+
 def product_json(state: ProviderState, product: SimProduct) -> dict[str, Any]:
     qty = state.visible_stock(product)
-    offer_id = f"{product.external_id[:16]}0ffe{product.kinguin_id:04d}"[:24]
+    offer_id = offer_id_of(product.external_id, product.kinguin_id)
     preorder = state.is_preorder(product)
     return {
         "kinguinId": product.kinguin_id,
@@ -195,7 +215,7 @@ def product_json(state: ProviderState, product: SimProduct) -> dict[str, Any]:
         "name": f"{product.name} {product.platform} CD Key",
         "originalName": product.name,
         "platform": product.platform,
-        "regionId": 3 if product.region == "REGION FREE" else 1,
+        "regionId": next((r["id"] for r in REGIONS if r["name"] == product.region), 3),
         "regionalLimitations": product.region,
         "countryLimitation": [],
         "price": money(product.price),
@@ -242,7 +262,7 @@ def order_json(order: SimOrder) -> dict[str, Any]:
             {
                 "kinguinId": order.kinguin_id,
                 "productId": order.product_id,
-                "offerId": None,
+                "offerId": offer_id_of(order.product_id, order.kinguin_id),
                 "qty": order.quantity,
                 "name": order.product_name,
                 "price": money(order.unit_price),
@@ -343,6 +363,14 @@ def routes(state: ProviderState) -> list[Route]:
                 propertyPath="updatedSince",
             )
         wanted_ids = {v for v in (q.get("productId") or "").split(",") if v}
+        if q.get("name") is not None and len(q["name"]) < 3:
+            return error(
+                request,
+                400,
+                "ConstraintViolation",
+                "name must have at least 3 characters",
+                propertyPath="name",
+            )
         with state.lock:
             items = sorted(state.products.values(), key=lambda p: p.kinguin_id)
             if since:
@@ -351,6 +379,11 @@ def routes(state: ProviderState) -> list[Route]:
                 items = [p for p in items if p.updated_at <= until]
             if wanted_ids:
                 items = [p for p in items if p.external_id in wanted_ids]
+            if q.get("name"):  # KG: at least 3 characters, matched within name
+                needle = q["name"].lower()
+                items = [p for p in items if needle in f"{p.name} {p.platform} CD Key".lower()]
+            if q.get("platform"):
+                items = [p for p in items if p.platform.lower() == q["platform"].lower()]
             if q.get("isPreorder") in ("yes", "no"):
                 items = [p for p in items if state.is_preorder(p) == (q["isPreorder"] == "yes")]
             total = len(items)
@@ -382,6 +415,11 @@ def routes(state: ProviderState) -> list[Route]:
         if body is None:
             return error(request, 404, "ProductUnavailable", "Product not found or not available")
         return JSONResponse(body)
+
+    async def regions(request: Request) -> Response:
+        if (early := await _guarded(state, request)) is not None:
+            return early
+        return JSONResponse(REGIONS)
 
     async def balance(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:
@@ -575,7 +613,7 @@ def routes(state: ProviderState) -> list[Route]:
                     "type": "image/png" if k.kind == "image" else "text/plain",
                     "name": order.product_name,
                     "kinguinId": order.kinguin_id,
-                    "offerId": None,
+                    "offerId": offer_id_of(order.product_id, order.kinguin_id),
                     "productId": order.product_id,
                 }
                 for k in released[(page - 1) * limit : page * limit]
@@ -586,6 +624,7 @@ def routes(state: ProviderState) -> list[Route]:
         Route("/v1/products", products, methods=["GET"]),
         Route("/v1/products/{kinguin_id}", product_v1, methods=["GET"]),
         Route("/v2/products/{product_id}", product_v2, methods=["GET"]),
+        Route("/v1/regions", regions, methods=["GET"]),
         Route("/v1/balance", balance, methods=["GET"]),
         Route("/v2/order", create_order, methods=["POST"]),
         Route("/v1/order", search_orders, methods=["GET"]),

@@ -589,3 +589,50 @@ def test_key_codes_and_api_key_never_in_errors_or_logs(
     text = caplog.text + "\n".join(messages) + json.dumps(sim.orders(P))
     assert codes and all(c and c not in text for c in codes)
     assert SIMULATOR_KINGUIN_API_KEY not in text
+
+
+def _products(sim: SimulatorServer, **params: str) -> httpx.Response:
+    with httpx.Client(timeout=2) as http:
+        return http.get(sim.provider_url(P) + "/v1/products", params=params,
+                        headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY})
+
+
+def test_simulator_filters_by_name_and_platform(sim: SimulatorServer) -> None:
+    """GET /v1/products filters name (at least 3 characters) and platform
+    (KG api/products/v1/README.md)."""
+    names = {(p["originalName"], p["platform"]) for p in _products(sim, name="Starfall").json()["results"]}
+    assert names == {("Starfall Vanguard", "Steam"), ("Starfall Vanguard", "Xbox")}
+    xbox = _products(sim, name="Starfall", platform="Xbox").json()["results"]
+    assert [p["platform"] for p in xbox] == ["Xbox"]
+    assert _products(sim, name="St").status_code == 400
+
+
+def test_simulator_regions_and_offer_ids(sim: SimulatorServer, kg: KinguinClient) -> None:
+    with httpx.Client(timeout=2) as http:
+        regions = http.get(sim.provider_url(P) + "/v1/regions",
+                           headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY}).json()
+    assert {"id", "name"} <= set(regions[0]) and "REGION FREE" in {r["name"] for r in regions}
+    product = _products(sim, productId=TEXT).json()["results"][0]
+    assert product["regionId"] in {r["id"] for r in regions}
+    placed = buy(kg, "k-offer")
+    with httpx.Client(timeout=2) as http:
+        order = http.get(sim.provider_url(P) + f"/v1/order/{placed.provider_order_id}",
+                         headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY}).json()
+    assert order["products"][0]["offerId"] == product["cheapestOfferId"][0]
+
+
+def test_orders_complete_asynchronously_by_default() -> None:
+    """New orders are processing and complete later (KG api/order/v2/README.md)."""
+    with SimulatorServer() as fresh_sim:
+        client = KinguinClient(fresh_sim.provider_url(P), SIMULATOR_KINGUIN_API_KEY, 2.0)
+        try:
+            placed = buy(client, "k-async")
+            assert (placed.state, placed.keys) == ("pending", [])
+            deadline = time.monotonic() + 5
+            later = client.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-async")
+            while later.state != "completed" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                later = client.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-async")
+            assert later.state == "completed" and len(later.keys) == 1
+        finally:
+            client.close()
