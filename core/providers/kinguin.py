@@ -276,6 +276,22 @@ class KinguinClient:
             raise ProviderTransientError(NAME, f"order {provider_order_id}: unreadable answer")
         return self._result(order, reference=reference)
 
+    def return_keys(self, *, provider_order_id: str) -> list[str]:
+        """Return an order's keys to Kinguin for a refund to the balance
+        (``POST /v2/order/{orderId}/keys/return``, KG ``features/ReturnKeys.md``): one
+        request per order, within 24 hours, keys not claimed, never a pre-order or a
+        wholesale order. Returns the ids of the keys Kinguin reports ``RETURNED``;
+        a refusal is :class:`ProviderRejected` (``NoKeysToReturn``)."""
+        body = self._json(
+            "POST", f"/v2/order/{provider_order_id}/keys/return", not_found=ProviderRejected
+        )
+        items = body if isinstance(body, list) else []
+        return [
+            str(item.get("id"))
+            for item in items
+            if isinstance(item, dict) and str(item.get("status") or "").upper() == "RETURNED"
+        ]
+
     def close(self) -> None:
         if self._owns_http:
             self._http.close()

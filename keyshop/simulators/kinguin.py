@@ -272,7 +272,12 @@ def order_json(order: SimOrder) -> dict[str, Any]:
                 "isPreorder": order.preorder,
                 "releaseDate": None,
                 "keys": [
-                    {"id": k.key_id, "status": "DELIVERED" if k.released else "PROCESSING"}
+                    {
+                        "id": k.key_id,
+                        "status": "RETURNED"
+                        if order.returned and k.released
+                        else ("DELIVERED" if k.released else "PROCESSING"),
+                    }
                     for k in order.keys
                 ],
             }
@@ -620,6 +625,18 @@ def routes(state: ProviderState) -> list[Route]:
             ]
         return JSONResponse(items)
 
+    async def return_keys(request: Request) -> Response:
+        if (early := await _guarded(state, request)) is not None:
+            return early
+        order, refused = state.return_keys(request.path_params["order_id"])
+        if order is None:
+            return error(request, 404, "OrderNotFound", "Order not found")
+        if refused is not None:
+            return error(request, 400, "NoKeysToReturn", refused)
+        return JSONResponse(
+            [{"id": k.key_id, "status": "RETURNED"} for k in order.keys if k.released]
+        )
+
     return [
         Route("/v1/products", products, methods=["GET"]),
         Route("/v1/products/{kinguin_id}", product_v1, methods=["GET"]),
@@ -630,6 +647,7 @@ def routes(state: ProviderState) -> list[Route]:
         Route("/v1/order", search_orders, methods=["GET"]),
         Route("/v1/order/{order_id}", get_order, methods=["GET"]),
         Route("/v2/order/{order_id}/keys", keys, methods=["GET"]),
+        Route("/v2/order/{order_id}/keys/return", return_keys, methods=["POST"]),
     ]
 
 

@@ -77,6 +77,7 @@ class Knobs:
     duplicate_reference: Literal["conflict", "existing", "duplicate"] | None = None
     fail_lookups: bool = False  # order searches (KG GET /v1/order, CW history) answer 503
     drop_before_charge: int = 0  # the next N order requests: connection dropped, no order
+    return_window_seconds: float = 86400.0  # Kinguin key returns: within 24 h of the order
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name: f for f in fields(self)}
@@ -167,6 +168,7 @@ class SimOrder:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     status: str = "processing"
+    returned: bool = False  # Kinguin: its keys were returned (one request per order)
 
     @property
     def complete(self) -> bool:
@@ -471,6 +473,28 @@ class ProviderState:
             order.status,
         )
         return order
+
+    def return_keys(self, order_id: str) -> tuple[SimOrder | None, str | None]:
+        """Return an order's keys for a refund (Kinguin ``features/ReturnKeys.md``): once
+        per order, within ``return_window_seconds``, never a pre-order. Returns the order
+        and None, or the order (or None) and why not."""
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                return None, "Order not found"
+            if order.preorder:
+                return order, "Pre-order keys cannot be returned"
+            if order.returned:
+                return order, "Keys of this order were already returned"
+            if (utcnow() - order.created_at).total_seconds() > self.knobs.return_window_seconds:
+                return order, "The return window has passed"
+            if not any(k.released for k in order.keys):
+                return order, "No keys to return"
+            order.returned = True
+            refund = order.unit_price * sum(1 for k in order.keys if k.released)
+            self.balance += refund
+            order.updated_at = utcnow()
+            return order, None
 
     def take_drop_before_charge(self) -> bool:
         """True (once per unit of the ``drop_before_charge`` knob) when this order request

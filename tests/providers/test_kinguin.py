@@ -636,3 +636,20 @@ def test_orders_complete_asynchronously_by_default() -> None:
             assert later.state == "completed" and len(later.keys) == 1
         finally:
             client.close()
+
+
+def test_key_returns(sim: SimulatorServer, kg: KinguinClient) -> None:
+    """POST /v2/order/{orderId}/keys/return: once per order, within 24 hours, never a
+    pre-order; the balance is refunded (KG features/ReturnKeys.md)."""
+    before = kg.balance().amount_minor
+    placed = buy(kg, "k-return", quantity=2)
+    assert kg.balance().amount_minor == before - 2 * 2210
+    returned = kg.return_keys(provider_order_id=placed.provider_order_id)
+    assert sorted(returned) == sorted(k.external_id for k in placed.keys)
+    assert kg.balance().amount_minor == before
+    with pytest.raises(ProviderRejected, match="NoKeysToReturn"):
+        kg.return_keys(provider_order_id=placed.provider_order_id)  # one request per order
+    sim.control(P, return_window_seconds=0)
+    late = buy(kg, "k-too-late")
+    with pytest.raises(ProviderRejected, match="NoKeysToReturn"):
+        kg.return_keys(provider_order_id=late.provider_order_id)
