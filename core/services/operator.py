@@ -52,6 +52,7 @@ from core.services.fulfilment import (
     store_purchase_result,
 )
 from core.services.inventory import claim_keys, deliver_lines, mark_faulty, revoke_key
+from core.services.key_returns import return_eligible
 from core.services.orders import transition_order
 from core.services.payments import send_test_event, take_back_keys
 
@@ -539,7 +540,9 @@ def resolve_key_report(
 
     - ``replace``: the key is quarantined as faulty and a key from stock is delivered to
       the same order line (:func:`replace_faulty_key`; InsufficientStock, changing
-      nothing, when stock has none) → ``replaced``;
+      nothing, when stock has none) → ``replaced``; a Kinguin key never revealed and
+      within Kinguin's 24-hour return window is then returned to Kinguin for a refund
+      (the ``return_faulty_key`` job, :mod:`core.services.key_returns`);
     - ``revoke``: the key is revoked (:func:`core.services.inventory.revoke_key`), for a
       refund or when no replacement will come → ``revoked``;
     - ``reject``: the operator found the key good; nothing happens to it → ``rejected``.
@@ -568,6 +571,10 @@ def resolve_key_report(
         report.status = KeyReportStatus.REPLACED
         report.resolution = f"replaced by key {new.id}: {note}"
         data["replacement_key_id"] = str(new.id)
+        if return_eligible(session=session, key_id=report.key_id) is not None:
+            # never revealed, bought from Kinguin within 24 h: claimed back after the commit
+            jobs.enqueue_after_commit(session, "return_faulty_key", str(report.key_id))
+            data["returned_to_supplier"] = True
     elif action == "revoke":
         revoke_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
         report.status = KeyReportStatus.REVOKED
