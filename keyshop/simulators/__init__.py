@@ -51,7 +51,8 @@ CW price list                           ``GET /v2/products`` (``continuationToke
                                         with ``page_size``), tiers ``prices[{from,to,       community v3 SDKs
                                         value}]``
 CW ordering                             ``POST /v2/orders`` ``{orderId, allowPreOrder,      CWSDK ``OrderRequest``, ``Order.php``
-                                        products[]}`` (one line here), answer echoes
+                                        products[]}`` (several lines, all or nothing),
+                                        answer echoes
                                         ``clientOrderId``; shortage → pre-ordered codes
                                         when allowed
 CW same ``orderId``                     a second, charged order by default (knob            providers.md Corrections: undocumented; assumed

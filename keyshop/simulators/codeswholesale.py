@@ -13,7 +13,7 @@ Choices where the real API is undocumented (the clients must cope either way):
   default (knob ``duplicate_reference``: ``duplicate``; ``existing`` answers the first
   order, ``conflict`` a 409): no source says CW de-duplicates (providers.md,
   Corrections), so the simulator assumes it does not.
-- One product line per order.
+- Several ``products[]`` lines per order, all or nothing (CWSDK ``OrderRequest``).
 - Order ``status`` is ``Completed`` or ``Processing`` (CW's real values are unconfirmed).
 - Codes carry ``links`` with ``rel=self`` (absolute, to ``/v2/codes/{codeId}``), and
   repeated slashes in a path are tolerated (``/v2//orders``), as the SDK's requests
@@ -196,21 +196,23 @@ def code_json(state: ProviderState, key: SimKey, *, with_code: bool = True) -> d
 
 def order_json(state: ProviderState, order: SimOrder, *, with_codes: bool = True) -> dict[str, Any]:
     empty = state.knobs.empty_codes
+    lines = state.members(order)
     return {
         "orderId": order.order_id,
         "clientOrderId": order.reference,
-        "totalPrice": money(order.total),
-        "status": "Completed" if order.complete else "Processing",
+        "totalPrice": money(sum((line.total for line in lines), Decimal(0))),
+        "status": "Completed" if all(line.complete for line in lines) else "Processing",
         "createdOn": iso(order.created_at),
         "products": [
             {
-                "productId": order.product_id,
-                "name": order.product_name,
-                "unitPrice": money(order.unit_price),
+                "productId": line.product_id,
+                "name": line.product_name,
+                "unitPrice": money(line.unit_price),
                 "codes": [
-                    code_json(state, k, with_code=with_codes and not empty) for k in order.keys
+                    code_json(state, k, with_code=with_codes and not empty) for k in line.keys
                 ],
             }
+            for line in lines
         ],
     }
 
@@ -375,18 +377,22 @@ def routes(state: ProviderState) -> list[Route]:
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("products"), list)
-            or len(body["products"]) != 1
+            or not body["products"]
+            or not all(isinstance(item, dict) for item in body["products"])
         ):
-            return error(400, "Expected one entry in products", 40001)
-        line = body["products"][0]
+            return error(400, "Expected entries in products", 40001)
         reference = str(body.get("orderId") or "") or str(uuid.uuid4())
-        try:
-            quantity = int(line.get("quantity", 1))
-            max_price = Decimal(str(line["price"])) if line.get("price") is not None else None
-        except (TypeError, ValueError, InvalidOperation):
-            return error(400, "Invalid quantity or price", 40001)
-        if quantity < 1:
-            return error(400, "Quantity less than 1", 40002)
+        # several products[] lines in one order (CWSDK OrderRequest, CWFW PurchaseCode)
+        lines: list[tuple[str, int, Decimal | None]] = []
+        for line in body["products"]:
+            try:
+                quantity = int(line.get("quantity", 1))
+                max_price = Decimal(str(line["price"])) if line.get("price") is not None else None
+            except (TypeError, ValueError, InvalidOperation):
+                return error(400, "Invalid quantity or price", 40001)
+            if quantity < 1:
+                return error(400, "Quantity less than 1", 40002)
+            lines.append((str(line.get("productId") or ""), quantity, max_price))
         if state.take_drop_before_charge():
             return DropConnection()
 
@@ -403,11 +409,9 @@ def routes(state: ProviderState) -> list[Route]:
             if existing is not None and mode == "conflict":
                 return error(409, "Order with this orderId already exists")
             try:
-                order = state.place_order(
+                order = state.place_lines(
                     reference=reference,
-                    product_id=str(line.get("productId") or ""),
-                    quantity=quantity,
-                    max_unit_price=max_price,
+                    lines=lines,
                     shortfall_as_preorder=bool(body.get("allowPreOrder", False)),
                 )
             except SimError as exc:
@@ -442,7 +446,7 @@ def routes(state: ProviderState) -> list[Route]:
             items = [
                 {k: v for k, v in order_json(state, o, with_codes=False).items() if k != "products"}
                 for o in state.orders.values()
-                if start <= o.created_at.date() <= end
+                if o.part_of is None and start <= o.created_at.date() <= end
             ]
         return JSONResponse({"items": items})
 
@@ -451,6 +455,8 @@ def routes(state: ProviderState) -> list[Route]:
             return early
         with state.lock:
             order = state.orders.get(request.path_params["order_id"])
+            if order is not None and order.part_of is not None:
+                order = None  # a line's own id is not an order id
             body = order_json(state, order) if order else None
         if body is None:
             return error(404, "Order not found", 50001)
@@ -499,7 +505,7 @@ def _on_release(state: ProviderState, payload: Any) -> None:
             {
                 "type": "PREORDER",
                 "authHash": auth_hash(),
-                "orderId": order.order_id,
+                "orderId": order.part_of or order.order_id,
                 "codeId": key.key_id,
             },
         )

@@ -169,6 +169,7 @@ class SimOrder:
     updated_at: datetime = field(default_factory=utcnow)
     status: str = "processing"
     returned: bool = False  # Kinguin: its keys were returned (one request per order)
+    part_of: str | None = None  # CodesWholesale: a further products[] line of that order
 
     @property
     def complete(self) -> bool:
@@ -367,7 +368,11 @@ class ProviderState:
 
     def order_summaries(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [o.summary() for o in sorted(self.orders.values(), key=lambda o: o.created_at)]
+            return [
+                o.summary()
+                for o in sorted(self.orders.values(), key=lambda o: o.created_at)
+                if o.part_of is None
+            ]
 
     # -- request gate ----------------------------------------------------------------
 
@@ -404,9 +409,11 @@ class ProviderState:
         max_unit_price: Decimal | None,
         shortfall_as_preorder: bool,
         preorder_allowed: bool = True,
+        part_of: str | None = None,
     ) -> SimOrder:
-        """Check, charge and record one order; raises :class:`SimError`. The caller has
-        already handled a repeated ``reference``."""
+        """Check, charge and record one order (or, with ``part_of``, one further line of
+        that order); raises :class:`SimError`. The caller has already handled a repeated
+        ``reference``."""
         with self.lock:
             product = self.products.get(product_id)
             if product is None or self.is_unavailable(product_id):
@@ -457,7 +464,9 @@ class ProviderState:
             )
             order.status = "completed" if order.complete else "processing"
             self.orders[order.order_id] = order
-            self.by_reference[reference] = order.order_id
+            order.part_of = part_of
+            if part_of is None:
+                self.by_reference[reference] = order.order_id
             self.stats["orders_created"] += 1
             if not order.complete:
                 delay = self.knobs.preorder_release_seconds if order.preorder else late
@@ -504,6 +513,51 @@ class ProviderState:
                 self.knobs.drop_before_charge -= 1
                 return True
             return False
+
+    def place_lines(
+        self,
+        *,
+        reference: str,
+        lines: list[tuple[str, int, Decimal | None]],
+        shortfall_as_preorder: bool,
+    ) -> SimOrder:
+        """One order of several lines ``(product id, quantity, max unit price)``, all or
+        nothing: a line refused undoes the lines before it. Returns the first line, which
+        carries the order's id; the others are its parts."""
+        with self.lock:
+            placed: list[SimOrder] = []
+            try:
+                for product_id, quantity, price in lines:
+                    placed.append(
+                        self.place_order(
+                            reference=reference,
+                            product_id=product_id,
+                            quantity=quantity,
+                            max_unit_price=price,
+                            shortfall_as_preorder=shortfall_as_preorder,
+                            part_of=placed[0].order_id if placed else None,
+                        )
+                    )
+            except SimError:
+                for order in placed:
+                    self._undo(order)
+                raise
+            return placed[0]
+
+    def _undo(self, order: SimOrder) -> None:
+        with self.lock:
+            self.balance += order.total
+            product = self.products.get(order.product_id)
+            if product is not None:
+                product.stock += sum(1 for k in order.keys if not k.preorder)
+            self.orders.pop(order.order_id, None)
+            if self.by_reference.get(order.reference) == order.order_id:
+                del self.by_reference[order.reference]
+
+    def members(self, order: SimOrder) -> list[SimOrder]:
+        """An order's lines: itself, then its parts."""
+        with self.lock:
+            return [order] + [o for o in self.orders.values() if o.part_of == order.order_id]
 
     def order_for(self, reference: str) -> SimOrder | None:
         with self.lock:

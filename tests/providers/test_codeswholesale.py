@@ -689,3 +689,28 @@ def test_an_order_of_several_lines_is_read_whole() -> None:
     found = client.fetch_keys(provider_order_id="o-2", reference="ref-lines")
     assert [k.code for k in found.keys] == ["LINE-ONE-A"]
     assert (found.quantity, found.state, found.preorder, found.total_cost_minor) == (2, "pending", True, 1500)
+
+
+def test_simulator_takes_an_order_of_several_lines_all_or_nothing(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    """POST /v2/orders takes several products[] lines (CWSDK OrderRequest; CWFW
+    PurchaseCode: the WooCommerce plugin buys a whole shop order in one CW order)."""
+    before = cw.balance().amount_minor
+    with httpx.Client(timeout=2) as http:
+        token = http.post(sim.provider_url(P) + "/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        }).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {"orderId": "ref-lines", "allowPreOrder": False, "products": [
+            {"productId": TEXT, "quantity": 2}, {"productId": IMAGE, "quantity": 1}]}
+        answer = http.post(sim.provider_url(P) + "/v2/orders", json=body, headers=auth).json()
+        assert [len(p["codes"]) for p in answer["products"]] == [2, 1]
+        assert answer["totalPrice"] == 2 * 21.50 + 12.90
+        refused = {"orderId": "ref-lines-2", "products": [
+            {"productId": TEXT, "quantity": 1}, {"productId": LOW_BALANCE, "quantity": 1}]}
+        assert http.post(sim.provider_url(P) + "/v2/orders", json=refused, headers=auth).status_code == 400
+    found = cw.fetch_keys(provider_order_id=answer["orderId"], reference="ref-lines")
+    assert found.state == "completed" and len(found.keys) == 3
+    assert [o["reference"] for o in sim.orders(P)] == ["ref-lines"], "the refused order left nothing"
+    assert cw.balance().amount_minor == before - (2 * 2150 + 1290)
