@@ -24,6 +24,7 @@ from core.services.console_queries import (
 )
 from core.services.importer import ImportReport
 from core.services.operator import UnknownPurchase
+from core.services.provider_sync import Candidate
 
 
 class OrdersLoaded(Message):
@@ -71,6 +72,15 @@ class OffersLoaded(Message):
         self.provider = provider
         self.rows = rows
         self.first_page = first_page
+
+
+class OfferCandidatesLoaded(Message):
+    """The products closest to an unmapped offer (for a mapping by hand)."""
+
+    def __init__(self, offer_id: int, candidates: list[Candidate]) -> None:
+        super().__init__()
+        self.offer_id = offer_id
+        self.candidates = candidates
 
 
 class PageLoaded(Message):

@@ -1,5 +1,6 @@
 """provider purchases record keys returned to the provider and the refund (Kinguin key
-returns in the faulty-key workflow).
+returns in the faulty-key workflow); provider offers keep the title, platform and region
+they were mapped on, so unmapped ones can be shown with their closest products.
 
 Revision ID: 0010
 Revises: 0006
@@ -22,9 +23,17 @@ def upgrade() -> None:
     with op.batch_alter_table('provider_purchases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('returned_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('refund_minor', sa.BigInteger(), nullable=True))
+    with op.batch_alter_table('provider_offers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('title', sa.String(length=300), nullable=True))
+        batch_op.add_column(sa.Column('platform', sa.String(length=80), nullable=True))
+        batch_op.add_column(sa.Column('region', sa.String(length=120), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('provider_offers', schema=None) as batch_op:
+        batch_op.drop_column('region')
+        batch_op.drop_column('platform')
+        batch_op.drop_column('title')
     with op.batch_alter_table('provider_purchases', schema=None) as batch_op:
         batch_op.drop_column('refund_minor')
         batch_op.drop_column('returned_at')
