@@ -196,7 +196,22 @@ class CodesWholesaleClient:
                 }
             ],
         }
-        body = self._json("POST", "/v2/orders", json=payload, state_changing=True)
+        try:
+            body = self._json("POST", "/v2/orders", json=payload, state_changing=True)
+        except ProviderRejected as exc:
+            if exc.data.get("status") != 409:
+                raise
+            # Our orderId is taken: an order under it exists (or existed). Never a
+            # rejection to fall through on: found, or an unknown outcome.
+            lookup = self.find_purchase(reference=reference, placed_at=datetime.now(UTC))
+            if isinstance(lookup, Found):
+                return lookup.purchase
+            raise ProviderOutcomeUnknown(
+                NAME,
+                f"order {reference}: the orderId is taken, but the history lookup failed"
+                if isinstance(lookup, Unclear)
+                else f"order {reference}: the orderId is taken, but the history shows no order",
+            ) from None
         if not isinstance(body, dict) or not body.get("orderId"):
             raise ProviderOutcomeUnknown(
                 NAME, f"order {reference}: unreadable answer; the order may exist"

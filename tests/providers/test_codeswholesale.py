@@ -714,3 +714,18 @@ def test_simulator_takes_an_order_of_several_lines_all_or_nothing(
     assert found.state == "completed" and len(found.keys) == 3
     assert [o["reference"] for o in sim.orders(P)] == ["ref-lines"], "the refused order left nothing"
     assert cw.balance().amount_minor == before - (2 * 2150 + 1290)
+
+
+def test_an_order_id_refused_as_existing_is_an_unknown_outcome(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    """A server that refuses our orderId as already used has an order under it (or had):
+    the answer to that order was lost, never a rejection to fall through on."""
+    sim.control(P, duplicate_reference="conflict")
+    first = buy(cw, "ref-conflict")
+    again = buy(cw, "ref-conflict")  # found by the history lookup
+    assert again.provider_order_id == first.provider_order_id
+    sim.control(P, fail_lookups=True)
+    with pytest.raises(ProviderOutcomeUnknown):
+        buy(cw, "ref-conflict")
+    assert len(sim.orders(P)) == 1
