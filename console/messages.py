@@ -24,6 +24,8 @@ from core.services.console_queries import (
     Timeline,
 )
 from core.services.importer import ImportReport
+from core.services.operator import UnknownPurchase
+from core.services.provider_sync import Candidate
 
 
 class OrdersLoaded(Message):
@@ -38,10 +40,16 @@ class OrdersLoaded(Message):
 class AttentionLoaded(Message):
     """The attention queue: orders in needs_attention and open faulty-key reports."""
 
-    def __init__(self, orders: list[OrderRow], reports: list[KeyReportRow]) -> None:
+    def __init__(
+        self,
+        orders: list[OrderRow],
+        reports: list[KeyReportRow],
+        purchases: dict[int, list[UnknownPurchase]] | None = None,
+    ) -> None:
         super().__init__()
         self.orders = orders
         self.reports = reports
+        self.purchases = purchases or {}  # by order id: purchases whose outcome is unknown
 
 
 class ProvidersLoaded(Message):
@@ -65,6 +73,15 @@ class OffersLoaded(Message):
         self.provider = provider
         self.rows = rows
         self.first_page = first_page
+
+
+class OfferCandidatesLoaded(Message):
+    """The products closest to an unmapped offer (for a mapping by hand)."""
+
+    def __init__(self, offer_id: int, candidates: list[Candidate]) -> None:
+        super().__init__()
+        self.offer_id = offer_id
+        self.candidates = candidates
 
 
 class PageLoaded(Message):

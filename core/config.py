@@ -181,6 +181,11 @@ class Settings(BaseSettings):
     fulfilment_lease_seconds: int = Field(
         120, ge=1, le=3600, validation_alias="KEYSHOP_FULFILMENT_LEASE_SECONDS"
     )
+    # How long a provider purchase whose outcome is unknown (and that the provider cannot
+    # yet show it has or has not) waits before its order goes to an operator.
+    unknown_purchase_seconds: int = Field(
+        900, ge=0, le=7 * 86400, validation_alias="KEYSHOP_UNKNOWN_PURCHASE_SECONDS"
+    )
     balance_warn_hours: float = Field(
         24.0, ge=0, le=24 * 90, validation_alias="KEYSHOP_BALANCE_WARN_HOURS"
     )
@@ -495,6 +500,11 @@ class Settings(BaseSettings):
                 src("provider_timeout_seconds"),
             ),
             ("KEYSHOP_MIN_MARGIN_PERCENT", str(self.min_margin_percent), src("min_margin_percent")),
+            (
+                "KEYSHOP_UNKNOWN_PURCHASE_SECONDS",
+                str(self.unknown_purchase_seconds),
+                src("unknown_purchase_seconds"),
+            ),
             (
                 "CODESWHOLESALE_BASE_URL",
                 self.codeswholesale_base_url or f"{self.simulator_url}/codeswholesale (simulator)",

@@ -71,6 +71,15 @@ def fulfil_order(order_id: int) -> str:
     return result.outcome
 
 
+@huey.task(retries=4, retry_delay=30, retry_backoff=2)
+def return_faulty_key(key_id: str) -> str:
+    import uuid
+
+    from core.services.key_returns import return_faulty_key as give_back
+
+    return give_back(key_id=uuid.UUID(key_id))
+
+
 @huey.task(retries=6, retry_delay=5, retry_backoff=2)
 def send_order_email(order_id: int, kind: str) -> str:
     return notifications.send_order_email(order_id=order_id, kind=kind)
@@ -157,6 +166,7 @@ TASKS = {
     "fulfil_order": fulfil_order,
     "send_order_email": send_order_email,
     "sync_provider": sync_provider,
+    "return_faulty_key": return_faulty_key,
 }
 
 

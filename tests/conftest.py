@@ -154,7 +154,9 @@ def sim_server():
     """The provider simulators on a free loopback port, for the whole run."""
     from keyshop.simulators import SimulatorServer
 
-    with SimulatorServer() as server:
+    # Kinguin completes orders asynchronously by default; tests not about that take the
+    # instant-completion knob (late_keys_seconds=0) and set the delay where it matters.
+    with SimulatorServer(knobs={"kinguin": {"late_keys_seconds": 0}}) as server:
         yield server
 
 

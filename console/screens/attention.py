@@ -1,5 +1,9 @@
 """The attention queue: orders in ``needs_attention`` with their reason, and the ways
-to resolve one (retry, assign from stock, buy from a chosen provider, refund, cancel);
+to resolve one (retry, assign from stock, buy from a chosen provider, refund, cancel).
+An order's provider purchases whose outcome is unknown are shown under its reason with
+the two ways to settle one (DESIGN §4 invariant 3): "confirm not charged, send again"
+(``n``) and "bought": enter its keys (``e``) or fetch it by the provider's order id
+(``o``) — rules in :mod:`core.services.operator`;
 below them customers' open faulty-key reports (order, product, e-mail, message, age)
 and the ways to close one (replace the key from stock, revoke it, reject the report).
 Every action is confirmed in a modal, runs in a worker and is audited by the service
@@ -21,6 +25,7 @@ from console.screens.modals import (
     ProviderScreen,
     Reason,
     ReasonScreen,
+    ValueScreen,
 )
 from console.widgets.formatting import age, money, short, when
 from console.widgets.navbar import NavBar
@@ -52,6 +57,9 @@ class AttentionScreen(ConsoleScreen):
         Binding("b", "buy", "Buy", id="attention.buy"),
         Binding("f", "refund", "Refund", id="attention.refund"),
         Binding("c", "cancel_order", "Cancel order", id="attention.cancel"),
+        Binding("n", "resend_purchase", "Not charged: send again", id="attention.resend"),
+        Binding("e", "enter_keys", "Bought: enter keys", id="attention.enter_keys"),
+        Binding("o", "fetch_purchase", "Bought: fetch order", id="attention.fetch"),
         Binding("x", "replace_key", "Replace key", id="attention.report_replace"),
         Binding("k", "revoke_key", "Revoke key", id="attention.report_revoke"),
         Binding("j", "reject_report", "Reject report", id="attention.report_reject"),
@@ -62,6 +70,13 @@ class AttentionScreen(ConsoleScreen):
         ("Buy the selected order's keys from a provider", "buy", "choose the provider"),
         ("Refund the selected order", "refund", "asks for a reason"),
         ("Cancel the selected order", "cancel_order", "asks for a reason"),
+        (
+            "Unknown purchase: confirm not charged, send again",
+            "resend_purchase",
+            "same reference",
+        ),
+        ("Unknown purchase: bought, enter the keys", "enter_keys", "keys it lacks"),
+        ("Unknown purchase: bought, fetch by provider order id", "fetch_purchase", "order id"),
         ("Replace the reported faulty key from stock", "replace_key", "closes the report"),
         ("Revoke the reported key", "revoke_key", "closes the report"),
         ("Reject the faulty-key report (key is good)", "reject_report", "closes the report"),
@@ -71,6 +86,7 @@ class AttentionScreen(ConsoleScreen):
         super().__init__(**kw)
         self.rows: dict[str, OrderRow] = {}
         self.reports: dict[str, KeyReportRow] = {}
+        self.purchases: dict[int, list[ops.UnknownPurchase]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -97,10 +113,16 @@ class AttentionScreen(ConsoleScreen):
         with session_scope(write=False) as session:
             rows = attention_orders(session=session)
             reports = open_key_reports(session=session)
-        self.post_message(AttentionLoaded(rows, reports))
+            purchases = {
+                row.id: found
+                for row in rows
+                if (found := ops.unknown_purchases(session=session, order_id=row.id))
+            }
+        self.post_message(AttentionLoaded(rows, reports, purchases))
 
     @on(AttentionLoaded)
     def show_queue(self, message: AttentionLoaded) -> None:
+        self.purchases = message.purchases
         self.show_orders(message.orders)
         self.show_reports(message.reports)
         self.sub_title = (
@@ -165,6 +187,12 @@ class AttentionScreen(ConsoleScreen):
             if order
             else "Nothing needs attention."
         )
+        for p in self.purchases.get(order.id, []) if order else []:
+            text += (
+                f"\nUnknown purchase {p.reference} at {p.provider}: {p.quantity} unit(s), "
+                f"{p.keys_stored} key(s) stored, since {when(p.created_at)}. "
+                f"{p.error or ''}\n  n: {p.actions[0]} · e: {p.actions[1]} · o: {p.actions[2]}"
+            )
         self.query_one("#attention-reason", Static).update(text)
 
     def selected(self) -> OrderRow | None:
@@ -285,6 +313,90 @@ class AttentionScreen(ConsoleScreen):
         with session_scope() as session:
             ops.cancel_order(session=session, order_id=order.id, actor=self.actor, reason=reason)
         return f"{order.number} cancelled"
+
+    # -- purchases whose outcome is unknown ------------------------------------------------
+
+    def _need_purchase(self) -> tuple[OrderRow, ops.UnknownPurchase] | None:
+        if (order := self._need_order()) is None:
+            return None
+        found = self.purchases.get(order.id)
+        if not found:
+            self.notify(f"{order.number} has no purchase of unknown outcome.", severity="warning")
+            return None
+        return order, found[0]
+
+    def action_resend_purchase(self) -> None:
+        if (chosen := self._need_purchase()) is None:
+            return
+        order, purchase = chosen
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.run_operator_action("Send again", lambda: self._resend(order, purchase))
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Send {purchase.reference} to {purchase.provider} again?",
+                f"Only if you checked with {purchase.provider} that this purchase was NOT "
+                "charged: it is sent again under the same reference.",
+                confirm_label="Not charged: send again",
+            ),
+            confirmed,
+        )
+
+    def _resend(self, order: OrderRow, purchase: ops.UnknownPurchase) -> str:
+        result = ops.resend_purchase(purchase_id=purchase.id, actor=self.actor)
+        detail = f": {result.detail}" if result.detail else ""
+        return f"{purchase.reference} sent again; {order.number} {result.outcome}{detail}"
+
+    def action_enter_keys(self) -> None:
+        if (chosen := self._need_purchase()) is None:
+            return
+        order, purchase = chosen
+        lacking = purchase.quantity - purchase.keys_stored
+
+        def given(value: str | None) -> None:
+            if value is not None:
+                self.run_operator_action(
+                    "Enter keys",
+                    lambda: (
+                        f"{ops.enter_purchase_keys(purchase_id=purchase.id, codes=value, actor=self.actor)}"
+                        f" key(s) of {purchase.reference} stored for {order.number}"
+                    ),
+                )
+
+        self.app.push_screen(
+            ValueScreen(
+                f"Keys of {purchase.reference} ({lacking} lacking)",
+                "Bought at the provider: enter the keys, separated by spaces or commas.",
+                confirm_label="Store keys",
+            ),
+            given,
+        )
+
+    def action_fetch_purchase(self) -> None:
+        if (chosen := self._need_purchase()) is None:
+            return
+        order, purchase = chosen
+
+        def given(value: str | None) -> None:
+            if value is not None:
+                self.run_operator_action(
+                    "Fetch order",
+                    lambda: (
+                        f"{ops.fetch_purchase_by_provider_order(purchase_id=purchase.id, provider_order_id=value, actor=self.actor)}"
+                        f" key(s) of {purchase.reference} fetched for {order.number}"
+                    ),
+                )
+
+        self.app.push_screen(
+            ValueScreen(
+                f"{purchase.provider} order id of {purchase.reference}",
+                "Bought at the provider: its keys are fetched from that order.",
+                confirm_label="Fetch",
+            ),
+            given,
+        )
 
     # -- faulty-key reports --------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Providers: health (the last successful call and the last error, from what the shop
 records), balance (asked live, in a worker, with a timeout: a failure is shown, never
 raised), the last sync and the offers mapped, unmapped and in stock; the offers of the
-selected provider, paged lazily; and starting a sync, which queues the same
+selected provider, paged lazily (an unmapped one shows the products closest to it,
+:func:`core.services.provider_sync.closest_products`, for a mapping by hand); and starting
+a sync, which queues the same
 ``sync_provider`` job the scheduler runs (confirmed, audited) and follows it until the
 provider's last sync time moves."""
 
@@ -16,7 +18,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from console.messages import BalancesChecked, OffersLoaded, ProvidersLoaded
+from console.messages import (
+    BalancesChecked,
+    OfferCandidatesLoaded,
+    OffersLoaded,
+    ProvidersLoaded,
+)
 from console.screens.base import ConsoleScreen
 from console.screens.modals import ConfirmScreen
 from console.widgets.formatting import money, short, when
@@ -26,11 +33,13 @@ from core.db import session_scope
 from core.services import operator as ops
 from core.services.console_queries import (
     BalanceRow,
+    OfferRow,
     ProviderStatusRow,
     provider_balances_from,
     provider_offers,
     provider_overview,
 )
+from core.services.provider_sync import closest_products
 
 SYNC_PATIENCE_SECONDS = 600  # stop following a queued sync after this long
 HEALTH_STYLE = {"ok": "green", "down": "bold red", "failing": "yellow", "unknown": "dim"}
@@ -73,6 +82,7 @@ class ProvidersScreen(ConsoleScreen):
         self.pending: dict[str, PendingSync] = {}
         self.offers_of: str | None = None
         self.offers_pager = Pager()
+        self.offer_rows: dict[int, OfferRow] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -80,6 +90,7 @@ class ProvidersScreen(ConsoleScreen):
         yield DataTable(id="providers-table", cursor_type="row")
         yield Static("", id="provider-detail", classes="detail")
         yield DataTable(id="offers-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="offer-detail", classes="detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -207,6 +218,7 @@ class ProvidersScreen(ConsoleScreen):
         elif message.provider != self.offers_of:
             return
         for o in message.rows:
+            self.offer_rows[o.id] = o
             cost = "-" if o.cost_minor is None else money(o.cost_minor, o.currency)
             table.add_row(
                 short(o.external_id, 14),
@@ -227,6 +239,32 @@ class ProvidersScreen(ConsoleScreen):
         table = self.query_one("#offers-table", DataTable)
         if self.offers_of and self.offers_pager.wants_more(table, event.cursor_row):
             self.load_offers(self.offers_of, self.offers_pager.cursor)
+        key = event.row_key.value if event.row_key else None
+        offer = self.offer_rows.get(int(key)) if key else None
+        detail = self.query_one("#offer-detail", Static)
+        if offer is None or offer.product:
+            detail.update("")
+        else:
+            detail.update(f"{short(offer.name, 60)}: unmapped; looking for the closest products…")
+            self.load_candidates(offer.id)
+
+    @work(thread=True, exclusive=True, group="candidates")
+    def load_candidates(self, offer_id: int) -> None:
+        with session_scope(write=False) as session:
+            found = closest_products(session=session, offer_id=offer_id)
+        self.post_message(OfferCandidatesLoaded(offer_id, found))
+
+    @on(OfferCandidatesLoaded)
+    def show_candidates(self, message: OfferCandidatesLoaded) -> None:
+        offer = self.offer_rows.get(message.offer_id)
+        if offer is None:
+            return
+        closest = "; ".join(
+            f"{c.title} ({c.platform}, {c.region}) {c.score:.0%}" for c in message.candidates
+        )
+        self.query_one("#offer-detail", Static).update(
+            Text(f"{short(offer.name, 50)}: unmapped. Closest: {closest or 'no products'}")
+        )
 
     # -- sync ----------------------------------------------------------------------------
 

@@ -110,6 +110,11 @@ class ProviderOffer(SQLModel, table=True):
     external_id: str = Field(sa_column=Column(String(100), nullable=False))
     product_id: int | None = Field(default=None, foreign_key="products.id", ondelete="SET NULL")
     name: str = Field(default="", sa_column=Column(String(300), nullable=False))
+    # What the offer was mapped on (or failed to map on): the provider's base title
+    # (Kinguin originalName), platform and region as the provider states them.
+    title: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    platform: str | None = Field(default=None, sa_column=Column(String(80), nullable=True))
+    region: str | None = Field(default=None, sa_column=Column(String(120), nullable=True))
     cost_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     currency: str = Field(default="EUR", sa_column=Column(String(3), nullable=False))
     stock: int = 0

@@ -39,5 +39,8 @@ class ProviderPurchase(SQLModel, table=True):
     )
     attempts: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Keys given back to the provider for a refund (Kinguin key returns, faulty-key flow)
+    returned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    refund_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

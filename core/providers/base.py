@@ -6,6 +6,15 @@ and map every failure onto the typed errors below so the caller can decide: retr
 (transient), fall through to the next provider (permanent), or ask the provider by our
 reference before doing anything else (outcome unknown).
 
+Asking by reference (:meth:`ProviderClient.find_purchase`) answers one of three things,
+and the type says which (DESIGN §4 invariant 3): :class:`Found` (the order exists),
+:class:`Absent` (the provider *positively* showed it has no order under our reference:
+a successful, readable search that rules it out) or :class:`Unclear` (the lookup failed
+or its answer cannot rule the order out). Only :class:`Absent` ever allows sending a
+purchase again; neither provider documents that it de-duplicates a repeated reference
+(shared/docs/providers.md, Corrections: "CW duplicate order id", "KG duplicate
+``orderExternalId``").
+
 Money crosses this boundary as integer minor units plus an ISO currency code; the
 clients convert the providers' decimal prices with ``Decimal`` (never float arithmetic).
 """
@@ -97,6 +106,9 @@ class Offer:
     platform: str | None = None
     region: str | None = None
     updated_at: datetime | None = None
+    # The base title to map on when ``name`` carries more (Kinguin's ``originalName``;
+    # its ``name`` ends with the platform, "... Steam CD Key").
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,32 @@ class PurchaseResult:
 
 
 @dataclass(frozen=True)
+class Found:
+    """The provider has an order under our reference (with whatever keys are out)."""
+
+    purchase: PurchaseResult
+
+
+@dataclass(frozen=True)
+class Absent:
+    """The provider positively showed it has no order under our reference; ``evidence``
+    says how (for the purchase's record and the operator)."""
+
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Unclear:
+    """The lookup could not tell: it failed, or its answer cannot rule the order out.
+    Never a reason to send the purchase again."""
+
+    reason: str
+
+
+PurchaseLookup = Found | Absent | Unclear
+
+
+@dataclass(frozen=True)
 class Balance:
     amount_minor: int
     currency: str
@@ -136,6 +174,9 @@ class Balance:
 
 @runtime_checkable
 class ProviderClient(Protocol):
+    """A client may also set ``max_units_per_purchase`` (Kinguin: 9 units per offer in
+    one order); fulfilment then splits a larger line into several purchases."""
+
     name: str
 
     def list_offers(self, *, updated_since: datetime | None = None) -> Iterator[Offer]:
@@ -160,9 +201,10 @@ class ProviderClient(Protocol):
         """Buy ``quantity`` units under our idempotency ``reference``."""
         ...
 
-    def find_purchase(self, *, reference: str) -> PurchaseResult | None:
-        """Our purchase looked up by our reference, with whatever keys are out;
-        ``None`` when the provider has no order under that reference."""
+    def find_purchase(self, *, reference: str, placed_at: datetime) -> PurchaseLookup:
+        """Our purchase looked up by our reference (sent at ``placed_at`` or later), with
+        whatever keys are out. Never raises for a failed lookup: that is
+        :class:`Unclear`."""
         ...
 
     def fetch_keys(self, *, provider_order_id: str, reference: str) -> PurchaseResult:

@@ -2,9 +2,13 @@
 
 Decisions where the public sources are silent or disagree:
 
-- **Token**: ``POST /oauth/token`` with the credentials in the form body (CW's token
-  endpoint does not read an ``Authorization: Basic`` header). Both response shapes are
-  read: ``{access_token, expires_in}`` and the wrapper ``{value, expiresIn}``. The token
+- **Token**: ``POST /oauth/token`` with ``grant_type=client_credentials`` and
+  ``scope=administration``. The sources disagree on where the credentials go: the
+  official PHP SDK sends them in an ``Authorization: Basic`` header (CWSDK
+  ``GrantTypeBase::getToken``), community SDKs and golang/oauth2 in the form body. The
+  client sends them in the body first; if the server answers ``invalid_client`` (or a
+  bare 400/401) it asks once more with the Basic header and keeps using whichever worked
+  (providers.md, Corrections: "CW token request"). Both response shapes are read: ``{access_token, expires_in}`` and the wrapper ``{value, expiresIn}``. The token
   is reused until 10 % of its lifetime (at most 60 s) before ``expires_in``; a ``401``
   with ``"error": "invalid_token"`` drops it, fetches a new one and repeats the call
   once (also for order creation: a rejected token means the order was not looked at).
@@ -16,8 +20,14 @@ Decisions where the public sources are silent or disagree:
   codes: any pre-ordered code (or a code that could not be fetched) makes the purchase
   ``pending``; ``preorder`` is set when a code is a pre-order. Status values that
   plainly say cancelled/failed make it ``failed``.
-- **find_purchase** searches ``GET /v2/orders`` over the last :data:`HISTORY_DAYS` days
-  (plus tomorrow, for clock skew) and matches ``clientOrderId``.
+- **find_purchase**: no source says CW de-duplicates a repeated client order id or can
+  search history by it (shared/docs/providers.md, Corrections: "CW duplicate order
+  id"), so the client reads the order history (``GET /v2/orders?startFrom=&endOn=``,
+  CWSDK ``Order::getHistory``) over a window covering the attempt (from the day before
+  it to the day after today, in windows of at most :data:`HISTORY_WINDOW_DAYS` days)
+  and matches ``clientOrderId``. It is :class:`Absent` only when every window answered
+  a readable list and every listed order carries a ``clientOrderId``; anything else is
+  :class:`Unclear`.
 - ``updated_since`` is ignored on v2 (the price list has no such filter); the whole
   list is read, following a ``continuationToken`` when the server pages (v3 style).
 """
@@ -29,6 +39,7 @@ import binascii
 import hashlib
 import hmac
 import mimetypes
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,8 +51,10 @@ from typing import Any
 import httpx
 
 from core.providers.base import (
+    Absent,
     Balance,
     DeliveredKey,
+    Found,
     InsufficientBalance,
     Offer,
     OutOfStock,
@@ -50,8 +63,10 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    PurchaseLookup,
     PurchaseResult,
     PurchaseState,
+    Unclear,
     from_minor,
     to_minor,
 )
@@ -66,7 +81,7 @@ from core.providers.http import (
 
 NAME = "codeswholesale"
 CURRENCY = "EUR"
-HISTORY_DAYS = 7
+HISTORY_WINDOW_DAYS = 30
 
 CODE_BALANCE_TOO_LOW = 10002
 CODE_PRODUCT_NOT_FOUND = 20001
@@ -124,6 +139,7 @@ class CodesWholesaleClient:
         self._token_lock = threading.Lock()
         self._token: str | None = None
         self._token_expires_at = 0.0
+        self._basic_auth = False  # the token endpoint wanted the official SDK's Basic header
 
     def __repr__(self) -> str:
         return f"CodesWholesaleClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
@@ -180,28 +196,65 @@ class CodesWholesaleClient:
                 }
             ],
         }
-        body = self._json("POST", "/v2/orders", json=payload, state_changing=True)
+        try:
+            body = self._json("POST", "/v2/orders", json=payload, state_changing=True)
+        except ProviderRejected as exc:
+            if exc.data.get("status") != 409:
+                raise
+            # Our orderId is taken: an order under it exists (or existed). Never a
+            # rejection to fall through on: found, or an unknown outcome.
+            lookup = self.find_purchase(reference=reference, placed_at=datetime.now(UTC))
+            if isinstance(lookup, Found):
+                return lookup.purchase
+            raise ProviderOutcomeUnknown(
+                NAME,
+                f"order {reference}: the orderId is taken, but the history lookup failed"
+                if isinstance(lookup, Unclear)
+                else f"order {reference}: the orderId is taken, but the history shows no order",
+            ) from None
         if not isinstance(body, dict) or not body.get("orderId"):
             raise ProviderOutcomeUnknown(
                 NAME, f"order {reference}: unreadable answer; the order may exist"
             )
         return self._result(body, reference=reference, requested=quantity)
 
-    def find_purchase(self, *, reference: str) -> PurchaseResult | None:
-        today = datetime.now(UTC).date()
-        params = {
-            "startFrom": (today - timedelta(days=HISTORY_DAYS)).isoformat(),
-            "endOn": (today + timedelta(days=1)).isoformat(),
-        }
-        body = self._json("GET", "/v2/orders", params=params)
-        for order in _items(body, "items", "orders"):
-            if (
-                isinstance(order, dict)
-                and str(order.get("clientOrderId") or "") == reference
-                and order.get("orderId")
+    def find_purchase(self, *, reference: str, placed_at: datetime) -> PurchaseLookup:
+        placed = placed_at if placed_at.tzinfo else placed_at.replace(tzinfo=UTC)
+        start = placed.astimezone(UTC).date() - timedelta(days=1)
+        last = datetime.now(UTC).date() + timedelta(days=1)
+        while start <= last:
+            end = min(last, start + timedelta(days=HISTORY_WINDOW_DAYS))
+            params = {"startFrom": start.isoformat(), "endOn": end.isoformat()}
+            try:
+                body = self._json("GET", "/v2/orders", params=params, not_found=ProviderRejected)
+            except ProviderError as exc:
+                return Unclear(f"order history failed: {exc.message}")
+            if not isinstance(body, (list, dict)) or (
+                isinstance(body, dict)
+                and not any(isinstance(body.get(k), list) for k in ("items", "orders"))
             ):
-                return self.fetch_keys(provider_order_id=str(order["orderId"]), reference=reference)
-        return None
+                return Unclear("order history answered something unreadable")
+            for order in _items(body, "items", "orders"):
+                if not isinstance(order, dict) or "clientOrderId" not in order:
+                    return Unclear("order history lists orders without clientOrderId")
+                if str(order.get("clientOrderId") or "") == reference and order.get("orderId"):
+                    order_id = str(order["orderId"])
+                    try:
+                        return Found(
+                            self.fetch_keys(provider_order_id=order_id, reference=reference)
+                        )
+                    except ProviderError:
+                        # the order exists; its codes are collected later by its id
+                        return Found(
+                            PurchaseResult(
+                                provider_order_id=order_id, reference=reference, state="pending"
+                            )
+                        )
+            start = end + timedelta(days=1)
+        return Absent(
+            f"order history {placed.date() - timedelta(days=1)}..{last} has no clientOrderId "
+            f"{reference}"
+        )
 
     def fetch_keys(self, *, provider_order_id: str, reference: str) -> PurchaseResult:
         body = self._json("GET", f"/v2/orders/{provider_order_id}", not_found=ProviderRejected)
@@ -221,18 +274,13 @@ class CodesWholesaleClient:
                 self._token = None
             if self._token and self._clock() < self._token_expires_at:
                 return self._token
-            response = send(
-                self._http,
-                NAME,
-                "POST",
-                "/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self.client_id,
-                    "client_secret": self._client_secret,
-                },
-            )
+            response = self._token_request(basic=self._basic_auth)
             body = json_body(response)
+            if not self._basic_auth and _refused_client(response, body):
+                retried = self._token_request(basic=True)
+                if retried.status_code == 200:
+                    self._basic_auth = True
+                response, body = retried, json_body(retried)
             if response.status_code != 200:
                 raise self._error(response, body, state_changing=False, context="token")
             token, lifetime = _read_token(body)
@@ -242,6 +290,25 @@ class CodesWholesaleClient:
             self._token = token
             self._token_expires_at = self._clock() + max(0.0, lifetime - margin)
             return token
+
+    def _token_request(self, *, basic: bool) -> httpx.Response:
+        form = {"grant_type": "client_credentials", "scope": "administration"}
+        if basic:  # the official SDK's way
+            return send(
+                self._http,
+                NAME,
+                "POST",
+                "/oauth/token",
+                data=form,
+                auth=httpx.BasicAuth(self.client_id, self._client_secret),
+            )
+        return send(
+            self._http,
+            NAME,
+            "POST",
+            "/oauth/token",
+            data={**form, "client_id": self.client_id, "client_secret": self._client_secret},
+        )
 
     # -- requests ------------------------------------------------------------------------
 
@@ -389,9 +456,14 @@ class CodesWholesaleClient:
         empty; ``None`` when it cannot be had right now (the purchase stays pending)."""
         code_id = str(code.get("codeId") or "")
         value = code.get("code")
-        if not value and code_id:
+        link = self._self_link(code)
+        if not value and (code_id or link):
+            # an empty code is fetched through its rel=self link (CWSDK Code.php,
+            # Resource.php), else by id (GET /v2/codes/{codeId})
             try:
-                fetched = self._json("GET", f"/v2/codes/{code_id}", not_found=ProviderRejected)
+                fetched = self._json(
+                    "GET", link or f"/v2/codes/{code_id}", not_found=ProviderRejected
+                )
             except (ProviderTransientError, ProviderRejected):
                 return None
             if not isinstance(fetched, dict):
@@ -414,6 +486,20 @@ class CodesWholesaleClient:
             )
         return DeliveredKey(external_id=code_id, code=str(value))
 
+    def _self_link(self, code: Mapping[str, Any]) -> str | None:
+        """The code's ``rel=self`` link, if it points at our CodesWholesale host (the
+        bearer token never goes anywhere else); relative links are taken from the base."""
+        links = code.get("links")
+        for link in links if isinstance(links, list) else []:
+            if not isinstance(link, dict) or str(link.get("rel") or "").lower() != "self":
+                continue
+            href = str(link.get("href") or "")
+            if href.startswith(self.base_url + "/"):
+                return href
+            if href.startswith("/") and not href.startswith("//"):
+                return href
+        return None
+
 
 # -- postbacks -----------------------------------------------------------------------------
 
@@ -423,6 +509,36 @@ class StockChange:
     product_id: str
     quantity: int | None
     prices: list[tuple[str, Decimal]] = field(default_factory=list)  # (priceRangeLabel, price)
+
+    def unit_price(self) -> Decimal | None:
+        """The price of one unit: the tier whose range holds a quantity of 1 (labels are
+        ranges such as ``1-9``, ``10 - 99``, ``100+``; the exact spellings are not
+        confirmed, CWFW stock handler, providers.md Corrections), else the tier with the
+        lowest lower bound. None when no label reads as a range."""
+        tiers = [(r, price) for label, price in self.prices if (r := price_range(label))]
+        for (low, high), price in tiers:
+            if low <= 1 and (high is None or high >= 1):
+                return price
+        return min(tiers, key=lambda t: t[0][0])[1] if tiers else None
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:(\+)|(?:-|\u2013|to)\s*(\d+)?)?\s*$", re.IGNORECASE)
+
+
+def price_range(label: str) -> tuple[int, int | None] | None:
+    """A postback ``priceRangeLabel`` as ``(from, to)`` (``to`` None: open-ended):
+    ``"1-9"`` → (1, 9), ``"100+"`` → (100, None), ``"10"`` → (10, 10)."""
+    match = _RANGE.match(label or "")
+    if match is None:
+        return None
+    low = int(match.group(1))
+    if match.group(2):
+        return low, None
+    if match.group(3):
+        return low, int(match.group(3))
+    if any(mark in label.lower() for mark in ("-", "\u2013", "to")):
+        return low, None  # "10-": open-ended
+    return low, low
 
 
 @dataclass(frozen=True)
@@ -520,6 +636,14 @@ def _read_token(body: Any) -> tuple[str | None, float]:
     except (TypeError, ValueError):
         seconds = 300.0
     return (str(token) if token else None), max(0.0, seconds)
+
+
+def _refused_client(response: httpx.Response, body: Any) -> bool:
+    """The token endpoint refused the credentials as sent (not a server failure)."""
+    if response.status_code not in (400, 401):
+        return False
+    error = str(body.get("error") or "") if isinstance(body, dict) else ""
+    return error in ("", "invalid_client", "invalid_request", "unauthorized_client")
 
 
 def _is_invalid_token(body: Any) -> bool:

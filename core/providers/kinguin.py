@@ -10,10 +10,27 @@ Decisions where the public sources are silent:
   allowed otherwise, so :meth:`KinguinClient.purchase` reads the product first
   (``GET /v2/products/{productId}``) to learn ``isPreorder``. No cache: the extra GET is
   cheap next to an order, and a stale pre-order flag would get the order refused.
-- **Same orderExternalId twice**: undocumented since 2022. If Kinguin answers with the
-  existing order, it is used; if it refuses the duplicate (409, or a
-  ``ConstraintViolation`` naming ``orderExternalId``), the client looks the order up by
-  our reference and returns it. Either way no second order is paid for.
+- **Same orderExternalId twice**: Kinguin's promise that a repeated ``orderExternalId``
+  prevents a duplicate order was removed from its docs on 2024-05-27 (KG commit
+  3705f70; the docs now only say it "should be unique"), so nothing relies on it. If
+  Kinguin answers with the existing order, it is used; if it refuses the duplicate (409,
+  or a ``ConstraintViolation`` naming ``orderExternalId``), the client looks the order up
+  by our reference and returns it; when that lookup comes back empty or fails, the
+  outcome is *unknown* (:class:`ProviderOutcomeUnknown`), never a rejection: an order
+  under our reference may exist.
+- **Looking a purchase up**: ``GET /v1/order?orderExternalId=`` (KG
+  ``api/order/v1/README.md``). Only a successful answer whose ``results`` list is empty
+  is :class:`Absent`; a failed request, an unreadable body, a 404 or results that are
+  other orders (the filter not applied) are :class:`Unclear`.
+- **Key type**: regular products are ordered with ``keyType: text`` (text keys
+  guaranteed), so their stock is ``textQty``, not ``qty`` (``qty`` counts the cheapest
+  offers of any key type; KG ``features/KeyType.md``, ``api/products/v1/README.md``);
+  sync, ``product.update`` and the storefront's partner stock all read it. Pre-orders
+  are ordered without ``keyType`` (not allowed on them), one per order; their stock is
+  ``qty`` and their keys may be images (stored through the blob store).
+- **Units**: at most :data:`MAX_UNITS_PER_ORDER` (9) units per offer in one order (KG
+  ``api/order/v2/README.md``); fulfilment splits a larger line into several purchases,
+  each under its own reference (:attr:`KinguinClient.max_units_per_purchase`).
 - **State**: ``processing`` → ``pending`` (with the keys out so far: Kinguin hands out
   keys while processing), ``completed`` → ``completed``, ``canceled``/``refunded`` →
   ``failed``. If the keys cannot be fetched right after a successful order, the result
@@ -35,8 +52,10 @@ from typing import Any
 import httpx
 
 from core.providers.base import (
+    Absent,
     Balance,
     DeliveredKey,
+    Found,
     InsufficientBalance,
     Offer,
     OutOfStock,
@@ -45,8 +64,10 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    PurchaseLookup,
     PurchaseResult,
     PurchaseState,
+    Unclear,
     from_minor,
     to_minor,
 )
@@ -63,6 +84,7 @@ from core.providers.http import (
 NAME = "kinguin"
 CURRENCY = "EUR"
 PAGE_LIMIT = 100
+MAX_UNITS_PER_ORDER = 9  # per offer in one order (KG api/order/v2/README.md)
 
 _OUT_OF_STOCK_KINDS = {"ProductUnavailable"}
 _BALANCE_KINDS = {"InsufficientBalance", "BalanceRequired"}
@@ -89,6 +111,7 @@ class KinguinClient:
     """:class:`core.providers.base.ProviderClient` for the Kinguin eCommerce API."""
 
     name = NAME
+    max_units_per_purchase = MAX_UNITS_PER_ORDER
 
     def __init__(
         self,
@@ -119,7 +142,9 @@ class KinguinClient:
             params: dict[str, str | int] = {"page": page, "limit": PAGE_LIMIT}
             if updated_since is not None:
                 since = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=UTC)
-                params["updatedSince"] = since.astimezone(UTC).isoformat()
+                # a documented format (KG api/products/v1/README.md): Y-m-dTH:i:s, UTC,
+                # floored to the second (an offer changed in that second comes again)
+                params["updatedSince"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
             body = self._json("GET", "/v1/products", params=params)
             results = body.get("results") if isinstance(body, dict) else body
             results = results if isinstance(results, list) else []
@@ -163,6 +188,10 @@ class KinguinClient:
     ) -> PurchaseResult:
         if currency.upper() != CURRENCY:
             raise ProviderRejected(NAME, f"prices are in {CURRENCY}, not {currency}")
+        if not 1 <= quantity <= MAX_UNITS_PER_ORDER:
+            raise ProviderRejected(
+                NAME, f"{quantity} units: an order takes 1 to {MAX_UNITS_PER_ORDER} per offer"
+            )
         product = self._json("GET", f"/v2/products/{external_id}")
         is_preorder = bool(product.get("isPreorder")) if isinstance(product, dict) else False
         if is_preorder and not allow_preorder:
@@ -175,7 +204,7 @@ class KinguinClient:
             "price": decimal_json(from_minor(max_unit_cost_minor)),
         }
         if not is_preorder:
-            line["keyType"] = "text"
+            line["keyType"] = "text"  # not allowed on a pre-order (KG features/KeyType.md)
         payload = {"products": [line], "orderExternalId": reference}
         response = send(
             self._http,
@@ -189,9 +218,16 @@ class KinguinClient:
         body = json_body(response)
         if not response.is_success:
             if _is_duplicate_reference(response, body):
-                found = self.find_purchase(reference=reference)
-                if found is not None:
-                    return found
+                # An order under our reference exists or existed: never a rejection.
+                lookup = self.find_purchase(reference=reference, placed_at=datetime.now(UTC))
+                if isinstance(lookup, Found):
+                    return lookup.purchase
+                raise ProviderOutcomeUnknown(
+                    NAME,
+                    f"order {reference}: Kinguin says the orderExternalId exists, but the "
+                    "lookup by it "
+                    + ("came back empty" if isinstance(lookup, Absent) else "failed"),
+                )
             raise self._error(response, body, context="POST /v2/order", state_changing=True)
         if not isinstance(body, dict) or not body.get("orderId"):
             raise ProviderOutcomeUnknown(
@@ -203,25 +239,58 @@ class KinguinClient:
             )
         return self._result(body, reference=reference, tolerate_key_errors=True)
 
-    def find_purchase(self, *, reference: str) -> PurchaseResult | None:
-        body = self._json("GET", "/v1/order", params={"orderExternalId": reference}, not_found=None)
-        if body is None:
-            return None
+    def find_purchase(self, *, reference: str, placed_at: datetime) -> PurchaseLookup:
+        """``GET /v1/order?orderExternalId=`` (KG ``api/order/v1/README.md``)."""
+        try:
+            response = send(
+                self._http,
+                NAME,
+                "GET",
+                "/v1/order",
+                params={"orderExternalId": reference},
+                headers=self._headers(),
+            )
+        except ProviderError as exc:
+            return Unclear(f"order search failed: {exc.message}")
+        body = json_body(response)
+        if not response.is_success:
+            error = self._error(response, body, context="GET /v1/order", not_found=ProviderRejected)
+            return Unclear(f"order search failed: {error.message}")
         results = body.get("results") if isinstance(body, dict) else body
-        for order in results if isinstance(results, list) else []:
+        if not isinstance(results, list):
+            return Unclear("order search answered something unreadable")
+        for order in results:
             if (
                 isinstance(order, dict)
                 and str(order.get("orderExternalId") or "") == reference
                 and order.get("orderId")
             ):
-                return self._result(order, reference=reference)
-        return None
+                return Found(self._result(order, reference=reference, tolerate_key_errors=True))
+        if results:
+            return Unclear("order search answered other orders only (filter not applied?)")
+        return Absent(f"GET /v1/order?orderExternalId={reference} found no order")
 
     def fetch_keys(self, *, provider_order_id: str, reference: str) -> PurchaseResult:
         order = self._json("GET", f"/v1/order/{provider_order_id}", not_found=ProviderRejected)
         if not isinstance(order, dict):
             raise ProviderTransientError(NAME, f"order {provider_order_id}: unreadable answer")
         return self._result(order, reference=reference)
+
+    def return_keys(self, *, provider_order_id: str) -> list[str]:
+        """Return an order's keys to Kinguin for a refund to the balance
+        (``POST /v2/order/{orderId}/keys/return``, KG ``features/ReturnKeys.md``): one
+        request per order, within 24 hours, keys not claimed, never a pre-order or a
+        wholesale order. Returns the ids of the keys Kinguin reports ``RETURNED``;
+        a refusal is :class:`ProviderRejected` (``NoKeysToReturn``)."""
+        body = self._json(
+            "POST", f"/v2/order/{provider_order_id}/keys/return", not_found=ProviderRejected
+        )
+        items = body if isinstance(body, list) else []
+        return [
+            str(item.get("id"))
+            for item in items
+            if isinstance(item, dict) and str(item.get("status") or "").upper() == "RETURNED"
+        ]
 
     def close(self) -> None:
         if self._owns_http:
@@ -323,7 +392,7 @@ class KinguinClient:
         if state != "failed":
             try:
                 keys = self._keys(order_id)
-            except (ProviderTransientError, ProviderRejected):
+            except ProviderError:
                 if not tolerate_key_errors:
                     raise
                 state = "pending"
@@ -371,8 +440,19 @@ class ProductUpdateEvent:
     name: str = "product.update"
 
 
+@dataclass(frozen=True)
+class OtherEvent:
+    """An event name we do not handle (``order.complete`` is deprecated, new names may
+    come): stored and answered 2xx, since Kinguin may disable an endpoint that keeps
+    failing (KG ``features/Webhooks.md``)."""
+
+    name: str
+    updated_at: datetime | None = None
+
+
 class WebhookPayloadError(ValueError):
-    """The webhook is not one we understand (unknown event name, unreadable body)."""
+    """The webhook is not one we can read (a known event without its fields, a body
+    that is not a JSON object)."""
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -395,9 +475,10 @@ def verify_webhook(headers: Mapping[str, str], configured_secret: str | None) ->
 
 def parse_webhook(
     headers: Mapping[str, str], body: bytes | str | Mapping[str, Any]
-) -> OrderStatusEvent | ProductUpdateEvent:
-    """The event named by ``X-Event-Name``; raises :class:`WebhookPayloadError` for an
-    unknown event or an unreadable body. Verify the secret first."""
+) -> OrderStatusEvent | ProductUpdateEvent | OtherEvent:
+    """The event named by ``X-Event-Name`` (:class:`OtherEvent` for a name we do not
+    handle); raises :class:`WebhookPayloadError` for an unreadable body. Verify the
+    secret first."""
     name = (_header(headers, "X-Event-Name") or "").strip()
     if isinstance(body, (bytes, str)):
         try:
@@ -432,7 +513,10 @@ def parse_webhook(
             else [str(offers)],
             updated_at=parse_datetime(data.get("updatedAt")),
         )
-    raise WebhookPayloadError(f"unknown Kinguin event {safe_text(name, 60)!r}")
+    return OtherEvent(
+        name=safe_text(name, 60) or "(no event name)",
+        updated_at=parse_datetime(data.get("updatedAt")),
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -442,19 +526,32 @@ def _offer(item: Mapping[str, Any]) -> Offer | None:
     product_id = item.get("productId")
     if not product_id:
         return None
+    original = item.get("originalName")
+    preorder = bool(item.get("isPreorder"))
     return Offer(
         provider=NAME,
         external_id=str(product_id),
-        name=str(item.get("name") or item.get("originalName") or product_id),
+        name=str(item.get("name") or original or product_id),
+        # the base title: name carries the platform suffix (KG api/products/v1/README.md)
+        title=str(original) if original else None,
         cost_minor=_minor_or_none(item.get("price")),
         currency=CURRENCY,
-        stock=max(0, _int(item.get("qty")) or 0),
-        is_preorder=bool(item.get("isPreorder")),
+        stock=max(0, stock_for_us(item.get("qty"), item.get("textQty"), preorder)),
+        is_preorder=preorder,
         release_date=parse_date(item.get("releaseDate")),
         platform=item.get("platform") or None,
         region=item.get("regionalLimitations") or None,
         updated_at=parse_datetime(item.get("updatedAt")),
     )
+
+
+def stock_for_us(qty: object, text_qty: object, preorder: bool) -> int:
+    """The units we can order: ``textQty`` for a regular product (ordered with
+    ``keyType: text``), ``qty`` for a pre-order (ordered without it). A product that
+    states no ``textQty`` is counted by ``qty`` (a refused order then falls through)."""
+    if preorder or _int(text_qty) is None:
+        return _int(qty) or 0
+    return _int(text_qty) or 0
 
 
 def _key(item: Mapping[str, Any]) -> DeliveredKey | None:

@@ -9,10 +9,20 @@ of workers, at any moment (the Huey task, reconciliation, an operator's retry):
    (only ``paid`` orders). A worker that dies leaves a lease that expires; reconciliation
    then runs the order again.
 2. **Open purchases first.** A :class:`ProviderPurchase` left ``requested`` or ``unknown``
-   by an earlier attempt is resolved by asking the provider *by our reference* before
-   anything else; if the provider never saw it, it is sent again under the *same*
-   reference (the provider de-duplicates on it). ``pending`` purchases (pre-orders, late
-   keys) collect whatever keys are out.
+   by an earlier attempt (its answer was lost) is resolved by asking the provider *by our
+   reference* before anything else (invariant 3). Found: its keys are collected.
+   Positively absent (:class:`~core.providers.base.Absent`) and the last request older
+   than twice ``KEYSHOP_PROVIDER_TIMEOUT`` (so it cannot still be in flight): sent again
+   under the *same* reference. Anything else — the lookup failed, or cannot rule the
+   order out — and the purchase is *not* sent again: it waits (the run ends in
+   :class:`FulfilmentRetry`; reconciliation asks again), and once it has been unknown
+   for ``KEYSHOP_UNKNOWN_PURCHASE_SECONDS`` the order goes to ``needs_attention`` with
+   the purchase named, for an operator to confirm it was not charged (send again) or
+   enter what was bought (core.services.operator). Neither provider documents that it
+   de-duplicates a repeated reference (shared/docs/providers.md, Corrections), so
+   nothing here relies on it. An unknown purchase's units count as on their way, so its
+   line is never bought from the next provider meanwhile. ``pending`` purchases
+   (pre-orders, late keys) collect whatever keys are out.
 3. **Stock.** The keys checkout reserved for the order (``core.services.reservations``)
    are delivered; each line claims what it still lacks from stock (one atomic statement)
    and the claimed keys are delivered in the same transaction. The common case — every
@@ -67,10 +77,13 @@ from core.models import (
     ProviderPurchase,
     PurchaseStatus,
     new_uuid,
+    row_id,
     utcnow,
 )
 from core.providers.base import (
+    Absent,
     DeliveredKey,
+    Found,
     InsufficientBalance,
     OutOfStock,
     ProviderAuthError,
@@ -109,6 +122,9 @@ class FulfilmentResult:
     from_providers: int = 0
     detail: str = ""
     problems: list[str] = field(default_factory=list)
+    # purchases whose outcome is still unknown after this run (never sent again)
+    unsettled: list[str] = field(default_factory=list)
+    unsettled_overdue: bool = False  # one of them waited KEYSHOP_UNKNOWN_PURCHASE_SECONDS
 
 
 @dataclass
@@ -155,12 +171,15 @@ def fulfil_order(
     now: Callable[[], datetime] = utcnow,
     buy_from: str | None = None,
     min_margin_percent: float | None = None,
+    resend_purchase_id: int | None = None,
 ) -> FulfilmentResult:
     """Fulfil a paid order as far as possible now. Owns its transactions.
 
     ``buy_from`` restricts new purchases to one provider and ``min_margin_percent``
     overrides the configured margin: an operator's choice for an order that needs
-    attention (open purchases at any provider are still settled first)."""
+    attention (open purchases at any provider are still settled first).
+    ``resend_purchase_id``: an operator confirmed that this purchase of unknown outcome
+    was not charged; it is sent again under its reference without asking first."""
     settings = get_settings()
     if min_margin_percent is not None:
         settings = settings.model_copy(update={"min_margin_percent": min_margin_percent})
@@ -179,13 +198,16 @@ def fulfil_order(
         return result
     try:
         chain = clients if clients is not None else provider_clients(settings)
-        _resolve_open_purchases(order_id, chain, retry, result)
+        at = now()
+        _resolve_open_purchases(order_id, chain, retry, result, settings, at, resend_purchase_id)
         _deliver_from_stock(order_id, result)
         buyers = {name: c for name, c in chain.items() if buy_from is None or name == buy_from}
-        _buy_missing(order_id, buyers, settings, retry, result)
+        _buy_missing(order_id, buyers, settings, retry, result, at)
         _finish(order_id, result)
     finally:
         _release_lease(order_id)
+    if result.unsettled and result.outcome == "waiting":
+        raise FulfilmentRetry("; ".join(result.unsettled))
     return result
 
 
@@ -368,7 +390,13 @@ def line_needs(session: Session, order_id: int) -> list[LineNeed]:
 
 
 def _resolve_open_purchases(
-    order_id: int, clients: Mapping[str, ProviderClient], retry: Retry, result: FulfilmentResult
+    order_id: int,
+    clients: Mapping[str, ProviderClient],
+    retry: Retry,
+    result: FulfilmentResult,
+    settings: Settings,
+    at: datetime,
+    resend_purchase_id: int | None = None,
 ) -> None:
     with session_scope(write=False) as session:
         purchases = session.exec(
@@ -380,12 +408,15 @@ def _resolve_open_purchases(
     for purchase in purchases:
         client = clients.get(purchase.provider)
         if client is None:
-            _record_failure(purchase.id, f"provider {purchase.provider} is no longer configured")  # type: ignore[arg-type]
+            # Never failed (that would buy the line again elsewhere): it may exist there.
+            _hold(purchase, f"provider {purchase.provider} is not configured", result, settings, at)
             continue
         if purchase.status == P.PENDING:
             _collect_pending(purchase, client, result)
+        elif purchase.id == resend_purchase_id:
+            _call_provider(row_id(purchase.id), client, retry, result, settings, at)
         else:
-            _settle_unknown(purchase, client, retry, result)
+            _settle_unknown(purchase, client, retry, result, settings, at)
 
 
 def _collect_pending(
@@ -397,40 +428,90 @@ def _collect_pending(
                 provider_order_id=purchase.provider_order_id, reference=purchase.reference
             )
         else:
-            found = client.find_purchase(reference=purchase.reference)
-            if found is None:
+            lookup = client.find_purchase(
+                reference=purchase.reference, placed_at=purchase.created_at
+            )
+            if not isinstance(lookup, Found):
                 return
-            answer = found
+            answer = lookup.purchase
     except ProviderError as exc:
         log.info("keys of purchase %s not collectable yet: %s", purchase.reference, exc.code)
         return
-    result.from_providers += _record_result(purchase.id, answer, result)  # type: ignore[arg-type]
+    result.from_providers += _record_result(row_id(purchase.id), answer, result)
 
 
 def _settle_unknown(
-    purchase: ProviderPurchase, client: ProviderClient, retry: Retry, result: FulfilmentResult
+    purchase: ProviderPurchase,
+    client: ProviderClient,
+    retry: Retry,
+    result: FulfilmentResult,
+    settings: Settings,
+    at: datetime,
 ) -> None:
-    """Invariant 3: before any retry, ask the provider by our reference."""
+    """Invariant 3: a purchase whose answer was lost is asked about by our reference; it
+    is sent again only when the provider positively shows it has no such order and the
+    last request cannot still be in flight; otherwise it waits (:func:`_hold`)."""
+    reason = "not asked"
     for attempt in range(retry.attempts):
-        try:
-            found = client.find_purchase(reference=purchase.reference)
-        except ProviderError as exc:
-            if exc.permanent:
-                raise FulfilmentRetry(
-                    f"cannot look up purchase {purchase.reference}: {exc.message}"
-                ) from None
-            retry.sleep(retry.delay(attempt))
-            continue
-        if found is not None:
-            result.from_providers += _record_result(purchase.id, found, result)  # type: ignore[arg-type]
+        lookup = client.find_purchase(reference=purchase.reference, placed_at=purchase.created_at)
+        if isinstance(lookup, Found):
+            result.from_providers += _record_result(row_id(purchase.id), lookup.purchase, result)
             return
-        # The provider has no order under our reference: it never arrived. Send it again
-        # under the same reference (the provider de-duplicates on it).
-        _call_provider(purchase.id, client, retry, result)  # type: ignore[arg-type]
-        return
-    raise FulfilmentRetry(
-        f"purchase {purchase.reference} at {purchase.provider}: outcome still unknown"
+        if isinstance(lookup, Absent):
+            if at - purchase.updated_at >= _in_flight(settings):
+                log.info("purchase %s: %s; sending it again", purchase.reference, lookup.evidence)
+                _call_provider(row_id(purchase.id), client, retry, result, settings, at)
+                return
+            reason = (
+                f"{lookup.evidence}, but the last request may still be in flight "
+                f"(asking again after {_in_flight(settings).total_seconds():g} s)"
+            )
+            break
+        reason = lookup.reason
+        retry.sleep(retry.delay(attempt))
+    _hold(purchase, reason, result, settings, at)
+
+
+def _in_flight(settings: Settings) -> timedelta:
+    """How long after our last request an "absent" answer can be trusted: the request
+    may still be on its way through the provider for as long as we waited for it."""
+    return timedelta(seconds=2 * settings.provider_timeout_seconds)
+
+
+def _hold(
+    purchase: ProviderPurchase,
+    reason: str,
+    result: FulfilmentResult,
+    settings: Settings,
+    at: datetime,
+) -> None:
+    """The purchase's outcome stays unknown: it is never sent again and its units stay
+    "on their way" (its line is not bought elsewhere). Recorded for the operator; past
+    ``KEYSHOP_UNKNOWN_PURCHASE_SECONDS`` the order goes to needs_attention."""
+    note = f"outcome unknown: {reason}"[:2000]
+    with session_scope() as session:
+        # updated_at is left alone: it dates our last request to the provider
+        session.execute(
+            update(ProviderPurchase)
+            .where(
+                col(ProviderPurchase.id) == purchase.id, col(ProviderPurchase.status).in_(ACTIVE)
+            )
+            .values(
+                status=case(
+                    (col(ProviderPurchase.status) == P.PENDING, P.PENDING), else_=P.UNKNOWN
+                ),
+                error=note,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    result.unsettled.append(
+        f"purchase {purchase.reference} at {purchase.provider} ({purchase.quantity} unit(s) "
+        f"for line {purchase.order_line_id}, since {purchase.created_at:%Y-%m-%d %H:%M} UTC): "
+        f"{reason}. It is not sent again until the provider shows it has no such order: "
+        "confirm it was not charged and send it again, or enter what was bought"
     )
+    if at - purchase.created_at >= timedelta(seconds=settings.unknown_purchase_seconds):
+        result.unsettled_overdue = True
 
 
 # -- 3. stock -------------------------------------------------------------------------------------
@@ -478,6 +559,7 @@ def _buy_missing(
     settings: Settings,
     retry: Retry,
     result: FulfilmentResult,
+    at: datetime,
 ) -> None:
     with session_scope(write=False) as session:
         needs = [n for n in line_needs(session, order_id) if n.missing > 0]
@@ -513,11 +595,25 @@ def _buy_missing(
                 )
                 break
             offer = offers[0]
-            tried.add(offer.id)  # type: ignore[arg-type]
-            purchase_id = _open_purchase(order_number, need.line_id, offer, current.missing)
-            outcome = _call_provider(purchase_id, clients[offer.provider], retry, result)
+            client = clients[offer.provider]
+            # A provider may cap the units of one order (Kinguin: 9 per offer): the line is
+            # then bought in several purchases, each under its own reference.
+            cap = getattr(client, "max_units_per_purchase", None) or current.missing
+            purchase_id = _open_purchase(
+                order_number, need.line_id, offer, min(current.missing, cap)
+            )
+            outcome = _call_provider(purchase_id, client, retry, result, settings, at)
             if outcome is not None:
                 result.problems.append(f"line {need.line_id} at {offer.provider}: {outcome}")
+            if outcome is not None or _purchase_status(purchase_id) == P.FAILED:
+                tried.add(row_id(offer.id))  # this offer is done for the line
+
+
+def _purchase_status(purchase_id: int) -> str:
+    with session_scope(write=False) as session:
+        purchase = session.get(ProviderPurchase, purchase_id)
+        assert purchase is not None
+        return purchase.status
 
 
 def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quantity: int) -> int:
@@ -541,10 +637,16 @@ def _open_purchase(order_number: str, line_id: int, offer: ProviderOffer, quanti
 
 
 def _call_provider(
-    purchase_id: int, client: ProviderClient, retry: Retry, result: FulfilmentResult
+    purchase_id: int,
+    client: ProviderClient,
+    retry: Retry,
+    result: FulfilmentResult,
+    settings: Settings,
+    at: datetime,
 ) -> str | None:
     """Send the purchase (again, under the same reference); record the outcome. Returns
-    a problem description when the purchase failed for good, else None."""
+    a problem description when the purchase failed for good, else None (completed,
+    pending, or held with its outcome unknown: see :func:`_hold`)."""
     with session_scope(write=False) as session:
         purchase = session.get(ProviderPurchase, purchase_id)
         assert purchase is not None
@@ -555,6 +657,10 @@ def _call_provider(
         # provider (CodesWholesale turns a shortfall into pre-ordered codes when allowed).
         preorder = bool(product and product.is_preorder)
     if offer is None:
+        if purchase.status != P.REQUESTED or purchase.attempts:
+            # it may have been sent: never fail it (the line would be bought elsewhere)
+            _hold(purchase, "the offer it was bought under no longer exists", result, settings, at)
+            return None
         _record_failure(purchase_id, "the offer it was bought under no longer exists")
         return "offer gone"
     for attempt in range(retry.attempts):
@@ -570,18 +676,25 @@ def _call_provider(
             )
         except ProviderOutcomeUnknown as exc:
             _mark(purchase_id, P.UNKNOWN, exc.message)
-            # ask before anything else
-            try:
-                found = client.find_purchase(reference=purchase.reference)
-            except ProviderError:
-                found = None
-                retry.sleep(retry.delay(attempt))
-                continue
-            if found is not None:
-                result.from_providers += _record_result(purchase_id, found, result)
+            # Ask before anything else. Found: collect. Absent right after a lost answer
+            # proves nothing (the request may still be in flight), and a failed lookup
+            # proves nothing either: the purchase waits, never sent again here.
+            lookup = client.find_purchase(
+                reference=purchase.reference, placed_at=purchase.created_at
+            )
+            if isinstance(lookup, Found):
+                result.from_providers += _record_result(purchase_id, lookup.purchase, result)
                 return None
-            retry.sleep(retry.delay(attempt))
-            continue
+            why = (
+                f"{exc.message}; {lookup.evidence}, but the request may still be in flight"
+                if isinstance(lookup, Absent)
+                else f"{exc.message}; lookup: {lookup.reason}"
+            )
+            with session_scope(write=False) as session:
+                held = session.get(ProviderPurchase, purchase_id)
+                assert held is not None
+            _hold(held, why, result, settings, at)
+            return None
         except ProviderTransientError as exc:
             _mark(purchase_id, P.REQUESTED, exc.message)
             retry.sleep(retry.delay(attempt))
@@ -594,11 +707,8 @@ def _call_provider(
     with session_scope(write=False) as session:
         state = session.get(ProviderPurchase, purchase_id)
         assert state is not None
-    if state.status == P.UNKNOWN:
-        # Never buy elsewhere while this one may have gone through.
-        raise FulfilmentRetry(
-            f"purchase {purchase.reference} at {purchase.provider}: outcome unknown"
-        )
+    # Only errors raised before the request could take effect (connection refused, 429,
+    # a 5xx to a read) end here: the provider never took the order.
     _record_failure(purchase_id, f"still failing after {retry.attempts} attempts: {state.error}")
     return f"{purchase.provider} unreachable ({state.error})"
 
@@ -657,66 +767,76 @@ def _record_failure(
 
 
 def _record_result(purchase_id: int, answer: PurchaseResult, result: FulfilmentResult) -> int:
-    """Store the keys the provider handed over (encrypted, delivered to the purchase's
-    line) and the purchase's new state. Returns how many new keys were stored. Keys
-    already stored for this purchase (a second look at the same order) are skipped by
-    their fingerprint."""
+    """Store the keys the provider handed over and the purchase's new state in one
+    transaction (:func:`store_purchase_result`). Returns how many new keys were stored."""
+    with session_scope() as session:
+        return store_purchase_result(
+            session=session, purchase_id=purchase_id, answer=answer, problems=result.problems
+        )
+
+
+def store_purchase_result(
+    *, session: Session, purchase_id: int, answer: PurchaseResult, problems: list[str]
+) -> int:
+    """Store the keys of ``answer`` (encrypted, delivered to the purchase's line) and the
+    purchase's new state; what the operator should know goes to ``problems``. Returns
+    how many new keys were stored. Keys already stored for this purchase (a second look
+    at the same order) are skipped by their fingerprint. Runs in the caller's
+    transaction and never commits."""
     from core.blobs import get_blob_store
 
     vault = crypto.get_vault()
     stored = 0
-    with session_scope() as session:
-        purchase = session.get(ProviderPurchase, purchase_id)
-        assert purchase is not None
-        line = session.get(OrderLine, purchase.order_line_id)
-        assert line is not None
-        have = session.exec(
-            select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase_id)
-        ).one()
-        now = utcnow()
-        for delivered in answer.keys:
-            if have + stored >= purchase.quantity:
-                break
-            fingerprint = _fingerprint(delivered, vault)
-            if fingerprint is None:
+    purchase = session.get(ProviderPurchase, purchase_id)
+    assert purchase is not None
+    line = session.get(OrderLine, purchase.order_line_id)
+    assert line is not None
+    have = session.exec(
+        select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase_id)
+    ).one()
+    now = utcnow()
+    for delivered in answer.keys:
+        if have + stored >= purchase.quantity:
+            break
+        fingerprint = _fingerprint(delivered, vault)
+        if fingerprint is None:
+            continue
+        owner = session.exec(
+            select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)
+        ).first()
+        if (
+            owner is None
+            and session.exec(select(Key.id).where(Key.fingerprint == fingerprint)).first() is None
+        ):
+            row = _key_row(delivered, fingerprint, purchase, line, vault, now, get_blob_store)
+            try:
+                with session.begin_nested():
+                    session.add(row)
+                    session.flush()
+                stored += 1
                 continue
-            owner = session.exec(
-                select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)
-            ).first()
-            if (
-                owner is None
-                and session.exec(select(Key.id).where(Key.fingerprint == fingerprint)).first()
-                is None
-            ):
-                row = _key_row(delivered, fingerprint, purchase, line, vault, now, get_blob_store)
-                try:
-                    with session.begin_nested():
-                        session.add(row)
-                        session.flush()
-                    stored += 1
-                    continue
-                except IntegrityError:
-                    owner = session.exec(
-                        select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)
-                    ).first()
-            if owner != purchase_id:
-                result.problems.append(
-                    f"{purchase.provider} delivered a key for purchase {purchase.reference} that is already in "
-                    "our inventory (not delivered again)"
-                )
-        complete = have + stored >= purchase.quantity
-        purchase.provider_order_id = answer.provider_order_id or purchase.provider_order_id
-        if answer.total_cost_minor is not None and purchase.quantity:
-            purchase.unit_cost_minor = answer.total_cost_minor // purchase.quantity
-        if complete:
-            purchase.status = P.COMPLETED
-        elif answer.state == "failed":
-            purchase.status = P.FAILED
-            purchase.error = "the provider cancelled or refunded the order"
-        else:
-            purchase.status = P.PENDING
-        purchase.updated_at = now
-        session.add(purchase)
+            except IntegrityError:
+                owner = session.exec(
+                    select(Key.provider_purchase_id).where(Key.fingerprint == fingerprint)
+                ).first()
+        if owner != purchase_id:
+            problems.append(
+                f"{purchase.provider} delivered a key for purchase {purchase.reference} that is already in "
+                "our inventory (not delivered again)"
+            )
+    complete = have + stored >= purchase.quantity
+    purchase.provider_order_id = answer.provider_order_id or purchase.provider_order_id
+    if answer.total_cost_minor is not None and purchase.quantity:
+        purchase.unit_cost_minor = answer.total_cost_minor // purchase.quantity
+    if complete:
+        purchase.status = P.COMPLETED
+    elif answer.state == "failed":
+        purchase.status = P.FAILED
+        purchase.error = "the provider cancelled or refunded the order"
+    else:
+        purchase.status = P.PENDING
+    purchase.updated_at = now
+    session.add(purchase)
     return stored
 
 
@@ -793,7 +913,7 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
             )
             jobs.enqueue_after_commit(session, "send_order_email", order_id, "delivered")
             result.outcome = "fulfilled"
-        elif missing == 0:
+        elif missing == 0 and not result.unsettled_overdue:
             result.outcome = "waiting"
             result.detail = (
                 f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
@@ -801,7 +921,10 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
             if order.fulfilment_attempts == 1:
                 jobs.enqueue_after_commit(session, "send_order_email", order_id, "waiting")
         else:
-            reason = "; ".join(result.problems) or f"{missing} keys could not be sourced"
+            reason = (
+                "; ".join(result.unsettled + result.problems)
+                or f"{missing} keys could not be sourced"
+            )
             reason = f"{delivered} of {total} keys delivered. {reason}"
             transition_order(
                 session=session,

@@ -1,7 +1,10 @@
 """Webhooks from the wholesale providers, registered with core.services.webhooks.
 
 - Kinguin: ``X-Event-Secret`` must equal the configured secret (constant-time compare).
-  ``product.update`` applies stock (older ``updatedAt`` ignored); ``order.status`` queues
+  An event name we do not handle is stored and answered 2xx (Kinguin may disable an
+  endpoint that keeps failing, KG ``features/Webhooks.md``).
+  ``product.update`` applies stock (``textQty``: we order text keys; ``qty`` for a
+  pre-order; older ``updatedAt`` ignored); ``order.status`` queues
   fulfilment of the order whose purchase carries that ``orderExternalId`` (fulfilment then
   asks Kinguin for the truth, so a status that arrives late or twice does no harm).
   Kinguin sends no event id: the de-duplication key is the event name, the object's id
@@ -22,7 +25,7 @@ from sqlmodel import Session, select
 
 from core import jobs
 from core.config import get_settings
-from core.models import OrderLine, ProviderPurchase, WebhookEvent
+from core.models import OrderLine, ProviderOffer, ProviderPurchase, WebhookEvent
 from core.providers import codeswholesale as cw
 from core.providers import kinguin as kg
 from core.providers.base import to_minor
@@ -41,8 +44,10 @@ def authenticate_kinguin(headers: Mapping[str, str], body: bytes) -> Verified:
         raise WebhookRejected(str(exc), 400) from None
     if isinstance(event, kg.OrderStatusEvent):
         subject = f"{event.order_id}:{event.status}"
-    else:
+    elif isinstance(event, kg.ProductUpdateEvent):
         subject = event.product_id
+    else:  # an event we do not handle: stored, answered 2xx, keyed by its body
+        subject = hashlib.sha256(body).hexdigest()[:16]
     stamp = (
         event.updated_at.isoformat() if event.updated_at else hashlib.sha256(body).hexdigest()[:16]
     )
@@ -62,12 +67,25 @@ def _fulfil_purchase_order(session: Session, purchase: ProviderPurchase | None, 
 
 def handle_kinguin(session: Session, event: WebhookEvent, payload: dict[str, Any]) -> str:
     parsed = kg.parse_webhook({"X-Event-Name": event.event_type}, payload)
+    if isinstance(parsed, kg.OtherEvent):
+        return f"ignored {parsed.name}"
     if isinstance(parsed, kg.ProductUpdateEvent):
+        preorder = session.exec(
+            select(ProviderOffer.is_preorder).where(
+                ProviderOffer.provider == "kinguin",
+                ProviderOffer.external_id == parsed.product_id,
+            )
+        ).first()
+        stock = (
+            kg.stock_for_us(parsed.qty, parsed.text_qty, bool(preorder))
+            if parsed.qty is not None or parsed.text_qty is not None
+            else None
+        )
         return apply_stock_change(
             session=session,
             provider="kinguin",
             external_id=parsed.product_id,
-            stock=parsed.qty,
+            stock=stock,
             updated_at=parsed.updated_at,
         )
     purchase = None
@@ -105,13 +123,7 @@ def handle_codeswholesale(session: Session, event: WebhookEvent, payload: dict[s
     if isinstance(parsed, cw.StockPostback):
         outcomes = []
         for change in parsed.products:
-            price = dict(change.prices)
-            unit = (
-                next((v for k, v in change.prices if k.startswith("1")), None)
-                if change.prices
-                else None
-            )
-            unit = unit if unit is not None else (next(iter(price.values())) if price else None)
+            unit = change.unit_price()
             outcomes.append(
                 apply_stock_change(
                     session=session,

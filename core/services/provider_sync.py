@@ -5,7 +5,8 @@
 - :func:`apply_stock_change` applies one push notification (Kinguin ``product.update``,
   CodesWholesale ``STOCK``). Notifications may arrive out of order: a change whose
   ``updatedAt`` is older than what we hold is ignored.
-- New offers are mapped to our product when the offer's name equals a product's title
+- New offers are mapped to our product when the offer's title (Kinguin: ``originalName``,
+  since its ``name`` ends with the platform, "... Steam CD Key") equals a product's title
   (case and spacing ignored) and, where the provider states them, its platform and region
   match too (``REGION FREE``/``WORLDWIDE`` count as ``GLOBAL``, ``EUROPE`` as ``EU``…).
   An offer without platform or region is mapped only when the title alone is unambiguous.
@@ -84,9 +85,10 @@ class ProductIndex:
             self.by_title.setdefault(_norm(title), []).append(pid)
 
     def match(self, offer: Offer) -> int | None:
+        title = _norm(offer.title or offer.name)
         if offer.platform and offer.region:
-            return self.exact.get((_norm(offer.name), _norm(offer.platform), _region(offer.region)))
-        candidates = self.by_title.get(_norm(offer.name), [])
+            return self.exact.get((title, _norm(offer.platform), _region(offer.region)))
+        candidates = self.by_title.get(title, [])
         return candidates[0] if len(candidates) == 1 else None
 
 
@@ -120,6 +122,9 @@ def upsert_offer(
         if report:
             report.updated += 1
     row.name = offer.name[:300]
+    row.title = (offer.title or offer.name)[:300]
+    row.platform = (offer.platform or "")[:80] or None
+    row.region = (offer.region or "")[:120] or None
     row.cost_minor = offer.cost_minor
     row.currency = offer.currency
     row.stock = max(0, offer.stock)
@@ -135,6 +140,45 @@ def upsert_offer(
                 report.mapped += 1
     session.add(row)
     return row
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A product an unmapped offer may be: ``score`` 0..1 (title likeness, plus a bonus
+    for the same platform and the same region)."""
+
+    product_id: int
+    title: str
+    platform: str
+    region: str
+    score: float
+
+
+def closest_products(*, session: Session, offer_id: int, limit: int = 3) -> list[Candidate]:
+    """The active products closest to an offer, best first, for an operator deciding a
+    mapping by hand (nothing is mapped here: a wrong guess would sell the wrong game)."""
+    from difflib import SequenceMatcher
+
+    offer = session.get(ProviderOffer, offer_id)
+    if offer is None:
+        return []
+    title = _norm(offer.title or offer.name)
+    platform, region = _norm(offer.platform), _region(offer.region)
+    scored = []
+    for pid, ptitle, pplatform, pregion in session.exec(
+        select(Product.id, Product.title, Product.platform, Product.region).where(
+            col(Product.active)
+        )
+    ):
+        if pid is None:
+            continue
+        likeness = SequenceMatcher(None, title, _norm(ptitle)).ratio()
+        bonus = (0.1 if platform and platform == _norm(pplatform) else 0.0) + (
+            0.05 if region and region == _region(pregion) else 0.0
+        )
+        scored.append(Candidate(pid, ptitle, pplatform, pregion, round(likeness * 0.85 + bonus, 3)))
+    scored.sort(key=lambda c: (-c.score, c.product_id))
+    return scored[:limit]
 
 
 def sync_offers(

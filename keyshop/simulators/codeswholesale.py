@@ -3,27 +3,35 @@
 Choices where the real API is undocumented (the clients must cope either way):
 
 - Tokens live ``token_ttl_seconds`` (default 300 s); an unknown or expired token gets
-  ``401 {"error": "invalid_token"}``. Credentials are read from the form body or the
-  query string only; an ``Authorization: Basic`` header is counted
-  (``stats.basic_auth_headers``) and ignored, like the real token endpoint.
+  ``401 {"error": "invalid_token"}``. Credentials are read from an ``Authorization:
+  Basic`` header (the official SDK's way, with ``scope``; counted in
+  ``stats.basic_auth_headers``), the form body or the query string (community SDKs).
 - A product listed in the ``out_of_stock`` knob is "not in the price list":
   ``404`` code ``20001``. A real shortage (stock below the quantity) becomes pre-ordered
   codes when ``allowPreOrder`` is true, else ``400`` "Not enough quantity in stock".
-- The same ``orderId`` (our reference) twice returns the existing order, uncharged.
-- One product line per order.
+- The same ``orderId`` (our reference) twice places and charges a second order by
+  default (knob ``duplicate_reference``: ``duplicate``; ``existing`` answers the first
+  order, ``conflict`` a 409): no source says CW de-duplicates (providers.md,
+  Corrections), so the simulator assumes it does not.
+- Several ``products[]`` lines per order, all or nothing (CWSDK ``OrderRequest``).
 - Order ``status`` is ``Completed`` or ``Processing`` (CW's real values are unconfirmed).
+- Codes carry ``links`` with ``rel=self`` (absolute, to ``/v2/codes/{codeId}``), and
+  repeated slashes in a path are tolerated (``/v2//orders``), as the SDK's requests
+  show the real server does (CWSDK ``Code.php``, ``Order::getOrder``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import secrets
 import time
 import uuid
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,6 +42,7 @@ from core.providers.registry import (
     SIMULATOR_CODESWHOLESALE_CLIENT_ID,
     SIMULATOR_CODESWHOLESALE_CLIENT_SECRET,
     SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE,
+    SIMULATOR_PATHS,
 )
 from keyshop.simulators.common import DropConnection, gate, read_json, survive_disconnect
 from keyshop.simulators.state import (
@@ -180,27 +189,30 @@ def code_json(state: ProviderState, key: SimKey, *, with_code: bool = True) -> d
         field_name: values[kind],
         "code": (key.code or "") if with_code else "",
         "filename": key.filename if key.released and key.kind == "image" else None,
-        "links": [],
+        # CWSDK Code.php / Resource.php: an empty code is fetched through rel=self
+        "links": [{"rel": "self", "href": f"{state.base_url}/v2/codes/{key.key_id}"}],
     }
 
 
 def order_json(state: ProviderState, order: SimOrder, *, with_codes: bool = True) -> dict[str, Any]:
     empty = state.knobs.empty_codes
+    lines = state.members(order)
     return {
         "orderId": order.order_id,
         "clientOrderId": order.reference,
-        "totalPrice": money(order.total),
-        "status": "Completed" if order.complete else "Processing",
+        "totalPrice": money(sum((line.total for line in lines), Decimal(0))),
+        "status": "Completed" if all(line.complete for line in lines) else "Processing",
         "createdOn": iso(order.created_at),
         "products": [
             {
-                "productId": order.product_id,
-                "name": order.product_name,
-                "unitPrice": money(order.unit_price),
+                "productId": line.product_id,
+                "name": line.product_name,
+                "unitPrice": money(line.unit_price),
                 "codes": [
-                    code_json(state, k, with_code=with_codes and not empty) for k in order.keys
+                    code_json(state, k, with_code=with_codes and not empty) for k in line.keys
                 ],
             }
+            for line in lines
         ],
     }
 
@@ -239,7 +251,19 @@ def _authorised(state: ProviderState, request: Request) -> Response | None:
     return None
 
 
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, sep, secret = decoded.partition(":")
+    return (unquote_plus(client_id), unquote_plus(secret)) if sep else None
+
+
 async def _guarded(state: ProviderState, request: Request) -> Response | None:
+    state.base_url = f"{request.url.scheme}://{request.url.netloc}{SIMULATOR_PATHS[NAME]}"
     return await gate(state, _unavailable_body) or _authorised(state, request)
 
 
@@ -256,6 +280,9 @@ def routes(state: ProviderState) -> list[Route]:
             return early
         raw = (await request.body()).decode("utf-8", "replace")
         params = dict(request.query_params) | dict(parse_qsl(raw))
+        basic = _basic_credentials(request.headers.get("authorization", ""))
+        if basic is not None:  # the official SDK's way (CWSDK GrantTypeBase::getToken)
+            params["client_id"], params["client_secret"] = basic
         if params.get("grant_type") != "client_credentials":
             return JSONResponse(
                 {
@@ -343,27 +370,31 @@ def routes(state: ProviderState) -> list[Route]:
         )
 
     async def create_order(request: Request) -> Response:
+        state.count("order_requests")
         if (early := await _guarded(state, request)) is not None:
             return early
         body = await read_json(request)
         if (
             not isinstance(body, dict)
             or not isinstance(body.get("products"), list)
-            or len(body["products"]) != 1
+            or not body["products"]
+            or not all(isinstance(item, dict) for item in body["products"])
         ):
-            return error(400, "Expected one entry in products", 40001)
-        line = body["products"][0]
+            return error(400, "Expected entries in products", 40001)
         reference = str(body.get("orderId") or "") or str(uuid.uuid4())
-        try:
-            quantity = int(line.get("quantity", 1))
-            max_price = Decimal(str(line["price"])) if line.get("price") is not None else None
-        except (TypeError, ValueError, InvalidOperation):
-            return error(400, "Invalid quantity or price", 40001)
-        if quantity < 1:
-            return error(400, "Quantity less than 1", 40002)
-        existing = state.order_for(reference)
-        if existing is not None:
-            return JSONResponse(order_json(state, existing))
+        # several products[] lines in one order (CWSDK OrderRequest, CWFW PurchaseCode)
+        lines: list[tuple[str, int, Decimal | None]] = []
+        for line in body["products"]:
+            try:
+                quantity = int(line.get("quantity", 1))
+                max_price = Decimal(str(line["price"])) if line.get("price") is not None else None
+            except (TypeError, ValueError, InvalidOperation):
+                return error(400, "Invalid quantity or price", 40001)
+            if quantity < 1:
+                return error(400, "Quantity less than 1", 40002)
+            lines.append((str(line.get("productId") or ""), quantity, max_price))
+        if state.take_drop_before_charge():
+            return DropConnection()
 
         async def finish() -> Response:
             if state.knobs.timeout > 0:
@@ -371,15 +402,16 @@ def routes(state: ProviderState) -> list[Route]:
                 await asyncio.sleep(state.knobs.timeout)
                 if state.generation != generation:  # reset while hanging: forget this request
                     return DropConnection()
-                existing = state.order_for(reference)
-                if existing is not None:
-                    return JSONResponse(order_json(state, existing))
+            existing = state.order_for(reference)
+            mode = state.knobs.duplicate_reference or "duplicate"
+            if existing is not None and mode == "existing":
+                return JSONResponse(order_json(state, existing))
+            if existing is not None and mode == "conflict":
+                return error(409, "Order with this orderId already exists")
             try:
-                order = state.place_order(
+                order = state.place_lines(
                     reference=reference,
-                    product_id=str(line.get("productId") or ""),
-                    quantity=quantity,
-                    max_unit_price=max_price,
+                    lines=lines,
                     shortfall_as_preorder=bool(body.get("allowPreOrder", False)),
                 )
             except SimError as exc:
@@ -401,6 +433,8 @@ def routes(state: ProviderState) -> list[Route]:
     async def order_history(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:
             return early
+        if state.knobs.fail_lookups:
+            return JSONResponse(_unavailable_body(), status_code=503)
         try:
             start = date.fromisoformat(request.query_params.get("startFrom") or "1970-01-01")
             end = date.fromisoformat(request.query_params.get("endOn") or "9999-12-31")
@@ -412,7 +446,7 @@ def routes(state: ProviderState) -> list[Route]:
             items = [
                 {k: v for k, v in order_json(state, o, with_codes=False).items() if k != "products"}
                 for o in state.orders.values()
-                if start <= o.created_at.date() <= end
+                if o.part_of is None and start <= o.created_at.date() <= end
             ]
         return JSONResponse({"items": items})
 
@@ -421,6 +455,8 @@ def routes(state: ProviderState) -> list[Route]:
             return early
         with state.lock:
             order = state.orders.get(request.path_params["order_id"])
+            if order is not None and order.part_of is not None:
+                order = None  # a line's own id is not an order id
             body = order_json(state, order) if order else None
         if body is None:
             return error(404, "Order not found", 50001)
@@ -469,7 +505,7 @@ def _on_release(state: ProviderState, payload: Any) -> None:
             {
                 "type": "PREORDER",
                 "authHash": auth_hash(),
-                "orderId": order.order_id,
+                "orderId": order.part_of or order.order_id,
                 "codeId": key.key_id,
             },
         )
@@ -479,7 +515,10 @@ def _on_stock_change(state: ProviderState, product: Any) -> None:
     with state.lock:
         body = product_json(state, product)
     prices = [
-        {"priceRangeLabel": f"{p['from']}-{p['to'] or ''}".rstrip("-"), "price": p["value"]}
+        {
+            "priceRangeLabel": f"{p['from']}-{p['to']}" if p["to"] else f"{p['from']}+",
+            "price": p["value"],
+        }
         for p in body["prices"]
     ]
     state.deliver(

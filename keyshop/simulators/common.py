@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -72,7 +73,8 @@ class DropConnection(Response):
 
 
 class KeepServerSend:
-    """Outermost ASGI wrapper: remembers the server's own ``send`` in the scope."""
+    """Outermost ASGI wrapper: remembers the server's own ``send`` in the scope, and
+    collapses repeated slashes in the path."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -80,6 +82,9 @@ class KeepServerSend:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope[SERVER_SEND] = send
+            if "//" in scope["path"]:  # tolerated, as CodesWholesale's server does
+                path = re.sub("/{2,}", "/", scope["path"])
+                scope = {**scope, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
 
 

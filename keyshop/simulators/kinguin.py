@@ -4,23 +4,32 @@ Choices where the real API is undocumented:
 
 - The same ``orderExternalId`` twice: knob ``duplicate_reference``. ``conflict``
   (default) answers ``409`` ``ConstraintViolation`` naming ``orderExternalId``;
-  ``existing`` answers ``200`` with the existing order. Neither charges again.
+  ``existing`` answers ``200`` with the existing order; ``duplicate`` places and
+  charges a second order (Kinguin withdrew its de-duplication promise in 2024).
+- Knobs ``fail_lookups`` (order searches answer 503) and ``drop_before_charge`` (the
+  next N order requests are dropped before anything happens) stage the two sides of a
+  lost answer.
 - A product in the ``out_of_stock`` knob answers ``404`` on ``GET /v2/products/{id}``
   ("can return 404 when product is not available") and ``ProductUnavailable`` on order.
   A price below the cheapest offer or a quantity above the stock is also
   ``ProductUnavailable`` (``400``).
-- With ``late_keys_seconds`` (or for a pre-order, ``preorder_release_seconds``) the
-  order stays ``processing`` with no keys, then every key appears at once, the order
+- New orders start ``processing`` with no keys and complete asynchronously: after
+  ``late_keys_seconds`` (default :data:`DEFAULT_PROCESSING_SECONDS`; ``0`` completes at
+  once), or for a pre-order ``preorder_release_seconds``, every key appears, the order
   turns ``completed`` and an ``order.status`` webhook goes to ``webhook_target``.
 - One product line per order; at most 9 units (the documented per-offer limit).
+- ``textQty`` is 0 for an image-keys product (``qty`` counts it); a ``keyType: text``
+  order for it answers ``ProductUnavailable``, an order without ``keyType`` gets image
+  keys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import string
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -43,6 +52,7 @@ from keyshop.simulators.state import (
 
 NAME = "kinguin"
 MAX_LIMIT = 100
+DEFAULT_PROCESSING_SECONDS = 1.0
 
 SEED_PRODUCTS = [
     SimProduct(
@@ -140,6 +150,13 @@ SEED_PRODUCTS = [
     ),
 ]
 SEED_BALANCE = Decimal("1000.00")
+# GET /v1/regions answers [{id, name}] (KG api/products/v1/README.md); the product's
+# regionId is the id of its regionalLimitations here.
+REGIONS = [
+    {"id": 1, "name": "EUROPE"},
+    {"id": 2, "name": "UNITED STATES"},
+    {"id": 3, "name": "REGION FREE"},
+]
 
 _ORDER_ALPHABET = string.ascii_uppercase + string.digits
 
@@ -149,7 +166,13 @@ def _order_id() -> str:
 
 
 def new_state(knobs: dict[str, Any] | None = None) -> ProviderState:
-    knobs = {"webhook_secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET, **(knobs or {})}
+    # New orders are processing and complete later (KG api/order/v2/README.md): keys
+    # after DEFAULT_PROCESSING_SECONDS unless the knob says otherwise (0: at once).
+    knobs = {
+        "webhook_secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET,
+        "late_keys_seconds": DEFAULT_PROCESSING_SECONDS,
+        **(knobs or {}),
+    }
     state = ProviderState(
         NAME, products=SEED_PRODUCTS, balance=SEED_BALANCE, order_id=_order_id, knobs=knobs
     )
@@ -176,17 +199,23 @@ def error(request: Request, status: int, kind: str, detail: str, **context: Any)
     return JSONResponse(body, status_code=status)
 
 
+def offer_id_of(product_id: str, kinguin_id: int) -> str:
+    """The simulated single offer of a product (a 24-hex-digit id, like Kinguin's)."""
+    return f"{product_id[:16]}0ffe{kinguin_id:04d}"[:24]
+
+
 def product_json(state: ProviderState, product: SimProduct) -> dict[str, Any]:
     qty = state.visible_stock(product)
-    offer_id = f"{product.external_id[:16]}0ffe{product.kinguin_id:04d}"[:24]
+    offer_id = offer_id_of(product.external_id, product.kinguin_id)
     preorder = state.is_preorder(product)
     return {
         "kinguinId": product.kinguin_id,
         "productId": product.external_id,
-        "name": product.name,
+        # KG api/products/v1/README.md: name carries the platform suffix, originalName not
+        "name": f"{product.name} {product.platform} CD Key",
         "originalName": product.name,
         "platform": product.platform,
-        "regionId": 3 if product.region == "REGION FREE" else 1,
+        "regionId": next((r["id"] for r in REGIONS if r["name"] == product.region), 3),
         "regionalLimitations": product.region,
         "countryLimitation": [],
         "price": money(product.price),
@@ -233,7 +262,7 @@ def order_json(order: SimOrder) -> dict[str, Any]:
             {
                 "kinguinId": order.kinguin_id,
                 "productId": order.product_id,
-                "offerId": None,
+                "offerId": offer_id_of(order.product_id, order.kinguin_id),
                 "qty": order.quantity,
                 "name": order.product_name,
                 "price": money(order.unit_price),
@@ -243,7 +272,12 @@ def order_json(order: SimOrder) -> dict[str, Any]:
                 "isPreorder": order.preorder,
                 "releaseDate": None,
                 "keys": [
-                    {"id": k.key_id, "status": "DELIVERED" if k.released else "PROCESSING"}
+                    {
+                        "id": k.key_id,
+                        "status": "RETURNED"
+                        if order.returned and k.released
+                        else ("DELIVERED" if k.released else "PROCESSING"),
+                    }
                     for k in order.keys
                 ],
             }
@@ -277,6 +311,22 @@ async def _guarded(state: ProviderState, request: Request) -> Response | None:
     return None
 
 
+# KG api/products/v1/README.md: updatedSince/updatedTo in one of these formats only.
+_TIME_FORMATS = [
+    re.compile(r"\d{4}-\d{2}-\d{2}"),
+    re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"),
+    re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}"),
+    re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{1,6}Z"),
+    re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}"),
+]
+
+
+def _documented_time(value: str | None) -> datetime | None:
+    if not value or not any(f.fullmatch(value) for f in _TIME_FORMATS):
+        return None
+    return parse_datetime(value.replace(" ", "T"))
+
+
 def _page(request: Request) -> tuple[int, int] | None:
     try:
         page = int(request.query_params.get("page") or 1)
@@ -306,17 +356,26 @@ def routes(state: ProviderState) -> list[Route]:
             )
         page, limit = paging
         q = request.query_params
-        since = parse_datetime(q.get("updatedSince")) if q.get("updatedSince") else None
-        until = parse_datetime(q.get("updatedTo")) if q.get("updatedTo") else None
+        since = _documented_time(q.get("updatedSince"))
+        until = _documented_time(q.get("updatedTo"))
         if (q.get("updatedSince") and since is None) or (q.get("updatedTo") and until is None):
             return error(
                 request,
                 400,
                 "ConstraintViolation",
-                "updatedSince/updatedTo must be ISO 8601",
+                "updatedSince/updatedTo: one of Y-m-d, Y-m-d H:i:s, Y-m-dTH:i:s, "
+                "Y-m-dTH:i:s.uZ, Y-m-dTH:i:sP",
                 propertyPath="updatedSince",
             )
         wanted_ids = {v for v in (q.get("productId") or "").split(",") if v}
+        if q.get("name") is not None and len(q["name"]) < 3:
+            return error(
+                request,
+                400,
+                "ConstraintViolation",
+                "name must have at least 3 characters",
+                propertyPath="name",
+            )
         with state.lock:
             items = sorted(state.products.values(), key=lambda p: p.kinguin_id)
             if since:
@@ -325,6 +384,11 @@ def routes(state: ProviderState) -> list[Route]:
                 items = [p for p in items if p.updated_at <= until]
             if wanted_ids:
                 items = [p for p in items if p.external_id in wanted_ids]
+            if q.get("name"):  # KG: at least 3 characters, matched within name
+                needle = q["name"].lower()
+                items = [p for p in items if needle in f"{p.name} {p.platform} CD Key".lower()]
+            if q.get("platform"):
+                items = [p for p in items if p.platform.lower() == q["platform"].lower()]
             if q.get("isPreorder") in ("yes", "no"):
                 items = [p for p in items if state.is_preorder(p) == (q["isPreorder"] == "yes")]
             total = len(items)
@@ -357,6 +421,11 @@ def routes(state: ProviderState) -> list[Route]:
             return error(request, 404, "ProductUnavailable", "Product not found or not available")
         return JSONResponse(body)
 
+    async def regions(request: Request) -> Response:
+        if (early := await _guarded(state, request)) is not None:
+            return early
+        return JSONResponse(REGIONS)
+
     async def balance(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:
             return early
@@ -364,6 +433,7 @@ def routes(state: ProviderState) -> list[Route]:
             return JSONResponse({"balance": money(state.balance)})
 
     async def create_order(request: Request) -> Response:
+        state.count("order_requests")
         if (early := await _guarded(state, request)) is not None:
             return early
         body = await read_json(request)
@@ -418,11 +488,14 @@ def routes(state: ProviderState) -> list[Route]:
                 "keyType accepts only text",
                 propertyPath="products[0].keyType",
             )
+        if state.take_drop_before_charge():
+            return DropConnection()
         if reference:
             existing = state.order_for(reference)
-            if existing is not None:
-                if state.knobs.duplicate_reference == "existing":
-                    return JSONResponse(order_json(existing), status_code=200)
+            mode = state.knobs.duplicate_reference or "conflict"
+            if existing is not None and mode == "existing":
+                return JSONResponse(order_json(existing), status_code=200)
+            if existing is not None and mode == "conflict":
                 return error(
                     request,
                     409,
@@ -434,8 +507,13 @@ def routes(state: ProviderState) -> list[Route]:
         with state.lock:
             product = state.products.get(str(line.get("productId") or ""))
             preorder = product is not None and state.is_preorder(product)
+            image_only = product is not None and product.image_keys
         if preorder and key_type is not None:
             return error(request, 400, "Preorder", "keyType is not allowed for a pre-order")
+        if image_only and key_type == "text":  # textQty 0: no offer has text keys
+            return error(
+                request, 400, "ProductUnavailable", "No offer matches the given price and quantity"
+            )
 
         async def finish() -> Response:
             if state.knobs.timeout > 0:
@@ -443,7 +521,11 @@ def routes(state: ProviderState) -> list[Route]:
                 await asyncio.sleep(state.knobs.timeout)
                 if state.generation != generation:  # reset while hanging: forget this request
                     return DropConnection()
-                if reference and state.order_for(reference) is not None:
+                if (
+                    reference
+                    and state.order_for(reference) is not None
+                    and (state.knobs.duplicate_reference or "conflict") != "duplicate"
+                ):
                     return error(
                         request,
                         409,
@@ -479,6 +561,8 @@ def routes(state: ProviderState) -> list[Route]:
     async def search_orders(request: Request) -> Response:
         if (early := await _guarded(state, request)) is not None:
             return early
+        if state.knobs.fail_lookups:
+            return JSONResponse(_unavailable_body(), status_code=503)
         paging = _page(request)
         if paging is None:
             return error(
@@ -534,22 +618,36 @@ def routes(state: ProviderState) -> list[Route]:
                     "type": "image/png" if k.kind == "image" else "text/plain",
                     "name": order.product_name,
                     "kinguinId": order.kinguin_id,
-                    "offerId": None,
+                    "offerId": offer_id_of(order.product_id, order.kinguin_id),
                     "productId": order.product_id,
                 }
                 for k in released[(page - 1) * limit : page * limit]
             ]
         return JSONResponse(items)
 
+    async def return_keys(request: Request) -> Response:
+        if (early := await _guarded(state, request)) is not None:
+            return early
+        order, refused = state.return_keys(request.path_params["order_id"])
+        if order is None:
+            return error(request, 404, "OrderNotFound", "Order not found")
+        if refused is not None:
+            return error(request, 400, "NoKeysToReturn", refused)
+        return JSONResponse(
+            [{"id": k.key_id, "status": "RETURNED"} for k in order.keys if k.released]
+        )
+
     return [
         Route("/v1/products", products, methods=["GET"]),
         Route("/v1/products/{kinguin_id}", product_v1, methods=["GET"]),
         Route("/v2/products/{product_id}", product_v2, methods=["GET"]),
+        Route("/v1/regions", regions, methods=["GET"]),
         Route("/v1/balance", balance, methods=["GET"]),
         Route("/v2/order", create_order, methods=["POST"]),
         Route("/v1/order", search_orders, methods=["GET"]),
         Route("/v1/order/{order_id}", get_order, methods=["GET"]),
         Route("/v2/order/{order_id}/keys", keys, methods=["GET"]),
+        Route("/v2/order/{order_id}/keys/return", return_keys, methods=["POST"]),
     ]
 
 

@@ -70,9 +70,14 @@ class Knobs:
     code_spelling: Literal["v2", "v1", "v3"] = "v2"  # CodesWholesale code type field
     empty_codes: bool = False  # CodesWholesale: leave `code` empty in order answers
     page_size: int = 0  # CodesWholesale: continuationToken paging (0: one page)
-    duplicate_reference: Literal["conflict", "existing"] = (
-        "conflict"  # Kinguin, same orderExternalId
-    )
+    # The same reference (Kinguin orderExternalId, CodesWholesale orderId) sent again:
+    # "conflict" refuses it, "existing" answers the existing order, "duplicate" places
+    # and charges a second order (what a provider that does not de-duplicate does).
+    # None: the provider's default (Kinguin conflict, CodesWholesale duplicate).
+    duplicate_reference: Literal["conflict", "existing", "duplicate"] | None = None
+    fail_lookups: bool = False  # order searches (KG GET /v1/order, CW history) answer 503
+    drop_before_charge: int = 0  # the next N order requests: connection dropped, no order
+    return_window_seconds: float = 86400.0  # Kinguin key returns: within 24 h of the order
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name: f for f in fields(self)}
@@ -88,8 +93,9 @@ class Knobs:
                 raise ValueError("token_shape must be oauth or wrapper")
             elif key == "code_spelling" and value not in ("v1", "v2", "v3"):
                 raise ValueError("code_spelling must be v1, v2 or v3")
-            elif key == "duplicate_reference" and value not in ("conflict", "existing"):
-                raise ValueError("duplicate_reference must be conflict or existing")
+            elif key == "duplicate_reference":
+                if value not in (None, "conflict", "existing", "duplicate"):
+                    raise ValueError("duplicate_reference must be conflict, existing or duplicate")
             elif isinstance(current, bool):
                 value = (
                     value
@@ -162,6 +168,8 @@ class SimOrder:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     status: str = "processing"
+    returned: bool = False  # Kinguin: its keys were returned (one request per order)
+    part_of: str | None = None  # CodesWholesale: a further products[] line of that order
 
     @property
     def complete(self) -> bool:
@@ -246,6 +254,7 @@ class ProviderState:
         knobs: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.base_url = ""  # the API's public address, as the last request reached it
         self.lock = threading.RLock()
         self.knobs = Knobs()
         self._seed_products = [
@@ -292,6 +301,7 @@ class ProviderState:
                 "tokens_issued": 0,
                 "basic_auth_headers": 0,
                 "injected_errors": 0,
+                "order_requests": 0,
                 "orders_created": 0,
             }
             self.deliveries = []
@@ -358,7 +368,11 @@ class ProviderState:
 
     def order_summaries(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [o.summary() for o in sorted(self.orders.values(), key=lambda o: o.created_at)]
+            return [
+                o.summary()
+                for o in sorted(self.orders.values(), key=lambda o: o.created_at)
+                if o.part_of is None
+            ]
 
     # -- request gate ----------------------------------------------------------------
 
@@ -395,9 +409,11 @@ class ProviderState:
         max_unit_price: Decimal | None,
         shortfall_as_preorder: bool,
         preorder_allowed: bool = True,
+        part_of: str | None = None,
     ) -> SimOrder:
-        """Check, charge and record one order; raises :class:`SimError`. The caller has
-        already handled a repeated ``reference``."""
+        """Check, charge and record one order (or, with ``part_of``, one further line of
+        that order); raises :class:`SimError`. The caller has already handled a repeated
+        ``reference``."""
         with self.lock:
             product = self.products.get(product_id)
             if product is None or self.is_unavailable(product_id):
@@ -448,7 +464,9 @@ class ProviderState:
             )
             order.status = "completed" if order.complete else "processing"
             self.orders[order.order_id] = order
-            self.by_reference[reference] = order.order_id
+            order.part_of = part_of
+            if part_of is None:
+                self.by_reference[reference] = order.order_id
             self.stats["orders_created"] += 1
             if not order.complete:
                 delay = self.knobs.preorder_release_seconds if order.preorder else late
@@ -464,6 +482,82 @@ class ProviderState:
             order.status,
         )
         return order
+
+    def return_keys(self, order_id: str) -> tuple[SimOrder | None, str | None]:
+        """Return an order's keys for a refund (Kinguin ``features/ReturnKeys.md``): once
+        per order, within ``return_window_seconds``, never a pre-order. Returns the order
+        and None, or the order (or None) and why not."""
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                return None, "Order not found"
+            if order.preorder:
+                return order, "Pre-order keys cannot be returned"
+            if order.returned:
+                return order, "Keys of this order were already returned"
+            if (utcnow() - order.created_at).total_seconds() > self.knobs.return_window_seconds:
+                return order, "The return window has passed"
+            if not any(k.released for k in order.keys):
+                return order, "No keys to return"
+            order.returned = True
+            refund = order.unit_price * sum(1 for k in order.keys if k.released)
+            self.balance += refund
+            order.updated_at = utcnow()
+            return order, None
+
+    def take_drop_before_charge(self) -> bool:
+        """True (once per unit of the ``drop_before_charge`` knob) when this order request
+        must be dropped before anything is processed."""
+        with self.lock:
+            if self.knobs.drop_before_charge > 0:
+                self.knobs.drop_before_charge -= 1
+                return True
+            return False
+
+    def place_lines(
+        self,
+        *,
+        reference: str,
+        lines: list[tuple[str, int, Decimal | None]],
+        shortfall_as_preorder: bool,
+    ) -> SimOrder:
+        """One order of several lines ``(product id, quantity, max unit price)``, all or
+        nothing: a line refused undoes the lines before it. Returns the first line, which
+        carries the order's id; the others are its parts."""
+        with self.lock:
+            placed: list[SimOrder] = []
+            try:
+                for product_id, quantity, price in lines:
+                    placed.append(
+                        self.place_order(
+                            reference=reference,
+                            product_id=product_id,
+                            quantity=quantity,
+                            max_unit_price=price,
+                            shortfall_as_preorder=shortfall_as_preorder,
+                            part_of=placed[0].order_id if placed else None,
+                        )
+                    )
+            except SimError:
+                for order in placed:
+                    self._undo(order)
+                raise
+            return placed[0]
+
+    def _undo(self, order: SimOrder) -> None:
+        with self.lock:
+            self.balance += order.total
+            product = self.products.get(order.product_id)
+            if product is not None:
+                product.stock += sum(1 for k in order.keys if not k.preorder)
+            self.orders.pop(order.order_id, None)
+            if self.by_reference.get(order.reference) == order.order_id:
+                del self.by_reference[order.reference]
+
+    def members(self, order: SimOrder) -> list[SimOrder]:
+        """An order's lines: itself, then its parts."""
+        with self.lock:
+            return [order] + [o for o in self.orders.values() if o.part_of == order.order_id]
 
     def order_for(self, reference: str) -> SimOrder | None:
         with self.lock:

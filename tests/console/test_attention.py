@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from console.screens.modals import ConfirmScreen, ProviderScreen, ReasonScreen
+from console.screens.modals import ConfirmScreen, ProviderScreen, ReasonScreen, ValueScreen
 from core.models import Key, Order
 from core.services.webhooks import process_webhook
 from tests.console.conftest import OPERATOR, audit, run, settle, show
@@ -170,3 +170,67 @@ def test_buy_from_a_chosen_provider(
     [bought] = audit(session, "order.buy_from_provider")
     assert bought.actor_id == OPERATOR
     assert bought.data == {"provider": "kinguin", "ignore_margin": True}
+
+
+def unknown_purchase_order(session, sim_server, qty=2):
+    from tests.core.test_operator import unknown_order
+
+    return unknown_order(session, sim_server, qty=qty)
+
+
+def test_unknown_purchase_shown_and_bought_keys_entered(session, console_app, sim_server):
+    from core.models import ProviderPurchase
+
+    order, purchase, _ = unknown_purchase_order(session, sim_server)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        text = str(pilot.app.screen.query_one("#attention-reason").render())
+        assert "Unknown purchase ks-lost-1 at codeswholesale" in text
+        assert "confirm not charged, send again" in text and "bought: enter the keys" in text
+        await pilot.press("e")
+        assert isinstance(pilot.app.screen, ValueScreen)
+        await pilot.press(*"CONSOLE-KEY-1 CONSOLE-KEY-2", "enter")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
+    assert session.get(ProviderPurchase, purchase.id).status == "completed"
+    [event] = audit(session, "purchase.keys_entered")
+    assert event.actor_id == OPERATOR and event.data["keys"] == 2
+    assert ("information", f"2 key(s) of ks-lost-1 stored for {order.number}") in console_app.notes
+
+
+def test_unknown_purchase_confirmed_not_charged_is_sent_again(
+    session, console_app, providers, sim_server, monkeypatch
+):
+    import core.services.fulfilment as fulfilment
+
+    order, _purchase, _ = unknown_purchase_order(session, sim_server, qty=1)
+    monkeypatch.setattr(fulfilment, "provider_clients", lambda settings=None: providers)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("n")
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
+    [placed] = sim_server.orders("codeswholesale")
+    assert placed["reference"] == "ks-lost-1" and sim_server.orders("kinguin") == []
+    assert audit(session, "purchase.resend")[0].actor_id == OPERATOR
+
+
+def test_an_order_without_unknown_purchases_refuses_the_purchase_actions(session, console_app):
+    order = attention_order(session, make_product(session))
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("n")
+        assert not isinstance(pilot.app.screen, ConfirmScreen)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "needs_attention"
+    assert any("no purchase of unknown outcome" in msg for _, msg in console_app.notes)

@@ -194,3 +194,31 @@ def test_backing_out_of_a_sync_queues_nothing(session, console_app, queued_jobs)
     run(console_app, scenario)
     assert [j for j in queued_jobs if j[0] == "sync_provider"] == []
     assert audit(session, "provider.sync") == []
+
+
+def test_an_unmapped_offer_shows_the_closest_products(session, test_settings, queued_jobs):
+    """Kinguin's "... Steam CD Key" names do not map by name alone; an offer left
+    unmapped shows the products closest to its title, platform and region."""
+    near = make_product(session, title="Starfall Vanguard", platform="Steam", region="EU")
+    make_product(session, title="Copperline Express", platform="Steam", region="GLOBAL")
+    session.add(ProviderOffer(provider="kinguin", external_id="kg-star", name="Starfall Vanguard Deluxe Steam CD Key",
+                              title="Starfall Vanguard Deluxe", platform="Steam", region="REGION FREE",
+                              cost_minor=900, stock=3, last_synced_at=utcnow()))
+    session.commit()
+    app = providers_app(test_settings, {"codeswholesale": FakeClient("codeswholesale"),
+                                        "kinguin": FakeClient("kinguin")})
+
+    async def scenario(pilot):
+        await show(pilot, "9")
+        table = pilot.app.screen.query_one("#providers-table", DataTable)
+        table.move_cursor(row=table.get_row_index("kinguin"))
+        await settle(pilot)
+        offers = pilot.app.screen.query_one("#offers-table", DataTable)
+        offers.focus()
+        offers.move_cursor(row=0)
+        await settle(pilot)
+        text = str(pilot.app.screen.query_one("#offer-detail").render())
+        assert "unmapped. Closest: Starfall Vanguard (Steam, EU)" in text, text
+
+    run(app, scenario)
+    assert near.id

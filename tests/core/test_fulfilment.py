@@ -1,13 +1,14 @@
 """Fulfilment through the real provider clients against the simulators over HTTP."""
 
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlmodel import select
 
 from core import crypto
-from core.models import Alert, Key, Order, ProviderOffer, ProviderPurchase
+from core.models import Alert, Key, Order, ProviderOffer, ProviderPurchase, utcnow
 from core.services.fulfilment import FulfilmentRetry, Retry, fulfil_order
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
 
@@ -121,10 +122,75 @@ def test_a_timeout_is_an_unknown_outcome_asked_about_before_any_retry(session, p
     offer(session, sim_server, product, "kinguin")
     sim_server.control("codeswholesale", timeout=1.0)  # the order is placed after the client gave up
     order = make_order(session, [(product, 1)])
-    retry = Retry(attempts=3, base_seconds=0.01, sleep=lambda s: __import__("time").sleep(1.2))
-    result = fulfil_order(order_id=order.id, clients=providers, retry=retry)
-    assert result.outcome == "fulfilled"
-    assert len(sim_orders(sim_server, "codeswholesale")) == 1
+    # asked at once, the provider has no order yet: that proves nothing (still in flight)
+    with pytest.raises(FulfilmentRetry, match="may still be in flight"):
+        fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert fresh(session).exec(select(ProviderPurchase)).one().status == "unknown"
+    wait_until(lambda: len(sim_orders(sim_server, "codeswholesale")) == 1)
+    sim_server.control("codeswholesale", timeout=0)
+    assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "fulfilled"
+    assert sim_server.stats("codeswholesale")["order_requests"] == 1, "never sent twice"
+    assert sim_orders(sim_server, "kinguin") == []
+
+
+def wait_until(predicate, timeout=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def unknown_purchase(session, line, cw_offer, reference, *, age_seconds=0):
+    at = utcnow() - timedelta(seconds=age_seconds)
+    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference=reference,
+                                 offer_id=cw_offer.id, quantity=1, unit_cost_minor=500, status="unknown",
+                                 attempts=1, created_at=at, updated_at=at))
+    session.commit()
+
+
+def later(seconds):
+    return lambda: utcnow() + timedelta(seconds=seconds)
+
+
+def test_a_lost_answer_whose_lookup_fails_is_never_sent_again_and_goes_to_an_operator(
+    session, providers, sim_server, queued_jobs
+):
+    product = make_product(session)
+    offer(session, sim_server, product, "codeswholesale")
+    offer(session, sim_server, product, "kinguin")
+    sim_server.control("codeswholesale", crash_after_charge=True, fail_lookups=True)
+    order = make_order(session, [(product, 1)])
+    with pytest.raises(FulfilmentRetry, match="lookup: order history failed"):
+        fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    # asked again (reconciliation, task retries): still unclear, still waiting
+    with pytest.raises(FulfilmentRetry):
+        fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT, now=later(60))
+    assert fresh(session).get(Order, order.id).status == "paid"
+    # past KEYSHOP_UNKNOWN_PURCHASE_SECONDS: an operator decides
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT, now=later(3600))
+    assert result.outcome == "needs_attention"
+    [purchase] = fresh(session).exec(select(ProviderPurchase)).all()
+    assert purchase.status == "unknown" and "order history failed" in purchase.error
+    o = session.get(Order, order.id)
+    assert purchase.reference in o.attention_reason and "confirm it was not charged" in o.attention_reason
+    assert sim_server.stats("codeswholesale")["order_requests"] == 1, "never sent again"
+    assert sim_orders(sim_server, "kinguin") == [], "never bought from the next provider"
+
+
+def test_a_purchase_the_provider_positively_lacks_waits_out_the_in_flight_window(
+    session, providers, sim_server, queued_jobs
+):
+    product = make_product(session)
+    cw_offer = offer(session, sim_server, product, "codeswholesale")
+    offer(session, sim_server, product, "kinguin")
+    order = make_order(session, [(product, 1)])
+    [line] = order_lines(session, order)
+    unknown_purchase(session, line, cw_offer, "ks-just-sent-1")
+    with pytest.raises(FulfilmentRetry, match="may still be in flight"):
+        fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert sim_server.stats("codeswholesale")["order_requests"] == 0
     assert sim_orders(sim_server, "kinguin") == []
 
 
@@ -150,9 +216,7 @@ def test_an_intent_the_provider_never_saw_is_sent_again_under_the_same_reference
     cw_offer = offer(session, sim_server, product, "codeswholesale")
     order = make_order(session, [(product, 1)])
     [line] = order_lines(session, order)
-    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference="ks-never-sent-1",
-                                 offer_id=cw_offer.id, quantity=1, unit_cost_minor=500, status="unknown"))
-    session.commit()
+    unknown_purchase(session, line, cw_offer, "ks-never-sent-1", age_seconds=120)
     assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "fulfilled"
     [sim_order] = sim_orders(sim_server, "codeswholesale")
     assert sim_order["reference"] == "ks-never-sent-1"
@@ -294,3 +358,20 @@ def test_a_line_partly_held_at_a_provider_buys_its_held_units(
     assert (result.outcome, result.from_stock, result.from_providers) == ("fulfilled", 1, 2)
     assert len(keys_of(session, order)) == 3
     assert fresh(session).exec(select(OfferHold)).all() == []  # the purchase replaced it
+
+
+def test_more_than_nine_units_at_kinguin_are_split_into_purchases_of_their_own(
+    session, providers, sim_server, queued_jobs
+):
+    """Kinguin takes at most 9 units per offer in one order (KG api/order/v2/README.md):
+    a line of 20 becomes purchases of 9, 9 and 2, each under its own reference."""
+    product = make_product(session)
+    offer(session, sim_server, product, "kinguin", stock=50)
+    order = make_order(session, [(product, 20)])
+    result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
+    assert result.outcome == "fulfilled", result.detail
+    purchases = fresh(session).exec(select(ProviderPurchase).order_by(ProviderPurchase.id)).all()
+    assert [p.quantity for p in purchases] == [9, 9, 2]
+    assert {p.status for p in purchases} == {"completed"} and len({p.reference for p in purchases}) == 3
+    assert sorted(o["quantity"] for o in sim_orders(sim_server, "kinguin")) == [2, 9, 9]
+    assert len(keys_of(session, order)) == 20

@@ -96,3 +96,139 @@ def test_replace_a_faulty_key_from_stock(session, queued_jobs):
     assert session.get(Key, bad.id).status == "faulty"
     assert session.get(Key, new.id).status == "delivered" and session.get(Key, new.id).order_line_id == line.id
     assert audit(session, "key.faulty") and audit(session, "key.assign")
+
+
+# -- purchases whose outcome is unknown --------------------------------------------------------
+
+
+def unknown_order(session, sim_server, *, qty=1, reference="ks-lost-1"):
+    """An order in front of an operator with a CodesWholesale purchase of unknown outcome."""
+    from core.models import ProviderPurchase
+
+    product = make_product(session)
+    cw = offer(session, sim_server, product, "codeswholesale")
+    offer(session, sim_server, product, "kinguin")
+    order = attention_order(session, product, qty=qty)
+    [line] = order_lines(session, order)
+    purchase = ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference=reference,
+                                offer_id=cw.id, quantity=qty, unit_cost_minor=500, status="unknown", attempts=1,
+                                error="outcome unknown: order history failed")
+    session.add(purchase)
+    session.commit()
+    return order, purchase, cw
+
+
+def test_unknown_purchases_are_shown_with_the_two_actions(session, sim_server, queued_jobs):
+    from core.services.operator import PURCHASE_ACTIONS, unknown_purchases
+
+    order, purchase, _ = unknown_order(session, sim_server, qty=2)
+    [shown] = unknown_purchases(session=session, order_id=order.id)
+    assert (shown.id, shown.reference, shown.quantity, shown.keys_stored) == (purchase.id, "ks-lost-1", 2, 0)
+    assert "order history failed" in shown.error
+    assert shown.actions == PURCHASE_ACTIONS
+    assert PURCHASE_ACTIONS[0] == "confirm not charged, send again"
+    assert PURCHASE_ACTIONS[1].startswith("bought: enter the keys")
+
+
+def test_confirm_not_charged_sends_again_under_the_same_reference(
+    session, providers, sim_server, queued_jobs, monkeypatch
+):
+    import core.services.fulfilment as fulfilment
+    from core.models import ProviderPurchase
+    from core.services.operator import resend_purchase
+
+    _order, purchase, _ = unknown_order(session, sim_server)
+    monkeypatch.setattr(fulfilment, "provider_clients", lambda settings=None: providers)
+    result = resend_purchase(purchase_id=purchase.id, actor=ALICE)
+    assert result.outcome == "fulfilled"
+    [placed] = sim_server.orders("codeswholesale")
+    assert placed["reference"] == "ks-lost-1"
+    assert sim_server.orders("kinguin") == []
+    assert fresh(session).get(ProviderPurchase, purchase.id).status == "completed"
+    [event] = audit(session, "purchase.resend")
+    assert event.actor_id == "alice" and event.object_id == "ks-lost-1"
+
+
+def test_bought_enter_the_keys(session, sim_server, queued_jobs):
+    from core import crypto
+    from core.errors import InvalidInput
+    from core.models import ProviderPurchase
+    from core.services.operator import enter_purchase_keys
+
+    order, purchase, _ = unknown_order(session, sim_server, qty=2)
+    for bad in ("ONLY-ONE-KEY", "SAME-KEY-1 SAME-KEY-1", "A-1 B-2 C-3", ""):
+        try:
+            enter_purchase_keys(purchase_id=purchase.id, codes=bad, actor=ALICE)
+        except InvalidInput:
+            pass
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+    assert fresh(session).get(Order, order.id).status == "needs_attention"
+    assert session.exec(select(Key)).all() == [] and audit(session, "purchase.keys_entered") == []
+    assert enter_purchase_keys(purchase_id=purchase.id, codes="KEY-AAAA-1111,\nKEY-BBBB-2222",
+                               actor=ALICE, provider_order_id="cw-123") == 2
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
+    stored = fresh(session).get(ProviderPurchase, purchase.id)
+    assert (stored.status, stored.provider_order_id) == ("completed", "cw-123")
+    vault = crypto.get_vault()
+    keys = session.exec(select(Key).where(Key.provider_purchase_id == purchase.id)).all()
+    assert sorted(vault.decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode() for k in keys) == [
+        "KEY-AAAA-1111", "KEY-BBBB-2222"]
+    assert {k.status for k in keys} == {"delivered"}
+    [event] = audit(session, "purchase.keys_entered")
+    assert event.actor_id == "alice" and "KEY-AAAA" not in str(event.data)
+    assert ("send_order_email", (order.id, "delivered"), {}) in queued_jobs
+    # settled: a second entry is refused
+    try:
+        enter_purchase_keys(purchase_id=purchase.id, codes="KEY-C KEY-D", actor=ALICE)
+    except InvalidInput:
+        pass
+    else:
+        raise AssertionError("entered twice")
+
+
+def test_bought_fetch_by_provider_order_id(session, providers, sim_server, queued_jobs):
+    from core.errors import InvalidInput
+    from core.models import ProviderPurchase
+    from core.services.operator import fetch_purchase_by_provider_order
+
+    order, purchase, cw = unknown_order(session, sim_server, qty=2)
+    # the provider took the order; its answer was lost
+    placed = providers["codeswholesale"].purchase(reference="ks-lost-1", external_id=cw.external_id, quantity=2,
+                                                  max_unit_cost_minor=500, currency="EUR", allow_preorder=False)
+    try:
+        fetch_purchase_by_provider_order(purchase_id=purchase.id, provider_order_id="  ", actor=ALICE,
+                                         clients=providers)
+    except InvalidInput:
+        pass
+    else:
+        raise AssertionError("an empty order id was accepted")
+    stored = fetch_purchase_by_provider_order(purchase_id=purchase.id, provider_order_id=placed.provider_order_id,
+                                              actor=ALICE, clients=providers)
+    assert stored == 2
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
+    assert session.get(ProviderPurchase, purchase.id).provider_order_id == placed.provider_order_id
+    [event] = audit(session, "purchase.fetched")
+    assert event.data["provider_order_id"] == placed.provider_order_id
+    assert len(sim_server.orders("codeswholesale")) == 1 and sim_server.orders("kinguin") == []
+
+
+def test_fetch_refuses_another_purchases_order(session, providers, sim_server, queued_jobs):
+    from core.errors import InvalidInput
+    from core.models import ProviderPurchase
+    from core.services.operator import fetch_purchase_by_provider_order
+
+    order, purchase, _cw = unknown_order(session, sim_server)
+    other = make_order(session, [(make_product(session), 1)], status="fulfilled")
+    [line] = order_lines(session, other)
+    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference="ks-other",
+                                 provider_order_id="cw-taken", quantity=1, status="completed"))
+    session.commit()
+    try:
+        fetch_purchase_by_provider_order(purchase_id=purchase.id, provider_order_id="cw-taken", actor=ALICE,
+                                         clients=providers)
+    except InvalidInput as exc:
+        assert "ks-other" in str(exc)
+    else:
+        raise AssertionError("another purchase's order was accepted")
+    assert fresh(session).get(Order, order.id).status == "needs_attention"

@@ -24,7 +24,7 @@ def test_sync_stores_offers_and_maps_them_by_title_platform_and_region(
     offers = {
         o.external_id: o
         for o in fresh(session).exec(
-            select(ProviderOffer).where(ProviderOffer.name == "Hollow Tide")
+            select(ProviderOffer).where(ProviderOffer.name.startswith("Hollow Tide"))
         )
     }
     mapped = {(o.product_id, o.cost_minor, o.stock) for o in offers.values()}
@@ -69,3 +69,12 @@ def test_a_failed_sync_raises_a_provider_down_alert_for_the_operators(session):
     with pytest.raises(ProviderError):  # a second failure does not open a second alert
         sync_offers(client=client)
     assert len(fresh(session).exec(select(Alert)).all()) == 1
+
+
+def test_kinguin_offers_are_mapped_by_original_name_not_the_suffixed_name(session, providers, sim_server):
+    """Kinguin's name is "<title> <platform> CD Key"; mapping reads originalName."""
+    product = make_product(session, title="Copperline Express", platform="Steam", region="GLOBAL")
+    report = sync_offers(client=providers["kinguin"])
+    assert report.mapped >= 1
+    offer = fresh(session).exec(select(ProviderOffer).where(ProviderOffer.product_id == product.id)).one()
+    assert offer.provider == "kinguin" and offer.name == "Copperline Express Steam CD Key"

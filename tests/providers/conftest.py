@@ -31,7 +31,9 @@ CLIENT_TIMEOUT = 0.5
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[SimulatorServer]:
-    with SimulatorServer() as server:
+    # Kinguin completes orders asynchronously by default; tests not about that take the
+    # instant-completion knob (late_keys_seconds=0) and set the delay where it matters.
+    with SimulatorServer(knobs={"kinguin": {"late_keys_seconds": 0}}) as server:
         yield server
 
 

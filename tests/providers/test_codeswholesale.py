@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 
 from core.providers.base import (
+    Absent,
+    Found,
     InsufficientBalance,
     OutOfStock,
     ProviderAuthError,
@@ -18,6 +21,7 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    Unclear,
 )
 from core.providers.codeswholesale import (
     CodesWholesaleClient,
@@ -42,6 +46,7 @@ from keyshop.simulators import SimulatorServer
 from tests.providers.conftest import CLIENT_TIMEOUT, Receiver
 
 P = "codeswholesale"
+NOW = datetime.now(UTC)
 TEXT = "ffe2274d-5469-4b0f-b57b-f8d21b09c24c"
 IMAGE = "6313677f-5219-47e4-a067-7401f55c5a3a"
 PREORDER = "33e3e81d-2b78-475a-8886-9848116f5133"
@@ -75,7 +80,7 @@ def test_client_satisfies_the_protocol(cw: CodesWholesaleClient) -> None:
 # -- OAuth -------------------------------------------------------------------------------
 
 
-def test_token_credentials_go_in_the_body_never_basic_auth(
+def test_token_credentials_go_in_the_body_first(
     sim: SimulatorServer, cw: CodesWholesaleClient
 ) -> None:
     cw.balance()
@@ -84,7 +89,27 @@ def test_token_credentials_go_in_the_body_never_basic_auth(
     assert stats["basic_auth_headers"] == 0
 
 
-def test_token_request_is_a_form_post_without_authorization_header() -> None:
+def test_simulator_accepts_the_official_sdks_basic_auth_token_request(sim: SimulatorServer) -> None:
+    """The official PHP SDK sends the credentials in an Authorization: Basic header with
+    grant_type and scope in the form (CWSDK GrantTypeBase::getToken; providers.md,
+    Corrections): a real endpoint accepts it, so the simulator must too."""
+    basic = httpx.BasicAuth(CLIENT_ID, CLIENT_SECRET)
+    with httpx.Client(base_url=sim.provider_url(P), timeout=2) as http:
+        answer = http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "administration"},
+            auth=basic,
+        )
+        assert answer.status_code == 200, answer.text
+        token = answer.json()["access_token"]
+        assert http.get("/v2/accounts/current", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        wrong = http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                          auth=httpx.BasicAuth(CLIENT_ID, "wrong"))
+        assert wrong.status_code == 401
+    assert sim.stats(P)["basic_auth_headers"] == 2
+
+
+def test_token_request_is_a_form_post_with_scope() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -105,8 +130,38 @@ def test_token_request_is_a_form_post_without_authorization_header() -> None:
         "grant_type": "client_credentials",
         "client_id": "id",
         "client_secret": "secret",
+        "scope": "administration",
     }
     assert seen[1].headers["authorization"] == "Bearer t1"
+
+
+def test_a_server_that_wants_basic_auth_gets_it() -> None:
+    """Credentials in the body first (golang/oauth2 lists CW as needing them there); a
+    server that refuses them as invalid_client is asked again the official SDK's way."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/oauth/token":
+            if not request.headers.get("authorization", "").startswith("Basic "):
+                return httpx.Response(401, json={"error": "invalid_client"})
+            return httpx.Response(200, json={"access_token": "t2", "expires_in": 3600})
+        return httpx.Response(200, json={"currentBalance": 1})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    assert client.balance().amount_minor == 100
+    assert [r.url.path for r in seen] == ["/oauth/token", "/oauth/token", "/v2/accounts/current"]
+    basic = seen[1]
+    assert basic.headers["authorization"] == httpx.BasicAuth("id", "secret")._auth_header
+    assert dict(httpx.QueryParams(basic.content.decode())) == {
+        "grant_type": "client_credentials",
+        "scope": "administration",
+    }
+    client._token = None  # the next token request goes the way that worked
+    client.balance()
+    assert seen[3].headers["authorization"].startswith("Basic ")
 
 
 def test_token_is_cached(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
@@ -331,11 +386,11 @@ def test_hang_is_an_unknown_outcome_and_the_order_is_found_later(
         buy(cw, "ref-hang")
     sim.control(P, timeout=0)
     deadline = time.monotonic() + 3
-    found = None
-    while found is None and time.monotonic() < deadline:
-        found = cw.find_purchase(reference="ref-hang")
+    lookup = cw.find_purchase(reference="ref-hang", placed_at=NOW)
+    while not isinstance(lookup, Found) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert found is not None and found.state == "completed"
+        lookup = cw.find_purchase(reference="ref-hang", placed_at=NOW)
+    assert isinstance(lookup, Found) and lookup.purchase.state == "completed"
     assert len(sim.orders(P)) == 1
 
 
@@ -346,15 +401,68 @@ def test_crash_after_charge_then_find_purchase(
     with pytest.raises(ProviderOutcomeUnknown):
         buy(cw, "ref-crash", quantity=2)
     sim.control(P, crash_after_charge=False)
-    found = cw.find_purchase(reference="ref-crash")
-    assert found is not None
-    assert found.state == "completed" and len(found.keys) == 2
+    lookup = cw.find_purchase(reference="ref-crash", placed_at=NOW)
+    assert isinstance(lookup, Found)
+    assert lookup.purchase.state == "completed" and len(lookup.purchase.keys) == 2
     assert [o["reference"] for o in sim.orders(P)] == ["ref-crash"]
     assert cw.balance().amount_minor == 100000 - 2 * 2150
-    assert cw.find_purchase(reference="never-bought") is None
+    assert isinstance(cw.find_purchase(reference="never-bought", placed_at=NOW), Absent)
+
+
+def test_a_failed_history_is_unclear_never_absent(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, fail_lookups=True)
+    assert isinstance(cw.find_purchase(reference="never-bought", placed_at=NOW), Unclear)
+
+
+def test_history_covers_the_attempt_in_windows() -> None:
+    """An attempt 70 days ago is looked for in history windows reaching back to it."""
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        q = request.url.params
+        seen.append((q["startFrom"], q["endOn"]))
+        return httpx.Response(200, json={"items": []})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    placed = NOW - timedelta(days=70)
+    assert isinstance(client.find_purchase(reference="r", placed_at=placed), Absent)
+    starts = [date.fromisoformat(a) for a, _ in seen]
+    ends = [date.fromisoformat(b) for _, b in seen]
+    assert starts[0] == placed.date() - timedelta(days=1) and ends[-1] >= NOW.date()
+    assert all((b - a).days <= 31 for a, b in zip(starts, ends, strict=True))
+    assert all(starts[n + 1] == ends[n] + timedelta(days=1) for n in range(len(seen) - 1))
+
+
+def test_history_without_client_order_ids_is_unclear() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        return httpx.Response(200, json={"items": [{"orderId": "o1", "status": "Completed"}]})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    assert isinstance(client.find_purchase(reference="r", placed_at=NOW), Unclear)
+
+
+def test_same_reference_twice_is_a_second_order_by_default(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    """No source says CW de-duplicates a repeated order id: the simulator assumes not."""
+    first = buy(cw, "ref-again")
+    second = buy(cw, "ref-again")
+    assert first.provider_order_id != second.provider_order_id
+    assert len(sim.orders(P)) == 2
 
 
 def test_same_reference_twice_buys_once(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    sim.control(P, duplicate_reference="existing")
     first = buy(cw, "ref-twice")
     second = buy(cw, "ref-twice")
     assert first.provider_order_id == second.provider_order_id
@@ -456,10 +564,10 @@ def test_key_codes_and_secrets_never_in_errors_or_logs(
     sim: SimulatorServer, cw: CodesWholesaleClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    sim.control(P, duplicate_reference="existing")
     codes = [k.code for k in buy(cw, "ref-secret", quantity=3).keys]
     codes += [k.code for k in buy(cw, "ref-secret").keys]  # same reference: the answer again
-    found = cw.find_purchase(reference="ref-secret")
-    assert found is not None
+    assert isinstance(cw.find_purchase(reference="ref-secret", placed_at=NOW), Found)
     messages: list[str] = []
     for knobs in ({"crash_after_charge": True}, {"error_rate": 1.0}, {"balance": "0"}):
         sim.reset(P)
@@ -471,3 +579,153 @@ def test_key_codes_and_secrets_never_in_errors_or_logs(
     assert codes and all(c and c not in text for c in codes)
     for secret in (CLIENT_SECRET, SIGNATURE):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [("1-9", (1, 9)), ("10 - 99", (10, 99)), ("100+", (100, None)), ("1", (1, 1)), ("10-", (10, None)),
+     ("5 to 9", (5, 9)), ("", None), ("tier A", None)],
+)
+def test_price_range_labels(label: str, expected: object) -> None:
+    from core.providers.codeswholesale import price_range
+
+    assert price_range(label) == expected
+
+
+def test_stock_postback_unit_price_is_the_tier_holding_one_unit() -> None:
+    parsed = parse_postback({"type": "STOCK", "products": [{"productId": "p", "quantity": 3, "prices": [
+        {"priceRangeLabel": "100+", "price": 3.1}, {"priceRangeLabel": "10-99", "price": 4},
+        {"priceRangeLabel": "1-9", "price": 4.75}]}]})
+    assert isinstance(parsed, StockPostback)
+    assert parsed.products[0].unit_price() == Decimal("4.75")
+    unreadable = parse_postback({"type": "STOCK", "products": [{"productId": "p", "prices": [
+        {"priceRangeLabel": "bulk", "price": 2}]}]})
+    assert isinstance(unreadable, StockPostback) and unreadable.products[0].unit_price() is None
+
+
+def test_an_empty_code_is_fetched_through_its_self_link() -> None:
+    """A code carries links with rel=self; an empty code is fetched later through that
+    link (CWSDK Code.php, Resource.php; providers.md, Corrections)."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        if request.url.path == "/v2/orders":
+            return httpx.Response(200, json={
+                "orderId": "o-1", "clientOrderId": "ref-link", "totalPrice": 5.0, "status": "Completed",
+                "products": [{"productId": TEXT, "unitPrice": 5.0, "codes": [
+                    {"codeId": "c-1", "status": "Text code", "code": "",
+                     "links": [{"rel": "self", "href": "https://cw.test/v2/codes/by-link/c-1"}]},
+                    {"codeId": "c-2", "status": "Text code", "code": "",
+                     "links": [{"rel": "self", "href": "https://elsewhere.test/steal/c-2"}]}]}]})
+        if request.url.path == "/v2/codes/by-link/c-1":
+            return httpx.Response(200, json={"codeId": "c-1", "status": "Text code", "code": "LINKED-CODE-1"})
+        if request.url.path == "/v2/codes/c-2":
+            return httpx.Response(200, json={"codeId": "c-2", "status": "Text code", "code": "PLAIN-CODE-2"})
+        raise AssertionError(f"unexpected {request.url}")
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    result = buy(client, "ref-link", quantity=2)
+    assert sorted(k.code for k in result.keys) == ["LINKED-CODE-1", "PLAIN-CODE-2"]
+    assert "/v2/codes/by-link/c-1" in seen and "/steal/c-2" not in seen  # never another host
+
+
+def test_simulator_codes_carry_a_self_link_that_serves_the_code(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    sim.control(P, empty_codes=True)
+    result = buy(cw, "ref-self", quantity=1)
+    assert result.state == "completed" and len(result.keys) == 1
+    with httpx.Client(timeout=2) as http:
+        token = http.post(sim.provider_url(P) + "/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        }).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        order = http.get(sim.provider_url(P) + f"/v2/orders/{result.provider_order_id}", headers=auth).json()
+        [code] = order["products"][0]["codes"]
+        [link] = [lnk for lnk in code["links"] if lnk["rel"] == "self"]
+        assert http.get(link["href"], headers=auth).json()["codeId"] == code["codeId"]
+
+
+def test_double_slashes_in_paths_are_tolerated(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+    """The SDK requests /v2//orders... and the real server answers (CWSDK Order::getOrder,
+    getHistory; providers.md, Corrections)."""
+    placed = buy(cw, "ref-slashes")
+    with httpx.Client(timeout=2) as http:
+        token = http.post(sim.provider_url(P) + "/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        }).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        one = http.get(sim.provider_url(P) + f"/v2//orders/{placed.provider_order_id}", headers=auth)
+        assert one.status_code == 200 and one.json()["clientOrderId"] == "ref-slashes"
+        today = date.today().isoformat()
+        history = http.get(sim.provider_url(P) + f"/v2//orders?startFrom={today}&endOn={today}", headers=auth)
+        assert history.status_code == 200 and len(history.json()["items"]) == 1
+
+
+def test_an_order_of_several_lines_is_read_whole() -> None:
+    """POST /v2/orders takes several products[] lines and answers them all (CWSDK
+    OrderRequest, ProductEntryRequest; CWFW PurchaseCode; providers.md, Corrections)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
+        return httpx.Response(200, json={
+            "orderId": "o-2", "clientOrderId": "ref-lines", "totalPrice": 15.0, "status": "Completed",
+            "products": [
+                {"productId": TEXT, "unitPrice": 5.0, "codes": [
+                    {"codeId": "a", "status": "Text code", "code": "LINE-ONE-A"}]},
+                {"productId": "other", "unitPrice": 10.0, "codes": [
+                    {"codeId": "b", "status": "Pre-ordered code", "code": ""}]},
+            ]})
+
+    client = CodesWholesaleClient(
+        "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
+    )
+    found = client.fetch_keys(provider_order_id="o-2", reference="ref-lines")
+    assert [k.code for k in found.keys] == ["LINE-ONE-A"]
+    assert (found.quantity, found.state, found.preorder, found.total_cost_minor) == (2, "pending", True, 1500)
+
+
+def test_simulator_takes_an_order_of_several_lines_all_or_nothing(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    """POST /v2/orders takes several products[] lines (CWSDK OrderRequest; CWFW
+    PurchaseCode: the WooCommerce plugin buys a whole shop order in one CW order)."""
+    before = cw.balance().amount_minor
+    with httpx.Client(timeout=2) as http:
+        token = http.post(sim.provider_url(P) + "/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        }).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {"orderId": "ref-lines", "allowPreOrder": False, "products": [
+            {"productId": TEXT, "quantity": 2}, {"productId": IMAGE, "quantity": 1}]}
+        answer = http.post(sim.provider_url(P) + "/v2/orders", json=body, headers=auth).json()
+        assert [len(p["codes"]) for p in answer["products"]] == [2, 1]
+        assert answer["totalPrice"] == 2 * 21.50 + 12.90
+        refused = {"orderId": "ref-lines-2", "products": [
+            {"productId": TEXT, "quantity": 1}, {"productId": LOW_BALANCE, "quantity": 1}]}
+        assert http.post(sim.provider_url(P) + "/v2/orders", json=refused, headers=auth).status_code == 400
+    found = cw.fetch_keys(provider_order_id=answer["orderId"], reference="ref-lines")
+    assert found.state == "completed" and len(found.keys) == 3
+    assert [o["reference"] for o in sim.orders(P)] == ["ref-lines"], "the refused order left nothing"
+    assert cw.balance().amount_minor == before - (2 * 2150 + 1290)
+
+
+def test_an_order_id_refused_as_existing_is_an_unknown_outcome(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
+    """A server that refuses our orderId as already used has an order under it (or had):
+    the answer to that order was lost, never a rejection to fall through on."""
+    sim.control(P, duplicate_reference="conflict")
+    first = buy(cw, "ref-conflict")
+    again = buy(cw, "ref-conflict")  # found by the history lookup
+    assert again.provider_order_id == first.provider_order_id
+    sim.control(P, fail_lookups=True)
+    with pytest.raises(ProviderOutcomeUnknown):
+        buy(cw, "ref-conflict")
+    assert len(sim.orders(P)) == 1

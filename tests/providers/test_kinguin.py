@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 
 from core.providers.base import (
+    Absent,
+    Found,
     InsufficientBalance,
     OutOfStock,
     ProviderAuthError,
@@ -18,10 +20,13 @@ from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderRejected,
     ProviderTransientError,
+    PurchaseResult,
+    Unclear,
 )
 from core.providers.kinguin import (
     KinguinClient,
     OrderStatusEvent,
+    OtherEvent,
     ProductUpdateEvent,
     WebhookPayloadError,
     parse_webhook,
@@ -37,6 +42,13 @@ IMAGE = "5c9b5f6b2539a4e8f17ae2c3"
 PREORDER = "5c9b5f6b2539a4e8f17ae2c4"
 FEW = "5c9b5f6b2539a4e8f17ae2c7"  # stock 4
 EMPTY = "5c9b5f6b2539a4e8f17ae2ca"  # stock 0
+NOW = datetime.now(UTC)
+
+
+def found_purchase(client: KinguinClient, reference: str) -> PurchaseResult:
+    lookup = client.find_purchase(reference=reference, placed_at=NOW)
+    assert isinstance(lookup, Found), lookup
+    return lookup.purchase
 
 
 def buy(
@@ -90,8 +102,48 @@ def test_list_offers_updated_since(sim: SimulatorServer, kg: KinguinClient) -> N
     time.sleep(0.02)
     sim.add_product(P, external_id=TEXT, stock=7)
     offers = list(kg.list_offers(updated_since=since))
-    assert [(o.external_id, o.stock) for o in offers] == [(TEXT, 7)]
+    # sent to the second (floored): products changed earlier in that second may come too
+    assert (TEXT, 7) in [(o.external_id, o.stock) for o in offers]
     assert list(kg.list_offers(updated_since=datetime.now(UTC) + timedelta(hours=1))) == []
+
+
+def test_updated_since_is_sent_in_a_documented_format() -> None:
+    """Documented formats only: Y-m-d, Y-m-d H:i:s, Y-m-dTH:i:s, Y-m-dTH:i:s.uZ,
+    Y-m-dTH:i:sP (KG api/products/v1/README.md; providers.md, Corrections). Python's
+    isoformat() with microseconds and +00:00 is none of them."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params["updatedSince"])
+        return httpx.Response(200, json={"results": [], "item_count": 0})
+
+    client = KinguinClient("https://kg.test", "key", 1.0, transport=httpx.MockTransport(handler))
+    since = datetime(2026, 12, 5, 7, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    assert list(client.list_offers(updated_since=since)) == []
+    assert sent == ["2026-12-05T05:30:15"]  # UTC, no fraction, no offset
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [("2026-12-05", True), ("2026-12-05 05:30:15", True), ("2026-12-05T05:30:15", True),
+     ("2026-12-05T05:30:15.123Z", True), ("2026-12-05T05:30:15+00:00", True),
+     ("2026-12-05T05:30:15.123456+00:00", False), ("yesterday", False)],
+)
+def test_simulator_accepts_only_the_documented_updated_since_formats(
+    sim: SimulatorServer, value: str, accepted: bool
+) -> None:
+    with httpx.Client(timeout=2) as http:
+        answer = http.get(sim.provider_url(P) + "/v1/products", params={"updatedSince": value},
+                          headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY})
+    assert (answer.status_code == 200) == accepted, answer.text
+
+
+def test_offer_title_is_the_original_name(sim: SimulatorServer, kg: KinguinClient) -> None:
+    """name carries the platform suffix ("... Steam CD Key"); the base title is
+    originalName (KG api/products/v1/README.md; providers.md, Corrections)."""
+    offer = kg.get_offer(TEXT)
+    assert offer.name != offer.title and offer.name.startswith(offer.title)
+    assert offer.title == "Starfall Vanguard" and offer.name == "Starfall Vanguard Steam CD Key"
 
 
 def test_get_offer_and_unavailable_product(sim: SimulatorServer, kg: KinguinClient) -> None:
@@ -117,10 +169,42 @@ def test_purchase_text_keys(kg: KinguinClient) -> None:
     assert len(result.keys) == 3 and all(k.code and not k.image for k in result.keys)
 
 
-def test_purchase_image_keys_are_decoded_bytes(kg: KinguinClient) -> None:
-    (key,) = buy(kg, "k-image", product=IMAGE).keys
+def test_purchase_image_keys_are_decoded_bytes(sim: SimulatorServer, kg: KinguinClient) -> None:
+    # image keys come only without keyType: a pre-order (ordered without it)
+    sim.add_product(P, external_id="img-pre", name="Pictured", price="5.00", stock=3, preorder=True,
+                    image_keys=True)
+    sim.control(P, preorder_release_seconds=0.1)
+    placed = buy(kg, "k-image", product="img-pre")
+    deadline = time.monotonic() + 3
+    result = kg.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-image")
+    while not result.keys and time.monotonic() < deadline:
+        time.sleep(0.05)
+        result = kg.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-image")
+    (key,) = result.keys
     assert key.image is not None and key.image.startswith(b"\x89PNG")
     assert key.image_type == "image/png" and key.code is None
+
+
+def test_text_stock_is_text_qty(sim: SimulatorServer, kg: KinguinClient) -> None:
+    """keyType text guarantees text keys; the stock for that is textQty, not qty
+    (KG features/KeyType.md, api/products/v1/README.md; providers.md, Corrections)."""
+    offer = kg.get_offer(IMAGE)  # image keys only: qty 30, textQty 0
+    assert offer.stock == 0
+    assert kg.get_offer(TEXT).stock == 40
+
+
+def test_a_text_key_order_for_an_image_only_product_is_refused(sim: SimulatorServer, kg: KinguinClient) -> None:
+    with pytest.raises(OutOfStock):
+        buy(kg, "k-image-text", product=IMAGE)
+    assert sim.orders(P) == []
+
+
+def test_at_most_nine_units_per_order(sim: SimulatorServer, kg: KinguinClient) -> None:
+    """At most 9 units per offer in one order (KG api/order/v2/README.md)."""
+    assert kg.max_units_per_purchase == 9
+    with pytest.raises(ProviderRejected):
+        buy(kg, "k-ten", quantity=10)
+    assert sim.orders(P) == []
 
 
 def test_preorder_processing_then_keys_then_order_status_webhook(
@@ -153,8 +237,8 @@ def test_late_keys_fill_the_keys_endpoint(
     call = receiver.wait_for(lambda c: c.body.get("orderExternalId") == "k-late")
     assert call.headers["X-Event-Secret"] == "s3cret"
     assert not verify_webhook(call.headers, SIMULATOR_KINGUIN_WEBHOOK_SECRET)
-    found = kg.find_purchase(reference="k-late")
-    assert found is not None and found.state == "completed" and len(found.keys) == 2
+    found = found_purchase(kg, "k-late")
+    assert found.state == "completed" and len(found.keys) == 2
 
 
 def test_preorder_refused_when_not_allowed(sim: SimulatorServer, kg: KinguinClient) -> None:
@@ -215,11 +299,11 @@ def test_hang_is_an_unknown_outcome(sim: SimulatorServer, kg: KinguinClient) -> 
         buy(kg, "k-hang")
     # the provider finished the order after our timeout: asking by reference finds it
     deadline = time.monotonic() + 3
-    found = None
-    while found is None and time.monotonic() < deadline:
-        found = kg.find_purchase(reference="k-hang")
+    lookup = kg.find_purchase(reference="k-hang", placed_at=NOW)
+    while not isinstance(lookup, Found) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert found is not None and found.state == "completed"
+        lookup = kg.find_purchase(reference="k-hang", placed_at=NOW)
+    assert isinstance(lookup, Found) and lookup.purchase.state == "completed"
     assert len(sim.orders(P)) == 1
 
 
@@ -228,11 +312,53 @@ def test_crash_after_charge_then_find_purchase(sim: SimulatorServer, kg: Kinguin
     with pytest.raises(ProviderOutcomeUnknown):
         buy(kg, "k-crash", quantity=2)
     sim.control(P, crash_after_charge=False)
-    found = kg.find_purchase(reference="k-crash")
-    assert found is not None and found.state == "completed" and len(found.keys) == 2
+    found = found_purchase(kg, "k-crash")
+    assert found.state == "completed" and len(found.keys) == 2
     assert [o["reference"] for o in sim.orders(P)] == ["k-crash"]
     assert kg.balance().amount_minor == 100000 - 2 * 2210
-    assert kg.find_purchase(reference="k-never") is None
+    assert isinstance(kg.find_purchase(reference="k-never", placed_at=NOW), Absent)
+
+
+def test_a_failed_lookup_is_unclear_never_absent(sim: SimulatorServer, kg: KinguinClient) -> None:
+    sim.control(P, fail_lookups=True)
+    assert isinstance(kg.find_purchase(reference="k-never", placed_at=NOW), Unclear)
+    sim.control(P, fail_lookups=False, error_rate=1.0)
+    assert isinstance(kg.find_purchase(reference="k-never", placed_at=NOW), Unclear)
+
+
+def test_reference_exists_but_lookup_is_empty_is_an_unknown_outcome() -> None:
+    """Kinguin says the orderExternalId exists, yet the search finds nothing: an order
+    may exist, so this is an unknown outcome, never a rejection (providers.md,
+    Corrections: KG duplicate orderExternalId)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v2/products/"):
+            return httpx.Response(200, json={"productId": "p1", "price": 5.0, "isPreorder": False})
+        if request.url.path == "/v2/order":
+            return httpx.Response(
+                400,
+                json={
+                    "kind": "ConstraintViolation",
+                    "status": 400,
+                    "detail": "Order with this orderExternalId already exists",
+                    "propertyPath": "orderExternalId",
+                },
+            )
+        if request.url.path == "/v1/order":
+            return httpx.Response(200, json={"results": [], "item_count": 0})
+        raise AssertionError(request.url.path)
+
+    client = KinguinClient("https://kg.test", "key", 1.0, transport=httpx.MockTransport(handler))
+    with pytest.raises(ProviderOutcomeUnknown, match="came back empty"):
+        buy(client, "k-dup", product="p1")
+
+
+def test_search_answering_other_orders_is_unclear() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"results": [{"orderId": "O1", "orderExternalId": "x"}]})
+
+    client = KinguinClient("https://kg.test", "key", 1.0, transport=httpx.MockTransport(handler))
+    assert isinstance(client.find_purchase(reference="mine", placed_at=NOW), Unclear)
 
 
 @pytest.mark.parametrize("mode", ["conflict", "existing"])
@@ -355,8 +481,8 @@ def test_find_purchase_accepts_a_bare_list() -> None:
         raise AssertionError("a canceled order has no keys to fetch")
 
     client = KinguinClient("https://kg.test", "key", 1.0, transport=httpx.MockTransport(handler))
-    found = client.find_purchase(reference="mine")
-    assert found is not None and found.provider_order_id == "O2" and found.state == "failed"
+    found = found_purchase(client, "mine")
+    assert found.provider_order_id == "O2" and found.state == "failed"
 
 
 def test_keys_are_paged() -> None:
@@ -428,8 +554,8 @@ def test_parse_webhook() -> None:
         and status.status == "refunded"
         and status.updated_at is not None
     )
-    with pytest.raises(WebhookPayloadError):
-        parse_webhook({"X-Event-Name": "order.complete"}, b"{}")
+    other = parse_webhook({"X-Event-Name": "order.complete"}, b"{}")  # deprecated name
+    assert isinstance(other, OtherEvent) and other.name == "order.complete"
     with pytest.raises(WebhookPayloadError):
         parse_webhook({"X-Event-Name": "order.status"}, b"not json")
 
@@ -463,3 +589,67 @@ def test_key_codes_and_api_key_never_in_errors_or_logs(
     text = caplog.text + "\n".join(messages) + json.dumps(sim.orders(P))
     assert codes and all(c and c not in text for c in codes)
     assert SIMULATOR_KINGUIN_API_KEY not in text
+
+
+def _products(sim: SimulatorServer, **params: str) -> httpx.Response:
+    with httpx.Client(timeout=2) as http:
+        return http.get(sim.provider_url(P) + "/v1/products", params=params,
+                        headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY})
+
+
+def test_simulator_filters_by_name_and_platform(sim: SimulatorServer) -> None:
+    """GET /v1/products filters name (at least 3 characters) and platform
+    (KG api/products/v1/README.md)."""
+    names = {(p["originalName"], p["platform"]) for p in _products(sim, name="Starfall").json()["results"]}
+    assert names == {("Starfall Vanguard", "Steam"), ("Starfall Vanguard", "Xbox")}
+    xbox = _products(sim, name="Starfall", platform="Xbox").json()["results"]
+    assert [p["platform"] for p in xbox] == ["Xbox"]
+    assert _products(sim, name="St").status_code == 400
+
+
+def test_simulator_regions_and_offer_ids(sim: SimulatorServer, kg: KinguinClient) -> None:
+    with httpx.Client(timeout=2) as http:
+        regions = http.get(sim.provider_url(P) + "/v1/regions",
+                           headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY}).json()
+    assert {"id", "name"} <= set(regions[0]) and "REGION FREE" in {r["name"] for r in regions}
+    product = _products(sim, productId=TEXT).json()["results"][0]
+    assert product["regionId"] in {r["id"] for r in regions}
+    placed = buy(kg, "k-offer")
+    with httpx.Client(timeout=2) as http:
+        order = http.get(sim.provider_url(P) + f"/v1/order/{placed.provider_order_id}",
+                         headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY}).json()
+    assert order["products"][0]["offerId"] == product["cheapestOfferId"][0]
+
+
+def test_orders_complete_asynchronously_by_default() -> None:
+    """New orders are processing and complete later (KG api/order/v2/README.md)."""
+    with SimulatorServer() as fresh_sim:
+        client = KinguinClient(fresh_sim.provider_url(P), SIMULATOR_KINGUIN_API_KEY, 2.0)
+        try:
+            placed = buy(client, "k-async")
+            assert (placed.state, placed.keys) == ("pending", [])
+            deadline = time.monotonic() + 5
+            later = client.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-async")
+            while later.state != "completed" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                later = client.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-async")
+            assert later.state == "completed" and len(later.keys) == 1
+        finally:
+            client.close()
+
+
+def test_key_returns(sim: SimulatorServer, kg: KinguinClient) -> None:
+    """POST /v2/order/{orderId}/keys/return: once per order, within 24 hours, never a
+    pre-order; the balance is refunded (KG features/ReturnKeys.md)."""
+    before = kg.balance().amount_minor
+    placed = buy(kg, "k-return", quantity=2)
+    assert kg.balance().amount_minor == before - 2 * 2210
+    returned = kg.return_keys(provider_order_id=placed.provider_order_id)
+    assert sorted(returned) == sorted(k.external_id for k in placed.keys)
+    assert kg.balance().amount_minor == before
+    with pytest.raises(ProviderRejected, match="NoKeysToReturn"):
+        kg.return_keys(provider_order_id=placed.provider_order_id)  # one request per order
+    sim.control(P, return_window_seconds=0)
+    late = buy(kg, "k-too-late")
+    with pytest.raises(ProviderRejected, match="NoKeysToReturn"):
+        kg.return_keys(provider_order_id=late.provider_order_id)

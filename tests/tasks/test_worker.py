@@ -320,3 +320,79 @@ def test_a_running_worker_writes_and_renews_a_heartbeat_that_goes_stale_when_it_
     proc.wait(timeout=10)
     wait_for(lambda: presence().state == "stale", timeout=queue.settings.worker_stale_seconds + 10,
              what="the heartbeat to go stale")
+
+
+# -- a lost provider answer (DESIGN §4 invariant 3), through a real consumer ------------------
+
+
+def offers_at_both(session, sim_server, product):
+    """CodesWholesale (cheaper, tried first) and Kinguin both offer the product."""
+    for provider, price in (("codeswholesale", "5.00"), ("kinguin", "5.50")):
+        made = sim_server.add_product(provider, name=product.title, price=price, stock=20)
+        session.add(ProviderOffer(provider=provider, external_id=made["external_id"], product_id=product.id,
+                                  name=product.title, cost_minor=int(price.replace(".", "")), currency="EUR",
+                                  stock=20))
+    session.commit()
+
+
+def test_lost_answer_whose_lookup_fails_is_never_sent_again_and_goes_to_an_operator(session, queue, sim_server):
+    from core.services.operator import unknown_purchases
+
+    product = make_product(session)
+    offers_at_both(session, sim_server, product)
+    # the order is charged, the answer is lost, and the order history cannot be read
+    sim_server.control("codeswholesale", crash_after_charge=True, fail_lookups=True)
+    queue.env["KEYSHOP_UNKNOWN_PURCHASE_SECONDS"] = "3"
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    queue.start_worker()
+    send_test_event(order_number=order.number)
+    wait_for(lambda: status_of(session, order) == "needs_attention", what="the order to reach an operator")
+    [purchase] = session.exec(select(ProviderPurchase)).all()
+    assert purchase.status == "unknown" and "order history failed" in purchase.error
+    reason = fresh(session).get(Order, order.id).attention_reason
+    assert purchase.reference in reason and "confirm it was not charged" in reason
+    # it waited (the first run ended in a retry) before going to the operator
+    log = queue.logs.read_text()
+    assert "queued to try again" in log or "trying again later" in log
+    maintenance.reconcile()  # reconciliation while it waits for the operator
+    [shown] = unknown_purchases(session=fresh(session), order_id=order.id)
+    assert shown.reference == purchase.reference
+    assert shown.actions == ("confirm not charged, send again", "bought: enter the keys",
+                             "bought: fetch by provider order id")
+    assert sim_server.stats("codeswholesale")["order_requests"] == 1, "never sent again"
+    assert len(sim_server.orders("codeswholesale")) == 1
+    assert sim_server.orders("kinguin") == [], "never bought from the next provider"
+    assert delivered(session, order) == []
+
+
+def test_lost_answer_the_provider_positively_lacks_is_sent_again_under_the_same_reference(session, queue, sim_server):
+    product = make_product(session)
+    offers_at_both(session, sim_server, product)
+    # the first order request is dropped before the provider does anything with it
+    sim_server.control("codeswholesale", drop_before_charge=1)
+    queue.env["KEYSHOP_PROVIDER_TIMEOUT"] = "1"  # an absent answer is trusted 2 s after the request
+    order = make_order(session, [(product, 2)], status="pending_payment")
+    queue.start_worker()
+    send_test_event(order_number=order.number)
+    wait_for(lambda: status_of(session, order) == "fulfilled", what="the order to be fulfilled")
+    [purchase] = fresh(session).exec(select(ProviderPurchase)).all()
+    assert purchase.status == "completed" and purchase.attempts == 2
+    assert sim_server.stats("codeswholesale")["order_requests"] == 2
+    [placed] = sim_server.orders("codeswholesale")
+    assert placed["reference"] == purchase.reference, "sent again under the same reference"
+    assert sim_server.orders("kinguin") == [], "never bought from the next provider"
+    assert len(delivered(session, order)) == 2
+
+
+def test_lost_answer_whose_lookup_finds_the_order_collects_its_keys(session, queue, sim_server):
+    product = make_product(session)
+    offers_at_both(session, sim_server, product)
+    sim_server.control("codeswholesale", crash_after_charge=True)
+    order = make_order(session, [(product, 3)], status="pending_payment")
+    queue.start_worker()
+    send_test_event(order_number=order.number)
+    wait_for(lambda: status_of(session, order) == "fulfilled", what="the order to be fulfilled")
+    keys = delivered(session, order)
+    assert len(keys) == 3 and {k.supplier for k in keys} == {"codeswholesale"}
+    assert sim_server.stats("codeswholesale")["order_requests"] == 1
+    assert len(sim_server.orders("codeswholesale")) == 1 and sim_server.orders("kinguin") == []

@@ -220,3 +220,49 @@ def test_codeswholesale_postback_needs_the_auth_hash(api, session, queued_jobs):
     offer = fresh(session).exec(select(ProviderOffer)).one()
     assert (offer.stock, offer.cost_minor) == (7, 425)
     jobs.pending.clear()
+
+
+def test_codeswholesale_stock_prices_are_read_by_range(api, session, queued_jobs):
+    """STOCK price labels are ranges (CWFW stock handler expects labels such as "100+";
+    providers.md, Corrections): the unit cost is the tier that holds one unit, wherever
+    it is listed, not the first label starting with "1"."""
+    session.add(ProviderOffer(provider="codeswholesale", external_id="cw-2", name="x", cost_minor=900,
+                              currency="EUR", stock=1))
+    session.commit()
+    good = hashlib.sha256((SIMULATOR_CODESWHOLESALE_CLIENT_ID + SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE).encode()).hexdigest()
+    prices = [{"priceRangeLabel": "100+", "price": 3.10}, {"priceRangeLabel": "10 - 99", "price": 4.00},
+              {"priceRangeLabel": "1-9", "price": 4.75}]
+    body = {"type": "STOCK", "authHash": good, "products": [{"productId": "cw-2", "quantity": 12, "prices": prices}]}
+    assert api.post("/api/webhooks/codeswholesale", json=body).status_code == 200
+    process_all(queued_jobs)
+    offer = fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "cw-2")).one()
+    assert (offer.stock, offer.cost_minor) == (12, 475)
+    jobs.pending.clear()
+
+
+def test_an_unknown_kinguin_event_is_stored_and_answered_2xx(api, session, queued_jobs):
+    """Kinguin may disable an endpoint that keeps failing; reply 2xx to every delivery,
+    including events we do not handle (KG features/Webhooks.md; providers.md,
+    Corrections)."""
+    headers = {"X-Event-Name": "order.complete", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET}
+    answer = api.post("/api/webhooks/kinguin", content=b'{"orderId": "PHS1", "status": "completed"}',
+                      headers=headers)
+    assert answer.status_code in (200, 202, 204)
+    process_all(queued_jobs)
+    [event] = fresh(session).exec(select(WebhookEvent).where(WebhookEvent.source == "kinguin")).all()
+    assert event.event_type == "order.complete" and event.processed_at is not None
+    assert "ignored" in (event.outcome or "")
+
+
+def test_kinguin_product_update_counts_text_keys(api, session, queued_jobs):
+    """We order keyType text, so the stock that counts is textQty, not qty
+    (KG features/KeyType.md; providers.md, Corrections)."""
+    session.add(ProviderOffer(provider="kinguin", external_id="kg-text", name="x", cost_minor=500,
+                              currency="EUR", stock=10))
+    session.commit()
+    headers = {"X-Event-Name": "product.update", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET}
+    body = json.dumps({"kinguinId": 1, "productId": "kg-text", "qty": 8, "textQty": 2,
+                       "cheapestOfferId": ["o1"], "updatedAt": "2026-11-22T10:05:00+00:00"}).encode()
+    assert api.post("/api/webhooks/kinguin", content=body, headers=headers).status_code == 204
+    process_all(queued_jobs)
+    assert fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "kg-text")).one().stock == 2
