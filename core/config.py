@@ -18,7 +18,14 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -107,10 +114,8 @@ class Settings(BaseSettings):
     queue_name: str = Field(
         "keyshop", pattern=r"^[A-Za-z0-9_.-]{1,64}$", validation_alias="KEYSHOP_QUEUE_NAME"
     )
-    keyring: str | None = Field(None, validation_alias="KEYSHOP_KEYRING", repr=False)
-    fingerprint_key: str | None = Field(
-        None, validation_alias="KEYSHOP_FINGERPRINT_KEY", repr=False
-    )
+    keyring: SecretStr | None = Field(None, validation_alias="KEYSHOP_KEYRING")
+    fingerprint_key: SecretStr | None = Field(None, validation_alias="KEYSHOP_FINGERPRINT_KEY")
     import_batch_size: int = Field(
         5000, ge=100, le=100_000, validation_alias="KEYSHOP_IMPORT_BATCH_SIZE"
     )
@@ -134,23 +139,23 @@ class Settings(BaseSettings):
     simulator_port: int = Field(8701, ge=1, le=65535, validation_alias="KEYSHOP_SIMULATOR_PORT")
     codeswholesale_base_url: str | None = Field(None, validation_alias="CODESWHOLESALE_BASE_URL")
     codeswholesale_client_id: str | None = Field(None, validation_alias="CODESWHOLESALE_CLIENT_ID")
-    codeswholesale_client_secret: str | None = Field(
-        None, validation_alias="CODESWHOLESALE_CLIENT_SECRET", repr=False
+    codeswholesale_client_secret: SecretStr | None = Field(
+        None, validation_alias="CODESWHOLESALE_CLIENT_SECRET"
     )
-    codeswholesale_client_signature: str | None = Field(
-        None, validation_alias="CODESWHOLESALE_CLIENT_SIGNATURE", repr=False
+    codeswholesale_client_signature: SecretStr | None = Field(
+        None, validation_alias="CODESWHOLESALE_CLIENT_SIGNATURE"
     )
     kinguin_base_url: str | None = Field(None, validation_alias="KINGUIN_BASE_URL")
-    kinguin_api_key: str | None = Field(None, validation_alias="KINGUIN_API_KEY", repr=False)
-    kinguin_webhook_secret: str | None = Field(
-        None, validation_alias="KINGUIN_WEBHOOK_SECRET", repr=False
+    kinguin_api_key: SecretStr | None = Field(None, validation_alias="KINGUIN_API_KEY")
+    kinguin_webhook_secret: SecretStr | None = Field(
+        None, validation_alias="KINGUIN_WEBHOOK_SECRET"
     )
 
     # -- public address (links in e-mails, webhook targets of the simulators) --
     public_url: str = Field("http://127.0.0.1:3000", validation_alias="KEYSHOP_PUBLIC_URL")
 
     # -- signing secret for links and tokens (embedded default: generated under var/) --
-    secret_key: str | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY", repr=False)
+    secret_key: SecretStr | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY")
 
     # -- customer accounts: sessions, password resets, password hashing --
     session_days: int = Field(30, ge=1, le=365, validation_alias="KEYSHOP_SESSION_DAYS")
@@ -165,10 +170,8 @@ class Settings(BaseSettings):
     # Stripe's API address: only changed to point at stripe-mock or a test server.
     stripe_api_base: str | None = Field(None, validation_alias="STRIPE_API_BASE")
     allow_test_payments: bool = Field(False, validation_alias="KEYSHOP_ALLOW_TEST_PAYMENTS")
-    stripe_secret_key: str | None = Field(None, validation_alias="STRIPE_SECRET_KEY", repr=False)
-    stripe_webhook_secret: str | None = Field(
-        None, validation_alias="STRIPE_WEBHOOK_SECRET", repr=False
-    )
+    stripe_secret_key: SecretStr | None = Field(None, validation_alias="STRIPE_SECRET_KEY")
+    stripe_webhook_secret: SecretStr | None = Field(None, validation_alias="STRIPE_WEBHOOK_SECRET")
     stripe_tolerance_seconds: int = Field(
         300, ge=1, le=3600, validation_alias="STRIPE_WEBHOOK_TOLERANCE"
     )
@@ -215,7 +218,7 @@ class Settings(BaseSettings):
     )
 
     # -- e-mail: SMTP in production, .eml files in var/outbox/ by default --
-    smtp_url: str | None = Field(None, validation_alias="SMTP_URL", repr=False)
+    smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
     mail_from: str = Field("keyshop <shop@keyshop.localhost>", validation_alias="KEYSHOP_MAIL_FROM")
 
     # -- blob store for image keys: a folder under var/ by default, or S3-compatible --
@@ -227,9 +230,21 @@ class Settings(BaseSettings):
         900, ge=30, le=86400, validation_alias="KEYSHOP_BLOB_LINK_SECONDS"
     )
 
-    @field_validator("stripe_secret_key")
+    @field_validator(
+        "codeswholesale_client_secret",
+        "codeswholesale_client_signature",
+        "kinguin_api_key",
+        "kinguin_webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if value in (None, "") else value
+
+    @field_validator("stripe_secret_key", mode="before")
     @classmethod
     def _stripe_key(cls, value: str | None) -> str | None:
+        value = reveal(value)
         if value in (None, ""):
             return None
         if not value.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
@@ -238,9 +253,10 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("stripe_webhook_secret")
+    @field_validator("stripe_webhook_secret", mode="before")
     @classmethod
     def _stripe_webhook_secret(cls, value: str | None) -> str | None:
+        value = reveal(value)
         if value in (None, ""):
             return None
         if not value.startswith("whsec_"):
@@ -253,9 +269,10 @@ class Settings(BaseSettings):
         with ``KEYSHOP_ALLOW_TEST_PAYMENTS=true``, for a staging shop)."""
         return not self.stripe_secret_key
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", mode="before")
     @classmethod
     def _secret_key(cls, value: str | None) -> str | None:
+        value = reveal(value)
         if value in (None, ""):
             return None
         if len(value) < 32:
@@ -269,9 +286,10 @@ class Settings(BaseSettings):
             raise ValueError("fast (a test-only parameter set) is refused in production")
         return value
 
-    @field_validator("smtp_url")
+    @field_validator("smtp_url", mode="before")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
+        value = reveal(value)
         if value in (None, ""):
             return None
         from urllib.parse import urlsplit
@@ -326,17 +344,19 @@ class Settings(BaseSettings):
             raise ValueError("must be redis://host:port/db, rediss://… or sqlite:///path")
         return value
 
-    @field_validator("keyring")
+    @field_validator("keyring", mode="before")
     @classmethod
     def _keyring(cls, value: str | None) -> str | None:
+        value = reveal(value)
         if value in (None, ""):
             return None
         parse_keyring(value)
         return value
 
-    @field_validator("fingerprint_key")
+    @field_validator("fingerprint_key", mode="before")
     @classmethod
     def _fingerprint_key(cls, value: str | None) -> str | None:
+        value = reveal(value)
         if value in (None, ""):
             return None
         parse_secret_key(value)
@@ -399,7 +419,7 @@ class Settings(BaseSettings):
     def simulator_url(self) -> str:
         return f"http://{self.simulator_host}:{self.simulator_port}"
 
-    def provider_credentials(self, name: str) -> dict[str, str | None]:
+    def provider_credentials(self, name: str) -> dict[str, str | SecretStr | None]:
         if name == "codeswholesale":
             return {
                 "CODESWHOLESALE_BASE_URL": self.codeswholesale_base_url,
@@ -444,161 +464,90 @@ class Settings(BaseSettings):
         return self.effective_database_url.startswith("postgresql")
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """(setting, value with secrets masked, where it came from) for check-config."""
-        from sqlalchemy.engine import make_url as _url
-
-        def mask_url(url: str) -> str:
-            if url.startswith(("redis", "rediss", "smtp")) and "@" in url:
-                scheme, rest = url.split("://", 1)
-                return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-            if url.startswith(("redis", "rediss", "smtp")):
-                return url
-            return _url(url).render_as_string(hide_password=True)
-
-        def mask_keyring(value: str | None) -> str:
-            if not value:
-                return (
-                    f"(generated file {self.keyring_file})"
-                    if self.env == "embedded"
-                    else "(missing)"
-                )
-            ids = sorted(parse_keyring(value))
-            return f"*** key ids {ids}, active {ids[-1]}"
-
+        """(setting, value with secrets masked, where it came from) for check-config: every
+        field of this model, in declaration order, generated from the model itself. A
+        :class:`~pydantic.SecretStr` shows as ``***``; a few settings show what the
+        embedded default does instead (``_DESCRIBE``)."""
         given = self.model_fields_set
+        rows = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            special = _DESCRIBE.get(name)
+            if special is not None:
+                shown = special(self)
+            elif isinstance(value, SecretStr):
+                shown = "***"
+            elif value is None:
+                shown = "-"
+            else:
+                shown = str(value)
+            rows.append(
+                (str(field.validation_alias), shown, "environment" if name in given else "default")
+            )
+        return rows
 
-        def src(field: str, default_note: str = "default") -> str:
-            return "environment" if field in given else default_note
 
-        return [
-            ("KEYSHOP_ENV", self.env, src("env")),
-            ("KEYSHOP_VAR_DIR", str(self.var_dir), src("var_dir")),
-            (
-                "DATABASE_URL",
-                mask_url(self.effective_database_url),
-                src("database_url", "embedded default"),
-            ),
-            ("QUEUE_URL", mask_url(self.effective_queue_url), src("queue_url", "embedded default")),
-            ("KEYSHOP_KEYRING", mask_keyring(self.keyring), src("keyring", "embedded default")),
-            (
-                "KEYSHOP_FINGERPRINT_KEY",
-                "***" if self.fingerprint_key else f"(generated file {self.keyring_file})",
-                src("fingerprint_key", "embedded default"),
-            ),
-            ("KEYSHOP_IMPORT_BATCH_SIZE", str(self.import_batch_size), src("import_batch_size")),
-            ("KEYSHOP_MAX_KEY_LENGTH", str(self.max_key_length), src("max_key_length")),
-            (
-                "KEYSHOP_LOW_STOCK_THRESHOLD",
-                str(self.default_low_stock_threshold),
-                src("default_low_stock_threshold"),
-            ),
-            ("KEYSHOP_LOG_LEVEL", self.log_level, src("log_level")),
-            ("KEYSHOP_PROVIDER_CHAIN", self.provider_chain, src("provider_chain")),
-            (
-                "KEYSHOP_PROVIDER_TIMEOUT",
-                str(self.provider_timeout_seconds),
-                src("provider_timeout_seconds"),
-            ),
-            ("KEYSHOP_MIN_MARGIN_PERCENT", str(self.min_margin_percent), src("min_margin_percent")),
-            (
-                "KEYSHOP_UNKNOWN_PURCHASE_SECONDS",
-                str(self.unknown_purchase_seconds),
-                src("unknown_purchase_seconds"),
-            ),
-            (
-                "CODESWHOLESALE_BASE_URL",
-                self.codeswholesale_base_url or f"{self.simulator_url}/codeswholesale (simulator)",
-                src("codeswholesale_base_url", "embedded default"),
-            ),
-            (
-                "CODESWHOLESALE_CLIENT_ID",
-                self.codeswholesale_client_id or "(simulator)",
-                src("codeswholesale_client_id", "embedded default"),
-            ),
-            (
-                "CODESWHOLESALE_CLIENT_SECRET",
-                "***" if self.codeswholesale_client_secret else "(simulator)",
-                src("codeswholesale_client_secret", "embedded default"),
-            ),
-            (
-                "CODESWHOLESALE_CLIENT_SIGNATURE",
-                "***" if self.codeswholesale_client_signature else "(simulator)",
-                src("codeswholesale_client_signature", "embedded default"),
-            ),
-            (
-                "KINGUIN_BASE_URL",
-                self.kinguin_base_url or f"{self.simulator_url}/kinguin (simulator)",
-                src("kinguin_base_url", "embedded default"),
-            ),
-            (
-                "KINGUIN_API_KEY",
-                "***" if self.kinguin_api_key else "(simulator)",
-                src("kinguin_api_key", "embedded default"),
-            ),
-            (
-                "KINGUIN_WEBHOOK_SECRET",
-                "***" if self.kinguin_webhook_secret else "(simulator)",
-                src("kinguin_webhook_secret", "embedded default"),
-            ),
-            ("KEYSHOP_PUBLIC_URL", self.public_url, src("public_url")),
-            (
-                "KEYSHOP_SECRET_KEY",
-                "***" if self.secret_key else f"(generated file {self.var_dir / 'secret.key'})",
-                src("secret_key", "embedded default"),
-            ),
-            (
-                "STRIPE_SECRET_KEY",
-                ("***" + self.stripe_secret_key[-4:])
-                if self.stripe_secret_key
-                else "(built-in test payments)",
-                src("stripe_secret_key", "embedded default"),
-            ),
-            (
-                "STRIPE_WEBHOOK_SECRET",
-                "***" if self.stripe_webhook_secret else "(local test secret)",
-                src("stripe_webhook_secret", "embedded default"),
-            ),
-            (
-                "KEYSHOP_UNPAID_ORDER_MINUTES",
-                str(self.unpaid_order_minutes),
-                src("unpaid_order_minutes"),
-            ),
-            (
-                "KEYSHOP_WEBHOOK_RETRY_SECONDS",
-                str(self.webhook_retry_seconds),
-                src("webhook_retry_seconds"),
-            ),
-            (
-                "KEYSHOP_REJECTED_WEBHOOK_DAYS",
-                str(self.rejected_webhook_days),
-                src("rejected_webhook_days"),
-            ),
-            (
-                "KEYSHOP_WORKER_STALE_SECONDS",
-                str(self.worker_stale_seconds),
-                src("worker_stale_seconds"),
-            ),
-            (
-                "KEYSHOP_QUEUE_DOWN_EXIT_SECONDS",
-                str(self.queue_down_exit_seconds),
-                src("queue_down_exit_seconds"),
-            ),
-            (
-                "SMTP_URL",
-                mask_url(self.smtp_url)
-                if self.smtp_url
-                else f"(e-mails written to {self.outbox_dir})",
-                src("smtp_url", "embedded default"),
-            ),
-            ("KEYSHOP_MAIL_FROM", self.mail_from, src("mail_from")),
-            (
-                "KEYSHOP_BLOB_STORE",
-                self.blob_store if self.blob_store == "s3" else f"local ({self.blob_dir})",
-                src("blob_store", "embedded default"),
-            ),
-            ("S3_BUCKET", self.s3_bucket or "-", src("s3_bucket")),
-            ("S3_ENDPOINT_URL", self.s3_endpoint_url or "-", src("s3_endpoint_url")),
-        ]
+def reveal(value: SecretStr | str | None) -> str | None:
+    """The plain text of a secret setting (None when unset). The one way code reads a
+    secret; ``repr``, ``check-config`` and logs only ever see ``***``."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return value
+
+
+def mask_url(url: str) -> str:
+    """A URL with its password (or its whole user part for Redis and SMTP) masked."""
+    if url.startswith(("redis", "rediss", "smtp")):
+        if "@" not in url:
+            return url
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _keyring_shown(s: Settings) -> str:
+    value = reveal(s.keyring)
+    if not value:
+        return f"(generated file {s.keyring_file})" if s.env == "embedded" else "(missing)"
+    ids = sorted(parse_keyring(value))
+    return f"*** key ids {ids}, active {ids[-1]}"
+
+
+#: Settings whose value is shown differently from plain ``str(value)`` / ``***``: what
+#: the embedded default does when they are unset, or a masked form.
+_DESCRIBE: dict[str, Any] = {
+    "database_url": lambda s: mask_url(s.effective_database_url),
+    "queue_url": lambda s: mask_url(s.effective_queue_url),
+    "keyring": _keyring_shown,
+    "fingerprint_key": lambda s: (
+        "***" if s.fingerprint_key else f"(generated file {s.keyring_file})"
+    ),
+    "codeswholesale_base_url": lambda s: (
+        s.codeswholesale_base_url or f"{s.simulator_url}/codeswholesale (simulator)"
+    ),
+    "codeswholesale_client_id": lambda s: s.codeswholesale_client_id or "(simulator)",
+    "codeswholesale_client_secret": lambda s: (
+        "***" if s.codeswholesale_client_secret else "(simulator)"
+    ),
+    "codeswholesale_client_signature": lambda s: (
+        "***" if s.codeswholesale_client_signature else "(simulator)"
+    ),
+    "kinguin_base_url": lambda s: s.kinguin_base_url or f"{s.simulator_url}/kinguin (simulator)",
+    "kinguin_api_key": lambda s: "***" if s.kinguin_api_key else "(simulator)",
+    "kinguin_webhook_secret": lambda s: "***" if s.kinguin_webhook_secret else "(simulator)",
+    "secret_key": lambda s: "***" if s.secret_key else f"(generated file {s.secret_key_file})",
+    "stripe_secret_key": lambda s: (
+        "***" + (reveal(s.stripe_secret_key) or "")[-4:]
+        if s.stripe_secret_key
+        else "(built-in test payments)"
+    ),
+    "stripe_webhook_secret": lambda s: "***" if s.stripe_webhook_secret else "(local test secret)",
+    "stripe_api_base": lambda s: s.stripe_api_base or "(Stripe's own API)",
+    "smtp_url": lambda s: (
+        mask_url(reveal(s.smtp_url) or "") if s.smtp_url else f"(e-mails written to {s.outbox_dir})"
+    ),
+    "blob_store": lambda s: s.blob_store if s.blob_store == "s3" else f"local ({s.blob_dir})",
+}
 
 
 _ALIASES = {name: (f.validation_alias or name).upper() for name, f in Settings.model_fields.items()}  # type: ignore[union-attr]

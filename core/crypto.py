@@ -34,7 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.config import Settings, get_settings, parse_keyring, parse_secret_key
+from core.config import Settings, get_settings, parse_keyring, parse_secret_key, reveal
 from core.errors import ConfigError, KeyDecryptionError
 
 log = logging.getLogger(__name__)
@@ -201,8 +201,8 @@ def build_vault(settings: Settings) -> KeyVault:
         if settings.env == "production":
             raise ConfigError("KEYSHOP_KEYRING", "required when KEYSHOP_ENV=production")
         file_keyring, file_fp = _load_or_create_file(settings.keyring_file)
-    keyring = parse_keyring(settings.keyring) if settings.keyring else file_keyring
-    fp = parse_secret_key(settings.fingerprint_key) if settings.fingerprint_key else file_fp
+    keyring = parse_keyring(reveal(settings.keyring) or "") if settings.keyring else file_keyring
+    fp = parse_secret_key(reveal(settings.fingerprint_key) or "") if settings.fingerprint_key else file_fp
     assert keyring is not None and fp is not None
     return KeyVault(keyring, fp)
 

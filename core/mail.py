@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-from core.config import Settings, get_settings
+from core.config import Settings, get_settings, reveal
 from core.errors import DomainError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -468,7 +468,7 @@ def get_mailer(settings: Settings | None = None) -> Mailer:
     """SMTP when ``SMTP_URL`` is set, the outbox folder otherwise."""
     s = settings or get_settings()
     if s.smtp_url:
-        return SmtpMailer(s.smtp_url, mail_from=s.mail_from)
+        return SmtpMailer(reveal(s.smtp_url) or "", mail_from=s.mail_from)
     return OutboxMailer(s.outbox_dir, mail_from=s.mail_from)
 
 

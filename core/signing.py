@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from core.config import get_settings
+from core.config import get_settings, reveal
 from core.errors import DomainError
 
 _lock = threading.Lock()
@@ -42,7 +42,7 @@ def secret_key() -> bytes:
         if _secret is None:
             settings = get_settings()
             if settings.secret_key:
-                _secret = settings.secret_key.encode("utf-8")
+                _secret = (reveal(settings.secret_key) or "").encode("utf-8")
             else:
                 path = settings.secret_key_file
                 if not path.exists():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.config import reveal
 from core.errors import ConfigError
 from core.providers.base import ProviderClient
 from core.providers.codeswholesale import CodesWholesaleClient
@@ -57,8 +58,10 @@ def build_client(settings: Settings, name: str) -> ProviderClient:
         return CodesWholesaleClient(
             _require("CODESWHOLESALE_BASE_URL", settings.codeswholesale_base_url),
             _require("CODESWHOLESALE_CLIENT_ID", settings.codeswholesale_client_id),
-            _require("CODESWHOLESALE_CLIENT_SECRET", settings.codeswholesale_client_secret),
-            _require("CODESWHOLESALE_CLIENT_SIGNATURE", settings.codeswholesale_client_signature),
+            _require("CODESWHOLESALE_CLIENT_SECRET", reveal(settings.codeswholesale_client_secret)),
+            _require(
+                "CODESWHOLESALE_CLIENT_SIGNATURE", reveal(settings.codeswholesale_client_signature)
+            ),
             timeout,
         )
     if name == "kinguin":
@@ -68,7 +71,7 @@ def build_client(settings: Settings, name: str) -> ProviderClient:
             )
         return KinguinClient(
             _require("KINGUIN_BASE_URL", settings.kinguin_base_url),
-            _require("KINGUIN_API_KEY", settings.kinguin_api_key),
+            _require("KINGUIN_API_KEY", reveal(settings.kinguin_api_key)),
             timeout,
         )
     raise ConfigError("KEYSHOP_PROVIDER_CHAIN", f"unknown provider {name!r}")
@@ -85,7 +88,9 @@ def codeswholesale_postback_credentials(settings: Settings) -> tuple[str, str]:
         return SIMULATOR_CODESWHOLESALE_CLIENT_ID, SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE
     return (
         _require("CODESWHOLESALE_CLIENT_ID", settings.codeswholesale_client_id),
-        _require("CODESWHOLESALE_CLIENT_SIGNATURE", settings.codeswholesale_client_signature),
+        _require(
+            "CODESWHOLESALE_CLIENT_SIGNATURE", reveal(settings.codeswholesale_client_signature)
+        ),
     )
 
 
@@ -93,5 +98,5 @@ def kinguin_webhook_secret(settings: Settings) -> str | None:
     """The ``X-Event-Secret`` Kinguin webhooks must carry: the configured one, or the
     simulator's when Kinguin is simulated and none is configured."""
     if settings.kinguin_webhook_secret:
-        return settings.kinguin_webhook_secret
+        return reveal(settings.kinguin_webhook_secret)
     return SIMULATOR_KINGUIN_WEBHOOK_SECRET if uses_simulator(settings, "kinguin") else None

@@ -30,7 +30,7 @@ import stripe
 from sqlmodel import Session, col, select
 
 from core import jobs
-from core.config import get_settings
+from core.config import get_settings, reveal
 from core.errors import DomainError, InvalidInput, NotFound
 from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, WebhookEvent, row_id
 from core.services import locking
@@ -57,7 +57,7 @@ def webhook_secret() -> str:
     built-in test payments sign with (derived from the shop's signing secret)."""
     settings = get_settings()
     if settings.stripe_webhook_secret:
-        return settings.stripe_webhook_secret
+        return reveal(settings.stripe_webhook_secret) or ""
     digest = hmac.new(secret_key(), b"keyshop test payments webhook", hashlib.sha256).digest()
     return "whsec_test_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
@@ -109,7 +109,7 @@ def stripe_client() -> stripe.StripeClient:
     goes through it."""
     settings = get_settings()
     return stripe.StripeClient(
-        settings.stripe_secret_key or "",
+        reveal(settings.stripe_secret_key) or "",
         base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else {},
         max_network_retries=1,
     )

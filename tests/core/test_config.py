@@ -70,3 +70,61 @@ def test_describe_masks_every_secret(monkeypatch, tmp_path):
     for secret in ("hunter2", "redispw", GOOD):
         assert secret not in text
     assert "active 2" in text
+
+
+# -- settings describe themselves (issue #12 item 4) -------------------------------------------
+
+SECRETS = {
+    "KEYSHOP_KEYRING": f"1:{GOOD}",
+    "KEYSHOP_FINGERPRINT_KEY": GOOD,
+    "KEYSHOP_SECRET_KEY": "s3cr3t-" + "x" * 40,
+    "CODESWHOLESALE_CLIENT_SECRET": "cw-secret-value",
+    "CODESWHOLESALE_CLIENT_SIGNATURE": "cw-signature-value",
+    "KINGUIN_API_KEY": "kinguin-api-key-value",
+    "KINGUIN_WEBHOOK_SECRET": "kinguin-hook-secret",
+    "STRIPE_SECRET_KEY": "sk_test_stripesecretvalue1234",
+    "STRIPE_WEBHOOK_SECRET": "whsec_stripehooksecret",
+    "SMTP_URL": "smtp://mailer:mailpassword@mail.example.com:587",
+}
+
+
+def _aliases() -> list[str]:
+    from core.config import Settings
+
+    return [str(f.validation_alias) for f in Settings.model_fields.values()]
+
+
+def test_check_config_lists_every_setting(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    names = [name for name, _, _ in load_settings().describe()]
+    assert sorted(names) == sorted(_aliases())
+
+
+def test_the_readme_documents_every_setting():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    missing = [name for name in _aliases() if name not in documented]
+    assert not missing, f"README's Configuration table does not mention {missing}"
+
+
+def test_secrets_are_secret_str_and_never_shown(monkeypatch, tmp_path):
+    from pydantic import SecretStr
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert isinstance(settings.stripe_secret_key, SecretStr)
+    assert isinstance(settings.kinguin_api_key, SecretStr)
+    shown = repr(settings.describe()) + repr(settings) + str(settings.model_dump())
+    for value in SECRETS.values():
+        assert value not in shown
+    assert "mailpassword" not in shown and "mail.example.com" in shown
+    rows = {name: (value, source) for name, value, source in settings.describe()}
+    assert rows["STRIPE_SECRET_KEY"] == ("***1234", "environment")
+    assert rows["KINGUIN_API_KEY"] == ("***", "environment")
+    assert rows["KEYSHOP_ALLOW_TEST_PAYMENTS"] == ("False", "default")

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from core import config, crypto
-from core.config import Settings
+from core.config import Settings, reveal
 from core.db import session_scope
 from core.errors import InvalidKeyState, KeyDecryptionError, NotFound
 from core.models import AuditEvent, Key, KeyStatus, utcnow
@@ -29,7 +29,7 @@ def keyring(test_settings: Settings, spec: str) -> Iterator[crypto.KeyVault]:
     """Run with another KEYSHOP_KEYRING (same database, var dir and fingerprint key)."""
     new = config.load_settings(
         KEYSHOP_KEYRING=spec,
-        KEYSHOP_FINGERPRINT_KEY=test_settings.fingerprint_key,
+        KEYSHOP_FINGERPRINT_KEY=reveal(test_settings.fingerprint_key),
         DATABASE_URL=test_settings.database_url,
         KEYSHOP_VAR_DIR=str(test_settings.var_dir),
     )
@@ -141,7 +141,7 @@ def test_rotation_moves_every_key_to_the_new_entry(
     assert set(_versions().values()) == {1}
 
     assert test_settings.keyring is not None
-    with keyring(test_settings, f"{test_settings.keyring},2:{SECOND_ENTRY}") as vault:
+    with keyring(test_settings, f"{reveal(test_settings.keyring)},2:{SECOND_ENTRY}") as vault:
         assert vault.active_id == 2
         calls: list[tuple[int, int]] = []
         report = rotate_keys(batch_size=10, progress=lambda d, t: calls.append((d, t)))
@@ -168,7 +168,7 @@ def test_an_interrupted_rotation_resumes(session: Session, test_settings: Settin
         raise Interrupted
 
     assert test_settings.keyring is not None
-    with keyring(test_settings, f"{test_settings.keyring},2:{SECOND_ENTRY}") as vault:
+    with keyring(test_settings, f"{reveal(test_settings.keyring)},2:{SECOND_ENTRY}") as vault:
         with pytest.raises(Interrupted):
             rotate_keys(batch_size=5, progress=stop_after_first_batch)
         versions = _versions()
@@ -193,7 +193,7 @@ def test_keys_that_fail_to_decrypt_are_reported_and_skipped(
     session.commit()
 
     assert test_settings.keyring is not None
-    with keyring(test_settings, f"{test_settings.keyring},2:{SECOND_ENTRY}"):
+    with keyring(test_settings, f"{reveal(test_settings.keyring)},2:{SECOND_ENTRY}"):
         report = rotate_keys(batch_size=2)
     assert (report.total, report.rotated, report.remaining) == (6, 5, 1)
     assert report.failed == (str(broken.id),)
@@ -230,7 +230,7 @@ def test_rotation_skips_keys_a_claim_holds_and_a_rerun_takes_them(
     session.commit()
 
     assert test_settings.keyring is not None
-    with keyring(test_settings, f"{test_settings.keyring},2:{SECOND_ENTRY}"):
+    with keyring(test_settings, f"{reveal(test_settings.keyring)},2:{SECOND_ENTRY}"):
         with session_scope() as claimer:  # holds the oldest key's row lock meanwhile
             claim_keys(session=claimer, product_id=product.id, quantity=1, line_id=line)  # type: ignore[arg-type]
             report = rotate_keys(batch_size=2)

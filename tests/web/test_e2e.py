@@ -26,6 +26,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from core.config import reveal
 from core.crypto import get_vault
 from core.models import Key, Order, OrderLine
 from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING, is_postgres_run
@@ -96,7 +97,7 @@ def shop(test_settings, tmp_path_factory) -> Iterator[Shop]:
         "KEYSHOP_VAR_DIR": str(test_settings.var_dir),
         "KEYSHOP_KEYRING": TEST_KEYRING,
         "KEYSHOP_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
-        "KEYSHOP_SECRET_KEY": test_settings.secret_key or "e2e-" + "s" * 40,
+        "KEYSHOP_SECRET_KEY": reveal(test_settings.secret_key) or "e2e-" + "s" * 40,
         "KEYSHOP_SIMULATOR_PORT": str(sim_port),
         "KEYSHOP_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "KEYSHOP_PASSWORD_HASHING": "fast",
