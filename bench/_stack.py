@@ -610,7 +610,8 @@ class Stack:
 
     def payment_event(self, order: Any) -> tuple[bytes, dict[str, str]]:
         """A signed Stripe-format ``checkout.session.completed`` for ``order``."""
-        from core.services.payments import build_test_event, sign_stripe_payload, webhook_secret
+        from core.services.payments import webhook_secret
+        from core.services.test_payments import build_test_event, sign_stripe_payload
 
         body = build_test_event(order)
         return body, {

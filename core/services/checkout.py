@@ -20,7 +20,7 @@ what will serve it → payment session. A checkout nothing can serve is refused.
   cancelled (its reservation released) and the error says so.
 - :func:`pay_test_order` is the test payment page's button: it sends the signed,
   Stripe-format event through the same webhook path as Stripe's
-  (:func:`core.services.payments.send_test_event`).
+  (:func:`core.services.test_payments.send_test_event`).
 
 "Buyable" is the product page's rule (:mod:`core.services.storefront`): active, and own
 available keys plus the providers' free units (not held by other orders) within the
@@ -48,10 +48,11 @@ from core.services.customers import normalise_email
 from core.services.notifications import order_access_token
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE, LineRequest, create_order
 from core.services.orders import transition_order as _transition
-from core.services.payments import NoTestPayments, send_test_event, stripe_client
+from core.services.payments import stripe_client
 from core.services.portal import OrderNotFound, open_order, order_page_url
 from core.services.reservations import NothingToServe, reserve_order
 from core.services.storefront import availability
+from core.services.test_payments import NoTestPayments, send_test_event
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,8 @@ from core.services.fulfilment import (
 from core.services.inventory import claim_keys, deliver_lines, mark_faulty, revoke_key
 from core.services.key_returns import return_eligible
 from core.services.orders import transition_order
-from core.services.payments import send_test_event, stripe_client, take_back_keys
+from core.services.payments import stripe_client, take_back_keys
+from core.services.test_payments import send_test_event
 
 S = OrderStatus
 

@@ -20,9 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,21 +28,14 @@ from sqlmodel import Session, col, select
 
 from core import jobs
 from core.config import get_settings, reveal
-from core.errors import DomainError, InvalidInput, NotFound
+from core.errors import NotFound
 from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, WebhookEvent, row_id
 from core.services import locking
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import revoke_key
 from core.services.orders import transition_order
-from core.services.webhooks import (
-    Receipt,
-    Verified,
-    WebhookRejected,
-    parse_json_object,
-    receive_webhook,
-    register_source,
-)
+from core.services.webhook_types import Verified, WebhookRejected, parse_json_object
 from core.signing import secret_key
 
 S = OrderStatus
@@ -307,94 +297,3 @@ def handle_stripe(session: Session, event: WebhookEvent, payload: dict[str, Any]
         )
         return _take_money_back(session, order, S.DISPUTED, "dispute", str(obj.get("id")))
     return f"ignored {kind}"
-
-
-register_source("stripe", authenticate=authenticate_stripe, handle=handle_stripe)
-
-
-# -- the built-in test payments -------------------------------------------------------------
-
-
-def sign_stripe_payload(body: bytes, secret: str, timestamp: int | None = None) -> str:
-    """A ``Stripe-Signature`` header value, computed exactly as Stripe does."""
-    ts = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={ts},v1={mac}"
-
-
-def build_test_event(order: Order, *, kind: str = "checkout.session.completed") -> bytes:
-    """A Stripe-format event body for the test payment of ``order``."""
-    reference = f"pi_test_{secrets.token_hex(12)}"
-    if kind == "checkout.session.completed":
-        obj: dict[str, Any] = {
-            "id": f"cs_test_{secrets.token_hex(12)}",
-            "object": "checkout.session",
-            "client_reference_id": order.number,
-            "metadata": {"order_number": order.number},
-            "payment_status": "paid",
-            "status": "complete",
-            "payment_intent": reference,
-            "amount_total": order.total_minor,
-            "currency": order.currency.lower(),
-            "customer_email": order.email,
-            "livemode": False,
-        }
-    elif kind == "charge.refunded":
-        obj = {
-            "id": f"ch_test_{secrets.token_hex(12)}",
-            "object": "charge",
-            "payment_intent": order.payment_reference,
-            "amount": order.total_minor,
-            "amount_refunded": order.total_minor,
-            "refunded": True,
-            "currency": order.currency.lower(),
-            "metadata": {"order_number": order.number},
-        }
-    elif kind == "charge.dispute.created":
-        obj = {
-            "id": f"dp_test_{secrets.token_hex(12)}",
-            "object": "dispute",
-            "payment_intent": order.payment_reference,
-            "amount": order.total_minor,
-            "currency": order.currency.lower(),
-            "reason": "fraudulent",
-            "metadata": {"order_number": order.number},
-        }
-    else:
-        raise InvalidInput(f"no test event of type {kind}")
-    event = {
-        "id": f"evt_test_{secrets.token_hex(12)}",
-        "object": "event",
-        "api_version": "2024-06-20",
-        "created": int(time.time()),
-        "livemode": False,
-        "type": kind,
-        "data": {"object": obj},
-    }
-    return json.dumps(event, separators=(",", ":")).encode()
-
-
-class NoTestPayments(DomainError):
-    code = "test_payments_disabled"
-    http_status = 403
-
-
-def send_test_event(*, order_number: str, kind: str = "checkout.session.completed") -> Receipt:
-    """Complete (or refund, or dispute) an order with the built-in test payments: build the
-    Stripe-format event, sign it with the local secret and pass it through the same
-    webhook path as Stripe's. Refused when real Stripe is configured."""
-    if not get_settings().test_payments:
-        raise NoTestPayments("test payments are off: this shop takes real payments through Stripe")
-    from core.db import session_scope
-
-    with session_scope(write=False) as session:
-        order = session.exec(select(Order).where(Order.number == order_number)).first()
-        if order is None:
-            raise NotFound(f"no order {order_number}")
-        body = build_test_event(order, kind=kind)
-    return receive_webhook(
-        source="stripe",
-        headers={"Stripe-Signature": sign_stripe_payload(body, webhook_secret())},
-        body=body,
-        remote_addr="test-payments",
-    )

@@ -31,7 +31,7 @@ from core.providers import kinguin as kg
 from core.providers.base import to_minor
 from core.providers.registry import codeswholesale_postback_credentials, kinguin_webhook_secret
 from core.services.provider_sync import apply_stock_change
-from core.services.webhooks import Verified, WebhookRejected, parse_json_object, register_source
+from core.services.webhook_types import Verified, WebhookRejected, parse_json_object
 
 
 def authenticate_kinguin(headers: Mapping[str, str], body: bytes) -> Verified:
@@ -147,9 +147,3 @@ def handle_codeswholesale(session: Session, event: WebhookEvent, payload: dict[s
             session, purchase, f"codeswholesale pre-order {parsed.order_id}"
         )
     return f"ignored {parsed.type}"
-
-
-register_source("kinguin", authenticate=authenticate_kinguin, handle=handle_kinguin)
-register_source(
-    "codeswholesale", authenticate=authenticate_codeswholesale, handle=handle_codeswholesale
-)

@@ -33,8 +33,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,8 +49,28 @@ from core.errors import DomainError, NotFound
 from core.models import WebhookEvent, row_id, utcnow
 from core.services import locking
 from core.services.alerts import raise_alert
+from core.services.webhook_sources import SOURCES
+from core.services.webhook_types import (
+    Receipt,
+    Verified,
+    WebhookRejected,
+    parse_json_object,
+)
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "Receipt",
+    "Verified",
+    "WebhookRejected",
+    "parse_json_object",
+    "process_webhook",
+    "purge_rejected_webhooks",
+    "receive_webhook",
+    "rejection_counts",
+    "replay_webhook",
+    "requeue_unprocessed",
+]
 
 #: How much of a rejected delivery's body is kept (with its size and digest).
 REJECTED_PREFIX_BYTES = 1024
@@ -59,68 +78,6 @@ REJECTED_PREFIX_BYTES = 1024
 ALERT_AFTER_REDELIVERIES = 5
 #: The longest wait between two redeliveries of the same row.
 MAX_REDELIVERY_BACKOFF = timedelta(hours=1)
-
-
-class WebhookRejected(DomainError):
-    """The request is refused; ``http_status`` says how (400 malformed or too large,
-    401 forged, 404 unknown source)."""
-
-    code = "webhook_rejected"
-
-    def __init__(self, message: str, http_status: int) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-
-
-@dataclass(frozen=True)
-class Verified:
-    """What a source's authenticator extracts from a genuine request."""
-
-    event_id: str
-    event_type: str
-    payload: dict[str, Any]
-    #: Our order number when the event is about one (payment events), else None.
-    subject: str | None = None
-
-
-#: source → authenticate(headers, raw body) → Verified; raises WebhookRejected.
-Authenticator = Callable[[Mapping[str, str], bytes], Verified]
-#: source → handle(session, event row, payload) → outcome text (runs in the claim's transaction).
-Handler = Callable[[Session, WebhookEvent, dict[str, Any]], str]
-
-_authenticators: dict[str, Authenticator] = {}
-_handlers: dict[str, Handler] = {}
-
-
-def register_source(source: str, *, authenticate: Authenticator, handle: Handler) -> None:
-    _authenticators[source] = authenticate
-    _handlers[source] = handle
-
-
-def _ensure_sources() -> None:
-    # The handlers live with their domain (payments, provider events); importing them
-    # registers them (a no-op after the first time).
-    import core.services.payments
-    import core.services.provider_events  # noqa: F401
-
-
-@dataclass(frozen=True)
-class Receipt:
-    status: int  # the HTTP status to answer with
-    webhook_id: int | None
-    duplicate: bool
-
-
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WebhookRejected("body is not JSON", 400) from None
-    except RecursionError:  # "[" * 100_000: nested deeper than any real event
-        raise WebhookRejected("body is nested too deeply", 400) from None
-    if not isinstance(payload, dict):
-        raise WebhookRejected("body is not a JSON object", 400)
-    return payload
 
 
 def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> int | None:
@@ -139,14 +96,13 @@ def receive_webhook(
     *, source: str, headers: Mapping[str, str], body: bytes, remote_addr: str | None = None
 ) -> Receipt:
     """Authenticate, store and queue one inbound webhook. Raises WebhookRejected."""
-    _ensure_sources()
-    if source not in _authenticators:
+    if source not in SOURCES:
         raise WebhookRejected(f"unknown webhook source {source!r}", 404)
     if len(body) > get_settings().webhook_max_bytes:
         raise WebhookRejected("body too large", 400)
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
-        verified = _authenticators[source](lowered, body)
+        verified = SOURCES[source].authenticate(lowered, body)
     except WebhookRejected as exc:
         if exc.http_status == 401:
             _log_forgery(source, lowered, body, remote_addr, exc.message)
@@ -213,7 +169,6 @@ def _log_forgery(
 
 def process_webhook(*, webhook_id: int) -> str:
     """Act on a stored webhook once. Safe to call any number of times, concurrently."""
-    _ensure_sources()
     with session_scope() as session:
         event = session.get(WebhookEvent, webhook_id)
         if event is None:
@@ -232,7 +187,7 @@ def process_webhook(*, webhook_id: int) -> str:
         payload = json.loads(event.raw_body)
         try:
             with session.begin_nested():
-                outcome = _handlers[event.source](session, event, payload)
+                outcome = SOURCES[event.source].handle(session, event, payload)
         except DomainError as exc:
             # The event was genuine but cannot be applied (unknown order, forbidden
             # transition…): record why, for the operator; do not retry forever.

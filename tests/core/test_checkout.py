@@ -20,8 +20,8 @@ from core.services.checkout import (
     place_order,
     quote_cart,
 )
-from core.services.payments import NoTestPayments
 from core.services.portal import OrderNotFound, open_order, token_opens
+from core.services.test_payments import NoTestPayments
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_keys, make_product
 from tests.support.stripe import FakeStripe

@@ -16,8 +16,9 @@ from core import jobs
 from core.models import Alert, Key, Order, WebhookEvent, utcnow
 from core.services import maintenance
 from core.services.notifications import order_access_token
-from core.services.payments import build_test_event, sign_stripe_payload, webhook_secret
+from core.services.payments import webhook_secret
 from core.services.portal import reveal_order_key
+from core.services.test_payments import build_test_event, sign_stripe_payload
 from core.services.webhooks import WebhookRejected, process_webhook, receive_webhook
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
 from tests.race_condition import Competitor, race_condition

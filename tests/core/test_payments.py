@@ -8,7 +8,8 @@ import pytest
 from sqlmodel import select
 
 from core.models import Alert, AuditEvent, Key, Order, OrderEvent, WebhookEvent, utcnow
-from core.services.payments import send_test_event, sign_stripe_payload, webhook_secret
+from core.services.payments import webhook_secret
+from core.services.test_payments import send_test_event, sign_stripe_payload
 from core.services.webhooks import WebhookRejected, process_webhook, receive_webhook
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
 

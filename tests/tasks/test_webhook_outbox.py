@@ -15,7 +15,7 @@ from sqlmodel import select
 from core import jobs
 from core.models import Order, WebhookEvent, utcnow
 from core.services import maintenance
-from core.services.payments import send_test_event
+from core.services.test_payments import send_test_event
 from tests.factories import fresh, make_keys, make_order, make_product
 from tests.support.pg import wait_for_lock_wait
 from tests.tasks.test_worker import delivered, status_of, wait_for
@@ -84,7 +84,8 @@ def test_the_redelivered_event_is_acted_on_when_its_first_copy_never_was(session
     make_keys(session, product, 1)
     order = make_order(session, [(product, 1)], status="pending_payment")
     queue.start_worker()
-    from core.services.payments import build_test_event, sign_stripe_payload, webhook_secret
+    from core.services.payments import webhook_secret
+    from core.services.test_payments import build_test_event, sign_stripe_payload
     from core.services.webhooks import receive_webhook
 
     body = build_test_event(order)

@@ -17,7 +17,7 @@ from sqlmodel import select
 from core import config
 from core.models import Key, Order, OrderLine, ProviderOffer, ProviderPurchase
 from core.services import maintenance
-from core.services.payments import send_test_event
+from core.services.test_payments import send_test_event
 from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING, is_postgres_run
 from tests.factories import fresh, make_keys, make_order, make_product
 

@@ -21,7 +21,8 @@ from core.providers.registry import (
     SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE,
     SIMULATOR_KINGUIN_WEBHOOK_SECRET,
 )
-from core.services.payments import sign_stripe_payload, webhook_secret
+from core.services.payments import webhook_secret
+from core.services.test_payments import sign_stripe_payload
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_order, make_product, order_lines
 
