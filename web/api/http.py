@@ -266,8 +266,9 @@ def fallback_routes(router: APIRouter, catch_all: str | None = None) -> None:
     served: dict[str, set[str]] = {}
     for route in list(router.routes):
         if isinstance(route, APIRoute):
-            served.setdefault(route.path, set()).update(route.methods)
-            if "GET" in route.methods:
+            methods = route.methods or set()
+            served.setdefault(route.path, set()).update(methods)
+            if "GET" in methods:
                 router.add_api_route(route.path, route.endpoint, methods=["HEAD"],
                                      response_class=route.response_class,
                                      include_in_schema=False)  # fmt: skip
