@@ -143,6 +143,9 @@ def test_wrong_method_and_unknown_route_are_json(api):
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
     assert answer.json()["error"]["code"] == "method_not_allowed"
     assert api.delete("/api/store/products").status_code == 405
+    assert api.head("/api/store/products").status_code == 200  # GET routes answer HEAD
+    refused = api.options("/api/store/products")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
     missing = api.get("/api/store/nothing/here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 

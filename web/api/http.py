@@ -36,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
@@ -64,8 +65,12 @@ class ErrorDetail(BaseModel):
 
     code: str = Field(description="stable machine-readable code")
     message: str = Field(description="a sentence for people")
-    field: str | None = Field(None, description="the input field at fault, when one is")
-    problems: list[str] | None = Field(None, description="every problem of a refused cart")
+    field: str | SkipJsonSchema[None] = Field(
+        None, description="the input field at fault, when one is"
+    )
+    problems: list[str] | SkipJsonSchema[None] = Field(
+        None, description="every problem of a refused cart"
+    )
 
 
 class Error(BaseModel):
@@ -111,7 +116,8 @@ def domain_error(exc: DomainError) -> JSONResponse:
 # -- strict query values -----------------------------------------------------------------
 
 
-def _whole_number(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
+    """A query value of ASCII digits only (no sign, no decimal point); empty means absent."""
     if value is None or value == "":
         return None
     if isinstance(value, str) and (not value.isascii() or not value.isdigit() or len(value) > 12):
@@ -133,9 +139,12 @@ def _boolean(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[int | None, BeforeValidator(_whole_number)]
-"""A query value of ASCII digits only (no sign, no decimal point); empty means absent."""
-Boolean = Annotated[bool | None, BeforeValidator(_boolean)]
+# SkipJsonSchema[None]: absent is the only "null", so the document says integer/boolean.
+Page = Annotated[Annotated[int, Field(ge=1)] | SkipJsonSchema[None], BeforeValidator(whole_number)]
+"""A whole number from 1."""
+Price = Annotated[Annotated[int, Field(ge=0)] | SkipJsonSchema[None], BeforeValidator(whole_number)]
+"""A whole number from 0 (minor units)."""
+Boolean = Annotated[bool | SkipJsonSchema[None], BeforeValidator(_boolean)]
 """A query value true/1/yes or false/0/no (any case); empty means absent."""
 
 
@@ -210,7 +219,7 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     if loc and loc[0] == "body":
         where = _where(loc[1:])
         return error(422, "invalid_input", f"{where}: {message}" if where else message)
-    where = _where(loc[1:]) or "request"
+    where = str(loc[1]) if len(loc) > 1 else "request"  # the parameter (not union branches)
     if kind in OUT_OF_RANGE:
         return error(422, "invalid_input", f"{where}: {message}", field=where)
     return error(400, "bad_request", f"{where} {message}" if kind in {"whole_number",

@@ -30,7 +30,8 @@ from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -46,15 +47,23 @@ from web.api.http import (
     ApiRoute,
     BadRequest,
     Boolean,
+    Page,
+    Price,
     StrictQuery,
-    WholeNumber,
     error_response,
     fallback_routes,
     openapi_document,
+    whole_number,
 )
 
 MONEY: Final = "minor units (cents)"
-Text = Annotated[str | None, Field(max_length=MAX_PARAM_CHARS)]
+Text = Annotated[str | SkipJsonSchema[None], Field(max_length=MAX_PARAM_CHARS)]
+
+
+PerPage = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_PER_PAGE)] | SkipJsonSchema[None],
+    BeforeValidator(whole_number),
+]
 
 
 class Model(BaseModel):
@@ -73,19 +82,17 @@ class SearchQuery(StrictQuery):
     platform: Text = Field(None, description="exact, case-insensitive")
     region: Text = Field(None, description="exact, case-insensitive")
     genre: Text = Field(None, description="exact, case-insensitive")
-    min_price: WholeNumber = Field(None, description="lowest price, minor units")
-    max_price: WholeNumber = Field(None, description="highest price, minor units")
+    min_price: Price = Field(None, description="lowest price, minor units")
+    max_price: Price = Field(None, description="highest price, minor units")
     in_stock: Boolean = Field(None, description="true: buyable now (own keys or partner stock)")
     sort: Text = Field(
         None,
         description="order of results (default relevance)",
-        json_schema_extra={"examples": list(SORTS)},
+        json_schema_extra={"enum": list(SORTS)},
     )
-    page: WholeNumber = Field(None, ge=1, description="page number (default 1)")
-    per_page: WholeNumber = Field(
+    page: Page = Field(None, description="page number (default 1)")
+    per_page: PerPage = Field(
         None,
-        ge=1,
-        le=MAX_PER_PAGE,
         description=f"results per page (default 24, at most {MAX_PER_PAGE})",
     )
 
@@ -99,7 +106,7 @@ class OrderQuery(StrictQuery):
 class CheckoutLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slug: StrictStr = Field(min_length=1, max_length=MAX_PARAM_CHARS)
+    slug: StrictStr = Field(min_length=1)
     quantity: StrictInt = Field(
         description=f"1..{MAX_QUANTITY_PER_LINE}; the shop refuses others as a cart problem"
     )
@@ -108,7 +115,7 @@ class CheckoutLine(BaseModel):
 class CheckoutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: StrictStr = Field(max_length=320, json_schema_extra={"format": "email"})
+    email: StrictStr = Field(json_schema_extra={"format": "email"})
     lines: list[CheckoutLine] = Field(
         max_length=100, description=f"at most {MAX_LINES} products; none is a cart problem"
     )
