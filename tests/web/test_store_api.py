@@ -370,6 +370,8 @@ def test_every_store_answer_matches_the_generated_document(api, contract, catalo
     api.get(f"/api/store/orders/{placed['number']}", headers={"Authorization": "Basic x"})
     api.get("/api/openapi.json")
     api.get("/api/blobs/keys/nothing.png", params={"token": "x"})
+    api.post("/api/webhooks/nowhere", content=b"{}", headers=json_headers)
+    api.get("/api/health")
     expected = {
         ("/api/store/products", "get", s) for s in ("200", "400", "422")
     } | {
@@ -378,8 +380,10 @@ def test_every_store_answer_matches_the_generated_document(api, contract, catalo
         ("/api/store/checkout", "post", s) for s in ("201", "400", "413", "415", "422")
     } | {
         ("/api/store/orders/{number}", "get", s) for s in ("200", "400", "404")
-    } | {("/api/openapi.json", "get", "200"), ("/api/blobs/{name}", "get", "403")}
+    } | {("/api/openapi.json", "get", "200"), ("/api/blobs/{name}", "get", "403"),
+         ("/api/webhooks/{source}", "post", "404")}  # fmt: skip
     assert expected <= contract.checked, expected - contract.checked
+    assert {s for p, _, s in contract.checked if p == "/api/health"} & {"200", "503"}
 
 
 def test_an_answer_that_drifts_from_the_document_is_caught(contract):
