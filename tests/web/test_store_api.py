@@ -17,6 +17,7 @@ from core.services.checkout import pay_test_order
 from core.services.notifications import order_access_token
 from core.services.portal import reveal_order_key
 from tests.factories import fresh, make_keys, make_order, make_product
+from tests.support.openapi import OpenApiContract
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,27 @@ def app():
     return create_api()
 
 
+@pytest.fixture(scope="module")
+def contract(app):
+    from web.api.http import openapi_document
+
+    return OpenApiContract(openapi_document(app))
+
+
 @pytest.fixture
-def api(app, engine, queued_jobs):
+def api(app, engine, queued_jobs, contract):
+    """A client whose every answer is checked against the generated OpenAPI document."""
+
+    def conforms(response):
+        response.read()
+        if response.request.method == "HEAD":
+            return
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else None
+        contract.check(response.request.method, response.request.url.path, response.status_code,
+                       response.headers.get("content-type", ""), body)
+
     with TestClient(app, raise_server_exceptions=True) as client:
+        client.event_hooks = {"request": [], "response": [conforms]}
         yield client
 
 
@@ -126,6 +145,9 @@ def test_wrong_method_and_unknown_route_are_json(api):
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
     assert answer.json()["error"]["code"] == "method_not_allowed"
     assert api.delete("/api/store/products").status_code == 405
+    assert api.head("/api/store/products").status_code == 200  # GET routes answer HEAD
+    refused = api.options("/api/store/products")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
     missing = api.get("/api/store/nothing/here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
@@ -274,17 +296,22 @@ def test_openapi_is_valid_and_lists_every_api_route(api, app):
     document = answer.json()
     validate(document)  # OpenAPI 3.1 schema
     assert document["openapi"] == "3.1.0"
+    from fastapi.routing import APIRoute
+
+    def every_route(routes):
+        for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI's include_router
+            yield from every_route(included.routes) if included else [route]
+
     served = set()
-    for route in app.routes:
-        path = route.path.replace(":path}", "}")
-        if path.startswith("/api/") and "{rest}" not in path:
-            real = getattr(route.endpoint, "methods", None) or route.methods or []
-            methods = {m.lower() for m in real} - {"head"}
-            served |= {(path, m) for m in methods} or {(path, "*")}
+    for route in every_route(app.routes):
+        assert isinstance(route, APIRoute), route
+        if route.include_in_schema:
+            path = route.path.replace(":path}", "}")
+            served |= {(path, m.lower()) for m in route.methods - {"HEAD"}}
+    assert all(p.startswith("/api/") for p, _ in served)
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
-    for path, method in served:
-        assert (path, method) in documented or (method == "*" and path in document["paths"]), (path, method)
-    assert {p for p, _ in served} == set(document["paths"])
+    assert served == documented
 
 
 # -- a database that cannot be used ------------------------------------------------------
@@ -314,3 +341,60 @@ def test_a_database_that_cannot_be_used_is_a_clean_503(api, catalogue, unreachab
                                            "message": "The shop cannot reach its database just now; try again in a moment."}}
         assert answer.headers["Retry-After"] == "5"
         assert "Traceback" not in answer.text and "127.0.0.1:1" not in answer.text
+
+
+# -- the document and the answers agree ---------------------------------------------------
+
+
+def test_every_store_answer_matches_the_generated_document(api, contract, catalogue):
+    """Real answers of every store route, success and refusal, validate against the schema
+    the app generates (the ``api`` client checks each one); this test makes sure each route
+    and status below was seen, so code and document cannot drift unnoticed."""
+    steam, _ = catalogue
+    contract.checked.clear()
+    json_headers = {"Content-Type": "application/json"}
+    api.get("/api/store/products", params={"q": "witch", "per_page": 2})
+    api.get("/api/store/products", params={"page": "x"})
+    api.get("/api/store/products", params={"page": 0})
+    api.get(f"/api/store/products/{steam[0].slug}")
+    api.get("/api/store/products/no-such-game")
+    api.get(f"/api/store/products/{steam[0].slug}", params={"x": 1})
+    placed = api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]}).json()
+    api.post("/api/store/checkout", content=b"{", headers=json_headers)
+    api.post("/api/store/checkout", content=b"x" * 70_000, headers=json_headers)
+    api.post("/api/store/checkout", content=b"{}", headers={"Content-Type": "text/plain"})
+    api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [], "x": 1})
+    api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[5].slug, "quantity": 1}]})
+    api.get(f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]})
+    api.get(f"/api/store/orders/{placed['number']}", params={"token": "nope"})
+    api.get(f"/api/store/orders/{placed['number']}", headers={"Authorization": "Basic x"})
+    api.get("/api/openapi.json")
+    api.get("/api/blobs/keys/nothing.png", params={"token": "x"})
+    api.post("/api/webhooks/nowhere", content=b"{}", headers=json_headers)
+    api.get("/api/health")
+    expected = {
+        ("/api/store/products", "get", s) for s in ("200", "400", "422")
+    } | {
+        ("/api/store/products/{slug}", "get", s) for s in ("200", "400", "404")
+    } | {
+        ("/api/store/checkout", "post", s) for s in ("201", "400", "413", "415", "422")
+    } | {
+        ("/api/store/orders/{number}", "get", s) for s in ("200", "400", "404")
+    } | {("/api/openapi.json", "get", "200"), ("/api/blobs/{name}", "get", "403"),
+         ("/api/webhooks/{source}", "post", "404")}  # fmt: skip
+    assert expected <= contract.checked, expected - contract.checked
+    assert {s for p, _, s in contract.checked if p == "/api/health"} & {"200", "503"}
+
+
+def test_an_answer_that_drifts_from_the_document_is_caught(contract):
+    """The check itself can fail: an undocumented field, a missing one, an undocumented status."""
+    good = {"error": {"code": "not_found", "message": "no"}}
+    contract.check("GET", "/api/store/products/x", 404, "application/json", good)
+    for status, body in [
+        (404, {"error": {"code": "not_found", "message": "no", "trace": "..."}}),
+        (404, {"error": {"code": "not_found"}}),
+        (200, {"slug": "x"}),
+        (418, good),
+    ]:
+        with pytest.raises(AssertionError):
+            contract.check("GET", "/api/store/products/x", status, "application/json", body)

@@ -1,34 +1,86 @@
-"""The HTTP API beside the storefront: webhooks, health and image-key links.
+"""The HTTP API beside the storefront: webhooks, health, image-key links, the store API.
 
-A Starlette app. The Reflex app mounts it through ``api_transformer``; tests and
+A FastAPI app. The Reflex app mounts it through ``api_transformer``; tests and
 ``keyshop api`` serve it with uvicorn on its own. Every route translates the request,
-calls core, and answers JSON errors in the form ``{"error": {"code", "message"}}``.
+calls core, and answers JSON errors in the form ``{"error": {"code", "message"}}``
+(``web.api.http``). The OpenAPI document at ``/api/openapi.json`` is generated from the
+routes and their pydantic models.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Literal
 
+from fastapi import APIRouter, FastAPI, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from core.db import is_database_unavailable, session_scope
 from core.errors import DatabaseUnavailable, DomainError
 from core.services.webhooks import WebhookRejected, receive_webhook
+from web.api.http import LenientQueryRoute, error_response, fallback_routes
 
 log = logging.getLogger(__name__)
+router = APIRouter(route_class=LenientQueryRoute)
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def webhook(request: Request) -> Response:
-    source = request.path_params["source"]
+class WebhookReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    received: bool
+    duplicate: bool = Field(description="it had been received before")
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok", "degraded"]
+    database: str = Field(description="ok, or unreachable: <error>")
+    queue: str = Field(description="ok, or unreachable: <error>")
+    worker: Literal["ok", "stale", "absent", "unknown"] = Field(
+        description="the workers' heartbeat; does not change the status code"
+    )
+    worker_last_seen_seconds: int | None
+
+
+@router.post(
+    "/api/webhooks/{source}",
+    operation_id="webhook",
+    summary="Inbound webhooks: Stripe, Kinguin, CodesWholesale",
+    description="Authenticated by each source's own rule (Stripe-Signature, Kinguin's secret "
+    "header, CodesWholesale's signature), stored raw, de-duplicated and acted on at most once.",
+    tags=["webhooks"],
+    response_model=WebhookReceipt,
+    responses={
+        200: {"description": "stored (duplicate: it had been received before)"},
+        204: {"description": "stored (Kinguin asks for an empty answer)"},
+        400: error_response("malformed or too large"),
+        401: error_response("authentication failed; nothing changed"),
+        404: error_response("unknown source"),
+        503: error_response("not stored: the database cannot be reached; the sender retries"),
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}
+    },
+)
+async def webhook(
+    source: Annotated[
+        str,
+        Path(
+            description="who sends it",
+            json_schema_extra={"examples": ["stripe", "kinguin", "codeswholesale"]},
+        ),
+    ],
+    request: Request,
+) -> Response:
     declared = request.headers.get("content-length")
     from core.config import get_settings
 
@@ -69,7 +121,15 @@ async def webhook(request: Request) -> Response:
     return JSONResponse({"received": True, "duplicate": receipt.duplicate})
 
 
-async def health(request: Request) -> Response:
+@router.get(
+    "/api/health",
+    operation_id="health",
+    summary="Database and queue reachability; when a worker was last seen",
+    tags=["meta"],
+    response_model=Health,
+    responses={503: {"model": Health, "description": "database or queue unreachable"}},
+)
+async def health() -> Response:
     """The web tier's health, and what it knows of the workers.
 
     ``status`` and the HTTP status are the web's own: 503 while the database or the queue
@@ -118,14 +178,32 @@ async def health(request: Request) -> Response:
     )
 
 
-async def blob(request: Request) -> Response:
+@router.get(
+    "/api/blobs/{name:path}",
+    operation_id="blob",
+    summary="An image key through its signed, expiring link",
+    description="The name may contain slashes (keys/<uuid>.png). Links are handed out by the "
+    "key portal and expire after 15 minutes.",
+    tags=["keys"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the image",
+            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        403: error_response("the link is not valid or has expired"),
+        404: error_response("no such blob"),
+    },
+)
+async def blob(
+    name: Annotated[str, Path(description="the blob's name")],
+    token: Annotated[str, Query(description="the link's signature")] = "",
+) -> Response:
     """An image key through its signed, expiring link."""
     from starlette.concurrency import run_in_threadpool
 
     from core.blobs import get_blob_store
 
-    name = request.path_params["name"]
-    token = request.query_params.get("token", "")
     try:
         data, content_type = await run_in_threadpool(get_blob_store().open_link, name, token)
     except DomainError as exc:
@@ -141,15 +219,14 @@ async def blob(request: Request) -> Response:
     )
 
 
-def create_api() -> Starlette:
-    import tasks  # noqa: F401  (plugs the queue into core.jobs)
-    from web.api.store import ROUTES as STORE_ROUTES
+fallback_routes(router)
 
-    return Starlette(
-        routes=[
-            Route("/api/webhooks/{source}", webhook, methods=["POST"]),
-            Route("/api/health", health, methods=["GET"]),
-            Route("/api/blobs/{name:path}", blob, methods=["GET"]),
-            *STORE_ROUTES,
-        ]
-    )
+
+def create_api() -> FastAPI:
+    import tasks  # noqa: F401  (plugs the queue into core.jobs)
+    from web.api.store import router as store_router
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)  # openapi: web.api.store
+    app.include_router(router)
+    app.include_router(store_router)
+    return app

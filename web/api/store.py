@@ -6,9 +6,11 @@
     GET  /api/store/orders/{number}     the order with its access token (never a key)
     GET  /api/openapi.json              the OpenAPI 3.1 description of every /api route
 
-Each route only translates: it checks the request strictly (unknown query parameters,
-repeated ones, non-numbers, bodies that are not the documented JSON are refused), calls a
-``core`` service in the thread pool and shapes the answer. Errors are DESIGN §6 JSON,
+Each route only translates: its request and answer are pydantic models (``extra="forbid"``)
+from which FastAPI generates the OpenAPI document, ``web.api.http.ApiRoute`` checks the
+request strictly (unknown query parameters, repeated ones, non-numbers, bodies that are
+not the documented JSON are refused), and the route calls a ``core`` service in the thread
+pool and shapes the answer. Errors are DESIGN §6 JSON,
 ``{"error": {"code": ..., "message": ...}}``: 400 a malformed request, 404 nothing there
 (or not yours), 405 wrong method, 413 body too large, 415 not JSON, 422 a well-formed
 request the shop refuses (with ``problems`` for a cart, including a cart that stock and
@@ -23,63 +25,225 @@ only in the key portal (``core.services.portal.reveal_order_key``).
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from core.db import get_engine, is_database_unavailable, session_scope
-from core.errors import DatabaseUnavailable, DomainError
+from core.db import get_engine, session_scope
 from core.services import catalogue, checkout, portal, storefront
-from core.services.catalogue import ProductHit
+from core.services.catalogue import MAX_PER_PAGE, SORTS
+from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE
+from web.api.http import (
+    MAX_PARAM_CHARS,
+    NO_STORE,
+    ApiRoute,
+    BadRequest,
+    Boolean,
+    Page,
+    Price,
+    StrictQuery,
+    error_response,
+    fallback_routes,
+    openapi_document,
+    whole_number,
+)
 
-log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES: Final = 64 * 1024
-MAX_PARAM_CHARS: Final = 200
-NO_STORE: Final = {"Cache-Control": "no-store"}
-
-SEARCH_PARAMS: Final = frozenset(
-    {"q", "platform", "region", "genre", "min_price", "max_price", "in_stock", "sort", "page",
-     "per_page"}
-)  # fmt: skip
-BOOLEANS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, *, status: int = 400, code: str = "bad_request") -> None:
-        super().__init__(message)
-        self.message, self.status, self.code = message, status, code
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, **extra}}, status_code=status,
-        headers=NO_STORE,
-    )  # fmt: skip
+MONEY: Final = "minor units (cents)"
+Text = Annotated[str | SkipJsonSchema[None], Field(max_length=MAX_PARAM_CHARS)]
 
 
-def domain_error(exc: DomainError) -> JSONResponse:
-    extra: dict[str, Any] = {}
-    if isinstance(exc, checkout.CartRejected):
-        extra["problems"] = exc.problems
-    field = exc.data.get("field") if isinstance(exc.data, dict) else None
-    if isinstance(field, str):
-        extra["field"] = field
-    response = error(exc.http_status, exc.code, exc.message, **extra)
-    retry_after = exc.data.get("retry_after") if isinstance(exc.data, dict) else None
-    if isinstance(retry_after, int):
-        response.headers["Retry-After"] = str(retry_after)
-    return response
+PerPage = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_PER_PAGE)] | SkipJsonSchema[None],
+    BeforeValidator(whole_number),
+]
+
+
+class Model(BaseModel):
+    """An answer of the API: exactly these fields, nothing undocumented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ----------------------------------------------------------------------------
+
+
+class SearchQuery(StrictQuery):
+    q: Text = Field(
+        None, description="words matched as prefixes in title, platform, genre, publisher"
+    )
+    platform: Text = Field(None, description="exact, case-insensitive")
+    region: Text = Field(None, description="exact, case-insensitive")
+    genre: Text = Field(None, description="exact, case-insensitive")
+    min_price: Price = Field(None, description="lowest price, minor units")
+    max_price: Price = Field(None, description="highest price, minor units")
+    in_stock: Boolean = Field(None, description="true: buyable now (own keys or partner stock)")
+    sort: Text = Field(
+        None,
+        description="order of results (default relevance)",
+        json_schema_extra={"enum": list(SORTS)},
+    )
+    page: Page = Field(None, description="page number (default 1)")
+    per_page: PerPage = Field(
+        None,
+        description=f"results per page (default 24, at most {MAX_PER_PAGE})",
+    )
+
+
+class OrderQuery(StrictQuery):
+    token: Text = Field(
+        None, description="the order's access token (or send it as Authorization: Bearer)"
+    )
+
+
+class CheckoutLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: StrictStr = Field(min_length=1)
+    quantity: StrictInt = Field(
+        description=f"1..{MAX_QUANTITY_PER_LINE}; the shop refuses others as a cart problem"
+    )
+
+
+class CheckoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: StrictStr = Field(json_schema_extra={"format": "email"})
+    lines: list[CheckoutLine] = Field(
+        max_length=100, description=f"at most {MAX_LINES} products; none is a cart problem"
+    )
+
+
+# -- answers -----------------------------------------------------------------------------
+
+
+class ProductHit(Model):
+    slug: str
+    title: str
+    platform: str
+    region: str
+    genre: str
+    publisher: str
+    price_minor: int = Field(ge=0, description=MONEY)
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    list_price_minor: int | None
+    discount_percent: int
+    is_preorder: bool
+    release_date: date | None
+    featured: bool
+    cover_url: str | None = Field(description="an URL or a data: URI")
+    in_stock: bool = Field(description="own keys or a provider offer with stock")
+    low_stock: bool
+    url: str
+
+
+class SearchPage(Model):
+    items: list[ProductHit]
+    total: int = Field(description="matches, counted up to 10,000")
+    total_is_exact: bool = Field(description="false when there are more than 10,000")
+    page: int
+    per_page: int
+    pages: int
+    has_next: bool
+
+
+class ProductDetail(Model):
+    id: int
+    slug: str
+    title: str
+    platform: str
+    region: str
+    genre: str
+    publisher: str
+    description: str
+    price_minor: int = Field(ge=0, description=MONEY)
+    currency: str
+    list_price_minor: int | None
+    discount_percent: int
+    cover_url: str | None
+    is_preorder: bool
+    release_date: date | None
+    stock_available: int = Field(description="own keys in stock")
+    provider_available: int = Field(description="keys partners can deliver within our margin")
+    availability: Literal["In stock", "Available from partner stock", "Pre-order", "Out of stock"]
+    can_buy: bool
+    max_quantity: int = Field(description="how many one order may take now (0: cannot be bought)")
+    low_stock: bool
+    region_locked: bool
+    region_warning: str | None
+    activation_instructions: str
+    activation_url: str | None = Field(description="the platform's key-redemption page")
+
+
+class CheckoutResult(Model):
+    number: str = Field(description="the public order number, KS-XXXX-XXXX")
+    access_token: str = Field(description="opens this order; keep it secret")
+    payment_url: str = Field(description="Stripe Checkout, or the built-in test payment page")
+    order_url: str = Field(description="the order page and key portal")
+    status_url: str = Field(description="GET it with the access token")
+    total_minor: int = Field(ge=0, description=MONEY)
+    currency: str
+    test_payment: bool = Field(description="true when the payment page is the built-in test page")
+
+
+class KeyView(Model):
+    """A delivered key, masked. Codes are revealed only in the key portal."""
+
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    kind: Literal["text", "image"]
+    status: Literal["delivered", "faulty", "revoked"]
+    masked: str
+    revealed: bool
+    reported: bool = Field(description="an open faulty-key report exists")
+
+
+class OrderLine(Model):
+    id: int
+    slug: str | None = Field(description="null when the product left the catalogue")
+    title: str
+    platform: str
+    region: str
+    quantity: int
+    unit_price_minor: int = Field(ge=0, description=MONEY)
+    line_total_minor: int = Field(ge=0, description=MONEY)
+    currency: str
+    cover_url: str | None
+    activation_url: str | None
+    activation_instructions: str
+    delivered: int
+    pending: int = Field(description="ordered but not delivered yet")
+    keys: list[KeyView]
+
+
+class Order(Model):
+    number: str
+    status: Literal[
+        "pending_payment", "paid", "fulfilled", "needs_attention", "cancelled", "refunded",
+        "disputed",
+    ]  # fmt: skip
+    status_label: str = Field(description="the status in customer words")
+    stage: int = Field(description="progress 1..stages; 0 when the order left the normal path")
+    stages: int
+    email: str
+    created_at: datetime
+    paid_at: datetime | None
+    fulfilled_at: datetime | None
+    total_minor: int = Field(ge=0, description=MONEY)
+    currency: str
+    lines: list[OrderLine]
+    delivered: int
+    pending: int
+    is_final: bool = Field(description="nothing will change on its own any more")
+
+
+# -- shaping answers --------------------------------------------------------------------
 
 
 def _single_statement_reads() -> Engine:
@@ -92,61 +256,7 @@ def _single_statement_reads() -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-async def blocking(call: Callable[[], Any]) -> Any:
-    """Run blocking work in the thread pool."""
-    return await run_in_threadpool(call)
-
-
-def _endpoint(*methods: str) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
-    """Make a route handler: the method is checked here (a JSON 405 with ``Allow``, also
-    when Reflex mounts its own app behind ours and would otherwise take the request),
-    BadRequest and DomainError become the JSON errors. No methods: any method."""
-    allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
-
-    def decorate(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        async def wrapped(request: Request) -> Response:
-            if methods and request.method not in allowed:
-                response = error(405, "method_not_allowed", f"use {' or '.join(methods)} here")
-                response.headers["Allow"] = ", ".join(sorted(allowed))
-                return response
-            try:
-                return await handler(request)  # type: ignore[no-any-return]
-            except BadRequest as exc:
-                return error(exc.status, exc.code, exc.message)
-            except DomainError as exc:
-                return domain_error(exc)
-            except DBAPIError as exc:
-                if not is_database_unavailable(exc):
-                    raise
-                log.warning(
-                    "%s: database unavailable (%s)", request.url.path, type(exc.orig).__name__
-                )
-                return domain_error(DatabaseUnavailable())
-
-        wrapped.__name__ = handler.__name__
-        wrapped.__doc__ = handler.__doc__
-        wrapped.methods = methods  # type: ignore[attr-defined]  # what it really answers
-        return wrapped
-
-    return decorate
-
-
-# -- shaping answers --------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def hit_json(hit: ProductHit) -> dict[str, Any]:
+def hit_json(hit: catalogue.ProductHit) -> dict[str, Any]:
     return {
         "slug": hit.slug,
         "title": hit.title,
@@ -159,7 +269,7 @@ def hit_json(hit: ProductHit) -> dict[str, Any]:
         "list_price_minor": hit.list_price_minor,
         "discount_percent": hit.discount_percent,
         "is_preorder": hit.is_preorder,
-        "release_date": hit.release_date.isoformat() if hit.release_date else None,
+        "release_date": hit.release_date,
         "featured": hit.featured,
         "cover_url": hit.cover_url,
         "in_stock": hit.in_stock,
@@ -168,215 +278,181 @@ def hit_json(hit: ProductHit) -> dict[str, Any]:
     }
 
 
-def order_json(view: portal.OrderView) -> dict[str, Any]:
-    """The order page as JSON. KeyView carries no code, so nothing here can leak one."""
-    data = _jsonable(asdict(view))
-    data["is_final"] = view.is_final
-    for line in data["lines"]:
-        for key in line["keys"]:
-            assert set(key) == {"id", "kind", "status", "masked", "revealed", "reported"}
-    return data  # type: ignore[no-any-return]
+def order_json(view: portal.OrderView) -> Order:
+    """The order page as the API's model. KeyView carries no code, and the model has no
+    field for one, so nothing here can leak one."""
+    return Order.model_validate({**asdict(view), "is_final": view.is_final})
 
 
-# -- request parsing --------------------------------------------------------------------
-
-
-def _query(request: Request, allowed: frozenset[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name not in allowed:
-            raise BadRequest(
-                f"unknown query parameter {name!r}; allowed: {', '.join(sorted(allowed))}"
-            )
-        if name in params:
-            raise BadRequest(f"query parameter {name!r} given more than once")
-        if len(value) > MAX_PARAM_CHARS:
-            raise BadRequest(f"query parameter {name!r} is too long")
-        params[name] = value
-    return params
-
-
-def _int(params: dict[str, str], name: str) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
-        raise BadRequest(f"{name} must be a whole number")
-    return int(value)
-
-
-def _bool(params: dict[str, str], name: str) -> bool | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return None
-    found = BOOLEANS.get(value.lower())
-    if found is None:
-        raise BadRequest(f"{name} must be true or false")
-    return found
-
-
-async def _json_body(request: Request) -> Any:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise BadRequest(
-            "send the body as application/json", status=415, code="unsupported_media_type"
-        )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest("the body is too large", status=413, code="payload_too_large")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest("the body is too large", status=413, code="payload_too_large")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[" * 100_000
-        raise BadRequest("the body is not valid JSON") from None
-
-
-def _invalid(message: str) -> BadRequest:
-    return BadRequest(message, status=422, code="invalid_input")
-
-
-def _checkout_request(data: Any) -> tuple[str, list[checkout.CartLine]]:
-    if not isinstance(data, dict):
-        raise _invalid('the body must be a JSON object: {"email": ..., "lines": [...]}')
-    unknown = sorted(set(data) - {"email", "lines"})
-    if unknown:
-        raise _invalid(f"unknown field(s): {', '.join(unknown)}")
-    email, lines = data.get("email"), data.get("lines")
-    if not isinstance(email, str):
-        raise _invalid("email must be a string")
-    if not isinstance(lines, list):
-        raise _invalid('lines must be a list of {"slug": ..., "quantity": n}')
-    if len(lines) > 100:
-        raise _invalid("too many lines")
-    cart: list[checkout.CartLine] = []
-    for i, line in enumerate(lines):
-        if not isinstance(line, dict) or set(line) != {"slug", "quantity"}:
-            raise _invalid(f'lines[{i}] must be exactly {{"slug": ..., "quantity": n}}')
-        slug, quantity = line["slug"], line["quantity"]
-        if not isinstance(slug, str) or not slug:
-            raise _invalid(f"lines[{i}].slug must be a non-empty string")
-        if isinstance(quantity, bool) or not isinstance(quantity, int):
-            raise _invalid(f"lines[{i}].quantity must be a whole number")
-        cart.append(checkout.CartLine(slug=slug, quantity=quantity))
-    return email, cart
-
-
-def _access_token(request: Request) -> str | None:
+def _access_token(request: Request, token: str | None) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise BadRequest("Authorization must be 'Bearer <access token>'")
         return value.strip()
-    return request.query_params.get("token")
+    return token
 
 
 # -- routes ------------------------------------------------------------------------------
 
+BAD: Final = error_response(
+    "malformed request (unknown or repeated parameter, not a number, not JSON)"
+)
+UNAVAILABLE: Final = error_response(
+    "the database cannot be reached just now (Retry-After); nothing was written"
+)
+router = APIRouter(route_class=ApiRoute)
 
-@_endpoint("GET")
-async def list_products(request: Request) -> Response:
-    params = _query(request, SEARCH_PARAMS)
-    min_price, max_price = _int(params, "min_price"), _int(params, "max_price")
-    in_stock = _bool(params, "in_stock")
-    page, per_page = _int(params, "page"), _int(params, "per_page")
-    sort = params.get("sort") or "relevance"
 
+@router.get(
+    "/api/store/products",
+    operation_id="searchProducts",
+    summary="Search the catalogue",
+    tags=["store"],
+    response_model=SearchPage,
+    responses={
+        400: BAD,
+        422: error_response("a value out of range (page 0, min above max, unknown sort)"),
+        503: UNAVAILABLE,
+    },
+)
+async def list_products(params: Annotated[SearchQuery, Query()]) -> Any:
     def search() -> catalogue.SearchPage:
         with session_scope(write=False, engine=_single_statement_reads()) as session:
             return catalogue.search_products(
                 session=session,
-                query=params.get("q"),
-                platform=params.get("platform") or None,
-                region=params.get("region") or None,
-                genre=params.get("genre") or None,
-                min_price_minor=min_price,
-                max_price_minor=max_price,
-                in_stock=in_stock,
-                sort=sort,
-                page=page if page is not None else 1,
-                per_page=per_page if per_page is not None else 24,
+                query=params.q,
+                platform=params.platform or None,
+                region=params.region or None,
+                genre=params.genre or None,
+                min_price_minor=params.min_price,
+                max_price_minor=params.max_price,
+                in_stock=params.in_stock,
+                sort=params.sort or "relevance",
+                page=params.page if params.page is not None else 1,
+                per_page=params.per_page if params.per_page is not None else 24,
             )
 
-    found = await blocking(search)
-    return JSONResponse(
-        {
-            "items": [hit_json(h) for h in found.items],
-            "total": found.total,
-            "total_is_exact": found.total_is_exact,
-            "page": found.page,
-            "per_page": found.per_page,
-            "pages": found.pages,
-            "has_next": found.has_next,
-        }
-    )
+    found = await run_in_threadpool(search)
+    return {
+        "items": [hit_json(h) for h in found.items],
+        "total": found.total,
+        "total_is_exact": found.total_is_exact,
+        "page": found.page,
+        "per_page": found.per_page,
+        "pages": found.pages,
+        "has_next": found.has_next,
+    }
 
 
-@_endpoint("GET")
-async def get_product(request: Request) -> Response:
-    _query(request, frozenset())
-    slug = request.path_params["slug"]
-
+@router.get(
+    "/api/store/products/{slug}",
+    operation_id="getProduct",
+    summary="One product: price, availability, region and activation",
+    tags=["store"],
+    response_model=ProductDetail,
+    responses={
+        400: BAD,
+        404: error_response("no such product, or no longer for sale"),
+        503: UNAVAILABLE,
+    },
+)
+async def get_product(slug: Annotated[str, Path(description="the product's slug")]) -> Any:
     def detail() -> storefront.ProductDetail:
         with session_scope(write=False) as session:
             return storefront.product_detail(session=session, slug=slug)
 
-    return JSONResponse(_jsonable(asdict(await blocking(detail))))
+    return asdict(await run_in_threadpool(detail))
 
 
-@_endpoint("POST")
-async def create_checkout(request: Request) -> Response:
-    _query(request, frozenset())
-    email, lines = _checkout_request(await _json_body(request))
+@router.post(
+    "/api/store/checkout",
+    operation_id="checkout",
+    summary="Place an order as a guest and get its payment URL",
+    tags=["store"],
+    status_code=201,
+    response_model=CheckoutResult,
+    responses={
+        201: {
+            "description": "the order, waiting for payment",
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "the order's status URL"}
+            },
+        },
+        400: BAD,
+        413: error_response("body larger than 64 KiB"),
+        415: error_response("body is not application/json"),
+        422: error_response(
+            "refused: not the documented object (invalid_input), or by the shop: bad e-mail, "
+            "unknown product, quantity, currencies, or more than own stock and partner "
+            "stock not held by other orders can serve (cart_rejected, see problems); "
+            "nothing was written"
+        ),
+        429: error_response("too many requests"),
+        502: error_response(
+            "the payment provider is unavailable; nothing was charged and the order was cancelled"
+        ),
+        503: error_response(
+            "the checkout failed on our side (checkout_failed), or the database cannot be "
+            "reached just now (database_unavailable, Retry-After); nothing was charged and "
+            "no order is left waiting"
+        ),
+    },
+)
+async def create_checkout(order: CheckoutRequest, request: Request, response: Response) -> Any:
+    lines = [checkout.CartLine(slug=line.slug, quantity=line.quantity) for line in order.lines]
     ip = request.client.host if request.client else None
-    result = await blocking(lambda: checkout.place_order(email=email, lines=lines, ip=ip))
-    status_url = f"/api/store/orders/{result.number}"
-    return JSONResponse(
-        {**asdict(result), "status_url": status_url},
-        status_code=201,
-        headers={**NO_STORE, "Location": status_url},
+    result = await run_in_threadpool(
+        lambda: checkout.place_order(email=order.email, lines=lines, ip=ip)
     )
+    status_url = f"/api/store/orders/{result.number}"
+    response.headers.update({**NO_STORE, "Location": status_url})
+    return {**asdict(result), "status_url": status_url}
 
 
-@_endpoint("GET")
-async def get_order(request: Request) -> Response:
-    token = _access_token(request)
-    extra = set(request.query_params) - {"token"}
-    if extra:
-        raise BadRequest(f"unknown query parameter {sorted(extra)[0]!r}; allowed: token")
-    number = request.path_params["number"]
+@router.get(
+    "/api/store/orders/{number}",
+    operation_id="getOrder",
+    summary="An order's status, lines and masked keys",
+    description="Needs the access token returned by checkout (and sent by e-mail). "
+    "Keys are never included: reveal them in the key portal.",
+    tags=["store"],
+    response_model=Order,
+    responses={
+        400: BAD,
+        404: error_response("unknown order, or a wrong token (the same answer for both)"),
+        503: UNAVAILABLE,
+    },
+    openapi_extra={"security": [{}, {"accessToken": []}]},
+)
+async def get_order(
+    number: Annotated[str, Path(description="the order number")],
+    params: Annotated[OrderQuery, Query()],
+    request: Request,
+    response: Response,
+) -> Any:
+    token = _access_token(request, params.token)
 
     def view() -> portal.OrderView:
         with session_scope(write=False) as session:
             order = portal.open_order(session=session, number=number, access_token=token)
             return portal.order_view(session=session, order=order)
 
-    return JSONResponse(order_json(await blocking(view)), headers=NO_STORE)
+    response.headers.update(NO_STORE)
+    return order_json(await run_in_threadpool(view))
 
 
-@_endpoint("GET")
+@router.get(
+    "/api/openapi.json",
+    operation_id="openapi",
+    summary="This document",
+    tags=["meta"],
+    response_model=dict[str, Any],
+    responses={200: {"description": "the OpenAPI 3.1 document"}},
+)
 async def openapi(request: Request) -> Response:
-    from web.api.openapi import openapi_document
-
-    return JSONResponse(openapi_document())
+    return JSONResponse(openapi_document(request.app))
 
 
-@_endpoint()
-async def not_found(request: Request) -> Response:
-    raise BadRequest("no such store API route", status=404, code="not_found")
-
-
-# Routes take every method and check it themselves (see _endpoint).
-ANY: Final = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-ROUTES: Final = [
-    Route("/api/store/products", list_products, methods=ANY),
-    Route("/api/store/products/{slug}", get_product, methods=ANY),
-    Route("/api/store/checkout", create_checkout, methods=ANY),
-    Route("/api/store/orders/{number}", get_order, methods=ANY),
-    Route("/api/openapi.json", openapi, methods=ANY),
-    Route("/api/store/{rest:path}", not_found, methods=ANY),
-]
+fallback_routes(router, catch_all="/api/store/{rest:path}")
