@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -590,13 +591,21 @@ def use_settings(new: Settings | None) -> None:
     global _override
     _override = new
     _cached.cache_clear()
-    from core import db  # local import: db depends on config
+    for reset in _on_change:
+        reset()
 
-    db.reset_engine()
-    from core import crypto, signing
 
-    crypto.reset_vault()
-    signing.reset_secret()
+#: What modules that cache something built from the settings (the engine, the vault,
+#: the signing secret) registered to drop when the settings change. config imports none
+#: of them: a module not imported has nothing cached.
+_on_change: list[Callable[[], None]] = []
+
+
+def on_settings_change(reset: Callable[[], None]) -> Callable[[], None]:
+    """Register ``reset`` to run whenever :func:`use_settings` replaces the settings."""
+    if reset not in _on_change:
+        _on_change.append(reset)
+    return reset
 
 
 def __getattr__(name: str) -> Any:

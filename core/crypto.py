@@ -34,7 +34,14 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.config import Settings, get_settings, parse_keyring, parse_secret_key, reveal
+from core.config import (
+    Settings,
+    get_settings,
+    on_settings_change,
+    parse_keyring,
+    parse_secret_key,
+    reveal,
+)
 from core.errors import ConfigError, KeyDecryptionError
 
 log = logging.getLogger(__name__)
@@ -202,7 +209,11 @@ def build_vault(settings: Settings) -> KeyVault:
             raise ConfigError("KEYSHOP_KEYRING", "required when KEYSHOP_ENV=production")
         file_keyring, file_fp = _load_or_create_file(settings.keyring_file)
     keyring = parse_keyring(reveal(settings.keyring) or "") if settings.keyring else file_keyring
-    fp = parse_secret_key(reveal(settings.fingerprint_key) or "") if settings.fingerprint_key else file_fp
+    fp = (
+        parse_secret_key(reveal(settings.fingerprint_key) or "")
+        if settings.fingerprint_key
+        else file_fp
+    )
     assert keyring is not None and fp is not None
     return KeyVault(keyring, fp)
 
@@ -219,6 +230,7 @@ def get_vault() -> KeyVault:
         return _vault
 
 
+@on_settings_change
 def reset_vault() -> None:
     global _vault
     with _vault_lock:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
-from core.config import Settings, get_settings
+from core.config import Settings, get_settings, on_settings_change
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ def get_engine(settings: Settings | None = None) -> Engine:
         return _engine
 
 
+@on_settings_change
 def reset_engine() -> None:
     global _engine
     with _lock:

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from core.config import get_settings, reveal
+from core.config import get_settings, on_settings_change, reveal
 from core.errors import DomainError
 
 _lock = threading.Lock()
@@ -57,6 +57,7 @@ def secret_key() -> bytes:
         return _secret
 
 
+@on_settings_change
 def reset_secret() -> None:
     global _secret
     with _lock:

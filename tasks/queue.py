@@ -37,6 +37,8 @@ def configure(settings: Settings | None = None, *, immediate: bool = False) -> H
     huey.name = settings.queue_name
     huey.storage_class = storage_class
     huey.storage_kwargs = kwargs
-    huey._immediate = False
-    huey.storage = huey.create_storage()
+    if huey.immediate:
+        huey.immediate = False  # Huey's setter builds the storage from the fields above
+    else:
+        huey.storage = huey.create_storage()  # already live: point it at the new storage
     return huey

@@ -128,3 +128,27 @@ def test_secrets_are_secret_str_and_never_shown(monkeypatch, tmp_path):
     assert rows["STRIPE_SECRET_KEY"] == ("***1234", "environment")
     assert rows["KINGUIN_API_KEY"] == ("***", "environment")
     assert rows["KEYSHOP_ALLOW_TEST_PAYMENTS"] == ("False", "default")
+
+
+def test_use_settings_imports_nothing_that_depends_on_it(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from core import config\n"
+        "config.use_settings(None)\n"
+        "print(sorted(m for m in ('core.db', 'core.crypto', 'core.signing') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_modules_that_cache_settings_are_reset_when_they_change(test_settings):
+    from core import config, db
+
+    engine = db.get_engine()
+    config.use_settings(test_settings)
+    assert db.get_engine() is not engine  # the engine registered its reset
