@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="KEYSHOP_LOG_LEVEL"
     )
+    #: ``json`` (one object per line, the production default) or ``text``.
+    log_format: Literal["text", "json"] | None = Field(None, validation_alias="KEYSHOP_LOG_FORMAT")
 
     # -- wholesale providers (embedded default: the built-in simulators on loopback) --
     provider_chain: str = Field("codeswholesale,kinguin", validation_alias="KEYSHOP_PROVIDER_CHAIN")
@@ -417,6 +419,11 @@ class Settings(BaseSettings):
         return max(0.5, min(10.0, self.worker_stale_seconds / 4, self.queue_down_exit_seconds / 4))
 
     @property
+    def effective_log_format(self) -> str:
+        """JSON lines in production, the plain format elsewhere, unless set."""
+        return self.log_format or ("json" if self.env == "production" else "text")
+
+    @property
     def simulator_url(self) -> str:
         return f"http://{self.simulator_host}:{self.simulator_port}"
 
@@ -547,6 +554,7 @@ _DESCRIBE: dict[str, Any] = {
     "smtp_url": lambda s: (
         mask_url(reveal(s.smtp_url) or "") if s.smtp_url else f"(e-mails written to {s.outbox_dir})"
     ),
+    "log_format": lambda s: s.effective_log_format,
     "blob_store": lambda s: s.blob_store if s.blob_store == "s3" else f"local ({s.blob_dir})",
 }
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from core import config
 from core.errors import ConfigError, DomainError
 from core.providers.registry import uses_simulator
+from keyshop.logs import configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,10 +68,7 @@ def cli() -> None:
     except ConfigError as exc:
         fail(exc.message, EXIT_CONFIG)
     config.use_settings(settings)
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings)
 
 
 @cli.command("check-config")
