@@ -1,7 +1,7 @@
 """Messages the console's thread workers post back to their screen ("messages up").
 
 Named as past-tense events. They carry plain rows from
-:mod:`core.services.console_queries` (or service results), never ORM objects bound to
+:mod:`core.services.console_reads` (or service results), never ORM objects bound to
 a session, and never key plaintext — except :class:`KeyRevealed`, which goes straight
 to the reveal modal and is never logged.
 """
@@ -14,15 +14,10 @@ from typing import Any
 from textual.message import Message
 
 from core.jobs import WorkerPresence
-from core.services.console_queries import (
-    BalanceRow,
-    DashboardFigures,
-    KeyReportRow,
-    OfferRow,
-    OrderRow,
-    ProviderStatusRow,
-    Timeline,
-)
+from core.services.console_reads.dashboard import DashboardFigures
+from core.services.console_reads.key_reports import KeyReportRow
+from core.services.console_reads.orders import OrderRow, Timeline
+from core.services.console_reads.providers import BalanceRow, OfferRow, ProviderStatusRow
 from core.services.importer import ImportReport
 from core.services.operator import UnknownPurchase
 from core.services.provider_sync import Candidate

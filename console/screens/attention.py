@@ -31,12 +31,8 @@ from console.widgets.formatting import age, money, short, when
 from console.widgets.navbar import NavBar
 from core.db import session_scope
 from core.services import operator as ops
-from core.services.console_queries import (
-    KeyReportRow,
-    OrderRow,
-    attention_orders,
-    open_key_reports,
-)
+from core.services.console_reads.key_reports import KeyReportRow, open_key_reports
+from core.services.console_reads.orders import OrderRow, attention_orders
 
 COLUMNS = [("Order", 12), ("E-mail", 24), ("Total", 11), ("Since", 16), ("Reason", 40)]
 REPORT_COLUMNS = [

@@ -24,12 +24,8 @@ from console.widgets.formatting import money
 from console.widgets.navbar import NavBar
 from core.db import session_scope
 from core.jobs import worker_presence
-from core.services.console_queries import (
-    BalanceRow,
-    DashboardFigures,
-    dashboard_figures,
-    provider_balances_from,
-)
+from core.services.console_reads.dashboard import DashboardFigures, dashboard_figures
+from core.services.console_reads.providers import BalanceRow, provider_balances_from
 
 
 def _revenue(by_currency: dict[str, int]) -> str:

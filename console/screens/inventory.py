@@ -39,7 +39,7 @@ from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.errors import DomainError
 from core.services import operator as ops
-from core.services.console_queries import (
+from core.services.console_reads.inventory import (
     ImportRow,
     ProductStockRow,
     import_history,

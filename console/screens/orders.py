@@ -21,12 +21,12 @@ from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.errors import DomainError
-from core.services.console_queries import (
+from core.services.console_reads.inventory import mask_key_id
+from core.services.console_reads.orders import (
     KeyRow,
     OrderRow,
     Timeline,
     find_orders,
-    mask_key_id,
     order_for_key_code,
     order_timeline,
     recent_orders,

@@ -31,7 +31,7 @@ from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.services import operator as ops
-from core.services.console_queries import (
+from core.services.console_reads.providers import (
     BalanceRow,
     OfferRow,
     ProviderStatusRow,

@@ -19,7 +19,7 @@ from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.models import utcnow
-from core.services.console_queries import webhook_body, webhook_page
+from core.services.console_reads.webhooks import webhook_body, webhook_page
 from core.services.webhooks import rejection_counts, replay_webhook
 
 BODY_SHOWN = 4000  # characters of a raw body shown

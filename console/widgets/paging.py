@@ -1,6 +1,6 @@
 """Lazy paging for long tables: the first page is loaded when a screen opens, the next
 one when the cursor comes near the last row shown. Pages are keyset pages from
-:mod:`core.services.console_queries` (the cursor is the last row's key), so a page costs
+:mod:`core.services.console_reads` (the cursor is the last row's key), so a page costs
 the same however far down the list it is."""
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ from sqlmodel import Session
 
 from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
 from core.models import KeyStatus, Product, ProviderOffer, utcnow
-from core.services import catalogue
 from core.services.catalogue import (
     SearchPage,
     create_product,
@@ -20,6 +19,7 @@ from core.services.catalogue import (
     search_products,
     update_product,
 )
+from core.services.catalogue import search as catalogue_search
 from tests.factories import make_keys, make_product
 
 
@@ -494,7 +494,7 @@ def test_facet_values_list_active_products_only(
 def test_totals_past_the_count_limit_are_reported_as_lower_bounds(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalogue, "COUNT_LIMIT", 10)
+    monkeypatch.setattr(catalogue_search, "COUNT_LIMIT", 10)
     for n in range(15):
         make_product(session, title=f"Velvet Comet {n}", price_minor=100 + n)
     broad = search_products(session=session, query="velvet", per_page=5, sort="price_asc")
@@ -516,7 +516,7 @@ def test_broad_queries_are_ordered_like_an_empty_search(
     make_product(session, title="Quiet Harbour", publisher="Copper Works", created_at=now)
     # Few matches: ranked, the title match first.
     assert titles(search_products(session=session, query="copper"))[0] == "Copper Tide"
-    monkeypatch.setattr(catalogue, "RANK_LIMIT", 1)
+    monkeypatch.setattr(catalogue_search, "RANK_LIMIT", 1)
     # Too many to rank: newest first.
     assert titles(search_products(session=session, query="copper")) == [
         "Quiet Harbour",

@@ -26,7 +26,7 @@ def stripe_api(test_settings, monkeypatch):
         }
     )
     monkeypatch.setattr(payments, "get_settings", lambda: settings)
-    monkeypatch.setattr("core.services.operator.get_settings", lambda: settings)
+    monkeypatch.setattr("core.services.operator.orders.get_settings", lambda: settings)
     yield fake
     fake.server.shutdown()
 

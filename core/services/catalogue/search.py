@@ -1,7 +1,6 @@
-"""The catalogue: create and edit products, find them, and list them for the storefront.
-
-Every function here runs inside the caller's transaction and never commits; writes are
-flushed so the caller sees ids and constraint errors at once.
+"""Finding products for the storefront: search, filters, sorting, one page at a time,
+with each hit's stock; facet values for the filter drop-downs. Runs inside the caller's
+transaction and never writes.
 
 Search (``search_products``) uses the search index the first migration builds:
 
@@ -35,8 +34,6 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, cast
@@ -44,38 +41,33 @@ from typing import Any, Final, cast
 from sqlalchemy import (
     Boolean,
     ColumnElement,
-    Connection,
     Float,
     Integer,
     Select,
-    Table,
     and_,
     bindparam,
     case,
-    event,
-    exists,
     false,
     func,
-    inspect,
     literal_column,
     or_,
     select,
     text,
     true,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
-from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
-from core.models import PLATFORMS, REGIONS, Key, KeyStatus, Product, ProviderOffer, utcnow
+from core.errors import InvalidInput
+from core.services.catalogue.products import (
+    _KEY_AVAILABLE,
+    _PLATFORM_BY_LOWER,
+    _REGION_BY_LOWER,
+    _is_int,
+    keys_table,
+    offers,
+    products,
+)
 
-products: Final = cast(Table, Product.__table__)  # type: ignore[attr-defined]
-keys_table: Final = cast(Table, Key.__table__)  # type: ignore[attr-defined]
-offers: Final = cast(Table, ProviderOffer.__table__)  # type: ignore[attr-defined]
-
-SLUG_RE: Final = re.compile(r"[a-z0-9-]{1,120}")
-CURRENCY_RE: Final = re.compile(r"[A-Z]{3}")
 SORTS: Final = ("relevance", "price_asc", "price_desc", "newest", "title")
 MAX_PER_PAGE: Final = 100
 # A search box query is cut to this many characters and word tokens before searching.
@@ -84,28 +76,15 @@ MAX_QUERY_TOKENS: Final = 8
 RANK_LIMIT: Final = 1000
 COUNT_LIMIT: Final = 10_000
 
+
 # The exact expression of the PostgreSQL index ix_products_search (migration 0001,
 # SEARCH_TEXT): the planner uses the index only for an identical expression.
 _PG_SEARCH_DOCUMENT: Final = (
     "to_tsvector('simple', products.title || ' ' || products.platform || ' ' "
     "|| products.genre || ' ' || products.publisher)"
 )
-# The partial index ix_keys_available covers ``status = 'available'``; the predicate is
-# written as a literal (not a bind parameter) so a generic prepared plan can use it too.
-_KEY_AVAILABLE: Final = "keys.status = 'available'"
 
 _WORD_RE: Final = re.compile(r"[^\W_]+")
-_PLATFORM_BY_LOWER: Final = {p.lower(): p for p in PLATFORMS}
-_REGION_BY_LOWER: Final = {r.lower(): r for r in REGIONS}
-
-# Fields a caller may set through create_product / update_product.
-_EDITABLE: Final = frozenset(
-    {
-        "slug", "title", "platform", "region", "genre", "description", "publisher",
-        "price_minor", "currency", "list_price_minor", "is_preorder", "release_date",
-        "activation_instructions", "low_stock_threshold", "featured", "active", "cover_url",
-    }
-)  # fmt: skip
 
 
 # The product columns of a ProductHit, as search_products selects them.
@@ -190,195 +169,6 @@ class SearchPage:
         return self.page > 1
 
 
-# -- validation ---------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _text_field(name: str, value: Any, *, max_len: int, required: bool) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text", field=name)
-    value = value.strip()
-    if required and not value:
-        raise InvalidInput(f"{name} must not be empty", field=name)
-    if len(value) > max_len:
-        raise InvalidInput(f"{name} is too long (at most {max_len} characters)", field=name)
-    return value
-
-
-def _validated(fields: dict[str, Any]) -> dict[str, Any]:
-    """Check and normalise product fields; raise InvalidInput naming the first bad one.
-
-    Platform and region are written in their canonical spelling when they are known ones
-    (``steam`` → ``Steam``, ``eu`` → ``EU``); unknown platforms and regions are allowed,
-    as the shop may sell on stores this list does not know yet.
-    """
-    unknown = sorted(set(fields) - _EDITABLE)
-    if unknown:
-        raise InvalidInput(f"unknown product field(s): {', '.join(unknown)}", fields=unknown)
-    out: dict[str, Any] = {}
-    for name, value in fields.items():
-        if name == "slug":
-            if not isinstance(value, str) or not SLUG_RE.fullmatch(value):
-                raise InvalidInput(
-                    "slug must be 1 to 120 characters of lower-case letters, digits and hyphens",
-                    field="slug",
-                )
-        elif name == "title":
-            value = _text_field("title", value, max_len=200, required=True)
-        elif name == "platform":
-            value = _text_field("platform", value, max_len=40, required=True)
-            value = _PLATFORM_BY_LOWER.get(value.lower(), value)
-        elif name == "region":
-            value = _text_field("region", value, max_len=20, required=True)
-            value = _REGION_BY_LOWER.get(value.lower(), value)
-        elif name == "genre":
-            value = _text_field("genre", value, max_len=40, required=False)
-        elif name == "publisher":
-            value = _text_field("publisher", value, max_len=120, required=False)
-        elif name in ("description", "activation_instructions"):
-            if not isinstance(value, str):
-                raise InvalidInput(f"{name} must be text", field=name)
-        elif name == "price_minor":
-            if not _is_int(value) or value < 0:
-                raise InvalidInput(
-                    "price_minor must be a whole number of minor units, 0 or more",
-                    field="price_minor",
-                )
-        elif name == "list_price_minor":
-            if value is not None and (not _is_int(value) or value < 0):
-                raise InvalidInput(
-                    "list_price_minor must be empty or a whole number of minor units, 0 or more",
-                    field="list_price_minor",
-                )
-        elif name == "currency":
-            if not isinstance(value, str) or not CURRENCY_RE.fullmatch(value):
-                raise InvalidInput(
-                    "currency must be a three-letter ISO code in capitals, like EUR",
-                    field="currency",
-                )
-        elif name == "low_stock_threshold":
-            if not _is_int(value) or value < 0:
-                raise InvalidInput(
-                    "low_stock_threshold must be a whole number, 0 or more",
-                    field="low_stock_threshold",
-                )
-        elif name in ("is_preorder", "featured", "active"):
-            if not isinstance(value, bool):
-                raise InvalidInput(f"{name} must be true or false", field=name)
-        elif name == "release_date":
-            if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
-                raise InvalidInput("release_date must be a date or empty", field="release_date")
-        elif name == "cover_url" and value is not None:
-            if not isinstance(value, str):
-                raise InvalidInput("cover_url must be text or empty", field="cover_url")
-            limit = products.c.cover_url.type.length  # type: ignore[attr-defined]
-            if limit is not None and len(value) > limit:
-                raise InvalidInput(
-                    f"cover_url is too long (at most {limit} characters)", field="cover_url"
-                )
-        out[name] = value
-    return out
-
-
-def _slug_taken(session: Session, slug: str, *, other_than: int | None = None) -> bool:
-    stmt = select(products.c.id).where(products.c.slug == slug)
-    if other_than is not None:
-        stmt = stmt.where(products.c.id != other_than)
-    return session.execute(stmt.limit(1)).first() is not None
-
-
-@contextmanager
-def _slug_guard(session: Session, slug: str) -> Iterator[None]:
-    """Run the write in a savepoint and flush it, so a slug a concurrent writer took
-    between our check and our write becomes DuplicateSlug and the caller's transaction
-    stays usable."""
-    try:
-        with session.begin_nested():
-            yield
-    except IntegrityError as exc:
-        if "slug" in str(exc.orig).lower():
-            raise DuplicateSlug(f"a product with slug {slug!r} already exists", slug=slug) from None
-        raise
-
-
-# -- products -----------------------------------------------------------------------
-
-
-def create_product(
-    *,
-    session: Session,
-    slug: str,
-    title: str,
-    platform: str,
-    region: str,
-    genre: str,
-    price_minor: int,
-    currency: str,
-    **fields: Any,
-) -> Product:
-    """Add a product to the catalogue (flushed, not committed).
-
-    Raises InvalidInput for a malformed field and DuplicateSlug when the slug is taken.
-    Optional fields are those of :class:`core.models.Product` (description, publisher,
-    list_price_minor, is_preorder, release_date, activation_instructions,
-    low_stock_threshold, featured, active, cover_url).
-    """
-    values = _validated(
-        {
-            "slug": slug,
-            "title": title,
-            "platform": platform,
-            "region": region,
-            "genre": genre,
-            "price_minor": price_minor,
-            "currency": currency,
-            **fields,
-        }
-    )
-    if _slug_taken(session, values["slug"]):
-        raise DuplicateSlug(f"a product with slug {slug!r} already exists", slug=slug)
-    product = Product(**values)
-    with _slug_guard(session, product.slug):
-        session.add(product)
-    return product
-
-
-def get_product(*, session: Session, product_id: int) -> Product:
-    product = session.get(Product, product_id)
-    if product is None:
-        raise UnknownProduct(f"no product with id {product_id}", product_id=product_id)
-    return product
-
-
-def get_product_by_slug(*, session: Session, slug: str) -> Product:
-    product = session.execute(select(Product).where(products.c.slug == slug)).scalar_one_or_none()
-    if product is None:
-        raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
-    return product
-
-
-def update_product(*, session: Session, product_id: int, **changes: Any) -> Product:
-    """Change some fields of a product (flushed, not committed); ``updated_at`` moves on.
-
-    Same validation as :func:`create_product`; UnknownProduct when there is no such
-    product. The search index follows the change (database triggers on SQLite, the
-    expression index on PostgreSQL).
-    """
-    product = get_product(session=session, product_id=product_id)
-    values = _validated(changes)
-    new_slug = values.get("slug", product.slug)
-    if new_slug != product.slug and _slug_taken(session, new_slug, other_than=product_id):
-        raise DuplicateSlug(f"a product with slug {new_slug!r} already exists", slug=new_slug)
-    with _slug_guard(session, new_slug):
-        for name, value in values.items():
-            setattr(product, name, value)
-        product.updated_at = utcnow()
-    return product
-
-
 # -- search -------------------------------------------------------------------------
 
 
@@ -410,14 +200,6 @@ def _facet_condition(column: Any, value: str, canonical: dict[str, str]) -> Colu
     if known is not None:
         return cast(ColumnElement[bool], column == known)
     return cast(ColumnElement[bool], func.lower(column) == value.strip().lower())
-
-
-def _in_stock_condition() -> ColumnElement[bool]:
-    """What ``products.in_stock`` summarises: an own key with status ``available``, or a
-    mapped provider offer with stock > 0 (each one probe of a partial index)."""
-    own = exists().where(keys_table.c.product_id == products.c.id, text(_KEY_AVAILABLE))
-    provider = exists().where(offers.c.product_id == products.c.id, offers.c.stock > 0)
-    return or_(own, provider)
 
 
 def search_products(
@@ -670,139 +452,3 @@ def facet_values(*, session: Session) -> dict[str, list[str]]:
         # Sorted here, not by the database, so every backend and collation agrees.
         facets[f"{name}s"] = sorted(values, key=lambda v: (v.casefold(), v))
     return facets
-
-
-# -- stock summary (products.in_stock) ---------------------------------------------
-
-#: Where a session collects the products whose stock changed in its transaction.
-_STOCK_TOUCHED: Final = "keyshop.catalogue.stock_touched"
-_AVAILABLE: Final = KeyStatus.AVAILABLE.value
-_REFRESH_CHUNK: Final = 1000
-
-
-def refresh_stock_flags(
-    *, session: Session | Connection, product_ids: Iterable[int] | None = None
-) -> int:
-    """Recompute ``products.in_stock`` for these products (None: every product whose
-    flag differs from its keys and offers) and return how many flags changed.
-
-    Runs inside the caller's transaction (a Session or a Core Connection) and never
-    commits; call it after the transaction's last change to keys or offers. It is
-    exact under concurrency: on PostgreSQL it first locks the products' rows (``FOR NO
-    KEY UPDATE``, id order; key inserts and claims take no such lock, so it waits only
-    for another refresh of the same products) and then recomputes in a new statement,
-    whose snapshot sees every transaction that refreshed these products before it. So
-    the last transaction to commit a change to a product's keys or offers writes a flag
-    that counts every committed change. SQLite has one writer at a time.
-    """
-    conn = session.connection() if isinstance(session, OrmSession) else session
-    truth = _in_stock_condition()
-    if product_ids is None:
-        stale = select(products.c.id).where(products.c.in_stock != truth).order_by(products.c.id)
-        ids = list(conn.execute(stale).scalars())
-    else:
-        ids = sorted({int(pid) for pid in product_ids})
-    postgres = conn.dialect.name == "postgresql"
-    changed = 0
-    for start in range(0, len(ids), _REFRESH_CHUNK):
-        chunk = ids[start : start + _REFRESH_CHUNK]
-        if postgres:
-            lock = (
-                select(products.c.id)
-                .where(products.c.id.in_(chunk))
-                .order_by(products.c.id)
-                .with_for_update(key_share=True)
-            )
-            conn.execute(lock).all()
-        result = conn.execute(
-            products.update()
-            .where(products.c.id.in_(chunk), products.c.in_stock != truth)
-            .values(in_stock=truth)
-        )
-        changed += result.rowcount
-    return changed
-
-
-def note_stock_changed(*, session: Session, product_ids: Iterable[int]) -> None:
-    """Record that keys or offers of these products changed in the session's
-    transaction through SQL the ORM does not see (claims are Core statements). Their
-    ``in_stock`` flags are refreshed once, by :func:`refresh_stock_flags`, just before
-    the transaction commits. No SQL until then.
-
-    Changes made through ORM objects (a ``Key`` whose status moves to or from
-    ``available``, a new available ``Key``, a ``ProviderOffer`` whose stock or product
-    changes) are noticed without this call, by the session events below.
-    """
-    session.info.setdefault(_STOCK_TOUCHED, set()).update(product_ids)
-
-
-def _moved_from(session: OrmSession, obj: Key | ProviderOffer, table: Table) -> list[int]:
-    """The product a key or offer is being moved away from (None when it is not)."""
-    moved = inspect(obj).attrs.product_id.history
-    if not moved.has_changes():
-        return []
-    if moved.deleted:
-        return [pid for pid in moved.deleted if pid is not None]
-    # The old value was not loaded (an expired object): the row still holds it.
-    old = session.connection().execute(
-        select(table.c.product_id).where(table.c.id == inspect(obj).identity[0])
-    )
-    return [pid for pid in old.scalars() if pid is not None]
-
-
-def _key_touches(session: OrmSession, key: Key, new: bool) -> list[int]:
-    if new:
-        return [key.product_id] if key.status == _AVAILABLE else []
-    status = inspect(key).attrs.status.history
-    moved_from = _moved_from(session, key, keys_table)
-    if moved_from:
-        return [key.product_id, *moved_from]
-    if not status.has_changes():
-        return []
-    if status.deleted and _AVAILABLE not in status.added and _AVAILABLE not in status.deleted:
-        return []  # e.g. reserved → delivered: availability did not change
-    return [key.product_id]
-
-
-def _offer_touches(session: OrmSession, offer: ProviderOffer, new: bool) -> list[int]:
-    if new:
-        return [offer.product_id] if offer.product_id is not None and offer.stock > 0 else []
-    moved_from = _moved_from(session, offer, offers)
-    if not moved_from and not inspect(offer).attrs.stock.history.has_changes():
-        return []
-    return [pid for pid in (offer.product_id, *moved_from) if pid is not None]
-
-
-@event.listens_for(OrmSession, "before_flush")
-def _note_flushed_stock(session: OrmSession, _context: Any, _instances: Any) -> None:
-    """Collect, before each flush, the products whose availability the flush changes."""
-    touched: list[int] = []
-    for obj in session.new:
-        if isinstance(obj, Key):
-            touched += _key_touches(session, obj, True)
-        elif isinstance(obj, ProviderOffer):
-            touched += _offer_touches(session, obj, True)
-    for obj in session.dirty:
-        if isinstance(obj, Key):
-            touched += _key_touches(session, obj, False)
-        elif isinstance(obj, ProviderOffer):
-            touched += _offer_touches(session, obj, False)
-    for obj in session.deleted:
-        if isinstance(obj, (Key, ProviderOffer)) and obj.product_id is not None:
-            touched.append(obj.product_id)
-    if touched:
-        session.info.setdefault(_STOCK_TOUCHED, set()).update(touched)
-
-
-@event.listens_for(OrmSession, "before_commit")
-def _refresh_before_commit(session: OrmSession) -> None:
-    session.flush()  # the commit's own flush comes after this event
-    touched = session.info.pop(_STOCK_TOUCHED, None)
-    if touched:
-        refresh_stock_flags(session=cast(Session, session), product_ids=touched)
-
-
-@event.listens_for(OrmSession, "after_transaction_end")
-def _forget_touched(session: OrmSession, transaction: Any) -> None:
-    if transaction.parent is None:  # the outermost transaction ended (commit or rollback)
-        session.info.pop(_STOCK_TOUCHED, None)

@@ -1,81 +1,33 @@
-"""Fulfilment: a paid order becomes delivered keys — from our own stock first, then from
-the wholesale providers — without ever losing the order, delivering a key twice or
-paying a provider twice (DESIGN §4 invariants 1 to 3, §5.3).
-
-:func:`fulfil_order` is idempotent and safe to run any number of times, from any number
-of workers, at any moment (the Huey task, reconciliation, an operator's retry):
-
-1. **Lease.** One worker at a time: a compare-and-set on ``orders.fulfilment_lease_until``
-   (only ``paid`` orders). A worker that dies leaves a lease that expires; reconciliation
-   then runs the order again.
-2. **Open purchases first.** A :class:`ProviderPurchase` left ``requested`` or ``unknown``
-   by an earlier attempt (its answer was lost) is resolved by asking the provider *by our
-   reference* before anything else (invariant 3). Found: its keys are collected.
-   Positively absent (:class:`~core.providers.base.Absent`) and the last request older
-   than twice ``KEYSHOP_PROVIDER_TIMEOUT`` (so it cannot still be in flight): sent again
-   under the *same* reference. Anything else — the lookup failed, or cannot rule the
-   order out — and the purchase is *not* sent again: it waits (the run ends in
-   :class:`FulfilmentRetry`; reconciliation asks again), and once it has been unknown
-   for ``KEYSHOP_UNKNOWN_PURCHASE_SECONDS`` the order goes to ``needs_attention`` with
-   the purchase named, for an operator to confirm it was not charged (send again) or
-   enter what was bought (core.services.operator). Neither provider documents that it
-   de-duplicates a repeated reference (shared/docs/providers.md, Corrections), so
-   nothing here relies on it. An unknown purchase's units count as on their way, so its
-   line is never bought from the next provider meanwhile. ``pending`` purchases
-   (pre-orders, late keys) collect whatever keys are out.
-3. **Stock.** The keys checkout reserved for the order (``core.services.reservations``)
-   are delivered; each line claims what it still lacks from stock (one atomic statement)
-   and the claimed keys are delivered in the same transaction. The common case — every
-   line reserved at checkout, or all of it in stock — is one transaction
-   (:func:`_fulfil_from_stock_at_once`).
-4. **Providers.** For what is still missing, walk the provider chain
-   (``KEYSHOP_PROVIDER_CHAIN``, default CodesWholesale then Kinguin). At each provider
-   take its cheapest mapped offer with enough free units (stock minus other orders'
-   checkout holds) whose cost keeps the minimum margin
-   (``KEYSHOP_MIN_MARGIN_PERCENT``; offers in another currency than the product's price
-   are skipped — there is no exchange-rate guess). A ``requested`` purchase is committed
-   *before* the call; the outcome is recorded after it. Transient errors are retried with
-   exponential backoff and jitter; permanent ones fall through to the next provider.
-5. **Finish.** Every line complete → ``fulfilled`` and the delivery e-mail. Keys still on
-   their way (pre-order, late keys) → the order stays ``paid`` and waits (what was
-   delivered stays delivered). Nothing left to try → ``needs_attention`` with a reason an
-   operator can act on, and an alert.
-
-No row lock is held while a provider is called. Key plaintext exists only in memory
-between the provider's answer and its encryption.
-"""
+"""Provider purchases: open one (committed before the call), call the provider, record
+its answer (keys stored encrypted, never twice), and settle purchases whose answer was
+lost. A provider is never paid twice: a purchase of unknown outcome is asked about by
+our reference and sent again only when the provider positively lacks it and our last
+request cannot still be in flight (DESIGN §4 invariant 3; the package docstring)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import secrets
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, exists, func, update
-from sqlalchemy import select as sa_select
+from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import crypto, jobs
+from core import crypto
 from core.config import Settings, get_settings
 from core.db import session_scope
-from core.errors import InsufficientStock, NotFound
 from core.models import (
     Key,
     KeyStatus,
     Order,
     OrderLine,
-    OrderStatus,
     Product,
     ProviderOffer,
     ProviderPurchase,
-    PurchaseStatus,
     new_uuid,
     row_id,
     utcnow,
@@ -94,52 +46,16 @@ from core.providers.base import (
     PurchaseResult,
 )
 from core.services.alerts import raise_alert
-from core.services.audit import Actor
-from core.services.inventory import ClaimedKey, claim_for_lines, claim_keys, deliver_lines
-from core.services.orders import transition_order
+from core.services.fulfilment.state import (
+    ACTIVE,
+    FulfilmentResult,
+    P,
+    Retry,
+    line_needs,
+)
 from core.services.reservations import choose_offers, drop_line_hold
 
 log = logging.getLogger(__name__)
-
-S = OrderStatus
-P = PurchaseStatus
-SYSTEM = Actor.system("fulfilment")
-ACTIVE = (P.REQUESTED, P.UNKNOWN, P.PENDING)
-HELD = (KeyStatus.RESERVED, KeyStatus.DELIVERED)
-
-
-class FulfilmentRetry(Exception):
-    """Raised when the order must be tried again later (a purchase whose outcome is still
-    unknown, providers temporarily unreachable). The task layer retries with backoff;
-    reconciliation is the safety net. Not a DomainError: nothing is wrong with the input."""
-
-
-@dataclass
-class FulfilmentResult:
-    order_id: int
-    outcome: str  # fulfilled | waiting | needs_attention | busy | skipped
-    from_stock: int = 0
-    from_providers: int = 0
-    detail: str = ""
-    problems: list[str] = field(default_factory=list)
-    # purchases whose outcome is still unknown after this run (never sent again)
-    unsettled: list[str] = field(default_factory=list)
-    unsettled_overdue: bool = False  # one of them waited KEYSHOP_UNKNOWN_PURCHASE_SECONDS
-
-
-@dataclass
-class Retry:
-    """Backoff policy for transient provider errors inside one run."""
-
-    attempts: int = 3
-    base_seconds: float = 0.2
-    max_seconds: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int) -> float:
-        # exponential backoff with full jitter
-        return random.uniform(0, min(self.max_seconds, self.base_seconds * 2**attempt))
-
 
 _clients_cache: dict[tuple[str, ...], dict[str, ProviderClient]] = {}
 
@@ -160,236 +76,10 @@ def provider_clients(settings: Settings | None = None) -> dict[str, ProviderClie
     return _clients_cache[cache_key]
 
 
-# -- the use case -------------------------------------------------------------------------
-
-
-def fulfil_order(
-    *,
-    order_id: int,
-    clients: Mapping[str, ProviderClient] | None = None,
-    retry: Retry | None = None,
-    now: Callable[[], datetime] = utcnow,
-    buy_from: str | None = None,
-    min_margin_percent: float | None = None,
-    resend_purchase_id: int | None = None,
-) -> FulfilmentResult:
-    """Fulfil a paid order as far as possible now. Owns its transactions.
-
-    ``buy_from`` restricts new purchases to one provider and ``min_margin_percent``
-    overrides the configured margin: an operator's choice for an order that needs
-    attention (open purchases at any provider are still settled first).
-    ``resend_purchase_id``: an operator confirmed that this purchase of unknown outcome
-    was not charged; it is sent again under its reference without asking first."""
-    settings = get_settings()
-    if min_margin_percent is not None:
-        settings = settings.model_copy(update={"min_margin_percent": min_margin_percent})
-    retry = retry or Retry()
-    quick = _fulfil_from_stock_at_once(order_id, now())
-    if quick is not None:
-        return quick
-    result = FulfilmentResult(order_id=order_id, outcome="skipped")
-    if not _take_lease(order_id, now()):
-        with session_scope(write=False) as session:
-            order = session.get(Order, order_id)
-            if order is None:
-                raise NotFound(f"order {order_id} does not exist")
-            result.outcome = "busy" if order.status == S.PAID else "skipped"
-            result.detail = f"order is {order.status}"
-        return result
-    try:
-        chain = clients if clients is not None else provider_clients(settings)
-        at = now()
-        _resolve_open_purchases(order_id, chain, retry, result, settings, at, resend_purchase_id)
-        _deliver_from_stock(order_id, result)
-        buyers = {name: c for name, c in chain.items() if buy_from is None or name == buy_from}
-        _buy_missing(order_id, buyers, settings, retry, result, at)
-        _finish(order_id, result)
-    finally:
-        _release_lease(order_id)
-    if result.unsettled and result.outcome == "waiting":
-        raise FulfilmentRetry("; ".join(result.unsettled))
-    return result
-
-
-# The fast path's one read: the order (locked; loaded, so transition_order finds it in
-# the session), its lines, how many keys checkout reserved for each, and whether anything
-# else was ever started on them (a key in another status or a purchase on any line hands
-# the order to the general path).
-_L = OrderLine.__table__  # type: ignore[attr-defined]
-_K = Key.__table__  # type: ignore[attr-defined]
-_PP = ProviderPurchase.__table__  # type: ignore[attr-defined]
-_FAST_PATH_READ = (
-    sa_select(
-        Order,
-        _L.c.id,
-        _L.c.product_id,
-        _L.c.quantity,
-        sa_select(func.count())
-        .select_from(_K)
-        .where(_K.c.order_line_id == _L.c.id, _K.c.status == KeyStatus.RESERVED.value)
-        .correlate(_L)
-        .scalar_subquery()
-        .label("reserved"),
-        (
-            exists().where(_K.c.order_line_id == _L.c.id, _K.c.status != KeyStatus.RESERVED.value)
-            | exists().where(_PP.c.order_line_id == _L.c.id)
-        ).label("started"),
-    )
-    .outerjoin(_L, _L.c.order_id == col(Order.id))
-    .where(col(Order.id) == bindparam("order_id"))
-    .order_by(_L.c.id)
-    .with_for_update(of=Order)
-)
-
-
-def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult | None:
-    """The common case in one transaction: a paid order nobody has started on, whose
-    every line stock serves — with the keys checkout reserved for it, and a claim (product
-    order, all or nothing) for what was not reserved. Locks the order row and reads its
-    lines in one statement, delivers, marks the order fulfilled and queues the e-mail.
-    Returns None — having changed nothing — whenever the general path must decide."""
-    with session_scope() as session:
-        rows = session.execute(_FAST_PATH_READ, {"order_id": order_id}).all()
-        if not rows:
-            raise NotFound(f"order {order_id} does not exist")
-        order = rows[0][0]
-        lease = order.fulfilment_lease_until
-        if order.status != S.PAID or (lease is not None and lease > at):
-            return None
-        if rows[0][1] is None or any(row[5] for row in rows):
-            return None  # no lines, or an earlier attempt started: the general path decides
-        ids = [int(row[1]) for row in rows]
-        requests = [
-            (int(row[1]), int(row[2]), int(row[3]) - int(row[4]))
-            for row in rows
-            if int(row[3]) > int(row[4])
-        ]
-        if requests:
-            try:
-                claim_for_lines(session=session, requests=requests)
-            except InsufficientStock:
-                return None  # nothing more stays reserved; the general path buys the rest
-        delivered = deliver_lines(session=session, line_ids=ids)
-        transition_order(
-            session=session,
-            order_id=order_id,
-            to_status=S.FULFILLED,
-            actor=SYSTEM,
-            reason=f"{delivered} keys delivered from stock",
-            expected_from=S.PAID,
-        )
-        jobs.enqueue_after_commit(session, "send_order_email", order_id, "delivered")
-        return FulfilmentResult(order_id=order_id, outcome="fulfilled", from_stock=delivered)
-
-
-def _take_lease(order_id: int, at: datetime) -> bool:
-    with session_scope() as session:
-        taken = session.execute(
-            update(Order)
-            .where(
-                col(Order.id) == order_id,
-                col(Order.status) == S.PAID,
-                (col(Order.fulfilment_lease_until).is_(None))
-                | (col(Order.fulfilment_lease_until) < at),
-            )
-            .values(
-                fulfilment_lease_until=at
-                + timedelta(seconds=get_settings().fulfilment_lease_seconds),
-                fulfilment_attempts=Order.fulfilment_attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        return taken == 1
-
-
-def _release_lease(order_id: int) -> None:
-    with session_scope() as session:
-        session.execute(
-            update(Order)
-            .where(col(Order.id) == order_id)
-            .values(fulfilment_lease_until=None)
-            .execution_options(synchronize_session=False)
-        )
-
-
-# -- what each line still needs ---------------------------------------------------------------
-
-
-@dataclass
-class LineNeed:
-    line_id: int
-    product_id: int
-    quantity: int
-    held: int  # keys reserved or delivered for the line
-    on_the_way: int  # units in purchases still open or pending
-
-    @property
-    def missing(self) -> int:
-        return max(0, self.quantity - self.held - self.on_the_way)
-
-
-_DELIVERED_TO_PURCHASE = (
-    sa_select(func.count())
-    .select_from(_K)
-    .where(_K.c.provider_purchase_id == _PP.c.id)
-    .correlate(_PP)
-    .scalar_subquery()
-)
-_LINE_NEEDS = (
-    sa_select(
-        _L.c.id,
-        _L.c.product_id,
-        _L.c.quantity,
-        sa_select(func.count())
-        .select_from(_K)
-        .where(_K.c.order_line_id == _L.c.id, _K.c.status.in_(HELD))
-        .correlate(_L)
-        .scalar_subquery(),
-        # units of open or pending purchases not delivered yet
-        sa_select(
-            func.coalesce(
-                func.sum(
-                    case(
-                        (
-                            _PP.c.quantity > _DELIVERED_TO_PURCHASE,
-                            _PP.c.quantity - _DELIVERED_TO_PURCHASE,
-                        ),
-                        else_=0,
-                    )
-                ),
-                0,
-            )
-        )
-        .select_from(_PP)
-        .where(_PP.c.order_line_id == _L.c.id, _PP.c.status.in_(ACTIVE))
-        .correlate(_L)
-        .scalar_subquery(),
-    )
-    .where(_L.c.order_id == bindparam("order_id"))
-    .order_by(_L.c.id)
-)
-
-
-def line_needs(session: Session, order_id: int) -> list[LineNeed]:
-    """What each line of the order holds, has on its way and still lacks: one statement."""
-    return [
-        LineNeed(
-            line_id=int(line_id),
-            product_id=int(product_id),
-            quantity=int(quantity),
-            held=int(held),
-            on_the_way=int(on_the_way),
-        )
-        for line_id, product_id, quantity, held, on_the_way in session.execute(
-            _LINE_NEEDS, {"order_id": order_id}
-        )
-    ]
-
-
 # -- 2. open purchases --------------------------------------------------------------------------
 
 
-def _resolve_open_purchases(
+def resolve_open_purchases(
     order_id: int,
     clients: Mapping[str, ProviderClient],
     retry: Retry,
@@ -514,46 +204,10 @@ def _hold(
         result.unsettled_overdue = True
 
 
-# -- 3. stock -------------------------------------------------------------------------------------
-
-
-def deliver_missing_from_stock(*, session: Session, order_id: int) -> dict[int, list[ClaimedKey]]:
-    """Claim from stock what each line of the order still lacks (as much as there is) and
-    deliver it, with the keys reserved for the order at checkout. Returns the keys
-    claimed now, by line. Runs in the caller's transaction and never commits."""
-    return _claim_and_deliver(session, order_id)[0]
-
-
-def _claim_and_deliver(session: Session, order_id: int) -> tuple[dict[int, list[ClaimedKey]], int]:
-    """:func:`deliver_missing_from_stock`, also returning how many keys were delivered
-    (claimed now or reserved at checkout)."""
-    claimed: dict[int, list[ClaimedKey]] = {}
-    needs = line_needs(session, order_id)
-    for need in needs:
-        if need.missing <= 0:
-            continue
-        keys = claim_keys(
-            session=session,
-            product_id=need.product_id,
-            quantity=need.missing,
-            line_id=need.line_id,
-            allow_partial=True,
-        )
-        if keys:
-            claimed[need.line_id] = keys
-    delivered = deliver_lines(session=session, line_ids=[n.line_id for n in needs])
-    return claimed, delivered
-
-
-def _deliver_from_stock(order_id: int, result: FulfilmentResult) -> None:
-    with session_scope() as session:
-        result.from_stock += _claim_and_deliver(session, order_id)[1]
-
-
 # -- 4. providers ----------------------------------------------------------------------------------
 
 
-def _buy_missing(
+def buy_missing(
     order_id: int,
     clients: Mapping[str, ProviderClient],
     settings: Settings,
@@ -885,60 +539,3 @@ def _key_row(
         created_at=now,
         delivered_at=now,
     )
-
-
-# -- 5. finish ------------------------------------------------------------------------------------
-
-
-def _finish(order_id: int, result: FulfilmentResult) -> None:
-    with session_scope() as session:
-        order = session.get(Order, order_id)
-        assert order is not None
-        if order.status != S.PAID:
-            result.outcome = "skipped"
-            return
-        needs = line_needs(session, order_id)
-        missing = sum(n.missing for n in needs)
-        waiting = sum(n.on_the_way for n in needs)
-        delivered = sum(min(n.held, n.quantity) for n in needs)
-        total = sum(n.quantity for n in needs)
-        if missing == 0 and waiting == 0:
-            transition_order(
-                session=session,
-                order_id=order_id,
-                to_status=S.FULFILLED,
-                actor=SYSTEM,
-                reason=f"{total} keys delivered ({result.from_stock} from stock, "
-                f"{result.from_providers} from providers in this run)",
-            )
-            jobs.enqueue_after_commit(session, "send_order_email", order_id, "delivered")
-            result.outcome = "fulfilled"
-        elif missing == 0 and not result.unsettled_overdue:
-            result.outcome = "waiting"
-            result.detail = (
-                f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
-            )
-            if order.fulfilment_attempts == 1:
-                jobs.enqueue_after_commit(session, "send_order_email", order_id, "waiting")
-        else:
-            reason = (
-                "; ".join(result.unsettled + result.problems)
-                or f"{missing} keys could not be sourced"
-            )
-            reason = f"{delivered} of {total} keys delivered. {reason}"
-            transition_order(
-                session=session,
-                order_id=order_id,
-                to_status=S.NEEDS_ATTENTION,
-                actor=SYSTEM,
-                reason=reason[:4000],
-            )
-            raise_alert(
-                session=session,
-                kind="needs_attention",
-                subject=f"order:{order.number}",
-                message=reason[:4000],
-            )
-            jobs.enqueue_after_commit(session, "send_order_email", order_id, "attention")
-            result.outcome = "needs_attention"
-            result.detail = reason

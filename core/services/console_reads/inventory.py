@@ -1,0 +1,205 @@
+"""Console reads for the inventory: products with their key counts, a product's keys
+(masked: ids only, never codes), import history and low stock (bounded: counted only up
+to each threshold, never the whole keys table)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, literal_column, or_
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from core.models import (
+    ImportBatch,
+    Key,
+    KeyStatus,
+    Product,
+    row_id,
+)
+from core.services.inventory import LowStock, stock_counts
+
+
+def mask_key_id(key_id: uuid.UUID) -> str:
+    """A short, non-secret handle for a key (its id's first and last characters)."""
+    text = str(key_id)
+    return f"{text[:4]}…{text[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductStockRow:
+    id: int
+    slug: str
+    title: str
+    available: int
+    reserved: int
+    delivered: int
+    threshold: int
+    active: bool
+
+    @property
+    def low(self) -> bool:
+        return self.active and self.available < self.threshold
+
+
+def product_stock(
+    *, session: Session, after: tuple[str, int] | None = None, limit: int = 100
+) -> list[ProductStockRow]:
+    """One page of products (by title, then id; ``after``: the (title, id) of the last
+    row shown) with their key counts per status: two queries, the counts only for the
+    products on the page."""
+    query = select(Product)
+    if after is not None:
+        title, pid = after
+        query = query.where(
+            or_(col(Product.title) > title, (col(Product.title) == title) & (col(Product.id) > pid))
+        )
+    products = list(session.exec(query.order_by(col(Product.title), col(Product.id)).limit(limit)))
+    counts = stock_counts(session=session, product_ids=[row_id(p.id) for p in products])
+    rows = []
+    for p in products:
+        c = counts[row_id(p.id)]
+        rows.append(
+            ProductStockRow(
+                id=row_id(p.id),
+                slug=p.slug,
+                title=p.title,
+                available=c.available,
+                reserved=c.reserved,
+                delivered=c.delivered,
+                threshold=p.low_stock_threshold,
+                active=p.active,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class StockKeyRow:
+    """A key in stock as the inventory shows it: never its code."""
+
+    id: uuid.UUID
+    masked: str
+    status: str
+    import_batch_id: int | None
+    supplier: str | None
+    created_at: datetime
+
+
+def product_keys(
+    *,
+    session: Session,
+    product_id: int,
+    status: str | None = KeyStatus.AVAILABLE,
+    after_id: uuid.UUID | None = None,
+    limit: int = 100,
+) -> list[StockKeyRow]:
+    """One page of a product's keys (oldest first; ``after_id``: the last key shown)."""
+    query = sa_select(
+        col(Key.id),
+        col(Key.status),
+        col(Key.import_batch_id),
+        col(Key.supplier),
+        col(Key.created_at),
+    ).where(col(Key.product_id) == product_id)
+    if status is not None:
+        query = query.where(col(Key.status) == status)
+    if after_id is not None:
+        query = query.where(col(Key.id) > after_id)
+    return [
+        StockKeyRow(
+            id=kid,
+            masked=mask_key_id(kid),
+            status=st,
+            import_batch_id=batch,
+            supplier=sup,
+            created_at=at,
+        )
+        for kid, st, batch, sup, at in session.execute(query.order_by(col(Key.id)).limit(limit))
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    id: int
+    file_name: str
+    operator: str
+    status: str
+    read: int
+    imported: int
+    duplicate_in_file: int
+    duplicate_in_stock: int
+    rejected: int
+    rejections: tuple[tuple[int, str], ...]  # (line number, reason), never the line's text
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+def import_history(
+    *, session: Session, limit: int = 50, before_id: int | None = None
+) -> list[ImportRow]:
+    """Import batches, newest first, a page at a time (``before_id``)."""
+    query = select(ImportBatch)
+    if before_id is not None:
+        query = query.where(col(ImportBatch.id) < before_id)
+    return [
+        ImportRow(
+            id=row_id(b.id),
+            file_name=b.file_name,
+            operator=b.operator,
+            status=b.status,
+            read=b.lines_read,
+            imported=b.imported,
+            duplicate_in_file=b.duplicate_in_file,
+            duplicate_in_stock=b.duplicate_in_stock,
+            rejected=b.rejected,
+            rejections=tuple(
+                (int(r.get("line", 0)), str(r.get("reason", ""))) for r in (b.rejections or [])
+            ),
+            error=b.error,
+            started_at=b.started_at,
+            finished_at=b.finished_at,
+        )
+        for b in session.exec(query.order_by(col(ImportBatch.id).desc()).limit(limit))
+    ]
+
+
+def low_stock(*, session: Session) -> list[LowStock]:
+    """Active products whose available keys are below their threshold, fewest first.
+
+    Same answer as :func:`core.services.inventory.low_stock_products`, but bounded: each
+    product's available keys are counted only up to the highest threshold (a range of
+    the partial index ``ix_keys_available``), so the cost follows the number of products,
+    never the number of keys in stock."""
+    products = Product.__table__  # type: ignore[attr-defined]
+    cap = session.exec(
+        select(func.max(col(Product.low_stock_threshold))).where(col(Product.active))
+    ).one()
+    if not cap:
+        return []
+    keys = Key.__table__  # type: ignore[attr-defined]
+    inner = (
+        select(literal_column("1"))
+        .where(keys.c.product_id == products.c.id, keys.c.status == KeyStatus.AVAILABLE.value)
+        .limit(int(cap))
+        .correlate(products)
+        .subquery()
+    )
+    n = select(func.count()).select_from(inner).scalar_subquery()
+    query = sa_select(
+        products.c.id,
+        products.c.slug,
+        products.c.title,
+        n.label("n"),
+        products.c.low_stock_threshold,
+    ).where(products.c.active.is_(True), products.c.low_stock_threshold > 0)
+    rows = [
+        LowStock(product_id=r[0], slug=r[1], title=r[2], available=int(r[3]), threshold=r[4])
+        for r in session.connection().execute(query)
+        if int(r[3]) < r[4]
+    ]
+    rows.sort(key=lambda s: (s.available, s.product_id))
+    return rows

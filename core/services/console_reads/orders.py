@@ -1,0 +1,216 @@
+"""Console reads for orders: the attention queue, order lists and search (by number,
+e-mail or a key code's keyed fingerprint), and an order's timeline with its keys masked."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_, true
+from sqlmodel import Session, col, select
+
+from core import crypto
+from core.models import (
+    Key,
+    Order,
+    OrderLine,
+    OrderStatus,
+    ProviderPurchase,
+    row_id,
+)
+from core.money import format_money
+from core.services.console_reads.inventory import mask_key_id
+from core.services.orders import order_events, order_lines
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    id: int
+    number: str
+    email: str
+    status: str
+    total_minor: int
+    currency: str
+    created_at: datetime
+    attention_reason: str | None
+
+
+def _order_row(order: Order) -> OrderRow:
+    return OrderRow(
+        id=row_id(order.id),
+        number=order.number,
+        email=order.email,
+        status=order.status,
+        total_minor=order.total_minor,
+        currency=order.currency,
+        created_at=order.created_at,
+        attention_reason=order.attention_reason,
+    )
+
+
+def attention_orders(*, session: Session, limit: int = 200) -> list[OrderRow]:
+    """Orders in ``needs_attention``, oldest first (the longest wait on top)."""
+    query = (
+        select(Order)
+        .where(Order.status == OrderStatus.NEEDS_ATTENTION)
+        .order_by(col(Order.updated_at), col(Order.id))
+        .limit(limit)
+    )
+    return [_order_row(o) for o in session.exec(query)]
+
+
+def recent_orders(
+    *, session: Session, before_id: int | None = None, limit: int = 100
+) -> list[OrderRow]:
+    """Every order, newest first, one page at a time (``before_id``: the last id shown)."""
+    query = select(Order)
+    if before_id is not None:
+        query = query.where(col(Order.id) < before_id)
+    return [_order_row(o) for o in session.exec(query.order_by(col(Order.id).desc()).limit(limit))]
+
+
+def find_orders(
+    *, session: Session, text: str, limit: int = 50, before_id: int | None = None
+) -> list[OrderRow]:
+    """Orders whose number is ``text`` or whose e-mail is ``text`` (any case), newest
+    first, a page at a time (``before_id``). An empty ``text`` finds nothing."""
+    text = text.strip()
+    if not text:
+        return []
+    query = (
+        select(Order)
+        .where(
+            or_(
+                col(Order.number) == text.upper(),
+                col(Order.email) == text,
+                func.lower(col(Order.email)) == text.lower(),
+            ),
+            col(Order.id) < before_id if before_id is not None else true(),
+        )
+        .order_by(col(Order.id).desc())
+        .limit(limit)
+    )
+    return [_order_row(o) for o in session.exec(query)]
+
+
+def order_for_key_code(*, session: Session, code: str) -> OrderRow | None:
+    """The order a key code was delivered to, found by the code's keyed fingerprint
+    (the code itself is never stored or compared). None when the code is unknown or the
+    key is not on any order."""
+    if not crypto.normalise_code(code.strip()):
+        return None
+    fingerprint = crypto.get_vault().fingerprint(code.strip())
+    query = (
+        select(Order)
+        .join(OrderLine, col(OrderLine.order_id) == col(Order.id))
+        .join(Key, col(Key.order_line_id) == col(OrderLine.id))
+        .where(col(Key.fingerprint) == fingerprint)
+    )
+    order = session.exec(query).first()
+    return None if order is None else _order_row(order)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    id: uuid.UUID
+    masked: str
+    title: str
+    status: str
+    delivered_at: datetime | None
+    revealed_at: datetime | None
+    from_provider: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # "event", "purchase", "payment"
+    text: str
+
+
+@dataclass(frozen=True)
+class Timeline:
+    order: OrderRow
+    payment_provider: str | None
+    payment_reference: str | None
+    lines: list[tuple[str, int, int]]  # (title, quantity, unit price in minor units)
+    entries: list[TimelineEntry] = field(default_factory=list)
+    keys: list[KeyRow] = field(default_factory=list)
+
+
+def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
+    """An order's full story, oldest first: status changes, payment, provider purchases,
+    and its keys (masked: ids only, never codes)."""
+    order = session.get(Order, order_id)
+    if order is None:
+        return None
+    lines = order_lines(session=session, order_id=order_id)
+    line_ids = [row_id(ln.id) for ln in lines]
+    titles = {row_id(ln.id): ln.title for ln in lines}
+    entries: list[TimelineEntry] = [
+        TimelineEntry(order.created_at, "event", f"created ({order.email})")
+    ]
+    if order.paid_at is not None:
+        entries.append(
+            TimelineEntry(
+                order.paid_at,
+                "payment",
+                f"paid via {order.payment_provider or '?'} ({order.payment_reference or '-'})",
+            )
+        )
+    for ev in order_events(session=session, order_id=order_id):
+        reason = f": {ev.reason}" if ev.reason else ""
+        entries.append(
+            TimelineEntry(
+                ev.created_at,
+                "event",
+                f"{ev.from_status or '-'} → {ev.to_status} by {ev.actor}{reason}",
+            )
+        )
+    keys: list[KeyRow] = []
+    if line_ids:
+        for p in session.exec(
+            select(ProviderPurchase)
+            .where(col(ProviderPurchase.order_line_id).in_(line_ids))
+            .order_by(col(ProviderPurchase.id))
+        ):
+            cost = (
+                f" at {format_money(p.unit_cost_minor, p.currency or '', style='code')}"
+                if p.unit_cost_minor is not None
+                else ""
+            )
+            error = f" ({p.error})" if p.error else ""
+            entries.append(
+                TimelineEntry(
+                    p.created_at,
+                    "purchase",
+                    f"{p.provider}: {p.quantity} x {titles.get(p.order_line_id, '?')}"
+                    f"{cost}, {p.status}{error}",
+                )
+            )
+        for k in session.exec(
+            select(Key)
+            .where(col(Key.order_line_id).in_(line_ids))
+            .order_by(col(Key.order_line_id), col(Key.id))
+        ):
+            keys.append(
+                KeyRow(
+                    id=k.id,
+                    masked=mask_key_id(k.id),
+                    title=titles.get(row_id(k.order_line_id), "?"),
+                    status=k.status,
+                    delivered_at=k.delivered_at,
+                    revealed_at=k.revealed_at,
+                    from_provider=k.provider_purchase_id is not None,
+                )
+            )
+    entries.sort(key=lambda e: e.at)
+    return Timeline(
+        order=_order_row(order),
+        payment_provider=order.payment_provider,
+        payment_reference=order.payment_reference,
+        lines=[(ln.title, ln.quantity, ln.unit_price_minor) for ln in lines],
+        entries=entries,
+        keys=keys,
+    )

@@ -1,0 +1,307 @@
+"""Operator actions on orders that need a human (the console's attention queue): retry,
+buy from a chosen provider, assign from stock, refund, cancel, replace a faulty key; and
+customers' faulty-key reports.
+
+Every action is audited (invariant 7) and goes through the same services as the
+automatic paths. Functions with a ``session`` run in the caller's transaction; the others
+own theirs (they call providers or payment services, which never happens under a lock).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import stripe
+from sqlmodel import Session, col, select
+
+from core import jobs
+from core.config import get_settings
+from core.db import session_scope
+from core.errors import DomainError, InvalidInput, NotFound
+from core.models import (
+    Key,
+    KeyReport,
+    KeyReportStatus,
+    KeyStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    row_id,
+    utcnow,
+)
+from core.services.audit import Actor, record_audit
+from core.services.fulfilment import (
+    FulfilmentResult,
+    deliver_missing_from_stock,
+    fulfil_order,
+    line_needs,
+)
+from core.services.inventory import claim_keys, deliver_lines, mark_faulty, revoke_key
+from core.services.key_returns import return_eligible
+from core.services.orders import transition_order
+from core.services.payments import stripe_client, take_back_keys
+from core.services.test_payments import send_test_event
+
+S = OrderStatus
+
+
+def _order(session: Session, order_id: int) -> Order:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
+    return order
+
+
+def retry_fulfilment(*, order_id: int, actor: Actor) -> None:
+    """needs_attention → paid, and fulfilment queued after the commit."""
+    with session_scope() as session:
+        transition_order(
+            session=session,
+            order_id=order_id,
+            to_status=S.PAID,
+            actor=actor,
+            reason="operator retried fulfilment",
+            expected_from=S.NEEDS_ATTENTION,
+        )
+        jobs.enqueue_after_commit(session, "fulfil_order", order_id)
+
+
+def buy_from_provider(
+    *, order_id: int, provider: str, actor: Actor, ignore_margin: bool = False
+) -> FulfilmentResult:
+    """Buy what the order lacks from ``provider`` now (the operator's choice; with
+    ``ignore_margin`` even at a loss, up to twice our price)."""
+    if provider not in get_settings().providers:
+        raise InvalidInput(f"{provider} is not a configured provider")
+    with session_scope() as session:
+        transition_order(
+            session=session,
+            order_id=order_id,
+            to_status=S.PAID,
+            actor=actor,
+            reason=f"operator buys from {provider}",
+            expected_from=S.NEEDS_ATTENTION,
+        )
+        record_audit(
+            session=session,
+            actor=actor,
+            action="order.buy_from_provider",
+            object_type="order",
+            object_id=_order(session, order_id).number,
+            data={"provider": provider, "ignore_margin": ignore_margin},
+        )
+    return fulfil_order(
+        order_id=order_id, buy_from=provider, min_margin_percent=-100.0 if ignore_margin else None
+    )
+
+
+def _complete_if_whole(session: Session, order: Order, actor: Actor, reason: str) -> bool:
+    if any(n.missing or n.on_the_way for n in line_needs(session, row_id(order.id))):
+        return False
+    transition_order(
+        session=session,
+        order_id=row_id(order.id),
+        to_status=S.FULFILLED,
+        actor=actor,
+        reason=reason,
+    )
+    jobs.enqueue_after_commit(session, "send_order_email", order.id, "delivered")
+    return True
+
+
+def assign_from_stock(*, session: Session, order_id: int, actor: Actor) -> int:
+    """Deliver what the order lacks from stock, each key audited as ``key.assign``; the
+    order is fulfilled when nothing is missing any more. Returns how many keys."""
+    order = _order(session, order_id)
+    if order.status not in (S.NEEDS_ATTENTION, S.PAID):
+        raise InvalidInput(f"order {order.number} is {order.status}; nothing to assign")
+    assigned = 0
+    for line_id, keys in deliver_missing_from_stock(session=session, order_id=order_id).items():
+        for key in keys:
+            record_audit(
+                session=session,
+                actor=actor,
+                action="key.assign",
+                object_type="key",
+                object_id=str(key.id),
+                data={"order": order.number, "order_line_id": line_id},
+            )
+        assigned += len(keys)
+    if assigned == 0:
+        raise InvalidInput(f"no keys in stock for what order {order.number} lacks")
+    if order.status == S.NEEDS_ATTENTION:
+        transition_order(
+            session=session,
+            order_id=order_id,
+            to_status=S.PAID,
+            actor=actor,
+            reason=f"operator assigned {assigned} keys from stock",
+        )
+    _complete_if_whole(session, order, actor, f"operator assigned {assigned} keys from stock")
+    return assigned
+
+
+def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
+    """Give the money back. With Stripe, a refund is created and Stripe's
+    ``charge.refunded`` webhook does the rest; with the built-in test payments the same
+    Stripe-format event goes through the same webhook path. Either way the keys never
+    revealed come back (DESIGN §5.5) once the event is processed."""
+    if not reason.strip():
+        raise InvalidInput("a refund needs a reason")
+    with session_scope() as session:
+        order = _order(session, order_id)
+        if order.status not in (S.PAID, S.NEEDS_ATTENTION, S.FULFILLED, S.DISPUTED):
+            raise InvalidInput(
+                f"order {order.number} is {order.status}; there is no payment to refund"
+            )
+        if not order.payment_reference:
+            raise InvalidInput(f"order {order.number} has no payment reference")
+        number, reference = order.number, order.payment_reference
+        record_audit(
+            session=session,
+            actor=actor,
+            action="order.refund",
+            object_type="order",
+            object_id=number,
+            data={"reason": reason, "payment": reference},
+        )
+    settings = get_settings()
+    if settings.test_payments:
+        send_test_event(order_number=number, kind="charge.refunded")
+        return f"refund of {number} sent through the test payments"
+    try:
+        refund = stripe_client().v1.refunds.create(
+            params={"payment_intent": reference, "metadata": {"order_number": number}},
+            options={"idempotency_key": f"keyshop-refund-{number}"},
+        )
+    except stripe.StripeError as exc:
+        raise DomainError(
+            f"Stripe refused the refund of {number}: {exc.user_message or exc.code}"
+        ) from None
+    return f"Stripe refund {refund.id} created for {number}; its webhook completes it"
+
+
+def cancel_order(*, session: Session, order_id: int, actor: Actor, reason: str) -> Order:
+    """Cancel an order that needs attention (fraud, a customer's request): keys never
+    revealed come back, revealed ones are flagged. Money already taken is refunded
+    separately (refund_order); cancelling does not move money."""
+    if not reason.strip():
+        raise InvalidInput("a cancellation needs a reason")
+    order = _order(session, order_id)
+    counts = take_back_keys(
+        session=session, order=order, actor=actor, reason=f"cancelled: {reason}"
+    )
+    return transition_order(
+        session=session,
+        order_id=order_id,
+        to_status=S.CANCELLED,
+        actor=actor,
+        reason=reason,
+        data=counts,
+    )
+
+
+def replace_faulty_key(*, session: Session, key_id: uuid.UUID, actor: Actor, reason: str) -> Key:
+    """Quarantine a key reported faulty and deliver a replacement from stock to the same
+    order line (both audited). Raises InsufficientStock, changing nothing, when stock has
+    none: buy one with buy_from_provider after marking the key faulty yourself."""
+    key = session.get(Key, key_id)
+    if key is None or key.order_line_id is None:
+        raise NotFound(f"key {key_id} is not delivered to any order")
+    line = session.get(OrderLine, key.order_line_id)
+    assert line is not None
+    [replacement] = claim_keys(
+        session=session, product_id=line.product_id, quantity=1, line_id=row_id(line.id)
+    )
+    mark_faulty(session=session, key_id=key_id, actor=actor, reason=reason)
+    deliver_lines(session=session, line_ids=[row_id(line.id)])
+    record_audit(
+        session=session,
+        actor=actor,
+        action="key.assign",
+        object_type="key",
+        object_id=str(replacement.id),
+        data={"replaces": str(key_id), "order_line_id": line.id},
+    )
+    return session.exec(select(Key).where(col(Key.id) == replacement.id)).one()
+
+
+def revealable_keys(*, session: Session, order_id: int) -> list[Key]:
+    lines = [
+        row_id(ln.id)
+        for ln in session.exec(select(OrderLine).where(OrderLine.order_id == order_id))
+    ]
+    return list(
+        session.exec(
+            select(Key).where(col(Key.order_line_id).in_(lines), Key.status == KeyStatus.DELIVERED)
+        )
+    )
+
+
+# -- faulty-key reports ---------------------------------------------------------------------
+
+REPORT_ACTIONS = ("replace", "revoke", "reject")
+
+
+def resolve_key_report(
+    *, session: Session, report_id: int, action: str, actor: Actor, note: str
+) -> KeyReport:
+    """Close an open faulty-key report, with the operator's ``note``:
+
+    - ``replace``: the key is quarantined as faulty and a key from stock is delivered to
+      the same order line (:func:`replace_faulty_key`; InsufficientStock, changing
+      nothing, when stock has none) → ``replaced``; a Kinguin key never revealed and
+      within Kinguin's 24-hour return window is then returned to Kinguin for a refund
+      (the ``return_faulty_key`` job, :mod:`core.services.key_returns`);
+    - ``revoke``: the key is revoked (:func:`core.services.inventory.revoke_key`), for a
+      refund or when no replacement will come → ``revoked``;
+    - ``reject``: the operator found the key good; nothing happens to it → ``rejected``.
+
+    The report gets its status, ``resolution`` (what was done, and the note),
+    ``resolved_at`` and ``resolved_by``; ``key_report.resolve`` is audited. A report that
+    is not open any more, an unknown action or an empty note is refused (InvalidInput)
+    and nothing changes. Runs in the caller's transaction and never commits.
+    """
+    if action not in REPORT_ACTIONS:
+        raise InvalidInput(f"unknown action {action!r}: one of {', '.join(REPORT_ACTIONS)}")
+    note = note.strip()
+    if not note:
+        raise InvalidInput("resolving a report needs a note")
+    report = session.get(KeyReport, report_id, with_for_update=True, populate_existing=True)
+    if report is None:
+        raise NotFound(f"faulty-key report #{report_id} does not exist")
+    if report.status != KeyReportStatus.OPEN:
+        raise InvalidInput(
+            f"faulty-key report #{report_id} is already {report.status}", status=report.status
+        )
+    reason = f"faulty-key report #{report_id}: {note}"
+    data: dict[str, object] = {"action": action, "key_id": str(report.key_id), "note": note}
+    if action == "replace":
+        new = replace_faulty_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
+        report.status = KeyReportStatus.REPLACED
+        report.resolution = f"replaced by key {new.id}: {note}"
+        data["replacement_key_id"] = str(new.id)
+        if return_eligible(session=session, key_id=report.key_id) is not None:
+            # never revealed, bought from Kinguin within 24 h: claimed back after the commit
+            jobs.enqueue_after_commit(session, "return_faulty_key", str(report.key_id))
+            data["returned_to_supplier"] = True
+    elif action == "revoke":
+        revoke_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
+        report.status = KeyReportStatus.REVOKED
+        report.resolution = f"key revoked: {note}"
+    else:
+        report.status = KeyReportStatus.REJECTED
+        report.resolution = f"rejected: {note}"
+    report.resolved_at = utcnow()
+    report.resolved_by = actor.id
+    session.add(report)
+    record_audit(
+        session=session,
+        actor=actor,
+        action="key_report.resolve",
+        object_type="key_report",
+        object_id=report_id,
+        data={**data, "status": report.status, "order_id": report.order_id},
+    )
+    session.flush()
+    return report
