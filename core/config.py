@@ -16,7 +16,7 @@ import base64
 import binascii
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.proxies import TrustedProxies
 
 KEY_BYTES = 32
 
@@ -148,6 +151,9 @@ class Settings(BaseSettings):
 
     # -- public address (links in e-mails, webhook targets of the simulators) --
     public_url: str = Field("http://127.0.0.1:3000", validation_alias="KEYSHOP_PUBLIC_URL")
+    # Reverse proxies whose X-Forwarded-For/Forwarded is believed (core.proxies): empty
+    # (none, the TCP peer is the client), a hop count, or comma-separated networks.
+    trusted_proxies: str = Field("", validation_alias="KEYSHOP_TRUSTED_PROXIES")
 
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: str | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY", repr=False)
@@ -248,6 +254,20 @@ class Settings(BaseSettings):
         if len(value) < 32:
             raise ValueError("must be at least 32 characters (use `keyshop keys new-secret`)")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str | None) -> str:
+        from core.proxies import parse_trusted_proxies
+
+        parse_trusted_proxies(value)
+        return (value or "").strip()
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        from core.proxies import parse_trusted_proxies
+
+        return parse_trusted_proxies(self.trusted_proxies)
 
     @field_validator("password_hashing")
     @classmethod
@@ -516,6 +536,11 @@ class Settings(BaseSettings):
                 src("kinguin_webhook_secret", "embedded default"),
             ),
             ("KEYSHOP_PUBLIC_URL", self.public_url, src("public_url")),
+            (
+                "KEYSHOP_TRUSTED_PROXIES",
+                self.trusted_proxies or "(none: the TCP peer is the client)",
+                src("trusted_proxies"),
+            ),
             (
                 "KEYSHOP_SECRET_KEY",
                 "***" if self.secret_key else f"(generated file {self.var_dir / 'secret.key'})",

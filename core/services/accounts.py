@@ -19,9 +19,12 @@ Sessions
 Sign-in
     One answer (:class:`InvalidCredentials`) for an unknown e-mail and a wrong password,
     and about the same time for both: an unknown e-mail still verifies a password against
-    a dummy hash. Attempts are rate limited per e-mail and per address
-    (:data:`SIGN_IN_LIMITS`), counted before the password is checked, so they also count
-    failures.
+    a dummy hash. Limits (:data:`SIGN_IN_LIMITS`): attempts from one client address
+    are refused past 30 in 15 minutes (counted before the password is checked);
+    failures for one e-mail from one address are refused past 10; failures for one
+    e-mail from all addresses together never refuse (that would let anyone lock a known
+    e-mail out) but slow every further attempt for it down, doubling from 0.25 s up to
+    4 s, so guessing from many addresses stays slow while the owner still gets in.
 
 Password reset
     :func:`request_password_reset` answers the same whether or not an account uses the
@@ -56,6 +59,7 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -75,7 +79,7 @@ from core.models import Customer, CustomerSession, Order, OrderLine, OrderStatus
 from core.models.base import utcnow
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
-from core.services.ratelimit import check_rate
+from core.services.ratelimit import check_rate, hits, record_hit, refuse_if_reached
 from core.signing import InvalidToken, check_token, make_token, secret_key
 
 log = logging.getLogger(__name__)
@@ -87,8 +91,16 @@ RESET_PURPOSE: Final = "password-reset"
 SEEN_EVERY: Final = timedelta(minutes=1)
 HISTORY_MAX: Final = 200
 
-# (scope, limit, window seconds). Counted per e-mail and per client address.
-SIGN_IN_LIMITS: Final = {"email": ("sign-in:email", 10, 900), "ip": ("sign-in:ip", 30, 900)}
+# (scope, limit, window seconds). Sign-in: attempts per client address are refused past
+# 30; failures per (e-mail, address) are refused past 10; failures per e-mail from every
+# address only slow that e-mail's sign-ins down (nobody can lock an account out).
+SIGN_IN_LIMITS: Final = {
+    "ip": ("sign-in:ip", 30, 900),
+    "pair": ("sign-in:pair", 10, 900),
+    "email": ("sign-in:email", 10, 900),
+}
+SLOW_DOWN_BASE: Final = 0.25  # seconds, doubled per failure past the e-mail's limit
+SLOW_DOWN_MAX: Final = 4.0
 SIGN_UP_LIMIT: Final = ("sign-up:ip", 20, 3600)
 RESET_LIMITS: Final = {"email": ("reset:email", 5, 3600), "ip": ("reset:ip", 20, 3600)}
 
@@ -215,6 +227,11 @@ def _clip(value: str | None, size: int) -> str | None:
     return value[:size] if isinstance(value, str) and value else None
 
 
+def slow_down(seconds: float) -> None:
+    """Wait before checking a password (tests replace it)."""
+    time.sleep(seconds)
+
+
 def _rate(limits: tuple[str, int, int], subject: str) -> None:
     scope, limit, window = limits
     check_rate(scope=scope, subject=subject, limit=limit, window_seconds=window)
@@ -317,7 +334,19 @@ def sign_in(
         raise InvalidInput("enter your password", field="password")
     if ip:
         _rate(SIGN_IN_LIMITS["ip"], ip)
-    _rate(SIGN_IN_LIMITS["email"], address)
+    pair = f"{address} {ip or '-'}"
+    pair_scope, pair_limit, pair_window = SIGN_IN_LIMITS["pair"]
+    refuse_if_reached(scope=pair_scope, subject=pair, limit=pair_limit, window_seconds=pair_window)
+    email_scope, email_limit, email_window = SIGN_IN_LIMITS["email"]
+    excess = hits(scope=email_scope, subject=address, window_seconds=email_window) - email_limit
+    if excess >= 0:
+        slow_down(min(SLOW_DOWN_MAX, SLOW_DOWN_BASE * 2.0**excess))
+
+    def failed() -> InvalidCredentials:
+        record_hit(scope=pair_scope, subject=pair, window_seconds=pair_window)
+        record_hit(scope=email_scope, subject=address, window_seconds=email_window)
+        return InvalidCredentials()
+
     with session_scope(write=False) as session:
         customer = session.exec(select(Customer).where(Customer.email == address)).first()
     hasher = password_hasher()
@@ -326,13 +355,13 @@ def sign_in(
         _spend_like_a_check(hasher, profile, password)
         if customer is not None:
             _record_failed_sign_in(customer, ip, user_agent)
-        raise InvalidCredentials()
+        raise failed()
     stored = customer.password_hash
     try:
         hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         _record_failed_sign_in(customer, ip, user_agent)
-        raise InvalidCredentials() from None
+        raise failed() from None
     new_hash = hash_password(password) if hasher.check_needs_rehash(stored) else None
     assert customer.id is not None
     with session_scope() as session:

@@ -293,18 +293,45 @@ def test_sign_in_refuses_bad_input_and_writes_nothing(
     assert sum(counts(session).values()) == 0
 
 
-def test_sign_in_is_rate_limited_per_email(session: Session) -> None:
+def test_failures_per_email_and_address_are_refused_after_ten(session: Session) -> None:
     email = new_email()
     sign_up(email=email, password=PASSWORD)
     for n in range(10):
         with pytest.raises(InvalidCredentials):
-            sign_in(email=email, password=f"guess number {n}", ip=f"203.0.113.{n}")
+            sign_in(email=email, password=f"guess number {n}", ip="203.0.113.7")
     with pytest.raises(RateLimited) as caught:
-        sign_in(email=email, password=PASSWORD, ip="203.0.113.99")  # even the right one
+        sign_in(email=email, password=PASSWORD, ip="203.0.113.7")  # even the right one
     assert caught.value.http_status == 429
     assert caught.value.message.startswith("Too many attempts; try again in ")
     assert 0 < caught.value.retry_after <= 900
-    assert counts(session)["customer_sessions"] == 1
+    # the owner, from their own address, is not locked out by that
+    assert sign_in(email=email, password=PASSWORD, ip="198.51.100.4").email == email
+
+
+def test_nobody_can_lock_a_known_email_out(session: Session, monkeypatch) -> None:
+    """Failures from many addresses slow sign-in for that e-mail down; they never refuse
+    the right password from a new address."""
+    waits: list[float] = []
+    monkeypatch.setattr(accounts, "slow_down", waits.append)
+    email = new_email()
+    sign_up(email=email, password=PASSWORD)
+    for n in range(40):
+        with pytest.raises(InvalidCredentials):
+            sign_in(email=email, password=f"guess number {n}", ip=f"203.0.113.{n}")
+    assert waits and waits == sorted(waits) and 0 < waits[-1] <= accounts.SLOW_DOWN_MAX
+    assert len(waits) == 40 - accounts.SIGN_IN_LIMITS["email"][1]
+    assert sign_in(email=email, password=PASSWORD, ip="198.51.100.4").email == email
+    assert len(waits) == 41 - accounts.SIGN_IN_LIMITS["email"][1]  # slowed, not refused
+
+
+def test_unknown_emails_are_slowed_down_like_known_ones(session: Session, monkeypatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(accounts, "slow_down", waits.append)
+    email = new_email()
+    for n in range(12):
+        with pytest.raises(InvalidCredentials):
+            sign_in(email=email, password=f"guess number {n}", ip=f"203.0.113.{n}")
+    assert len(waits) == 12 - accounts.SIGN_IN_LIMITS["email"][1]
 
 
 def test_sign_in_is_rate_limited_per_client_address(session: Session) -> None:

@@ -111,13 +111,15 @@ async def blob(request: Request) -> Response:
 
 def create_api() -> Starlette:
     import tasks  # noqa: F401  (plugs the queue into core.jobs)
+    from web.api.security import middleware
     from web.api.store import ROUTES as STORE_ROUTES
 
     return Starlette(
+        middleware=middleware(),  # client address, cookies, headers: web/api/security.py
         routes=[
             Route("/api/webhooks/{source}", webhook, methods=["POST"]),
             Route("/api/health", health, methods=["GET"]),
             Route("/api/blobs/{name:path}", blob, methods=["GET"]),
             *STORE_ROUTES,
-        ]
+        ],
     )

@@ -11,7 +11,9 @@ repeated ones, non-numbers, bodies that are not the documented JSON are refused)
 ``core`` service in the thread pool and shapes the answer. Errors are DESIGN §6 JSON,
 ``{"error": {"code": ..., "message": ...}}``: 400 a malformed request, 404 nothing there
 (or not yours), 405 wrong method, 413 body too large, 415 not JSON, 422 a well-formed
-request the shop refuses (with ``problems`` for a cart), 429 too many requests.
+request the shop refuses (with ``problems`` for a cart), 429 too many requests (every
+request counts against its client address's limit, a checkout also against the
+checkout limit: ``core.services.ratelimit``).
 
 Keys are never part of any answer: the order's keys appear masked, and are revealed
 only in the key portal (``core.services.portal.reveal_order_key``).
@@ -34,7 +36,7 @@ from starlette.routing import Route
 
 from core.db import get_engine, session_scope
 from core.errors import DomainError
-from core.services import catalogue, checkout, portal, storefront
+from core.services import catalogue, checkout, portal, ratelimit, storefront
 from core.services.catalogue import ProductHit
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,12 @@ async def blocking(call: Callable[[], Any]) -> Any:
     return await run_in_threadpool(call)
 
 
+async def _limit(request: Request) -> None:
+    """Every store API request counts against its client's limit (RateLimited, 429)."""
+    ip = request.client.host if request.client else None
+    await blocking(lambda: ratelimit.check_store_api(ip=ip))
+
+
 def _endpoint(*methods: str) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
     """Make a route handler: the method is checked here (a JSON 405 with ``Allow``, also
     when Reflex mounts its own app behind ours and would otherwise take the request),
@@ -105,6 +113,7 @@ def _endpoint(*methods: str) -> Callable[[Callable[[Request], Any]], Callable[[R
                 response.headers["Allow"] = ", ".join(sorted(allowed))
                 return response
             try:
+                await _limit(request)
                 return await handler(request)  # type: ignore[no-any-return]
             except BadRequest as exc:
                 return error(exc.status, exc.code, exc.message)
@@ -321,6 +330,7 @@ async def create_checkout(request: Request) -> Response:
     _query(request, frozenset())
     email, lines = _checkout_request(await _json_body(request))
     ip = request.client.host if request.client else None
+    await blocking(lambda: ratelimit.check_checkout(ip=ip))
     result = await blocking(lambda: checkout.place_order(email=email, lines=lines, ip=ip))
     status_url = f"/api/store/orders/{result.number}"
     return JSONResponse(

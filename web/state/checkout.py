@@ -85,6 +85,7 @@ class CartState(ShopState):
     @rx.event
     async def place_order(self, form: dict[str, Any]) -> Any:
         from core.services.checkout import CartLine, place_order
+        from core.services.ratelimit import check_checkout
 
         if self.placing:
             return
@@ -99,6 +100,7 @@ class CartState(ShopState):
         self.placing, self.error = True, ""
         yield
         try:
+            await in_thread(check_checkout, ip=self._client()["ip"])
             customer_id = await in_thread(self._customer_id)
             result = await in_thread(
                 place_order,
