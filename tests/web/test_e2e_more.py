@@ -21,7 +21,7 @@ from core.mail import list_outbox, read_outbox_message
 from core.models import KeyReport
 from tests.factories import fresh, make_keys, make_product
 from tests.web import test_e2e
-from tests.web.test_e2e import Shop, Steps, new_page
+from tests.web.test_e2e import ACCOUNT_PAGE, Shop, Steps, new_page
 
 # the same module-scoped fixtures: one `keyshop run` and one Chromium for this module
 shop = test_e2e.shop
@@ -57,7 +57,7 @@ def sign_up(page, shop: Shop, email: str, password: str) -> None:
     page.fill("#field-password", password)
     page.fill("#field-password_again", password)
     page.click("#signup-submit")
-    page.wait_for_url("**/account")
+    page.wait_for_url(ACCOUNT_PAGE)
     expect(page.locator("#account-email")).to_contain_text(email)
 
 
@@ -128,7 +128,7 @@ def test_password_reset_by_the_emailed_link(shop, browser, session):
         page.fill("#field-password_again", new_password)
         steps.shot("new-password")
         page.click("#reset-submit")
-        page.wait_for_url("**/account")
+        page.wait_for_url(ACCOUNT_PAGE)
         expect(page.locator("#account-email")).to_contain_text(email)
         expect(page.locator("#nav-account")).to_be_visible()
         steps.shot("signed-in-after-reset")
@@ -141,7 +141,7 @@ def test_password_reset_by_the_emailed_link(shop, browser, session):
         steps.shot("old-password-refused")
         page.fill("#field-password", new_password)
         page.click("#signin-submit")
-        page.wait_for_url("**/account")
+        page.wait_for_url(ACCOUNT_PAGE)
         expect(page.locator("#account-email")).to_contain_text(email)
 
         # the link worked once

@@ -151,3 +151,49 @@ def test_store_api_requests_are_limited_per_address(app, session, monkeypatch, t
     assert refused.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert client_from(app, random_ip()).get("/api/store/products").status_code == 200
+
+
+# -- production: HSTS and Secure cookies ----------------------------------------------------
+
+
+def test_production_adds_hsts_and_secure_cookies(app, monkeypatch, test_settings):
+    monkeypatch.setattr(test_settings, "env", "production")
+    client = client_from(app, random_ip())
+    health = client.get("/api/store/products")
+    assert health.headers["strict-transport-security"].startswith("max-age=63072000")
+    link = client.get("/orders/KS-AAAA-BBBB?token=abc.1.def", follow_redirects=False)
+    assert link.status_code == 303
+    cookie = link.headers["set-cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_client_cannot_send_its_own_sealed_header(monkeypatch, test_settings):
+    from web.api.security import SEALED_HEADER, BrowserSecrets, browser_secrets, seal
+
+    forged = seal(BrowserSecrets(session="stolen-elsewhere-token-value-000"))
+    seen = scope_through(
+        monkeypatch, test_settings, "", "198.51.100.3", x_keyshop_sealed=forged, cookie="a=b"
+    )
+    headers = {k.decode(): v.decode() for k, v in seen["headers"]}
+    assert headers[SEALED_HEADER] != forged  # replaced by what the cookies say: nothing
+    assert browser_secrets(headers) == BrowserSecrets()
+    assert headers["cookie"] == "a=b"
+
+
+def test_secret_cookies_reach_the_websocket_only_sealed(monkeypatch, test_settings):
+    from web.api.security import SEALED_HEADER, browser_secrets
+
+    token = "S" * 43
+    seen = scope_through(
+        monkeypatch,
+        test_settings,
+        "",
+        "198.51.100.3",
+        cookie=f"theme=dark; ks_session={token}; ks_order_KS-1={token}; ks_reset={token}",
+    )
+    headers = {k.decode(): v.decode() for k, v in seen["headers"]}
+    assert token not in repr(seen["headers"])
+    assert headers["cookie"] == "theme=dark"
+    found = browser_secrets(headers)
+    assert (found.session, found.reset, found.order_token("KS-1")) == (token, token, token)
+    assert SEALED_HEADER in headers

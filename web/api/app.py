@@ -111,6 +111,7 @@ async def blob(request: Request) -> Response:
 
 def create_api() -> Starlette:
     import tasks  # noqa: F401  (plugs the queue into core.jobs)
+    from web.api.security import ROUTES as SESSION_ROUTES
     from web.api.security import middleware
     from web.api.store import ROUTES as STORE_ROUTES
 
@@ -120,6 +121,7 @@ def create_api() -> Starlette:
             Route("/api/webhooks/{source}", webhook, methods=["POST"]),
             Route("/api/health", health, methods=["GET"]),
             Route("/api/blobs/{name:path}", blob, methods=["GET"]),
+            *SESSION_ROUTES,
             *STORE_ROUTES,
         ],
     )

@@ -320,6 +320,44 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/session": {
+        "post": {
+            "operationId": "start_session",
+            "summary": "Set the HttpOnly session cookie for a session just opened",
+            "description": "Used by the storefront after a sign-in over its websocket; "
+            "same origin only (any other Origin, or none, is refused with 403).",
+            "tags": ["accounts"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["token"],
+                            "properties": {"token": STR},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "204": {"description": "the cookie is set (HttpOnly, SameSite=Lax)"},
+                "400": _error("not the documented body"),
+                "401": _error("no such session"),
+                "403": _error("foreign origin"),
+            },
+        }
+    },
+    "/api/session/sign-out": {
+        "post": {
+            "operationId": "end_session",
+            "summary": "End the cookie's session and clear the cookie (same origin only)",
+            "tags": ["accounts"],
+            "responses": {
+                "204": {"description": "signed out, cookie cleared"},
+                "403": _error("foreign origin"),
+            },
+        }
+    },
     "/api/blobs/{name}": {
         "get": {
             "operationId": "blob",

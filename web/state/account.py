@@ -1,4 +1,10 @@
-"""Sign up, sign in, sign out, password reset and the order history."""
+"""Sign up, sign in, sign out, password reset and the order history.
+
+A new session's token goes to the browser once, in a script that hands it to
+``POST /api/session`` (which sets the HttpOnly cookie) and reloads the page; it is never
+a state var. The reset link's token arrives as an HttpOnly cookie too (see
+web/api/security.py) and is unsealed only while the reset runs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 import reflex as rx
 
+from web.api.security import SIGN_OUT_SCRIPT, handoff_script
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
 
@@ -18,7 +25,6 @@ class AccountState(ShopState):
     error: str = ""
     info: str = ""
     busy: bool = False
-    _reset_token: str = ""
 
     @rx.event
     async def load_account(self) -> Any:
@@ -49,14 +55,16 @@ class AccountState(ShopState):
         self.error, self.info, self.busy = "", "", False
         await self.load_session()
 
-    def _signed_in(self, result: Any) -> None:
-        self.session_token = result.token
+    def _signed_in(self, result: Any) -> Any:
+        """Show the new session and hand its token to the browser's cookie (the script
+        loads ``/account`` once the cookie is set)."""
         self.signed_in, self.customer_email, self.customer_name = (
             True,
             result.email,
             result.display_name,
         )
         self.busy = False
+        return rx.call_script(handoff_script(result.token, "/account"))
 
     def _passwords_differ(self, form: dict[str, Any]) -> bool:
         if str(form.get("password", "")) != str(form.get("password_again", "")):
@@ -90,8 +98,7 @@ class AccountState(ShopState):
         )
         if result is _FAILED:
             return
-        self._signed_in(result)
-        yield rx.redirect("/account")
+        yield self._signed_in(result)
 
     @rx.event
     async def sign_in(self, form: dict[str, Any]) -> Any:
@@ -107,20 +114,19 @@ class AccountState(ShopState):
         )
         if result is _FAILED:
             return
-        self._signed_in(result)
-        yield rx.redirect("/account")
+        yield self._signed_in(result)
 
     @rx.event
     async def sign_out(self) -> Any:
         from core.services.accounts import sign_out
 
-        if self.session_token:
+        token = self._secrets().session
+        if token:
             with contextlib.suppress(Exception):
-                await in_thread(sign_out, token=self.session_token)
-        self.session_token = ""
+                await in_thread(sign_out, token=token)
         self.signed_in, self.customer_email, self.customer_name = False, "", ""
         self.orders = []
-        return rx.redirect("/")
+        return rx.call_script(SIGN_OUT_SCRIPT)  # clears the cookie, then goes home
 
     @rx.event
     async def request_reset(self, form: dict[str, Any]) -> Any:
@@ -143,8 +149,7 @@ class AccountState(ShopState):
     @rx.event
     async def load_reset(self) -> None:
         self.error, self.info, self.busy = "", "", False
-        self._reset_token = (self.router.url.query_parameters.get("token") or "")[:1024]
-        if not self._reset_token:
+        if not self._secrets().reset:
             self.error = "This page needs the link from the e-mail we sent you."
 
     @rx.event
@@ -157,11 +162,10 @@ class AccountState(ShopState):
         yield
         result = await self._attempt(
             reset_password,
-            token=self._reset_token,
+            token=self._secrets().reset,
             new_password=str(form.get("password", ""))[:1024],
             **self._client(),
         )
         if result is _FAILED:
             return
-        self._signed_in(result)
-        yield rx.redirect("/account")
+        yield self._signed_in(result)

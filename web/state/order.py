@@ -5,6 +5,9 @@ Live status: ``load`` starts a background watcher that re-reads the order every 
 and pushes changes to the browser through Reflex's state channel, until the order is
 settled, the customer leaves (a newer page load replaces the watcher) or ten minutes pass.
 
+The order-access token is never kept in the state either: it arrives as an HttpOnly
+cookie, sealed (see web/api/security.py), and is unsealed for each call.
+
 A revealed code is never kept in the state (the state may live in Redis in production):
 the reveal handler sends it once, straight into the page's DOM via a script call, and it
 is gone from the server's memory when the handler returns.
@@ -45,8 +48,12 @@ class OrderState(ShopState):
     report_key_id: str = ""
     report_open: bool = False
     report_message: str = ""
-    _token: str = ""
     _watch: int = 0
+
+    def _access_token(self) -> str | None:
+        """The order-access token from the browser's HttpOnly cookie for this order (the
+        link's ``?token=`` became that cookie: web/api/security.py), never kept."""
+        return self._secrets().order_token(self.number)
 
     def _read(self) -> Any:
         from core.services.portal import open_order, order_view
@@ -56,7 +63,7 @@ class OrderState(ShopState):
             order = open_order(
                 session=session,
                 number=self.number,
-                access_token=self._token or None,
+                access_token=self._access_token(),
                 customer_id=customer_id,
             )
             return order_view(session=session, order=order)
@@ -98,7 +105,6 @@ class OrderState(ShopState):
     @rx.event
     async def load(self) -> Any:
         self.number = self.router.url.path.rstrip("/").rsplit("/", 1)[-1][:24]
-        self._token = (self.router.url.query_parameters.get("token") or "")[:512]
         await self.load_session()
         try:
             view = await in_thread(self._read)
@@ -150,7 +156,7 @@ class OrderState(ShopState):
                 reveal_order_key,
                 number=self.number,
                 key_id=key_id,
-                access_token=self._token or None,
+                access_token=self._access_token(),
                 customer_id=customer_id,
                 ip=client["ip"],
                 user_agent=client["user_agent"],
@@ -191,7 +197,7 @@ class OrderState(ShopState):
                 number=self.number,
                 key_id=self.report_key_id,
                 message=message,
-                access_token=self._token or None,
+                access_token=self._access_token(),
                 customer_id=customer_id,
             )
         except Exception as exc:
