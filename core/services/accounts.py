@@ -27,13 +27,14 @@ Sign-in
     4 s, so guessing from many addresses stays slow while the owner still gets in.
 
 Password reset
-    :func:`request_password_reset` answers the same whether or not an account uses the
-    address (no account enumeration); when one does, it e-mails a link
-    ``{KEYSHOP_PUBLIC_URL}/reset-password?token=…``. The token is signed
-    (:func:`core.signing.make_token`, purpose ``password-reset``, valid
-    ``KEYSHOP_PASSWORD_RESET_MINUTES``) over the customer id and an HMAC of the current
-    password hash, so it stops working once the password changes: it works once. A mail
-    failure is logged, not shown (showing it would tell that the account exists).
+    :func:`request_password_reset` answers the same, doing the same work, whether or not
+    an account uses the address (no account enumeration): it only queues a job, and the
+    job (:func:`send_password_reset`, on the worker) looks the address up and, when an
+    account uses it, e-mails a link ``{KEYSHOP_PUBLIC_URL}/reset-password?token=…``.
+    The token is signed (:func:`core.signing.make_token`, purpose ``password-reset``,
+    valid ``KEYSHOP_PASSWORD_RESET_MINUTES``) over the customer id and an HMAC of the
+    current password hash, so it stops working once the password changes: it works once.
+    A mail failure is the job's to retry, never shown to the person who asked.
     :func:`reset_password` sets the new password, revokes every session the account had,
     marks the e-mail verified (following the link proved it) and signs in.
 
@@ -44,7 +45,8 @@ Orders and accounts
     someone's address must not see that person's guest orders. Verification happens when
     a reset link is followed; the guest orders with that address are attached in the same
     transaction, and each later sign-in of a verified account attaches guest orders placed
-    since. The portal's ownership check (``order.customer_id``) then covers them.
+    since. Sign-up itself (enumeration-proof, with its verification link) is
+    :mod:`core.services.signup`. The portal's ownership check (``order.customer_id``) then covers them.
 
 Every function here opens its own transactions (these are use cases, called by the web
 layer); the slow password hashing always runs outside any transaction.
@@ -74,7 +76,7 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput
-from core.mail import MailError, _build, get_mailer
+from core.mail import _build, get_mailer
 from core.models import Customer, CustomerSession, Order, OrderLine, OrderStatus
 from core.models.base import utcnow
 from core.services.audit import Actor, record_audit
@@ -277,7 +279,7 @@ def _attach_guest_orders(session: Session, customer: Customer) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def sign_up(
+def create_account(
     *,
     email: str,
     password: str,
@@ -286,7 +288,10 @@ def sign_up(
     user_agent: str | None = None,
 ) -> SignedIn:
     """Create an account and sign it in. InvalidInput (field ``email``) when the address
-    already has an account. The new account is unverified (see the module docstring)."""
+    already has an account. The new account is unverified (see the module docstring).
+
+    This answer tells whether an address has an account: the storefront never calls it
+    (it uses :func:`core.services.signup.sign_up`); operator tools and tests do."""
     address = normalise_email(email)
     check_password_policy(password, address)
     name = _check_display_name(display_name)
@@ -495,17 +500,28 @@ def reset_link(customer_id: int, password_hash: str | None, *, now: float | None
 
 
 def request_password_reset(*, email: str, ip: str | None = None) -> None:
-    """E-mail a reset link if an account uses ``email``; the same outcome either way.
-    InvalidInput only for something that is not an e-mail address; RateLimited after too
-    many requests for the address or from the client address."""
+    """Queue the reset e-mail for ``email``; the same outcome, and the same work, whether
+    or not an account uses it (the request never looks the address up: the queued job
+    does, :func:`send_password_reset`). InvalidInput only for something that is not an
+    e-mail address; RateLimited after too many requests for the address or from the
+    client address."""
+    from core.jobs import dispatch
+
     address = normalise_email(email)
     if ip:
         _rate(RESET_LIMITS["ip"], ip)
     _rate(RESET_LIMITS["email"], address)
+    dispatch("send_account_email", kind="password-reset", email=address, ip=ip)
+
+
+def send_password_reset(*, email: str, ip: str | None = None) -> bool:
+    """The queued half of :func:`request_password_reset`: e-mail a reset link if an
+    account uses ``email`` (True), else nothing (False). A mail failure raises MailError
+    so the queue retries it."""
     with session_scope(write=False) as session:
-        customer = session.exec(select(Customer).where(Customer.email == address)).first()
+        customer = session.exec(select(Customer).where(Customer.email == email)).first()
     if customer is None:
-        return
+        return False
     assert customer.id is not None
     settings = get_settings()
     link = reset_link(customer.id, customer.password_hash)
@@ -527,14 +543,7 @@ def request_password_reset(*, email: str, ip: str | None = None) -> None:
         shop_name="keyshop",
         mail_from=settings.mail_from,
     )
-    try:
-        get_mailer().send(message)
-    except MailError as exc:
-        # Not shown to the caller: an error here would tell that the account exists.
-        log.warning("password reset e-mail for customer %s not sent: %s", customer.id, exc)
-        sent = False
-    else:
-        sent = True
+    get_mailer().send(message)
     with session_scope() as session:
         record_audit(
             session=session,
@@ -542,8 +551,9 @@ def request_password_reset(*, email: str, ip: str | None = None) -> None:
             action="customer.password_reset_requested",
             object_type="customer",
             object_id=customer.id,
-            data={"sent": sent},
+            data={"sent": True},
         )
+    return True
 
 
 def reset_password(

@@ -65,10 +65,11 @@ def running_shop(
         "KEYSHOP_VAR_DIR": str(test_settings.var_dir),
         "KEYSHOP_KEYRING": TEST_KEYRING,
         "KEYSHOP_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
-        "KEYSHOP_SECRET_KEY": test_settings.secret_key or "sec-" + "s" * 40,
         "KEYSHOP_SIMULATOR_PORT": str(sim_port),
         "KEYSHOP_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "KEYSHOP_PASSWORD_HASHING": "fast",
+        # the same signing secret as the tests: theirs, or the file in the shared var dir
+        **({"KEYSHOP_SECRET_KEY": test_settings.secret_key} if test_settings.secret_key else {}),
         **extra_env,
     }
     url = f"http://127.0.0.1:{port}"

@@ -104,7 +104,9 @@ def test_a_reset_link_becomes_a_short_lived_http_only_cookie(shop, test_settings
 
 
 def test_the_session_cookie_is_set_by_the_server_with_the_configured_lifetime(shop, fast):
-    signed = accounts.sign_up(email=f"sec-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD)
+    signed = accounts.create_account(
+        email=f"sec-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD
+    )
     response = httpx.post(
         shop + "/api/session", json={"token": signed.token}, headers={"Origin": shop}, timeout=10
     )
@@ -132,7 +134,9 @@ def test_the_session_cookie_is_set_by_the_server_with_the_configured_lifetime(sh
 
 @pytest.mark.parametrize("origin", [EVIL, None, "null"])
 def test_the_session_routes_refuse_other_origins(shop, fast, origin):
-    signed = accounts.sign_up(email=f"sec-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD)
+    signed = accounts.create_account(
+        email=f"sec-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD
+    )
     headers = {"Origin": origin} if origin else {}
     response = httpx.post(shop + "/api/session", json={"token": signed.token}, headers=headers)
     assert response.status_code == 403 and "set-cookie" not in response.headers
@@ -216,3 +220,29 @@ def test_checkouts_are_counted_per_client_behind_the_trusted_proxy(shop, session
     assert codes == [201] * limit + [429]
     assert checkout(shop, product.slug, bob) == 201  # another customer behind the proxy
     assert checkout(shop, product.slug, f"198.51.100.1, {alice}") == 429  # forged left entry
+
+
+# -- sign-up's verification link -----------------------------------------------------------------
+
+
+def test_the_verification_link_signs_in_once(shop, fast, var_dir, queued_jobs):
+    from core.mail import list_outbox, read_outbox_message
+    from core.services.signup import send_account_email, sign_up
+
+    email = f"verify-{uuid.uuid4().hex[:8]}@example.com"
+    sign_up(email=email, password=PASSWORD)
+    [(_name, args, kwargs)] = queued_jobs
+    send_account_email(*args, **kwargs)  # what the worker does
+    [info] = [i for i in list_outbox(var_dir / "outbox") if i.to == email]
+    text = read_outbox_message(info.path).get_body(preferencelist=("plain",)).get_content()
+    link = next(w for w in text.split() if "/api/account/verify?token=" in w)
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    first = httpx.get(f"{shop}/{path}", timeout=10)
+    assert first.status_code == 303 and first.headers["location"] == "/account"
+    cookie = set_cookies(first)["ks_session"]
+    assert "httponly" in cookie and cookie["max-age"] == str(SESSION_DAYS * 86_400)
+    token = cookie[""].split("=", 1)[1]
+    assert accounts.customer_for_token(token=token).verified
+    again = httpx.get(f"{shop}/{path}", timeout=10)
+    assert again.status_code == 303 and again.headers["location"] == "/signin"
+    assert "set-cookie" not in again.headers

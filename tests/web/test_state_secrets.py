@@ -77,9 +77,9 @@ def stored(trees: list[rx.State]) -> list[bytes]:
     return asyncio.run(through_redis())
 
 
-def test_the_state_store_holds_no_bearer_secret(session, var_dir, queued_jobs):
+def test_the_state_store_holds_no_bearer_secret(session, var_dir, account_mail):
     email = f"ivy-{uuid.uuid4().hex[:8]}@example.com"
-    accounts.sign_up(email=email, password=PASSWORD)
+    accounts.create_account(email=email, password=PASSWORD)
     trees: list[rx.State] = []
 
     # sign in: the new session's token goes to the browser once, not into the state

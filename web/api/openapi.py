@@ -320,6 +320,20 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/account/verify": {
+        "get": {
+            "operationId": "verify_email",
+            "summary": "The sign-up e-mail's link: verify the address and sign in",
+            "tags": ["accounts"],
+            "parameters": [{"name": "token", "in": "query", "required": True, "schema": STR}],
+            "responses": {
+                "303": {
+                    "description": "to /account with the session cookie set, or to "
+                    "/signin when the link is not valid or was used"
+                }
+            },
+        }
+    },
     "/api/session": {
         "post": {
             "operationId": "start_session",

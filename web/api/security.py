@@ -80,7 +80,7 @@ MAX_ORDER_COOKIES: Final = 20
 _ORDER_NUMBER = re.compile(r"^[A-Za-z0-9-]{1,24}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.=-]{1,512}$")
 _HANDOFF = re.compile(r"^/(orders|pay)/([A-Za-z0-9-]{1,24})/?$")
-_NO_REFERRER = re.compile(r"^/(orders|pay)/|^/reset-password")
+_NO_REFERRER = re.compile(r"^/(orders|pay)/|^/reset-password|^/api/account/verify")
 _SEAL_AAD: Final = b"keyshop browser secrets v1"
 
 
@@ -430,7 +430,27 @@ async def end_session(request: Request) -> Response:
     return response
 
 
+async def verify_email(request: Request) -> Response:
+    """``GET /api/account/verify?token=``: the sign-up e-mail's link. Verifies the
+    address, signs in (the session cookie) and goes to the account; a bad or used link
+    goes to the sign-in page."""
+    from core.services.signup import InvalidVerificationLink
+    from core.services.signup import verify_email as verify
+
+    token = request.query_params.get("token", "")
+    ip = request.client.host if request.client else None
+    agent = (request.headers.get("user-agent") or "")[:400] or None
+    try:
+        signed = await run_in_threadpool(lambda: verify(token=token, ip=ip, user_agent=agent))
+    except InvalidVerificationLink:
+        return Response(status_code=303, headers={"Location": "/signin", **_NO_STORE})
+    response = Response(status_code=303, headers={"Location": "/account", **_NO_STORE})
+    response.raw_headers.append((b"set-cookie", session_cookie(signed.token).encode("latin-1")))
+    return response
+
+
 ROUTES: Final = [
+    Route("/api/account/verify", verify_email, methods=["GET"]),
     Route("/api/session", start_session, methods=["POST"]),
     Route("/api/session/sign-out", end_session, methods=["POST"]),
 ]

@@ -80,6 +80,7 @@ def sign_up() -> rx.Component:
     return page(
         form_card(
             callout_error(AccountState.error),
+            callout_info(AccountState.info),
             field("Name (optional)", "name", autocomplete="name"),
             field("E-mail", "email", kind="email", autocomplete="email", required=True),
             field(

@@ -83,22 +83,28 @@ class AccountState(ShopState):
 
     @rx.event
     async def sign_up(self, form: dict[str, Any]) -> Any:
-        from core.services.accounts import sign_up
+        from core.services.signup import sign_up
 
         if self._passwords_differ(form):
             return
-        self.busy, self.error = True, ""
+        self.busy, self.error, self.info = True, "", ""
         yield
+        email = str(form.get("email", ""))[:320]
         result = await self._attempt(
             sign_up,
-            email=str(form.get("email", ""))[:320],
+            email=email,
             password=str(form.get("password", ""))[:1024],
             display_name=str(form.get("name", ""))[:120].strip(),
             **self._client(),
         )
         if result is _FAILED:
             return
-        yield self._signed_in(result)
+        self.busy = False
+        # the same answer whether or not the address already has an account
+        self.info = (
+            f"We have sent a message to {email.strip()}: follow its link to confirm the "
+            "address. You can sign in with your password meanwhile."
+        )
 
     @rx.event
     async def sign_in(self, form: dict[str, Any]) -> Any:
