@@ -3,7 +3,8 @@ activation link, faulty-key reports.
 
 Live status: ``load`` starts a background watcher that re-reads the order every second
 and pushes changes to the browser through Reflex's state channel, until the order is
-settled, the customer leaves (a newer page load replaces the watcher) or ten minutes pass.
+settled, the tab disconnects, a newer page load replaces the watcher or ten minutes
+pass; one per tab and order, at most 200 per web worker (web/state/live.py).
 
 The order-access token is never kept in the state either: it arrives as an HttpOnly
 cookie, sealed (see web/api/security.py), and is unsealed for each call.
@@ -15,10 +16,8 @@ is gone from the server's memory when the handler returns.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import time
 from typing import Any
 
 import reflex as rx
@@ -26,8 +25,8 @@ import reflex as rx
 from core.db import session_scope
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
+from web.state.live import client_connected, run_watcher
 
-WATCH_SECONDS = 600
 SETTLED = {"fulfilled", "cancelled", "refunded", "disputed"}
 
 
@@ -120,27 +119,41 @@ class OrderState(ShopState):
 
     @rx.event(background=True)
     async def watch(self, generation: int) -> None:
-        """Push status and keys to the page while the order moves."""
-        deadline = time.monotonic() + WATCH_SECONDS
+        """Push status and keys to the page while the order moves: one watcher per tab
+        and order, bounded per worker, ended when the tab disconnects (web/state/live.py)."""
         async with self:
-            self.live = True
-        try:
-            while time.monotonic() < deadline:
-                await asyncio.sleep(1.0)
-                async with self:
-                    if generation != self._watch:
-                        return
-                try:
-                    view = await in_thread(self._read)
-                except Exception:
-                    continue
-                async with self:
-                    if generation != self._watch:
-                        return
-                    self._apply(view)
-                if view.status in SETTLED:
-                    return
-        finally:
+            if not isinstance(generation, int) or generation != self._watch:
+                return  # only the current page load may start one
+            key = (self.router.session.client_token, self.number)
+
+        async def started() -> None:
+            async with self:
+                self.live = True
+
+        async def is_current() -> bool:
+            async with self:
+                return generation == self._watch
+
+        async def refresh() -> bool:
+            try:
+                view = await in_thread(self._read)
+            except Exception:
+                return False
+            async with self:
+                if generation != self._watch:
+                    return True
+                self._apply(view)
+            return view.status in SETTLED
+
+        ended = await run_watcher(
+            key=key,
+            generation=generation,
+            is_current=is_current,
+            refresh=refresh,
+            connected=lambda: client_connected(key[0]),
+            on_start=started,
+        )
+        if ended != "refused":
             async with self:
                 if generation == self._watch:
                     self.live = False
