@@ -5,8 +5,10 @@ Passwords
     default) uses the library's own recommended parameters (RFC 9106 low-memory profile:
     64 MiB, 3 passes, 4 lanes); ``fast`` (1 MiB, 1 pass) exists only to keep test runs
     quick and is refused when ``KEYSHOP_ENV=production``. A hash made with other
-    parameters is replaced at the next successful sign-in. Policy: 10 to 256 characters,
-    and not just the e-mail address (or its local part). Passwords are never stored,
+    parameters is replaced at the next successful sign-in. Policy: 12 to 256 characters,
+    not the e-mail address (or its local part), and not easy to guess: zxcvbn's estimate
+    (its own lists of common passwords, words and names, checked offline, with the
+    e-mail address as a hint) must reach 3 of 4. Passwords are never stored,
     logged or put in an error.
 
 Sessions
@@ -86,7 +88,8 @@ from core.signing import InvalidToken, check_token, make_token, secret_key
 
 log = logging.getLogger(__name__)
 
-PASSWORD_MIN: Final = 10
+PASSWORD_MIN: Final = 12
+PASSWORD_MIN_SCORE: Final = 3  # zxcvbn's 0..4: 3 is "safely unguessable" online
 PASSWORD_MAX: Final = 256
 DISPLAY_NAME_MAX: Final = 120
 RESET_PURPOSE: Final = "password-reset"
@@ -206,9 +209,25 @@ def check_password_policy(password: object, email: str) -> str:
             f"the password may have at most {PASSWORD_MAX} characters", field="password"
         )
     folded = password.strip().casefold()
-    if folded in (email.casefold(), email.split("@", 1)[0].casefold()):
+    local = email.split("@", 1)[0]
+    if folded in (email.casefold(), local.casefold()):
         raise InvalidInput("the password must not be your e-mail address", field="password")
+    if _guessable(password, [email, local, *re.split(r"[._+-]", local)]):
+        raise InvalidInput(
+            "the password is too easy to guess (a common password, a pattern or your "
+            "name); use a few unrelated words or more varied characters",
+            field="password",
+        )
     return password
+
+
+def _guessable(password: str, user_inputs: list[str]) -> bool:
+    """zxcvbn's estimate, offline: its lists (common passwords, words, names) ship in the
+    package. The first 72 characters are scored (longer ones are not the weak ones)."""
+    from zxcvbn import zxcvbn
+
+    result = zxcvbn(password[:72], user_inputs=[u for u in user_inputs if u], max_length=72)
+    return int(result["score"]) < PASSWORD_MIN_SCORE
 
 
 def _check_display_name(value: object) -> str:

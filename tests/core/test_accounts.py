@@ -157,7 +157,15 @@ def test_passwords_and_tokens_are_never_stored_in_plain_text(session: Session, e
     [
         ({"email": "not-an-address"}, "email", "e-mail"),
         ({"email": ""}, "email", "e-mail"),
-        ({"password": "123456789"}, "password", "at least 10"),
+        ({"password": "12345678901"}, "password", "at least 12"),
+        ({"password": "password1234"}, "password", "too easy to guess"),
+        ({"password": "qwertyuiop123"}, "password", "too easy to guess"),
+        ({"password": "aaaaaaaaaaaaaaaa"}, "password", "too easy to guess"),
+        (
+            {"email": "margaret.hamilton@example.com", "password": "margaret.hamilton1"},
+            "password",
+            "too easy to guess",
+        ),
         ({"password": "x" * 257}, "password", "at most 256"),
         ({"password": ""}, "password", "choose a password"),
         ({"password": None}, "password", "choose a password"),
@@ -190,9 +198,26 @@ def test_sign_up_refuses_bad_input_and_writes_nothing(
 
 
 def test_password_length_bounds_are_inclusive(session: Session) -> None:
-    create_account(email=new_email(), password="p" * 10)
-    create_account(email=new_email(), password="p" * 256)
+    create_account(email=new_email(), password="Lx9#vQ2@mT7!")  # 12 characters
+    create_account(email=new_email(), password="staple grape violin " * 12 + "pqrs7890w2x")
     assert counts(session)["customers"] == 2
+
+
+def test_the_password_policy_is_checked_offline_and_never_echoes(monkeypatch) -> None:
+    """12 characters at least, and not a common password or an easy pattern (zxcvbn's
+    own lists, in the package: no network)."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the password policy must not use the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    for weak in ("iloveyou1234", "1q2w3e4r5t6y", "abcdefghijkl"):
+        with pytest.raises(InvalidInput) as caught:
+            accounts.check_password_policy(weak, "someone@example.com")
+        assert weak not in caught.value.message
+    assert accounts.check_password_policy(PASSWORD, "someone@example.com") == PASSWORD
 
 
 def test_an_address_signs_up_once(session: Session) -> None:

@@ -675,7 +675,7 @@ def test_sign_up_says_the_same_for_a_new_and_a_known_address(session, account_ma
             {"email": "d@example.com", "password": PASSWORD, "password_again": PASSWORD + "!"},
             "differ",
         ),
-        ({"email": "d@example.com", "password": "short", "password_again": "short"}, "at least 10"),
+        ({"email": "d@example.com", "password": "short", "password_again": "short"}, "at least 12"),
         ({"email": "nope", "password": PASSWORD, "password_again": PASSWORD}, "e-mail"),
         ({}, "e-mail"),
     ],

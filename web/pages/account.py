@@ -84,12 +84,12 @@ def sign_up() -> rx.Component:
             field("Name (optional)", "name", autocomplete="name"),
             field("E-mail", "email", kind="email", autocomplete="email", required=True),
             field(
-                "Password (at least 10 characters)",
+                "Password (at least 12 characters)",
                 "password",
                 kind="password",
                 autocomplete="new-password",
                 required=True,
-                min_length=10,
+                min_length=12,
             ),
             field(
                 "Password again",
@@ -125,12 +125,12 @@ def reset_password() -> rx.Component:
         form_card(
             callout_error(AccountState.error),
             field(
-                "New password (at least 10 characters)",
+                "New password (at least 12 characters)",
                 "password",
                 kind="password",
                 autocomplete="new-password",
                 required=True,
-                min_length=10,
+                min_length=12,
             ),
             field(
                 "New password again",
