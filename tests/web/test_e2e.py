@@ -410,5 +410,13 @@ def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, 
         bob.goto(f"{shop.url}/orders/{number}")
         expect(bob.get_by_text("Order not found")).to_be_visible()
         Steps(bob, "accounts-bob").shot("bob-cannot-open-alices-order")
+
+        # Alice's account lists where she is signed in; she signs out everywhere
+        alice.goto(shop.url + "/account")
+        expect(alice.locator("#sessions")).to_contain_text("this browser")
+        alice.click("#signout-everywhere")
+        alice.wait_for_url(shop.url + "/")
+        alice.goto(shop.url + "/account")
+        alice.wait_for_url("**/signin**")
     bob_ctx.close()
     alice_ctx.close()

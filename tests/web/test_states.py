@@ -27,6 +27,7 @@ from core.models import Customer, CustomerSession, KeyReport, Order
 from core.services import accounts, ratelimit
 from core.services.fulfilment import fulfil_order
 from core.services.notifications import order_access_token
+from core.services.sessions import list_sessions
 from tests.factories import fresh, make_keys, make_order, make_product
 from tests.support.states import (
     arg_of,
@@ -805,3 +806,29 @@ def test_forgot_password_with_a_bad_address_says_so(session):
     state = state_for(AccountState, "/forgot-password")
     call(state.request_reset, {"email": "no address"})
     assert "e-mail" in state.error and state.info == "" and not state.busy
+
+
+def test_account_page_lists_sessions_and_signs_out_one_or_everywhere(session):
+    first = accounts.create_account(email="ivo@example.com", password=PASSWORD, user_agent="Laptop")
+    phone = accounts.sign_in(email="ivo@example.com", password=PASSWORD, user_agent="Phone")
+    state = state_for(AccountState, "/account", cookies=session_cookie(first.token))
+    call(state.load_account)
+    assert [(s["browser"], s["current"]) for s in state.sessions] == [
+        ("Phone", ""),
+        ("Laptop", "yes"),
+    ]
+    assert _leaks(state, [first.token, phone.token]) == []
+    # end the phone's session from the laptop
+    [(kind, _)] = toasts_of(call(state.end_session, state.sessions[0]["id"]))
+    assert kind == "success" and [s["browser"] for s in state.sessions] == ["Laptop"]
+    assert _token_customer(phone.token) is None and _token_customer(first.token) is not None
+    # another customer's session id is refused
+    other = accounts.create_account(email="eli@example.com", password=PASSWORD)
+    [others] = list_sessions(customer_id=other.customer_id)
+    [(kind, _)] = toasts_of(call(state.end_session, str(others.id)))
+    assert kind == "error" and _token_customer(other.token) is not None
+    # sign out everywhere: this browser too, then the cookie is cleared
+    again = accounts.sign_in(email="ivo@example.com", password=PASSWORD)
+    assert scripts_of(call(state.sign_out_everywhere)) == [SIGN_OUT_SCRIPT]
+    assert _token_customer(first.token) is None and _token_customer(again.token) is None
+    assert not state.signed_in and state.sessions == []

@@ -188,5 +188,51 @@ def account() -> rx.Component:
             ),
             rx.text("No orders yet.", id="no-orders"),
         ),
+        rx.heading("Where you are signed in", size="5", margin_top="1em"),
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    rx.table.column_header_cell("Browser"),
+                    rx.table.column_header_cell("Address", display=WIDE_ONLY),
+                    rx.table.column_header_cell("Signed in", display=WIDE_ONLY),
+                    rx.table.column_header_cell("Last used"),
+                    rx.table.column_header_cell(""),
+                )
+            ),
+            rx.table.body(
+                rx.foreach(
+                    AccountState.sessions,
+                    lambda s: rx.table.row(
+                        rx.table.cell(
+                            s["browser"],
+                            rx.cond(
+                                s["current"] != "", rx.badge("this browser", margin_left="0.5em")
+                            ),
+                        ),
+                        rx.table.cell(s["ip"], display=WIDE_ONLY),
+                        rx.table.cell(s["started"], display=WIDE_ONLY),
+                        rx.table.cell(s["last_used"]),
+                        rx.table.cell(
+                            rx.button(
+                                "Sign out",
+                                size="1",
+                                variant="soft",
+                                on_click=AccountState.end_session(s["id"]),
+                            )
+                        ),
+                    ),
+                )
+            ),
+            id="sessions",
+            width="100%",
+        ),
+        rx.button(
+            "Sign out everywhere",
+            color_scheme="red",
+            variant="soft",
+            on_click=AccountState.sign_out_everywhere,
+            id="signout-everywhere",
+            margin_top="0.5em",
+        ),
         title="Your account",
     )

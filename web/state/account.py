@@ -22,6 +22,7 @@ _FAILED = object()  # what AccountState._attempt returns when the call failed
 
 class AccountState(ShopState):
     orders: list[dict[str, str]] = []
+    sessions: list[dict[str, str]] = []
     error: str = ""
     info: str = ""
     busy: bool = False
@@ -48,7 +49,61 @@ class AccountState(ShopState):
             }
             for o in history
         ]
+        await self._load_sessions(customer_id)
         return None
+
+    async def _load_sessions(self, customer_id: int) -> None:
+        from core.services.sessions import list_sessions
+
+        listed = await in_thread(
+            list_sessions, customer_id=customer_id, current_token=self._secrets().session
+        )
+        self.sessions = [
+            {
+                "id": str(s.id),
+                "started": day(s.created_at.date()),
+                "last_used": day(s.last_seen_at.date()),
+                "ip": s.ip or "",
+                "browser": (s.user_agent or "unknown browser")[:80],
+                "current": "yes" if s.current else "",
+            }
+            for s in listed
+        ]
+
+    @rx.event
+    async def end_session(self, session_id: str) -> Any:
+        """End one of this customer's sessions; ending this browser's signs it out."""
+        from core.services.sessions import end_session
+
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is None or not str(session_id).isdigit():
+            return rx.redirect("/signin")
+        current = next((s for s in self.sessions if s["id"] == str(session_id)), None)
+        try:
+            await in_thread(
+                end_session,
+                customer_id=customer_id,
+                session_id=int(session_id),
+                ip=self._client()["ip"],
+            )
+        except Exception as exc:
+            return rx.toast.error(error_text(exc))
+        if current is not None and current["current"]:
+            self.signed_in, self.sessions, self.orders = False, [], []
+            return rx.call_script(SIGN_OUT_SCRIPT)
+        await self._load_sessions(customer_id)
+        return rx.toast.success("That browser is signed out.", duration=3000)
+
+    @rx.event
+    async def sign_out_everywhere(self) -> Any:
+        from core.services.sessions import sign_out_everywhere
+
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is not None:
+            await in_thread(sign_out_everywhere, customer_id=customer_id, ip=self._client()["ip"])
+        self.signed_in, self.customer_email, self.customer_name = False, "", ""
+        self.orders, self.sessions = [], []
+        return rx.call_script(SIGN_OUT_SCRIPT)
 
     @rx.event
     async def load_form(self) -> None:
