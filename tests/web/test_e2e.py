@@ -418,5 +418,16 @@ def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, 
         alice.wait_for_url(shop.url + "/")
         alice.goto(shop.url + "/account")
         alice.wait_for_url("**/signin**")
+
+        # Bob deletes his account with his password; he can no longer sign in
+        bob.goto(shop.url + "/account")
+        bob.fill("#delete-password", password)
+        bob.click("#delete-account")
+        bob.wait_for_url(shop.url + "/")
+        bob.goto(shop.url + "/signin")
+        bob.fill("#field-email", bob_email)
+        bob.fill("#field-password", password)
+        bob.click("#signin-submit")
+        expect(bob.get_by_role("alert")).to_contain_text("do not match")
     bob_ctx.close()
     alice_ctx.close()

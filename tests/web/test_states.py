@@ -832,3 +832,17 @@ def test_account_page_lists_sessions_and_signs_out_one_or_everywhere(session):
     assert scripts_of(call(state.sign_out_everywhere)) == [SIGN_OUT_SCRIPT]
     assert _token_customer(first.token) is None and _token_customer(again.token) is None
     assert not state.signed_in and state.sessions == []
+
+
+def test_account_page_deletes_the_account_with_its_password(session):
+    signed = accounts.create_account(email="del@example.com", password=PASSWORD)
+    state = state_for(AccountState, "/account", cookies=session_cookie(signed.token))
+    call(state.load_account)
+    assert scripts_of(call(state.delete_account, {"password": "not the password 1"})) == []
+    assert "do not match" in state.error and _token_customer(signed.token) is not None
+    assert scripts_of(call(state.delete_account, {"password": PASSWORD})) == [SIGN_OUT_SCRIPT]
+    assert not state.signed_in and _token_customer(signed.token) is None
+    assert (
+        fresh(session).exec(select(Customer).where(Customer.email == "del@example.com")).first()
+        is None
+    )

@@ -234,5 +234,31 @@ def account() -> rx.Component:
             id="signout-everywhere",
             margin_top="0.5em",
         ),
+        rx.heading("Delete your account", size="5", margin_top="1.5em"),
+        rx.text(
+            "Your name, e-mail address, password and sessions are erased. Your orders are "
+            "kept, as the law requires of a shop's sales records, and so is the audit trail.",
+            size="2",
+        ),
+        callout_error(AccountState.error),
+        rx.form(
+            rx.hstack(
+                rx.input(
+                    name="password",
+                    type="password",
+                    placeholder="Your password",
+                    auto_complete="current-password",
+                    id="delete-password",
+                    required=True,
+                ),
+                rx.button(
+                    "Delete my account", color_scheme="red", type="submit", id="delete-account"
+                ),
+                wrap="wrap",
+            ),
+            on_submit=AccountState.delete_account,
+            reset_on_submit=True,
+            margin_top="0.5em",
+        ),
         title="Your account",
     )

@@ -95,6 +95,29 @@ class AccountState(ShopState):
         return rx.toast.success("That browser is signed out.", duration=3000)
 
     @rx.event
+    async def delete_account(self, form: dict[str, Any]) -> Any:
+        """Erase the account after its password (core.services.erasure), then sign out."""
+        from core.services.erasure import delete_account
+
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is None:
+            return rx.redirect("/signin")
+        self.error = ""
+        try:
+            await in_thread(
+                delete_account,
+                customer_id=customer_id,
+                password=str(form.get("password", ""))[:1024],
+                **self._client(),
+            )
+        except Exception as exc:
+            self.error = error_text(exc)
+            return None
+        self.signed_in, self.customer_email, self.customer_name = False, "", ""
+        self.orders, self.sessions = [], []
+        return rx.call_script(SIGN_OUT_SCRIPT)
+
+    @rx.event
     async def sign_out_everywhere(self) -> Any:
         from core.services.sessions import sign_out_everywhere
 
