@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     password_hashing: Literal["recommended", "fast"] = Field(
         "recommended", validation_alias="KEYSHOP_PASSWORD_HASHING"
     )
+    # sign in with an OpenID Connect provider (core.services.oidc): all three or none
+    oidc_issuer: str | None = Field(None, validation_alias="KEYSHOP_OIDC_ISSUER")
+    oidc_client_id: str | None = Field(None, validation_alias="KEYSHOP_OIDC_CLIENT_ID")
+    oidc_client_secret: str | None = Field(
+        None, validation_alias="KEYSHOP_OIDC_CLIENT_SECRET", repr=False
+    )
+    oidc_name: str = Field("Google", max_length=40, validation_alias="KEYSHOP_OIDC_NAME")
 
     # -- payments: Stripe Checkout when configured, else built-in test payments --
     # Stripe's API address: only changed to point at stripe-mock or a test server.
@@ -305,7 +312,13 @@ class Settings(BaseSettings):
             raise ValueError("names a provider twice")
         return ",".join(names)
 
-    @field_validator("codeswholesale_base_url", "kinguin_base_url", "public_url", "stripe_api_base")
+    @field_validator(
+        "codeswholesale_base_url",
+        "kinguin_base_url",
+        "public_url",
+        "stripe_api_base",
+        "oidc_issuer",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
@@ -348,6 +361,26 @@ class Settings(BaseSettings):
             return None
         parse_secret_key(value)
         return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        given = [bool(self.oidc_issuer), bool(self.oidc_client_id), bool(self.oidc_client_secret)]
+        if any(given) and not all(given):
+            missing = [
+                name
+                for name, ok in zip(
+                    ("KEYSHOP_OIDC_ISSUER", "KEYSHOP_OIDC_CLIENT_ID", "KEYSHOP_OIDC_CLIENT_SECRET"),
+                    given,
+                    strict=True,
+                )
+                if not ok
+            ]
+            raise ValueError(f"{missing[0]}: required with the other KEYSHOP_OIDC_ settings")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
 
     @model_validator(mode="after")
     def _production_needs(self) -> Settings:
@@ -536,6 +569,18 @@ class Settings(BaseSettings):
                 src("kinguin_webhook_secret", "embedded default"),
             ),
             ("KEYSHOP_PUBLIC_URL", self.public_url, src("public_url")),
+            (
+                "KEYSHOP_OIDC_ISSUER",
+                self.oidc_issuer or "(no sign-in with an OpenID Connect provider)",
+                src("oidc_issuer"),
+            ),
+            ("KEYSHOP_OIDC_CLIENT_ID", self.oidc_client_id or "-", src("oidc_client_id")),
+            (
+                "KEYSHOP_OIDC_CLIENT_SECRET",
+                "***" if self.oidc_client_secret else "-",
+                src("oidc_client_secret"),
+            ),
+            ("KEYSHOP_OIDC_NAME", self.oidc_name, src("oidc_name")),
             (
                 "KEYSHOP_TRUSTED_PROXIES",
                 self.trusted_proxies or "(none: the TCP peer is the client)",

@@ -846,3 +846,16 @@ def test_account_page_deletes_the_account_with_its_password(session):
         fresh(session).exec(select(Customer).where(Customer.email == "del@example.com")).first()
         is None
     )
+
+
+def test_sign_in_page_offers_the_provider_only_when_configured(session, test_settings, monkeypatch):
+    state = state_for(AccountState, "/signin")
+    call(state.load_form)
+    assert state.oidc_name == ""
+    monkeypatch.setattr(test_settings, "oidc_issuer", "https://accounts.google.com")
+    monkeypatch.setattr(test_settings, "oidc_client_id", "id")
+    monkeypatch.setattr(test_settings, "oidc_client_secret", "secret")
+    state = state_for(AccountState, "/signin?oidc=refused")
+    call(state.load_form)
+    assert state.oidc_name == "Google"
+    assert state.error.startswith("Signing in with Google did not work: it has not verified")

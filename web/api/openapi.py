@@ -320,6 +320,36 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/oidc/login": {
+        "get": {
+            "operationId": "oidc_login",
+            "summary": "Start signing in with the configured OpenID Connect provider",
+            "tags": ["accounts"],
+            "responses": {
+                "303": {
+                    "description": "to the provider's authorization page (with the login "
+                    "ticket cookie), or to /signin when no provider is configured"
+                }
+            },
+        }
+    },
+    "/api/oidc/callback": {
+        "get": {
+            "operationId": "oidc_callback",
+            "summary": "Where the provider sends the browser back with its code",
+            "tags": ["accounts"],
+            "parameters": [
+                {"name": "code", "in": "query", "required": False, "schema": STR},
+                {"name": "state", "in": "query", "required": False, "schema": STR},
+            ],
+            "responses": {
+                "303": {
+                    "description": "to /account with the session cookie set, or to /signin "
+                    "when the answer is refused (bad state, unverified e-mail address, …)"
+                }
+            },
+        }
+    },
     "/api/account/verify": {
         "get": {
             "operationId": "verify_email",

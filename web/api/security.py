@@ -80,7 +80,7 @@ MAX_ORDER_COOKIES: Final = 20
 _ORDER_NUMBER = re.compile(r"^[A-Za-z0-9-]{1,24}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.=-]{1,512}$")
 _HANDOFF = re.compile(r"^/(orders|pay)/([A-Za-z0-9-]{1,24})/?$")
-_NO_REFERRER = re.compile(r"^/(orders|pay)/|^/reset-password|^/api/account/verify")
+_NO_REFERRER = re.compile(r"^/(orders|pay)/|^/reset-password|^/api/account/verify|^/api/oidc/")
 _SEAL_AAD: Final = b"keyshop browser secrets v1"
 
 
@@ -449,7 +449,14 @@ async def verify_email(request: Request) -> Response:
     return response
 
 
+def _oidc_routes() -> list[Route]:
+    from web.api.oidc import ROUTES as OIDC_ROUTES
+
+    return list(OIDC_ROUTES)
+
+
 ROUTES: Final = [
+    *_oidc_routes(),
     Route("/api/account/verify", verify_email, methods=["GET"]),
     Route("/api/session", start_session, methods=["POST"]),
     Route("/api/session/sign-out", end_session, methods=["POST"]),

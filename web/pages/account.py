@@ -64,6 +64,20 @@ def sign_in() -> rx.Component:
                 required=True,
             ),
             submit("Sign in", "signin-submit"),
+            rx.cond(
+                AccountState.oidc_name != "",
+                rx.el.a(  # a full page load: the provider's sign-in is outside the app
+                    rx.button(
+                        "Sign in with " + AccountState.oidc_name,
+                        variant="outline",
+                        width="100%",
+                        type="button",
+                    ),
+                    href="/api/oidc/login",
+                    id="signin-oidc",
+                    style={"width": "100%"},
+                ),
+            ),
             rx.hstack(
                 rx.link("Create an account", href="/signup", size="2"),
                 rx.link("Forgot your password?", href="/forgot-password", size="2"),

@@ -23,6 +23,7 @@ _FAILED = object()  # what AccountState._attempt returns when the call failed
 class AccountState(ShopState):
     orders: list[dict[str, str]] = []
     sessions: list[dict[str, str]] = []
+    oidc_name: str = ""  # the provider's name when sign-in with it is configured
     error: str = ""
     info: str = ""
     busy: bool = False
@@ -130,7 +131,22 @@ class AccountState(ShopState):
 
     @rx.event
     async def load_form(self) -> None:
+        from core.config import get_settings
+
         self.error, self.info, self.busy = "", "", False
+        settings = get_settings()
+        self.oidc_name = settings.oidc_name if settings.oidc_enabled else ""
+        outcome = self.router.url.query_parameters.get("oidc")
+        if outcome and self.oidc_name:
+            self.error = (
+                f"Signing in with {self.oidc_name} did not work"
+                + (
+                    ": it has not verified your e-mail address, or the sign-in expired."
+                    if outcome == "refused"
+                    else "."
+                )
+                + " Try again, or use your password."
+            )
         await self.load_session()
 
     def _signed_in(self, result: Any) -> Any:
