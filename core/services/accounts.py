@@ -27,6 +27,8 @@ Sign-in
     e-mail from all addresses together never refuse (that would let anyone lock a known
     e-mail out) but slow every further attempt for it down, doubling from 0.25 s up to
     4 s, so guessing from many addresses stays slow while the owner still gets in.
+    An account with two-factor sign-in on also needs ``code`` once the password is
+    right (core.services.twofactor: SecondFactorRequired, InvalidSecondFactor).
 
 Password reset
     :func:`request_password_reset` answers the same, doing the same work, whether or not
@@ -345,7 +347,12 @@ def create_account(
 
 
 def sign_in(
-    *, email: str, password: str, ip: str | None = None, user_agent: str | None = None
+    *,
+    email: str,
+    password: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    code: str | None = None,
 ) -> SignedIn:
     """Sign in with e-mail and password. InvalidCredentials for an unknown e-mail or a
     wrong password (the same message, about the same time); RateLimited after too many
@@ -386,8 +393,12 @@ def sign_in(
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         _record_failed_sign_in(customer, ip, user_agent)
         raise failed() from None
-    new_hash = hash_password(password) if hasher.check_needs_rehash(stored) else None
     assert customer.id is not None
+    if customer.totp_enabled_at is not None:  # two-factor sign-in: the code, after the password
+        from core.services.twofactor import verify_second_factor
+
+        verify_second_factor(customer_id=customer.id, code=code)
+    new_hash = hash_password(password) if hasher.check_needs_rehash(stored) else None
     with session_scope() as session:
         if new_hash is not None:  # only if nobody changed the password meanwhile
             session.execute(
