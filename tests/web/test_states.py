@@ -859,3 +859,46 @@ def test_sign_in_page_offers_the_provider_only_when_configured(session, test_set
     call(state.load_form)
     assert state.oidc_name == "Google"
     assert state.error.startswith("Signing in with Google did not work: it has not verified")
+
+
+def test_two_factor_set_up_sign_in_and_reveal_keep_secrets_out_of_the_state(session, monkeypatch):
+    import pyotp
+
+    from core.services import twofactor
+
+    clock = {"t": 1_800_000_000.0}
+    monkeypatch.setattr(twofactor, "now", lambda: clock["t"])
+    signed = accounts.create_account(email="tfa@example.com", password=PASSWORD)
+    page = state_for(AccountState, "/account", cookies=session_cookie(signed.token))
+    call(page.load_account)
+    assert not page.two_factor_on
+    [script] = scripts_of(call(page.start_two_factor))
+    assert page.two_factor_setup and "<svg" in script
+    secret = json.loads(script.split('"totp-secret");if(e){e.textContent=', 1)[1].split(";}", 1)[0])
+    totp = pyotp.TOTP(secret)
+    [shown] = scripts_of(call(page.confirm_two_factor, {"code": totp.at(clock["t"])}))
+    assert page.two_factor_on and "Recovery codes" in shown
+    assert _leaks(page, [secret]) == []
+
+    # sign-in asks for the code after the password
+    signin = state_for(AccountState, "/signin")
+    form = {"email": "tfa@example.com", "password": PASSWORD}
+    assert handed_off(call(signin.sign_in, form)) is None
+    assert signin.need_code and signin.error.startswith("Enter the 6-digit code")
+    clock["t"] += 30
+    assert handed_off(call(signin.sign_in, {**form, "code": totp.at(clock["t"])}))
+
+    # and so does every reveal of the account's orders
+    product = make_product(session)
+    make_keys(session, product, 1)
+    order = make_order(session, [(product, 1)], status="paid", customer_id=signed.customer_id)
+    assert fulfil_order(order_id=order.id).outcome == "fulfilled"
+    portal = state_for(OrderState, f"/orders/{order.number}", cookies=session_cookie(signed.token))
+    call(portal.load)
+    key_id = portal.lines[0]["keys"][0]["id"]
+    specs = call(portal.reveal, key_id)
+    assert scripts_of(specs) == [] and portal.need_code
+    clock["t"] += 30
+    call(portal.set_reveal_code, totp.at(clock["t"]))
+    [reveal] = scripts_of(call(portal.reveal, key_id))
+    assert reveal.startswith("window.ksShowKey(") and portal.reveal_code == ""

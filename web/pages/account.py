@@ -63,6 +63,15 @@ def sign_in() -> rx.Component:
                 autocomplete="current-password",
                 required=True,
             ),
+            rx.cond(
+                AccountState.need_code,
+                field(
+                    "Authentication code (or a recovery code)",
+                    "code",
+                    autocomplete="one-time-code",
+                    max_length=64,
+                ),
+            ),
             submit("Sign in", "signin-submit"),
             rx.cond(
                 AccountState.oidc_name != "",
@@ -248,6 +257,57 @@ def account() -> rx.Component:
             id="signout-everywhere",
             margin_top="0.5em",
         ),
+        rx.heading("Two-factor sign-in", size="5", margin_top="1.5em"),
+        rx.cond(
+            AccountState.two_factor_on,
+            rx.vstack(
+                rx.text(
+                    "On: signing in and revealing keys ask for a code from your "
+                    "authenticator app (or a recovery code).",
+                    size="2",
+                    id="two-factor-on",
+                ),
+                rx.form(
+                    rx.hstack(
+                        rx.input(name="code", placeholder="Code", id="two-factor-off-code"),
+                        rx.button("Turn off", type="submit", variant="soft", id="two-factor-off"),
+                    ),
+                    on_submit=AccountState.disable_two_factor,
+                    reset_on_submit=True,
+                ),
+            ),
+            rx.cond(
+                AccountState.two_factor_setup,
+                rx.form(
+                    rx.text(
+                        "Scan the code with your authenticator app (or type the key below), "
+                        "then enter the 6-digit code it shows.",
+                        size="2",
+                    ),
+                    rx.hstack(
+                        rx.input(
+                            name="code",
+                            placeholder="123456",
+                            auto_complete="one-time-code",
+                            id="two-factor-code",
+                        ),
+                        rx.button("Turn on", type="submit", id="two-factor-confirm"),
+                    ),
+                    on_submit=AccountState.confirm_two_factor,
+                    reset_on_submit=True,
+                ),
+                rx.button(
+                    "Set up two-factor sign-in",
+                    variant="soft",
+                    on_click=AccountState.start_two_factor,
+                    id="two-factor-start",
+                ),
+            ),
+        ),
+        # filled by the browser code the handlers send (secrets never enter the state)
+        rx.el.div(id="totp-qr"),
+        rx.el.code(id="totp-secret", style={"wordBreak": "break-all"}),
+        rx.el.pre(id="recovery-codes"),
         rx.heading("Delete your account", size="5", margin_top="1.5em"),
         rx.text(
             "Your name, e-mail address, password and sessions are erased. Your orders are "

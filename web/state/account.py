@@ -9,6 +9,7 @@ web/api/security.py) and is unsealed only while the reset runs.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import reflex as rx
@@ -20,10 +21,23 @@ from web.state.format import day, money
 _FAILED = object()  # what AccountState._attempt returns when the call failed
 
 
+def fill_script(element_id: str, content: str, *, html: bool = False) -> str:
+    """Browser code that puts ``content`` into an element React leaves alone (no
+    children in the component tree): secrets shown once never enter the state."""
+    prop = "innerHTML" if html else "textContent"
+    return (
+        f"(function(){{var e=document.getElementById({json.dumps(element_id)});"
+        f"if(e){{e.{prop}={json.dumps(content)};}}}})();"
+    )
+
+
 class AccountState(ShopState):
     orders: list[dict[str, str]] = []
     sessions: list[dict[str, str]] = []
     oidc_name: str = ""  # the provider's name when sign-in with it is configured
+    need_code: bool = False  # sign-in: the account has two-factor sign-in on
+    two_factor_on: bool = False
+    two_factor_setup: bool = False
     error: str = ""
     info: str = ""
     busy: bool = False
@@ -51,7 +65,77 @@ class AccountState(ShopState):
             for o in history
         ]
         await self._load_sessions(customer_id)
+        from core.services.twofactor import totp_enabled
+
+        self.two_factor_on = await in_thread(totp_enabled, customer_id=customer_id)
+        self.two_factor_setup = False
         return None
+
+    # -- two-factor sign-in: the secret and recovery codes go straight into the page, as
+    # -- revealed keys do, never into the state
+
+    @rx.event
+    async def start_two_factor(self) -> Any:
+        from core.services.twofactor import start_totp
+
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is None:
+            return rx.redirect("/signin")
+        try:
+            enrolment = await in_thread(start_totp, customer_id=customer_id)
+        except Exception as exc:
+            return rx.toast.error(error_text(exc))
+        self.two_factor_setup = True
+        return rx.call_script(
+            fill_script("totp-qr", enrolment.qr_svg, html=True)
+            + fill_script("totp-secret", enrolment.secret)
+        )
+
+    @rx.event
+    async def confirm_two_factor(self, form: dict[str, Any]) -> Any:
+        from core.services.twofactor import confirm_totp
+
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is None:
+            return rx.redirect("/signin")
+        try:
+            codes = await in_thread(
+                confirm_totp,
+                customer_id=customer_id,
+                code=str(form.get("code", ""))[:64],
+                ip=self._client()["ip"],
+            )
+        except Exception as exc:
+            return rx.toast.error(error_text(exc))
+        self.two_factor_on, self.two_factor_setup = True, False
+        return rx.call_script(
+            fill_script("totp-qr", "", html=True)
+            + fill_script("totp-secret", "")
+            + fill_script(
+                "recovery-codes",
+                "Recovery codes: each works once instead of a code. Keep them safe.\n"
+                + "\n".join(codes),
+            )
+        )
+
+    @rx.event
+    async def disable_two_factor(self, form: dict[str, Any]) -> Any:
+        from core.services.twofactor import disable_totp
+
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is None:
+            return rx.redirect("/signin")
+        try:
+            await in_thread(
+                disable_totp,
+                customer_id=customer_id,
+                code=str(form.get("code", ""))[:64],
+                ip=self._client()["ip"],
+            )
+        except Exception as exc:
+            return rx.toast.error(error_text(exc))
+        self.two_factor_on = False
+        return rx.toast.success("Two-factor sign-in is off.", duration=3000)
 
     async def _load_sessions(self, customer_id: int) -> None:
         from core.services.sessions import list_sessions
@@ -203,16 +287,23 @@ class AccountState(ShopState):
     @rx.event
     async def sign_in(self, form: dict[str, Any]) -> Any:
         from core.services.accounts import sign_in
+        from core.services.twofactor import SecondFactorRequired
 
         self.busy, self.error = True, ""
         yield
-        result = await self._attempt(
-            sign_in,
-            email=str(form.get("email", ""))[:320],
-            password=str(form.get("password", ""))[:1024],
-            **self._client(),
-        )
-        if result is _FAILED:
+        try:
+            result = await in_thread(
+                sign_in,
+                email=str(form.get("email", ""))[:320],
+                password=str(form.get("password", ""))[:1024],
+                code=str(form.get("code", ""))[:64] or None,
+                **self._client(),
+            )
+        except SecondFactorRequired as exc:
+            self.need_code, self.error, self.busy = True, exc.message, False
+            return
+        except Exception as exc:
+            self.error, self.busy = error_text(exc), False
             return
         yield self._signed_in(result)
 

@@ -47,6 +47,8 @@ class OrderState(ShopState):
     report_key_id: str = ""
     report_open: bool = False
     report_message: str = ""
+    need_code: bool = False  # the account has two-factor sign-in on: reveals need a code
+    reveal_code: str = ""  # a one-time code, good once, for one 30-second step
     _watch: int = 0
 
     def _access_token(self) -> str | None:
@@ -159,10 +161,16 @@ class OrderState(ShopState):
                     self.live = False
 
     @rx.event
+    def set_reveal_code(self, value: str) -> None:
+        self.reveal_code = str(value)[:64]
+
+    @rx.event
     async def reveal(self, key_id: str) -> Any:
         from core.services.portal import reveal_order_key
+        from core.services.twofactor import SecondFactorRequired
 
         client = self._client()
+        code, self.reveal_code = self.reveal_code.strip() or None, ""
         try:
             customer_id = await in_thread(self._customer_id)
             revealed = await in_thread(
@@ -173,7 +181,11 @@ class OrderState(ShopState):
                 customer_id=customer_id,
                 ip=client["ip"],
                 user_agent=client["user_agent"],
+                second_factor=code,
             )
+        except SecondFactorRequired as exc:
+            self.need_code = True
+            return rx.toast.info(exc.message)
         except Exception as exc:
             return rx.toast.error(error_text(exc))
         for line in self.lines:
