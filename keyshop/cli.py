@@ -134,9 +134,7 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]
     show_default="your login name",
     help="Recorded on the import batch.",
 )
-@click.option(
-    "--follow-symlinks", is_flag=True, help="Read FILE even if it is a symbolic link."
-)
+@click.option("--follow-symlinks", is_flag=True, help="Read FILE even if it is a symbolic link.")
 @click.option(
     "--allow-special-files",
     is_flag=True,
