@@ -17,7 +17,7 @@ import binascii
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     Field,
@@ -32,6 +32,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.proxies import TrustedProxies
 
 KEY_BYTES = 32
 
@@ -156,6 +159,9 @@ class Settings(BaseSettings):
 
     # -- public address (links in e-mails, webhook targets of the simulators) --
     public_url: str = Field("http://127.0.0.1:3000", validation_alias="KEYSHOP_PUBLIC_URL")
+    # Reverse proxies whose X-Forwarded-For/Forwarded is believed (core.proxies): empty
+    # (none, the TCP peer is the client), a hop count, or comma-separated networks.
+    trusted_proxies: str = Field("", validation_alias="KEYSHOP_TRUSTED_PROXIES")
 
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: SecretStr | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY")
@@ -168,6 +174,11 @@ class Settings(BaseSettings):
     password_hashing: Literal["recommended", "fast"] = Field(
         "recommended", validation_alias="KEYSHOP_PASSWORD_HASHING"
     )
+    # sign in with an OpenID Connect provider (core.services.oidc): all three or none
+    oidc_issuer: str | None = Field(None, validation_alias="KEYSHOP_OIDC_ISSUER")
+    oidc_client_id: str | None = Field(None, validation_alias="KEYSHOP_OIDC_CLIENT_ID")
+    oidc_client_secret: SecretStr | None = Field(None, validation_alias="KEYSHOP_OIDC_CLIENT_SECRET")
+    oidc_name: str = Field("Google", max_length=40, validation_alias="KEYSHOP_OIDC_NAME")
 
     # -- payments: Stripe Checkout when configured, else built-in test payments --
     # Stripe's API address: only changed to point at stripe-mock or a test server.
@@ -238,6 +249,7 @@ class Settings(BaseSettings):
         "codeswholesale_client_signature",
         "kinguin_api_key",
         "kinguin_webhook_secret",
+        "oidc_client_secret",
         mode="before",
     )
     @classmethod
@@ -282,6 +294,20 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters (use `keyshop keys new-secret`)")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str | None) -> str:
+        from core.proxies import parse_trusted_proxies
+
+        parse_trusted_proxies(value)
+        return (value or "").strip()
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        from core.proxies import parse_trusted_proxies
+
+        return parse_trusted_proxies(self.trusted_proxies)
+
     @field_validator("password_hashing")
     @classmethod
     def _password_hashing(cls, value: str, info: ValidationInfo) -> str:
@@ -319,7 +345,13 @@ class Settings(BaseSettings):
             raise ValueError("names a provider twice")
         return ",".join(names)
 
-    @field_validator("codeswholesale_base_url", "kinguin_base_url", "public_url", "stripe_api_base")
+    @field_validator(
+        "codeswholesale_base_url",
+        "kinguin_base_url",
+        "public_url",
+        "stripe_api_base",
+        "oidc_issuer",
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
@@ -364,6 +396,26 @@ class Settings(BaseSettings):
             return None
         parse_secret_key(value)
         return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        given = [bool(self.oidc_issuer), bool(self.oidc_client_id), bool(self.oidc_client_secret)]
+        if any(given) and not all(given):
+            missing = [
+                name
+                for name, ok in zip(
+                    ("KEYSHOP_OIDC_ISSUER", "KEYSHOP_OIDC_CLIENT_ID", "KEYSHOP_OIDC_CLIENT_SECRET"),
+                    given,
+                    strict=True,
+                )
+                if not ok
+            ]
+            raise ValueError(f"{missing[0]}: required with the other KEYSHOP_OIDC_ settings")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
 
     @model_validator(mode="after")
     def _production_needs(self) -> Settings:
@@ -555,6 +607,7 @@ _DESCRIBE: dict[str, Any] = {
         mask_url(reveal(s.smtp_url) or "") if s.smtp_url else f"(e-mails written to {s.outbox_dir})"
     ),
     "log_format": lambda s: s.effective_log_format,
+    "oidc_issuer": lambda s: s.oidc_issuer or "(no sign-in with an OpenID Connect provider)",
     "blob_store": lambda s: s.blob_store if s.blob_store == "s3" else f"local ({s.blob_dir})",
 }
 

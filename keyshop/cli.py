@@ -132,15 +132,33 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int | None], None]
     show_default="your login name",
     help="Recorded on the import batch.",
 )
+@click.option("--follow-symlinks", is_flag=True, help="Read FILE even if it is a symbolic link.")
+@click.option(
+    "--allow-special-files",
+    is_flag=True,
+    help="Read FILE even if it is a named pipe or device (once, into a private copy).",
+)
 @click.argument("file", type=click.Path(path_type=Path))
 @handles_errors
-def import_keys(product_slug: str | None, operator: str, file: Path) -> None:
-    """Import keys from a .txt (one per line) or .csv (a 'key' column) FILE."""
+def import_keys(
+    product_slug: str | None,
+    operator: str,
+    follow_symlinks: bool,
+    allow_special_files: bool,
+    file: Path,
+) -> None:
+    """Import keys from a .txt (one per line) or .csv (a 'key' column) FILE. Symbolic
+    links and anything but a regular file are refused unless a flag says otherwise."""
     from core.services.importer import import_keys as run_import
 
     with progress_bar(f"importing {file.name}") as progress:
         report = run_import(
-            path=file, product_slug=product_slug, operator=operator, progress=progress
+            path=file,
+            product_slug=product_slug,
+            operator=operator,
+            progress=progress,
+            follow_symlinks=follow_symlinks,
+            allow_special_files=allow_special_files,
         )
     click.echo(
         f"import #{report.batch_id} of {report.file_name}: read {report.read}, imported {report.imported}, "

@@ -85,6 +85,15 @@ def send_order_email(order_id: int, kind: str) -> str:
     return notifications.send_order_email(order_id=order_id, kind=kind)
 
 
+@huey.task(retries=6, retry_delay=5, retry_backoff=2)
+def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
+    """Verification, sign-up attempt and password-reset e-mails: queued so that a web
+    request does the same work whether or not the address has an account."""
+    from core.services.signup import send_account_email as send
+
+    return send(kind=kind, email=email, ip=ip)
+
+
 @huey.task(retries=2, retry_delay=30)
 def sync_provider(name: str) -> str:
     from core.services.provider_sync import sync_offers
@@ -165,6 +174,7 @@ TASKS = {
     "process_webhook": process_webhook,
     "fulfil_order": fulfil_order,
     "send_order_email": send_order_email,
+    "send_account_email": send_account_email,
     "sync_provider": sync_provider,
     "return_faulty_key": return_faulty_key,
 }

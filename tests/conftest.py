@@ -149,6 +149,24 @@ def queued_jobs() -> Iterator[list]:
     jobs.pending.clear()
 
 
+@pytest.fixture
+def account_mail(queued_jobs: list) -> Iterator[list]:
+    """Account e-mails (verification, sign-up attempt, password reset) sent the moment
+    they are queued, as a worker would; every other job collected in ``queued_jobs``."""
+    from core import jobs
+    from core.services.signup import send_account_email
+
+    def dispatch(name: str, args: tuple, kwargs: dict) -> None:
+        if name == "send_account_email":
+            send_account_email(*args, **kwargs)
+        else:
+            jobs.pending.append((name, args, kwargs))
+
+    jobs.set_dispatcher(dispatch)
+    yield queued_jobs
+    jobs.set_dispatcher(None)
+
+
 @pytest.fixture(scope="session")
 def sim_server():
     """The provider simulators on a free loopback port, for the whole run."""

@@ -3,7 +3,7 @@
 from core.models.audit import ActorType, Alert, AlertKind, AuditEvent, KeyReport, KeyReportStatus
 from core.models.base import UTCDateTime, new_uuid, row_id, utcnow
 from core.models.catalogue import PLATFORMS, REGIONS, Product, ProviderOffer
-from core.models.customers import Customer, CustomerSession, RateLimitCounter
+from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
 from core.models.providers import ProviderPurchase, PurchaseStatus
@@ -34,6 +34,7 @@ __all__ = [
     "ProviderPurchase",
     "PurchaseStatus",
     "RateLimitCounter",
+    "RecoveryCode",
     "UTCDateTime",
     "WebhookEvent",
     "new_uuid",

@@ -19,6 +19,25 @@ class Customer(SQLModel, table=True):
     display_name: str = Field(default="", sa_column=Column(String(120), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # two-factor sign-in (core.services.twofactor): the TOTP secret, encrypted; set while
+    # enrolling, in force once enabled; the last time step accepted (no code twice)
+    totp_secret: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary(128), nullable=True)
+    )
+    totp_enabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A one-use recovery code for two-factor sign-in; only its keyed hash is stored."""
+
+    __tablename__ = "customer_recovery_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True, nullable=False)
+    code_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CustomerSession(SQLModel, table=True):

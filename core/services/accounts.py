@@ -5,8 +5,10 @@ Passwords
     default) uses the library's own recommended parameters (RFC 9106 low-memory profile:
     64 MiB, 3 passes, 4 lanes); ``fast`` (1 MiB, 1 pass) exists only to keep test runs
     quick and is refused when ``KEYSHOP_ENV=production``. A hash made with other
-    parameters is replaced at the next successful sign-in. Policy: 10 to 256 characters,
-    and not just the e-mail address (or its local part). Passwords are never stored,
+    parameters is replaced at the next successful sign-in. Policy: 12 to 256 characters,
+    not the e-mail address (or its local part), and not easy to guess: zxcvbn's estimate
+    (its own lists of common passwords, words and names, checked offline, with the
+    e-mail address as a hint) must reach 3 of 4. Passwords are never stored,
     logged or put in an error.
 
 Sessions
@@ -19,18 +21,24 @@ Sessions
 Sign-in
     One answer (:class:`InvalidCredentials`) for an unknown e-mail and a wrong password,
     and about the same time for both: an unknown e-mail still verifies a password against
-    a dummy hash. Attempts are rate limited per e-mail and per address
-    (:data:`SIGN_IN_LIMITS`), counted before the password is checked, so they also count
-    failures.
+    a dummy hash. Limits (:data:`SIGN_IN_LIMITS`): attempts from one client address
+    are refused past 30 in 15 minutes (counted before the password is checked);
+    failures for one e-mail from one address are refused past 10; failures for one
+    e-mail from all addresses together never refuse (that would let anyone lock a known
+    e-mail out) but slow every further attempt for it down, doubling from 0.25 s up to
+    4 s, so guessing from many addresses stays slow while the owner still gets in.
+    An account with two-factor sign-in on also needs ``code`` once the password is
+    right (core.services.twofactor: SecondFactorRequired, InvalidSecondFactor).
 
 Password reset
-    :func:`request_password_reset` answers the same whether or not an account uses the
-    address (no account enumeration); when one does, it e-mails a link
-    ``{KEYSHOP_PUBLIC_URL}/reset-password?token=…``. The token is signed
-    (:func:`core.signing.make_token`, purpose ``password-reset``, valid
-    ``KEYSHOP_PASSWORD_RESET_MINUTES``) over the customer id and an HMAC of the current
-    password hash, so it stops working once the password changes: it works once. A mail
-    failure is logged, not shown (showing it would tell that the account exists).
+    :func:`request_password_reset` answers the same, doing the same work, whether or not
+    an account uses the address (no account enumeration): it only queues a job, and the
+    job (:func:`send_password_reset`, on the worker) looks the address up and, when an
+    account uses it, e-mails a link ``{KEYSHOP_PUBLIC_URL}/reset-password?token=…``.
+    The token is signed (:func:`core.signing.make_token`, purpose ``password-reset``,
+    valid ``KEYSHOP_PASSWORD_RESET_MINUTES``) over the customer id and an HMAC of the
+    current password hash, so it stops working once the password changes: it works once.
+    A mail failure is the job's to retry, never shown to the person who asked.
     :func:`reset_password` sets the new password, revokes every session the account had,
     marks the e-mail verified (following the link proved it) and signs in.
 
@@ -41,7 +49,8 @@ Orders and accounts
     someone's address must not see that person's guest orders. Verification happens when
     a reset link is followed; the guest orders with that address are attached in the same
     transaction, and each later sign-in of a verified account attaches guest orders placed
-    since. The portal's ownership check (``order.customer_id``) then covers them.
+    since. Sign-up itself (enumeration-proof, with its verification link) is
+    :mod:`core.services.signup`. The portal's ownership check (``order.customer_id``) then covers them.
 
 Every function here opens its own transactions (these are use cases, called by the web
 layer); the slow password hashing always runs outside any transaction.
@@ -56,6 +65,7 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -70,25 +80,34 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput
-from core.mail import MailError, _build, get_mailer
+from core.mail import _build, get_mailer
 from core.models import Customer, CustomerSession, Order, OrderLine, OrderStatus
 from core.models.base import utcnow
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
-from core.services.ratelimit import check_rate
+from core.services.ratelimit import check_rate, hits, record_hit, refuse_if_reached
 from core.signing import InvalidToken, check_token, make_token, secret_key
 
 log = logging.getLogger(__name__)
 
-PASSWORD_MIN: Final = 10
+PASSWORD_MIN: Final = 12
+PASSWORD_MIN_SCORE: Final = 3  # zxcvbn's 0..4: 3 is "safely unguessable" online
 PASSWORD_MAX: Final = 256
 DISPLAY_NAME_MAX: Final = 120
 RESET_PURPOSE: Final = "password-reset"
 SEEN_EVERY: Final = timedelta(minutes=1)
 HISTORY_MAX: Final = 200
 
-# (scope, limit, window seconds). Counted per e-mail and per client address.
-SIGN_IN_LIMITS: Final = {"email": ("sign-in:email", 10, 900), "ip": ("sign-in:ip", 30, 900)}
+# (scope, limit, window seconds). Sign-in: attempts per client address are refused past
+# 30; failures per (e-mail, address) are refused past 10; failures per e-mail from every
+# address only slow that e-mail's sign-ins down (nobody can lock an account out).
+SIGN_IN_LIMITS: Final = {
+    "ip": ("sign-in:ip", 30, 900),
+    "pair": ("sign-in:pair", 10, 900),
+    "email": ("sign-in:email", 10, 900),
+}
+SLOW_DOWN_BASE: Final = 0.25  # seconds, doubled per failure past the e-mail's limit
+SLOW_DOWN_MAX: Final = 4.0
 SIGN_UP_LIMIT: Final = ("sign-up:ip", 20, 3600)
 RESET_LIMITS: Final = {"email": ("reset:email", 5, 3600), "ip": ("reset:ip", 20, 3600)}
 
@@ -192,9 +211,25 @@ def check_password_policy(password: object, email: str) -> str:
             f"the password may have at most {PASSWORD_MAX} characters", field="password"
         )
     folded = password.strip().casefold()
-    if folded in (email.casefold(), email.split("@", 1)[0].casefold()):
+    local = email.split("@", 1)[0]
+    if folded in (email.casefold(), local.casefold()):
         raise InvalidInput("the password must not be your e-mail address", field="password")
+    if _guessable(password, [email, local, *re.split(r"[._+-]", local)]):
+        raise InvalidInput(
+            "the password is too easy to guess (a common password, a pattern or your "
+            "name); use a few unrelated words or more varied characters",
+            field="password",
+        )
     return password
+
+
+def _guessable(password: str, user_inputs: list[str]) -> bool:
+    """zxcvbn's estimate, offline: its lists (common passwords, words, names) ship in the
+    package. The first 72 characters are scored (longer ones are not the weak ones)."""
+    from zxcvbn import zxcvbn
+
+    result = zxcvbn(password[:72], user_inputs=[u for u in user_inputs if u], max_length=72)
+    return int(result["score"]) < PASSWORD_MIN_SCORE
 
 
 def _check_display_name(value: object) -> str:
@@ -213,6 +248,11 @@ def _check_display_name(value: object) -> str:
 
 def _clip(value: str | None, size: int) -> str | None:
     return value[:size] if isinstance(value, str) and value else None
+
+
+def slow_down(seconds: float) -> None:
+    """Wait before checking a password (tests replace it)."""
+    time.sleep(seconds)
 
 
 def _rate(limits: tuple[str, int, int], subject: str) -> None:
@@ -260,7 +300,7 @@ def _attach_guest_orders(session: Session, customer: Customer) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def sign_up(
+def create_account(
     *,
     email: str,
     password: str,
@@ -269,7 +309,10 @@ def sign_up(
     user_agent: str | None = None,
 ) -> SignedIn:
     """Create an account and sign it in. InvalidInput (field ``email``) when the address
-    already has an account. The new account is unverified (see the module docstring)."""
+    already has an account. The new account is unverified (see the module docstring).
+
+    This answer tells whether an address has an account: the storefront never calls it
+    (it uses :func:`core.services.signup.sign_up`); operator tools and tests do."""
     address = normalise_email(email)
     check_password_policy(password, address)
     name = _check_display_name(display_name)
@@ -304,7 +347,12 @@ def sign_up(
 
 
 def sign_in(
-    *, email: str, password: str, ip: str | None = None, user_agent: str | None = None
+    *,
+    email: str,
+    password: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    code: str | None = None,
 ) -> SignedIn:
     """Sign in with e-mail and password. InvalidCredentials for an unknown e-mail or a
     wrong password (the same message, about the same time); RateLimited after too many
@@ -317,7 +365,19 @@ def sign_in(
         raise InvalidInput("enter your password", field="password")
     if ip:
         _rate(SIGN_IN_LIMITS["ip"], ip)
-    _rate(SIGN_IN_LIMITS["email"], address)
+    pair = f"{address} {ip or '-'}"
+    pair_scope, pair_limit, pair_window = SIGN_IN_LIMITS["pair"]
+    refuse_if_reached(scope=pair_scope, subject=pair, limit=pair_limit, window_seconds=pair_window)
+    email_scope, email_limit, email_window = SIGN_IN_LIMITS["email"]
+    excess = hits(scope=email_scope, subject=address, window_seconds=email_window) - email_limit
+    if excess >= 0:
+        slow_down(min(SLOW_DOWN_MAX, SLOW_DOWN_BASE * 2.0**excess))
+
+    def failed() -> InvalidCredentials:
+        record_hit(scope=pair_scope, subject=pair, window_seconds=pair_window)
+        record_hit(scope=email_scope, subject=address, window_seconds=email_window)
+        return InvalidCredentials()
+
     with session_scope(write=False) as session:
         customer = session.exec(select(Customer).where(Customer.email == address)).first()
     hasher = password_hasher()
@@ -326,15 +386,19 @@ def sign_in(
         _spend_like_a_check(hasher, profile, password)
         if customer is not None:
             _record_failed_sign_in(customer, ip, user_agent)
-        raise InvalidCredentials()
+        raise failed()
     stored = customer.password_hash
     try:
         hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         _record_failed_sign_in(customer, ip, user_agent)
-        raise InvalidCredentials() from None
-    new_hash = hash_password(password) if hasher.check_needs_rehash(stored) else None
+        raise failed() from None
     assert customer.id is not None
+    if customer.totp_enabled_at is not None:  # two-factor sign-in: the code, after the password
+        from core.services.twofactor import verify_second_factor
+
+        verify_second_factor(customer_id=customer.id, code=code)
+    new_hash = hash_password(password) if hasher.check_needs_rehash(stored) else None
     with session_scope() as session:
         if new_hash is not None:  # only if nobody changed the password meanwhile
             session.execute(
@@ -466,17 +530,28 @@ def reset_link(customer_id: int, password_hash: str | None, *, now: float | None
 
 
 def request_password_reset(*, email: str, ip: str | None = None) -> None:
-    """E-mail a reset link if an account uses ``email``; the same outcome either way.
-    InvalidInput only for something that is not an e-mail address; RateLimited after too
-    many requests for the address or from the client address."""
+    """Queue the reset e-mail for ``email``; the same outcome, and the same work, whether
+    or not an account uses it (the request never looks the address up: the queued job
+    does, :func:`send_password_reset`). InvalidInput only for something that is not an
+    e-mail address; RateLimited after too many requests for the address or from the
+    client address."""
+    from core.jobs import dispatch
+
     address = normalise_email(email)
     if ip:
         _rate(RESET_LIMITS["ip"], ip)
     _rate(RESET_LIMITS["email"], address)
+    dispatch("send_account_email", kind="password-reset", email=address, ip=ip)
+
+
+def send_password_reset(*, email: str, ip: str | None = None) -> bool:
+    """The queued half of :func:`request_password_reset`: e-mail a reset link if an
+    account uses ``email`` (True), else nothing (False). A mail failure raises MailError
+    so the queue retries it."""
     with session_scope(write=False) as session:
-        customer = session.exec(select(Customer).where(Customer.email == address)).first()
+        customer = session.exec(select(Customer).where(Customer.email == email)).first()
     if customer is None:
-        return
+        return False
     assert customer.id is not None
     settings = get_settings()
     link = reset_link(customer.id, customer.password_hash)
@@ -498,14 +573,7 @@ def request_password_reset(*, email: str, ip: str | None = None) -> None:
         shop_name="keyshop",
         mail_from=settings.mail_from,
     )
-    try:
-        get_mailer().send(message)
-    except MailError as exc:
-        # Not shown to the caller: an error here would tell that the account exists.
-        log.warning("password reset e-mail for customer %s not sent: %s", customer.id, exc)
-        sent = False
-    else:
-        sent = True
+    get_mailer().send(message)
     with session_scope() as session:
         record_audit(
             session=session,
@@ -513,8 +581,9 @@ def request_password_reset(*, email: str, ip: str | None = None) -> None:
             action="customer.password_reset_requested",
             object_type="customer",
             object_id=customer.id,
-            data={"sent": sent},
+            data={"sent": True},
         )
+    return True
 
 
 def reset_password(

@@ -351,8 +351,13 @@ def reveal_order_key(
     customer_id: int | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
+    second_factor: str | None = None,
 ) -> RevealedKey:
     """Show one delivered key of an order to its owner. Owns its transactions.
+
+    When the order belongs to an account with two-factor sign-in on, every reveal needs
+    a code again (``second_factor``; core.services.twofactor), however the order was
+    opened: SecondFactorRequired, InvalidSecondFactor.
 
     Ownership through :func:`open_order` (OrderNotFound), the key must be delivered to
     that order (KeyNotFound, InvalidKeyState), at most REVEAL_LIMIT reveals per order in
@@ -369,6 +374,11 @@ def reveal_order_key(
         if key.status != KeyStatus.DELIVERED:
             raise _not_revealable(key)
         order_number = order.number
+        owner_id = order.customer_id
+    if owner_id is not None:
+        from core.services.twofactor import verify_second_factor
+
+        verify_second_factor(customer_id=owner_id, code=second_factor)
     # Counted only for callers who own the order, so nobody else can use up its limit.
     check_rate(
         scope="key-reveal",

@@ -14,7 +14,14 @@ upsert serialises concurrent hits on the same counter, on SQLite the write trans
 :class:`RateLimited` (HTTP 429) carrying ``retry_after`` seconds until the window ends.
 
 The hit is committed whether or not the caller's own work then succeeds: a failed
-sign-in must count.
+sign-in must count. :func:`record_hit` counts without refusing and
+:func:`refuse_if_reached` refuses without counting, for limits that count only
+failures (sign-in, per e-mail and address).
+
+Addresses are the client's, as :mod:`core.proxies` finds it behind trusted proxies: the
+web edge rewrites every request's client to it (``web.api.security``). The checkout and
+the JSON store API have limits of their own here (:func:`check_checkout`,
+:func:`check_store_api`).
 
 Counters of windows older than :data:`MAX_WINDOW_SECONDS` are deleted by
 :func:`purge_old_counters` (the maintenance code may call it) and opportunistically by
@@ -27,6 +34,7 @@ import hashlib
 import math
 import threading
 import time
+from typing import Final
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -96,10 +104,19 @@ def check_rate(
 
     Runs its own short transaction; call it outside any other open write transaction
     (on SQLite a second writer would wait for the first)."""
-    if not scope or len(scope) > SCOPE_MAX:
-        raise ValueError(f"rate-limit scope must be 1..{SCOPE_MAX} characters")
     if limit < 1:
         raise ValueError("rate limit must be at least 1")
+    t = time.time() if now is None else now
+    count = record_hit(scope=scope, subject=subject, window_seconds=window_seconds, now=t)
+    if count > limit:
+        raise RateLimited(scope=scope, retry_after=_retry_after(t, window_seconds))
+
+
+def record_hit(*, scope: str, subject: str, window_seconds: int, now: float | None = None) -> int:
+    """Count one hit of ``subject`` in ``scope`` (never refused); return the count in the
+    current window, this hit included. Its own short transaction, like :func:`check_rate`."""
+    if not scope or len(scope) > SCOPE_MAX:
+        raise ValueError(f"rate-limit scope must be 1..{SCOPE_MAX} characters")
     if not 1 <= window_seconds <= MAX_WINDOW_SECONDS:
         raise ValueError(f"rate-limit window must be 1..{MAX_WINDOW_SECONDS} seconds")
     t = time.time() if now is None else now
@@ -118,9 +135,23 @@ def check_rate(
         )
         count = int(session.execute(stmt).scalar_one())
     _maybe_purge(t)
-    if count > limit:
-        retry_after = max(1, math.ceil(start + window_seconds - t))
-        raise RateLimited(scope=scope, retry_after=retry_after)
+    return count
+
+
+def refuse_if_reached(
+    *, scope: str, subject: str, limit: int, window_seconds: int, now: float | None = None
+) -> None:
+    """Raise :class:`RateLimited` when ``subject`` already has ``limit`` hits in the
+    current window; count nothing (the caller records the hits that matter, such as
+    failures, with :func:`record_hit`)."""
+    t = time.time() if now is None else now
+    if hits(scope=scope, subject=subject, window_seconds=window_seconds, now=t) >= limit:
+        raise RateLimited(scope=scope, retry_after=_retry_after(t, window_seconds))
+
+
+def _retry_after(now: float, window_seconds: int) -> int:
+    start = window_start_for(now, window_seconds)
+    return max(1, math.ceil(start + window_seconds - now))
 
 
 def hits(*, scope: str, subject: str, window_seconds: int, now: float | None = None) -> int:
@@ -151,3 +182,25 @@ def _maybe_purge(now: float) -> None:
             return
         _last_purge = tick
     purge_old_counters(now=now)
+
+
+# -- limits of the shop's edges ----------------------------------------------------------
+
+#: (scope, limit, window seconds), counted per client address (core.proxies).
+CHECKOUT_LIMIT: Final = ("checkout:ip", 20, 600)
+STORE_API_LIMIT: Final = ("store-api:ip", 300, 60)
+
+
+def check_checkout(*, ip: str | None) -> None:
+    """One checkout (storefront or store API) from ``ip``: at most 20 in 10 minutes, each
+    of which may open a payment session. Without an address nothing is counted."""
+    if ip:
+        scope, limit, window = CHECKOUT_LIMIT
+        check_rate(scope=scope, subject=ip, limit=limit, window_seconds=window)
+
+
+def check_store_api(*, ip: str | None) -> None:
+    """One JSON store API request from ``ip``: at most 300 a minute."""
+    if ip:
+        scope, limit, window = STORE_API_LIMIT
+        check_rate(scope=scope, subject=ip, limit=limit, window_seconds=window)

@@ -224,9 +224,26 @@ fallback_routes(router)
 
 def create_api() -> FastAPI:
     import tasks  # noqa: F401  (plugs the queue into core.jobs)
+    from web.api.security import ROUTES as SESSION_ROUTES
+    from web.api.security import middleware
     from web.api.store import router as store_router
 
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)  # openapi: web.api.store
+    app = FastAPI(
+        openapi_url=None,  # the document: web.api.store
+        docs_url=None,
+        redoc_url=None,
+        middleware=middleware(),  # client address, cookies, headers: web/api/security.py
+    )
     app.include_router(router)
+    # The session cookie's and sign-in routes (web/api/security.py) take the request and
+    # answer a redirect or an empty reply; they are in the document like every /api route.
+    for route in SESSION_ROUTES:
+        app.add_api_route(
+            route.path,
+            route.endpoint,
+            methods=sorted((route.methods or set()) - {"HEAD"}),
+            response_model=None,
+            tags=["accounts"],
+        )
     app.include_router(store_router)
     return app

@@ -230,15 +230,20 @@ class ApiRoute(APIRoute):
     """A FastAPI route answering the shop's JSON errors (see the module docstring)."""
 
     strict_query: bool = True
+    #: Run first for every request of the route (a rate limit); may raise a DomainError.
+    before: Callable[[Request], Coroutine[Any, Any, None]] | None = None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         allowed = _query_names(self)
         reads_body = self.body_field is not None
         strict = self.strict_query
+        before = type(self).before
 
         async def answer(request: Request) -> Response:
             try:
+                if before is not None:
+                    await before(request)
                 if strict:
                     _check_query(request, allowed)
                 if reads_body:

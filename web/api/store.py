@@ -14,7 +14,9 @@ pool and shapes the answer. Errors are DESIGN §6 JSON,
 ``{"error": {"code": ..., "message": ...}}``: 400 a malformed request, 404 nothing there
 (or not yours), 405 wrong method, 413 body too large, 415 not JSON, 422 a well-formed
 request the shop refuses (with ``problems`` for a cart, including a cart that stock and
-partners cannot serve because other orders hold it), 429 too many requests, 502 the
+partners cannot serve because other orders hold it), 429 too many requests (every
+request counts against its client address's limit, a checkout also against the
+checkout limit: ``core.services.ratelimit``), 502 the
 payment provider refused, 503 the checkout failed on our side (``checkout_failed``: no
 order is left behind) or the database cannot be reached or lost the connection
 (``database_unavailable``, with ``Retry-After``; nothing was written).
@@ -38,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.db import get_engine, session_scope
-from core.services import catalogue, checkout, portal, storefront
+from core.services import catalogue, checkout, portal, ratelimit, storefront
 from core.services.catalogue import MAX_PER_PAGE, SORTS
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE
 from web.api.http import (
@@ -302,7 +304,17 @@ BAD: Final = error_response(
 UNAVAILABLE: Final = error_response(
     "the database cannot be reached just now (Retry-After); nothing was written"
 )
-router = APIRouter(route_class=ApiRoute)
+async def _limit(request: Request) -> None:
+    """Every store API request counts against its client's limit (RateLimited, 429)."""
+    ip = request.client.host if request.client else None
+    await run_in_threadpool(lambda: ratelimit.check_store_api(ip=ip))
+
+
+class StoreRoute(ApiRoute):
+    before = staticmethod(_limit)
+
+
+router = APIRouter(route_class=StoreRoute)
 
 
 @router.get(
@@ -403,6 +415,7 @@ async def get_product(slug: Annotated[str, Path(description="the product's slug"
 async def create_checkout(order: CheckoutRequest, request: Request, response: Response) -> Any:
     lines = [checkout.CartLine(slug=line.slug, quantity=line.quantity) for line in order.lines]
     ip = request.client.host if request.client else None
+    await run_in_threadpool(lambda: ratelimit.check_checkout(ip=ip))
     result = await run_in_threadpool(
         lambda: checkout.place_order(email=order.email, lines=lines, ip=ip)
     )

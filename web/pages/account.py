@@ -63,7 +63,30 @@ def sign_in() -> rx.Component:
                 autocomplete="current-password",
                 required=True,
             ),
+            rx.cond(
+                AccountState.need_code,
+                field(
+                    "Authentication code (or a recovery code)",
+                    "code",
+                    autocomplete="one-time-code",
+                    max_length=64,
+                ),
+            ),
             submit("Sign in", "signin-submit"),
+            rx.cond(
+                AccountState.oidc_name != "",
+                rx.el.a(  # a full page load: the provider's sign-in is outside the app
+                    rx.button(
+                        "Sign in with " + AccountState.oidc_name,
+                        variant="outline",
+                        width="100%",
+                        type="button",
+                    ),
+                    href="/api/oidc/login",
+                    id="signin-oidc",
+                    style={"width": "100%"},
+                ),
+            ),
             rx.hstack(
                 rx.link("Create an account", href="/signup", size="2"),
                 rx.link("Forgot your password?", href="/forgot-password", size="2"),
@@ -80,15 +103,16 @@ def sign_up() -> rx.Component:
     return page(
         form_card(
             callout_error(AccountState.error),
+            callout_info(AccountState.info),
             field("Name (optional)", "name", autocomplete="name"),
             field("E-mail", "email", kind="email", autocomplete="email", required=True),
             field(
-                "Password (at least 10 characters)",
+                "Password (at least 12 characters)",
                 "password",
                 kind="password",
                 autocomplete="new-password",
                 required=True,
-                min_length=10,
+                min_length=12,
             ),
             field(
                 "Password again",
@@ -124,12 +148,12 @@ def reset_password() -> rx.Component:
         form_card(
             callout_error(AccountState.error),
             field(
-                "New password (at least 10 characters)",
+                "New password (at least 12 characters)",
                 "password",
                 kind="password",
                 autocomplete="new-password",
                 required=True,
-                min_length=10,
+                min_length=12,
             ),
             field(
                 "New password again",
@@ -186,6 +210,129 @@ def account() -> rx.Component:
                 width="100%",
             ),
             rx.text("No orders yet.", id="no-orders"),
+        ),
+        rx.heading("Where you are signed in", size="5", margin_top="1em"),
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    rx.table.column_header_cell("Browser"),
+                    rx.table.column_header_cell("Address", display=WIDE_ONLY),
+                    rx.table.column_header_cell("Signed in", display=WIDE_ONLY),
+                    rx.table.column_header_cell("Last used"),
+                    rx.table.column_header_cell(""),
+                )
+            ),
+            rx.table.body(
+                rx.foreach(
+                    AccountState.sessions,
+                    lambda s: rx.table.row(
+                        rx.table.cell(
+                            s["browser"],
+                            rx.cond(
+                                s["current"] != "", rx.badge("this browser", margin_left="0.5em")
+                            ),
+                        ),
+                        rx.table.cell(s["ip"], display=WIDE_ONLY),
+                        rx.table.cell(s["started"], display=WIDE_ONLY),
+                        rx.table.cell(s["last_used"]),
+                        rx.table.cell(
+                            rx.button(
+                                "Sign out",
+                                size="1",
+                                variant="soft",
+                                on_click=AccountState.end_session(s["id"]),
+                            )
+                        ),
+                    ),
+                )
+            ),
+            id="sessions",
+            width="100%",
+        ),
+        rx.button(
+            "Sign out everywhere",
+            color_scheme="red",
+            variant="soft",
+            on_click=AccountState.sign_out_everywhere,
+            id="signout-everywhere",
+            margin_top="0.5em",
+        ),
+        rx.heading("Two-factor sign-in", size="5", margin_top="1.5em"),
+        rx.cond(
+            AccountState.two_factor_on,
+            rx.vstack(
+                rx.text(
+                    "On: signing in and revealing keys ask for a code from your "
+                    "authenticator app (or a recovery code).",
+                    size="2",
+                    id="two-factor-on",
+                ),
+                rx.form(
+                    rx.hstack(
+                        rx.input(name="code", placeholder="Code", id="two-factor-off-code"),
+                        rx.button("Turn off", type="submit", variant="soft", id="two-factor-off"),
+                    ),
+                    on_submit=AccountState.disable_two_factor,
+                    reset_on_submit=True,
+                ),
+            ),
+            rx.cond(
+                AccountState.two_factor_setup,
+                rx.form(
+                    rx.text(
+                        "Scan the code with your authenticator app (or type the key below), "
+                        "then enter the 6-digit code it shows.",
+                        size="2",
+                    ),
+                    rx.hstack(
+                        rx.input(
+                            name="code",
+                            placeholder="123456",
+                            auto_complete="one-time-code",
+                            id="two-factor-code",
+                        ),
+                        rx.button("Turn on", type="submit", id="two-factor-confirm"),
+                    ),
+                    on_submit=AccountState.confirm_two_factor,
+                    reset_on_submit=True,
+                ),
+                rx.button(
+                    "Set up two-factor sign-in",
+                    variant="soft",
+                    on_click=AccountState.start_two_factor,
+                    id="two-factor-start",
+                ),
+            ),
+        ),
+        # filled by the browser code the handlers send (secrets never enter the state)
+        rx.el.div(id="totp-qr"),
+        rx.el.code(id="totp-secret", style={"wordBreak": "break-all"}),
+        rx.el.pre(id="recovery-codes"),
+        rx.heading("Delete your account", size="5", margin_top="1.5em"),
+        rx.text(
+            "Your name, e-mail address, password and sessions are erased. Your orders are "
+            "kept, as the law requires of a shop's sales records, and so is the audit trail.",
+            size="2",
+        ),
+        callout_error(AccountState.error),
+        rx.form(
+            rx.hstack(
+                rx.input(
+                    name="password",
+                    type="password",
+                    placeholder="Your password",
+                    auto_complete="current-password",
+                    id="delete-password",
+                    required=True,
+                ),
+                rx.button(
+                    "Delete my account", color_scheme="red", type="submit", id="delete-account"
+                ),
+                wrap="wrap",
+            ),
+            on_submit=AccountState.delete_account,
+            reset_on_submit=True,
+            margin_top="0.5em",
         ),
         title="Your account",
     )

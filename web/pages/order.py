@@ -218,6 +218,22 @@ def order() -> rx.Component:
                     "private: it opens your keys.",
                     size="2",
                 ),
+                rx.cond(
+                    OrderState.need_code,
+                    rx.hstack(
+                        rx.text("Two-factor code for revealing keys:", size="2"),
+                        rx.input(
+                            value=OrderState.reveal_code,
+                            on_change=OrderState.set_reveal_code,
+                            placeholder="123456",
+                            auto_complete="one-time-code",
+                            id="reveal-code",
+                            max_length=64,
+                        ),
+                        align="center",
+                        wrap="wrap",
+                    ),
+                ),
                 rx.foreach(OrderState.lines, order_line),
                 report_dialog(),
                 spacing="4",

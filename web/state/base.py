@@ -1,7 +1,10 @@
 """The base state every page shares: who is signed in, and the cart.
 
-- The session token lives in a cookie (``ks_session``); only its SHA-256 is stored
-  server-side (core.services.accounts). Each page's ``on_load`` calls
+- The session token lives in an HttpOnly cookie (``ks_session``) set by the server
+  (web/api/security.py); only its SHA-256 is stored server-side
+  (core.services.accounts). No bearer token is ever a state var: the state (in Redis
+  with several workers) sees the browser's secret cookies only sealed, and
+  :meth:`ShopState._secrets` unseals them in memory. Each page's ``on_load`` calls
   :meth:`ShopState.load_session`, so a sign-out in another tab is seen on the next page.
 - The cart lives in the browser's local storage (``ks_cart``, a JSON list of
   ``{"slug", "qty"}``), so it survives reloads and needs no account; prices are never
@@ -21,9 +24,9 @@ import reflex as rx
 from core.errors import DomainError
 from core.services.orders import MAX_LINES
 from core.services.orders import MAX_QUANTITY_PER_LINE as MAX_QTY
+from web.api.security import BrowserSecrets, browser_secrets
 
 T = TypeVar("T")
-SESSION_COOKIE_DAYS = 30
 
 
 def parse_cart(raw: str) -> list[dict[str, Any]]:
@@ -63,9 +66,6 @@ async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 class ShopState(rx.State):
-    session_token: str = rx.Cookie(
-        "", name="ks_session", max_age=SESSION_COOKIE_DAYS * 24 * 3600, same_site="lax", path="/"
-    )
     cart_json: str = rx.LocalStorage("[]", name="ks_cart", sync=True)
 
     signed_in: bool = False
@@ -78,29 +78,29 @@ class ShopState(rx.State):
 
     # -- session ---------------------------------------------------------------------
 
+    def _secrets(self) -> BrowserSecrets:
+        """The tokens of the browser's HttpOnly cookies, unsealed (never store them)."""
+        return browser_secrets(self.router.headers.raw_headers)
+
     def _customer_id(self) -> int | None:
-        """The signed-in customer's id, looked up from the cookie (never trusted from the
-        client otherwise)."""
+        """The signed-in customer's id, looked up from the session cookie (never trusted
+        from the client otherwise)."""
         from core.services.accounts import customer_for_token
 
-        if not self.session_token:
+        token = self._secrets().session
+        if not token:
             return None
-        info = customer_for_token(token=self.session_token)
+        info = customer_for_token(token=token)
         return info.id if info else None
 
     @rx.event
     async def load_session(self) -> None:
         from core.services.accounts import customer_for_token
 
-        info = (
-            await in_thread(customer_for_token, token=self.session_token)
-            if self.session_token
-            else None
-        )
+        token = self._secrets().session
+        info = await in_thread(customer_for_token, token=token) if token else None
         if info is None:
             self.signed_in, self.customer_email, self.customer_name = False, "", ""
-            if self.session_token:
-                self.session_token = ""  # expired or revoked: forget it
         else:
             self.signed_in, self.customer_email, self.customer_name = (
                 True,

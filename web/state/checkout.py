@@ -7,6 +7,7 @@ from typing import Any
 import reflex as rx
 
 from core.db import session_scope
+from web.api.security import load_script
 from web.state.base import ShopState, error_text, in_thread, parse_cart
 from web.state.format import money
 
@@ -85,6 +86,7 @@ class CartState(ShopState):
     @rx.event
     async def place_order(self, form: dict[str, Any]) -> Any:
         from core.services.checkout import CartLine, place_order
+        from core.services.ratelimit import check_checkout
 
         if self.placing:
             return
@@ -99,6 +101,7 @@ class CartState(ShopState):
         self.placing, self.error = True, ""
         yield
         try:
+            await in_thread(check_checkout, ip=self._client()["ip"])
             customer_id = await in_thread(self._customer_id)
             result = await in_thread(
                 place_order,
@@ -114,9 +117,8 @@ class CartState(ShopState):
             return
         self._clear_cart()
         self.placing = False
-        yield rx.redirect(
-            result.payment_url
-        )  # same host: in-app navigation; Stripe: leaves the shop
+        # a full load (its token becomes a cookie: web/api/security.py); Stripe: leaves
+        yield rx.call_script(load_script(result.payment_url))
 
 
 class PayState(ShopState):
@@ -132,14 +134,16 @@ class PayState(ShopState):
     found: bool = True
     paying: bool = False
     error: str = ""
-    _token: str = ""
+
+    def _access_token(self) -> str | None:
+        """The order-access token from the browser's HttpOnly cookie, never kept."""
+        return self._secrets().order_token(self.number)
 
     @rx.event
     async def load(self) -> None:
         from core.services.portal import open_order, order_view
 
         self.number = self.router.url.path.rstrip("/").rsplit("/", 1)[-1][:24]
-        self._token = (self.router.url.query_parameters.get("token") or "")[:512]
         await self.load_session()
 
         def work() -> Any:
@@ -148,7 +152,7 @@ class PayState(ShopState):
                 order = open_order(
                     session=session,
                     number=self.number,
-                    access_token=self._token or None,
+                    access_token=self._access_token(),
                     customer_id=customer_id,
                 )
                 return order_view(session=session, order=order)
@@ -176,9 +180,11 @@ class PayState(ShopState):
         self.paying, self.error = True, ""
         yield
         try:
-            await in_thread(pay_test_order, number=self.number, access_token=self._token)
+            await in_thread(
+                pay_test_order, number=self.number, access_token=self._access_token() or ""
+            )
         except Exception as exc:
             self.error, self.paying = error_text(exc), False
             return
         self.paying, self.payable = False, False
-        yield rx.redirect(f"/orders/{self.number}?token={self._token}")
+        yield rx.redirect(f"/orders/{self.number}")  # the cookie opens it

@@ -3,7 +3,11 @@ activation link, faulty-key reports.
 
 Live status: ``load`` starts a background watcher that re-reads the order every second
 and pushes changes to the browser through Reflex's state channel, until the order is
-settled, the customer leaves (a newer page load replaces the watcher) or ten minutes pass.
+settled, the tab disconnects, a newer page load replaces the watcher or ten minutes
+pass; one per tab and order, at most 200 per web worker (web/state/live.py).
+
+The order-access token is never kept in the state either: it arrives as an HttpOnly
+cookie, sealed (see web/api/security.py), and is unsealed for each call.
 
 A revealed code is never kept in the state (the state may live in Redis in production):
 the reveal handler sends it once, straight into the page's DOM via a script call, and it
@@ -12,10 +16,8 @@ is gone from the server's memory when the handler returns.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import time
 from typing import Any
 
 import reflex as rx
@@ -23,8 +25,8 @@ import reflex as rx
 from core.db import session_scope
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
+from web.state.live import client_connected, run_watcher
 
-WATCH_SECONDS = 600
 SETTLED = {"fulfilled", "cancelled", "refunded", "disputed"}
 
 
@@ -45,8 +47,14 @@ class OrderState(ShopState):
     report_key_id: str = ""
     report_open: bool = False
     report_message: str = ""
-    _token: str = ""
+    need_code: bool = False  # the account has two-factor sign-in on: reveals need a code
+    reveal_code: str = ""  # a one-time code, good once, for one 30-second step
     _watch: int = 0
+
+    def _access_token(self) -> str | None:
+        """The order-access token from the browser's HttpOnly cookie for this order (the
+        link's ``?token=`` became that cookie: web/api/security.py), never kept."""
+        return self._secrets().order_token(self.number)
 
     def _read(self) -> Any:
         from core.services.portal import open_order, order_view
@@ -56,7 +64,7 @@ class OrderState(ShopState):
             order = open_order(
                 session=session,
                 number=self.number,
-                access_token=self._token or None,
+                access_token=self._access_token(),
                 customer_id=customer_id,
             )
             return order_view(session=session, order=order)
@@ -98,7 +106,6 @@ class OrderState(ShopState):
     @rx.event
     async def load(self) -> Any:
         self.number = self.router.url.path.rstrip("/").rsplit("/", 1)[-1][:24]
-        self._token = (self.router.url.query_parameters.get("token") or "")[:512]
         await self.load_session()
         try:
             view = await in_thread(self._read)
@@ -114,47 +121,71 @@ class OrderState(ShopState):
 
     @rx.event(background=True)
     async def watch(self, generation: int) -> None:
-        """Push status and keys to the page while the order moves."""
-        deadline = time.monotonic() + WATCH_SECONDS
+        """Push status and keys to the page while the order moves: one watcher per tab
+        and order, bounded per worker, ended when the tab disconnects (web/state/live.py)."""
         async with self:
-            self.live = True
-        try:
-            while time.monotonic() < deadline:
-                await asyncio.sleep(1.0)
-                async with self:
-                    if generation != self._watch:
-                        return
-                try:
-                    view = await in_thread(self._read)
-                except Exception:
-                    continue
-                async with self:
-                    if generation != self._watch:
-                        return
-                    self._apply(view)
-                if view.status in SETTLED:
-                    return
-        finally:
+            if not isinstance(generation, int) or generation != self._watch:
+                return  # only the current page load may start one
+            key = (self.router.session.client_token, self.number)
+
+        async def started() -> None:
+            async with self:
+                self.live = True
+
+        async def is_current() -> bool:
+            async with self:
+                return generation == self._watch
+
+        async def refresh() -> bool:
+            try:
+                view = await in_thread(self._read)
+            except Exception:
+                return False
+            async with self:
+                if generation != self._watch:
+                    return True
+                self._apply(view)
+            return view.status in SETTLED
+
+        ended = await run_watcher(
+            key=key,
+            generation=generation,
+            is_current=is_current,
+            refresh=refresh,
+            connected=lambda: client_connected(key[0]),
+            on_start=started,
+        )
+        if ended != "refused":
             async with self:
                 if generation == self._watch:
                     self.live = False
 
     @rx.event
+    def set_reveal_code(self, value: str) -> None:
+        self.reveal_code = str(value)[:64]
+
+    @rx.event
     async def reveal(self, key_id: str) -> Any:
         from core.services.portal import reveal_order_key
+        from core.services.twofactor import SecondFactorRequired
 
         client = self._client()
+        code, self.reveal_code = self.reveal_code.strip() or None, ""
         try:
             customer_id = await in_thread(self._customer_id)
             revealed = await in_thread(
                 reveal_order_key,
                 number=self.number,
                 key_id=key_id,
-                access_token=self._token or None,
+                access_token=self._access_token(),
                 customer_id=customer_id,
                 ip=client["ip"],
                 user_agent=client["user_agent"],
+                second_factor=code,
             )
+        except SecondFactorRequired as exc:
+            self.need_code = True
+            return rx.toast.info(exc.message)
         except Exception as exc:
             return rx.toast.error(error_text(exc))
         for line in self.lines:
@@ -191,7 +222,7 @@ class OrderState(ShopState):
                 number=self.number,
                 key_id=self.report_key_id,
                 message=message,
-                access_token=self._token or None,
+                access_token=self._access_token(),
                 customer_id=customer_id,
             )
         except Exception as exc:

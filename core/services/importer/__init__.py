@@ -8,8 +8,13 @@ time.
 What an operator can rely on:
 
 - Nothing is written when the file cannot be imported at all (missing, a directory,
-  empty, binary, an unsupported extension, a CSV without a ``key`` column, an unknown
-  ``--product``): the error says why, and not even an ``ImportBatch`` row is left.
+  a symbolic link, a named pipe or device, empty, binary, an unsupported extension, a
+  CSV without a ``key`` column, an unknown ``--product``): the error says why, and not
+  even an ``ImportBatch`` row is left. Links are followed only with
+  ``follow_symlinks`` (``--follow-symlinks``), and files are opened with ``O_NOFOLLOW``
+  so a link swapped in after the check is refused too; pipes and devices are read only
+  with ``allow_special_files`` (``--allow-special-files``), once, into a private copy
+  under ``var/import-spool/`` that is deleted afterwards.
 - Otherwise an ``ImportBatch`` row (status ``running``) is committed first. Each batch of
   keys and the batch row's counters then commit in one transaction, so an interruption
   (Ctrl-C, a kill, a lost connection) leaves only whole batches behind, the counters
@@ -79,7 +84,7 @@ from core.services.importer.prepare import (
     _ProductRef,
     _Products,
 )
-from core.services.importer.source import _check_file, _Source
+from core.services.importer.source import _check_file, _Source, _spooled
 from core.services.importer.stores import PG_WRITERS, _Store, _Stored, _Writer, _writer_count
 from core.services.importer.stores import _PostgresStore as _PostgresStore
 
@@ -144,6 +149,38 @@ def import_keys(
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     engine: Engine | None = None,
+    follow_symlinks: bool = False,
+    allow_special_files: bool = False,
+) -> ImportReport:
+    """Import the keys of a ``.txt`` or ``.csv`` file into stock (see :func:`_import_keys`
+    and the module doc). Only a regular file is read, and never through a symbolic link
+    (ImportFileError, nothing written): ``follow_symlinks`` allows a link to a regular
+    file, ``allow_special_files`` a named pipe or device, read once into a private copy."""
+    path = Path(path)
+    if not allow_special_files:
+        return _import_keys(
+            path=path, readable=path, product_slug=product_slug, operator=operator,
+            batch_size=batch_size, progress=progress, engine=engine,
+            follow_symlinks=follow_symlinks,
+        )  # fmt: skip
+    with _spooled(path, follow_symlinks=follow_symlinks) as readable:
+        return _import_keys(
+            path=path, readable=readable, product_slug=product_slug, operator=operator,
+            batch_size=batch_size, progress=progress, engine=engine,
+            follow_symlinks=follow_symlinks,
+        )  # fmt: skip
+
+
+def _import_keys(
+    *,
+    path: Path,
+    readable: Path,
+    product_slug: str | None,
+    operator: str,
+    batch_size: int | None,
+    progress: ProgressCallback | None,
+    engine: Engine | None,
+    follow_symlinks: bool,
 ) -> ImportReport:
     """Import the keys of a ``.txt`` or ``.csv`` file into stock (see the module doc).
 
@@ -160,8 +197,7 @@ def import_keys(
     if size < 1:
         raise ValueError("batch_size must be at least 1")
     engine = engine or get_engine()
-    path = Path(path)
-    source = _check_file(path, product_slug)
+    source = _check_file(readable, product_slug, follow_symlinks=follow_symlinks)
     default = _default_product(engine, product_slug)
     vault = get_vault()
 

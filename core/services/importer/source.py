@@ -5,8 +5,13 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
+import os
+import shutil
+import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,22 +31,96 @@ class _Source:
     size: int
     delimiter: str = ","
     columns: tuple[str, ...] = ()  # lower-cased CSV header
+    follow_symlinks: bool = False
 
     def column(self, name: str) -> int | None:
         return self.columns.index(name) if name in self.columns else None
 
 
-def _check_file(path: Path, product_slug: str | None) -> _Source:
-    """Everything that refuses the file as a whole, before anything is written."""
-    path = Path(path)
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def _check_kind(path: Path, *, follow_symlinks: bool) -> os.stat_result:
+    """The file's status, refusing a symbolic link (unless ``follow_symlinks``) and
+    anything that is not a regular file; never opens it (a FIFO would block)."""
     try:
-        st = path.stat()
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            if not follow_symlinks:
+                raise ImportFileError(
+                    f"{path} is a symbolic link; import the file it points to, or pass "
+                    "--follow-symlinks if you mean it",
+                    file=str(path),
+                )
+            st = os.stat(path)
     except FileNotFoundError:
         raise ImportFileError(f"{path}: no such file", file=str(path)) from None
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read it ({exc.strerror})", file=str(path)) from None
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise ImportFileError(f"{path} is a directory, not a file of keys", file=str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise ImportFileError(
+            f"{path} is not a regular file (a {_kind(st.st_mode)}); pass "
+            "--allow-special-files to read it once into a private copy",
+            file=str(path),
+        )
+    return st
+
+
+def _open_regular(path: Path, *, follow_symlinks: bool) -> io.BufferedReader:
+    """Open ``path`` for reading as checked by :func:`_check_kind`: ``O_NOFOLLOW`` (a link
+    put in its place after the check is refused) and ``O_NONBLOCK`` (a FIFO put there
+    does not hang), then the opened file itself must be regular."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read it ({exc.strerror})", file=str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImportFileError(f"{path} changed into something other than a file", file=str(path))
+    os.set_blocking(fd, True)
+    return open(fd, "rb")
+
+
+@contextlib.contextmanager
+def _spooled(path: Path, *, follow_symlinks: bool) -> Iterator[Path]:
+    """A regular file to import from: ``path`` itself, or, for a named pipe or a device
+    (``allow_special_files``), a private copy (mode 0600) under ``var/import-spool/``,
+    read once and deleted afterwards (it holds plaintext keys)."""
+    try:
+        mode = (os.stat if follow_symlinks else os.lstat)(path).st_mode
+    except OSError:
+        mode = stat.S_IFREG  # _check_kind reports it
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        yield path
+        return
+    folder = get_settings().var_dir / "import-spool"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, name = tempfile.mkstemp(dir=folder, suffix=path.suffix)
+    copy = Path(name)
+    try:
+        with open(fd, "wb") as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        yield copy
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _check_file(path: Path, product_slug: str | None, *, follow_symlinks: bool = False) -> _Source:
+    """Everything that refuses the file as a whole, before anything is written."""
+    path = Path(path)
+    st = _check_kind(path, follow_symlinks=follow_symlinks)
     file_format = FORMATS.get(path.suffix.lower())
     if file_format is None:
         raise ImportFileError(
@@ -52,14 +131,16 @@ def _check_file(path: Path, product_slug: str | None) -> _Source:
     if st.st_size == 0:
         raise ImportFileError(f"{path} is empty", file=str(path))
     try:
-        with path.open("rb") as fh:
+        with _open_regular(path, follow_symlinks=follow_symlinks) as fh:
             _refuse_binary(path, fh.read(SNIFF_BYTES))
             fh.seek(0)
             if _only_whitespace(fh):
                 raise ImportFileError(f"{path} is empty (only blank lines)", file=str(path))
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read it ({exc.strerror})", file=str(path)) from None
-    source = _Source(path=path, file_format=file_format, size=st.st_size)
+    source = _Source(
+        path=path, file_format=file_format, size=st.st_size, follow_symlinks=follow_symlinks
+    )
     if file_format == "csv":
         source = _read_csv_header(source)
     if product_slug is None and source.column("product") is None:
@@ -99,7 +180,7 @@ def _only_whitespace(fh: io.BufferedReader) -> bool:
 
 
 def _open_text(source: _Source) -> tuple[io.BufferedReader, io.TextIOWrapper]:
-    raw = source.path.open("rb")
+    raw = _open_regular(source.path, follow_symlinks=source.follow_symlinks)
     # utf-8-sig drops a BOM; surrogateescape turns invalid bytes into lone surrogates,
     # which the per-line check rejects (category Cs) without failing the whole file.
     text = io.TextIOWrapper(
@@ -169,4 +250,5 @@ def _read_csv_header(source: _Source) -> _Source:
         size=source.size,
         delimiter=delimiter,
         columns=columns,
+        follow_symlinks=source.follow_symlinks,
     )
