@@ -195,6 +195,10 @@ class Stack:
             "KEYSHOP_SIMULATOR_PORT": str(self.sim_port),
             "KEYSHOP_PROVIDER_TIMEOUT": "10",
             "KEYSHOP_LOG_LEVEL": self.log_level,
+            # The bench's clients stand for many customers: each checkout names its own
+            # (made-up, never contacted) address in X-Forwarded-For, believed from one hop,
+            # so the per-address limits apply per customer as behind a real proxy.
+            "KEYSHOP_TRUSTED_PROXIES": "1",
             **self.extra_env,
         }
         self.settings = config.load_settings(**self.env)
@@ -626,10 +630,12 @@ class Stack:
         assert http is not None
         return http.post(f"{self.api_url}/api/webhooks/stripe", content=body, headers=headers)
 
-    def post_checkout(self, body: dict[str, Any]) -> httpx.Response:
-        """``POST /api/store/checkout`` with a JSON body."""
+    def post_checkout(self, body: dict[str, Any], client_ip: str | None = None) -> httpx.Response:
+        """``POST /api/store/checkout`` with a JSON body, as the customer at ``client_ip``
+        (sent as ``X-Forwarded-For``; the stack trusts one proxy hop)."""
         assert self._http is not None
-        return self._http.post(f"{self.api_url}/api/store/checkout", json=body)
+        headers = {"X-Forwarded-For": client_ip} if client_ip else {}
+        return self._http.post(f"{self.api_url}/api/store/checkout", json=body, headers=headers)
 
     def queue_length(self) -> int:
         return int(self.huey.pending_count()) if self.huey is not None else 0
