@@ -28,7 +28,16 @@ from sqlalchemy import Table, Update, bindparam, func, literal_column, select, u
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
-from core.models import Key, KeyStatus, OrderLine, ProviderOffer, WebhookEvent
+from core.models import (
+    Key,
+    KeyReport,
+    KeyStatus,
+    Order,
+    OrderLine,
+    Product,
+    ProviderOffer,
+    WebhookEvent,
+)
 
 KEYS: Table = Key.__table__  # type: ignore[attr-defined]
 ORDER_LINES: Table = OrderLine.__table__  # type: ignore[attr-defined]
@@ -273,3 +282,30 @@ def lock_unprocessed_webhooks(
         .execution_options(populate_existing=True)
     )
     return list(session.scalars(query))
+
+
+def lock_key_report(session: Session, report_id: int) -> KeyReport | None:
+    """Load and lock one faulty-key report (``FOR UPDATE``), refreshed from the database:
+    two operators resolving the same report are serialised. Never commits."""
+    return session.get(KeyReport, report_id, with_for_update=True, populate_existing=True)
+
+
+def lock_products_for_flags(conn: Any, product_ids: Sequence[int]) -> None:
+    """Lock the products' rows ``FOR NO KEY UPDATE`` in id order (PostgreSQL) before their
+    stock flags are recomputed: it waits only for another refresh of the same products
+    (key inserts and claims take no such lock). ``conn`` is a Connection of the caller's
+    transaction. Never commits."""
+    products = Product.__table__  # type: ignore[attr-defined]
+    conn.execute(
+        select(products.c.id)
+        .where(products.c.id.in_(sorted(product_ids)))
+        .order_by(products.c.id)
+        .with_for_update(key_share=True)
+    ).all()
+
+
+def locking_the_order(statement: Any) -> Any:
+    """``statement`` (a read that selects an :class:`Order`) taking the order's row lock
+    (``FOR UPDATE OF orders``): fulfilment's fast path reads the order and its lines in
+    one statement and holds the order while it delivers."""
+    return statement.with_for_update(of=Order)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from core.models import Key, KeyStatus, ProviderOffer
+from core.services import locking
 from core.services.catalogue.products import _KEY_AVAILABLE, keys_table, offers, products
 
 
@@ -69,13 +70,7 @@ def refresh_stock_flags(
     for start in range(0, len(ids), _REFRESH_CHUNK):
         chunk = ids[start : start + _REFRESH_CHUNK]
         if postgres:
-            lock = (
-                select(products.c.id)
-                .where(products.c.id.in_(chunk))
-                .order_by(products.c.id)
-                .with_for_update(key_share=True)
-            )
-            conn.execute(lock).all()
+            locking.lock_products_for_flags(conn, chunk)
         result = conn.execute(
             products.update()
             .where(products.c.id.in_(chunk), products.c.in_stock != truth)

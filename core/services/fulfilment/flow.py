@@ -24,6 +24,7 @@ from core.models import (
 from core.providers.base import (
     ProviderClient,
 )
+from core.services import locking
 from core.services.alerts import raise_alert
 from core.services.fulfilment.purchases import buy_missing, resolve_open_purchases
 from core.services.fulfilment.state import (
@@ -105,7 +106,7 @@ def _provider_clients(settings: Settings) -> Mapping[str, ProviderClient]:
 # the session), its lines, how many keys checkout reserved for each, and whether anything
 # else was ever started on them (a key in another status or a purchase on any line hands
 # the order to the general path).
-_FAST_PATH_READ = (
+_FAST_PATH_READ = locking.locking_the_order(
     sa_select(
         Order,
         _L.c.id,
@@ -125,7 +126,6 @@ _FAST_PATH_READ = (
     .outerjoin(_L, _L.c.order_id == col(Order.id))
     .where(col(Order.id) == bindparam("order_id"))
     .order_by(_L.c.id)
-    .with_for_update(of=Order)
 )
 
 

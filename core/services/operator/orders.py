@@ -29,6 +29,7 @@ from core.models import (
     row_id,
     utcnow,
 )
+from core.services import locking
 from core.services.audit import Actor, record_audit
 from core.services.fulfilment import (
     FulfilmentResult,
@@ -267,7 +268,7 @@ def resolve_key_report(
     note = note.strip()
     if not note:
         raise InvalidInput("resolving a report needs a note")
-    report = session.get(KeyReport, report_id, with_for_update=True, populate_existing=True)
+    report = locking.lock_key_report(session, report_id)
     if report is None:
         raise NotFound(f"faulty-key report #{report_id} does not exist")
     if report.status != KeyReportStatus.OPEN:
