@@ -373,6 +373,9 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # Ctrl-C, and a script's `kill -INT` even when it started us as a background job
+    # (a non-interactive shell starts `keyshop run &` with SIGINT ignored).
+    signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)  # a supervisor's stop, like Ctrl-C
     signal.signal(signal.SIGHUP, interrupted)  # the terminal went away
     run_migrations()

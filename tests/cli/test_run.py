@@ -94,15 +94,19 @@ def shop_env(test_settings, tmp_path, sim_port: int) -> dict[str, str]:
     }
 
 
-def start_shop(test_settings, tmp_path, *args: str) -> tuple[subprocess.Popen, Path, int, int]:
+def start_shop(test_settings, tmp_path, *args: str, ignore_sigint: bool = False) -> tuple[subprocess.Popen, Path, int, int]:
     """``keyshop run --no-worker`` in a session of its own (as a script or a supervisor
-    would start it), until it says it is running. Returns the process, its log and ports."""
+    would start it), until it says it is running. Returns the process, its log and ports.
+    ``ignore_sigint``: started the way a non-interactive shell starts ``keyshop run &``,
+    with SIGINT ignored (inherited by the program)."""
     port, sim_port = free_port(), free_port()
     log = tmp_path / "run.log"
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker", *args],
                                 cwd=ROOT, env=shop_env(test_settings, tmp_path, sim_port),
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=ignore)
     deadline = time.monotonic() + 600
     while "keyshop is running at" not in log.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -164,9 +168,13 @@ def test_sigkill_of_run_leaves_none_of_its_processes_behind(test_settings, tmp_p
         kill_tree(proc)
 
 
-@pytest.mark.parametrize("to_group", [True, False], ids=["sigint-to-the-group", "sigterm-to-the-parent"])
-def test_a_signal_to_run_or_its_group_stops_everything(test_settings, tmp_path, to_group):
-    proc, log, _port, _sim = start_shop(test_settings, tmp_path)
+@pytest.mark.parametrize(
+    "to_group, ignore_sigint",
+    [(True, False), (False, False), (True, True)],
+    ids=["sigint-to-the-group", "sigterm-to-the-parent", "sigint-to-a-script's-background-job"],
+)
+def test_a_signal_to_run_or_its_group_stops_everything(test_settings, tmp_path, to_group, ignore_sigint):
+    proc, log, _port, _sim = start_shop(test_settings, tmp_path, ignore_sigint=ignore_sigint)
     try:
         descendants = psutil.Process(proc.pid).children(recursive=True)
         if to_group:  # a script's `kill -INT -PGID`, or Ctrl-C in a terminal
