@@ -41,7 +41,17 @@ _lock = threading.Lock()
 _engine: Engine | None = None
 
 
+def _install_session_listeners() -> None:
+    """What every session of the shop needs, installed where engines are built (not as a
+    side effect of importing a module): the listeners that keep the listings' stock flags
+    exact (``core.services.catalogue.stock_flags``)."""
+    from core.services.catalogue.stock_flags import install_listeners
+
+    install_listeners()
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    _install_session_listeners()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

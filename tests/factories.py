@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlmodel import Session
 
-import core.services.catalogue  # noqa: F401  (registers the stock-flag session listeners)
 from core import crypto
 from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, Product, new_uuid
 

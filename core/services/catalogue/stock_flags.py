@@ -130,7 +130,6 @@ def _offer_touches(session: OrmSession, offer: ProviderOffer, new: bool) -> list
     return [pid for pid in (offer.product_id, *moved_from) if pid is not None]
 
 
-@event.listens_for(OrmSession, "before_flush")
 def _note_flushed_stock(session: OrmSession, _context: Any, _instances: Any) -> None:
     """Collect, before each flush, the products whose availability the flush changes."""
     touched: list[int] = []
@@ -151,7 +150,6 @@ def _note_flushed_stock(session: OrmSession, _context: Any, _instances: Any) -> 
         session.info.setdefault(_STOCK_TOUCHED, set()).update(touched)
 
 
-@event.listens_for(OrmSession, "before_commit")
 def _refresh_before_commit(session: OrmSession) -> None:
     session.flush()  # the commit's own flush comes after this event
     touched = session.info.pop(_STOCK_TOUCHED, None)
@@ -159,7 +157,22 @@ def _refresh_before_commit(session: OrmSession) -> None:
         refresh_stock_flags(session=cast(Session, session), product_ids=touched)
 
 
-@event.listens_for(OrmSession, "after_transaction_end")
 def _forget_touched(session: OrmSession, transaction: Any) -> None:
     if transaction.parent is None:  # the outermost transaction ended (commit or rollback)
         session.info.pop(_STOCK_TOUCHED, None)
+
+
+_LISTENERS: tuple[tuple[str, Any], ...] = (
+    ("before_flush", _note_flushed_stock),
+    ("before_commit", _refresh_before_commit),
+    ("after_transaction_end", _forget_touched),
+)
+
+
+def install_listeners() -> None:
+    """Install the session listeners that keep ``products.in_stock`` exact on every
+    session. ``core.db`` calls it where engines are built, so the flags do not depend on
+    which modules a program happened to import. Installing twice is a no-op."""
+    for name, listener in _LISTENERS:
+        if not event.contains(OrmSession, name, listener):
+            event.listen(OrmSession, name, listener)
