@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING
-from tests.web.test_e2e import free_port
+from tests.support.shop import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,6 @@ from sqlmodel import select
 
 from core.errors import InvalidInput
 from core.models import AuditEvent, Customer, Key, Order, OrderEvent, OrderLine, ProviderOffer
-from core.services import checkout
 from core.services.checkout import (
     CartLine,
     CartRejected,
@@ -24,7 +23,7 @@ from core.services.portal import OrderNotFound, open_order, token_opens
 from core.services.test_payments import NoTestPayments
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_keys, make_product
-from tests.support.stripe import FakeStripe
+from tests.support.stripe import stripe_configured
 
 
 def count(session, model) -> int:
@@ -205,18 +204,8 @@ def test_too_many_lines_and_unknown_customer_are_refused(session, shop):
 
 @pytest.fixture
 def stripe_mode(test_settings, monkeypatch):
-    fake = FakeStripe()
-    settings = test_settings.model_copy(
-        update={
-            "stripe_secret_key": "sk_test_x",
-            "stripe_webhook_secret": "whsec_x",
-            "stripe_api_base": fake.url,
-        }
-    )
-    monkeypatch.setattr(checkout, "get_settings", lambda: settings)
-    monkeypatch.setattr("core.services.payments.get_settings", lambda: settings)
-    yield fake
-    fake.server.shutdown()
+    with stripe_configured(test_settings, monkeypatch) as fake:
+        yield fake
 
 
 def test_with_stripe_the_payment_url_is_a_checkout_session_for_the_order(

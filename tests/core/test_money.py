@@ -16,7 +16,7 @@ from core.services import checkout
 from core.services.checkout import CartLine, pay_test_order, place_order
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_keys, make_product
-from tests.support.stripe import FakeStripe
+from tests.support.stripe import stripe_configured
 
 
 @pytest.mark.parametrize(
@@ -137,22 +137,10 @@ def test_a_product_priced_in_jpy_or_kwd_is_shown_and_checked_out_correctly(
 
 
 def test_stripe_is_sent_minor_units_of_a_zero_decimal_currency(session, test_settings, monkeypatch):
-    fake = FakeStripe()
-    settings = test_settings.model_copy(
-        update={
-            "stripe_secret_key": "sk_test_x",
-            "stripe_webhook_secret": "whsec_x",
-            "stripe_api_base": fake.url,
-        }
-    )
-    monkeypatch.setattr(checkout, "get_settings", lambda: settings)
-    monkeypatch.setattr("core.services.payments.get_settings", lambda: settings)
-    try:
+    with stripe_configured(test_settings, monkeypatch) as fake:
         product = make_product(session, currency="JPY", price_minor=1200)
         make_keys(session, product, 1)
         place_order(email="yen@example.com", lines=[CartLine(product.slug, 1)])
-    finally:
-        fake.server.shutdown()
     form = fake.requests[0]["form"]
     assert form["line_items[0][price_data][unit_amount]"] == "1200"  # yen, not cents
     assert form["line_items[0][price_data][currency]"] == "jpy"

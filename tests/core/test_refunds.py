@@ -6,29 +6,18 @@ from __future__ import annotations
 import pytest
 
 from core.errors import DomainError
-from core.services import payments
 from core.services.audit import Actor
 from core.services.operator import refund_order
 from tests.factories import make_order, make_product
-from tests.support.stripe import FakeStripe
+from tests.support.stripe import stripe_configured
 
 OPERATOR = Actor.operator("alice")
 
 
 @pytest.fixture
 def stripe_api(test_settings, monkeypatch):
-    fake = FakeStripe()
-    settings = test_settings.model_copy(
-        update={
-            "stripe_secret_key": "sk_test_x",
-            "stripe_webhook_secret": "whsec_x",
-            "stripe_api_base": fake.url,
-        }
-    )
-    monkeypatch.setattr(payments, "get_settings", lambda: settings)
-    monkeypatch.setattr("core.services.operator.orders.get_settings", lambda: settings)
-    yield fake
-    fake.server.shutdown()
+    with stripe_configured(test_settings, monkeypatch) as fake:
+        yield fake
 
 
 def test_a_refund_is_created_at_the_configured_stripe(session, stripe_api):

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from core.config import Settings
 
 
 class FakeStripe:
@@ -59,3 +63,32 @@ class FakeStripe:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+#: The modules whose ``get_settings`` decides how Stripe is called.
+STRIPE_READERS = (
+    "core.services.checkout",
+    "core.services.payments",
+    "core.services.operator.orders",
+)
+
+
+@contextmanager
+def stripe_configured(settings: Settings, monkeypatch: Any) -> Iterator[FakeStripe]:
+    """``settings`` with Stripe configured against a :class:`FakeStripe` on loopback, in
+    force for the block in the modules that read Stripe's settings; the fake server is
+    shut down afterwards."""
+    fake = FakeStripe()
+    configured = settings.model_copy(
+        update={
+            "stripe_secret_key": "sk_test_x",
+            "stripe_webhook_secret": "whsec_x",
+            "stripe_api_base": fake.url,
+        }
+    )
+    for module in STRIPE_READERS:
+        monkeypatch.setattr(f"{module}.get_settings", lambda: configured)
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()

@@ -10,13 +10,10 @@ Screenshots of every step land in ``test-artifacts/e2e/<backend>/``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +29,7 @@ from core.crypto import get_vault
 from core.models import Key, Order, OrderLine
 from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING, is_postgres_run
 from tests.factories import fresh, make_keys, make_product
+from tests.support.shop import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("KEYSHOP_CHROMIUM", "/usr/bin/chromium")
@@ -41,22 +39,6 @@ pytestmark = pytest.mark.timeout(900)
 # a new session's cookie is set by the server, then /account loads in full (the static
 # frontend answers it as /account/)
 ACCOUNT_PAGE = re.compile(r".*/account/?$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 class Shop:
