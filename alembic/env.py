@@ -20,7 +20,9 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 target_metadata = SQLModel.metadata
 
-_spec = importlib.util.spec_from_file_location("_keyshop_alembic_filters", Path(__file__).with_name("filters.py"))
+_spec = importlib.util.spec_from_file_location(
+    "_keyshop_alembic_filters", Path(__file__).with_name("filters.py")
+)
 assert _spec and _spec.loader
 _filters = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_filters)

@@ -30,7 +30,9 @@ CHECKED_BY_TRIGGER_ON_POSTGRESQL = {
 }
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     return not (name and (name in UNMODELLED or name.startswith("products_fts")))
 
 

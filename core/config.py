@@ -177,7 +177,9 @@ class Settings(BaseSettings):
     # sign in with an OpenID Connect provider (core.services.oidc): all three or none
     oidc_issuer: str | None = Field(None, validation_alias="KEYSHOP_OIDC_ISSUER")
     oidc_client_id: str | None = Field(None, validation_alias="KEYSHOP_OIDC_CLIENT_ID")
-    oidc_client_secret: SecretStr | None = Field(None, validation_alias="KEYSHOP_OIDC_CLIENT_SECRET")
+    oidc_client_secret: SecretStr | None = Field(
+        None, validation_alias="KEYSHOP_OIDC_CLIENT_SECRET"
+    )
     oidc_name: str = Field("Google", max_length=40, validation_alias="KEYSHOP_OIDC_NAME")
 
     # -- payments: Stripe Checkout when configured, else built-in test payments --

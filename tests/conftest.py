@@ -71,7 +71,9 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
         base = make_url(config.normalise_database_url(url))
         schema = f"keyshop_test_{os.getpid()}_{secrets.token_hex(3)}"
         _postgres_schema(base.render_as_string(hide_password=False), schema, create=True)
-        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
     settings = load_settings(
         KEYSHOP_VAR_DIR=str(var_dir),
         DATABASE_URL=url or f"sqlite:///{var_dir / 'test.db'}",
@@ -108,7 +110,11 @@ def _wipe(engine: Engine) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
-    if "engine" not in request.fixturenames and "session" not in request.fixturenames and "test_settings" not in request.fixturenames:
+    if (
+        "engine" not in request.fixturenames
+        and "session" not in request.fixturenames
+        and "test_settings" not in request.fixturenames
+    ):
         yield
         return
     engine = request.getfixturevalue("engine")
@@ -122,7 +128,11 @@ def session(engine: Engine) -> Iterator[Session]:
     """A plain session on the test database. Tests commit what they need. On SQLite it
     begins deferred transactions, so a test reading between service calls does not hold
     the write lock the services need."""
-    bind = engine.execution_options(sqlite_begin="DEFERRED") if engine.dialect.name == "sqlite" else engine
+    bind = (
+        engine.execution_options(sqlite_begin="DEFERRED")
+        if engine.dialect.name == "sqlite"
+        else engine
+    )
     with Session(bind, expire_on_commit=False) as s:
         yield s
         s.rollback()
@@ -193,9 +203,15 @@ def providers(sim_server, test_settings):
     sim_server.reset()
     clients = {
         "codeswholesale": CodesWholesaleClient(
-            sim_server.provider_url("codeswholesale"), SIMULATOR_CODESWHOLESALE_CLIENT_ID,
-            SIMULATOR_CODESWHOLESALE_CLIENT_SECRET, SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE, 0.5),
-        "kinguin": KinguinClient(sim_server.provider_url("kinguin"), SIMULATOR_KINGUIN_API_KEY, 0.5),
+            sim_server.provider_url("codeswholesale"),
+            SIMULATOR_CODESWHOLESALE_CLIENT_ID,
+            SIMULATOR_CODESWHOLESALE_CLIENT_SECRET,
+            SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE,
+            0.5,
+        ),
+        "kinguin": KinguinClient(
+            sim_server.provider_url("kinguin"), SIMULATOR_KINGUIN_API_KEY, 0.5
+        ),
     }
     yield clients
     for client in clients.values():

@@ -37,7 +37,14 @@ def random_code() -> str:
     return "-".join(secrets.token_hex(3).upper()[:5] for _ in range(3))
 
 
-def make_keys(session: Session, product: Product, count: int, *, codes: list[str] | None = None, **overrides: Any) -> list[Key]:
+def make_keys(
+    session: Session,
+    product: Product,
+    count: int,
+    *,
+    codes: list[str] | None = None,
+    **overrides: Any,
+) -> list[Key]:
     """Available keys in stock for ``product``, encrypted like the importer does."""
     vault = crypto.get_vault()
     rows = []
@@ -102,7 +109,9 @@ def make_order(
 def order_lines(session: Session, order: Order) -> list[OrderLine]:
     from sqlmodel import select
 
-    return list(session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)))
+    return list(
+        session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id))
+    )
 
 
 def fresh(session: Session) -> Session:

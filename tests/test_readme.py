@@ -23,7 +23,9 @@ def test_every_command_in_the_readme_exists():
     listed = re.findall(r"^\| `keyshop ([a-z][a-z -]*?)(?: --| [A-Z]|`)", README, flags=re.M)
     assert len(listed) >= 6
     for entry in listed:
-        assert _resolve(entry.split()) is not None, f"README lists `keyshop {entry}` but the CLI has no such command"
+        assert _resolve(entry.split()) is not None, (
+            f"README lists `keyshop {entry}` but the CLI has no such command"
+        )
 
 
 def test_the_readme_test_command_is_what_ci_runs():

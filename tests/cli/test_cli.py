@@ -11,12 +11,21 @@ import pytest
 GOOD = base64.b64encode(b"y" * 32).decode()
 
 
-def keyshop(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))}
+def keyshop(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
+    }
     return subprocess.run(
-        [sys.executable, "-m", "keyshop", *args], cwd=cwd, env={**base, **(env or {}),
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "keyshop", *args],
+        cwd=cwd,
+        env={**base, **(env or {}), "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -37,10 +46,15 @@ def test_malformed_setting_stops_with_one_line_and_status_2(tmp_path, env, setti
 
 
 def test_check_config_masks_secrets(tmp_path):
-    result = keyshop("check-config", cwd=tmp_path, env={
-        "DATABASE_URL": "postgresql://shop:hunter2@db.internal/shop",
-        "KEYSHOP_KEYRING": f"3:{GOOD}", "KEYSHOP_FINGERPRINT_KEY": GOOD,
-    })
+    result = keyshop(
+        "check-config",
+        cwd=tmp_path,
+        env={
+            "DATABASE_URL": "postgresql://shop:hunter2@db.internal/shop",
+            "KEYSHOP_KEYRING": f"3:{GOOD}",
+            "KEYSHOP_FINGERPRINT_KEY": GOOD,
+        },
+    )
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout and GOOD not in result.stdout
     assert "DATABASE_URL" in result.stdout and "db.internal" in result.stdout
@@ -57,7 +71,9 @@ def test_migrate_twice_is_a_no_op(tmp_path):
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path):
-    result = keyshop("migrate", cwd=tmp_path, env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    result = keyshop(
+        "migrate", cwd=tmp_path, env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "cannot use the database at DATABASE_URL" in result.stderr

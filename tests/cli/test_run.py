@@ -28,7 +28,11 @@ pytestmark = pytest.mark.timeout(900)
 
 def test_run_serves_the_storefront_and_ctrl_c_stops_everything(test_settings, tmp_path):
     port, sim_port = free_port(), free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
+    }
     env = {
         **base,
         "PYTHONPATH": str(ROOT),
@@ -42,8 +46,13 @@ def test_run_serves_the_storefront_and_ctrl_c_stops_everything(test_settings, tm
     }
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "keyshop", "run", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keyshop", "run", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 600
         url = None
@@ -80,7 +89,11 @@ def test_run_serves_the_storefront_and_ctrl_c_stops_everything(test_settings, tm
 
 
 def shop_env(test_settings, tmp_path, sim_port: int) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
+    }
     return {
         **base,
         "PYTHONPATH": str(ROOT),
@@ -94,7 +107,9 @@ def shop_env(test_settings, tmp_path, sim_port: int) -> dict[str, str]:
     }
 
 
-def start_shop(test_settings, tmp_path, *args: str, ignore_sigint: bool = False) -> tuple[subprocess.Popen, Path, int, int]:
+def start_shop(
+    test_settings, tmp_path, *args: str, ignore_sigint: bool = False
+) -> tuple[subprocess.Popen, Path, int, int]:
     """``keyshop run --no-worker`` in a session of its own (as a script or a supervisor
     would start it), until it says it is running. Returns the process, its log and ports.
     ``ignore_sigint``: started the way a non-interactive shell starts ``keyshop run &``,
@@ -103,10 +118,15 @@ def start_shop(test_settings, tmp_path, *args: str, ignore_sigint: bool = False)
     log = tmp_path / "run.log"
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker", *args],
-                                cwd=ROOT, env=shop_env(test_settings, tmp_path, sim_port),
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=ignore)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker", *args],
+            cwd=ROOT,
+            env=shop_env(test_settings, tmp_path, sim_port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=ignore,
+        )
     deadline = time.monotonic() + 600
     while "keyshop is running at" not in log.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -151,7 +171,9 @@ def assert_all_gone(procs: list[psutil.Process], log: Path, *, within: float) ->
             for p in alive:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     p.kill()
-            pytest.fail(f"still running {within:.0f} s later: {described}\n{log.read_text()[-2000:]}")
+            pytest.fail(
+                f"still running {within:.0f} s later: {described}\n{log.read_text()[-2000:]}"
+            )
         time.sleep(0.2)
 
 
@@ -160,7 +182,9 @@ def test_sigkill_of_run_leaves_none_of_its_processes_behind(test_settings, tmp_p
     try:
         descendants = psutil.Process(proc.pid).children(recursive=True)
         assert {port, sim_port} <= listeners(descendants)
-        assert any(len(p.children()) for p in descendants), "expected Reflex to have processes of its own"
+        assert any(len(p.children()) for p in descendants), (
+            "expected Reflex to have processes of its own"
+        )
         proc.kill()
         proc.wait(timeout=10)
         assert_all_gone(descendants, log, within=20)
@@ -173,7 +197,9 @@ def test_sigkill_of_run_leaves_none_of_its_processes_behind(test_settings, tmp_p
     [(True, False), (False, False), (True, True)],
     ids=["sigint-to-the-group", "sigterm-to-the-parent", "sigint-to-a-script's-background-job"],
 )
-def test_a_signal_to_run_or_its_group_stops_everything(test_settings, tmp_path, to_group, ignore_sigint):
+def test_a_signal_to_run_or_its_group_stops_everything(
+    test_settings, tmp_path, to_group, ignore_sigint
+):
     proc, log, _port, _sim = start_shop(test_settings, tmp_path, ignore_sigint=ignore_sigint)
     try:
         descendants = psutil.Process(proc.pid).children(recursive=True)
@@ -194,9 +220,15 @@ def test_a_port_in_use_is_one_clear_line(test_settings, tmp_path, which):
     holder.bind(("127.0.0.1", port if which == "web" else sim_port))
     holder.listen()
     try:
-        result = subprocess.run([sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker"],
-                                cwd=ROOT, env=shop_env(test_settings, tmp_path, sim_port),
-                                capture_output=True, text=True, timeout=120, start_new_session=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker"],
+            cwd=ROOT,
+            env=shop_env(test_settings, tmp_path, sim_port),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,
+        )
     finally:
         holder.close()
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]

@@ -37,8 +37,12 @@ def gone(procs, within: float) -> bool:
 def test_the_watchdog_stops_held_groups_when_its_pipe_closes_and_spares_released_ones():
     held, held_child = group_with_a_grandchild()
     released, released_child = group_with_a_grandchild()
-    watchdog = subprocess.Popen([sys.executable, "-m", "keyshop.supervise"], stdin=subprocess.PIPE, cwd=ROOT,
-                                start_new_session=True)
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "keyshop.supervise"],
+        stdin=subprocess.PIPE,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     try:
         assert watchdog.stdin is not None
         watchdog.stdin.write(f"+{held.pid}\n+{released.pid}\n-{released.pid}\n".encode())

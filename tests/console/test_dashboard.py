@@ -68,12 +68,21 @@ def test_the_dashboard_says_when_no_worker_was_seen(session, test_settings, queu
 
     now = utcnow()
     beats = {"last": (now - timedelta(seconds=test_settings.worker_stale_seconds + 15)).timestamp()}
-    app = make_app(test_settings, operator=OPERATOR, refresh_seconds=0, provider_clients=dict,
-                   queue_depth=lambda: 0, worker_heartbeat=lambda: beats["last"], now=lambda: now)
+    app = make_app(
+        test_settings,
+        operator=OPERATOR,
+        refresh_seconds=0,
+        provider_clients=dict,
+        queue_depth=lambda: 0,
+        worker_heartbeat=lambda: beats["last"],
+        now=lambda: now,
+    )
 
     async def scenario(pilot):
         await settle(pilot)
-        assert f"no worker seen for {test_settings.worker_stale_seconds + 15} s" in panel(pilot, "fulfilment")
+        assert f"no worker seen for {test_settings.worker_stale_seconds + 15} s" in panel(
+            pilot, "fulfilment"
+        )
         beats["last"] = (now - timedelta(seconds=3)).timestamp()
         await pilot.press("f5")
         await settle(pilot)

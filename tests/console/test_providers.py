@@ -201,12 +201,24 @@ def test_an_unmapped_offer_shows_the_closest_products(session, test_settings, qu
     unmapped shows the products closest to its title, platform and region."""
     near = make_product(session, title="Starfall Vanguard", platform="Steam", region="EU")
     make_product(session, title="Copperline Express", platform="Steam", region="GLOBAL")
-    session.add(ProviderOffer(provider="kinguin", external_id="kg-star", name="Starfall Vanguard Deluxe Steam CD Key",
-                              title="Starfall Vanguard Deluxe", platform="Steam", region="REGION FREE",
-                              cost_minor=900, stock=3, last_synced_at=utcnow()))
+    session.add(
+        ProviderOffer(
+            provider="kinguin",
+            external_id="kg-star",
+            name="Starfall Vanguard Deluxe Steam CD Key",
+            title="Starfall Vanguard Deluxe",
+            platform="Steam",
+            region="REGION FREE",
+            cost_minor=900,
+            stock=3,
+            last_synced_at=utcnow(),
+        )
+    )
     session.commit()
-    app = providers_app(test_settings, {"codeswholesale": FakeClient("codeswholesale"),
-                                        "kinguin": FakeClient("kinguin")})
+    app = providers_app(
+        test_settings,
+        {"codeswholesale": FakeClient("codeswholesale"), "kinguin": FakeClient("kinguin")},
+    )
 
     async def scenario(pilot):
         await show(pilot, "9")

@@ -25,14 +25,38 @@ GOOD = base64.b64encode(b"x" * 32).decode()
         ({"KEYSHOP_IMPORT_BATCH_SIZE": "lots"}, "KEYSHOP_IMPORT_BATCH_SIZE"),
         ({"KEYSHOP_IMPORT_BATCH_SIZE": "5"}, "KEYSHOP_IMPORT_BATCH_SIZE"),
         ({"KEYSHOP_ENV": "production"}, "DATABASE_URL"),
-        ({"KEYSHOP_ENV": "production", "DATABASE_URL": "sqlite:///x.db", "QUEUE_URL": "redis://r",
-          "KEYSHOP_KEYRING": f"1:{GOOD}", "KEYSHOP_FINGERPRINT_KEY": GOOD}, "DATABASE_URL"),
-        ({"KEYSHOP_ENV": "production", "DATABASE_URL": "postgresql://u@h/db", "QUEUE_URL": "redis://r",
-          "KEYSHOP_FINGERPRINT_KEY": GOOD}, "KEYSHOP_KEYRING"),
+        (
+            {
+                "KEYSHOP_ENV": "production",
+                "DATABASE_URL": "sqlite:///x.db",
+                "QUEUE_URL": "redis://r",
+                "KEYSHOP_KEYRING": f"1:{GOOD}",
+                "KEYSHOP_FINGERPRINT_KEY": GOOD,
+            },
+            "DATABASE_URL",
+        ),
+        (
+            {
+                "KEYSHOP_ENV": "production",
+                "DATABASE_URL": "postgresql://u@h/db",
+                "QUEUE_URL": "redis://r",
+                "KEYSHOP_FINGERPRINT_KEY": GOOD,
+            },
+            "KEYSHOP_KEYRING",
+        ),
         # production without Stripe would hand keys out through the test payment page
-        ({"KEYSHOP_ENV": "production", "DATABASE_URL": "postgresql://u@h/db", "QUEUE_URL": "redis://r",
-          "KEYSHOP_KEYRING": f"1:{GOOD}", "KEYSHOP_FINGERPRINT_KEY": GOOD, "KEYSHOP_SECRET_KEY": GOOD,
-          "KEYSHOP_PROVIDER_CHAIN": ""}, "STRIPE_SECRET_KEY"),
+        (
+            {
+                "KEYSHOP_ENV": "production",
+                "DATABASE_URL": "postgresql://u@h/db",
+                "QUEUE_URL": "redis://r",
+                "KEYSHOP_KEYRING": f"1:{GOOD}",
+                "KEYSHOP_FINGERPRINT_KEY": GOOD,
+                "KEYSHOP_SECRET_KEY": GOOD,
+                "KEYSHOP_PROVIDER_CHAIN": "",
+            },
+            "STRIPE_SECRET_KEY",
+        ),
     ],
 )
 def test_a_malformed_setting_is_named(monkeypatch, tmp_path, env, setting):

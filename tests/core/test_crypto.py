@@ -77,7 +77,8 @@ def test_a_corrupt_keyring_file_is_a_clear_error(tmp_path):
 
 def test_keyring_from_the_environment_is_used_and_no_file_is_written(tmp_path):
     settings = load_settings(
-        KEYSHOP_VAR_DIR=str(tmp_path), KEYSHOP_KEYRING=f"7:{base64.b64encode(K1).decode()}",
+        KEYSHOP_VAR_DIR=str(tmp_path),
+        KEYSHOP_KEYRING=f"7:{base64.b64encode(K1).decode()}",
         KEYSHOP_FINGERPRINT_KEY=base64.b64encode(FP).decode(),
     )
     assert build_vault(settings).active_id == 7
@@ -90,8 +91,15 @@ def test_keyring_from_the_environment_is_used_and_no_file_is_written(tmp_path):
 def test_fingerprints_match_fingerprint_for_ascii_and_unicode_codes():
     vault = KeyVault({1: K1}, FP)
     codes = [
-        CODE, "abcde-fghij klmno", "A\tB-C D", "-", "x" * 300,  # ASCII: the fast path
-        "\uff21\uff22\uff23\uff0d\uff46\uff47", "abc\u00a0def\u2013ghi", "stra\u00dfe", "\ufb01-x",  # NFKC path
+        CODE,
+        "abcde-fghij klmno",
+        "A\tB-C D",
+        "-",
+        "x" * 300,  # ASCII: the fast path
+        "\uff21\uff22\uff23\uff0d\uff46\uff47",
+        "abc\u00a0def\u2013ghi",
+        "stra\u00dfe",
+        "\ufb01-x",  # NFKC path
     ]
     assert vault.fingerprints(codes) == [vault.fingerprint(c) for c in codes]
     assert vault.fingerprints(iter(codes[:2])) == [vault.fingerprint(c) for c in codes[:2]]

@@ -45,8 +45,9 @@ def terminate(admin, pids: list[int]) -> None:
     for pid in pids:
         assert admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
     deadline = time.monotonic() + 10
-    while admin.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
-                        {"pids": pids}).scalar():
+    while admin.execute(
+        text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"), {"pids": pids}
+    ).scalar():
         assert time.monotonic() < deadline, "the backends did not go"
         time.sleep(0.02)
 
@@ -65,7 +66,9 @@ def cart(product) -> list[CartLine]:
     return [CartLine(slug=product.slug, quantity=1)]
 
 
-def test_after_every_pooled_backend_is_terminated_reads_and_checkouts_all_succeed(session, admin, test_settings):
+def test_after_every_pooled_backend_is_terminated_reads_and_checkouts_all_succeed(
+    session, admin, test_settings
+):
     product = make_product(session)
     make_keys(session, product, 20)
     session.commit()
@@ -103,7 +106,9 @@ def test_a_write_that_loses_its_connection_fails_cleanly_and_the_next_succeeds(s
     make_keys(session, product, 2)
     session.commit()
     with pytest.raises(DBAPIError) as caught, session_scope() as s:
-        s.execute(text("UPDATE products SET title = 'Half Written' WHERE id = :id"), {"id": product.id})
+        s.execute(
+            text("UPDATE products SET title = 'Half Written' WHERE id = :id"), {"id": product.id}
+        )
         terminate(admin, [backend_pid(s.connection())])
         s.execute(text("SELECT 1"))
     assert is_database_unavailable(caught.value)

@@ -19,8 +19,15 @@ def offer(session, sim, product, provider, *, cost="5.00", stock=50, **sim_field
     """A product at the simulated provider, and our synced, mapped offer for it."""
     made = sim.add_product(provider, name=product.title, price=cost, stock=stock, **sim_fields)
     external_id = made["external_id"]
-    row = ProviderOffer(provider=provider, external_id=str(external_id), product_id=product.id, name=product.title,
-                        cost_minor=int(Decimal(cost) * 100), currency="EUR", stock=stock)
+    row = ProviderOffer(
+        provider=provider,
+        external_id=str(external_id),
+        product_id=product.id,
+        name=product.title,
+        cost_minor=int(Decimal(cost) * 100),
+        currency="EUR",
+        stock=stock,
+    )
     session.add(row)
     session.commit()
     return row
@@ -29,12 +36,16 @@ def offer(session, sim, product, provider, *, cost="5.00", stock=50, **sim_field
 def keys_of(session, order):
     fresh(session)
     line_ids = [ln.id for ln in order_lines(session, order)]
-    return session.exec(select(Key).where(Key.order_line_id.in_(line_ids), Key.status == "delivered")).all()
+    return session.exec(
+        select(Key).where(Key.order_line_id.in_(line_ids), Key.status == "delivered")
+    ).all()
 
 
 def plaintexts(keys):
     vault = crypto.get_vault()
-    return [vault.decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode() for k in keys]
+    return [
+        vault.decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode() for k in keys
+    ]
 
 
 def sim_orders(sim, provider):
@@ -49,7 +60,11 @@ def test_stock_first_and_no_provider_is_called(session, providers, sim_server, q
     result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
     assert (result.outcome, result.from_stock, result.from_providers) == ("fulfilled", 2, 0)
     delivered = plaintexts(keys_of(session, order))
-    assert len(set(delivered)) == 2 and set(delivered) <= {"AAAAA-11111", "BBBBB-22222", "CCCCC-33333"}
+    assert len(set(delivered)) == 2 and set(delivered) <= {
+        "AAAAA-11111",
+        "BBBBB-22222",
+        "CCCCC-33333",
+    }
     assert sim_orders(sim_server, "codeswholesale") == []
     assert fresh(session).get(Order, order.id).status == "fulfilled"
     assert ("send_order_email", (order.id, "delivered"), {}) in queued_jobs
@@ -68,12 +83,18 @@ def test_the_rest_comes_from_codeswholesale(session, providers, sim_server, queu
     keys = keys_of(session, order)
     assert len(keys) == 3 and len(set(plaintexts(keys))) == 3
     [purchase] = session.exec(select(ProviderPurchase)).all()
-    assert (purchase.provider, purchase.status, purchase.quantity) == ("codeswholesale", "completed", 2)
+    assert (purchase.provider, purchase.status, purchase.quantity) == (
+        "codeswholesale",
+        "completed",
+        2,
+    )
     assert len(sim_orders(sim_server, "codeswholesale")) == 1
     assert {k.supplier for k in keys if k.provider_purchase_id} == {"codeswholesale"}
 
 
-def test_out_of_stock_at_codeswholesale_falls_back_to_kinguin(session, providers, sim_server, queued_jobs):
+def test_out_of_stock_at_codeswholesale_falls_back_to_kinguin(
+    session, providers, sim_server, queued_jobs
+):
     product = make_product(session)
     cw = offer(session, sim_server, product, "codeswholesale", cost="5.00")
     offer(session, sim_server, product, "kinguin", cost="5.50")
@@ -95,13 +116,19 @@ def test_5xx_is_retried_then_the_next_provider_is_used(session, providers, sim_s
     order = make_order(session, [(product, 1)])
     result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
     assert result.outcome == "fulfilled"
-    cw = fresh(session).exec(select(ProviderPurchase).where(ProviderPurchase.provider == "codeswholesale")).one()
+    cw = (
+        fresh(session)
+        .exec(select(ProviderPurchase).where(ProviderPurchase.provider == "codeswholesale"))
+        .one()
+    )
     assert cw.status in ("failed",) and cw.attempts >= 3
     assert sim_orders(sim_server, "codeswholesale") == []
     assert len(sim_orders(sim_server, "kinguin")) == 1
 
 
-def test_crash_after_charge_is_recovered_by_reference_without_a_second_purchase(session, providers, sim_server, queued_jobs):
+def test_crash_after_charge_is_recovered_by_reference_without_a_second_purchase(
+    session, providers, sim_server, queued_jobs
+):
     product = make_product(session)
     offer(session, sim_server, product, "codeswholesale")
     offer(session, sim_server, product, "kinguin")
@@ -110,17 +137,23 @@ def test_crash_after_charge_is_recovered_by_reference_without_a_second_purchase(
     result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
     assert result.outcome == "fulfilled"
     assert len(sim_orders(sim_server, "codeswholesale")) == 1, "paid CodesWholesale once"
-    assert sim_orders(sim_server, "kinguin") == [], "never bought elsewhere while the outcome was unknown"
+    assert sim_orders(sim_server, "kinguin") == [], (
+        "never bought elsewhere while the outcome was unknown"
+    )
     [purchase] = fresh(session).exec(select(ProviderPurchase)).all()
     assert purchase.status == "completed"
     assert len(keys_of(session, order)) == 2
 
 
-def test_a_timeout_is_an_unknown_outcome_asked_about_before_any_retry(session, providers, sim_server, queued_jobs):
+def test_a_timeout_is_an_unknown_outcome_asked_about_before_any_retry(
+    session, providers, sim_server, queued_jobs
+):
     product = make_product(session)
     offer(session, sim_server, product, "codeswholesale")
     offer(session, sim_server, product, "kinguin")
-    sim_server.control("codeswholesale", timeout=1.0)  # the order is placed after the client gave up
+    sim_server.control(
+        "codeswholesale", timeout=1.0
+    )  # the order is placed after the client gave up
     order = make_order(session, [(product, 1)])
     # asked at once, the provider has no order yet: that proves nothing (still in flight)
     with pytest.raises(FulfilmentRetry, match="may still be in flight"):
@@ -144,9 +177,20 @@ def wait_until(predicate, timeout=10.0):
 
 def unknown_purchase(session, line, cw_offer, reference, *, age_seconds=0):
     at = utcnow() - timedelta(seconds=age_seconds)
-    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference=reference,
-                                 offer_id=cw_offer.id, quantity=1, unit_cost_minor=500, status="unknown",
-                                 attempts=1, created_at=at, updated_at=at))
+    session.add(
+        ProviderPurchase(
+            order_line_id=line.id,
+            provider="codeswholesale",
+            reference=reference,
+            offer_id=cw_offer.id,
+            quantity=1,
+            unit_cost_minor=500,
+            status="unknown",
+            attempts=1,
+            created_at=at,
+            updated_at=at,
+        )
+    )
     session.commit()
 
 
@@ -174,7 +218,10 @@ def test_a_lost_answer_whose_lookup_fails_is_never_sent_again_and_goes_to_an_ope
     [purchase] = fresh(session).exec(select(ProviderPurchase)).all()
     assert purchase.status == "unknown" and "order history failed" in purchase.error
     o = session.get(Order, order.id)
-    assert purchase.reference in o.attention_reason and "confirm it was not charged" in o.attention_reason
+    assert (
+        purchase.reference in o.attention_reason
+        and "confirm it was not charged" in o.attention_reason
+    )
     assert sim_server.stats("codeswholesale")["order_requests"] == 1, "never sent again"
     assert sim_orders(sim_server, "kinguin") == [], "never bought from the next provider"
 
@@ -194,24 +241,43 @@ def test_a_purchase_the_provider_positively_lacks_waits_out_the_in_flight_window
     assert sim_orders(sim_server, "kinguin") == []
 
 
-def test_an_intent_left_by_a_dead_worker_is_resolved_by_reference(session, providers, sim_server, queued_jobs):
+def test_an_intent_left_by_a_dead_worker_is_resolved_by_reference(
+    session, providers, sim_server, queued_jobs
+):
     product = make_product(session)
     cw_offer = offer(session, sim_server, product, "codeswholesale")
     order = make_order(session, [(product, 1)])
     [line] = order_lines(session, order)
     # The worker committed its intent, the provider charged, then the worker died.
-    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference="ks-dead-worker-1",
-                                 offer_id=cw_offer.id, quantity=1, unit_cost_minor=500, status="requested"))
+    session.add(
+        ProviderPurchase(
+            order_line_id=line.id,
+            provider="codeswholesale",
+            reference="ks-dead-worker-1",
+            offer_id=cw_offer.id,
+            quantity=1,
+            unit_cost_minor=500,
+            status="requested",
+        )
+    )
     session.commit()
-    providers["codeswholesale"].purchase(reference="ks-dead-worker-1", external_id=cw_offer.external_id, quantity=1,
-                                         max_unit_cost_minor=500, currency="EUR", allow_preorder=False)
+    providers["codeswholesale"].purchase(
+        reference="ks-dead-worker-1",
+        external_id=cw_offer.external_id,
+        quantity=1,
+        max_unit_cost_minor=500,
+        currency="EUR",
+        allow_preorder=False,
+    )
     result = fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
     assert result.outcome == "fulfilled"
     assert len(sim_orders(sim_server, "codeswholesale")) == 1
     assert fresh(session).exec(select(ProviderPurchase)).one().status == "completed"
 
 
-def test_an_intent_the_provider_never_saw_is_sent_again_under_the_same_reference(session, providers, sim_server, queued_jobs):
+def test_an_intent_the_provider_never_saw_is_sent_again_under_the_same_reference(
+    session, providers, sim_server, queued_jobs
+):
     product = make_product(session)
     cw_offer = offer(session, sim_server, product, "codeswholesale")
     order = make_order(session, [(product, 1)])
@@ -256,7 +322,9 @@ def test_late_keys_wait_then_complete(session, providers, sim_server, queued_job
     assert kg.id
 
 
-def test_concurrent_runs_take_turns_and_deliver_each_key_once(session, providers, sim_server, queued_jobs):
+def test_concurrent_runs_take_turns_and_deliver_each_key_once(
+    session, providers, sim_server, queued_jobs
+):
     product = make_product(session)
     make_keys(session, product, 2)
     offer(session, sim_server, product, "codeswholesale")
@@ -267,7 +335,9 @@ def test_concurrent_runs_take_turns_and_deliver_each_key_once(session, providers
     def run():
         barrier.wait()
         try:
-            outcomes.append(fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome)
+            outcomes.append(
+                fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome
+            )
         except FulfilmentRetry:
             outcomes.append("retry")
 
@@ -372,6 +442,8 @@ def test_more_than_nine_units_at_kinguin_are_split_into_purchases_of_their_own(
     assert result.outcome == "fulfilled", result.detail
     purchases = fresh(session).exec(select(ProviderPurchase).order_by(ProviderPurchase.id)).all()
     assert [p.quantity for p in purchases] == [9, 9, 2]
-    assert {p.status for p in purchases} == {"completed"} and len({p.reference for p in purchases}) == 3
+    assert {p.status for p in purchases} == {"completed"} and len(
+        {p.reference for p in purchases}
+    ) == 3
     assert sorted(o["quantity"] for o in sim_orders(sim_server, "kinguin")) == [2, 9, 9]
     assert len(keys_of(session, order)) == 20

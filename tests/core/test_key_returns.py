@@ -30,16 +30,22 @@ def kinguin_key(session, providers, sim_server, *, revealed=False):
         key.revealed_at = utcnow()
         session.add(key)
     make_keys(session, product, 1)  # the replacement, from stock
-    report = KeyReport(key_id=key.id, order_id=order.id, email=order.email, message="does not activate")
+    report = KeyReport(
+        key_id=key.id, order_id=order.id, email=order.email, message="does not activate"
+    )
     session.add(report)
     session.commit()
     return key, report
 
 
-def test_a_replaced_unrevealed_kinguin_key_is_returned_and_refunded(session, providers, sim_server, queued_jobs):
+def test_a_replaced_unrevealed_kinguin_key_is_returned_and_refunded(
+    session, providers, sim_server, queued_jobs
+):
     key, report = kinguin_key(session, providers, sim_server)
     balance_before = providers["kinguin"].balance().amount_minor
-    resolve_key_report(session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key")
+    resolve_key_report(
+        session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key"
+    )
     session.commit()
     assert ("return_faulty_key", (str(key.id),), {}) in queued_jobs
     outcome = return_faulty_key(key_id=key.id, clients=providers)
@@ -47,7 +53,9 @@ def test_a_replaced_unrevealed_kinguin_key_is_returned_and_refunded(session, pro
     purchase = fresh(session).exec(select(ProviderPurchase)).one()
     assert purchase.returned_at is not None and purchase.refund_minor == 500
     assert providers["kinguin"].balance().amount_minor == balance_before + 500
-    [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "purchase.keys_returned")).all()
+    [event] = session.exec(
+        select(AuditEvent).where(AuditEvent.action == "purchase.keys_returned")
+    ).all()
     assert event.data["refund_minor"] == 500
     # idempotent: run again (a retried job), nothing more happens
     assert "nothing to return" in return_faulty_key(key_id=key.id, clients=providers)
@@ -56,7 +64,9 @@ def test_a_replaced_unrevealed_kinguin_key_is_returned_and_refunded(session, pro
 
 def test_a_revealed_key_is_not_returned(session, providers, sim_server, queued_jobs):
     key, report = kinguin_key(session, providers, sim_server, revealed=True)
-    resolve_key_report(session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key")
+    resolve_key_report(
+        session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key"
+    )
     session.commit()
     assert not [j for j in queued_jobs if j[0] == "return_faulty_key"]
     assert fresh(session).get(Key, key.id).status == "faulty"
@@ -69,14 +79,22 @@ def test_past_the_return_window_nothing_is_returned(session, providers, sim_serv
     session.add(key_row)
     session.commit()
     assert return_eligible(session=session, key_id=key.id) is not None
-    assert return_eligible(session=session, key_id=key.id, now=utcnow() + timedelta(hours=25)) is None
+    assert (
+        return_eligible(session=session, key_id=key.id, now=utcnow() + timedelta(hours=25)) is None
+    )
 
 
-def test_a_refusal_by_kinguin_is_recorded_and_changes_nothing(session, providers, sim_server, queued_jobs):
+def test_a_refusal_by_kinguin_is_recorded_and_changes_nothing(
+    session, providers, sim_server, queued_jobs
+):
     key, report = kinguin_key(session, providers, sim_server)
-    resolve_key_report(session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key")
+    resolve_key_report(
+        session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key"
+    )
     session.commit()
     sim_server.control("kinguin", return_window_seconds=0)  # Kinguin's clock says too late
     assert "refused" in return_faulty_key(key_id=key.id, clients=providers)
     assert fresh(session).exec(select(ProviderPurchase)).one().returned_at is None
-    assert session.exec(select(AuditEvent).where(AuditEvent.action == "purchase.keys_return_refused")).all()
+    assert session.exec(
+        select(AuditEvent).where(AuditEvent.action == "purchase.keys_return_refused")
+    ).all()

@@ -9,10 +9,14 @@ def test_delivery_notice_links_to_the_portal_once_and_never_holds_a_key(session,
     product = make_product(session, title="Hollow Tide")
     order = make_order(session, [(product, 1)], status="fulfilled", email="gamer@example.com")
     [line] = order_lines(session, order)
-    make_keys(session, product, 1, codes=["SECRET-KEY-00001"], status="delivered", order_line_id=line.id)
+    make_keys(
+        session, product, 1, codes=["SECRET-KEY-00001"], status="delivered", order_line_id=line.id
+    )
     assert send_order_email(order_id=order.id, kind="delivered").endswith("sent")
     assert "already sent" in send_order_email(order_id=order.id, kind="delivered")
-    files = [f for f in test_settings.outbox_dir.glob("*.eml") if order.number.encode() in f.read_bytes()]
+    files = [
+        f for f in test_settings.outbox_dir.glob("*.eml") if order.number.encode() in f.read_bytes()
+    ]
     assert len(files) == 1
     raw = files[0].read_bytes()
     message = message_from_bytes(raw, policy=policy.default)

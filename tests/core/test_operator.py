@@ -24,7 +24,9 @@ def audit(session, action):
 
 
 def attention_order(session, product, qty=2, **kw):
-    return make_order(session, [(product, qty)], status="needs_attention", attention_reason="no stock", **kw)
+    return make_order(
+        session, [(product, qty)], status="needs_attention", attention_reason="no stock", **kw
+    )
 
 
 def test_retry_goes_back_to_paid_and_queues_fulfilment(session, queued_jobs):
@@ -45,17 +47,26 @@ def test_assign_from_stock_completes_the_order(session, queued_jobs):
     assert len(audit(session, "key.assign")) == 2
 
 
-def test_buy_from_a_chosen_provider_even_below_margin(session, providers, sim_server, queued_jobs, monkeypatch):
+def test_buy_from_a_chosen_provider_even_below_margin(
+    session, providers, sim_server, queued_jobs, monkeypatch
+):
     import core.services.fulfilment as fulfilment
 
     product = make_product(session, price_minor=1000)
-    offer(session, sim_server, product, "kinguin", cost="9.95")  # 0.5% margin: refused automatically
+    offer(
+        session, sim_server, product, "kinguin", cost="9.95"
+    )  # 0.5% margin: refused automatically
     order = attention_order(session, product, qty=1)
     monkeypatch.setattr(fulfilment, "provider_clients", lambda settings=None: providers)
-    result = buy_from_provider(order_id=order.id, provider="kinguin", actor=ALICE, ignore_margin=True)
+    result = buy_from_provider(
+        order_id=order.id, provider="kinguin", actor=ALICE, ignore_margin=True
+    )
     assert result.outcome == "fulfilled", result.detail
     assert len(sim_server.orders("kinguin")) == 1
-    assert audit(session, "order.buy_from_provider")[0].data == {"provider": "kinguin", "ignore_margin": True}
+    assert audit(session, "order.buy_from_provider")[0].data == {
+        "provider": "kinguin",
+        "ignore_margin": True,
+    }
 
 
 def test_refund_through_the_test_payments_takes_keys_back(session, queued_jobs):
@@ -94,7 +105,10 @@ def test_replace_a_faulty_key_from_stock(session, queued_jobs):
     session.commit()
     fresh(session)
     assert session.get(Key, bad.id).status == "faulty"
-    assert session.get(Key, new.id).status == "delivered" and session.get(Key, new.id).order_line_id == line.id
+    assert (
+        session.get(Key, new.id).status == "delivered"
+        and session.get(Key, new.id).order_line_id == line.id
+    )
     assert audit(session, "key.faulty") and audit(session, "key.assign")
 
 
@@ -110,9 +124,17 @@ def unknown_order(session, sim_server, *, qty=1, reference="ks-lost-1"):
     offer(session, sim_server, product, "kinguin")
     order = attention_order(session, product, qty=qty)
     [line] = order_lines(session, order)
-    purchase = ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference=reference,
-                                offer_id=cw.id, quantity=qty, unit_cost_minor=500, status="unknown", attempts=1,
-                                error="outcome unknown: order history failed")
+    purchase = ProviderPurchase(
+        order_line_id=line.id,
+        provider="codeswholesale",
+        reference=reference,
+        offer_id=cw.id,
+        quantity=qty,
+        unit_cost_minor=500,
+        status="unknown",
+        attempts=1,
+        error="outcome unknown: order history failed",
+    )
     session.add(purchase)
     session.commit()
     return order, purchase, cw
@@ -123,7 +145,12 @@ def test_unknown_purchases_are_shown_with_the_two_actions(session, sim_server, q
 
     order, purchase, _ = unknown_order(session, sim_server, qty=2)
     [shown] = unknown_purchases(session=session, order_id=order.id)
-    assert (shown.id, shown.reference, shown.quantity, shown.keys_stored) == (purchase.id, "ks-lost-1", 2, 0)
+    assert (shown.id, shown.reference, shown.quantity, shown.keys_stored) == (
+        purchase.id,
+        "ks-lost-1",
+        2,
+        0,
+    )
     assert "order history failed" in shown.error
     assert shown.actions == PURCHASE_ACTIONS
     assert PURCHASE_ACTIONS[0] == "confirm not charged, send again"
@@ -165,15 +192,23 @@ def test_bought_enter_the_keys(session, sim_server, queued_jobs):
             raise AssertionError(f"{bad!r} was accepted")
     assert fresh(session).get(Order, order.id).status == "needs_attention"
     assert session.exec(select(Key)).all() == [] and audit(session, "purchase.keys_entered") == []
-    assert enter_purchase_keys(purchase_id=purchase.id, codes="KEY-AAAA-1111,\nKEY-BBBB-2222",
-                               actor=ALICE, provider_order_id="cw-123") == 2
+    assert (
+        enter_purchase_keys(
+            purchase_id=purchase.id,
+            codes="KEY-AAAA-1111,\nKEY-BBBB-2222",
+            actor=ALICE,
+            provider_order_id="cw-123",
+        )
+        == 2
+    )
     assert fresh(session).get(Order, order.id).status == "fulfilled"
     stored = fresh(session).get(ProviderPurchase, purchase.id)
     assert (stored.status, stored.provider_order_id) == ("completed", "cw-123")
     vault = crypto.get_vault()
     keys = session.exec(select(Key).where(Key.provider_purchase_id == purchase.id)).all()
-    assert sorted(vault.decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode() for k in keys) == [
-        "KEY-AAAA-1111", "KEY-BBBB-2222"]
+    assert sorted(
+        vault.decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode() for k in keys
+    ) == ["KEY-AAAA-1111", "KEY-BBBB-2222"]
     assert {k.status for k in keys} == {"delivered"}
     [event] = audit(session, "purchase.keys_entered")
     assert event.actor_id == "alice" and "KEY-AAAA" not in str(event.data)
@@ -194,17 +229,28 @@ def test_bought_fetch_by_provider_order_id(session, providers, sim_server, queue
 
     order, purchase, cw = unknown_order(session, sim_server, qty=2)
     # the provider took the order; its answer was lost
-    placed = providers["codeswholesale"].purchase(reference="ks-lost-1", external_id=cw.external_id, quantity=2,
-                                                  max_unit_cost_minor=500, currency="EUR", allow_preorder=False)
+    placed = providers["codeswholesale"].purchase(
+        reference="ks-lost-1",
+        external_id=cw.external_id,
+        quantity=2,
+        max_unit_cost_minor=500,
+        currency="EUR",
+        allow_preorder=False,
+    )
     try:
-        fetch_purchase_by_provider_order(purchase_id=purchase.id, provider_order_id="  ", actor=ALICE,
-                                         clients=providers)
+        fetch_purchase_by_provider_order(
+            purchase_id=purchase.id, provider_order_id="  ", actor=ALICE, clients=providers
+        )
     except InvalidInput:
         pass
     else:
         raise AssertionError("an empty order id was accepted")
-    stored = fetch_purchase_by_provider_order(purchase_id=purchase.id, provider_order_id=placed.provider_order_id,
-                                              actor=ALICE, clients=providers)
+    stored = fetch_purchase_by_provider_order(
+        purchase_id=purchase.id,
+        provider_order_id=placed.provider_order_id,
+        actor=ALICE,
+        clients=providers,
+    )
     assert stored == 2
     assert fresh(session).get(Order, order.id).status == "fulfilled"
     assert session.get(ProviderPurchase, purchase.id).provider_order_id == placed.provider_order_id
@@ -221,12 +267,21 @@ def test_fetch_refuses_another_purchases_order(session, providers, sim_server, q
     order, purchase, _cw = unknown_order(session, sim_server)
     other = make_order(session, [(make_product(session), 1)], status="fulfilled")
     [line] = order_lines(session, other)
-    session.add(ProviderPurchase(order_line_id=line.id, provider="codeswholesale", reference="ks-other",
-                                 provider_order_id="cw-taken", quantity=1, status="completed"))
+    session.add(
+        ProviderPurchase(
+            order_line_id=line.id,
+            provider="codeswholesale",
+            reference="ks-other",
+            provider_order_id="cw-taken",
+            quantity=1,
+            status="completed",
+        )
+    )
     session.commit()
     try:
-        fetch_purchase_by_provider_order(purchase_id=purchase.id, provider_order_id="cw-taken", actor=ALICE,
-                                         clients=providers)
+        fetch_purchase_by_provider_order(
+            purchase_id=purchase.id, provider_order_id="cw-taken", actor=ALICE, clients=providers
+        )
     except InvalidInput as exc:
         assert "ks-other" in str(exc)
     else:

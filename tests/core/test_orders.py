@@ -34,7 +34,8 @@ def test_create_order_snapshots_prices_and_logs_the_first_event(session):
     game = make_product(session, title="Hollow Tide", price_minor=2999)
     dlc = make_product(session, title="Hollow Tide: Deep", price_minor=999)
     order = create_order(
-        session=session, email="  Alice@Example.COM ",
+        session=session,
+        email="  Alice@Example.COM ",
         lines=[LineRequest(game.id, 1), LineRequest(dlc.id, 2), LineRequest(game.id, 1)],
     )
     session.commit()
@@ -46,7 +47,9 @@ def test_create_order_snapshots_prices_and_logs_the_first_event(session):
     session.commit()
     lines = order_lines(session=session, order_id=order.id)
     assert [(ln.title, ln.quantity, ln.unit_price_minor) for ln in lines] == [
-        ("Hollow Tide", 2, 2999), ("Hollow Tide: Deep", 2, 999)]
+        ("Hollow Tide", 2, 2999),
+        ("Hollow Tide: Deep", 2, 999),
+    ]
     assert get_order_by_number(session=session, number=order.number.lower()).id == order.id
     [event] = order_events(session=session, order_id=order.id)
     assert (event.from_status, event.to_status) == (None, "pending_payment")
@@ -81,7 +84,11 @@ def test_mixed_currencies_are_refused(session):
     eur = make_product(session, currency="EUR")
     usd = make_product(session, currency="USD")
     with pytest.raises(InvalidInput, match="currency"):
-        create_order(session=session, email="a@example.com", lines=[LineRequest(eur.id, 1), LineRequest(usd.id, 1)])
+        create_order(
+            session=session,
+            email="a@example.com",
+            lines=[LineRequest(eur.id, 1), LineRequest(usd.id, 1)],
+        )
 
 
 @pytest.mark.parametrize("from_status", ALL)
@@ -91,15 +98,20 @@ def test_status_machine_allows_exactly_the_listed_transitions(session, from_stat
     order = make_order(session, [(product, 1)], status=from_status)
     allowed = to_status in ALLOWED[from_status]
     if allowed:
-        moved = transition_order(session=session, order_id=order.id, to_status=to_status,
-                                 actor=SYSTEM, reason="because")
+        moved = transition_order(
+            session=session, order_id=order.id, to_status=to_status, actor=SYSTEM, reason="because"
+        )
         session.commit()
         assert moved.status == to_status
         events = session.exec(select(OrderEvent).where(OrderEvent.order_id == order.id)).all()
-        assert [(e.from_status, e.to_status, e.reason) for e in events] == [(from_status, to_status, "because")]
+        assert [(e.from_status, e.to_status, e.reason) for e in events] == [
+            (from_status, to_status, "because")
+        ]
     else:
         with pytest.raises(InvalidTransition) as info:
-            transition_order(session=session, order_id=order.id, to_status=to_status, actor=SYSTEM, reason="x")
+            transition_order(
+                session=session, order_id=order.id, to_status=to_status, actor=SYSTEM, reason="x"
+            )
         assert info.value.code == "invalid_transition"
         session.rollback()
         assert session.get(Order, order.id).status == from_status
@@ -111,23 +123,43 @@ def test_paid_and_fulfilled_timestamps_and_attention_reason(session):
     order = make_order(session, [(product, 1)], status="pending_payment")
     transition_order(session=session, order_id=order.id, to_status="paid", actor=SYSTEM)
     with pytest.raises(InvalidInput):
-        transition_order(session=session, order_id=order.id, to_status="needs_attention", actor=SYSTEM, reason=" ")
-    o = transition_order(session=session, order_id=order.id, to_status="needs_attention", actor=SYSTEM,
-                         reason="no provider had stock")
+        transition_order(
+            session=session,
+            order_id=order.id,
+            to_status="needs_attention",
+            actor=SYSTEM,
+            reason=" ",
+        )
+    o = transition_order(
+        session=session,
+        order_id=order.id,
+        to_status="needs_attention",
+        actor=SYSTEM,
+        reason="no provider had stock",
+    )
     assert o.paid_at is not None and o.attention_reason == "no provider had stock"
-    o = transition_order(session=session, order_id=order.id, to_status="fulfilled", actor=Actor.operator("ops"))
+    o = transition_order(
+        session=session, order_id=order.id, to_status="fulfilled", actor=Actor.operator("ops")
+    )
     session.commit()
     assert o.fulfilled_at is not None and o.attention_reason is None
     audit = session.exec(select(AuditEvent)).all()
-    assert [(a.actor_id, a.action, a.object_id) for a in audit] == [("ops", "order.transition", order.number)]
+    assert [(a.actor_id, a.action, a.object_id) for a in audit] == [
+        ("ops", "order.transition", order.number)
+    ]
 
 
 def test_expected_from_guards_a_stale_decision(session):
     product = make_product(session)
     order = make_order(session, [(product, 1)], status="paid")
     with pytest.raises(ConcurrentUpdate):
-        transition_order(session=session, order_id=order.id, to_status="refunded", actor=SYSTEM,
-                         expected_from="needs_attention")
+        transition_order(
+            session=session,
+            order_id=order.id,
+            to_status="refunded",
+            actor=SYSTEM,
+            expected_from="needs_attention",
+        )
 
 
 def test_two_workers_racing_to_move_one_order_only_one_wins(engine):

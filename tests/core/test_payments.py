@@ -15,17 +15,31 @@ from tests.factories import fresh, make_keys, make_order, make_product, order_li
 
 
 def _event(order, kind="checkout.session.completed", **obj_overrides):
-    obj = {"id": "cs_test_1", "object": "checkout.session", "client_reference_id": order.number,
-           "payment_status": "paid", "payment_intent": "pi_test_1", "amount_total": order.total_minor,
-           "currency": order.currency.lower()}
+    obj = {
+        "id": "cs_test_1",
+        "object": "checkout.session",
+        "client_reference_id": order.number,
+        "payment_status": "paid",
+        "payment_intent": "pi_test_1",
+        "amount_total": order.total_minor,
+        "currency": order.currency.lower(),
+    }
     obj.update(obj_overrides)
-    return json.dumps({"id": f"evt_{order.number}_{kind}", "object": "event", "type": kind,
-                       "data": {"object": obj}}).encode()
+    return json.dumps(
+        {
+            "id": f"evt_{order.number}_{kind}",
+            "object": "event",
+            "type": kind,
+            "data": {"object": obj},
+        }
+    ).encode()
 
 
 def _deliver(body, secret=None, timestamp=None):
     header = sign_stripe_payload(body, secret or webhook_secret(), timestamp)
-    return receive_webhook(source="stripe", headers={"Stripe-Signature": header}, body=body, remote_addr="127.0.0.1")
+    return receive_webhook(
+        source="stripe", headers={"Stripe-Signature": header}, body=body, remote_addr="127.0.0.1"
+    )
 
 
 def _process_all(queued_jobs):
@@ -61,8 +75,11 @@ def test_a_forged_payment_webhook_is_refused_and_changes_nothing(session, queued
         call = lambda: receive_webhook(source="stripe", headers={}, body=body)  # noqa: E731
     elif forge == "tampered-body":
         header = sign_stripe_payload(body, webhook_secret())
-        call = lambda: receive_webhook(source="stripe", headers={"Stripe-Signature": header},  # noqa: E731
-                                       body=body.replace(b"paid", b"PAID"))
+        call = lambda: receive_webhook(  # noqa: E731
+            source="stripe",
+            headers={"Stripe-Signature": header},
+            body=body.replace(b"paid", b"PAID"),
+        )
     else:
         call = lambda: _deliver(body, timestamp=int(time.time()) - 3600)  # noqa: E731
     with pytest.raises(WebhookRejected) as info:
@@ -120,7 +137,9 @@ def test_one_webhook_delivered_50_times_concurrently_is_acted_on_once(engine, se
     fresh(session)
     assert sum(o == f"order {order.number} paid" for o in outcomes) == 1
     assert sum(o.startswith("already processed") for o in outcomes) == 49
-    paid_events = session.exec(select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.to_status == "paid")).all()
+    paid_events = session.exec(
+        select(OrderEvent).where(OrderEvent.order_id == order.id, OrderEvent.to_status == "paid")
+    ).all()
     assert len(paid_events) == 1
     assert [j[0] for j in queued_jobs].count("fulfil_order") == 1
 
@@ -137,20 +156,26 @@ def test_an_amount_mismatch_needs_attention_and_is_not_fulfilled(session, queued
     assert session.exec(select(Alert)).one().subject == f"order:{order.number}"
 
 
-@pytest.mark.parametrize("kind, final", [("charge.refunded", "refunded"), ("charge.dispute.created", "disputed")])
+@pytest.mark.parametrize(
+    "kind, final", [("charge.refunded", "refunded"), ("charge.dispute.created", "disputed")]
+)
 def test_refund_and_dispute_take_unrevealed_keys_back(session, queued_jobs, kind, final):
     product = make_product(session)
     order = make_order(session, [(product, 3)], status="fulfilled", payment_reference="pi_test_77")
     [line] = order_lines(session, order)
-    stock_kept, stock_revealed, bought = make_keys(session, product, 3, status="delivered", order_line_id=line.id,
-                                                   delivered_at=utcnow())
+    stock_kept, stock_revealed, bought = make_keys(
+        session, product, 3, status="delivered", order_line_id=line.id, delivered_at=utcnow()
+    )
     stock_revealed.revealed_at = utcnow()
     bought.provider_purchase_id = None
     session.add(stock_revealed)
     session.commit()
     # the third key came from a provider purchase
     from core.models import ProviderPurchase
-    purchase = ProviderPurchase(order_line_id=line.id, provider="kinguin", reference="ref-1", quantity=1, status="completed")
+
+    purchase = ProviderPurchase(
+        order_line_id=line.id, provider="kinguin", reference="ref-1", quantity=1, status="completed"
+    )
     session.add(purchase)
     session.commit()
     bought.provider_purchase_id = purchase.id
@@ -165,7 +190,10 @@ def test_refund_and_dispute_take_unrevealed_keys_back(session, queued_jobs, kind
     status = {k.id: (k.status, k.status_note) for k in session.exec(select(Key))}
     assert status[stock_kept.id][0] == "available"
     assert status[bought.id][0] == "revoked"
-    assert status[stock_revealed.id][0] == "delivered" and "revealed before" in status[stock_revealed.id][1]
+    assert (
+        status[stock_revealed.id][0] == "delivered"
+        and "revealed before" in status[stock_revealed.id][1]
+    )
     assert len(session.exec(select(AuditEvent).where(AuditEvent.action == "key.revoke")).all()) == 2
     assert session.exec(select(Alert)).one().severity == "error"
     # delivered again (Stripe retries): nothing more happens

@@ -28,7 +28,9 @@ from tests.factories import fresh, make_keys, make_order, make_product, order_li
 @pytest.fixture
 def delivered(session, queued_jobs):
     """A fulfilled order of two keys from stock, its access token and the codes."""
-    product = make_product(session, platform="Steam", region="EU", activation_instructions="Open Steam")
+    product = make_product(
+        session, platform="Steam", region="EU", activation_instructions="Open Steam"
+    )
     codes = ["AAAAA-BBBBB-CCCCC", "DDDDD-EEEEE-FFFFF"]
     make_keys(session, product, 2, codes=codes)
     order = make_order(session, [(product, 2)], status="paid")
@@ -55,11 +57,20 @@ def test_the_token_opens_its_own_order_only(session, delivered):
     order, token, _ = delivered
     other = make_order(session, [(make_product(session), 1)], email="other@example.com")
     assert open_order(session=session, number=order.number, access_token=token).id == order.id
-    assert open_order(session=session, number=f" {order.number.lower()} ", access_token=token).id == order.id
+    assert (
+        open_order(session=session, number=f" {order.number.lower()} ", access_token=token).id
+        == order.id
+    )
     answers = []
-    for number, tok in [(other.number, token), (order.number, order_access_token(other.number)),
-                        (order.number, None), (order.number, "x.y.z"), ("KS-NONE-0000", token),
-                        ("KS-NONE-0000", order_access_token("KS-NONE-0000")), (order.number, token[:-2])]:
+    for number, tok in [
+        (other.number, token),
+        (order.number, order_access_token(other.number)),
+        (order.number, None),
+        (order.number, "x.y.z"),
+        ("KS-NONE-0000", token),
+        ("KS-NONE-0000", order_access_token("KS-NONE-0000")),
+        (order.number, token[:-2]),
+    ]:
         with pytest.raises(OrderNotFound) as err:
             open_order(session=session, number=number, access_token=tok)
         answers.append((err.value.http_status, err.value.message))
@@ -119,7 +130,8 @@ def test_order_view_of_a_delivered_order_masks_every_key(session, delivered):
     assert line.activation_url == "https://store.steampowered.com/account/registerkey"
     assert line.activation_instructions == "Open Steam" and line.region == "EU"
     assert [(k.masked, k.revealed, k.reported, k.status) for k in line.keys] == [
-        (TEXT_MASK, False, False, "delivered")] * 2
+        (TEXT_MASK, False, False, "delivered")
+    ] * 2
     assert not any(code in repr(view) for code in codes)
 
 
@@ -135,15 +147,24 @@ def test_needs_attention_reads_in_customer_words(session):
 def test_reveal_returns_the_delivered_code_and_audits_it(session, delivered):
     order, token, codes = delivered
     key_ids = [k.id for k in view_of(session, order.number, token).lines[0].keys]
-    shown = [reveal_order_key(number=order.number, key_id=kid, access_token=token,
-                              ip="198.51.100.7", user_agent="Firefox") for kid in key_ids]
+    shown = [
+        reveal_order_key(
+            number=order.number,
+            key_id=kid,
+            access_token=token,
+            ip="198.51.100.7",
+            user_agent="Firefox",
+        )
+        for kid in key_ids
+    ]
     assert sorted(s.code for s in shown) == sorted(codes)  # compared, never printed
     assert all(s.kind == "text" and s.image_url is None for s in shown)
     assert not any(code in repr(shown) for code in codes)
     audits = fresh(session).exec(select(AuditEvent).where(AuditEvent.action == "key.reveal")).all()
     assert sorted(a.object_id for a in audits) == sorted(key_ids)
     assert {(a.actor_type, a.actor_id, a.ip, a.user_agent) for a in audits} == {
-        ("customer", f"guest:{order.number}", "198.51.100.7", "Firefox")}
+        ("customer", f"guest:{order.number}", "198.51.100.7", "Firefox")
+    }
     assert all(k.revealed for k in view_of(session, order.number, token).lines[0].keys)
 
 
@@ -162,7 +183,9 @@ def test_reveal_is_refused_to_others_and_for_keys_of_other_orders(session, deliv
     for bad in ("not-a-uuid", str(new_uuid())):
         with pytest.raises(KeyNotFound):
             reveal_order_key(number=order.number, key_id=bad, access_token=token)
-    assert fresh(session).exec(select(AuditEvent).where(AuditEvent.action == "key.reveal")).all() == []
+    assert (
+        fresh(session).exec(select(AuditEvent).where(AuditEvent.action == "key.reveal")).all() == []
+    )
 
 
 def test_reveal_by_the_owning_customer(session, queued_jobs):
@@ -171,7 +194,10 @@ def test_reveal_by_the_owning_customer(session, queued_jobs):
     [key] = make_keys(session, product, 1, codes=["QQQQQ-WWWWW-EEEEE"])
     order = make_order(session, [(product, 1)], customer_id=me.id, email=me.email)
     fulfil_order(order_id=order.id)
-    assert reveal_order_key(number=order.number, key_id=str(key.id), customer_id=me.id).code == "QQQQQ-WWWWW-EEEEE"
+    assert (
+        reveal_order_key(number=order.number, key_id=str(key.id), customer_id=me.id).code
+        == "QQQQQ-WWWWW-EEEEE"
+    )
     intruder = customer(session, "x@example.com")
     with pytest.raises(OrderNotFound):
         reveal_order_key(number=order.number, key_id=str(key.id), customer_id=intruder.id)
@@ -213,8 +239,18 @@ def test_an_image_key_reveals_as_a_signed_link(session, queued_jobs):
     get_blob_store().put(name, b"\x89PNG fake", content_type="image/png")
     vault = crypto.get_vault()
     version, blob = vault.encrypt(name.encode(), row_id=row_id)
-    session.add(Key(id=row_id, product_id=product.id, status=KeyStatus.DELIVERED, kind="image", ciphertext=blob,
-                    key_version=version, fingerprint=vault.fingerprint("image:x"), order_line_id=line.id))
+    session.add(
+        Key(
+            id=row_id,
+            product_id=product.id,
+            status=KeyStatus.DELIVERED,
+            kind="image",
+            ciphertext=blob,
+            key_version=version,
+            fingerprint=vault.fingerprint("image:x"),
+            order_line_id=line.id,
+        )
+    )
     session.commit()
     token = order_access_token(order.number)
     [key_view] = view_of(session, order.number, token).lines[0].keys
@@ -222,7 +258,9 @@ def test_an_image_key_reveals_as_a_signed_link(session, queued_jobs):
     shown = reveal_order_key(number=order.number, key_id=str(row_id), access_token=token)
     assert shown.kind == "image" and shown.code is None
     assert "/api/blobs/keys/" in shown.image_url and "token=" in shown.image_url
-    assert get_blob_store().open_link(name, shown.image_url.split("token=")[1])[0] == b"\x89PNG fake"
+    assert (
+        get_blob_store().open_link(name, shown.image_url.split("token=")[1])[0] == b"\x89PNG fake"
+    )
 
 
 # -- faulty-key reports -----------------------------------------------------------------
@@ -231,10 +269,21 @@ def test_an_image_key_reveals_as_a_signed_link(session, queued_jobs):
 def test_report_opens_one_case_with_an_alert_and_an_audit_event(session, delivered):
     order, token, codes = delivered
     key_id = view_of(session, order.number, token).lines[0].keys[0].id
-    report = report_faulty_key(number=order.number, key_id=key_id, message="  Steam says invalid  ",
-                               access_token=token, ip="192.0.2.1")
-    assert report.status == "open" and report.message == "Steam says invalid" and report.email == order.email
-    again = report_faulty_key(number=order.number, key_id=key_id, message="still broken", access_token=token)
+    report = report_faulty_key(
+        number=order.number,
+        key_id=key_id,
+        message="  Steam says invalid  ",
+        access_token=token,
+        ip="192.0.2.1",
+    )
+    assert (
+        report.status == "open"
+        and report.message == "Steam says invalid"
+        and report.email == order.email
+    )
+    again = report_faulty_key(
+        number=order.number, key_id=key_id, message="still broken", access_token=token
+    )
     assert again.id == report.id
     s = fresh(session)
     assert len(s.exec(select(KeyReport)).all()) == 1

@@ -71,10 +71,16 @@ def test_a_failed_sync_raises_a_provider_down_alert_for_the_operators(session):
     assert len(fresh(session).exec(select(Alert)).all()) == 1
 
 
-def test_kinguin_offers_are_mapped_by_original_name_not_the_suffixed_name(session, providers, sim_server):
+def test_kinguin_offers_are_mapped_by_original_name_not_the_suffixed_name(
+    session, providers, sim_server
+):
     """Kinguin's name is "<title> <platform> CD Key"; mapping reads originalName."""
     product = make_product(session, title="Copperline Express", platform="Steam", region="GLOBAL")
     report = sync_offers(client=providers["kinguin"])
     assert report.mapped >= 1
-    offer = fresh(session).exec(select(ProviderOffer).where(ProviderOffer.product_id == product.id)).one()
+    offer = (
+        fresh(session)
+        .exec(select(ProviderOffer).where(ProviderOffer.product_id == product.id))
+        .one()
+    )
     assert offer.provider == "kinguin" and offer.name == "Copperline Express Steam CD Key"

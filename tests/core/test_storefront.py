@@ -21,10 +21,18 @@ from core.services.storefront import (
 from tests.factories import make_keys, make_product
 
 
-def offer(session, product, *, cost_minor, stock, provider="codeswholesale", ext=None, currency="EUR"):
-    row = ProviderOffer(provider=provider, external_id=ext or f"{product.slug}-{provider}-{cost_minor}",
-                        product_id=product.id, name=product.title, cost_minor=cost_minor,
-                        currency=currency, stock=stock)
+def offer(
+    session, product, *, cost_minor, stock, provider="codeswholesale", ext=None, currency="EUR"
+):
+    row = ProviderOffer(
+        provider=provider,
+        external_id=ext or f"{product.slug}-{provider}-{cost_minor}",
+        product_id=product.id,
+        name=product.title,
+        cost_minor=cost_minor,
+        currency=currency,
+        stock=stock,
+    )
     session.add(row)
     session.commit()
     return row
@@ -40,7 +48,9 @@ def test_home_sections_on_the_demo_catalogue(session):
     savings = [h.list_price_minor - h.price_minor for h in home.deals]
     assert savings == sorted(savings, reverse=True)
     assert home.preorders and all(h.release_date > today for h in home.preorders)
-    assert [h.release_date for h in home.preorders] == sorted(h.release_date for h in home.preorders)
+    assert [h.release_date for h in home.preorders] == sorted(
+        h.release_date for h in home.preorders
+    )
     assert home.new_releases and all(h.release_date <= today for h in home.new_releases)
     dates = [h.release_date for h in home.new_releases]
     assert dates == sorted(dates, reverse=True)
@@ -60,8 +70,14 @@ def test_home_sections_leave_out_inactive_products_and_respect_the_limit(session
 
 
 def test_product_detail_in_stock_with_region_warning_and_activation_link(session):
-    product = make_product(session, platform="Steam", region="EU", price_minor=2000,
-                           list_price_minor=4000, activation_instructions="Open Steam…")
+    product = make_product(
+        session,
+        platform="Steam",
+        region="EU",
+        price_minor=2000,
+        list_price_minor=4000,
+        activation_instructions="Open Steam…",
+    )
     make_keys(session, product, 3)
     detail = product_detail(session=session, slug=product.slug)
     assert detail.stock_available == 3 and detail.provider_available == 0

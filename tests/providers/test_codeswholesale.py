@@ -102,9 +102,17 @@ def test_simulator_accepts_the_official_sdks_basic_auth_token_request(sim: Simul
         )
         assert answer.status_code == 200, answer.text
         token = answer.json()["access_token"]
-        assert http.get("/v2/accounts/current", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-        wrong = http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                          auth=httpx.BasicAuth(CLIENT_ID, "wrong"))
+        assert (
+            http.get(
+                "/v2/accounts/current", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 200
+        )
+        wrong = http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=httpx.BasicAuth(CLIENT_ID, "wrong"),
+        )
         assert wrong.status_code == 401
     assert sim.stats(P)["basic_auth_headers"] == 2
 
@@ -583,8 +591,16 @@ def test_key_codes_and_secrets_never_in_errors_or_logs(
 
 @pytest.mark.parametrize(
     ("label", "expected"),
-    [("1-9", (1, 9)), ("10 - 99", (10, 99)), ("100+", (100, None)), ("1", (1, 1)), ("10-", (10, None)),
-     ("5 to 9", (5, 9)), ("", None), ("tier A", None)],
+    [
+        ("1-9", (1, 9)),
+        ("10 - 99", (10, 99)),
+        ("100+", (100, None)),
+        ("1", (1, 1)),
+        ("10-", (10, None)),
+        ("5 to 9", (5, 9)),
+        ("", None),
+        ("tier A", None),
+    ],
 )
 def test_price_range_labels(label: str, expected: object) -> None:
     from core.providers.codeswholesale import price_range
@@ -593,13 +609,30 @@ def test_price_range_labels(label: str, expected: object) -> None:
 
 
 def test_stock_postback_unit_price_is_the_tier_holding_one_unit() -> None:
-    parsed = parse_postback({"type": "STOCK", "products": [{"productId": "p", "quantity": 3, "prices": [
-        {"priceRangeLabel": "100+", "price": 3.1}, {"priceRangeLabel": "10-99", "price": 4},
-        {"priceRangeLabel": "1-9", "price": 4.75}]}]})
+    parsed = parse_postback(
+        {
+            "type": "STOCK",
+            "products": [
+                {
+                    "productId": "p",
+                    "quantity": 3,
+                    "prices": [
+                        {"priceRangeLabel": "100+", "price": 3.1},
+                        {"priceRangeLabel": "10-99", "price": 4},
+                        {"priceRangeLabel": "1-9", "price": 4.75},
+                    ],
+                }
+            ],
+        }
+    )
     assert isinstance(parsed, StockPostback)
     assert parsed.products[0].unit_price() == Decimal("4.75")
-    unreadable = parse_postback({"type": "STOCK", "products": [{"productId": "p", "prices": [
-        {"priceRangeLabel": "bulk", "price": 2}]}]})
+    unreadable = parse_postback(
+        {
+            "type": "STOCK",
+            "products": [{"productId": "p", "prices": [{"priceRangeLabel": "bulk", "price": 2}]}],
+        }
+    )
     assert isinstance(unreadable, StockPostback) and unreadable.products[0].unit_price() is None
 
 
@@ -613,17 +646,50 @@ def test_an_empty_code_is_fetched_through_its_self_link() -> None:
         if request.url.path == "/oauth/token":
             return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
         if request.url.path == "/v2/orders":
-            return httpx.Response(200, json={
-                "orderId": "o-1", "clientOrderId": "ref-link", "totalPrice": 5.0, "status": "Completed",
-                "products": [{"productId": TEXT, "unitPrice": 5.0, "codes": [
-                    {"codeId": "c-1", "status": "Text code", "code": "",
-                     "links": [{"rel": "self", "href": "https://cw.test/v2/codes/by-link/c-1"}]},
-                    {"codeId": "c-2", "status": "Text code", "code": "",
-                     "links": [{"rel": "self", "href": "https://elsewhere.test/steal/c-2"}]}]}]})
+            return httpx.Response(
+                200,
+                json={
+                    "orderId": "o-1",
+                    "clientOrderId": "ref-link",
+                    "totalPrice": 5.0,
+                    "status": "Completed",
+                    "products": [
+                        {
+                            "productId": TEXT,
+                            "unitPrice": 5.0,
+                            "codes": [
+                                {
+                                    "codeId": "c-1",
+                                    "status": "Text code",
+                                    "code": "",
+                                    "links": [
+                                        {
+                                            "rel": "self",
+                                            "href": "https://cw.test/v2/codes/by-link/c-1",
+                                        }
+                                    ],
+                                },
+                                {
+                                    "codeId": "c-2",
+                                    "status": "Text code",
+                                    "code": "",
+                                    "links": [
+                                        {"rel": "self", "href": "https://elsewhere.test/steal/c-2"}
+                                    ],
+                                },
+                            ],
+                        }
+                    ],
+                },
+            )
         if request.url.path == "/v2/codes/by-link/c-1":
-            return httpx.Response(200, json={"codeId": "c-1", "status": "Text code", "code": "LINKED-CODE-1"})
+            return httpx.Response(
+                200, json={"codeId": "c-1", "status": "Text code", "code": "LINKED-CODE-1"}
+            )
         if request.url.path == "/v2/codes/c-2":
-            return httpx.Response(200, json={"codeId": "c-2", "status": "Text code", "code": "PLAIN-CODE-2"})
+            return httpx.Response(
+                200, json={"codeId": "c-2", "status": "Text code", "code": "PLAIN-CODE-2"}
+            )
         raise AssertionError(f"unexpected {request.url}")
 
     client = CodesWholesaleClient(
@@ -641,29 +707,47 @@ def test_simulator_codes_carry_a_self_link_that_serves_the_code(
     result = buy(cw, "ref-self", quantity=1)
     assert result.state == "completed" and len(result.keys) == 1
     with httpx.Client(timeout=2) as http:
-        token = http.post(sim.provider_url(P) + "/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        }).json()["access_token"]
+        token = http.post(
+            sim.provider_url(P) + "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            },
+        ).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
-        order = http.get(sim.provider_url(P) + f"/v2/orders/{result.provider_order_id}", headers=auth).json()
+        order = http.get(
+            sim.provider_url(P) + f"/v2/orders/{result.provider_order_id}", headers=auth
+        ).json()
         [code] = order["products"][0]["codes"]
         [link] = [lnk for lnk in code["links"] if lnk["rel"] == "self"]
         assert http.get(link["href"], headers=auth).json()["codeId"] == code["codeId"]
 
 
-def test_double_slashes_in_paths_are_tolerated(sim: SimulatorServer, cw: CodesWholesaleClient) -> None:
+def test_double_slashes_in_paths_are_tolerated(
+    sim: SimulatorServer, cw: CodesWholesaleClient
+) -> None:
     """The SDK requests /v2//orders... and the real server answers (CWSDK Order::getOrder,
     getHistory; providers.md, Corrections)."""
     placed = buy(cw, "ref-slashes")
     with httpx.Client(timeout=2) as http:
-        token = http.post(sim.provider_url(P) + "/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        }).json()["access_token"]
+        token = http.post(
+            sim.provider_url(P) + "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            },
+        ).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
-        one = http.get(sim.provider_url(P) + f"/v2//orders/{placed.provider_order_id}", headers=auth)
+        one = http.get(
+            sim.provider_url(P) + f"/v2//orders/{placed.provider_order_id}", headers=auth
+        )
         assert one.status_code == 200 and one.json()["clientOrderId"] == "ref-slashes"
         today = date.today().isoformat()
-        history = http.get(sim.provider_url(P) + f"/v2//orders?startFrom={today}&endOn={today}", headers=auth)
+        history = http.get(
+            sim.provider_url(P) + f"/v2//orders?startFrom={today}&endOn={today}", headers=auth
+        )
         assert history.status_code == 200 and len(history.json()["items"]) == 1
 
 
@@ -674,21 +758,39 @@ def test_an_order_of_several_lines_is_read_whole() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/oauth/token":
             return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
-        return httpx.Response(200, json={
-            "orderId": "o-2", "clientOrderId": "ref-lines", "totalPrice": 15.0, "status": "Completed",
-            "products": [
-                {"productId": TEXT, "unitPrice": 5.0, "codes": [
-                    {"codeId": "a", "status": "Text code", "code": "LINE-ONE-A"}]},
-                {"productId": "other", "unitPrice": 10.0, "codes": [
-                    {"codeId": "b", "status": "Pre-ordered code", "code": ""}]},
-            ]})
+        return httpx.Response(
+            200,
+            json={
+                "orderId": "o-2",
+                "clientOrderId": "ref-lines",
+                "totalPrice": 15.0,
+                "status": "Completed",
+                "products": [
+                    {
+                        "productId": TEXT,
+                        "unitPrice": 5.0,
+                        "codes": [{"codeId": "a", "status": "Text code", "code": "LINE-ONE-A"}],
+                    },
+                    {
+                        "productId": "other",
+                        "unitPrice": 10.0,
+                        "codes": [{"codeId": "b", "status": "Pre-ordered code", "code": ""}],
+                    },
+                ],
+            },
+        )
 
     client = CodesWholesaleClient(
         "https://cw.test", "id", "secret", "sig", 1.0, transport=httpx.MockTransport(handler)
     )
     found = client.fetch_keys(provider_order_id="o-2", reference="ref-lines")
     assert [k.code for k in found.keys] == ["LINE-ONE-A"]
-    assert (found.quantity, found.state, found.preorder, found.total_cost_minor) == (2, "pending", True, 1500)
+    assert (found.quantity, found.state, found.preorder, found.total_cost_minor) == (
+        2,
+        "pending",
+        True,
+        1500,
+    )
 
 
 def test_simulator_takes_an_order_of_several_lines_all_or_nothing(
@@ -698,21 +800,39 @@ def test_simulator_takes_an_order_of_several_lines_all_or_nothing(
     PurchaseCode: the WooCommerce plugin buys a whole shop order in one CW order)."""
     before = cw.balance().amount_minor
     with httpx.Client(timeout=2) as http:
-        token = http.post(sim.provider_url(P) + "/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        }).json()["access_token"]
+        token = http.post(
+            sim.provider_url(P) + "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+            },
+        ).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
-        body = {"orderId": "ref-lines", "allowPreOrder": False, "products": [
-            {"productId": TEXT, "quantity": 2}, {"productId": IMAGE, "quantity": 1}]}
+        body = {
+            "orderId": "ref-lines",
+            "allowPreOrder": False,
+            "products": [{"productId": TEXT, "quantity": 2}, {"productId": IMAGE, "quantity": 1}],
+        }
         answer = http.post(sim.provider_url(P) + "/v2/orders", json=body, headers=auth).json()
         assert [len(p["codes"]) for p in answer["products"]] == [2, 1]
         assert answer["totalPrice"] == 2 * 21.50 + 12.90
-        refused = {"orderId": "ref-lines-2", "products": [
-            {"productId": TEXT, "quantity": 1}, {"productId": LOW_BALANCE, "quantity": 1}]}
-        assert http.post(sim.provider_url(P) + "/v2/orders", json=refused, headers=auth).status_code == 400
+        refused = {
+            "orderId": "ref-lines-2",
+            "products": [
+                {"productId": TEXT, "quantity": 1},
+                {"productId": LOW_BALANCE, "quantity": 1},
+            ],
+        }
+        assert (
+            http.post(sim.provider_url(P) + "/v2/orders", json=refused, headers=auth).status_code
+            == 400
+        )
     found = cw.fetch_keys(provider_order_id=answer["orderId"], reference="ref-lines")
     assert found.state == "completed" and len(found.keys) == 3
-    assert [o["reference"] for o in sim.orders(P)] == ["ref-lines"], "the refused order left nothing"
+    assert [o["reference"] for o in sim.orders(P)] == ["ref-lines"], (
+        "the refused order left nothing"
+    )
     assert cw.balance().amount_minor == before - (2 * 2150 + 1290)
 
 

@@ -125,16 +125,25 @@ def test_updated_since_is_sent_in_a_documented_format() -> None:
 
 @pytest.mark.parametrize(
     ("value", "accepted"),
-    [("2026-12-05", True), ("2026-12-05 05:30:15", True), ("2026-12-05T05:30:15", True),
-     ("2026-12-05T05:30:15.123Z", True), ("2026-12-05T05:30:15+00:00", True),
-     ("2026-12-05T05:30:15.123456+00:00", False), ("yesterday", False)],
+    [
+        ("2026-12-05", True),
+        ("2026-12-05 05:30:15", True),
+        ("2026-12-05T05:30:15", True),
+        ("2026-12-05T05:30:15.123Z", True),
+        ("2026-12-05T05:30:15+00:00", True),
+        ("2026-12-05T05:30:15.123456+00:00", False),
+        ("yesterday", False),
+    ],
 )
 def test_simulator_accepts_only_the_documented_updated_since_formats(
     sim: SimulatorServer, value: str, accepted: bool
 ) -> None:
     with httpx.Client(timeout=2) as http:
-        answer = http.get(sim.provider_url(P) + "/v1/products", params={"updatedSince": value},
-                          headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY})
+        answer = http.get(
+            sim.provider_url(P) + "/v1/products",
+            params={"updatedSince": value},
+            headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY},
+        )
     assert (answer.status_code == 200) == accepted, answer.text
 
 
@@ -171,8 +180,15 @@ def test_purchase_text_keys(kg: KinguinClient) -> None:
 
 def test_purchase_image_keys_are_decoded_bytes(sim: SimulatorServer, kg: KinguinClient) -> None:
     # image keys come only without keyType: a pre-order (ordered without it)
-    sim.add_product(P, external_id="img-pre", name="Pictured", price="5.00", stock=3, preorder=True,
-                    image_keys=True)
+    sim.add_product(
+        P,
+        external_id="img-pre",
+        name="Pictured",
+        price="5.00",
+        stock=3,
+        preorder=True,
+        image_keys=True,
+    )
     sim.control(P, preorder_release_seconds=0.1)
     placed = buy(kg, "k-image", product="img-pre")
     deadline = time.monotonic() + 3
@@ -193,7 +209,9 @@ def test_text_stock_is_text_qty(sim: SimulatorServer, kg: KinguinClient) -> None
     assert kg.get_offer(TEXT).stock == 40
 
 
-def test_a_text_key_order_for_an_image_only_product_is_refused(sim: SimulatorServer, kg: KinguinClient) -> None:
+def test_a_text_key_order_for_an_image_only_product_is_refused(
+    sim: SimulatorServer, kg: KinguinClient
+) -> None:
     with pytest.raises(OutOfStock):
         buy(kg, "k-image-text", product=IMAGE)
     assert sim.orders(P) == []
@@ -593,14 +611,20 @@ def test_key_codes_and_api_key_never_in_errors_or_logs(
 
 def _products(sim: SimulatorServer, **params: str) -> httpx.Response:
     with httpx.Client(timeout=2) as http:
-        return http.get(sim.provider_url(P) + "/v1/products", params=params,
-                        headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY})
+        return http.get(
+            sim.provider_url(P) + "/v1/products",
+            params=params,
+            headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY},
+        )
 
 
 def test_simulator_filters_by_name_and_platform(sim: SimulatorServer) -> None:
     """GET /v1/products filters name (at least 3 characters) and platform
     (KG api/products/v1/README.md)."""
-    names = {(p["originalName"], p["platform"]) for p in _products(sim, name="Starfall").json()["results"]}
+    names = {
+        (p["originalName"], p["platform"])
+        for p in _products(sim, name="Starfall").json()["results"]
+    }
     assert names == {("Starfall Vanguard", "Steam"), ("Starfall Vanguard", "Xbox")}
     xbox = _products(sim, name="Starfall", platform="Xbox").json()["results"]
     assert [p["platform"] for p in xbox] == ["Xbox"]
@@ -609,15 +633,18 @@ def test_simulator_filters_by_name_and_platform(sim: SimulatorServer) -> None:
 
 def test_simulator_regions_and_offer_ids(sim: SimulatorServer, kg: KinguinClient) -> None:
     with httpx.Client(timeout=2) as http:
-        regions = http.get(sim.provider_url(P) + "/v1/regions",
-                           headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY}).json()
+        regions = http.get(
+            sim.provider_url(P) + "/v1/regions", headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY}
+        ).json()
     assert {"id", "name"} <= set(regions[0]) and "REGION FREE" in {r["name"] for r in regions}
     product = _products(sim, productId=TEXT).json()["results"][0]
     assert product["regionId"] in {r["id"] for r in regions}
     placed = buy(kg, "k-offer")
     with httpx.Client(timeout=2) as http:
-        order = http.get(sim.provider_url(P) + f"/v1/order/{placed.provider_order_id}",
-                         headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY}).json()
+        order = http.get(
+            sim.provider_url(P) + f"/v1/order/{placed.provider_order_id}",
+            headers={"X-Api-Key": SIMULATOR_KINGUIN_API_KEY},
+        ).json()
     assert order["products"][0]["offerId"] == product["cheapestOfferId"][0]
 
 
@@ -629,10 +656,14 @@ def test_orders_complete_asynchronously_by_default() -> None:
             placed = buy(client, "k-async")
             assert (placed.state, placed.keys) == ("pending", [])
             deadline = time.monotonic() + 5
-            later = client.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-async")
+            later = client.fetch_keys(
+                provider_order_id=placed.provider_order_id, reference="k-async"
+            )
             while later.state != "completed" and time.monotonic() < deadline:
                 time.sleep(0.1)
-                later = client.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-async")
+                later = client.fetch_keys(
+                    provider_order_id=placed.provider_order_id, reference="k-async"
+                )
             assert later.state == "completed" and len(later.keys) == 1
         finally:
             client.close()

@@ -148,14 +148,21 @@ def test_place_an_order_sends_the_documented_request_and_reads_the_order() -> No
     seen: list[httpx.Request] = []
     kg = client(
         {
-            ("GET", "/esa/api/v2/products/5c9b5f6b2539a4e8f17ae2c1"): httpx.Response(200, json=PRODUCT),
+            ("GET", "/esa/api/v2/products/5c9b5f6b2539a4e8f17ae2c1"): httpx.Response(
+                200, json=PRODUCT
+            ),
             ("POST", "/esa/api/v2/order"): httpx.Response(201, json=ORDER),
             ("GET", "/esa/api/v2/order/PHS84FJAG5U/keys"): httpx.Response(200, json=KEYS),
         },
         seen,
     )
-    result = kg.purchase(reference="my-unique-ref", external_id="5c9b5f6b2539a4e8f17ae2c1", quantity=1,
-                         max_unit_cost_minor=579, currency="EUR")
+    result = kg.purchase(
+        reference="my-unique-ref",
+        external_id="5c9b5f6b2539a4e8f17ae2c1",
+        quantity=1,
+        max_unit_cost_minor=579,
+        currency="EUR",
+    )
     sent = json.loads(next(r for r in seen if r.method == "POST").content)
     documented = ORDER_REQUEST["products"][0]
     line = sent["products"][0]
@@ -165,15 +172,28 @@ def test_place_an_order_sends_the_documented_request_and_reads_the_order() -> No
         k: documented[k] for k in ("productId", "qty", "price", "keyType")
     }
     assert all(r.headers["X-Api-Key"] == "key" for r in seen)
-    assert (result.provider_order_id, result.state, result.total_cost_minor) == ("PHS84FJAG5U", "completed", 579)
+    assert (result.provider_order_id, result.state, result.total_cost_minor) == (
+        "PHS84FJAG5U",
+        "completed",
+        579,
+    )
     assert [k.code for k in result.keys] == ["AAAAA-BBBBB-CCCCC"]
 
 
 def test_product_fields() -> None:
-    offer = client({("GET", "/esa/api/v2/products/5c9b5f6b2539a4e8f17ae2c1"): httpx.Response(200, json=PRODUCT)}
-                   ).get_offer("5c9b5f6b2539a4e8f17ae2c1")
+    offer = client(
+        {
+            ("GET", "/esa/api/v2/products/5c9b5f6b2539a4e8f17ae2c1"): httpx.Response(
+                200, json=PRODUCT
+            )
+        }
+    ).get_offer("5c9b5f6b2539a4e8f17ae2c1")
     assert (offer.name, offer.title, offer.cost_minor, offer.stock) == (
-        "Counter-Strike: Source Steam CD Key", "Counter-Strike: Source", 579, 10)  # textQty
+        "Counter-Strike: Source Steam CD Key",
+        "Counter-Strike: Source",
+        579,
+        10,
+    )  # textQty
     assert (offer.platform, offer.region) == ("Steam", "REGION FREE")
 
 
@@ -185,12 +205,18 @@ def test_balance() -> None:
 
 def test_order_search_by_external_id() -> None:
     # KG api/order/v1/README.md: GET /v1/order searches by orderExternalId
-    found = client({
-        ("GET", "/esa/api/v1/order"): httpx.Response(200, json={"results": [ORDER], "item_count": 1}),
-        ("GET", "/esa/api/v2/order/PHS84FJAG5U/keys"): httpx.Response(200, json=KEYS),
-    }).find_purchase(reference="my-unique-ref", placed_at=NOW)
+    found = client(
+        {
+            ("GET", "/esa/api/v1/order"): httpx.Response(
+                200, json={"results": [ORDER], "item_count": 1}
+            ),
+            ("GET", "/esa/api/v2/order/PHS84FJAG5U/keys"): httpx.Response(200, json=KEYS),
+        }
+    ).find_purchase(reference="my-unique-ref", placed_at=NOW)
     assert isinstance(found, Found) and found.purchase.provider_order_id == "PHS84FJAG5U"
-    empty = client({("GET", "/esa/api/v1/order"): httpx.Response(200, json={"results": [], "item_count": 0})})
+    empty = client(
+        {("GET", "/esa/api/v1/order"): httpx.Response(200, json={"results": [], "item_count": 0})}
+    )
     assert isinstance(empty.find_purchase(reference="my-unique-ref", placed_at=NOW), Absent)
 
 
@@ -207,8 +233,11 @@ def test_order_search_by_external_id() -> None:
     ],
 )
 def test_documented_error_kinds(status: int, kind: str, error: type) -> None:
-    body = UNAUTHORIZED if kind == "Authorization" else {"kind": kind, "status": status, "title": kind,
-                                                         "detail": "documented error"}
+    body = (
+        UNAUTHORIZED
+        if kind == "Authorization"
+        else {"kind": kind, "status": status, "title": kind, "detail": "documented error"}
+    )
     kg = client({("GET", "/esa/api/v1/balance"): httpx.Response(status, json=body)})
     with pytest.raises(error):
         kg.balance()
@@ -216,18 +245,37 @@ def test_documented_error_kinds(status: int, kind: str, error: type) -> None:
 
 def test_webhook_bodies() -> None:
     # KG features/Webhooks.md
-    update = parse_webhook({"X-Event-Name": "product.update"}, {
-        "kinguinId": 1949, "productId": "5c9b5f6b2539a4e8f17ae2c1", "qty": 12, "textQty": 10,
-        "cheapestOfferId": ["5f7e3c1d2b4a5e6f7a8b9c0d"], "updatedAt": "2024-06-18T10:00:00+00:00"})
+    update = parse_webhook(
+        {"X-Event-Name": "product.update"},
+        {
+            "kinguinId": 1949,
+            "productId": "5c9b5f6b2539a4e8f17ae2c1",
+            "qty": 12,
+            "textQty": 10,
+            "cheapestOfferId": ["5f7e3c1d2b4a5e6f7a8b9c0d"],
+            "updatedAt": "2024-06-18T10:00:00+00:00",
+        },
+    )
     assert isinstance(update, ProductUpdateEvent) and (update.qty, update.text_qty) == (12, 10)
-    status = parse_webhook({"X-Event-Name": "order.status"}, {
-        "orderId": "PHS84FJAG5U", "orderExternalId": "my-unique-ref", "status": "completed",
-        "updatedAt": "2024-06-18T10:00:00+00:00"})
+    status = parse_webhook(
+        {"X-Event-Name": "order.status"},
+        {
+            "orderId": "PHS84FJAG5U",
+            "orderExternalId": "my-unique-ref",
+            "status": "completed",
+            "updatedAt": "2024-06-18T10:00:00+00:00",
+        },
+    )
     assert isinstance(status, OrderStatusEvent) and status.order_external_id == "my-unique-ref"
 
 
 def test_key_returns() -> None:
     # KG features/ReturnKeys.md: POST /v2/order/{orderId}/keys/return → [{id, status}]
-    kg = client({("POST", "/esa/api/v2/order/PHS84FJAG5U/keys/return"): httpx.Response(
-        200, json=[{"id": "k1", "status": "RETURNED"}])})
+    kg = client(
+        {
+            ("POST", "/esa/api/v2/order/PHS84FJAG5U/keys/return"): httpx.Response(
+                200, json=[{"id": "k1", "status": "RETURNED"}]
+            )
+        }
+    )
     assert kg.return_keys(provider_order_id="PHS84FJAG5U") == ["k1"]

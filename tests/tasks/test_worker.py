@@ -74,19 +74,32 @@ def queue(test_settings, sim_server, tmp_path):
             self.logs = tmp_path / "worker.log"
 
         def start_worker(self) -> subprocess.Popen:
-            base = {k: v for k, v in os.environ.items() if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))}
+            base = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
+            }
             proc = subprocess.Popen(
                 [sys.executable, "-m", "keyshop", "worker", "-w", "2", "--no-periodic"],
-                cwd=ROOT, env={**base, **env, "PYTHONPATH": str(ROOT)}, start_new_session=True,
-                stdout=open(self.logs, "a"), stderr=subprocess.STDOUT,  # noqa: SIM115 (the child owns it)
+                cwd=ROOT,
+                env={**base, **env, "PYTHONPATH": str(ROOT)},
+                start_new_session=True,
+                stdout=open(self.logs, "a"),  # noqa: SIM115 (the child owns it)
+                stderr=subprocess.STDOUT,
             )
             workers.append(proc)
             return proc
 
         def wait_warm(self) -> None:
             """Until every worker started has logged the end of its warm-up."""
-            wait_for(lambda: self.logs.exists() and self.logs.read_text().count("worker warmed up") >= len(workers),
-                     what="the worker's warm-up", interval=0.05)
+            wait_for(
+                lambda: (
+                    self.logs.exists()
+                    and self.logs.read_text().count("worker warmed up") >= len(workers)
+                ),
+                what="the worker's warm-up",
+                interval=0.05,
+            )
 
     q = Queue()
     yield q
@@ -109,7 +122,8 @@ def queue(test_settings, sim_server, tmp_path):
 def delivered(session, order):
     fresh(session)
     return session.exec(
-        select(Key).join(OrderLine, Key.order_line_id == OrderLine.id)
+        select(Key)
+        .join(OrderLine, Key.order_line_id == OrderLine.id)
         .where(OrderLine.order_id == order.id, Key.status == "delivered")
     ).all()
 
@@ -127,17 +141,30 @@ def test_payment_to_delivered_keys_through_a_real_consumer(session, queue):
     wait_for(lambda: status_of(session, order) == "fulfilled", what="the order to be fulfilled")
     assert len(delivered(session, order)) == 2
     outbox = queue.settings.outbox_dir
-    mail = wait_for(lambda: [f for f in outbox.glob("*.eml") if order.number in f.read_text()],
-                    what="the delivery e-mail")
+    mail = wait_for(
+        lambda: [f for f in outbox.glob("*.eml") if order.number in f.read_text()],
+        what="the delivery e-mail",
+    )
     text = mail[0].read_text()
     assert len(mail) == 1 and "/orders/" in text
 
 
-def test_worker_killed_mid_purchase_no_double_purchase_and_the_order_completes(session, queue, sim_server):
+def test_worker_killed_mid_purchase_no_double_purchase_and_the_order_completes(
+    session, queue, sim_server
+):
     product = make_product(session)
     made = sim_server.add_product("codeswholesale", name=product.title, price="5.00", stock=20)
-    session.add(ProviderOffer(provider="codeswholesale", external_id=made["external_id"],
-                              product_id=product.id, name=product.title, cost_minor=500, currency="EUR", stock=20))
+    session.add(
+        ProviderOffer(
+            provider="codeswholesale",
+            external_id=made["external_id"],
+            product_id=product.id,
+            name=product.title,
+            cost_minor=500,
+            currency="EUR",
+            stock=20,
+        )
+    )
     session.commit()
     # the provider holds the order request for a while before placing it
     sim_server.control("codeswholesale", timeout=3.0)
@@ -146,32 +173,61 @@ def test_worker_killed_mid_purchase_no_double_purchase_and_the_order_completes(s
     queue.wait_warm()  # the worker holds its token now (token and balance requests)
     before = sim_server.stats("codeswholesale").get("requests", 0)
     send_test_event(order_number=order.number)
-    wait_for(lambda: fresh(session).exec(select(ProviderPurchase).where(ProviderPurchase.status == "requested")).first(),
-             what="the purchase intent", interval=0.05)
-    wait_for(lambda: sim_server.stats("codeswholesale").get("requests", 0) >= before + 1, interval=0.05,
-             what="the order request to reach the provider")
+    wait_for(
+        lambda: (
+            fresh(session)
+            .exec(select(ProviderPurchase).where(ProviderPurchase.status == "requested"))
+            .first()
+        ),
+        what="the purchase intent",
+        interval=0.05,
+    )
+    wait_for(
+        lambda: sim_server.stats("codeswholesale").get("requests", 0) >= before + 1,
+        interval=0.05,
+        what="the order request to reach the provider",
+    )
     time.sleep(0.3)  # the worker is waiting for the provider's answer now
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     assert status_of(session, order) == "paid"
     # the provider completes the order whose answer nobody received
-    wait_for(lambda: len(sim_server.orders("codeswholesale")) == 1, what="the provider's order", timeout=20)
+    wait_for(
+        lambda: len(sim_server.orders("codeswholesale")) == 1,
+        what="the provider's order",
+        timeout=20,
+    )
     sim_server.control("codeswholesale", timeout=0)
     queue.start_worker()
     time.sleep(2.1)  # the dead worker's lease runs out
     maintenance.reconcile()  # the periodic task's work, run now
-    wait_for(lambda: status_of(session, order) == "fulfilled", what="the order to complete after the restart", timeout=60)
+    wait_for(
+        lambda: status_of(session, order) == "fulfilled",
+        what="the order to complete after the restart",
+        timeout=60,
+    )
     assert len(sim_server.orders("codeswholesale")) == 1, "the provider was paid once"
     keys = delivered(session, order)
     assert len(keys) == 2 and len({k.fingerprint for k in keys}) == 2
     assert session.exec(select(ProviderPurchase)).one().status == "completed"
 
 
-def test_a_fresh_worker_authenticates_before_its_first_order_and_the_order_reuses_it(session, queue, sim_server):
+def test_a_fresh_worker_authenticates_before_its_first_order_and_the_order_reuses_it(
+    session, queue, sim_server
+):
     product = make_product(session)
     made = sim_server.add_product("codeswholesale", name=product.title, price="5.00", stock=5)
-    session.add(ProviderOffer(provider="codeswholesale", external_id=made["external_id"],
-                              product_id=product.id, name=product.title, cost_minor=500, currency="EUR", stock=5))
+    session.add(
+        ProviderOffer(
+            provider="codeswholesale",
+            external_id=made["external_id"],
+            product_id=product.id,
+            name=product.title,
+            cost_minor=500,
+            currency="EUR",
+            stock=5,
+        )
+    )
     session.commit()
     queue.start_worker()
     queue.wait_warm()
@@ -182,7 +238,9 @@ def test_a_fresh_worker_authenticates_before_its_first_order_and_the_order_reuse
     send_test_event(order_number=order.number)
     wait_for(lambda: status_of(session, order) == "fulfilled", what="the order to be fulfilled")
     assert len(delivered(session, order)) == 1
-    assert sim_server.stats("codeswholesale").get("tokens_issued") == 1, "the order used the worker's token"
+    assert sim_server.stats("codeswholesale").get("tokens_issued") == 1, (
+        "the order used the worker's token"
+    )
 
 
 def test_warm_up_never_fails_a_worker_when_providers_are_unreachable(test_settings):
@@ -193,7 +251,11 @@ def test_warm_up_never_fails_a_worker_when_providers_are_unreachable(test_settin
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
-    config.use_settings(test_settings.model_copy(update={"simulator_port": closed_port, "provider_timeout_seconds": 0.5}))
+    config.use_settings(
+        test_settings.model_copy(
+            update={"simulator_port": closed_port, "provider_timeout_seconds": 0.5}
+        )
+    )
     try:
         report = warmup.warm_up()
     finally:
@@ -306,7 +368,9 @@ def test_a_running_worker_writes_and_renews_a_heartbeat_that_goes_stale_when_it_
     from tasks.jobs import worker_heartbeat  # what the console and /api/health read
 
     def presence():
-        return worker_presence(worker_heartbeat(), now=time.time(), stale_after=queue.settings.worker_stale_seconds)
+        return worker_presence(
+            worker_heartbeat(), now=time.time(), stale_after=queue.settings.worker_stale_seconds
+        )
 
     assert presence().state == "absent"
     before = time.time()
@@ -314,12 +378,18 @@ def test_a_running_worker_writes_and_renews_a_heartbeat_that_goes_stale_when_it_
     seen = wait_for(worker_heartbeat, what="the worker's heartbeat")
     assert seen >= before - 1 and presence().state == "ok"
     # it keeps beating: a later beat replaces the first
-    wait_for(lambda: (worker_heartbeat() or 0) > seen, timeout=queue.settings.heartbeat_seconds * 3 + 10,
-             what="a second heartbeat")
+    wait_for(
+        lambda: (worker_heartbeat() or 0) > seen,
+        timeout=queue.settings.heartbeat_seconds * 3 + 10,
+        what="a second heartbeat",
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    wait_for(lambda: presence().state == "stale", timeout=queue.settings.worker_stale_seconds + 10,
-             what="the heartbeat to go stale")
+    wait_for(
+        lambda: presence().state == "stale",
+        timeout=queue.settings.worker_stale_seconds + 10,
+        what="the heartbeat to go stale",
+    )
 
 
 # -- a lost provider answer (DESIGN §4 invariant 3), through a real consumer ------------------
@@ -329,13 +399,23 @@ def offers_at_both(session, sim_server, product):
     """CodesWholesale (cheaper, tried first) and Kinguin both offer the product."""
     for provider, price in (("codeswholesale", "5.00"), ("kinguin", "5.50")):
         made = sim_server.add_product(provider, name=product.title, price=price, stock=20)
-        session.add(ProviderOffer(provider=provider, external_id=made["external_id"], product_id=product.id,
-                                  name=product.title, cost_minor=int(price.replace(".", "")), currency="EUR",
-                                  stock=20))
+        session.add(
+            ProviderOffer(
+                provider=provider,
+                external_id=made["external_id"],
+                product_id=product.id,
+                name=product.title,
+                cost_minor=int(price.replace(".", "")),
+                currency="EUR",
+                stock=20,
+            )
+        )
     session.commit()
 
 
-def test_lost_answer_whose_lookup_fails_is_never_sent_again_and_goes_to_an_operator(session, queue, sim_server):
+def test_lost_answer_whose_lookup_fails_is_never_sent_again_and_goes_to_an_operator(
+    session, queue, sim_server
+):
     from core.services.operator import unknown_purchases
 
     product = make_product(session)
@@ -346,7 +426,10 @@ def test_lost_answer_whose_lookup_fails_is_never_sent_again_and_goes_to_an_opera
     order = make_order(session, [(product, 1)], status="pending_payment")
     queue.start_worker()
     send_test_event(order_number=order.number)
-    wait_for(lambda: status_of(session, order) == "needs_attention", what="the order to reach an operator")
+    wait_for(
+        lambda: status_of(session, order) == "needs_attention",
+        what="the order to reach an operator",
+    )
     [purchase] = session.exec(select(ProviderPurchase)).all()
     assert purchase.status == "unknown" and "order history failed" in purchase.error
     reason = fresh(session).get(Order, order.id).attention_reason
@@ -357,15 +440,20 @@ def test_lost_answer_whose_lookup_fails_is_never_sent_again_and_goes_to_an_opera
     maintenance.reconcile()  # reconciliation while it waits for the operator
     [shown] = unknown_purchases(session=fresh(session), order_id=order.id)
     assert shown.reference == purchase.reference
-    assert shown.actions == ("confirm not charged, send again", "bought: enter the keys",
-                             "bought: fetch by provider order id")
+    assert shown.actions == (
+        "confirm not charged, send again",
+        "bought: enter the keys",
+        "bought: fetch by provider order id",
+    )
     assert sim_server.stats("codeswholesale")["order_requests"] == 1, "never sent again"
     assert len(sim_server.orders("codeswholesale")) == 1
     assert sim_server.orders("kinguin") == [], "never bought from the next provider"
     assert delivered(session, order) == []
 
 
-def test_lost_answer_the_provider_positively_lacks_is_sent_again_under_the_same_reference(session, queue, sim_server):
+def test_lost_answer_the_provider_positively_lacks_is_sent_again_under_the_same_reference(
+    session, queue, sim_server
+):
     product = make_product(session)
     offers_at_both(session, sim_server, product)
     # the first order request is dropped before the provider does anything with it

@@ -53,14 +53,31 @@ def api(api_server, engine, queued_jobs):
 
 
 def process_all(queued):
-    return [process_webhook(webhook_id=args[0]) for name, args, _ in list(queued) if name == "process_webhook"]
+    return [
+        process_webhook(webhook_id=args[0])
+        for name, args, _ in list(queued)
+        if name == "process_webhook"
+    ]
 
 
 def stripe_event(order):
-    return json.dumps({"id": f"evt_{order.number}", "object": "event", "type": "checkout.session.completed",
-                       "data": {"object": {"id": "cs_1", "client_reference_id": order.number, "payment_status": "paid",
-                                           "payment_intent": "pi_1", "amount_total": order.total_minor,
-                                           "currency": order.currency.lower()}}}).encode()
+    return json.dumps(
+        {
+            "id": f"evt_{order.number}",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "data": {
+                "object": {
+                    "id": "cs_1",
+                    "client_reference_id": order.number,
+                    "payment_status": "paid",
+                    "payment_intent": "pi_1",
+                    "amount_total": order.total_minor,
+                    "currency": order.currency.lower(),
+                }
+            },
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -82,14 +99,23 @@ def test_health_reports_database_queue_and_worker(api, heartbeat):
     assert body == {"status": "ok", "database": "ok", "queue": "ok", "worker": "ok"}
 
 
-def test_health_says_when_no_worker_was_seen_but_the_web_stays_healthy(api, heartbeat, test_settings):
+def test_health_says_when_no_worker_was_seen_but_the_web_stays_healthy(
+    api, heartbeat, test_settings
+):
     answer = api.get("/api/health")
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "database": "ok", "queue": "ok", "worker": "absent",
-                             "worker_last_seen_seconds": None}
+    assert answer.json() == {
+        "status": "ok",
+        "database": "ok",
+        "queue": "ok",
+        "worker": "absent",
+        "worker_last_seen_seconds": None,
+    }
     heartbeat(test_settings.worker_stale_seconds + 15)
     answer = api.get("/api/health")
-    assert answer.status_code == 200  # the web container's own check: a missing worker is not the web's fault
+    assert (
+        answer.status_code == 200
+    )  # the web container's own check: a missing worker is not the web's fault
     body = answer.json()
     assert body["status"] == "ok" and body["worker"] == "stale"
     assert body["worker_last_seen_seconds"] >= test_settings.worker_stale_seconds + 15
@@ -101,9 +127,15 @@ def test_a_webhook_that_cannot_be_stored_is_503_so_the_sender_retries(api, sessi
     product = make_product(session)
     order = make_order(session, [(product, 1)], status="pending_payment")
     body = stripe_event(order)
-    headers = {"Stripe-Signature": sign_stripe_payload(body, webhook_secret()), "Content-Type": "application/json"}
-    config.use_settings(test_settings.model_copy(
-        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/keyshop"}))
+    headers = {
+        "Stripe-Signature": sign_stripe_payload(body, webhook_secret()),
+        "Content-Type": "application/json",
+    }
+    config.use_settings(
+        test_settings.model_copy(
+            update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/keyshop"}
+        )
+    )
     try:
         answer = api.post("/api/webhooks/stripe", content=body, headers=headers)
     finally:
@@ -116,9 +148,16 @@ def test_stripe_webhook_pays_the_order_once_even_when_delivered_50_times(api, se
     product = make_product(session)
     order = make_order(session, [(product, 1)], status="pending_payment")
     body = stripe_event(order)
-    headers = {"Stripe-Signature": sign_stripe_payload(body, webhook_secret()), "Content-Type": "application/json"}
+    headers = {
+        "Stripe-Signature": sign_stripe_payload(body, webhook_secret()),
+        "Content-Type": "application/json",
+    }
     with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = list(pool.map(lambda _: api.post("/api/webhooks/stripe", content=body, headers=headers), range(50)))
+        answers = list(
+            pool.map(
+                lambda _: api.post("/api/webhooks/stripe", content=body, headers=headers), range(50)
+            )
+        )
     assert {a.status_code for a in answers} == {200}
     assert sorted(a.json()["duplicate"] for a in answers) == [False] + [True] * 49
     process_all(queued_jobs)
@@ -132,18 +171,26 @@ def test_a_forged_stripe_webhook_is_401_and_changes_nothing(api, session, queued
     product = make_product(session)
     order = make_order(session, [(product, 1)], status="pending_payment")
     body = stripe_event(order)
-    answer = api.post("/api/webhooks/stripe", content=body,
-                      headers={"Stripe-Signature": sign_stripe_payload(body, "whsec_forged")})
+    answer = api.post(
+        "/api/webhooks/stripe",
+        content=body,
+        headers={"Stripe-Signature": sign_stripe_payload(body, "whsec_forged")},
+    )
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "unauthenticated"
     assert queued_jobs == []
     assert fresh(session).get(Order, order.id).status == "pending_payment"
 
 
-@pytest.mark.parametrize("body, status", [(b"{not json", 400), (b"[]", 400), (b"x" * 1_100_000, 400)])
+@pytest.mark.parametrize(
+    "body, status", [(b"{not json", 400), (b"[]", 400), (b"x" * 1_100_000, 400)]
+)
 def test_malformed_and_oversized_bodies_are_400(api, session, body, status):
-    answer = api.post("/api/webhooks/stripe", content=body,
-                      headers={"Stripe-Signature": sign_stripe_payload(body, webhook_secret())})
+    answer = api.post(
+        "/api/webhooks/stripe",
+        content=body,
+        headers={"Stripe-Signature": sign_stripe_payload(body, webhook_secret())},
+    )
     assert answer.status_code == status
     assert "error" in answer.json()
     assert fresh(session).exec(select(WebhookEvent)).all() == []
@@ -152,9 +199,15 @@ def test_malformed_and_oversized_bodies_are_400(api, session, body, status):
 @pytest.mark.parametrize("source", ["stripe", "kinguin", "codeswholesale"])
 def test_deeply_nested_json_is_400_on_every_webhook(api, session, source):
     body = b"[" * 100_000 + b"]" * 100_000
-    answer = api.post(f"/api/webhooks/{source}", content=body, headers={
-        "Stripe-Signature": sign_stripe_payload(body, webhook_secret()),
-        "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET, "X-Event-Name": "order.status"})
+    answer = api.post(
+        f"/api/webhooks/{source}",
+        content=body,
+        headers={
+            "Stripe-Signature": sign_stripe_payload(body, webhook_secret()),
+            "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET,
+            "X-Event-Name": "order.status",
+        },
+    )
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["message"] == "body is nested too deeply"
     assert fresh(session).exec(select(WebhookEvent)).all() == []
@@ -165,18 +218,43 @@ def test_unknown_source_is_404(api):
 
 
 def kinguin_update(product_id, qty, updated_at):
-    return json.dumps({"kinguinId": 1, "productId": product_id, "qty": qty, "textQty": qty,
-                       "cheapestOfferId": ["o1"], "updatedAt": updated_at}).encode()
+    return json.dumps(
+        {
+            "kinguinId": 1,
+            "productId": product_id,
+            "qty": qty,
+            "textQty": qty,
+            "cheapestOfferId": ["o1"],
+            "updatedAt": updated_at,
+        }
+    ).encode()
 
 
 def test_kinguin_product_updates_out_of_order_keep_the_newest(api, session, queued_jobs):
     product = make_product(session)
-    session.add(ProviderOffer(provider="kinguin", external_id="kg-1", product_id=product.id, name=product.title,
-                              cost_minor=500, currency="EUR", stock=10))
+    session.add(
+        ProviderOffer(
+            provider="kinguin",
+            external_id="kg-1",
+            product_id=product.id,
+            name=product.title,
+            cost_minor=500,
+            currency="EUR",
+            stock=10,
+        )
+    )
     session.commit()
     headers = {"X-Event-Name": "product.update", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET}
-    newer = api.post("/api/webhooks/kinguin", content=kinguin_update("kg-1", 3, "2026-11-22T10:05:00+00:00"), headers=headers)
-    older = api.post("/api/webhooks/kinguin", content=kinguin_update("kg-1", 40, "2026-11-22T10:00:00+00:00"), headers=headers)
+    newer = api.post(
+        "/api/webhooks/kinguin",
+        content=kinguin_update("kg-1", 3, "2026-11-22T10:05:00+00:00"),
+        headers=headers,
+    )
+    older = api.post(
+        "/api/webhooks/kinguin",
+        content=kinguin_update("kg-1", 40, "2026-11-22T10:00:00+00:00"),
+        headers=headers,
+    )
     assert (newer.status_code, older.status_code) == (204, 204) and newer.content == b""
     outcomes = process_all(queued_jobs)
     assert "ignored, older" in outcomes[1]
@@ -188,7 +266,11 @@ def test_kinguin_webhook_without_the_secret_is_401(api, session, queued_jobs, se
     headers = {"X-Event-Name": "product.update"}
     if secret is not None:
         headers["X-Event-Secret"] = secret
-    answer = api.post("/api/webhooks/kinguin", content=kinguin_update("kg-1", 3, "2026-11-22T10:05:00+00:00"), headers=headers)
+    answer = api.post(
+        "/api/webhooks/kinguin",
+        content=kinguin_update("kg-1", 3, "2026-11-22T10:05:00+00:00"),
+        headers=headers,
+    )
     assert answer.status_code == 401
     assert queued_jobs == []
 
@@ -197,26 +279,67 @@ def test_kinguin_order_status_queues_fulfilment_of_our_order(api, session, queue
     product = make_product(session)
     order = make_order(session, [(product, 1)])
     [line] = order_lines(session, order)
-    session.add(ProviderPurchase(order_line_id=line.id, provider="kinguin", reference="ks-ref-9", quantity=1, status="pending"))
+    session.add(
+        ProviderPurchase(
+            order_line_id=line.id,
+            provider="kinguin",
+            reference="ks-ref-9",
+            quantity=1,
+            status="pending",
+        )
+    )
     session.commit()
-    body = json.dumps({"orderId": "PHS84FJAG5U", "orderExternalId": "ks-ref-9", "status": "completed",
-                       "updatedAt": "2026-11-22T10:00:00+00:00"}).encode()
-    answer = api.post("/api/webhooks/kinguin", content=body,
-                      headers={"X-Event-Name": "order.status", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET})
+    body = json.dumps(
+        {
+            "orderId": "PHS84FJAG5U",
+            "orderExternalId": "ks-ref-9",
+            "status": "completed",
+            "updatedAt": "2026-11-22T10:00:00+00:00",
+        }
+    ).encode()
+    answer = api.post(
+        "/api/webhooks/kinguin",
+        content=body,
+        headers={
+            "X-Event-Name": "order.status",
+            "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET,
+        },
+    )
     assert answer.status_code == 204
     process_all(queued_jobs)
     assert ("fulfil_order", (order.id,), {}) in queued_jobs
 
 
 def test_codeswholesale_postback_needs_the_auth_hash(api, session, queued_jobs):
-    session.add(ProviderOffer(provider="codeswholesale", external_id="cw-1", name="x", cost_minor=900, currency="EUR", stock=1))
+    session.add(
+        ProviderOffer(
+            provider="codeswholesale",
+            external_id="cw-1",
+            name="x",
+            cost_minor=900,
+            currency="EUR",
+            stock=1,
+        )
+    )
     session.commit()
-    good = hashlib.sha256((SIMULATOR_CODESWHOLESALE_CLIENT_ID + SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE).encode()).hexdigest()
-    body = {"type": "STOCK", "products": [{"productId": "cw-1", "quantity": 7,
-                                            "prices": [{"priceRangeLabel": "1-9", "price": 4.25}]}]}
+    good = hashlib.sha256(
+        (SIMULATOR_CODESWHOLESALE_CLIENT_ID + SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE).encode()
+    ).hexdigest()
+    body = {
+        "type": "STOCK",
+        "products": [
+            {
+                "productId": "cw-1",
+                "quantity": 7,
+                "prices": [{"priceRangeLabel": "1-9", "price": 4.25}],
+            }
+        ],
+    }
     forged = api.post("/api/webhooks/codeswholesale", json={**body, "authHash": "0" * 64})
     assert forged.status_code == 401
-    assert api.post("/api/webhooks/codeswholesale", json={**body, "authHash": good}).status_code == 200
+    assert (
+        api.post("/api/webhooks/codeswholesale", json={**body, "authHash": good}).status_code == 200
+    )
     process_all(queued_jobs)
     offer = fresh(session).exec(select(ProviderOffer)).one()
     assert (offer.stock, offer.cost_minor) == (7, 425)
@@ -227,16 +350,35 @@ def test_codeswholesale_stock_prices_are_read_by_range(api, session, queued_jobs
     """STOCK price labels are ranges (CWFW stock handler expects labels such as "100+";
     providers.md, Corrections): the unit cost is the tier that holds one unit, wherever
     it is listed, not the first label starting with "1"."""
-    session.add(ProviderOffer(provider="codeswholesale", external_id="cw-2", name="x", cost_minor=900,
-                              currency="EUR", stock=1))
+    session.add(
+        ProviderOffer(
+            provider="codeswholesale",
+            external_id="cw-2",
+            name="x",
+            cost_minor=900,
+            currency="EUR",
+            stock=1,
+        )
+    )
     session.commit()
-    good = hashlib.sha256((SIMULATOR_CODESWHOLESALE_CLIENT_ID + SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE).encode()).hexdigest()
-    prices = [{"priceRangeLabel": "100+", "price": 3.10}, {"priceRangeLabel": "10 - 99", "price": 4.00},
-              {"priceRangeLabel": "1-9", "price": 4.75}]
-    body = {"type": "STOCK", "authHash": good, "products": [{"productId": "cw-2", "quantity": 12, "prices": prices}]}
+    good = hashlib.sha256(
+        (SIMULATOR_CODESWHOLESALE_CLIENT_ID + SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE).encode()
+    ).hexdigest()
+    prices = [
+        {"priceRangeLabel": "100+", "price": 3.10},
+        {"priceRangeLabel": "10 - 99", "price": 4.00},
+        {"priceRangeLabel": "1-9", "price": 4.75},
+    ]
+    body = {
+        "type": "STOCK",
+        "authHash": good,
+        "products": [{"productId": "cw-2", "quantity": 12, "prices": prices}],
+    }
     assert api.post("/api/webhooks/codeswholesale", json=body).status_code == 200
     process_all(queued_jobs)
-    offer = fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "cw-2")).one()
+    offer = (
+        fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "cw-2")).one()
+    )
     assert (offer.stock, offer.cost_minor) == (12, 475)
     jobs.pending.clear()
 
@@ -246,11 +388,16 @@ def test_an_unknown_kinguin_event_is_stored_and_answered_2xx(api, session, queue
     including events we do not handle (KG features/Webhooks.md; providers.md,
     Corrections)."""
     headers = {"X-Event-Name": "order.complete", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET}
-    answer = api.post("/api/webhooks/kinguin", content=b'{"orderId": "PHS1", "status": "completed"}',
-                      headers=headers)
+    answer = api.post(
+        "/api/webhooks/kinguin",
+        content=b'{"orderId": "PHS1", "status": "completed"}',
+        headers=headers,
+    )
     assert answer.status_code in (200, 202, 204)
     process_all(queued_jobs)
-    [event] = fresh(session).exec(select(WebhookEvent).where(WebhookEvent.source == "kinguin")).all()
+    [event] = (
+        fresh(session).exec(select(WebhookEvent).where(WebhookEvent.source == "kinguin")).all()
+    )
     assert event.event_type == "order.complete" and event.processed_at is not None
     assert "ignored" in (event.outcome or "")
 
@@ -258,12 +405,34 @@ def test_an_unknown_kinguin_event_is_stored_and_answered_2xx(api, session, queue
 def test_kinguin_product_update_counts_text_keys(api, session, queued_jobs):
     """We order keyType text, so the stock that counts is textQty, not qty
     (KG features/KeyType.md; providers.md, Corrections)."""
-    session.add(ProviderOffer(provider="kinguin", external_id="kg-text", name="x", cost_minor=500,
-                              currency="EUR", stock=10))
+    session.add(
+        ProviderOffer(
+            provider="kinguin",
+            external_id="kg-text",
+            name="x",
+            cost_minor=500,
+            currency="EUR",
+            stock=10,
+        )
+    )
     session.commit()
     headers = {"X-Event-Name": "product.update", "X-Event-Secret": SIMULATOR_KINGUIN_WEBHOOK_SECRET}
-    body = json.dumps({"kinguinId": 1, "productId": "kg-text", "qty": 8, "textQty": 2,
-                       "cheapestOfferId": ["o1"], "updatedAt": "2026-11-22T10:05:00+00:00"}).encode()
+    body = json.dumps(
+        {
+            "kinguinId": 1,
+            "productId": "kg-text",
+            "qty": 8,
+            "textQty": 2,
+            "cheapestOfferId": ["o1"],
+            "updatedAt": "2026-11-22T10:05:00+00:00",
+        }
+    ).encode()
     assert api.post("/api/webhooks/kinguin", content=body, headers=headers).status_code == 204
     process_all(queued_jobs)
-    assert fresh(session).exec(select(ProviderOffer).where(ProviderOffer.external_id == "kg-text")).one().stock == 2
+    assert (
+        fresh(session)
+        .exec(select(ProviderOffer).where(ProviderOffer.external_id == "kg-text"))
+        .one()
+        .stock
+        == 2
+    )

@@ -42,9 +42,18 @@ def api(app, engine, queued_jobs, contract):
         response.read()
         if response.request.method == "HEAD":
             return
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else None
-        contract.check(response.request.method, response.request.url.path, response.status_code,
-                       response.headers.get("content-type", ""), body)
+        body = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else None
+        )
+        contract.check(
+            response.request.method,
+            response.request.url.path,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            body,
+        )
 
     with TestClient(app, raise_server_exceptions=True) as client:
         client.event_hooks = {"request": [], "response": [conforms]}
@@ -54,12 +63,29 @@ def api(app, engine, queued_jobs, contract):
 @pytest.fixture
 def catalogue(session):
     """Six Steam products (three in stock), two Xbox EU ones, one inactive."""
-    steam = [make_product(session, title=f"Witcher Saga {i}", platform="Steam", genre="RPG",
-                          price_minor=1000 + i * 100) for i in range(6)]
+    steam = [
+        make_product(
+            session,
+            title=f"Witcher Saga {i}",
+            platform="Steam",
+            genre="RPG",
+            price_minor=1000 + i * 100,
+        )
+        for i in range(6)
+    ]
     for p in steam[:3]:
         make_keys(session, p, 2)
-    xbox = [make_product(session, title=f"Racer {i}", platform="Xbox", region="EU", genre="Racing",
-                         price_minor=3000 + i) for i in range(2)]
+    xbox = [
+        make_product(
+            session,
+            title=f"Racer {i}",
+            platform="Xbox",
+            region="EU",
+            genre="Racing",
+            price_minor=3000 + i,
+        )
+        for i in range(2)
+    ]
     make_keys(session, xbox[0], 1)
     make_product(session, title="Witcher Hidden", active=False)
     return steam, xbox
@@ -67,7 +93,10 @@ def catalogue(session):
 
 def counts(session):
     s = fresh(session)
-    return [s.exec(select(func.count()).select_from(m)).one() for m in (Order, OrderLine, OrderEvent, AuditEvent)]
+    return [
+        s.exec(select(func.count()).select_from(m)).one()
+        for m in (Order, OrderLine, OrderEvent, AuditEvent)
+    ]
 
 
 def run_jobs(queued):
@@ -75,7 +104,9 @@ def run_jobs(queued):
     handlers = {
         "process_webhook": lambda webhook_id: webhooks.process_webhook(webhook_id=webhook_id),
         "fulfil_order": lambda order_id: fulfilment.fulfil_order(order_id=order_id),
-        "send_order_email": lambda order_id, kind: notifications.send_order_email(order_id=order_id, kind=kind),
+        "send_order_email": lambda order_id, kind: notifications.send_order_email(
+            order_id=order_id, kind=kind
+        ),
     }
     ran = []
     while queued:
@@ -90,19 +121,29 @@ def run_jobs(queued):
 
 def test_search_with_text_filters_sort_and_paging(api, catalogue):
     steam, _ = catalogue
-    answer = api.get("/api/store/products", params={"q": "witch", "sort": "price_asc", "per_page": 4})
+    answer = api.get(
+        "/api/store/products", params={"q": "witch", "sort": "price_asc", "per_page": 4}
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["total"] == 6 and body["pages"] == 2 and body["has_next"] and body["total_is_exact"]
     assert [i["title"] for i in body["items"]] == [p.title for p in steam[:4]]
     assert body["items"][0]["url"] == f"/api/store/products/{steam[0].slug}"
-    page2 = api.get("/api/store/products", params={"q": "witch", "sort": "price_asc", "per_page": 4, "page": 2}).json()
-    assert [i["title"] for i in page2["items"]] == [p.title for p in steam[4:]] and not page2["has_next"]
-    stocked = api.get("/api/store/products", params={"platform": "steam", "in_stock": "true"}).json()
+    page2 = api.get(
+        "/api/store/products", params={"q": "witch", "sort": "price_asc", "per_page": 4, "page": 2}
+    ).json()
+    assert [i["title"] for i in page2["items"]] == [p.title for p in steam[4:]] and not page2[
+        "has_next"
+    ]
+    stocked = api.get(
+        "/api/store/products", params={"platform": "steam", "in_stock": "true"}
+    ).json()
     assert stocked["total"] == 3 and all(i["in_stock"] for i in stocked["items"])
     priced = api.get("/api/store/products", params={"min_price": 1200, "max_price": 1400}).json()
     assert sorted(i["price_minor"] for i in priced["items"]) == [1200, 1300, 1400]
-    eu = api.get("/api/store/products", params={"region": "EU", "genre": "racing", "sort": "price_desc"}).json()
+    eu = api.get(
+        "/api/store/products", params={"region": "EU", "genre": "racing", "sort": "price_desc"}
+    ).json()
     assert [i["title"] for i in eu["items"]] == ["Racer 1", "Racer 0"]
     assert api.get("/api/store/products", params={"q": "hidden"}).json()["total"] == 0
 
@@ -133,7 +174,9 @@ def test_product_detail_and_404(api, catalogue):
     _, xbox = catalogue
     body = api.get(f"/api/store/products/{xbox[0].slug}").json()
     assert body["title"] == "Racer 0" and body["availability"] == "In stock" and body["can_buy"]
-    assert body["region_locked"] and body["region_warning"].startswith("This key only activates in the EU")
+    assert body["region_locked"] and body["region_warning"].startswith(
+        "This key only activates in the EU"
+    )
     assert body["activation_url"] == "https://redeem.microsoft.com"
     answer = api.get("/api/store/products/no-such-game")
     assert answer.status_code == 404
@@ -157,14 +200,22 @@ def test_wrong_method_and_unknown_route_are_json(api):
 
 def test_checkout_places_an_order_and_answers_201(api, session, catalogue, test_settings):
     steam, _ = catalogue
-    answer = api.post("/api/store/checkout", json={"email": "Guest@Example.com",
-                                                   "lines": [{"slug": steam[0].slug, "quantity": 2}]})
+    answer = api.post(
+        "/api/store/checkout",
+        json={"email": "Guest@Example.com", "lines": [{"slug": steam[0].slug, "quantity": 2}]},
+    )
     assert answer.status_code == 201
     body = answer.json()
     assert answer.headers["location"] == body["status_url"] == f"/api/store/orders/{body['number']}"
     assert body["total_minor"] == 2000 and body["currency"] == "EUR" and body["test_payment"]
-    assert body["payment_url"] == f"{test_settings.public_url}/pay/{body['number']}?token={body['access_token']}"
-    assert body["order_url"] == f"{test_settings.public_url}/orders/{body['number']}?token={body['access_token']}"
+    assert (
+        body["payment_url"]
+        == f"{test_settings.public_url}/pay/{body['number']}?token={body['access_token']}"
+    )
+    assert (
+        body["order_url"]
+        == f"{test_settings.public_url}/orders/{body['number']}?token={body['access_token']}"
+    )
     order = fresh(session).exec(select(Order).where(Order.number == body["number"])).one()
     assert order.status == "pending_payment" and order.email == "guest@example.com"
 
@@ -173,28 +224,101 @@ def test_checkout_places_an_order_and_answers_201(api, session, catalogue, test_
     ("body", "headers", "status", "code"),
     [
         ("{not json", {"Content-Type": "application/json"}, 400, "bad_request"),
-        ('{"email": "a@example.com"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
-        (json.dumps({"email": "a@example.com", "lines": [], "pad": "x" * 70000}),
-         {"Content-Type": "application/json"}, 413, "payload_too_large"),
+        (
+            '{"email": "a@example.com"}',
+            {"Content-Type": "text/plain"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            json.dumps({"email": "a@example.com", "lines": [], "pad": "x" * 70000}),
+            {"Content-Type": "application/json"},
+            413,
+            "payload_too_large",
+        ),
         ("[1, 2]", {"Content-Type": "application/json"}, 422, "invalid_input"),
-        ('{"email": "a@example.com", "lines": [], "coupon": "FREE"}', {"Content-Type": "application/json"}, 422, "invalid_input"),
+        (
+            '{"email": "a@example.com", "lines": [], "coupon": "FREE"}',
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_input",
+        ),
         ('{"email": 5, "lines": []}', {"Content-Type": "application/json"}, 422, "invalid_input"),
-        ('{"email": "a@example.com", "lines": "all"}', {"Content-Type": "application/json"}, 422, "invalid_input"),
-        ('{"email": "a@example.com", "lines": [{"slug": "x"}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
-        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": "2"}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
-        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": true}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
-        ('{"email": "nobody", "lines": [{"slug": "SLUG0", "quantity": 1}]}', {"Content-Type": "application/json"}, 422, "invalid_input"),
-        ('{"email": "a@example.com", "lines": []}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
-        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 0}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
-        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 11}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
-        ('{"email": "a@example.com", "lines": [{"slug": "SLUG5", "quantity": 1}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
-        ('{"email": "a@example.com", "lines": [{"slug": "no-such-game", "quantity": 1}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
-        ('{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 3}]}', {"Content-Type": "application/json"}, 422, "cart_rejected"),
+        (
+            '{"email": "a@example.com", "lines": "all"}',
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_input",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "x"}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_input",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": "2"}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_input",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": true}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_input",
+        ),
+        (
+            '{"email": "nobody", "lines": [{"slug": "SLUG0", "quantity": 1}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "invalid_input",
+        ),
+        (
+            '{"email": "a@example.com", "lines": []}',
+            {"Content-Type": "application/json"},
+            422,
+            "cart_rejected",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 0}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "cart_rejected",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 11}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "cart_rejected",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "SLUG5", "quantity": 1}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "cart_rejected",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "no-such-game", "quantity": 1}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "cart_rejected",
+        ),
+        (
+            '{"email": "a@example.com", "lines": [{"slug": "SLUG0", "quantity": 3}]}',
+            {"Content-Type": "application/json"},
+            422,
+            "cart_rejected",
+        ),
     ],
 )
-def test_bad_checkouts_are_refused_and_write_nothing(api, session, catalogue, body, headers, status, code):
+def test_bad_checkouts_are_refused_and_write_nothing(
+    api, session, catalogue, body, headers, status, code
+):
     steam, _ = catalogue
-    body = body.replace("SLUG0", steam[0].slug).replace("SLUG5", steam[5].slug)  # 0: 2 keys, 5: none
+    body = body.replace("SLUG0", steam[0].slug).replace(
+        "SLUG5", steam[5].slug
+    )  # 0: 2 keys, 5: none
     before = counts(session)
     answer = api.post("/api/store/checkout", content=body.encode(), headers=headers)
     assert answer.status_code == status, answer.text
@@ -208,23 +332,34 @@ def test_bad_checkouts_are_refused_and_write_nothing(api, session, catalogue, bo
 def test_a_deeply_nested_checkout_body_is_400_and_writes_nothing(api, session, catalogue):
     before = counts(session)
     body = b"[" * 30_000 + b"]" * 30_000  # under the 64 KiB limit, far over any nesting
-    answer = api.post("/api/store/checkout", content=body, headers={"Content-Type": "application/json"})
+    answer = api.post(
+        "/api/store/checkout", content=body, headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == 400
-    assert answer.json()["error"] == {"code": "bad_request", "message": "the body is not valid JSON"}
+    assert answer.json()["error"] == {
+        "code": "bad_request",
+        "message": "the body is not valid JSON",
+    }
     assert counts(session) == before
 
 
-def test_the_last_key_goes_to_one_checkout_and_the_next_is_refused_in_words(api, session, catalogue):
+def test_the_last_key_goes_to_one_checkout_and_the_next_is_refused_in_words(
+    api, session, catalogue
+):
     steam, _ = catalogue  # steam[0] has 2 keys
     line = {"slug": steam[0].slug, "quantity": 2}
     first = api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [line]})
     assert first.status_code == 201
     before = counts(session)
-    second = api.post("/api/store/checkout", json={"email": "b@example.com", "lines": [{**line, "quantity": 1}]})
+    second = api.post(
+        "/api/store/checkout", json={"email": "b@example.com", "lines": [{**line, "quantity": 1}]}
+    )
     assert second.status_code == 422
     error = second.json()["error"]
     assert error["code"] == "cart_rejected"
-    assert error["problems"] == [f"{steam[0].title} ({steam[0].platform}, {steam[0].region}) is out of stock."]
+    assert error["problems"] == [
+        f"{steam[0].title} ({steam[0].platform}, {steam[0].region}) is out of stock."
+    ]
     assert counts(session) == before
 
 
@@ -233,7 +368,10 @@ def test_the_last_key_goes_to_one_checkout_and_the_next_is_refused_in_words(api,
 
 def test_order_needs_its_own_token(api, session, catalogue):
     steam, _ = catalogue
-    mine = api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]}).json()
+    mine = api.post(
+        "/api/store/checkout",
+        json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]},
+    ).json()
     other = make_order(session, [(steam[1], 1)], email="b@example.com")
     url = f"/api/store/orders/{mine['number']}"
     by_query = api.get(url, params={"token": mine["access_token"]})
@@ -241,7 +379,12 @@ def test_order_needs_its_own_token(api, session, catalogue):
     by_header = api.get(url, headers={"Authorization": f"Bearer {mine['access_token']}"})
     assert by_header.json() == by_query.json()
     view = by_query.json()
-    assert (view["number"], view["status"], view["status_label"], view["stage"]) == (mine["number"], "pending_payment", "Waiting for payment", 1)
+    assert (view["number"], view["status"], view["status_label"], view["stage"]) == (
+        mine["number"],
+        "pending_payment",
+        "Waiting for payment",
+        1,
+    )
     refusals = [
         api.get(url),
         api.get(url, params={"token": "nope"}),
@@ -249,7 +392,9 @@ def test_order_needs_its_own_token(api, session, catalogue):
         api.get(f"/api/store/orders/{other.number}", params={"token": mine["access_token"]}),
         api.get("/api/store/orders/KS-0000-0000", params={"token": mine["access_token"]}),
     ]
-    assert {(r.status_code, r.json()["error"]["code"]) for r in refusals} == {(404, "order_not_found")}
+    assert {(r.status_code, r.json()["error"]["code"]) for r in refusals} == {
+        (404, "order_not_found")
+    }
     assert len({r.json()["error"]["message"] for r in refusals}) == 1
     assert api.get(url, headers={"Authorization": "Basic abc"}).status_code == 400
     assert api.get(url, params={"token": mine["access_token"], "x": "1"}).status_code == 400
@@ -260,30 +405,50 @@ def test_test_payment_to_delivered_keys_and_reveal(api, session, catalogue, queu
     the order delivered (keys masked in the API), then reveal through the portal: the
     revealed codes are the ones the inventory delivered."""
     steam, _ = catalogue
-    placed = api.post("/api/store/checkout", json={"email": "buyer@example.com",
-                                                   "lines": [{"slug": steam[1].slug, "quantity": 2}]}).json()
+    placed = api.post(
+        "/api/store/checkout",
+        json={"email": "buyer@example.com", "lines": [{"slug": steam[1].slug, "quantity": 2}]},
+    ).json()
     pay_test_order(number=placed["number"], access_token=placed["access_token"])
     assert run_jobs(queued_jobs) == ["process_webhook", "fulfil_order", "send_order_email"]
-    answer = api.get(f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]})
+    answer = api.get(
+        f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]}
+    )
     view = answer.json()
-    assert (view["status"], view["status_label"], view["stage"], view["delivered"], view["pending"]) == (
-        "fulfilled", "Delivered", 4, 2, 0)
+    assert (
+        view["status"],
+        view["status_label"],
+        view["stage"],
+        view["delivered"],
+        view["pending"],
+    ) == ("fulfilled", "Delivered", 4, 2, 0)
     [line] = view["lines"]
     assert line["activation_url"] == "https://store.steampowered.com/account/registerkey"
     assert all(k["masked"] == "XXXXX-XXXXX-•••••" and not k["revealed"] for k in line["keys"])
 
     s = fresh(session)
     order = s.exec(select(Order).where(Order.number == placed["number"])).one()
-    delivered = s.exec(select(Key).join(OrderLine, Key.order_line_id == OrderLine.id)
-                       .where(OrderLine.order_id == order.id)).all()
+    delivered = s.exec(
+        select(Key)
+        .join(OrderLine, Key.order_line_id == OrderLine.id)
+        .where(OrderLine.order_id == order.id)
+    ).all()
     assert sorted(str(k.id) for k in delivered) == sorted(k["id"] for k in line["keys"])
-    inventory = {str(k.id): crypto.get_vault().decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id).decode()
-                 for k in delivered}
+    inventory = {
+        str(k.id): crypto.get_vault()
+        .decrypt(k.ciphertext, key_version=k.key_version, row_id=k.id)
+        .decode()
+        for k in delivered
+    }
     assert not any(code in answer.text for code in inventory.values())  # never in the API
     for key in line["keys"]:
-        shown = reveal_order_key(number=placed["number"], key_id=key["id"], access_token=placed["access_token"])
+        shown = reveal_order_key(
+            number=placed["number"], key_id=key["id"], access_token=placed["access_token"]
+        )
         assert shown.code == inventory[key["id"]], "revealed code differs from the delivered one"
-    again = api.get(f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]}).json()
+    again = api.get(
+        f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]}
+    ).json()
     assert all(k["revealed"] for k in again["lines"][0]["keys"])
 
 
@@ -322,8 +487,11 @@ def unreachable_database(test_settings):
     """The shop pointed at a PostgreSQL port nothing listens on, for the test's length."""
     from core import config
 
-    config.use_settings(test_settings.model_copy(
-        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/keyshop"}))
+    config.use_settings(
+        test_settings.model_copy(
+            update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/keyshop"}
+        )
+    )
     yield
     config.use_settings(test_settings)
 
@@ -333,12 +501,19 @@ def test_a_database_that_cannot_be_used_is_a_clean_503(api, catalogue, unreachab
     answers = [
         api.get("/api/store/products", params={"q": "witch"}),
         api.get(f"/api/store/products/{steam[0].slug}"),
-        api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]}),
+        api.post(
+            "/api/store/checkout",
+            json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]},
+        ),
     ]
     for answer in answers:
         assert answer.status_code == 503, answer.text
-        assert answer.json() == {"error": {"code": "database_unavailable",
-                                           "message": "The shop cannot reach its database just now; try again in a moment."}}
+        assert answer.json() == {
+            "error": {
+                "code": "database_unavailable",
+                "message": "The shop cannot reach its database just now; try again in a moment.",
+            }
+        }
         assert answer.headers["Retry-After"] == "5"
         assert "Traceback" not in answer.text and "127.0.0.1:1" not in answer.text
 
@@ -359,12 +534,18 @@ def test_every_store_answer_matches_the_generated_document(api, contract, catalo
     api.get(f"/api/store/products/{steam[0].slug}")
     api.get("/api/store/products/no-such-game")
     api.get(f"/api/store/products/{steam[0].slug}", params={"x": 1})
-    placed = api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]}).json()
+    placed = api.post(
+        "/api/store/checkout",
+        json={"email": "a@example.com", "lines": [{"slug": steam[0].slug, "quantity": 1}]},
+    ).json()
     api.post("/api/store/checkout", content=b"{", headers=json_headers)
     api.post("/api/store/checkout", content=b"x" * 70_000, headers=json_headers)
     api.post("/api/store/checkout", content=b"{}", headers={"Content-Type": "text/plain"})
     api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [], "x": 1})
-    api.post("/api/store/checkout", json={"email": "a@example.com", "lines": [{"slug": steam[5].slug, "quantity": 1}]})
+    api.post(
+        "/api/store/checkout",
+        json={"email": "a@example.com", "lines": [{"slug": steam[5].slug, "quantity": 1}]},
+    )
     api.get(f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]})
     api.get(f"/api/store/orders/{placed['number']}", params={"token": "nope"})
     api.get(f"/api/store/orders/{placed['number']}", headers={"Authorization": "Basic x"})

@@ -304,6 +304,8 @@ BAD: Final = error_response(
 UNAVAILABLE: Final = error_response(
     "the database cannot be reached just now (Retry-After); nothing was written"
 )
+
+
 async def _limit(request: Request) -> None:
     """Every store API request counts against its client's limit (RateLimited, 429)."""
     ip = request.client.host if request.client else None
