@@ -16,7 +16,7 @@ def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
         items.length() > 0,  # type: ignore[attr-defined]
         rx.vstack(
             rx.hstack(
-                rx.heading(title, size="5"),
+                rx.heading(title, as_="h2", size="5"),
                 rx.link("See all", href=more, size="2"),
                 justify="between",
                 align="baseline",
@@ -32,7 +32,7 @@ def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
 def home() -> rx.Component:
     return page(
         rx.vstack(
-            rx.heading("Game keys, delivered in seconds", size="8"),
+            rx.heading("Game keys, delivered in seconds", as_="h1", size="8"),
             rx.text(
                 "Buy a key, pay, and reveal it in your key portal straight away. From our own stock first, "
                 "from trusted wholesale partners when we run out.",
@@ -195,7 +195,7 @@ def product() -> rx.Component:
             rx.flex(
                 rx.box(cover(p["cover_url"]), flex="1", min_width="12em", max_width="20em"),
                 rx.vstack(
-                    rx.heading(p["title"], size="7", id="product-title"),
+                    rx.heading(p["title"], as_="h1", size="7", id="product-title"),
                     rx.hstack(
                         rx.badge(p["platform"], size="2"),
                         rx.badge(p["region"], size="2", variant="outline"),
@@ -210,7 +210,7 @@ def product() -> rx.Component:
                         rx.text("Publisher: ", p["publisher"], size="2", color_scheme="gray"),
                     ),
                     rx.hstack(
-                        rx.heading(p["price"], size="6", id="product-price"),
+                        rx.text(p["price"], size="6", weight="bold", id="product-price"),
                         rx.cond(
                             p["list_price"] != "",
                             rx.text(p["list_price"], as_="s", color_scheme="gray"),
@@ -247,7 +247,7 @@ def product() -> rx.Component:
                     rx.cond(
                         p["activation_instructions"] != "",
                         rx.vstack(
-                            rx.heading("How to activate", size="3"),
+                            rx.heading("How to activate", as_="h2", size="3"),
                             rx.text(p["activation_instructions"], size="2", white_space="pre-line"),
                             spacing="1",
                         ),
@@ -261,9 +261,23 @@ def product() -> rx.Component:
                 wrap="wrap",
             ),
             rx.vstack(
-                rx.heading("Game not found", size="6"),
+                rx.heading("Game not found", as_="h1", size="6"),
                 rx.text(ProductState.error),
-                rx.link("Back to all games", href="/games"),
+                rx.link("Back to all games", href="/games", id="back-to-games"),
             ),
         ),
+    )
+
+
+def not_found() -> rx.Component:
+    """Any address the shop has no page for (served with status 404 by web.api.pages)."""
+    return page(
+        rx.text("There is no page at this address."),
+        rx.hstack(
+            rx.link("Home", href="/"),
+            rx.link("Browse all games", href="/games", id="not-found-games"),
+            spacing="4",
+            margin_top="1em",
+        ),
+        title="Page not found",
     )
