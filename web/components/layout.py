@@ -7,6 +7,7 @@ from typing import Any
 import reflex as rx
 
 from web.state.base import ShopState
+from web.state.search import SuggestState
 
 
 def header() -> rx.Component:
@@ -32,7 +33,14 @@ def header() -> rx.Component:
                     type="search",
                     aria_label="Search games",
                     id="header-search",
+                    list="title-suggestions",
+                    auto_complete="off",
+                    on_change=SuggestState.suggest.debounce(200),
                     width="100%",
+                ),
+                rx.el.datalist(
+                    rx.foreach(SuggestState.suggestions, lambda title: rx.el.option(value=title)),
+                    id="title-suggestions",
                 ),
                 on_submit=ShopState.header_search,
                 reset_on_submit=False,

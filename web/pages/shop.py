@@ -156,6 +156,14 @@ def catalogue() -> rx.Component:
         ),
         rx.box(filters(), margin_y="1em"),
         callout_error(CatalogueState.error),
+        rx.cond(
+            CatalogueState.similar_to != "",
+            rx.text(
+                "No title has those words; games with similar titles:",
+                size="2",
+                id="similar-titles",
+            ),
+        ),
         rx.text(
             CatalogueState.total_text,
             size="2",

@@ -99,6 +99,7 @@ class CatalogueState(ShopState):
     genres: list[str] = []
     error: str = ""
     loading: bool = False
+    similar_to: str = ""  # the words matched nothing: these titles look like them
 
     @rx.var
     def sort_options(self) -> list[list[str]]:
@@ -135,7 +136,7 @@ class CatalogueState(ShopState):
         await self._search()
 
     async def _search(self) -> None:
-        from core.services.catalogue import search_products
+        from core.services.catalogue.fuzzy import search_forgiving
 
         try:
             low, high = _price_minor(self.min_price), _price_minor(self.max_price)
@@ -157,14 +158,16 @@ class CatalogueState(ShopState):
 
         def work() -> Any:
             with session_scope(write=False) as session:
-                return search_products(session=session, **filters)
+                return search_forgiving(session=session, **filters)
 
         self.loading = True
         try:
-            result = await in_thread(work)
+            forgiving = await in_thread(work)
         except Exception as exc:
             self.error, self.loading = error_text(exc), False
             return
+        result = forgiving.page
+        self.similar_to = forgiving.similar_to or ""
         self.results = [product_card(h) for h in result.items]
         more = "" if result.total_is_exact else "+"
         self.total_text = (
