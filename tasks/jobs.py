@@ -94,6 +94,14 @@ def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
     return send(kind=kind, email=email, ip=ip)
 
 
+@huey.task(retries=6, retry_delay=5, retry_backoff=2)
+def send_stock_alert_email(kind: str, alert_id: int) -> str:
+    """A back-in-stock request's confirmation or its one back-in-stock e-mail."""
+    from core.services.stock_alerts import send_stock_alert_email as send
+
+    return send(kind=kind, alert_id=alert_id)
+
+
 @huey.task(retries=2, retry_delay=30)
 def sync_provider(name: str) -> str:
     from core.services.provider_sync import sync_offers
@@ -163,6 +171,14 @@ def refresh_stock_flags() -> str:
     return f"{maintenance.refresh_stock_flags()} stock flags corrected"
 
 
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("keyshop-back-in-stock")
+def back_in_stock() -> str:
+    from core.services.stock_alerts import notify_back_in_stock
+
+    return f"{notify_back_in_stock()} back-in-stock e-mails queued"
+
+
 @huey.periodic_task(crontab(minute="*/15"))
 @huey.lock_task("keyshop-balance-alerts")
 def balance_alerts() -> str:
@@ -175,6 +191,7 @@ TASKS = {
     "fulfil_order": fulfil_order,
     "send_order_email": send_order_email,
     "send_account_email": send_account_email,
+    "send_stock_alert_email": send_stock_alert_email,
     "sync_provider": sync_provider,
     "return_faulty_key": return_faulty_key,
 }

@@ -7,6 +7,7 @@ from core.models.customers import Customer, CustomerSession, RateLimitCounter, R
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
 from core.models.providers import ProviderPurchase, PurchaseStatus
+from core.models.stock_alerts import StockAlert
 from core.models.webhooks import WebhookEvent
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "PurchaseStatus",
     "RateLimitCounter",
     "RecoveryCode",
+    "StockAlert",
     "UTCDateTime",
     "WebhookEvent",
     "new_uuid",

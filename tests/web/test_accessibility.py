@@ -98,6 +98,13 @@ def test_main_journeys_pass_axe(shop, browser, session):
     expect(page.locator("#product-title")).to_have_text(title)
     check(page, "product", problems)
 
+    gone = make_product(session, title=f"Gone {title}", slug=f"gone-{product.slug}")
+    page.goto(f"{shop}/games/{gone.slug}")
+    expect(page.locator("#stock-alert-email")).to_be_visible()
+    check(page, "product out of stock", problems)
+
+    page.goto(f"{shop}/games/{product.slug}")
+    expect(page.locator("#product-title")).to_have_text(title)
     page.click("#add-to-cart")
     expect(page.locator("#cart-count")).to_have_text("1")
     page.goto(shop + "/cart")

@@ -7,7 +7,7 @@ from typing import Any
 import reflex as rx
 
 from web.components.cards import cover, product_grid
-from web.components.layout import callout_error, page
+from web.components.layout import callout_error, callout_info, page
 from web.state.catalogue import ANY, CatalogueState, HomeState, ProductState
 
 
@@ -195,6 +195,33 @@ def catalogue() -> rx.Component:
     )
 
 
+def stock_alert_form() -> rx.Component:
+    """Out of stock: leave an address for one e-mail when it is back (double opt-in)."""
+    return rx.form(
+        rx.vstack(
+            rx.el.label(
+                rx.text("E-mail me once when it is back", as_="span", size="2"),
+                html_for="stock-alert-email",
+            ),
+            rx.hstack(
+                rx.input(
+                    name="email",
+                    type="email",
+                    id="stock-alert-email",
+                    auto_complete="email",
+                    required=True,
+                    width="18em",
+                ),
+                rx.button("Notify me", type="submit", variant="soft", id="stock-alert-submit"),
+            ),
+            callout_error(ProductState.alert_error),
+            spacing="1",
+        ),
+        on_submit=ProductState.request_stock_alert,
+        reset_on_submit=True,
+    )
+
+
 def product() -> rx.Component:
     p = ProductState.product
     return page(
@@ -251,6 +278,8 @@ def product() -> rx.Component:
                         ProductState.cart_count > 0,
                         rx.link("Go to cart →", href="/cart", id="go-to-cart"),
                     ),
+                    rx.cond(~p["can_buy"].to(bool), stock_alert_form()),
+                    callout_info(ProductState.alert_note),
                     rx.text(p["description"], size="3"),
                     rx.cond(
                         p["activation_instructions"] != "",

@@ -229,16 +229,49 @@ class CatalogueState(ShopState):
         return rx.redirect(self._address(max(1, self.page + delta)))
 
 
+STOCK_ALERT_NOTES = {
+    "confirmed": "Confirmed: we will e-mail you once when this game is back.",
+    "unsubscribed": "Done: you will get no more e-mails about this game.",
+    "invalid": "That link is no longer valid.",
+}
+
+
 class ProductState(ShopState):
     found: bool = True
     product: dict[str, Any] = {}
     error: str = ""
+    alert_note: str = ""  # what happened to a back-in-stock request
+    alert_error: str = ""
+
+    @rx.event
+    async def request_stock_alert(self, form: dict[str, Any]) -> None:
+        """Leave an address for the back-in-stock e-mail (double opt-in)."""
+        from core.services.stock_alerts import request_stock_alert
+
+        slug, email = str(self.product.get("slug", "")), str(form.get("email", ""))[:320]
+
+        def work() -> None:
+            with session_scope() as session:
+                request_stock_alert(session=session, slug=slug, email=email)
+
+        try:
+            await in_thread(work)
+        except Exception as exc:
+            self.alert_error, self.alert_note = error_text(exc), ""
+            return
+        self.alert_error = ""
+        self.alert_note = (
+            "Check your inbox: confirm with the link we sent, and we will e-mail you once "
+            "when this game is back."
+        )
 
     @rx.event
     async def load(self) -> None:
         from core.services.storefront import product_detail
 
         slug = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        outcome = self.router.url.query_parameters.get("stock_alert") or ""
+        self.alert_note, self.alert_error = STOCK_ALERT_NOTES.get(outcome, ""), ""
 
         def work() -> Any:
             with session_scope(write=False) as session:
