@@ -9,9 +9,9 @@ variant in Debian's Chromium (headless, Playwright), each time in a fresh browse
 
 - ``filled``: ``/games/<slug>`` as the shop now serves it (web/api/pages.py fills the
   shell with the product's metadata and content before sending it);
-- ``shell``: the same address answered with what the server sent before, the SPA
-  fallback (``/__spa-fallback.html`` fetched from the same server, handed to the browser
-  by Playwright for that navigation).
+- ``shell``: the same address as the server sent it before, Reflex's empty SPA shell
+  (asked for with the ``x-keyshop-shell: 1`` header, which web/api/pages.py honours by
+  leaving the page alone).
 
 For every load it records, from the navigation start: ``ttfb_ms`` (the response's first
 byte), ``fcp_ms`` (first-contentful-paint) and ``app_ms`` (the app rendered
@@ -72,19 +72,21 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def load(browser: Any, url: str, viewport: dict[str, int], *, shell: bool) -> dict[str, float]:
-    context = browser.new_context(viewport=viewport)
+    headers = {"x-keyshop-shell": "1"} if shell else {}
+    context = browser.new_context(viewport=viewport, extra_http_headers=headers)
     page = context.new_page()
     page.add_init_script(OBSERVER)
-    if shell:
-        base = url.split("/games/")[0]
-
-        def today(route: Any) -> None:
-            response = route.fetch(url=base + "/__spa-fallback.html")
-            route.fulfill(response=response)
-
-        page.route(url, today)
     page.goto(url, wait_until="commit")
-    page.wait_for_function("window.__appAt !== null", timeout=30_000)
+    try:
+        page.wait_for_function("window.__appAt !== null", timeout=30_000)
+    except Exception:
+        print(
+            "shell" if shell else "filled",
+            page.url,
+            page.inner_text("body")[:1500],
+            file=sys.stderr,
+        )
+        raise
     page.wait_for_function(
         "performance.getEntriesByName('first-contentful-paint').length > 0", timeout=30_000
     )

@@ -162,3 +162,9 @@ def test_sitemap_and_robots(client, session, test_settings):
     robots = client.get("/robots.txt")
     assert f"Sitemap: {base}/sitemap.xml" in robots.text
     assert "Disallow: /orders/" in robots.text
+
+
+def test_the_bench_baseline_header_gets_the_bare_shell(client, session):
+    make_product(session, slug="bare")
+    bare = client.get("/games/bare", headers={"x-keyshop-shell": "1"})
+    assert bare.text == SHELL
