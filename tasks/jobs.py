@@ -8,6 +8,7 @@ delivery or a consumer killed mid-way never does anything twice.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 from collections.abc import Callable
@@ -25,15 +26,23 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+#: Task arguments that become span attributes and log fields (ids, never an e-mail address).
+TRACED_ARGUMENTS = frozenset({"order_id", "webhook_id", "kind", "key_id", "name"})
+
+
 def task(**policy: Any) -> Callable[[Callable[P, R]], Any]:
     """``huey.task(**policy)`` for a task that continues the trace of whoever queued it:
     the dispatcher passes ``trace_context`` (W3C headers, core/tracing.py), taken off
     here before the function runs."""
 
     def wrap(func: Callable[P, R]) -> Any:
+        signature = inspect.signature(func)
+
         @functools.wraps(func)
         def run(*args: Any, trace_context: dict[str, str] | None = None, **kwargs: Any) -> R:
-            with tracing.attached(trace_context):
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            fields = {f"keyshop.{k}": v for k, v in bound.items() if k in TRACED_ARGUMENTS}
+            with tracing.attached(trace_context), tracing.span(f"task {func.__name__}", **fields):
                 return func(*args, **kwargs)
 
         return huey.task(**policy)(run)

@@ -127,6 +127,7 @@ def receive_webhook(
             },
         )
         if new_id is not None:
+            tracing.annotate(webhook_id=new_id)
             jobs.enqueue_after_commit(session, "process_webhook", new_id)
             metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "accepted").inc)
             return Receipt(status=200, webhook_id=new_id, duplicate=False)
