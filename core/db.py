@@ -107,7 +107,7 @@ def _socket_closed(dbapi_conn: Any) -> bool:
         return True
     try:
         fd = dbapi_conn.fileno()
-    except Exception:
+    except Exception:  # noqa: BLE001 (whatever the driver raises, the connection is unusable)
         return True
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)

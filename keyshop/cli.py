@@ -55,7 +55,7 @@ def handles_errors(func: F) -> F:
 def default_operator() -> str:
     try:
         return getpass.getuser()
-    except Exception:
+    except (OSError, KeyError):  # no login name and no passwd entry (containers)
         return "operator"
 
 
@@ -425,7 +425,7 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
             for name in settings.providers:
                 tasks.TASKS["sync_provider"](name)
         click.echo("building and starting the storefront (the first start takes a minute)...")
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (a comparison)
         if not wait_for_http(
             f"http://{shown}:{port}/api/health", timeout=600, alive=children.all_running
         ):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from huey import crontab
 
@@ -25,7 +26,7 @@ log = logging.getLogger("keyshop.tasks")
 _here = threading.local()
 
 
-def keep_for_this_thread(name: str, args: tuple, kwargs: dict) -> bool:
+def keep_for_this_thread(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """The dispatcher's hook: True if job ``name`` was kept to run right here."""
     kept = getattr(_here, "follow_ups", None)
     if kept is None or name != "fulfil_order" or kwargs:
@@ -36,7 +37,8 @@ def keep_for_this_thread(name: str, args: tuple, kwargs: dict) -> bool:
 
 @huey.task(retries=6, retry_delay=1, retry_backoff=2)
 def process_webhook(webhook_id: int) -> str:
-    _here.follow_ups = kept = []
+    kept: list[tuple[Any, ...]] = []
+    _here.follow_ups = kept
     try:
         outcome = webhooks.process_webhook(webhook_id=webhook_id)
     except BaseException:
@@ -55,7 +57,7 @@ def _fulfil_here(order_id: int) -> None:
     with its own retries (and reconciliation after a crash, as for any task)."""
     try:
         fulfil_order.call_local(order_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (the queued task retries whatever happened)
         log.warning("order %s: %s; queued to try again", order_id, type(exc).__name__)
         fulfil_order.schedule(args=(order_id,), delay=2)
 

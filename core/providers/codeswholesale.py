@@ -44,7 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -408,7 +408,7 @@ class CodesWholesaleClient:
             currency=CURRENCY,
             stock=max(0, _int(item.get("quantity")) or 0),
             is_preorder=bool(item.get("isPreorder"))
-            or (release is not None and release > date.today()),
+            or (release is not None and release > datetime.now(UTC).date()),
             release_date=release,
             platform=item.get("platform") or None,
             region=region or None,

@@ -744,7 +744,7 @@ def test_double_slashes_in_paths_are_tolerated(
             sim.provider_url(P) + f"/v2//orders/{placed.provider_order_id}", headers=auth
         )
         assert one.status_code == 200 and one.json()["clientOrderId"] == "ref-slashes"
-        today = date.today().isoformat()
+        today = datetime.now(UTC).date().isoformat()
         history = http.get(
             sim.provider_url(P) + f"/v2//orders?startFrom={today}&endOn={today}", headers=auth
         )

@@ -137,7 +137,7 @@ def browser_secrets(headers: Mapping[str, str]) -> BrowserSecrets:
 
 def secrets_from_cookies(cookies: Mapping[str, str]) -> BrowserSecrets:
     """Pick the shop's secret cookies out of a request's cookies."""
-    orders = {}
+    orders: dict[str, str] = {}
     for name, value in cookies.items():
         number = name[len(ORDER_COOKIE_PREFIX) :]
         if (

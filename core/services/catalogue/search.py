@@ -199,7 +199,7 @@ def _facet_condition(column: Any, value: str, canonical: dict[str, str]) -> Colu
     known = canonical.get(value.strip().lower())
     if known is not None:
         return cast(ColumnElement[bool], column == known)
-    return cast(ColumnElement[bool], func.lower(column) == value.strip().lower())
+    return func.lower(column) == value.strip().lower()
 
 
 def search_products(

@@ -171,7 +171,7 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
 
 def _take_lease(order_id: int, at: datetime) -> bool:
     with session_scope() as session:
-        taken = session.execute(
+        taken: int = session.execute(
             update(Order)
             .where(
                 col(Order.id) == order_id,
