@@ -4,12 +4,13 @@ queue into ``core.jobs``, so work that core enqueues after a commit lands here."
 from typing import Any
 
 from core import jobs as core_jobs
+from core.jobs import Job
 from tasks import warmup  # noqa: F401  (registers the consumer's warm-up)
 from tasks.jobs import TASKS, keep_for_this_thread
 from tasks.queue import configure, huey
 
 
-def _dispatch(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _dispatch(name: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if keep_for_this_thread(name, args, kwargs):
         return
     TASKS[name](*args, **kwargs)

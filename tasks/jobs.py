@@ -13,6 +13,7 @@ from typing import Any
 
 from huey import crontab
 
+from core.jobs import Job
 from core.services import fulfilment, maintenance, notifications, webhooks
 from core.services.fulfilment import FulfilmentRetry
 from tasks.queue import huey
@@ -26,10 +27,10 @@ log = logging.getLogger("keyshop.tasks")
 _here = threading.local()
 
 
-def keep_for_this_thread(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+def keep_for_this_thread(name: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """The dispatcher's hook: True if job ``name`` was kept to run right here."""
     kept = getattr(_here, "follow_ups", None)
-    if kept is None or name != "fulfil_order" or kwargs:
+    if kept is None or name != Job.FULFIL_ORDER or kwargs:
         return False
     kept.append(args)
     return True
@@ -172,13 +173,14 @@ def balance_alerts() -> str:
     return "; ".join(f"{c.provider}: {c.alert or 'ok'}" for c in checks)
 
 
-TASKS = {
-    "process_webhook": process_webhook,
-    "fulfil_order": fulfil_order,
-    "send_order_email": send_order_email,
-    "send_account_email": send_account_email,
-    "sync_provider": sync_provider,
-    "return_faulty_key": return_faulty_key,
+# core names its jobs (core.jobs.Job); each is the task of the same name
+TASKS: dict[Job, Any] = {
+    Job.PROCESS_WEBHOOK: process_webhook,
+    Job.FULFIL_ORDER: fulfil_order,
+    Job.SEND_ORDER_EMAIL: send_order_email,
+    Job.SEND_ACCOUNT_EMAIL: send_account_email,
+    Job.SYNC_PROVIDER: sync_provider,
+    Job.RETURN_FAULTY_KEY: return_faulty_key,
 }
 
 

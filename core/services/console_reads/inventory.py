@@ -77,51 +77,6 @@ def product_stock(
 
 
 @dataclass(frozen=True, slots=True)
-class StockKeyRow:
-    """A key in stock as the inventory shows it: never its code."""
-
-    id: uuid.UUID
-    masked: str
-    status: str
-    import_batch_id: int | None
-    supplier: str | None
-    created_at: datetime
-
-
-def product_keys(
-    *,
-    session: Session,
-    product_id: int,
-    status: str | None = KeyStatus.AVAILABLE,
-    after_id: uuid.UUID | None = None,
-    limit: int = 100,
-) -> list[StockKeyRow]:
-    """One page of a product's keys (oldest first; ``after_id``: the last key shown)."""
-    query = sa_select(
-        col(Key.id),
-        col(Key.status),
-        col(Key.import_batch_id),
-        col(Key.supplier),
-        col(Key.created_at),
-    ).where(col(Key.product_id) == product_id)
-    if status is not None:
-        query = query.where(col(Key.status) == status)
-    if after_id is not None:
-        query = query.where(col(Key.id) > after_id)
-    return [
-        StockKeyRow(
-            id=kid,
-            masked=mask_key_id(kid),
-            status=st,
-            import_batch_id=batch,
-            supplier=sup,
-            created_at=at,
-        )
-        for kid, st, batch, sup, at in session.execute(query.order_by(col(Key.id)).limit(limit))
-    ]
-
-
-@dataclass(frozen=True, slots=True)
 class ImportRow:
     id: int
     file_name: str
