@@ -48,7 +48,7 @@ from core.providers.base import ProviderClient, ProviderError
 from core.services import webhooks
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
-from core.services.inventory import low_stock_products
+from core.services.low_stock import low_stock_products
 from core.services.orders import transition_order
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from core.config import get_settings
 from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
 from core.models import PLATFORMS, REGIONS, Key, Product, ProviderOffer, utcnow
 
@@ -180,8 +181,10 @@ def create_product(
     Raises InvalidInput for a malformed field and DuplicateSlug when the slug is taken.
     Optional fields are those of :class:`core.models.Product` (description, publisher,
     list_price_minor, is_preorder, release_date, activation_instructions,
-    low_stock_threshold, featured, active, cover_url).
+    low_stock_threshold, featured, active, cover_url); ``low_stock_threshold`` defaults
+    to ``KEYSHOP_LOW_STOCK_THRESHOLD``.
     """
+    fields.setdefault("low_stock_threshold", get_settings().default_low_stock_threshold)
     values = _validated(
         {
             "slug": slug,

@@ -67,6 +67,7 @@ from core.services.catalogue.products import (
     offers,
     products,
 )
+from core.services.low_stock import is_low_stock
 
 SORTS: Final = ("relevance", "price_asc", "price_desc", "newest", "title")
 MAX_PER_PAGE: Final = 100
@@ -136,8 +137,10 @@ class ProductHit:
 
     @property
     def low_stock(self) -> bool:
-        """Own stock is running low (at or under the threshold, but not gone)."""
-        return 0 < self.available <= self.low_stock_threshold
+        """Own stock is running low but not gone (:func:`core.services.low_stock.is_low_stock`)."""
+        return self.available > 0 and is_low_stock(
+            available=self.available, threshold=self.low_stock_threshold
+        )
 
     @property
     def discount_percent(self) -> int:

@@ -1,6 +1,6 @@
 """Console reads for the inventory: products with their key counts, a product's keys
-(masked: ids only, never codes), import history and low stock (bounded: counted only up
-to each threshold, never the whole keys table)."""
+(masked: ids only, never codes) and import history. Low stock is
+:func:`core.services.inventory.low_stock_products`."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, literal_column, or_
-from sqlalchemy import select as sa_select
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from core.models import (
     ImportBatch,
-    Key,
-    KeyStatus,
     Product,
     row_id,
 )
-from core.services.inventory import LowStock, stock_counts
+from core.services.inventory import stock_counts
+from core.services.low_stock import is_low_stock
 
 
 def mask_key_id(key_id: uuid.UUID) -> str:
@@ -41,7 +39,7 @@ class ProductStockRow:
 
     @property
     def low(self) -> bool:
-        return self.active and self.available < self.threshold
+        return self.active and is_low_stock(available=self.available, threshold=self.threshold)
 
 
 def product_stock(
@@ -120,41 +118,3 @@ def import_history(
         )
         for b in session.exec(query.order_by(col(ImportBatch.id).desc()).limit(limit))
     ]
-
-
-def low_stock(*, session: Session) -> list[LowStock]:
-    """Active products whose available keys are below their threshold, fewest first.
-
-    Same answer as :func:`core.services.inventory.low_stock_products`, but bounded: each
-    product's available keys are counted only up to the highest threshold (a range of
-    the partial index ``ix_keys_available``), so the cost follows the number of products,
-    never the number of keys in stock."""
-    products = Product.__table__  # type: ignore[attr-defined]
-    cap = session.exec(
-        select(func.max(col(Product.low_stock_threshold))).where(col(Product.active))
-    ).one()
-    if not cap:
-        return []
-    keys = Key.__table__  # type: ignore[attr-defined]
-    inner = (
-        select(literal_column("1"))
-        .where(keys.c.product_id == products.c.id, keys.c.status == KeyStatus.AVAILABLE.value)
-        .limit(int(cap))
-        .correlate(products)
-        .subquery()
-    )
-    n = select(func.count()).select_from(inner).scalar_subquery()
-    query = sa_select(
-        products.c.id,
-        products.c.slug,
-        products.c.title,
-        n.label("n"),
-        products.c.low_stock_threshold,
-    ).where(products.c.active.is_(True), products.c.low_stock_threshold > 0)
-    rows = [
-        LowStock(product_id=r[0], slug=r[1], title=r[2], available=int(r[3]), threshold=r[4])
-        for r in session.connection().execute(query)
-        if int(r[3]) < r[4]
-    ]
-    rows.sort(key=lambda s: (s.available, s.product_id))
-    return rows
