@@ -27,7 +27,7 @@ from core import jobs
 from core.config import get_settings
 from core.jobs import Job
 from core.models import OrderLine, ProviderOffer, ProviderPurchase, WebhookEvent
-from core.providers import codeswholesale as cw
+from core.providers import codeswholesale_postbacks as cw
 from core.providers import kinguin as kg
 from core.providers.base import to_minor
 from core.providers.registry import codeswholesale_postback_credentials, kinguin_webhook_secret

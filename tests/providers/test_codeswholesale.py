@@ -23,8 +23,8 @@ from core.providers.base import (
     ProviderTransientError,
     Unclear,
 )
-from core.providers.codeswholesale import (
-    CodesWholesaleClient,
+from core.providers.codeswholesale import CodesWholesaleClient
+from core.providers.codeswholesale_postbacks import (
     OtherPostback,
     PreorderPostback,
     ProductPostback,
@@ -603,7 +603,7 @@ def test_key_codes_and_secrets_never_in_errors_or_logs(
     ],
 )
 def test_price_range_labels(label: str, expected: object) -> None:
-    from core.providers.codeswholesale import price_range
+    from core.providers.codeswholesale_postbacks import price_range
 
     assert price_range(label) == expected
 
