@@ -71,8 +71,8 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(values), "p95": percentile(values, 0.95)}
 
 
-def load(browser: Any, url: str, viewport: dict[str, int], *, shell: bool) -> dict[str, float]:
-    headers = {"x-keyshop-shell": "1"} if shell else {}
+def load(browser: Any, url: str, viewport: dict[str, int], *, baseline: bool) -> dict[str, float]:
+    headers = {"x-keyshop-shell": "1"} if baseline else {}
     context = browser.new_context(viewport=viewport, extra_http_headers=headers)
     page = context.new_page()
     page.add_init_script(OBSERVER)
@@ -81,7 +81,7 @@ def load(browser: Any, url: str, viewport: dict[str, int], *, shell: bool) -> di
         page.wait_for_function("window.__appAt !== null", timeout=30_000)
     except Exception:
         print(
-            "shell" if shell else "filled",
+            "shell" if baseline else "filled",
             page.url,
             page.inner_text("body")[:1500],
             file=sys.stderr,
@@ -173,8 +173,8 @@ def main() -> None:
                 {"width": 390, "height": 844} if args.phone else {"width": 1280, "height": 900}
             )
             for _ in range(args.loads + 1):
-                results["filled"].append(load(browser, url, viewport, shell=False))
-                results["shell"].append(load(browser, url, viewport, shell=True))
+                results["filled"].append(load(browser, url, viewport, baseline=False))
+                results["shell"].append(load(browser, url, viewport, baseline=True))
             browser.close()
     finally:
         if shop.poll() is None:

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, UnknownProduct
-from core.jobs import enqueue_after_commit
+from core.jobs import Job, enqueue_after_commit
 from core.models import Product, StockAlert, utcnow
 from core.services.catalogue import get_product_by_slug, products
 from core.services.customers import normalise_email
@@ -90,7 +90,7 @@ def request_stock_alert(*, session: Session, slug: str, email: str) -> StockAler
         return alert
     else:
         alert.created_at = utcnow()  # a fresh confirmation link; older ones stop working
-    enqueue_after_commit(session, "send_stock_alert_email", kind="confirm", alert_id=alert.id)
+    enqueue_after_commit(session, Job.SEND_STOCK_ALERT_EMAIL, kind="confirm", alert_id=alert.id)
     return alert
 
 
@@ -138,7 +138,7 @@ def notify_back_in_stock() -> int:
         for alert in alerts:
             alert.notified_at = now
             enqueue_after_commit(
-                session, "send_stock_alert_email", kind="back-in-stock", alert_id=alert.id
+                session, Job.SEND_STOCK_ALERT_EMAIL, kind="back-in-stock", alert_id=alert.id
             )
         return len(alerts)
 

@@ -35,7 +35,7 @@ def header() -> rx.Component:
                     id="header-search",
                     list="title-suggestions",
                     auto_complete="off",
-                    on_change=SuggestState.suggest.debounce(200),
+                    on_change=SuggestState.suggest.debounce(200),  # type: ignore[attr-defined]
                     width="100%",
                 ),
                 rx.el.datalist(

@@ -108,12 +108,14 @@ def similar_titles(
             text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
             {"t": str(MIN_SIMILARITY)},
         )
+        # ``schema`` is a catalogue name checked against _SCHEMA; the shopper's text is bound
+        statement = (
+            f"SELECT id, slug, title, {schema}.word_similarity(:q, lower(title)) AS score "  # noqa: S608
+            f"FROM products WHERE active AND :q OPERATOR({schema}.<%) lower(title) "
+            "ORDER BY score DESC, id LIMIT :limit"
+        )
         rows = session.execute(
-            text(
-                f"SELECT id, slug, title, {schema}.word_similarity(:q, lower(title)) AS score "
-                f"FROM products WHERE active AND :q OPERATOR({schema}.<%) lower(title) "
-                "ORDER BY score DESC, id LIMIT :limit"
-            ),
+            text(statement),
             {"q": words, "limit": limit},
         ).all()
         return [TitleMatch(id=r[0], slug=r[1], title=r[2], score=float(r[3])) for r in rows]
