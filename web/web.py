@@ -45,7 +45,7 @@ app.add_page(
 app.add_page(
     shop.product,
     route="/games/[slug]",
-    title="keyshop",
+    title=ProductState.page_title,
     on_load=[ShopState.load_session, ProductState.load],
 )
 app.add_page(buy.cart, route="/cart", title="Cart · keyshop", on_load=CartState.load)

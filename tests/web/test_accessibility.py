@@ -96,6 +96,7 @@ def test_main_journeys_pass_axe(shop, browser, session):
 
     page.goto(f"{shop}/games/{product.slug}")
     expect(page.locator("#product-title")).to_have_text(title)
+    expect(page).to_have_title(f"{title} (Steam) · keyshop")  # the app keeps the server's
     check(page, "product", problems)
 
     gone = make_product(session, title=f"Gone {title}", slug=f"gone-{product.slug}")

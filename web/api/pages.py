@@ -36,6 +36,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import UnknownProduct
 from core.money import format_money, to_decimal
+from web.state.format import product_page_title
 
 SITE_NAME: Final = "keyshop"
 SITE_DESCRIPTION: Final = "Game keys delivered in seconds: buy, pay and reveal your key at once."
@@ -229,7 +230,7 @@ def product_page(slug: str) -> Page:
         ld["image"] = image
     facts = " · ".join(_e(x) for x in (detail.platform, detail.region, detail.genre) if x)
     return Page(
-        title=f"{detail.title} ({detail.platform}) · keyshop",
+        title=product_page_title(detail.title, detail.platform),
         description=description,
         canonical=public_url(path),
         og_type="product",

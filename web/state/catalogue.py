@@ -13,7 +13,7 @@ from core.db import session_scope
 from core.errors import InvalidInput
 from core.money import DEFAULT_CURRENCY, parse_amount
 from web.state.base import ShopState, error_text, in_thread
-from web.state.format import day, money, product_card
+from web.state.format import day, money, product_card, product_page_title
 
 PER_PAGE = 24
 SORTS = {
@@ -245,6 +245,14 @@ class ProductState(ShopState):
     error: str = ""
     alert_note: str = ""  # what happened to a back-in-stock request
     alert_error: str = ""
+
+    @rx.var
+    def page_title(self) -> str:
+        if not self.found:
+            return "Game not found · keyshop"
+        title = str(self.product.get("title") or "")
+        platform = str(self.product.get("platform") or "")
+        return product_page_title(title, platform) if title else "keyshop"
 
     @rx.event
     async def request_stock_alert(self, form: dict[str, Any]) -> None:
