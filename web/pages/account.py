@@ -269,7 +269,12 @@ def account() -> rx.Component:
                 ),
                 rx.form(
                     rx.hstack(
-                        rx.input(name="code", placeholder="Code", id="two-factor-off-code"),
+                        rx.input(
+                            name="code",
+                            placeholder="Code",
+                            id="two-factor-off-code",
+                            aria_label="Two-factor code",
+                        ),
                         rx.button("Turn off", type="submit", variant="soft", id="two-factor-off"),
                     ),
                     on_submit=AccountState.disable_two_factor,
@@ -290,6 +295,7 @@ def account() -> rx.Component:
                             placeholder="123456",
                             auto_complete="one-time-code",
                             id="two-factor-code",
+                            aria_label="Code from your authenticator app",
                         ),
                         rx.button("Turn on", type="submit", id="two-factor-confirm"),
                     ),
@@ -323,6 +329,7 @@ def account() -> rx.Component:
                     placeholder="Your password",
                     auto_complete="current-password",
                     id="delete-password",
+                    aria_label="Your password",
                     required=True,
                 ),
                 rx.button(

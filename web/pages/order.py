@@ -244,6 +244,7 @@ def order() -> rx.Component:
                             placeholder="123456",
                             auto_complete="one-time-code",
                             id="reveal-code",
+                            aria_label="Two-factor code for revealing keys",
                             max_length=64,
                         ),
                         align="center",
