@@ -23,9 +23,17 @@ import re
 from datetime import date
 from typing import Any, ClassVar, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core import money
+from core.config import get_settings
 from core.errors import InvalidInput
 from core.models import PLATFORMS, REGIONS
 
@@ -146,9 +154,14 @@ class _ProductFields(BaseModel):
         return value
 
 
+def _default_threshold() -> int:
+    return get_settings().default_low_stock_threshold
+
+
 class ProductCreate(_ProductFields):
-    """A new product. ``slug``, ``title``, ``platform``, ``price_minor`` and
-    ``currency`` are required; the rest have the shop's defaults."""
+    """A new product. ``slug``, ``title``, ``platform`` and ``price_minor`` are
+    required; the rest have the shop's defaults (``KEYSHOP_LOW_STOCK_THRESHOLD`` for the
+    low-stock threshold)."""
 
     slug: str
     title: str
@@ -163,7 +176,7 @@ class ProductCreate(_ProductFields):
     list_price_minor: int | None = None
     is_preorder: bool = False
     release_date: date | None = None
-    low_stock_threshold: int = 5
+    low_stock_threshold: int = Field(default_factory=_default_threshold)
     featured: bool = False
     active: bool = True
     cover_url: str | None = None

@@ -93,9 +93,10 @@ def _major(minor: int | None, currency: str) -> str:
     return f"{money.to_decimal(minor, currency):.{money.exponent(currency)}f}"
 
 
-def product_cells(product: Product) -> list[str]:
-    """One product as the export's cells (escaped)."""
-    values: dict[str, str] = {
+def product_text(product: Product) -> dict[str, str]:
+    """One product as text, column by column: what the export writes (before escaping)
+    and what the console's form shows."""
+    return {
         "slug": product.slug,
         "title": product.title,
         "platform": product.platform,
@@ -113,6 +114,11 @@ def product_cells(product: Product) -> list[str]:
         "description": product.description,
         "activation_instructions": product.activation_instructions,
     }
+
+
+def product_cells(product: Product) -> list[str]:
+    """One product as the export's cells (escaped)."""
+    values = product_text(product)
     return [escape_cell(values[name]) for name in COLUMNS]
 
 
