@@ -136,10 +136,20 @@ def upsert_offer(
         product_id = (products or ProductIndex(session)).match(offer)
         if product_id is not None:
             row.product_id = product_id
+            remember_mapping(row)
             if report:
                 report.mapped += 1
     session.add(row)
     return row
+
+
+def remember_mapping(row: ProviderOffer) -> None:
+    """Keep what the offer says now, as it is mapped: a later change of its title,
+    platform or region at the provider is a catalogue alert."""
+    row.mapped_title = row.title
+    row.mapped_platform = row.platform
+    row.mapped_region = row.region
+    row.mapped_at = utcnow()
 
 
 @dataclass(frozen=True)
@@ -217,6 +227,11 @@ def sync_offers(
     if pending:
         flush()
     log.info("synced %s: %s", client.name, report)
+    from core.services.pricing import reprice_after_sync  # pricing reads offers
+
+    changed = reprice_after_sync(provider=client.name)
+    if changed:
+        log.info("repriced %d product(s) after the sync of %s", len(changed), client.name)
     return report
 
 
