@@ -198,4 +198,276 @@ def import_command(file: Path, apply_valid: bool, dry_run: bool, operator: str) 
         sys.exit(EXIT_DOMAIN)
 
 
-COMMANDS = [products]
+# -- offers ---------------------------------------------------------------------------
+
+
+@click.group()
+def offers() -> None:
+    """Providers' offers: list, map to a product, unmap, create a product from one."""
+
+
+@offers.command("list")
+@click.option("--unmapped", is_flag=True, help="Only offers not mapped to a product.")
+@click.option("--provider", default=None, help="Only this provider's offers.")
+@click.option("--query", "-q", default="", help="Part of the offer's name or id.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--suggest/--no-suggest", default=True, help="Closest products for unmapped ones.")
+@handles_errors
+def offers_list(
+    unmapped: bool, provider: str | None, query: str, limit: int, suggest: bool
+) -> None:
+    """List offers: provider, id, name, platform, region, cost, stock, product."""
+    from core.services.operator import offers as offer_ops
+
+    with session_scope(write=False) as session:
+        rows = offer_ops.list_offers(
+            session=session, provider=provider, unmapped=unmapped, query=query, limit=limit
+        )
+        for r in rows:
+            cost = offer_ops.describe_cost(r.cost_minor, r.currency)
+            click.echo(
+                f"{r.provider}\t{r.external_id}\t{r.name}\t{r.platform or '-'}\t"
+                f"{r.region or '-'}\t{cost}\tstock {r.stock}\t{r.product_slug or 'UNMAPPED'}"
+            )
+            if suggest and r.product_slug is None:
+                found = offer_ops.suggestions(
+                    session=session, provider=r.provider, external_id=r.external_id
+                )
+                if found:
+                    click.echo(
+                        "\t  closest: "
+                        + "; ".join(
+                            f"{c.title} ({c.platform}, {c.region}) {c.score:.2f}" for c in found
+                        )
+                    )
+    click.echo(f"{len(rows)} offer(s)", err=True)
+
+
+@offers.command("map")
+@click.argument("provider")
+@click.argument("external_id")
+@click.argument("slug")
+@operator_option
+@handles_errors
+def offers_map(provider: str, external_id: str, slug: str, operator: str) -> None:
+    """Map PROVIDER's offer EXTERNAL_ID to product SLUG (audited)."""
+    from core.services.operator import offers as offer_ops
+
+    done = offer_ops.map_offer(
+        provider=provider, external_id=external_id, slug=slug, actor=Actor.operator(operator)
+    )
+    click.echo(f"{provider} {external_id} → {slug}" + ("" if done else " (already)"))
+
+
+@offers.command("unmap")
+@click.argument("provider")
+@click.argument("external_id")
+@operator_option
+@handles_errors
+def offers_unmap(provider: str, external_id: str, operator: str) -> None:
+    """Unmap PROVIDER's offer EXTERNAL_ID (audited)."""
+    from core.services.operator import offers as offer_ops
+
+    done = offer_ops.unmap_offer(
+        provider=provider, external_id=external_id, actor=Actor.operator(operator)
+    )
+    click.echo(f"{provider} {external_id}: " + ("unmapped" if done else "was not mapped"))
+
+
+@offers.command("create-product")
+@click.argument("provider")
+@click.argument("external_id")
+@click.option("--slug", default=None, help="The new product's slug (default from the title).")
+@click.option("--price", default=None, help="Price in major units (default: cost + margin, …99).")
+@operator_option
+@handles_errors
+def offers_create_product(
+    provider: str, external_id: str, slug: str | None, price: str | None, operator: str
+) -> None:
+    """Create a product from PROVIDER's offer EXTERNAL_ID and map the offer to it."""
+    from core.services.operator import offers as offer_ops
+
+    price_minor = None
+    if price is not None:
+        with session_scope(write=False) as session:
+            currency = offer_ops.find_offer(session, provider, external_id).currency
+        price_minor = money.parse_amount(price, currency, field="price")
+    row = offer_ops.create_product_from_offer(
+        provider=provider,
+        external_id=external_id,
+        actor=Actor.operator(operator),
+        slug=slug,
+        price_minor=price_minor,
+    )
+    click.echo(
+        f"added {row.slug}: {row.title} ({row.platform}, {row.region}) "
+        f"{money.format_money(row.price_minor, row.currency, style='code')}, "
+        f"mapped to {provider} {external_id}"
+    )
+
+
+# -- pricing ------------------------------------------------------------------------------
+
+
+@click.group()
+def pricing() -> None:
+    """Pricing rules: add, list, remove; apply them (or a dry run); a product's history."""
+
+
+def _minor(text: str | None, currency: str, name: str) -> int | None:
+    return None if text is None else money.parse_amount(text, currency, field=name)
+
+
+def _bp(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    from decimal import Decimal, InvalidOperation
+
+    from core.errors import InvalidInput
+
+    try:
+        value = Decimal(text.strip().rstrip("%"))
+    except InvalidOperation:
+        raise InvalidInput(f"{name} must be a percentage, e.g. 20 or 12.5", field=name) from None
+    return int(value * 100)
+
+
+@pricing.command("add")
+@click.option("--product", "slug", default=None, help="A rule for this product only.")
+@click.option("--platform", default=None, help="Default rule for a platform.")
+@click.option("--region", default=None, help="Default rule for a region.")
+@click.option("--genre", default=None, help="Default rule for a genre.")
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--fixed", default=None, help="A fixed price (major units).")
+@click.option("--margin", default=None, help="Cost-plus margin in percent, e.g. 20.")
+@click.option("--floor", default=None, help="Never below this price (cost-plus).")
+@click.option("--ceiling", default=None, help="Never above this price (cost-plus).")
+@click.option("--charm/--no-charm", default=True, show_default=True, help="Round up to …99.")
+@click.option("--min-margin", default=None, help="Alert below this margin (fixed prices).")
+@operator_option
+@handles_errors
+def pricing_add(
+    slug: str | None,
+    platform: str | None,
+    region: str | None,
+    genre: str | None,
+    currency: str,
+    fixed: str | None,
+    margin: str | None,
+    floor: str | None,
+    ceiling: str | None,
+    charm: bool,
+    min_margin: str | None,
+    operator: str,
+) -> None:
+    """Add a rule: --fixed PRICE, or --margin PERCENT [--floor] [--ceiling] (cost-plus)."""
+    from core.errors import InvalidInput
+    from core.services import pricing as rules
+    from core.services.catalogue import get_product_by_slug
+
+    if (fixed is None) == (margin is None):
+        raise InvalidInput("give either --fixed PRICE or --margin PERCENT")
+    product_id = None
+    if slug is not None:
+        with session_scope(write=False) as session:
+            product = get_product_by_slug(session=session, slug=slug)
+            product_id, currency = product.id, product.currency
+    currency = money.normalise_currency(currency)
+    rule = rules.RuleInput(
+        currency=currency,
+        mode=rules.FIXED if fixed is not None else rules.COST_PLUS,
+        product_id=product_id,
+        platform=platform,
+        region=region,
+        genre=genre,
+        fixed_price_minor=_minor(fixed, currency, "fixed"),
+        margin_bp=_bp(margin, "margin"),
+        floor_minor=_minor(floor, currency, "floor"),
+        ceiling_minor=_minor(ceiling, currency, "ceiling"),
+        charm=charm,
+        min_margin_bp=_bp(min_margin, "min_margin"),
+    )
+    rule_id = rules.add_rule(rule=rule, actor=Actor.operator(operator))
+    click.echo(f"pricing rule #{rule_id} added; `keyshop pricing apply --dry-run` shows its effect")
+
+
+@pricing.command("list")
+@handles_errors
+def pricing_list() -> None:
+    """List the rules, most specific first as they apply."""
+    from core.services import pricing as rules
+
+    with session_scope(write=False) as session:
+        for r in rules.rules(session=session):
+            scope = (
+                f"product #{r.product_id}"
+                if r.product_id
+                else ", ".join(
+                    f"{k}={v}"
+                    for k, v in (("platform", r.platform), ("region", r.region), ("genre", r.genre))
+                    if v
+                )
+                or "default"
+            )
+            if r.mode == rules.FIXED:
+                how = f"fixed {money.format_money(r.fixed_price_minor, r.currency, style='code')}"
+            else:
+                how = f"cost + {(r.margin_bp or 0) / 100:g} %"
+                if r.floor_minor is not None:
+                    how += f", floor {money.format_money(r.floor_minor, r.currency, style='code')}"
+                if r.ceiling_minor is not None:
+                    how += (
+                        f", ceiling {money.format_money(r.ceiling_minor, r.currency, style='code')}"
+                    )
+                how += ", charm" if r.charm else ""
+            click.echo(f"#{r.id}\t{r.currency}\t{scope}\t{how}")
+
+
+@pricing.command("remove")
+@click.argument("rule_id", type=int)
+@operator_option
+@handles_errors
+def pricing_remove(rule_id: int, operator: str) -> None:
+    """Remove rule RULE_ID (prices stay as they are until the next apply)."""
+    from core.services import pricing as rules
+
+    rules.remove_rule(rule_id=rule_id, actor=Actor.operator(operator))
+    click.echo(f"pricing rule #{rule_id} removed")
+
+
+@pricing.command("apply")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@operator_option
+@handles_errors
+def pricing_apply(dry_run: bool, operator: str) -> None:
+    """Apply the rules to every product on sale; each change recorded with its reason."""
+    from core.services import pricing as rules
+
+    plans = rules.reprice(actor=Actor.operator(operator), dry_run=dry_run)
+    for p in plans:
+        click.echo(
+            f"{p.slug}: {money.format_money(p.old_minor, p.currency, style='code')} → "
+            f"{money.format_money(p.new_minor, p.currency, style='code')}  ({p.reason})"
+        )
+    verb = "would change" if dry_run else "changed"
+    click.echo(f"{len(plans)} price(s) {verb}")
+
+
+@pricing.command("history")
+@click.argument("slug")
+@handles_errors
+def pricing_history(slug: str) -> None:
+    """SLUG's price changes, newest first, with their reasons."""
+    from core.services import pricing as rules
+    from core.services.catalogue import get_product_by_slug
+
+    with session_scope(write=False) as session:
+        product = get_product_by_slug(session=session, slug=slug)
+        assert product.id is not None
+        for c in rules.price_history(session=session, product_id=product.id):
+            old = money.format_money(c.old_minor, c.currency, style="code") or "-"
+            new = money.format_money(c.new_minor, c.currency, style="code")
+            click.echo(f"{c.created_at:%Y-%m-%d %H:%M}\t{old} → {new}\t{c.actor}\t{c.reason}")
+
+
+COMMANDS = [products, offers, pricing]
