@@ -22,6 +22,7 @@ from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
+from console.screens.offers import OffersScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
 from console.screens.products import ProductsScreen
@@ -68,6 +69,7 @@ class KeyshopConsole(App[None]):
             "outbox": lambda: OutboxScreen(**common),
             "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
             "products": lambda: ProductsScreen(**common),
+            "offers": lambda: OffersScreen(**common),
         }
 
     def on_mount(self) -> None:

@@ -23,6 +23,7 @@ SCREENS: list[tuple[str, str, str]] = [
 # screens' layout does not move).
 CATALOGUE_SCREENS: list[tuple[str, str, str]] = [
     ("0", "products", "Products"),
+    ("f2", "offers", "Offers"),
 ]
 ALL_SCREENS = SCREENS + CATALOGUE_SCREENS
 

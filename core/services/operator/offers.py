@@ -128,6 +128,18 @@ def suggestions(
     return closest_products(session=session, offer_id=offer.id, limit=limit)
 
 
+def product_slugs(*, session: Session, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {
+        pid: slug
+        for pid, slug in session.exec(
+            select(Product.id, Product.slug).where(col(Product.id).in_(ids))
+        )
+        if pid is not None
+    }
+
+
 def _map_in(session: Session, offer: ProviderOffer, product: Product, actor: Actor) -> None:
     before = offer.product_id
     offer.product_id = product.id
