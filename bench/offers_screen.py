@@ -34,10 +34,30 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-WORDS = (
-    "star fall iron tide hollow dragon ember vanguard shadow frost crown echo "
-    "rift storm night sun blade forge lantern chronicles legends saga"
-).split()
+WORDS = [
+    "star",
+    "fall",
+    "iron",
+    "tide",
+    "hollow",
+    "dragon",
+    "ember",
+    "vanguard",
+    "shadow",
+    "frost",
+    "crown",
+    "echo",
+    "rift",
+    "storm",
+    "night",
+    "sun",
+    "blade",
+    "forge",
+    "lantern",
+    "chronicles",
+    "legends",
+    "saga",
+]
 GOAL_S = 1.0
 
 
