@@ -153,6 +153,24 @@ def delete_command(slug: str, operator: str) -> None:
     click.echo(f"{slug}: deleted")
 
 
+@products.command("check")
+@handles_errors
+def check_command() -> None:
+    """Catalogue alerts: products on sale nothing can serve, offers changed since they
+    were mapped, prices older than their offers' last sync (each raised as an alert)."""
+    from core.services.catalogue_alerts import check_catalogue
+
+    with session_scope() as session:
+        found = check_catalogue(session=session)
+    for slug in found.unsellable:
+        click.echo(f"unsellable\t{slug}: on sale, no key in stock, no offer mapped")
+    for offer in found.offer_changed:
+        click.echo(f"offer-changed\t{offer}: title, platform or region changed since mapped")
+    for slug in found.stale_price:
+        click.echo(f"stale-price\t{slug}: priced before its offers' last sync")
+    click.echo(f"{found.total} problem(s)", err=True)
+
+
 @products.command("export")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @handles_errors

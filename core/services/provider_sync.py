@@ -28,6 +28,8 @@ from core.db import session_scope
 from core.models import AlertKind, Product, ProviderOffer, utcnow
 from core.providers.base import Offer, ProviderClient, ProviderError
 from core.services.alerts import raise_alert
+from core.services.catalogue_alerts import check_catalogue
+from core.services.pricing import reprice_after_sync
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +229,11 @@ def sync_offers(
     if pending:
         flush()
     log.info("synced %s: %s", client.name, report)
-    from core.services.pricing import reprice_after_sync  # pricing reads offers
-
     changed = reprice_after_sync(provider=client.name)
     if changed:
         log.info("repriced %d product(s) after the sync of %s", len(changed), client.name)
+    with session_scope() as session:
+        check_catalogue(session=session)
     return report
 
 

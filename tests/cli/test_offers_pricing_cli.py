@@ -76,3 +76,28 @@ def test_map_create_and_price_from_the_cli(session, run):
 
     refused = run("pricing", "add", "--fixed", "5", "--margin", "3")
     assert refused.exit_code == 1 and "either --fixed" in refused.stderr
+
+
+def test_report_export_and_check_from_the_cli(session, run, tmp_path):
+    make_product(session, slug="lonely", title="Lonely")
+    report = run("report", "sales", "--from", "2026-11-01", "--to", "2026-11-30", "--by", "product")
+    assert report.exit_code == 0, report.stderr
+    assert report.stdout.startswith("product\tcurrency\tcount\trevenue")
+    out = tmp_path / "sales.csv"
+    assert (
+        run(
+            "report", "sales", "--from", "2026-11-01", "--to", "2026-11-30", "--csv", str(out)
+        ).exit_code
+        == 0
+    )
+    assert out.read_text().startswith("day,currency,count")
+    bad = run("report", "sales", "--from", "2026-13-01", "--to", "2026-11-30")
+    assert bad.exit_code == 1 and "from must be a date" in bad.stderr
+
+    audit_csv = tmp_path / "audit.csv"
+    done = run("export", "audit", "--from", "2026-01-01", "--to", "2027-12-31", str(audit_csv))
+    assert done.exit_code == 0, done.stderr and "exported" in done.stdout
+    assert audit_csv.read_text().startswith("id,created_at,actor_type")
+
+    check = run("products", "check")
+    assert check.exit_code == 0 and "unsellable\tlonely" in check.stdout
