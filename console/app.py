@@ -27,6 +27,7 @@ from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
 from console.screens.products import ProductsScreen
 from console.screens.providers import ProvidersScreen
+from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
 from console.widgets.navbar import ALL_SCREENS
 from core import config
@@ -70,6 +71,7 @@ class KeyshopConsole(App[None]):
             "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
             "products": lambda: ProductsScreen(**common),
             "offers": lambda: OffersScreen(**common),
+            "reports": lambda: ReportsScreen(**common),
         }
 
     def on_mount(self) -> None:

@@ -24,6 +24,7 @@ SCREENS: list[tuple[str, str, str]] = [
 CATALOGUE_SCREENS: list[tuple[str, str, str]] = [
     ("0", "products", "Products"),
     ("f2", "offers", "Offers"),
+    ("f3", "reports", "Reports"),
 ]
 ALL_SCREENS = SCREENS + CATALOGUE_SCREENS
 
