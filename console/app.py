@@ -25,6 +25,7 @@ from console.screens.inventory import InventoryScreen
 from console.screens.offers import OffersScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
+from console.screens.pricing import PricingScreen
 from console.screens.products import ProductsScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
@@ -71,6 +72,7 @@ class KeyshopConsole(App[None]):
             "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
             "products": lambda: ProductsScreen(**common),
             "offers": lambda: OffersScreen(**common),
+            "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
         }
 

@@ -24,7 +24,8 @@ SCREENS: list[tuple[str, str, str]] = [
 CATALOGUE_SCREENS: list[tuple[str, str, str]] = [
     ("0", "products", "Products"),
     ("f2", "offers", "Offers"),
-    ("f3", "reports", "Reports"),
+    ("f3", "pricing", "Pricing"),
+    ("f4", "reports", "Reports"),
 ]
 ALL_SCREENS = SCREENS + CATALOGUE_SCREENS
 

@@ -21,7 +21,7 @@ def test_sales_with_margin_and_a_chart(session, console_app):
     )  # fmt: skip
 
     async def scenario(pilot):
-        await show(pilot, "f3")
+        await show(pilot, "f4")
         screen = pilot.app.screen
         screen.query_one("#report-from", Input).value = "2026-11-01"
         screen.query_one("#report-to", Input).value = "2026-11-07"
