@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,7 @@ def main() -> None:
         from core.db import get_engine
         from core.services.exports import export_to_file
 
-        today = date.today()
+        today = datetime.now(UTC).date()
         before = psutil.Process().memory_info().rss
         target = Path(folder) / "export.csv"
         with PeakRss() as rss:

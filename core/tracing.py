@@ -9,12 +9,20 @@ an order fulfilled, each provider call, an order e-mail sent. Work handed to the
 carries the W3C ``traceparent`` of the span that queued it (:func:`carrier` at dispatch,
 :func:`attached` in the task), so an order's trace stays one tree across processes.
 Attributes carry order numbers, webhook ids and provider names, never a key or a token.
+
+The same fields go into the log lines written meanwhile: every span opened here binds
+its ``keyshop.*`` attributes (and :func:`annotate` adds some, such as the order number
+once it is known) to a context variable that :class:`LogContext` copies onto each log
+record, so a JSON log line carries ``order``, ``webhook_id`` or ``purchase_id`` without
+each call passing them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
@@ -22,6 +30,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 _configured: str | None = None
+#: The log fields of the work at hand: one dict per open span, innermost last.
+_log_fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "keyshop_log_fields", default=None
+)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -32,10 +44,43 @@ def tracer() -> trace.Tracer:
 
 @contextlib.contextmanager
 def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
-    """A span named ``name`` under the current one; exceptions are recorded on it."""
+    """A span named ``name`` under the current one; exceptions are recorded on it. Its
+    ``keyshop.*`` attributes are also log fields while it is open."""
     clean = {k: v for k, v in attributes.items() if v is not None}
-    with tracer().start_as_current_span(name, attributes=clean) as current:
-        yield current
+    fields = {**(_log_fields.get() or {})}
+    fields.update({k.removeprefix("keyshop."): v for k, v in clean.items()})
+    token = _log_fields.set(fields)
+    try:
+        with tracer().start_as_current_span(name, attributes=clean) as current:
+            yield current
+    finally:
+        _log_fields.reset(token)
+
+
+def annotate(**fields: Any) -> None:
+    """Add ``fields`` to the current span (as ``keyshop.<name>``) and to the log fields of
+    the rest of it: what the work learnt on the way, such as the order number."""
+    clean = {k: v for k, v in fields.items() if v is not None}
+    current = _log_fields.get()
+    if current is not None:
+        current.update(clean)
+    span_now = trace.get_current_span()
+    for name, value in clean.items():
+        span_now.set_attribute(f"keyshop.{name}", value)
+
+
+def log_fields() -> dict[str, Any]:
+    return dict(_log_fields.get() or {})
+
+
+class LogContext(logging.Filter):
+    """Copies the log fields of the work at hand onto each record (``extra=`` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in (_log_fields.get() or {}).items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
 
 
 def traced(name: str, *attributes: str) -> Callable[[Callable[P, R]], Callable[P, R]]:

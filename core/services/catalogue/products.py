@@ -89,7 +89,9 @@ def get_product(*, session: Session, product_id: int) -> Product:
 
 
 def get_product_by_slug(*, session: Session, slug: str) -> Product:
-    product = session.execute(select(Product).where(products.c.slug == slug)).scalar_one_or_none()
+    product: Product | None = session.execute(
+        select(Product).where(products.c.slug == slug)
+    ).scalar_one_or_none()
     if product is None:
         raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
     return product
