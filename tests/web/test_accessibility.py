@@ -7,29 +7,21 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.factories import make_keys, make_product
-from tests.support.browser import axe_violations, chromium
-from tests.support.shop import running_shop
+from tests.support.browser import axe_violations
 
 pytestmark = pytest.mark.timeout(900)
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="module")
-def shop(test_settings, tmp_path_factory) -> Iterator[str]:
-    with running_shop(test_settings, tmp_path_factory.mktemp("shop")) as (url, _env):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser
+@pytest.fixture
+def shop(shop) -> str:
+    """The pass's one shop (tests/web/conftest.py), by its URL."""
+    return shop.url
 
 
 def check(page: Any, name: str, problems: dict[str, Any]) -> None:

@@ -13,15 +13,14 @@ import httpx
 import pytest
 
 from tests.factories import make_keys, make_product
-from tests.support.shop import running_shop
 
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.fixture(scope="module")
-def shop(test_settings, tmp_path_factory) -> Iterator[str]:
-    with running_shop(test_settings, tmp_path_factory.mktemp("shop")) as (url, _env):
-        yield url
+@pytest.fixture
+def shop(shop) -> str:
+    """The pass's one shop (tests/web/conftest.py), by its URL."""
+    return shop.url
 
 
 @pytest.fixture
