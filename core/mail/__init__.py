@@ -5,12 +5,14 @@ from one source, never with a key in them."""
 from core.mail.notices import (
     NEVER_BY_MAIL,
     attention_notice,
+    back_in_stock_notice,
     compose,
     delivery_notice,
     password_reset_notice,
     preorder_notice,
     render,
     sign_up_attempt_notice,
+    stock_alert_confirm_notice,
     verification_notice,
 )
 from core.mail.transport import (
@@ -39,6 +41,7 @@ __all__ = [
     "SmtpMailer",
     "SmtpTarget",
     "attention_notice",
+    "back_in_stock_notice",
     "check_address",
     "compose",
     "delivery_notice",
@@ -51,5 +54,6 @@ __all__ = [
     "recipients_of",
     "render",
     "sign_up_attempt_notice",
+    "stock_alert_confirm_notice",
     "verification_notice",
 ]

@@ -8,6 +8,7 @@ from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
 from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
+from core.models.stock_alerts import StockAlert
 from core.models.webhooks import WebhookEvent
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "PurchaseStatus",
     "RateLimitCounter",
     "RecoveryCode",
+    "StockAlert",
     "UTCDateTime",
     "WebhookEvent",
     "new_uuid",

@@ -295,4 +295,7 @@ def create_api() -> FastAPI:
             tags=["accounts"],
         )
     app.include_router(store_router)
+    from web.api.stock_alerts import router as stock_alerts_router
+
+    app.include_router(stock_alerts_router)
     return app
