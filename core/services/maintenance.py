@@ -36,7 +36,7 @@ from core.errors import ConcurrentUpdate, InvalidTransition
 from core.models import Order, OrderLine, OrderStatus, ProviderPurchase, PurchaseStatus, utcnow
 from core.money import format_money
 from core.providers.base import ProviderClient, ProviderError
-from core.services import webhooks
+from core.services import nowpayments, webhooks
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import low_stock_products
@@ -136,11 +136,16 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
 
 
 def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
+    """Cancel orders left unpaid for ``KEYSHOP_UNPAID_ORDER_MINUTES`` (their reservation
+    goes back), except one whose payment is stored but not yet acted on, or whose crypto
+    payment is still under way (:func:`nowpayments.orders_with_live_crypto_payments`)."""
     settings = get_settings()
-    cutoff = (now or utcnow()) - timedelta(minutes=settings.unpaid_order_minutes)
+    now = now or utcnow()
+    cutoff = now - timedelta(minutes=settings.unpaid_order_minutes)
     expired = []
     with session_scope() as session:
         waiting_payments = webhooks.unprocessed_payment_subjects(session=session)
+        crypto_under_way = nowpayments.orders_with_live_crypto_payments(session=session, now=now)
         rows = session.exec(
             select(Order.id, Order.number)
             .where(
@@ -151,7 +156,11 @@ def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
             .order_by(col(Order.id))
             .limit(1000)
         ).all()
-        ids = [order_id for order_id, number in rows if number not in waiting_payments]
+        ids = [
+            order_id
+            for order_id, number in rows
+            if number not in waiting_payments and order_id not in crypto_under_way
+        ]
         for order_id in ids:
             assert order_id is not None
             try:
