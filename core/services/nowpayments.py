@@ -354,17 +354,43 @@ def crypto_payments(*, session: Session, order_id: int) -> list[CryptoPayment]:
     )
 
 
-def recent_crypto_payments(
-    *, session: Session, limit: int = 100
-) -> list[tuple[CryptoPayment, str]]:
-    """The newest crypto payments with their order numbers (the console's list)."""
-    rows = session.exec(
-        select(CryptoPayment, Order.number)
-        .join(Order, col(Order.id) == CryptoPayment.order_id)
-        .order_by(col(CryptoPayment.updated_at).desc(), col(CryptoPayment.id).desc())
-        .limit(limit)
-    ).all()
-    return [(payment, str(number)) for payment, number in rows]
+#: A crypto payment's status in the customer's words.
+CUSTOMER_WORDS: Final = {
+    "waiting": "waiting for your coins",
+    "confirming": "seen on the blockchain, waiting for confirmations",
+    "confirmed": "confirmed on the blockchain",
+    "sending": "confirmed, being settled",
+    "partially_paid": "less than the amount asked arrived; we will contact you",
+    "finished": "received in full",
+    "failed": "failed",
+    "refunded": "refunded",
+    "expired": "expired: no coins arrived in time",
+}
+
+
+def payment_note(*, session: Session, order_id: int) -> str | None:
+    """The order's newest crypto payment in one sentence for the customer ("Crypto
+    payment: seen on the blockchain, waiting for confirmations (0.0004 of 0.0004 BTC)"),
+    or None when it has none."""
+    payments = crypto_payments(session=session, order_id=order_id)
+    if not payments:
+        return None
+    p = payments[0]
+    words = CUSTOMER_WORDS.get(p.status, p.status)
+    amounts = f" ({p.actually_paid or 0} of {p.pay_amount} {_coin(p)})" if p.pay_amount else ""
+    return f"Crypto payment: {words}{amounts}."
+
+
+def operator_line(payment: CryptoPayment) -> str:
+    """A crypto payment for operators: id, status and the amounts on the blockchain."""
+    coin = _coin(payment)
+    over = f", overpaid by {payment.overpaid} {coin}" if payment.overpaid else ""
+    price = f" for {payment.price_amount} {str(payment.price_currency or '').upper()}"
+    return (
+        f"crypto payment {payment.provider} {payment.payment_id}: {payment.status}, "
+        f"{payment.actually_paid or 0} of {payment.pay_amount or '?'} {coin} arrived"
+        f"{price if payment.price_amount else ''}{over}"
+    )
 
 
 def orders_with_live_crypto_payments(*, session: Session, now: datetime) -> set[int]:

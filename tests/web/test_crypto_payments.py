@@ -15,6 +15,7 @@ from core.models import Alert, CryptoPayment, Key, Order, OrderEvent, WebhookEve
 from core.providers.nowpayments import SIGNATURE_HEADER, ipn_signature
 from core.services import fulfilment, nowpayments
 from core.services.checkout import CartLine, PaymentUnavailable, place_order
+from core.services.console_reads.orders import order_timeline
 from core.services.nowpayments import SIMULATOR_IPN_SECRET
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_keys, make_product
@@ -204,6 +205,11 @@ def test_an_overpayment_pays_the_order_and_is_shown_to_operators(session, crypto
     assert payment.overpaid is not None and float(payment.overpaid) > 0
     alert = session.exec(select(Alert).where(Alert.subject == f"crypto:{payment.payment_id}")).one()
     assert "overpaid" in alert.message
+    # operators see the payment with its on-chain amounts in the order's timeline
+    timeline = order_timeline(session=session, order_id=order_of(session, result).id)
+    [line] = [e.text for e in timeline.entries if e.text.startswith("crypto payment")]
+    assert f"{payment.payment_id}: finished" in line and "BTC arrived" in line
+    assert f"overpaid by {payment.overpaid} BTC" in line
 
 
 @pytest.mark.parametrize(
@@ -242,3 +248,32 @@ def test_when_nowpayments_refuses_the_invoice_the_order_is_cancelled(session, cr
         )
     [order] = fresh(session).exec(select(Order)).all()
     assert order.status == "cancelled"
+
+
+def test_the_store_api_checks_out_with_crypto_and_shows_the_payment(
+    session, crypto, queued_jobs, api_url
+):
+    product = make_product(session, title="Crypto Quest", price_minor=1999)
+    make_keys(session, product, 1)
+    with httpx.Client(base_url=api_url, timeout=10) as api:
+        placed = api.post(
+            "/api/store/checkout",
+            json={
+                "email": "satoshi@example.com",
+                "lines": [{"slug": product.slug, "quantity": 1}],
+                "payment_method": "crypto",
+            },
+        )
+        assert placed.status_code == 201, placed.text
+        body = placed.json()
+        assert "/nowpayments/payment/?iid=" in body["payment_url"]
+        crypto.set_knobs({"partial": 0.5})
+        crypto.pay_invoice(invoice_id(body["payment_url"]))
+        crypto.wait_for_deliveries(3)
+        process_all(queued_jobs)
+        status = api.get(
+            body["status_url"], headers={"Authorization": f"Bearer {body['access_token']}"}
+        ).json()
+    assert status["status"] == "needs_attention"
+    assert status["payment_note"].startswith("Crypto payment: less than the amount asked")
+    assert " of " in status["payment_note"] and "BTC" in status["payment_note"]

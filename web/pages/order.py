@@ -25,6 +25,10 @@ def progress() -> rx.Component:
             align="center",
         ),
         rx.progress(value=OrderState.progress, max=100, width="100%", max_width="32em"),
+        rx.cond(
+            OrderState.payment_note != "",
+            rx.text(OrderState.payment_note, size="2", id="payment-note"),
+        ),
         rx.hstack(
             *[rx.text(step, size="1", color_scheme="gray") for step in STEPS],
             justify="between",
