@@ -277,3 +277,22 @@ def test_the_store_api_checks_out_with_crypto_and_shows_the_payment(
     assert status["status"] == "needs_attention"
     assert status["payment_note"].startswith("Crypto payment: less than the amount asked")
     assert " of " in status["payment_note"] and "BTC" in status["payment_note"]
+
+
+def test_paid_on_confirmed_when_configured(
+    session, crypto, queued_jobs, sim_server, api_url, test_settings, monkeypatch
+):
+    settings = crypto_settings(
+        test_settings,
+        sim_url=sim_server.url,
+        api_url=api_url,
+        nowpayments_paid_status="confirmed",
+    )
+    monkeypatch.setattr("core.services.nowpayments.get_settings", lambda: settings)
+    _, result = buy(session)
+    pay(crypto, result, FULL)
+    outcomes = process_all(queued_jobs)
+    assert outcomes[2] == f"order {result.number} paid"  # waiting, confirming, confirmed
+    assert outcomes[3:] == [f"order {result.number} already paid"] * 2
+    assert order_of(session, result).status == "paid"
+    assert [j[0] for j in queued_jobs].count("fulfil_order") == 1
