@@ -163,9 +163,11 @@ class Settings(BaseSettings):
     # (none, the TCP peer is the client), a hop count, or comma-separated networks.
     trusted_proxies: str = Field("", validation_alias="KEYSHOP_TRUSTED_PROXIES")
 
-    # -- observability (core.metrics) --
+    # -- observability (core.metrics, core.tracing) --
     # a bearer token for /api/metrics; unset: only clients on loopback may scrape
     metrics_token: SecretStr | None = Field(None, validation_alias="KEYSHOP_METRICS_TOKEN")
+    # where OpenTelemetry spans go (OTLP over HTTP, e.g. http://collector:4318); unset: off
+    otlp_endpoint: str | None = Field(None, validation_alias="KEYSHOP_OTLP_ENDPOINT")
 
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: SecretStr | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY")
@@ -373,6 +375,7 @@ class Settings(BaseSettings):
         "stripe_api_base",
         "oidc_issuer",
         "nowpayments_base_url",
+        "otlp_endpoint",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -252,6 +252,9 @@ def worker(workers: int, no_periodic: bool) -> None:
 
     settings = config.get_settings()
     huey = tasks.configure(settings)
+    from core import tracing
+
+    tracing.configure(service="keyshop-worker")  # on only with KEYSHOP_OTLP_ENDPOINT
     consumer = make_consumer(huey, settings, workers=workers, periodic=not no_periodic)
     queue_url = settings.describe()[3][1]
     click.echo(

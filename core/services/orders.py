@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from core import metrics
+from core import metrics, tracing
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
 from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
 from core.services.audit import Actor, record_audit
@@ -189,6 +189,7 @@ def transition_order(
     if row is None:
         raise NotFound(f"order {order_id} does not exist", order_id=order_id)
     number, current, paid_at = row
+    tracing.annotate(order=number)
     if expected_from is not None and current != expected_from:
         raise ConcurrentUpdate(f"order {number} is {current}, not {expected_from}", order=number)
     if not can_transition(current, to_status):

@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from core import jobs, metrics
+from core import jobs, metrics, tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, NotFound
@@ -92,6 +92,7 @@ def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> int 
     return session.execute(stmt).scalar_one_or_none()
 
 
+@tracing.traced("webhook receive", "source")
 def receive_webhook(
     *, source: str, headers: Mapping[str, str], body: bytes, remote_addr: str | None = None
 ) -> Receipt:
@@ -126,6 +127,7 @@ def receive_webhook(
             },
         )
         if new_id is not None:
+            tracing.annotate(webhook_id=new_id)
             jobs.enqueue_after_commit(session, "process_webhook", new_id)
             metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "accepted").inc)
             return Receipt(status=200, webhook_id=new_id, duplicate=False)
@@ -170,6 +172,7 @@ def _log_forgery(
         )
 
 
+@tracing.traced("webhook process", "webhook_id")
 def process_webhook(*, webhook_id: int) -> str:
     """Act on a stored webhook once. Safe to call any number of times, concurrently."""
     with session_scope() as session:

@@ -271,6 +271,9 @@ fallback_routes(router)
 
 def create_api() -> FastAPI:
     import tasks  # noqa: F401  (plugs the queue into core.jobs)
+    from core import tracing
+
+    tracing.configure(service="keyshop-web")  # on only with KEYSHOP_OTLP_ENDPOINT
     from web.api.security import ROUTES as SESSION_ROUTES
     from web.api.security import middleware
     from web.api.store import router as store_router
