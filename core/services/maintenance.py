@@ -36,6 +36,7 @@ from core.errors import ConcurrentUpdate, InvalidTransition
 from core.models import Order, OrderLine, OrderStatus, ProviderPurchase, PurchaseStatus, utcnow
 from core.money import format_money
 from core.providers.base import ProviderClient, ProviderError
+from core.providers.nowpayments import NowPaymentsError
 from core.services import nowpayments, webhooks
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
@@ -53,6 +54,7 @@ class ReconcileReport:
     requeued: list[int] = field(default_factory=list)
     to_attention: list[int] = field(default_factory=list)
     webhooks: list[int] = field(default_factory=list)  # unprocessed webhooks queued again
+    crypto: list[str] = field(default_factory=list)  # crypto payments looked up at NOWPayments
 
 
 def reconcile(*, now: datetime | None = None) -> ReconcileReport:
@@ -125,6 +127,7 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
             report.requeued.append(order_id)
         for order_id in report.requeued:
             jobs.enqueue_after_commit(session, "fulfil_order", order_id)
+    report.crypto = look_up_crypto_payments(now=now)
     if report.requeued or report.to_attention or report.webhooks:
         log.info(
             "reconcile: requeued %s, needs attention %s, webhooks queued again %s",
@@ -133,6 +136,31 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
             report.webhooks,
         )
     return report
+
+
+def look_up_crypto_payments(*, now: datetime) -> list[str]:
+    """Ask NOWPayments about crypto payments no IPN has moved for a while, and pass each
+    answer through the webhook inbox like an IPN (signed with our IPN secret; the same
+    answer as a later IPN is the same event), so a lost IPN never strands a paid order.
+    Returns the payment ids asked about."""
+    with session_scope() as session:
+        due = nowpayments.payments_to_look_up(session=session, now=now)
+    for payment_id in due:
+        try:
+            signed = nowpayments.signed_lookup(payment_id)
+        except NowPaymentsError as exc:
+            log.warning("could not look up crypto payment %s: %s", payment_id, exc)
+            continue
+        if signed is None:
+            break
+        body, headers = signed
+        try:
+            webhooks.receive_webhook(
+                source=nowpayments.SOURCE, headers=headers, body=body, remote_addr="status-lookup"
+            )
+        except webhooks.WebhookRejected as exc:
+            log.warning("crypto payment %s: NOWPayments' answer refused: %s", payment_id, exc)
+    return due
 
 
 def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:

@@ -46,6 +46,7 @@ from core.providers.nowpayments import (
     NowPaymentsClient,
     canonical_ipn,
     decimal_amount,
+    ipn_signature,
     verify_ipn_signature,
 )
 from core.services.alerts import raise_alert
@@ -391,6 +392,42 @@ def operator_line(payment: CryptoPayment) -> str:
         f"{payment.actually_paid or 0} of {payment.pay_amount or '?'} {coin} arrived"
         f"{price if payment.price_amount else ''}{over}"
     )
+
+
+#: A payment under way that no IPN has changed for this long is looked up at NOWPayments
+#: (an IPN may have been lost: the documentation does not say that IPNs are retried).
+LOOKUP_AFTER: Final = timedelta(minutes=10)
+
+
+def signed_lookup(payment_id: str) -> tuple[bytes, dict[str, str]] | None:
+    """NOWPayments' own answer for a payment (``GET /v1/payment/{id}``, over HTTPS with
+    our API key) as an IPN body signed with our IPN secret, for the webhook inbox; None
+    when crypto is off. Raises NowPaymentsError when NOWPayments cannot answer."""
+    found = credentials()
+    if found is None:
+        return None
+    with client() as np:
+        answer = np.payment_status(payment_id)
+    return canonical_ipn(answer), {SIGNATURE_HEADER: ipn_signature(answer, found[2])}
+
+
+def payments_to_look_up(*, session: Session, now: datetime, limit: int = 100) -> list[str]:
+    """Payments under way that nothing has changed for :data:`LOOKUP_AFTER`, oldest first;
+    each is marked as looked at now (so one is asked at most every ten minutes). Runs in
+    the caller's transaction."""
+    rows = session.exec(
+        select(CryptoPayment)
+        .where(
+            col(CryptoPayment.status).in_(list(LIVE_WINDOW)),
+            col(CryptoPayment.updated_at) < now - LOOKUP_AFTER,
+        )
+        .order_by(col(CryptoPayment.updated_at))
+        .limit(limit)
+    ).all()
+    for row in rows:
+        row.updated_at = now
+        session.add(row)
+    return [row.payment_id for row in rows]
 
 
 def orders_with_live_crypto_payments(*, session: Session, now: datetime) -> set[int]:

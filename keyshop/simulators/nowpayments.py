@@ -52,7 +52,8 @@ at once), ``partial`` (fraction left unpaid: the payment ends ``partially_paid``
 ``overpay`` (fraction paid on top), ``expire`` (nothing arrives: ``waiting`` then
 ``expired``), ``duplicates`` (each IPN sent this many times, concurrently),
 ``ipn_overrides`` (fields replaced in every IPN before signing, e.g. a different
-``price_currency``), ``fail_invoices`` (invoice creation answers 500), ``pay_currency``,
+``price_currency``), ``fail_invoices`` (invoice creation answers 500),
+``drop_ipns_after`` (only the first N IPNs of a payment are sent: lost IPNs), ``pay_currency``,
 ``rate``, ``api_key``, ``ipn_secret``. Control: ``GET /nowpayments/_control``,
 ``POST /nowpayments/_control`` (knobs), ``POST /nowpayments/_control/invoices/{id}/pay``
 (what the page's button does), ``GET /nowpayments/_control/deliveries``.
@@ -98,6 +99,7 @@ class NowPaymentsKnobs:
     duplicates: int = 1
     ipn_overrides: dict[str, Any] = field(default_factory=dict)
     fail_invoices: bool = False
+    drop_ipns_after: int = 0  # send only the first N IPNs of a payment (0: all)
     pay_currency: str = "btc"
     rate: str = "0.00002"
     api_key: str = SIMULATOR_API_KEY
@@ -291,7 +293,18 @@ class NowPaymentsState:
                 body = {k: v for k, v in payment.items() if k != "ipn_callback_url"}
                 body.update(knobs.ipn_overrides)
                 target = payment.get("ipn_callback_url")
-            if target:
+            if knobs.drop_ipns_after and n >= knobs.drop_ipns_after:
+                with self.changed:  # lost on the way: never sent
+                    self.deliveries.append(
+                        {
+                            "payment_id": body.get("payment_id"),
+                            "payment_status": status,
+                            "target": target,
+                            "status": "dropped",
+                        }
+                    )
+                    self.changed.notify_all()
+            elif target:
                 self._send(str(target), body, knobs)
 
     def _send(self, target: str, body: dict[str, Any], knobs: NowPaymentsKnobs) -> None:

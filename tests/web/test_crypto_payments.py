@@ -6,14 +6,15 @@ acted on once."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlmodel import select
 
-from core.models import Alert, CryptoPayment, Key, Order, OrderEvent, WebhookEvent
+from core.models import Alert, CryptoPayment, Key, Order, OrderEvent, WebhookEvent, utcnow
 from core.providers.nowpayments import SIGNATURE_HEADER, ipn_signature
-from core.services import fulfilment, nowpayments
+from core.services import fulfilment, maintenance, nowpayments
 from core.services.checkout import CartLine, PaymentUnavailable, place_order
 from core.services.console_reads.orders import order_timeline
 from core.services.nowpayments import SIMULATOR_IPN_SECRET
@@ -296,3 +297,26 @@ def test_paid_on_confirmed_when_configured(
     assert outcomes[3:] == [f"order {result.number} already paid"] * 2
     assert order_of(session, result).status == "paid"
     assert [j[0] for j in queued_jobs].count("fulfil_order") == 1
+
+
+def test_a_lost_ipn_is_recovered_by_looking_the_payment_up(session, crypto, queued_jobs):
+    _, result = buy(session)
+    crypto.set_knobs({"drop_ipns_after": 2})  # waiting and confirming arrive, then nothing
+    deliveries = pay(crypto, result, FULL)
+    assert [d["status"] for d in deliveries] == [200, 200, "dropped", "dropped", "dropped"]
+    process_all(queued_jobs)
+    assert order_of(session, result).status == "pending_payment"
+    [payment] = session.exec(select(CryptoPayment)).all()
+    assert payment.status == "confirming"
+
+    # too soon: nobody asks yet
+    assert maintenance.reconcile().crypto == []
+    later = utcnow() + timedelta(minutes=11)
+    report = maintenance.reconcile(now=later)
+    assert report.crypto == [payment.payment_id]
+    assert process_all(queued_jobs) == [f"order {result.number} paid"]
+    assert order_of(session, result).status == "paid"
+    assert [j[0] for j in queued_jobs].count("fulfil_order") == 1
+    # a finished payment is not asked about again
+    assert maintenance.reconcile(now=later + timedelta(minutes=11)).crypto == []
+    assert process_all(queued_jobs) == []
