@@ -174,6 +174,7 @@ def handle_nowpayments(session: Session, event: WebhookEvent, payload: dict[str,
     if status in _paid_statuses():
         return _settle(session, order, payment, payload, reference)
     if status == "partially_paid":
+        coin = str(payload.get("pay_currency") or "?").upper()
         return mark_paid(
             session=session,
             order=order,
@@ -182,10 +183,12 @@ def handle_nowpayments(session: Session, event: WebhookEvent, payload: dict[str,
             currency=str(payload.get("price_currency") or ""),
             provider=SOURCE,
             problem=(
-                f"crypto payment {payment_id} fell short: {payment.actually_paid or 0} "
-                f"{_coin(payment)} arrived of {payment.pay_amount} {_coin(payment)} asked "
-                f"for {payment.price_amount} {str(payment.price_currency or '').upper()}; "
-                "NOWPayments keeps partial payments: refund the customer or deliver by hand"
+                f"crypto payment {payment_id} fell short: "
+                f"{_text(decimal_amount(payload.get('actually_paid'))) or 0} {coin} arrived of "
+                f"{_text(decimal_amount(payload.get('pay_amount')))} {coin} asked for "
+                f"{_text(decimal_amount(payload.get('price_amount')))} "
+                f"{str(payload.get('price_currency') or '').upper()}; NOWPayments keeps "
+                "partial payments: refund the customer or deliver by hand"
             ),
         )
     if status in ("expired", "failed"):
@@ -224,18 +227,21 @@ def _settle(
     payload: dict[str, Any],
     reference: str,
 ) -> str:
-    asked = decimal_amount(payment.pay_amount)
-    paid = decimal_amount(payment.actually_paid)
+    # This IPN's own amounts (the row holds the newest of all IPNs seen so far).
+    status = payload["payment_status"]
+    asked = decimal_amount(payload.get("pay_amount"))
+    paid = decimal_amount(payload.get("actually_paid"))
     problem = None
     if asked is None or paid is None:
         problem = (
-            f"crypto payment {payment.payment_id} is {payment.status} but does not state what "
-            f"arrived (pay_amount {payment.pay_amount!r}, actually_paid {payment.actually_paid!r})"
+            f"crypto payment {payment.payment_id} is {status} but does not state what arrived "
+            f"(pay_amount {payload.get('pay_amount')!r}, "
+            f"actually_paid {payload.get('actually_paid')!r})"
         )
     elif paid < asked:
         problem = (
-            f"crypto payment {payment.payment_id} is {payment.status} but only {paid} "
-            f"{_coin(payment)} arrived of {asked} {_coin(payment)} asked"
+            f"crypto payment {payment.payment_id} is {status} but only {_text(paid)} "
+            f"{_coin(payment)} arrived of {_text(asked)} {_coin(payment)} asked"
         )
     outcome = mark_paid(
         session=session,
@@ -324,8 +330,9 @@ def _record(session: Session, order: Order, payload: dict[str, Any]) -> CryptoPa
         except IntegrityError:  # another IPN of this payment was first
             payment = find()
             assert payment is not None
-    if STATUS_RANK.get(status, 0) >= STATUS_RANK.get(payment.status, 0):
-        payment.status = status
+    if STATUS_RANK.get(status, 0) < STATUS_RANK.get(payment.status, 0):
+        return payment  # an older IPN processed late: the row already knows better
+    payment.status = status
     for name in ("price_amount", "pay_amount", "actually_paid"):
         amount = decimal_amount(payload.get(name))
         if amount is not None:

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlmodel import select
@@ -19,7 +20,9 @@ from core.models import CryptoPayment, Order, OrderEvent, utcnow
 from core.providers.nowpayments import canonical_ipn, ipn_signature, verify_ipn_signature
 from core.services import maintenance, payment_methods
 from core.services.audit import Actor
+from core.services.nowpayments import SIMULATOR_IPN_SECRET
 from core.services.operator.orders import refund_order
+from core.services.webhooks import process_webhook, receive_webhook
 from tests.factories import fresh, make_order, make_product
 
 IPN = {
@@ -159,3 +162,39 @@ def test_a_crypto_refund_is_recorded_and_takes_the_keys_back(session, queued_job
     events = session.exec(select(OrderEvent).where(OrderEvent.order_id == order.id)).all()
     assert [e.to_status for e in events][-1] == "refunded"
     assert "crypto refund (by hand)" in events[-1].reason
+
+
+def _deliver_ipn(order, status, **fields):
+    body = {
+        "payment_id": 77,
+        "payment_status": status,
+        "order_id": order.number,
+        "price_amount": order.total_minor / 100,
+        "price_currency": order.currency.lower(),
+        "pay_amount": 0.0004,
+        "actually_paid": 0.0004 if status != "waiting" else 0,
+        "pay_currency": "btc",
+        **fields,
+    }
+    receipt = receive_webhook(
+        source="nowpayments",
+        headers={"x-nowpayments-sig": ipn_signature(body, SIMULATOR_IPN_SECRET)},
+        body=json.dumps(body).encode(),
+    )
+    return process_webhook(webhook_id=receipt.webhook_id)
+
+
+def test_an_ipn_processed_late_never_moves_the_payment_back(session, queued_jobs):
+    product = make_product(session, price_minor=1999)
+    order = make_order(session, [(product, 1)], status="pending_payment")
+    assert _deliver_ipn(order, "finished") == f"order {order.number} paid"
+    assert _deliver_ipn(order, "confirming", actually_paid=0.0001).endswith("confirming")
+    [payment] = fresh(session).exec(select(CryptoPayment)).all()
+    assert payment.status == "finished" and payment.actually_paid == "0.0004"
+    assert fresh(session).get(Order, order.id).status == "paid"
+
+
+def test_an_ipn_for_an_unknown_order_is_stored_and_refused(session, queued_jobs):
+    ghost = SimpleNamespace(number="KS-GHOS-T000", total_minor=1999, currency="EUR")
+    assert _deliver_ipn(ghost, "finished").startswith("refused: no order KS-GHOS-T000")
+    assert fresh(session).exec(select(CryptoPayment)).all() == []
