@@ -33,7 +33,6 @@ def upgrade() -> None:
         sa.Column("actually_paid", sa.String(length=40), nullable=True),
         sa.Column("pay_currency", sa.String(length=20), nullable=True),
         sa.Column("overpaid", sa.String(length=40), nullable=True),
-        sa.Column("order_total_minor", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

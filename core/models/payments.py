@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, String, UniqueConstraint
+from sqlalchemy import Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.models.base import UTCDateTime, utcnow
@@ -35,7 +35,5 @@ class CryptoPayment(SQLModel, table=True):
     pay_currency: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
     #: How much more than ``pay_amount`` arrived (in ``pay_currency``), when it did.
     overpaid: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
-    #: The order's total in minor units the payment was checked against.
-    order_total_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

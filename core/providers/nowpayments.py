@@ -52,7 +52,6 @@ log = logging.getLogger("core.providers")
 
 SIGNATURE_HEADER = "x-nowpayments-sig"
 PRODUCTION_BASE_URL = "https://api.nowpayments.io"
-SANDBOX_BASE_URL = "https://api-sandbox.nowpayments.io"
 
 
 class NowPaymentsError(Exception):

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, select
 
 from core.config import Settings, get_settings, reveal
 from core.errors import InvalidInput, NotFound
-from core.models import CryptoPayment, Order, OrderStatus, WebhookEvent, row_id, utcnow
+from core.models import AlertKind, CryptoPayment, Order, OrderStatus, WebhookEvent, row_id, utcnow
 from core.money import to_minor
 from core.providers.nowpayments import (
     PRODUCTION_BASE_URL,
@@ -63,7 +63,7 @@ NOWPAYMENTS: Final = Actor.system(SOURCE)
 #: nothing, like the test payments they stand beside, and are used only when the shop
 #: runs its built-in test payments.
 SIMULATOR_API_KEY: Final = "keyshop-simulator-nowpayments-api-key"
-SIMULATOR_IPN_SECRET: Final = "keyshop-simulator-nowpayments-ipn-secret"
+SIMULATOR_IPN_SECRET: Final = "keyshop-simulator-nowpayments-ipn-secret"  # noqa: S105 (simulator)
 SIMULATOR_PATH: Final = "/nowpayments"
 
 #: NOWPayments' statuses (API documentation, "Get payment status"), in the order a
@@ -259,7 +259,7 @@ def _settle(
         session.add(payment)
         raise_alert(
             session=session,
-            kind="needs_attention",
+            kind=AlertKind.NEEDS_ATTENTION,
             subject=f"crypto:{payment.payment_id}",
             severity="info",
             message=(
@@ -344,7 +344,6 @@ def _record(session: Session, order: Order, payload: dict[str, Any]) -> CryptoPa
     invoice = payload.get("invoice_id")
     if invoice not in (None, ""):
         payment.invoice_id = str(invoice)[:64]
-    payment.order_total_minor = order.total_minor
     payment.updated_at = utcnow()
     session.add(payment)
     session.flush()

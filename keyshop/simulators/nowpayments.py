@@ -68,6 +68,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -138,7 +139,7 @@ class NowPaymentsKnobs:
 class NowPaymentsState:
     """Invoices, payments and IPN deliveries; one lock, never held while sending."""
 
-    def __init__(self, knobs: dict[str, Any] | None = None) -> None:
+    def __init__(self, knobs: Mapping[str, Any] | None = None) -> None:
         self._initial = dict(knobs or {})
         self.knobs = NowPaymentsKnobs()
         self.knobs.update(self._initial)

@@ -103,6 +103,7 @@ def test_a_finished_crypto_payment_delivers_the_key(session, crypto, queued_jobs
     assert payment.actually_paid == payment.pay_amount and payment.overpaid is None
     # the real client's status lookup agrees with the IPNs
     with nowpayments.client() as client:
+        assert client.api_status()
         assert client.payment_status(payment.payment_id)["payment_status"] == "finished"
 
 
