@@ -2,7 +2,7 @@
 the blockchain, for the order page and the console.
 
 Revision ID: 0017
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-05
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0011"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

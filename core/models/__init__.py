@@ -7,6 +7,7 @@ from core.models.customers import Customer, CustomerSession, RateLimitCounter, R
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
 from core.models.payments import CryptoPayment
+from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.webhooks import WebhookEvent
 
@@ -31,6 +32,8 @@ __all__ = [
     "OrderEvent",
     "OrderLine",
     "OrderStatus",
+    "PriceChange",
+    "PricingRule",
     "Product",
     "ProviderOffer",
     "ProviderPurchase",

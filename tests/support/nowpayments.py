@@ -1,41 +1,12 @@
-"""Crypto payments end to end in tests: the HTTP API on a loopback port (the IPN
-endpoint), and the shop's NOWPayments settings pointed at the simulator and at it."""
+"""Crypto payments end to end in tests: the shop's NOWPayments settings pointed at the
+simulator and at the HTTP API serving the IPN endpoint (tests.support.api)."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import uvicorn
-
 from core.config import Settings
-
-
-@contextmanager
-def serve_api() -> Iterator[str]:
-    """The store API and webhooks (``web.api.app``) under uvicorn on a free port."""
-    from web.api.app import create_api
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_api(), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
 
 #: The modules whose ``get_settings`` decides where NOWPayments is and where IPNs go.
 NOWPAYMENTS_READERS = ("core.services.nowpayments",)

@@ -20,7 +20,8 @@ from core.services.console_reads.orders import order_timeline
 from core.services.nowpayments import SIMULATOR_IPN_SECRET
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_keys, make_product
-from tests.support.nowpayments import NOWPAYMENTS_READERS, crypto_settings, invoice_id, serve_api
+from tests.support.api import serve_api
+from tests.support.nowpayments import NOWPAYMENTS_READERS, crypto_settings, invoice_id
 
 FULL = 5  # waiting, confirming, confirmed, sending, finished
 

@@ -58,10 +58,9 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from core.errors import InvalidInput
+from core.services.catalogue.product_input import PLATFORM_BY_LOWER, REGION_BY_LOWER
 from core.services.catalogue.products import (
     _KEY_AVAILABLE,
-    _PLATFORM_BY_LOWER,
-    _REGION_BY_LOWER,
     _is_int,
     keys_table,
     offers,
@@ -267,9 +266,9 @@ def search_products(
 
     conditions: list[ColumnElement[bool]] = [products.c.active == true()]
     if platform:
-        conditions.append(_facet_condition(products.c.platform, platform, _PLATFORM_BY_LOWER))
+        conditions.append(_facet_condition(products.c.platform, platform, PLATFORM_BY_LOWER))
     if region:
-        conditions.append(_facet_condition(products.c.region, region, _REGION_BY_LOWER))
+        conditions.append(_facet_condition(products.c.region, region, REGION_BY_LOWER))
     if genre:
         conditions.append(_facet_condition(products.c.genre, genre, {}))
     if min_price_minor is not None:
