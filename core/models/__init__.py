@@ -6,6 +6,7 @@ from core.models.catalogue import PLATFORMS, REGIONS, Product, ProviderOffer
 from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
+from core.models.payments import CryptoPayment
 from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.stock_alerts import StockAlert
@@ -18,6 +19,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AuditEvent",
+    "CryptoPayment",
     "Customer",
     "CustomerSession",
     "ImportBatch",

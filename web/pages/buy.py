@@ -109,6 +109,16 @@ def cart() -> rx.Component:
                                 size="1",
                             ),
                         ),
+                        rx.cond(
+                            CartState.crypto_offered,
+                            rx.radio_group(
+                                ["Card", "Crypto"],
+                                name="payment_method",
+                                default_value="Card",
+                                direction="row",
+                                id="payment-method",
+                            ),
+                        ),
                         rx.button(
                             rx.cond(
                                 CartState.placing, rx.spinner(size="2"), rx.icon("lock", size=16)

@@ -41,6 +41,10 @@ def progress() -> rx.Component:
             max_width="32em",
             aria_label="Order progress",
         ),
+        rx.cond(
+            OrderState.payment_note != "",
+            rx.text(OrderState.payment_note, size="2", id="payment-note"),
+        ),
         rx.hstack(
             *[rx.text(step, size="1", color_scheme="gray") for step in STEPS],
             justify="between",
