@@ -1,4 +1,4 @@
-"""One real shop and one Chromium for every browser test of the pass.
+"""One real shop for every browser test of the pass, and one Chromium per test module.
 
 ``shop`` is ``keyshop run --no-worker`` on this run's database, booted once (the Reflex
 prod build is the slow part) and shared; each test makes its own products, customers and
@@ -28,8 +28,10 @@ def shop(test_settings, tmp_path_factory) -> Iterator[Shop]:
             shop.stop_workers()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per module: Playwright's sync API keeps an event loop running in this thread while
+    it is open, and the state tests of later modules run coroutines with asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
