@@ -293,6 +293,20 @@ def order_view(*, session: Session, order: Order) -> OrderView:
     )
 
 
+def view_order(
+    *, number: str, access_token: str | None = None, customer_id: int | None = None
+) -> OrderView:
+    """Open order ``number`` for the caller and build its view, in one read-only
+    transaction: the one way the storefront's order and payment pages and the store API
+    show an order. OrderNotFound for anything the caller may not open (see
+    :func:`open_order`)."""
+    with session_scope(write=False) as session:
+        order = open_order(
+            session=session, number=number, access_token=access_token, customer_id=customer_id
+        )
+        return order_view(session=session, order=order)
+
+
 def order_page_url(number: str, access_token: str | None = None) -> str:
     """The order page's address (with its access token)."""
     return portal_url(number, access_token)

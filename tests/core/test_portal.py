@@ -20,6 +20,7 @@ from core.services.portal import (
     order_view,
     report_faulty_key,
     reveal_order_key,
+    view_order,
 )
 from core.services.ratelimit import RateLimited
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
@@ -98,6 +99,17 @@ def test_a_customer_opens_their_own_orders_and_not_anyone_elses(session):
 
 
 # -- the view ---------------------------------------------------------------------------
+
+
+def test_view_order_opens_and_builds_the_view_in_one_call(session, delivered):
+    """The one function the order page, the payment page and the store API call."""
+    order, token, _ = delivered
+    view = view_order(number=order.number.lower(), access_token=token)
+    assert view == view_of(session, order.number, token)
+    with pytest.raises(OrderNotFound):
+        view_order(number=order.number, access_token=None)
+    with pytest.raises(OrderNotFound):
+        view_order(number=order.number, customer_id=12345)
 
 
 def test_order_view_of_a_pending_order(session):

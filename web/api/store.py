@@ -449,13 +449,9 @@ async def get_order(
 ) -> Any:
     token = _access_token(request, params.token)
 
-    def view() -> portal.OrderView:
-        with session_scope(write=False) as session:
-            order = portal.open_order(session=session, number=number, access_token=token)
-            return portal.order_view(session=session, order=order)
-
     response.headers.update(NO_STORE)
-    return order_json(await run_in_threadpool(view))
+    view = await run_in_threadpool(lambda: portal.view_order(number=number, access_token=token))
+    return order_json(view)
 
 
 @router.get(

@@ -141,21 +141,17 @@ class PayState(ShopState):
 
     @rx.event
     async def load(self) -> None:
-        from core.services.portal import open_order, order_view
+        from core.services.portal import view_order
 
         self.number = self.router.url.path.rstrip("/").rsplit("/", 1)[-1][:24]
         await self.load_session()
 
         def work() -> Any:
-            customer_id = self._customer_id()
-            with session_scope(write=False) as session:
-                order = open_order(
-                    session=session,
-                    number=self.number,
-                    access_token=self._access_token(),
-                    customer_id=customer_id,
-                )
-                return order_view(session=session, order=order)
+            return view_order(
+                number=self.number,
+                access_token=self._access_token(),
+                customer_id=self._customer_id(),
+            )
 
         try:
             view = await in_thread(work)

@@ -22,7 +22,6 @@ from typing import Any
 
 import reflex as rx
 
-from core.db import session_scope
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
 from web.state.live import client_connected, run_watcher
@@ -57,17 +56,13 @@ class OrderState(ShopState):
         return self._secrets().order_token(self.number)
 
     def _read(self) -> Any:
-        from core.services.portal import open_order, order_view
+        from core.services.portal import view_order
 
-        customer_id = self._customer_id()
-        with session_scope(write=False) as session:
-            order = open_order(
-                session=session,
-                number=self.number,
-                access_token=self._access_token(),
-                customer_id=customer_id,
-            )
-            return order_view(session=session, order=order)
+        return view_order(
+            number=self.number,
+            access_token=self._access_token(),
+            customer_id=self._customer_id(),
+        )
 
     def _apply(self, view: Any) -> None:
         self.status, self.status_label, self.stage = view.status, view.status_label, int(view.stage)
