@@ -13,7 +13,7 @@ commits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, case, delete, select
 from sqlalchemy.sql import FromClause
@@ -42,8 +42,22 @@ class Price:
         return round(100 * (self.list_minor - self.minor) / self.list_minor)
 
 
-def prices_in(*, session: Session, products: list[Product], currency: str) -> dict[int, Price]:
-    """Each product's price in ``currency`` (absent: not sold in it). One query."""
+class Priced(Protocol):
+    """A product or a listing row: its id and own price."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def price_minor(self) -> int: ...
+    @property
+    def list_price_minor(self) -> int | None: ...
+
+
+def prices_in(*, session: Session, products: list[Any], currency: str) -> dict[int, Price]:
+    """Each product's (or :class:`Priced` row's) price in ``currency`` (absent: not sold
+    in it). One query."""
     code = normalise_currency(currency)
     found: dict[int, Price] = {}
     others: list[int] = []
