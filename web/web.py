@@ -8,11 +8,12 @@ import reflex as rx
 import tasks
 from core.config import get_settings
 from web.api.app import create_api
-from web.pages import account, buy, order, shop
+from web.pages import account, buy, legal, order, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
 from web.state.catalogue import CatalogueState, HomeState, ProductState
 from web.state.checkout import CartState, PayState
+from web.state.legal import LegalState
 from web.state.order import OrderState
 
 # Webhooks and payments enqueue work: onto the real queue (SQLite or Redis), never run
@@ -24,6 +25,13 @@ app = rx.App(
     head_components=[
         rx.el.meta(name="description", content="keyshop: game keys delivered in seconds"),
         rx.script(order.PORTAL_SCRIPT),
+        # Tap targets of at least 44 px (WCAG 2.5.5) for every button, select and link
+        # in the header, footer and cart.
+        rx.el.style(
+            ".rt-BaseButton, .rt-SelectTrigger { min-height: 44px; min-width: 44px; }"
+            " .site-header a, .legal-links a, #nav-cart { display: inline-flex; align-items: center;"
+            " min-height: 44px; }"
+        ),
     ],
 )
 
@@ -44,6 +52,12 @@ app.add_page(
     route="/games/[slug]",
     title="keyshop",
     on_load=[ShopState.load_session, ProductState.load],
+)
+app.add_page(
+    legal.legal,
+    route="/legal/[slug]",
+    title="keyshop",
+    on_load=[ShopState.load_session, LegalState.load],
 )
 app.add_page(buy.cart, route="/cart", title="Cart · keyshop", on_load=CartState.load)
 app.add_page(buy.pay, route="/pay/[number]", title="Test payment · keyshop", on_load=PayState.load)

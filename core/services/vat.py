@@ -105,3 +105,15 @@ def vat_included(gross_minor: int, rate_bp: int) -> int:
 def currency_for_country(code: str | None) -> str:
     """The currency a customer from ``code`` sees first (they can switch)."""
     return COUNTRY_CURRENCY.get((code or "").upper(), "EUR")
+
+
+def country_from_languages(accept_language: str | None) -> str | None:
+    """The first country a browser's ``Accept-Language`` names (``en-GB,en;q=0.8`` →
+    ``GB``) that the shop sells to; None when it names none."""
+    known = {c.code for c in countries()}
+    for part in (accept_language or "")[:400].split(","):
+        tag = part.split(";", 1)[0].strip()
+        _, _, region = tag.partition("-")
+        if len(region) == 2 and region.upper() in known:
+            return region.upper()
+    return None

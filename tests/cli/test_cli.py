@@ -77,3 +77,17 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "cannot use the database at DATABASE_URL" in result.stderr
+
+
+def test_pages_set_and_show_a_legal_page(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}", "KEYSHOP_VAR_DIR": str(tmp_path)}
+    assert keyshop("migrate", cwd=tmp_path, env=env).returncode == 0
+    page = tmp_path / "terms.md"
+    page.write_text("## Our terms\n\nBe nice.\n", encoding="utf-8")
+    saved = keyshop("pages", "set", "terms", str(page), cwd=tmp_path, env=env)
+    assert saved.returncode == 0, saved.stderr
+    assert "legal page terms (Terms and conditions) saved" in saved.stdout
+    shown = keyshop("pages", "show", "terms", cwd=tmp_path, env=env)
+    assert shown.stdout == "# Terms and conditions\n\n## Our terms\n\nBe nice.\n"
+    refused = keyshop("pages", "set", "cookies", str(page), cwd=tmp_path, env=env)
+    assert refused.returncode == 1 and refused.stderr.startswith("keyshop: no legal page 'cookies'")

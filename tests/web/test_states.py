@@ -127,7 +127,11 @@ def test_cart_parsing_keeps_good_lines_clamps_and_drops_repeats():
     assert [line["slug"] for line in parse_cart(many)] == [f"game-{i}" for i in range(MAX_LINES)]
 
 
-def test_add_to_cart_adds_counts_up_and_stops_at_the_limits():
+def test_add_to_cart_adds_counts_up_and_stops_at_the_limits(session):
+    alpha = make_product(session, slug="alpha", title="Alpha")
+    beta = make_product(session, slug="beta", title="Beta")
+    make_keys(session, alpha, 3)
+    make_keys(session, beta, MAX_QTY + 5)
     state = state_for(ShopState)
     state.cart_json = "corrupted{"
     specs = call(state.add_to_cart, "alpha")
@@ -141,9 +145,16 @@ def test_add_to_cart_adds_counts_up_and_stops_at_the_limits():
         call(state.add_to_cart, "beta")
     assert parse_cart(state.cart_json)[1] == {"slug": "beta", "qty": MAX_QTY}
 
+    # more than the stock is refused at "add", with the customer's sentence
+    call(state.add_to_cart, "alpha")
+    before = state.cart_json
+    [(kind, js)] = toasts_of(call(state.add_to_cart, "alpha"))
+    assert state.cart_json == before and kind == "error"
+    assert "Only 3 of Alpha available right now. Your cart already holds 3." in js
+
     state.cart_json = json.dumps([{"slug": f"game-{i}", "qty": 1} for i in range(MAX_LINES)])
     before = state.cart_json
-    specs = call(state.add_to_cart, "one-too-many")
+    specs = call(state.add_to_cart, "alpha")
     assert state.cart_json == before
     [(kind, js)] = toasts_of(specs)
     assert kind == "error" and f"at most {MAX_LINES}" in js
@@ -902,3 +913,83 @@ def test_two_factor_set_up_sign_in_and_reveal_keep_secrets_out_of_the_state(sess
     call(portal.set_reveal_code, totp.at(clock["t"]))
     [reveal] = scripts_of(call(portal.reveal, key_id))
     assert reveal.startswith("window.ksShowKey(") and portal.reveal_code == ""
+
+
+# -- issue #14: carts that add up, currency, VAT, small things ------------------------------
+
+
+def test_cart_page_limits_plus_offers_undo_and_shows_vat_and_preorders(session):
+    from core.models import utcnow
+
+    two = make_product(session, slug="two-left", title="Two Left", price_minor=1190)
+    make_keys(session, two, 2)
+    soon = make_product(
+        session,
+        slug="soon",
+        title="Soon",
+        price_minor=1000,
+        release_date=date.fromordinal(utcnow().date().toordinal() + 20),
+    )
+    make_keys(session, soon, 1)
+    state = state_for(CartState, "/cart", headers={"accept-language": "de-DE,de;q=0.9"})
+    state.cart_json = json.dumps([{"slug": "two-left", "qty": 1}, {"slug": "soon", "qty": 1}])
+    call(state.load)
+    assert state.country == "DE" and state.currency == "EUR"
+    assert [(ln["can_add"], ln["preorder"]) for ln in state.lines] == [(True, False), (False, True)]
+    assert state.total == "€21.90" and state.vat == "Includes 19% VAT (Germany): €3.50"
+    call(state.change_qty, "two-left", 1)
+    assert state.lines[0]["qty"] == 2 and not state.lines[0]["can_add"]
+    [(kind, _)] = toasts_of(call(state.change_qty, "two-left", 1))  # refused, not added
+    assert kind == "error" and state.lines[0]["qty"] == 2 and state.total == "€33.80"
+
+    call(state.change_qty, "soon", -1)  # minus at 1: removed, and offered back
+    assert [ln["slug"] for ln in state.lines] == ["two-left"] and state.undo_title == "Soon"
+    call(state.undo_remove)
+    assert [ln["slug"] for ln in state.lines] == ["two-left", "soon"] and state.undo_slug == ""
+
+    call(state.set_country, "fi")
+    assert state.country_choice == "FI" and state.vat.startswith("Includes 25.5% VAT (Finland)")
+
+
+def test_the_currency_comes_from_the_browser_and_can_be_switched(session):
+    from core.services.catalogue.prices import set_price
+
+    game = make_product(session, slug="tri", title="Tri", price_minor=1999)
+    make_keys(session, game, 2)
+    set_price(session=session, product=game, currency="GBP", price_minor=1699)
+    session.commit()
+    state = state_for(ProductState, "/games/tri", headers={"accept-language": "en-GB,en;q=0.8"})
+    call(state.load_session)
+    call(state.load)
+    assert state.currency == "GBP" and state.product["price"] == "£16.99"
+    call(state.set_currency, "USD")
+    assert state.currency_choice == "USD"
+    call(state.load)
+    assert not state.product["can_buy"] and state.product["not_sold"].startswith("Not sold in USD")
+    assert toasts_of(call(state.add_to_cart, "tri"))[0][0] == "error"
+    assert parse_cart(state.cart_json) == []
+
+
+def test_see_all_deals_and_preorders_filter_and_no_results_has_no_pages(session, shelf):
+    from core.models import utcnow
+
+    make_product(session, slug="cheap", title="Cheap Deal", price_minor=500, list_price_minor=900)
+    make_product(
+        session,
+        slug="later",
+        title="Later",
+        is_preorder=True,
+        release_date=date.fromordinal(utcnow().date().toordinal() + 20),
+    )
+    deals = state_for(CatalogueState, "/games?deals=1")
+    call(deals.load)
+    assert [card["slug"] for card in deals.results] == ["cheap"] and deals.deals_only
+    preorders = state_for(CatalogueState, "/games?preorder=1")
+    call(preorders.load)
+    assert [card["slug"] for card in preorders.results] == ["later"]
+    nothing = state_for(CatalogueState, "/games?q=zzzzzz")
+    call(nothing.load)
+    assert nothing.total_text == "No games match" and nothing.pages == 0
+    bounds = state_for(CatalogueState, "/games?min=20&max=10")
+    call(bounds.load)
+    assert bounds.error == "The lowest price must not be above the highest price."

@@ -58,6 +58,14 @@ def header() -> rx.Component:
                     rx.link("Account", href="/account", id="nav-account"),
                     rx.link("Sign in", href="/signin", id="nav-signin"),
                 ),
+                rx.select(
+                    ShopState.currencies,
+                    value=ShopState.currency,
+                    on_change=ShopState.set_currency,
+                    aria_label="Currency",
+                    id="currency",
+                    size="2",
+                ),
                 spacing="4",
                 align="center",
             ),
@@ -69,6 +77,7 @@ def header() -> rx.Component:
             margin="0 auto",
             padding="0.75em 1em",
         ),
+        class_name="site-header",
         border_bottom="1px solid var(--gray-a5)",
         background="var(--color-panel-solid)",
         position="sticky",
@@ -77,12 +86,36 @@ def header() -> rx.Component:
     )
 
 
+#: The legal pages (core.services.legal), linked from every footer and from checkout.
+LEGAL_LINKS = (
+    ("terms", "Terms"),
+    ("privacy", "Privacy"),
+    ("imprint", "Imprint and contact"),
+    ("withdrawal", "Right of withdrawal"),
+)
+
+
+def legal_links() -> rx.Component:
+    return rx.flex(
+        *(
+            rx.link(label, href=f"/legal/{slug}", size="2", id=f"legal-{slug}")
+            for slug, label in LEGAL_LINKS
+        ),
+        gap="1.25em",
+        wrap="wrap",
+        class_name="legal-links",
+    )
+
+
 def footer() -> rx.Component:
     return rx.box(
+        legal_links(),
         rx.text(
-            "keyshop — digital game keys, delivered in seconds. Keys are region-locked where noted.",
+            "keyshop — digital game keys, delivered in seconds. Keys are region-locked where "
+            "noted. Prices include VAT.",
             size="1",
             color_scheme="gray",
+            margin_top="0.75em",
         ),
         max_width="1200px",
         margin="0 auto",

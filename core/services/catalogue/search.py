@@ -221,6 +221,7 @@ def search_products(
     per_page: int = 24,
     exact_total: bool = False,
     currency: str | None = None,
+    deals: bool = False,
 ) -> SearchPage:
     """Active products matching a text query and filters, one page at a time.
 
@@ -240,6 +241,7 @@ def search_products(
       newest first), ``title`` (A→Z). Ties are broken by id so pages never overlap.
     - ``page`` ≥ 1, 1 ≤ ``per_page`` ≤ 100; a page past the end is empty.
     - ``exact_total``: count every match instead of stopping at COUNT_LIMIT.
+    - ``deals``: only products priced below their list price.
     - ``currency``: list only products sold in it, priced in it (price bounds and price
       sorts too; core.services.catalogue.prices); None lists every product at its own
       price.
@@ -271,6 +273,7 @@ def search_products(
 
     source: Any = products
     price: ColumnElement[Any] = products.c.price_minor
+    list_price: ColumnElement[Any] = products.c.list_price_minor
     hit_columns: tuple[ColumnElement[Any], ...] = _HIT_COLUMNS
     conditions: list[ColumnElement[bool]] = [products.c.active == true()]
     if currency:
@@ -296,6 +299,8 @@ def search_products(
         conditions.append(products.c.in_stock == (true() if in_stock else false()))
     if preorder is not None:
         conditions.append(products.c.is_preorder == (true() if preorder else false()))
+    if deals:
+        conditions.append(list_price > price)
 
     tokens = query_tokens(query)
     rank: ColumnElement[Any] | None = None  # smaller is better
