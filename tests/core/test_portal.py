@@ -8,7 +8,7 @@ from sqlmodel import select
 from core import crypto
 from core.blobs import get_blob_store
 from core.errors import InvalidInput, InvalidKeyState
-from core.models import Alert, AuditEvent, Customer, Key, KeyReport, KeyStatus, new_uuid
+from core.models import Alert, AuditEvent, Customer, Key, KeyReport, KeyStatus, new_uuid, utcnow
 from core.services.fulfilment import fulfil_order
 from core.services.notifications import order_access_token, portal_url
 from core.services.portal import (
@@ -34,7 +34,7 @@ def delivered(session, queued_jobs):
     )
     codes = ["AAAAA-BBBBB-CCCCC", "DDDDD-EEEEE-FFFFF"]
     make_keys(session, product, 2, codes=codes)
-    order = make_order(session, [(product, 2)], status="paid")
+    order = make_order(session, [(product, 2)], status="paid", delivery_consent_at=utcnow())
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     return order, order_access_token(order.number), codes
 
@@ -204,7 +204,9 @@ def test_reveal_by_the_owning_customer(session, queued_jobs):
     me = customer(session, "me@example.com")
     product = make_product(session)
     [key] = make_keys(session, product, 1, codes=["QQQQQ-WWWWW-EEEEE"])
-    order = make_order(session, [(product, 1)], customer_id=me.id, email=me.email)
+    order = make_order(
+        session, [(product, 1)], customer_id=me.id, email=me.email, delivery_consent_at=utcnow()
+    )
     fulfil_order(order_id=order.id)
     assert (
         reveal_order_key(number=order.number, key_id=str(key.id), customer_id=me.id).code
@@ -244,7 +246,7 @@ def test_reveals_are_rate_limited_per_order(session, delivered):
 
 def test_an_image_key_reveals_as_a_signed_link(session, queued_jobs):
     product = make_product(session)
-    order = make_order(session, [(product, 1)], status="fulfilled")
+    order = make_order(session, [(product, 1)], status="fulfilled", delivery_consent_at=utcnow())
     line = order_lines(session, order)[0]
     row_id = new_uuid()
     name = f"keys/{row_id}.png"

@@ -23,7 +23,7 @@ import reflex as rx
 from sqlmodel import func, select
 
 from core.mail import list_outbox, read_outbox_message
-from core.models import Customer, CustomerSession, KeyReport, Order
+from core.models import Customer, CustomerSession, KeyReport, Order, utcnow
 from core.services import accounts, ratelimit
 from core.services.fulfilment import fulfil_order
 from core.services.notifications import order_access_token
@@ -472,7 +472,13 @@ def delivered(session, queued_jobs):
     )  # fmt: skip
     codes = ["AAAAA-BBBBB-CCCCC", "DDDDD-EEEEE-FFFFF"]
     make_keys(session, product, 2, codes=codes)
-    order = make_order(session, [(product, 2)], status="paid", email="owner@example.com")
+    order = make_order(
+        session,
+        [(product, 2)],
+        status="paid",
+        email="owner@example.com",
+        delivery_consent_at=utcnow(),
+    )
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     return order, order_access_token(order.number), codes
 
@@ -505,6 +511,7 @@ def _view(status: str, stage: int, label: str, *, qty: int = 1, pending: int = 0
     return SimpleNamespace(
         status=status, status_label=label, stage=stage, stages=4, email="x@example.com",
         created_at=None, total_minor=500 * qty, currency="USD", lines=[line],
+        consent_given=False, country=None, vat_rate_bp=0, vat_minor=0,
     )  # fmt: skip
 
 
@@ -902,7 +909,13 @@ def test_two_factor_set_up_sign_in_and_reveal_keep_secrets_out_of_the_state(sess
     # and so does every reveal of the account's orders
     product = make_product(session)
     make_keys(session, product, 1)
-    order = make_order(session, [(product, 1)], status="paid", customer_id=signed.customer_id)
+    order = make_order(
+        session,
+        [(product, 1)],
+        status="paid",
+        customer_id=signed.customer_id,
+        delivery_consent_at=utcnow(),
+    )
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     portal = state_for(OrderState, f"/orders/{order.number}", cookies=session_cookie(signed.token))
     call(portal.load)
@@ -993,3 +1006,24 @@ def test_see_all_deals_and_preorders_filter_and_no_results_has_no_pages(session,
     bounds = state_for(CatalogueState, "/games?min=20&max=10")
     call(bounds.load)
     assert bounds.error == "The lowest price must not be above the highest price."
+
+
+def test_order_page_asks_consent_once_and_shows_revealed_keys_again_after_reload(session):
+    product = make_product(session, title="Consent Quest")
+    make_keys(session, product, 1, codes=["RELOA-DREAD-ABLE1"])
+    order = make_order(session, [(product, 1)], status="paid")
+    assert fulfil_order(order_id=order.id).outcome == "fulfilled"
+    token = order_access_token(order.number)
+    page = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    call(page.load)
+    assert page.has_keys and not page.consent_given and "right to withdraw" in page.consent_text
+    key_id = page.lines[0]["keys"][0]["id"]
+    [(kind, _)] = toasts_of(call(page.reveal, key_id))
+    assert kind == "error"  # no reveal before consent
+    call(page.give_consent, True)
+    assert page.consent_given and scripts_of(call(page.reveal, key_id))
+
+    reloaded = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    events = call(reloaded.load)
+    assert reloaded.consent_given and reloaded.lines[0]["keys"][0]["revealed"]
+    assert any(getattr(e, "handler", None) and "reveal" in str(e.handler.fn) for e in events)

@@ -182,6 +182,8 @@ class ProductDetail(Model):
     region_warning: str | None
     activation_instructions: str
     activation_url: str | None = Field(description="the platform's key-redemption page")
+    sold_in_currency: bool = Field(description="false: no price in the currency asked for")
+    arrival: str = Field(description="when the key arrives, in customer words")
 
 
 class CheckoutResult(Model):
@@ -222,6 +224,7 @@ class OrderLine(Model):
     delivered: int
     pending: int = Field(description="ordered but not delivered yet")
     keys: list[KeyView]
+    is_preorder: bool = Field(description="a pre-order: delivered on the release date")
 
 
 class Order(Model):
@@ -242,6 +245,12 @@ class Order(Model):
     lines: list[OrderLine]
     delivered: int
     pending: int
+    consent_given: bool = Field(
+        description="the customer agreed to immediate delivery (needed before a reveal)"
+    )
+    country: str | None = Field(description="the buyer's country (ISO 3166), chosen at checkout")
+    vat_rate_bp: int = Field(description="VAT rate in basis points (1900 = 19%)")
+    vat_minor: int = Field(ge=0, description="the VAT contained in total_minor; " + MONEY)
     is_final: bool = Field(description="nothing will change on its own any more")
 
 
