@@ -8,13 +8,14 @@ import reflex as rx
 import tasks
 from core.config import get_settings
 from web.api.app import create_api
-from web.pages import account, buy, legal, order, shop
+from web.pages import account, buy, legal, order, receipt, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
 from web.state.catalogue import CatalogueState, HomeState, ProductState
 from web.state.checkout import CartState, PayState
 from web.state.legal import LegalState
 from web.state.order import OrderState
+from web.state.receipt import ReceiptState
 
 # Webhooks and payments enqueue work: onto the real queue (SQLite or Redis), never run
 # inline in the web process.
@@ -63,6 +64,12 @@ app.add_page(buy.cart, route="/cart", title="Cart · keyshop", on_load=CartState
 app.add_page(buy.pay, route="/pay/[number]", title="Test payment · keyshop", on_load=PayState.load)
 app.add_page(
     order.order, route="/orders/[number]", title="Your order · keyshop", on_load=OrderState.load
+)
+app.add_page(
+    receipt.receipt,
+    route="/receipts/[number]",
+    title="Receipt · keyshop",
+    on_load=ReceiptState.load,
 )
 app.add_page(
     account.sign_in, route="/signin", title="Sign in · keyshop", on_load=AccountState.load_form

@@ -198,7 +198,9 @@ def transition_order(
     :class:`ConcurrentUpdate` when the status changed under us (compare-and-set lost).
     ``expected_from`` makes the change conditional on a known current status.
     ``needs_attention`` requires a reason an operator can act on. Operator-made changes
-    are also audited. Moving to ``cancelled`` releases the order's reservation. Runs in
+    are also audited. Moving to ``paid`` the first time issues the order's invoice with
+    the next number of the year (core.services.invoices). Moving to ``cancelled``
+    releases the order's reservation. Runs in
     the caller's transaction (flushes, never commits).
     """
     session.flush()  # the caller's pending changes first
@@ -234,6 +236,10 @@ def transition_order(
         raise ConcurrentUpdate(
             f"order {number} changed while moving it to {to_status}", order=number
         )
+    if to_status == S.PAID and paid_at is None:
+        from core.services.invoices import issue_invoice
+
+        issue_invoice(session=session, order_id=order_id, issued_at=now)  # gap-free number
     if to_status == S.CANCELLED:
         released = release_reservation(session=session, order_id=order_id)
         if released:

@@ -1027,3 +1027,35 @@ def test_order_page_asks_consent_once_and_shows_revealed_keys_again_after_reload
     events = call(reloaded.load)
     assert reloaded.consent_given and reloaded.lines[0]["keys"][0]["revealed"]
     assert any(getattr(e, "handler", None) and "reveal" in str(e.handler.fn) for e in events)
+
+
+def test_receipt_page_and_pdf_open_like_the_order(session, queued_jobs):
+    from starlette.testclient import TestClient
+
+    from core.services.audit import Actor
+    from core.services.orders import transition_order
+    from web.api.app import create_api
+    from web.state.receipt import ReceiptState
+
+    product = make_product(session, title="Paper Trail", price_minor=2000)
+    order = make_order(
+        session, [(product, 1)], status="pending_payment", country="FR", vat_rate_bp=2000,
+        vat_minor=333,
+    )  # fmt: skip
+    transition_order(session=session, order_id=order.id, to_status="paid", actor=Actor.system())
+    session.commit()
+    token = order_access_token(order.number)
+    page = state_for(ReceiptState, f"/receipts/{order.number}?token={token}")
+    call(page.load)
+    assert page.found and page.receipt["vat"] == "€3.33" and page.receipt["net"] == "€16.67"
+    assert page.receipt["invoice_number"].endswith("-000001")
+    assert [line["title"] for line in page.lines] == ["Paper Trail"]
+    stranger = state_for(ReceiptState, f"/receipts/{order.number}")
+    call(stranger.load)
+    assert not stranger.found and stranger.receipt == {}
+
+    with TestClient(create_api(), base_url="http://127.0.0.1:3000") as api:
+        pdf = api.get(f"/api/receipts/{order.number}.pdf", params={"token": token})
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert api.get(f"/api/receipts/{order.number}.pdf").status_code == 404
