@@ -8,11 +8,12 @@ import reflex as rx
 import tasks
 from core.config import get_settings
 from web.api.app import create_api
-from web.pages import account, buy, legal, order, receipt, shop
+from web.pages import account, buy, find_order, legal, order, receipt, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
 from web.state.catalogue import CatalogueState, HomeState, ProductState
 from web.state.checkout import CartState, PayState
+from web.state.find_order import FindOrderState
 from web.state.legal import LegalState
 from web.state.order import OrderState
 from web.state.receipt import ReceiptState
@@ -64,6 +65,12 @@ app.add_page(buy.cart, route="/cart", title="Cart · keyshop", on_load=CartState
 app.add_page(buy.pay, route="/pay/[number]", title="Test payment · keyshop", on_load=PayState.load)
 app.add_page(
     order.order, route="/orders/[number]", title="Your order · keyshop", on_load=OrderState.load
+)
+app.add_page(
+    find_order.find_order,
+    route="/find-order",
+    title="Find my order · keyshop",
+    on_load=FindOrderState.load_session,
 )
 app.add_page(
     receipt.receipt,

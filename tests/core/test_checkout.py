@@ -286,9 +286,10 @@ def test_test_payment_pays_the_order_through_the_webhook_path_and_twice_is_harml
     assert run_jobs(queued_jobs) == [f"order {result.number} paid"]
     order = fresh(session).exec(select(Order).where(Order.number == result.number)).one()
     assert order.status == "paid" and order.payment_reference.startswith("pi_test_")
-    assert [j[0] for j in queued_jobs] == ["process_webhook", "fulfil_order"]
+    # the order confirmation e-mail was queued when the order was placed
+    assert [j[0] for j in queued_jobs] == ["send_order_email", "process_webhook", "fulfil_order"]
     pay_test_order(number=result.number.lower(), access_token=result.access_token)
-    assert [j[0] for j in queued_jobs] == ["process_webhook", "fulfil_order"]  # nothing new
+    assert len(queued_jobs) == 3  # nothing new
 
 
 def test_test_payment_needs_the_orders_own_token(session, shop, queued_jobs):
@@ -297,7 +298,7 @@ def test_test_payment_needs_the_orders_own_token(session, shop, queued_jobs):
     for token in (other.access_token, "", "garbage", mine.access_token + "x"):
         with pytest.raises(OrderNotFound):
             pay_test_order(number=mine.number, access_token=token)
-    assert queued_jobs == []
+    assert [j[0] for j in queued_jobs] == ["send_order_email"] * 2  # the confirmations only
 
 
 def test_a_cancelled_order_cannot_be_paid(session, shop, queued_jobs):
@@ -308,4 +309,4 @@ def test_a_cancelled_order_cannot_be_paid(session, shop, queued_jobs):
     session.commit()
     with pytest.raises(OrderNotPayable, match="cancelled"):
         pay_test_order(number=result.number, access_token=result.access_token)
-    assert queued_jobs == []
+    assert [j[0] for j in queued_jobs] == ["send_order_email"]  # the confirmation only

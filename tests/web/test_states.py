@@ -1059,3 +1059,16 @@ def test_receipt_page_and_pdf_open_like_the_order(session, queued_jobs):
         assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
         assert pdf.headers["content-type"] == "application/pdf"
         assert api.get(f"/api/receipts/{order.number}.pdf").status_code == 404
+
+
+def test_find_my_order_page_answers_the_same_either_way(session, account_mail):
+    from web.state.find_order import SENT, FindOrderState
+
+    make_order(session, [(make_product(session), 1)], email="known@example.com")
+    for address in ("known@example.com", "unknown@example.com"):
+        page = state_for(FindOrderState, "/find-order")
+        call(page.send, {"email": address})
+        assert (page.notice, page.error) == (SENT, "")
+    bad = state_for(FindOrderState, "/find-order")
+    call(bad.send, {"email": "not an address"})
+    assert bad.notice == "" and bad.error

@@ -88,6 +88,7 @@ def header() -> rx.Component:
 
 #: The legal pages (core.services.legal), linked from every footer and from checkout.
 LEGAL_LINKS = (
+    ("find-order", "Find my order"),
     ("terms", "Terms"),
     ("privacy", "Privacy"),
     ("imprint", "Imprint and contact"),
@@ -98,7 +99,12 @@ LEGAL_LINKS = (
 def legal_links() -> rx.Component:
     return rx.flex(
         *(
-            rx.link(label, href=f"/legal/{slug}", size="2", id=f"legal-{slug}")
+            rx.link(
+                label,
+                href="/find-order" if slug == "find-order" else f"/legal/{slug}",
+                size="2",
+                id=f"legal-{slug}",
+            )
             for slug, label in LEGAL_LINKS
         ),
         gap="1.25em",

@@ -291,6 +291,7 @@ def order() -> rx.Component:
                     "Use the link from your order e-mail, or sign in to the account you ordered with."
                 ),
                 rx.link("Sign in", href="/signin"),
+                rx.link("Find my order", href="/find-order"),
             ),
         ),
     )
