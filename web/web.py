@@ -8,13 +8,14 @@ import reflex as rx
 import tasks
 from core.config import get_settings
 from web.api.app import create_api
-from web.pages import account, buy, find_order, legal, order, receipt, shop
+from web.pages import account, buy, find_order, legal, library, order, receipt, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
 from web.state.catalogue import CatalogueState, HomeState, ProductState
 from web.state.checkout import CartState, PayState
 from web.state.find_order import FindOrderState
 from web.state.legal import LegalState
+from web.state.library import LibraryState
 from web.state.order import OrderState
 from web.state.receipt import ReceiptState
 
@@ -66,6 +67,7 @@ app.add_page(buy.pay, route="/pay/[number]", title="Test payment · keyshop", on
 app.add_page(
     order.order, route="/orders/[number]", title="Your order · keyshop", on_load=OrderState.load
 )
+app.add_page(library.library, route="/keys", title="My keys · keyshop", on_load=LibraryState.load)
 app.add_page(
     find_order.find_order,
     route="/find-order",

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import stripe
+from sqlmodel import Session, col, select
 
 from core.config import get_settings
 from core.db import is_database_unavailable, session_scope
@@ -175,7 +176,9 @@ def place_order(
                 session=session,
                 email=address,
                 lines=[LineRequest(row_id(ln.product_id), ln.quantity) for ln in quote.lines],
-                customer_id=customer_id,
+                customer_id=customer_id
+                if customer_id is not None
+                else _verified_owner(session, address),
                 actor=actor,
                 currency=quote.currency,
                 country=buyer.code if buyer else None,
@@ -228,6 +231,19 @@ def place_order(
         currency=currency,
         test_payment=settings.test_payments,
     )
+
+
+def _verified_owner(session: Session, email: str) -> int | None:
+    """The verified account using ``email``: a guest order placed with it belongs to
+    that account at once (its owner sees it in their account and "My keys"), as guest
+    orders placed before are attached at verification and sign-in
+    (core.services.accounts)."""
+    found = session.exec(
+        select(Customer.id).where(
+            col(Customer.email) == email, col(Customer.verified_at).is_not(None)
+        )
+    ).first()
+    return int(found) if found is not None else None
 
 
 def _call_off(order_id: int, number: str, reason: str) -> None:

@@ -1072,3 +1072,45 @@ def test_find_my_order_page_answers_the_same_either_way(session, account_mail):
     bad = state_for(FindOrderState, "/find-order")
     call(bad.send, {"email": "not an address"})
     assert bad.notice == "" and bad.error
+
+
+def test_my_keys_lists_every_key_of_the_account_with_guest_orders_and_reveals(session, queued_jobs):
+    from core.services.cart import CartLine
+    from core.services.checkout import place_order
+    from core.services.consent import give_consent
+    from web.state.library import LibraryState
+
+    signed = accounts.create_account(email="lib@example.com", password=PASSWORD)
+    me = fresh(session).get(Customer, signed.customer_id)
+    me.verified_at = utcnow()
+    session.add(me)
+    session.commit()
+    game = make_product(session, title="Library Lane", platform="Steam")
+    make_keys(
+        session, game, 3, codes=["LIBRA-RYKEY-00001", "LIBRA-RYKEY-00002", "LIBRA-RYKEY-00003"]
+    )
+    # a guest checkout with the verified address belongs to the account at once
+    guest = place_order(email="LIB@example.com", lines=[CartLine(game.slug, 2)])
+    order = fresh(session).exec(select(Order).where(Order.number == guest.number)).one()
+    assert order.customer_id == signed.customer_id
+    order.status = "paid"
+    session.add(order)
+    session.commit()
+    assert fulfil_order(order_id=order.id).outcome == "fulfilled"
+    someone = make_order(session, [(game, 1)], email="other@example.com")
+    assert fulfil_order(order_id=someone.id).outcome == "fulfilled"
+
+    page = state_for(LibraryState, "/keys", cookies=session_cookie(signed.token))
+    call(page.load)
+    assert [(k["title"], k["order"]) for k in page.keys] == [("Library Lane", guest.number)] * 2
+    assert all(k["needs_consent"] and not k["can_reveal"] for k in page.keys)
+    give_consent(number=guest.number, customer_id=signed.customer_id)
+    call(page.load)
+    key_id = page.keys[0]["id"]
+    assert scripts_of(call(page.reveal, key_id)) and page.keys[0]["revealed"]
+    assert "LIBRA-RYKEY" not in json.dumps(page.dict())  # codes never in the state
+    account_page = state_for(AccountState, "/account", cookies=session_cookie(signed.token))
+    call(account_page.load_account)
+    assert [o["number"] for o in account_page.orders] == [guest.number]
+    signed_out = state_for(LibraryState, "/keys")
+    assert redirect_of(call(signed_out.load)) == "/signin"

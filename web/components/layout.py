@@ -55,7 +55,11 @@ def header() -> rx.Component:
                 ),
                 rx.cond(
                     ShopState.signed_in,
-                    rx.link("Account", href="/account", id="nav-account"),
+                    rx.hstack(
+                        rx.link("My keys", href="/keys", id="nav-keys"),
+                        rx.link("Account", href="/account", id="nav-account"),
+                        spacing="4",
+                    ),
                     rx.link("Sign in", href="/signin", id="nav-signin"),
                 ),
                 rx.select(
