@@ -172,6 +172,12 @@ class Settings(BaseSettings):
     )
     seller_vat_id: str = Field("", validation_alias="KEYSHOP_SELLER_VAT_ID")
 
+    # -- observability (core.metrics, core.tracing) --
+    # a bearer token for /api/metrics; unset: only clients on loopback may scrape
+    metrics_token: SecretStr | None = Field(None, validation_alias="KEYSHOP_METRICS_TOKEN")
+    # where OpenTelemetry spans go (OTLP over HTTP, e.g. http://collector:4318); unset: off
+    otlp_endpoint: str | None = Field(None, validation_alias="KEYSHOP_OTLP_ENDPOINT")
+
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: SecretStr | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY")
 
@@ -261,6 +267,7 @@ class Settings(BaseSettings):
         "kinguin_api_key",
         "kinguin_webhook_secret",
         "oidc_client_secret",
+        "metrics_token",
         mode="before",
     )
     @classmethod
@@ -362,6 +369,7 @@ class Settings(BaseSettings):
         "public_url",
         "stripe_api_base",
         "oidc_issuer",
+        "otlp_endpoint",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -7,16 +7,47 @@ delivery or a consumer killed mid-way never does anything twice.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from huey import crontab
 
+from core import tracing
 from core.services import fulfilment, maintenance, notifications, webhooks
 from core.services.fulfilment import FulfilmentRetry
 from tasks.queue import huey
 
 log = logging.getLogger("keyshop.tasks")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+#: Task arguments that become span attributes and log fields (ids, never an e-mail address).
+TRACED_ARGUMENTS = frozenset({"order_id", "webhook_id", "kind", "key_id", "name"})
+
+
+def task(**policy: Any) -> Callable[[Callable[P, R]], Any]:
+    """``huey.task(**policy)`` for a task that continues the trace of whoever queued it:
+    the dispatcher passes ``trace_context`` (W3C headers, core/tracing.py), taken off
+    here before the function runs."""
+
+    def wrap(func: Callable[P, R]) -> Any:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def run(*args: Any, trace_context: dict[str, str] | None = None, **kwargs: Any) -> R:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            fields = {f"keyshop.{k}": v for k, v in bound.items() if k in TRACED_ARGUMENTS}
+            with tracing.attached(trace_context), tracing.span(f"task {func.__name__}", **fields):
+                return func(*args, **kwargs)
+
+        return huey.task(**policy)(run)
+
+    return wrap
 
 
 # While a worker thread processes a webhook, the fulfilment it queues (a payment → the
@@ -34,7 +65,7 @@ def keep_for_this_thread(name: str, args: tuple, kwargs: dict) -> bool:
     return True
 
 
-@huey.task(retries=6, retry_delay=1, retry_backoff=2)
+@task(retries=6, retry_delay=1, retry_backoff=2)
 def process_webhook(webhook_id: int) -> str:
     _here.follow_ups = kept = []
     try:
@@ -57,10 +88,12 @@ def _fulfil_here(order_id: int) -> None:
         fulfil_order.call_local(order_id)
     except Exception as exc:
         log.warning("order %s: %s; queued to try again", order_id, type(exc).__name__)
-        fulfil_order.schedule(args=(order_id,), delay=2)
+        fulfil_order.schedule(
+            args=(order_id,), kwargs={"trace_context": tracing.carrier() or None}, delay=2
+        )
 
 
-@huey.task(retries=10, retry_delay=2, retry_backoff=2)
+@task(retries=10, retry_delay=2, retry_backoff=2)
 def fulfil_order(order_id: int) -> str:
     try:
         result = fulfilment.fulfil_order(order_id=order_id)
@@ -71,7 +104,7 @@ def fulfil_order(order_id: int) -> str:
     return result.outcome
 
 
-@huey.task(retries=4, retry_delay=30, retry_backoff=2)
+@task(retries=4, retry_delay=30, retry_backoff=2)
 def return_faulty_key(key_id: str) -> str:
     import uuid
 
@@ -80,12 +113,12 @@ def return_faulty_key(key_id: str) -> str:
     return give_back(key_id=uuid.UUID(key_id))
 
 
-@huey.task(retries=6, retry_delay=5, retry_backoff=2)
+@task(retries=6, retry_delay=5, retry_backoff=2)
 def send_order_email(order_id: int, kind: str) -> str:
     return notifications.send_order_email(order_id=order_id, kind=kind)
 
 
-@huey.task(retries=6, retry_delay=5, retry_backoff=2)
+@task(retries=6, retry_delay=5, retry_backoff=2)
 def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
     """Verification, sign-up attempt and password-reset e-mails: queued so that a web
     request does the same work whether or not the address has an account."""
@@ -94,7 +127,7 @@ def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
     return send(kind=kind, email=email, ip=ip)
 
 
-@huey.task(retries=2, retry_delay=30)
+@task(retries=2, retry_delay=30)
 def sync_provider(name: str) -> str:
     from core.services.provider_sync import sync_offers
 

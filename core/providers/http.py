@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from core import metrics, tracing
 from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderTransientError,
@@ -76,8 +77,43 @@ def send(
     the request started going out is then :class:`ProviderOutcomeUnknown`.
     """
     started = time.perf_counter()
+    operation = metrics.operation_of(method, path)
+    with tracing.span(f"{provider} {operation}", **{"keyshop.provider": provider}) as current:
+        response = _request(client, provider, method, path, started, state_changing, **kwargs)
+        current.set_attribute("http.response.status_code", response.status_code)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.observe_provider_call(
+        provider, method, path, elapsed_ms / 1000, f"{response.status_code // 100}xx"
+    )
+    log.info(
+        "%s %s %s -> %s in %.0f ms",
+        provider,
+        method,
+        path,
+        response.status_code,
+        elapsed_ms,
+        extra={
+            "provider": provider,
+            "method": method,
+            "path": path,
+            "status": response.status_code,
+            "latency_ms": round(elapsed_ms, 1),
+        },
+    )
+    return response
+
+
+def _request(
+    client: httpx.Client,
+    provider: str,
+    method: str,
+    path: str,
+    started: float,
+    state_changing: bool,
+    **kwargs: Any,
+) -> httpx.Response:
     try:
-        response = client.request(method, path, **kwargs)
+        return client.request(method, path, **kwargs)
     except _BEFORE_SEND as exc:
         _log_failure(provider, method, path, started, type(exc).__name__)
         raise ProviderTransientError(
@@ -103,27 +139,11 @@ def send(
         raise ProviderTransientError(
             provider, f"{method} {path}: connection failed ({type(exc).__name__})"
         ) from None
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    log.info(
-        "%s %s %s -> %s in %.0f ms",
-        provider,
-        method,
-        path,
-        response.status_code,
-        elapsed_ms,
-        extra={
-            "provider": provider,
-            "method": method,
-            "path": path,
-            "status": response.status_code,
-            "latency_ms": round(elapsed_ms, 1),
-        },
-    )
-    return response
 
 
 def _log_failure(provider: str, method: str, path: str, started: float, kind: str) -> None:
     elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.observe_provider_call(provider, method, path, elapsed_ms / 1000, kind)
     log.warning(
         "%s %s %s -> %s after %.0f ms",
         provider,

@@ -12,6 +12,7 @@ from typing import Final
 
 from sqlalchemy import bindparam, exists, insert, select
 
+from core import tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
@@ -78,6 +79,7 @@ _READ = (
 )
 
 
+@tracing.traced("order e-mail", "order_id", "kind")
 def send_order_email(*, order_id: int, kind: str) -> str:
     if kind not in KINDS:
         raise InvalidInput(f"no e-mail of kind {kind!r}")

@@ -24,6 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from core import metrics, tracing
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
 from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
 from core.services.audit import Actor, record_audit
@@ -212,6 +213,7 @@ def transition_order(
     if row is None:
         raise NotFound(f"order {order_id} does not exist", order_id=order_id)
     number, current, paid_at = row
+    tracing.annotate(order=number)
     if expected_from is not None and current != expected_from:
         raise ConcurrentUpdate(f"order {number} is {current}, not {expected_from}", order=number)
     if not can_transition(current, to_status):
@@ -240,6 +242,7 @@ def transition_order(
         from core.services.invoices import issue_invoice
 
         issue_invoice(session=session, order_id=order_id, issued_at=now)  # gap-free number
+    metrics.order_transition(session, to_status=str(to_status), paid_at=paid_at, now=now)
     if to_status == S.CANCELLED:
         released = release_reservation(session=session, order_id=order_id)
         if released:

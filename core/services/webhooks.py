@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from core import jobs
+from core import jobs, metrics, tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, NotFound
@@ -92,6 +92,7 @@ def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> int 
     return session.execute(stmt).scalar_one_or_none()
 
 
+@tracing.traced("webhook receive", "source")
 def receive_webhook(
     *, source: str, headers: Mapping[str, str], body: bytes, remote_addr: str | None = None
 ) -> Receipt:
@@ -104,6 +105,7 @@ def receive_webhook(
     try:
         verified = SOURCES[source].authenticate(lowered, body)
     except WebhookRejected as exc:
+        metrics.WEBHOOKS.labels(source, "rejected").inc()
         if exc.http_status == 401:
             _log_forgery(source, lowered, body, remote_addr, exc.message)
         raise
@@ -125,7 +127,9 @@ def receive_webhook(
             },
         )
         if new_id is not None:
+            tracing.annotate(webhook_id=new_id)
             jobs.enqueue_after_commit(session, "process_webhook", new_id)
+            metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "accepted").inc)
             return Receipt(status=200, webhook_id=new_id, duplicate=False)
         # Delivered again. If the first copy was never acted on (its hand-over to the
         # queue was lost, or its worker died), this delivery queues it again.
@@ -134,6 +138,7 @@ def receive_webhook(
                 WebhookEvent.source == source, WebhookEvent.event_id == event_id
             )
         ).first()
+        metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "duplicate").inc)
         if stored is not None and stored[1] is None:
             jobs.enqueue_after_commit(session, "process_webhook", stored[0])
             log.info(
@@ -167,6 +172,7 @@ def _log_forgery(
         )
 
 
+@tracing.traced("webhook process", "webhook_id")
 def process_webhook(*, webhook_id: int) -> str:
     """Act on a stored webhook once. Safe to call any number of times, concurrently."""
     with session_scope() as session:

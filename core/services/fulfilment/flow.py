@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, exists, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from core import jobs
+from core import jobs, tracing
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.errors import InsufficientStock, NotFound
@@ -44,6 +44,7 @@ from core.services.orders import transition_order
 # -- the use case -------------------------------------------------------------------------
 
 
+@tracing.traced("order fulfil", "order_id", "buy_from")
 def fulfil_order(
     *,
     order_id: int,

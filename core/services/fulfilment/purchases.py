@@ -17,7 +17,7 @@ from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import crypto
+from core import crypto, tracing
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.models import (
@@ -256,7 +256,11 @@ def buy_missing(
             purchase_id = _open_purchase(
                 order_number, need.line_id, offer, min(current.missing, cap)
             )
-            outcome = _call_provider(purchase_id, client, retry, result, settings, at)
+            with tracing.span(
+                "provider purchase",
+                **{"keyshop.purchase_id": purchase_id, "keyshop.provider": offer.provider},
+            ):
+                outcome = _call_provider(purchase_id, client, retry, result, settings, at)
             if outcome is not None:
                 result.problems.append(f"line {need.line_id} at {offer.provider}: {outcome}")
             if outcome is not None or _purchase_status(purchase_id) == P.FAILED:
