@@ -40,10 +40,15 @@ def progress() -> rx.Component:
 # not manage (no children in the component tree), so no re-render ever overwrites or
 # keeps it; copying happens in the click itself, without a round trip to the server.
 PORTAL_SCRIPT = """
-window.ksShowKey = function (id, code, imageUrl) {
+window.ksShowKey = function (id, code, imageUrl, tries) {
   const el = document.getElementById('code-' + id);
   const masked = document.getElementById('masked-' + id);
-  if (!el) return;
+  if (!el) {  // shown again on load: the page may not have drawn the key's row yet
+    if ((tries || 0) < 50) {
+      setTimeout(() => window.ksShowKey(id, code, imageUrl, (tries || 0) + 1), 100);
+    }
+    return;
+  }
   if (code !== null) { el.textContent = code; }
   else { const img = document.createElement('img'); img.src = imageUrl; img.alt = 'Key image';
          img.style.maxWidth = '100%'; el.replaceChildren(img); }
