@@ -221,6 +221,24 @@ def test_checkout_places_an_order_and_answers_201(api, session, catalogue, test_
     assert order.status == "pending_payment" and order.email == "guest@example.com"
 
 
+def test_checkout_in_a_currency_for_a_country_includes_its_vat(api, session, catalogue):
+    from core.services.catalogue.prices import set_price
+
+    steam, _ = catalogue
+    set_price(session=session, product=steam[1], currency="GBP", price_minor=900)
+    session.commit()
+    lines = [{"slug": steam[1].slug, "quantity": 1}]
+    body = {"email": "uk@example.com", "lines": lines, "currency": "GBP", "country": "GB"}
+    answer = api.post("/api/store/checkout", json=body)
+    assert answer.status_code == 201, answer.text
+    placed = answer.json()
+    assert (placed["total_minor"], placed["currency"]) == (900, "GBP")
+    status = api.get(placed["status_url"], params={"token": placed["access_token"]}).json()
+    assert (status["country"], status["vat_rate_bp"], status["vat_minor"]) == ("GB", 2000, 150)
+    refused = api.post("/api/store/checkout", json={**body, "currency": "USD"})
+    assert refused.status_code == 422 and "not sold in USD" in refused.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status", "code"),
     [

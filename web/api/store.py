@@ -121,6 +121,17 @@ class CheckoutRequest(BaseModel):
     lines: list[CheckoutLine] = Field(
         max_length=100, description=f"at most {MAX_LINES} products; none is a cart problem"
     )
+    currency: StrictStr | None = Field(
+        None,
+        pattern="^[A-Z]{3}$",
+        description="the currency to buy in (default: the first product's own); a product "
+        "without a price in it is a cart problem, never converted",
+    )
+    country: StrictStr | None = Field(
+        None,
+        pattern="^[A-Z]{2}$",
+        description="the buyer's country (ISO 3166 alpha-2): sets the VAT the total includes",
+    )
 
 
 # -- answers -----------------------------------------------------------------------------
@@ -428,7 +439,9 @@ async def create_checkout(order: CheckoutRequest, request: Request, response: Re
     ip = request.client.host if request.client else None
     await run_in_threadpool(lambda: ratelimit.check_checkout(ip=ip))
     result = await run_in_threadpool(
-        lambda: checkout.place_order(email=order.email, lines=lines, ip=ip)
+        lambda: checkout.place_order(
+            email=order.email, lines=lines, ip=ip, currency=order.currency, country=order.country
+        )
     )
     status_url = f"/api/store/orders/{result.number}"
     response.headers.update({**NO_STORE, "Location": status_url})
