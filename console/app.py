@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -22,11 +23,15 @@ from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
+from console.screens.offers import OffersScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
+from console.screens.pricing import PricingScreen
+from console.screens.products import ProductsScreen
 from console.screens.providers import ProvidersScreen
+from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
-from console.widgets.navbar import SCREENS
+from console.widgets.navbar import ALL_SCREENS
 from core import config
 from core.config import Settings
 from core.models import utcnow
@@ -39,7 +44,7 @@ class KeyshopConsole(App[None]):
     COMMANDS = App.COMMANDS | {OperatorCommands}
     BINDINGS = [
         Binding(key, f"show('{name}')", label, id=f"show.{name}", show=False)
-        for key, name, label in SCREENS
+        for key, name, label in ALL_SCREENS
     ]
 
     def __init__(
@@ -55,7 +60,7 @@ class KeyshopConsole(App[None]):
         self.operator = operator
         self.deps = deps or Dependencies()
         self.sub_title = f"operator {operator}"
-        common = {"settings": settings, "operator": operator, "deps": self.deps}
+        common: dict[str, Any] = {"settings": settings, "operator": operator, "deps": self.deps}
         self.screen_factories: dict[str, Callable[[], ConsoleScreen]] = {
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(**common),
@@ -66,6 +71,10 @@ class KeyshopConsole(App[None]):
             "webhooks": lambda: WebhooksScreen(**common),
             "outbox": lambda: OutboxScreen(**common),
             "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
+            "products": lambda: ProductsScreen(**common),
+            "offers": lambda: OffersScreen(**common),
+            "pricing": lambda: PricingScreen(**common),
+            "reports": lambda: ReportsScreen(**common),
         }
 
     def on_mount(self) -> None:

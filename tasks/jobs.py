@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from huey import crontab
 
 from core import tracing
+from core.jobs import Job
 from core.services import fulfilment, maintenance, notifications, webhooks
 from core.services.fulfilment import FulfilmentRetry
 from tasks.queue import huey
@@ -56,10 +57,10 @@ def task(**policy: Any) -> Callable[[Callable[P, R]], Any]:
 _here = threading.local()
 
 
-def keep_for_this_thread(name: str, args: tuple, kwargs: dict) -> bool:
+def keep_for_this_thread(name: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """The dispatcher's hook: True if job ``name`` was kept to run right here."""
     kept = getattr(_here, "follow_ups", None)
-    if kept is None or name != "fulfil_order" or kwargs:
+    if kept is None or name != Job.FULFIL_ORDER or kwargs:
         return False
     kept.append(args)
     return True
@@ -67,7 +68,8 @@ def keep_for_this_thread(name: str, args: tuple, kwargs: dict) -> bool:
 
 @task(retries=6, retry_delay=1, retry_backoff=2)
 def process_webhook(webhook_id: int) -> str:
-    _here.follow_ups = kept = []
+    kept: list[tuple[Any, ...]] = []
+    _here.follow_ups = kept
     try:
         outcome = webhooks.process_webhook(webhook_id=webhook_id)
     except BaseException:
@@ -86,7 +88,7 @@ def _fulfil_here(order_id: int) -> None:
     with its own retries (and reconciliation after a crash, as for any task)."""
     try:
         fulfil_order.call_local(order_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (the queued task retries whatever happened)
         log.warning("order %s: %s; queued to try again", order_id, type(exc).__name__)
         fulfil_order.schedule(
             args=(order_id,), kwargs={"trace_context": tracing.carrier() or None}, delay=2
@@ -203,13 +205,14 @@ def balance_alerts() -> str:
     return "; ".join(f"{c.provider}: {c.alert or 'ok'}" for c in checks)
 
 
-TASKS = {
-    "process_webhook": process_webhook,
-    "fulfil_order": fulfil_order,
-    "send_order_email": send_order_email,
-    "send_account_email": send_account_email,
-    "sync_provider": sync_provider,
-    "return_faulty_key": return_faulty_key,
+# core names its jobs (core.jobs.Job); each is the task of the same name
+TASKS: dict[Job, Any] = {
+    Job.PROCESS_WEBHOOK: process_webhook,
+    Job.FULFIL_ORDER: fulfil_order,
+    Job.SEND_ORDER_EMAIL: send_order_email,
+    Job.SEND_ACCOUNT_EMAIL: send_account_email,
+    Job.SYNC_PROVIDER: sync_provider,
+    Job.RETURN_FAULTY_KEY: return_faulty_key,
 }
 
 

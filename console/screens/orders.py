@@ -5,6 +5,7 @@ code is shown only in the dialog), replace a faulty key, revoke a key."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -69,7 +70,7 @@ class OrdersScreen(ConsoleScreen):
         ("Revoke the selected key", "revoke", "asks for a reason"),
     ]
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.results: dict[str, OrderRow] = {}
         self.order_id: int | None = None

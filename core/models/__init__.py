@@ -15,6 +15,7 @@ from core.models.orders import (
     OrderLine,
     OrderStatus,
 )
+from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.webhooks import WebhookEvent
 
@@ -41,6 +42,8 @@ __all__ = [
     "OrderEvent",
     "OrderLine",
     "OrderStatus",
+    "PriceChange",
+    "PricingRule",
     "Product",
     "ProductPrice",
     "ProviderOffer",

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -202,3 +203,28 @@ def decimal_json(value: object) -> float:
     shortest repr of a two-place amount is exactly that amount (``Decimal('9.99')`` is
     written ``9.99``), and no arithmetic happens on the float."""
     return float(str(value))
+
+
+def parse_decimal(value: object) -> Decimal | None:
+    """A JSON number or numeric string as a ``Decimal`` (never through ``float``); None
+    for anything else, booleans included."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def is_number(value: object) -> bool:
+    return parse_decimal(value) is not None
+
+
+def parse_int(value: object) -> int | None:
+    """A JSON integer or integer string; None for anything else, booleans included."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        return None

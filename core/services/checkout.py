@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
-from core.jobs import enqueue_after_commit
+from core.jobs import Job, enqueue_after_commit
 from core.models import Customer, OrderEvent, OrderStatus, row_id
 from core.services import vat
 from core.services.audit import Actor, record_audit
@@ -190,7 +190,7 @@ def place_order(
             except NothingToServe as exc:
                 raise CartRejected(_shortfall_problems(quote, exc)) from None
             # the order confirmation e-mail, once the order is committed
-            enqueue_after_commit(session, "send_order_email", order_id, "placed")
+            enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "placed")
             record_audit(
                 session=session,
                 actor=actor,

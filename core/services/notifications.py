@@ -181,7 +181,7 @@ def request_order_links(*, email: str, ip: str | None = None) -> None:
     same answer and the same work whether or not there are any (the queued job looks
     them up). InvalidInput only for something that is not an e-mail address;
     RateLimited after too many requests from the client or for the address."""
-    from core.jobs import dispatch
+    from core.jobs import Job, dispatch
     from core.services.customers import normalise_email
     from core.services.ratelimit import check_rate
 
@@ -191,7 +191,7 @@ def request_order_links(*, email: str, ip: str | None = None) -> None:
         check_rate(scope="order-links-ip", subject=ip, limit=limit, window_seconds=window)
     limit, window = ORDER_LINKS_LIMITS["email"]
     check_rate(scope="order-links-email", subject=address, limit=limit, window_seconds=window)
-    dispatch("send_account_email", kind="order-links", email=address, ip=ip)
+    dispatch(Job.SEND_ACCOUNT_EMAIL, kind="order-links", email=address, ip=ip)
 
 
 def send_order_links(*, email: str) -> bool:

@@ -13,7 +13,7 @@ operator — a cancelled order holds no key and no provider unit.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +170,9 @@ def create_order(
     return order
 
 
-def _insert_with_unique_number(session: Session, build: Any, attempts: int = 5) -> Order:
+def _insert_with_unique_number(
+    session: Session, build: Callable[[str], Order], attempts: int = 5
+) -> Order:
     for _ in range(attempts):
         order = build(new_order_number())
         try:

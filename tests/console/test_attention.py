@@ -9,14 +9,13 @@ from console.screens.modals import ConfirmScreen, ProviderScreen, ReasonScreen, 
 from core.models import Key, Order
 from core.services.webhooks import process_webhook
 from tests.console.conftest import OPERATOR, audit, run, settle, show
-from tests.core.test_fulfilment import offer
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
+from tests.support.fulfilment import attention_order as support_attention_order
+from tests.support.fulfilment import offer, unknown_order
 
 
 def attention_order(session, product, qty=1, **kw):
-    return make_order(
-        session, [(product, qty)], status="needs_attention", attention_reason="no stock", **kw
-    )
+    return support_attention_order(session, product, qty=qty, **kw)
 
 
 def test_lists_orders_with_their_reason(session, console_app):
@@ -173,8 +172,6 @@ def test_buy_from_a_chosen_provider(
 
 
 def unknown_purchase_order(session, sim_server, qty=2):
-    from tests.core.test_operator import unknown_order
-
     return unknown_order(session, sim_server, qty=qty)
 
 

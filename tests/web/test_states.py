@@ -444,7 +444,8 @@ def test_pay_page_with_a_wrong_token_shows_not_found(session, in_stock, token, q
     call(state.load)
     assert not state.found and state.error.startswith("We could not find that order")
     assert state.total == "" and state.items == [] and not state.payable
-    assert call(state.pay) == [] and queued_jobs == []  # nothing to pay
+    assert call(state.pay) == []  # nothing to pay: only the order's confirmation is queued
+    assert [name for name, *_ in queued_jobs] == ["send_order_email"]
     assert fresh(session).exec(select(Order)).one().status == "pending_payment"
 
 
@@ -457,7 +458,8 @@ def test_pay_page_pays_and_goes_to_the_order(session, in_stock, queued_jobs):
     target = redirect_of(call(state.pay))
     assert target == f"/orders/{number}"  # the order's cookie opens it
     assert not state.payable and not state.paying
-    assert [name for name, *_ in queued_jobs] == ["process_webhook"]  # the payment's event
+    # the order's confirmation, then the payment's event
+    assert [name for name, *_ in queued_jobs] == ["send_order_email", "process_webhook"]
 
 
 # -- the order page and key portal -------------------------------------------------------

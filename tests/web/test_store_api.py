@@ -429,7 +429,12 @@ def test_test_payment_to_delivered_keys_and_reveal(api, session, catalogue, queu
         json={"email": "buyer@example.com", "lines": [{"slug": steam[1].slug, "quantity": 2}]},
     ).json()
     pay_test_order(number=placed["number"], access_token=placed["access_token"])
-    assert run_jobs(queued_jobs) == ["process_webhook", "fulfil_order", "send_order_email"]
+    assert run_jobs(queued_jobs) == [
+        "send_order_email",  # the order confirmation, queued at checkout
+        "process_webhook",
+        "fulfil_order",
+        "send_order_email",
+    ]
     answer = api.get(
         f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]}
     )

@@ -136,7 +136,7 @@ class OrderState(ShopState):
         self._watch += 1
         events: list[Any] = []
         if view.status not in SETTLED:
-            events.append(OrderState.watch(self._watch))
+            events.append(OrderState.watch(self._watch))  # type: ignore[misc]  # mypy misreads rx.event(...)
         # a key revealed once stays readable for its owner after a reload: shown again
         # (each reveal audited) unless the account asks for a code per reveal
         if self.consent_given:

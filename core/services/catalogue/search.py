@@ -61,15 +61,15 @@ from sqlmodel import Session
 from core.errors import InvalidInput
 from core.money import normalise_currency
 from core.services.catalogue.prices import price_columns
+from core.services.catalogue.product_input import PLATFORM_BY_LOWER, REGION_BY_LOWER
 from core.services.catalogue.products import (
     _KEY_AVAILABLE,
-    _PLATFORM_BY_LOWER,
-    _REGION_BY_LOWER,
     _is_int,
     keys_table,
     offers,
     products,
 )
+from core.services.low_stock import is_low_stock
 
 SORTS: Final = ("relevance", "price_asc", "price_desc", "newest", "title")
 MAX_PER_PAGE: Final = 100
@@ -139,8 +139,10 @@ class ProductHit:
 
     @property
     def low_stock(self) -> bool:
-        """Own stock is running low (at or under the threshold, but not gone)."""
-        return 0 < self.available <= self.low_stock_threshold
+        """Own stock is running low but not gone (:func:`core.services.low_stock.is_low_stock`)."""
+        return self.available > 0 and is_low_stock(
+            available=self.available, threshold=self.low_stock_threshold
+        )
 
     @property
     def discount_percent(self) -> int:
@@ -202,7 +204,7 @@ def _facet_condition(column: Any, value: str, canonical: dict[str, str]) -> Colu
     known = canonical.get(value.strip().lower())
     if known is not None:
         return cast(ColumnElement[bool], column == known)
-    return cast(ColumnElement[bool], func.lower(column) == value.strip().lower())
+    return func.lower(column) == value.strip().lower()
 
 
 def search_products(
@@ -286,9 +288,9 @@ def search_products(
         }
         hit_columns = tuple(replaced.get(c.name, c) for c in _HIT_COLUMNS)
     if platform:
-        conditions.append(_facet_condition(products.c.platform, platform, _PLATFORM_BY_LOWER))
+        conditions.append(_facet_condition(products.c.platform, platform, PLATFORM_BY_LOWER))
     if region:
-        conditions.append(_facet_condition(products.c.region, region, _REGION_BY_LOWER))
+        conditions.append(_facet_condition(products.c.region, region, REGION_BY_LOWER))
     if genre:
         conditions.append(_facet_condition(products.c.genre, genre, {}))
     if min_price_minor is not None:

@@ -21,6 +21,7 @@ from core import crypto, tracing
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.models import (
+    AlertKind,
     Key,
     KeyStatus,
     Order,
@@ -409,7 +410,7 @@ def _record_failure(
         if isinstance(exc, InsufficientBalance):
             raise_alert(
                 session=session,
-                kind="low_balance",
+                kind=AlertKind.LOW_BALANCE,
                 subject=f"provider:{purchase.provider}",
                 message=f"{purchase.provider} refused a purchase for lack of balance; top it up",
                 severity="error",
@@ -417,7 +418,7 @@ def _record_failure(
         if isinstance(exc, ProviderAuthError):
             raise_alert(
                 session=session,
-                kind="provider_down",
+                kind=AlertKind.PROVIDER_DOWN,
                 subject=f"provider:{purchase.provider}",
                 message=f"{purchase.provider} refused our credentials: {reason}",
                 severity="error",

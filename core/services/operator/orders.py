@@ -18,6 +18,7 @@ from core import jobs
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, NotFound
+from core.jobs import Job
 from core.models import (
     Key,
     KeyReport,
@@ -64,7 +65,7 @@ def retry_fulfilment(*, order_id: int, actor: Actor) -> None:
             reason="operator retried fulfilment",
             expected_from=S.NEEDS_ATTENTION,
         )
-        jobs.enqueue_after_commit(session, "fulfil_order", order_id)
+        jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, order_id)
 
 
 def buy_from_provider(
@@ -106,7 +107,7 @@ def _complete_if_whole(session: Session, order: Order, actor: Actor, reason: str
         actor=actor,
         reason=reason,
     )
-    jobs.enqueue_after_commit(session, "send_order_email", order.id, "delivered")
+    jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order.id, "delivered")
     return True
 
 
@@ -284,7 +285,7 @@ def resolve_key_report(
         data["replacement_key_id"] = str(new.id)
         if return_eligible(session=session, key_id=report.key_id) is not None:
             # never revealed, bought from Kinguin within 24 h: claimed back after the commit
-            jobs.enqueue_after_commit(session, "return_faulty_key", str(report.key_id))
+            jobs.enqueue_after_commit(session, Job.RETURN_FAULTY_KEY, str(report.key_id))
             data["returned_to_supplier"] = True
     elif action == "revoke":
         revoke_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
