@@ -91,3 +91,19 @@ def test_pages_set_and_show_a_legal_page(tmp_path):
     assert shown.stdout == "# Terms and conditions\n\n## Our terms\n\nBe nice.\n"
     refused = keyshop("pages", "set", "cookies", str(page), cwd=tmp_path, env=env)
     assert refused.returncode == 1 and refused.stderr.startswith("keyshop: no legal page 'cookies'")
+
+
+def test_products_price_sells_a_product_in_another_currency(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}", "KEYSHOP_VAR_DIR": str(tmp_path)}
+    assert keyshop("migrate", cwd=tmp_path, env=env).returncode == 0
+    added = keyshop(
+        "products", "add", "tri-price", "--title", "Tri Price", "--platform", "Steam",
+        "--price", "19.99", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    priced = keyshop("products", "price", "tri-price", "usd", "21.99", cwd=tmp_path, env=env)
+    assert priced.returncode == 0 and priced.stdout.strip() == "tri-price: 21.99 USD"
+    bad = keyshop("products", "price", "tri-price", "USD", "21.999", cwd=tmp_path, env=env)
+    assert bad.returncode == 1 and "at most 2 decimals" in bad.stderr
+    removed = keyshop("products", "price", "tri-price", "USD", "--remove", cwd=tmp_path, env=env)
+    assert removed.stdout.strip() == "tri-price: no longer sold in USD"

@@ -159,3 +159,42 @@ def price_columns(currency: str) -> tuple[FromClause, ColumnElement[Any], Column
     price = case((own, _products.c.price_minor), else_=other.c.price_minor)
     list_price = case((own, _products.c.list_price_minor), else_=other.c.list_price_minor)
     return joined, price, list_price
+
+
+def set_product_price(
+    *,
+    slug: str,
+    currency: str,
+    price: str | None,
+    actor: Any,
+    list_price: str | None = None,
+) -> Price | None:
+    """The operator's "price SLUG in CURRENCY": amounts as text in major units (parsed
+    exactly by core.money), ``price=None`` removes the currency's price. Owns its
+    transaction; audited as ``product.price``. Returns the new price (None: removed)."""
+    from core.db import session_scope
+    from core.money import parse_amount
+    from core.services.audit import record_audit
+    from core.services.catalogue.products import get_product_by_slug
+
+    code = normalise_currency(currency)
+    minor = parse_amount(price, code, field="price") if price is not None else None
+    listed = parse_amount(list_price, code, field="list_price") if list_price else None
+    with session_scope() as session:
+        product = get_product_by_slug(session=session, slug=slug)
+        set_price(
+            session=session,
+            product=product,
+            currency=code,
+            price_minor=minor,
+            list_price_minor=listed,
+        )
+        record_audit(
+            session=session,
+            actor=actor,
+            action="product.price",
+            object_type="product",
+            object_id=product.slug,
+            data={"currency": code, "price_minor": minor, "list_price_minor": listed},
+        )
+    return Price(minor, code, listed) if minor is not None else None
