@@ -3,7 +3,7 @@ buyer's country and VAT on orders, consent to immediate delivery, pre-order line
 gap-free invoice numbers per year, legal pages in Markdown.
 
 Revision ID: 0012
-Revises: 0013
+Revises: 0017
 Create Date: 2026-12-05
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0013"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,6 +5,7 @@ from one source, never with a key in them."""
 from core.mail.notices import (
     NEVER_BY_MAIL,
     attention_notice,
+    back_in_stock_notice,
     compose,
     delivery_notice,
     order_links_notice,
@@ -13,6 +14,7 @@ from core.mail.notices import (
     preorder_notice,
     render,
     sign_up_attempt_notice,
+    stock_alert_confirm_notice,
     verification_notice,
 )
 from core.mail.transport import (
@@ -41,6 +43,7 @@ __all__ = [
     "SmtpMailer",
     "SmtpTarget",
     "attention_notice",
+    "back_in_stock_notice",
     "check_address",
     "compose",
     "delivery_notice",
@@ -55,5 +58,6 @@ __all__ = [
     "recipients_of",
     "render",
     "sign_up_attempt_notice",
+    "stock_alert_confirm_notice",
     "verification_notice",
 ]

@@ -15,8 +15,10 @@ from core.models.orders import (
     OrderLine,
     OrderStatus,
 )
+from core.models.payments import CryptoPayment
 from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
+from core.models.stock_alerts import StockAlert
 from core.models.webhooks import WebhookEvent
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AuditEvent",
+    "CryptoPayment",
     "Customer",
     "CustomerSession",
     "ImportBatch",
@@ -51,6 +54,7 @@ __all__ = [
     "PurchaseStatus",
     "RateLimitCounter",
     "RecoveryCode",
+    "StockAlert",
     "UTCDateTime",
     "WebhookEvent",
     "new_uuid",

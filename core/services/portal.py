@@ -38,7 +38,7 @@ from core.models import (
     Product,
     row_id,
 )
-from core.services import locking
+from core.services import locking, nowpayments
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
 from core.services.consent import require_consent
@@ -201,6 +201,9 @@ class OrderView:
     country: str | None = None
     vat_rate_bp: int = 0
     vat_minor: int = 0
+    #: The payment's own state when the order page should show it (a crypto payment
+    #: on its way through the blockchain), else None.
+    payment_note: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -302,6 +305,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
         country=order.country,
         vat_rate_bp=order.vat_rate_bp,
         vat_minor=order.vat_minor,
+        payment_note=nowpayments.payment_note(session=session, order_id=order_id),
     )
 
 

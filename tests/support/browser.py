@@ -1,5 +1,7 @@
 """The browser tests' shared parts: the running shop as a test sees it, Chromium pages
-and step screenshots (tests/web/conftest.py makes the one shop and browser per pass)."""
+and step screenshots (tests/web/conftest.py makes the one shop and browser per pass),
+and axe-core's accessibility check (the npm package ``./dev setup`` installs into
+``.tools``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import is_postgres_run
 from tests.support.shop import ROOT, stop
@@ -18,6 +21,10 @@ ARTIFACTS = ROOT / "test-artifacts" / "e2e" / ("postgresql" if is_postgres_run()
 # a new session's cookie is set by the server, then /account loads in full (the static
 # frontend answers it as /account/)
 ACCOUNT_PAGE = re.compile(r".*/account/?$")
+AXE = ROOT / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.0/2.1 A and AA, what the storefront promises (issue #15)
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_BLOCKING = ("serious", "critical")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -102,3 +109,25 @@ def new_page(browser, *, phone: bool = False):
     )
     page.on("pageerror", lambda exc: print("PAGEERROR", str(exc)[:200]))
     return context, page
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical WCAG A/AA violations on ``page`` as it is now, each
+    as ``{"id", "impact", "help", "targets"}``."""
+    if not AXE.exists():
+        raise RuntimeError(f"{AXE} is missing: run ./dev setup (it installs axe-core)")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+    )
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "targets": [n["target"] for n in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+        if v["impact"] in AXE_BLOCKING
+    ]

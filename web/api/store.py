@@ -132,6 +132,9 @@ class CheckoutRequest(BaseModel):
         pattern="^[A-Z]{2}$",
         description="the buyer's country (ISO 3166 alpha-2): sets the VAT the total includes",
     )
+    payment_method: Literal["card", "crypto"] = Field(
+        "card", description="card (Stripe), or crypto (NOWPayments) where the shop offers it"
+    )
 
 
 # -- answers -----------------------------------------------------------------------------
@@ -200,7 +203,9 @@ class ProductDetail(Model):
 class CheckoutResult(Model):
     number: str = Field(description="the public order number, KS-XXXX-XXXX")
     access_token: str = Field(description="opens this order; keep it secret")
-    payment_url: str = Field(description="Stripe Checkout, or the built-in test payment page")
+    payment_url: str = Field(
+        description="Stripe Checkout, the NOWPayments invoice, or the built-in test payment page"
+    )
     order_url: str = Field(description="the order page and key portal")
     status_url: str = Field(description="GET it with the access token")
     total_minor: int = Field(ge=0, description=MONEY)
@@ -262,6 +267,9 @@ class Order(Model):
     country: str | None = Field(description="the buyer's country (ISO 3166), chosen at checkout")
     vat_rate_bp: int = Field(description="VAT rate in basis points (1900 = 19%)")
     vat_minor: int = Field(ge=0, description="the VAT contained in total_minor; " + MONEY)
+    payment_note: str | None = Field(
+        None, description="a crypto payment's state on the blockchain, in words"
+    )
     is_final: bool = Field(description="nothing will change on its own any more")
 
 
@@ -440,7 +448,12 @@ async def create_checkout(order: CheckoutRequest, request: Request, response: Re
     await run_in_threadpool(lambda: ratelimit.check_checkout(ip=ip))
     result = await run_in_threadpool(
         lambda: checkout.place_order(
-            email=order.email, lines=lines, ip=ip, currency=order.currency, country=order.country
+            email=order.email,
+            lines=lines,
+            ip=ip,
+            currency=order.currency,
+            country=order.country,
+            payment_method=order.payment_method,
         )
     )
     status_url = f"/api/store/orders/{result.number}"

@@ -27,6 +27,7 @@ class CartState(ShopState):
     email: str = ""
     placing: bool = False
     error: str = ""
+    crypto_offered: bool = False  # the checkout offers crypto (NOWPayments) beside card
 
     async def _quote(self) -> None:
         from core.services.cart import CartLine, quote_cart
@@ -81,9 +82,12 @@ class CartState(ShopState):
 
     @rx.event
     async def load(self) -> None:
+        from core.config import get_settings
+
         await self.load_session()
         if self.signed_in and not self.email:
             self.email = self.customer_email
+        self.crypto_offered = get_settings().crypto_payments
         await self._quote()
 
     @rx.event
@@ -145,6 +149,7 @@ class CartState(ShopState):
             return
         email = str(form.get("email", self.email)).strip()[:320]
         self.email = email
+        method = str(form.get("payment_method") or "card").strip().lower()[:20]
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
         ]
@@ -164,6 +169,7 @@ class CartState(ShopState):
                 ip=self._client()["ip"],
                 currency=self._currency(),
                 country=self._country(),
+                payment_method=method,
             )
         except Exception as exc:
             self.placing = False
@@ -172,7 +178,8 @@ class CartState(ShopState):
             return
         self._clear_cart()
         self.placing = False
-        # a full load (its token becomes a cookie: web/api/security.py); Stripe: leaves
+        # a full load (its token becomes a cookie: web/api/security.py); Stripe and
+        # NOWPayments: leaves for their page
         yield rx.call_script(load_script(result.payment_url))
 
 

@@ -39,6 +39,7 @@ class OrderState(ShopState):
     created: str = ""
     total: str = ""
     email: str = ""
+    payment_note: str = ""  # a crypto payment's state, live
     lines: list[dict[str, Any]] = []
     error: str = ""
     notice: str = ""
@@ -93,6 +94,7 @@ class OrderState(ShopState):
         paid = view.status in ("paid", "fulfilled", "needs_attention", "refunded", "disputed")
         self.receipt_url = f"/receipts/{self.number}" if paid else ""
         self.receipt_pdf_url = f"/api/receipts/{self.number}.pdf" if paid else ""
+        self.payment_note = getattr(view, "payment_note", None) or ""
         lines = []
         for line in view.lines:
             keys = [

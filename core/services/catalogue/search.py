@@ -224,6 +224,7 @@ def search_products(
     exact_total: bool = False,
     currency: str | None = None,
     deals: bool = False,
+    product_ids: list[int] | None = None,
 ) -> SearchPage:
     """Active products matching a text query and filters, one page at a time.
 
@@ -247,6 +248,7 @@ def search_products(
     - ``currency``: list only products sold in it, priced in it (price bounds and price
       sorts too; core.services.catalogue.prices); None lists every product at its own
       price.
+    - ``product_ids``: only these products (the typo-forgiving search, :mod:`.fuzzy`).
 
     Raises InvalidInput for a bad sort, page, per_page or price bound.
 
@@ -303,6 +305,8 @@ def search_products(
         conditions.append(products.c.is_preorder == (true() if preorder else false()))
     if deals:
         conditions.append(list_price > price)
+    if product_ids is not None:
+        conditions.append(products.c.id.in_([int(i) for i in product_ids]))
 
     tokens = query_tokens(query)
     rank: ColumnElement[Any] | None = None  # smaller is better
