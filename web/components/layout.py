@@ -73,12 +73,15 @@ def header() -> rx.Component:
                     ),
                     rx.link("Sign in", href="/signin", id="nav-signin"),
                 ),
-                rx.select(
-                    ShopState.currencies,
+                rx.select.root(
+                    rx.select.trigger(aria_label="Currency", id="currency"),
+                    rx.select.content(
+                        rx.foreach(
+                            ShopState.currencies, lambda code: rx.select.item(code, value=code)
+                        )
+                    ),
                     value=ShopState.currency,
                     on_change=ShopState.set_currency,
-                    aria_label="Currency",
-                    id="currency",
                     size="2",
                 ),
                 aria_label="Main",

@@ -164,11 +164,18 @@ def cart() -> rx.Component:
                         ),
                         rx.text(
                             "By placing the order you accept our ",
-                            rx.link("terms", href="/legal/terms", id="checkout-terms"),
+                            rx.link(
+                                "terms",
+                                href="/legal/terms",
+                                id="checkout-terms",
+                                underline="always",
+                            ),
                             " and ",
-                            rx.link("privacy policy", href="/legal/privacy"),
+                            rx.link("privacy policy", href="/legal/privacy", underline="always"),
                             ". Keys are digital content: you can withdraw until you reveal one (",
-                            rx.link("right of withdrawal", href="/legal/withdrawal"),
+                            rx.link(
+                                "right of withdrawal", href="/legal/withdrawal", underline="always"
+                            ),
                             ").",
                             size="1",
                         ),

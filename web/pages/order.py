@@ -237,7 +237,7 @@ def consent_box() -> rx.Component:
                 rx.text(
                     "Before you reveal a key: you can withdraw from this purchase within 14 days "
                     "until you reveal a key. ",
-                    rx.link("Right of withdrawal", href="/legal/withdrawal"),
+                    rx.link("Right of withdrawal", href="/legal/withdrawal", underline="always"),
                     size="2",
                 ),
                 rx.checkbox(
