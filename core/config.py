@@ -120,6 +120,15 @@ class Settings(BaseSettings):
     # (none, the TCP peer is the client), a hop count, or comma-separated networks.
     trusted_proxies: str = Field("", validation_alias="KEYSHOP_TRUSTED_PROXIES")
 
+    # -- selling to consumers: VAT by buyer country, the seller on every receipt --
+    # Rates override or extend core.services.vat.DEFAULT_RATES: "DE=19,FR=20,CH=8.1".
+    vat_rates: str = Field("", validation_alias="KEYSHOP_VAT_RATES")
+    seller_name: str = Field("keyshop demo seller", validation_alias="KEYSHOP_SELLER_NAME")
+    seller_address: str = Field(
+        "Example Street 1, 10115 Berlin, Germany", validation_alias="KEYSHOP_SELLER_ADDRESS"
+    )
+    seller_vat_id: str = Field("", validation_alias="KEYSHOP_SELLER_VAT_ID")
+
     # -- observability (core.metrics, core.tracing) --
     # a bearer token for /api/metrics; unset: only clients on loopback may scrape
     metrics_token: SecretStr | None = Field(None, validation_alias="KEYSHOP_METRICS_TOKEN")

@@ -34,6 +34,8 @@ SIGNS: dict[str, str] = {"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥"}
 #: The currency the storefront's price filter reads amounts in until customers choose
 #: their own (the demo catalogue and the store API's price bounds are in it).
 DEFAULT_CURRENCY = "EUR"
+#: The currencies a customer can shop in (a product is sold in those it has a price in).
+SHOP_CURRENCIES: tuple[str, ...] = ("EUR", "USD", "GBP")
 #: The largest amount accepted from text, in major units (a sanity bound, not a policy).
 MAX_MAJOR = Decimal(10) ** 12
 

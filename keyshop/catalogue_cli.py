@@ -153,6 +153,41 @@ def delete_command(slug: str, operator: str) -> None:
     click.echo(f"{slug}: deleted")
 
 
+@products.command("price")
+@click.argument("slug")
+@click.argument("currency")
+@click.argument("amount", required=False)
+@click.option("--list-price", default=None, help="the crossed-out 'was' price in CURRENCY")
+@click.option("--remove", is_flag=True, help="Stop selling SLUG in CURRENCY.")
+@operator_option
+@handles_errors
+def price_command(
+    slug: str,
+    currency: str,
+    amount: str | None,
+    list_price: str | None,
+    remove: bool,
+    operator: str,
+) -> None:
+    """Price SLUG in CURRENCY (e.g. ``price starfall USD 21.99``): a product is sold in
+    its own currency and each currency priced here, never converted."""
+    from core.services.catalogue.prices import set_product_price
+
+    if (amount is None) != remove:
+        raise click.UsageError("give an AMOUNT, or --remove")
+    price = set_product_price(
+        slug=slug,
+        currency=currency,
+        price=None if remove else amount,
+        list_price=list_price,
+        actor=Actor.operator(operator),
+    )
+    if price is None:
+        click.echo(f"{slug}: no longer sold in {currency.upper()}")
+    else:
+        click.echo(f"{slug}: {money.format_money(price.minor, price.currency, style='code')}")
+
+
 @products.command("check")
 @handles_errors
 def check_command() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.exc import OperationalError
@@ -29,7 +29,7 @@ EXIT_DOMAIN = 1
 EXIT_CONFIG = 2
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     click.echo(f"keyshop: {message}", err=True)
     sys.exit(code)
 
@@ -487,6 +487,47 @@ def console_command(operator: str) -> None:
         queue_depth=tasks.jobs.queue_depth,
         worker_heartbeat=tasks.jobs.worker_heartbeat,
     ).run()
+
+
+@cli.group()
+def pages() -> None:
+    """The legal pages (terms, privacy, imprint, withdrawal), written in Markdown."""
+
+
+@pages.command("set")
+@click.argument("slug")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--title", default=None, help="The page's title (default: kept, or the usual one).")
+@click.option("--operator", default=default_operator, show_default="your login name")
+@handles_errors
+def pages_set(slug: str, file: Path, title: str | None, operator: str) -> None:
+    """Replace the legal page SLUG with the Markdown in FILE."""
+    from core.db import session_scope
+    from core.services.audit import Actor
+    from core.services.legal import set_page
+
+    try:
+        body = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {exc}", EXIT_DOMAIN)
+    with session_scope() as session:
+        page = set_page(
+            session=session, slug=slug, body=body, title=title, actor=Actor.operator(operator)
+        )
+    click.echo(f"legal page {page.slug} ({page.title}) saved: {len(page.body)} characters")
+
+
+@pages.command("show")
+@click.argument("slug")
+@handles_errors
+def pages_show(slug: str) -> None:
+    """Print the Markdown of the legal page SLUG."""
+    from core.db import session_scope
+    from core.services.legal import get_page
+
+    with session_scope(write=False) as session:
+        page = get_page(session=session, slug=slug)
+    click.echo(f"# {page.title}\n\n{page.body}")
 
 
 @cli.group()

@@ -9,12 +9,16 @@ import tasks
 from core.config import get_settings
 from web.api.app import create_api
 from web.api.pages import fill_pages
-from web.pages import account, buy, order, shop
+from web.pages import account, buy, find_order, legal, library, order, receipt, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
 from web.state.catalogue import CatalogueState, HomeState, ProductState
 from web.state.checkout import CartState, PayState
+from web.state.find_order import FindOrderState
+from web.state.legal import LegalState
+from web.state.library import LibraryState
 from web.state.order import OrderState
+from web.state.receipt import ReceiptState
 
 # Webhooks and payments enqueue work: onto the real queue (SQLite or Redis), never run
 # inline in the web process.
@@ -27,6 +31,13 @@ app = rx.App(
         rx.el.meta(name="description", content="keyshop: game keys delivered in seconds"),
         rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml"),
         rx.script(order.PORTAL_SCRIPT),
+        # Tap targets of at least 44 px (WCAG 2.5.5) for every button, select and link
+        # in the header, footer and cart.
+        rx.el.style(
+            ".rt-BaseButton, .rt-SelectTrigger { min-height: 44px; min-width: 44px; }"
+            " .site-header a, .legal-links a, #nav-cart { display: inline-flex; align-items: center;"
+            " min-height: 44px; }"
+        ),
     ],
 )
 
@@ -48,10 +59,29 @@ app.add_page(
     title=ProductState.page_title,
     on_load=[ShopState.load_session, ProductState.load],
 )
+app.add_page(
+    legal.legal,
+    route="/legal/[slug]",
+    title="keyshop",
+    on_load=[ShopState.load_session, LegalState.load],
+)
 app.add_page(buy.cart, route="/cart", title="Cart · keyshop", on_load=CartState.load)
 app.add_page(buy.pay, route="/pay/[number]", title="Test payment · keyshop", on_load=PayState.load)
 app.add_page(
     order.order, route="/orders/[number]", title="Your order · keyshop", on_load=OrderState.load
+)
+app.add_page(library.library, route="/keys", title="My keys · keyshop", on_load=LibraryState.load)
+app.add_page(
+    find_order.find_order,
+    route="/find-order",
+    title="Find my order · keyshop",
+    on_load=FindOrderState.load_session,
+)
+app.add_page(
+    receipt.receipt,
+    route="/receipts/[number]",
+    title="Receipt · keyshop",
+    on_load=ReceiptState.load,
 )
 app.add_page(
     account.sign_in, route="/signin", title="Sign in · keyshop", on_load=AccountState.load_form

@@ -144,6 +144,13 @@ def _order_notice(
 # -- the order notices -------------------------------------------------------------------
 
 
+def check_totals(totals: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(label, formatted amount) rows: the total, the VAT it includes."""
+    return [
+        (check_text("total label", label), check_text("amount", amount)) for label, amount in totals
+    ]
+
+
 def delivery_notice(
     *,
     order_number: str,
@@ -152,10 +159,12 @@ def delivery_notice(
     lines: list[tuple[str, int]],
     shop_name: str = "keyshop",
     mail_from: str | None = None,
+    totals: list[tuple[str, str]] | None = None,
 ) -> EmailMessage:
     """ "Your keys are ready": links to the key portal. Takes no key, by design.
 
-    ``lines`` are (product title, quantity).
+    ``lines`` are (product title, quantity); ``totals`` (label, amount) rows such as the
+    total and the VAT it includes.
     """
     return _order_notice(
         "delivery.j2",
@@ -165,6 +174,58 @@ def delivery_notice(
         lines=lines,
         shop_name=shop_name,
         mail_from=mail_from,
+        totals=check_totals(totals or []),
+    )
+
+
+def placed_notice(
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]],
+    totals: list[tuple[str, str]],
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """The order confirmation, sent when the order is placed: lines, total and VAT, and
+    the link to follow it. No key exists yet, and none would be in it."""
+    return _order_notice(
+        "placed.j2",
+        order_number=order_number,
+        to=to,
+        portal_url=portal_url,
+        lines=lines,
+        shop_name=shop_name,
+        mail_from=mail_from,
+        totals=check_totals(totals),
+    )
+
+
+def order_links_notice(
+    *,
+    to: str,
+    orders: list[tuple[str, str, str, str]],
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """ "Find my order": the links to every order of an address, as (number, placed
+    date, total, order link)."""
+    checked = [
+        (
+            check_text("order_number", number, max_len=64),
+            check_text("placed", placed),
+            check_text("total", total),
+            check_url(url),
+        )
+        for number, placed, total, url in orders
+    ]
+    return compose(
+        "order_links.j2",
+        to=to,
+        mail_from=mail_from,
+        shop=check_text("shop_name", shop_name, max_len=80),
+        orders=checked,
     )
 
 

@@ -2,10 +2,19 @@
 
 from core.models.audit import ActorType, Alert, AlertKind, AuditEvent, KeyReport, KeyReportStatus
 from core.models.base import UTCDateTime, new_uuid, row_id, utcnow
-from core.models.catalogue import PLATFORMS, REGIONS, Product, ProviderOffer
+from core.models.catalogue import PLATFORMS, REGIONS, Product, ProductPrice, ProviderOffer
+from core.models.content import LegalPage
 from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
-from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
+from core.models.orders import (
+    Invoice,
+    InvoiceCounter,
+    OfferHold,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderStatus,
+)
 from core.models.payments import CryptoPayment
 from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
@@ -24,10 +33,13 @@ __all__ = [
     "CustomerSession",
     "ImportBatch",
     "ImportStatus",
+    "Invoice",
+    "InvoiceCounter",
     "Key",
     "KeyReport",
     "KeyReportStatus",
     "KeyStatus",
+    "LegalPage",
     "OfferHold",
     "Order",
     "OrderEvent",
@@ -36,6 +48,7 @@ __all__ = [
     "PriceChange",
     "PricingRule",
     "Product",
+    "ProductPrice",
     "ProviderOffer",
     "ProviderPurchase",
     "PurchaseStatus",

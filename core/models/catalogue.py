@@ -99,6 +99,25 @@ class Product(SQLModel, table=True):
     priced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class ProductPrice(SQLModel, table=True):
+    """A product's price in a currency other than its own (``Product.currency``, whose
+    price stays on the product row). A product is sold in its own currency and in each
+    currency listed here, never in any other: there is no exchange rate in keyshop.
+    Read through ``core.services.catalogue.prices``."""
+
+    __tablename__ = "product_prices"
+
+    product_id: int = Field(
+        foreign_key="products.id",
+        primary_key=True,
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    currency: str = Field(sa_column=Column(String(3), primary_key=True))
+    price_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    list_price_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
 class ProviderOffer(SQLModel, table=True):
     """A wholesale provider's product, mapped to ours when ``product_id`` is set."""
 

@@ -6,7 +6,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from core.models.base import UTCDateTime, utcnow
@@ -49,6 +61,19 @@ class Order(SQLModel, table=True):
     # expires and reconciliation hands the order to another.
     fulfilment_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fulfilment_attempts: int = Field(default=0, nullable=False)
+    # The buyer's country (ISO 3166 alpha-2), chosen at checkout, and the VAT it set:
+    # prices are VAT-inclusive, ``vat_minor`` is the VAT contained in ``total_minor`` at
+    # ``vat_rate_bp`` basis points (1900 = 19 %). core.services.vat computes both.
+    country: str | None = Field(default=None, sa_column=Column(String(2), nullable=True))
+    vat_rate_bp: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    vat_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
+    # When the customer agreed to immediate delivery and so to losing the right of
+    # withdrawal (core.services.consent; the audit trail has address and browser).
+    delivery_consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class OrderLine(SQLModel, table=True):
@@ -64,6 +89,35 @@ class OrderLine(SQLModel, table=True):
     unit_price_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     quantity: int = Field(nullable=False)
+    # A pre-order at checkout: delivered on the release date.
+    is_preorder: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+
+
+class Invoice(SQLModel, table=True):
+    """The receipt of a paid order: numbered ``YYYY-NNNNNN`` without gaps per year
+    (core.services.invoices allocates ``seq`` from :class:`InvoiceCounter` in the
+    transaction that writes the invoice)."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (UniqueConstraint("year", "seq", name="uq_invoices_year_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", unique=True, nullable=False)
+    year: int = Field(nullable=False)
+    seq: int = Field(nullable=False)
+    number: str = Field(sa_column=Column(String(20), nullable=False, unique=True))
+    issued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class InvoiceCounter(SQLModel, table=True):
+    """The last invoice number handed out in a year (one row per year)."""
+
+    __tablename__ = "invoice_counters"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last_seq: int = Field(default=0, nullable=False)
 
 
 class OfferHold(SQLModel, table=True):

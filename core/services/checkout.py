@@ -30,69 +30,32 @@ margin cover the quantity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from core.config import get_settings
 from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
-from core.models import Customer, OrderStatus, Product, row_id
+from core.jobs import Job, enqueue_after_commit
+from core.models import Customer, OrderStatus, row_id
+from core.services import vat
 from core.services.audit import Actor, record_audit
-from core.services.catalogue import SLUG_RE, products
+from core.services.cart import CartLine, Quote, QuoteLine, _is_int, quote_cart, stock_problem
 from core.services.customers import normalise_email
 from core.services.notifications import order_access_token
-from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE, LineRequest, create_order
+from core.services.orders import LineRequest, create_order
 from core.services.orders import transition_order as _transition
 from core.services.payment_methods import PaymentLine, PaymentRequest, PaymentUnavailable, method
 from core.services.portal import OrderNotFound, open_order, order_page_url
 from core.services.reservations import NothingToServe, reserve_order
-from core.services.storefront import availability
 from core.services.test_payments import NoTestPayments, send_test_event
 
 log = logging.getLogger(__name__)
 
 S = OrderStatus
 CHECKOUT: Final = Actor.system("checkout")
-
-
-@dataclass(frozen=True, slots=True)
-class CartLine:
-    slug: str
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class QuoteLine:
-    slug: str
-    title: str
-    platform: str
-    region: str
-    cover_url: str | None
-    unit_price_minor: int
-    currency: str
-    quantity: int
-    line_total_minor: int
-    can_buy: bool
-    problem: str | None
-    max_quantity: int = 0  # how many one order may take now
-    product_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    lines: list[QuoteLine]
-    total_minor: int
-    currency: str
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """The cart can be checked out as it is."""
-        return bool(self.lines) and not self.problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,106 +92,12 @@ class OrderNotPayable(DomainError):
     http_status = 409
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _merged(lines: Sequence[CartLine]) -> tuple[list[tuple[str, Any]], list[str]]:
-    """Cart lines with the same product added together (first position kept), and the
-    problems of the cart's shape."""
-    problems: list[str] = []
-    if len(lines) > MAX_LINES:
-        problems.append(f"An order holds at most {MAX_LINES} different products.")
-    merged: dict[str, Any] = {}
-    for line in lines:
-        slug = line.slug if isinstance(line.slug, str) else ""
-        qty = line.quantity
-        if slug in merged and _is_int(merged[slug]) and _is_int(qty):
-            merged[slug] += qty
-        elif slug not in merged:
-            merged[slug] = qty
-    return list(merged.items()), problems
-
-
-def quote_cart(*, session: Session, lines: list[CartLine]) -> Quote:
-    """Price a cart with today's prices and stock. Never raises for the cart's content:
-    each line says whether it can be bought and, if not, why (``problem``); ``problems``
-    collects every problem of the cart, including mixed currencies and too many lines.
-    ``total_minor`` sums the lines that can be bought."""
-    entries, problems = _merged(lines)
-    slugs = [s for s, _ in entries if s and SLUG_RE.fullmatch(s)]
-    found = {
-        p.slug: p
-        for p in session.execute(select(Product).where(products.c.slug.in_(slugs))).scalars()
-    }
-    out: list[QuoteLine] = []
-    currencies: list[str] = []
-    for slug, qty in entries:
-        product = found.get(slug)
-        problem: str | None
-        if product is None or not product.active:
-            problem = f"We could not find the product {slug!r}; it may no longer be for sale."
-            problems.append(problem)
-            out.append(
-                QuoteLine(slug=slug, title=slug, platform="", region="", cover_url=None,
-                          unit_price_minor=0, currency="", quantity=qty if _is_int(qty) else 0,
-                          line_total_minor=0, can_buy=False, problem=problem)
-            )  # fmt: skip
-            continue
-        stock = availability(session=session, product=product)
-        most = min(MAX_QUANTITY_PER_LINE, stock.total)
-        problem = None
-        if not _is_int(qty) or qty < 1:
-            problem = f"Choose a quantity of at least 1 for {product.title}."
-        elif qty > MAX_QUANTITY_PER_LINE:
-            problem = f"At most {MAX_QUANTITY_PER_LINE} of {product.title} per order."
-        elif not stock.can_buy or qty > stock.total:
-            problem = _stock_problem(product.title, product.platform, product.region, stock.total)
-        if problem:
-            problems.append(problem)
-        else:
-            currencies.append(product.currency)
-        quantity = qty if _is_int(qty) else 0
-        out.append(
-            QuoteLine(
-                slug=product.slug,
-                title=product.title,
-                platform=product.platform,
-                region=product.region,
-                cover_url=product.cover_url,
-                unit_price_minor=product.price_minor,
-                currency=product.currency,
-                quantity=quantity,
-                line_total_minor=product.price_minor * max(quantity, 0),
-                can_buy=problem is None,
-                problem=problem,
-                max_quantity=most,
-                product_id=product.id,
-            )
-        )
-    if len(set(currencies)) > 1:
-        problems.append(
-            "Products priced in different currencies cannot be bought in one order; "
-            "please order them separately."
-        )
-    currency = currencies[0] if currencies else next((ln.currency for ln in out if ln.currency), "")
-    total = sum(ln.line_total_minor for ln in out if ln.can_buy and ln.currency == currency)
-    return Quote(lines=out, total_minor=total, currency=currency, problems=problems)
-
-
 def _check_shape(lines: Any) -> None:
     """Refuse what is not a cart at all (wrong types), before any database work."""
     if not isinstance(lines, (list, tuple)) or not lines:
         raise CartRejected(["Your cart is empty."])
     if not all(isinstance(ln, CartLine) for ln in lines):
         raise InvalidInput("lines must be CartLine items", field="lines")
-
-
-def _stock_problem(title: str, platform: str, region: str, available: int) -> str:
-    """The customer's sentence for a product the shop cannot serve in that quantity."""
-    if available <= 0:
-        return f"{title} ({platform}, {region}) is out of stock."
-    return f"Only {available} of {title} available right now."
 
 
 def _shortfall_problems(quote: Quote, exc: NothingToServe) -> list[str]:
@@ -240,7 +109,7 @@ def _shortfall_problems(quote: Quote, exc: NothingToServe) -> list[str]:
         line = by_id.get(short["product_id"])
         if line is not None:
             problems.append(
-                _stock_problem(line.title, line.platform, line.region, short["available"])
+                stock_problem(line.title, line.platform, line.region, short["available"])
             )
     return problems or ["Part of your cart just sold out; please review it and try again."]
 
@@ -251,6 +120,8 @@ def place_order(
     lines: list[CartLine],
     customer_id: int | None = None,
     ip: str | None = None,
+    currency: str | None = None,
+    country: str | None = None,
     payment_method: str = "card",
 ) -> CheckoutResult:
     """Place an order, reserve what will serve it, and open its payment. Owns its
@@ -291,15 +162,25 @@ def place_order(
                 not _is_int(customer_id) or session.get(Customer, customer_id) is None
             ):
                 raise InvalidInput("unknown customer", field="customer_id")
-            quote = quote_cart(session=session, lines=list(lines))
+            buyer = vat.country(country) if country is not None else None
+            quote = quote_cart(
+                session=session,
+                lines=list(lines),
+                currency=currency,
+                vat_rate_bp=buyer.rate_bp if buyer else 0,
+            )
             if not quote.ok:
                 raise CartRejected(quote.problems or ["Your cart is empty."])
             order = create_order(
                 session=session,
                 email=address,
                 lines=[LineRequest(row_id(ln.product_id), ln.quantity) for ln in quote.lines],
-                customer_id=customer_id,
+                customer_id=customer_id
+                if customer_id is not None
+                else _verified_owner(session, address),
                 actor=actor,
+                currency=quote.currency,
+                country=buyer.code if buyer else None,
             )
             number, total, currency = order.number, order.total_minor, order.currency
             order_id = row_id(order.id)
@@ -307,6 +188,8 @@ def place_order(
                 reserve_order(session=session, order_id=order_id)
             except NothingToServe as exc:
                 raise CartRejected(_shortfall_problems(quote, exc)) from None
+            # the order confirmation e-mail, once the order is committed
+            enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "placed")
             record_audit(
                 session=session,
                 actor=actor,
@@ -362,6 +245,19 @@ def place_order(
         currency=currency,
         test_payment=paying.is_test(settings),
     )
+
+
+def _verified_owner(session: Session, email: str) -> int | None:
+    """The verified account using ``email``: a guest order placed with it belongs to
+    that account at once (its owner sees it in their account and "My keys"), as guest
+    orders placed before are attached at verification and sign-in
+    (core.services.accounts)."""
+    found = session.exec(
+        select(Customer.id).where(
+            col(Customer.email) == email, col(Customer.verified_at).is_not(None)
+        )
+    ).first()
+    return int(found) if found is not None else None
 
 
 def _call_off(order_id: int, number: str, reason: str) -> None:

@@ -32,6 +32,7 @@ from core.errors import DuplicateSlug, InvalidInput
 from core.models import Key, KeyStatus, new_uuid, utcnow
 from core.services.catalogue import create_product, keys_table
 from core.services.catalogue import products as products_table
+from core.services.catalogue.prices import set_price
 
 DEMO_SUPPLIER: Final = "demo"
 MAX_KEYS_PER_PRODUCT: Final = 10_000
@@ -162,6 +163,32 @@ def _unique_codes(
     return chosen
 
 
+#: The demo catalogue's shelf prices in dollars and pounds, per euro, set once here as a
+#: shop owner would set them (ending in .99); keyshop itself never converts a price.
+DEMO_SHELF: Final = {"USD": (109, 100), "GBP": (86, 100)}
+
+
+def _shelf(eur_minor: int, ratio: tuple[int, int]) -> int:
+    raw = eur_minor * ratio[0] // ratio[1]
+    return max(99, (raw // 100) * 100 + 99)
+
+
+def demo_prices(
+    price_minor: int, list_minor: int | None, currency: str = "EUR"
+) -> dict[str, tuple[int, int | None]]:
+    """A demo product's prices (and list prices) in the shop currencies other than its
+    own ``currency``."""
+    shelf = {"EUR": (100, 100), **DEMO_SHELF}
+    num, den = shelf[currency]
+    eur = price_minor * den // num
+    eur_list = list_minor * den // num if list_minor else None
+    return {
+        code: (_shelf(eur, ratio), _shelf(eur_list, ratio) if eur_list else None)
+        for code, ratio in shelf.items()
+        if code != currency
+    }
+
+
 def seed_demo(*, session: Session, keys_per_product: int = 25, rng_seed: int = 2026) -> DemoSummary:
     """Load the demo catalogue into the caller's transaction (flushed, never committed).
 
@@ -238,6 +265,16 @@ def seed_demo(*, session: Session, keys_per_product: int = 25, rng_seed: int = 2
             continue
         product.created_at = product.updated_at = created_at
         assert product.id is not None  # flushed by create_product
+        for currency, (price, listed) in demo_prices(
+            spec.price_minor, spec.list_price_minor, spec.currency
+        ).items():
+            set_price(
+                session=session,
+                product=product,
+                currency=currency,
+                price_minor=price,
+                list_price_minor=listed,
+            )
         created += 1
         count = _key_count(spec, keys_per_product)
         for code, fp in _unique_codes(session, vault, rng, count, taken):

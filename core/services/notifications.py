@@ -8,17 +8,30 @@ and that record can send one duplicate; never a key.)
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import bindparam, exists, insert, select
 
 from core import tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
-from core.mail import attention_notice, delivery_notice, get_mailer, preorder_notice
+from core.mail import (
+    attention_notice,
+    delivery_notice,
+    get_mailer,
+    order_links_notice,
+    placed_notice,
+    preorder_notice,
+)
 from core.models import Order, OrderEvent, OrderLine, Product, utcnow
+from core.money import format_money
 from core.signing import make_token
 
-KINDS = ("delivered", "waiting", "attention")
+KINDS = ("placed", "delivered", "waiting", "attention")
+#: "Find my order": requests per client address and per e-mail address in a window.
+ORDER_LINKS_LIMITS: Final = {"ip": (10, 3600), "email": (3, 3600)}
+MAX_LINKED_ORDERS: Final = 20
 PORTAL_LINK_DAYS = 365
 
 
@@ -48,6 +61,11 @@ _READ = (
         _O.c.number,
         _O.c.email,
         _O.c.status,
+        _O.c.total_minor,
+        _O.c.currency,
+        _O.c.vat_minor,
+        _O.c.vat_rate_bp,
+        _O.c.country,
         exists().where(_E.c.order_id == _O.c.id, _E.c.reason == bindparam("marker")).label("sent"),
         _L.c.title,
         _L.c.platform,
@@ -70,9 +88,19 @@ def send_order_email(*, order_id: int, kind: str) -> str:
         rows = session.execute(_READ, {"order_id": order_id, "marker": marker}).all()
         if not rows:
             raise NotFound(f"order {order_id} does not exist")
-        number, email, status, sent = rows[0][:4]
+        first = rows[0]
+        number, email, status, sent = first.number, first.email, first.status, first.sent
+        totals = order_totals(
+            total_minor=first.total_minor,
+            currency=first.currency,
+            vat_minor=first.vat_minor,
+            vat_rate_bp=first.vat_rate_bp,
+            country=first.country,
+        )
         if sent:
             return f"{kind} e-mail for {number} was already sent"
+        if kind == "placed" and status == "cancelled":
+            return f"placed e-mail for {number} not sent: the checkout was called off"
         lines = [row for row in rows if row.title is not None]
         items = [(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines]
         release = None
@@ -86,9 +114,23 @@ def send_order_email(*, order_id: int, kind: str) -> str:
             release = max((d for d in dates if d), default=None)
     link = portal_url(number)
     mail_from = get_settings().mail_from
-    if kind == "delivered":
+    if kind == "placed":
+        message = placed_notice(
+            order_number=number,
+            to=email,
+            portal_url=link,
+            lines=items,
+            totals=totals,
+            mail_from=mail_from,
+        )
+    elif kind == "delivered":
         message = delivery_notice(
-            order_number=number, to=email, portal_url=link, lines=items, mail_from=mail_from
+            order_number=number,
+            to=email,
+            portal_url=link,
+            lines=items,
+            totals=totals,
+            mail_from=mail_from,
         )
     elif kind == "waiting":
         message = preorder_notice(
@@ -117,3 +159,62 @@ def send_order_email(*, order_id: int, kind: str) -> str:
             )
         )
     return f"{kind} e-mail for {number} sent"
+
+
+def order_totals(
+    *, total_minor: int, currency: str, vat_minor: int, vat_rate_bp: int, country: str | None
+) -> list[tuple[str, str]]:
+    """The totals an order e-mail shows: what was paid, and the VAT it includes."""
+    rows = [("Total", format_money(total_minor, currency))]
+    if country:
+        rows.append(
+            (f"Includes VAT ({vat_rate_bp / 100:g}%, {country})", format_money(vat_minor, currency))
+        )
+    return rows
+
+
+# -- "find my order" -----------------------------------------------------------------------
+
+
+def request_order_links(*, email: str, ip: str | None = None) -> None:
+    """ "Find my order": queue an e-mail with the links to every order of ``email``. The
+    same answer and the same work whether or not there are any (the queued job looks
+    them up). InvalidInput only for something that is not an e-mail address;
+    RateLimited after too many requests from the client or for the address."""
+    from core.jobs import Job, dispatch
+    from core.services.customers import normalise_email
+    from core.services.ratelimit import check_rate
+
+    address = normalise_email(email)
+    if ip:
+        limit, window = ORDER_LINKS_LIMITS["ip"]
+        check_rate(scope="order-links-ip", subject=ip, limit=limit, window_seconds=window)
+    limit, window = ORDER_LINKS_LIMITS["email"]
+    check_rate(scope="order-links-email", subject=address, limit=limit, window_seconds=window)
+    dispatch(Job.SEND_ACCOUNT_EMAIL, kind="order-links", email=address, ip=ip)
+
+
+def send_order_links(*, email: str) -> bool:
+    """The queued half of :func:`request_order_links`: e-mail the links to the newest
+    MAX_LINKED_ORDERS orders of ``email`` (True), or nothing when it has none (False)."""
+    with session_scope(write=False) as session:
+        rows = session.execute(
+            select(_O.c.number, _O.c.created_at, _O.c.total_minor, _O.c.currency)
+            .where(_O.c.email == email)
+            .order_by(_O.c.created_at.desc(), _O.c.id.desc())
+            .limit(MAX_LINKED_ORDERS)
+        ).all()
+    if not rows:
+        return False
+    orders = [
+        (
+            row.number,
+            f"{row.created_at:%d %b %Y}",
+            format_money(row.total_minor, row.currency),
+            portal_url(row.number),
+        )
+        for row in rows
+    ]
+    settings = get_settings()
+    get_mailer().send(order_links_notice(to=email, orders=orders, mail_from=settings.mail_from))
+    return True

@@ -77,9 +77,19 @@ def create_order(
     lines: Sequence[LineRequest],
     customer_id: int | None = None,
     actor: Actor | None = None,
+    currency: str | None = None,
+    country: str | None = None,
 ) -> Order:
-    """A new order ``pending_payment`` with a price snapshot per line. Runs in the
-    caller's transaction (flushes, never commits)."""
+    """A new order ``pending_payment`` with a price snapshot per line, in ``currency``
+    (None: the products' own, which must agree). Every product must have a price in it
+    (core.services.catalogue.prices). With ``country`` the order stores the buyer's
+    country and the VAT its total contains (core.services.vat). Runs in the caller's
+    transaction (flushes, never commits)."""
+    from core.services.catalogue.prices import prices_in
+    from core.services.storefront import is_upcoming
+    from core.services.vat import country as vat_country
+    from core.services.vat import vat_included
+
     address = normalise_email(email)
     if not lines:
         raise InvalidInput("an order needs at least one line", field="lines")
@@ -101,13 +111,21 @@ def create_order(
             raise InvalidInput(
                 f"at most {MAX_QUANTITY_PER_LINE} of {product.title} per order", field="quantity"
             )
-    currencies = {products[pid].currency for pid in merged}
-    if len(currencies) != 1:
-        raise InvalidInput(
-            "all products in one order must be priced in the same currency", field="lines"
-        )
-    currency = currencies.pop()
-    subtotal = sum(products[pid].price_minor * qty for pid, qty in merged.items())
+    if currency is None:
+        currencies = {products[pid].currency for pid in merged}
+        if len(currencies) != 1:
+            raise InvalidInput(
+                "all products in one order must be priced in the same currency", field="lines"
+            )
+        currency = currencies.pop()
+    prices = prices_in(session=session, products=list(products.values()), currency=currency)
+    for pid in merged:
+        if pid not in prices:
+            raise InvalidInput(f"{products[pid].title} is not sold in {currency}", field="currency")
+    currency = currency.upper()
+    subtotal = sum(prices[pid].minor * qty for pid, qty in merged.items())
+    buyer = vat_country(country) if country is not None else None
+    rate = buyer.rate_bp if buyer else 0
 
     order = _insert_with_unique_number(
         session,
@@ -119,6 +137,9 @@ def create_order(
             currency=currency,
             subtotal_minor=subtotal,
             total_minor=subtotal,
+            country=buyer.code if buyer else None,
+            vat_rate_bp=rate,
+            vat_minor=vat_included(subtotal, rate),
         ),
     )
     for pid, qty in merged.items():
@@ -130,9 +151,10 @@ def create_order(
                 title=p.title,
                 platform=p.platform,
                 region=p.region,
-                unit_price_minor=p.price_minor,
-                currency=p.currency,
+                unit_price_minor=prices[pid].minor,
+                currency=currency,
                 quantity=qty,
+                is_preorder=is_upcoming(p),
             )
         )
     session.add(
@@ -179,7 +201,9 @@ def transition_order(
     :class:`ConcurrentUpdate` when the status changed under us (compare-and-set lost).
     ``expected_from`` makes the change conditional on a known current status.
     ``needs_attention`` requires a reason an operator can act on. Operator-made changes
-    are also audited. Moving to ``cancelled`` releases the order's reservation. Runs in
+    are also audited. Moving to ``paid`` the first time issues the order's invoice with
+    the next number of the year (core.services.invoices). Moving to ``cancelled``
+    releases the order's reservation. Runs in
     the caller's transaction (flushes, never commits).
     """
     session.flush()  # the caller's pending changes first
@@ -216,6 +240,10 @@ def transition_order(
         raise ConcurrentUpdate(
             f"order {number} changed while moving it to {to_status}", order=number
         )
+    if to_status == S.PAID and paid_at is None:
+        from core.services.invoices import issue_invoice
+
+        issue_invoice(session=session, order_id=order_id, issued_at=now)  # gap-free number
     metrics.order_transition(session, to_status=str(to_status), paid_at=paid_at, now=now)
     if to_status == S.CANCELLED:
         released = release_reservation(session=session, order_id=order_id)

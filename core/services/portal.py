@@ -41,6 +41,7 @@ from core.models import (
 from core.services import locking, nowpayments
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
+from core.services.consent import require_consent
 from core.services.keys import reveal_key
 from core.services.notifications import ORDER_ACCESS_PURPOSE, portal_url
 from core.services.ratelimit import check_rate
@@ -177,6 +178,7 @@ class LineView:
     delivered: int
     pending: int  # ordered but not delivered yet
     keys: list[KeyView]
+    is_preorder: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,10 @@ class OrderView:
     lines: list[LineView]
     delivered: int
     pending: int
+    consent_given: bool = False  # agreed to immediate delivery (core.services.consent)
+    country: str | None = None
+    vat_rate_bp: int = 0
+    vat_minor: int = 0
     #: The payment's own state when the order page should show it (a crypto payment
     #: on its way through the blockchain), else None.
     payment_note: str | None = None
@@ -255,6 +261,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
                 cover_url=product.cover_url if product is not None else None,
                 activation_url=activation_url(line.platform),
                 activation_instructions=product.activation_instructions if product else "",
+                is_preorder=line.is_preorder,
                 delivered=delivered,
                 pending=max(0, line.quantity - delivered)
                 if order.status in (S.PAID, S.NEEDS_ATTENTION, S.FULFILLED)
@@ -294,8 +301,26 @@ def order_view(*, session: Session, order: Order) -> OrderView:
         lines=views,
         delivered=sum(v.delivered for v in views),
         pending=sum(v.pending for v in views),
+        consent_given=order.delivery_consent_at is not None,
+        country=order.country,
+        vat_rate_bp=order.vat_rate_bp,
+        vat_minor=order.vat_minor,
         payment_note=nowpayments.payment_note(session=session, order_id=order_id),
     )
+
+
+def view_order(
+    *, number: str, access_token: str | None = None, customer_id: int | None = None
+) -> OrderView:
+    """Open order ``number`` for the caller and build its view, in one read-only
+    transaction: the one way the storefront's order and payment pages and the store API
+    show an order. OrderNotFound for anything the caller may not open (see
+    :func:`open_order`)."""
+    with session_scope(write=False) as session:
+        order = open_order(
+            session=session, number=number, access_token=access_token, customer_id=customer_id
+        )
+        return order_view(session=session, order=order)
 
 
 def order_page_url(number: str, access_token: str | None = None) -> str:
@@ -364,6 +389,9 @@ def reveal_order_key(
     a code again (``second_factor``; core.services.twofactor), however the order was
     opened: SecondFactorRequired, InvalidSecondFactor.
 
+    The customer must have agreed to immediate delivery first
+    (:mod:`core.services.consent`: ConsentRequired, 409).
+
     Ownership through :func:`open_order` (OrderNotFound), the key must be delivered to
     that order (KeyNotFound, InvalidKeyState), at most REVEAL_LIMIT reveals per order in
     REVEAL_WINDOW_SECONDS (RateLimited, 429). The reveal itself is
@@ -378,6 +406,7 @@ def reveal_order_key(
         key = _order_key(session, order, kid, lock=False)
         if key.status != KeyStatus.DELIVERED:
             raise _not_revealable(key)
+        require_consent(order)
         order_number = order.number
         owner_id = order.customer_id
     if owner_id is not None:

@@ -59,7 +59,7 @@ from core.signing import InvalidToken, check_token, make_token, secret_key
 
 VERIFY_PURPOSE: Final = "verify-email"
 VERIFY_SECONDS: Final = 2 * 86_400
-KINDS: Final = ("verify", "sign-up-attempt", "password-reset")
+KINDS: Final = ("verify", "sign-up-attempt", "password-reset", "order-links")
 
 
 class InvalidVerificationLink(InvalidToken):
@@ -192,6 +192,10 @@ def send_account_email(*, kind: str, email: str, ip: str | None = None) -> str:
         raise InvalidInput(f"unknown account e-mail {kind!r}", field="kind")
     if kind == "password-reset":
         return "sent" if send_password_reset(email=email, ip=ip) else "no account"
+    if kind == "order-links":
+        from core.services.notifications import send_order_links
+
+        return "sent" if send_order_links(email=email) else "no orders"
     with session_scope(write=False) as session:
         customer = session.exec(select(Customer).where(Customer.email == email)).first()
     if customer is None:

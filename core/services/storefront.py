@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from types import SimpleNamespace
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Select, select, true
@@ -31,6 +32,7 @@ from core.services.catalogue import (
     products,
     provider_stock_counts,
 )
+from core.services.catalogue.prices import Price, prices_in
 from core.services.low_stock import is_low_stock
 from core.services.reservations import offer_choices
 
@@ -113,26 +115,51 @@ def _section(where: list[ColumnElement[bool]], order: list[Any], limit: int) -> 
     )
 
 
-def _hits(session: Session, statements: list[Select[Any]]) -> list[list[ProductHit]]:
+def _hits(
+    session: Session, statements: list[Select[Any]], currency: str | None = None
+) -> list[list[ProductHit]]:
     """Run each statement and turn its rows into ProductHits; stock is counted once for
-    every product of every section (two grouped queries)."""
+    every product of every section (two grouped queries). With ``currency`` each hit is
+    priced in it and products not sold in it are left out."""
     results = [session.execute(stmt).mappings().all() for stmt in statements]
     ids = sorted({row["id"] for rows in results for row in rows})
     own = available_counts(session=session, product_ids=ids)
     provider = provider_stock_counts(session=session, product_ids=ids)
-    return [
-        [
-            ProductHit(
-                **row, available=own.get(row["id"], 0), provider_stock=provider.get(row["id"], 0)
+    prices: dict[int, Price] | None = None
+    if currency:
+        rows_by_id = {row["id"]: SimpleNamespace(**row) for rows in results for row in rows}
+        prices = prices_in(session=session, products=list(rows_by_id.values()), currency=currency)
+    out: list[list[ProductHit]] = []
+    for rows in results:
+        section: list[ProductHit] = []
+        for row in rows:
+            fields = dict(row)
+            if prices is not None:
+                price = prices.get(row["id"])
+                if price is None:
+                    continue
+                fields.update(
+                    price_minor=price.minor,
+                    currency=price.currency,
+                    list_price_minor=price.list_minor,
+                )
+            section.append(
+                ProductHit(
+                    **fields,
+                    available=own.get(row["id"], 0),
+                    provider_stock=provider.get(row["id"], 0),
+                )
             )
-            for row in rows
-        ]
-        for rows in results
-    ]
+        out.append(section)
+    return out
 
 
 def home_sections(
-    *, session: Session, per_section: int = 8, today: date | None = None
+    *,
+    session: Session,
+    per_section: int = 8,
+    today: date | None = None,
+    currency: str | None = None,
 ) -> HomeSections:
     """The home page's four lists of active products:
 
@@ -140,6 +167,8 @@ def home_sections(
     - ``new_releases``: released (release date today or earlier), newest release first;
     - ``preorders``: release date in the future, soonest release first;
     - ``deals``: priced below their list price, biggest saving (list minus price) first.
+
+    With ``currency`` the products are priced in it, and those not sold in it left out.
     """
     if isinstance(per_section, bool) or not isinstance(per_section, int) or per_section < 1:
         per_section = 8
@@ -166,6 +195,7 @@ def home_sections(
                 per_section,
             ),
         ],
+        currency,
     )
     return HomeSections(
         featured=featured, new_releases=new_releases, preorders=preorders, deals=deals
@@ -258,11 +288,28 @@ class ProductDetail:
     region_warning: str | None
     activation_instructions: str
     activation_url: str | None
+    sold_in_currency: bool = True  # False: no price in the currency asked for
+    arrival: str = ""  # when the key arrives, in the customer's words
 
 
-def product_detail(*, session: Session, slug: str) -> ProductDetail:
-    """Everything the product page shows about an active product. UnknownProduct (404)
-    for a slug that does not exist or is no longer for sale."""
+def arrival_text(stock: Availability, release_date: date | None) -> str:
+    """When the key will arrive: own stock at once, partner stock within about a minute,
+    a pre-order on its release date."""
+    if stock.is_preorder:
+        when = f"on {release_date:%d %B %Y}" if release_date else "on the release date"
+        return f"Pre-order: your key arrives {when}."
+    if stock.stock_available > 0:
+        return "Your key arrives instantly after payment."
+    if stock.provider_available > 0:
+        return "Your key usually arrives within a minute of payment (partner stock)."
+    return ""
+
+
+def product_detail(*, session: Session, slug: str, currency: str | None = None) -> ProductDetail:
+    """Everything the product page shows about an active product, priced in ``currency``
+    (None: its own); a product without a price in it cannot be bought in it
+    (``sold_in_currency`` False, shown at its own price). UnknownProduct (404) for a slug
+    that does not exist or is no longer for sale."""
     from core.services.orders import MAX_QUANTITY_PER_LINE
 
     if not isinstance(slug, str) or not slug or len(slug) > 120:
@@ -272,10 +319,14 @@ def product_detail(*, session: Session, slug: str) -> ProductDetail:
         raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
     assert product.id is not None
     stock = availability(session=session, product=product)
-    listed = product.list_price_minor
-    discount = 0
-    if listed and listed > product.price_minor:
-        discount = round(100 * (listed - product.price_minor) / listed)
+    price = Price(product.price_minor, product.currency, product.list_price_minor)
+    sold = True
+    if currency:
+        found = prices_in(session=session, products=[product], currency=currency)
+        sold = product.id in found
+        price = found.get(product.id, price)
+    listed = price.list_minor
+    discount = price.discount_percent
     warning = region_warning(product.region)
     return ProductDetail(
         id=product.id,
@@ -286,8 +337,8 @@ def product_detail(*, session: Session, slug: str) -> ProductDetail:
         genre=product.genre,
         publisher=product.publisher,
         description=product.description,
-        price_minor=product.price_minor,
-        currency=product.currency,
+        price_minor=price.minor,
+        currency=price.currency,
         list_price_minor=listed,
         discount_percent=discount,
         cover_url=product.cover_url,
@@ -296,14 +347,16 @@ def product_detail(*, session: Session, slug: str) -> ProductDetail:
         stock_available=stock.stock_available,
         provider_available=stock.provider_available,
         availability=stock.label,
-        can_buy=stock.can_buy,
-        max_quantity=min(MAX_QUANTITY_PER_LINE, stock.total),
+        can_buy=stock.can_buy and sold,
+        max_quantity=min(MAX_QUANTITY_PER_LINE, stock.total) if sold else 0,
         low_stock=stock.stock_available > 0
         and is_low_stock(available=stock.stock_available, threshold=product.low_stock_threshold),
         region_locked=warning is not None,
         region_warning=warning,
         activation_instructions=product.activation_instructions,
         activation_url=activation_url(product.platform),
+        sold_in_currency=sold,
+        arrival=arrival_text(stock, product.release_date) if stock.can_buy else "",
     )
 
 

@@ -77,3 +77,33 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "cannot use the database at DATABASE_URL" in result.stderr
+
+
+def test_pages_set_and_show_a_legal_page(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}", "KEYSHOP_VAR_DIR": str(tmp_path)}
+    assert keyshop("migrate", cwd=tmp_path, env=env).returncode == 0
+    page = tmp_path / "terms.md"
+    page.write_text("## Our terms\n\nBe nice.\n", encoding="utf-8")
+    saved = keyshop("pages", "set", "terms", str(page), cwd=tmp_path, env=env)
+    assert saved.returncode == 0, saved.stderr
+    assert "legal page terms (Terms and conditions) saved" in saved.stdout
+    shown = keyshop("pages", "show", "terms", cwd=tmp_path, env=env)
+    assert shown.stdout == "# Terms and conditions\n\n## Our terms\n\nBe nice.\n"
+    refused = keyshop("pages", "set", "cookies", str(page), cwd=tmp_path, env=env)
+    assert refused.returncode == 1 and refused.stderr.startswith("keyshop: no legal page 'cookies'")
+
+
+def test_products_price_sells_a_product_in_another_currency(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}", "KEYSHOP_VAR_DIR": str(tmp_path)}
+    assert keyshop("migrate", cwd=tmp_path, env=env).returncode == 0
+    added = keyshop(
+        "products", "add", "tri-price", "--title", "Tri Price", "--platform", "Steam",
+        "--price", "19.99", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    priced = keyshop("products", "price", "tri-price", "usd", "21.99", cwd=tmp_path, env=env)
+    assert priced.returncode == 0 and priced.stdout.strip() == "tri-price: 21.99 USD"
+    bad = keyshop("products", "price", "tri-price", "USD", "21.999", cwd=tmp_path, env=env)
+    assert bad.returncode == 1 and "at most 2 decimals" in bad.stderr
+    removed = keyshop("products", "price", "tri-price", "USD", "--remove", cwd=tmp_path, env=env)
+    assert removed.stdout.strip() == "tri-price: no longer sold in USD"

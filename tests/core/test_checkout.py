@@ -69,6 +69,8 @@ def test_quote_prices_the_cart_and_merges_repeated_products(session, shop):
 
 
 def test_quote_reports_problems_instead_of_raising(session, shop):
+    zero = make_product(session, title="Zero")
+    make_keys(session, zero, 1)
     quote = quote_cart(
         session=session,
         lines=[
@@ -76,7 +78,7 @@ def test_quote_reports_problems_instead_of_raising(session, shop):
             CartLine(shop.sold_out.slug, 1),
             CartLine(shop.b.slug, 3),
             CartLine(shop.a.slug, 11),
-            CartLine(shop.usd.slug, 0),
+            CartLine(zero.slug, 0),
         ],
     )
     assert not quote.ok
@@ -85,15 +87,26 @@ def test_quote_reports_problems_instead_of_raising(session, shop):
     assert "out of stock" in by_slug[shop.sold_out.slug].problem
     assert by_slug[shop.b.slug].problem == "Only 2 of Hollow Tide available right now."
     assert "At most 10" in by_slug[shop.a.slug].problem
-    assert "at least 1" in by_slug[shop.usd.slug].problem
-    assert len(quote.problems) == 5 and quote.total_minor == 0
+    assert "at least 1" in by_slug[zero.slug].problem
+    assert len(quote.problems) == 5
+    assert (
+        quote.total_minor
+        == sum(ln.line_total_minor for ln in quote.lines)
+        == 1999 + 3 * 999 + 11 * 1500
+    )
 
 
 def test_quote_refuses_mixed_currencies(session, shop):
     quote = quote_cart(
         session=session, lines=[CartLine(shop.a.slug, 1), CartLine(shop.usd.slug, 1)]
     )
-    assert not quote.ok and "different currencies" in quote.problems[0]
+    # the cart is in EUR (the first product's currency); the USD-only game is not sold in
+    # it, says so, and adds nothing to the total (which is the sum of the lines)
+    assert not quote.ok and quote.currency == "EUR"
+    assert quote.problems == [
+        "Dollar Game is not sold in EUR. Remove it, or switch currency to buy it."
+    ]
+    assert quote.total_minor == sum(ln.line_total_minor for ln in quote.lines) == 1500
 
 
 def test_partner_stock_makes_a_product_buyable(session):
@@ -172,7 +185,7 @@ def test_a_signed_in_customer_owns_the_order(session, shop):
         ("b@example.com", [("a", "2")], CartRejected, "at least 1"),
         ("b@example.com", [("no-such-game", 1)], CartRejected, "could not find"),
         ("b@example.com", [("sold_out", 1)], CartRejected, "out of stock"),
-        ("b@example.com", [("a", 1), ("usd", 1)], CartRejected, "different currencies"),
+        ("b@example.com", [("a", 1), ("usd", 1)], CartRejected, "not sold in EUR"),
         ("b@example.com", [("b", 3)], CartRejected, "Only 2"),
     ],
 )
@@ -273,9 +286,10 @@ def test_test_payment_pays_the_order_through_the_webhook_path_and_twice_is_harml
     assert run_jobs(queued_jobs) == [f"order {result.number} paid"]
     order = fresh(session).exec(select(Order).where(Order.number == result.number)).one()
     assert order.status == "paid" and order.payment_reference.startswith("pi_test_")
-    assert [j[0] for j in queued_jobs] == ["process_webhook", "fulfil_order"]
+    # the order confirmation e-mail was queued when the order was placed
+    assert [j[0] for j in queued_jobs] == ["send_order_email", "process_webhook", "fulfil_order"]
     pay_test_order(number=result.number.lower(), access_token=result.access_token)
-    assert [j[0] for j in queued_jobs] == ["process_webhook", "fulfil_order"]  # nothing new
+    assert len(queued_jobs) == 3  # nothing new
 
 
 def test_test_payment_needs_the_orders_own_token(session, shop, queued_jobs):
@@ -284,7 +298,7 @@ def test_test_payment_needs_the_orders_own_token(session, shop, queued_jobs):
     for token in (other.access_token, "", "garbage", mine.access_token + "x"):
         with pytest.raises(OrderNotFound):
             pay_test_order(number=mine.number, access_token=token)
-    assert queued_jobs == []
+    assert [j[0] for j in queued_jobs] == ["send_order_email"] * 2  # the confirmations only
 
 
 def test_a_cancelled_order_cannot_be_paid(session, shop, queued_jobs):
@@ -295,4 +309,4 @@ def test_a_cancelled_order_cannot_be_paid(session, shop, queued_jobs):
     session.commit()
     with pytest.raises(OrderNotPayable, match="cancelled"):
         pay_test_order(number=result.number, access_token=result.access_token)
-    assert queued_jobs == []
+    assert [j[0] for j in queued_jobs] == ["send_order_email"]  # the confirmation only

@@ -206,3 +206,18 @@ def test_seeded_products_get_generated_covers_when_the_column_holds_them(
             assert product.cover_url == expected
         else:
             assert product.cover_url is None  # the storefront draws cover_svg() itself
+
+
+def test_the_demo_catalogue_is_priced_in_eur_usd_and_gbp(session: Session) -> None:
+    from core.services.catalogue import search_products
+
+    seed_demo(session=session, keys_per_product=0)
+    session.commit()
+    counts = {
+        code: search_products(session=session, currency=code, exact_total=True).total
+        for code in ("EUR", "USD", "GBP")
+    }
+    everything = search_products(session=session, exact_total=True).total
+    assert counts == {"EUR": everything, "USD": everything, "GBP": everything}
+    gbp = search_products(session=session, currency="GBP", sort="price_asc").items
+    assert all(hit.currency == "GBP" and hit.price_minor % 100 == 99 for hit in gbp)

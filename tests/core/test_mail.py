@@ -196,6 +196,8 @@ def test_plain_and_html_parts_come_from_one_template(template: str) -> None:
         "never_by_mail": NEVER_BY_MAIL,
         "release_date": "2031-02-03",
         "minutes": 30,
+        "totals": [("Total", hostile), ("Includes VAT (19%, DE)", "€3.80")],
+        "orders": [(hostile, "05 Dec 2026", "€23.80", "https://shop.example/o?t=<1>")],
         "title": hostile,
         "product_url": "https://shop.example/games/x?a=<1>",
         "unsubscribe_url": "https://shop.example/api/stock-alerts/unsubscribe?token=a&b=<2>",

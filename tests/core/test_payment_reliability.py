@@ -150,7 +150,11 @@ def test_a_webhook_that_keeps_failing_raises_an_alert(session, queued_jobs, monk
 def test_a_refund_racing_a_reveal_still_refunds_flags_and_alerts(engine, session, queued_jobs):
     product = make_product(session)
     order = make_order(
-        session, [(product, 2)], status="fulfilled", payment_reference="pi_test_race"
+        session,
+        [(product, 2)],
+        status="fulfilled",
+        payment_reference="pi_test_race",
+        delivery_consent_at=utcnow(),
     )
     [line] = order_lines(session, order)
     shown, kept = make_keys(

@@ -8,7 +8,7 @@ from sqlmodel import select
 from core import crypto
 from core.blobs import get_blob_store
 from core.errors import InvalidInput, InvalidKeyState
-from core.models import Alert, AuditEvent, Customer, Key, KeyReport, KeyStatus, new_uuid
+from core.models import Alert, AuditEvent, Customer, Key, KeyReport, KeyStatus, new_uuid, utcnow
 from core.services.fulfilment import fulfil_order
 from core.services.notifications import order_access_token, portal_url
 from core.services.portal import (
@@ -20,6 +20,7 @@ from core.services.portal import (
     order_view,
     report_faulty_key,
     reveal_order_key,
+    view_order,
 )
 from core.services.ratelimit import RateLimited
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
@@ -33,7 +34,7 @@ def delivered(session, queued_jobs):
     )
     codes = ["AAAAA-BBBBB-CCCCC", "DDDDD-EEEEE-FFFFF"]
     make_keys(session, product, 2, codes=codes)
-    order = make_order(session, [(product, 2)], status="paid")
+    order = make_order(session, [(product, 2)], status="paid", delivery_consent_at=utcnow())
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     return order, order_access_token(order.number), codes
 
@@ -98,6 +99,17 @@ def test_a_customer_opens_their_own_orders_and_not_anyone_elses(session):
 
 
 # -- the view ---------------------------------------------------------------------------
+
+
+def test_view_order_opens_and_builds_the_view_in_one_call(session, delivered):
+    """The one function the order page, the payment page and the store API call."""
+    order, token, _ = delivered
+    view = view_order(number=order.number.lower(), access_token=token)
+    assert view == view_of(session, order.number, token)
+    with pytest.raises(OrderNotFound):
+        view_order(number=order.number, access_token=None)
+    with pytest.raises(OrderNotFound):
+        view_order(number=order.number, customer_id=12345)
 
 
 def test_order_view_of_a_pending_order(session):
@@ -192,7 +204,9 @@ def test_reveal_by_the_owning_customer(session, queued_jobs):
     me = customer(session, "me@example.com")
     product = make_product(session)
     [key] = make_keys(session, product, 1, codes=["QQQQQ-WWWWW-EEEEE"])
-    order = make_order(session, [(product, 1)], customer_id=me.id, email=me.email)
+    order = make_order(
+        session, [(product, 1)], customer_id=me.id, email=me.email, delivery_consent_at=utcnow()
+    )
     fulfil_order(order_id=order.id)
     assert (
         reveal_order_key(number=order.number, key_id=str(key.id), customer_id=me.id).code
@@ -232,7 +246,7 @@ def test_reveals_are_rate_limited_per_order(session, delivered):
 
 def test_an_image_key_reveals_as_a_signed_link(session, queued_jobs):
     product = make_product(session)
-    order = make_order(session, [(product, 1)], status="fulfilled")
+    order = make_order(session, [(product, 1)], status="fulfilled", delivery_consent_at=utcnow())
     line = order_lines(session, order)[0]
     row_id = new_uuid()
     name = f"keys/{row_id}.png"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from core.models import AuditEvent, Customer, RecoveryCode
+from core.models import AuditEvent, Customer, RecoveryCode, utcnow
 from core.services import twofactor
 from core.services.accounts import create_account, sign_in
 from core.services.fulfilment import fulfil_order
@@ -108,7 +108,13 @@ def test_every_reveal_of_the_accounts_orders_needs_a_code(session, clock, queued
     account, _email, totp, _ = enrolled()
     product = make_product(session)
     make_keys(session, product, 1, codes=["REVEA-LMEON-LYWIT"])
-    order = make_order(session, [(product, 1)], status="paid", customer_id=account.customer_id)
+    order = make_order(
+        session,
+        [(product, 1)],
+        status="paid",
+        customer_id=account.customer_id,
+        delivery_consent_at=utcnow(),
+    )
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     from core.db import session_scope
     from core.services.notifications import order_access_token

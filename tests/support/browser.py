@@ -96,7 +96,8 @@ class Steps:
 
 def new_page(browser, *, phone: bool = False):
     viewport = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
-    context = browser.new_context(viewport=viewport)
+    # a German browser: the shop picks Germany (19% VAT) and euros from its languages
+    context = browser.new_context(viewport=viewport, locale="de-DE")
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.set_default_timeout(30_000)

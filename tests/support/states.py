@@ -59,11 +59,14 @@ def state_for(
     *,
     ip: str = "203.0.113.7",
     cookies: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> S:
     """A fresh state tree, as for one browser tab that opened ``address`` (with
-    ``cookies``); returns the ``cls`` substate."""
+    ``cookies`` and extra request ``headers`` such as ``accept-language``); returns the
+    ``cls`` substate."""
     root = rx.State(_reflex_internal_init=True)
-    address, headers = browser_headers(address, cookies)
+    address, sent = browser_headers(address, cookies)
+    headers = {**sent, **(headers or {})}
     split = urlsplit(address)
     root.router = RouterData.from_router_data(
         {

@@ -65,7 +65,8 @@ def test_main_journeys_pass_axe(shop, browser, session):
     )
     make_keys(session, product, 3)
     problems: dict[str, Any] = {}
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # a German browser: euros, so the euro-priced product is on sale (issue #14)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
     page = context.new_page()
     page.set_default_timeout(30_000)
 

@@ -11,6 +11,7 @@ win. Screenshots of every step land in ``test-artifacts/e2e/<backend>/``.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def test_a_guest_finds_buys_pays_watches_delivery_and_reveals_the_key(shop, brow
         on_page = any(code in page.content() for code in codes.values())
         assert not on_page, "the key was on the page before it was revealed"
 
+        page.click("#consent")  # once per order, before the first reveal
         page.locator(f".reveal-key[data-key-id='{key_id}']").click()
         expect(code_el).to_have_attribute("data-revealed", "1")
         matches = code_el.inner_text() == codes[key_id]
@@ -158,6 +160,134 @@ def test_a_guest_finds_buys_pays_watches_delivery_and_reveals_the_key(shop, brow
         Steps(other_page, "guest-journey-stranger").shot("order-without-link")
     other.close()
     context.close()
+
+
+def test_a_customer_pays_with_vat_consents_gets_a_receipt_and_finds_the_key_in_my_keys(
+    shop, browser, session
+):
+    """Issue #14's journey: VAT on cart, order and receipt; consent before the first
+    reveal (audited); the receipt as a page and a PDF; the key again in "My keys"."""
+    from playwright.sync_api import expect
+
+    from core.models import AuditEvent
+
+    title = f"Tax Haven Tactics {secrets.token_hex(2).upper()}"
+    product = make_product(
+        session, title=title, slug=f"tax-haven-{secrets.token_hex(3)}", price_minor=2499
+    )
+    make_keys(session, product, 1)
+    email, password = f"vat-{secrets.token_hex(3)}@example.com", "correct horse battery staple"
+    context, page = new_page(browser)
+    with Steps(page, "vat-consent-receipt-library") as steps:
+        page.goto(shop.url + "/signup")
+        page.fill("#field-email", email)
+        page.fill("#field-password", password)
+        page.fill("#field-password_again", password)
+        page.click("#signup-submit")
+        expect(page.get_by_text("We have sent a message to")).to_be_visible()
+        page.goto(shop.url + "/signin")
+        page.fill("#field-email", email)
+        page.fill("#field-password", password)
+        page.click("#signin-submit")
+        page.wait_for_url(ACCOUNT_PAGE)
+
+        page.goto(f"{shop.url}/games/{product.slug}")
+        expect(page.locator("#product-price")).to_have_text("€24.99")
+        expect(page.locator("#arrival")).to_contain_text("instantly")
+        page.click("#add-to-cart")
+        expect(page.locator("#cart-count")).to_have_text("1")
+        page.click("#add-to-cart")  # only one key left: refused at "add"
+        expect(page.get_by_text(f"Only 1 of {title} available right now.")).to_be_visible()
+        page.goto(shop.url + "/cart")
+        expect(page.locator("#cart-total")).to_have_text("€24.99")
+        expect(page.locator("#cart-vat")).to_have_text("Includes 19% VAT (Germany): €3.99")
+        expect(page.locator(".qty-plus")).to_be_disabled()
+        expect(page.locator("#checkout-terms")).to_have_attribute("href", "/legal/terms")
+        steps.shot("cart-with-vat")
+        page.click("#checkout")
+        page.wait_for_url("**/pay/**")
+        number = page.url.split("/pay/")[1].split("?")[0]
+        page.click("#pay-button")
+        page.wait_for_url("**/orders/**")
+        shop.ensure_worker()
+        status = page.locator("#order-status")
+        expect(status).to_have_attribute("data-status", "fulfilled", timeout=60_000)
+        expect(page.locator("#order-vat")).to_have_text("Includes 19% VAT (Germany): €3.99")
+
+        codes = delivered_codes(session, number)
+        key_id = next(iter(codes))
+        reveal = page.locator(f".reveal-key[data-key-id='{key_id}']")
+        expect(reveal).to_be_disabled()  # not before the consent
+        expect(page.locator("#consent-box")).to_contain_text("lose my right to withdraw")
+        steps.shot("consent")
+        page.click("#consent")
+        expect(reveal).to_be_enabled()
+        reveal.click()
+        code_el = page.locator(f"#code-{key_id}")
+        expect(code_el).to_have_attribute("data-revealed", "1")
+        assert code_el.inner_text() == codes[key_id], "not the delivered key"
+        fresh(session)
+        [consent] = session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "order.delivery_consent", AuditEvent.object_id == number
+            )
+        ).all()
+        assert consent.ip and consent.user_agent and "Chrome" in consent.user_agent
+
+        # a reload shows the revealed key again, for its owner
+        page.reload()
+        expect(code_el).to_have_attribute("data-revealed", "1")
+        steps.shot("key-after-reload")
+
+        page.click("#receipt-link")
+        page.wait_for_url("**/receipts/**")
+        expect(page.locator("#receipt-vat")).to_have_text("VAT 19%: €3.99")
+        expect(page.locator("#receipt-total")).to_have_text("Total paid: €24.99")
+        steps.shot("receipt")
+        pdf = page.request.get(f"{shop.url}/api/receipts/{number}.pdf")
+        assert pdf.status == 200 and pdf.body().startswith(b"%PDF-")
+        assert pdf.headers["content-type"] == "application/pdf"
+
+        page.goto(shop.url + "/keys")
+        entry = page.locator(".library-key", has_text=title)
+        expect(entry).to_be_visible()
+        entry.locator(".library-reveal").click()
+        expect(page.locator(f"#code-{key_id}")).to_have_attribute("data-revealed", "1")
+        assert page.locator(f"#code-{key_id}").inner_text() == codes[key_id]
+        steps.shot("my-keys")
+        fresh(session)
+        reveals = session.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "key.reveal", AuditEvent.object_id == key_id
+            )
+        ).all()
+        assert len(reveals) >= 3  # the first reveal, after the reload, from My keys
+
+        page.goto(shop.url + "/legal/withdrawal")
+        expect(page.locator("#legal-title")).to_have_text("Right of withdrawal")
+    context.close()
+    if os.environ.get("KEYSHOP_SCREENSHOTS"):  # the README's pictures, on request
+        take_readme_screenshots(shop, browser, session)
+
+
+def take_readme_screenshots(shop, browser, session) -> None:
+    """The README's storefront pictures (desktop and phone) of the demo catalogue, taken
+    on request (KEYSHOP_SCREENSHOTS=1) into docs/screenshots/."""
+    from core.services.demo import seed_demo
+
+    seed_demo(session=session, keys_per_product=1)
+    session.commit()
+    target = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    for phone, name in ((False, "desktop"), (True, "phone")):
+        context, page = new_page(browser, phone=phone)
+        page.goto(shop.url + "/")
+        page.locator("#featured .product-card").first.wait_for()
+        page.screenshot(path=str(target / f"storefront-{name}.png"), full_page=False)
+        page.locator("#featured .product-card").first.click()
+        page.locator("#add-to-cart").wait_for()
+        page.screenshot(path=str(target / f"product-{name}.png"), full_page=False)
+        context.close()
 
 
 def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, session):

@@ -21,7 +21,7 @@ import reflex as rx
 from sqlmodel import select
 
 from core.mail import list_outbox, read_outbox_message
-from core.models import Order
+from core.models import Order, utcnow
 from core.services import accounts
 from core.services.fulfilment import fulfil_order
 from core.services.notifications import order_access_token
@@ -109,7 +109,9 @@ def test_the_state_store_holds_no_bearer_secret(session, var_dir, account_mail):
     # an order opened through its link, a key revealed
     product = make_product(session, title="Secret Keeper", price_minor=999)
     make_keys(session, product, 1)
-    order = make_order(session, [(product, 1)], status="paid", email=email)
+    order = make_order(
+        session, [(product, 1)], status="paid", email=email, delivery_consent_at=utcnow()
+    )
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     access_token = order_access_token(order.number)
     page = state_for(OrderState, f"/orders/{order.number}?token={access_token}")

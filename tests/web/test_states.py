@@ -23,7 +23,7 @@ import reflex as rx
 from sqlmodel import func, select
 
 from core.mail import list_outbox, read_outbox_message
-from core.models import Customer, CustomerSession, KeyReport, Order
+from core.models import Customer, CustomerSession, KeyReport, Order, utcnow
 from core.services import accounts, ratelimit
 from core.services.fulfilment import fulfil_order
 from core.services.notifications import order_access_token
@@ -127,7 +127,11 @@ def test_cart_parsing_keeps_good_lines_clamps_and_drops_repeats():
     assert [line["slug"] for line in parse_cart(many)] == [f"game-{i}" for i in range(MAX_LINES)]
 
 
-def test_add_to_cart_adds_counts_up_and_stops_at_the_limits():
+def test_add_to_cart_adds_counts_up_and_stops_at_the_limits(session):
+    alpha = make_product(session, slug="alpha", title="Alpha")
+    beta = make_product(session, slug="beta", title="Beta")
+    make_keys(session, alpha, 3)
+    make_keys(session, beta, MAX_QTY + 5)
     state = state_for(ShopState)
     state.cart_json = "corrupted{"
     specs = call(state.add_to_cart, "alpha")
@@ -141,9 +145,16 @@ def test_add_to_cart_adds_counts_up_and_stops_at_the_limits():
         call(state.add_to_cart, "beta")
     assert parse_cart(state.cart_json)[1] == {"slug": "beta", "qty": MAX_QTY}
 
+    # more than the stock is refused at "add", with the customer's sentence
+    call(state.add_to_cart, "alpha")
+    before = state.cart_json
+    [(kind, js)] = toasts_of(call(state.add_to_cart, "alpha"))
+    assert state.cart_json == before and kind == "error"
+    assert "Only 3 of Alpha available right now. Your cart already holds 3." in js
+
     state.cart_json = json.dumps([{"slug": f"game-{i}", "qty": 1} for i in range(MAX_LINES)])
     before = state.cart_json
-    specs = call(state.add_to_cart, "one-too-many")
+    specs = call(state.add_to_cart, "alpha")
     assert state.cart_json == before
     [(kind, js)] = toasts_of(specs)
     assert kind == "error" and f"at most {MAX_LINES}" in js
@@ -433,7 +444,8 @@ def test_pay_page_with_a_wrong_token_shows_not_found(session, in_stock, token, q
     call(state.load)
     assert not state.found and state.error.startswith("We could not find that order")
     assert state.total == "" and state.items == [] and not state.payable
-    assert call(state.pay) == [] and queued_jobs == []  # nothing to pay
+    assert call(state.pay) == []  # nothing to pay: only the order's confirmation is queued
+    assert [name for name, *_ in queued_jobs] == ["send_order_email"]
     assert fresh(session).exec(select(Order)).one().status == "pending_payment"
 
 
@@ -446,7 +458,8 @@ def test_pay_page_pays_and_goes_to_the_order(session, in_stock, queued_jobs):
     target = redirect_of(call(state.pay))
     assert target == f"/orders/{number}"  # the order's cookie opens it
     assert not state.payable and not state.paying
-    assert [name for name, *_ in queued_jobs] == ["process_webhook"]  # the payment's event
+    # the order's confirmation, then the payment's event
+    assert [name for name, *_ in queued_jobs] == ["send_order_email", "process_webhook"]
 
 
 # -- the order page and key portal -------------------------------------------------------
@@ -461,7 +474,13 @@ def delivered(session, queued_jobs):
     )  # fmt: skip
     codes = ["AAAAA-BBBBB-CCCCC", "DDDDD-EEEEE-FFFFF"]
     make_keys(session, product, 2, codes=codes)
-    order = make_order(session, [(product, 2)], status="paid", email="owner@example.com")
+    order = make_order(
+        session,
+        [(product, 2)],
+        status="paid",
+        email="owner@example.com",
+        delivery_consent_at=utcnow(),
+    )
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     return order, order_access_token(order.number), codes
 
@@ -494,6 +513,7 @@ def _view(status: str, stage: int, label: str, *, qty: int = 1, pending: int = 0
     return SimpleNamespace(
         status=status, status_label=label, stage=stage, stages=4, email="x@example.com",
         created_at=None, total_minor=500 * qty, currency="USD", lines=[line],
+        consent_given=False, country=None, vat_rate_bp=0, vat_minor=0,
     )  # fmt: skip
 
 
@@ -891,7 +911,13 @@ def test_two_factor_set_up_sign_in_and_reveal_keep_secrets_out_of_the_state(sess
     # and so does every reveal of the account's orders
     product = make_product(session)
     make_keys(session, product, 1)
-    order = make_order(session, [(product, 1)], status="paid", customer_id=signed.customer_id)
+    order = make_order(
+        session,
+        [(product, 1)],
+        status="paid",
+        customer_id=signed.customer_id,
+        delivery_consent_at=utcnow(),
+    )
     assert fulfil_order(order_id=order.id).outcome == "fulfilled"
     portal = state_for(OrderState, f"/orders/{order.number}", cookies=session_cookie(signed.token))
     call(portal.load)
@@ -902,3 +928,191 @@ def test_two_factor_set_up_sign_in_and_reveal_keep_secrets_out_of_the_state(sess
     call(portal.set_reveal_code, totp.at(clock["t"]))
     [reveal] = scripts_of(call(portal.reveal, key_id))
     assert reveal.startswith("window.ksShowKey(") and portal.reveal_code == ""
+
+
+# -- issue #14: carts that add up, currency, VAT, small things ------------------------------
+
+
+def test_cart_page_limits_plus_offers_undo_and_shows_vat_and_preorders(session):
+    from core.models import utcnow
+
+    two = make_product(session, slug="two-left", title="Two Left", price_minor=1190)
+    make_keys(session, two, 2)
+    soon = make_product(
+        session,
+        slug="soon",
+        title="Soon",
+        price_minor=1000,
+        release_date=date.fromordinal(utcnow().date().toordinal() + 20),
+    )
+    make_keys(session, soon, 1)
+    state = state_for(CartState, "/cart", headers={"accept-language": "de-DE,de;q=0.9"})
+    state.cart_json = json.dumps([{"slug": "two-left", "qty": 1}, {"slug": "soon", "qty": 1}])
+    call(state.load)
+    assert state.country == "DE" and state.currency == "EUR"
+    assert [(ln["can_add"], ln["preorder"]) for ln in state.lines] == [(True, False), (False, True)]
+    assert state.total == "€21.90" and state.vat == "Includes 19% VAT (Germany): €3.50"
+    call(state.change_qty, "two-left", 1)
+    assert state.lines[0]["qty"] == 2 and not state.lines[0]["can_add"]
+    [(kind, _)] = toasts_of(call(state.change_qty, "two-left", 1))  # refused, not added
+    assert kind == "error" and state.lines[0]["qty"] == 2 and state.total == "€33.80"
+
+    call(state.change_qty, "soon", -1)  # minus at 1: removed, and offered back
+    assert [ln["slug"] for ln in state.lines] == ["two-left"] and state.undo_title == "Soon"
+    call(state.undo_remove)
+    assert [ln["slug"] for ln in state.lines] == ["two-left", "soon"] and state.undo_slug == ""
+
+    call(state.set_country, "fi")
+    assert state.country_choice == "FI" and state.vat.startswith("Includes 25.5% VAT (Finland)")
+
+
+def test_the_currency_comes_from_the_browser_and_can_be_switched(session):
+    from core.services.catalogue.prices import set_price
+
+    game = make_product(session, slug="tri", title="Tri", price_minor=1999)
+    make_keys(session, game, 2)
+    set_price(session=session, product=game, currency="GBP", price_minor=1699)
+    session.commit()
+    state = state_for(ProductState, "/games/tri", headers={"accept-language": "en-GB,en;q=0.8"})
+    call(state.load_session)
+    call(state.load)
+    assert state.currency == "GBP" and state.product["price"] == "£16.99"
+    call(state.set_currency, "USD")
+    assert state.currency_choice == "USD"
+    call(state.load)
+    assert not state.product["can_buy"] and state.product["not_sold"].startswith("Not sold in USD")
+    assert toasts_of(call(state.add_to_cart, "tri"))[0][0] == "error"
+    assert parse_cart(state.cart_json) == []
+
+
+def test_see_all_deals_and_preorders_filter_and_no_results_has_no_pages(session, shelf):
+    from core.models import utcnow
+
+    make_product(session, slug="cheap", title="Cheap Deal", price_minor=500, list_price_minor=900)
+    make_product(
+        session,
+        slug="later",
+        title="Later",
+        is_preorder=True,
+        release_date=date.fromordinal(utcnow().date().toordinal() + 20),
+    )
+    deals = state_for(CatalogueState, "/games?deals=1")
+    call(deals.load)
+    assert [card["slug"] for card in deals.results] == ["cheap"] and deals.deals_only
+    preorders = state_for(CatalogueState, "/games?preorder=1")
+    call(preorders.load)
+    assert [card["slug"] for card in preorders.results] == ["later"]
+    nothing = state_for(CatalogueState, "/games?q=zzzzzz")
+    call(nothing.load)
+    assert nothing.total_text == "No games match" and nothing.pages == 0
+    bounds = state_for(CatalogueState, "/games?min=20&max=10")
+    call(bounds.load)
+    assert bounds.error == "The lowest price must not be above the highest price."
+
+
+def test_order_page_asks_consent_once_and_shows_revealed_keys_again_after_reload(session):
+    product = make_product(session, title="Consent Quest")
+    make_keys(session, product, 1, codes=["RELOA-DREAD-ABLE1"])
+    order = make_order(session, [(product, 1)], status="paid")
+    assert fulfil_order(order_id=order.id).outcome == "fulfilled"
+    token = order_access_token(order.number)
+    page = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    call(page.load)
+    assert page.has_keys and not page.consent_given and "right to withdraw" in page.consent_text
+    key_id = page.lines[0]["keys"][0]["id"]
+    [(kind, _)] = toasts_of(call(page.reveal, key_id))
+    assert kind == "error"  # no reveal before consent
+    call(page.give_consent, True)
+    assert page.consent_given and scripts_of(call(page.reveal, key_id))
+
+    reloaded = state_for(OrderState, f"/orders/{order.number}?token={token}")
+    events = call(reloaded.load)
+    assert reloaded.consent_given and reloaded.lines[0]["keys"][0]["revealed"]
+    assert any(getattr(e, "handler", None) and "reveal" in str(e.handler.fn) for e in events)
+
+
+def test_receipt_page_and_pdf_open_like_the_order(session, queued_jobs):
+    from starlette.testclient import TestClient
+
+    from core.services.audit import Actor
+    from core.services.orders import transition_order
+    from web.api.app import create_api
+    from web.state.receipt import ReceiptState
+
+    product = make_product(session, title="Paper Trail", price_minor=2000)
+    order = make_order(
+        session, [(product, 1)], status="pending_payment", country="FR", vat_rate_bp=2000,
+        vat_minor=333,
+    )  # fmt: skip
+    transition_order(session=session, order_id=order.id, to_status="paid", actor=Actor.system())
+    session.commit()
+    token = order_access_token(order.number)
+    page = state_for(ReceiptState, f"/receipts/{order.number}?token={token}")
+    call(page.load)
+    assert page.found and page.receipt["vat"] == "€3.33" and page.receipt["net"] == "€16.67"
+    assert page.receipt["invoice_number"].endswith("-000001")
+    assert [line["title"] for line in page.lines] == ["Paper Trail"]
+    stranger = state_for(ReceiptState, f"/receipts/{order.number}")
+    call(stranger.load)
+    assert not stranger.found and stranger.receipt == {}
+
+    with TestClient(create_api(), base_url="http://127.0.0.1:3000") as api:
+        pdf = api.get(f"/api/receipts/{order.number}.pdf", params={"token": token})
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert api.get(f"/api/receipts/{order.number}.pdf").status_code == 404
+
+
+def test_find_my_order_page_answers_the_same_either_way(session, account_mail):
+    from web.state.find_order import SENT, FindOrderState
+
+    make_order(session, [(make_product(session), 1)], email="known@example.com")
+    for address in ("known@example.com", "unknown@example.com"):
+        page = state_for(FindOrderState, "/find-order")
+        call(page.send, {"email": address})
+        assert (page.notice, page.error) == (SENT, "")
+    bad = state_for(FindOrderState, "/find-order")
+    call(bad.send, {"email": "not an address"})
+    assert bad.notice == "" and bad.error
+
+
+def test_my_keys_lists_every_key_of_the_account_with_guest_orders_and_reveals(session, queued_jobs):
+    from core.services.cart import CartLine
+    from core.services.checkout import place_order
+    from core.services.consent import give_consent
+    from web.state.library import LibraryState
+
+    signed = accounts.create_account(email="lib@example.com", password=PASSWORD)
+    me = fresh(session).get(Customer, signed.customer_id)
+    me.verified_at = utcnow()
+    session.add(me)
+    session.commit()
+    game = make_product(session, title="Library Lane", platform="Steam")
+    make_keys(
+        session, game, 3, codes=["LIBRA-RYKEY-00001", "LIBRA-RYKEY-00002", "LIBRA-RYKEY-00003"]
+    )
+    # a guest checkout with the verified address belongs to the account at once
+    guest = place_order(email="LIB@example.com", lines=[CartLine(game.slug, 2)])
+    order = fresh(session).exec(select(Order).where(Order.number == guest.number)).one()
+    assert order.customer_id == signed.customer_id
+    order.status = "paid"
+    session.add(order)
+    session.commit()
+    assert fulfil_order(order_id=order.id).outcome == "fulfilled"
+    someone = make_order(session, [(game, 1)], email="other@example.com")
+    assert fulfil_order(order_id=someone.id).outcome == "fulfilled"
+
+    page = state_for(LibraryState, "/keys", cookies=session_cookie(signed.token))
+    call(page.load)
+    assert [(k["title"], k["order"]) for k in page.keys] == [("Library Lane", guest.number)] * 2
+    assert all(k["needs_consent"] and not k["can_reveal"] for k in page.keys)
+    give_consent(number=guest.number, customer_id=signed.customer_id)
+    call(page.load)
+    key_id = page.keys[0]["id"]
+    assert scripts_of(call(page.reveal, key_id)) and page.keys[0]["revealed"]
+    assert "LIBRA-RYKEY" not in json.dumps(page.dict())  # codes never in the state
+    account_page = state_for(AccountState, "/account", cookies=session_cookie(signed.token))
+    call(account_page.load_account)
+    assert [o["number"] for o in account_page.orders] == [guest.number]
+    signed_out = state_for(LibraryState, "/keys")
+    assert redirect_of(call(signed_out.load)) == "/signin"

@@ -14,6 +14,7 @@ from core import crypto
 from core.models import AuditEvent, Key, Order, OrderEvent, OrderLine
 from core.services import fulfilment, notifications, webhooks
 from core.services.checkout import pay_test_order
+from core.services.consent import give_consent
 from core.services.notifications import order_access_token
 from core.services.portal import reveal_order_key
 from tests.factories import fresh, make_keys, make_order, make_product
@@ -159,7 +160,7 @@ def test_search_with_text_filters_sort_and_paging(api, catalogue):
         ("page=0", 422, "page"),
         ("per_page=101", 422, "per_page"),
         ("sort=cheapest", 422, "sort"),
-        ("min_price=500&max_price=100", 422, "min_price"),
+        ("min_price=500&max_price=100", 422, "lowest price"),
         ("q=" + "x" * 201, 400, "too long"),
     ],
 )
@@ -218,6 +219,24 @@ def test_checkout_places_an_order_and_answers_201(api, session, catalogue, test_
     )
     order = fresh(session).exec(select(Order).where(Order.number == body["number"])).one()
     assert order.status == "pending_payment" and order.email == "guest@example.com"
+
+
+def test_checkout_in_a_currency_for_a_country_includes_its_vat(api, session, catalogue):
+    from core.services.catalogue.prices import set_price
+
+    steam, _ = catalogue
+    set_price(session=session, product=steam[1], currency="GBP", price_minor=900)
+    session.commit()
+    lines = [{"slug": steam[1].slug, "quantity": 1}]
+    body = {"email": "uk@example.com", "lines": lines, "currency": "GBP", "country": "GB"}
+    answer = api.post("/api/store/checkout", json=body)
+    assert answer.status_code == 201, answer.text
+    placed = answer.json()
+    assert (placed["total_minor"], placed["currency"]) == (900, "GBP")
+    status = api.get(placed["status_url"], params={"token": placed["access_token"]}).json()
+    assert (status["country"], status["vat_rate_bp"], status["vat_minor"]) == ("GB", 2000, 150)
+    refused = api.post("/api/store/checkout", json={**body, "currency": "USD"})
+    assert refused.status_code == 422 and "not sold in USD" in refused.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -410,7 +429,12 @@ def test_test_payment_to_delivered_keys_and_reveal(api, session, catalogue, queu
         json={"email": "buyer@example.com", "lines": [{"slug": steam[1].slug, "quantity": 2}]},
     ).json()
     pay_test_order(number=placed["number"], access_token=placed["access_token"])
-    assert run_jobs(queued_jobs) == ["process_webhook", "fulfil_order", "send_order_email"]
+    assert run_jobs(queued_jobs) == [
+        "send_order_email",  # the order confirmation, queued at checkout
+        "process_webhook",
+        "fulfil_order",
+        "send_order_email",
+    ]
     answer = api.get(
         f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]}
     )
@@ -441,6 +465,7 @@ def test_test_payment_to_delivered_keys_and_reveal(api, session, catalogue, queu
         for k in delivered
     }
     assert not any(code in answer.text for code in inventory.values())  # never in the API
+    give_consent(number=placed["number"], access_token=placed["access_token"])
     for key in line["keys"]:
         shown = reveal_order_key(
             number=placed["number"], key_id=key["id"], access_token=placed["access_token"]

@@ -266,6 +266,62 @@ async def blob(
     )
 
 
+@router.get(
+    "/api/receipts/{number}.pdf",
+    operation_id="receiptPdf",
+    summary="The receipt (invoice) of a paid order as a PDF",
+    description="Opened like the order page: the order's access link (its cookie, or "
+    "?token=) or the signed-in customer it belongs to.",
+    tags=["orders"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the receipt",
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        404: error_response("unknown order, a wrong token, or no receipt yet (not paid)"),
+    },
+)
+async def receipt_pdf(
+    number: Annotated[str, Path(description="the order number")],
+    request: Request,
+    token: Annotated[str, Query(description="the order's access token")] = "",
+) -> Response:
+    """A paid order's receipt as a PDF (core.services.invoices)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from core.services.accounts import customer_for_token
+    from core.services.invoices import receipt_pdf as render_pdf
+    from core.services.invoices import view_receipt
+    from web.api.security import secrets_from_cookies
+
+    secrets = secrets_from_cookies(request.cookies)
+    number = number[:24].upper()
+
+    def work() -> bytes:
+        who = customer_for_token(token=secrets.session) if secrets.session else None
+        receipt = view_receipt(
+            number=number,
+            access_token=token or secrets.order_token(number),
+            customer_id=who.id if who else None,
+        )
+        return render_pdf(receipt)
+
+    try:
+        data = await run_in_threadpool(work)
+    except DomainError as exc:
+        return error(exc.http_status, exc.code, exc.message)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'inline; filename="receipt-{number}.pdf"',
+        },
+    )
+
+
 fallback_routes(router)
 
 

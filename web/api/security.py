@@ -79,8 +79,10 @@ MAX_ORDER_COOKIES: Final = 20
 
 _ORDER_NUMBER = re.compile(r"^[A-Za-z0-9-]{1,24}$")
 _TOKEN = re.compile(rf"^[A-Za-z0-9_.=-]{{1,{MAX_TOKEN}}}$")
-_HANDOFF = re.compile(r"^/(orders|pay)/([A-Za-z0-9-]{1,24})/?$")
-_NO_REFERRER = re.compile(r"^/(orders|pay)/|^/reset-password|^/api/account/verify|^/api/oidc/")
+_HANDOFF = re.compile(r"^/(orders|pay|receipts)/([A-Za-z0-9-]{1,24})/?$")
+_NO_REFERRER = re.compile(
+    r"^/(orders|pay|receipts)/|^/reset-password|^/api/account/verify|^/api/oidc/"
+)
 _SEAL_AAD: Final = b"keyshop browser secrets v1"
 
 

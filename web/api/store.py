@@ -121,6 +121,17 @@ class CheckoutRequest(BaseModel):
     lines: list[CheckoutLine] = Field(
         max_length=100, description=f"at most {MAX_LINES} products; none is a cart problem"
     )
+    currency: StrictStr | None = Field(
+        None,
+        pattern="^[A-Z]{3}$",
+        description="the currency to buy in (default: the first product's own); a product "
+        "without a price in it is a cart problem, never converted",
+    )
+    country: StrictStr | None = Field(
+        None,
+        pattern="^[A-Z]{2}$",
+        description="the buyer's country (ISO 3166 alpha-2): sets the VAT the total includes",
+    )
     payment_method: Literal["card", "crypto"] = Field(
         "card", description="card (Stripe), or crypto (NOWPayments) where the shop offers it"
     )
@@ -185,6 +196,8 @@ class ProductDetail(Model):
     region_warning: str | None
     activation_instructions: str
     activation_url: str | None = Field(description="the platform's key-redemption page")
+    sold_in_currency: bool = Field(description="false: no price in the currency asked for")
+    arrival: str = Field(description="when the key arrives, in customer words")
 
 
 class CheckoutResult(Model):
@@ -227,6 +240,7 @@ class OrderLine(Model):
     delivered: int
     pending: int = Field(description="ordered but not delivered yet")
     keys: list[KeyView]
+    is_preorder: bool = Field(description="a pre-order: delivered on the release date")
 
 
 class Order(Model):
@@ -247,6 +261,12 @@ class Order(Model):
     lines: list[OrderLine]
     delivered: int
     pending: int
+    consent_given: bool = Field(
+        description="the customer agreed to immediate delivery (needed before a reveal)"
+    )
+    country: str | None = Field(description="the buyer's country (ISO 3166), chosen at checkout")
+    vat_rate_bp: int = Field(description="VAT rate in basis points (1900 = 19%)")
+    vat_minor: int = Field(ge=0, description="the VAT contained in total_minor; " + MONEY)
     payment_note: str | None = Field(
         None, description="a crypto payment's state on the blockchain, in words"
     )
@@ -428,7 +448,12 @@ async def create_checkout(order: CheckoutRequest, request: Request, response: Re
     await run_in_threadpool(lambda: ratelimit.check_checkout(ip=ip))
     result = await run_in_threadpool(
         lambda: checkout.place_order(
-            email=order.email, lines=lines, ip=ip, payment_method=order.payment_method
+            email=order.email,
+            lines=lines,
+            ip=ip,
+            currency=order.currency,
+            country=order.country,
+            payment_method=order.payment_method,
         )
     )
     status_url = f"/api/store/orders/{result.number}"
@@ -459,13 +484,9 @@ async def get_order(
 ) -> Any:
     token = _access_token(request, params.token)
 
-    def view() -> portal.OrderView:
-        with session_scope(write=False) as session:
-            order = portal.open_order(session=session, number=number, access_token=token)
-            return portal.order_view(session=session, order=order)
-
     response.headers.update(NO_STORE)
-    return order_json(await run_in_threadpool(view))
+    view = await run_in_threadpool(lambda: portal.view_order(number=number, access_token=token))
+    return order_json(view)
 
 
 @router.get(

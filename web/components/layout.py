@@ -66,8 +66,23 @@ def header() -> rx.Component:
                 ),
                 rx.cond(
                     ShopState.signed_in,
-                    rx.link("Account", href="/account", id="nav-account"),
+                    rx.hstack(
+                        rx.link("My keys", href="/keys", id="nav-keys"),
+                        rx.link("Account", href="/account", id="nav-account"),
+                        spacing="4",
+                    ),
                     rx.link("Sign in", href="/signin", id="nav-signin"),
+                ),
+                rx.select.root(
+                    rx.select.trigger(aria_label="Currency", id="currency"),
+                    rx.select.content(
+                        rx.foreach(
+                            ShopState.currencies, lambda code: rx.select.item(code, value=code)
+                        )
+                    ),
+                    value=ShopState.currency,
+                    on_change=ShopState.set_currency,
+                    size="2",
                 ),
                 aria_label="Main",
                 display="flex",
@@ -82,6 +97,7 @@ def header() -> rx.Component:
             margin="0 auto",
             padding="0.75em 1em",
         ),
+        class_name="site-header",
         border_bottom="1px solid var(--gray-a5)",
         background="var(--color-panel-solid)",
         position="sticky",
@@ -90,12 +106,42 @@ def header() -> rx.Component:
     )
 
 
+#: The legal pages (core.services.legal), linked from every footer and from checkout.
+LEGAL_LINKS = (
+    ("find-order", "Find my order"),
+    ("terms", "Terms"),
+    ("privacy", "Privacy"),
+    ("imprint", "Imprint and contact"),
+    ("withdrawal", "Right of withdrawal"),
+)
+
+
+def legal_links() -> rx.Component:
+    return rx.flex(
+        *(
+            rx.link(
+                label,
+                href="/find-order" if slug == "find-order" else f"/legal/{slug}",
+                size="2",
+                id=f"legal-{slug}",
+            )
+            for slug, label in LEGAL_LINKS
+        ),
+        gap="1.25em",
+        wrap="wrap",
+        class_name="legal-links",
+    )
+
+
 def footer() -> rx.Component:
     return rx.el.footer(
+        legal_links(),
         rx.text(
-            "keyshop — digital game keys, delivered in seconds. Keys are region-locked where noted.",
+            "keyshop — digital game keys, delivered in seconds. Keys are region-locked where "
+            "noted. Prices include VAT.",
             size="1",
             color_scheme="gray",
+            margin_top="0.75em",
         ),
         max_width="1200px",
         margin="0 auto",

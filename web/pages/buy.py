@@ -17,7 +17,15 @@ def cart_line(line: Any) -> rx.Component:
             rx.box(cover(line["cover_url"]), width="3.5em"),
             rx.vstack(
                 rx.link(line["title"], href="/games/" + line["slug"].to(str), weight="bold"),
-                rx.hstack(rx.badge(line["platform"]), rx.badge(line["region"], variant="outline")),
+                rx.hstack(
+                    rx.badge(line["platform"]),
+                    rx.badge(line["region"], variant="outline"),
+                    rx.cond(
+                        line["preorder"].to(bool),
+                        rx.badge("Pre-order", color_scheme="amber", class_name="preorder-badge"),
+                    ),
+                    wrap="wrap",
+                ),
                 rx.cond(
                     line["problem"] != "", rx.text(line["problem"], color_scheme="red", size="2")
                 ),
@@ -30,6 +38,7 @@ def cart_line(line: Any) -> rx.Component:
                     rx.icon("minus", size=14),
                     variant="soft",
                     aria_label="One fewer",
+                    class_name="qty-minus",
                     on_click=CartState.change_qty(line["slug"].to(str), -1),
                 ),
                 rx.text(line["qty"], class_name="cart-qty", min_width="1.5em", text_align="center"),
@@ -37,6 +46,8 @@ def cart_line(line: Any) -> rx.Component:
                     rx.icon("plus", size=14),
                     variant="soft",
                     aria_label="One more",
+                    class_name="qty-plus",
+                    disabled=~line["can_add"].to(bool),
                     on_click=CartState.change_qty(line["slug"].to(str), 1),
                 ),
                 align="center",
@@ -64,9 +75,43 @@ def cart_line(line: Any) -> rx.Component:
     )
 
 
+def undo_notice() -> rx.Component:
+    return rx.cond(
+        CartState.undo_slug != "",
+        rx.callout(
+            rx.hstack(
+                rx.text("Removed ", CartState.undo_title, " from your cart."),
+                rx.button("Undo", size="2", variant="soft", on_click=CartState.undo_remove),
+                align="center",
+                wrap="wrap",
+            ),
+            icon="undo-2",
+            id="undo-remove",
+            margin_y="0.5em",
+        ),
+    )
+
+
+def country_select() -> rx.Component:
+    return rx.vstack(
+        rx.text("Country you live in (sets the VAT)", size="2"),
+        rx.select.root(
+            rx.select.trigger(aria_label="Country", id="checkout-country", width="100%"),
+            rx.select.content(
+                rx.foreach(CartState.countries, lambda c: rx.select.item(c[1], value=c[0]))
+            ),
+            value=CartState.country,
+            on_change=CartState.set_country,
+        ),
+        spacing="1",
+        width="100%",
+    )
+
+
 def cart() -> rx.Component:
     return page(
         callout_error(CartState.error),
+        undo_notice(),
         rx.cond(
             CartState.lines.length() > 0,  # type: ignore[attr-defined]
             rx.vstack(
@@ -79,8 +124,16 @@ def cart() -> rx.Component:
                     align="baseline",
                     width="100%",
                 ),
+                rx.text(
+                    CartState.vat,
+                    size="2",
+                    color_scheme="gray",
+                    id="cart-vat",
+                    align_self="end",
+                ),
                 rx.form(
                     rx.vstack(
+                        country_select(),
                         rx.text("Where should we send the link to your keys?", size="2"),
                         rx.input(
                             name="email",
@@ -108,6 +161,23 @@ def cart() -> rx.Component:
                                 " to keep your orders together.",
                                 size="1",
                             ),
+                        ),
+                        rx.text(
+                            "By placing the order you accept our ",
+                            rx.link(
+                                "terms",
+                                href="/legal/terms",
+                                id="checkout-terms",
+                                underline="always",
+                            ),
+                            " and ",
+                            rx.link("privacy policy", href="/legal/privacy", underline="always"),
+                            ". Keys are digital content: you can withdraw until you reveal one (",
+                            rx.link(
+                                "right of withdrawal", href="/legal/withdrawal", underline="always"
+                            ),
+                            ").",
+                            size="1",
                         ),
                         rx.cond(
                             CartState.crypto_offered,

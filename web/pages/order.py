@@ -60,15 +60,22 @@ def progress() -> rx.Component:
 # not manage (no children in the component tree), so no re-render ever overwrites or
 # keeps it; copying happens in the click itself, without a round trip to the server.
 PORTAL_SCRIPT = """
-window.ksShowKey = function (id, code, imageUrl) {
+window.ksShowKey = function (id, code, imageUrl, tries) {
   const el = document.getElementById('code-' + id);
   const masked = document.getElementById('masked-' + id);
-  if (!el) return;
+  if (!el) {  // shown again on load: the page may not have drawn the key's row yet
+    if ((tries || 0) < 50) {
+      setTimeout(() => window.ksShowKey(id, code, imageUrl, (tries || 0) + 1), 100);
+    }
+    return;
+  }
   if (code !== null) { el.textContent = code; }
   else { const img = document.createElement('img'); img.src = imageUrl; img.alt = 'Key image';
          img.style.maxWidth = '100%'; el.replaceChildren(img); }
   el.dataset.revealed = '1';
   if (masked) masked.style.display = 'none';
+  const note = document.getElementById('copied-' + id);
+  if (note) note.textContent = '';
 };
 window.ksCopyKey = function (id) {
   const el = document.getElementById('code-' + id);
@@ -102,6 +109,7 @@ def key_row(key: Any, line: Any) -> rx.Component:
                 "Reveal",
                 variant="soft",
                 on_click=OrderState.reveal(key_id),
+                disabled=~OrderState.consent_given,
                 class_name="reveal-key",
                 data_key_id=key_id,
             ),
@@ -155,6 +163,10 @@ def order_line(line: Any) -> rx.Component:
                 rx.text(line["qty"], " × ", line["title"], weight="bold"),  # noqa: RUF001
                 rx.badge(line["platform"]),
                 rx.badge(line["region"], variant="outline"),
+                rx.cond(
+                    line["preorder"].to(bool),
+                    rx.badge("Pre-order", color_scheme="amber", class_name="preorder-badge"),
+                ),
                 wrap="wrap",
             ),
             rx.foreach(line["keys"].to(list[dict[str, Any]]), lambda key: key_row(key, line)),
@@ -216,6 +228,34 @@ def report_dialog() -> rx.Component:
     )
 
 
+def consent_box() -> rx.Component:
+    """Asked once per order, before the first reveal (core.services.consent)."""
+    return rx.cond(
+        OrderState.has_keys & ~OrderState.consent_given,
+        rx.callout(
+            rx.vstack(
+                rx.text(
+                    "Before you reveal a key: you can withdraw from this purchase within 14 days "
+                    "until you reveal a key. ",
+                    rx.link("Right of withdrawal", href="/legal/withdrawal", underline="always"),
+                    size="2",
+                ),
+                rx.checkbox(
+                    OrderState.consent_text,
+                    checked=OrderState.consent_given,
+                    on_change=OrderState.give_consent,
+                    id="consent",
+                    size="3",
+                ),
+                spacing="2",
+            ),
+            icon="scale",
+            color_scheme="amber",
+            id="consent-box",
+        ),
+    )
+
+
 def order() -> rx.Component:
     return page(
         rx.cond(
@@ -231,6 +271,15 @@ def order() -> rx.Component:
                     OrderState.email,
                     size="2",
                     color_scheme="gray",
+                ),
+                rx.text(OrderState.vat, size="2", color_scheme="gray", id="order-vat"),
+                rx.cond(
+                    OrderState.receipt_url != "",
+                    rx.hstack(
+                        rx.link("Receipt", href=OrderState.receipt_url, id="receipt-link"),
+                        rx.link("Receipt (PDF)", href=OrderState.receipt_pdf_url, id="receipt-pdf"),
+                        spacing="4",
+                    ),
                 ),
                 progress(),
                 rx.text(
@@ -255,6 +304,7 @@ def order() -> rx.Component:
                         wrap="wrap",
                     ),
                 ),
+                consent_box(),
                 rx.foreach(OrderState.lines, order_line),
                 report_dialog(),
                 spacing="4",
@@ -267,6 +317,7 @@ def order() -> rx.Component:
                     "Use the link from your order e-mail, or sign in to the account you ordered with."
                 ),
                 rx.link("Sign in", href="/signin"),
+                rx.link("Find my order", href="/find-order"),
             ),
         ),
     )

@@ -46,9 +46,9 @@ def home() -> rx.Component:
         ),
         callout_error(HomeState.error),
         section("Featured", HomeState.featured, "featured", "/games"),
-        section("Deals", HomeState.deals, "deals", "/games?sort=price_asc"),
+        section("Deals", HomeState.deals, "deals", "/games?deals=1"),
         section("New releases", HomeState.new_releases, "new-releases", "/games?sort=newest"),
-        section("Pre-orders", HomeState.preorders, "preorders", "/games?sort=newest"),
+        section("Pre-orders", HomeState.preorders, "preorders", "/games?preorder=1"),
     )
 
 
@@ -155,6 +155,14 @@ def catalogue() -> rx.Component:
             width="100%",
         ),
         rx.box(filters(), margin_y="1em"),
+        rx.cond(
+            CatalogueState.deals_only,
+            rx.badge("Deals only", size="2", id="deals-only", margin_bottom="0.5em"),
+        ),
+        rx.cond(
+            CatalogueState.preorders_only,
+            rx.badge("Pre-orders only", size="2", id="preorders-only", margin_bottom="0.5em"),
+        ),
         callout_error(CatalogueState.error),
         rx.cond(
             CatalogueState.similar_to != "",
@@ -172,24 +180,29 @@ def catalogue() -> rx.Component:
             id="result-count",
         ),
         product_grid(CatalogueState.results, grid_id="results"),
-        rx.hstack(
-            rx.button(
-                "Previous",
-                variant="soft",
-                disabled=~CatalogueState.has_previous,
-                on_click=CatalogueState.go_to_page(-1),
+        rx.cond(
+            CatalogueState.pages > 0,
+            rx.hstack(
+                rx.button(
+                    "Previous",
+                    variant="soft",
+                    disabled=~CatalogueState.has_previous,
+                    on_click=CatalogueState.go_to_page(-1),
+                ),
+                rx.text(
+                    "Page ", CatalogueState.page, " of ", CatalogueState.pages, size="2", id="pager"
+                ),
+                rx.button(
+                    "Next",
+                    variant="soft",
+                    disabled=~CatalogueState.has_next,
+                    on_click=CatalogueState.go_to_page(1),
+                ),
+                justify="center",
+                align="center",
+                margin_top="1.5em",
+                width="100%",
             ),
-            rx.text("Page ", CatalogueState.page, " of ", CatalogueState.pages, size="2"),
-            rx.button(
-                "Next",
-                variant="soft",
-                disabled=~CatalogueState.has_next,
-                on_click=CatalogueState.go_to_page(1),
-            ),
-            justify="center",
-            align="center",
-            margin_top="1.5em",
-            width="100%",
         ),
         title="Games",
     )
@@ -228,9 +241,19 @@ def product() -> rx.Component:
         rx.cond(
             ProductState.found,
             rx.flex(
-                rx.box(cover(p["cover_url"]), flex="1", min_width="12em", max_width="20em"),
+                rx.box(
+                    cover(p["cover_url"]),
+                    flex="1",
+                    min_width=rx.breakpoints(initial="6em", sm="12em"),
+                    max_width=rx.breakpoints(initial="8em", sm="20em"),
+                ),
                 rx.vstack(
-                    rx.heading(p["title"], as_="h1", size="7", id="product-title"),
+                    rx.heading(
+                        p["title"],
+                        as_="h1",
+                        size=rx.breakpoints(initial="5", sm="7"),
+                        id="product-title",
+                    ),
                     rx.hstack(
                         rx.badge(p["platform"], size="2"),
                         rx.badge(p["region"], size="2", variant="outline"),
@@ -253,18 +276,10 @@ def product() -> rx.Component:
                         align="baseline",
                     ),
                     rx.text(p["availability"], weight="medium", id="availability"),
+                    rx.cond(p["arrival"] != "", rx.text(p["arrival"], size="2", id="arrival")),
                     rx.cond(
-                        p["is_preorder"].to(bool),
-                        rx.text("Release date: ", p["release_date"], size="2"),
-                    ),
-                    rx.cond(
-                        p["region_locked"].to(bool),
-                        rx.callout(
-                            p["region_warning"],
-                            icon="globe",
-                            color_scheme="amber",
-                            id="region-warning",
-                        ),
+                        p["not_sold"] != "",
+                        rx.text(p["not_sold"], size="2", color_scheme="red", id="not-sold"),
                     ),
                     rx.button(
                         rx.icon("shopping-cart", size=16),
@@ -277,6 +292,19 @@ def product() -> rx.Component:
                     rx.cond(
                         ProductState.cart_count > 0,
                         rx.link("Go to cart →", href="/cart", id="go-to-cart"),
+                    ),
+                    rx.cond(
+                        p["is_preorder"].to(bool),
+                        rx.text("Release date: ", p["release_date"], size="2"),
+                    ),
+                    rx.cond(
+                        p["region_locked"].to(bool),
+                        rx.callout(
+                            p["region_warning"],
+                            icon="globe",
+                            color_scheme="amber",
+                            id="region-warning",
+                        ),
                     ),
                     rx.cond(~p["can_buy"].to(bool), stock_alert_form()),
                     callout_info(ProductState.alert_note),
@@ -292,10 +320,10 @@ def product() -> rx.Component:
                     spacing="3",
                     align="start",
                     flex="2",
-                    min_width="16em",
+                    min_width=rx.breakpoints(initial="12em", sm="16em"),
                 ),
-                gap="2em",
-                wrap="wrap",
+                gap=rx.breakpoints(initial="1em", sm="2em"),
+                wrap=rx.breakpoints(initial="nowrap", sm="wrap"),
             ),
             rx.vstack(
                 rx.heading("Game not found", as_="h1", size="6"),

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from core.errors import DomainError
+from core.money import DEFAULT_CURRENCY, SHOP_CURRENCIES
 from core.services.orders import MAX_LINES
 from core.services.orders import MAX_QUANTITY_PER_LINE as MAX_QTY
 from web.api.security import BrowserSecrets, browser_secrets
@@ -67,10 +68,43 @@ async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 class ShopState(rx.State):
     cart_json: str = rx.LocalStorage("[]", name="ks_cart", sync=True)
+    # The customer's choice of currency and country, kept in the browser; until they
+    # choose, both come from the browser's languages (core.services.vat).
+    currency_choice: str = rx.LocalStorage("", name="ks_currency", sync=True)
+    country_choice: str = rx.LocalStorage("", name="ks_country", sync=True)
+    currency: str = DEFAULT_CURRENCY
 
     signed_in: bool = False
     customer_email: str = ""
     customer_name: str = ""
+
+    @rx.var
+    def currencies(self) -> list[str]:
+        return list(SHOP_CURRENCIES)
+
+    def _country(self) -> str:
+        """The buyer's country: chosen, or guessed from the browser, or the default."""
+        from core.services.vat import DEFAULT_COUNTRY, countries, country_from_languages
+
+        chosen = (self.country_choice or "").upper()
+        if chosen in {c.code for c in countries()}:
+            return chosen
+        return country_from_languages(self.router.headers.accept_language) or DEFAULT_COUNTRY
+
+    def _currency(self) -> str:
+        """The customer's currency: chosen, or their country's."""
+        from core.services.vat import currency_for_country
+
+        if self.currency_choice in SHOP_CURRENCIES:
+            return self.currency_choice
+        return currency_for_country(self._country())
+
+    @rx.event
+    def set_currency(self, value: str) -> Any:
+        if value not in SHOP_CURRENCIES:
+            return None
+        self.currency_choice = self.currency = value
+        return rx.call_script("window.location.reload()")
 
     @rx.var
     def cart_count(self) -> int:
@@ -97,6 +131,7 @@ class ShopState(rx.State):
     async def load_session(self) -> None:
         from core.services.accounts import customer_for_token
 
+        self.currency = self._currency()
         token = self._secrets().session
         info = await in_thread(customer_for_token, token=token) if token else None
         if info is None:
@@ -124,18 +159,33 @@ class ShopState(rx.State):
     def _write_cart(self, lines: list[dict[str, Any]]) -> None:
         self.cart_json = json.dumps(lines[:MAX_LINES], separators=(",", ":"))
 
+    async def _add(self, slug: str, quantity: int = 1) -> str | None:
+        """Add through core's rule (core.services.cart.add_to_cart); the refusal's
+        sentence, or None when added."""
+        from core.db import session_scope
+        from core.services.cart import CartLine, add_to_cart
+
+        lines = [CartLine(line["slug"], line["qty"]) for line in parse_cart(self.cart_json)]
+        currency = self._currency()
+
+        def work() -> list[CartLine]:
+            with session_scope(write=False) as session:
+                return add_to_cart(
+                    session=session, lines=lines, slug=slug, quantity=quantity, currency=currency
+                )
+
+        try:
+            added = await in_thread(work)
+        except Exception as exc:
+            return error_text(exc)
+        self._write_cart([{"slug": line.slug, "qty": line.quantity} for line in added])
+        return None
+
     @rx.event
-    def add_to_cart(self, slug: str) -> Any:
-        lines = parse_cart(self.cart_json)
-        for line in lines:
-            if line["slug"] == slug:
-                line["qty"] = min(MAX_QTY, line["qty"] + 1)
-                break
-        else:
-            if len(lines) >= MAX_LINES:
-                return rx.toast.error(f"A cart holds at most {MAX_LINES} different games.")
-            lines.append({"slug": slug, "qty": 1})
-        self._write_cart(lines)
+    async def add_to_cart(self, slug: str) -> Any:
+        refused = await self._add(str(slug)[:120])
+        if refused:
+            return rx.toast.error(refused)
         return rx.toast.success("Added to your cart.", duration=2500)
 
     def _set_qty(self, slug: str, qty: int) -> None:

@@ -26,36 +26,36 @@ SORTS = {
 ANY = "any"  # select value for "no filter" (Radix selects need a non-empty value)
 
 
-def _price_minor(text: str) -> int | None:
-    """``"19.99"`` → 1999 (in the shop's currency); empty → None; anything else raises
-    InvalidInput (``core.money.parse_amount``: exact, no floats)."""
+def _price_minor(text: str, currency: str = DEFAULT_CURRENCY) -> int | None:
+    """``"19.99"`` → 1999 (in the customer's currency); empty → None; anything else
+    raises InvalidInput (``core.money.parse_amount``: exact, no floats)."""
     if not (text or "").strip():
         return None
-    return parse_amount(text, DEFAULT_CURRENCY, field="price")
+    return parse_amount(text, currency, field="price")
 
 
 HOME_CACHE_SECONDS = 15.0
-_home_cache: tuple[float, dict[str, list[dict[str, Any]]]] | None = None
+_home_cache: dict[str, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
 
 
-def home_cards() -> dict[str, list[dict[str, Any]]]:
+def home_cards(currency: str = DEFAULT_CURRENCY) -> dict[str, list[dict[str, Any]]]:
     """The home page's four sections as cards. Every visitor sees the same home page, so
     it is read at most once per ``HOME_CACHE_SECONDS`` per web worker: a stock badge on
     the home page may be that much behind, never the product page, cart or checkout,
     which always read fresh."""
-    global _home_cache
     from core.services.storefront import home_sections
 
     now = time.monotonic()
-    if _home_cache is not None and now - _home_cache[0] < HOME_CACHE_SECONDS:
-        return _home_cache[1]
+    cached = _home_cache.get(currency)
+    if cached is not None and now - cached[0] < HOME_CACHE_SECONDS:
+        return cached[1]
     with session_scope(write=False) as session:
-        sections = home_sections(session=session, per_section=8)
+        sections = home_sections(session=session, per_section=8, currency=currency)
     cards = {
         name: [product_card(h) for h in getattr(sections, name)]
         for name in ("featured", "new_releases", "preorders", "deals")
     }
-    _home_cache = (now, cards)
+    _home_cache[currency] = (now, cards)
     return cards
 
 
@@ -70,7 +70,7 @@ class HomeState(ShopState):
     @rx.event
     async def load(self) -> None:
         try:
-            cards = await in_thread(home_cards)
+            cards = await in_thread(home_cards, self._currency())
         except Exception as exc:
             self.error = error_text(exc)
             return
@@ -87,6 +87,8 @@ class CatalogueState(ShopState):
     min_price: str = ""
     max_price: str = ""
     in_stock_only: bool = False
+    deals_only: bool = False
+    preorders_only: bool = False
     sort: str = "relevance"
     page: int = 1
 
@@ -118,6 +120,8 @@ class CatalogueState(ShopState):
         self.min_price = (params.get("min") or "")[:12]
         self.max_price = (params.get("max") or "")[:12]
         self.in_stock_only = params.get("stock") == "1"
+        self.deals_only = params.get("deals") == "1"
+        self.preorders_only = params.get("preorder") == "1"
         sort = params.get("sort") or ""
         self.sort = sort if sort in SORTS else "relevance"
         page = params.get("page") or "1"
@@ -140,8 +144,10 @@ class CatalogueState(ShopState):
     async def _search(self) -> None:
         from core.services.catalogue.fuzzy import search_forgiving
 
+        currency = self._currency()
         try:
-            low, high = _price_minor(self.min_price), _price_minor(self.max_price)
+            low = _price_minor(self.min_price, currency)
+            high = _price_minor(self.max_price, currency)
         except InvalidInput:
             self.error = "Prices are amounts like 9.99."
             return
@@ -154,6 +160,9 @@ class CatalogueState(ShopState):
             min_price_minor=low,
             max_price_minor=high,
             in_stock=True if self.in_stock_only else None,
+            preorder=True if self.preorders_only else None,
+            deals=self.deals_only,
+            currency=currency,
             sort=self.sort,
             page=self.page,
             per_page=PER_PAGE,
@@ -194,6 +203,8 @@ class CatalogueState(ShopState):
             "min": self.min_price,
             "max": self.max_price,
             "stock": "1" if self.in_stock_only else "",
+            "deals": "1" if self.deals_only else "",
+            "preorder": "1" if self.preorders_only else "",
             "sort": "" if self.sort == "relevance" else self.sort,
             "page": str(page or self.page) if (page or self.page) > 1 else "",
         }
@@ -283,10 +294,11 @@ class ProductState(ShopState):
         slug = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
         outcome = self.router.url.query_parameters.get("stock_alert") or ""
         self.alert_note, self.alert_error = STOCK_ALERT_NOTES.get(outcome, ""), ""
+        currency = self._currency()
 
         def work() -> Any:
             with session_scope(write=False) as session:
-                return product_detail(session=session, slug=slug)
+                return product_detail(session=session, slug=slug, currency=currency)
 
         try:
             detail = await in_thread(work)
@@ -321,5 +333,9 @@ class ProductState(ShopState):
             "activation_url": detail.activation_url or "",
             "is_preorder": bool(detail.is_preorder),
             "release_date": day(detail.release_date),
+            "arrival": detail.arrival,
+            "not_sold": ""
+            if detail.sold_in_currency
+            else f"Not sold in {currency}: switch currency to buy it.",
         }
         self.found, self.error = True, ""

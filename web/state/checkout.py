@@ -15,6 +15,12 @@ from web.state.format import money
 class CartState(ShopState):
     lines: list[dict[str, Any]] = []
     total: str = ""
+    vat: str = ""  # "incl. 19% VAT (Germany): €3.19"
+    country: str = ""
+    countries: list[list[str]] = []  # [code, "Germany (19% VAT)"]
+    undo_slug: str = ""  # the line just removed, offered back
+    undo_title: str = ""
+    undo_qty: int = 0
     problems: list[str] = []
     can_checkout: bool = False
     loaded: bool = False
@@ -24,15 +30,22 @@ class CartState(ShopState):
     crypto_offered: bool = False  # the checkout offers crypto (NOWPayments) beside card
 
     async def _quote(self) -> None:
-        from core.services.checkout import CartLine, quote_cart
+        from core.services.cart import CartLine, quote_cart
+        from core.services.vat import countries, country
 
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
         ]
+        self.currency = currency = self._currency()
+        buyer = country(self._country())
+        self.country = buyer.code
+        self.countries = [[c.code, f"{c.name} ({c.rate_text} VAT)"] for c in countries()]
 
         def work() -> Any:
             with session_scope(write=False) as session:
-                return quote_cart(session=session, lines=cart)
+                return quote_cart(
+                    session=session, lines=cart, currency=currency, vat_rate_bp=buyer.rate_bp
+                )
 
         try:
             quote = await in_thread(work) if cart else None
@@ -53,10 +66,16 @@ class CartState(ShopState):
                     "qty": line.quantity,
                     "line_total": money(line.line_total_minor, line.currency),
                     "problem": line.problem or "",
+                    "can_add": 0 < line.quantity < line.max_quantity,
+                    "preorder": line.is_preorder,
                 }
                 for line in quote.lines
             ]
             self.total = money(quote.total_minor, quote.currency)
+            self.vat = (
+                f"Includes {buyer.rate_text} VAT ({buyer.name}): "
+                f"{money(quote.vat_minor, quote.currency)}"
+            )
             self.problems = list(quote.problems)
             self.can_checkout = bool(quote.lines) and not quote.problems
         self.loaded, self.error = True, ""
@@ -72,15 +91,49 @@ class CartState(ShopState):
         await self._quote()
 
     @rx.event
-    async def change_qty(self, slug: str, delta: int) -> None:
+    async def change_qty(self, slug: str, delta: int) -> Any:
+        """+1 through core's add rule (refused at the limit, with its sentence); minus one
+        down to nothing removes the line and offers it back (undo)."""
         for line in parse_cart(self.cart_json):
-            if line["slug"] == slug:
-                self._set_qty(slug, line["qty"] + delta)
+            if line["slug"] != slug:
+                continue
+            if delta > 0:
+                refused = await self._add(slug, 1)
+                await self._quote()
+                return rx.toast.error(refused) if refused else None
+            if line["qty"] <= 1:
+                return await self._removed(slug)
+            self._set_qty(slug, line["qty"] - 1)
+        await self._quote()
+        return None
+
+    async def _removed(self, slug: str) -> None:
+        title = next((ln["title"] for ln in self.lines if ln["slug"] == slug), slug)
+        qty = next((ln["qty"] for ln in parse_cart(self.cart_json) if ln["slug"] == slug), 0)
+        if not qty:
+            return
+        self._set_qty(slug, 0)
+        self.undo_slug, self.undo_title, self.undo_qty = slug, title, qty
         await self._quote()
 
     @rx.event
     async def remove_line(self, slug: str) -> None:
-        self._set_qty(slug, 0)
+        await self._removed(slug)
+
+    @rx.event
+    async def undo_remove(self) -> Any:
+        slug, qty = self.undo_slug, self.undo_qty
+        self.undo_slug, self.undo_title, self.undo_qty = "", "", 0
+        refused = await self._add(slug, qty) if slug and qty > 0 else None
+        await self._quote()
+        return rx.toast.error(refused) if refused else None
+
+    @rx.event
+    async def set_country(self, value: str) -> None:
+        from core.services.vat import countries
+
+        if value.upper() in {c.code for c in countries()}:
+            self.country_choice = value.upper()
         await self._quote()
 
     @rx.event
@@ -114,6 +167,8 @@ class CartState(ShopState):
                 lines=cart,
                 customer_id=customer_id,
                 ip=self._client()["ip"],
+                currency=self._currency(),
+                country=self._country(),
                 payment_method=method,
             )
         except Exception as exc:
@@ -148,21 +203,17 @@ class PayState(ShopState):
 
     @rx.event
     async def load(self) -> None:
-        from core.services.portal import open_order, order_view
+        from core.services.portal import view_order
 
         self.number = self.router.url.path.rstrip("/").rsplit("/", 1)[-1][:24]
         await self.load_session()
 
         def work() -> Any:
-            customer_id = self._customer_id()
-            with session_scope(write=False) as session:
-                order = open_order(
-                    session=session,
-                    number=self.number,
-                    access_token=self._access_token(),
-                    customer_id=customer_id,
-                )
-                return order_view(session=session, order=order)
+            return view_order(
+                number=self.number,
+                access_token=self._access_token(),
+                customer_id=self._customer_id(),
+            )
 
         try:
             view = await in_thread(work)

@@ -22,7 +22,6 @@ from typing import Any
 
 import reflex as rx
 
-from core.db import session_scope
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
 from web.state.live import client_connected, run_watcher
@@ -50,6 +49,12 @@ class OrderState(ShopState):
     report_message: str = ""
     need_code: bool = False  # the account has two-factor sign-in on: reveals need a code
     reveal_code: str = ""  # a one-time code, good once, for one 30-second step
+    consent_given: bool = False  # agreed to immediate delivery (core.services.consent)
+    consent_text: str = ""
+    has_keys: bool = False
+    vat: str = ""
+    receipt_url: str = ""
+    receipt_pdf_url: str = ""
     _watch: int = 0
 
     def _access_token(self) -> str | None:
@@ -58,24 +63,37 @@ class OrderState(ShopState):
         return self._secrets().order_token(self.number)
 
     def _read(self) -> Any:
-        from core.services.portal import open_order, order_view
+        from core.services.portal import view_order
 
-        customer_id = self._customer_id()
-        with session_scope(write=False) as session:
-            order = open_order(
-                session=session,
-                number=self.number,
-                access_token=self._access_token(),
-                customer_id=customer_id,
-            )
-            return order_view(session=session, order=order)
+        return view_order(
+            number=self.number,
+            access_token=self._access_token(),
+            customer_id=self._customer_id(),
+        )
 
     def _apply(self, view: Any) -> None:
         self.status, self.status_label, self.stage = view.status, view.status_label, int(view.stage)
         stages = max(2, int(getattr(view, "stages", 4)))
         self.progress = round(100 * (self.stage - 1) / (stages - 1)) if self.stage > 0 else 0
+        from core.services.consent import CONSENT_TEXT
+        from core.services.vat import country
+
         self.created, self.email = day(view.created_at), view.email
         self.total = money(view.total_minor, view.currency)
+        self.consent_given, self.consent_text = bool(view.consent_given), CONSENT_TEXT
+        self.has_keys = any(line.keys for line in view.lines)
+        self.vat = ""
+        if view.country:
+            try:
+                buyer = country(view.country)
+                where = f" ({buyer.name})"
+            except Exception:
+                where = ""
+            rate = f"{view.vat_rate_bp / 100:g}%"
+            self.vat = f"Includes {rate} VAT{where}: {money(view.vat_minor, view.currency)}"
+        paid = view.status in ("paid", "fulfilled", "needs_attention", "refunded", "disputed")
+        self.receipt_url = f"/receipts/{self.number}" if paid else ""
+        self.receipt_pdf_url = f"/api/receipts/{self.number}.pdf" if paid else ""
         self.payment_note = getattr(view, "payment_note", None) or ""
         lines = []
         for line in view.lines:
@@ -101,6 +119,7 @@ class OrderState(ShopState):
                     "activation_instructions": line.activation_instructions or "",
                     "keys": keys,
                     "pending": line.pending,  # core's count: 0 before payment or once cancelled
+                    "preorder": bool(getattr(line, "is_preorder", False)),
                 }
             )
         self.lines = lines
@@ -117,8 +136,41 @@ class OrderState(ShopState):
         self.found, self.error = True, ""
         self._apply(view)
         self._watch += 1
+        events: list[Any] = []
         if view.status not in SETTLED:
-            return OrderState.watch(self._watch)  # type: ignore[misc]  # mypy misreads rx.event(...)
+            events.append(OrderState.watch(self._watch))  # type: ignore[misc]  # mypy misreads rx.event(...)
+        # a key revealed once stays readable for its owner after a reload: shown again
+        # (each reveal audited) unless the account asks for a code per reveal
+        if self.consent_given:
+            again = [
+                key["id"]
+                for line in self.lines
+                for key in line["keys"]
+                if key["revealed"] and key["status"] == "delivered"
+            ]
+            events.extend(OrderState.reveal(key_id) for key_id in again[:10])
+        return events or None
+
+    @rx.event
+    async def give_consent(self, checked: bool) -> Any:
+        from core.services.consent import give_consent
+
+        if not checked or self.consent_given:
+            return None
+        client = self._client()
+        try:
+            customer_id = await in_thread(self._customer_id)
+            await in_thread(
+                give_consent,
+                number=self.number,
+                access_token=self._access_token(),
+                customer_id=customer_id,
+                ip=client["ip"],
+                user_agent=client["user_agent"],
+            )
+        except Exception as exc:
+            return rx.toast.error(error_text(exc))
+        self.consent_given = True
         return None
 
     @rx.event(background=True)

@@ -49,6 +49,7 @@ from sqlalchemy import (
     case,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -58,6 +59,8 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from core.errors import InvalidInput
+from core.money import normalise_currency
+from core.services.catalogue.prices import price_columns
 from core.services.catalogue.product_input import PLATFORM_BY_LOWER, REGION_BY_LOWER
 from core.services.catalogue.products import (
     _KEY_AVAILABLE,
@@ -219,6 +222,8 @@ def search_products(
     page: int = 1,
     per_page: int = 24,
     exact_total: bool = False,
+    currency: str | None = None,
+    deals: bool = False,
     product_ids: list[int] | None = None,
 ) -> SearchPage:
     """Active products matching a text query and filters, one page at a time.
@@ -239,6 +244,10 @@ def search_products(
       newest first), ``title`` (A→Z). Ties are broken by id so pages never overlap.
     - ``page`` ≥ 1, 1 ≤ ``per_page`` ≤ 100; a page past the end is empty.
     - ``exact_total``: count every match instead of stopping at COUNT_LIMIT.
+    - ``deals``: only products priced below their list price.
+    - ``currency``: list only products sold in it, priced in it (price bounds and price
+      sorts too; core.services.catalogue.prices); None lists every product at its own
+      price.
     - ``product_ids``: only these products (the typo-forgiving search, :mod:`.fuzzy`).
 
     Raises InvalidInput for a bad sort, page, per_page or price bound.
@@ -263,10 +272,23 @@ def search_products(
         and min_price_minor > max_price_minor
     ):
         raise InvalidInput(
-            "min_price_minor must not be above max_price_minor", field="min_price_minor"
+            "The lowest price must not be above the highest price.", field="min_price_minor"
         )
 
+    source: Any = products
+    price: ColumnElement[Any] = products.c.price_minor
+    list_price: ColumnElement[Any] = products.c.list_price_minor
+    hit_columns: tuple[ColumnElement[Any], ...] = _HIT_COLUMNS
     conditions: list[ColumnElement[bool]] = [products.c.active == true()]
+    if currency:
+        source, price, list_price = price_columns(currency)
+        conditions.append(price.is_not(None))
+        replaced = {
+            "price_minor": price.label("price_minor"),
+            "currency": literal(normalise_currency(currency)).label("currency"),
+            "list_price_minor": list_price.label("list_price_minor"),
+        }
+        hit_columns = tuple(replaced.get(c.name, c) for c in _HIT_COLUMNS)
     if platform:
         conditions.append(_facet_condition(products.c.platform, platform, PLATFORM_BY_LOWER))
     if region:
@@ -274,13 +296,15 @@ def search_products(
     if genre:
         conditions.append(_facet_condition(products.c.genre, genre, {}))
     if min_price_minor is not None:
-        conditions.append(products.c.price_minor >= min_price_minor)
+        conditions.append(price >= min_price_minor)
     if max_price_minor is not None:
-        conditions.append(products.c.price_minor <= max_price_minor)
+        conditions.append(price <= max_price_minor)
     if in_stock is not None:
         conditions.append(products.c.in_stock == (true() if in_stock else false()))
     if preorder is not None:
         conditions.append(products.c.is_preorder == (true() if preorder else false()))
+    if deals:
+        conditions.append(list_price > price)
     if product_ids is not None:
         conditions.append(products.c.id.in_([int(i) for i in product_ids]))
 
@@ -315,7 +339,7 @@ def search_products(
         return stmt.where(and_(*conditions))
 
     def matches_up_to(limit: int) -> Any:
-        capped = restricted(select(products.c.id).select_from(products)).limit(limit)
+        capped = restricted(select(products.c.id).select_from(source)).limit(limit)
         return select(func.count()).select_from(capped.subquery()).scalar_subquery()
 
     # The order as (expression, descending); ties end on id so pages never overlap.
@@ -331,7 +355,7 @@ def search_products(
             # Ranked only when at most RANK_LIMIT products match: decided in the same
             # statement by the count that also gives the total (computed once).
             count = (
-                restricted(select(func.count()).select_from(products)).scalar_subquery()
+                restricted(select(func.count()).select_from(source)).scalar_subquery()
                 if exact_total
                 else matches_up_to(COUNT_LIMIT + 1)
             )
@@ -339,9 +363,9 @@ def search_products(
             ranked = case((matched.c.counted <= RANK_LIMIT, rank), else_=None)
             order = [(ranked, False), *order]
     elif sort == "price_asc":
-        order = [(products.c.price_minor, False), (products.c.id, False)]
+        order = [(price, False), (products.c.id, False)]
     elif sort == "price_desc":
-        order = [(products.c.price_minor, True), (products.c.id, True)]
+        order = [(price, True), (products.c.id, True)]
     elif sort == "newest":
         order = newest
     else:  # title: walks ix_products_title on PostgreSQL
@@ -349,7 +373,7 @@ def search_products(
 
     offset = (page - 1) * per_page
     sort_keys = [expr.label(f"sort_{i}") for i, (expr, _) in enumerate(order)]
-    page_select = restricted(select(*_HIT_COLUMNS, *sort_keys).select_from(products))
+    page_select = restricted(select(*hit_columns, *sort_keys).select_from(source))
     if matched is not None:
         page_select = page_select.join(matched, true())
     page_rows = (
@@ -364,7 +388,7 @@ def search_products(
     else:
         counted: ColumnElement[Any]
         if exact_total:
-            counted = restricted(select(func.count()).select_from(products)).scalar_subquery()
+            counted = restricted(select(func.count()).select_from(source)).scalar_subquery()
         else:
             rows_on_page = select(func.count()).select_from(page_rows).scalar_subquery()
             page_cannot_tell = rows_on_page == per_page

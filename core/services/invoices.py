@@ -1,0 +1,246 @@
+"""Receipts (invoices) for paid orders: numbered without gaps per year, with the seller,
+the buyer's country and the VAT breakdown; as data for the HTML page and as a PDF.
+
+Numbering: :func:`issue_invoice` runs in the transaction that marks the order paid
+(:func:`core.services.orders.transition_order`). It increments the year's row of
+``invoice_counters`` with one ``UPDATE … SET last_seq = last_seq + 1`` (the row lock
+makes concurrent payments take numbers one after another) and writes the invoice with
+that number in the same transaction: if the payment's transaction rolls back, so does
+the number, so the numbers of a year run 1, 2, 3… without gaps or repeats. The first
+invoice of a year inserts the counter row; two doing so at once collide on its primary
+key, and the loser (in a savepoint) takes the update path.
+
+PDFs are drawn with fpdf2 (pure Python, no system libraries) in its core Helvetica font,
+so amounts use currency codes (``19.99 EUR``) and characters outside Latin-1 are
+replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core.config import get_settings
+from core.db import session_scope
+from core.errors import NotFound
+from core.models import Invoice, InvoiceCounter, Order, OrderLine, row_id, utcnow
+from core.money import format_money
+
+NUMBER_FORMAT: Final = "{year}-{seq:06d}"
+
+
+class NoReceipt(NotFound):
+    code = "no_receipt"
+
+    def __init__(self) -> None:
+        super().__init__("This order has no receipt yet: receipts are issued once it is paid.")
+
+
+def _next_seq(session: Session, year: int) -> int:
+    for _ in range(3):
+        bumped = session.execute(
+            update(InvoiceCounter)
+            .where(col(InvoiceCounter.year) == year)
+            .values(last_seq=col(InvoiceCounter.last_seq) + 1)
+            .returning(col(InvoiceCounter.last_seq))
+        ).scalar_one_or_none()
+        if bumped is not None:
+            return int(bumped)
+        try:
+            with session.begin_nested():
+                session.add(InvoiceCounter(year=year, last_seq=1))
+                session.flush()
+            return 1
+        except IntegrityError:
+            continue  # another transaction opened the year first: take the update path
+    raise RuntimeError(f"could not allocate an invoice number for {year}")
+
+
+def issue_invoice(*, session: Session, order_id: int, issued_at: datetime | None = None) -> Invoice:
+    """The order's invoice, issued now with the next number of the year if it has none.
+    Runs in the caller's transaction (flushes, never commits); see the module."""
+    existing = session.exec(select(Invoice).where(col(Invoice.order_id) == order_id)).first()
+    if existing is not None:
+        return existing
+    when = issued_at or utcnow()
+    seq = _next_seq(session, when.year)
+    invoice = Invoice(
+        order_id=order_id,
+        year=when.year,
+        seq=seq,
+        number=NUMBER_FORMAT.format(year=when.year, seq=seq),
+        issued_at=when,
+    )
+    session.add(invoice)
+    session.flush()
+    return invoice
+
+
+# -- the receipt as the customer sees it -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    title: str
+    platform: str
+    region: str
+    quantity: int
+    unit_price: str
+    total: str
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    invoice_number: str
+    issued_at: datetime
+    order_number: str
+    seller_name: str
+    seller_address: str
+    seller_vat_id: str
+    buyer_email: str
+    buyer_country: str
+    lines: list[ReceiptLine]
+    currency: str
+    total: str  # VAT-inclusive
+    net: str
+    vat: str
+    vat_rate: str  # "19%"
+    status: str
+
+
+def build_receipt(*, session: Session, order: Order) -> Receipt:
+    """The receipt of an order the caller has opened (core.services.portal.open_order);
+    NoReceipt when it has no invoice (not paid)."""
+    from core.services.vat import countries as vat_countries
+
+    order_id = row_id(order.id)
+    invoice = session.exec(select(Invoice).where(col(Invoice.order_id) == order_id)).first()
+    if invoice is None:
+        raise NoReceipt()
+    lines = session.exec(
+        select(OrderLine).where(col(OrderLine.order_id) == order_id).order_by(col(OrderLine.id))
+    ).all()
+    settings = get_settings()
+    cur = order.currency
+    name = order.country or ""
+    if order.country:
+        known = {c.code: c.name for c in vat_countries()}
+        name = f"{known.get(order.country, order.country)} ({order.country})"
+    return Receipt(
+        invoice_number=invoice.number,
+        issued_at=invoice.issued_at,
+        order_number=order.number,
+        seller_name=settings.seller_name,
+        seller_address=settings.seller_address,
+        seller_vat_id=settings.seller_vat_id,
+        buyer_email=order.email,
+        buyer_country=name,
+        lines=[
+            ReceiptLine(
+                title=ln.title,
+                platform=ln.platform,
+                region=ln.region,
+                quantity=ln.quantity,
+                unit_price=format_money(ln.unit_price_minor, cur),
+                total=format_money(ln.unit_price_minor * ln.quantity, cur),
+            )
+            for ln in lines
+        ],
+        currency=cur,
+        total=format_money(order.total_minor, cur),
+        net=format_money(order.total_minor - order.vat_minor, cur),
+        vat=format_money(order.vat_minor, cur),
+        vat_rate=f"{order.vat_rate_bp / 100:g}%",
+        status=order.status,
+    )
+
+
+def view_receipt(
+    *, number: str, access_token: str | None = None, customer_id: int | None = None
+) -> Receipt:
+    """Open order ``number`` as the portal does (OrderNotFound) and build its receipt
+    (NoReceipt before payment). One read-only transaction."""
+    from core.services.portal import open_order
+
+    with session_scope(write=False) as session:
+        order = open_order(
+            session=session, number=number, access_token=access_token, customer_id=customer_id
+        )
+        return build_receipt(session=session, order=order)
+
+
+# -- PDF --------------------------------------------------------------------------------
+
+
+def _latin1(text: str) -> str:
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def receipt_pdf(receipt: Receipt) -> bytes:
+    """The receipt as a one-page (or longer) A4 PDF."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.set_title(_latin1(f"Receipt {receipt.invoice_number}"))
+    pdf.set_author(_latin1(receipt.seller_name))
+    pdf.set_creation_date(receipt.issued_at)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 16)
+    pdf.cell(
+        0, 10, _latin1(f"Receipt / Invoice {receipt.invoice_number}"), new_x="LMARGIN", new_y="NEXT"
+    )
+    pdf.set_font("Helvetica", "", 10)
+    for text in (
+        receipt.seller_name,
+        receipt.seller_address,
+        f"VAT number: {receipt.seller_vat_id}" if receipt.seller_vat_id else "",
+        "",
+        f"Date: {receipt.issued_at:%d %B %Y}",
+        f"Order: {receipt.order_number}",
+        f"Customer: {receipt.buyer_email}",
+        f"Country: {receipt.buyer_country}" if receipt.buyer_country else "",
+    ):
+        if text or text == "":
+            pdf.cell(0, 5.5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    code = receipt.currency
+    with pdf.table(
+        col_widths=(90, 20, 35, 35), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT")
+    ) as table:
+        table.row(("Item", "Qty", f"Unit ({code})", f"Total ({code})"))
+        for line in receipt.lines:
+            table.row(
+                (
+                    _latin1(f"{line.title} ({line.platform}, {line.region})"),
+                    str(line.quantity),
+                    _plain(line.unit_price),
+                    _plain(line.total),
+                )
+            )
+    pdf.ln(4)
+    for label, value in (
+        ("Net", receipt.net),
+        (f"VAT {receipt.vat_rate}", receipt.vat),
+        ("Total paid (VAT included)", receipt.total),
+    ):
+        pdf.cell(145, 6, _latin1(label), align="R")
+        pdf.cell(35, 6, _plain(value) + f" {code}", align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(6)
+    pdf.set_font("Helvetica", "", 8)
+    pdf.multi_cell(
+        0,
+        4,
+        "Digital content delivered immediately at the customer's express request; the "
+        "customer acknowledged that revealing a key ends the right of withdrawal for it.",
+    )
+    return bytes(pdf.output())
+
+
+def _plain(amount: str) -> str:
+    """``€19.99`` → ``19.99`` (the PDF's core font has no euro sign; the code is shown)."""
+    return _latin1("".join(ch for ch in amount if ch.isdigit() or ch in ".,-"))

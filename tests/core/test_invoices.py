@@ -1,0 +1,103 @@
+"""Receipts: one per paid order, numbered without gaps per year, with the VAT breakdown,
+as data for the page and as a PDF (issue #14 item 3)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+
+from core.db import session_scope
+from core.models import Invoice, OrderStatus
+from core.services.audit import Actor
+from core.services.invoices import NoReceipt, issue_invoice, receipt_pdf, view_receipt
+from core.services.notifications import order_access_token
+from core.services.orders import transition_order
+from core.services.portal import OrderNotFound
+from tests.factories import fresh, make_order, make_product
+
+SYSTEM = Actor.system("test")
+
+
+def pay(order_id: int) -> None:
+    with session_scope() as s:
+        transition_order(session=s, order_id=order_id, to_status=OrderStatus.PAID, actor=SYSTEM)
+
+
+def test_paying_issues_numbers_in_order_and_once(session):
+    product = make_product(session, price_minor=1190)
+    orders = [
+        make_order(session, [(product, 1)], status="pending_payment", country="DE",
+                   vat_rate_bp=1900, vat_minor=190)
+        for _ in range(3)
+    ]  # fmt: skip
+    for order in orders:
+        pay(order.id)
+    year = datetime.now(UTC).year
+    numbers = [i.number for i in fresh(session).exec(select(Invoice).order_by(Invoice.seq))]
+    assert numbers == [f"{year}-000001", f"{year}-000002", f"{year}-000003"]
+    with session_scope() as s:  # issuing again changes nothing
+        assert issue_invoice(session=s, order_id=orders[0].id).number == numbers[0]
+
+
+def test_a_rolled_back_payment_leaves_no_gap(session):
+    product = make_product(session)
+    first, second = (make_order(session, [(product, 1)], status="pending_payment") for _ in "ab")
+    with pytest.raises(RuntimeError), session_scope() as s:
+        transition_order(session=s, order_id=first.id, to_status=OrderStatus.PAID, actor=SYSTEM)
+        raise RuntimeError("the payment's transaction fails after the number was taken")
+    pay(second.id)
+    assert [i.seq for i in fresh(session).exec(select(Invoice))] == [1]
+    years = [
+        issue_invoice(
+            session=session, order_id=first.id, issued_at=datetime(2031, 1, 1, tzinfo=UTC)
+        )
+    ]
+    session.commit()
+    assert years[0].number == "2031-000001"  # each year starts again at 1
+
+
+def test_concurrent_payments_take_distinct_consecutive_numbers(session):
+    product = make_product(session)
+    orders = [make_order(session, [(product, 1)], status="pending_payment") for _ in range(8)]
+    errors: list[BaseException] = []
+
+    def run(order_id: int) -> None:
+        try:
+            pay(order_id)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(o.id,)) for o in orders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sorted(i.seq for i in fresh(session).exec(select(Invoice))) == list(range(1, 9))
+
+
+def test_the_receipt_shows_seller_vat_breakdown_and_renders_as_pdf(session):
+    product = make_product(session, title="Receipt Rally", price_minor=1190)
+    order = make_order(
+        session, [(product, 2)], status="pending_payment", country="DE", vat_rate_bp=1900,
+        vat_minor=380,
+    )  # fmt: skip
+    token = order_access_token(order.number)
+    with pytest.raises(NoReceipt):
+        view_receipt(number=order.number, access_token=token)
+    pay(order.id)
+    with pytest.raises(OrderNotFound):
+        view_receipt(number=order.number, access_token="nope")
+    receipt = view_receipt(number=order.number, access_token=token)
+    assert (receipt.total, receipt.net, receipt.vat, receipt.vat_rate) == (
+        "€23.80", "€20.00", "€3.80", "19%"
+    )  # fmt: skip
+    assert receipt.buyer_country == "Germany (DE)" and receipt.seller_name
+    assert [(ln.title, ln.quantity, ln.total) for ln in receipt.lines] == [
+        ("Receipt Rally", 2, "€23.80")
+    ]
+    pdf = receipt_pdf(receipt)
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 1000

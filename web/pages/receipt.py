@@ -1,0 +1,76 @@
+"""The receipt page: seller, buyer, lines, net, VAT and total, and the PDF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from web.components.layout import callout_error, page
+from web.state.receipt import ReceiptState
+
+
+def receipt_line(line: Any) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(line["title"], " (", line["platform"], ", ", line["region"], ")"),
+        rx.table.cell(line["quantity"], text_align="right"),
+        rx.table.cell(line["unit_price"], text_align="right"),
+        rx.table.cell(line["total"], text_align="right"),
+    )
+
+
+def receipt() -> rx.Component:
+    r = ReceiptState.receipt
+    return page(
+        rx.cond(
+            ReceiptState.found,
+            rx.vstack(
+                rx.heading("Receipt ", r["invoice_number"], size="7", id="receipt-number"),
+                rx.text(r["seller_name"], weight="bold"),
+                rx.text(r["seller_address"], size="2"),
+                rx.cond(r["seller_vat_id"] != "", rx.text("VAT number: ", r["seller_vat_id"])),
+                rx.text(
+                    "Date ",
+                    r["issued"],
+                    " · Order ",
+                    r["order_number"],
+                    " · ",
+                    r["buyer_email"],
+                    size="2",
+                    color_scheme="gray",
+                ),
+                rx.cond(r["buyer_country"] != "", rx.text("Country: ", r["buyer_country"])),
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            rx.table.column_header_cell("Item"),
+                            rx.table.column_header_cell("Qty", text_align="right"),
+                            rx.table.column_header_cell("Unit", text_align="right"),
+                            rx.table.column_header_cell("Total", text_align="right"),
+                        )
+                    ),
+                    rx.table.body(rx.foreach(ReceiptState.lines, receipt_line)),
+                    width="100%",
+                ),
+                rx.vstack(
+                    rx.text("Net: ", r["net"], id="receipt-net"),
+                    rx.text("VAT ", r["vat_rate"], ": ", r["vat"], id="receipt-vat"),
+                    rx.heading("Total paid: ", r["total"], size="5", id="receipt-total"),
+                    align="end",
+                    width="100%",
+                ),
+                rx.link(
+                    rx.button(rx.icon("file-down", size=16), "Download PDF", variant="soft"),
+                    href="/api/receipts/" + ReceiptState.number + ".pdf",
+                    id="receipt-pdf-link",
+                    is_external=True,
+                ),
+                spacing="3",
+                width="100%",
+                max_width="48em",
+            ),
+            rx.vstack(
+                rx.heading("Receipt not available", size="6"), callout_error(ReceiptState.error)
+            ),
+        ),
+    )
