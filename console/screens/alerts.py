@@ -14,7 +14,8 @@ from console.screens.modals import ConfirmScreen
 from console.widgets.formatting import short, when
 from console.widgets.navbar import NavBar
 from core.db import session_scope
-from core.services.alerts import acknowledge_alert, open_alerts
+from core.services import operator as ops
+from core.services.alerts import open_alerts
 
 
 class AlertsScreen(ConsoleScreen):
@@ -69,6 +70,5 @@ class AlertsScreen(ConsoleScreen):
         )
 
     def _acknowledge(self, alert_id: int) -> str:
-        with session_scope() as session:
-            alert = acknowledge_alert(session=session, alert_id=alert_id, actor=self.actor)
+        [alert] = ops.acknowledge_alerts(alert_ids=[alert_id], actor=self.actor)
         return f"alert about {alert.subject} acknowledged"

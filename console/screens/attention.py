@@ -242,8 +242,7 @@ class AttentionScreen(ConsoleScreen):
         )
 
     def _assign(self, order: OrderRow) -> str:
-        with session_scope() as session:
-            n = ops.assign_from_stock(session=session, order_id=order.id, actor=self.actor)
+        n = ops.assign_from_stock(order_id=order.id, actor=self.actor)
         return f"{n} key(s) from stock assigned to {order.number}"
 
     def action_buy(self) -> None:
@@ -306,8 +305,7 @@ class AttentionScreen(ConsoleScreen):
         )
 
     def _cancel(self, order: OrderRow, reason: str) -> str:
-        with session_scope() as session:
-            ops.cancel_order(session=session, order_id=order.id, actor=self.actor, reason=reason)
+        ops.cancel_order(order_id=order.id, actor=self.actor, reason=reason)
         return f"{order.number} cancelled"
 
     # -- purchases whose outcome is unknown ------------------------------------------------
@@ -429,12 +427,10 @@ class AttentionScreen(ConsoleScreen):
         )
 
     def _resolve(self, report: KeyReportRow, action: str, note: str) -> str:
-        with session_scope() as session:
-            done = ops.resolve_key_report(
-                session=session, report_id=report.id, action=action, actor=self.actor, note=note
-            )
-            outcome = done.status
-        return f"report #{report.id} on {report.order_number}: {outcome}"
+        done = ops.resolve_key_report(
+            report_id=report.id, action=action, actor=self.actor, note=note
+        )
+        return f"report #{report.id} on {report.order_number}: {done.status}"
 
     def action_replace_key(self) -> None:
         self._report_action("replace")

@@ -279,11 +279,8 @@ class InventoryScreen(ConsoleScreen):
         )
 
     def _set_threshold(self, product: ProductStockRow, value: str) -> str:
-        with session_scope() as session:
-            done = ops.set_low_stock_threshold(
-                session=session, product_id=product.id, threshold=value, actor=self.actor
-            )
-            threshold = done.low_stock_threshold
+        done = ops.set_low_stock_threshold(product_id=product.id, threshold=value, actor=self.actor)
+        threshold = done.low_stock_threshold
         return f"{product.slug}: low-stock threshold {product.threshold} → {threshold}"
 
     def action_revoke_keys(self) -> None:
@@ -304,15 +301,13 @@ class InventoryScreen(ConsoleScreen):
         )
 
     def _revoke(self, product: ProductStockRow, request: RevokeKeys) -> str:
-        with session_scope() as session:
-            ids = ops.revoke_stock_keys(
-                session=session,
-                product_id=product.id,
-                count=request.count,
-                actor=self.actor,
-                reason=request.reason,
-                import_batch_id=request.import_batch_id,
-            )
+        ids = ops.revoke_stock_keys(
+            product_id=product.id,
+            count=request.count,
+            actor=self.actor,
+            reason=request.reason,
+            import_batch_id=request.import_batch_id,
+        )
         return f"{len(ids)} key(s) of {product.slug} revoked"
 
     def action_focus_import(self) -> None:

@@ -159,7 +159,10 @@ class RevealScreen(ModalScreen[None]):
         with Vertical(classes="dialog"):
             yield Label(f"Key {self.key_label}", classes="dialog-title")
             yield Static(self._code, id="revealed-code", classes="revealed-code", markup=False)
-            yield Static("This reveal is recorded in the audit trail.", classes="dialog-body")
+            yield Static(
+                "Recorded in the audit trail as an operator reveal; not the customer's.",
+                classes="dialog-body",
+            )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Close", id="close")
 

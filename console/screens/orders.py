@@ -31,9 +31,11 @@ from core.services.console_reads.orders import (
     order_timeline,
     recent_orders,
 )
-from core.services.inventory import revoke_key
-from core.services.keys import reveal_key
-from core.services.operator import replace_faulty_key
+from core.services.operator import (
+    replace_faulty_key,
+    reveal_key_for_operator,
+    revoke_delivered_key,
+)
 
 
 def render_timeline(t: Timeline) -> Text:
@@ -227,7 +229,9 @@ class OrdersScreen(ConsoleScreen):
         self.app.push_screen(
             ConfirmScreen(
                 f"Reveal key {key.masked} ({key.title})?",
-                f"The reveal is recorded in the audit trail under {self.operator}.",
+                f"Recorded in the audit trail as an operator reveal under {self.operator}."
+                " It does not count as the customer's reveal: a key the customer never"
+                " saw can still go back to stock on a refund.",
                 confirm_label="Reveal",
             ),
             confirmed,
@@ -236,8 +240,7 @@ class OrdersScreen(ConsoleScreen):
     @work(thread=True, group="actions")
     def reveal(self, key_id: uuid.UUID) -> None:
         try:
-            with session_scope() as session:
-                code = reveal_key(session=session, key_id=key_id, actor=self.actor)
+            code = reveal_key_for_operator(key_id=key_id, actor=self.actor)
         except DomainError as exc:
             self.post_message(ActionFailed("Reveal key", exc.message))
             return
@@ -268,10 +271,7 @@ class OrdersScreen(ConsoleScreen):
         )
 
     def _replace(self, key_id: uuid.UUID, reason: str) -> str:
-        with session_scope() as session:
-            new = replace_faulty_key(
-                session=session, key_id=key_id, actor=self.actor, reason=reason
-            )
+        new = replace_faulty_key(key_id=key_id, actor=self.actor, reason=reason)
         return f"key {mask_key_id(key_id)} replaced by {mask_key_id(new.id)}"
 
     def action_revoke(self) -> None:
@@ -285,13 +285,13 @@ class OrdersScreen(ConsoleScreen):
         self.app.push_screen(
             ReasonScreen(
                 f"Revoke key {key.masked}?",
-                "The key is marked revoked; it never returns to stock.",
+                "The key is marked revoked; it never returns to stock. A fulfilled order"
+                " left short goes to the attention queue.",
                 confirm_label="Revoke",
             ),
             given,
         )
 
     def _revoke(self, key_id: uuid.UUID, reason: str) -> str:
-        with session_scope() as session:
-            revoke_key(session=session, key_id=key_id, actor=self.actor, reason=reason)
+        revoke_delivered_key(key_id=key_id, actor=self.actor, reason=reason)
         return f"key {mask_key_id(key_id)} revoked"

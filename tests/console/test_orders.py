@@ -8,7 +8,9 @@ import logging
 from textual.widgets import DataTable, Input
 
 from console.screens.modals import ConfirmScreen, RevealScreen
-from core.models import Key, OrderEvent
+from core.models import Key, Order, OrderEvent
+from core.services.audit import Actor
+from core.services.inventory import revoke_key
 from tests.console.conftest import OPERATOR, audit, run, settle, show
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
 
@@ -77,9 +79,11 @@ def test_reveal_is_confirmed_audited_and_never_logged(session, console_app, capl
         await search(pilot, order.number)
         await pilot.press("v")
         assert isinstance(pilot.app.screen, ConfirmScreen)
+        body = str(pilot.app.screen.query_one(".dialog-body").render())
+        assert "not count as the customer's reveal" in body
         await pilot.press("n")  # backing out reveals nothing
         await settle(pilot)
-        assert audit(session, "key.reveal") == []
+        assert audit(session, "key.operator_reveal") == []
         await pilot.press("v", "y")
         await settle(pilot)
         dialog = pilot.app.screen
@@ -88,14 +92,32 @@ def test_reveal_is_confirmed_audited_and_never_logged(session, console_app, capl
         await pilot.press("escape")
         await settle(pilot)
         keys = pilot.app.screen.query_one("#order-keys", DataTable)
-        assert str(keys.get_row_at(0)[4]) != "-"  # revealed time shown
+        assert str(keys.get_row_at(0)[4]) == "-"  # the customer has still not revealed it
 
     run(console_app, scenario)
-    [event] = audit(session, "key.reveal")
+    [event] = audit(session, "key.operator_reveal")
     assert event.actor_id == OPERATOR and event.actor_type == "operator"
-    assert event.object_id == str(key.id)
-    assert session.get(Key, key.id).revealed_at is not None
+    assert event.object_id == str(key.id) and event.data["customer_revealed"] is False
     assert "ZZZZZ-11111-AAAAA" not in caplog.text
+
+
+def test_an_operator_reveal_never_counts_as_the_customers(session, console_app, queued_jobs):
+    """Issue #17 defect 3: after an operator's reveal the key still goes back to stock
+    on a refund, because the customer never saw it."""
+    _, order, key = delivered_order(session)
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        await pilot.press("v", "y")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Key, key.id).revealed_at is None
+    assert audit(session, "key.reveal") == []
+    revoke_key(session=session, key_id=key.id, actor=Actor.system(), reason="refund", to_stock=True)
+    session.commit()
+    assert fresh(session).get(Key, key.id).status == "available"
 
 
 def test_replace_a_faulty_key(session, console_app):
@@ -134,6 +156,10 @@ def test_revoke_a_key(session, console_app):
     assert fresh(session).get(Key, key.id).status == "revoked"
     [event] = audit(session, "key.revoke")
     assert event.actor_id == OPERATOR and event.data["reason"] == "chargeback"
+    order_now = session.get(Order, order.id)
+    assert order_now.status == "needs_attention"
+    assert "revoked: chargeback" in order_now.attention_reason
+    assert "Space Game lacks 1 key(s)" in order_now.attention_reason
 
 
 def test_replace_without_stock_is_refused(session, console_app):
