@@ -7,7 +7,7 @@ from core.models.customers import Customer, CustomerSession, RateLimitCounter, R
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
 from core.models.providers import ProviderPurchase, PurchaseStatus
-from core.models.webhooks import WebhookEvent
+from core.models.webhooks import WebhookAttempt, WebhookEvent
 
 __all__ = [
     "PLATFORMS",
@@ -36,6 +36,7 @@ __all__ = [
     "RateLimitCounter",
     "RecoveryCode",
     "UTCDateTime",
+    "WebhookAttempt",
     "WebhookEvent",
     "new_uuid",
     "row_id",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from sqlmodel import select
 from textual.widgets import DataTable, Input
 
 from console.screens.audit import parse_filter
+from console.screens.modals import ConfirmScreen
 from core.mail import OutboxMailer
 from core.models import Alert, WebhookEvent
 from core.services.audit import Actor, record_audit
@@ -103,6 +105,68 @@ def test_replay_a_webhook(session, console_app, queued_jobs):
     run(console_app, scenario)
     assert fresh(session).get(WebhookEvent, hook.id).processed_at is None
     assert ("process_webhook", (hook.id,), {}) in queued_jobs
+
+
+def test_a_replay_keeps_every_outcome_and_is_audited(session, console_app, queued_jobs):
+    """Issue #17 defect 6: the first outcome survives a replay, each processing is
+    kept, and the replay is audited under the operator's name."""
+    from core.models import WebhookAttempt
+    from core.services.webhooks import process_webhook
+
+    hook = WebhookEvent(
+        source="stripe",
+        event_id="evt_2",
+        event_type="customer.created",
+        raw_body=b'{"id": "evt_2", "type": "customer.created", "data": {"object": {}}}',
+        authenticated=True,
+    )
+    session.add(hook)
+    session.commit()
+    first = process_webhook(webhook_id=hook.id)
+
+    async def scenario(pilot):
+        await show(pilot, "7")
+        await pilot.press("p", "y")
+        await settle(pilot)
+        body = str(pilot.app.screen.query_one("#webhook-body").render())
+        assert f"pending (was: {first})" in body and "attempts (1)" in body
+
+    run(console_app, scenario)
+    assert ("process_webhook", (hook.id,), {}) in queued_jobs
+    process_webhook(webhook_id=hook.id)
+    attempts = fresh(session).exec(select(WebhookAttempt).order_by(WebhookAttempt.id)).all()
+    assert [a.outcome for a in attempts] == [first, first]
+    [event] = audit(session, "webhook.replay")
+    assert event.actor_id == OPERATOR and event.object_id == str(hook.id)
+    assert event.data["previous_outcome"] == first
+
+
+def test_a_rejected_webhook_cannot_be_replayed(session, console_app, queued_jobs):
+    """Issue #17 defect 6: a delivery that failed authentication keeps its rejection."""
+    import pytest
+
+    from core.errors import InvalidInput
+    from core.services.webhooks import WebhookRejected, receive_webhook, replay_webhook
+
+    with pytest.raises(WebhookRejected):
+        receive_webhook(source="stripe", headers={"Stripe-Signature": "t=1,v1=0"}, body=b"{}")
+    [hook] = fresh(session).exec(select(WebhookEvent)).all()
+
+    async def scenario(pilot):
+        await show(pilot, "7")
+        await pilot.press("p")
+        await settle(pilot)
+        assert not isinstance(pilot.app.screen, ConfirmScreen)
+
+    run(console_app, scenario)
+    with pytest.raises(InvalidInput, match="failed authentication"):
+        replay_webhook(webhook_id=hook.id, actor=Actor.operator(OPERATOR))
+    kept = fresh(session).get(WebhookEvent, hook.id)
+    assert kept.outcome == hook.outcome and kept.outcome.startswith("rejected")
+    assert kept.processed_at is not None
+    assert not [j for j in queued_jobs if j[0] == "process_webhook"]
+    assert audit(session, "webhook.replay") == []
+    assert any(sev == "error" and "cannot be replayed" in msg for sev, msg in console_app.notes)
 
 
 def test_the_webhooks_screen_counts_rejected_deliveries_per_source(session, console_app):
