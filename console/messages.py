@@ -40,8 +40,11 @@ class AttentionLoaded(Message):
         orders: list[OrderRow],
         reports: list[KeyReportRow],
         purchases: dict[int, list[UnknownPurchase]] | None = None,
+        *,
+        generation: int = 0,
     ) -> None:
         super().__init__()
+        self.generation = generation  # loads are numbered in the order they start
         self.orders = orders
         self.reports = reports
         self.purchases = purchases or {}  # by order id: purchases whose outcome is unknown
@@ -138,12 +141,14 @@ class ActionSucceeded(Message):
 
 
 class ActionFailed(Message):
-    """An operator action was refused (a DomainError): nothing changed."""
+    """An operator action was refused (a DomainError: nothing changed), or ran and
+    failed (``verb`` "failed": what it did is in the audit, the reason in ``text``)."""
 
-    def __init__(self, action: str, text: str) -> None:
+    def __init__(self, action: str, text: str, *, verb: str = "refused") -> None:
         super().__init__()
         self.action = action
         self.text = text
+        self.verb = verb
 
 
 class ImportProgressed(Message):

@@ -12,13 +12,15 @@ under the operator's name; the rules for closing a report live in
 
 from __future__ import annotations
 
+import threading
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from console.messages import AttentionLoaded
-from console.screens.base import ConsoleScreen
+from console.screens.base import ActionFailedError, ConsoleScreen
 from console.screens.modals import (
     ConfirmScreen,
     ProviderChoice,
@@ -83,6 +85,10 @@ class AttentionScreen(ConsoleScreen):
         self.rows: dict[str, OrderRow] = {}
         self.reports: dict[str, KeyReportRow] = {}
         self.purchases: dict[int, list[ops.UnknownPurchase]] = {}
+        # orders the operator sent back to work here → the last load started before
+        self.retried: dict[int, int] = {}
+        self._loads = 0
+        self._loads_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -106,6 +112,9 @@ class AttentionScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
+        with self._loads_lock:
+            self._loads += 1
+            generation = self._loads
         with session_scope(write=False) as session:
             rows = attention_orders(session=session)
             reports = open_key_reports(session=session)
@@ -114,7 +123,7 @@ class AttentionScreen(ConsoleScreen):
                 for row in rows
                 if (found := ops.unknown_purchases(session=session, order_id=row.id))
             }
-        self.post_message(AttentionLoaded(rows, reports, purchases))
+        self.post_message(AttentionLoaded(rows, reports, purchases, generation=generation))
 
     @on(AttentionLoaded)
     def show_queue(self, message: AttentionLoaded) -> None:
@@ -123,8 +132,18 @@ class AttentionScreen(ConsoleScreen):
         self.show_reports(message.reports)
         self.sub_title = (
             f"{len(message.orders)} orders need attention, "
-            f"{len(message.reports)} faulty-key reports open"
+            f"{len(message.reports)} faulty-key reports open · {self.updated()}"
         )
+        for order in message.orders:
+            # only a load started after the retry committed can show it failed again
+            if message.generation > self.retried.get(order.id, message.generation):
+                del self.retried[order.id]
+                self.notify(
+                    f"{order.number}: {order.attention_reason or '(no reason recorded)'}",
+                    title="Retry: failed",
+                    severity="error",
+                    timeout=30,
+                )
 
     def show_orders(self, orders: list[OrderRow]) -> None:
         table = self.query_one("#attention-table", DataTable)
@@ -222,7 +241,9 @@ class AttentionScreen(ConsoleScreen):
 
     def _retry(self, order: OrderRow) -> str:
         ops.retry_fulfilment(order_id=order.id, actor=self.actor)
-        return f"{order.number} is back in the fulfilment queue"
+        with self._loads_lock:
+            self.retried[order.id] = self._loads
+        return f"{order.number} is back in the fulfilment queue; a failure comes back here"
 
     def action_assign(self) -> None:
         if (order := self._need_order()) is None:
@@ -263,6 +284,8 @@ class AttentionScreen(ConsoleScreen):
             ignore_margin=choice.ignore_margin,
         )
         detail = f": {result.detail}" if result.detail else ""
+        if result.failed:
+            raise ActionFailedError(f"{order.number} via {choice.provider}{detail}")
         return f"{order.number} via {choice.provider}: {result.outcome}{detail}"
 
     def action_refund(self) -> None:
@@ -341,6 +364,8 @@ class AttentionScreen(ConsoleScreen):
     def _resend(self, order: OrderRow, purchase: ops.UnknownPurchase) -> str:
         result = ops.resend_purchase(purchase_id=purchase.id, actor=self.actor)
         detail = f": {result.detail}" if result.detail else ""
+        if result.failed:
+            raise ActionFailedError(f"{purchase.reference} sent again; {order.number}{detail}")
         return f"{purchase.reference} sent again; {order.number} {result.outcome}{detail}"
 
     def action_enter_keys(self) -> None:

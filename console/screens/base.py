@@ -40,6 +40,15 @@ class Dependencies:
     balance_timeout: float = 5.0
 
 
+class ActionFailedError(Exception):
+    """Raised by a screen's action call when the service ran but did not succeed (a
+    purchase that failed): shown as an error with the reason, never as a success."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 class ConsoleScreen(Screen[None]):
     """A top-level console screen.
 
@@ -53,12 +62,33 @@ class ConsoleScreen(Screen[None]):
     BINDINGS = [Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh")]
 
     def __init__(
-        self, *, settings: Settings, operator: str, deps: Dependencies | None = None
+        self,
+        *,
+        settings: Settings,
+        operator: str,
+        deps: Dependencies | None = None,
+        reload_every: float = 0.0,
     ) -> None:
         super().__init__(name=self.NAME, id=f"{self.NAME}-screen")
         self.settings = settings
         self.operator = operator
         self.deps = deps or Dependencies()
+        self.reload_every = reload_every
+        self.updated_at: datetime | None = None
+
+    def on_mount(self) -> None:
+        if self.reload_every > 0:
+            self.set_interval(self.reload_every, self._refresh_tick)
+
+    def _refresh_tick(self) -> None:
+        """Reload on the timer while this screen is shown and no dialog is open."""
+        if self.app.screen is self:
+            self.load()
+
+    def updated(self) -> str:
+        """Records that the data on screen was just loaded; returns "updated hh:mm:ss"."""
+        self.updated_at = self.deps.now()
+        return f"updated {self.updated_at:%H:%M:%S}"
 
     @property
     def actor(self) -> Actor:
@@ -86,6 +116,8 @@ class ConsoleScreen(Screen[None]):
         tell the operator) and post the outcome."""
         try:
             text = call()
+        except ActionFailedError as exc:
+            self.post_message(ActionFailed(action, exc.text, verb="failed"))
         except DomainError as exc:
             self.post_message(ActionFailed(action, exc.message))
         except SQLAlchemyError as exc:
@@ -101,5 +133,5 @@ class ConsoleScreen(Screen[None]):
 
     @on(ActionFailed)
     def _action_failed(self, message: ActionFailed) -> None:
-        self.notify(message.text, title=f"{message.action}: refused", severity="error")
+        self.notify(message.text, title=f"{message.action}: {message.verb}", severity="error")
         self.load()
