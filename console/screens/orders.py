@@ -157,6 +157,9 @@ class OrdersScreen(ConsoleScreen):
         if not first_page:
             return
         if not message.rows:
+            self.clear_timeline(
+                "No order matches that search." if message.query else "No orders yet."
+            )
             if message.query:
                 self.notify("No order matches that number, e-mail or key.", severity="warning")
             return
@@ -179,6 +182,13 @@ class OrdersScreen(ConsoleScreen):
 
     # -- timeline ----------------------------------------------------------------------
 
+    def clear_timeline(self, text: str) -> None:
+        """No order chosen: nothing shown, and no key action has a key to act on."""
+        self.order_id = None
+        self.keys = {}
+        self.query_one("#order-keys", DataTable).clear()
+        self.query_one("#timeline", Static).update(text)
+
     @work(thread=True, exclusive=True, group="load")
     def load_timeline(self, order_id: int) -> None:
         with session_scope(write=False) as session:
@@ -188,6 +198,8 @@ class OrdersScreen(ConsoleScreen):
     @on(TimelineLoaded)
     def show_timeline(self, message: TimelineLoaded) -> None:
         t = message.timeline
+        if t is not None and t.order.id != self.order_id:
+            return  # a search replaced that order meanwhile
         keys = self.query_one("#order-keys", DataTable)
         keep = self.selected_key(keys)
         keys.clear()

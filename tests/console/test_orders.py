@@ -175,3 +175,25 @@ def test_replace_without_stock_is_refused(session, console_app):
     assert fresh(session).get(Key, bad.id).status == "delivered"
     assert audit(session, "key.faulty") == []
     assert any(sev == "error" for sev, _ in console_app.notes)
+
+
+def test_a_search_with_no_match_clears_the_order_and_its_key_actions(session, console_app):
+    """Issue #17 defect 2: pressing v after a search that found nothing must not offer
+    the previous order's key."""
+    _, order, _key = delivered_order(session)
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        assert pilot.app.screen.query_one("#order-keys", DataTable).row_count == 1
+        await search(pilot, "no-such-order")
+        screen = pilot.app.screen
+        assert screen.query_one("#order-keys", DataTable).row_count == 0
+        assert order.number not in str(screen.query_one("#timeline").render())
+        await pilot.press("escape", "v")  # leave the search field, then reveal
+        await settle(pilot)
+        assert pilot.app.screen is screen  # no dialog: there is no key to reveal
+
+    run(console_app, scenario)
+    assert audit(session, "key.operator_reveal") == []
+    assert any("No key selected" in msg for _, msg in console_app.notes)
