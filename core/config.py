@@ -163,6 +163,10 @@ class Settings(BaseSettings):
     # (none, the TCP peer is the client), a hop count, or comma-separated networks.
     trusted_proxies: str = Field("", validation_alias="KEYSHOP_TRUSTED_PROXIES")
 
+    # -- observability (core.metrics) --
+    # a bearer token for /api/metrics; unset: only clients on loopback may scrape
+    metrics_token: SecretStr | None = Field(None, validation_alias="KEYSHOP_METRICS_TOKEN")
+
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: SecretStr | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY")
 
@@ -252,6 +256,7 @@ class Settings(BaseSettings):
         "kinguin_api_key",
         "kinguin_webhook_secret",
         "oidc_client_secret",
+        "metrics_token",
         mode="before",
     )
     @classmethod

@@ -45,9 +45,11 @@ def _install_session_listeners() -> None:
     """What every session of the shop needs, installed where engines are built (not as a
     side effect of importing a module): the listeners that keep the listings' stock flags
     exact (``core.services.catalogue.stock_flags``)."""
+    from core import metrics
     from core.services.catalogue.stock_flags import install_listeners
 
     install_listeners()
+    metrics.install_listeners()
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:

@@ -70,9 +70,11 @@ def _after_commit(session: Session) -> None:
             log.exception("could not enqueue %s%r; reconciliation will retry it", name, args)
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    if not session.in_transaction():
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    # The outermost transaction rolled back: its jobs are dropped, so a later commit of
+    # the same session never sends them (a savepoint's rollback keeps the outer ones).
+    if previous_transaction.parent is None and not previous_transaction.nested:
         session.info.pop("keyshop_after_commit", None)
 
 

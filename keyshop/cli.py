@@ -323,6 +323,20 @@ def wait_for_http(url: str, *, timeout: float, alive: Callable[[], bool]) -> boo
     return False
 
 
+def _share_metrics(settings: config.Settings) -> None:
+    """Every process started from here counts into one set of Prometheus files (the
+    client's multiprocess mode), emptied at start; an operator's own
+    PROMETHEUS_MULTIPROC_DIR wins."""
+    import shutil
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = Path(settings.var_dir) / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3000, show_default=True, type=int)
@@ -379,6 +393,7 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
     signal.signal(signal.SIGTERM, interrupted)  # a supervisor's stop, like Ctrl-C
     signal.signal(signal.SIGHUP, interrupted)  # the terminal went away
     run_migrations()
+    _share_metrics(settings)
     children = Children(ROOT)
 
     def check_children() -> None:

@@ -43,6 +43,7 @@ FOREIGN_VARIABLES = {
     "GRANIAN_WORKERS": "Reflex's prod backend (Granian worker count)",
     "AWS_ACCESS_KEY_ID": "boto3 (S3 blob store)",
     "AWS_SECRET_ACCESS_KEY": "boto3 (S3 blob store)",
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus-client (core/metrics.py: counters shared by processes)",
 }
 # compose-file variables (${NAME}) that configure the topology, not the app
 COMPOSE_VARIABLES = {"POSTGRES_PASSWORD", "KEYSHOP_IMAGE", "KEYSHOP_HTTP_PORT"}

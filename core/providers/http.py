@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from core import metrics
 from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderTransientError,
@@ -104,6 +105,9 @@ def send(
             provider, f"{method} {path}: connection failed ({type(exc).__name__})"
         ) from None
     elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.observe_provider_call(
+        provider, method, path, elapsed_ms / 1000, f"{response.status_code // 100}xx"
+    )
     log.info(
         "%s %s %s -> %s in %.0f ms",
         provider,
@@ -124,6 +128,7 @@ def send(
 
 def _log_failure(provider: str, method: str, path: str, started: float, kind: str) -> None:
     elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.observe_provider_call(provider, method, path, elapsed_ms / 1000, kind)
     log.warning(
         "%s %s %s -> %s after %.0f ms",
         provider,

@@ -80,7 +80,7 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput
-from core.mail import _build, get_mailer
+from core.mail import get_mailer, password_reset_notice
 from core.models import Customer, CustomerSession, Order, OrderLine, OrderStatus
 from core.models.base import utcnow
 from core.services.audit import Actor, record_audit
@@ -556,22 +556,8 @@ def send_password_reset(*, email: str, ip: str | None = None) -> bool:
     settings = get_settings()
     link = reset_link(customer.id, customer.password_hash)
     minutes = settings.password_reset_minutes
-    message = _build(
-        to=customer.email,
-        subject="Choose a new password for your keyshop account",
-        paragraphs_before=[
-            "Someone (we hope you) asked to choose a new password for the keyshop account "
-            f"of this address. The link works once, within {minutes} minutes."
-        ],
-        portal_url=link,
-        link_text="Choose a new password",
-        lines=[],
-        paragraphs_after=[
-            "If you did not ask for this, ignore this e-mail: your password stays as it is. "
-            "We never ask for your password by e-mail."
-        ],
-        shop_name="keyshop",
-        mail_from=settings.mail_from,
+    message = password_reset_notice(
+        to=customer.email, link=link, minutes=minutes, mail_from=settings.mail_from
     )
     get_mailer().send(message)
     with session_scope() as session:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 
-from core import crypto
+from core import crypto, metrics
 from core.config import get_settings
 from core.errors import (
     DuplicateKey,
@@ -118,6 +118,11 @@ def _undo_claims(session: Session, claims: dict[int, list[ClaimedKey]]) -> None:
         _expire_cached(session, (k.id for k in keys))
 
 
+def _count_claims(session: Session, count: int) -> None:
+    if count:
+        metrics.after_commit(session, lambda: metrics.KEYS_CLAIMED.inc(count))
+
+
 def _claim(session: Session, *, product_id: int, quantity: int, line_id: int) -> list[ClaimedKey]:
     now = utcnow()
     ids = locking.claim_available(
@@ -170,10 +175,12 @@ def claim_keys(
         raise InvalidInput("quantity must be at least 1", quantity=quantity)
     keys = _claim(session, product_id=product_id, quantity=quantity, line_id=line_id)
     if len(keys) == quantity:
+        _count_claims(session, quantity)
         return keys
     if not keys:
         _check_line(session, line_id=line_id, product_id=product_id)
     if allow_partial:
+        _count_claims(session, len(keys))
         return keys
     _undo_claims(session, {line_id: keys})
     raise _shortfall_error({product_id: {"requested": quantity, "available": len(keys)}})
@@ -209,6 +216,7 @@ def claim_for_lines(
     if shortfalls:
         _undo_claims(session, claims)
         raise _shortfall_error(shortfalls)
+    _count_claims(session, sum(len(keys) for keys in claims.values()))
     return claims
 
 

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from core import jobs
+from core import jobs, metrics
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import ConcurrentUpdate, InvalidTransition
@@ -233,6 +233,9 @@ def balance_alerts(
             )
             continue
         hours_left = balance.amount_minor / per_hour if per_hour > 0 else None
+        metrics.PROVIDER_BALANCE.labels(name, balance.currency).set(balance.amount_minor)
+        if hours_left is not None:
+            metrics.PROVIDER_HOURS_LEFT.labels(name).set(hours_left)
         alert = None
         shown = format_money(balance.amount_minor, balance.currency, style="code")
         if balance.amount_minor < settings.balance_floor_minor:

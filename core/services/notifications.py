@@ -1,5 +1,5 @@
 """Customer e-mails about an order. They link to the key portal; they never contain a key
-(invariant 5: the notice builders in core.mail take no key at all).
+(invariant 5: the notice builders in core.mail.notices take no key at all).
 
 Each notice is sent at most once per order and kind in the normal course: the sending is
 recorded as an order event and a second call finds it. (A crash between the SMTP answer

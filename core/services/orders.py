@@ -24,6 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from core import metrics
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
 from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
 from core.services.audit import Actor, record_audit
@@ -212,6 +213,7 @@ def transition_order(
         raise ConcurrentUpdate(
             f"order {number} changed while moving it to {to_status}", order=number
         )
+    metrics.order_transition(session, to_status=str(to_status), paid_at=paid_at, now=now)
     if to_status == S.CANCELLED:
         released = release_reservation(session=session, order_id=order_id)
         if released:

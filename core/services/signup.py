@@ -40,7 +40,7 @@ from core.config import get_settings
 from core.db import is_postgres, session_scope
 from core.errors import InvalidInput
 from core.jobs import enqueue_after_commit
-from core.mail import _build, get_mailer
+from core.mail import get_mailer, sign_up_attempt_notice, verification_notice
 from core.models import Customer
 from core.models.base import utcnow
 from core.services.accounts import (
@@ -202,40 +202,14 @@ def send_account_email(*, kind: str, email: str, ip: str | None = None) -> str:
     if kind == "verify":
         if customer.verified_at is not None:
             return "already verified"
-        message = _build(
+        message = verification_notice(
             to=customer.email,
-            subject="Confirm your keyshop account",
-            paragraphs_before=[
-                "Thanks for creating a keyshop account. Confirm that this address is yours "
-                "to finish: the link works once, within two days, and signs you in. Guest "
-                "orders placed with this address then appear in your account."
-            ],
-            portal_url=verification_link(customer.id, customer.email),
-            link_text="Confirm my address",
-            lines=[],
-            paragraphs_after=["If you did not create an account, ignore this e-mail."],
-            shop_name="keyshop",
+            link=verification_link(customer.id, customer.email),
             mail_from=settings.mail_from,
         )
     else:
-        message = _build(
-            to=customer.email,
-            subject="Someone tried to create a keyshop account with your address",
-            paragraphs_before=[
-                "Someone just tried to create a keyshop account with this e-mail address, "
-                "which already has one. Nothing was changed: your password and orders are "
-                "as they were. If it was you, sign in, or choose a new password if you "
-                "forgot it."
-            ],
-            portal_url=f"{settings.public_url}/signin",
-            link_text="Sign in",
-            lines=[],
-            paragraphs_after=[
-                f"Forgot your password? {settings.public_url}/forgot-password",
-                "If it was not you, you need not do anything.",
-            ],
-            shop_name="keyshop",
-            mail_from=settings.mail_from,
+        message = sign_up_attempt_notice(
+            to=customer.email, public_url=settings.public_url, mail_from=settings.mail_from
         )
     get_mailer().send(message)
     return "sent"

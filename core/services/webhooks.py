@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from core import jobs
+from core import jobs, metrics
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, NotFound
@@ -106,6 +106,7 @@ def receive_webhook(
     try:
         verified = SOURCES[source].authenticate(lowered, body)
     except WebhookRejected as exc:
+        metrics.WEBHOOKS.labels(source, "rejected").inc()
         if exc.http_status == 401:
             _log_forgery(source, lowered, body, remote_addr, exc.message)
         raise
@@ -128,6 +129,7 @@ def receive_webhook(
         )
         if new_id is not None:
             jobs.enqueue_after_commit(session, "process_webhook", new_id)
+            metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "accepted").inc)
             return Receipt(status=200, webhook_id=new_id, duplicate=False)
         # Delivered again. If the first copy was never acted on (its hand-over to the
         # queue was lost, or its worker died), this delivery queues it again.
@@ -136,6 +138,7 @@ def receive_webhook(
                 WebhookEvent.source == source, WebhookEvent.event_id == event_id
             )
         ).first()
+        metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "duplicate").inc)
         if stored is not None and stored[1] is None:
             jobs.enqueue_after_commit(session, "process_webhook", stored[0])
             log.info(

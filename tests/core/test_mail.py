@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import inspect
 import ipaddress
 import re
@@ -27,6 +28,7 @@ from cryptography.x509.oid import NameOID
 from core.config import Settings
 from core.errors import InvalidInput
 from core.mail import (
+    NEVER_BY_MAIL,
     InvalidRecipient,
     Mailer,
     MailError,
@@ -39,6 +41,7 @@ from core.mail import (
     list_outbox,
     preorder_notice,
     read_outbox_message,
+    render,
 )
 
 FROM = "keyshop <shop@keyshop.test>"
@@ -171,6 +174,38 @@ def test_preorder_and_attention_notices(test_settings: Settings) -> None:
     assert "follow up" in text and "https://shop.example/portal" in text
     for msg in (pre, att):
         assert not KEY_PATTERN.search(msg.as_string())
+
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "core" / "mail" / "templates"
+
+
+@pytest.mark.parametrize(
+    "template", sorted(p.name for p in TEMPLATES.glob("*.j2") if not p.name.startswith("_"))
+)
+def test_plain_and_html_parts_come_from_one_template(template: str) -> None:
+    """Every notice template renders both parts; each paragraph of the plain text is in the
+    HTML (escaped there), so the two parts cannot drift apart."""
+    hostile = "<b>&\"x'</b>"
+    values = {
+        "number": hostile,
+        "shop": "keyshop",
+        "portal_url": "https://shop.example/p?a=1&b=<2>",
+        "link": "https://shop.example/reset?t=1&u=<2>",
+        "public_url": "https://shop.example",
+        "lines": [(hostile, 2)],
+        "never_by_mail": NEVER_BY_MAIL,
+        "release_date": "2031-02-03",
+        "minutes": 30,
+    }
+    subject, text, body = render(template, values)
+    assert subject and "\n" not in subject
+    assert "<b>" not in body  # every value escaped in the HTML part
+    for paragraph in text.split("\n\n"):
+        for line in paragraph.splitlines():
+            words = line.strip().rstrip(":")
+            assert html.escape(words, quote=False) in body.replace("&#34;", '"').replace(
+                "&#39;", "'"
+            ), (template, words)
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,52 @@ async def health() -> Response:
 
 
 @router.get(
+    "/api/metrics",
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    description="The text exposition format: every process's counters (provider calls, "
+    "webhooks, order transitions, paid → fulfilled latency, claims, imports) and the shop's "
+    "state read at scrape time (orders by status, the oldest paid order waiting, stock per "
+    "product, queue depth, the workers' heartbeat). With KEYSHOP_METRICS_TOKEN set it "
+    "needs `Authorization: Bearer <token>`; without, only clients on loopback may scrape.",
+    tags=["meta"],
+    response_class=Response,
+    responses={
+        200: {"description": "the metrics", "content": {"text/plain": {"schema": {}}}},
+        403: error_response("no or a wrong token, or not on loopback without one"),
+    },
+)
+async def metrics(request: Request) -> Response:
+    import hmac
+    import ipaddress
+
+    from starlette.concurrency import run_in_threadpool
+
+    from core import metrics as shop_metrics
+    from core.config import get_settings, reveal
+    from tasks.jobs import queue_depth, worker_heartbeat
+
+    token = reveal(get_settings().metrics_token)
+    if token:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return error(403, "forbidden", "a valid metrics token is needed")
+    else:
+        host = request.client.host if request.client else ""
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if not local:
+            return error(403, "forbidden", "set KEYSHOP_METRICS_TOKEN to scrape from afar")
+    collector = shop_metrics.ShopCollector(
+        queue_depth=queue_depth, worker_heartbeat=worker_heartbeat
+    )
+    body = await run_in_threadpool(shop_metrics.exposition, collector)
+    return Response(body, media_type=shop_metrics.CONTENT_TYPE)
+
+
+@router.get(
     "/api/blobs/{name:path}",
     operation_id="blob",
     summary="An image key through its signed, expiring link",

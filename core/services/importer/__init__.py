@@ -60,6 +60,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
+from core import metrics
 from core.config import get_settings
 from core.crypto import KeyVault, get_vault
 from core.db import get_engine, session_scope
@@ -262,6 +263,7 @@ def _import_keys(
                 "rejected": totals.rejected,
             },
         )
+    metrics.KEYS_IMPORTED.inc(totals.imported)
     log.info(
         "import batch %s completed: read %d, imported %d, duplicate in file %d, "
         "duplicate in stock %d, rejected %d",

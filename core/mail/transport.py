@@ -1,4 +1,4 @@
-"""E-mail: the customer notices and two ways to send them.
+"""E-mail transport: two ways to send a message, and the outbox the console reads.
 
 - :class:`SmtpMailer` speaks SMTP to any relay (SES, SendGrid, Postmark, a local
   Postfix) from ``SMTP_URL``: ``smtp://`` plain (port 25), ``smtp+starttls://`` upgraded
@@ -13,19 +13,14 @@ Both check every recipient before anything leaves the process, add ``Message-ID`
 (``transient`` tells a task whether retrying can help); its message names the server,
 the SMTP status and the recipients, never the message body.
 
-The notices (:func:`delivery_notice`, :func:`preorder_notice`, :func:`attention_notice`)
-never contain a key (DESIGN §4 invariant 5): they take no key argument at all and link to
-the key portal instead, where the owner reveals the key behind a login and an audit
-event.
-
-Note for whoever builds the portal link: it may carry an access token. The outbox folder
-is created with mode 0700 and its files with mode 0600 for that reason.
+What a message says is built in :mod:`core.mail.notices`. A portal link in a message may
+carry an access token: the outbox folder is created with mode 0700 and its files with
+mode 0600 for that reason.
 """
 
 from __future__ import annotations
 
 import functools
-import html
 import logging
 import os
 import re
@@ -34,9 +29,8 @@ import smtplib
 import socket
 import ssl
 import tempfile
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address
@@ -139,7 +133,7 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _sender_domain(sender: str) -> str:
+def sender_domain(sender: str) -> str:
     try:
         msg = EmailMessage()
         msg["From"] = sender
@@ -159,7 +153,7 @@ def _prepare(message: EmailMessage, default_sender: str) -> tuple[str, list[str]
         raise MailError("the message has no valid From address", transient=False)
     sender = from_addresses[0].addr_spec
     if message["Message-ID"] is None:
-        message["Message-ID"] = make_msgid(domain=_sender_domain(str(message["From"])))
+        message["Message-ID"] = make_msgid(domain=sender_domain(str(message["From"])))
     if message["Date"] is None:
         message["Date"] = format_datetime(datetime.now(UTC))
     return sender, recipients, str(message["Message-ID"])
@@ -470,181 +464,3 @@ def get_mailer(settings: Settings | None = None) -> Mailer:
     if s.smtp_url:
         return SmtpMailer(reveal(s.smtp_url) or "", mail_from=s.mail_from)
     return OutboxMailer(s.outbox_dir, mail_from=s.mail_from)
-
-
-# -- the notices ---------------------------------------------------------------------------
-
-
-def _check_text(name: str, value: str, *, max_len: int = 200) -> str:
-    if (
-        not isinstance(value, str)
-        or not value.strip()
-        or _CONTROL.search(value)
-        or len(value) > max_len
-    ):
-        raise InvalidInput(f"{name} must be one line of text", field=name)
-    return value.strip()
-
-
-def _check_url(url: str) -> str:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.netloc
-        or _CONTROL.search(url)
-        or any(c.isspace() for c in url)
-    ):
-        raise InvalidInput("portal_url must be an http:// or https:// URL", field="portal_url")
-    return url
-
-
-def _check_lines(lines: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
-    checked: list[tuple[str, int]] = []
-    for title, quantity in lines:
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-            raise InvalidInput("each line needs a quantity of at least 1", field="lines")
-        checked.append((_check_text("line title", title), quantity))
-    return checked
-
-
-def _build(
-    *,
-    to: str,
-    subject: str,
-    paragraphs_before: Sequence[str],
-    portal_url: str,
-    link_text: str,
-    lines: Sequence[tuple[str, int]],
-    paragraphs_after: Sequence[str],
-    shop_name: str,
-    mail_from: str | None,
-) -> EmailMessage:
-    """Plain text plus an HTML alternative. Every value is escaped for HTML here."""
-    addr = check_address(to)
-    sender = mail_from or get_settings().mail_from
-    text_parts: list[str] = ["Hello,", *paragraphs_before, f"{link_text}:\n{portal_url}"]
-    if lines:
-        text_parts.append("Your order:\n" + "\n".join(f"  {q} x {t}" for t, q in lines))
-    text_parts += [*paragraphs_after, f"— {shop_name}"]
-    text = "\n\n".join(text_parts) + "\n"
-
-    e = html.escape
-    html_lines = ""
-    if lines:
-        rows = "".join(f"<li>{q} x {e(t)}</li>" for t, q in lines)
-        html_lines = f"<p>Your order:</p><ul>{rows}</ul>"
-    body_html = (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        f"<title>{e(subject)}</title></head><body>"
-        "<p>Hello,</p>"
-        + "".join(f"<p>{e(p)}</p>" for p in paragraphs_before)
-        + f'<p><a href="{e(portal_url, quote=True)}">{e(link_text)}</a></p>'
-        + html_lines
-        + "".join(f"<p>{e(p)}</p>" for p in paragraphs_after)
-        + f"<p>— {e(shop_name)}</p></body></html>\n"
-    )
-
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = addr
-    msg["Message-ID"] = make_msgid(domain=_sender_domain(sender))
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg.set_content(text)
-    msg.add_alternative(body_html, subtype="html")
-    return msg
-
-
-_NEVER_BY_MAIL = (
-    "For your security we never send keys by e-mail. Sign in to the key portal to "
-    "reveal them; keep them private until you redeem them."
-)
-
-
-def delivery_notice(
-    *,
-    order_number: str,
-    to: str,
-    portal_url: str,
-    lines: list[tuple[str, int]],
-    shop_name: str = "keyshop",
-    mail_from: str | None = None,
-) -> EmailMessage:
-    """ "Your keys are ready": links to the key portal. Takes no key, by design.
-
-    ``lines`` are (product title, quantity).
-    """
-    number = _check_text("order_number", order_number, max_len=64)
-    shop = _check_text("shop_name", shop_name, max_len=80)
-    return _build(
-        to=to,
-        subject=f"Your keys for order {number} are ready",
-        paragraphs_before=[f"Thank you for your order {number} at {shop}. Your keys are ready."],
-        portal_url=_check_url(portal_url),
-        link_text="Open your key portal",
-        lines=_check_lines(lines),
-        paragraphs_after=[_NEVER_BY_MAIL],
-        shop_name=shop,
-        mail_from=mail_from,
-    )
-
-
-def preorder_notice(
-    *,
-    order_number: str,
-    to: str,
-    portal_url: str,
-    lines: list[tuple[str, int]],
-    release_date: date | None = None,
-    shop_name: str = "keyshop",
-    mail_from: str | None = None,
-) -> EmailMessage:
-    """Pre-order confirmed: the keys follow on release, in the key portal."""
-    number = _check_text("order_number", order_number, max_len=64)
-    shop = _check_text("shop_name", shop_name, max_len=80)
-    when = f"on release ({release_date.isoformat()})" if release_date else "on release"
-    return _build(
-        to=to,
-        subject=f"Your pre-order {number} is confirmed: keys follow on release",
-        paragraphs_before=[
-            f"Thank you for your pre-order {number} at {shop}. Your keys will follow {when}; "
-            "we will write again when they are ready."
-        ],
-        portal_url=_check_url(portal_url),
-        link_text="See your order in the key portal",
-        lines=_check_lines(lines),
-        paragraphs_after=[_NEVER_BY_MAIL],
-        shop_name=shop,
-        mail_from=mail_from,
-    )
-
-
-def attention_notice(
-    *,
-    order_number: str,
-    to: str,
-    portal_url: str,
-    lines: list[tuple[str, int]] | None = None,
-    shop_name: str = "keyshop",
-    mail_from: str | None = None,
-) -> EmailMessage:
-    """Delivery is delayed and a person is on it. Says nothing about why (the reason is
-    for the operator), and nothing about money: the operator follows up."""
-    number = _check_text("order_number", order_number, max_len=64)
-    shop = _check_text("shop_name", shop_name, max_len=80)
-    return _build(
-        to=to,
-        subject=f"We're on it: your order {number} needs a little more time",
-        paragraphs_before=[
-            f"Thank you for your order {number} at {shop}. Delivering it is taking longer "
-            "than usual. A member of our team is already on it and "
-            "will follow up with you shortly."
-        ],
-        portal_url=_check_url(portal_url),
-        link_text="Follow your order in the key portal",
-        lines=_check_lines(lines or []),
-        paragraphs_after=[_NEVER_BY_MAIL],
-        shop_name=shop,
-        mail_from=mail_from,
-    )

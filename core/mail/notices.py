@@ -1,0 +1,245 @@
+"""What keyshop's e-mails say: one Jinja2 template per notice, rendered twice.
+
+Each template in ``templates/`` is written once against a small layout of macros
+(``p``, ``link``, ``lines``, ``page``) and rendered with the HTML layout under
+autoescaping (every value escaped, the link in its attribute too) and with the
+plain-text layout without it, so the two parts of a message cannot say different things.
+The subject is the template's ``subject`` variable.
+
+The order notices (:func:`delivery_notice`, :func:`preorder_notice`,
+:func:`attention_notice`) never contain a key (DESIGN §4 invariant 5): they take no key
+argument at all and link to the key portal instead, where the owner reveals the key
+behind a login and an audit event. Every value is checked before rendering: one line of
+text, an http(s) link; a bad one raises :class:`~core.errors.InvalidInput`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from core.config import get_settings
+from core.errors import InvalidInput
+from core.mail.transport import check_address, sender_domain
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LOADER = PackageLoader("core.mail", "templates")
+# Two environments over the same templates: autoescaping on for HTML, off for text.
+_HTML = Environment(
+    loader=_LOADER, autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+)
+_TEXT = Environment(
+    loader=_LOADER,
+    autoescape=False,  # the plain-text part: nothing in it is read as markup
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+NEVER_BY_MAIL = (
+    "For your security we never send keys by e-mail. Sign in to the key portal to "
+    "reveal them; keep them private until you redeem them."
+)
+
+
+def _plain(text: str) -> str:
+    """Paragraphs separated by exactly one blank line, no trailing spaces."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def render(template: str, values: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of ``template`` with ``values``."""
+    text_module = _TEXT.get_template(template).make_module({**values, "layout": "_text.j2"})
+    html_module = _HTML.get_template(template).make_module({**values, "layout": "_html.j2"})
+    subject = str(getattr(text_module, "subject"))  # noqa: B009 (a template variable)
+    return subject, _plain(str(text_module)), str(html_module).strip() + "\n"
+
+
+def compose(template: str, *, to: str, mail_from: str | None = None, **values: Any) -> EmailMessage:
+    """The message ``template`` renders for ``to``: plain text with an HTML alternative."""
+    address = check_address(to)
+    sender = mail_from or get_settings().mail_from
+    values.setdefault("shop", "keyshop")
+    subject, text, body_html = render(template, values)
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = address
+    msg["Message-ID"] = make_msgid(domain=sender_domain(sender))
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg.set_content(text)
+    msg.add_alternative(body_html, subtype="html")
+    return msg
+
+
+# -- checks ------------------------------------------------------------------------------
+
+
+def check_text(name: str, value: str, *, max_len: int = 200) -> str:
+    """``value`` stripped, if it is one line of at most ``max_len`` characters."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or _CONTROL.search(value)
+        or len(value) > max_len
+    ):
+        raise InvalidInput(f"{name} must be one line of text", field=name)
+    return value.strip()
+
+
+def check_url(url: str, *, name: str = "portal_url") -> str:
+    """``url`` if it is an absolute http(s) URL without spaces or control characters."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or _CONTROL.search(url)
+        or any(c.isspace() for c in url)
+    ):
+        raise InvalidInput(f"{name} must be an http:// or https:// URL", field=name)
+    return url
+
+
+def check_lines(lines: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    checked: list[tuple[str, int]] = []
+    for title, quantity in lines:
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise InvalidInput("each line needs a quantity of at least 1", field="lines")
+        checked.append((check_text("line title", title), quantity))
+    return checked
+
+
+def _order_notice(
+    template: str,
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: Iterable[tuple[str, int]],
+    shop_name: str,
+    mail_from: str | None,
+    **values: Any,
+) -> EmailMessage:
+    return compose(
+        template,
+        to=to,
+        mail_from=mail_from,
+        number=check_text("order_number", order_number, max_len=64),
+        shop=check_text("shop_name", shop_name, max_len=80),
+        portal_url=check_url(portal_url),
+        lines=check_lines(lines),
+        never_by_mail=NEVER_BY_MAIL,
+        **values,
+    )
+
+
+# -- the order notices -------------------------------------------------------------------
+
+
+def delivery_notice(
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]],
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """ "Your keys are ready": links to the key portal. Takes no key, by design.
+
+    ``lines`` are (product title, quantity).
+    """
+    return _order_notice(
+        "delivery.j2",
+        order_number=order_number,
+        to=to,
+        portal_url=portal_url,
+        lines=lines,
+        shop_name=shop_name,
+        mail_from=mail_from,
+    )
+
+
+def preorder_notice(
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]],
+    release_date: date | None = None,
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """Pre-order confirmed: the keys follow on release, in the key portal."""
+    return _order_notice(
+        "preorder.j2",
+        order_number=order_number,
+        to=to,
+        portal_url=portal_url,
+        lines=lines,
+        shop_name=shop_name,
+        mail_from=mail_from,
+        release_date=release_date.isoformat() if release_date else None,
+    )
+
+
+def attention_notice(
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]] | None = None,
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """Delivery is delayed and a person is on it (the reason stays with the operator)."""
+    return _order_notice(
+        "attention.j2",
+        order_number=order_number,
+        to=to,
+        portal_url=portal_url,
+        lines=lines or [],
+        shop_name=shop_name,
+        mail_from=mail_from,
+    )
+
+
+# -- the account notices -----------------------------------------------------------------
+
+
+def password_reset_notice(
+    *, to: str, link: str, minutes: int, mail_from: str | None = None
+) -> EmailMessage:
+    """A one-time link to choose a new password, valid for ``minutes``."""
+    return compose(
+        "password_reset.j2",
+        to=to,
+        mail_from=mail_from,
+        link=check_url(link, name="link"),
+        minutes=minutes,
+    )
+
+
+def verification_notice(*, to: str, link: str, mail_from: str | None = None) -> EmailMessage:
+    """Confirm a new account's address with a one-time link."""
+    return compose("verify_email.j2", to=to, mail_from=mail_from, link=check_url(link, name="link"))
+
+
+def sign_up_attempt_notice(
+    *, to: str, public_url: str, mail_from: str | None = None
+) -> EmailMessage:
+    """Someone tried to sign up with an address that already has an account."""
+    return compose(
+        "sign_up_attempt.j2",
+        to=to,
+        mail_from=mail_from,
+        public_url=check_url(public_url, name="public_url").rstrip("/"),
+    )
