@@ -112,9 +112,14 @@ class QueueDepthRead(Message):
 
 
 class TimelineLoaded(Message):
-    def __init__(self, timeline: Timeline | None) -> None:
+    """An order's timeline, and the e-mails sent for it as (kind, ref)."""
+
+    def __init__(
+        self, timeline: Timeline | None, *, emails: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__()
         self.timeline = timeline
+        self.emails = emails or []
 
 
 class DashboardLoaded(Message):

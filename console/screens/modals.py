@@ -262,3 +262,39 @@ class RevokeKeysScreen(ModalScreen[RevokeKeys | None]):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[int | None]):
+    """Choose one of ``options``; returns its index (Enter on it, or the button)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, title: str, options: list[str], *, confirm_label: str = "Choose") -> None:
+        super().__init__()
+        self.title_text = title
+        self.options = options
+        self.confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield OptionList(*self.options, id="choices")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.confirm_label, variant="error", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#choices", OptionList)
+        options.highlighted = 0 if self.options else None
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#choices")
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        index = self.query_one("#choices", OptionList).highlighted
+        if index is not None:
+            self.dismiss(index)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

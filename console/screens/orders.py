@@ -15,7 +15,13 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from console.messages import ActionFailed, KeyRevealed, OrdersLoaded, TimelineLoaded
 from console.screens.base import ConsoleScreen
-from console.screens.modals import ConfirmScreen, Reason, ReasonScreen, RevealScreen
+from console.screens.modals import (
+    ChoiceScreen,
+    ConfirmScreen,
+    Reason,
+    ReasonScreen,
+    RevealScreen,
+)
 from console.widgets.formatting import money, short, when
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
@@ -31,6 +37,7 @@ from core.services.console_reads.orders import (
     order_timeline,
     recent_orders,
 )
+from core.services.notifications import resend_order_email, sent_order_emails
 from core.services.operator import (
     replace_faulty_key,
     reveal_key_for_operator,
@@ -62,6 +69,7 @@ class OrdersScreen(ConsoleScreen):
         Binding("v", "reveal", "Reveal key", id="orders.reveal"),
         Binding("x", "replace_faulty", "Replace faulty", id="orders.replace_faulty"),
         Binding("k", "revoke", "Revoke key", id="orders.revoke"),
+        Binding("m", "resend_email", "Resend e-mail", id="orders.resend_email"),
         Binding("escape", "focus_results", "Results", show=False, id="orders.results"),
     ]
     PALETTE = [
@@ -69,6 +77,7 @@ class OrdersScreen(ConsoleScreen):
         ("Reveal the selected key (audited)", "reveal", "asks for confirmation"),
         ("Replace the selected faulty key from stock", "replace_faulty", "asks for a reason"),
         ("Revoke the selected key", "revoke", "asks for a reason"),
+        ("Send one of the order's e-mails again", "resend_email", "choose which"),
     ]
 
     def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
@@ -76,6 +85,7 @@ class OrdersScreen(ConsoleScreen):
         self.results: dict[str, OrderRow] = {}
         self.order_id: int | None = None
         self.keys: dict[str, KeyRow] = {}
+        self.emails: list[tuple[str, str]] = []  # (kind, ref) sent for the order shown
         self.query_text = ""
         self.pager = Pager()
 
@@ -186,6 +196,7 @@ class OrdersScreen(ConsoleScreen):
         """No order chosen: nothing shown, and no key action has a key to act on."""
         self.order_id = None
         self.keys = {}
+        self.emails = []
         self.query_one("#order-keys", DataTable).clear()
         self.query_one("#timeline", Static).update(text)
 
@@ -193,7 +204,8 @@ class OrdersScreen(ConsoleScreen):
     def load_timeline(self, order_id: int) -> None:
         with session_scope(write=False) as session:
             timeline = order_timeline(session=session, order_id=order_id)
-        self.post_message(TimelineLoaded(timeline))
+            emails = sent_order_emails(session=session, order_id=order_id)
+        self.post_message(TimelineLoaded(timeline, emails=emails))
 
     @on(TimelineLoaded)
     def show_timeline(self, message: TimelineLoaded) -> None:
@@ -204,6 +216,7 @@ class OrdersScreen(ConsoleScreen):
         keep = self.selected_key(keys)
         keys.clear()
         self.keys = {}
+        self.emails = message.emails
         if t is None:
             self.query_one("#timeline", Static).update("That order no longer exists.")
             return
@@ -307,3 +320,33 @@ class OrdersScreen(ConsoleScreen):
     def _revoke(self, key_id: uuid.UUID, reason: str) -> str:
         revoke_delivered_key(key_id=key_id, actor=self.actor, reason=reason)
         return f"key {mask_key_id(key_id)} revoked"
+
+    def action_resend_email(self) -> None:
+        order_id = self.order_id
+        if order_id is None:
+            self.notify("No order selected.", severity="warning")
+            return
+        if not self.emails:
+            self.notify("No e-mail was sent for this order yet.", severity="warning")
+            return
+        number = next((r.number for r in self.results.values() if r.id == order_id), "")
+        emails = list(self.emails)
+
+        def chosen(index: int | None) -> None:
+            if index is not None:
+                kind, ref = emails[index]
+                self.run_operator_action(
+                    "Resend e-mail",
+                    lambda: resend_order_email(
+                        order_id=order_id, kind=kind, ref=ref, actor=self.actor
+                    ),
+                )
+
+        self.app.push_screen(
+            ChoiceScreen(
+                f"Send which e-mail of {number} again?",
+                [f"{kind} ({ref})" if ref else kind for kind, ref in emails],
+                confirm_label="Send again",
+            ),
+            chosen,
+        )

@@ -3,7 +3,9 @@
 from one source, never with a key in them."""
 
 from core.mail.notices import (
+    AFTERCARE_TEMPLATES,
     NEVER_BY_MAIL,
+    aftercare_notice,
     attention_notice,
     compose,
     delivery_notice,
@@ -30,6 +32,7 @@ from core.mail.transport import (
 )
 
 __all__ = [
+    "AFTERCARE_TEMPLATES",
     "NEVER_BY_MAIL",
     "InvalidRecipient",
     "MailError",
@@ -38,6 +41,7 @@ __all__ = [
     "OutboxMailer",
     "SmtpMailer",
     "SmtpTarget",
+    "aftercare_notice",
     "attention_notice",
     "check_address",
     "compose",

@@ -238,6 +238,8 @@ def _take_money_back(
         reason=f"{what} {reference}",
         data=counts,
     )
+    if to_status == S.REFUNDED:
+        jobs.enqueue_after_commit(session, "send_order_email", order.id, "refunded")
     raise_alert(
         session=session,
         kind="needs_attention",

@@ -205,7 +205,7 @@ def cancel_order(*, order_id: int, actor: Actor, reason: str) -> Order:
         counts = take_back_keys(
             session=session, order=order, actor=actor, reason=f"cancelled: {reason}"
         )
-        return transition_order(
+        cancelled = transition_order(
             session=session,
             order_id=order_id,
             to_status=S.CANCELLED,
@@ -213,6 +213,8 @@ def cancel_order(*, order_id: int, actor: Actor, reason: str) -> Order:
             reason=reason,
             data=counts,
         )
+        jobs.enqueue_after_commit(session, "send_order_email", order_id, "cancelled")
+        return cancelled
 
 
 def replace_faulty_key(*, key_id: uuid.UUID, actor: Actor, reason: str) -> Key:
@@ -243,6 +245,7 @@ def _replace_faulty_key(session: Session, key_id: uuid.UUID, actor: Actor, reaso
         object_id=str(replacement.id),
         data={"replaces": str(key_id), "order_line_id": line.id},
     )
+    jobs.enqueue_after_commit(session, "send_order_email", line.order_id, "replaced", _mask(key_id))
     return session.exec(select(Key).where(col(Key.id) == replacement.id)).one()
 
 
@@ -263,6 +266,11 @@ def _revoke_delivered_key(session: Session, key_id: uuid.UUID, actor: Actor, rea
     key = revoke_key(session=session, key_id=key_id, actor=actor, reason=reason)
     if key.order_line_id is not None:
         _attention_if_short(session, key, actor, f"key {_mask(key_id)} revoked: {reason}")
+        line = session.get(OrderLine, key.order_line_id)
+        assert line is not None
+        jobs.enqueue_after_commit(
+            session, "send_order_email", line.order_id, "revoked", _mask(key_id)
+        )
     return key
 
 
@@ -374,6 +382,9 @@ def _resolve_key_report(
     else:
         report.status = KeyReportStatus.REJECTED
         report.resolution = f"rejected: {note}"
+        jobs.enqueue_after_commit(
+            session, "send_order_email", report.order_id, "report_rejected", f"#{report_id}"
+        )
     report.resolved_at = utcnow()
     report.resolved_by = actor.id
     session.add(report)
