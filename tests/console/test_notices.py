@@ -148,10 +148,12 @@ def test_cancel_and_refund_tell_the_customer(session, console_app, queued_jobs, 
             process_webhook(webhook_id=args[0])
     assert sorted(send_queued(queued_jobs)) == ["cancelled", "refunded"]
     subjects = sorted(subject for _, subject, _ in outbox())
-    assert subjects == [
-        f"Your order {cancelled.number} has been cancelled",
-        f"Your order {refunded.number} has been refunded",
-    ]
+    assert subjects == sorted(
+        [
+            f"Your order {cancelled.number} has been cancelled",
+            f"Your order {refunded.number} has been refunded",
+        ]
+    )
 
 
 def test_any_email_of_an_order_can_be_sent_again(session, console_app, queued_jobs, outbox):
