@@ -2,6 +2,9 @@
 replay adds a ``webhook_attempts`` row instead of overwriting the first outcome.
 Webhooks already processed get one attempt with the outcome they have.
 
+Alerts close themselves when their cause is gone (defect 5): ``alerts.resolved_at`` and
+``alerts.resolution``.
+
 Revision ID: 0014
 Revises: 0011
 Create Date: 2026-12-05
@@ -37,6 +40,9 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_webhook_attempts_webhook_id"), ["webhook_id"], unique=False
         )
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("resolution", sa.Text(), nullable=True))
     op.execute(
         "INSERT INTO webhook_attempts (webhook_id, processed_at, outcome) "
         "SELECT id, processed_at, outcome FROM webhook_events "
@@ -45,6 +51,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_column("resolution")
+        batch_op.drop_column("resolved_at")
     with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_attempts_webhook_id"))
     op.drop_table("webhook_attempts")

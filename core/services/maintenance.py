@@ -33,11 +33,19 @@ from core import jobs, metrics
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import ConcurrentUpdate, InvalidTransition
-from core.models import Order, OrderLine, OrderStatus, ProviderPurchase, PurchaseStatus, utcnow
+from core.models import (
+    Alert,
+    Order,
+    OrderLine,
+    OrderStatus,
+    ProviderPurchase,
+    PurchaseStatus,
+    utcnow,
+)
 from core.money import format_money
 from core.providers.base import ProviderClient, ProviderError
 from core.services import webhooks
-from core.services.alerts import raise_alert
+from core.services.alerts import is_open, raise_alert, resolve_alerts
 from core.services.audit import Actor
 from core.services.inventory import low_stock_products
 from core.services.orders import transition_order
@@ -171,8 +179,24 @@ def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
 
 
 def low_stock_alerts() -> int:
+    """Raise a low_stock alert for each product below its threshold, and close the open
+    ones of products no longer low (restocked, threshold lowered)."""
     with session_scope() as session:
         low = low_stock_products(session=session)
+        still_low = {f"product:{item.product_id}" for item in low}
+        for (subject,) in session.execute(
+            select(Alert.subject).where(
+                Alert.kind == "low_stock",
+                is_open(),
+            )
+        ).all():
+            if subject not in still_low:
+                resolve_alerts(
+                    session=session,
+                    subject=subject,
+                    kinds=("low_stock",),
+                    resolution="stock is back above the threshold",
+                )
         for item in low:
             raise_alert(
                 session=session,
@@ -232,6 +256,13 @@ def balance_alerts(
                 BalanceCheck(name, None, None, per_hour, None, f"unreachable: {exc.code}")
             )
             continue
+        with session_scope() as session:
+            resolve_alerts(
+                session=session,
+                subject=f"provider:{name}",
+                kinds=("provider_down",),
+                resolution=f"{name} answered a balance check",
+            )
         hours_left = balance.amount_minor / per_hour if per_hour > 0 else None
         metrics.PROVIDER_BALANCE.labels(name, balance.currency).set(balance.amount_minor)
         if hours_left is not None:
@@ -245,10 +276,17 @@ def balance_alerts(
                 f"{name} balance {shown} covers about "
                 f"{hours_left:.1f} hours at the last day's spend"
             )
-        if alert:
-            with session_scope() as session:
+        with session_scope() as session:
+            if alert:
                 raise_alert(
                     session=session, kind="low_balance", subject=f"provider:{name}", message=alert
+                )
+            else:
+                resolve_alerts(
+                    session=session,
+                    subject=f"provider:{name}",
+                    kinds=("low_balance",),
+                    resolution=f"{name} balance {shown} is enough again",
                 )
         checks.append(
             BalanceCheck(name, balance.amount_minor, balance.currency, per_hour, hours_left, alert)

@@ -48,7 +48,7 @@ from core.db import session_scope
 from core.errors import DomainError, InvalidInput, NotFound
 from core.models import WebhookAttempt, WebhookEvent, row_id, utcnow
 from core.services import locking
-from core.services.alerts import raise_alert
+from core.services.alerts import raise_alert, resolve_alerts
 from core.services.audit import Actor, record_audit
 from core.services.webhook_sources import SOURCES
 from core.services.webhook_types import (
@@ -204,6 +204,9 @@ def process_webhook(*, webhook_id: int) -> str:
             .execution_options(synchronize_session=False)
         )
         session.add(WebhookAttempt(webhook_id=webhook_id, outcome=outcome[:2000]))
+        resolve_alerts(
+            session=session, subject=f"webhook:{webhook_id}", resolution=f"processed: {outcome}"
+        )
         return outcome
 
 

@@ -203,3 +203,59 @@ def test_outbox_lists_the_mails(test_settings, console_app):
     finally:
         for path in test_settings.outbox_dir.glob("*.eml"):
             path.unlink()
+
+
+def test_alerts_name_what_they_are_about_and_close_with_their_cause(session, console_app):
+    """Issue #17 defect 5: an order's alert resolves itself once the order is handled
+    (recorded, in the history); alerts name the product and order, never "product:33"."""
+    from core.models import Key
+    from tests.factories import make_keys, make_order, make_product
+
+    product = make_product(session, title="Star Racer", slug="star-racer-pc")
+    order = make_order(
+        session, [(product, 1)], status="needs_attention", attention_reason="no stock"
+    )
+    make_keys(session, product, 1)
+    session.add(Alert(kind="needs_attention", subject=f"order:{order.number}", message="no stock"))
+    session.add(Alert(kind="low_stock", subject=f"product:{product.id}", message="1 left"))
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "6")
+        about = sorted(r[4] for r in rows(pilot, "#alerts-table"))
+        assert about == ["Star Racer (star-racer-pc)", f"order {order.number}"]
+        assert "product:" not in str(pilot.app.screen.query_one("#alert-detail").render())
+        await show(pilot, "2")
+        await pilot.press("s", "y")  # the order is served from stock
+        await settle(pilot)
+        await show(pilot, "6")
+        assert [r[4] for r in rows(pilot, "#alerts-table")] == ["Star Racer (star-racer-pc)"]
+        await pilot.press("h")
+        await settle(pilot)
+        assert [r[4] for r in rows(pilot, "#alerts-table")] == [f"order {order.number}"]
+        detail = str(pilot.app.screen.query_one("#alert-detail").render())
+        assert "resolved" in detail and "assigned 1 keys from stock" in detail
+
+    run(console_app, scenario)
+    closed = fresh(session).exec(select(Alert).where(Alert.kind == "needs_attention")).one()
+    assert closed.resolved_at is not None and closed.acknowledged_at is None
+    assert order.number in closed.resolution
+    assert session.exec(select(Key).where(Key.status == "delivered")).one()
+
+
+def test_acknowledge_marked_alerts_at_once(session, console_app):
+    for n in range(3):
+        session.add(Alert(kind="provider_down", subject=f"provider:p{n}", message="down"))
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "6")
+        await pilot.press("space", "down", "space", "a")
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert len(rows(pilot, "#alerts-table")) == 1
+
+    run(console_app, scenario)
+    assert len(audit(session, "alert.acknowledge")) == 2
+    assert {a.actor_id for a in audit(session, "alert.acknowledge")} == {OPERATOR}
