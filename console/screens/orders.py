@@ -1,6 +1,8 @@
-"""Orders: find one by number, e-mail or key code; its timeline (events, payment,
-provider purchases, keys masked); and the key actions: reveal (audited, confirmed; the
-code is shown only in the dialog), replace a faulty key, revoke a key."""
+"""Orders: find them by part of the number, e-mail or customer name, by a key (its code
+or the end its mask shows) and by filters (status, product, provider, dates); an
+order's timeline (events, payment, provider purchases, keys masked); the key actions
+(reveal, audited as an operator reveal; replace a faulty key; revoke a key) and sending
+one of the order's e-mails again."""
 
 from __future__ import annotations
 
@@ -32,10 +34,9 @@ from core.services.console_reads.orders import (
     KeyRow,
     OrderRow,
     Timeline,
-    find_orders,
-    order_for_key_code,
     order_timeline,
     recent_orders,
+    search_orders,
 )
 from core.services.notifications import resend_order_email, sent_order_emails
 from core.services.operator import (
@@ -73,7 +74,7 @@ class OrdersScreen(ConsoleScreen):
         Binding("escape", "focus_results", "Results", show=False, id="orders.results"),
     ]
     PALETTE = [
-        ("Search orders by number, e-mail or key", "focus_search", "then Enter"),
+        ("Search orders: number, e-mail, name, key; filters", "focus_search", "then Enter"),
         ("Reveal the selected key (audited)", "reveal", "asks for confirmation"),
         ("Replace the selected faulty key from stock", "replace_faulty", "asks for a reason"),
         ("Revoke the selected key", "revoke", "asks for a reason"),
@@ -93,7 +94,10 @@ class OrdersScreen(ConsoleScreen):
         yield Header()
         yield NavBar(self.NAME)
         yield Input(
-            placeholder="/ to search: order number, e-mail or key code, then Enter",
+            placeholder=(
+                "/ search: number, e-mail, name, key (code or …a1b2); "
+                "status: product: provider: since: until:"
+            ),
             id="order-search",
         )
         yield DataTable(id="order-results", cursor_type="row")
@@ -133,16 +137,21 @@ class OrdersScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="search")
     def search(self, text: str, before_id: int | None) -> None:
-        """One page of orders: the newest when ``text`` is empty, else those matching
-        its number or e-mail, else the order a key code was delivered to."""
-        with session_scope(write=False) as session:
-            if not text:
-                rows = recent_orders(session=session, before_id=before_id, limit=PAGE)
-            else:
-                rows = find_orders(session=session, text=text, before_id=before_id, limit=PAGE)
-                if not rows and before_id is None:
-                    by_key = order_for_key_code(session=session, code=text)
-                    rows = [by_key] if by_key else []
+        """One page of orders: the newest when ``text`` is empty, else those matching it
+        (:func:`core.services.console_reads.orders.search_orders`)."""
+        try:
+            with session_scope(write=False) as session:
+                if not text:
+                    rows = recent_orders(session=session, before_id=before_id, limit=PAGE)
+                else:
+                    rows = search_orders(
+                        session=session, text=text, before_id=before_id, limit=PAGE
+                    )
+        except DomainError as exc:
+            self.app.call_from_thread(
+                self.notify, exc.message, title="Search: refused", severity="error"
+            )
+            return
         self.post_message(OrdersLoaded(rows, query=text if before_id is None else "\0more"))
 
     @on(OrdersLoaded)

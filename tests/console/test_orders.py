@@ -197,3 +197,48 @@ def test_a_search_with_no_match_clears_the_order_and_its_key_actions(session, co
     run(console_app, scenario)
     assert audit(session, "key.operator_reveal") == []
     assert any("No key selected" in msg for _, msg in console_app.notes)
+
+
+def test_search_matches_parts_names_keys_and_filters(session, console_app):
+    """Issue #17 defect 10: partial number, e-mail and customer name; a key by the end
+    its mask shows; filters by status, product, provider and date; an unknown filter
+    is refused, not ignored."""
+    from core.models import Customer, ProviderPurchase
+
+    alice = Customer(email="alice.w@example.org", display_name="Alice Walker")
+    session.add(alice)
+    session.commit()
+    _, order, key = delivered_order(session, email="alice.w@example.org")
+    order.customer_id = alice.id
+    order.number = "VG09AB12CD34"
+    session.add(order)
+    other = make_order(session, [(make_product(session, title="Other Game", slug="other-game"), 1)])
+    [line] = order_lines(session, other)
+    session.add(
+        ProviderPurchase(
+            order_line_id=line.id, provider="kinguin", reference="r-1", quantity=1, status="failed"
+        )
+    )
+    session.commit()
+    masked_end = str(key.id)[-4:]
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        for text in ("vg09", "alice", "walker", "example.org", f"…{masked_end}"):
+            await search(pilot, text)
+            assert result_numbers(pilot) == [order.number], text
+        await search(pilot, "status:fulfilled")
+        assert result_numbers(pilot) == [order.number]
+        await search(pilot, "status:paid provider:kinguin")
+        assert result_numbers(pilot) == [other.number]
+        await search(pilot, "product:space")
+        assert result_numbers(pilot) == [order.number]
+        await search(pilot, "since:2000-01-01 until:2000-01-02")
+        assert result_numbers(pilot) == []
+        await search(pilot, "colour:red")
+        assert result_numbers(pilot) == []
+
+    run(console_app, scenario)
+    assert any(
+        sev == "error" and "unknown filter 'colour'" in msg for sev, msg in console_app.notes
+    )
