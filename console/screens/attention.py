@@ -318,12 +318,15 @@ class AttentionScreen(ConsoleScreen):
             if reason is not None:
                 self.run_operator_action("Cancel", lambda: self._cancel(order, reason.text))
 
+        body = "Keys never revealed return to stock. Cancelling does not move money."
+        if order.paid_at is not None:
+            body = (
+                f"MONEY WAS TAKEN: {money(order.total_minor, order.currency)} paid "
+                f"{when(order.paid_at)}. Cancelling does not refund it; refund with f "
+                "(cancel or refund, not both). Keys never revealed return to stock."
+            )
         self.app.push_screen(
-            ReasonScreen(
-                f"Cancel {order.number}?",
-                "Keys never revealed return to stock. Cancelling does not move money.",
-                confirm_label="Cancel order",
-            ),
+            ReasonScreen(f"Cancel {order.number}?", body, confirm_label="Cancel order"),
             given,
         )
 

@@ -66,7 +66,7 @@ STOCK_COLUMNS = [
     ("Avail", 7),
     ("Resv", 6),
     ("Deliv", 7),
-    ("Low at", 6),
+    ("Low at", 9),
 ]
 IMPORT_COLUMNS = [
     ("#", 5),
@@ -175,7 +175,7 @@ class InventoryScreen(ConsoleScreen):
                 Text(str(row.available), style=style, justify="right"),
                 Text(str(row.reserved), justify="right"),
                 Text(str(row.delivered), justify="right"),
-                Text(str(row.threshold), justify="right"),
+                Text(f"{row.threshold:,}", justify="right"),
                 key=row.slug,
             )
         last = message.rows[-1] if message.rows else None
@@ -272,8 +272,10 @@ class InventoryScreen(ConsoleScreen):
         self.app.push_screen(
             ValueScreen(
                 f"Low-stock threshold of {product.title}",
-                f"Now {product.threshold}. A whole number; 0 means never low.",
+                f"Now {product.threshold:,}. A whole number from 0 (never low) to "
+                f"{ops.MAX_LOW_STOCK_THRESHOLD:,}.",
                 value=str(product.threshold),
+                check=ops.parse_low_stock_threshold,
             ),
             given,
         )
@@ -281,7 +283,7 @@ class InventoryScreen(ConsoleScreen):
     def _set_threshold(self, product: ProductStockRow, value: str) -> str:
         done = ops.set_low_stock_threshold(product_id=product.id, threshold=value, actor=self.actor)
         threshold = done.low_stock_threshold
-        return f"{product.slug}: low-stock threshold {product.threshold} → {threshold}"
+        return f"{product.title}: low-stock threshold {product.threshold:,} → {threshold:,}"
 
     def action_revoke_keys(self) -> None:
         if (product := self._need_product()) is None:

@@ -313,3 +313,23 @@ def test_a_retry_that_fails_again_comes_back_as_an_error(
     assert fresh(session).get(OrderModel, order.id).status == "needs_attention"
     [error] = [msg for sev, msg in app.notes if sev == "error"]
     assert order.number in error and "codeswholesale: out of stock" in error
+
+
+def test_cancelling_a_paid_order_warns_that_money_was_taken(session, console_app):
+    """Issue #17 defect 13."""
+    from core.models import utcnow
+
+    order = attention_order(session, make_product(session), paid_at=utcnow())
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("c")
+        dialog = pilot.app.screen
+        assert isinstance(dialog, ReasonScreen)
+        body = str(dialog.query_one(".dialog-body").render())
+        assert "MONEY WAS TAKEN" in body and "does not refund" in body
+        await pilot.press("escape")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "needs_attention"

@@ -39,6 +39,7 @@ class OrderRow:
     currency: str
     created_at: datetime
     attention_reason: str | None
+    paid_at: datetime | None = None  # money was taken (and not given back by a cancel)
 
 
 def _order_row(order: Order) -> OrderRow:
@@ -51,6 +52,7 @@ def _order_row(order: Order) -> OrderRow:
         currency=order.currency,
         created_at=order.created_at,
         attention_reason=order.attention_reason,
+        paid_at=order.paid_at,
     )
 
 
