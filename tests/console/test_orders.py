@@ -242,3 +242,49 @@ def test_search_matches_parts_names_keys_and_filters(session, console_app):
     assert any(
         sev == "error" and "unknown filter 'colour'" in msg for sev, msg in console_app.notes
     )
+
+
+def test_the_timeline_tells_the_whole_story(session, console_app, queued_jobs):
+    """Issue #17 defect 14: reveals (address and browser), reports, replacements,
+    revokes, e-mails sent and refunds with the operator and their reason."""
+    from core.models import KeyReport
+    from core.services.audit import record_audit
+    from core.services.keys import reveal_key
+    from core.services.notifications import send_order_email
+    from core.services.operator import resolve_key_report
+
+    product, order, key = delivered_order(session)
+    make_keys(session, product, 1)
+    customer = Actor.customer(7, ip="203.0.113.9", user_agent="Firefox/140.0")
+    reveal_key(session=session, key_id=key.id, actor=customer)
+    report = KeyReport(key_id=key.id, order_id=order.id, email=order.email, message="dead")
+    session.add(report)
+    record_audit(
+        session=session,
+        actor=Actor.operator("bob"),
+        action="order.refund",
+        object_type="order",
+        object_id=order.number,
+        data={"reason": "goodwill"},
+    )
+    session.commit()
+    resolve_key_report(
+        report_id=report.id, action="replace", actor=Actor.operator("bob"), note="confirmed"
+    )
+    send_order_email(order_id=order.id, kind="delivered")
+    masked = f"{str(key.id)[:4]}…{str(key.id)[-4:]}"
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        text = str(pilot.app.screen.query_one("#timeline").render())
+        assert f"key {masked} revealed by customer:7 (first time) from 203.0.113.9" in text
+        assert "Firefox/140.0" in text
+        assert f"#{report.id} key {masked} reported faulty: dead" in text
+        assert f"#{report.id} replaced by bob" in text
+        assert f"key {masked} marked faulty by operator:bob" in text
+        assert f"replacing {masked}" in text
+        assert "refund asked by operator:bob: goodwill" in text
+        assert "sent: delivered to Buyer@Example.com (by system:mail)" in text
+
+    run(console_app, scenario)

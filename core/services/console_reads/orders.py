@@ -15,8 +15,10 @@ from sqlmodel import Session, col, select
 from core import crypto
 from core.errors import InvalidInput
 from core.models import (
+    AuditEvent,
     Customer,
     Key,
+    KeyReport,
     Order,
     OrderLine,
     OrderStatus,
@@ -266,7 +268,7 @@ class KeyRow:
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     at: datetime
-    kind: str  # "event", "purchase", "payment"
+    kind: str  # "event", "purchase", "payment", "key", "report", "e-mail", "refund"
     text: str
 
 
@@ -280,9 +282,61 @@ class Timeline:
     keys: list[KeyRow] = field(default_factory=list)
 
 
+_KEY_ACTIONS = {
+    "key.reveal": "revealed",
+    "key.operator_reveal": "shown to an operator",
+    "key.revoke": "revoked",
+    "key.faulty": "marked faulty",
+    "key.assign": "assigned",
+}
+_ORDER_ACTIONS = {"order.refund": "refund"}
+
+
+def _audit_entries(session: Session, number: str, key_ids: list[uuid.UUID]) -> list[TimelineEntry]:
+    """The audit trail of the order and its keys, as timeline entries."""
+    keys = [str(k) for k in key_ids]
+    where = (
+        (col(AuditEvent.object_type) == "order")
+        & (col(AuditEvent.object_id) == number)
+        & (col(AuditEvent.action).in_(list(_ORDER_ACTIONS)))
+    )
+    if keys:
+        where = where | (
+            (col(AuditEvent.object_type) == "key")
+            & col(AuditEvent.object_id).in_(keys)
+            & col(AuditEvent.action).in_(list(_KEY_ACTIONS))
+        )
+    entries = []
+    for e in session.exec(select(AuditEvent).where(where).order_by(col(AuditEvent.id))):
+        who = f"{e.actor_type}:{e.actor_id}"
+        data = e.data or {}
+        if e.action in _KEY_ACTIONS:
+            text = f"key {mask_key_id(uuid.UUID(e.object_id))} {_KEY_ACTIONS[e.action]} by {who}"
+            if e.action == "key.reveal":
+                text += " (first time)" if data.get("first") else " (again)"
+                text += f" from {e.ip or 'unknown address'}"
+                if e.user_agent:
+                    text += f", {e.user_agent[:60]}"
+            if data.get("reason"):
+                text += f": {data['reason']}"
+            if data.get("replaces"):
+                text += f", replacing {mask_key_id(uuid.UUID(str(data['replaces'])))}"
+            entries.append(TimelineEntry(e.created_at, "key", text))
+        else:
+            entries.append(
+                TimelineEntry(
+                    e.created_at, "refund", f"refund asked by {who}: {data.get('reason', '')}"
+                )
+            )
+    return entries
+
+
 def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
     """An order's full story, oldest first: status changes, payment, provider purchases,
-    and its keys (masked: ids only, never codes)."""
+    what happened to its keys (reveals with the address and browser, operator reveals,
+    revokes, faulty marks, assignments), faulty-key reports and how they were closed,
+    e-mails sent, refunds asked with the operator and their reason; and its keys
+    (masked: ids only, never codes)."""
     order = session.get(Order, order_id)
     if order is None:
         return None
@@ -301,6 +355,18 @@ def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
             )
         )
     for ev in order_events(session=session, order_id=order_id):
+        if (ev.reason or "").startswith("e-mail sent"):  # core.services.notifications
+            to = (ev.data or {}).get("to")
+            entries.append(
+                TimelineEntry(
+                    ev.created_at,
+                    "e-mail",
+                    f"{ev.reason.removeprefix('e-mail ')}"
+                    + (f" to {to}" if to else "")
+                    + f" (by {ev.actor})",
+                )
+            )
+            continue
         reason = f": {ev.reason}" if ev.reason else ""
         entries.append(
             TimelineEntry(
@@ -344,6 +410,26 @@ def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
                     delivered_at=k.delivered_at,
                     revealed_at=k.revealed_at,
                     from_provider=k.provider_purchase_id is not None,
+                )
+            )
+    entries.extend(_audit_entries(session, order.number, [k.id for k in keys]))
+    for report in session.exec(
+        select(KeyReport).where(KeyReport.order_id == order_id).order_by(col(KeyReport.id))
+    ):
+        entries.append(
+            TimelineEntry(
+                report.created_at,
+                "report",
+                f"#{report.id} key {mask_key_id(report.key_id)} reported faulty: "
+                f"{report.message or '(no message)'}",
+            )
+        )
+        if report.resolved_at is not None:
+            entries.append(
+                TimelineEntry(
+                    report.resolved_at,
+                    "report",
+                    f"#{report.id} {report.status} by {report.resolved_by}: {report.resolution}",
                 )
             )
     entries.sort(key=lambda e: e.at)
