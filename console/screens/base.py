@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from textual import on, work
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from console.messages import ActionFailed, ActionSucceeded
 from core.config import Settings
@@ -59,7 +59,10 @@ class ConsoleScreen(Screen[None]):
 
     NAME: ClassVar[str] = ""
     PALETTE: ClassVar[list[tuple[str, str, str]]] = []
-    BINDINGS = [Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh")]
+    BINDINGS = [
+        Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh"),
+        Binding("escape", "leave_input", "Leave field", show=False, id="screen.leave_input"),
+    ]
 
     def __init__(
         self,
@@ -99,6 +102,16 @@ class ConsoleScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_leave_input(self) -> None:
+        """Escape always leaves an input field, so the screen's keys work again: focus
+        goes to the screen's first table."""
+        if isinstance(self.focused, Input):
+            tables = self.query(DataTable)
+            if tables:
+                tables.first().focus()
+            else:
+                self.set_focus(None)
 
     def load(self) -> None:
         """Start the worker that (re)loads this screen's data."""

@@ -259,3 +259,21 @@ def test_acknowledge_marked_alerts_at_once(session, console_app):
     run(console_app, scenario)
     assert len(audit(session, "alert.acknowledge")) == 2
     assert {a.actor_id for a in audit(session, "alert.acknowledge")} == {OPERATOR}
+
+
+def test_escape_leaves_the_filter_field_on_audit_and_webhooks(session, console_app):
+    """Issue #17 defect 9 (part): after Escape, screen keys work again instead of
+    typing into the filter."""
+
+    async def scenario(pilot):
+        for key, field_id in (("5", "#audit-filter"), ("7", "#webhook-source")):
+            await show(pilot, key)
+            await pilot.press("slash")
+            field = pilot.app.screen.query_one(field_id, Input)
+            assert pilot.app.screen.focused is field
+            await pilot.press("escape", "1")
+            await settle(pilot)
+            assert field.value == ""
+            assert pilot.app.screen.id == "dashboard-screen"
+
+    run(console_app, scenario)
