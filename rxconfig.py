@@ -14,7 +14,7 @@ def _shop_origin() -> list[str]:
         from core.config import get_settings
 
         url = get_settings().public_url
-    except Exception:  # a bad setting is reported by keyshop's own start-up
+    except Exception:  # noqa: BLE001 (a bad setting is reported by keyshop's own start-up)
         url = "http://127.0.0.1:3000"
     parts = urlsplit(url)
     return [f"{parts.scheme}://{parts.netloc}"]

@@ -604,9 +604,10 @@ class Stack:
     def enqueue_fulfilment(self, order_ids: Iterable[int]) -> int:
         """``fulfil_order(order_id)`` through the real Redis queue, one task per order."""
         import tasks
+        from core.jobs import Job
 
         n = 0
-        task = tasks.TASKS["fulfil_order"]
+        task = tasks.TASKS[Job.FULFIL_ORDER]
         for oid in order_ids:
             task(oid)
             n += 1

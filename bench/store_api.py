@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def _copy_text(rows: list[tuple[Any, ...]]) -> bytes:
 def load_catalogue(stack: Stack, products: int, seed: int = 7) -> dict[str, int]:
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    today = date.today()
+    today = now.date()
     rows = []
     for i in range(products):
         title = f"{rng.choice(FIRST)} {rng.choice(SECOND)}" + (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -55,7 +56,7 @@ class KeyshopConsole(App[None]):
         self.operator = operator
         self.deps = deps or Dependencies()
         self.sub_title = f"operator {operator}"
-        common = {"settings": settings, "operator": operator, "deps": self.deps}
+        common: dict[str, Any] = {"settings": settings, "operator": operator, "deps": self.deps}
         self.screen_factories: dict[str, Callable[[], ConsoleScreen]] = {
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(reload_every=refresh_seconds, **common),

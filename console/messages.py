@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import rich.repr
 from textual.message import Message
 
 from core.jobs import WorkerPresence
@@ -191,5 +192,5 @@ class KeyRevealed(Message):
         self.key_label = key_label
         self.secret = _Secret(code)
 
-    def __rich_repr__(self):  # type: ignore[no-untyped-def]
+    def __rich_repr__(self) -> rich.repr.Result:
         yield "key_label", self.key_label

@@ -55,7 +55,7 @@ from core.signing import InvalidToken, check_token, make_token
 # Fixed forever: changing it would make every stored blob undecryptable.
 BLOB_NAMESPACE = uuid.UUID("5b1f0c8e-6c0e-4f5e-9a57-6b65797368b0")
 MAGIC = b"KSB1"
-TOKEN_PURPOSE = "blob"
+TOKEN_PURPOSE = "blob"  # noqa: S105 (a signing purpose label, not a secret)
 MAX_BLOB_BYTES = 16 * 1024 * 1024
 MAX_NAME_LENGTH = 512
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")

@@ -8,12 +8,14 @@ keyring given by the environment.
 Every setting is read from the environment (or a ``.env`` file) under the name shown in
 ``keyshop check-config``. A malformed value raises :class:`core.errors.ConfigError`
 naming the setting; the CLI turns it into one line and exit status 2.
+
+Values that need parsing (secrets, the keyring, database URLs) are in
+:mod:`core.config_values` and what ``check-config`` shows in :mod:`core.config_display`;
+both are re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -28,78 +30,33 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from core.config_values import (
+    KEY_BYTES,
+    mask_url,
+    normalise_database_url,
+    parse_keyring,
+    parse_secret_key,
+    reveal,
+)
 from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from core.proxies import TrustedProxies
 
-KEY_BYTES = 32
-
-
-def parse_secret_key(value: str) -> bytes:
-    """A 32-byte secret written as standard or URL-safe base64."""
-    text = value.strip()
-    try:
-        raw = base64.b64decode(
-            text + "=" * (-len(text) % 4),
-            altchars=b"-_" if ("-" in text or "_" in text) else None,
-            validate=True,
-        )
-    except (binascii.Error, ValueError):
-        raise ValueError("is not base64") from None
-    if len(raw) != KEY_BYTES:
-        raise ValueError(f"must be {KEY_BYTES} bytes of base64, got {len(raw)} bytes")
-    return raw
-
-
-def parse_keyring(value: str) -> dict[int, bytes]:
-    """``ID:BASE64[,ID:BASE64...]``; the highest id encrypts, every id decrypts."""
-    entries: dict[int, bytes] = {}
-    for n, part in enumerate(p.strip() for p in value.split(",")):
-        if not part:
-            continue
-        kid_text, sep, secret = part.partition(":")
-        if not sep or not kid_text.strip().isdigit():
-            raise ValueError(f"entry {n + 1} must look like ID:BASE64 with a numeric ID")
-        kid = int(kid_text)
-        if not 1 <= kid <= 32767:
-            raise ValueError(f"entry {n + 1}: key id must be between 1 and 32767")
-        if kid in entries:
-            raise ValueError(f"key id {kid} appears twice")
-        try:
-            entries[kid] = parse_secret_key(secret)
-        except ValueError as exc:
-            raise ValueError(f"entry {kid}: {exc}") from None
-    if not entries:
-        raise ValueError("is empty")
-    return entries
-
-
-def normalise_database_url(value: str) -> str:
-    if value.startswith("postgres://"):  # the spelling Heroku and others hand out
-        value = "postgresql://" + value.removeprefix("postgres://")
-    try:
-        url = make_url(value)
-    except ArgumentError:
-        raise ValueError(
-            "is not a database URL (expected sqlite:///path or postgresql://user@host/db)"
-        ) from None
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return url.render_as_string(hide_password=False)
-    if backend in ("postgresql", "postgres"):
-        driver = url.get_driver_name()
-        if driver not in ("psycopg", "postgresql", "postgres", ""):
-            raise ValueError(
-                f"PostgreSQL driver {driver!r} is not supported; use postgresql+psycopg://"
-            )
-        if not url.database:
-            raise ValueError("names no database")
-        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise ValueError(f"database {backend!r} is not supported (SQLite or PostgreSQL)")
+__all__ = [
+    "KEY_BYTES",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "mask_url",
+    "normalise_database_url",
+    "on_settings_change",
+    "parse_keyring",
+    "parse_secret_key",
+    "reveal",
+    "use_settings",
+]
 
 
 class Settings(BaseSettings):
@@ -163,9 +120,11 @@ class Settings(BaseSettings):
     # (none, the TCP peer is the client), a hop count, or comma-separated networks.
     trusted_proxies: str = Field("", validation_alias="KEYSHOP_TRUSTED_PROXIES")
 
-    # -- observability (core.metrics) --
+    # -- observability (core.metrics, core.tracing) --
     # a bearer token for /api/metrics; unset: only clients on loopback may scrape
     metrics_token: SecretStr | None = Field(None, validation_alias="KEYSHOP_METRICS_TOKEN")
+    # where OpenTelemetry spans go (OTLP over HTTP, e.g. http://collector:4318); unset: off
+    otlp_endpoint: str | None = Field(None, validation_alias="KEYSHOP_OTLP_ENDPOINT")
 
     # -- signing secret for links and tokens (embedded default: generated under var/) --
     secret_key: SecretStr | None = Field(None, validation_alias="KEYSHOP_SECRET_KEY")
@@ -358,6 +317,7 @@ class Settings(BaseSettings):
         "public_url",
         "stripe_api_base",
         "oidc_issuer",
+        "otlp_endpoint",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -531,92 +491,11 @@ class Settings(BaseSettings):
         return self.effective_database_url.startswith("postgresql")
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """(setting, value with secrets masked, where it came from) for check-config: every
-        field of this model, in declaration order, generated from the model itself. A
-        :class:`~pydantic.SecretStr` shows as ``***``; a few settings show what the
-        embedded default does instead (``_DESCRIBE``)."""
-        given = self.model_fields_set
-        rows = []
-        for name, field in type(self).model_fields.items():
-            value = getattr(self, name)
-            special = _DESCRIBE.get(name)
-            if special is not None:
-                shown = special(self)
-            elif isinstance(value, SecretStr):
-                shown = "***"
-            elif value is None:
-                shown = "-"
-            else:
-                shown = str(value)
-            rows.append(
-                (str(field.validation_alias), shown, "environment" if name in given else "default")
-            )
-        return rows
+        """(setting, value with secrets masked, where it came from) for check-config:
+        every field, generated from the model (:mod:`core.config_display`)."""
+        from core.config_display import describe
 
-
-def reveal(value: SecretStr | str | None) -> str | None:
-    """The plain text of a secret setting (None when unset). The one way code reads a
-    secret; ``repr``, ``check-config`` and logs only ever see ``***``."""
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    return value
-
-
-def mask_url(url: str) -> str:
-    """A URL with its password (or its whole user part for Redis and SMTP) masked."""
-    if url.startswith(("redis", "rediss", "smtp")):
-        if "@" not in url:
-            return url
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _keyring_shown(s: Settings) -> str:
-    value = reveal(s.keyring)
-    if not value:
-        return f"(generated file {s.keyring_file})" if s.env == "embedded" else "(missing)"
-    ids = sorted(parse_keyring(value))
-    return f"*** key ids {ids}, active {ids[-1]}"
-
-
-#: Settings whose value is shown differently from plain ``str(value)`` / ``***``: what
-#: the embedded default does when they are unset, or a masked form.
-_DESCRIBE: dict[str, Any] = {
-    "database_url": lambda s: mask_url(s.effective_database_url),
-    "queue_url": lambda s: mask_url(s.effective_queue_url),
-    "keyring": _keyring_shown,
-    "fingerprint_key": lambda s: (
-        "***" if s.fingerprint_key else f"(generated file {s.keyring_file})"
-    ),
-    "codeswholesale_base_url": lambda s: (
-        s.codeswholesale_base_url or f"{s.simulator_url}/codeswholesale (simulator)"
-    ),
-    "codeswholesale_client_id": lambda s: s.codeswholesale_client_id or "(simulator)",
-    "codeswholesale_client_secret": lambda s: (
-        "***" if s.codeswholesale_client_secret else "(simulator)"
-    ),
-    "codeswholesale_client_signature": lambda s: (
-        "***" if s.codeswholesale_client_signature else "(simulator)"
-    ),
-    "kinguin_base_url": lambda s: s.kinguin_base_url or f"{s.simulator_url}/kinguin (simulator)",
-    "kinguin_api_key": lambda s: "***" if s.kinguin_api_key else "(simulator)",
-    "kinguin_webhook_secret": lambda s: "***" if s.kinguin_webhook_secret else "(simulator)",
-    "secret_key": lambda s: "***" if s.secret_key else f"(generated file {s.secret_key_file})",
-    "stripe_secret_key": lambda s: (
-        "***" + (reveal(s.stripe_secret_key) or "")[-4:]
-        if s.stripe_secret_key
-        else "(built-in test payments)"
-    ),
-    "stripe_webhook_secret": lambda s: "***" if s.stripe_webhook_secret else "(local test secret)",
-    "stripe_api_base": lambda s: s.stripe_api_base or "(Stripe's own API)",
-    "smtp_url": lambda s: (
-        mask_url(reveal(s.smtp_url) or "") if s.smtp_url else f"(e-mails written to {s.outbox_dir})"
-    ),
-    "log_format": lambda s: s.effective_log_format,
-    "oidc_issuer": lambda s: s.oidc_issuer or "(no sign-in with an OpenID Connect provider)",
-    "blob_store": lambda s: s.blob_store if s.blob_store == "s3" else f"local ({s.blob_dir})",
-}
+        return describe(self)
 
 
 _ALIASES = {name: (f.validation_alias or name).upper() for name, f in Settings.model_fields.items()}  # type: ignore[union-attr]

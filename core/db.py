@@ -79,12 +79,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    # No pool_pre_ping: it costs a round trip on every transaction (a fifth of a key
-    # claim). Dead pooled connections are found without one instead (see
+    # No pool_pre_ping: it costs a round trip on every transaction (bench/NOTES.md).
+    # Dead pooled connections are found without one instead (see
     # _drop_dead_connections); connections are also recycled every 30 minutes.
     # jit=off for the shop's connections: its queries are short, and PostgreSQL's JIT
-    # compiles any plan its cost estimate calls expensive (about 25 ms each on the store
-    # search, which then runs in a few ms). Appended to options the URL may carry.
+    # compiles any plan its cost estimate calls expensive, which costs the store search
+    # more than it saves (bench/NOTES.md). Appended to options the URL may carry.
     options = parsed.query.get("options", "")
     if not isinstance(options, str):
         options = " ".join(options)
@@ -109,7 +109,7 @@ def _socket_closed(dbapi_conn: Any) -> bool:
         return True
     try:
         fd = dbapi_conn.fileno()
-    except Exception:
+    except Exception:  # noqa: BLE001 (whatever the driver raises, the connection is unusable)
         return True
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)

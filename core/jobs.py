@@ -5,8 +5,9 @@
 session's transaction has committed (never for a rolled-back one), and only ids travel,
 never ORM objects (STYLE.md). ``tasks`` registers the dispatcher at import time.
 
-Without a dispatcher (a plain script, a unit test) jobs are kept in :data:`pending` so
-a caller can see what would have run, or run them with :func:`run_pending`.
+Jobs are named by :class:`Job`, the one list of names core enqueues and ``tasks``
+registers a task for (``tasks.jobs.TASKS``). Without a dispatcher (a plain script, a
+unit test) jobs are kept in :data:`pending` so a caller can see what would have run.
 
 Whether anyone consumes the jobs is the workers' heartbeat (written by the task layer);
 :func:`worker_presence` is the one rule for what its age means, for ``/api/health`` and
@@ -19,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from sqlalchemy import event
@@ -26,12 +28,23 @@ from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
-Dispatcher = Callable[[str, tuple[Any, ...], dict[str, Any]], None]
+
+class Job(StrEnum):
+    """The jobs core asks for; each is a task of the same name in ``tasks.jobs``."""
+
+    PROCESS_WEBHOOK = "process_webhook"  # (webhook_id)
+    FULFIL_ORDER = "fulfil_order"  # (order_id)
+    SEND_ORDER_EMAIL = "send_order_email"  # (order_id, kind, ref="")
+    SEND_ACCOUNT_EMAIL = "send_account_email"  # (kind=, email=, ip=)
+    SYNC_PROVIDER = "sync_provider"  # (provider name)
+    RETURN_FAULTY_KEY = "return_faulty_key"  # (key id as text)
+
+
+Dispatcher = Callable[[Job, tuple[Any, ...], dict[str, Any]], None]
 
 _dispatcher: Dispatcher | None = None
-_handlers: dict[str, Callable[..., Any]] = {}
 _lock = threading.Lock()
-pending: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+pending: list[tuple[Job, tuple[Any, ...], dict[str, Any]]] = []
 
 
 def set_dispatcher(dispatcher: Dispatcher | None) -> None:
@@ -39,13 +52,7 @@ def set_dispatcher(dispatcher: Dispatcher | None) -> None:
     _dispatcher = dispatcher
 
 
-def register_handler(name: str, func: Callable[..., Any]) -> None:
-    """A plain function :func:`run_pending` may call for job ``name`` (used when no queue
-    is plugged in)."""
-    _handlers[name] = func
-
-
-def dispatch(name: str, *args: Any, **kwargs: Any) -> None:
+def dispatch(name: Job, *args: Any, **kwargs: Any) -> None:
     if _dispatcher is not None:
         _dispatcher(name, args, kwargs)
     else:
@@ -53,7 +60,7 @@ def dispatch(name: str, *args: Any, **kwargs: Any) -> None:
             pending.append((name, args, kwargs))
 
 
-def _queue(session: Session) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+def _queue(session: Session) -> list[tuple[Job, tuple[Any, ...], dict[str, Any]]]:
     jobs = session.info.get("keyshop_after_commit")
     if jobs is None:
         jobs = session.info["keyshop_after_commit"] = []
@@ -78,21 +85,9 @@ def _after_rollback(session: Session, previous_transaction: Any) -> None:
         session.info.pop("keyshop_after_commit", None)
 
 
-def enqueue_after_commit(session: Session, name: str, *args: Any, **kwargs: Any) -> None:
+def enqueue_after_commit(session: Session, name: Job, *args: Any, **kwargs: Any) -> None:
     """Run job ``name(*args)`` once this session's transaction commits."""
     _queue(session).append((name, args, kwargs))
-
-
-def run_pending() -> int:
-    """Run the jobs kept while no dispatcher was set (tests, scripts). Returns how many."""
-    count = 0
-    while True:
-        with _lock:
-            if not pending:
-                return count
-            name, args, kwargs = pending.pop(0)
-        _handlers[name](*args, **kwargs)
-        count += 1
 
 
 # -- is anyone consuming? -------------------------------------------------------------

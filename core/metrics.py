@@ -208,7 +208,7 @@ class ShopCollector(Collector):
                     .limit(STOCK_SERIES_MAX)
                 ).all()
                 now = utcnow()
-        except Exception:  # a scrape reports the database down, never fails
+        except Exception:  # noqa: BLE001 (a scrape reports the database down, never fails)
             up.add_metric([], 0)
             yield up
             yield from self._queue()
@@ -255,7 +255,7 @@ class ShopCollector(Collector):
             depth = GaugeMetricFamily("keyshop_queue_depth", "Jobs waiting in the task queue.")
             try:
                 depth.add_metric([], self.queue_depth())
-            except Exception:  # the queue is down: no sample (the heartbeat alert says so)
+            except Exception:  # noqa: BLE001, S110 (the queue is down: no sample; the heartbeat alert says so)
                 pass
             else:
                 yield depth
@@ -266,7 +266,7 @@ class ShopCollector(Collector):
             )
             try:
                 beat.add_metric([], self.worker_heartbeat() or 0.0)
-            except Exception:  # as above
+            except Exception:  # noqa: BLE001, S110 (as above)
                 pass
             else:
                 yield beat

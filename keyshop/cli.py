@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from core import config
 from core.errors import ConfigError, DomainError
+from core.jobs import Job
 from core.providers.registry import uses_simulator
 from keyshop.logs import configure_logging
 
@@ -55,7 +56,7 @@ def handles_errors(func: F) -> F:
 def default_operator() -> str:
     try:
         return getpass.getuser()
-    except Exception:
+    except (OSError, KeyError):  # no login name and no passwd entry (containers)
         return "operator"
 
 
@@ -252,6 +253,9 @@ def worker(workers: int, no_periodic: bool) -> None:
 
     settings = config.get_settings()
     huey = tasks.configure(settings)
+    from core import tracing
+
+    tracing.configure(service="keyshop-worker")  # on only with KEYSHOP_OTLP_ENDPOINT
     consumer = make_consumer(huey, settings, workers=workers, periodic=not no_periodic)
     queue_url = settings.describe()[3][1]
     click.echo(
@@ -438,9 +442,9 @@ def run(host: str, port: int, workers: int, no_simulators: bool, no_worker: bool
 
             tasks.configure(settings)
             for name in settings.providers:
-                tasks.TASKS["sync_provider"](name)
+                tasks.TASKS[Job.SYNC_PROVIDER](name)
         click.echo("building and starting the storefront (the first start takes a minute)...")
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (a comparison)
         if not wait_for_http(
             f"http://{shown}:{port}/api/health", timeout=600, alive=children.all_running
         ):

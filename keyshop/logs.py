@@ -1,6 +1,7 @@
 """Logging for every keyshop process: the plain one-line format in the embedded default,
 one JSON object per line in production (``KEYSHOP_LOG_FORMAT``), for a log pipeline to
-index. Fields given with ``extra=`` (an order number, a webhook id) become JSON keys.
+index. Fields given with ``extra=``, and those of the work at hand (the order number,
+webhook id or purchase id bound by ``core.tracing``), become JSON keys.
 Keys and tokens are never passed to a logger (DESIGN §4 invariant 5)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from core.config import Settings
+from core.tracing import LogContext
 
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 #: Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -39,6 +41,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Set up the root logger for this process from the settings."""
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(LogContext())  # order, webhook_id, purchase_id of the work at hand
     handler.setFormatter(
         JsonFormatter()
         if settings.effective_log_format == "json"

@@ -156,7 +156,7 @@ class Children:
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         """Start ``command`` in a group of its own (from the main thread only: see the
         module docstring)."""
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 (the shop's own commands, no shell)
             command,
             start_new_session=True,
             cwd=self.cwd,

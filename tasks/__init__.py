@@ -1,16 +1,21 @@
 """Background work on Huey. Importing this package registers every task and plugs the
 queue into ``core.jobs``, so work that core enqueues after a commit lands here."""
 
+from typing import Any
+
 from core import jobs as core_jobs
+from core import tracing
+from core.jobs import Job
 from tasks import warmup  # noqa: F401  (registers the consumer's warm-up)
 from tasks.jobs import TASKS, keep_for_this_thread
 from tasks.queue import configure, huey
 
 
-def _dispatch(name: str, args: tuple, kwargs: dict) -> None:
+def _dispatch(name: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if keep_for_this_thread(name, args, kwargs):
         return
-    TASKS[name](*args, **kwargs)
+    # the task continues the trace of the span that queued it (core/tracing.py)
+    TASKS[name](*args, **kwargs, trace_context=tracing.carrier() or None)
 
 
 core_jobs.set_dispatcher(_dispatch)

@@ -108,7 +108,7 @@ class QueueWatch:
         """One heartbeat; True if it was stored."""
         try:
             write_heartbeat(self.huey, periodic=self.periodic)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (a queue that is down is counted, never raised)
             now = self.clock()
             self.last_error = one_line(exc)
             if self._down_since is None:

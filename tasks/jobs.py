@@ -7,16 +7,48 @@ delivery or a consumer killed mid-way never does anything twice.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from huey import crontab
 
+from core import tracing
+from core.jobs import Job
 from core.services import fulfilment, maintenance, notifications, webhooks
 from core.services.fulfilment import FulfilmentRetry
 from tasks.queue import huey
 
 log = logging.getLogger("keyshop.tasks")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+#: Task arguments that become span attributes and log fields (ids, never an e-mail address).
+TRACED_ARGUMENTS = frozenset({"order_id", "webhook_id", "kind", "key_id", "name"})
+
+
+def task(**policy: Any) -> Callable[[Callable[P, R]], Any]:
+    """``huey.task(**policy)`` for a task that continues the trace of whoever queued it:
+    the dispatcher passes ``trace_context`` (W3C headers, core/tracing.py), taken off
+    here before the function runs."""
+
+    def wrap(func: Callable[P, R]) -> Any:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def run(*args: Any, trace_context: dict[str, str] | None = None, **kwargs: Any) -> R:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            fields = {f"keyshop.{k}": v for k, v in bound.items() if k in TRACED_ARGUMENTS}
+            with tracing.attached(trace_context), tracing.span(f"task {func.__name__}", **fields):
+                return func(*args, **kwargs)
+
+        return huey.task(**policy)(run)
+
+    return wrap
 
 
 # While a worker thread processes a webhook, the fulfilment it queues (a payment → the
@@ -25,18 +57,19 @@ log = logging.getLogger("keyshop.tasks")
 _here = threading.local()
 
 
-def keep_for_this_thread(name: str, args: tuple, kwargs: dict) -> bool:
+def keep_for_this_thread(name: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """The dispatcher's hook: True if job ``name`` was kept to run right here."""
     kept = getattr(_here, "follow_ups", None)
-    if kept is None or name != "fulfil_order" or kwargs:
+    if kept is None or name != Job.FULFIL_ORDER or kwargs:
         return False
     kept.append(args)
     return True
 
 
-@huey.task(retries=6, retry_delay=1, retry_backoff=2)
+@task(retries=6, retry_delay=1, retry_backoff=2)
 def process_webhook(webhook_id: int) -> str:
-    _here.follow_ups = kept = []
+    kept: list[tuple[Any, ...]] = []
+    _here.follow_ups = kept
     try:
         outcome = webhooks.process_webhook(webhook_id=webhook_id)
     except BaseException:
@@ -55,12 +88,14 @@ def _fulfil_here(order_id: int) -> None:
     with its own retries (and reconciliation after a crash, as for any task)."""
     try:
         fulfil_order.call_local(order_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (the queued task retries whatever happened)
         log.warning("order %s: %s; queued to try again", order_id, type(exc).__name__)
-        fulfil_order.schedule(args=(order_id,), delay=2)
+        fulfil_order.schedule(
+            args=(order_id,), kwargs={"trace_context": tracing.carrier() or None}, delay=2
+        )
 
 
-@huey.task(retries=10, retry_delay=2, retry_backoff=2)
+@task(retries=10, retry_delay=2, retry_backoff=2)
 def fulfil_order(order_id: int) -> str:
     try:
         result = fulfilment.fulfil_order(order_id=order_id)
@@ -71,7 +106,7 @@ def fulfil_order(order_id: int) -> str:
     return result.outcome
 
 
-@huey.task(retries=4, retry_delay=30, retry_backoff=2)
+@task(retries=4, retry_delay=30, retry_backoff=2)
 def return_faulty_key(key_id: str) -> str:
     import uuid
 
@@ -80,12 +115,12 @@ def return_faulty_key(key_id: str) -> str:
     return give_back(key_id=uuid.UUID(key_id))
 
 
-@huey.task(retries=6, retry_delay=5, retry_backoff=2)
+@task(retries=6, retry_delay=5, retry_backoff=2)
 def send_order_email(order_id: int, kind: str, ref: str = "") -> str:
     return notifications.send_order_email(order_id=order_id, kind=kind, ref=ref)
 
 
-@huey.task(retries=6, retry_delay=5, retry_backoff=2)
+@task(retries=6, retry_delay=5, retry_backoff=2)
 def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
     """Verification, sign-up attempt and password-reset e-mails: queued so that a web
     request does the same work whether or not the address has an account."""
@@ -94,7 +129,7 @@ def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
     return send(kind=kind, email=email, ip=ip)
 
 
-@huey.task(retries=2, retry_delay=30)
+@task(retries=2, retry_delay=30)
 def sync_provider(name: str) -> str:
     from core.services.provider_sync import sync_offers
 
@@ -170,13 +205,14 @@ def balance_alerts() -> str:
     return "; ".join(f"{c.provider}: {c.alert or 'ok'}" for c in checks)
 
 
-TASKS = {
-    "process_webhook": process_webhook,
-    "fulfil_order": fulfil_order,
-    "send_order_email": send_order_email,
-    "send_account_email": send_account_email,
-    "sync_provider": sync_provider,
-    "return_faulty_key": return_faulty_key,
+# core names its jobs (core.jobs.Job); each is the task of the same name
+TASKS: dict[Job, Any] = {
+    Job.PROCESS_WEBHOOK: process_webhook,
+    Job.FULFIL_ORDER: fulfil_order,
+    Job.SEND_ORDER_EMAIL: send_order_email,
+    Job.SEND_ACCOUNT_EMAIL: send_account_email,
+    Job.SYNC_PROVIDER: sync_provider,
+    Job.RETURN_FAULTY_KEY: return_faulty_key,
 }
 
 

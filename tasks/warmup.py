@@ -53,7 +53,7 @@ def warm_up() -> dict[str, str]:
             touched = {name: pool.submit(_touch, client) for name, client in clients.items()}
             report["database"] = database.result()
             report.update({name: future.result() for name, future in touched.items()})
-    except Exception as exc:  # a worker must start whatever happens here
+    except Exception as exc:  # noqa: BLE001 (a worker must start whatever happens here)
         report["error"] = type(exc).__name__
         log.warning("worker warm-up stopped early: %s", type(exc).__name__)
     finally:
@@ -90,7 +90,7 @@ def _touch(client: ProviderClient) -> str:
     and leaves a kept-alive connection in the client's pool."""
     try:
         client.balance()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (reported as "not reachable", never raised)
         return f"not reachable ({getattr(exc, 'code', type(exc).__name__)})"
     return "ready"
 

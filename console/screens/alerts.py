@@ -6,6 +6,8 @@ of closed alerts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -36,7 +38,7 @@ class AlertsScreen(ConsoleScreen):
         ("Show open alerts or the history of closed ones", "history", "toggle"),
     ]
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.rows: dict[str, AlertRow] = {}
         self.marked: set[str] = set()

@@ -13,6 +13,7 @@ under the operator's name; the rules for closing a report live in
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -80,7 +81,7 @@ class AttentionScreen(ConsoleScreen):
         ("Reject the faulty-key report (key is good)", "reject_report", "closes the report"),
     ]
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.rows: dict[str, OrderRow] = {}
         self.reports: dict[str, KeyReportRow] = {}

@@ -5,6 +5,7 @@ revealed which key when."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -40,7 +41,7 @@ class AuditScreen(ConsoleScreen):
     BINDINGS = [Binding("slash", "focus_filter", "Filter", id="audit.filter")]
     PALETTE = [("Search the audit trail", "focus_filter", "action: actor: type: object:")]
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.pager = Pager()
         self.criteria: dict[str, str] = {}

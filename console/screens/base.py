@@ -113,8 +113,10 @@ class ConsoleScreen(Screen[None]):
             else:
                 self.set_focus(None)
 
-    def load(self) -> None:
-        """Start the worker that (re)loads this screen's data."""
+    def load(self) -> object:
+        """Start the worker that (re)loads this screen's data (screens whose ``load`` is
+        a ``@work`` method return its Worker)."""
+        return None
 
     def selected_key(self, table: DataTable) -> str | None:
         """The row key of the table's cursor row (None when the table is empty)."""

@@ -8,6 +8,8 @@ with a timeout)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Grid
@@ -37,7 +39,7 @@ def _revenue(by_currency: dict[str, int]) -> str:
 class DashboardScreen(ConsoleScreen):
     NAME = "dashboard"
 
-    def __init__(self, *, refresh_seconds: float = 10.0, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *, refresh_seconds: float = 10.0, **kw: Any) -> None:
         super().__init__(**kw)
         self.refresh_seconds = refresh_seconds
         self.figures: DashboardFigures | None = None
@@ -85,14 +87,14 @@ class DashboardScreen(ConsoleScreen):
         if self.deps.queue_depth is not None:
             try:
                 depth = self.deps.queue_depth()
-            except Exception as exc:  # the queue is another system: show, never raise
+            except Exception as exc:  # noqa: BLE001 (the queue is another system: show, never raise)
                 self.post_message(QueueDepthRead(None, type(exc).__name__))
             else:
                 self.post_message(QueueDepthRead(depth))
         if self.deps.worker_heartbeat is not None:
             try:
                 beat = self.deps.worker_heartbeat()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (as above)
                 self.post_message(WorkerHeartbeatRead(None, type(exc).__name__))
             else:
                 presence = worker_presence(

@@ -9,6 +9,7 @@ refuses those before writing anything; so do the threshold and revoke services."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -97,7 +98,7 @@ class InventoryScreen(ConsoleScreen):
         ("Show the import history", "toggle_history", "files, counts, rejected lines"),
     ]
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.rows: dict[str, ProductStockRow] = {}
         self.imports: dict[str, ImportRow] = {}

@@ -7,6 +7,7 @@ one of the order's e-mails again."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -81,7 +82,7 @@ class OrdersScreen(ConsoleScreen):
         ("Send one of the order's e-mails again", "resend_email", "choose which"),
     ]
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.results: dict[str, OrderRow] = {}
         self.order_id: int | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -57,7 +58,7 @@ def balance_text(balance: BalanceRow | None) -> Text:
     if balance is None:
         return Text("…", style="dim")
     if balance.error is not None or balance.amount_minor is None:
-        error = balance.error.removeprefix(f"{balance.provider}: ")
+        error = (balance.error or "no amount").removeprefix(f"{balance.provider}: ")
         return Text(short(f"failed: {error}", 30), style="red")
     return Text(money(balance.amount_minor, balance.currency or "?"), justify="right")
 
@@ -76,7 +77,7 @@ class ProvidersScreen(ConsoleScreen):
         ("Check the providers' balances", "balances", "asks each provider now"),
     ]
 
-    def __init__(self, *, refresh_seconds: float = 10.0, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *, refresh_seconds: float = 10.0, **kw: Any) -> None:
         super().__init__(**kw)
         self.refresh_seconds = refresh_seconds
         self.rows: dict[str, ProviderStatusRow] = {}

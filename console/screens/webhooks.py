@@ -4,6 +4,7 @@ outcome; replaying one is confirmed and queued for processing again."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -37,7 +38,7 @@ class WebhooksScreen(ConsoleScreen):
         ("Filter webhooks by source", "focus_filter", "stripe, kinguin, …"),
     ]
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.outcomes: dict[str, str] = {}
         self.rows: dict[str, WebhookRow] = {}

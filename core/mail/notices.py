@@ -37,7 +37,7 @@ _HTML = Environment(
 )
 _TEXT = Environment(
     loader=_LOADER,
-    autoescape=False,  # the plain-text part: nothing in it is read as markup
+    autoescape=False,  # noqa: S701 (the plain-text part: nothing in it is read as markup)
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,

@@ -28,6 +28,8 @@ Decisions where the public sources are silent or disagree:
   and matches ``clientOrderId``. It is :class:`Absent` only when every window answered
   a readable list and every listed order carries a ``clientOrderId``; anything else is
   :class:`Unclear`.
+- Postbacks (CodesWholesale's webhooks) are read in
+  :mod:`core.providers.codeswholesale_postbacks`.
 - ``updated_since`` is ignored on v2 (the price list has no such filter); the whole
   list is read, following a ``continuationToken`` when the server pages (v3 style).
 """
@@ -36,16 +38,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import mimetypes
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -72,9 +69,11 @@ from core.providers.base import (
 )
 from core.providers.http import (
     decimal_json,
+    is_number,
     json_body,
     make_http_client,
     parse_date,
+    parse_int,
     safe_text,
     send,
 )
@@ -86,7 +85,6 @@ HISTORY_WINDOW_DAYS = 30
 CODE_BALANCE_TOO_LOW = 10002
 CODE_PRODUCT_NOT_FOUND = 20001
 CODE_QUANTITY_TOO_LOW = 40002
-CODE_CODE_NOT_FOUND = 50002
 
 _TEXT = {"CODE_TEXT", "TEXT CODE", "TEXT", "CODE"}
 _IMAGE = {"CODE_IMAGE", "IMAGE CODE", "IMAGE"}
@@ -358,7 +356,7 @@ class CodesWholesaleClient:
     ) -> ProviderError:
         status = response.status_code
         info = body if isinstance(body, dict) else {}
-        code = _int(info.get("code"))
+        code = parse_int(info.get("code"))
         message = safe_text(
             info.get("message")
             or info.get("error_description")
@@ -406,9 +404,9 @@ class CodesWholesaleClient:
             name=str(item.get("name") or product_id),
             cost_minor=_default_price_minor(item.get("prices")),
             currency=CURRENCY,
-            stock=max(0, _int(item.get("quantity")) or 0),
+            stock=max(0, parse_int(item.get("quantity")) or 0),
             is_preorder=bool(item.get("isPreorder"))
-            or (release is not None and release > date.today()),
+            or (release is not None and release > datetime.now(UTC).date()),
             release_date=release,
             platform=item.get("platform") or None,
             region=region or None,
@@ -446,7 +444,7 @@ class CodesWholesaleClient:
             state=state,
             keys=keys,
             quantity=count or (requested or 0),
-            total_cost_minor=to_minor(str(total)) if _is_number(total) else None,
+            total_cost_minor=to_minor(str(total)) if is_number(total) else None,
             currency=CURRENCY,
             preorder=preorder,
         )
@@ -499,128 +497,6 @@ class CodesWholesaleClient:
             if href.startswith("/") and not href.startswith("//"):
                 return href
         return None
-
-
-# -- postbacks -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StockChange:
-    product_id: str
-    quantity: int | None
-    prices: list[tuple[str, Decimal]] = field(default_factory=list)  # (priceRangeLabel, price)
-
-    def unit_price(self) -> Decimal | None:
-        """The price of one unit: the tier whose range holds a quantity of 1 (labels are
-        ranges such as ``1-9``, ``10 - 99``, ``100+``; the exact spellings are not
-        confirmed, CWFW stock handler, providers.md Corrections), else the tier with the
-        lowest lower bound. None when no label reads as a range."""
-        tiers = [(r, price) for label, price in self.prices if (r := price_range(label))]
-        for (low, high), price in tiers:
-            if low <= 1 and (high is None or high >= 1):
-                return price
-        return min(tiers, key=lambda t: t[0][0])[1] if tiers else None
-
-
-_RANGE = re.compile(r"^\s*(\d+)\s*(?:(\+)|(?:-|\u2013|to)\s*(\d+)?)?\s*$", re.IGNORECASE)
-
-
-def price_range(label: str) -> tuple[int, int | None] | None:
-    """A postback ``priceRangeLabel`` as ``(from, to)`` (``to`` None: open-ended):
-    ``"1-9"`` → (1, 9), ``"100+"`` → (100, None), ``"10"`` → (10, 10)."""
-    match = _RANGE.match(label or "")
-    if match is None:
-        return None
-    low = int(match.group(1))
-    if match.group(2):
-        return low, None
-    if match.group(3):
-        return low, int(match.group(3))
-    if any(mark in label.lower() for mark in ("-", "\u2013", "to")):
-        return low, None  # "10-": open-ended
-    return low, low
-
-
-@dataclass(frozen=True)
-class StockPostback:
-    products: list[StockChange]
-    type: str = "STOCK"
-
-
-@dataclass(frozen=True)
-class PreorderPostback:
-    """A pre-ordered code was assigned: fetch the order (``order_id``) or the code."""
-
-    order_id: str | None
-    code_id: str | None
-    type: str = "PREORDER"
-
-
-@dataclass(frozen=True)
-class ProductPostback:
-    """``NEW_PRODUCT``, ``PRODUCT_UPDATED``, ``PRODUCT_HIDDEN`` or ``NEW_FULL_PRODUCT``."""
-
-    type: str
-    product_ids: list[str]
-
-
-@dataclass(frozen=True)
-class OtherPostback:
-    type: str
-
-
-Postback = StockPostback | PreorderPostback | ProductPostback | OtherPostback
-
-
-def postback_hash(client_id: str, client_signature: str) -> str:
-    return hashlib.sha256((client_id + client_signature).encode()).hexdigest()
-
-
-def verify_postback(body: Mapping[str, Any], client_id: str, client_signature: str) -> bool:
-    """``authHash == sha256(clientId + clientSignature)`` (hex), compared in constant
-    time. False when anything is missing. The hash is a static value, not a signature
-    over the body: it proves the sender knows our credentials, nothing more."""
-    received = body.get("authHash") if isinstance(body, Mapping) else None
-    if not received or not isinstance(received, str) or not client_id or not client_signature:
-        return False
-    return hmac.compare_digest(
-        received.strip().lower().encode(), postback_hash(client_id, client_signature).encode()
-    )
-
-
-def parse_postback(body: Mapping[str, Any]) -> Postback:
-    kind = str(body.get("type") or "").upper()
-    if kind == "STOCK":
-        changes = []
-        for p in body.get("products") or []:
-            if not isinstance(p, dict) or not p.get("productId"):
-                continue
-            prices = []
-            for pr in p.get("prices") or []:
-                value = _decimal(pr.get("price", pr.get("value")))
-                if value is not None:
-                    prices.append((str(pr.get("priceRangeLabel") or pr.get("from") or ""), value))
-            changes.append(
-                StockChange(
-                    product_id=str(p["productId"]), quantity=_int(p.get("quantity")), prices=prices
-                )
-            )
-        return StockPostback(products=changes)
-    if kind == "PREORDER":
-        order_id = body.get("orderId")
-        code_id = body.get("codeId")
-        return PreorderPostback(
-            order_id=str(order_id) if order_id else None, code_id=str(code_id) if code_id else None
-        )
-    if kind in ("NEW_PRODUCT", "PRODUCT_UPDATED", "PRODUCT_HIDDEN", "NEW_FULL_PRODUCT"):
-        ids = [str(body["productId"])] if body.get("productId") else []
-        ids += [
-            str(p["productId"])
-            for p in body.get("products") or []
-            if isinstance(p, dict) and p.get("productId")
-        ]
-        return ProductPostback(type=kind, product_ids=ids)
-    return OtherPostback(type=kind)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -688,32 +564,10 @@ def _image_type(filename: str, data: bytes) -> str:
 def _default_price_minor(prices: Any) -> int | None:
     if not isinstance(prices, list) or not prices:
         return None
-    tiers = [p for p in prices if isinstance(p, dict) and _is_number(p.get("value"))]
+    tiers = [p for p in prices if isinstance(p, dict) and is_number(p.get("value"))]
     if not tiers:
         return None
-    default = next((p for p in tiers if _int(p.get("from")) == 1), None)
+    default = next((p for p in tiers if parse_int(p.get("from")) == 1), None)
     if default is None:
-        default = min(tiers, key=lambda p: _int(p.get("from")) or 0)
+        default = min(tiers, key=lambda p: parse_int(p.get("from")) or 0)
     return to_minor(default["value"])
-
-
-def _is_number(value: object) -> bool:
-    return _decimal(value) is not None
-
-
-def _decimal(value: object) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def _int(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value))
-    except ValueError:
-        return None

@@ -17,11 +17,12 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
 
-from core import metrics
+from core import metrics, tracing
 from core.providers.base import (
     ProviderOutcomeUnknown,
     ProviderTransientError,
@@ -77,8 +78,43 @@ def send(
     the request started going out is then :class:`ProviderOutcomeUnknown`.
     """
     started = time.perf_counter()
+    operation = metrics.operation_of(method, path)
+    with tracing.span(f"{provider} {operation}", **{"keyshop.provider": provider}) as current:
+        response = _request(client, provider, method, path, started, state_changing, **kwargs)
+        current.set_attribute("http.response.status_code", response.status_code)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    metrics.observe_provider_call(
+        provider, method, path, elapsed_ms / 1000, f"{response.status_code // 100}xx"
+    )
+    log.info(
+        "%s %s %s -> %s in %.0f ms",
+        provider,
+        method,
+        path,
+        response.status_code,
+        elapsed_ms,
+        extra={
+            "provider": provider,
+            "method": method,
+            "path": path,
+            "status": response.status_code,
+            "latency_ms": round(elapsed_ms, 1),
+        },
+    )
+    return response
+
+
+def _request(
+    client: httpx.Client,
+    provider: str,
+    method: str,
+    path: str,
+    started: float,
+    state_changing: bool,
+    **kwargs: Any,
+) -> httpx.Response:
     try:
-        response = client.request(method, path, **kwargs)
+        return client.request(method, path, **kwargs)
     except _BEFORE_SEND as exc:
         _log_failure(provider, method, path, started, type(exc).__name__)
         raise ProviderTransientError(
@@ -104,26 +140,6 @@ def send(
         raise ProviderTransientError(
             provider, f"{method} {path}: connection failed ({type(exc).__name__})"
         ) from None
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    metrics.observe_provider_call(
-        provider, method, path, elapsed_ms / 1000, f"{response.status_code // 100}xx"
-    )
-    log.info(
-        "%s %s %s -> %s in %.0f ms",
-        provider,
-        method,
-        path,
-        response.status_code,
-        elapsed_ms,
-        extra={
-            "provider": provider,
-            "method": method,
-            "path": path,
-            "status": response.status_code,
-            "latency_ms": round(elapsed_ms, 1),
-        },
-    )
-    return response
 
 
 def _log_failure(provider: str, method: str, path: str, started: float, kind: str) -> None:
@@ -187,3 +203,28 @@ def decimal_json(value: object) -> float:
     shortest repr of a two-place amount is exactly that amount (``Decimal('9.99')`` is
     written ``9.99``), and no arithmetic happens on the float."""
     return float(str(value))
+
+
+def parse_decimal(value: object) -> Decimal | None:
+    """A JSON number or numeric string as a ``Decimal`` (never through ``float``); None
+    for anything else, booleans included."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def is_number(value: object) -> bool:
+    return parse_decimal(value) is not None
+
+
+def parse_int(value: object) -> int | None:
+    """A JSON integer or integer string; None for anything else, booleans included."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(str(value))
+    except ValueError:
+        return None

@@ -77,6 +77,7 @@ from core.providers.http import (
     make_http_client,
     parse_date,
     parse_datetime,
+    parse_int,
     safe_text,
     send,
 )
@@ -396,8 +397,8 @@ class KinguinClient:
                 if not tolerate_key_errors:
                     raise
                 state = "pending"
-        quantity = _int(order.get("totalQty")) or sum(
-            _int(p.get("qty")) or 0 for p in order.get("products") or [] if isinstance(p, dict)
+        quantity = parse_int(order.get("totalQty")) or sum(
+            parse_int(p.get("qty")) or 0 for p in order.get("products") or [] if isinstance(p, dict)
         )
         if state == "completed" and quantity and len(keys) < quantity:
             state = "pending"  # completed, yet not every key is out on the keys endpoint
@@ -504,10 +505,10 @@ def parse_webhook(
             raise WebhookPayloadError("product.update without productId")
         offers = data.get("cheapestOfferId") or []
         return ProductUpdateEvent(
-            kinguin_id=_int(data.get("kinguinId")),
+            kinguin_id=parse_int(data.get("kinguinId")),
             product_id=str(data["productId"]),
-            qty=_int(data.get("qty")),
-            text_qty=_int(data.get("textQty")),
+            qty=parse_int(data.get("qty")),
+            text_qty=parse_int(data.get("textQty")),
             cheapest_offer_ids=[str(o) for o in offers]
             if isinstance(offers, list)
             else [str(offers)],
@@ -549,9 +550,9 @@ def stock_for_us(qty: object, text_qty: object, preorder: bool) -> int:
     """The units we can order: ``textQty`` for a regular product (ordered with
     ``keyType: text``), ``qty`` for a pre-order (ordered without it). A product that
     states no ``textQty`` is counted by ``qty`` (a refused order then falls through)."""
-    if preorder or _int(text_qty) is None:
-        return _int(qty) or 0
-    return _int(text_qty) or 0
+    if preorder or parse_int(text_qty) is None:
+        return parse_int(qty) or 0
+    return parse_int(text_qty) or 0
 
 
 def _key(item: Mapping[str, Any]) -> DeliveredKey | None:
@@ -586,13 +587,4 @@ def _minor_or_none(value: object) -> int | None:
     try:
         return to_minor(str(value))
     except ArithmeticError:
-        return None
-
-
-def _int(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(str(value))
-    except ValueError:
         return None

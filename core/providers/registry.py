@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 SIMULATOR_CODESWHOLESALE_CLIENT_ID = "keyshop-simulator-client"
-SIMULATOR_CODESWHOLESALE_CLIENT_SECRET = "keyshop-simulator-secret"
+SIMULATOR_CODESWHOLESALE_CLIENT_SECRET = "keyshop-simulator-secret"  # noqa: S105 (simulator only)
 SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE = "keyshop-simulator-signature"
 SIMULATOR_KINGUIN_API_KEY = "keyshop-simulator-kinguin-api-key"
-SIMULATOR_KINGUIN_WEBHOOK_SECRET = "keyshop-simulator-kinguin-webhook-secret"
+SIMULATOR_KINGUIN_WEBHOOK_SECRET = "keyshop-simulator-kinguin-webhook-secret"  # noqa: S105 (simulator)
 
 SIMULATOR_PATHS = {"codeswholesale": "/codeswholesale", "kinguin": "/kinguin"}
 

@@ -535,13 +535,13 @@ def request_password_reset(*, email: str, ip: str | None = None) -> None:
     does, :func:`send_password_reset`). InvalidInput only for something that is not an
     e-mail address; RateLimited after too many requests for the address or from the
     client address."""
-    from core.jobs import dispatch
+    from core.jobs import Job, dispatch
 
     address = normalise_email(email)
     if ip:
         _rate(RESET_LIMITS["ip"], ip)
     _rate(RESET_LIMITS["email"], address)
-    dispatch("send_account_email", kind="password-reset", email=address, ip=ip)
+    dispatch(Job.SEND_ACCOUNT_EMAIL, kind="password-reset", email=address, ip=ip)
 
 
 def send_password_reset(*, email: str, ip: str | None = None) -> bool:

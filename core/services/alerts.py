@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, not_, update
 from sqlmodel import Session, col, select
 
 from core.errors import NotFound
-from core.models import Alert, utcnow
+from core.models import Alert, AlertKind, utcnow
 from core.services.audit import Actor, record_audit
 
 
@@ -23,7 +23,7 @@ def is_open() -> ColumnElement[bool]:
 
 
 def raise_alert(
-    *, session: Session, kind: str, subject: str, message: str, severity: str = "warning"
+    *, session: Session, kind: AlertKind, subject: str, message: str, severity: str = "warning"
 ) -> Alert:
     """Open an alert unless one is open for the same kind and subject. Runs in the
     caller's transaction (flushes, never commits)."""

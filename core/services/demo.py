@@ -196,7 +196,7 @@ def seed_demo(*, session: Session, keys_per_product: int = 25, rng_seed: int = 2
         if slug in existing:
             already += 1
             continue
-        rng = random.Random(f"{rng_seed}:{slug}")
+        rng = random.Random(f"{rng_seed}:{slug}")  # noqa: S311 (demo data, seeded on purpose)
         if spec.preorder:
             release = today + timedelta(days=rng.randint(21, 240))
             created_at = now - timedelta(hours=rng.randint(1, 24 * 14))

@@ -44,6 +44,7 @@ from core.models import Key, KeyStatus, OrderLine, Product, new_uuid, utcnow
 from core.services import locking
 from core.services.audit import Actor, record_audit
 from core.services.catalogue import note_stock_changed
+from core.services.low_stock import LowStock, is_low_stock, low_stock_products
 
 KS = KeyStatus
 
@@ -55,6 +56,7 @@ __all__ = [
     "assign_key_manually",
     "claim_for_lines",
     "claim_keys",
+    "is_low_stock",
     "low_stock_products",
     "mark_delivered",
     "mark_faulty",
@@ -445,15 +447,6 @@ class StockCount:
         return self.available + self.reserved + self.delivered + self.revoked + self.faulty
 
 
-@dataclass(frozen=True)
-class LowStock:
-    product_id: int
-    slug: str
-    title: str
-    available: int
-    threshold: int
-
-
 def stock_counts(
     *, session: Session, product_ids: Iterable[int] | None = None
 ) -> dict[int, StockCount]:
@@ -474,30 +467,6 @@ def stock_counts(
         if status in StockCount.__dataclass_fields__:
             counts.setdefault(product_id, {})[status] = int(n)
     return {pid: StockCount(**c) for pid, c in counts.items()}
-
-
-def low_stock_products(*, session: Session) -> list[LowStock]:
-    """Active products whose available keys are below their ``low_stock_threshold``
-    (zero stock included), fewest first. One query. Read-only."""
-    keys = locking.KEYS
-    products = Product.__table__  # type: ignore[attr-defined]
-    available = (
-        select(keys.c.product_id, func.count().label("n"))
-        .where(keys.c.status == KS.AVAILABLE.value)
-        .group_by(keys.c.product_id)
-        .subquery()
-    )
-    n = func.coalesce(available.c.n, 0)
-    query = (
-        select(products.c.id, products.c.slug, products.c.title, n, products.c.low_stock_threshold)
-        .select_from(products.outerjoin(available, available.c.product_id == products.c.id))
-        .where(products.c.active.is_(True), n < products.c.low_stock_threshold)
-        .order_by(n, products.c.id)
-    )
-    return [
-        LowStock(product_id=r[0], slug=r[1], title=r[2], available=int(r[3]), threshold=r[4])
-        for r in session.connection().execute(query)
-    ]
 
 
 def add_keys(

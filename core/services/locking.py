@@ -69,7 +69,7 @@ _LINE_MATCHES = (
 #: planner treats ``product_id`` as a constant, sees that the primary key alone gives
 #: ``ORDER BY id``, and — whenever statistics were taken while most keys were still
 #: available — walks the primary key through every key already reserved or delivered
-#: (measured: 40 ms a claim after 9,000 sales, against 0.1 ms). With a range, only
+#: (the figures: bench/NOTES.md). With a range, only
 #: ``ix_keys_available`` yields ``ORDER BY product_id, id`` without a sort, so it is
 #: the plan whatever the statistics say.
 _CANDIDATES = (
@@ -134,9 +134,9 @@ def claim_available(
 
     On PostgreSQL the statement, compiled once, goes straight to the session's own
     psycopg connection — the same connection and transaction — skipping SQLAlchemy's
-    per-execution work, which cost a fifth of the claim rate under eight claimers
-    (``bench/claims.py``). The parameters need no conversion there (integers and an
-    aware UTC datetime). SQLite, a single writer, takes the ordinary path.
+    per-execution work (what it cost: bench/NOTES.md). The parameters need no conversion
+    there (integers and an aware UTC datetime). SQLite, a single writer, takes the
+    ordinary path.
     """
     params = {"b_product": product_id, "b_quantity": quantity, "b_line": line_id, "b_now": now}
     conn = session.connection()

@@ -33,8 +33,10 @@ from core import jobs, metrics
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import ConcurrentUpdate, InvalidTransition
+from core.jobs import Job
 from core.models import (
     Alert,
+    AlertKind,
     Order,
     OrderLine,
     OrderStatus,
@@ -47,7 +49,7 @@ from core.providers.base import ProviderClient, ProviderError
 from core.services import webhooks
 from core.services.alerts import is_open, raise_alert, resolve_alerts
 from core.services.audit import Actor
-from core.services.inventory import low_stock_products
+from core.services.low_stock import low_stock_products
 from core.services.orders import transition_order
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
                     continue
                 raise_alert(
                     session=session,
-                    kind="needs_attention",
+                    kind=AlertKind.NEEDS_ATTENTION,
                     subject=f"order:{order.number}",
                     message=reason,
                 )
@@ -132,7 +134,7 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
         ):
             report.requeued.append(order_id)
         for order_id in report.requeued:
-            jobs.enqueue_after_commit(session, "fulfil_order", order_id)
+            jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, order_id)
     if report.requeued or report.to_attention or report.webhooks:
         log.info(
             "reconcile: requeued %s, needs attention %s, webhooks queued again %s",
@@ -200,7 +202,7 @@ def low_stock_alerts() -> int:
         for item in low:
             raise_alert(
                 session=session,
-                kind="low_stock",
+                kind=AlertKind.LOW_STOCK,
                 subject=f"product:{item.product_id}",
                 message=f"{item.title} ({item.slug}): {item.available} keys left, threshold {item.threshold}",
             )
@@ -247,7 +249,7 @@ def balance_alerts(
             with session_scope() as session:
                 raise_alert(
                     session=session,
-                    kind="provider_down",
+                    kind=AlertKind.PROVIDER_DOWN,
                     subject=f"provider:{name}",
                     message=f"{name} did not answer a balance check: {exc.message}",
                     severity="error",
@@ -279,7 +281,10 @@ def balance_alerts(
         with session_scope() as session:
             if alert:
                 raise_alert(
-                    session=session, kind="low_balance", subject=f"provider:{name}", message=alert
+                    session=session,
+                    kind=AlertKind.LOW_BALANCE,
+                    subject=f"provider:{name}",
+                    message=alert,
                 )
             else:
                 resolve_alerts(

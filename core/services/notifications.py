@@ -15,6 +15,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.orm import Session
 
+from core import tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
@@ -79,6 +80,7 @@ def _marker(kind: str, ref: str) -> str:
     return f"{kind} ({ref})" if ref else kind
 
 
+@tracing.traced("order e-mail", "order_id", "kind")
 def send_order_email(
     *, order_id: int, kind: str, ref: str = "", again_by: Actor | None = None
 ) -> str:

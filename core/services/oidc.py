@@ -45,7 +45,7 @@ from sqlmodel import col, select
 
 from core.config import get_settings, reveal
 from core.db import session_scope
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 from core.models import Customer, CustomerSession
 from core.models.base import utcnow
 from core.services.accounts import (
@@ -173,7 +173,7 @@ def finish_login(
                 code=code,
                 code_verifier=saved["verifier"],
             )
-    except Exception as exc:  # authlib raises its OAuthError, httpx its own
+    except Exception as exc:  # noqa: BLE001 (authlib raises its OAuthError, httpx its own)
         raise OidcRefused(f"the sign-in provider refused the code ({type(exc).__name__})") from None
     claims = _verified_claims(found, str(token.get("id_token") or ""), str(saved["nonce"]))
     if claims.get("email_verified") is not True or not claims.get("email"):
@@ -223,7 +223,7 @@ def sign_in_with_verified_email(
     address = normalise_email(email)
     try:
         display = _check_display_name(name[:120])
-    except Exception:
+    except InvalidInput:
         display = ""
     now = utcnow()
     with session_scope() as session:

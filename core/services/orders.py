@@ -13,7 +13,7 @@ operator — a cancelled order holds no key and no provider unit.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from core import metrics
+from core import metrics, tracing
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
 from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
 from core.services.alerts import resolve_alerts
@@ -149,7 +149,9 @@ def create_order(
     return order
 
 
-def _insert_with_unique_number(session: Session, build: Any, attempts: int = 5) -> Order:
+def _insert_with_unique_number(
+    session: Session, build: Callable[[str], Order], attempts: int = 5
+) -> Order:
     for _ in range(attempts):
         order = build(new_order_number())
         try:
@@ -190,6 +192,7 @@ def transition_order(
     if row is None:
         raise NotFound(f"order {order_id} does not exist", order_id=order_id)
     number, current, paid_at = row
+    tracing.annotate(order=number)
     if expected_from is not None and current != expected_from:
         raise ConcurrentUpdate(f"order {number} is {current}, not {expected_from}", order=number)
     if not can_transition(current, to_status):

@@ -29,7 +29,17 @@ from sqlmodel import Session, col, select
 from core import jobs
 from core.config import get_settings, reveal
 from core.errors import NotFound
-from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, WebhookEvent, row_id
+from core.jobs import Job
+from core.models import (
+    AlertKind,
+    Key,
+    KeyStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    WebhookEvent,
+    row_id,
+)
 from core.services import locking
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
@@ -143,7 +153,7 @@ def mark_paid(
         if order.status == S.CANCELLED:
             raise_alert(
                 session=session,
-                kind="needs_attention",
+                kind=AlertKind.NEEDS_ATTENTION,
                 subject=f"order:{order.number}",
                 message=f"payment {reference} arrived for cancelled order {order.number}; refund it or reopen by hand",
                 severity="error",
@@ -188,10 +198,13 @@ def mark_paid(
             reason=reason,
         )
         raise_alert(
-            session=session, kind="needs_attention", subject=f"order:{order.number}", message=reason
+            session=session,
+            kind=AlertKind.NEEDS_ATTENTION,
+            subject=f"order:{order.number}",
+            message=reason,
         )
         return f"order {order.number} paid with a mismatched amount: needs attention"
-    jobs.enqueue_after_commit(session, "fulfil_order", order.id)
+    jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, order.id)
     return f"order {order.number} paid"
 
 
@@ -239,10 +252,10 @@ def _take_money_back(
         data=counts,
     )
     if to_status == S.REFUNDED:
-        jobs.enqueue_after_commit(session, "send_order_email", order.id, "refunded")
+        jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order.id, "refunded")
     raise_alert(
         session=session,
-        kind="needs_attention",
+        kind=AlertKind.NEEDS_ATTENTION,
         subject=f"order:{order.number}",
         severity="error" if counts["flagged"] else "warning",
         message=(
@@ -287,7 +300,7 @@ def handle_stripe(session: Session, event: WebhookEvent, payload: dict[str, Any]
         if not obj.get("refunded") and (obj.get("amount_refunded") or 0) < (obj.get("amount") or 0):
             raise_alert(
                 session=session,
-                kind="needs_attention",
+                kind=AlertKind.NEEDS_ATTENTION,
                 subject=f"order:{order.number}",
                 message=f"partial refund of {obj.get('amount_refunded')} on order {order.number}; keys left as they are",
             )

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, InvalidKeyState, NotFound
 from core.models import (
+    AlertKind,
     Key,
     KeyReport,
     KeyReportStatus,
@@ -466,7 +467,7 @@ def report_faulty_key(
         session.flush()
         raise_alert(
             session=session,
-            kind="needs_attention",
+            kind=AlertKind.NEEDS_ATTENTION,
             subject=f"key-report:{report.id}",
             message=(
                 f"customer reports a faulty key on order {order.number} "

@@ -25,8 +25,9 @@ from sqlmodel import Session, select
 
 from core import jobs
 from core.config import get_settings
+from core.jobs import Job
 from core.models import OrderLine, ProviderOffer, ProviderPurchase, WebhookEvent
-from core.providers import codeswholesale as cw
+from core.providers import codeswholesale_postbacks as cw
 from core.providers import kinguin as kg
 from core.providers.base import to_minor
 from core.providers.registry import codeswholesale_postback_credentials, kinguin_webhook_secret
@@ -61,7 +62,7 @@ def _fulfil_purchase_order(session: Session, purchase: ProviderPurchase | None, 
         return f"{what}: no purchase of ours"
     line = session.get(OrderLine, purchase.order_line_id)
     assert line is not None
-    jobs.enqueue_after_commit(session, "fulfil_order", line.order_id)
+    jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, line.order_id)
     return f"{what}: fulfilment of order {line.order_id} queued"
 
 

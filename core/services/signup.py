@@ -39,7 +39,7 @@ from sqlmodel import col, select
 from core.config import get_settings
 from core.db import is_postgres, session_scope
 from core.errors import InvalidInput
-from core.jobs import enqueue_after_commit
+from core.jobs import Job, enqueue_after_commit
 from core.mail import get_mailer, sign_up_attempt_notice, verification_notice
 from core.models import Customer
 from core.models.base import utcnow
@@ -122,7 +122,7 @@ def _record_sign_up(
             object_type="customer",
             object_id=row.id,
         )
-        enqueue_after_commit(session, "send_account_email", kind=kind, email=address, ip=ip)
+        enqueue_after_commit(session, Job.SEND_ACCOUNT_EMAIL, kind=kind, email=address, ip=ip)
 
 
 # -- verification -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from core.services.catalogue import (
     products,
     provider_stock_counts,
 )
+from core.services.low_stock import is_low_stock
 from core.services.reservations import offer_choices
 
 # Where a customer redeems a key, per platform. Only pages that exist and accept a code
@@ -297,7 +298,8 @@ def product_detail(*, session: Session, slug: str) -> ProductDetail:
         availability=stock.label,
         can_buy=stock.can_buy,
         max_quantity=min(MAX_QUANTITY_PER_LINE, stock.total),
-        low_stock=0 < stock.stock_available <= product.low_stock_threshold,
+        low_stock=stock.stock_available > 0
+        and is_low_stock(available=stock.stock_available, threshold=product.low_stock_threshold),
         region_locked=warning is not None,
         region_warning=warning,
         activation_instructions=product.activation_instructions,

@@ -42,11 +42,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from core import jobs, metrics
+from core import jobs, metrics, tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, NotFound
-from core.models import WebhookAttempt, WebhookEvent, row_id, utcnow
+from core.jobs import Job
+from core.models import AlertKind, WebhookAttempt, WebhookEvent, row_id, utcnow
 from core.services import locking
 from core.services.alerts import raise_alert, resolve_alerts
 from core.services.audit import Actor, record_audit
@@ -94,6 +95,7 @@ def _insert_ignoring_duplicate(session: Session, values: dict[str, Any]) -> int 
     return session.execute(stmt).scalar_one_or_none()
 
 
+@tracing.traced("webhook receive", "source")
 def receive_webhook(
     *, source: str, headers: Mapping[str, str], body: bytes, remote_addr: str | None = None
 ) -> Receipt:
@@ -128,7 +130,8 @@ def receive_webhook(
             },
         )
         if new_id is not None:
-            jobs.enqueue_after_commit(session, "process_webhook", new_id)
+            tracing.annotate(webhook_id=new_id)
+            jobs.enqueue_after_commit(session, Job.PROCESS_WEBHOOK, new_id)
             metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "accepted").inc)
             return Receipt(status=200, webhook_id=new_id, duplicate=False)
         # Delivered again. If the first copy was never acted on (its hand-over to the
@@ -140,7 +143,7 @@ def receive_webhook(
         ).first()
         metrics.after_commit(session, metrics.WEBHOOKS.labels(source, "duplicate").inc)
         if stored is not None and stored[1] is None:
-            jobs.enqueue_after_commit(session, "process_webhook", stored[0])
+            jobs.enqueue_after_commit(session, Job.PROCESS_WEBHOOK, stored[0])
             log.info(
                 "webhook %s %s delivered again before it was acted on: queued", source, event_id
             )
@@ -172,6 +175,7 @@ def _log_forgery(
         )
 
 
+@tracing.traced("webhook process", "webhook_id")
 def process_webhook(*, webhook_id: int) -> str:
     """Act on a stored webhook once. Safe to call any number of times, concurrently."""
     with session_scope() as session:
@@ -245,7 +249,7 @@ def replay_webhook(*, webhook_id: int, actor: Actor) -> None:
             .values(processed_at=None)
             .execution_options(synchronize_session=False)
         )
-        jobs.enqueue_after_commit(session, "process_webhook", webhook_id)
+        jobs.enqueue_after_commit(session, Job.PROCESS_WEBHOOK, webhook_id)
 
 
 def webhook_attempts(*, session: Session, webhook_id: int) -> list[WebhookAttempt]:
@@ -273,12 +277,12 @@ def requeue_unprocessed(*, session: Session, now: datetime) -> list[int]:
             continue
         event.redeliveries += 1
         session.add(event)
-        jobs.enqueue_after_commit(session, "process_webhook", event.id)
+        jobs.enqueue_after_commit(session, Job.PROCESS_WEBHOOK, event.id)
         queued.append(row_id(event.id))
         if event.redeliveries >= ALERT_AFTER_REDELIVERIES:
             raise_alert(
                 session=session,
-                kind="needs_attention",
+                kind=AlertKind.NEEDS_ATTENTION,
                 subject=f"webhook:{event.id}",
                 severity="error",
                 message=(
@@ -327,12 +331,3 @@ def purge_rejected_webhooks(*, now: datetime | None = None) -> int:
             .execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def recent_webhooks(
-    *, session: Session, source: str | None = None, limit: int = 100
-) -> list[WebhookEvent]:
-    query = select(WebhookEvent)
-    if source:
-        query = query.where(WebhookEvent.source == source)
-    return list(session.exec(query.order_by(col(WebhookEvent.id).desc()).limit(limit)))

@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.providers.codeswholesale import postback_hash
+from core.providers.codeswholesale_postbacks import postback_hash
 from core.providers.registry import (
     SIMULATOR_CODESWHOLESALE_CLIENT_ID,
     SIMULATOR_CODESWHOLESALE_CLIENT_SECRET,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -193,7 +193,7 @@ def shelf(session: Session) -> dict[str, Product]:
             genre="Action",
             price_minor=5999,
             is_preorder=True,
-            release_date=date.today() + timedelta(days=60),
+            release_date=datetime.now(UTC).date() + timedelta(days=60),
             created_at=now - timedelta(days=2),
         ),
         "hidden": make_product(

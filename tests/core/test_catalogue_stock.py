@@ -308,7 +308,7 @@ def test_search_is_one_statement_and_counts_only_for_a_full_page(
 
 
 def test_listed_figures_are_read_fresh_from_the_keys(session: Session) -> None:
-    product = make_product(session, slug="fresh", low_stock_threshold=2)
+    product = make_product(session, slug="fresh", low_stock_threshold=3)
     make_keys(session, product, 3)
     make_keys(session, product, 2, status=KeyStatus.DELIVERED)
     session.add(

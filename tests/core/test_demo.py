@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from xml.etree import ElementTree
 
 import pytest
@@ -74,7 +74,7 @@ def test_preorders_release_in_the_future_and_others_in_the_past(session: Session
     catalogue = products(session)
     preorders = [p for p in catalogue if p.is_preorder]
     assert len(preorders) >= 3
-    today = date.today()
+    today = datetime.now(UTC).date()
     assert all(p.release_date is not None and p.release_date > today for p in preorders)
     assert all(
         p.release_date is not None and p.release_date <= today

@@ -23,8 +23,8 @@ from core.providers.base import (
     ProviderTransientError,
     Unclear,
 )
-from core.providers.codeswholesale import (
-    CodesWholesaleClient,
+from core.providers.codeswholesale import CodesWholesaleClient
+from core.providers.codeswholesale_postbacks import (
     OtherPostback,
     PreorderPostback,
     ProductPostback,
@@ -603,7 +603,7 @@ def test_key_codes_and_secrets_never_in_errors_or_logs(
     ],
 )
 def test_price_range_labels(label: str, expected: object) -> None:
-    from core.providers.codeswholesale import price_range
+    from core.providers.codeswholesale_postbacks import price_range
 
     assert price_range(label) == expected
 
@@ -744,7 +744,7 @@ def test_double_slashes_in_paths_are_tolerated(
             sim.provider_url(P) + f"/v2//orders/{placed.provider_order_id}", headers=auth
         )
         assert one.status_code == 200 and one.json()["clientOrderId"] == "ref-slashes"
-        today = date.today().isoformat()
+        today = datetime.now(UTC).date().isoformat()
         history = http.get(
             sim.provider_url(P) + f"/v2//orders?startFrom={today}&endOn={today}", headers=auth
         )

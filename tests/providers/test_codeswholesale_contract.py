@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from core.providers.base import Found, InsufficientBalance, OutOfStock, ProviderRejected
-from core.providers.codeswholesale import (
-    CodesWholesaleClient,
+from core.providers.codeswholesale import CodesWholesaleClient
+from core.providers.codeswholesale_postbacks import (
     PreorderPostback,
     StockPostback,
     parse_postback,

@@ -78,7 +78,7 @@ MAX_TOKEN: Final = 512
 MAX_ORDER_COOKIES: Final = 20
 
 _ORDER_NUMBER = re.compile(r"^[A-Za-z0-9-]{1,24}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9_.=-]{1,512}$")
+_TOKEN = re.compile(rf"^[A-Za-z0-9_.=-]{{1,{MAX_TOKEN}}}$")
 _HANDOFF = re.compile(r"^/(orders|pay)/([A-Za-z0-9-]{1,24})/?$")
 _NO_REFERRER = re.compile(r"^/(orders|pay)/|^/reset-password|^/api/account/verify|^/api/oidc/")
 _SEAL_AAD: Final = b"keyshop browser secrets v1"
@@ -137,7 +137,7 @@ def browser_secrets(headers: Mapping[str, str]) -> BrowserSecrets:
 
 def secrets_from_cookies(cookies: Mapping[str, str]) -> BrowserSecrets:
     """Pick the shop's secret cookies out of a request's cookies."""
-    orders = {}
+    orders: dict[str, str] = {}
     for name, value in cookies.items():
         number = name[len(ORDER_COOKIE_PREFIX) :]
         if (

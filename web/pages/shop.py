@@ -13,7 +13,7 @@ from web.state.catalogue import ANY, CatalogueState, HomeState, ProductState
 
 def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
     return rx.cond(
-        items.length() > 0,  # type: ignore[attr-defined]
+        items.length() > 0,
         rx.vstack(
             rx.hstack(
                 rx.heading(title, size="5"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -116,7 +117,8 @@ class CatalogueState(ShopState):
         self.min_price = (params.get("min") or "")[:12]
         self.max_price = (params.get("max") or "")[:12]
         self.in_stock_only = params.get("stock") == "1"
-        self.sort = params.get("sort") if params.get("sort") in SORTS else "relevance"
+        sort = params.get("sort") or ""
+        self.sort = sort if sort in SORTS else "relevance"
         page = params.get("page") or "1"
         self.page = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
         if not self.platforms:
@@ -142,22 +144,23 @@ class CatalogueState(ShopState):
         except InvalidInput:
             self.error = "Prices are amounts like 9.99."
             return
-        filters = {
-            "query": self.query or None,
-            "platform": None if self.platform == ANY else self.platform,
-            "region": None if self.region == ANY else self.region,
-            "genre": None if self.genre == ANY else self.genre,
-            "min_price_minor": low,
-            "max_price_minor": high,
-            "in_stock": True if self.in_stock_only else None,
-            "sort": self.sort,
-            "page": self.page,
-            "per_page": PER_PAGE,
-        }
+        search = partial(
+            search_products,
+            query=self.query or None,
+            platform=None if self.platform == ANY else self.platform,
+            region=None if self.region == ANY else self.region,
+            genre=None if self.genre == ANY else self.genre,
+            min_price_minor=low,
+            max_price_minor=high,
+            in_stock=True if self.in_stock_only else None,
+            sort=self.sort,
+            page=self.page,
+            per_page=PER_PAGE,
+        )
 
         def work() -> Any:
             with session_scope(write=False) as session:
-                return search_products(session=session, **filters)
+                return search(session=session)
 
         self.loading = True
         try:

@@ -116,7 +116,7 @@ class OrderState(ShopState):
         self._apply(view)
         self._watch += 1
         if view.status not in SETTLED:
-            return OrderState.watch(self._watch)
+            return OrderState.watch(self._watch)  # type: ignore[misc]  # mypy misreads rx.event(...)
         return None
 
     @rx.event(background=True)

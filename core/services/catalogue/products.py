@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from core.config import get_settings
 from core.errors import DuplicateSlug, InvalidInput, UnknownProduct
 from core.models import PLATFORMS, REGIONS, Key, Product, ProviderOffer, utcnow
 
@@ -56,12 +57,12 @@ def _is_int(value: Any) -> bool:
 def _text_field(name: str, value: Any, *, max_len: int, required: bool) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be text", field=name)
-    value = value.strip()
-    if required and not value:
+    text = value.strip()
+    if required and not text:
         raise InvalidInput(f"{name} must not be empty", field=name)
-    if len(value) > max_len:
+    if len(text) > max_len:
         raise InvalidInput(f"{name} is too long (at most {max_len} characters)", field=name)
-    return value
+    return text
 
 
 def _validated(fields: dict[str, Any]) -> dict[str, Any]:
@@ -180,8 +181,10 @@ def create_product(
     Raises InvalidInput for a malformed field and DuplicateSlug when the slug is taken.
     Optional fields are those of :class:`core.models.Product` (description, publisher,
     list_price_minor, is_preorder, release_date, activation_instructions,
-    low_stock_threshold, featured, active, cover_url).
+    low_stock_threshold, featured, active, cover_url); ``low_stock_threshold`` defaults
+    to ``KEYSHOP_LOW_STOCK_THRESHOLD``.
     """
+    fields.setdefault("low_stock_threshold", get_settings().default_low_stock_threshold)
     values = _validated(
         {
             "slug": slug,
@@ -210,7 +213,9 @@ def get_product(*, session: Session, product_id: int) -> Product:
 
 
 def get_product_by_slug(*, session: Session, slug: str) -> Product:
-    product = session.execute(select(Product).where(products.c.slug == slug)).scalar_one_or_none()
+    product: Product | None = session.execute(
+        select(Product).where(products.c.slug == slug)
+    ).scalar_one_or_none()
     if product is None:
         raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
     return product

@@ -67,6 +67,7 @@ from core.services.catalogue.products import (
     offers,
     products,
 )
+from core.services.low_stock import is_low_stock
 
 SORTS: Final = ("relevance", "price_asc", "price_desc", "newest", "title")
 MAX_PER_PAGE: Final = 100
@@ -136,8 +137,10 @@ class ProductHit:
 
     @property
     def low_stock(self) -> bool:
-        """Own stock is running low (at or under the threshold, but not gone)."""
-        return 0 < self.available <= self.low_stock_threshold
+        """Own stock is running low but not gone (:func:`core.services.low_stock.is_low_stock`)."""
+        return self.available > 0 and is_low_stock(
+            available=self.available, threshold=self.low_stock_threshold
+        )
 
     @property
     def discount_percent(self) -> int:
@@ -199,7 +202,7 @@ def _facet_condition(column: Any, value: str, canonical: dict[str, str]) -> Colu
     known = canonical.get(value.strip().lower())
     if known is not None:
         return cast(ColumnElement[bool], column == known)
-    return cast(ColumnElement[bool], func.lower(column) == value.strip().lower())
+    return func.lower(column) == value.strip().lower()
 
 
 def search_products(

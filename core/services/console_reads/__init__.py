@@ -8,6 +8,6 @@ and searching by code goes through the keyed fingerprint.
 
 Long lists page by keyset (``before_id`` / ``after``: the last row of the page shown),
 never by OFFSET, and nothing here counts the whole keys table: stock is counted for the
-products on one page, and low stock is found by counting each product's available keys
-only up to its threshold (an index range of at most that many entries).
+products on one page, and low stock (``core.services.inventory.low_stock_products``)
+counts each product's available keys only up to its threshold.
 """

@@ -19,8 +19,7 @@ from core.models import (
     utcnow,
 )
 from core.services.alerts import is_open
-from core.services.console_reads.inventory import low_stock
-from core.services.inventory import LowStock
+from core.services.low_stock import LowStock, low_stock_products
 
 # Orders whose money counts as revenue.
 _REVENUE = (OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.NEEDS_ATTENTION)
@@ -98,7 +97,7 @@ def dashboard_figures(
         revenue_last_day=day_rev,
         awaiting_fulfilment=int(by_status.get(OrderStatus.PAID, 0)),
         needs_attention=int(by_status.get(OrderStatus.NEEDS_ATTENTION, 0)),
-        low_stock=low_stock(session=session),
+        low_stock=low_stock_products(session=session),
         open_alerts=int(alerts),
         open_key_reports=int(reports),
         providers=[ProviderHealth(p, problems.get(p)) for p in providers or []],

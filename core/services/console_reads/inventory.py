@@ -1,6 +1,6 @@
 """Console reads for the inventory: products with their key counts, a product's keys
-(masked: ids only, never codes), import history and low stock (bounded: counted only up
-to each threshold, never the whole keys table)."""
+(masked: ids only, never codes) and import history. Low stock is
+:func:`core.services.inventory.low_stock_products`."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, literal_column, or_
-from sqlalchemy import select as sa_select
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from core.models import (
     ImportBatch,
-    Key,
-    KeyStatus,
     Product,
     row_id,
 )
-from core.services.inventory import LowStock, stock_counts
+from core.services.inventory import stock_counts
+from core.services.low_stock import is_low_stock
 
 
 def mask_key_id(key_id: uuid.UUID) -> str:
@@ -41,7 +39,7 @@ class ProductStockRow:
 
     @property
     def low(self) -> bool:
-        return self.active and self.available < self.threshold
+        return self.active and is_low_stock(available=self.available, threshold=self.threshold)
 
 
 def product_stock(
@@ -74,51 +72,6 @@ def product_stock(
             )
         )
     return rows
-
-
-@dataclass(frozen=True, slots=True)
-class StockKeyRow:
-    """A key in stock as the inventory shows it: never its code."""
-
-    id: uuid.UUID
-    masked: str
-    status: str
-    import_batch_id: int | None
-    supplier: str | None
-    created_at: datetime
-
-
-def product_keys(
-    *,
-    session: Session,
-    product_id: int,
-    status: str | None = KeyStatus.AVAILABLE,
-    after_id: uuid.UUID | None = None,
-    limit: int = 100,
-) -> list[StockKeyRow]:
-    """One page of a product's keys (oldest first; ``after_id``: the last key shown)."""
-    query = sa_select(
-        col(Key.id),
-        col(Key.status),
-        col(Key.import_batch_id),
-        col(Key.supplier),
-        col(Key.created_at),
-    ).where(col(Key.product_id) == product_id)
-    if status is not None:
-        query = query.where(col(Key.status) == status)
-    if after_id is not None:
-        query = query.where(col(Key.id) > after_id)
-    return [
-        StockKeyRow(
-            id=kid,
-            masked=mask_key_id(kid),
-            status=st,
-            import_batch_id=batch,
-            supplier=sup,
-            created_at=at,
-        )
-        for kid, st, batch, sup, at in session.execute(query.order_by(col(Key.id)).limit(limit))
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,41 +118,3 @@ def import_history(
         )
         for b in session.exec(query.order_by(col(ImportBatch.id).desc()).limit(limit))
     ]
-
-
-def low_stock(*, session: Session) -> list[LowStock]:
-    """Active products whose available keys are below their threshold, fewest first.
-
-    Same answer as :func:`core.services.inventory.low_stock_products`, but bounded: each
-    product's available keys are counted only up to the highest threshold (a range of
-    the partial index ``ix_keys_available``), so the cost follows the number of products,
-    never the number of keys in stock."""
-    products = Product.__table__  # type: ignore[attr-defined]
-    cap = session.exec(
-        select(func.max(col(Product.low_stock_threshold))).where(col(Product.active))
-    ).one()
-    if not cap:
-        return []
-    keys = Key.__table__  # type: ignore[attr-defined]
-    inner = (
-        select(literal_column("1"))
-        .where(keys.c.product_id == products.c.id, keys.c.status == KeyStatus.AVAILABLE.value)
-        .limit(int(cap))
-        .correlate(products)
-        .subquery()
-    )
-    n = select(func.count()).select_from(inner).scalar_subquery()
-    query = sa_select(
-        products.c.id,
-        products.c.slug,
-        products.c.title,
-        n.label("n"),
-        products.c.low_stock_threshold,
-    ).where(products.c.active.is_(True), products.c.low_stock_threshold > 0)
-    rows = [
-        LowStock(product_id=r[0], slug=r[1], title=r[2], available=int(r[3]), threshold=r[4])
-        for r in session.connection().execute(query)
-        if int(r[3]) < r[4]
-    ]
-    rows.sort(key=lambda s: (s.available, s.product_id))
-    return rows

@@ -12,11 +12,13 @@ from sqlalchemy import bindparam, exists, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from core import jobs
+from core import jobs, tracing
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.errors import InsufficientStock, NotFound
+from core.jobs import Job
 from core.models import (
+    AlertKind,
     KeyStatus,
     Order,
     utcnow,
@@ -44,6 +46,7 @@ from core.services.orders import transition_order
 # -- the use case -------------------------------------------------------------------------
 
 
+@tracing.traced("order fulfil", "order_id", "buy_from")
 def fulfil_order(
     *,
     order_id: int,
@@ -165,13 +168,13 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
             reason=f"{delivered} keys delivered from stock",
             expected_from=S.PAID,
         )
-        jobs.enqueue_after_commit(session, "send_order_email", order_id, "delivered")
+        jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "delivered")
         return FulfilmentResult(order_id=order_id, outcome="fulfilled", from_stock=delivered)
 
 
 def _take_lease(order_id: int, at: datetime) -> bool:
     with session_scope() as session:
-        taken = session.execute(
+        taken: int = session.execute(
             update(Order)
             .where(
                 col(Order.id) == order_id,
@@ -259,7 +262,7 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 reason=f"{total} keys delivered ({result.from_stock} from stock, "
                 f"{result.from_providers} from providers in this run)",
             )
-            jobs.enqueue_after_commit(session, "send_order_email", order_id, "delivered")
+            jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "delivered")
             result.outcome = "fulfilled"
         elif missing == 0 and not result.unsettled_overdue:
             result.outcome = "waiting"
@@ -267,7 +270,7 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
             )
             if order.fulfilment_attempts == 1:
-                jobs.enqueue_after_commit(session, "send_order_email", order_id, "waiting")
+                jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "waiting")
         else:
             reason = (
                 "; ".join(result.unsettled + result.problems)
@@ -283,10 +286,10 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
             )
             raise_alert(
                 session=session,
-                kind="needs_attention",
+                kind=AlertKind.NEEDS_ATTENTION,
                 subject=f"order:{order.number}",
                 message=reason[:4000],
             )
-            jobs.enqueue_after_commit(session, "send_order_email", order_id, "attention")
+            jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "attention")
             result.outcome = "needs_attention"
             result.detail = reason

@@ -17,10 +17,11 @@ from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import crypto
+from core import crypto, tracing
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.models import (
+    AlertKind,
     Key,
     KeyStatus,
     Order,
@@ -256,7 +257,11 @@ def buy_missing(
             purchase_id = _open_purchase(
                 order_number, need.line_id, offer, min(current.missing, cap)
             )
-            outcome = _call_provider(purchase_id, client, retry, result, settings, at)
+            with tracing.span(
+                "provider purchase",
+                **{"keyshop.purchase_id": purchase_id, "keyshop.provider": offer.provider},
+            ):
+                outcome = _call_provider(purchase_id, client, retry, result, settings, at)
             if outcome is not None:
                 result.problems.append(f"line {need.line_id} at {offer.provider}: {outcome}")
             if outcome is not None or _purchase_status(purchase_id) == P.FAILED:
@@ -405,7 +410,7 @@ def _record_failure(
         if isinstance(exc, InsufficientBalance):
             raise_alert(
                 session=session,
-                kind="low_balance",
+                kind=AlertKind.LOW_BALANCE,
                 subject=f"provider:{purchase.provider}",
                 message=f"{purchase.provider} refused a purchase for lack of balance; top it up",
                 severity="error",
@@ -413,7 +418,7 @@ def _record_failure(
         if isinstance(exc, ProviderAuthError):
             raise_alert(
                 session=session,
-                kind="provider_down",
+                kind=AlertKind.PROVIDER_DOWN,
                 subject=f"provider:{purchase.provider}",
                 message=f"{purchase.provider} refused our credentials: {reason}",
                 severity="error",

@@ -66,7 +66,8 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         # exponential backoff with full jitter
-        return random.uniform(0, min(self.max_seconds, self.base_seconds * 2**attempt))
+        cap = min(self.max_seconds, self.base_seconds * 2**attempt)
+        return random.uniform(0, cap)  # noqa: S311 (retry jitter, not a secret)
 
 
 _L = OrderLine.__table__  # type: ignore[attr-defined]

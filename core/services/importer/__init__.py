@@ -306,7 +306,7 @@ class _InlineExecutor(Executor):
         future: Future[T] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (a Future carries whatever the call raised)
             future.set_exception(exc)
         return future
 
@@ -424,5 +424,5 @@ def _finish_failed(engine: Engine, batch_id: int, operator: str, exc: BaseExcept
                     "error": error,
                 },
             )
-    except Exception as mark_exc:
+    except Exception as mark_exc:  # noqa: BLE001 (best effort while reporting another failure)
         log.error("import batch %s: could not mark it failed: %s", batch_id, _describe(mark_exc))

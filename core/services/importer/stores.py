@@ -223,10 +223,8 @@ class _PostgresStore:
     ) -> tuple[int, int]:
         with cur.copy(f"COPY {_PG_STAGE} ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(payload.data)
-        cur.execute(
-            f"INSERT INTO keys ({_PG_COLUMNS}) SELECT {_PG_COLUMNS} FROM {_PG_STAGE} "
-            "ON CONFLICT (fingerprint) DO NOTHING"
-        )
+        insert = f"INSERT INTO keys ({_PG_COLUMNS}) SELECT {_PG_COLUMNS} FROM {_PG_STAGE}"  # noqa: S608 (constants)
+        cur.execute(f"{insert} ON CONFLICT (fingerprint) DO NOTHING")
         inserted = int(cur.rowcount)
         if inserted == len(fingerprints):
             return inserted, 0
@@ -305,7 +303,7 @@ class _SqliteStore:
                 part = fingerprints[start : start + self._CHUNK]
                 marks = ", ".join("?" * len(part))
                 cur.execute(
-                    f"SELECT count(*) FROM keys WHERE import_batch_id = ? AND fingerprint IN ({marks})",
+                    f"SELECT count(*) FROM keys WHERE import_batch_id = ? AND fingerprint IN ({marks})",  # noqa: S608 (only "?" placeholders)
                     (self.batch_id, *part),
                 )
                 total += int(cur.fetchone()[0])

@@ -23,6 +23,7 @@ from core import jobs
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, NotFound
+from core.jobs import Job
 from core.models import (
     Key,
     KeyReport,
@@ -70,7 +71,7 @@ def retry_fulfilment(*, order_id: int, actor: Actor) -> None:
             reason="operator retried fulfilment",
             expected_from=S.NEEDS_ATTENTION,
         )
-        jobs.enqueue_after_commit(session, "fulfil_order", order_id)
+        jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, order_id)
 
 
 def buy_from_provider(
@@ -112,7 +113,7 @@ def _complete_if_whole(session: Session, order: Order, actor: Actor, reason: str
         actor=actor,
         reason=reason,
     )
-    jobs.enqueue_after_commit(session, "send_order_email", order.id, "delivered")
+    jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order.id, "delivered")
     return True
 
 
@@ -213,7 +214,7 @@ def cancel_order(*, order_id: int, actor: Actor, reason: str) -> Order:
             reason=reason,
             data=counts,
         )
-        jobs.enqueue_after_commit(session, "send_order_email", order_id, "cancelled")
+        jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "cancelled")
         return cancelled
 
 
@@ -245,7 +246,9 @@ def _replace_faulty_key(session: Session, key_id: uuid.UUID, actor: Actor, reaso
         object_id=str(replacement.id),
         data={"replaces": str(key_id), "order_line_id": line.id},
     )
-    jobs.enqueue_after_commit(session, "send_order_email", line.order_id, "replaced", _mask(key_id))
+    jobs.enqueue_after_commit(
+        session, Job.SEND_ORDER_EMAIL, line.order_id, "replaced", _mask(key_id)
+    )
     return session.exec(select(Key).where(col(Key.id) == replacement.id)).one()
 
 
@@ -269,7 +272,7 @@ def _revoke_delivered_key(session: Session, key_id: uuid.UUID, actor: Actor, rea
         line = session.get(OrderLine, key.order_line_id)
         assert line is not None
         jobs.enqueue_after_commit(
-            session, "send_order_email", line.order_id, "revoked", _mask(key_id)
+            session, Job.SEND_ORDER_EMAIL, line.order_id, "revoked", _mask(key_id)
         )
     return key
 
@@ -373,7 +376,7 @@ def _resolve_key_report(
         data["replacement_key_id"] = str(new.id)
         if return_eligible(session=session, key_id=report.key_id) is not None:
             # never revealed, bought from Kinguin within 24 h: claimed back after the commit
-            jobs.enqueue_after_commit(session, "return_faulty_key", str(report.key_id))
+            jobs.enqueue_after_commit(session, Job.RETURN_FAULTY_KEY, str(report.key_id))
             data["returned_to_supplier"] = True
     elif action == "revoke":
         _revoke_delivered_key(session, report.key_id, actor, reason)
@@ -383,7 +386,7 @@ def _resolve_key_report(
         report.status = KeyReportStatus.REJECTED
         report.resolution = f"rejected: {note}"
         jobs.enqueue_after_commit(
-            session, "send_order_email", report.order_id, "report_rejected", f"#{report_id}"
+            session, Job.SEND_ORDER_EMAIL, report.order_id, "report_rejected", f"#{report_id}"
         )
     report.resolved_at = utcnow()
     report.resolved_by = actor.id

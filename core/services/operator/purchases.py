@@ -22,6 +22,7 @@ from core import crypto, jobs
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
+from core.jobs import Job
 from core.models import (
     Key,
     Order,
@@ -117,7 +118,7 @@ def _back_to_work(session: Session, order: Order, actor: Actor, reason: str) -> 
     """needs_attention → paid, then fulfilled when nothing is missing, else fulfilment
     queued (after the commit) for the rest. Runs in the caller's transaction."""
     if not _complete_if_whole(session, order, actor, reason):
-        jobs.enqueue_after_commit(session, "fulfil_order", order.id)
+        jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, order.id)
 
 
 def resend_purchase(*, purchase_id: int, actor: Actor) -> FulfilmentResult:

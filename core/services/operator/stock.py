@@ -17,6 +17,7 @@ from core import jobs
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, InvalidKeyState
+from core.jobs import Job
 from core.models import (
     Alert,
     Key,
@@ -172,7 +173,7 @@ def request_provider_sync(*, provider: str, actor: Actor) -> None:
             object_id=provider,
             data={"requested_at": utcnow().isoformat()},
         )
-        jobs.enqueue_after_commit(session, "sync_provider", provider)
+        jobs.enqueue_after_commit(session, Job.SYNC_PROVIDER, provider)
 
 
 # -- alerts ---------------------------------------------------------------------------------
