@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from textual import on, work
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, HelpPanel, Input
 
 from console.messages import ActionFailed, ActionSucceeded
 from core.config import Settings
@@ -62,6 +62,7 @@ class ConsoleScreen(Screen[None]):
     BINDINGS = [
         Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh"),
         Binding("escape", "leave_input", "Leave field", show=False, id="screen.leave_input"),
+        Binding("question_mark,f1", "help", "Keys", show=False, id="screen.help"),
     ]
 
     def __init__(
@@ -102,6 +103,13 @@ class ConsoleScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_help(self) -> None:
+        """``?`` or F1: show (or hide) the keys of this screen beside it."""
+        if self.query(HelpPanel):
+            self.app.action_hide_help_panel()
+        else:
+            self.app.action_show_help_panel()
 
     def action_leave_input(self) -> None:
         """Escape always leaves an input field, so the screen's keys work again: focus
