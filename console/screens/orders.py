@@ -63,6 +63,10 @@ def render_timeline(t: Timeline) -> Text:
     return text
 
 
+RESULT_COLUMNS = [("Order", 14), ("E-mail", 28), ("Status", 15), ("Total", 12), ("Created", 16)]
+KEY_COLUMNS = [("Key", 20), ("Product", 24), ("Status", 9), ("Delivered", 16), ("Revealed", 16)]
+
+
 class OrdersScreen(ConsoleScreen):
     NAME = "orders"
     AUTO_FOCUS = "#order-results"
@@ -108,12 +112,13 @@ class OrdersScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#order-results", DataTable).add_columns(
-            "Order", "E-mail", "Status", "Total", "Created"
-        )
-        self.query_one("#order-keys", DataTable).add_columns(
-            "Key", "Product", "Status", "Delivered", "Revealed"
-        )
+        # Fixed widths: the layout does not depend on when the rows arrive.
+        results = self.query_one("#order-results", DataTable)
+        for label, width in RESULT_COLUMNS:
+            results.add_column(label, width=width)
+        keys = self.query_one("#order-keys", DataTable)
+        for label, width in KEY_COLUMNS:
+            keys.add_column(label, width=width)
         self.query_one("#timeline-box").border_title = "Timeline"
 
     def load(self) -> None:

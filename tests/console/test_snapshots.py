@@ -13,6 +13,7 @@ from core import crypto
 from core.models import Alert, ImportBatch, Key, KeyReport, WebhookEvent
 from tests.console.conftest import fake_clients, settle
 from tests.factories import make_order, make_product, order_lines
+from tests.support.waiting import wait_for
 
 NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
@@ -155,9 +156,16 @@ def test_orders_screen(session, test_settings, queued_jobs, snap_compare, size):
             created_at=datetime(2025, 1, 2, 9, n, tzinfo=UTC),
         )
 
-    assert snap_compare(
-        snapshot_app(test_settings), run_before=open_screen("4"), terminal_size=size
-    )
+    opened = open_screen("4")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        # the newest order's timeline loads when its row is highlighted: wait for it
+        timeline = pilot.app.screen.query_one("#timeline")
+        await wait_for(pilot, lambda: "created (buyer2@example.com)" in str(timeline.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
 
 @SIZES
