@@ -56,9 +56,17 @@ class WebhooksScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#webhooks-table", DataTable).add_columns(
-            "#", "Received", "Source", "Type", "Auth", "Outcome"
-        )
+        table = self.query_one("#webhooks-table", DataTable)
+        # Fixed widths: the layout does not depend on when the rows arrive.
+        for label, width in [
+            ("#", 4),
+            ("Received", 16),
+            ("Source", 9),
+            ("Type", 22),
+            ("Auth", 4),
+            ("Outcome", 30),
+        ]:
+            table.add_column(label, width=width)
         self.query_one("#webhook-body-box").border_title = "Raw body and outcome"
 
     def action_focus_filter(self) -> None:

@@ -213,10 +213,15 @@ def test_webhooks_screen(session, test_settings, queued_jobs, snap_compare, size
             )
         )
     session.commit()
+    opened = open_screen("7")
 
-    assert snap_compare(
-        snapshot_app(test_settings), run_before=open_screen("7"), terminal_size=size
-    )
+    async def run_before(pilot):
+        await opened(pilot)
+        body = pilot.app.screen.query_one("#webhook-body")
+        await wait_for(pilot, lambda: "outcome: rejected" in str(body.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
 
 @SIZES
