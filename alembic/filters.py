@@ -2,7 +2,7 @@
 
 Objects the models cannot describe are created by migrations per dialect and left out of
 the comparison: the catalogue search index (FTS5 table and triggers on SQLite, a GIN
-expression index on PostgreSQL), the listing indexes with DESC and WHERE parts, and the
+expression index on PostgreSQL, and the trigram index of migration 0015), the listing indexes with DESC and WHERE parts, and the
 audit trail's append-only trigger.
 
 On PostgreSQL two foreign keys of ``keys`` (to products and import batches) are checked
@@ -20,6 +20,7 @@ UNMODELLED = {
     "ix_products_listing",
     "ix_products_newest",
     "ix_provider_offers_in_stock",
+    "ix_products_title_trgm",
 }
 
 

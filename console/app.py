@@ -23,11 +23,15 @@ from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
+from console.screens.offers import OffersScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
+from console.screens.pricing import PricingScreen
+from console.screens.products import ProductsScreen
 from console.screens.providers import ProvidersScreen
+from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
-from console.widgets.navbar import SCREENS
+from console.widgets.navbar import ALL_SCREENS
 from core import config
 from core.config import Settings
 from core.models import utcnow
@@ -40,7 +44,7 @@ class KeyshopConsole(App[None]):
     COMMANDS = App.COMMANDS | {OperatorCommands}
     BINDINGS = [
         Binding(key, f"show('{name}')", label, id=f"show.{name}", show=False)
-        for key, name, label in SCREENS
+        for key, name, label in ALL_SCREENS
     ]
 
     def __init__(
@@ -67,6 +71,10 @@ class KeyshopConsole(App[None]):
             "webhooks": lambda: WebhooksScreen(**common),
             "outbox": lambda: OutboxScreen(**common),
             "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
+            "products": lambda: ProductsScreen(**common),
+            "offers": lambda: OffersScreen(**common),
+            "pricing": lambda: PricingScreen(**common),
+            "reports": lambda: ReportsScreen(**common),
         }
 
     def on_mount(self) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from console.widgets.navbar import SCREENS
+from console.widgets.navbar import ALL_SCREENS
 
 if TYPE_CHECKING:
     from console.app import KeyshopConsole
@@ -20,7 +20,7 @@ class OperatorCommands(Provider):
         app: KeyshopConsole = self.app  # type: ignore[assignment]
         commands: list[tuple[str, Callable[[], object], str]] = [
             (f"Show {label}", partial(app.action_show, name), f"key {key}")
-            for key, name, label in SCREENS
+            for key, name, label in ALL_SCREENS
         ]
         screen = self.screen
         for title, action, help_text in getattr(screen, "PALETTE", []):

@@ -154,6 +154,18 @@ class Settings(BaseSettings):
     stripe_tolerance_seconds: int = Field(
         300, ge=1, le=3600, validation_alias="STRIPE_WEBHOOK_TOLERANCE"
     )
+    # -- crypto payments through NOWPayments (core.providers.nowpayments): offered when
+    # the API key is set; in the embedded default against the built-in simulator --
+    nowpayments_api_key: SecretStr | None = Field(None, validation_alias="NOWPAYMENTS_API_KEY")
+    nowpayments_ipn_secret: SecretStr | None = Field(
+        None, validation_alias="NOWPAYMENTS_IPN_SECRET"
+    )
+    nowpayments_base_url: str | None = Field(None, validation_alias="NOWPAYMENTS_BASE_URL")
+    #: The IPN status that marks an order paid: ``finished`` (the money reached the
+    #: shop's wallet) or ``confirmed`` (enough blockchain confirmations, earlier).
+    nowpayments_paid_status: Literal["finished", "confirmed"] = Field(
+        "finished", validation_alias="NOWPAYMENTS_PAID_STATUS"
+    )
     attention_after_minutes: int = Field(
         30, ge=1, le=10080, validation_alias="KEYSHOP_ATTENTION_AFTER_MINUTES"
     )
@@ -215,6 +227,8 @@ class Settings(BaseSettings):
         "kinguin_api_key",
         "kinguin_webhook_secret",
         "oidc_client_secret",
+        "nowpayments_api_key",
+        "nowpayments_ipn_secret",
         "metrics_token",
         mode="before",
     )
@@ -317,6 +331,7 @@ class Settings(BaseSettings):
         "public_url",
         "stripe_api_base",
         "oidc_issuer",
+        "nowpayments_base_url",
         "otlp_endpoint",
     )
     @classmethod
@@ -379,6 +394,21 @@ class Settings(BaseSettings):
             ]
             raise ValueError(f"{missing[0]}: required with the other KEYSHOP_OIDC_ settings")
         return self
+
+    @model_validator(mode="after")
+    def _nowpayments_complete(self) -> Settings:
+        # An API key without the IPN secret would take payments it can never confirm.
+        if bool(self.nowpayments_api_key) != bool(self.nowpayments_ipn_secret):
+            raise ValueError(
+                "NOWPAYMENTS_IPN_SECRET: NOWPAYMENTS_API_KEY and NOWPAYMENTS_IPN_SECRET go together"
+            )
+        return self
+
+    @property
+    def crypto_payments(self) -> bool:
+        """Crypto payments are offered: NOWPayments is configured, or the shop runs its
+        built-in test payments (then against the NOWPayments simulator)."""
+        return bool(self.nowpayments_api_key) or self.test_payments
 
     @property
     def oidc_enabled(self) -> bool:

@@ -52,6 +52,20 @@ _DESCRIBE: dict[str, Any] = {
     ),
     "stripe_webhook_secret": lambda s: "***" if s.stripe_webhook_secret else "(local test secret)",
     "stripe_api_base": lambda s: s.stripe_api_base or "(Stripe's own API)",
+    "nowpayments_api_key": lambda s: (
+        "***" if s.nowpayments_api_key else "(simulator)" if s.test_payments else "(crypto off)"
+    ),
+    "nowpayments_ipn_secret": lambda s: (
+        "***" if s.nowpayments_ipn_secret else "(simulator)" if s.test_payments else "(crypto off)"
+    ),
+    "nowpayments_base_url": lambda s: (
+        s.nowpayments_base_url
+        or (
+            "https://api.nowpayments.io"
+            if s.nowpayments_api_key
+            else f"{s.simulator_url}/nowpayments (simulator)"
+        )
+    ),
     "smtp_url": lambda s: (
         mask_url(reveal(s.smtp_url) or "") if s.smtp_url else f"(e-mails written to {s.outbox_dir})"
     ),

@@ -525,6 +525,17 @@ def keys_new_secret() -> None:
     click.echo(generate_keyring_entry())
 
 
+def _add_commands() -> None:
+    """The command groups kept in modules of their own."""
+    from keyshop import catalogue_cli
+
+    for command in catalogue_cli.COMMANDS:
+        cli.add_command(command)
+
+
+_add_commands()
+
+
 def main() -> None:
     cli(prog_name="keyshop")
 

@@ -129,6 +129,14 @@ def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
     return send(kind=kind, email=email, ip=ip)
 
 
+@task(retries=6, retry_delay=5, retry_backoff=2)
+def send_stock_alert_email(kind: str, alert_id: int) -> str:
+    """A back-in-stock request's confirmation or its one back-in-stock e-mail."""
+    from core.services.stock_alerts import send_stock_alert_email as send
+
+    return send(kind=kind, alert_id=alert_id)
+
+
 @task(retries=2, retry_delay=30)
 def sync_provider(name: str) -> str:
     from core.services.provider_sync import sync_offers
@@ -198,6 +206,14 @@ def refresh_stock_flags() -> str:
     return f"{maintenance.refresh_stock_flags()} stock flags corrected"
 
 
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("keyshop-back-in-stock")
+def back_in_stock() -> str:
+    from core.services.stock_alerts import notify_back_in_stock
+
+    return f"{notify_back_in_stock()} back-in-stock e-mails queued"
+
+
 @huey.periodic_task(crontab(minute="*/15"))
 @huey.lock_task("keyshop-balance-alerts")
 def balance_alerts() -> str:
@@ -211,6 +227,7 @@ TASKS: dict[Job, Any] = {
     Job.FULFIL_ORDER: fulfil_order,
     Job.SEND_ORDER_EMAIL: send_order_email,
     Job.SEND_ACCOUNT_EMAIL: send_account_email,
+    Job.SEND_STOCK_ALERT_EMAIL: send_stock_alert_email,
     Job.SYNC_PROVIDER: sync_provider,
     Job.RETURN_FAULTY_KEY: return_faulty_key,
 }

@@ -8,6 +8,7 @@ import reflex as rx
 import tasks
 from core.config import get_settings
 from web.api.app import create_api
+from web.api.pages import fill_pages
 from web.pages import account, buy, order, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
@@ -20,9 +21,11 @@ from web.state.order import OrderState
 tasks.configure(get_settings())
 
 app = rx.App(
-    api_transformer=create_api(),
+    # the HTTP API, then the page shells filled for crawlers (web/api/pages.py)
+    api_transformer=[create_api(), fill_pages],
     head_components=[
         rx.el.meta(name="description", content="keyshop: game keys delivered in seconds"),
+        rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml"),
         rx.script(order.PORTAL_SCRIPT),
     ],
 )
@@ -42,7 +45,7 @@ app.add_page(
 app.add_page(
     shop.product,
     route="/games/[slug]",
-    title="keyshop",
+    title=ProductState.page_title,
     on_load=[ShopState.load_session, ProductState.load],
 )
 app.add_page(buy.cart, route="/cart", title="Cart · keyshop", on_load=CartState.load)
@@ -76,4 +79,10 @@ app.add_page(
     route="/account",
     title="Your account · keyshop",
     on_load=AccountState.load_account,
+)
+app.add_page(
+    shop.not_found,
+    route="404",
+    title="Page not found · keyshop",
+    on_load=ShopState.load_session,
 )

@@ -6,7 +6,7 @@ Alerts close themselves when their cause is gone (defect 5): ``alerts.resolved_a
 ``alerts.resolution``.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0017
 Create Date: 2026-12-05
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0011"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

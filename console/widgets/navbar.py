@@ -18,6 +18,17 @@ SCREENS: list[tuple[str, str, str]] = [
     ("9", "providers", "Providers"),
 ]
 
+# The catalogue's screens: bound on every screen and offered in the command palette; the
+# bar lists them while one of them is shown (the main bar stays as it was, so the other
+# screens' layout does not move).
+CATALOGUE_SCREENS: list[tuple[str, str, str]] = [
+    ("0", "products", "Products"),
+    ("f2", "offers", "Offers"),
+    ("f3", "pricing", "Pricing"),
+    ("f4", "reports", "Reports"),
+]
+ALL_SCREENS = SCREENS + CATALOGUE_SCREENS
+
 # Shorter labels for a narrow terminal (80 columns), so every screen stays visible.
 SHORT_LABELS = {
     "dashboard": "Dash",
@@ -25,6 +36,7 @@ SHORT_LABELS = {
     "inventory": "Stock",
     "webhooks": "Hooks",
     "providers": "Provs",
+    "products": "Prods",
 }
 
 
@@ -36,10 +48,13 @@ class NavBar(Static):
         self.current = current
 
     def render(self) -> Text:
-        full = sum(len(label) + 4 for _, _, label in SCREENS)
+        shown = SCREENS
+        if any(name == self.current for _, name, _ in CATALOGUE_SCREENS):
+            shown = ALL_SCREENS
+        full = sum(len(key) + len(label) + 3 for key, _, label in shown)
         compact = self.size.width and self.size.width < full
         text = Text(no_wrap=True, overflow="ellipsis")
-        for key, name, label in SCREENS:
+        for key, name, label in shown:
             style = "reverse bold" if name == self.current else ""
             if compact:
                 text.append(key, style="bold")

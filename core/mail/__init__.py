@@ -7,12 +7,14 @@ from core.mail.notices import (
     NEVER_BY_MAIL,
     aftercare_notice,
     attention_notice,
+    back_in_stock_notice,
     compose,
     delivery_notice,
     password_reset_notice,
     preorder_notice,
     render,
     sign_up_attempt_notice,
+    stock_alert_confirm_notice,
     verification_notice,
 )
 from core.mail.transport import (
@@ -43,6 +45,7 @@ __all__ = [
     "SmtpTarget",
     "aftercare_notice",
     "attention_notice",
+    "back_in_stock_notice",
     "check_address",
     "compose",
     "delivery_notice",
@@ -55,5 +58,6 @@ __all__ = [
     "recipients_of",
     "render",
     "sign_up_attempt_notice",
+    "stock_alert_confirm_notice",
     "verification_notice",
 ]

@@ -278,3 +278,41 @@ def sign_up_attempt_notice(
         mail_from=mail_from,
         public_url=check_url(public_url, name="public_url").rstrip("/"),
     )
+
+
+# -- back-in-stock requests (core/services/stock_alerts.py) ------------------------------
+
+
+def _one_click_unsubscribe(message: EmailMessage, url: str) -> EmailMessage:
+    """RFC 8058: mail clients show an "Unsubscribe" button that POSTs to ``url``."""
+    message["List-Unsubscribe"] = f"<{url}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return message
+
+
+def stock_alert_confirm_notice(
+    *, to: str, title: str, link: str, mail_from: str | None = None
+) -> EmailMessage:
+    """Double opt-in: the address confirms it wants the back-in-stock e-mail."""
+    return compose(
+        "stock_alert_confirm.j2",
+        to=to,
+        mail_from=mail_from,
+        title=check_text("title", title),
+        link=check_url(link, name="link"),
+    )
+
+
+def back_in_stock_notice(
+    *, to: str, title: str, product_url: str, unsubscribe_url: str, mail_from: str | None = None
+) -> EmailMessage:
+    """The one e-mail a confirmed request gets, with one-click unsubscribe."""
+    message = compose(
+        "back_in_stock.j2",
+        to=to,
+        mail_from=mail_from,
+        title=check_text("title", title),
+        product_url=check_url(product_url, name="product_url"),
+        unsubscribe_url=check_url(unsubscribe_url, name="unsubscribe_url"),
+    )
+    return _one_click_unsubscribe(message, unsubscribe_url)

@@ -6,7 +6,10 @@ from core.models.catalogue import PLATFORMS, REGIONS, Product, ProviderOffer
 from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import OfferHold, Order, OrderEvent, OrderLine, OrderStatus
+from core.models.payments import CryptoPayment
+from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
+from core.models.stock_alerts import StockAlert
 from core.models.webhooks import WebhookAttempt, WebhookEvent
 
 __all__ = [
@@ -16,6 +19,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AuditEvent",
+    "CryptoPayment",
     "Customer",
     "CustomerSession",
     "ImportBatch",
@@ -29,12 +33,15 @@ __all__ = [
     "OrderEvent",
     "OrderLine",
     "OrderStatus",
+    "PriceChange",
+    "PricingRule",
     "Product",
     "ProviderOffer",
     "ProviderPurchase",
     "PurchaseStatus",
     "RateLimitCounter",
     "RecoveryCode",
+    "StockAlert",
     "UTCDateTime",
     "WebhookAttempt",
     "WebhookEvent",

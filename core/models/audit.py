@@ -43,6 +43,8 @@ class AlertKind(StrEnum):
     LOW_BALANCE = "low_balance"
     PROVIDER_DOWN = "provider_down"
     NEEDS_ATTENTION = "needs_attention"
+    MARGIN = "margin"  # an offer's cost leaves less than the minimum margin on a price
+    CATALOGUE = "catalogue"  # catalogue alerts: core.services.catalogue_alerts
 
 
 class Alert(SQLModel, table=True):

@@ -94,6 +94,9 @@ class Product(SQLModel, table=True):
     in_stock: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
     )
+    # When core.services.pricing last computed this product's price from its rule (None:
+    # never; the price is set by hand). Older than the last provider sync: an alert.
+    priced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ProviderOffer(SQLModel, table=True):
@@ -122,3 +125,9 @@ class ProviderOffer(SQLModel, table=True):
     release_date: date | None = None
     provider_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What the offer said when it was mapped (by hand or by the sync): a later change of
+    # title, platform or region at the provider raises a catalogue alert.
+    mapped_title: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    mapped_platform: str | None = Field(default=None, sa_column=Column(String(80), nullable=True))
+    mapped_region: str | None = Field(default=None, sa_column=Column(String(120), nullable=True))
+    mapped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

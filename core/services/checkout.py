@@ -12,12 +12,12 @@ what will serve it → payment session. A checkout nothing can serve is refused.
   may stay unpaid, the rest held against a provider offer) in the same transaction — a
   cart that stock and partners cannot serve, even because another checkout took the
   last key a moment ago, is refused in the customer's words with nothing written. Then
-  it opens the payment: a Stripe Checkout session when Stripe is configured (the order
-  number as ``client_reference_id`` and in the metadata, which the Stripe webhook uses
-  to find the order), otherwise the built-in test payment page. Stripe is called after
-  the commit, never inside the transaction. All or nothing for the caller: if Stripe
-  refuses, or anything else fails once the order was sent to commit, the order is
-  cancelled (its reservation released) and the error says so.
+  it opens the payment with the method the customer chose
+  (:mod:`core.services.payment_methods`: a Stripe Checkout session or the built-in test
+  payment page for ``card``, a NOWPayments invoice for ``crypto``). The payment provider
+  is called after the commit, never inside the transaction. All or nothing for the
+  caller: if the provider refuses, or anything else fails once the order was sent to
+  commit, the order is cancelled (its reservation released) and the error says so.
 - :func:`pay_test_order` is the test payment page's button: it sends the signed,
   Stripe-format event through the same webhook path as Stripe's
   (:func:`core.services.test_payments.send_test_event`).
@@ -34,21 +34,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import stripe
 from sqlalchemy import select
 from sqlmodel import Session
 
 from core.config import get_settings
 from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
-from core.models import Customer, OrderEvent, OrderStatus, Product, row_id
+from core.models import Customer, OrderStatus, Product, row_id
 from core.services.audit import Actor, record_audit
 from core.services.catalogue import SLUG_RE, products
 from core.services.customers import normalise_email
 from core.services.notifications import order_access_token
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE, LineRequest, create_order
 from core.services.orders import transition_order as _transition
-from core.services.payments import stripe_client
+from core.services.payment_methods import PaymentLine, PaymentRequest, PaymentUnavailable, method
 from core.services.portal import OrderNotFound, open_order, order_page_url
 from core.services.reservations import NothingToServe, reserve_order
 from core.services.storefront import availability
@@ -115,11 +114,6 @@ class CartRejected(InvalidInput):
     def __init__(self, problems: list[str]) -> None:
         super().__init__(" ".join(problems), problems=problems)
         self.problems = problems
-
-
-class PaymentUnavailable(DomainError):
-    code = "payment_unavailable"
-    http_status = 502
 
 
 class CheckoutFailed(DomainError):
@@ -257,6 +251,7 @@ def place_order(
     lines: list[CartLine],
     customer_id: int | None = None,
     ip: str | None = None,
+    payment_method: str = "card",
 ) -> CheckoutResult:
     """Place an order, reserve what will serve it, and open its payment. Owns its
     transactions. All or nothing from the caller's point of view: it returns the order
@@ -267,7 +262,10 @@ def place_order(
     MAX_LINES products, a quantity outside 1..MAX_QUANTITY_PER_LINE, an unknown or
     unbuyable product, mixed currencies, a cart the shop's own keys plus free provider
     units cannot serve (CartRejected, every problem listed), an unknown ``customer_id``
-    (InvalidInput).
+    (InvalidInput), a payment method the shop does not offer (InvalidInput).
+
+    The payment is opened with the method the customer chose
+    (:mod:`core.services.payment_methods`: ``card`` or ``crypto``).
 
     The order, its reservation (``reservations.reserve_order``: own keys claimed for its
     lines, the rest held against a provider offer) and the audit event are one
@@ -278,6 +276,7 @@ def place_order(
     """
     address = normalise_email(email)
     _check_shape(lines)
+    paying = method(payment_method)
     actor = (
         Actor.customer(customer_id, ip=ip)
         if customer_id is not None
@@ -320,12 +319,27 @@ def place_order(
         token = order_access_token(number)
         settings = get_settings()
         order_url = order_page_url(number, token)
-        if settings.test_payments:
-            payment_url = f"{settings.public_url}/pay/{number}?token={token}"
-        else:
-            payment_url = _stripe_checkout(
-                order_id=order_id, number=number, email=address, quote=quote, order_url=order_url
+        payment_url = paying.open_payment(
+            PaymentRequest(
+                order_id=order_id,
+                number=number,
+                email=address,
+                total_minor=total,
+                currency=currency,
+                lines=tuple(
+                    PaymentLine(
+                        title=f"{ln.title} ({ln.platform}, {ln.region})",
+                        quantity=ln.quantity,
+                        unit_price_minor=ln.unit_price_minor,
+                        currency=ln.currency,
+                    )
+                    for ln in quote.lines
+                ),
+                order_url=order_url,
+                pay_page_url=f"{settings.public_url}/pay/{number}?token={token}",
+                cancel_url=f"{settings.public_url}/cart",
             )
+        )
     except DomainError as exc:
         if committing and order_id is not None:
             _call_off(order_id, number, str(exc.data.get("reason") or exc.code))
@@ -346,7 +360,7 @@ def place_order(
         order_url=order_url,
         total_minor=total,
         currency=currency,
-        test_payment=settings.test_payments,
+        test_payment=paying.is_test(settings),
     )
 
 
@@ -373,58 +387,6 @@ def _call_off(order_id: int, number: str, reason: str) -> None:
             "will cancel it and release its reservation",
             number,
         )
-
-
-def _stripe_checkout(
-    *, order_id: int, number: str, email: str, quote: Quote, order_url: str
-) -> str:
-    """Open a Stripe Checkout session for the committed order and return its URL. On a
-    Stripe error PaymentUnavailable is raised (``place_order`` then cancels the order:
-    nobody can pay it)."""
-    settings = get_settings()
-    try:
-        checkout = stripe_client().v1.checkout.sessions.create(
-            params={
-                "mode": "payment",
-                "client_reference_id": number,
-                "metadata": {"order_number": number},
-                "payment_intent_data": {"metadata": {"order_number": number}},
-                "customer_email": email,
-                "line_items": [
-                    {
-                        "quantity": ln.quantity,
-                        "price_data": {
-                            "currency": ln.currency.lower(),
-                            "unit_amount": ln.unit_price_minor,
-                            "product_data": {"name": f"{ln.title} ({ln.platform}, {ln.region})"},
-                        },
-                    }
-                    for ln in quote.lines
-                ],
-                "success_url": order_url,
-                "cancel_url": f"{settings.public_url}/cart",
-            },
-            options={"idempotency_key": f"keyshop-checkout-{number}"},
-        )
-    except stripe.StripeError as exc:
-        log.warning("Stripe refused a checkout session for %s: %s", number, exc.code)
-        raise PaymentUnavailable(
-            "Payments are unavailable right now; nothing was charged. Please try again "
-            "in a few minutes.",
-            reason=f"Stripe refused the checkout session ({exc.code or 'error'})",
-        ) from None
-    with session_scope() as session:
-        session.add(
-            OrderEvent(
-                order_id=order_id,
-                from_status=S.PENDING_PAYMENT,
-                to_status=S.PENDING_PAYMENT,
-                reason="payment page opened",
-                actor=str(CHECKOUT),
-                data={"stripe_checkout_session": checkout.id},
-            )
-        )
-    return str(checkout.url)
 
 
 def pay_test_order(*, number: str, access_token: str) -> None:

@@ -26,8 +26,9 @@ from sqlmodel import col, select
 from core.db import session_scope
 from core.errors import InvalidInput
 from core.models import Customer, CustomerSession, Order
-from core.services.accounts import InvalidCredentials, password_hasher
+from core.services.accounts import InvalidCredentials
 from core.services.audit import Actor, record_audit
+from core.services.passwords import password_hasher
 from core.services.ratelimit import check_rate
 
 DELETE_LIMIT = ("delete-account", 5, 900)

@@ -46,7 +46,8 @@ from core.models import (
 )
 from core.money import format_money
 from core.providers.base import ProviderClient, ProviderError
-from core.services import webhooks
+from core.providers.nowpayments import NowPaymentsError
+from core.services import nowpayments, webhooks
 from core.services.alerts import is_open, raise_alert, resolve_alerts
 from core.services.audit import Actor
 from core.services.low_stock import low_stock_products
@@ -63,6 +64,7 @@ class ReconcileReport:
     requeued: list[int] = field(default_factory=list)
     to_attention: list[int] = field(default_factory=list)
     webhooks: list[int] = field(default_factory=list)  # unprocessed webhooks queued again
+    crypto: list[str] = field(default_factory=list)  # crypto payments looked up at NOWPayments
 
 
 def reconcile(*, now: datetime | None = None) -> ReconcileReport:
@@ -135,6 +137,7 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
             report.requeued.append(order_id)
         for order_id in report.requeued:
             jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, order_id)
+    report.crypto = look_up_crypto_payments(now=now)
     if report.requeued or report.to_attention or report.webhooks:
         log.info(
             "reconcile: requeued %s, needs attention %s, webhooks queued again %s",
@@ -145,12 +148,42 @@ def reconcile(*, now: datetime | None = None) -> ReconcileReport:
     return report
 
 
+def look_up_crypto_payments(*, now: datetime) -> list[str]:
+    """Ask NOWPayments about crypto payments no IPN has moved for a while, and pass each
+    answer through the webhook inbox like an IPN (signed with our IPN secret; the same
+    answer as a later IPN is the same event), so a lost IPN never strands a paid order.
+    Returns the payment ids asked about."""
+    with session_scope() as session:
+        due = nowpayments.payments_to_look_up(session=session, now=now)
+    for payment_id in due:
+        try:
+            signed = nowpayments.signed_lookup(payment_id)
+        except NowPaymentsError as exc:
+            log.warning("could not look up crypto payment %s: %s", payment_id, exc)
+            continue
+        if signed is None:
+            break
+        body, headers = signed
+        try:
+            webhooks.receive_webhook(
+                source=nowpayments.SOURCE, headers=headers, body=body, remote_addr="status-lookup"
+            )
+        except webhooks.WebhookRejected as exc:
+            log.warning("crypto payment %s: NOWPayments' answer refused: %s", payment_id, exc)
+    return due
+
+
 def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
+    """Cancel orders left unpaid for ``KEYSHOP_UNPAID_ORDER_MINUTES`` (their reservation
+    goes back), except one whose payment is stored but not yet acted on, or whose crypto
+    payment is still under way (:func:`nowpayments.orders_with_live_crypto_payments`)."""
     settings = get_settings()
-    cutoff = (now or utcnow()) - timedelta(minutes=settings.unpaid_order_minutes)
+    now = now or utcnow()
+    cutoff = now - timedelta(minutes=settings.unpaid_order_minutes)
     expired = []
     with session_scope() as session:
         waiting_payments = webhooks.unprocessed_payment_subjects(session=session)
+        crypto_under_way = nowpayments.orders_with_live_crypto_payments(session=session, now=now)
         rows = session.exec(
             select(Order.id, Order.number)
             .where(
@@ -161,7 +194,11 @@ def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
             .order_by(col(Order.id))
             .limit(1000)
         ).all()
-        ids = [order_id for order_id, number in rows if number not in waiting_payments]
+        ids = [
+            order_id
+            for order_id, number in rows
+            if number not in waiting_payments and order_id not in crypto_under_way
+        ]
         for order_id in ids:
             assert order_id is not None
             try:

@@ -141,6 +141,7 @@ def mark_paid(
     amount_minor: int | None,
     currency: str | None,
     provider: str = "stripe",
+    problem: str | None = None,
 ) -> str:
     """Record a confirmed payment. Idempotent: an order already past payment is left as it
     is. Queues fulfilment after the commit. Runs in the caller's transaction.
@@ -148,7 +149,9 @@ def mark_paid(
     The payment must prove what was paid: ``amount_minor`` an integer and ``currency`` a
     code, equal to the order's total and currency. Anything else — a missing, null or
     non-numeric amount included — records the payment but sends the order to
-    ``needs_attention`` with the reason, never on to fulfilment."""
+    ``needs_attention`` with the reason, never on to fulfilment. So does a ``problem``
+    the payment method found (a crypto payment that fell short, say)."""
+    actor = Actor.system(provider)
     if order.status != S.PENDING_PAYMENT:
         if order.status == S.CANCELLED:
             raise_alert(
@@ -167,7 +170,7 @@ def mark_paid(
         session=session,
         order_id=row_id(order.id),
         to_status=S.PAID,
-        actor=STRIPE,
+        actor=actor,
         reason=f"payment {reference}",
         expected_from=S.PENDING_PAYMENT,
     )
@@ -189,12 +192,13 @@ def mark_paid(
             f"paid {amount_minor} {str(currency).upper()} but the order totals "
             f"{order.total_minor} {order.currency}; check the payment before delivering"
         )
+    reason = reason or problem
     if reason is not None:
         transition_order(
             session=session,
             order_id=row_id(order.id),
             to_status=S.NEEDS_ATTENTION,
-            actor=STRIPE,
+            actor=actor,
             reason=reason,
         )
         raise_alert(
@@ -203,7 +207,8 @@ def mark_paid(
             subject=f"order:{order.number}",
             message=reason,
         )
-        return f"order {order.number} paid with a mismatched amount: needs attention"
+        what = "a mismatched amount" if problem is None or reason != problem else "a problem"
+        return f"order {order.number} paid with {what}: needs attention"
     jobs.enqueue_after_commit(session, Job.FULFIL_ORDER, order.id)
     return f"order {order.number} paid"
 
@@ -237,17 +242,25 @@ def take_back_keys(*, session: Session, order: Order, actor: Actor, reason: str)
     return counts
 
 
-def _take_money_back(
-    session: Session, order: Order, to_status: str, what: str, reference: str
+def take_money_back(
+    session: Session,
+    order: Order,
+    to_status: str,
+    what: str,
+    reference: str,
+    actor: Actor = STRIPE,
 ) -> str:
+    """The order's money went back (``refunded``) or is contested (``disputed``): keys
+    taken back (:func:`take_back_keys`), the order moved, an operator alerted. Runs in
+    the caller's transaction."""
     if order.status == to_status:
         return f"order {order.number} already {to_status}"
-    counts = take_back_keys(session=session, order=order, actor=STRIPE, reason=what)
+    counts = take_back_keys(session=session, order=order, actor=actor, reason=what)
     transition_order(
         session=session,
         order_id=row_id(order.id),
         to_status=to_status,
-        actor=STRIPE,
+        actor=actor,
         reason=f"{what} {reference}",
         data=counts,
     )
@@ -305,10 +318,10 @@ def handle_stripe(session: Session, event: WebhookEvent, payload: dict[str, Any]
                 message=f"partial refund of {obj.get('amount_refunded')} on order {order.number}; keys left as they are",
             )
             return f"partial refund on {order.number}: alert raised"
-        return _take_money_back(session, order, S.REFUNDED, "refund", str(obj.get("id")))
+        return take_money_back(session, order, S.REFUNDED, "refund", str(obj.get("id")))
     if kind == "charge.dispute.created":
         order = _order_for(
             session, {"payment_intent": obj.get("payment_intent"), "metadata": obj.get("metadata")}
         )
-        return _take_money_back(session, order, S.DISPUTED, "dispute", str(obj.get("id")))
+        return take_money_back(session, order, S.DISPUTED, "dispute", str(obj.get("id")))
     return f"ignored {kind}"

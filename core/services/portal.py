@@ -38,7 +38,7 @@ from core.models import (
     Product,
     row_id,
 )
-from core.services import locking
+from core.services import locking, nowpayments
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
 from core.services.keys import reveal_key
@@ -195,6 +195,9 @@ class OrderView:
     lines: list[LineView]
     delivered: int
     pending: int
+    #: The payment's own state when the order page should show it (a crypto payment
+    #: on its way through the blockchain), else None.
+    payment_note: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -291,6 +294,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
         lines=views,
         delivered=sum(v.delivered for v in views),
         pending=sum(v.pending for v in views),
+        payment_note=nowpayments.payment_note(session=session, order_id=order_id),
     )
 
 

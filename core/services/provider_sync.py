@@ -28,6 +28,8 @@ from core.db import session_scope
 from core.models import AlertKind, Product, ProviderOffer, utcnow
 from core.providers.base import Offer, ProviderClient, ProviderError
 from core.services.alerts import raise_alert
+from core.services.catalogue_alerts import check_catalogue
+from core.services.pricing import reprice_after_sync
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +138,20 @@ def upsert_offer(
         product_id = (products or ProductIndex(session)).match(offer)
         if product_id is not None:
             row.product_id = product_id
+            remember_mapping(row)
             if report:
                 report.mapped += 1
     session.add(row)
     return row
+
+
+def remember_mapping(row: ProviderOffer) -> None:
+    """Keep what the offer says now, as it is mapped: a later change of its title,
+    platform or region at the provider is a catalogue alert."""
+    row.mapped_title = row.title
+    row.mapped_platform = row.platform
+    row.mapped_region = row.region
+    row.mapped_at = utcnow()
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,11 @@ def sync_offers(
     if pending:
         flush()
     log.info("synced %s: %s", client.name, report)
+    changed = reprice_after_sync(provider=client.name)
+    if changed:
+        log.info("repriced %d product(s) after the sync of %s", len(changed), client.name)
+    with session_scope() as session:
+        check_catalogue(session=session)
     return report
 
 

@@ -50,12 +50,11 @@ from core.services.accounts import (
     _check_display_name,
     _rate,
     _start_session,
-    check_password_policy,
-    hash_password,
     send_password_reset,
 )
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
+from core.services.passwords import check_password_policy, hash_password
 from core.signing import InvalidToken, check_token, make_token, secret_key
 
 VERIFY_PURPOSE: Final = "verify-email"

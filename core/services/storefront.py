@@ -305,3 +305,24 @@ def product_detail(*, session: Session, slug: str) -> ProductDetail:
         activation_instructions=product.activation_instructions,
         activation_url=activation_url(product.platform),
     )
+
+
+# -- listings for crawlers --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListedProduct:
+    """One line of the sitemap: an active product's slug and when it last changed."""
+
+    slug: str
+    updated_at: date
+
+
+def listed_products(*, session: Session) -> list[ListedProduct]:
+    """Every product that is for sale (active), in id order, for the sitemap."""
+    rows = session.execute(
+        select(products.c.slug, products.c.updated_at)
+        .where(products.c.active == true())
+        .order_by(products.c.id)
+    ).all()
+    return [ListedProduct(slug=slug, updated_at=updated.date()) for slug, updated in rows]

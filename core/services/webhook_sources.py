@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.services import payments, provider_events
+from core.services import nowpayments, payments, provider_events
 from core.services.webhook_types import Authenticator, Handler
 
 
@@ -19,6 +19,7 @@ class Source:
 
 SOURCES: Mapping[str, Source] = {
     "stripe": Source(payments.authenticate_stripe, payments.handle_stripe),
+    "nowpayments": Source(nowpayments.authenticate_nowpayments, nowpayments.handle_nowpayments),
     "kinguin": Source(provider_events.authenticate_kinguin, provider_events.handle_kinguin),
     "codeswholesale": Source(
         provider_events.authenticate_codeswholesale, provider_events.handle_codeswholesale

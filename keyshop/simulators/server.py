@@ -15,6 +15,8 @@ Paths::
                                    "price", "stock", "preorder", "image_keys", ...}
     POST /_control/{p}/orders/{id}/release   hand out an order's outstanding keys now
     GET  /_control/{p}/webhooks    webhook deliveries (event, target, status, attempts)
+    /nowpayments/...               the NOWPayments API, invoice page and its own control
+                                   API (keyshop/simulators/nowpayments.py)
 
 The control API has no authentication: the simulator is for loopback only.
 """
@@ -36,7 +38,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from core.providers.registry import SIMULATOR_PATHS, kinguin_webhook_secret
-from keyshop.simulators import codeswholesale, kinguin
+from core.services.nowpayments import SIMULATOR_PATH as NOWPAYMENTS_PATH
+from keyshop.simulators import codeswholesale, kinguin, nowpayments
 from keyshop.simulators.common import KeepServerSend, read_json
 from keyshop.simulators.state import ProviderState
 
@@ -46,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("keyshop.simulators")
 
 PROVIDERS = ("codeswholesale", "kinguin")
+#: The payment simulator served beside the providers (its knobs under this name).
+PAYMENTS = "nowpayments"
 
 
 def new_states(knobs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, ProviderState]:
@@ -93,7 +98,9 @@ def add_demo_catalogue(states: dict[str, ProviderState]) -> None:
         state.reset()
 
 
-def build_app(states: dict[str, ProviderState]) -> KeepServerSend:
+def build_app(
+    states: dict[str, ProviderState], payments: nowpayments.NowPaymentsState | None = None
+) -> KeepServerSend:
     def state_of(request: Request) -> ProviderState | Response:
         name = request.path_params["provider"]
         if name not in states:
@@ -177,6 +184,10 @@ def build_app(states: dict[str, ProviderState]) -> KeepServerSend:
                 routes=codeswholesale.routes(states["codeswholesale"]),
             ),
             Mount(SIMULATOR_PATHS["kinguin"], routes=kinguin.routes(states["kinguin"])),
+            Mount(
+                NOWPAYMENTS_PATH,
+                routes=nowpayments.routes(payments or nowpayments.NowPaymentsState()),
+            ),
             Mount("/_control", routes=control_routes),
         ]
     )
@@ -210,8 +221,10 @@ class SimulatorServer:
     ) -> None:
         self.host = host
         self.requested_port = port
+        knobs = dict(knobs or {})
+        self.payments = nowpayments.NowPaymentsState(knobs.pop(PAYMENTS, None))
         self.states = new_states(knobs)
-        self.app = build_app(self.states)
+        self.app = build_app(self.states, self.payments)
         self._log_level = log_level
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -317,14 +330,14 @@ def parse_knob_assignments(assignments: list[str] | tuple[str, ...]) -> dict[str
     a list for ``out_of_stock`` and ``preorder``."""
     import json
 
-    knobs: dict[str, dict[str, Any]] = {name: {} for name in PROVIDERS}
+    knobs: dict[str, dict[str, Any]] = {name: {} for name in (*PROVIDERS, PAYMENTS)}
     for item in assignments:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip():
             raise ValueError(f"{item!r}: expected [provider.]knob=value")
         provider, dot, knob = name.strip().rpartition(".")
         targets = [provider] if dot else list(PROVIDERS)
-        if dot and provider not in PROVIDERS:
+        if dot and provider not in (*PROVIDERS, PAYMENTS):
             raise ValueError(f"{item!r}: unknown provider {provider!r}")
         try:
             value: Any = json.loads(raw)
@@ -335,7 +348,8 @@ def parse_knob_assignments(assignments: list[str] | tuple[str, ...]) -> dict[str
         for target in targets:
             knobs[target][knob] = value
     # validate now, so a typo fails at start-up with one line
-    new_states(knobs)
+    nowpayments.NowPaymentsState(knobs[PAYMENTS])
+    new_states({k: v for k, v in knobs.items() if k != PAYMENTS})
     return knobs
 
 
@@ -353,16 +367,18 @@ def run_simulators(
     merged = default_knobs(settings)
     for provider, values in (knobs or {}).items():
         merged.setdefault(provider, {}).update(values)
+    payments = nowpayments.NowPaymentsState(merged.pop(PAYMENTS, None))
     states = new_states(merged)
     if demo_catalogue:
         add_demo_catalogue(states)
-    app = build_app(states)
+    app = build_app(states, payments)
     bind_host = host or settings.simulator_host
     bind_port = settings.simulator_port if port is None else port
     config = _uvicorn_config(app, log_level=log_level)
     config.host, config.port = bind_host, bind_port
     log.info(
-        "provider simulators on http://%s:%s (codeswholesale, kinguin; control API at /_control)",
+        "provider simulators on http://%s:%s (codeswholesale, kinguin, nowpayments; "
+        "control API at /_control)",
         bind_host,
         bind_port,
     )

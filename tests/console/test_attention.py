@@ -9,14 +9,13 @@ from console.screens.modals import ConfirmScreen, ProviderScreen, ReasonScreen, 
 from core.models import Key, Order
 from core.services.webhooks import process_webhook
 from tests.console.conftest import OPERATOR, audit, run, settle, show
-from tests.core.test_fulfilment import offer
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
+from tests.support.fulfilment import attention_order as support_attention_order
+from tests.support.fulfilment import offer, unknown_order
 
 
 def attention_order(session, product, qty=1, **kw):
-    return make_order(
-        session, [(product, qty)], status="needs_attention", attention_reason="no stock", **kw
-    )
+    return support_attention_order(session, product, qty=qty, **kw)
 
 
 def test_lists_orders_with_their_reason(session, console_app):
@@ -173,8 +172,6 @@ def test_buy_from_a_chosen_provider(
 
 
 def unknown_purchase_order(session, sim_server, qty=2):
-    from tests.core.test_operator import unknown_order
-
     return unknown_order(session, sim_server, qty=qty)
 
 
@@ -275,7 +272,7 @@ def test_a_retry_that_fails_again_comes_back_as_an_error(
     from core.services.audit import Actor
     from core.services.orders import transition_order
     from tests.console.conftest import fake_clients, keep_notes
-    from tests.support.waiting import wait_for
+    from tests.support.pilot import wait_until
 
     order = attention_order(session, make_product(session))
     clients = fake_clients(test_settings)
@@ -294,9 +291,9 @@ def test_a_retry_that_fails_again_comes_back_as_an_error(
     async def scenario():
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.press("2")
-            await wait_for(pilot, lambda: app.screen.id == "attention-screen" and listed() == 1)
+            await wait_until(pilot, lambda: app.screen.id == "attention-screen" and listed() == 1)
             await pilot.press("r", "y")
-            await wait_for(pilot, lambda: listed() == 0)
+            await wait_until(pilot, lambda: listed() == 0)
             with session_scope() as s:  # the worker's run fails again
                 transition_order(
                     session=s,
@@ -306,7 +303,7 @@ def test_a_retry_that_fails_again_comes_back_as_an_error(
                     reason="codeswholesale: out of stock",
                 )
             # nothing pressed: the list reloads by itself and reports the failure
-            await wait_for(pilot, lambda: any(sev == "error" for sev, _ in app.notes))
+            await wait_until(pilot, lambda: any(sev == "error" for sev, _ in app.notes))
             assert listed() == 1 and "updated " in app.screen.sub_title
 
     asyncio.run(scenario())

@@ -13,7 +13,7 @@ from core import crypto
 from core.models import Alert, ImportBatch, Key, KeyReport, WebhookEvent
 from tests.console.conftest import fake_clients, settle
 from tests.factories import make_order, make_product, order_lines
-from tests.support.waiting import wait_for
+from tests.support.pilot import wait_until
 
 NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
@@ -162,7 +162,7 @@ def test_orders_screen(session, test_settings, queued_jobs, snap_compare, size):
         await opened(pilot)
         # the newest order's timeline loads when its row is highlighted: wait for it
         timeline = pilot.app.screen.query_one("#timeline")
-        await wait_for(pilot, lambda: "created (buyer2@example.com)" in str(timeline.render()))
+        await wait_until(pilot, lambda: "created (buyer2@example.com)" in str(timeline.render()))
         await pilot.pause(0.2)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
@@ -218,7 +218,7 @@ def test_webhooks_screen(session, test_settings, queued_jobs, snap_compare, size
     async def run_before(pilot):
         await opened(pilot)
         body = pilot.app.screen.query_one("#webhook-body")
-        await wait_for(pilot, lambda: "outcome: rejected" in str(body.render()))
+        await wait_until(pilot, lambda: "outcome: rejected" in str(body.render()))
         await pilot.pause(0.2)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)

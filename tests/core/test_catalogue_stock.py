@@ -5,7 +5,6 @@ transaction, on SQLite and PostgreSQL; and the store search reads it in one stat
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from core.services.audit import Actor
 from core.services.catalogue import refresh_stock_flags, search_products
 from core.services.importer import import_keys
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
+from tests.support.pg import backend_pid, wait_for_lock_wait
 
 OPERATOR = Actor.operator("alice")
 
@@ -231,6 +231,7 @@ def test_the_last_two_keys_reported_faulty_at_once_leave_it_out_of_stock(
         # committed when the second commits.
         refresh_stock_flags(session=first, product_ids=[product.id])
         errors: list[BaseException] = []
+        second_pid = backend_pid(second)
 
         def commit_second() -> None:
             try:
@@ -240,8 +241,8 @@ def test_the_last_two_keys_reported_faulty_at_once_leave_it_out_of_stock(
 
         worker = threading.Thread(target=commit_second)
         worker.start()
-        time.sleep(0.5)
-        assert worker.is_alive()  # its refresh waits for the first transaction's lock
+        # its refresh waits for the first transaction's lock
+        wait_for_lock_wait(engine, pid=second_pid, gave_up=lambda: not worker.is_alive())
         first.commit()
         worker.join(10)
         assert not worker.is_alive() and not errors
@@ -266,10 +267,10 @@ def test_keys_added_while_the_last_one_is_withdrawn_keep_it_listed(engine: Engin
         inventory.mark_faulty(session=withdraw, key_id=last, actor=OPERATOR, reason="bad")
         refresh_stock_flags(session=withdraw, product_ids=[product.id])  # sees none left
         inventory.add_keys(session=restock, product_id=product.id, codes=["NEW-0001-KEY"])
+        restock_pid = backend_pid(restock)
         worker = threading.Thread(target=restock.commit)
         worker.start()
-        time.sleep(0.5)
-        assert worker.is_alive()
+        wait_for_lock_wait(engine, pid=restock_pid, gave_up=lambda: not worker.is_alive())
         withdraw.commit()
         worker.join(10)
         assert not worker.is_alive()

@@ -109,6 +109,8 @@ SECRETS = {
     "STRIPE_SECRET_KEY": "sk_test_stripesecretvalue1234",
     "STRIPE_WEBHOOK_SECRET": "whsec_stripehooksecret",
     "SMTP_URL": "smtp://mailer:mailpassword@mail.example.com:587",
+    "NOWPAYMENTS_API_KEY": "np-api-key-value",
+    "NOWPAYMENTS_IPN_SECRET": "np-ipn-secret-value",
 }
 
 

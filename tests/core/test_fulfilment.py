@@ -2,43 +2,15 @@
 
 import threading
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from sqlmodel import select
 
 from core import crypto
 from core.models import Alert, Key, Order, ProviderOffer, ProviderPurchase, utcnow
-from core.services.fulfilment import FulfilmentRetry, Retry, fulfil_order
+from core.services.fulfilment import FulfilmentRetry, fulfil_order
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
-
-NO_WAIT = Retry(attempts=3, base_seconds=0.01, sleep=lambda s: None)
-
-
-def offer(session, sim, product, provider, *, cost="5.00", stock=50, **sim_fields):
-    """A product at the simulated provider, and our synced, mapped offer for it."""
-    made = sim.add_product(provider, name=product.title, price=cost, stock=stock, **sim_fields)
-    external_id = made["external_id"]
-    row = ProviderOffer(
-        provider=provider,
-        external_id=str(external_id),
-        product_id=product.id,
-        name=product.title,
-        cost_minor=int(Decimal(cost) * 100),
-        currency="EUR",
-        stock=stock,
-    )
-    session.add(row)
-    session.commit()
-    return row
-
-
-def keys_of(session, order):
-    fresh(session)
-    line_ids = [ln.id for ln in order_lines(session, order)]
-    return session.exec(
-        select(Key).where(Key.order_line_id.in_(line_ids), Key.status == "delivered")
-    ).all()
+from tests.support.fulfilment import NO_WAIT, keys_of, offer
 
 
 def plaintexts(keys):

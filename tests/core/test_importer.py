@@ -293,26 +293,32 @@ def test_csv_product_cell_with_undecodable_bytes_is_rejected(engine, session, va
     assert report.rejections == [Rejection(3, "control or binary characters")]
 
 
-def test_csv_semicolon_delimiter_bom_and_multiline_record(engine, session, vault, tmp_path):
+def test_csv_semicolon_delimiter_bom_and_a_record_split_over_two_lines(
+    engine, session, vault, tmp_path
+):
     product = make_product(session)
     c = new_codes(3)
     path = write(
         tmp_path, "s.csv", f'\ufeffKey;Supplier\n{c[0]};A\n{c[1]};"two\nlines"\n{c[2]};B\n'
     )
     report = run(engine, path, product)
-    assert (report.read, report.imported, report.rejected) == (3, 2, 1)
-    # A supplier with a line break in it is a control character; the record starts on line 3.
-    assert report.rejections == [Rejection(3, "control or binary characters")]
+    # A record of a key file is one line: a quoted field never runs onto the next line,
+    # so each half is refused on its own line and the lines around them are imported.
+    assert (report.read, report.imported, report.rejected) == (4, 2, 2)
+    assert report.rejections == [Rejection(3, "malformed CSV"), Rejection(4, "malformed CSV")]
     assert stored_codes(session, vault) == sorted([c[0], c[2]])
 
 
-def test_unclosed_quote_rejects_the_rest_of_the_file_as_one_record(engine, session, tmp_path):
+def test_an_unclosed_quote_refuses_its_line_only(engine, session, vault, tmp_path):
+    """An unclosed quote used to swallow every line after it into one malformed record:
+    valid keys silently not imported."""
     product = make_product(session)
-    c = new_codes(3)
-    path = write(tmp_path, "q.csv", f'key\n{c[0]}\n"{c[1]}\n{c[2]}\n')
+    c = new_codes(4)
+    path = write(tmp_path, "q.csv", f'key\n{c[0]}\n"{c[1]}\n{c[2]}\n{c[3]}\n')
     report = run(engine, path, product)
-    assert (report.read, report.imported, report.rejected) == (2, 1, 1)
+    assert (report.read, report.imported, report.rejected) == (4, 3, 1)
     assert report.rejections == [Rejection(3, "malformed CSV")]
+    assert stored_codes(session, vault) == sorted([c[0], c[2], c[3]])
 
 
 # --- duplicates --------------------------------------------------------------------

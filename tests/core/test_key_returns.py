@@ -13,8 +13,8 @@ from core.services.audit import Actor
 from core.services.fulfilment import fulfil_order
 from core.services.key_returns import return_eligible, return_faulty_key
 from core.services.operator import resolve_key_report
-from tests.core.test_fulfilment import NO_WAIT, keys_of, offer
 from tests.factories import fresh, make_keys, make_order, make_product
+from tests.support.fulfilment import NO_WAIT, keys_of, offer
 
 ALICE = Actor.operator("alice")
 

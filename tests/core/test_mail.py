@@ -196,6 +196,9 @@ def test_plain_and_html_parts_come_from_one_template(template: str) -> None:
         "never_by_mail": NEVER_BY_MAIL,
         "release_date": "2031-02-03",
         "minutes": 30,
+        "title": hostile,
+        "product_url": "https://shop.example/games/x?a=<1>",
+        "unsubscribe_url": "https://shop.example/api/stock-alerts/unsubscribe?token=a&b=<2>",
     }
     subject, text, body = render(template, values)
     assert subject and "\n" not in subject

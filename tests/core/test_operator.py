@@ -13,20 +13,14 @@ from core.services.operator import (
     retry_fulfilment,
 )
 from core.services.webhooks import process_webhook
-from tests.core.test_fulfilment import offer
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
+from tests.support.fulfilment import attention_order, offer, unknown_order
 
 ALICE = Actor.operator("alice")
 
 
 def audit(session, action):
     return fresh(session).exec(select(AuditEvent).where(AuditEvent.action == action)).all()
-
-
-def attention_order(session, product, qty=2, **kw):
-    return make_order(
-        session, [(product, qty)], status="needs_attention", attention_reason="no stock", **kw
-    )
 
 
 def test_retry_goes_back_to_paid_and_queues_fulfilment(session, queued_jobs):
@@ -110,31 +104,6 @@ def test_replace_a_faulty_key_from_stock(session, queued_jobs):
 
 
 # -- purchases whose outcome is unknown --------------------------------------------------------
-
-
-def unknown_order(session, sim_server, *, qty=1, reference="ks-lost-1"):
-    """An order in front of an operator with a CodesWholesale purchase of unknown outcome."""
-    from core.models import ProviderPurchase
-
-    product = make_product(session)
-    cw = offer(session, sim_server, product, "codeswholesale")
-    offer(session, sim_server, product, "kinguin")
-    order = attention_order(session, product, qty=qty)
-    [line] = order_lines(session, order)
-    purchase = ProviderPurchase(
-        order_line_id=line.id,
-        provider="codeswholesale",
-        reference=reference,
-        offer_id=cw.id,
-        quantity=qty,
-        unit_cost_minor=500,
-        status="unknown",
-        attempts=1,
-        error="outcome unknown: order history failed",
-    )
-    session.add(purchase)
-    session.commit()
-    return order, purchase, cw
 
 
 def test_unknown_purchases_are_shown_with_the_two_actions(session, sim_server, queued_jobs):

@@ -13,15 +13,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_sources_are_a_static_table():
-    from core.services import payments, provider_events
+    from core.services import nowpayments, payments, provider_events
     from core.services.webhook_sources import SOURCES
 
-    assert sorted(SOURCES) == ["codeswholesale", "kinguin", "stripe"]
+    assert sorted(SOURCES) == ["codeswholesale", "kinguin", "nowpayments", "stripe"]
+    assert SOURCES["nowpayments"].handle is nowpayments.handle_nowpayments
     assert SOURCES["stripe"].handle is payments.handle_stripe
     assert SOURCES["kinguin"].authenticate is provider_events.authenticate_kinguin
 
 
-@pytest.mark.parametrize("module", ["core.services.payments", "core.services.provider_events"])
+@pytest.mark.parametrize(
+    "module",
+    ["core.services.payments", "core.services.provider_events", "core.services.nowpayments"],
+)
 def test_a_source_module_does_not_import_the_inbox(module):
     code = f"import sys, {module}; sys.exit('core.services.webhooks' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -44,6 +44,7 @@ from core.providers.registry import (
 )
 from keyshop.simulators import SimulatorServer
 from tests.providers.conftest import CLIENT_TIMEOUT, Receiver
+from tests.support.waiting import wait_for
 
 P = "codeswholesale"
 NOW = datetime.now(UTC)
@@ -179,14 +180,23 @@ def test_token_is_cached(sim: SimulatorServer, cw: CodesWholesaleClient) -> None
     assert sim.stats(P)["tokens_issued"] == 1
 
 
-def test_token_renewed_shortly_before_expiry(
-    sim: SimulatorServer, cw: CodesWholesaleClient
-) -> None:
-    sim.control(P, token_ttl_seconds=0.3)
-    cw.balance()
-    time.sleep(0.35)
-    cw.balance()
-    assert sim.stats(P)["tokens_issued"] == 2
+def test_token_renewed_shortly_before_expiry(sim: SimulatorServer) -> None:
+    now = [1000.0]  # the client's clock, moved by the test
+    sim.control(P, token_ttl_seconds=300)  # renewed 30 s (10 %) before it expires
+    cw = CodesWholesaleClient(
+        sim.provider_url(P), CLIENT_ID, CLIENT_SECRET, SIGNATURE, CLIENT_TIMEOUT,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    try:
+        cw.balance()
+        now[0] += 269
+        cw.balance()
+        assert sim.stats(P)["tokens_issued"] == 1
+        now[0] += 2
+        cw.balance()
+        assert sim.stats(P)["tokens_issued"] == 2
+    finally:
+        cw.close()
 
 
 def test_invalid_token_renews_once_and_retries(
@@ -326,10 +336,14 @@ def test_late_keys_arrive_as_preordered_codes(
     sim.control(P, late_keys_seconds=0.2)
     result = buy(cw, "ref-late")
     assert result.state == "pending"
-    time.sleep(0.4)
-    assert (
-        cw.fetch_keys(provider_order_id=result.provider_order_id, reference="ref-late").state
-        == "completed"
+    wait_for(
+        lambda: (
+            cw.fetch_keys(provider_order_id=result.provider_order_id, reference="ref-late").state
+            == "completed"
+        ),
+        timeout=10,
+        interval=0.05,
+        what="the late keys",
     )
 
 

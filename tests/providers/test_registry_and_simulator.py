@@ -107,3 +107,11 @@ def test_knob_assignments_from_the_command_line() -> None:
         parse_knob_assignments(["kinguin.nope=1"])
     with pytest.raises(ValueError):
         parse_knob_assignments(["steam.latency_ms=1"])
+
+
+def test_nowpayments_knobs_from_the_command_line() -> None:
+    knobs = parse_knob_assignments(["nowpayments.partial=0.5", "nowpayments.duplicates=3"])
+    assert knobs["nowpayments"] == {"partial": 0.5, "duplicates": 3}
+    for bad in ("nowpayments.nope=1", "nowpayments.partial=2", "nowpayments.duplicates=0"):
+        with pytest.raises(ValueError):
+            parse_knob_assignments([bad])

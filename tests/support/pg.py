@@ -7,22 +7,34 @@ from collections.abc import Callable
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+
+def backend_pid(session: Session) -> int:
+    """The PostgreSQL backend serving ``session``'s connection (opens it if needed)."""
+    return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
 
 def wait_for_lock_wait(
-    engine: Engine, *, gave_up: Callable[[], bool] = lambda: False, timeout: float = 15.0
+    engine: Engine,
+    *,
+    gave_up: Callable[[], bool] = lambda: False,
+    timeout: float = 15.0,
+    pid: int | None = None,
 ) -> None:
-    """Until some other backend of this database waits for a row or table lock (it has
-    reached the lock the test holds), or ``gave_up()`` says the competitor finished."""
+    """Until some other backend of this database (``pid``: that backend) waits for a row
+    or table lock (it has reached the lock the test holds), or ``gave_up()`` says the
+    competitor finished."""
     deadline = time.monotonic() + timeout
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    if pid is not None:
+        query += f" AND pid = {int(pid)}"
     with engine.connect() as watcher:
         while time.monotonic() < deadline:
-            waiting = watcher.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
+            waiting = watcher.execute(text(query)).scalar_one()
             watcher.rollback()
             if waiting:
                 return

@@ -17,10 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.config import Settings
+from core.config import Settings, reveal
 from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING, is_postgres_run
 
 ROOT = Path(__file__).resolve().parents[2]
+
+#: The settings of the one shop the browser and HTTP tests share (tests/web/conftest.py):
+#: one trusted proxy hop on loopback, and a session lifetime other than the default.
+SHARED_SHOP_ENV = {"KEYSHOP_TRUSTED_PROXIES": "127.0.0.1", "KEYSHOP_SESSION_DAYS": "7"}
 
 
 def free_port() -> int:
@@ -69,7 +73,11 @@ def running_shop(
         "KEYSHOP_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "KEYSHOP_PASSWORD_HASHING": "fast",
         # the same signing secret as the tests: theirs, or the file in the shared var dir
-        **({"KEYSHOP_SECRET_KEY": test_settings.secret_key} if test_settings.secret_key else {}),
+        **(
+            {"KEYSHOP_SECRET_KEY": reveal(test_settings.secret_key) or ""}
+            if test_settings.secret_key
+            else {}
+        ),
         **extra_env,
     }
     url = f"http://127.0.0.1:{port}"

@@ -68,6 +68,7 @@ class FakeStripe:
 #: The modules whose ``get_settings`` decides how Stripe is called.
 STRIPE_READERS = (
     "core.services.checkout",
+    "core.services.payment_methods",
     "core.services.payments",
     "core.services.operator.orders",
 )

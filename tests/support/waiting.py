@@ -1,17 +1,26 @@
-"""Waiting for a condition in a Textual Pilot test (never sleeping as proof)."""
+"""Waiting for a condition in tests: poll until it holds, fail with what was awaited.
+Never sleep as proof; wait for the row, the log line or the message instead."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import TypeVar
 
-from textual.pilot import Pilot
+T = TypeVar("T")
 
 
-async def wait_for(pilot: Pilot, condition: Callable[[], bool], *, rounds: int = 2000) -> None:
-    """Let the app run (timers, workers, messages) until ``condition()`` holds; fail
-    after ``rounds`` turns of the event loop (each a few milliseconds at most)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.01)
-    raise AssertionError("the condition never held")
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 40.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> T:
+    """``predicate()``'s first truthy value, polled every ``interval`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

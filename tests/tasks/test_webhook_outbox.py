@@ -18,7 +18,8 @@ from core.services import maintenance
 from core.services.test_payments import send_test_event
 from tests.factories import fresh, make_keys, make_order, make_product
 from tests.support.pg import wait_for_lock_wait
-from tests.tasks.test_worker import delivered, status_of, wait_for
+from tests.support.waiting import wait_for
+from tests.support.worker import delivered, status_of
 
 
 def _unprocessed(session) -> list[WebhookEvent]:

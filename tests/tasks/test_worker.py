@@ -15,121 +15,15 @@ import pytest
 from sqlmodel import select
 
 from core import config
-from core.models import Key, Order, OrderLine, ProviderOffer, ProviderPurchase
+from core.models import Order, ProviderOffer, ProviderPurchase
 from core.services import maintenance
 from core.services.test_payments import send_test_event
-from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING, is_postgres_run
+from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING
 from tests.factories import fresh, make_keys, make_order, make_product
+from tests.support.waiting import wait_for
+from tests.support.worker import delivered, status_of
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(predicate, timeout=40.0, interval=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def queue(test_settings, sim_server, tmp_path):
-    """Settings shared by this test and its worker processes, and the queue plugged in."""
-    import tasks
-
-    if is_postgres_run():
-        queue_url = os.environ.get("KEYSHOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    else:
-        queue_url = f"sqlite:///{tmp_path / 'queue.db'}"
-    env = {
-        "DATABASE_URL": test_settings.effective_database_url,
-        "QUEUE_URL": queue_url,
-        "KEYSHOP_QUEUE_NAME": f"keyshop-test-{secrets.token_hex(4)}",
-        "KEYSHOP_VAR_DIR": str(test_settings.var_dir),
-        "KEYSHOP_KEYRING": TEST_KEYRING,
-        "KEYSHOP_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
-        "KEYSHOP_SIMULATOR_PORT": str(sim_server.port),
-        "KEYSHOP_PROVIDER_TIMEOUT": "5",
-        "KEYSHOP_FULFILMENT_LEASE_SECONDS": "2",
-        "KEYSHOP_RECONCILE_AFTER_SECONDS": "1",
-        "KEYSHOP_WORKER_STALE_SECONDS": "4",
-        "KEYSHOP_LOG_LEVEL": "INFO",
-    }
-    settings = config.load_settings(**env)
-    config.use_settings(settings)
-    huey = tasks.configure(settings)
-    huey.flush()
-    from core import jobs
-
-    jobs.set_dispatcher(tasks._dispatch)
-    sim_server.reset()
-    workers: list[subprocess.Popen] = []
-
-    class Queue:
-        def __init__(self):
-            self.env = env
-            self.settings = settings
-            self.logs = tmp_path / "worker.log"
-
-        def start_worker(self) -> subprocess.Popen:
-            base = {
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
-            }
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "keyshop", "worker", "-w", "2", "--no-periodic"],
-                cwd=ROOT,
-                env={**base, **env, "PYTHONPATH": str(ROOT)},
-                start_new_session=True,
-                stdout=open(self.logs, "a"),  # noqa: SIM115 (the child owns it)
-                stderr=subprocess.STDOUT,
-            )
-            workers.append(proc)
-            return proc
-
-        def wait_warm(self) -> None:
-            """Until every worker started has logged the end of its warm-up."""
-            wait_for(
-                lambda: (
-                    self.logs.exists()
-                    and self.logs.read_text().count("worker warmed up") >= len(workers)
-                ),
-                what="the worker's warm-up",
-                interval=0.05,
-            )
-
-    q = Queue()
-    yield q
-    if q.logs.exists():  # shown by pytest when the test failed
-        print("---- worker log ----\n" + q.logs.read_text()[-6000:])
-    for proc in workers:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-    huey.flush()
-    tasks.configure(immediate=True)
-    jobs.set_dispatcher(None)
-    config.use_settings(test_settings)
-    sim_server.reset()
-
-
-def delivered(session, order):
-    fresh(session)
-    return session.exec(
-        select(Key)
-        .join(OrderLine, Key.order_line_id == OrderLine.id)
-        .where(OrderLine.order_id == order.id, Key.status == "delivered")
-    ).all()
-
-
-def status_of(session, order):
-    return fresh(session).get(Order, order.id).status
 
 
 def test_payment_to_delivered_keys_through_a_real_consumer(session, queue):
@@ -187,7 +81,7 @@ def test_worker_killed_mid_purchase_no_double_purchase_and_the_order_completes(
         interval=0.05,
         what="the order request to reach the provider",
     )
-    time.sleep(0.3)  # the worker is waiting for the provider's answer now
+    # the order request reached the provider, which holds it: the worker waits for the answer
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     assert status_of(session, order) == "paid"
@@ -199,8 +93,13 @@ def test_worker_killed_mid_purchase_no_double_purchase_and_the_order_completes(
     )
     sim_server.control("codeswholesale", timeout=0)
     queue.start_worker()
-    time.sleep(2.1)  # the dead worker's lease runs out
-    maintenance.reconcile()  # the periodic task's work, run now
+    # the periodic task's work, run now: it queues the order again once the dead
+    # worker's lease has run out (KEYSHOP_FULFILMENT_LEASE_SECONDS=2)
+    wait_for(
+        lambda: maintenance.reconcile().requeued,
+        what="reconciliation to queue the order again",
+        interval=0.1,
+    )
     wait_for(
         lambda: status_of(session, order) == "fulfilled",
         what="the order to complete after the restart",

@@ -2,190 +2,27 @@
 by ``keyshop run`` (Reflex in prod mode on one port, the provider simulators, the test
 payment path) on this run's database.
 
-The shop's own Huey consumer is left out (``--no-worker``) and the test starts
-``keyshop worker`` itself once the order page is open: that makes "the page turns to
-delivered without a reload" a fact the test controls rather than a race it hopes to win.
-Screenshots of every step land in ``test-artifacts/e2e/<backend>/``.
+The shop (``shop``, tests/web/conftest.py: one per test pass) runs without its own Huey
+consumer (``--no-worker``); the guest journey stops any worker another test started and
+starts ``keyshop worker`` itself once the order page is open: that makes "the page turns
+to delivered without a reload" a fact the test controls rather than a race it hopes to
+win. Screenshots of every step land in ``test-artifacts/e2e/<backend>/``.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
-import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import select
 
-from core.config import reveal
 from core.crypto import get_vault
 from core.models import Key, Order, OrderLine
-from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING, is_postgres_run
 from tests.factories import fresh, make_keys, make_product
-from tests.support.shop import free_port, stop
-
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("KEYSHOP_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts" / "e2e" / ("postgresql" if is_postgres_run() else "sqlite")
+from tests.support.browser import ACCOUNT_PAGE, Steps, new_page
 
 pytestmark = pytest.mark.timeout(900)
-# a new session's cookie is set by the server, then /account loads in full (the static
-# frontend answers it as /account/)
-ACCOUNT_PAGE = re.compile(r".*/account/?$")
-
-
-class Shop:
-    def __init__(self, url: str, env: dict[str, str], logs: Path) -> None:
-        self.url, self.env, self.logs = url, env, logs
-        self.workers: list[subprocess.Popen[bytes]] = []
-
-    def start_worker(self) -> None:
-        log = open(self.logs.with_name("worker.log"), "ab")  # noqa: SIM115 (the child owns it)
-        self.workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "keyshop", "worker", "-w", "2"],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-
-
-@pytest.fixture(scope="module")
-def shop(test_settings, tmp_path_factory) -> Iterator[Shop]:
-    port, sim_port = free_port(), free_port()
-    logs = tmp_path_factory.mktemp("shop") / "shop.log"
-    queue_url = (
-        os.environ.get("KEYSHOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-        if is_postgres_run()
-        else f"sqlite:///{logs.parent / 'queue.db'}"
-    )
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
-    }
-    env = {
-        **base,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": test_settings.effective_database_url,
-        "QUEUE_URL": queue_url,
-        "KEYSHOP_QUEUE_NAME": f"keyshop-e2e-{secrets.token_hex(4)}",
-        "KEYSHOP_VAR_DIR": str(test_settings.var_dir),
-        "KEYSHOP_KEYRING": TEST_KEYRING,
-        "KEYSHOP_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
-        "KEYSHOP_SECRET_KEY": reveal(test_settings.secret_key) or "e2e-" + "s" * 40,
-        "KEYSHOP_SIMULATOR_PORT": str(sim_port),
-        "KEYSHOP_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "KEYSHOP_PASSWORD_HASHING": "fast",
-    }
-    with open(logs, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"keyshop run stopped (status {proc.returncode}):\n{logs.read_text()[-4000:]}"
-                )
-            try:
-                if (
-                    httpx.get(url + "/api/health", timeout=2).status_code == 200
-                    and httpx.get(url + "/", timeout=5).status_code == 200
-                ):
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the shop did not come up:\n{logs.read_text()[-4000:]}")
-            time.sleep(1)
-        shop = Shop(url, env, logs)
-        yield shop
-    finally:
-        for worker in getattr(locals().get("shop"), "workers", []):
-            stop(worker)
-        stop(proc)
-        print("---- shop log ----\n" + logs.read_text()[-3000:])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-dev-shm-usage",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-class Steps:
-    """Screenshots named by step, in order."""
-
-    def __init__(self, page, name: str) -> None:
-        self.page, self.n, self.dir = page, 0, ARTIFACTS / name
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def __enter__(self) -> Steps:
-        return self
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is not None:  # what the browser showed when the test failed
-            self.shot("failure")
-
-    def shot(self, step: str) -> None:
-        self.n += 1
-        # revealed keys are painted over: keys stay out of test artifacts, even test keys
-        self.page.screenshot(
-            path=str(self.dir / f"{self.n:02d}-{step}.png"),
-            full_page=True,
-            mask=[self.page.locator(".key-code")],
-        )
-
-
-def new_page(browser, *, phone: bool = False):
-    viewport = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
-    context = browser.new_context(viewport=viewport)
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.on(
-        "console",
-        lambda msg: (
-            print("BROWSER", msg.type, msg.text[:200]) if msg.type in ("error", "warning") else None
-        ),
-    )
-    page.on("pageerror", lambda exc: print("PAGEERROR", str(exc)[:200]))
-    return context, page
 
 
 def delivered_codes(session, number: str) -> dict[str, str]:
@@ -219,6 +56,7 @@ def test_a_guest_finds_buys_pays_watches_delivery_and_reveals_the_key(shop, brow
         featured=True,
     )
     make_keys(session, product, 2)
+    shop.stop_workers()  # no consumer until the order page is open
     context, page = new_page(browser)
     with Steps(page, "guest-journey") as steps:
         page.goto(shop.url + "/")

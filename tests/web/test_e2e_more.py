@@ -20,12 +20,7 @@ from sqlmodel import select
 from core.mail import list_outbox, read_outbox_message
 from core.models import KeyReport
 from tests.factories import fresh, make_keys, make_product
-from tests.web import test_e2e
-from tests.web.test_e2e import ACCOUNT_PAGE, Shop, Steps, new_page
-
-# the same module-scoped fixtures: one `keyshop run` and one Chromium for this module
-shop = test_e2e.shop
-browser = test_e2e.browser
+from tests.support.browser import ACCOUNT_PAGE, Shop, Steps, new_page
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -33,9 +28,8 @@ PRICE = re.compile(r"€(\d+\.\d\d)")
 
 
 def ensure_worker(shop: Shop) -> None:
-    """One Huey consumer for the module's shop (fulfilment, order and account e-mails)."""
-    if not any(worker.poll() is None for worker in shop.workers):
-        shop.start_worker()
+    """One Huey consumer for the shared shop (fulfilment, order and account e-mails)."""
+    shop.ensure_worker()
 
 
 def wait_for_mail(shop: Shop, to: str, subject_part: str, *, timeout: float = 30.0):

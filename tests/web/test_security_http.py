@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,24 +17,19 @@ import pytest
 
 from core.services import accounts, ratelimit
 from tests.factories import make_keys, make_product
-from tests.support.shop import running_shop
+from tests.support.shop import SHARED_SHOP_ENV
 
 pytestmark = pytest.mark.timeout(900)
 
 EVIL = "https://evil.example"
 PASSWORD = "correct horse battery"
-SESSION_DAYS = 7
+SESSION_DAYS = int(SHARED_SHOP_ENV["KEYSHOP_SESSION_DAYS"])
 
 
-@pytest.fixture(scope="module")
-def shop(test_settings, tmp_path_factory) -> Iterator[str]:
-    with running_shop(
-        test_settings,
-        tmp_path_factory.mktemp("shop"),
-        KEYSHOP_TRUSTED_PROXIES="127.0.0.1",
-        KEYSHOP_SESSION_DAYS=str(SESSION_DAYS),
-    ) as (url, _env):
-        yield url
+@pytest.fixture
+def shop(shop) -> str:
+    """The pass's one shop (tests/web/conftest.py), by its URL."""
+    return shop.url
 
 
 @pytest.fixture

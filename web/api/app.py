@@ -54,9 +54,10 @@ class Health(BaseModel):
 @router.post(
     "/api/webhooks/{source}",
     operation_id="webhook",
-    summary="Inbound webhooks: Stripe, Kinguin, CodesWholesale",
-    description="Authenticated by each source's own rule (Stripe-Signature, Kinguin's secret "
-    "header, CodesWholesale's signature), stored raw, de-duplicated and acted on at most once.",
+    summary="Inbound webhooks: Stripe, NOWPayments, Kinguin, CodesWholesale",
+    description="Authenticated by each source's own rule (Stripe-Signature, NOWPayments' "
+    "x-nowpayments-sig, Kinguin's secret header, CodesWholesale's signature), stored raw, "
+    "de-duplicated and acted on at most once.",
     tags=["webhooks"],
     response_model=WebhookReceipt,
     responses={
@@ -76,7 +77,7 @@ async def webhook(
         str,
         Path(
             description="who sends it",
-            json_schema_extra={"examples": ["stripe", "kinguin", "codeswholesale"]},
+            json_schema_extra={"examples": ["stripe", "nowpayments", "kinguin", "codeswholesale"]},
         ),
     ],
     request: Request,
@@ -295,4 +296,7 @@ def create_api() -> FastAPI:
             tags=["accounts"],
         )
     app.include_router(store_router)
+    from web.api.stock_alerts import router as stock_alerts_router
+
+    app.include_router(stock_alerts_router)
     return app

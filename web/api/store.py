@@ -121,6 +121,9 @@ class CheckoutRequest(BaseModel):
     lines: list[CheckoutLine] = Field(
         max_length=100, description=f"at most {MAX_LINES} products; none is a cart problem"
     )
+    payment_method: Literal["card", "crypto"] = Field(
+        "card", description="card (Stripe), or crypto (NOWPayments) where the shop offers it"
+    )
 
 
 # -- answers -----------------------------------------------------------------------------
@@ -187,7 +190,9 @@ class ProductDetail(Model):
 class CheckoutResult(Model):
     number: str = Field(description="the public order number, KS-XXXX-XXXX")
     access_token: str = Field(description="opens this order; keep it secret")
-    payment_url: str = Field(description="Stripe Checkout, or the built-in test payment page")
+    payment_url: str = Field(
+        description="Stripe Checkout, the NOWPayments invoice, or the built-in test payment page"
+    )
     order_url: str = Field(description="the order page and key portal")
     status_url: str = Field(description="GET it with the access token")
     total_minor: int = Field(ge=0, description=MONEY)
@@ -242,6 +247,9 @@ class Order(Model):
     lines: list[OrderLine]
     delivered: int
     pending: int
+    payment_note: str | None = Field(
+        None, description="a crypto payment's state on the blockchain, in words"
+    )
     is_final: bool = Field(description="nothing will change on its own any more")
 
 
@@ -419,7 +427,9 @@ async def create_checkout(order: CheckoutRequest, request: Request, response: Re
     ip = request.client.host if request.client else None
     await run_in_threadpool(lambda: ratelimit.check_checkout(ip=ip))
     result = await run_in_threadpool(
-        lambda: checkout.place_order(email=order.email, lines=lines, ip=ip)
+        lambda: checkout.place_order(
+            email=order.email, lines=lines, ip=ip, payment_method=order.payment_method
+        )
     )
     status_url = f"/api/store/orders/{result.number}"
     response.headers.update({**NO_STORE, "Location": status_url})

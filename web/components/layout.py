@@ -7,16 +7,20 @@ from typing import Any
 import reflex as rx
 
 from web.state.base import ShopState
+from web.state.search import SuggestState
 
 
 def header() -> rx.Component:
-    return rx.box(
+    return rx.el.header(
         rx.flex(
             rx.link(
                 rx.hstack(
-                    rx.icon("key-round", size=22), rx.heading("keyshop", size="5"), align="center"
+                    rx.icon("key-round", size=22),
+                    rx.text("keyshop", size="5", weight="bold"),
+                    align="center",
                 ),
                 href="/",
+                aria_label="keyshop home",
                 underline="none",
                 color_scheme="gray",
                 high_contrast=True,
@@ -29,7 +33,14 @@ def header() -> rx.Component:
                     type="search",
                     aria_label="Search games",
                     id="header-search",
+                    list="title-suggestions",
+                    auto_complete="off",
+                    on_change=SuggestState.suggest.debounce(200),  # type: ignore[attr-defined]
                     width="100%",
+                ),
+                rx.el.datalist(
+                    rx.foreach(SuggestState.suggestions, lambda title: rx.el.option(value=title)),
+                    id="title-suggestions",
                 ),
                 on_submit=ShopState.header_search,
                 reset_on_submit=False,
@@ -37,7 +48,7 @@ def header() -> rx.Component:
                 min_width="10em",
                 max_width="32em",
             ),
-            rx.hstack(
+            rx.el.nav(
                 rx.link("Games", href="/games", id="nav-games"),
                 rx.link(
                     rx.hstack(
@@ -58,8 +69,10 @@ def header() -> rx.Component:
                     rx.link("Account", href="/account", id="nav-account"),
                     rx.link("Sign in", href="/signin", id="nav-signin"),
                 ),
-                spacing="4",
-                align="center",
+                aria_label="Main",
+                display="flex",
+                gap="var(--space-4)",
+                align_items="center",
             ),
             gap="1em",
             align="center",
@@ -78,7 +91,7 @@ def header() -> rx.Component:
 
 
 def footer() -> rx.Component:
-    return rx.box(
+    return rx.el.footer(
         rx.text(
             "keyshop — digital game keys, delivered in seconds. Keys are region-locked where noted.",
             size="1",
@@ -91,11 +104,20 @@ def footer() -> rx.Component:
 
 
 def page(*children: Any, title: str | None = None) -> rx.Component:
-    body = [rx.heading(title, size="7", margin_bottom="0.5em")] if title else []
+    """The frame: header, the page's one ``<main id="ks-main">`` (its ``title`` as the
+    page's ``h1``), footer. ``web.api.pages`` hides its server-filled copy of the page
+    once ``#ks-main`` is there."""
+    body = [rx.heading(title, as_="h1", size="7", margin_bottom="0.5em")] if title else []
     return rx.box(
         header(),
-        rx.box(
-            *body, *children, max_width="1200px", margin="0 auto", padding="1em", min_height="70vh"
+        rx.el.main(
+            *body,
+            *children,
+            id="ks-main",
+            max_width="1200px",
+            margin="0 auto",
+            padding="1em",
+            min_height="70vh",
         ),
         footer(),
     )

@@ -14,7 +14,7 @@ def field(
     label: str, name: str, *, kind: str = "text", autocomplete: str = "", **props: object
 ) -> rx.Component:
     return rx.vstack(
-        rx.text(label, as_="label", size="2", html_for=f"field-{name}"),
+        rx.el.label(rx.text(label, as_="span", size="2"), html_for=f"field-{name}"),
         rx.input(
             name=name,
             type=kind,
@@ -122,7 +122,7 @@ def sign_up() -> rx.Component:
                 required=True,
             ),
             submit("Create account", "signup-submit"),
-            rx.link("I already have an account", href="/signin", size="2"),
+            rx.link("I already have an account", href="/signin", size="2", underline="always"),
             on_submit=AccountState.sign_up,
         ),
         title="Create your account",
@@ -181,7 +181,7 @@ def account() -> rx.Component:
             width="100%",
             wrap="wrap",
         ),
-        rx.heading("Your orders", size="5", margin_top="1em"),
+        rx.heading("Your orders", as_="h2", size="5", margin_top="1em"),
         rx.cond(
             AccountState.orders.length() > 0,  # type: ignore[attr-defined]
             rx.table.root(
@@ -211,7 +211,7 @@ def account() -> rx.Component:
             ),
             rx.text("No orders yet.", id="no-orders"),
         ),
-        rx.heading("Where you are signed in", size="5", margin_top="1em"),
+        rx.heading("Where you are signed in", as_="h2", size="5", margin_top="1em"),
         rx.table.root(
             rx.table.header(
                 rx.table.row(
@@ -257,7 +257,7 @@ def account() -> rx.Component:
             id="signout-everywhere",
             margin_top="0.5em",
         ),
-        rx.heading("Two-factor sign-in", size="5", margin_top="1.5em"),
+        rx.heading("Two-factor sign-in", as_="h2", size="5", margin_top="1.5em"),
         rx.cond(
             AccountState.two_factor_on,
             rx.vstack(
@@ -269,7 +269,12 @@ def account() -> rx.Component:
                 ),
                 rx.form(
                     rx.hstack(
-                        rx.input(name="code", placeholder="Code", id="two-factor-off-code"),
+                        rx.input(
+                            name="code",
+                            placeholder="Code",
+                            id="two-factor-off-code",
+                            aria_label="Two-factor code",
+                        ),
                         rx.button("Turn off", type="submit", variant="soft", id="two-factor-off"),
                     ),
                     on_submit=AccountState.disable_two_factor,
@@ -290,6 +295,7 @@ def account() -> rx.Component:
                             placeholder="123456",
                             auto_complete="one-time-code",
                             id="two-factor-code",
+                            aria_label="Code from your authenticator app",
                         ),
                         rx.button("Turn on", type="submit", id="two-factor-confirm"),
                     ),
@@ -308,7 +314,7 @@ def account() -> rx.Component:
         rx.el.div(id="totp-qr"),
         rx.el.code(id="totp-secret", style={"wordBreak": "break-all"}),
         rx.el.pre(id="recovery-codes"),
-        rx.heading("Delete your account", size="5", margin_top="1.5em"),
+        rx.heading("Delete your account", as_="h2", size="5", margin_top="1.5em"),
         rx.text(
             "Your name, e-mail address, password and sessions are erased. Your orders are "
             "kept, as the law requires of a shop's sales records, and so is the audit trail.",
@@ -323,10 +329,15 @@ def account() -> rx.Component:
                     placeholder="Your password",
                     auto_complete="current-password",
                     id="delete-password",
+                    aria_label="Your password",
                     required=True,
                 ),
                 rx.button(
-                    "Delete my account", color_scheme="red", type="submit", id="delete-account"
+                    "Delete my account",
+                    color_scheme="red",
+                    high_contrast=True,
+                    type="submit",
+                    id="delete-account",
                 ),
                 wrap="wrap",
             ),

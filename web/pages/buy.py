@@ -74,7 +74,7 @@ def cart() -> rx.Component:
                 rx.foreach(CartState.problems, lambda p: rx.text(p, color_scheme="red", size="2")),
                 rx.hstack(
                     rx.text("Total", size="4"),
-                    rx.heading(CartState.total, size="6", id="cart-total"),
+                    rx.text(CartState.total, size="6", weight="bold", id="cart-total"),
                     justify="end",
                     align="baseline",
                     width="100%",
@@ -104,9 +104,19 @@ def cart() -> rx.Component:
                             ),
                             rx.text(
                                 "No account needed: you can check out as a guest. ",
-                                rx.link("Sign in", href="/signin"),
+                                rx.link("Sign in", href="/signin", underline="always"),
                                 " to keep your orders together.",
                                 size="1",
+                            ),
+                        ),
+                        rx.cond(
+                            CartState.crypto_offered,
+                            rx.radio_group(
+                                ["Card", "Crypto"],
+                                name="payment_method",
+                                default_value="Card",
+                                direction="row",
+                                id="payment-method",
                             ),
                         ),
                         rx.button(
@@ -154,6 +164,7 @@ def pay() -> rx.Component:
             "Stripe credentials.",
             icon="flask-conical",
             color_scheme="amber",
+            high_contrast=True,
             id="test-mode-banner",
         ),
         callout_error(PayState.error),
@@ -161,7 +172,7 @@ def pay() -> rx.Component:
             PayState.found,
             rx.card(
                 rx.vstack(
-                    rx.heading("Order ", PayState.number, size="5"),
+                    rx.heading("Order ", PayState.number, as_="h2", size="5"),
                     rx.foreach(
                         PayState.items,
                         lambda item: rx.text(
@@ -173,7 +184,7 @@ def pay() -> rx.Component:
                             ")",
                         ),
                     ),
-                    rx.heading(PayState.total, size="6", id="pay-total"),
+                    rx.text(PayState.total, size="6", weight="bold", id="pay-total"),
                     rx.text(PayState.status_label, size="2", color_scheme="gray"),
                     rx.cond(
                         PayState.payable,

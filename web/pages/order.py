@@ -16,15 +16,35 @@ def progress() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.heading(
-                OrderState.status_label, size="6", id="order-status", data_status=OrderState.status
+                OrderState.status_label,
+                as_="h2",
+                size="6",
+                id="order-status",
+                data_status=OrderState.status,
             ),
             rx.cond(
                 OrderState.live,
-                rx.badge("live", color_scheme="green", variant="soft", id="live-badge"),
+                rx.badge(
+                    "live",
+                    color_scheme="green",
+                    variant="soft",
+                    high_contrast=True,
+                    id="live-badge",
+                ),
             ),
             align="center",
         ),
-        rx.progress(value=OrderState.progress, max=100, width="100%", max_width="32em"),
+        rx.progress(
+            value=OrderState.progress,
+            max=100,
+            width="100%",
+            max_width="32em",
+            aria_label="Order progress",
+        ),
+        rx.cond(
+            OrderState.payment_note != "",
+            rx.text(OrderState.payment_note, size="2", id="payment-note"),
+        ),
         rx.hstack(
             *[rx.text(step, size="1", color_scheme="gray") for step in STEPS],
             justify="between",
@@ -201,7 +221,7 @@ def order() -> rx.Component:
         rx.cond(
             OrderState.found,
             rx.vstack(
-                rx.heading("Order ", OrderState.number, size="7", id="order-number"),
+                rx.heading("Order ", OrderState.number, as_="h1", size="7", id="order-number"),
                 rx.text(
                     "Placed ",
                     OrderState.created,
@@ -228,6 +248,7 @@ def order() -> rx.Component:
                             placeholder="123456",
                             auto_complete="one-time-code",
                             id="reveal-code",
+                            aria_label="Two-factor code for revealing keys",
                             max_length=64,
                         ),
                         align="center",

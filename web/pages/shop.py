@@ -7,7 +7,7 @@ from typing import Any
 import reflex as rx
 
 from web.components.cards import cover, product_grid
-from web.components.layout import callout_error, page
+from web.components.layout import callout_error, callout_info, page
 from web.state.catalogue import ANY, CatalogueState, HomeState, ProductState
 
 
@@ -16,7 +16,7 @@ def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
         items.length() > 0,
         rx.vstack(
             rx.hstack(
-                rx.heading(title, size="5"),
+                rx.heading(title, as_="h2", size="5"),
                 rx.link("See all", href=more, size="2"),
                 justify="between",
                 align="baseline",
@@ -32,7 +32,7 @@ def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
 def home() -> rx.Component:
     return page(
         rx.vstack(
-            rx.heading("Game keys, delivered in seconds", size="8"),
+            rx.heading("Game keys, delivered in seconds", as_="h1", size="8"),
             rx.text(
                 "Buy a key, pay, and reveal it in your key portal straight away. From our own stock first, "
                 "from trusted wholesale partners when we run out.",
@@ -156,6 +156,14 @@ def catalogue() -> rx.Component:
         ),
         rx.box(filters(), margin_y="1em"),
         callout_error(CatalogueState.error),
+        rx.cond(
+            CatalogueState.similar_to != "",
+            rx.text(
+                "No title has those words; games with similar titles:",
+                size="2",
+                id="similar-titles",
+            ),
+        ),
         rx.text(
             CatalogueState.total_text,
             size="2",
@@ -187,6 +195,33 @@ def catalogue() -> rx.Component:
     )
 
 
+def stock_alert_form() -> rx.Component:
+    """Out of stock: leave an address for one e-mail when it is back (double opt-in)."""
+    return rx.form(
+        rx.vstack(
+            rx.el.label(
+                rx.text("E-mail me once when it is back", as_="span", size="2"),
+                html_for="stock-alert-email",
+            ),
+            rx.hstack(
+                rx.input(
+                    name="email",
+                    type="email",
+                    id="stock-alert-email",
+                    auto_complete="email",
+                    required=True,
+                    width="18em",
+                ),
+                rx.button("Notify me", type="submit", variant="soft", id="stock-alert-submit"),
+            ),
+            callout_error(ProductState.alert_error),
+            spacing="1",
+        ),
+        on_submit=ProductState.request_stock_alert,
+        reset_on_submit=True,
+    )
+
+
 def product() -> rx.Component:
     p = ProductState.product
     return page(
@@ -195,7 +230,7 @@ def product() -> rx.Component:
             rx.flex(
                 rx.box(cover(p["cover_url"]), flex="1", min_width="12em", max_width="20em"),
                 rx.vstack(
-                    rx.heading(p["title"], size="7", id="product-title"),
+                    rx.heading(p["title"], as_="h1", size="7", id="product-title"),
                     rx.hstack(
                         rx.badge(p["platform"], size="2"),
                         rx.badge(p["region"], size="2", variant="outline"),
@@ -210,7 +245,7 @@ def product() -> rx.Component:
                         rx.text("Publisher: ", p["publisher"], size="2", color_scheme="gray"),
                     ),
                     rx.hstack(
-                        rx.heading(p["price"], size="6", id="product-price"),
+                        rx.text(p["price"], size="6", weight="bold", id="product-price"),
                         rx.cond(
                             p["list_price"] != "",
                             rx.text(p["list_price"], as_="s", color_scheme="gray"),
@@ -243,11 +278,13 @@ def product() -> rx.Component:
                         ProductState.cart_count > 0,
                         rx.link("Go to cart →", href="/cart", id="go-to-cart"),
                     ),
+                    rx.cond(~p["can_buy"].to(bool), stock_alert_form()),
+                    callout_info(ProductState.alert_note),
                     rx.text(p["description"], size="3"),
                     rx.cond(
                         p["activation_instructions"] != "",
                         rx.vstack(
-                            rx.heading("How to activate", size="3"),
+                            rx.heading("How to activate", as_="h2", size="3"),
                             rx.text(p["activation_instructions"], size="2", white_space="pre-line"),
                             spacing="1",
                         ),
@@ -261,9 +298,23 @@ def product() -> rx.Component:
                 wrap="wrap",
             ),
             rx.vstack(
-                rx.heading("Game not found", size="6"),
+                rx.heading("Game not found", as_="h1", size="6"),
                 rx.text(ProductState.error),
-                rx.link("Back to all games", href="/games"),
+                rx.link("Back to all games", href="/games", id="back-to-games"),
             ),
         ),
+    )
+
+
+def not_found() -> rx.Component:
+    """Any address the shop has no page for (served with status 404 by web.api.pages)."""
+    return page(
+        rx.text("There is no page at this address."),
+        rx.hstack(
+            rx.link("Home", href="/"),
+            rx.link("Browse all games", href="/games", id="not-found-games"),
+            spacing="4",
+            margin_top="1em",
+        ),
+        title="Page not found",
     )

@@ -13,7 +13,7 @@ from core.db import session_scope
 from core.errors import InvalidInput
 from core.money import DEFAULT_CURRENCY, parse_amount
 from web.state.base import ShopState, error_text, in_thread
-from web.state.format import day, money, product_card
+from web.state.format import day, money, product_card, product_page_title
 
 PER_PAGE = 24
 SORTS = {
@@ -100,6 +100,7 @@ class CatalogueState(ShopState):
     genres: list[str] = []
     error: str = ""
     loading: bool = False
+    similar_to: str = ""  # the words matched nothing: these titles look like them
 
     @rx.var
     def sort_options(self) -> list[list[str]]:
@@ -137,7 +138,7 @@ class CatalogueState(ShopState):
         await self._search()
 
     async def _search(self) -> None:
-        from core.services.catalogue import search_products
+        from core.services.catalogue.fuzzy import search_forgiving
 
         try:
             low, high = _price_minor(self.min_price), _price_minor(self.max_price)
@@ -145,7 +146,7 @@ class CatalogueState(ShopState):
             self.error = "Prices are amounts like 9.99."
             return
         search = partial(
-            search_products,
+            search_forgiving,
             query=self.query or None,
             platform=None if self.platform == ANY else self.platform,
             region=None if self.region == ANY else self.region,
@@ -164,10 +165,12 @@ class CatalogueState(ShopState):
 
         self.loading = True
         try:
-            result = await in_thread(work)
+            forgiving = await in_thread(work)
         except Exception as exc:
             self.error, self.loading = error_text(exc), False
             return
+        result = forgiving.page
+        self.similar_to = forgiving.similar_to or ""
         self.results = [product_card(h) for h in result.items]
         more = "" if result.total_is_exact else "+"
         self.total_text = (
@@ -229,16 +232,57 @@ class CatalogueState(ShopState):
         return rx.redirect(self._address(max(1, self.page + delta)))
 
 
+STOCK_ALERT_NOTES = {
+    "confirmed": "Confirmed: we will e-mail you once when this game is back.",
+    "unsubscribed": "Done: you will get no more e-mails about this game.",
+    "invalid": "That link is no longer valid.",
+}
+
+
 class ProductState(ShopState):
     found: bool = True
     product: dict[str, Any] = {}
     error: str = ""
+    alert_note: str = ""  # what happened to a back-in-stock request
+    alert_error: str = ""
+
+    @rx.var
+    def page_title(self) -> str:
+        if not self.found:
+            return "Game not found · keyshop"
+        title = str(self.product.get("title") or "")
+        platform = str(self.product.get("platform") or "")
+        return product_page_title(title, platform) if title else "keyshop"
+
+    @rx.event
+    async def request_stock_alert(self, form: dict[str, Any]) -> None:
+        """Leave an address for the back-in-stock e-mail (double opt-in)."""
+        from core.services.stock_alerts import request_stock_alert
+
+        slug, email = str(self.product.get("slug", "")), str(form.get("email", ""))[:320]
+
+        def work() -> None:
+            with session_scope() as session:
+                request_stock_alert(session=session, slug=slug, email=email)
+
+        try:
+            await in_thread(work)
+        except Exception as exc:
+            self.alert_error, self.alert_note = error_text(exc), ""
+            return
+        self.alert_error = ""
+        self.alert_note = (
+            "Check your inbox: confirm with the link we sent, and we will e-mail you once "
+            "when this game is back."
+        )
 
     @rx.event
     async def load(self) -> None:
         from core.services.storefront import product_detail
 
         slug = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        outcome = self.router.url.query_parameters.get("stock_alert") or ""
+        self.alert_note, self.alert_error = STOCK_ALERT_NOTES.get(outcome, ""), ""
 
         def work() -> Any:
             with session_scope(write=False) as session:

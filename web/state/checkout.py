@@ -21,6 +21,7 @@ class CartState(ShopState):
     email: str = ""
     placing: bool = False
     error: str = ""
+    crypto_offered: bool = False  # the checkout offers crypto (NOWPayments) beside card
 
     async def _quote(self) -> None:
         from core.services.checkout import CartLine, quote_cart
@@ -62,9 +63,12 @@ class CartState(ShopState):
 
     @rx.event
     async def load(self) -> None:
+        from core.config import get_settings
+
         await self.load_session()
         if self.signed_in and not self.email:
             self.email = self.customer_email
+        self.crypto_offered = get_settings().crypto_payments
         await self._quote()
 
     @rx.event
@@ -92,6 +96,7 @@ class CartState(ShopState):
             return
         email = str(form.get("email", self.email)).strip()[:320]
         self.email = email
+        method = str(form.get("payment_method") or "card").strip().lower()[:20]
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
         ]
@@ -109,6 +114,7 @@ class CartState(ShopState):
                 lines=cart,
                 customer_id=customer_id,
                 ip=self._client()["ip"],
+                payment_method=method,
             )
         except Exception as exc:
             self.placing = False
@@ -117,7 +123,8 @@ class CartState(ShopState):
             return
         self._clear_cart()
         self.placing = False
-        # a full load (its token becomes a cookie: web/api/security.py); Stripe: leaves
+        # a full load (its token becomes a cookie: web/api/security.py); Stripe and
+        # NOWPayments: leaves for their page
         yield rx.call_script(load_script(result.payment_url))
 
 

@@ -13,7 +13,12 @@ from typing import Any
 from core.money import format_money as money  # ``1999, "EUR"`` → ``€19.99``
 from core.services.catalogue import ProductHit
 
-__all__ = ["day", "money", "product_card"]
+__all__ = ["day", "money", "product_card", "product_page_title"]
+
+
+def product_page_title(title: str, platform: str) -> str:
+    """A product page's ``<title>``, the same whether the server or the app sets it."""
+    return f"{title} ({platform}) · keyshop"
 
 
 def day(value: date | datetime | None) -> str:

@@ -40,6 +40,7 @@ class OrderState(ShopState):
     created: str = ""
     total: str = ""
     email: str = ""
+    payment_note: str = ""  # a crypto payment's state, live
     lines: list[dict[str, Any]] = []
     error: str = ""
     notice: str = ""
@@ -75,6 +76,7 @@ class OrderState(ShopState):
         self.progress = round(100 * (self.stage - 1) / (stages - 1)) if self.stage > 0 else 0
         self.created, self.email = day(view.created_at), view.email
         self.total = money(view.total_minor, view.currency)
+        self.payment_note = getattr(view, "payment_note", None) or ""
         lines = []
         for line in view.lines:
             keys = [

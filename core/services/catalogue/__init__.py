@@ -1,4 +1,5 @@
-"""The catalogue: create and edit products (:mod:`.products`), find them and list them for
+"""The catalogue: the product model family (:mod:`.product_input`), create and edit
+products (:mod:`.products`), find them and list them for
 the storefront (:mod:`.search`), and keep each product's ``in_stock`` summary exact
 (:mod:`.stock_flags`).
 
@@ -6,9 +7,13 @@ Every function here runs inside the caller's transaction and never commits; writ
 flushed so the caller sees ids and constraint errors at once.
 """
 
-from core.services.catalogue.products import (
+from core.services.catalogue.product_input import (
     CURRENCY_RE,
     SLUG_RE,
+    ProductCreate,
+    ProductUpdate,
+)
+from core.services.catalogue.products import (
     create_product,
     get_product,
     get_product_by_slug,
@@ -43,7 +48,9 @@ __all__ = [
     "RANK_LIMIT",
     "SLUG_RE",
     "SORTS",
+    "ProductCreate",
     "ProductHit",
+    "ProductUpdate",
     "SearchPage",
     "available_counts",
     "create_product",

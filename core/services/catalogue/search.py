@@ -58,10 +58,9 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from core.errors import InvalidInput
+from core.services.catalogue.product_input import PLATFORM_BY_LOWER, REGION_BY_LOWER
 from core.services.catalogue.products import (
     _KEY_AVAILABLE,
-    _PLATFORM_BY_LOWER,
-    _REGION_BY_LOWER,
     _is_int,
     keys_table,
     offers,
@@ -220,6 +219,7 @@ def search_products(
     page: int = 1,
     per_page: int = 24,
     exact_total: bool = False,
+    product_ids: list[int] | None = None,
 ) -> SearchPage:
     """Active products matching a text query and filters, one page at a time.
 
@@ -239,6 +239,7 @@ def search_products(
       newest first), ``title`` (A→Z). Ties are broken by id so pages never overlap.
     - ``page`` ≥ 1, 1 ≤ ``per_page`` ≤ 100; a page past the end is empty.
     - ``exact_total``: count every match instead of stopping at COUNT_LIMIT.
+    - ``product_ids``: only these products (the typo-forgiving search, :mod:`.fuzzy`).
 
     Raises InvalidInput for a bad sort, page, per_page or price bound.
 
@@ -267,9 +268,9 @@ def search_products(
 
     conditions: list[ColumnElement[bool]] = [products.c.active == true()]
     if platform:
-        conditions.append(_facet_condition(products.c.platform, platform, _PLATFORM_BY_LOWER))
+        conditions.append(_facet_condition(products.c.platform, platform, PLATFORM_BY_LOWER))
     if region:
-        conditions.append(_facet_condition(products.c.region, region, _REGION_BY_LOWER))
+        conditions.append(_facet_condition(products.c.region, region, REGION_BY_LOWER))
     if genre:
         conditions.append(_facet_condition(products.c.genre, genre, {}))
     if min_price_minor is not None:
@@ -280,6 +281,8 @@ def search_products(
         conditions.append(products.c.in_stock == (true() if in_stock else false()))
     if preorder is not None:
         conditions.append(products.c.is_preorder == (true() if preorder else false()))
+    if product_ids is not None:
+        conditions.append(products.c.id.in_([int(i) for i in product_ids]))
 
     tokens = query_tokens(query)
     rank: ColumnElement[Any] | None = None  # smaller is better

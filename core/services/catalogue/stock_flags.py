@@ -125,7 +125,9 @@ def _offer_touches(session: OrmSession, offer: ProviderOffer, new: bool) -> list
     if new:
         return [offer.product_id] if offer.product_id is not None and offer.stock > 0 else []
     moved_from = _moved_from(session, offer, offers)
-    if not moved_from and not inspect(offer).attrs.stock.history.has_changes():
+    state = inspect(offer).attrs
+    # an offer mapped for the first time moves from no product: still a change
+    if not state.product_id.history.has_changes() and not state.stock.history.has_changes():
         return []
     return [pid for pid in (offer.product_id, *moved_from) if pid is not None]
 

@@ -27,6 +27,7 @@ from core.models import (
     row_id,
 )
 from core.money import format_money
+from core.services import nowpayments
 from core.services.console_reads.inventory import mask_key_id
 from core.services.orders import order_events, order_lines
 
@@ -354,6 +355,8 @@ def order_timeline(*, session: Session, order_id: int) -> Timeline | None:
                 f"paid via {order.payment_provider or '?'} ({order.payment_reference or '-'})",
             )
         )
+    for coins in nowpayments.crypto_payments(session=session, order_id=order_id):
+        entries.append(TimelineEntry(coins.updated_at, "payment", nowpayments.operator_line(coins)))
     for ev in order_events(session=session, order_id=order_id):
         if (ev.reason or "").startswith("e-mail sent"):  # core.services.notifications
             to = (ev.data or {}).get("to")

@@ -3,7 +3,6 @@ either parsed or rejected with a reason (never with its text: keys are secrets).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import unicodedata
 from collections.abc import Iterator
@@ -103,17 +102,18 @@ def _chunks_csv(source: _Source, batch_size: int) -> Iterator[_Chunk]:
     raw, fh = _open_text(source)
     with raw, fh:
         lines = _Lines(fh, _line_limit())
-        reader = csv.reader(lines, delimiter=source.delimiter, strict=True)
-        with contextlib.suppress(csv.Error):
-            next(reader, None)  # the header, checked by _read_csv_header
+        # One physical line is one record: a key never spans lines, and a record parsed
+        # on its own cannot run on, so an unclosed quote refuses its own line instead of
+        # swallowing every line after it.
+        delimiter = source.delimiter
+        numbered = enumerate(lines, 1)
+        next(numbered, None)  # the header, checked by _read_csv_header
         lines.overlong = False
         chunk = _Chunk()
-        while True:
-            start = reader.line_num + 1
+        for start, line in numbered:
+            row: list[str] | None
             try:
-                row = next(reader)
-            except StopIteration:
-                break
+                row = next(csv.reader((line,), delimiter=delimiter, strict=True), [])
             except csv.Error:
                 row = None
             chunk.read += 1

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import uuid
 
-import stripe
 from sqlmodel import Session, col, select
 
 from core import jobs
 from core.config import get_settings
 from core.db import session_scope
-from core.errors import DomainError, InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
 from core.jobs import Job
 from core.models import (
     Key,
@@ -47,8 +46,8 @@ from core.services.inventory import claim_keys, deliver_lines, mark_faulty, revo
 from core.services.key_returns import return_eligible
 from core.services.keys import reveal_key
 from core.services.orders import transition_order
-from core.services.payments import stripe_client, take_back_keys
-from core.services.test_payments import send_test_event
+from core.services.payment_methods import method_for_provider
+from core.services.payments import take_back_keys
 
 S = OrderStatus
 
@@ -156,10 +155,12 @@ def _assign_from_stock(session: Session, order_id: int, actor: Actor) -> int:
 
 
 def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
-    """Give the money back. With Stripe, a refund is created and Stripe's
-    ``charge.refunded`` webhook does the rest; with the built-in test payments the same
-    Stripe-format event goes through the same webhook path. Either way the keys never
-    revealed come back (DESIGN §5.5) once the event is processed."""
+    """Give the money back through the payment method that took it
+    (:func:`core.services.payment_methods.method_for_provider`): with Stripe, a refund
+    is created and Stripe's ``charge.refunded`` webhook does the rest (with the built-in
+    test payments the same Stripe-format event goes through the same webhook path); a
+    crypto payment is refunded by hand in the NOWPayments dashboard and recorded here.
+    Either way the keys never revealed come back (DESIGN §5.5)."""
     if not reason.strip():
         raise InvalidInput("a refund needs a reason")
     with session_scope() as session:
@@ -171,6 +172,7 @@ def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
         if not order.payment_reference:
             raise InvalidInput(f"order {order.number} has no payment reference")
         number, reference = order.number, order.payment_reference
+        paid_with = method_for_provider(order.payment_provider)
         record_audit(
             session=session,
             actor=actor,
@@ -179,20 +181,7 @@ def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
             object_id=number,
             data={"reason": reason, "payment": reference},
         )
-    settings = get_settings()
-    if settings.test_payments:
-        send_test_event(order_number=number, kind="charge.refunded")
-        return f"refund of {number} sent through the test payments"
-    try:
-        refund = stripe_client().v1.refunds.create(
-            params={"payment_intent": reference, "metadata": {"order_number": number}},
-            options={"idempotency_key": f"keyshop-refund-{number}"},
-        )
-    except stripe.StripeError as exc:
-        raise DomainError(
-            f"Stripe refused the refund of {number}: {exc.user_message or exc.code}"
-        ) from None
-    return f"Stripe refund {refund.id} created for {number}; its webhook completes it"
+    return paid_with.refund(number=number, reference=reference, actor=actor)
 
 
 def cancel_order(*, order_id: int, actor: Actor, reason: str) -> Order:

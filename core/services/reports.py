@@ -1,0 +1,157 @@
+"""Sales reports: revenue, cost and margin of delivered keys.
+
+Each delivered key knows its sale price (its order line's unit price) and its cost (the
+import's cost, or the provider purchase's unit cost, kept on the key as ``cost_minor``
+in ``cost_currency``). A sale is a key delivered (``keys.delivered_at``) within the
+period, of an order not refunded or cancelled. Sales are grouped by day, week (ISO, by
+its Monday), month, product, platform, provider (the supplier of the key: the provider
+it was bought from, or the supplier named at import) or source (``stock`` or
+``provider``), one row per group and currency: currencies are never added together. A
+key whose cost is unknown, or in another currency than the sale, counts in
+``cost_unknown`` and adds no cost, so its margin is the whole price: the report says so.
+
+Rows are read in a stream (``yield_per``): memory holds the groups, not the sales.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final, cast
+
+from sqlalchemy import Table, select
+from sqlmodel import Session
+
+from core.errors import InvalidInput
+from core.models import Key, KeyStatus, Order, OrderLine, OrderStatus, Product
+
+GROUPS: Final = ("day", "week", "month", "product", "platform", "provider", "source")
+EXCLUDED_STATUSES: Final = (OrderStatus.REFUNDED, OrderStatus.CANCELLED)
+MAX_DAYS: Final = 3660
+
+
+@dataclass
+class SalesRow:
+    group: str
+    currency: str
+    count: int = 0
+    revenue_minor: int = 0
+    cost_minor: int = 0
+    cost_unknown: int = 0
+
+    @property
+    def margin_minor(self) -> int:
+        return self.revenue_minor - self.cost_minor
+
+    @property
+    def margin_percent(self) -> float | None:
+        if not self.revenue_minor:
+            return None
+        return round(100 * self.margin_minor / self.revenue_minor, 1)
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+def period(start: date, end: date) -> tuple[datetime, datetime]:
+    """``start`` to ``end`` inclusive as UTC instants [from, to)."""
+    if end < start:
+        raise InvalidInput("the period ends before it starts", field="to")
+    if (end - start).days > MAX_DAYS:
+        raise InvalidInput(f"a period is at most {MAX_DAYS} days", field="to")
+    return (
+        datetime.combine(start, time.min, tzinfo=UTC),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
+    )
+
+
+def _group_key(by: str, delivered_at: datetime, slug: str, platform: str, supplier: str | None,
+               bought: bool) -> str:  # fmt: skip
+    day = delivered_at.astimezone(UTC).date()
+    if by == "day":
+        return day.isoformat()
+    if by == "week":
+        return (day - timedelta(days=day.weekday())).isoformat()
+    if by == "month":
+        return day.strftime("%Y-%m")
+    if by == "product":
+        return slug
+    if by == "platform":
+        return platform
+    if by == "provider":
+        return supplier or ("unknown" if bought else "own stock")
+    return "provider" if bought else "stock"
+
+
+def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[SalesRow]:
+    """The sales report (see the module docstring), sorted by group then currency."""
+    if by not in GROUPS:
+        raise InvalidInput(f"--by must be one of {', '.join(GROUPS)}", field="by")
+    since, until = period(start, end)
+    kt, lt, ot, pt = (_table(m) for m in (Key, OrderLine, Order, Product))
+    k, line, o, p = kt.c, lt.c, ot.c, pt.c
+    stmt = (
+        select(
+            k.delivered_at,
+            k.cost_minor,
+            k.cost_currency,
+            k.supplier,
+            k.provider_purchase_id,
+            line.unit_price_minor,
+            line.currency,
+            p.slug,
+            line.platform,
+        )
+        .join(lt, line.id == k.order_line_id)
+        .join(ot, o.id == line.order_id)
+        .join(pt, p.id == line.product_id)
+        .where(
+            k.delivered_at >= since,
+            k.delivered_at < until,
+            k.status.in_([KeyStatus.DELIVERED, KeyStatus.FAULTY]),
+            o.status.not_in(EXCLUDED_STATUSES),
+        )
+        .execution_options(yield_per=2000)
+    )
+    groups: dict[tuple[str, str], SalesRow] = {}
+    for (
+        delivered_at,
+        cost,
+        cost_cur,
+        supplier,
+        purchase,
+        price,
+        currency,
+        slug,
+        platform,
+    ) in session.execute(stmt):
+        bought = purchase is not None
+        key = (_group_key(by, delivered_at, slug, platform, supplier, bought), currency)
+        row = groups.get(key)
+        if row is None:
+            row = groups[key] = SalesRow(group=key[0], currency=currency)
+        row.count += 1
+        row.revenue_minor += price
+        if cost is None or (cost_cur or currency) != currency:
+            row.cost_unknown += 1
+        else:
+            row.cost_minor += cost
+    return [groups[k] for k in sorted(groups)]
+
+
+def daily_revenue(
+    *, session: Session, start: date, end: date, currency: str
+) -> Iterator[tuple[date, int]]:
+    """Revenue per day in ``currency`` over the period, days without sales as 0 (the
+    console's chart)."""
+    by_day = {
+        r.group: r.revenue_minor
+        for r in sales(session=session, start=start, end=end, by="day")
+        if r.currency == currency
+    }
+    day = start
+    while day <= end:
+        yield day, by_day.get(day.isoformat(), 0)
+        day += timedelta(days=1)

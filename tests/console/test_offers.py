@@ -1,0 +1,85 @@
+"""The offers screen: unmapped offers with their closest products; map one (audited),
+unmap it, create a product from another."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+from textual.widgets import DataTable, Static
+
+from console.screens.modals import ConfirmScreen
+from console.screens.offers import MapScreen
+from core.models import Product, ProviderOffer
+from tests.console.conftest import OPERATOR, audit, run, settle, show
+from tests.factories import fresh, make_product
+
+
+def add_offer(session, provider, external_id, name, cost=1240):
+    session.add(
+        ProviderOffer(
+            provider=provider,
+            external_id=external_id,
+            name=name,
+            title=name,
+            platform="Steam",
+            region="GLOBAL",
+            cost_minor=cost,
+            currency="EUR",
+            stock=4,
+        )
+    )
+    session.commit()
+
+
+async def select_row(pilot, key):
+    table = pilot.app.screen.query_one("#offers-table", DataTable)
+    table.focus()
+    table.move_cursor(row=table.get_row_index(key))
+    await settle(pilot)
+
+
+def test_map_unmap_and_create_from_the_console(session, console_app):
+    make_product(session, slug="starfall", title="Starfall Vanguard")
+    add_offer(session, "codeswholesale", "cw-1", "Starfall Vanguard")
+    add_offer(session, "kinguin", "k-2", "Hollow Tide")
+
+    async def scenario(pilot):
+        await show(pilot, "f2")
+        screen = pilot.app.screen
+        table = screen.query_one("#offers-table", DataTable)
+        assert table.row_count == 2
+        await select_row(pilot, "codeswholesale\tcw-1")
+        detail = str(screen.query_one("#offer-detail", Static).render())
+        assert "Closest: Starfall Vanguard (Steam, GLOBAL)" in detail
+
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, MapScreen)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert str(table.get_row("codeswholesale\tcw-1")[7]) == "starfall"
+
+        await pilot.press("u")  # unmapped only
+        await settle(pilot)
+        assert table.row_count == 1
+        await select_row(pilot, "kinguin\tk-2")
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert table.row_count == 0
+
+        await pilot.press("u")
+        await settle(pilot)
+        await select_row(pilot, "codeswholesale\tcw-1")
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert str(table.get_row("codeswholesale\tcw-1")[7]) == "unmapped"
+
+    run(console_app, scenario)
+    assert [e.actor_id for e in audit(session, "offer.map")] == [OPERATOR, OPERATOR]
+    assert len(audit(session, "offer.unmap")) == 1
+    created = fresh(session).exec(select(Product).where(Product.title == "Hollow Tide")).one()
+    assert created.slug == "hollow-tide-steam-global" and created.price_minor == 1399
