@@ -226,6 +226,13 @@ def test_webhooks_screen(session, test_settings, queued_jobs, snap_compare, size
 
 @SIZES
 def test_providers_screen(session, test_settings, queued_jobs, snap_compare, size):
-    assert snap_compare(
-        snapshot_app(test_settings), run_before=open_screen("9"), terminal_size=size
-    )
+    opened = open_screen("9")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        # balances are asked in a worker of their own: wait until they are shown
+        detail = pilot.app.screen.query_one("#provider-detail")
+        await wait_until(pilot, lambda: "balance check at" in str(detail.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
