@@ -63,7 +63,7 @@ class KeyshopConsole(App[None]):
         common: dict[str, Any] = {"settings": settings, "operator": operator, "deps": self.deps}
         self.screen_factories: dict[str, Callable[[], ConsoleScreen]] = {
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
-            "attention": lambda: AttentionScreen(**common),
+            "attention": lambda: AttentionScreen(reload_every=refresh_seconds, **common),
             "inventory": lambda: InventoryScreen(**common),
             "orders": lambda: OrdersScreen(**common),
             "audit": lambda: AuditScreen(**common),

@@ -41,8 +41,11 @@ class AttentionLoaded(Message):
         orders: list[OrderRow],
         reports: list[KeyReportRow],
         purchases: dict[int, list[UnknownPurchase]] | None = None,
+        *,
+        generation: int = 0,
     ) -> None:
         super().__init__()
+        self.generation = generation  # loads are numbered in the order they start
         self.orders = orders
         self.reports = reports
         self.purchases = purchases or {}  # by order id: purchases whose outcome is unknown
@@ -110,9 +113,14 @@ class QueueDepthRead(Message):
 
 
 class TimelineLoaded(Message):
-    def __init__(self, timeline: Timeline | None) -> None:
+    """An order's timeline, and the e-mails sent for it as (kind, ref)."""
+
+    def __init__(
+        self, timeline: Timeline | None, *, emails: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__()
         self.timeline = timeline
+        self.emails = emails or []
 
 
 class DashboardLoaded(Message):
@@ -139,12 +147,14 @@ class ActionSucceeded(Message):
 
 
 class ActionFailed(Message):
-    """An operator action was refused (a DomainError): nothing changed."""
+    """An operator action was refused (a DomainError: nothing changed), or ran and
+    failed (``verb`` "failed": what it did is in the audit, the reason in ``text``)."""
 
-    def __init__(self, action: str, text: str) -> None:
+    def __init__(self, action: str, text: str, *, verb: str = "refused") -> None:
         super().__init__()
         self.action = action
         self.text = text
+        self.verb = verb
 
 
 class ImportProgressed(Message):

@@ -116,8 +116,8 @@ def return_faulty_key(key_id: str) -> str:
 
 
 @task(retries=6, retry_delay=5, retry_backoff=2)
-def send_order_email(order_id: int, kind: str) -> str:
-    return notifications.send_order_email(order_id=order_id, kind=kind)
+def send_order_email(order_id: int, kind: str, ref: str = "") -> str:
+    return notifications.send_order_email(order_id=order_id, kind=kind, ref=ref)
 
 
 @task(retries=6, retry_delay=5, retry_backoff=2)

@@ -12,6 +12,7 @@ under the operator's name; the rules for closing a report live in
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from textual import on, work
@@ -20,7 +21,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from console.messages import AttentionLoaded
-from console.screens.base import ConsoleScreen
+from console.screens.base import ActionFailedError, ConsoleScreen
 from console.screens.modals import (
     ConfirmScreen,
     ProviderChoice,
@@ -85,6 +86,10 @@ class AttentionScreen(ConsoleScreen):
         self.rows: dict[str, OrderRow] = {}
         self.reports: dict[str, KeyReportRow] = {}
         self.purchases: dict[int, list[ops.UnknownPurchase]] = {}
+        # orders the operator sent back to work here → the last load started before
+        self.retried: dict[int, int] = {}
+        self._loads = 0
+        self._loads_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,6 +113,9 @@ class AttentionScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
+        with self._loads_lock:
+            self._loads += 1
+            generation = self._loads
         with session_scope(write=False) as session:
             rows = attention_orders(session=session)
             reports = open_key_reports(session=session)
@@ -116,7 +124,7 @@ class AttentionScreen(ConsoleScreen):
                 for row in rows
                 if (found := ops.unknown_purchases(session=session, order_id=row.id))
             }
-        self.post_message(AttentionLoaded(rows, reports, purchases))
+        self.post_message(AttentionLoaded(rows, reports, purchases, generation=generation))
 
     @on(AttentionLoaded)
     def show_queue(self, message: AttentionLoaded) -> None:
@@ -125,8 +133,18 @@ class AttentionScreen(ConsoleScreen):
         self.show_reports(message.reports)
         self.sub_title = (
             f"{len(message.orders)} orders need attention, "
-            f"{len(message.reports)} faulty-key reports open"
+            f"{len(message.reports)} faulty-key reports open · {self.updated()}"
         )
+        for order in message.orders:
+            # only a load started after the retry committed can show it failed again
+            if message.generation > self.retried.get(order.id, message.generation):
+                del self.retried[order.id]
+                self.notify(
+                    f"{order.number}: {order.attention_reason or '(no reason recorded)'}",
+                    title="Retry: failed",
+                    severity="error",
+                    timeout=30,
+                )
 
     def show_orders(self, orders: list[OrderRow]) -> None:
         table = self.query_one("#attention-table", DataTable)
@@ -224,7 +242,9 @@ class AttentionScreen(ConsoleScreen):
 
     def _retry(self, order: OrderRow) -> str:
         ops.retry_fulfilment(order_id=order.id, actor=self.actor)
-        return f"{order.number} is back in the fulfilment queue"
+        with self._loads_lock:
+            self.retried[order.id] = self._loads
+        return f"{order.number} is back in the fulfilment queue; a failure comes back here"
 
     def action_assign(self) -> None:
         if (order := self._need_order()) is None:
@@ -244,8 +264,7 @@ class AttentionScreen(ConsoleScreen):
         )
 
     def _assign(self, order: OrderRow) -> str:
-        with session_scope() as session:
-            n = ops.assign_from_stock(session=session, order_id=order.id, actor=self.actor)
+        n = ops.assign_from_stock(order_id=order.id, actor=self.actor)
         return f"{n} key(s) from stock assigned to {order.number}"
 
     def action_buy(self) -> None:
@@ -266,6 +285,8 @@ class AttentionScreen(ConsoleScreen):
             ignore_margin=choice.ignore_margin,
         )
         detail = f": {result.detail}" if result.detail else ""
+        if result.failed:
+            raise ActionFailedError(f"{order.number} via {choice.provider}{detail}")
         return f"{order.number} via {choice.provider}: {result.outcome}{detail}"
 
     def action_refund(self) -> None:
@@ -298,18 +319,20 @@ class AttentionScreen(ConsoleScreen):
             if reason is not None:
                 self.run_operator_action("Cancel", lambda: self._cancel(order, reason.text))
 
+        body = "Keys never revealed return to stock. Cancelling does not move money."
+        if order.paid_at is not None:
+            body = (
+                f"MONEY WAS TAKEN: {money(order.total_minor, order.currency)} paid "
+                f"{when(order.paid_at)}. Cancelling does not refund it; refund with f "
+                "(cancel or refund, not both). Keys never revealed return to stock."
+            )
         self.app.push_screen(
-            ReasonScreen(
-                f"Cancel {order.number}?",
-                "Keys never revealed return to stock. Cancelling does not move money.",
-                confirm_label="Cancel order",
-            ),
+            ReasonScreen(f"Cancel {order.number}?", body, confirm_label="Cancel order"),
             given,
         )
 
     def _cancel(self, order: OrderRow, reason: str) -> str:
-        with session_scope() as session:
-            ops.cancel_order(session=session, order_id=order.id, actor=self.actor, reason=reason)
+        ops.cancel_order(order_id=order.id, actor=self.actor, reason=reason)
         return f"{order.number} cancelled"
 
     # -- purchases whose outcome is unknown ------------------------------------------------
@@ -345,6 +368,8 @@ class AttentionScreen(ConsoleScreen):
     def _resend(self, order: OrderRow, purchase: ops.UnknownPurchase) -> str:
         result = ops.resend_purchase(purchase_id=purchase.id, actor=self.actor)
         detail = f": {result.detail}" if result.detail else ""
+        if result.failed:
+            raise ActionFailedError(f"{purchase.reference} sent again; {order.number}{detail}")
         return f"{purchase.reference} sent again; {order.number} {result.outcome}{detail}"
 
     def action_enter_keys(self) -> None:
@@ -431,12 +456,10 @@ class AttentionScreen(ConsoleScreen):
         )
 
     def _resolve(self, report: KeyReportRow, action: str, note: str) -> str:
-        with session_scope() as session:
-            done = ops.resolve_key_report(
-                session=session, report_id=report.id, action=action, actor=self.actor, note=note
-            )
-            outcome = done.status
-        return f"report #{report.id} on {report.order_number}: {outcome}"
+        done = ops.resolve_key_report(
+            report_id=report.id, action=action, actor=self.actor, note=note
+        )
+        return f"report #{report.id} on {report.order_number}: {done.status}"
 
     def action_replace_key(self) -> None:
         self._report_action("replace")

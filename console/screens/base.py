@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from textual import on, work
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widgets import DataTable, HelpPanel, Input
 
 from console.messages import ActionFailed, ActionSucceeded
 from core.config import Settings
@@ -40,6 +40,15 @@ class Dependencies:
     balance_timeout: float = 5.0
 
 
+class ActionFailedError(Exception):
+    """Raised by a screen's action call when the service ran but did not succeed (a
+    purchase that failed): shown as an error with the reason, never as a success."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 class ConsoleScreen(Screen[None]):
     """A top-level console screen.
 
@@ -50,15 +59,40 @@ class ConsoleScreen(Screen[None]):
 
     NAME: ClassVar[str] = ""
     PALETTE: ClassVar[list[tuple[str, str, str]]] = []
-    BINDINGS = [Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh")]
+    BINDINGS = [
+        Binding("f5,ctrl+r", "reload", "Refresh", id="screen.refresh"),
+        Binding("escape", "leave_input", "Leave field", show=False, id="screen.leave_input"),
+        Binding("question_mark,f1", "help", "Keys", show=False, id="screen.help"),
+    ]
 
     def __init__(
-        self, *, settings: Settings, operator: str, deps: Dependencies | None = None
+        self,
+        *,
+        settings: Settings,
+        operator: str,
+        deps: Dependencies | None = None,
+        reload_every: float = 0.0,
     ) -> None:
         super().__init__(name=self.NAME, id=f"{self.NAME}-screen")
         self.settings = settings
         self.operator = operator
         self.deps = deps or Dependencies()
+        self.reload_every = reload_every
+        self.updated_at: datetime | None = None
+
+    def on_mount(self) -> None:
+        if self.reload_every > 0:
+            self.set_interval(self.reload_every, self._refresh_tick)
+
+    def _refresh_tick(self) -> None:
+        """Reload on the timer while this screen is shown and no dialog is open."""
+        if self.app.screen is self:
+            self.load()
+
+    def updated(self) -> str:
+        """Records that the data on screen was just loaded; returns "updated hh:mm:ss"."""
+        self.updated_at = self.deps.now()
+        return f"updated {self.updated_at:%H:%M:%S}"
 
     @property
     def actor(self) -> Actor:
@@ -69,6 +103,23 @@ class ConsoleScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_help(self) -> None:
+        """``?`` or F1: show (or hide) the keys of this screen beside it."""
+        if self.query(HelpPanel):
+            self.app.action_hide_help_panel()
+        else:
+            self.app.action_show_help_panel()
+
+    def action_leave_input(self) -> None:
+        """Escape always leaves an input field, so the screen's keys work again: focus
+        goes to the screen's first table."""
+        if isinstance(self.focused, Input):
+            tables = self.query(DataTable)
+            if tables:
+                tables.first().focus()
+            else:
+                self.set_focus(None)
 
     def load(self) -> object:
         """Start the worker that (re)loads this screen's data (screens whose ``load`` is
@@ -88,6 +139,8 @@ class ConsoleScreen(Screen[None]):
         tell the operator) and post the outcome."""
         try:
             text = call()
+        except ActionFailedError as exc:
+            self.post_message(ActionFailed(action, exc.text, verb="failed"))
         except DomainError as exc:
             self.post_message(ActionFailed(action, exc.message))
         except SQLAlchemyError as exc:
@@ -103,5 +156,5 @@ class ConsoleScreen(Screen[None]):
 
     @on(ActionFailed)
     def _action_failed(self, message: ActionFailed) -> None:
-        self.notify(message.text, title=f"{message.action}: refused", severity="error")
+        self.notify(message.text, title=f"{message.action}: {message.verb}", severity="error")
         self.load()

@@ -110,6 +110,7 @@ class DashboardScreen(ConsoleScreen):
             self.deps.provider_clients,
             providers=self.settings.providers,
             timeout=self.deps.balance_timeout,
+            now=self.deps.now,
         )
         self.post_message(BalancesChecked(rows))
 

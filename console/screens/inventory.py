@@ -67,7 +67,7 @@ STOCK_COLUMNS = [
     ("Avail", 7),
     ("Resv", 6),
     ("Deliv", 7),
-    ("Low at", 6),
+    ("Low at", 9),
 ]
 IMPORT_COLUMNS = [
     ("#", 5),
@@ -176,7 +176,7 @@ class InventoryScreen(ConsoleScreen):
                 Text(str(row.available), style=style, justify="right"),
                 Text(str(row.reserved), justify="right"),
                 Text(str(row.delivered), justify="right"),
-                Text(str(row.threshold), justify="right"),
+                Text(f"{row.threshold:,}", justify="right"),
                 key=row.slug,
             )
         last = message.rows[-1] if message.rows else None
@@ -273,19 +273,18 @@ class InventoryScreen(ConsoleScreen):
         self.app.push_screen(
             ValueScreen(
                 f"Low-stock threshold of {product.title}",
-                f"Now {product.threshold}. A whole number; 0 means never low.",
+                f"Now {product.threshold:,}. A whole number from 0 (never low) to "
+                f"{ops.MAX_LOW_STOCK_THRESHOLD:,}.",
                 value=str(product.threshold),
+                check=ops.parse_low_stock_threshold,
             ),
             given,
         )
 
     def _set_threshold(self, product: ProductStockRow, value: str) -> str:
-        with session_scope() as session:
-            done = ops.set_low_stock_threshold(
-                session=session, product_id=product.id, threshold=value, actor=self.actor
-            )
-            threshold = done.low_stock_threshold
-        return f"{product.slug}: low-stock threshold {product.threshold} → {threshold}"
+        done = ops.set_low_stock_threshold(product_id=product.id, threshold=value, actor=self.actor)
+        threshold = done.low_stock_threshold
+        return f"{product.title}: low-stock threshold {product.threshold:,} → {threshold:,}"
 
     def action_revoke_keys(self) -> None:
         if (product := self._need_product()) is None:
@@ -305,15 +304,13 @@ class InventoryScreen(ConsoleScreen):
         )
 
     def _revoke(self, product: ProductStockRow, request: RevokeKeys) -> str:
-        with session_scope() as session:
-            ids = ops.revoke_stock_keys(
-                session=session,
-                product_id=product.id,
-                count=request.count,
-                actor=self.actor,
-                reason=request.reason,
-                import_batch_id=request.import_batch_id,
-            )
+        ids = ops.revoke_stock_keys(
+            product_id=product.id,
+            count=request.count,
+            actor=self.actor,
+            reason=request.reason,
+            import_batch_id=request.import_batch_id,
+        )
         return f"{len(ids)} key(s) of {product.slug} revoked"
 
     def action_focus_import(self) -> None:

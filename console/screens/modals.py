@@ -4,6 +4,7 @@ purchase, ``None`` when the operator backs out (Escape)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import on
@@ -12,6 +13,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Static
+
+from core.errors import DomainError
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,10 @@ class RevealScreen(ModalScreen[None]):
         with Vertical(classes="dialog"):
             yield Label(f"Key {self.key_label}", classes="dialog-title")
             yield Static(self._code, id="revealed-code", classes="revealed-code", markup=False)
-            yield Static("This reveal is recorded in the audit trail.", classes="dialog-body")
+            yield Static(
+                "Recorded in the audit trail as an operator reveal; not the customer's.",
+                classes="dialog-body",
+            )
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Close", id="close")
 
@@ -170,18 +176,27 @@ class RevealScreen(ModalScreen[None]):
 
 
 class ValueScreen(ModalScreen[str | None]):
-    """Asks for one value (checked by the service that receives it)."""
+    """Asks for one value. ``check`` (the service's own parser) refuses a bad value in
+    the dialog, with its message, so nothing has to be typed again; the service that
+    receives the value checks it once more."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
 
     def __init__(
-        self, title: str, body: str = "", *, value: str = "", confirm_label: str = "Save"
+        self,
+        title: str,
+        body: str = "",
+        *,
+        value: str = "",
+        confirm_label: str = "Save",
+        check: Callable[[str], object] | None = None,
     ) -> None:
         super().__init__()
         self.title_text = title
         self.body = body
         self.value = value
         self.confirm_label = confirm_label
+        self.check = check
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -189,6 +204,7 @@ class ValueScreen(ModalScreen[str | None]):
             if self.body:
                 yield Static(self.body, classes="dialog-body")
             yield Input(value=self.value, id="value")
+            yield Static("", id="value-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.confirm_label, variant="error", id="confirm")
                 yield Button("Cancel", id="cancel")
@@ -196,7 +212,15 @@ class ValueScreen(ModalScreen[str | None]):
     @on(Input.Submitted, "#value")
     @on(Button.Pressed, "#confirm")
     def action_confirm(self) -> None:
-        self.dismiss(self.query_one("#value", Input).value)
+        value = self.query_one("#value", Input).value
+        if self.check is not None:
+            try:
+                self.check(value)
+            except DomainError as exc:
+                self.query_one("#value-error", Static).update(exc.message)
+                self.query_one("#value", Input).focus()
+                return
+        self.dismiss(value)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -255,6 +279,42 @@ class RevokeKeysScreen(ModalScreen[RevokeKeys | None]):
             self._refuse("A reason is required.", "reason")
             return
         self.dismiss(RevokeKeys(int(count), int(batch) if batch else None, reason))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[int | None]):
+    """Choose one of ``options``; returns its index (Enter on it, or the button)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
+
+    def __init__(self, title: str, options: list[str], *, confirm_label: str = "Choose") -> None:
+        super().__init__()
+        self.title_text = title
+        self.options = options
+        self.confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield OptionList(*self.options, id="choices")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(self.confirm_label, variant="error", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#choices", OptionList)
+        options.highlighted = 0 if self.options else None
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#choices")
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        index = self.query_one("#choices", OptionList).highlighted
+        if index is not None:
+            self.dismiss(index)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

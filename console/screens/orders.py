@@ -1,6 +1,8 @@
-"""Orders: find one by number, e-mail or key code; its timeline (events, payment,
-provider purchases, keys masked); and the key actions: reveal (audited, confirmed; the
-code is shown only in the dialog), replace a faulty key, revoke a key."""
+"""Orders: find them by part of the number, e-mail or customer name, by a key (its code
+or the end its mask shows) and by filters (status, product, provider, dates); an
+order's timeline (events, payment, provider purchases, keys masked); the key actions
+(reveal, audited as an operator reveal; replace a faulty key; revoke a key) and sending
+one of the order's e-mails again."""
 
 from __future__ import annotations
 
@@ -16,7 +18,13 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from console.messages import ActionFailed, KeyRevealed, OrdersLoaded, TimelineLoaded
 from console.screens.base import ConsoleScreen
-from console.screens.modals import ConfirmScreen, Reason, ReasonScreen, RevealScreen
+from console.screens.modals import (
+    ChoiceScreen,
+    ConfirmScreen,
+    Reason,
+    ReasonScreen,
+    RevealScreen,
+)
 from console.widgets.formatting import money, short, when
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
@@ -27,14 +35,16 @@ from core.services.console_reads.orders import (
     KeyRow,
     OrderRow,
     Timeline,
-    find_orders,
-    order_for_key_code,
     order_timeline,
     recent_orders,
+    search_orders,
 )
-from core.services.inventory import revoke_key
-from core.services.keys import reveal_key
-from core.services.operator import replace_faulty_key
+from core.services.notifications import resend_order_email, sent_order_emails
+from core.services.operator import (
+    replace_faulty_key,
+    reveal_key_for_operator,
+    revoke_delivered_key,
+)
 
 
 def render_timeline(t: Timeline) -> Text:
@@ -53,6 +63,10 @@ def render_timeline(t: Timeline) -> Text:
     return text
 
 
+RESULT_COLUMNS = [("Order", 14), ("E-mail", 28), ("Status", 15), ("Total", 12), ("Created", 16)]
+KEY_COLUMNS = [("Key", 20), ("Product", 24), ("Status", 9), ("Delivered", 16), ("Revealed", 16)]
+
+
 class OrdersScreen(ConsoleScreen):
     NAME = "orders"
     AUTO_FOCUS = "#order-results"
@@ -61,13 +75,15 @@ class OrdersScreen(ConsoleScreen):
         Binding("v", "reveal", "Reveal key", id="orders.reveal"),
         Binding("x", "replace_faulty", "Replace faulty", id="orders.replace_faulty"),
         Binding("k", "revoke", "Revoke key", id="orders.revoke"),
+        Binding("m", "resend_email", "Resend e-mail", id="orders.resend_email"),
         Binding("escape", "focus_results", "Results", show=False, id="orders.results"),
     ]
     PALETTE = [
-        ("Search orders by number, e-mail or key", "focus_search", "then Enter"),
+        ("Search orders: number, e-mail, name, key; filters", "focus_search", "then Enter"),
         ("Reveal the selected key (audited)", "reveal", "asks for confirmation"),
         ("Replace the selected faulty key from stock", "replace_faulty", "asks for a reason"),
         ("Revoke the selected key", "revoke", "asks for a reason"),
+        ("Send one of the order's e-mails again", "resend_email", "choose which"),
     ]
 
     def __init__(self, **kw: Any) -> None:
@@ -75,6 +91,7 @@ class OrdersScreen(ConsoleScreen):
         self.results: dict[str, OrderRow] = {}
         self.order_id: int | None = None
         self.keys: dict[str, KeyRow] = {}
+        self.emails: list[tuple[str, str]] = []  # (kind, ref) sent for the order shown
         self.query_text = ""
         self.pager = Pager()
 
@@ -82,7 +99,10 @@ class OrdersScreen(ConsoleScreen):
         yield Header()
         yield NavBar(self.NAME)
         yield Input(
-            placeholder="/ to search: order number, e-mail or key code, then Enter",
+            placeholder=(
+                "/ search: number, e-mail, name, key (code or …a1b2); "
+                "status: product: provider: since: until:"
+            ),
             id="order-search",
         )
         yield DataTable(id="order-results", cursor_type="row")
@@ -92,12 +112,13 @@ class OrdersScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#order-results", DataTable).add_columns(
-            "Order", "E-mail", "Status", "Total", "Created"
-        )
-        self.query_one("#order-keys", DataTable).add_columns(
-            "Key", "Product", "Status", "Delivered", "Revealed"
-        )
+        # Fixed widths: the layout does not depend on when the rows arrive.
+        results = self.query_one("#order-results", DataTable)
+        for label, width in RESULT_COLUMNS:
+            results.add_column(label, width=width)
+        keys = self.query_one("#order-keys", DataTable)
+        for label, width in KEY_COLUMNS:
+            keys.add_column(label, width=width)
         self.query_one("#timeline-box").border_title = "Timeline"
 
     def load(self) -> None:
@@ -122,16 +143,21 @@ class OrdersScreen(ConsoleScreen):
 
     @work(thread=True, exclusive=True, group="search")
     def search(self, text: str, before_id: int | None) -> None:
-        """One page of orders: the newest when ``text`` is empty, else those matching
-        its number or e-mail, else the order a key code was delivered to."""
-        with session_scope(write=False) as session:
-            if not text:
-                rows = recent_orders(session=session, before_id=before_id, limit=PAGE)
-            else:
-                rows = find_orders(session=session, text=text, before_id=before_id, limit=PAGE)
-                if not rows and before_id is None:
-                    by_key = order_for_key_code(session=session, code=text)
-                    rows = [by_key] if by_key else []
+        """One page of orders: the newest when ``text`` is empty, else those matching it
+        (:func:`core.services.console_reads.orders.search_orders`)."""
+        try:
+            with session_scope(write=False) as session:
+                if not text:
+                    rows = recent_orders(session=session, before_id=before_id, limit=PAGE)
+                else:
+                    rows = search_orders(
+                        session=session, text=text, before_id=before_id, limit=PAGE
+                    )
+        except DomainError as exc:
+            self.app.call_from_thread(
+                self.notify, exc.message, title="Search: refused", severity="error"
+            )
+            return
         self.post_message(OrdersLoaded(rows, query=text if before_id is None else "\0more"))
 
     @on(OrdersLoaded)
@@ -156,6 +182,9 @@ class OrdersScreen(ConsoleScreen):
         if not first_page:
             return
         if not message.rows:
+            self.clear_timeline(
+                "No order matches that search." if message.query else "No orders yet."
+            )
             if message.query:
                 self.notify("No order matches that number, e-mail or key.", severity="warning")
             return
@@ -178,19 +207,31 @@ class OrdersScreen(ConsoleScreen):
 
     # -- timeline ----------------------------------------------------------------------
 
+    def clear_timeline(self, text: str) -> None:
+        """No order chosen: nothing shown, and no key action has a key to act on."""
+        self.order_id = None
+        self.keys = {}
+        self.emails = []
+        self.query_one("#order-keys", DataTable).clear()
+        self.query_one("#timeline", Static).update(text)
+
     @work(thread=True, exclusive=True, group="load")
     def load_timeline(self, order_id: int) -> None:
         with session_scope(write=False) as session:
             timeline = order_timeline(session=session, order_id=order_id)
-        self.post_message(TimelineLoaded(timeline))
+            emails = sent_order_emails(session=session, order_id=order_id)
+        self.post_message(TimelineLoaded(timeline, emails=emails))
 
     @on(TimelineLoaded)
     def show_timeline(self, message: TimelineLoaded) -> None:
         t = message.timeline
+        if t is not None and t.order.id != self.order_id:
+            return  # a search replaced that order meanwhile
         keys = self.query_one("#order-keys", DataTable)
         keep = self.selected_key(keys)
         keys.clear()
         self.keys = {}
+        self.emails = message.emails
         if t is None:
             self.query_one("#timeline", Static).update("That order no longer exists.")
             return
@@ -228,7 +269,9 @@ class OrdersScreen(ConsoleScreen):
         self.app.push_screen(
             ConfirmScreen(
                 f"Reveal key {key.masked} ({key.title})?",
-                f"The reveal is recorded in the audit trail under {self.operator}.",
+                f"Recorded in the audit trail as an operator reveal under {self.operator}."
+                " It does not count as the customer's reveal: a key the customer never"
+                " saw can still go back to stock on a refund.",
                 confirm_label="Reveal",
             ),
             confirmed,
@@ -237,8 +280,7 @@ class OrdersScreen(ConsoleScreen):
     @work(thread=True, group="actions")
     def reveal(self, key_id: uuid.UUID) -> None:
         try:
-            with session_scope() as session:
-                code = reveal_key(session=session, key_id=key_id, actor=self.actor)
+            code = reveal_key_for_operator(key_id=key_id, actor=self.actor)
         except DomainError as exc:
             self.post_message(ActionFailed("Reveal key", exc.message))
             return
@@ -269,10 +311,7 @@ class OrdersScreen(ConsoleScreen):
         )
 
     def _replace(self, key_id: uuid.UUID, reason: str) -> str:
-        with session_scope() as session:
-            new = replace_faulty_key(
-                session=session, key_id=key_id, actor=self.actor, reason=reason
-            )
+        new = replace_faulty_key(key_id=key_id, actor=self.actor, reason=reason)
         return f"key {mask_key_id(key_id)} replaced by {mask_key_id(new.id)}"
 
     def action_revoke(self) -> None:
@@ -286,13 +325,43 @@ class OrdersScreen(ConsoleScreen):
         self.app.push_screen(
             ReasonScreen(
                 f"Revoke key {key.masked}?",
-                "The key is marked revoked; it never returns to stock.",
+                "The key is marked revoked; it never returns to stock. A fulfilled order"
+                " left short goes to the attention queue.",
                 confirm_label="Revoke",
             ),
             given,
         )
 
     def _revoke(self, key_id: uuid.UUID, reason: str) -> str:
-        with session_scope() as session:
-            revoke_key(session=session, key_id=key_id, actor=self.actor, reason=reason)
+        revoke_delivered_key(key_id=key_id, actor=self.actor, reason=reason)
         return f"key {mask_key_id(key_id)} revoked"
+
+    def action_resend_email(self) -> None:
+        order_id = self.order_id
+        if order_id is None:
+            self.notify("No order selected.", severity="warning")
+            return
+        if not self.emails:
+            self.notify("No e-mail was sent for this order yet.", severity="warning")
+            return
+        number = next((r.number for r in self.results.values() if r.id == order_id), "")
+        emails = list(self.emails)
+
+        def chosen(index: int | None) -> None:
+            if index is not None:
+                kind, ref = emails[index]
+                self.run_operator_action(
+                    "Resend e-mail",
+                    lambda: resend_order_email(
+                        order_id=order_id, kind=kind, ref=ref, actor=self.actor
+                    ),
+                )
+
+        self.app.push_screen(
+            ChoiceScreen(
+                f"Send which e-mail of {number} again?",
+                [f"{kind} ({ref})" if ref else kind for kind, ref in emails],
+                confirm_label="Send again",
+            ),
+            chosen,
+        )

@@ -35,15 +35,17 @@ from core.services import operator as ops
 from core.services.console_reads.providers import (
     BalanceRow,
     OfferRow,
+    ProviderCall,
     ProviderStatusRow,
     provider_balances_from,
+    provider_health,
     provider_offers,
     provider_overview,
 )
 from core.services.provider_sync import closest_products
 
 SYNC_PATIENCE_SECONDS = 600  # stop following a queued sync after this long
-HEALTH_STYLE = {"ok": "green", "down": "bold red", "failing": "yellow", "unknown": "dim"}
+HEALTH_STYLE = {"ok": "green", "failing": "bold red", "unknown": "dim"}
 
 
 @dataclass
@@ -139,6 +141,7 @@ class ProvidersScreen(ConsoleScreen):
             self.deps.provider_clients,
             providers=self.settings.providers,
             timeout=self.deps.balance_timeout,
+            now=self.deps.now,
         )
         self.post_message(BalancesChecked(rows))
 
@@ -161,9 +164,11 @@ class ProvidersScreen(ConsoleScreen):
         keep = self.selected_key(table)
         table.clear()
         for name, r in self.rows.items():
+            health, latest = self.health_of(r)
+            label = f"{health} {latest.at:%H:%M}" if latest else health
             table.add_row(
                 Text(name, style="bold"),
-                Text(r.health, style=HEALTH_STYLE.get(r.health, "")),
+                Text(label, style=HEALTH_STYLE.get(health, "")),
                 balance_text(self.balances.get(name)),
                 when(r.last_sync) + (" (syncing)" if name in self.pending else ""),
                 Text(str(r.mapped), justify="right"),
@@ -174,6 +179,11 @@ class ProvidersScreen(ConsoleScreen):
         if keep in self.rows:
             table.move_cursor(row=table.get_row_index(keep))
         self._show_detail()
+
+    def health_of(self, row: ProviderStatusRow) -> tuple[str, ProviderCall | None]:
+        """Health from the most recent call: the recorded ones and the balance check."""
+        balance = self.balances.get(row.provider)
+        return provider_health([*row.calls, balance.call if balance else None])
 
     def selected_provider(self) -> str | None:
         return self.selected_key(self.query_one("#providers-table", DataTable))
@@ -191,12 +201,17 @@ class ProvidersScreen(ConsoleScreen):
         if r is None:
             self.query_one("#provider-detail", Static).update("No providers configured.")
             return
-        text = f"{name}: last success {when(r.last_success)}"
+        health, latest = self.health_of(r)
+        text = f"{name}: {health}"
+        if latest is not None:
+            outcome = f"failed: {short(latest.error, 60)}" if latest.error else "succeeded"
+            text += f", from the last call: {latest.what} at {when(latest.at)} {outcome}"
+        text += f"\nlast success {when(r.last_success)}"
         if r.last_error:
             text += f"; last error {when(r.last_error_at)}: {short(r.last_error, 60)}"
         balance = self.balances.get(r.provider)
         if balance is not None and balance.error:
-            text += f"; balance: {short(balance.error, 40)}"
+            text += f"; balance check: {short(balance.error, 40)}"
         self.query_one("#provider-detail", Static).update(Text(text))
 
     # -- offers, paged lazily ------------------------------------------------------------

@@ -20,8 +20,8 @@ from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.models import utcnow
-from core.services.console_reads.webhooks import webhook_body, webhook_page
-from core.services.webhooks import rejection_counts, replay_webhook
+from core.services.console_reads.webhooks import WebhookRow, webhook_body, webhook_page
+from core.services.webhooks import rejection_counts, replay_webhook, webhook_attempts
 
 BODY_SHOWN = 4000  # characters of a raw body shown
 
@@ -41,6 +41,7 @@ class WebhooksScreen(ConsoleScreen):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.outcomes: dict[str, str] = {}
+        self.rows: dict[str, WebhookRow] = {}
         self.pager = Pager()
         self.source: str | None = None
         self.rejections = ""
@@ -55,9 +56,17 @@ class WebhooksScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#webhooks-table", DataTable).add_columns(
-            "#", "Received", "Source", "Type", "Auth", "Outcome"
-        )
+        table = self.query_one("#webhooks-table", DataTable)
+        # Fixed widths: the layout does not depend on when the rows arrive.
+        for label, width in [
+            ("#", 4),
+            ("Received", 16),
+            ("Source", 9),
+            ("Type", 22),
+            ("Auth", 4),
+            ("Outcome", 30),
+        ]:
+            table.add_column(label, width=width)
         self.query_one("#webhook-body-box").border_title = "Raw body and outcome"
 
     def action_focus_filter(self) -> None:
@@ -86,9 +95,15 @@ class WebhooksScreen(ConsoleScreen):
         if message.first_page:
             table.clear()
             self.outcomes = {}
+            self.rows = {}
         for w in message.rows:
-            outcome = w.outcome or ("pending" if w.processed_at is None else "")
-            self.outcomes[str(w.id)] = w.outcome or "(not processed)"
+            outcome = (
+                "pending" + (f" (was: {w.outcome})" if w.outcome else "")
+                if w.processed_at is None
+                else w.outcome or ""
+            )
+            self.outcomes[str(w.id)] = outcome or "(not processed)"
+            self.rows[str(w.id)] = w
             table.add_row(
                 str(w.id),
                 when(w.received_at),
@@ -123,15 +138,23 @@ class WebhooksScreen(ConsoleScreen):
     def fetch_body(self, webhook_id: int) -> None:
         with session_scope(write=False) as session:
             body = webhook_body(session=session, webhook_id=webhook_id, limit=BODY_SHOWN)
-        self.post_message(RowsLoaded([(webhook_id, body)]))
+            attempts = [
+                (a.processed_at, a.outcome)
+                for a in webhook_attempts(session=session, webhook_id=webhook_id)
+            ]
+        self.post_message(RowsLoaded([(webhook_id, body, attempts)]))
 
     @on(RowsLoaded)
     def show_body(self, message: RowsLoaded) -> None:
-        [(webhook_id, body)] = message.rows
+        [(webhook_id, body, attempts)] = message.rows
         if self.selected_key(self.query_one("#webhooks-table", DataTable)) != str(webhook_id):
             return
         outcome = self.outcomes.get(str(webhook_id), "")
-        self.query_one("#webhook-body", Static).update(f"outcome: {outcome}\n\n{body or ''}")
+        tried = "".join(f"\n  {when(at)}  {text}" for at, text in attempts)
+        history = f"\nattempts ({len(attempts)}):{tried}" if attempts else ""
+        self.query_one("#webhook-body", Static).update(
+            f"outcome: {outcome}{history}\n\n{body or ''}"
+        )
 
     def action_replay(self) -> None:
         key = self.selected_key(self.query_one("#webhooks-table", DataTable))
@@ -139,6 +162,15 @@ class WebhooksScreen(ConsoleScreen):
             self.notify("No webhook selected.", severity="warning")
             return
         webhook_id = int(key)
+        row = self.rows.get(key)
+        if row is not None and not row.authenticated:
+            self.notify(
+                f"Webhook #{webhook_id} failed authentication; it is never processed, so it"
+                " cannot be replayed.",
+                title="Replay: refused",
+                severity="error",
+            )
+            return
 
         def confirmed(ok: bool | None) -> None:
             if ok:
@@ -147,12 +179,13 @@ class WebhooksScreen(ConsoleScreen):
         self.app.push_screen(
             ConfirmScreen(
                 f"Replay webhook #{webhook_id}?",
-                "It is processed again; its effects are idempotent.",
+                "It is processed again; its effects are idempotent. Earlier outcomes are"
+                " kept, and the replay is audited under your name.",
                 confirm_label="Replay",
             ),
             confirmed,
         )
 
     def _replay(self, webhook_id: int) -> str:
-        replay_webhook(webhook_id=webhook_id)
+        replay_webhook(webhook_id=webhook_id, actor=self.actor)
         return f"webhook #{webhook_id} queued for processing again"

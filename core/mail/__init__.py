@@ -3,7 +3,9 @@
 from one source, never with a key in them."""
 
 from core.mail.notices import (
+    AFTERCARE_TEMPLATES,
     NEVER_BY_MAIL,
+    aftercare_notice,
     attention_notice,
     back_in_stock_notice,
     compose,
@@ -34,6 +36,7 @@ from core.mail.transport import (
 )
 
 __all__ = [
+    "AFTERCARE_TEMPLATES",
     "NEVER_BY_MAIL",
     "InvalidRecipient",
     "MailError",
@@ -42,6 +45,7 @@ __all__ = [
     "OutboxMailer",
     "SmtpMailer",
     "SmtpTarget",
+    "aftercare_notice",
     "attention_notice",
     "back_in_stock_notice",
     "check_address",

@@ -273,6 +273,41 @@ def attention_notice(
     )
 
 
+#: What an operator's action on an order tells its customer: notice kind → template.
+AFTERCARE_TEMPLATES = {
+    "refunded": "refunded.j2",
+    "cancelled": "cancelled.j2",
+    "replaced": "replaced.j2",
+    "revoked": "revoked.j2",
+    "report_rejected": "report_rejected.j2",
+}
+
+
+def aftercare_notice(
+    kind: str,
+    *,
+    order_number: str,
+    to: str,
+    portal_url: str,
+    lines: list[tuple[str, int]] | None = None,
+    shop_name: str = "keyshop",
+    mail_from: str | None = None,
+) -> EmailMessage:
+    """What happened to an order after delivery or payment (``kind``: refunded,
+    cancelled, replaced, revoked, report_rejected). Takes no key and no operator note."""
+    if kind not in AFTERCARE_TEMPLATES:
+        raise InvalidInput(f"no notice of kind {kind!r}", field="kind")
+    return _order_notice(
+        AFTERCARE_TEMPLATES[kind],
+        order_number=order_number,
+        to=to,
+        portal_url=portal_url,
+        lines=lines or [],
+        shop_name=shop_name,
+        mail_from=mail_from,
+    )
+
+
 # -- the account notices -----------------------------------------------------------------
 
 

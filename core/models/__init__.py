@@ -19,7 +19,7 @@ from core.models.payments import CryptoPayment
 from core.models.pricing import PriceChange, PricingRule
 from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.stock_alerts import StockAlert
-from core.models.webhooks import WebhookEvent
+from core.models.webhooks import WebhookAttempt, WebhookEvent
 
 __all__ = [
     "PLATFORMS",
@@ -56,6 +56,7 @@ __all__ = [
     "RecoveryCode",
     "StockAlert",
     "UTCDateTime",
+    "WebhookAttempt",
     "WebhookEvent",
     "new_uuid",
     "row_id",

@@ -59,6 +59,13 @@ class Alert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     acknowledged_by: str | None = Field(default=None, sa_column=Column(String(120), nullable=True))
+    #: Closed by the shop itself once its cause was gone (core.services.alerts).
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+    @property
+    def is_open(self) -> bool:
+        return self.acknowledged_at is None and self.resolved_at is None
 
 
 class KeyReportStatus(StrEnum):

@@ -61,3 +61,16 @@ class WebhookEvent(SQLModel, table=True):
     #: The whole body's size and SHA-256 (a rejected row keeps only a prefix of it).
     body_size: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     body_sha256: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One processing of a stored webhook and what came of it. Append-only: a replay
+    adds an attempt and never overwrites an earlier outcome (``WebhookEvent.outcome``
+    is the latest)."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="webhook_events.id", index=True, nullable=False)
+    processed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    outcome: str = Field(sa_column=Column(Text, nullable=False))

@@ -25,7 +25,7 @@ from sqlmodel import Session
 from core import crypto
 from core.db import get_engine, session_scope
 from core.errors import InvalidInput, InvalidKeyState, KeyDecryptionError, NotFound
-from core.models import KeyStatus, utcnow
+from core.models import ActorType, KeyStatus, utcnow
 from core.services import locking
 from core.services.audit import Actor, record_audit
 
@@ -35,9 +35,12 @@ __all__ = ["RotationReport", "reveal_key", "rotate_keys"]
 
 
 def reveal_key(*, session: Session, key_id: uuid.UUID, actor: Actor) -> str:
-    """Decrypt a delivered key and return its code. The first reveal sets
+    """Decrypt a delivered key and return its code. The customer's first reveal sets
     ``revealed_at`` (from then on the key can no longer go back to stock); every reveal
     records ``key.reveal`` (object: the key id; data: ``order_line_id``, ``first``).
+    An operator's reveal is recorded as ``key.operator_reveal`` (data: ``order_line_id``,
+    ``customer_revealed``) and never changes ``revealed_at``: it is not what the
+    customer has seen.
 
     Only ``delivered`` keys can be revealed (:class:`InvalidKeyState` otherwise); a
     ciphertext that fails authentication raises :class:`KeyDecryptionError` (naming the
@@ -57,6 +60,19 @@ def reveal_key(*, session: Session, key_id: uuid.UUID, actor: Actor) -> str:
     plaintext = crypto.get_vault().decrypt(
         key.ciphertext, key_version=key.key_version, row_id=key.id
     )
+    if actor.type == ActorType.OPERATOR:
+        record_audit(
+            session=session,
+            actor=actor,
+            action="key.operator_reveal",
+            object_type="key",
+            object_id=str(key.id),
+            data={
+                "order_line_id": key.order_line_id,
+                "customer_revealed": key.revealed_at is not None,
+            },
+        )
+        return plaintext.decode("utf-8")
     first = key.revealed_at is None
     if first:
         key.revealed_at = utcnow()

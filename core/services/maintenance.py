@@ -35,6 +35,7 @@ from core.db import session_scope
 from core.errors import ConcurrentUpdate, InvalidTransition
 from core.jobs import Job
 from core.models import (
+    Alert,
     AlertKind,
     Order,
     OrderLine,
@@ -47,7 +48,7 @@ from core.money import format_money
 from core.providers.base import ProviderClient, ProviderError
 from core.providers.nowpayments import NowPaymentsError
 from core.services import nowpayments, webhooks
-from core.services.alerts import raise_alert
+from core.services.alerts import is_open, raise_alert, resolve_alerts
 from core.services.audit import Actor
 from core.services.low_stock import low_stock_products
 from core.services.orders import transition_order
@@ -217,8 +218,24 @@ def expire_unpaid_orders(*, now: datetime | None = None) -> list[int]:
 
 
 def low_stock_alerts() -> int:
+    """Raise a low_stock alert for each product below its threshold, and close the open
+    ones of products no longer low (restocked, threshold lowered)."""
     with session_scope() as session:
         low = low_stock_products(session=session)
+        still_low = {f"product:{item.product_id}" for item in low}
+        for (subject,) in session.execute(
+            select(Alert.subject).where(
+                Alert.kind == "low_stock",
+                is_open(),
+            )
+        ).all():
+            if subject not in still_low:
+                resolve_alerts(
+                    session=session,
+                    subject=subject,
+                    kinds=("low_stock",),
+                    resolution="stock is back above the threshold",
+                )
         for item in low:
             raise_alert(
                 session=session,
@@ -278,6 +295,13 @@ def balance_alerts(
                 BalanceCheck(name, None, None, per_hour, None, f"unreachable: {exc.code}")
             )
             continue
+        with session_scope() as session:
+            resolve_alerts(
+                session=session,
+                subject=f"provider:{name}",
+                kinds=("provider_down",),
+                resolution=f"{name} answered a balance check",
+            )
         hours_left = balance.amount_minor / per_hour if per_hour > 0 else None
         metrics.PROVIDER_BALANCE.labels(name, balance.currency).set(balance.amount_minor)
         if hours_left is not None:
@@ -291,13 +315,20 @@ def balance_alerts(
                 f"{name} balance {shown} covers about "
                 f"{hours_left:.1f} hours at the last day's spend"
             )
-        if alert:
-            with session_scope() as session:
+        with session_scope() as session:
+            if alert:
                 raise_alert(
                     session=session,
                     kind=AlertKind.LOW_BALANCE,
                     subject=f"provider:{name}",
                     message=alert,
+                )
+            else:
+                resolve_alerts(
+                    session=session,
+                    subject=f"provider:{name}",
+                    kinds=("low_balance",),
+                    resolution=f"{name} balance {shown} is enough again",
                 )
         checks.append(
             BalanceCheck(name, balance.amount_minor, balance.currency, per_hour, hours_left, alert)

@@ -1,9 +1,13 @@
 """Customer e-mails about an order. They link to the key portal; they never contain a key
 (invariant 5: the notice builders in core.mail.notices take no key at all).
 
-Each notice is sent at most once per order and kind in the normal course: the sending is
-recorded as an order event and a second call finds it. (A crash between the SMTP answer
-and that record can send one duplicate; never a key.)
+Each notice is sent at most once per order, kind and ``ref`` (the report or key it is
+about) in the normal course: the sending is recorded as an order event and a second call
+finds it. (A crash between the SMTP answer and that record can send one duplicate; never
+a key.) An operator can send any of them again (:func:`resend_order_email`, audited).
+
+Besides the order notices, an operator's action tells the customer what happened
+(issue #17): refunded, cancelled, replaced, revoked, report_rejected.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 from typing import Final
 
 from sqlalchemy import bindparam, exists, insert, select
+from sqlalchemy.orm import Session
 
 from core import tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
 from core.mail import (
+    AFTERCARE_TEMPLATES,
+    aftercare_notice,
     attention_notice,
     delivery_notice,
     get_mailer,
@@ -26,9 +33,12 @@ from core.mail import (
 )
 from core.models import Order, OrderEvent, OrderLine, Product, utcnow
 from core.money import format_money
+from core.services.audit import Actor, record_audit
 from core.signing import make_token
 
-KINDS = ("placed", "delivered", "waiting", "attention")
+KINDS = ("placed", "delivered", "waiting", "attention", *AFTERCARE_TEMPLATES)
+SENT = "e-mail sent: "
+SENT_AGAIN = "e-mail sent again: "
 #: "Find my order": requests per client address and per e-mail address in a window.
 ORDER_LINKS_LIMITS: Final = {"ip": (10, 3600), "email": (3, 3600)}
 MAX_LINKED_ORDERS: Final = 20
@@ -79,11 +89,23 @@ _READ = (
 )
 
 
+def _marker(kind: str, ref: str) -> str:
+    return f"{kind} ({ref})" if ref else kind
+
+
 @tracing.traced("order e-mail", "order_id", "kind")
-def send_order_email(*, order_id: int, kind: str) -> str:
+def send_order_email(
+    *, order_id: int, kind: str, ref: str = "", again_by: Actor | None = None
+) -> str:
+    """Send the ``kind`` notice of an order once (``ref``: what it is about, so two
+    replaced keys are two notices). ``again_by``: an operator sends it again whatever
+    was sent before; recorded as its own order event and audited as
+    ``order.email_resend``. Owns its transactions; the mail goes out between them."""
     if kind not in KINDS:
         raise InvalidInput(f"no e-mail of kind {kind!r}")
-    marker = f"e-mail sent: {kind}"
+    if len(ref) > 60:
+        raise InvalidInput("the e-mail reference is too long")
+    marker = SENT + _marker(kind, ref)
     with session_scope(write=False) as session:
         rows = session.execute(_READ, {"order_id": order_id, "marker": marker}).all()
         if not rows:
@@ -97,9 +119,9 @@ def send_order_email(*, order_id: int, kind: str) -> str:
             vat_rate_bp=first.vat_rate_bp,
             country=first.country,
         )
-        if sent:
+        if sent and again_by is None:
             return f"{kind} e-mail for {number} was already sent"
-        if kind == "placed" and status == "cancelled":
+        if kind == "placed" and status == "cancelled" and again_by is None:
             return f"placed e-mail for {number} not sent: the checkout was called off"
         lines = [row for row in rows if row.title is not None]
         items = [(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines]
@@ -141,9 +163,13 @@ def send_order_email(*, order_id: int, kind: str) -> str:
             release_date=release,
             mail_from=mail_from,
         )
-    else:
+    elif kind == "attention":
         message = attention_notice(
             order_number=number, to=email, portal_url=link, lines=items, mail_from=mail_from
+        )
+    else:
+        message = aftercare_notice(
+            kind, order_number=number, to=email, portal_url=link, lines=items, mail_from=mail_from
         )
     message_id = get_mailer().send(message)
     with session_scope() as session:
@@ -152,13 +178,44 @@ def send_order_email(*, order_id: int, kind: str) -> str:
                 order_id=order_id,
                 from_status=status,
                 to_status=status,
-                reason=marker,
-                actor="system:mail",
-                data={"message_id": message_id},
+                reason=marker if again_by is None else SENT_AGAIN + _marker(kind, ref),
+                actor="system:mail" if again_by is None else str(again_by),
+                data={"message_id": message_id, "to": email},
                 created_at=utcnow(),
             )
         )
-    return f"{kind} e-mail for {number} sent"
+        if again_by is not None:
+            record_audit(
+                session=session,
+                actor=again_by,
+                action="order.email_resend",
+                object_type="order",
+                object_id=number,
+                data={"kind": kind, "ref": ref or None, "message_id": message_id},
+            )
+    return f"{kind} e-mail for {number} sent" + (" again" if again_by is not None else "")
+
+
+def sent_order_emails(*, session: Session, order_id: int) -> list[tuple[str, str]]:
+    """The notices sent for an order, oldest first, as (kind, ref), each once."""
+    found: list[tuple[str, str]] = []
+    for (reason,) in session.execute(
+        select(_E.c.reason)
+        .where(_E.c.order_id == order_id, _E.c.reason.like(SENT + "%"))
+        .order_by(_E.c.id)
+    ):
+        text = str(reason).removeprefix(SENT)
+        kind, _, rest = text.partition(" (")
+        entry = (kind, rest.removesuffix(")"))
+        if kind in KINDS and entry not in found:
+            found.append(entry)
+    return found
+
+
+def resend_order_email(*, order_id: int, kind: str, actor: Actor, ref: str = "") -> str:
+    """Operator action: send an order's ``kind`` notice again (a customer lost it, or
+    the address was fixed). Audited as ``order.email_resend``. Owns its transactions."""
+    return send_order_email(order_id=order_id, kind=kind, ref=ref, again_by=actor)
 
 
 def order_totals(

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from core import metrics, tracing
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
 from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
+from core.services.alerts import resolve_alerts
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
 from core.services.reservations import release_reservation
@@ -245,6 +246,13 @@ def transition_order(
 
         issue_invoice(session=session, order_id=order_id, issued_at=now)  # gap-free number
     metrics.order_transition(session, to_status=str(to_status), paid_at=paid_at, now=now)
+    if current == S.NEEDS_ATTENTION and to_status != S.NEEDS_ATTENTION:
+        resolve_alerts(
+            session=session,
+            subject=f"order:{number}",
+            kinds=("needs_attention",),
+            resolution=f"order {number} {to_status} ({actor}{': ' + reason if reason else ''})",
+        )
     if to_status == S.CANCELLED:
         released = release_reservation(session=session, order_id=order_id)
         if released:

@@ -264,6 +264,8 @@ def take_money_back(
         reason=f"{what} {reference}",
         data=counts,
     )
+    if to_status == S.REFUNDED:
+        jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order.id, "refunded")
     raise_alert(
         session=session,
         kind=AlertKind.NEEDS_ATTENTION,

@@ -45,11 +45,12 @@ from sqlmodel import Session, col, select
 from core import jobs, metrics, tracing
 from core.config import get_settings
 from core.db import session_scope
-from core.errors import DomainError, NotFound
+from core.errors import DomainError, InvalidInput, NotFound
 from core.jobs import Job
-from core.models import AlertKind, WebhookEvent, row_id, utcnow
+from core.models import AlertKind, WebhookAttempt, WebhookEvent, row_id, utcnow
 from core.services import locking
-from core.services.alerts import raise_alert
+from core.services.alerts import raise_alert, resolve_alerts
+from core.services.audit import Actor, record_audit
 from core.services.webhook_sources import SOURCES
 from core.services.webhook_types import (
     Receipt,
@@ -71,6 +72,7 @@ __all__ = [
     "rejection_counts",
     "replay_webhook",
     "requeue_unprocessed",
+    "webhook_attempts",
 ]
 
 #: How much of a rejected delivery's body is kept (with its size and digest).
@@ -205,23 +207,60 @@ def process_webhook(*, webhook_id: int) -> str:
             .values(outcome=outcome[:2000])
             .execution_options(synchronize_session=False)
         )
+        session.add(WebhookAttempt(webhook_id=webhook_id, outcome=outcome[:2000]))
+        resolve_alerts(
+            session=session, subject=f"webhook:{webhook_id}", resolution=f"processed: {outcome}"
+        )
         return outcome
 
 
-def replay_webhook(*, webhook_id: int) -> None:
+def replay_webhook(*, webhook_id: int, actor: Actor) -> None:
     """Operator action: process a stored, authenticated event again (its effects are
-    idempotent by design; the order status machine refuses repeats)."""
+    idempotent by design; the order status machine refuses repeats). A delivery that
+    failed authentication is never processed, so it cannot be replayed
+    (InvalidInput; its rejection stays as it was). Earlier outcomes stay in
+    ``webhook_attempts``; the replay is audited as ``webhook.replay``. Owns its
+    transaction; processing is queued after the commit."""
     with session_scope() as session:
         event = session.get(WebhookEvent, webhook_id)
         if event is None:
             raise NotFound(f"webhook event {webhook_id} does not exist")
+        if not event.authenticated:
+            raise InvalidInput(
+                f"webhook #{webhook_id} from {event.source} failed authentication "
+                f"({event.outcome or 'rejected'}); it is never processed, so it cannot be "
+                "replayed"
+            )
+        record_audit(
+            session=session,
+            actor=actor,
+            action="webhook.replay",
+            object_type="webhook",
+            object_id=webhook_id,
+            data={
+                "source": event.source,
+                "event_type": event.event_type,
+                "previous_outcome": event.outcome,
+            },
+        )
         session.execute(
             update(WebhookEvent)
             .where(col(WebhookEvent.id) == webhook_id)
-            .values(processed_at=None, outcome=None)
+            .values(processed_at=None)
             .execution_options(synchronize_session=False)
         )
         jobs.enqueue_after_commit(session, Job.PROCESS_WEBHOOK, webhook_id)
+
+
+def webhook_attempts(*, session: Session, webhook_id: int) -> list[WebhookAttempt]:
+    """Every processing of a webhook, oldest first."""
+    return list(
+        session.exec(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.webhook_id == webhook_id)
+            .order_by(col(WebhookAttempt.id))
+        )
+    )
 
 
 def requeue_unprocessed(*, session: Session, now: datetime) -> list[int]:

@@ -67,3 +67,21 @@ def test_the_dashboard_shows_the_figures(session, console_app):
 def test_an_operator_needs_a_name(test_settings):
     with pytest.raises(ValueError):
         make_app(test_settings, operator="  ")
+
+
+def test_question_mark_shows_the_keys_of_the_current_screen(console_app):
+    """Issue #17, help and habits: ``?`` (or F1) shows the screen's keys, again hides."""
+    from textual.widgets import HelpPanel
+
+    from tests.console.conftest import run, show
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert pilot.app.screen.query(HelpPanel)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert not pilot.app.screen.query(HelpPanel)
+
+    run(console_app, scenario)

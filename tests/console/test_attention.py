@@ -231,3 +231,102 @@ def test_an_order_without_unknown_purchases_refuses_the_purchase_actions(session
     run(console_app, scenario)
     assert fresh(session).get(Order, order.id).status == "needs_attention"
     assert any("no purchase of unknown outcome" in msg for _, msg in console_app.notes)
+
+
+def test_a_failed_purchase_is_shown_as_an_error_with_its_reason(
+    session, console_app, providers, sim_server, queued_jobs, monkeypatch
+):
+    """Issue #17 defect 7: a buy that could not serve the order is an error toast with
+    the reason, not a "Buy" success; the order is back on the list."""
+    import core.services.fulfilment as fulfilment
+
+    product = make_product(session, price_minor=1000)
+    order = attention_order(session, product)  # no provider offers the product
+    monkeypatch.setattr(fulfilment, "provider_clients", lambda settings=None: providers)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("b")
+        await pilot.click("#confirm")
+        await settle(pilot)
+        table = pilot.app.screen.query_one("#attention-table", DataTable)
+        assert table.get_row_at(0)[0] == order.number
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "needs_attention"
+    errors = [msg for sev, msg in console_app.notes if sev == "error"]
+    assert errors and order.number in errors[0] and "0 of 1 keys delivered" in errors[0]
+    assert not any(sev == "information" and "via" in msg for sev, msg in console_app.notes)
+
+
+def test_a_retry_that_fails_again_comes_back_as_an_error(
+    session, test_settings, engine, queued_jobs
+):
+    """Issue #17 defect 7: the attention list refreshes by itself, and a retried order
+    that lands back in needs_attention is reported as a failed retry with the reason."""
+    import asyncio
+
+    from console.app import make_app
+    from core.db import session_scope
+    from core.models import Order as OrderModel
+    from core.services.audit import Actor
+    from core.services.orders import transition_order
+    from tests.console.conftest import fake_clients, keep_notes
+    from tests.support.pilot import wait_until
+
+    order = attention_order(session, make_product(session))
+    clients = fake_clients(test_settings)
+    app = keep_notes(
+        make_app(
+            test_settings,
+            operator=OPERATOR,
+            refresh_seconds=0.05,
+            provider_clients=lambda: clients,
+        )
+    )
+
+    def listed():
+        return app.screen.query_one("#attention-table", DataTable).row_count
+
+    async def scenario():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("2")
+            await wait_until(pilot, lambda: app.screen.id == "attention-screen" and listed() == 1)
+            await pilot.press("r", "y")
+            await wait_until(pilot, lambda: listed() == 0)
+            with session_scope() as s:  # the worker's run fails again
+                transition_order(
+                    session=s,
+                    order_id=order.id,
+                    to_status="needs_attention",
+                    actor=Actor.system(),
+                    reason="codeswholesale: out of stock",
+                )
+            # nothing pressed: the list reloads by itself and reports the failure
+            await wait_until(pilot, lambda: any(sev == "error" for sev, _ in app.notes))
+            assert listed() == 1 and "updated " in app.screen.sub_title
+
+    asyncio.run(scenario())
+    assert fresh(session).get(OrderModel, order.id).status == "needs_attention"
+    [error] = [msg for sev, msg in app.notes if sev == "error"]
+    assert order.number in error and "codeswholesale: out of stock" in error
+
+
+def test_cancelling_a_paid_order_warns_that_money_was_taken(session, console_app):
+    """Issue #17 defect 13."""
+    from core.models import utcnow
+
+    order = attention_order(session, make_product(session), paid_at=utcnow())
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("c")
+        dialog = pilot.app.screen
+        assert isinstance(dialog, ReasonScreen)
+        body = str(dialog.query_one(".dialog-body").render())
+        assert "MONEY WAS TAKEN" in body and "does not refund" in body
+        await pilot.press("escape")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "needs_attention"

@@ -9,7 +9,7 @@ from datetime import timedelta
 from textual.widgets import DataTable
 
 from console.screens.modals import ReasonScreen
-from core.models import Key, KeyReport, utcnow
+from core.models import Key, KeyReport, Order, utcnow
 from tests.console.conftest import OPERATOR, audit, run, settle, show
 from tests.factories import fresh, make_keys, make_order, make_product, order_lines
 
@@ -106,6 +106,36 @@ def test_revoke_the_reported_key(session, console_app):
     assert revoke.actor_id == OPERATOR and revoke.object_id == str(key.id)
     [event] = audit(session, "key_report.resolve")
     assert event.data["action"] == "revoke" and event.data["status"] == "revoked"
+
+
+def test_revoking_a_reported_key_sends_the_order_to_attention(session, console_app):
+    """Issue #17 defect 1: the revoke leaves the line short, so the order is no longer
+    fulfilled: it waits for an operator with the reason, on the attention screen."""
+    order, _key, _report, _ = reported_key(session)
+
+    async def scenario(pilot):
+        await resolve(pilot, "k", "code was already redeemed")
+        table = pilot.app.screen.query_one("#attention-table", DataTable)
+        assert [table.get_row_at(i)[0] for i in range(table.row_count)] == [order.number]
+        reason = str(pilot.app.screen.query_one("#attention-reason").render())
+        assert "Broken Quest lacks 1 key(s)" in reason
+
+    run(console_app, scenario)
+    done = fresh(session).get(Order, order.id)
+    assert done.status == "needs_attention"
+    assert "code was already redeemed" in done.attention_reason
+    [moved] = audit(session, "order.transition")
+    assert moved.actor_id == OPERATOR and moved.data["to"] == "needs_attention"
+
+
+def test_rejecting_a_report_leaves_the_order_fulfilled(session, console_app):
+    order, _key, _report, _ = reported_key(session)
+
+    async def scenario(pilot):
+        await resolve(pilot, "j", "works for us")
+
+    run(console_app, scenario)
+    assert fresh(session).get(Order, order.id).status == "fulfilled"
 
 
 def test_reject_the_report(session, console_app):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+from sqlmodel import select
 from textual.widgets import DataTable, Input
 
 from console.screens.audit import parse_filter
+from console.screens.modals import ConfirmScreen
 from core.mail import OutboxMailer
 from core.models import Alert, WebhookEvent
 from core.services.audit import Actor, record_audit
@@ -105,6 +107,68 @@ def test_replay_a_webhook(session, console_app, queued_jobs):
     assert ("process_webhook", (hook.id,), {}) in queued_jobs
 
 
+def test_a_replay_keeps_every_outcome_and_is_audited(session, console_app, queued_jobs):
+    """Issue #17 defect 6: the first outcome survives a replay, each processing is
+    kept, and the replay is audited under the operator's name."""
+    from core.models import WebhookAttempt
+    from core.services.webhooks import process_webhook
+
+    hook = WebhookEvent(
+        source="stripe",
+        event_id="evt_2",
+        event_type="customer.created",
+        raw_body=b'{"id": "evt_2", "type": "customer.created", "data": {"object": {}}}',
+        authenticated=True,
+    )
+    session.add(hook)
+    session.commit()
+    first = process_webhook(webhook_id=hook.id)
+
+    async def scenario(pilot):
+        await show(pilot, "7")
+        await pilot.press("p", "y")
+        await settle(pilot)
+        body = str(pilot.app.screen.query_one("#webhook-body").render())
+        assert f"pending (was: {first})" in body and "attempts (1)" in body
+
+    run(console_app, scenario)
+    assert ("process_webhook", (hook.id,), {}) in queued_jobs
+    process_webhook(webhook_id=hook.id)
+    attempts = fresh(session).exec(select(WebhookAttempt).order_by(WebhookAttempt.id)).all()
+    assert [a.outcome for a in attempts] == [first, first]
+    [event] = audit(session, "webhook.replay")
+    assert event.actor_id == OPERATOR and event.object_id == str(hook.id)
+    assert event.data["previous_outcome"] == first
+
+
+def test_a_rejected_webhook_cannot_be_replayed(session, console_app, queued_jobs):
+    """Issue #17 defect 6: a delivery that failed authentication keeps its rejection."""
+    import pytest
+
+    from core.errors import InvalidInput
+    from core.services.webhooks import WebhookRejected, receive_webhook, replay_webhook
+
+    with pytest.raises(WebhookRejected):
+        receive_webhook(source="stripe", headers={"Stripe-Signature": "t=1,v1=0"}, body=b"{}")
+    [hook] = fresh(session).exec(select(WebhookEvent)).all()
+
+    async def scenario(pilot):
+        await show(pilot, "7")
+        await pilot.press("p")
+        await settle(pilot)
+        assert not isinstance(pilot.app.screen, ConfirmScreen)
+
+    run(console_app, scenario)
+    with pytest.raises(InvalidInput, match="failed authentication"):
+        replay_webhook(webhook_id=hook.id, actor=Actor.operator(OPERATOR))
+    kept = fresh(session).get(WebhookEvent, hook.id)
+    assert kept.outcome == hook.outcome and kept.outcome.startswith("rejected")
+    assert kept.processed_at is not None
+    assert not [j for j in queued_jobs if j[0] == "process_webhook"]
+    assert audit(session, "webhook.replay") == []
+    assert any(sev == "error" and "cannot be replayed" in msg for sev, msg in console_app.notes)
+
+
 def test_the_webhooks_screen_counts_rejected_deliveries_per_source(session, console_app):
     import pytest
 
@@ -139,3 +203,77 @@ def test_outbox_lists_the_mails(test_settings, console_app):
     finally:
         for path in test_settings.outbox_dir.glob("*.eml"):
             path.unlink()
+
+
+def test_alerts_name_what_they_are_about_and_close_with_their_cause(session, console_app):
+    """Issue #17 defect 5: an order's alert resolves itself once the order is handled
+    (recorded, in the history); alerts name the product and order, never "product:33"."""
+    from core.models import Key
+    from tests.factories import make_keys, make_order, make_product
+
+    product = make_product(session, title="Star Racer", slug="star-racer-pc")
+    order = make_order(
+        session, [(product, 1)], status="needs_attention", attention_reason="no stock"
+    )
+    make_keys(session, product, 1)
+    session.add(Alert(kind="needs_attention", subject=f"order:{order.number}", message="no stock"))
+    session.add(Alert(kind="low_stock", subject=f"product:{product.id}", message="1 left"))
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "6")
+        about = sorted(r[4] for r in rows(pilot, "#alerts-table"))
+        assert about == ["Star Racer (star-racer-pc)", f"order {order.number}"]
+        assert "product:" not in str(pilot.app.screen.query_one("#alert-detail").render())
+        await show(pilot, "2")
+        await pilot.press("s", "y")  # the order is served from stock
+        await settle(pilot)
+        await show(pilot, "6")
+        assert [r[4] for r in rows(pilot, "#alerts-table")] == ["Star Racer (star-racer-pc)"]
+        await pilot.press("h")
+        await settle(pilot)
+        assert [r[4] for r in rows(pilot, "#alerts-table")] == [f"order {order.number}"]
+        detail = str(pilot.app.screen.query_one("#alert-detail").render())
+        assert "resolved" in detail and "assigned 1 keys from stock" in detail
+
+    run(console_app, scenario)
+    closed = fresh(session).exec(select(Alert).where(Alert.kind == "needs_attention")).one()
+    assert closed.resolved_at is not None and closed.acknowledged_at is None
+    assert order.number in closed.resolution
+    assert session.exec(select(Key).where(Key.status == "delivered")).one()
+
+
+def test_acknowledge_marked_alerts_at_once(session, console_app):
+    for n in range(3):
+        session.add(Alert(kind="provider_down", subject=f"provider:p{n}", message="down"))
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "6")
+        await pilot.press("space", "down", "space", "a")
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert len(rows(pilot, "#alerts-table")) == 1
+
+    run(console_app, scenario)
+    assert len(audit(session, "alert.acknowledge")) == 2
+    assert {a.actor_id for a in audit(session, "alert.acknowledge")} == {OPERATOR}
+
+
+def test_escape_leaves_the_filter_field_on_audit_and_webhooks(session, console_app):
+    """Issue #17 defect 9 (part): after Escape, screen keys work again instead of
+    typing into the filter."""
+
+    async def scenario(pilot):
+        for key, field_id in (("5", "#audit-filter"), ("7", "#webhook-source")):
+            await show(pilot, key)
+            await pilot.press("slash")
+            field = pilot.app.screen.query_one(field_id, Input)
+            assert pilot.app.screen.focused is field
+            await pilot.press("escape", "1")
+            await settle(pilot)
+            assert field.value == ""
+            assert pilot.app.screen.id == "dashboard-screen"
+
+    run(console_app, scenario)

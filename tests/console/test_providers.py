@@ -95,8 +95,8 @@ def test_health_balance_sync_and_offers(session, test_settings, queued_jobs):
         await show(pilot, "9")
         rows = cells(pilot, "#providers-table")
         cw, kg = rows["codeswholesale"], rows["kinguin"]
-        assert cw[1] == "down" and "failed" in cw[2] and "HTTP 503" in cw[2]
-        assert kg[1] == "ok" and kg[2] == "2,500.75 EUR"
+        assert cw[1].startswith("failing") and "failed" in cw[2] and "HTTP 503" in cw[2]
+        assert kg[1].startswith("ok") and kg[2] == "2,500.75 EUR"
         assert kg[3] == synced.strftime("%Y-%m-%d %H:%M")
         assert kg[4:] == ["3", "2", "2"]  # mapped, unmapped, mapped with stock
         table = pilot.app.screen.query_one("#providers-table", DataTable)
@@ -234,3 +234,58 @@ def test_an_unmapped_offer_shows_the_closest_products(session, test_settings, qu
 
     run(app, scenario)
     assert near.id
+
+
+def test_health_is_what_the_most_recent_call_says_with_its_time(session, test_settings):
+    """Issue #17 defect 8: an old provider_down alert does not make a provider "down"
+    next to a recent success, and a failed balance check is not "ok"."""
+    product = make_product(session)
+    order = make_order(session, [(product, 1)])
+    [line] = order_lines(session, order)
+    now = utcnow()
+    session.add(
+        Alert(
+            kind="provider_down",
+            subject="provider:kinguin",
+            message="kinguin did not answer",
+            created_at=now - timedelta(hours=2),
+        )
+    )
+    session.add(
+        ProviderPurchase(
+            order_line_id=line.id,
+            provider="kinguin",
+            reference="ref-ok",
+            quantity=1,
+            status="completed",
+            updated_at=now - timedelta(minutes=5),
+        )
+    )
+    add_offers(
+        session,
+        "codeswholesale",
+        product,
+        mapped=1,
+        unmapped=0,
+        synced_at=now - timedelta(minutes=3),
+    )
+    checked = now.replace(microsecond=0)
+    clients = {
+        "codeswholesale": FakeClient("codeswholesale", error="HTTP 401 bad token"),
+        "kinguin": FakeClient("kinguin"),
+    }
+    app = providers_app(test_settings, clients, now=lambda: checked)
+
+    async def scenario(pilot):
+        await show(pilot, "9")
+        rows = cells(pilot, "#providers-table")
+        assert rows["kinguin"][1] == f"ok {checked:%H:%M}"
+        assert rows["codeswholesale"][1] == f"failing {checked:%H:%M}"
+        table = pilot.app.screen.query_one("#providers-table", DataTable)
+        table.move_cursor(row=table.get_row_index("codeswholesale"))
+        await settle(pilot)
+        detail = str(pilot.app.screen.query_one("#provider-detail").render())
+        assert "failing, from the last call: balance check" in detail
+        assert "failed: codeswholesale: HTTP 401 bad token" in detail
+
+    run(app, scenario)

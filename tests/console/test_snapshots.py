@@ -1,18 +1,22 @@
-"""How the dashboard, inventory and attention screens look at 80x24, with fixed data
-and a fixed clock (``now`` injected; times on screen come from the data)."""
+"""How each console screen looks at 80x24 and 120x35, with fixed data and a fixed
+clock (``now`` injected; times on screen come from the data)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from console.app import make_app
 from core import crypto
-from core.models import Alert, ImportBatch, Key, KeyReport
+from core.models import Alert, ImportBatch, Key, KeyReport, WebhookEvent
 from tests.console.conftest import fake_clients, settle
 from tests.factories import make_order, make_product, order_lines
+from tests.support.pilot import wait_until
 
 NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
 
 
 def snapshot_app(test_settings):
@@ -59,7 +63,8 @@ def open_screen(key):
     return run_before
 
 
-def test_attention_screen(session, test_settings, queued_jobs, snap_compare):
+@SIZES
+def test_attention_screen(session, test_settings, queued_jobs, snap_compare, size):
     product = make_product(session, slug="snap-game", title="Snapshot Quest", price_minor=2499)
     for n, reason in enumerate(["no stock and every provider refused", "payment under review"]):
         make_order(
@@ -90,11 +95,12 @@ def test_attention_screen(session, test_settings, queued_jobs, snap_compare):
     session.commit()
 
     assert snap_compare(
-        snapshot_app(test_settings), run_before=open_screen("2"), terminal_size=(80, 24)
+        snapshot_app(test_settings), run_before=open_screen("2"), terminal_size=size
     )
 
 
-def test_dashboard_screen(session, test_settings, queued_jobs, snap_compare):
+@SIZES
+def test_dashboard_screen(session, test_settings, queued_jobs, snap_compare, size):
     product = make_product(session, slug="dash-game", title="Dashboard Quest", price_minor=1500)
     make_product(session, slug="rare-game", title="Rare Find", low_stock_threshold=3)
     for n, minutes in enumerate([10, 50, 300]):
@@ -110,11 +116,12 @@ def test_dashboard_screen(session, test_settings, queued_jobs, snap_compare):
     session.commit()
 
     assert snap_compare(
-        snapshot_app(test_settings), run_before=open_screen(None), terminal_size=(80, 24)
+        snapshot_app(test_settings), run_before=open_screen(None), terminal_size=size
     )
 
 
-def test_inventory_screen(session, test_settings, queued_jobs, snap_compare):
+@SIZES
+def test_inventory_screen(session, test_settings, queued_jobs, snap_compare, size):
     plenty = make_product(session, slug="plenty-game", title="Plenty Quest", low_stock_threshold=2)
     scarce = make_product(session, slug="scarce-game", title="Scarce Quest", low_stock_threshold=5)
     for n, product in enumerate([plenty, plenty, plenty, scarce], start=10):
@@ -132,5 +139,100 @@ def test_inventory_screen(session, test_settings, queued_jobs, snap_compare):
     session.commit()
 
     assert snap_compare(
-        snapshot_app(test_settings), run_before=open_screen("3"), terminal_size=(80, 24)
+        snapshot_app(test_settings), run_before=open_screen("3"), terminal_size=size
     )
+
+
+@SIZES
+def test_orders_screen(session, test_settings, queued_jobs, snap_compare, size):
+    product = make_product(session, slug="order-game", title="Order Quest", price_minor=1999)
+    for n, status in enumerate(["fulfilled", "paid", "needs_attention"]):
+        make_order(
+            session,
+            [(product, 1)],
+            status=status,
+            number=f"KS-ORD-{n}",
+            email=f"buyer{n}@example.com",
+            created_at=datetime(2025, 1, 2, 9, n, tzinfo=UTC),
+        )
+
+    opened = open_screen("4")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        # the newest order's timeline loads when its row is highlighted: wait for it
+        timeline = pilot.app.screen.query_one("#timeline")
+        await wait_until(pilot, lambda: "created (buyer2@example.com)" in str(timeline.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
+
+
+@SIZES
+def test_alerts_screen(session, test_settings, queued_jobs, snap_compare, size):
+    product = make_product(session, slug="alert-game", title="Alert Quest")
+    session.add(
+        Alert(
+            kind="low_stock",
+            subject=f"product:{product.id}",
+            message="Alert Quest (alert-game): 1 keys left, threshold 5",
+            created_at=NOW - timedelta(hours=1),
+        )
+    )
+    session.add(
+        Alert(
+            kind="needs_attention",
+            subject="order:KS-ALERT-1",
+            severity="error",
+            message="0 of 1 keys delivered. kinguin: out of stock",
+            created_at=NOW - timedelta(hours=2),
+        )
+    )
+    session.commit()
+
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("6"), terminal_size=size
+    )
+
+
+@SIZES
+def test_webhooks_screen(session, test_settings, queued_jobs, snap_compare, size):
+    for n, (authenticated, outcome) in enumerate(
+        [(True, "order KS-HOOK-1 paid"), (False, "rejected: bad signature")]
+    ):
+        session.add(
+            WebhookEvent(
+                source="stripe",
+                event_id=f"evt_snap_{n}",
+                event_type="checkout.session.completed",
+                raw_body=b'{"id": "evt_snap", "type": "checkout.session.completed"}',
+                authenticated=authenticated,
+                received_at=datetime(2025, 1, 2, 11, n, tzinfo=UTC),
+                processed_at=datetime(2025, 1, 2, 11, n, 5, tzinfo=UTC),
+                outcome=outcome,
+            )
+        )
+    session.commit()
+    opened = open_screen("7")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        body = pilot.app.screen.query_one("#webhook-body")
+        await wait_until(pilot, lambda: "outcome: rejected" in str(body.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
+
+
+@SIZES
+def test_providers_screen(session, test_settings, queued_jobs, snap_compare, size):
+    opened = open_screen("9")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        # balances are asked in a worker of their own: wait until they are shown
+        detail = pilot.app.screen.query_one("#provider-detail")
+        await wait_until(pilot, lambda: "balance check at" in str(detail.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)

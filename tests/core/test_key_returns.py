@@ -43,10 +43,7 @@ def test_a_replaced_unrevealed_kinguin_key_is_returned_and_refunded(
 ):
     key, report = kinguin_key(session, providers, sim_server)
     balance_before = providers["kinguin"].balance().amount_minor
-    resolve_key_report(
-        session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key"
-    )
-    session.commit()
+    resolve_key_report(report_id=report.id, action="replace", actor=ALICE, note="dead key")
     assert ("return_faulty_key", (str(key.id),), {}) in queued_jobs
     outcome = return_faulty_key(key_id=key.id, clients=providers)
     assert "1 key(s) returned" in outcome
@@ -64,10 +61,7 @@ def test_a_replaced_unrevealed_kinguin_key_is_returned_and_refunded(
 
 def test_a_revealed_key_is_not_returned(session, providers, sim_server, queued_jobs):
     key, report = kinguin_key(session, providers, sim_server, revealed=True)
-    resolve_key_report(
-        session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key"
-    )
-    session.commit()
+    resolve_key_report(report_id=report.id, action="replace", actor=ALICE, note="dead key")
     assert not [j for j in queued_jobs if j[0] == "return_faulty_key"]
     assert fresh(session).get(Key, key.id).status == "faulty"
 
@@ -88,10 +82,7 @@ def test_a_refusal_by_kinguin_is_recorded_and_changes_nothing(
     session, providers, sim_server, queued_jobs
 ):
     key, report = kinguin_key(session, providers, sim_server)
-    resolve_key_report(
-        session=session, report_id=report.id, action="replace", actor=ALICE, note="dead key"
-    )
-    session.commit()
+    resolve_key_report(report_id=report.id, action="replace", actor=ALICE, note="dead key")
     sim_server.control("kinguin", return_window_seconds=0)  # Kinguin's clock says too late
     assert "refused" in return_faulty_key(key_id=key.id, clients=providers)
     assert fresh(session).exec(select(ProviderPurchase)).one().returned_at is None

@@ -35,8 +35,7 @@ def test_assign_from_stock_completes_the_order(session, queued_jobs):
     product = make_product(session)
     order = attention_order(session, product)
     make_keys(session, product, 2)
-    assert assign_from_stock(session=session, order_id=order.id, actor=ALICE) == 2
-    session.commit()
+    assert assign_from_stock(order_id=order.id, actor=ALICE) == 2
     assert fresh(session).get(Order, order.id).status == "fulfilled"
     assert len(audit(session, "key.assign")) == 2
 
@@ -82,8 +81,7 @@ def test_cancel_takes_keys_back_and_is_audited(session, queued_jobs):
     order = attention_order(session, product)
     [line] = order_lines(session, order)
     [key] = make_keys(session, product, 1, status="delivered", order_line_id=line.id)
-    cancel_order(session=session, order_id=order.id, actor=ALICE, reason="fraud suspected")
-    session.commit()
+    cancel_order(order_id=order.id, actor=ALICE, reason="fraud suspected")
     assert fresh(session).get(Order, order.id).status == "cancelled"
     assert session.get(Key, key.id).status == "available"
     assert {a.action for a in audit(session, "key.revoke")} == {"key.revoke"}
@@ -95,8 +93,7 @@ def test_replace_a_faulty_key_from_stock(session, queued_jobs):
     [line] = order_lines(session, order)
     [bad] = make_keys(session, product, 1, status="delivered", order_line_id=line.id)
     make_keys(session, product, 1)
-    new = replace_faulty_key(session=session, key_id=bad.id, actor=ALICE, reason="already redeemed")
-    session.commit()
+    new = replace_faulty_key(key_id=bad.id, actor=ALICE, reason="already redeemed")
     fresh(session)
     assert session.get(Key, bad.id).status == "faulty"
     assert (

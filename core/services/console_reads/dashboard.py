@@ -18,6 +18,7 @@ from core.models import (
     OrderStatus,
     utcnow,
 )
+from core.services.alerts import is_open
 from core.services.low_stock import LowStock, low_stock_products
 
 # Orders whose money counts as revenue.
@@ -73,9 +74,7 @@ def dashboard_figures(
             .group_by(col(Order.status))
         ).all()
     )
-    alerts = session.exec(
-        select(func.count()).select_from(Alert).where(col(Alert.acknowledged_at).is_(None))
-    ).one()
+    alerts = session.exec(select(func.count()).select_from(Alert).where(is_open())).one()
     reports = session.exec(
         select(func.count()).select_from(KeyReport).where(KeyReport.status == KeyReportStatus.OPEN)
     ).one()
@@ -86,7 +85,7 @@ def dashboard_figures(
             .where(
                 col(Alert.kind).in_([AlertKind.PROVIDER_DOWN, AlertKind.LOW_BALANCE]),
                 col(Alert.subject).in_([f"provider:{p}" for p in providers]),
-                col(Alert.acknowledged_at).is_(None),
+                is_open(),
             )
             .order_by(col(Alert.id))
         ):

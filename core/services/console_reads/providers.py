@@ -22,14 +22,40 @@ from core.models import (
     ProviderPurchase,
     PurchaseStatus,
     row_id,
+    utcnow,
 )
 from core.providers.base import ProviderClient
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """One call to a provider whose outcome the shop knows: ``what`` (purchase, sync,
+    balance check, alert), when, and the error (None: it succeeded)."""
+
+    what: str
+    at: datetime
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def provider_health(calls: Sequence[ProviderCall | None]) -> tuple[str, ProviderCall | None]:
+    """A provider's health is what its most recent call says: ``ok`` when it succeeded,
+    ``failing`` when it did not, ``unknown`` with no call at all. Returns the health and
+    the call it comes from (show its time with it). The one rule for the console."""
+    known = [c for c in calls if c is not None]
+    if not known:
+        return "unknown", None
+    latest = max(known, key=lambda c: c.at)
+    return ("ok" if latest.ok else "failing"), latest
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderStatusRow:
     provider: str
-    health: str  # "ok", "down", "unknown"
+    health: str  # from the recorded calls only: "ok", "failing", "unknown"
     last_success: datetime | None  # last completed purchase or sync
     last_error_at: datetime | None
     last_error: str | None
@@ -37,6 +63,7 @@ class ProviderStatusRow:
     offers: int
     mapped: int
     in_stock: int  # mapped offers with stock
+    calls: tuple[ProviderCall, ...] = ()  # the latest recorded call of each kind
 
     @property
     def unmapped(self) -> int:
@@ -44,9 +71,9 @@ class ProviderStatusRow:
 
 
 def provider_overview(*, session: Session, providers: list[str]) -> list[ProviderStatusRow]:
-    """Per provider: health from what the shop already records (the last completed
-    purchase or sync, the last provider_down alert or failed purchase), the last sync,
-    and its offers mapped, unmapped and in stock."""
+    """Per provider: the latest recorded calls (completed purchase, sync, failed
+    purchase, provider_down alert), the health they give (:func:`provider_health`), the
+    last sync, and its offers mapped, unmapped and in stock."""
     offers = {
         name: (int(n), int(mapped or 0), int(stocked or 0), last)
         for name, n, mapped, stocked, last in session.execute(
@@ -94,33 +121,37 @@ def provider_overview(*, session: Session, providers: list[str]) -> list[Provide
             .order_by(col(Alert.id).desc())
             .limit(1)
         ).first()
-        errors: list[tuple[datetime, str, bool]] = []
-        if failed is not None:
-            errors.append((failed[0], failed[1] or "purchase failed", False))
-        if alert is not None:
-            errors.append((alert.created_at, alert.message, alert.acknowledged_at is None))
-        last_error = max(errors, key=lambda e: e[0]) if errors else None
-        successes = [t for t in (bought, last_sync) if t is not None]
+        calls = tuple(
+            call
+            for call in (
+                ProviderCall("purchase", bought) if bought is not None else None,
+                ProviderCall("sync", last_sync) if last_sync is not None else None,
+                ProviderCall("purchase", failed[0], failed[1] or "purchase failed")
+                if failed is not None
+                else None,
+                ProviderCall("alert", alert.created_at, alert.message)
+                if alert is not None
+                else None,
+            )
+            if call is not None
+        )
+        errors = [c for c in calls if not c.ok]
+        last_error = max(errors, key=lambda c: c.at) if errors else None
+        successes = [c.at for c in calls if c.ok]
         last_success = max(successes) if successes else None
-        if alert is not None and alert.acknowledged_at is None:
-            health = "down"
-        elif last_error and (last_success is None or last_error[0] > last_success):
-            health = "failing"
-        elif last_success is not None:
-            health = "ok"
-        else:
-            health = "unknown"
+        health, _ = provider_health(calls)
         rows.append(
             ProviderStatusRow(
                 provider=name,
                 health=health,
                 last_success=last_success,
-                last_error_at=last_error[0] if last_error else None,
-                last_error=last_error[1] if last_error else None,
+                last_error_at=last_error.at if last_error else None,
+                last_error=last_error.error if last_error else None,
                 last_sync=last_sync,
                 offers=n,
                 mapped=mapped,
                 in_stock=stocked,
+                calls=calls,
             )
         )
     return rows
@@ -170,16 +201,29 @@ class BalanceRow:
     amount_minor: int | None
     currency: str | None
     error: str | None  # why there is no balance: the provider's error or the timeout
+    checked_at: datetime | None = None
+
+    @property
+    def call(self) -> ProviderCall | None:
+        """The balance check as a provider call (for :func:`provider_health`)."""
+        if self.checked_at is None:
+            return None
+        return ProviderCall("balance check", self.checked_at, self.error)
 
 
 def provider_balances(
-    clients: Mapping[str, ProviderClient], *, timeout: float = 5.0
+    clients: Mapping[str, ProviderClient],
+    *,
+    timeout: float = 5.0,
+    now: Callable[[], datetime] = utcnow,
 ) -> list[BalanceRow]:
     """Ask every provider for its balance at once and wait at most ``timeout`` seconds
     in all. Never raises: a failure or a provider that did not answer in time is a row
-    with ``error``. Calls the providers; touches no database."""
+    with ``error``. Each row is stamped ``checked_at`` by ``now``. Calls the providers;
+    touches no database."""
     if not clients:
         return []
+    checked_at = now()
     pool = ThreadPoolExecutor(max_workers=len(clients), thread_name_prefix="balance")
     futures = {name: pool.submit(client.balance) for name, client in clients.items()}
     wait_futures(list(futures.values()), timeout=timeout)
@@ -187,16 +231,16 @@ def provider_balances(
     rows = []
     for name, future in futures.items():
         if not future.done():
-            rows.append(BalanceRow(name, None, None, f"no answer in {timeout:g} s"))
+            rows.append(BalanceRow(name, None, None, f"no answer in {timeout:g} s", checked_at))
             continue
         exc = future.exception()
         if exc is None:
             balance = future.result()
-            rows.append(BalanceRow(name, balance.amount_minor, balance.currency, None))
+            rows.append(BalanceRow(name, balance.amount_minor, balance.currency, None, checked_at))
         elif isinstance(exc, DomainError):
-            rows.append(BalanceRow(name, None, None, exc.message))
+            rows.append(BalanceRow(name, None, None, exc.message, checked_at))
         else:
-            rows.append(BalanceRow(name, None, None, f"{type(exc).__name__}"))
+            rows.append(BalanceRow(name, None, None, f"{type(exc).__name__}", checked_at))
     return rows
 
 
@@ -205,11 +249,13 @@ def provider_balances_from(
     *,
     providers: Sequence[str],
     timeout: float = 5.0,
+    now: Callable[[], datetime] = utcnow,
 ) -> list[BalanceRow]:
     """:func:`provider_balances` for clients that still have to be built: when building
     them fails (missing credentials, say), every provider gets a row with that error."""
     try:
         clients = get_clients()
     except DomainError as exc:
-        return [BalanceRow(p, None, None, exc.message) for p in providers]
-    return provider_balances(clients, timeout=timeout)
+        checked_at = now()
+        return [BalanceRow(p, None, None, exc.message, checked_at) for p in providers]
+    return provider_balances(clients, timeout=timeout, now=now)

@@ -48,6 +48,12 @@ class FulfilmentResult:
     unsettled: list[str] = field(default_factory=list)
     unsettled_overdue: bool = False  # one of them waited KEYSHOP_UNKNOWN_PURCHASE_SECONDS
 
+    @property
+    def failed(self) -> bool:
+        """The run could not serve the order: it is (back) in needs_attention, and
+        ``detail`` says why."""
+        return self.outcome == "needs_attention"
+
 
 @dataclass
 class Retry:

@@ -5,8 +5,9 @@ no charge, or enter / fetch what was bought), customers' faulty-key reports, sto
 
 Every action is audited (invariant 7) and goes through the same services as the
 automatic paths: the order status machine, the inventory, fulfilment, the webhook path
-for refunds. Functions with a ``session`` run in the caller's transaction; the others
-own theirs (they call providers or payment services, which never happens under a lock).
+for refunds. Every action owns its transaction, as fulfilment does: the console never
+opens a write transaction itself (functions taking a ``session`` only read). Provider
+and payment calls happen outside any transaction.
 
 Orders and faulty-key reports are in :mod:`.orders`, purchases of unknown outcome in
 :mod:`.purchases`, stock and provider syncs in :mod:`.stock`.
@@ -21,7 +22,9 @@ from core.services.operator.orders import (
     replace_faulty_key,
     resolve_key_report,
     retry_fulfilment,
+    reveal_key_for_operator,
     revealable_keys,
+    revoke_delivered_key,
 )
 from core.services.operator.purchases import (
     PURCHASE_ACTIONS,
@@ -34,6 +37,8 @@ from core.services.operator.purchases import (
 from core.services.operator.stock import (
     MAX_KEYS_REVOKED_AT_ONCE,
     MAX_LOW_STOCK_THRESHOLD,
+    acknowledge_alerts,
+    parse_low_stock_threshold,
     request_provider_sync,
     revoke_stock_keys,
     set_low_stock_threshold,
@@ -45,18 +50,22 @@ __all__ = [
     "PURCHASE_ACTIONS",
     "REPORT_ACTIONS",
     "UnknownPurchase",
+    "acknowledge_alerts",
     "assign_from_stock",
     "buy_from_provider",
     "cancel_order",
     "enter_purchase_keys",
     "fetch_purchase_by_provider_order",
+    "parse_low_stock_threshold",
     "refund_order",
     "replace_faulty_key",
     "request_provider_sync",
     "resend_purchase",
     "resolve_key_report",
     "retry_fulfilment",
+    "reveal_key_for_operator",
     "revealable_keys",
+    "revoke_delivered_key",
     "revoke_stock_keys",
     "set_low_stock_threshold",
     "unknown_purchases",

@@ -3,8 +3,13 @@ buy from a chosen provider, assign from stock, refund, cancel, replace a faulty 
 customers' faulty-key reports.
 
 Every action is audited (invariant 7) and goes through the same services as the
-automatic paths. Functions with a ``session`` run in the caller's transaction; the others
-own theirs (they call providers or payment services, which never happens under a lock).
+automatic paths. Each action owns its transaction, as fulfilment does: the console never
+opens a write transaction itself. Helpers that run inside one start with ``_`` and never
+commit. Actions that call providers or payment services do so outside any transaction.
+
+A key taken away from a fulfilled order (revoked on a faulty-key report or by hand)
+leaves its line short: the order goes back to ``needs_attention`` with the reason, so an
+operator replaces the key or refunds (issue #17, defect 1).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from core.services.fulfilment import (
 )
 from core.services.inventory import claim_keys, deliver_lines, mark_faulty, revoke_key
 from core.services.key_returns import return_eligible
+from core.services.keys import reveal_key
 from core.services.orders import transition_order
 from core.services.payment_methods import method_for_provider
 from core.services.payments import take_back_keys
@@ -110,9 +116,15 @@ def _complete_if_whole(session: Session, order: Order, actor: Actor, reason: str
     return True
 
 
-def assign_from_stock(*, session: Session, order_id: int, actor: Actor) -> int:
+def assign_from_stock(*, order_id: int, actor: Actor) -> int:
     """Deliver what the order lacks from stock, each key audited as ``key.assign``; the
-    order is fulfilled when nothing is missing any more. Returns how many keys."""
+    order is fulfilled when nothing is missing any more. Returns how many keys. Owns its
+    transaction."""
+    with session_scope() as session:
+        return _assign_from_stock(session, order_id, actor)
+
+
+def _assign_from_stock(session: Session, order_id: int, actor: Actor) -> int:
     order = _order(session, order_id)
     if order.status not in (S.NEEDS_ATTENTION, S.PAID):
         raise InvalidInput(f"order {order.number} is {order.status}; nothing to assign")
@@ -172,30 +184,39 @@ def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
     return paid_with.refund(number=number, reference=reference, actor=actor)
 
 
-def cancel_order(*, session: Session, order_id: int, actor: Actor, reason: str) -> Order:
+def cancel_order(*, order_id: int, actor: Actor, reason: str) -> Order:
     """Cancel an order that needs attention (fraud, a customer's request): keys never
     revealed come back, revealed ones are flagged. Money already taken is refunded
-    separately (refund_order); cancelling does not move money."""
+    separately (refund_order); cancelling does not move money. Owns its transaction."""
     if not reason.strip():
         raise InvalidInput("a cancellation needs a reason")
-    order = _order(session, order_id)
-    counts = take_back_keys(
-        session=session, order=order, actor=actor, reason=f"cancelled: {reason}"
-    )
-    return transition_order(
-        session=session,
-        order_id=order_id,
-        to_status=S.CANCELLED,
-        actor=actor,
-        reason=reason,
-        data=counts,
-    )
+    with session_scope() as session:
+        order = _order(session, order_id)
+        counts = take_back_keys(
+            session=session, order=order, actor=actor, reason=f"cancelled: {reason}"
+        )
+        cancelled = transition_order(
+            session=session,
+            order_id=order_id,
+            to_status=S.CANCELLED,
+            actor=actor,
+            reason=reason,
+            data=counts,
+        )
+        jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "cancelled")
+        return cancelled
 
 
-def replace_faulty_key(*, session: Session, key_id: uuid.UUID, actor: Actor, reason: str) -> Key:
+def replace_faulty_key(*, key_id: uuid.UUID, actor: Actor, reason: str) -> Key:
     """Quarantine a key reported faulty and deliver a replacement from stock to the same
     order line (both audited). Raises InsufficientStock, changing nothing, when stock has
-    none: buy one with buy_from_provider after marking the key faulty yourself."""
+    none: buy one with buy_from_provider after marking the key faulty yourself. Owns its
+    transaction."""
+    with session_scope() as session:
+        return _replace_faulty_key(session, key_id, actor, reason)
+
+
+def _replace_faulty_key(session: Session, key_id: uuid.UUID, actor: Actor, reason: str) -> Key:
     key = session.get(Key, key_id)
     if key is None or key.order_line_id is None:
         raise NotFound(f"key {key_id} is not delivered to any order")
@@ -214,7 +235,71 @@ def replace_faulty_key(*, session: Session, key_id: uuid.UUID, actor: Actor, rea
         object_id=str(replacement.id),
         data={"replaces": str(key_id), "order_line_id": line.id},
     )
+    jobs.enqueue_after_commit(
+        session, Job.SEND_ORDER_EMAIL, line.order_id, "replaced", _mask(key_id)
+    )
     return session.exec(select(Key).where(col(Key.id) == replacement.id)).one()
+
+
+def revoke_delivered_key(*, key_id: uuid.UUID, actor: Actor, reason: str) -> Key:
+    """Revoke a key delivered to an order (chargeback, a key found bad): it becomes
+    ``revoked`` and never returns to stock (``key.revoke`` audited). When that leaves a
+    fulfilled order short, the order moves to ``needs_attention`` with the reason, so an
+    operator replaces the key or refunds. An empty reason is InvalidInput and changes
+    nothing. Owns its transaction."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("revoking a key needs a reason")
+    with session_scope() as session:
+        return _revoke_delivered_key(session, key_id, actor, reason)
+
+
+def _revoke_delivered_key(session: Session, key_id: uuid.UUID, actor: Actor, reason: str) -> Key:
+    key = revoke_key(session=session, key_id=key_id, actor=actor, reason=reason)
+    if key.order_line_id is not None:
+        _attention_if_short(session, key, actor, f"key {_mask(key_id)} revoked: {reason}")
+        line = session.get(OrderLine, key.order_line_id)
+        assert line is not None
+        jobs.enqueue_after_commit(
+            session, Job.SEND_ORDER_EMAIL, line.order_id, "revoked", _mask(key_id)
+        )
+    return key
+
+
+def _mask(key_id: uuid.UUID) -> str:
+    text = str(key_id)
+    return f"{text[:4]}…{text[-4:]}"
+
+
+def _attention_if_short(session: Session, key: Key, actor: Actor, what: str) -> bool:
+    """A fulfilled order whose lines lack keys after ``what`` goes to needs_attention,
+    the reason naming the product and what it lacks. Runs in the caller's transaction."""
+    line = session.get(OrderLine, key.order_line_id)
+    assert line is not None
+    order = _order(session, line.order_id)
+    if order.status != S.FULFILLED:
+        return False
+    lacking = sum(n.missing for n in line_needs(session, row_id(order.id)))
+    if lacking == 0:
+        return False
+    transition_order(
+        session=session,
+        order_id=row_id(order.id),
+        to_status=S.NEEDS_ATTENTION,
+        actor=actor,
+        reason=(f"{what}; {line.title} lacks {lacking} key(s): replace from stock, buy or refund"),
+        expected_from=S.FULFILLED,
+    )
+    return True
+
+
+def reveal_key_for_operator(*, key_id: uuid.UUID, actor: Actor) -> str:
+    """Show an operator a delivered key's code. Audited as ``key.operator_reveal``; it
+    never counts as the customer's reveal (``revealed_at`` is left as it is), so the key
+    can still go back to stock on a refund if the customer never saw it. Owns its
+    transaction (the audit event lands with the reveal)."""
+    with session_scope() as session:
+        return reveal_key(session=session, key_id=key_id, actor=actor)
 
 
 def revealable_keys(*, session: Session, order_id: int) -> list[Key]:
@@ -234,9 +319,7 @@ def revealable_keys(*, session: Session, order_id: int) -> list[Key]:
 REPORT_ACTIONS = ("replace", "revoke", "reject")
 
 
-def resolve_key_report(
-    *, session: Session, report_id: int, action: str, actor: Actor, note: str
-) -> KeyReport:
+def resolve_key_report(*, report_id: int, action: str, actor: Actor, note: str) -> KeyReport:
     """Close an open faulty-key report, with the operator's ``note``:
 
     - ``replace``: the key is quarantined as faulty and a key from stock is delivered to
@@ -251,13 +334,21 @@ def resolve_key_report(
     The report gets its status, ``resolution`` (what was done, and the note),
     ``resolved_at`` and ``resolved_by``; ``key_report.resolve`` is audited. A report that
     is not open any more, an unknown action or an empty note is refused (InvalidInput)
-    and nothing changes. Runs in the caller's transaction and never commits.
+    and nothing changes. A revoke that leaves the order short moves it to
+    ``needs_attention`` (:func:`revoke_delivered_key`). Owns its transaction.
     """
     if action not in REPORT_ACTIONS:
         raise InvalidInput(f"unknown action {action!r}: one of {', '.join(REPORT_ACTIONS)}")
     note = note.strip()
     if not note:
         raise InvalidInput("resolving a report needs a note")
+    with session_scope() as session:
+        return _resolve_key_report(session, report_id, action, actor, note)
+
+
+def _resolve_key_report(
+    session: Session, report_id: int, action: str, actor: Actor, note: str
+) -> KeyReport:
     report = locking.lock_key_report(session, report_id)
     if report is None:
         raise NotFound(f"faulty-key report #{report_id} does not exist")
@@ -268,7 +359,7 @@ def resolve_key_report(
     reason = f"faulty-key report #{report_id}: {note}"
     data: dict[str, object] = {"action": action, "key_id": str(report.key_id), "note": note}
     if action == "replace":
-        new = replace_faulty_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
+        new = _replace_faulty_key(session, report.key_id, actor, reason)
         report.status = KeyReportStatus.REPLACED
         report.resolution = f"replaced by key {new.id}: {note}"
         data["replacement_key_id"] = str(new.id)
@@ -277,12 +368,15 @@ def resolve_key_report(
             jobs.enqueue_after_commit(session, Job.RETURN_FAULTY_KEY, str(report.key_id))
             data["returned_to_supplier"] = True
     elif action == "revoke":
-        revoke_key(session=session, key_id=report.key_id, actor=actor, reason=reason)
+        _revoke_delivered_key(session, report.key_id, actor, reason)
         report.status = KeyReportStatus.REVOKED
         report.resolution = f"key revoked: {note}"
     else:
         report.status = KeyReportStatus.REJECTED
         report.resolution = f"rejected: {note}"
+        jobs.enqueue_after_commit(
+            session, Job.SEND_ORDER_EMAIL, report.order_id, "report_rejected", f"#{report_id}"
+        )
     report.resolved_at = utcnow()
     report.resolved_by = actor.id
     session.add(report)

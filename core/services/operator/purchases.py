@@ -4,8 +4,8 @@ what was bought. Each action goes through :mod:`core.services.fulfilment`, so a 
 is never sent twice behind its back.
 
 Every action is audited (invariant 7) and goes through the same services as the
-automatic paths. Functions with a ``session`` run in the caller's transaction; the others
-own theirs (they call providers or payment services, which never happens under a lock).
+automatic paths. Every action owns its transactions (the provider is called outside
+them); :func:`unknown_purchases` only reads, in the caller's session.
 """
 
 from __future__ import annotations
