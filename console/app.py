@@ -23,6 +23,7 @@ from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
+from console.screens.legal import LegalScreen
 from console.screens.offers import OffersScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
@@ -75,6 +76,7 @@ class KeyshopConsole(App[None]):
             "offers": lambda: OffersScreen(**common),
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
+            "legal": lambda: LegalScreen(**common),
         }
 
     def on_mount(self) -> None:

@@ -502,18 +502,13 @@ def pages() -> None:
 @handles_errors
 def pages_set(slug: str, file: Path, title: str | None, operator: str) -> None:
     """Replace the legal page SLUG with the Markdown in FILE."""
-    from core.db import session_scope
-    from core.services.audit import Actor
-    from core.services.legal import set_page
+    from core.services.operator.legal import save_legal_page
 
     try:
         body = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"cannot read {file}: {exc}", EXIT_DOMAIN)
-    with session_scope() as session:
-        page = set_page(
-            session=session, slug=slug, body=body, title=title, actor=Actor.operator(operator)
-        )
+    page = save_legal_page(slug=slug, body=body, title=title, operator=operator)
     click.echo(f"legal page {page.slug} ({page.title}) saved: {len(page.body)} characters")
 
 

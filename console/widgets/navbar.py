@@ -26,6 +26,7 @@ CATALOGUE_SCREENS: list[tuple[str, str, str]] = [
     ("f2", "offers", "Offers"),
     ("f3", "pricing", "Pricing"),
     ("f4", "reports", "Reports"),
+    ("f6", "legal", "Legal"),
 ]
 ALL_SCREENS = SCREENS + CATALOGUE_SCREENS
 

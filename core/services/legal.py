@@ -58,6 +58,22 @@ def get_page(*, session: Session, slug: str) -> PageView:
     return PageView(key, row.title, row.body, row.updated_at)
 
 
+def list_pages(*, session: Session) -> list[PageView]:
+    """Every legal page in PAGES order, written or not."""
+    return [get_page(session=session, slug=slug) for slug in PAGES]
+
+
+def check_page_text(body: str) -> str:
+    """``body`` as it is stored (line ends normalised, stripped), or InvalidInput: the one
+    rule, used by :func:`set_page` and by the console's editor before it closes."""
+    text = (body or "").replace("\r\n", "\n").strip()
+    if not text:
+        raise InvalidInput("the page is empty", field="body")
+    if len(text) > MAX_BODY:
+        raise InvalidInput(f"the page is longer than {MAX_BODY} characters", field="body")
+    return text
+
+
 def set_page(
     *, session: Session, slug: str, body: str, actor: Actor, title: str | None = None
 ) -> PageView:
@@ -65,11 +81,7 @@ def set_page(
     Runs in the caller's transaction. Refuses an unknown slug, an empty body or one over
     MAX_BODY characters."""
     key = _slug(slug)
-    text = (body or "").replace("\r\n", "\n").strip()
-    if not text:
-        raise InvalidInput("the page is empty", field="body")
-    if len(text) > MAX_BODY:
-        raise InvalidInput(f"the page is longer than {MAX_BODY} characters", field="body")
+    text = check_page_text(body)
     heading = (title or "").strip()[:200]
     row = session.get(LegalPage, key)
     if row is None:
