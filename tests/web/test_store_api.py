@@ -239,6 +239,26 @@ def test_checkout_in_a_currency_for_a_country_includes_its_vat(api, session, cat
     assert refused.status_code == 422 and "not sold in USD" in refused.json()["error"]["message"]
 
 
+def test_search_in_a_currency_lists_only_what_is_sold_in_it(api, session, catalogue):
+    from core.services.catalogue.prices import set_price
+
+    steam, _ = catalogue
+    set_price(session=session, product=steam[1], currency="GBP", price_minor=900)
+    session.commit()
+    found = api.get("/api/store/products", params={"currency": "gbp"})
+    assert found.status_code == 200, found.text
+    items = found.json()["items"]
+    assert [(i["slug"], i["price_minor"], i["currency"]) for i in items] == [
+        (steam[1].slug, 900, "GBP")
+    ]
+    bounded = api.get("/api/store/products", params={"currency": "GBP", "max_price": 899})
+    assert bounded.json()["items"] == []  # the bound is in pence
+    everything = api.get("/api/store/products").json()["items"]
+    assert len(everything) > 1 and {i["currency"] for i in everything} == {"EUR"}
+    refused = api.get("/api/store/products", params={"currency": "euro"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_input"
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status", "code"),
     [

@@ -87,6 +87,12 @@ class SearchQuery(StrictQuery):
     min_price: Price = Field(None, description="lowest price, minor units")
     max_price: Price = Field(None, description="highest price, minor units")
     in_stock: Boolean = Field(None, description="true: buyable now (own keys or partner stock)")
+    currency: Text = Field(
+        None,
+        description="list prices, price bounds and price sorts in this currency (EUR, USD, "
+        "GBP); products without a price in it are left out, never converted; default: "
+        "each product at its own price",
+    )
     sort: Text = Field(
         None,
         description="order of results (default relevance)",
@@ -371,6 +377,7 @@ async def list_products(params: Annotated[SearchQuery, Query()]) -> Any:
                 min_price_minor=params.min_price,
                 max_price_minor=params.max_price,
                 in_stock=params.in_stock,
+                currency=params.currency or None,
                 sort=params.sort or "relevance",
                 page=params.page if params.page is not None else 1,
                 per_page=params.per_page if params.per_page is not None else 24,
