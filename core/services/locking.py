@@ -26,9 +26,10 @@ from typing import Any
 
 from sqlalchemy import Table, Update, bindparam, func, literal_column, select, update
 from sqlalchemy.engine import Dialect
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from core.models import (
+    CryptoPayment,
     Key,
     KeyReport,
     KeyStatus,
@@ -282,6 +283,21 @@ def lock_unprocessed_webhooks(
         .execution_options(populate_existing=True)
     )
     return list(session.scalars(query))
+
+
+def lock_crypto_payment(
+    session: Session, *, provider: str, payment_id: str
+) -> CryptoPayment | None:
+    """Load and lock one crypto payment's row (``FOR UPDATE``): IPNs and status lookups
+    of the same payment update it one at a time. Never commits."""
+    return session.scalars(
+        select(CryptoPayment)
+        .where(
+            col(CryptoPayment.provider) == provider,
+            col(CryptoPayment.payment_id) == payment_id,
+        )
+        .with_for_update()
+    ).first()
 
 
 def lock_key_report(session: Session, report_id: int) -> KeyReport | None:

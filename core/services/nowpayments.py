@@ -49,6 +49,7 @@ from core.providers.nowpayments import (
     ipn_signature,
     verify_ipn_signature,
 )
+from core.services import locking
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.orders import transition_order
@@ -312,11 +313,7 @@ def _record(session: Session, order: Order, payload: dict[str, Any]) -> CryptoPa
     status = str(payload["payment_status"])
 
     def find() -> CryptoPayment | None:
-        return session.exec(
-            select(CryptoPayment)
-            .where(CryptoPayment.provider == SOURCE, CryptoPayment.payment_id == payment_id)
-            .with_for_update()
-        ).first()
+        return locking.lock_crypto_payment(session, provider=SOURCE, payment_id=payment_id)
 
     payment = find()
     if payment is None:
