@@ -32,7 +32,11 @@ def shop(test_settings, tmp_path_factory) -> Iterator[Shop]:
 def browser():
     """Per module: Playwright's sync API keeps an event loop running in this thread while
     it is open, and the state tests of later modules run coroutines with asyncio.run."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # expect() waits for its condition (5 s by default); a loaded 2-core machine needs
+    # longer for a websocket round trip, never a sleep
+    expect.set_options(timeout=15_000)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
