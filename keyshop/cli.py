@@ -473,8 +473,14 @@ def console_command(operator: str) -> None:
     audit, alerts, webhooks, outbox."""
     import tasks
     from console.app import make_app
+    from core.schema import current_revision, head_revision
 
     settings = config.get_settings()
+    if current_revision() != head_revision():  # before the full-screen display takes over
+        raise DomainError(
+            "the database is not at the newest migration; run `keyshop migrate` "
+            "(or `./dev run`) first"
+        )
     tasks.configure(settings)  # jobs the console enqueues (retry, replay) reach the real queue
     root = logging.getLogger()  # log lines on stderr would break up the full-screen display
     for handler in list(root.handlers):

@@ -70,6 +70,13 @@ def test_migrate_twice_is_a_no_op(tmp_path):
     assert (tmp_path / "var" / "keyshop.db").exists()
 
 
+def test_the_console_on_a_database_never_migrated_says_to_migrate(tmp_path):
+    result = keyshop("console", "--operator", "alice", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line, no traceback
+    assert "keyshop migrate" in result.stderr
+
+
 def test_unreachable_database_is_one_clear_line(tmp_path):
     result = keyshop(
         "migrate", cwd=tmp_path, env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
