@@ -3,42 +3,11 @@ once imported its lines as sellable keys) unless ``--follow-symlinks`` says othe
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from sqlmodel import func, select
 
 from core.models import Key
-from tests.conftest import TEST_FINGERPRINT_KEY, TEST_KEYRING
 from tests.factories import make_product
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def keyshop(test_settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
-    }
-    env = {
-        **base,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": test_settings.effective_database_url,
-        "KEYSHOP_VAR_DIR": str(test_settings.var_dir),
-        "KEYSHOP_KEYRING": TEST_KEYRING,
-        "KEYSHOP_FINGERPRINT_KEY": TEST_FINGERPRINT_KEY,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "keyshop", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.support.cli import keyshop
 
 
 def keys(session) -> int:
