@@ -25,6 +25,7 @@ from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.errors import InvalidInput
 from core.services.catalogue import get_product_by_slug
+from core.services.catalogue.prices import other_prices
 from core.services.catalogue.product_input import (
     ProductCreate,
     ProductUpdate,
@@ -207,7 +208,10 @@ class ProductsScreen(ConsoleScreen):
     @work(thread=True, group="actions")
     def open_editor(self, slug: str) -> None:
         with session_scope(write=False) as session:
-            current = product_text(get_product_by_slug(session=session, slug=slug))
+            product = get_product_by_slug(session=session, slug=slug)
+            assert product.id is not None
+            prices = other_prices(session=session, product_ids=[product.id])[product.id]
+            current = product_text(product, prices)
         self.app.call_from_thread(self.show_editor, current)
 
     def show_editor(self, current: dict[str, str]) -> None:
