@@ -624,3 +624,36 @@ def test_an_answer_that_drifts_from_the_document_is_caught(contract):
     ]:
         with pytest.raises(AssertionError):
             contract.check("GET", "/api/store/products/x", status, "application/json", body)
+
+
+def test_an_uploaded_cover_is_served_public_and_cached(api, session):
+    import io
+
+    from PIL import Image
+
+    from core.blobs import get_blob_store
+    from core.services.audit import Actor
+    from core.services.catalogue.covers import prepare_cover, set_cover
+
+    make_product(session, slug="starfall", title="Starfall")
+    buffer = io.BytesIO()
+    Image.new("RGB", (900, 1200), "teal").save(buffer, format="PNG")
+    image = set_cover(
+        slug="starfall", sizes=prepare_cover(buffer.getvalue()), actor=Actor.operator("o")
+    )
+    public = image.removeprefix("covers/")
+    get_blob_store().put("keys/secret.png", b"an image key", content_type="image/png")
+
+    page = api.get(f"/api/covers/{public}/page.webp")
+    assert page.status_code == 200 and page.headers["content-type"] == "image/webp"
+    assert "immutable" in page.headers["cache-control"]
+    assert Image.open(io.BytesIO(page.content)).size == (600, 800)
+    detail = api.get("/api/store/products/starfall").json()
+    assert detail["cover_url"] == f"/api/covers/{public}/page.webp"
+    [hit] = api.get("/api/store/products", params={"q": "starfall"}).json()["items"]
+    assert hit["cover_url"] == f"/api/covers/{public}/card.webp"
+    # nothing but a cover is reachable here: not an image key, not a path outside
+    for name in ("keys/secret.png", f"{public}/full.webp", f"{public}/page.webp/../x"):
+        assert api.get(f"/api/covers/{name}").status_code == 404
+    escaped = api.get("/api/covers/%2E%2E/%2E%2E/keys/secret.png")
+    assert escaped.status_code == 404 and b"an image key" not in escaped.content
