@@ -5,9 +5,10 @@ allowed transitions. It changes the row with a compare-and-set ``UPDATE … WHER
 :from``, so two workers racing to move the same order cannot both succeed, and it
 writes an :class:`OrderEvent` in the same transaction. A move to ``cancelled`` also
 gives back what the order reserved at checkout
-(:func:`core.services.reservations.release_reservation`): whichever path cancels an
-order — expiry, a refused payment session, a checkout that failed after its commit, an
-operator — a cancelled order holds no key and no provider unit.
+(:func:`core.services.reservations.release_reservation`) and the promo code uses it took
+(:func:`core.services.promos.release_for_order`): whichever path cancels an order —
+expiry, a refused payment session, a checkout that failed after its commit, an operator
+— a cancelled order holds no key, no provider unit and no promo code use.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_
 from core.services.alerts import resolve_alerts
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
+from core.services.promos import release_for_order
 from core.services.reservations import release_reservation
 
 S = OrderStatus
@@ -257,6 +259,9 @@ def transition_order(
         released = release_reservation(session=session, order_id=order_id)
         if released:
             data = {**(data or {}), "keys_released": released}
+        codes = release_for_order(session=session, order_id=order_id)
+        if codes:
+            data = {**(data or {}), "promo_codes_released": codes}
     session.add(
         OrderEvent(
             order_id=order_id,
