@@ -40,7 +40,7 @@ from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
 from core.jobs import Job, enqueue_after_commit
 from core.models import Customer, OrderStatus, row_id
-from core.services import vat
+from core.services import promos, vat
 from core.services.audit import Actor, record_audit
 from core.services.cart import CartLine, Quote, QuoteLine, _is_int, quote_cart, stock_problem
 from core.services.customers import normalise_email
@@ -67,6 +67,7 @@ class CheckoutResult:
     total_minor: int
     currency: str
     test_payment: bool  # the payment page is the built-in test page
+    discount_minor: int = 0  # what promo codes took off (core.services.promos)
 
 
 class CartRejected(InvalidInput):
@@ -123,6 +124,7 @@ def place_order(
     currency: str | None = None,
     country: str | None = None,
     payment_method: str = "card",
+    promo_code: str | None = None,
 ) -> CheckoutResult:
     """Place an order, reserve what will serve it, and open its payment. Owns its
     transactions. All or nothing from the caller's point of view: it returns the order
@@ -133,7 +135,8 @@ def place_order(
     MAX_LINES products, a quantity outside 1..MAX_QUANTITY_PER_LINE, an unknown or
     unbuyable product, mixed currencies, a cart the shop's own keys plus free provider
     units cannot serve (CartRejected, every problem listed), an unknown ``customer_id``
-    (InvalidInput), a payment method the shop does not offer (InvalidInput).
+    (InvalidInput), a payment method the shop does not offer (InvalidInput), a promo code
+    that cannot be used on this cart (PromoRejected, saying why).
 
     The payment is opened with the method the customer chose
     (:mod:`core.services.payment_methods`: ``card`` or ``crypto``).
@@ -147,6 +150,7 @@ def place_order(
     """
     address = normalise_email(email)
     _check_shape(lines)
+    codes = promos.parse_codes(promo_code)
     paying = method(payment_method)
     actor = (
         Actor.customer(customer_id, ip=ip)
@@ -188,6 +192,9 @@ def place_order(
                 reserve_order(session=session, order_id=order_id)
             except NothingToServe as exc:
                 raise CartRejected(_shortfall_problems(quote, exc)) from None
+            # the codes' uses are taken last: their row locks are held the shortest time
+            applied = promos.redeem_for_order(session=session, order_id=order_id, codes=codes)
+            total = order.total_minor
             # the order confirmation e-mail, once the order is committed
             enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "placed")
             record_audit(
@@ -196,7 +203,12 @@ def place_order(
                 action="order.place",
                 object_type="order",
                 object_id=number,
-                data={"total_minor": total, "currency": currency, "guest": customer_id is None},
+                data={
+                    "total_minor": total,
+                    "currency": currency,
+                    "guest": customer_id is None,
+                    **({"promo_codes": applied.by_code} if applied.codes else {}),
+                },
             )
             committing = True
         token = order_access_token(number)
@@ -209,15 +221,7 @@ def place_order(
                 email=address,
                 total_minor=total,
                 currency=currency,
-                lines=tuple(
-                    PaymentLine(
-                        title=f"{ln.title} ({ln.platform}, {ln.region})",
-                        quantity=ln.quantity,
-                        unit_price_minor=ln.unit_price_minor,
-                        currency=ln.currency,
-                    )
-                    for ln in quote.lines
-                ),
+                lines=_payment_lines(quote, applied),
                 order_url=order_url,
                 pay_page_url=f"{settings.public_url}/pay/{number}?token={token}",
                 cancel_url=f"{settings.public_url}/cart",
@@ -244,7 +248,30 @@ def place_order(
         total_minor=total,
         currency=currency,
         test_payment=paying.is_test(settings),
+        discount_minor=applied.total_minor,
     )
+
+
+def _payment_lines(quote: Quote, applied: promos.Applied) -> tuple[PaymentLine, ...]:
+    """The order's lines for the payment page, adding up to its total: a discounted line
+    is one item at its discounted total ("2 x Starfall (Steam, GLOBAL), code SUMMER10"),
+    since a discount need not divide evenly by the quantity."""
+    out = []
+    for ln in quote.lines:
+        name = f"{ln.title} ({ln.platform}, {ln.region})"
+        off = applied.by_line.get(row_id(ln.product_id), 0)
+        if off:
+            out.append(
+                PaymentLine(
+                    title=f"{ln.quantity} x {name}, code {', '.join(applied.codes)}",
+                    quantity=1,
+                    unit_price_minor=ln.line_total_minor - off,
+                    currency=ln.currency,
+                )
+            )
+        else:
+            out.append(PaymentLine(name, ln.quantity, ln.unit_price_minor, ln.currency))
+    return tuple(out)
 
 
 def _verified_owner(session: Session, email: str) -> int | None:
