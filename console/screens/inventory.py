@@ -72,6 +72,7 @@ STOCK_COLUMNS = [
 IMPORT_COLUMNS = [
     ("#", 5),
     ("File", 20),
+    ("Product", 20),
     ("When", 16),
     ("By", 10),
     ("Status", 9),
@@ -203,6 +204,7 @@ class InventoryScreen(ConsoleScreen):
             table.add_row(
                 str(b.id),
                 short(b.file_name, 20),
+                short(b.product, 20),
                 when(b.started_at),
                 short(b.operator, 10),
                 b.status,
@@ -229,7 +231,7 @@ class InventoryScreen(ConsoleScreen):
             text = "No imports yet."
         else:
             text = (
-                f"#{b.id} {b.file_name}: read {b.read}, imported {b.imported}, duplicate in "
+                f"#{b.id} {b.file_name} into {b.product}: read {b.read}, imported {b.imported}, duplicate in "
                 f"file {b.duplicate_in_file}, of stock {b.duplicate_in_stock}, rejected "
                 f"{b.rejected}; by {b.operator or '?'} at {when(b.started_at)}"
             )
@@ -373,6 +375,7 @@ class InventoryScreen(ConsoleScreen):
     @on(ImportFailed)
     def show_failure(self, message: ImportFailed) -> None:
         self.importing = False
-        self.query_one("#import-progress", ProgressBar).update(total=None, progress=0)
+        # A total stops the bar (without one it animates as if still working).
+        self.query_one("#import-progress", ProgressBar).update(total=1, progress=0)
         self.query_one("#import-report", Static).update(f"Nothing imported: {message.text}")
         self.notify(message.text, title="Import refused", severity="error")

@@ -4,6 +4,14 @@ from core.models.audit import ActorType, Alert, AlertKind, AuditEvent, KeyReport
 from core.models.base import UTCDateTime, new_uuid, row_id, utcnow
 from core.models.catalogue import PLATFORMS, REGIONS, Product, ProductPrice, ProviderOffer
 from core.models.content import LegalPage
+from core.models.credit import (
+    AccountKind,
+    GiftCard,
+    GiftCardStatus,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerMovement,
+)
 from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import (
@@ -25,6 +33,7 @@ from core.models.webhooks import WebhookAttempt, WebhookEvent
 __all__ = [
     "PLATFORMS",
     "REGIONS",
+    "AccountKind",
     "ActorType",
     "Alert",
     "AlertKind",
@@ -32,6 +41,8 @@ __all__ = [
     "CryptoPayment",
     "Customer",
     "CustomerSession",
+    "GiftCard",
+    "GiftCardStatus",
     "ImportBatch",
     "ImportStatus",
     "Invoice",
@@ -40,6 +51,9 @@ __all__ = [
     "KeyReport",
     "KeyReportStatus",
     "KeyStatus",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerMovement",
     "LegalPage",
     "OfferHold",
     "Order",

@@ -33,6 +33,7 @@ from core.models import (
     Key,
     KeyReport,
     KeyStatus,
+    LedgerAccount,
     Order,
     OrderLine,
     Product,
@@ -360,3 +361,18 @@ def locking_the_order(statement: Any) -> Any:
     (``FOR UPDATE OF orders``): fulfilment's fast path reads the order and its lines in
     one statement and holds the order while it delivers."""
     return statement.with_for_update(of=Order)
+
+
+def lock_ledger_accounts(session: Session, account_ids: Sequence[int]) -> None:
+    """Lock ledger accounts (``FOR UPDATE``, primary-key order) so that reading a balance
+    and moving money out of it is one step for every other transaction: two checkouts
+    spending the same gift card or the same credit wait for each other. Never commits."""
+    if not account_ids:
+        return
+    accounts = LedgerAccount.__table__  # type: ignore[attr-defined]
+    session.execute(
+        select(accounts.c.id)
+        .where(accounts.c.id.in_(sorted(set(account_ids))))
+        .order_by(accounts.c.id)
+        .with_for_update()
+    ).all()

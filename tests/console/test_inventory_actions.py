@@ -194,8 +194,8 @@ def test_import_history_with_rejected_lines(session, console_app):
         await settle(pilot)
         table = pilot.app.screen.query_one("#imports-table", DataTable)
         row = [str(c) for c in table.get_row_at(0)]
-        assert row[1] == "keys-march.csv" and row[3] == "bob"
-        assert row[5:] == ["10", "7", "1", "2"]
+        assert row[1] == "keys-march.csv" and row[2] == "per line" and row[4] == "bob"
+        assert row[6:] == ["10", "7", "1", "2"]
         detail = str(pilot.app.screen.query_one("#import-detail").render())
         assert "line 4: empty key" in detail and "line 9: too long" in detail
 
