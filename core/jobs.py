@@ -35,7 +35,7 @@ class Job(StrEnum):
     PROCESS_WEBHOOK = "process_webhook"  # (webhook_id)
     FULFIL_ORDER = "fulfil_order"  # (order_id)
     SEND_ORDER_EMAIL = "send_order_email"  # (order_id, kind, ref="")
-    SEND_ACCOUNT_EMAIL = "send_account_email"  # (kind=, email=, ip=)
+    SEND_ACCOUNT_EMAIL = "send_account_email"  # (kind=, email=, ip=, language=)
     SEND_STOCK_ALERT_EMAIL = "send_stock_alert_email"  # (kind=, alert_id=)
     SYNC_PROVIDER = "sync_provider"  # (provider name)
     RETURN_FAULTY_KEY = "return_faulty_key"  # (key id as text)

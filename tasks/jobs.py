@@ -121,12 +121,14 @@ def send_order_email(order_id: int, kind: str, ref: str = "") -> str:
 
 
 @task(retries=6, retry_delay=5, retry_backoff=2)
-def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
+def send_account_email(
+    kind: str, email: str, ip: str | None = None, language: str | None = None
+) -> str:
     """Verification, sign-up attempt and password-reset e-mails: queued so that a web
     request does the same work whether or not the address has an account."""
     from core.services.signup import send_account_email as send
 
-    return send(kind=kind, email=email, ip=ip)
+    return send(kind=kind, email=email, ip=ip, language=language)
 
 
 @task(retries=6, retry_delay=5, retry_backoff=2)

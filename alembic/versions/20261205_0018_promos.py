@@ -2,7 +2,7 @@
 their lines (the price snapshot keeps what a code took off).
 
 Revision ID: 0018_promos
-Revises: 0019_credit
+Revises: 0018_german
 Create Date: 2026-12-05
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_promos"
-down_revision: str | None = "0019_credit"
+down_revision: str | None = "0018_german"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

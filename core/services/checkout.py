@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from sqlmodel import Session, col, select
@@ -38,6 +39,7 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
+from core.i18n import localised_path
 from core.jobs import Job, enqueue_after_commit
 from core.models import Customer, OrderStatus, row_id
 from core.services import promos, vat
@@ -124,6 +126,7 @@ def place_order(
     currency: str | None = None,
     country: str | None = None,
     payment_method: str = "card",
+    language: str | None = None,
     promo_code: str | None = None,
 ) -> CheckoutResult:
     """Place an order, reserve what will serve it, and open its payment. Owns its
@@ -137,6 +140,9 @@ def place_order(
     units cannot serve (CartRejected, every problem listed), an unknown ``customer_id``
     (InvalidInput), a payment method the shop does not offer (InvalidInput), a promo code
     that cannot be used on this cart (PromoRejected, saying why).
+
+    ``language``: the storefront language the customer ordered in (core.i18n); the
+    order's e-mails and links speak it.
 
     The payment is opened with the method the customer chose
     (:mod:`core.services.payment_methods`: ``card`` or ``crypto``).
@@ -185,6 +191,7 @@ def place_order(
                 actor=actor,
                 currency=quote.currency,
                 country=buyer.code if buyer else None,
+                language=language,
             )
             number, total, currency = order.number, order.total_minor, order.currency
             order_id = row_id(order.id)
@@ -213,7 +220,8 @@ def place_order(
             committing = True
         token = order_access_token(number)
         settings = get_settings()
-        order_url = order_page_url(number, token)
+        here = partial(localised_path, language=language)
+        order_url = order_page_url(number, token, language=language)
         payment_url = paying.open_payment(
             PaymentRequest(
                 order_id=order_id,
@@ -223,8 +231,8 @@ def place_order(
                 currency=currency,
                 lines=_payment_lines(quote, applied),
                 order_url=order_url,
-                pay_page_url=f"{settings.public_url}/pay/{number}?token={token}",
-                cancel_url=f"{settings.public_url}/cart",
+                pay_page_url=f"{settings.public_url}{here(f'/pay/{number}')}?token={token}",
+                cancel_url=f"{settings.public_url}{here('/cart')}",
             )
         )
     except DomainError as exc:

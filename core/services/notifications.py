@@ -12,7 +12,7 @@ Besides the order notices, an operator's action tells the customer what happened
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import bindparam, exists, insert, select
 from sqlalchemy.orm import Session
@@ -21,6 +21,8 @@ from core import tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
+from core.i18n import N_, current_language, format_date, localised_path, use_language
+from core.i18n import gettext as _
 from core.mail import (
     AFTERCARE_TEMPLATES,
     aftercare_notice,
@@ -55,11 +57,13 @@ def order_access_token(order_number: str) -> str:
     return make_token(ORDER_ACCESS_PURPOSE, order_number, ttl_seconds=PORTAL_LINK_DAYS * 86400)
 
 
-def portal_url(order_number: str, token: str | None = None) -> str:
+def portal_url(order_number: str, token: str | None = None, *, language: str | None = None) -> str:
     """The link a guest (or a customer) follows to the order and its keys: signed, so it
-    cannot be guessed from the order number."""
+    cannot be guessed from the order number; the order page in ``language`` (default:
+    the one in force, core.i18n)."""
     token = token or order_access_token(order_number)
-    return f"{get_settings().public_url}/orders/{order_number}?token={token}"
+    path = localised_path(f"/orders/{order_number}", language)
+    return f"{get_settings().public_url}{path}?token={token}"
 
 
 _O = Order.__table__  # type: ignore[attr-defined]
@@ -76,6 +80,7 @@ _READ = (
         _O.c.vat_minor,
         _O.c.vat_rate_bp,
         _O.c.country,
+        _O.c.language,
         exists().where(_E.c.order_id == _O.c.id, _E.c.reason == bindparam("marker")).label("sent"),
         _L.c.title,
         _L.c.platform,
@@ -112,12 +117,14 @@ def send_order_email(
             raise NotFound(f"order {order_id} does not exist")
         first = rows[0]
         number, email, status, sent = first.number, first.email, first.status, first.sent
+        language = first.language
         totals = order_totals(
             total_minor=first.total_minor,
             currency=first.currency,
             vat_minor=first.vat_minor,
             vat_rate_bp=first.vat_rate_bp,
             country=first.country,
+            language=language,
         )
         if sent and again_by is None:
             return f"{kind} e-mail for {number} was already sent"
@@ -134,43 +141,25 @@ def send_order_email(
                 )
             ).all()
             release = max((d for d in dates if d), default=None)
-    link = portal_url(number)
-    mail_from = get_settings().mail_from
+    link = portal_url(number, language=language)
+    common: dict[str, Any] = {
+        "order_number": number,
+        "to": email,
+        "portal_url": link,
+        "lines": items,
+        "mail_from": get_settings().mail_from,
+        "language": language,
+    }
     if kind == "placed":
-        message = placed_notice(
-            order_number=number,
-            to=email,
-            portal_url=link,
-            lines=items,
-            totals=totals,
-            mail_from=mail_from,
-        )
+        message = placed_notice(totals=totals, **common)
     elif kind == "delivered":
-        message = delivery_notice(
-            order_number=number,
-            to=email,
-            portal_url=link,
-            lines=items,
-            totals=totals,
-            mail_from=mail_from,
-        )
+        message = delivery_notice(totals=totals, **common)
     elif kind == "waiting":
-        message = preorder_notice(
-            order_number=number,
-            to=email,
-            portal_url=link,
-            lines=items,
-            release_date=release,
-            mail_from=mail_from,
-        )
+        message = preorder_notice(release_date=release, **common)
     elif kind == "attention":
-        message = attention_notice(
-            order_number=number, to=email, portal_url=link, lines=items, mail_from=mail_from
-        )
+        message = attention_notice(**common)
     else:
-        message = aftercare_notice(
-            kind, order_number=number, to=email, portal_url=link, lines=items, mail_from=mail_from
-        )
+        message = aftercare_notice(kind, **common)
     message_id = get_mailer().send(message)
     with session_scope() as session:
         session.execute(
@@ -218,15 +207,28 @@ def resend_order_email(*, order_id: int, kind: str, actor: Actor, ref: str = "")
     return send_order_email(order_id=order_id, kind=kind, ref=ref, again_by=actor)
 
 
+TOTAL_LABEL = N_("Total")
+VAT_LABEL = N_("Includes VAT (%(rate)s, %(country)s)")
+
+
 def order_totals(
-    *, total_minor: int, currency: str, vat_minor: int, vat_rate_bp: int, country: str | None
+    *,
+    total_minor: int,
+    currency: str,
+    vat_minor: int,
+    vat_rate_bp: int,
+    country: str | None,
+    language: str | None = None,
 ) -> list[tuple[str, str]]:
-    """The totals an order e-mail shows: what was paid, and the VAT it includes."""
-    rows = [("Total", format_money(total_minor, currency))]
-    if country:
-        rows.append(
-            (f"Includes VAT ({vat_rate_bp / 100:g}%, {country})", format_money(vat_minor, currency))
-        )
+    """The totals an order e-mail shows: what was paid, and the VAT it includes, in
+    ``language`` (core.i18n; money through core.money)."""
+    from core.services.vat import rate_text
+
+    with use_language(language) as code:
+        rows = [(_(TOTAL_LABEL), format_money(total_minor, currency, language=code))]
+        if country:
+            label = _(VAT_LABEL) % {"rate": rate_text(vat_rate_bp, code), "country": country}
+            rows.append((label, format_money(vat_minor, currency, language=code)))
     return rows
 
 
@@ -248,7 +250,13 @@ def request_order_links(*, email: str, ip: str | None = None) -> None:
         check_rate(scope="order-links-ip", subject=ip, limit=limit, window_seconds=window)
     limit, window = ORDER_LINKS_LIMITS["email"]
     check_rate(scope="order-links-email", subject=address, limit=limit, window_seconds=window)
-    dispatch(Job.SEND_ACCOUNT_EMAIL, kind="order-links", email=address, ip=ip)
+    dispatch(
+        Job.SEND_ACCOUNT_EMAIL,
+        kind="order-links",
+        email=address,
+        ip=ip,
+        language=current_language(),
+    )
 
 
 def send_order_links(*, email: str) -> bool:
@@ -266,8 +274,8 @@ def send_order_links(*, email: str) -> bool:
     orders = [
         (
             row.number,
-            f"{row.created_at:%d %b %Y}",
-            format_money(row.total_minor, row.currency),
+            format_date(row.created_at),
+            format_money(row.total_minor, row.currency, language=current_language()),
             portal_url(row.number),
         )
         for row in rows

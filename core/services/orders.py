@@ -82,12 +82,15 @@ def create_order(
     actor: Actor | None = None,
     currency: str | None = None,
     country: str | None = None,
+    language: str | None = None,
 ) -> Order:
     """A new order ``pending_payment`` with a price snapshot per line, in ``currency``
     (None: the products' own, which must agree). Every product must have a price in it
     (core.services.catalogue.prices). With ``country`` the order stores the buyer's
-    country and the VAT its total contains (core.services.vat). Runs in the caller's
-    transaction (flushes, never commits)."""
+    country and the VAT its total contains (core.services.vat). ``language`` (the
+    storefront's, core.i18n; anything else is English) is the language of its e-mails.
+    Runs in the caller's transaction (flushes, never commits)."""
+    from core.i18n import normalise_language
     from core.services.catalogue.prices import prices_in
     from core.services.storefront import is_upcoming
     from core.services.vat import country as vat_country
@@ -143,6 +146,7 @@ def create_order(
             country=buyer.code if buyer else None,
             vat_rate_bp=rate,
             vat_minor=vat_included(subtotal, rate),
+            language=normalise_language(language),
         ),
     )
     for pid, qty in merged.items():

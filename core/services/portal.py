@@ -323,9 +323,11 @@ def view_order(
         return order_view(session=session, order=order)
 
 
-def order_page_url(number: str, access_token: str | None = None) -> str:
-    """The order page's address (with its access token)."""
-    return portal_url(number, access_token)
+def order_page_url(
+    number: str, access_token: str | None = None, *, language: str | None = None
+) -> str:
+    """The order page's address (with its access token), in ``language``."""
+    return portal_url(number, access_token, language=language)
 
 
 # -- revealing and reporting keys --------------------------------------------------------
