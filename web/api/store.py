@@ -222,6 +222,9 @@ class CheckoutResult(Model):
     status_url: str = Field(description="GET it with the access token")
     total_minor: int = Field(ge=0, description=MONEY)
     discount_minor: int = Field(ge=0, description="what promo codes took off; " + MONEY)
+    paid_from_balances_minor: int = Field(
+        ge=0, description="what gift cards and store credit paid; " + MONEY
+    )
     currency: str
     test_payment: bool = Field(description="true when the payment page is the built-in test page")
 
