@@ -186,7 +186,9 @@ class InventoryScreen(ConsoleScreen):
             table.move_cursor(row=table.get_row_index(keep))
         low = sum(1 for r in self.rows.values() if r.low)
         more = "+" if self.pager.more else ""
-        self.sub_title = f"{len(self.rows)}{more} products shown, {low} low on stock"
+        self.sub_title = (
+            f"{len(self.rows)}{more} products shown, {low} low on stock · {self.updated()}"
+        )
 
     @on(DataTable.RowHighlighted, "#stock-table")
     def _stock_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -172,7 +172,7 @@ class OffersScreen(ConsoleScreen):
         self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         more = "+" if self.pager.more else ""
         which = "unmapped offers" if self.unmapped else "offers"
-        self.sub_title = f"{table.row_count}{more} {which}"
+        self.sub_title = f"{table.row_count}{more} {which} · {self.updated()}"
 
     @on(DataTable.RowHighlighted, "#offers-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

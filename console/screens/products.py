@@ -176,7 +176,7 @@ class ProductsScreen(ConsoleScreen):
             )
         self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         more = "+" if self.pager.more else ""
-        self.sub_title = f"{table.row_count}{more} products"
+        self.sub_title = f"{table.row_count}{more} products · {self.updated()}"
 
     @on(DataTable.RowHighlighted, "#products-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
