@@ -700,3 +700,42 @@ def test_the_balance_look_up_refuses_bad_codes_and_too_many_tries(api, engine):
     assert answers[-1] == 429 and "retry-after" in {
         k.lower() for k in api.post("/api/store/gift-cards/balance", json={"code": "x"}).headers
     }
+
+
+def test_checkout_with_a_promo_code_keeps_the_discount_and_refuses_in_words(
+    api, session, catalogue
+):
+    from core.models import OrderLine, PromoCode
+    from core.services.audit import Actor
+    from core.services.operator.promos import PromoInput, create_promo
+
+    steam, _ = catalogue
+    create_promo(data=PromoInput(code="SPRING", percent="25", max_uses=1), actor=Actor.system())
+    lines = [{"slug": steam[0].slug, "quantity": 2}]
+    answer = api.post(
+        "/api/store/checkout",
+        json={"email": "p@example.com", "lines": lines, "promo_code": "spring"},
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert (body["total_minor"], body["discount_minor"]) == (1500, 500)
+    order = fresh(session).exec(select(Order).where(Order.number == body["number"])).one()
+    assert (order.subtotal_minor, order.discount_minor, order.total_minor) == (2000, 500, 1500)
+    line = fresh(session).exec(select(OrderLine).where(OrderLine.order_id == order.id)).one()
+    assert line.discount_minor == 500
+    again = api.post(
+        "/api/store/checkout",
+        json={
+            "email": "q@example.com",
+            "lines": [{"slug": steam[1].slug, "quantity": 1}],
+            "promo_code": "SPRING",
+        },
+    )
+    assert again.status_code == 422
+    assert again.json()["error"] == {
+        "code": "promo_rejected",
+        "message": "Promo code SPRING has been used up.",
+        "field": "promo_code",
+    }
+    assert fresh(session).exec(select(PromoCode.uses)).one() == 1
+    assert len(fresh(session).exec(select(Order)).all()) == 1

@@ -142,6 +142,12 @@ class CheckoutRequest(BaseModel):
     payment_method: Literal["card", "crypto"] = Field(
         "card", description="card (Stripe), or crypto (NOWPayments) where the shop offers it"
     )
+    promo_code: StrictStr | None = Field(
+        None,
+        max_length=220,
+        description="a promo code (several, separated by commas, only when each allows "
+        "combining); a code that cannot be used is refused (promo_rejected) with the reason",
+    )
     gift_cards: list[StrictStr] = Field(
         default_factory=list,
         max_length=5,
@@ -229,11 +235,12 @@ class CheckoutResult(Model):
     order_url: str = Field(description="the order page and key portal")
     status_url: str = Field(description="GET it with the access token")
     total_minor: int = Field(ge=0, description=MONEY)
+    discount_minor: int = Field(ge=0, description="what promo codes took off; " + MONEY)
+    paid_from_balances_minor: int = Field(
+        ge=0, description="what gift cards and store credit paid; " + MONEY
+    )
     currency: str
     test_payment: bool = Field(description="true when the payment page is the built-in test page")
-    paid_from_balances_minor: int = Field(
-        0, ge=0, description="what gift cards paid of total_minor; " + MONEY
-    )
 
 
 class GiftCardBalance(Model):
@@ -460,8 +467,10 @@ async def get_product(slug: Annotated[str, Path(description="the product's slug"
         422: error_response(
             "refused: not the documented object (invalid_input), or by the shop: bad e-mail, "
             "unknown product, quantity, currencies, or more than own stock and partner "
-            "stock not held by other orders can serve (cart_rejected, see problems); "
-            "nothing was written"
+            "stock not held by other orders can serve (cart_rejected, see problems), a promo "
+            "code that cannot be used (promo_rejected: unknown, paused, not yet valid, "
+            "expired, used up, minimum not reached, not for these products); nothing was "
+            "written"
         ),
         429: error_response("too many requests"),
         502: error_response(
@@ -487,6 +496,7 @@ async def create_checkout(order: CheckoutRequest, request: Request, response: Re
             country=order.country,
             payment_method=order.payment_method,
             gift_cards=order.gift_cards,
+            promo_code=order.promo_code,
         )
     )
     status_url = f"/api/store/orders/{result.number}"
