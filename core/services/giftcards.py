@@ -316,6 +316,25 @@ def redeem_to_credit(*, session: Session, code: str, customer_id: int, actor: Ac
     return left
 
 
+def redeem_for_customer(*, code: str, customer_id: int, ip: str | None) -> tuple[int, str]:
+    """The account page's "add a gift card to my credit": rate limited like a balance
+    look-up (:data:`BALANCE_LIMIT`), then :func:`redeem_to_credit` in its own
+    transaction. Returns (amount, currency)."""
+    if ip:
+        scope, limit, window = BALANCE_LIMIT
+        ratelimit.check_rate(scope=scope, subject=ip, limit=limit, window_seconds=window)
+    with session_scope() as session:
+        card = find(session, code)
+        currency = card.currency if card is not None else ""
+        amount = redeem_to_credit(
+            session=session,
+            code=code,
+            customer_id=customer_id,
+            actor=Actor.customer(customer_id, ip=ip),
+        )
+    return amount, currency
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     last4: str

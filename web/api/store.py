@@ -3,6 +3,7 @@
     GET  /api/store/products            search, filters, sort, paging
     GET  /api/store/products/{slug}     one product (availability, region, activation)
     POST /api/store/checkout            e-mail and lines → order number, token, payment URL
+    POST /api/store/gift-cards/balance  a gift card code → its balance (rate limited)
     GET  /api/store/orders/{number}     the order with its access token (never a key)
     GET  /api/openapi.json              the OpenAPI 3.1 description of every /api route
 
@@ -40,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.db import get_engine, session_scope
-from core.services import catalogue, checkout, portal, ratelimit, storefront
+from core.services import catalogue, checkout, giftcards, portal, ratelimit, storefront
 from core.services.catalogue import MAX_PER_PAGE, SORTS
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE
 from web.api.http import (
@@ -147,6 +148,19 @@ class CheckoutRequest(BaseModel):
         description="a promo code (several, separated by commas, only when each allows "
         "combining); a code that cannot be used is refused (promo_rejected) with the reason",
     )
+    gift_cards: list[StrictStr] = Field(
+        default_factory=list,
+        max_length=5,
+        description="gift card codes, applied in this order before the payment method; "
+        "the payment method pays exactly the rest (card only), and an order they cover "
+        "wholly is paid at once (payment_url is then the order page)",
+    )
+
+
+class GiftCardBalanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: StrictStr = Field(max_length=64, description="the gift card code, as printed")
 
 
 # -- answers -----------------------------------------------------------------------------
@@ -227,6 +241,14 @@ class CheckoutResult(Model):
     )
     currency: str
     test_payment: bool = Field(description="true when the payment page is the built-in test page")
+
+
+class GiftCardBalance(Model):
+    last4: str = Field(description="the code's last four characters")
+    currency: str
+    balance_minor: int = Field(ge=0, description=MONEY)
+    initial_minor: int = Field(ge=0, description=MONEY)
+    active: bool = Field(description="false once the shop voided the card")
 
 
 class KeyView(Model):
@@ -473,6 +495,7 @@ async def create_checkout(order: CheckoutRequest, request: Request, response: Re
             currency=order.currency,
             country=order.country,
             payment_method=order.payment_method,
+            gift_cards=order.gift_cards,
             promo_code=order.promo_code,
         )
     )
@@ -507,6 +530,28 @@ async def get_order(
     response.headers.update(NO_STORE)
     view = await run_in_threadpool(lambda: portal.view_order(number=number, access_token=token))
     return order_json(view)
+
+
+@router.post(
+    "/api/store/gift-cards/balance",
+    operation_id="giftCardBalance",
+    summary="A gift card's balance by its code (rate limited per address)",
+    tags=["store"],
+    response_model=GiftCardBalance,
+    responses={
+        400: BAD,
+        404: error_response("no gift card has that code"),
+        422: error_response("not a gift card code, or a typo in it (its check character)"),
+        429: error_response("too many look-ups from this address"),
+    },
+)
+async def gift_card_balance(
+    body: GiftCardBalanceRequest, request: Request, response: Response
+) -> Any:
+    ip = request.client.host if request.client else None
+    found = await run_in_threadpool(lambda: giftcards.check_balance(code=body.code, ip=ip))
+    response.headers.update(NO_STORE)
+    return asdict(found)
 
 
 @router.get(

@@ -179,6 +179,31 @@ def cart() -> rx.Component:
                             ").",
                             size="1",
                         ),
+                        rx.el.details(
+                            rx.el.summary("Pay with a gift card", id="gift-card-toggle"),
+                            rx.text_area(
+                                name="gift_cards",
+                                placeholder="GC-XXXXX-XXXXX-XXXXX-XXXXX-X (one per line)",
+                                id="gift-cards",
+                                max_length=400,
+                                rows="2",
+                                width="100%",
+                            ),
+                            rx.text(
+                                "Gift cards pay first; your card pays the rest.",
+                                size="1",
+                                color_scheme="gray",
+                            ),
+                        ),
+                        rx.cond(
+                            CartState.credit_text != "",
+                            rx.checkbox(
+                                CartState.credit_text,
+                                name="use_credit",
+                                default_checked=True,
+                                id="use-credit",
+                            ),
+                        ),
                         rx.cond(
                             CartState.crypto_offered,
                             rx.radio_group(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import reflex as rx
@@ -28,6 +29,7 @@ class CartState(ShopState):
     placing: bool = False
     error: str = ""
     crypto_offered: bool = False  # the checkout offers crypto (NOWPayments) beside card
+    credit_text: str = ""  # "You have €12.50 of store credit" (signed in, some credit)
 
     async def _quote(self) -> None:
         from core.services.cart import CartLine, quote_cart
@@ -89,6 +91,22 @@ class CartState(ShopState):
             self.email = self.customer_email
         self.crypto_offered = get_settings().crypto_payments
         await self._quote()
+        await self._credit()
+
+    async def _credit(self) -> None:
+        """The signed-in customer's store credit in the cart's currency, offered at
+        checkout when there is some."""
+        from core.services.credit import balance_in
+
+        customer_id = await in_thread(self._customer_id) if self.signed_in else None
+        amount = (
+            await in_thread(balance_in, customer_id=customer_id, currency=self.currency)
+            if customer_id is not None
+            else 0
+        )
+        self.credit_text = (
+            f"Use my store credit ({money(amount, self.currency)})" if amount > 0 else ""
+        )
 
     @rx.event
     async def change_qty(self, slug: str, delta: int) -> Any:
@@ -150,6 +168,14 @@ class CartState(ShopState):
         email = str(form.get("email", self.email)).strip()[:320]
         self.email = email
         method = str(form.get("payment_method") or "card").strip().lower()[:20]
+        # gift card codes, one per line or separated by commas (spaces inside a code
+        # are fine: they are ignored like its hyphens)
+        codes = [c.strip() for c in re.split(r"[,;\n]+", str(form.get("gift_cards") or "")[:400])]
+        gift_cards = [c for c in codes if c]
+        use_credit = bool(self.credit_text) and str(form.get("use_credit") or "").lower() in (
+            "on",
+            "true",
+        )
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
         ]
@@ -170,6 +196,8 @@ class CartState(ShopState):
                 currency=self._currency(),
                 country=self._country(),
                 payment_method=method,
+                gift_cards=gift_cards,
+                use_credit=use_credit,
             )
         except Exception as exc:
             self.placing = False
