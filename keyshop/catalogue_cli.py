@@ -583,7 +583,7 @@ def _date(value: str, name: str) -> Any:
 
 @click.group()
 def report() -> None:
-    """Reports: sales with revenue, cost and margin."""
+    """Reports: sales with revenue, cost and margin; discounts given by promo codes."""
 
 
 @report.command("sales")
@@ -627,6 +627,34 @@ def report_sales(start: str, end: str, by: str, csv_file: Path | None) -> None:
     click.echo("\t".join(header))
     for r in rows:
         click.echo("\t".join(cells(r, shown)))
+
+
+@report.command("discounts")
+@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD (UTC).")
+@click.option("--to", "end", required=True, help="Last day, YYYY-MM-DD (inclusive).")
+@click.option(
+    "--by",
+    default="currency",
+    show_default=True,
+    type=click.Choice(["currency", "code", "campaign"]),
+)
+@handles_errors
+def report_discounts(start: str, end: str, by: str) -> None:
+    """What promo codes took off orders paid in the period, per currency (or per code or
+    campaign), with what those orders were paid; refunded and cancelled orders left out."""
+    from core.services.reports import discounts_given
+
+    with session_scope(write=False) as session:
+        rows = discounts_given(
+            session=session, start=_date(start, "from"), end=_date(end, "to"), by=by
+        )
+    click.echo("\t".join([by, "currency", "orders", "discount", "paid"]))
+    for r in rows:
+        shown = [
+            money.format_money(m, r.currency, style="code")
+            for m in (r.discount_minor, r.paid_minor)
+        ]
+        click.echo("\t".join([r.group, r.currency, str(r.orders), *shown]))
 
 
 @click.command("export")

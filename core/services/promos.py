@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -42,6 +42,7 @@ from core.models import (
 )
 from core.money import format_money
 from core.services import locking
+from core.services.customers import normalise_email
 from core.services.pricing import cost_floors
 
 CODE_RE: Final = re.compile(r"[A-Z0-9][A-Z0-9-]{2,39}")
@@ -292,6 +293,50 @@ def discounts(
         applied.promo_ids[code] = row_id(promo.id)
     applied.by_line = {pid: minor for pid, minor in taken.items() if minor}
     return applied
+
+
+@dataclass(frozen=True, slots=True)
+class CartDiscount:
+    """What a code typed in the cart takes off its quote, or why it cannot."""
+
+    applied: Applied
+    error: str = ""
+
+
+def quote_discounts(
+    *,
+    session: Session,
+    lines: Sequence[Any],
+    currency: str,
+    promo_code: str,
+    email: str,
+    customer_id: int | None = None,
+) -> CartDiscount:
+    """The cart page's preview of ``promo_code`` on a quote's lines (anything with
+    ``product_id``, ``unit_price_minor``, ``quantity`` and ``can_buy``: a
+    :class:`core.services.cart.QuoteLine`): the same :func:`discounts` checkout applies,
+    its refusal as ``error`` instead of raised. Read-only; nothing is reserved."""
+    priced = [
+        PricedLine(int(ln.product_id), ln.unit_price_minor, ln.quantity)
+        for ln in lines
+        if ln.product_id is not None and ln.can_buy
+    ]
+    try:
+        address = normalise_email(email)
+    except InvalidInput:
+        address = ""  # not typed yet: the per-customer limit is checked at checkout
+    try:
+        applied = discounts(
+            session=session,
+            lines=priced,
+            currency=currency,
+            codes=parse_codes(promo_code),
+            email=address,
+            customer_id=customer_id,
+        )
+    except PromoRejected as exc:
+        return CartDiscount(Applied(currency=currency), exc.message)
+    return CartDiscount(applied)
 
 
 # -- checkout and cancel (the caller's transaction) ---------------------------------------
