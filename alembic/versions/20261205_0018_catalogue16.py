@@ -2,7 +2,7 @@
 live under it) and the cover's alt text.
 
 Revision ID: 0018_catalogue16
-Revises: 0018_promos
+Revises: 0020_credit
 Create Date: 2026-12-05
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_catalogue16"
-down_revision: str | None = "0018_promos"
+down_revision: str | None = "0020_credit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
