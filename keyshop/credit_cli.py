@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from core import money
 from core.db import session_scope
 from core.errors import NotFound
-from core.models import Customer
+from core.models import Customer, Product
 from core.services import credit, giftcards
 from core.services.audit import Actor
 from keyshop.cli import default_operator, handles_errors
@@ -49,7 +49,7 @@ def _lines(lines: list[credit.LedgerLine]) -> None:
 
 @click.group()
 def giftcard() -> None:
-    """Gift cards: issue, void, adjust, balance, history, list."""
+    """Gift cards: issue, stock a gift-card product, void, adjust, balance, history, list."""
 
 
 @giftcard.command("issue")
@@ -124,6 +124,25 @@ def adjust_command(
         f"gift card {gift_card_id} {what}; balance "
         f"{money.format_money(left, currency, style='code')}"
     )
+
+
+@giftcard.command("stock")
+@click.argument("slug")
+@click.option("--count", required=True, type=click.IntRange(1, 10_000), help="How many cards.")
+@operator_option
+@handles_errors
+def stock_command(slug: str, count: int, operator: str) -> None:
+    """Make COUNT new gift cards the stock of the product SLUG (create it first, e.g.
+    "Gift card €25" priced 25 in each currency it sells in: the price paid becomes the
+    card's balance when its code is delivered)."""
+    with session_scope() as session:
+        product = session.exec(select(Product).where(Product.slug == slug)).first()
+        if product is None or product.id is None:
+            raise NotFound(f"no product {slug}")
+        made = giftcards.stock_product(
+            session=session, product_id=product.id, count=count, actor=Actor.operator(operator)
+        )
+    click.echo(f"{made} gift card(s) added to the stock of {slug}")
 
 
 @giftcard.command("balance")

@@ -43,7 +43,7 @@ from core.errors import DomainError, InvalidInput, NotFound
 from core.i18n import localised_path
 from core.jobs import Job, enqueue_after_commit
 from core.models import Customer, Order, OrderStatus, row_id
-from core.services import credit, giftcards, vat
+from core.services import credit, giftcards, promos, vat
 from core.services.audit import Actor, record_audit
 from core.services.cart import CartLine, Quote, QuoteLine, _is_int, quote_cart, stock_problem
 from core.services.customers import normalise_email
@@ -72,6 +72,7 @@ class CheckoutResult:
     currency: str
     test_payment: bool  # the payment page is the built-in test page
     paid_from_balances_minor: int = 0  # what gift cards and store credit paid
+    discount_minor: int = 0  # what promo codes took off (core.services.promos)
 
 
 class CartRejected(InvalidInput):
@@ -131,6 +132,7 @@ def place_order(
     language: str | None = None,
     gift_cards: Sequence[str] = (),
     use_credit: bool = False,
+    promo_code: str | None = None,
 ) -> CheckoutResult:
     """Place an order, reserve what will serve it, and open its payment. Owns its
     transactions. All or nothing from the caller's point of view: it returns the order
@@ -141,7 +143,12 @@ def place_order(
     MAX_LINES products, a quantity outside 1..MAX_QUANTITY_PER_LINE, an unknown or
     unbuyable product, mixed currencies, a cart the shop's own keys plus free provider
     units cannot serve (CartRejected, every problem listed), an unknown ``customer_id``
-    (InvalidInput), a payment method the shop does not offer (InvalidInput).
+    (InvalidInput), a payment method the shop does not offer (InvalidInput), a promo code
+    that cannot be used on this cart (PromoRejected, saying why).
+
+    ``promo_code`` (one code, or several separated by commas when each allows combining:
+    :mod:`core.services.promos`) lowers the lines' prices before anything is paid; its
+    use is taken in the order's transaction under the code's row lock.
 
     ``language``: the storefront language the customer ordered in (core.i18n); the
     order's e-mails and links speak it.
@@ -168,6 +175,7 @@ def place_order(
     """
     address = normalise_email(email)
     _check_shape(lines)
+    codes = promos.parse_codes(promo_code)
     paying = method(payment_method)
     if not isinstance(gift_cards, (list, tuple)) or not all(isinstance(c, str) for c in gift_cards):
         raise InvalidInput("gift_cards must be a list of codes", field="gift_cards")
@@ -214,6 +222,9 @@ def place_order(
                 reserve_order(session=session, order_id=order_id)
             except NothingToServe as exc:
                 raise CartRejected(_shortfall_problems(quote, exc)) from None
+            # the codes' uses are taken before the balances pay: those pay the rest
+            applied = promos.redeem_for_order(session=session, order_id=order_id, codes=codes)
+            total = order.total_minor
             covered = 0
             if gift_cards or use_credit:
                 covered = credit.apply_tenders(
@@ -237,7 +248,12 @@ def place_order(
                 action="order.place",
                 object_type="order",
                 object_id=number,
-                data={"total_minor": total, "currency": currency, "guest": customer_id is None},
+                data={
+                    "total_minor": total,
+                    "currency": currency,
+                    "guest": customer_id is None,
+                    **({"promo_codes": applied.by_code} if applied.codes else {}),
+                },
             )
             committing = True
         token = order_access_token(number)
@@ -255,6 +271,7 @@ def place_order(
                 currency=currency,
                 test_payment=False,
                 paid_from_balances_minor=covered,
+                discount_minor=applied.total_minor,
             )
         payment_url = paying.open_payment(
             PaymentRequest(
@@ -263,7 +280,7 @@ def place_order(
                 email=address,
                 total_minor=due,
                 currency=currency,
-                lines=_payment_lines(quote, number, due, covered),
+                lines=_payment_lines(quote, number, due, covered, applied),
                 order_url=order_url,
                 pay_page_url=f"{settings.public_url}{here(f'/pay/{number}')}?token={token}",
                 cancel_url=f"{settings.public_url}{here('/cart')}",
@@ -291,12 +308,17 @@ def place_order(
         currency=currency,
         test_payment=paying.is_test(settings),
         paid_from_balances_minor=covered,
+        discount_minor=applied.total_minor,
     )
 
 
-def _payment_lines(quote: Quote, number: str, due: int, covered: int) -> tuple[PaymentLine, ...]:
-    """What the payment page lists: the order's lines, or — when gift cards or credit
-    paid part of it — one line for exactly the rest, so the card is charged ``due``."""
+def _payment_lines(
+    quote: Quote, number: str, due: int, covered: int, applied: promos.Applied
+) -> tuple[PaymentLine, ...]:
+    """What the payment page lists, adding up to ``due``: the order's lines, or — when
+    gift cards or credit paid part of it — one line for exactly the rest. A line a promo
+    code lowered is one item at its discounted total ("2 x Starfall (Steam, GLOBAL), code
+    SUMMER10"), since a discount need not divide evenly by the quantity."""
     if covered:
         return (
             PaymentLine(
@@ -306,15 +328,22 @@ def _payment_lines(quote: Quote, number: str, due: int, covered: int) -> tuple[P
                 currency=quote.currency,
             ),
         )
-    return tuple(
-        PaymentLine(
-            title=f"{ln.title} ({ln.platform}, {ln.region})",
-            quantity=ln.quantity,
-            unit_price_minor=ln.unit_price_minor,
-            currency=ln.currency,
-        )
-        for ln in quote.lines
-    )
+    out = []
+    for ln in quote.lines:
+        name = f"{ln.title} ({ln.platform}, {ln.region})"
+        off = applied.by_line.get(row_id(ln.product_id), 0)
+        if off:
+            out.append(
+                PaymentLine(
+                    title=f"{ln.quantity} x {name}, code {', '.join(applied.codes)}",
+                    quantity=1,
+                    unit_price_minor=ln.line_total_minor - off,
+                    currency=ln.currency,
+                )
+            )
+        else:
+            out.append(PaymentLine(name, ln.quantity, ln.unit_price_minor, ln.currency))
+    return tuple(out)
 
 
 def _paid_from_balances(order_id: int) -> None:

@@ -540,6 +540,28 @@ def customer_balances(session: Session, *, customer_id: int) -> dict[str, int]:
     return {currency: int(amount) for currency, amount in rows}
 
 
+def balance_in(*, customer_id: int, currency: str) -> int:
+    """A customer's store credit in one currency (0 without an account). Owns its
+    (read-only) transaction: for the storefront."""
+    from core.db import session_scope
+
+    with session_scope(write=False) as session:
+        return customer_balances(session, customer_id=customer_id).get(
+            normalise_currency(currency), 0
+        )
+
+
+def statement(*, customer_id: int) -> tuple[dict[str, int], list[LedgerLine]]:
+    """A customer's credit per currency and their ledger, newest first. Owns its
+    (read-only) transaction: for the account page."""
+    from core.db import session_scope
+
+    with session_scope(write=False) as session:
+        balances = customer_balances(session, customer_id=customer_id)
+        lines = customer_history(session, customer_id=customer_id)
+    return balances, sorted(lines, key=lambda ln: ln.at, reverse=True)
+
+
 def account_history(session: Session, *, account_id: int) -> list[LedgerLine]:
     """Every entry of one account, oldest first, with the running balance."""
     rows = session.exec(

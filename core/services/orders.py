@@ -5,10 +5,11 @@ allowed transitions. It changes the row with a compare-and-set ``UPDATE … WHER
 :from``, so two workers racing to move the same order cannot both succeed, and it
 writes an :class:`OrderEvent` in the same transaction. A move to ``cancelled`` also
 gives back what the order reserved at checkout
-(:func:`core.services.reservations.release_reservation`) and what gift cards and store
-credit paid of it (:func:`core.services.credit.return_order_tenders`): whichever path cancels an
+(:func:`core.services.reservations.release_reservation`), what gift cards and store
+credit paid of it (:func:`core.services.credit.return_order_tenders`) and the promo code
+uses it took (:func:`core.services.promos.release_for_order`): whichever path cancels an
 order — expiry, a refused payment session, a checkout that failed after its commit, an
-operator — a cancelled order holds no key and no provider unit.
+operator — a cancelled order holds no key, no provider unit and no promo code use.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from core.services import credit
 from core.services.alerts import resolve_alerts
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
+from core.services.promos import release_for_order
 from core.services.reservations import release_reservation
 
 S = OrderStatus
@@ -263,6 +265,9 @@ def transition_order(
         released = release_reservation(session=session, order_id=order_id)
         if released:
             data = {**(data or {}), "keys_released": released}
+        codes = release_for_order(session=session, order_id=order_id)
+        if codes:
+            data = {**(data or {}), "promo_codes_released": codes}
         cancelled = session.get(Order, order_id)
         assert cancelled is not None
         given_back = credit.return_order_tenders(

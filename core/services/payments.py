@@ -40,7 +40,7 @@ from core.models import (
     WebhookEvent,
     row_id,
 )
-from core.services import credit, locking
+from core.services import credit, giftcards, locking
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import revoke_key
@@ -271,6 +271,8 @@ def take_money_back(
             session=session, order=order, reason=credit.Reason.REFUND, actor=actor
         )
     counts = take_back_keys(session=session, order=order, actor=actor, reason=what)
+    # gift cards the order bought lose what is left on them
+    giftcards.withdraw_for_order(session=session, order_id=row_id(order.id), actor=actor)
     transition_order(
         session=session,
         order_id=row_id(order.id),

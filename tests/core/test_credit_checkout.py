@@ -354,3 +354,81 @@ def test_sixteen_concurrent_checkouts_never_overspend_a_gift_card(session, shop)
     ) == [1000, 1500, 1500]
     assert all("no balance left" in str(r) for r in results if isinstance(r, Exception))
     assert ledger_sums_to_zero()
+
+
+# -- gift cards sold as products -------------------------------------------------------------
+
+
+def test_a_gift_card_bought_in_the_shop_is_delivered_through_the_key_portal(session, queued_jobs):
+    from core.models import GiftCard, Key
+    from core.services.consent import give_consent
+    from core.services.fulfilment import fulfil_order
+    from core.services.portal import reveal_order_key
+
+    product = make_product(session, title="Gift card €25", price_minor=2500)
+    game = make_product(session, price_minor=1000)
+    make_keys(session, game, 1)
+    with session_scope() as s:
+        assert (
+            giftcards.stock_product(session=s, product_id=product.id, count=2, actor=OPERATOR) == 2
+        )
+    with session_scope(write=False) as s:
+        keys = s.exec(select(Key).where(Key.product_id == product.id)).all()
+        assert [k.status for k in keys] == ["available", "available"]
+        assert giftcards.list_cards(s) == []  # stock, not cards yet
+    result = place_order(email="g@example.com", lines=[CartLine(product.slug, 1)])
+    pay_test_order(number=result.number, access_token=result.access_token)
+    run_webhooks(queued_jobs)
+    order_id = fresh(session).exec(select(Order.id).where(Order.number == result.number)).one()
+    fulfil_order(order_id=order_id)
+    assert status(session, result.number) == OrderStatus.FULFILLED
+    give_consent(number=result.number, access_token=result.access_token)
+    key_id = fresh(session).exec(select(Key.id).where(Key.status == "delivered")).one()
+    shown = reveal_order_key(
+        number=result.number, key_id=str(key_id), access_token=result.access_token
+    )
+    assert shown.code is not None and shown.code.startswith("GC-")
+    balance = giftcards.check_balance(code=shown.code, ip=None)
+    assert (balance.balance_minor, balance.currency, balance.active) == (2500, "EUR", True)
+    # the card pays another order
+    spent = place_order(
+        email="h@example.com", lines=[CartLine(game.slug, 1)], gift_cards=[shown.code]
+    )
+    assert spent.paid_from_balances_minor == 1000 and status(session, spent.number) == "paid"
+    # refunding the gift card order takes what is left off the card; its code was seen,
+    # so the card is void
+    refund_order(order_id=order_id, actor=OPERATOR, reason="changed mind")
+    run_webhooks(queued_jobs)
+    after = giftcards.check_balance(code=shown.code, ip=None)
+    assert (after.balance_minor, after.active) == (0, False)
+    with session_scope(write=False) as s:
+        sold = s.exec(select(GiftCard).where(GiftCard.key_id == key_id)).one()
+        assert sold.status == "void" and sold.initial_minor == 2500
+    assert ledger_sums_to_zero()
+
+
+def test_an_unsold_gift_card_code_pays_nothing_and_an_unrevealed_refund_restocks_it(
+    session, queued_jobs
+):
+    from core.models import GiftCard, Key
+    from core.services.fulfilment import fulfil_order
+
+    product = make_product(session, title="Gift card €10", price_minor=1000)
+    with session_scope() as s:
+        giftcards.stock_product(session=s, product_id=product.id, count=1, actor=OPERATOR)
+    result = place_order(email="g@example.com", lines=[CartLine(product.slug, 1)])
+    pay_test_order(number=result.number, access_token=result.access_token)
+    run_webhooks(queued_jobs)
+    order_id = fresh(session).exec(select(Order.id).where(Order.number == result.number)).one()
+    fulfil_order(order_id=order_id)
+    with session_scope(write=False) as s:
+        card = s.exec(select(GiftCard)).one()
+        assert card.status == "active" and giftcards.balance_of(s, card) == 1000
+    refund_order(order_id=order_id, actor=OPERATOR, reason="never revealed")
+    run_webhooks(queued_jobs)
+    with session_scope(write=False) as s:
+        card = s.exec(select(GiftCard)).one()
+        key = s.get(Key, card.key_id)
+        assert (card.status, key.status) == ("unsold", "available")  # sold again later
+        assert giftcards.balance_of(s, card) == 0
+    assert ledger_sums_to_zero()
