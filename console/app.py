@@ -32,6 +32,7 @@ from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
 from console.screens.pricing import PricingScreen
 from console.screens.products import ProductsScreen
+from console.screens.promos import PromosScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
@@ -90,6 +91,7 @@ class KeyshopConsole(App[None]):
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
             "credit": lambda: CreditScreen(**common),
+            "promos": lambda: PromosScreen(**lists),
         }
 
     def on_mount(self) -> None:

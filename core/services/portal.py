@@ -41,6 +41,7 @@ from core.models import (
 from core.services import locking, nowpayments
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
+from core.services.catalogue.covers import cover_src
 from core.services.consent import require_consent
 from core.services.keys import reveal_key
 from core.services.notifications import ORDER_ACCESS_PURPOSE, portal_url
@@ -258,7 +259,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
                 unit_price_minor=line.unit_price_minor,
                 line_total_minor=line.unit_price_minor * line.quantity,
                 currency=line.currency,
-                cover_url=product.cover_url if product is not None else None,
+                cover_url=cover_src(product) if product is not None else None,
                 activation_url=activation_url(line.platform),
                 activation_instructions=product.activation_instructions if product else "",
                 is_preorder=line.is_preorder,

@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse, Response
 from core.db import get_engine, session_scope
 from core.services import catalogue, checkout, giftcards, portal, ratelimit, storefront
 from core.services.catalogue import MAX_PER_PAGE, SORTS
+from core.services.catalogue.covers import cover_src
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE
 from web.api.http import (
     MAX_PARAM_CHARS,
@@ -180,7 +181,9 @@ class ProductHit(Model):
     is_preorder: bool
     release_date: date | None
     featured: bool
-    cover_url: str | None = Field(description="an URL or a data: URI")
+    cover_url: str | None = Field(
+        description="an URL (an uploaded cover: /api/covers/…, card size) or a data: URI"
+    )
     in_stock: bool = Field(description="own keys or a provider offer with stock")
     low_stock: bool
     url: str
@@ -339,7 +342,7 @@ def hit_json(hit: catalogue.ProductHit) -> dict[str, Any]:
         "is_preorder": hit.is_preorder,
         "release_date": hit.release_date,
         "featured": hit.featured,
-        "cover_url": hit.cover_url,
+        "cover_url": cover_src(hit),
         "in_stock": hit.in_stock,
         "low_stock": hit.low_stock,
         "url": f"/api/store/products/{hit.slug}",
@@ -444,7 +447,9 @@ async def get_product(slug: Annotated[str, Path(description="the product's slug"
         with session_scope(write=False) as session:
             return storefront.product_detail(session=session, slug=slug)
 
-    return asdict(await run_in_threadpool(detail))
+    data = asdict(await run_in_threadpool(detail))
+    cover = data.pop("cover")
+    return {**data, "cover_url": cover["src"] if cover else None}
 
 
 @router.post(

@@ -14,7 +14,7 @@ from web.state.checkout import CartState, PayState
 def cart_line(line: Any) -> rx.Component:
     return rx.card(
         rx.flex(
-            rx.box(cover(line["cover_url"]), width="3.5em"),
+            rx.box(cover(line), width="3.5em"),
             rx.vstack(
                 rx.link(line["title"], href="/games/" + line["slug"].to(str), weight="bold"),
                 rx.hstack(

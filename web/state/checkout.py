@@ -8,9 +8,10 @@ from typing import Any
 import reflex as rx
 
 from core.db import session_scope
+from core.services.catalogue.covers import SIZES, Cover
 from web.api.security import load_script
 from web.state.base import ShopState, error_text, in_thread, parse_cart
-from web.state.format import money
+from web.state.format import cover_fields, money
 
 
 class CartState(ShopState):
@@ -87,7 +88,10 @@ class CartState(ShopState):
                     "title": line.title,
                     "platform": line.platform,
                     "region": line.region,
-                    "cover_url": line.cover_url or "",
+                    # a thumbnail beside the title's link: decorative, no alt text
+                    **cover_fields(
+                        Cover(line.cover_url, *SIZES["card"], alt="") if line.cover_url else None
+                    ),
                     "unit_price": money(line.unit_price_minor, line.currency),
                     "qty": line.quantity,
                     "line_total": money(
