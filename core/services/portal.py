@@ -180,6 +180,7 @@ class LineView:
     pending: int  # ordered but not delivered yet
     keys: list[KeyView]
     is_preorder: bool = False
+    discount_minor: int = 0  # what promo codes took off the line (line_total_minor is after it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +260,8 @@ def order_view(*, session: Session, order: Order) -> OrderView:
                 region=line.region,
                 quantity=line.quantity,
                 unit_price_minor=line.unit_price_minor,
-                line_total_minor=line.unit_price_minor * line.quantity,
+                line_total_minor=line.unit_price_minor * line.quantity - line.discount_minor,
+                discount_minor=line.discount_minor,
                 currency=line.currency,
                 cover_url=cover_src(product) if product is not None else None,
                 activation_url=activation_url(line.platform),

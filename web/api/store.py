@@ -282,6 +282,9 @@ class OrderLine(Model):
     pending: int = Field(description="ordered but not delivered yet")
     keys: list[KeyView]
     is_preorder: bool = Field(description="a pre-order: delivered on the release date")
+    discount_minor: int = Field(
+        ge=0, description="what promo codes took off this line (line_total_minor is after it)"
+    )
 
 
 class Order(Model):
