@@ -22,6 +22,7 @@ from console.screens.alerts import AlertsScreen
 from console.screens.attention import AttentionScreen
 from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
+from console.screens.credit import CreditScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.legal import LegalScreen
@@ -31,6 +32,7 @@ from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
 from console.screens.pricing import PricingScreen
 from console.screens.products import ProductsScreen
+from console.screens.promos import PromosScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
@@ -88,6 +90,8 @@ class KeyshopConsole(App[None]):
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
+            "credit": lambda: CreditScreen(**common),
+            "promos": lambda: PromosScreen(**lists),
         }
 
     def on_mount(self) -> None:
