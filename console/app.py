@@ -31,6 +31,7 @@ from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
 from console.screens.pricing import PricingScreen
 from console.screens.products import ProductsScreen
+from console.screens.promos import PromosScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
@@ -88,6 +89,7 @@ class KeyshopConsole(App[None]):
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
+            "promos": lambda: PromosScreen(**lists),
         }
 
     def on_mount(self) -> None:
