@@ -22,6 +22,7 @@ from console.screens.alerts import AlertsScreen
 from console.screens.attention import AttentionScreen
 from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
+from console.screens.credit import CreditScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.legal import LegalScreen
@@ -89,6 +90,7 @@ class KeyshopConsole(App[None]):
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
+            "credit": lambda: CreditScreen(**common),
             "promos": lambda: PromosScreen(**lists),
         }
 

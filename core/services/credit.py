@@ -273,6 +273,19 @@ def post_movement(
     return Posted(movement_id, replayed=False)
 
 
+def find_customer(session: Session, who: str) -> int:
+    """A customer's id from their id or e-mail address (NotFound otherwise): how
+    operators name a customer in the CLI and the console."""
+    text = (who or "").strip()
+    if text.isdigit():
+        found = session.get(Customer, int(text))
+    else:
+        found = session.exec(select(Customer).where(Customer.email == text.lower())).first()
+    if found is None or found.id is None:
+        raise NotFound(f"no customer {text!r}")
+    return found.id
+
+
 def adjust_customer_credit(
     *,
     session: Session,

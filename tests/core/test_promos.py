@@ -270,3 +270,33 @@ def test_generated_codes_are_single_use_unique_and_audited_once(session):
     assert {(r.max_uses, r.campaign) for r in rows} == {(1, "INFL")}
     assert fresh(session).exec(select(AuditEvent.action)).all() == ["promo.generate"]
     assert set_paused(campaign="INFL", paused=True, actor=OWNER) == 250
+
+
+def test_the_receipt_and_the_order_page_show_lines_that_add_up_to_what_was_paid(session):
+    from core.services.invoices import receipt_pdf, view_receipt
+    from core.services.portal import order_view
+
+    g = game(session, price=1999)
+    other = game(session, price=500)
+    promo("THIRD", percent="33.33", scope="products", scope_values=[g.slug])
+    placed = place_order(email="a@example.com", lines=[CartLine(g.slug, 3), CartLine(other.slug, 1)],
+                         promo_code="THIRD", country="DE")  # fmt: skip
+    s = fresh(session)
+    o = order(session, placed.number)
+    transition_order(session=s, order_id=o.id, to_status="paid", actor=OWNER)
+    s.commit()
+    receipt = view_receipt(number=placed.number, access_token=placed.access_token)
+    # 3 x 19.99 = 59.97, a third off (rounded down) = 19.98 off
+    assert [(ln.total, ln.discount) for ln in receipt.lines] == [
+        ("€39.99", "-€19.98"),
+        ("€5.00", ""),
+    ]
+    assert receipt.total == "€44.99" and receipt.vat == "€7.18"
+    assert receipt_pdf(receipt).startswith(b"%PDF")
+    s = fresh(session)
+    view = order_view(session=s, order=order(session, placed.number))
+    assert [(ln.line_total_minor, ln.discount_minor) for ln in view.lines] == [
+        (3999, 1998),
+        (500, 0),
+    ]
+    assert sum(ln.line_total_minor for ln in view.lines) == view.total_minor == 4499

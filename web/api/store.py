@@ -282,6 +282,9 @@ class OrderLine(Model):
     pending: int = Field(description="ordered but not delivered yet")
     keys: list[KeyView]
     is_preorder: bool = Field(description="a pre-order: delivered on the release date")
+    discount_minor: int = Field(
+        ge=0, description="what promo codes took off this line (line_total_minor is after it)"
+    )
 
 
 class Order(Model):
@@ -310,6 +313,9 @@ class Order(Model):
     vat_minor: int = Field(ge=0, description="the VAT contained in total_minor; " + MONEY)
     payment_note: str | None = Field(
         None, description="a crypto payment's state on the blockchain, in words"
+    )
+    paid_from_balances_minor: int = Field(
+        0, ge=0, description="what gift cards and store credit paid of total_minor; " + MONEY
     )
     is_final: bool = Field(description="nothing will change on its own any more")
 
