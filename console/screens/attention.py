@@ -425,6 +425,9 @@ class AttentionScreen(ConsoleScreen):
                 f"Keys of {purchase.reference} ({lacking} lacking)",
                 "Bought at the provider: enter the keys, separated by spaces or commas.",
                 confirm_label="Store keys",
+                check=lambda value: ops.parse_entered_keys(
+                    value, lacking=lacking, reference=purchase.reference
+                ),
             ),
             given,
         )
@@ -449,6 +452,7 @@ class AttentionScreen(ConsoleScreen):
                 f"{purchase.provider} order id of {purchase.reference}",
                 "Bought at the provider: its keys are fetched from that order.",
                 confirm_label="Fetch",
+                check=ops.parse_provider_order_id,
             ),
             given,
         )

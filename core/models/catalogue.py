@@ -149,6 +149,8 @@ class ProviderOffer(SQLModel, table=True):
     is_preorder: bool = False
     release_date: date | None = None
     provider_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The provider's cover picture (https URL) when it has one.
+    cover_url: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
     last_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # What the offer said when it was mapped (by hand or by the sync): a later change of
     # title, platform or region at the provider raises a catalogue alert.

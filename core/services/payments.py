@@ -265,12 +265,13 @@ def take_money_back(
     the caller's transaction."""
     if order.status == to_status:
         return f"order {order.number} already {to_status}"
+    counts = take_back_keys(session=session, order=order, actor=actor, reason=what)
     if to_status == S.REFUNDED:
-        # gift cards and store credit get back what they paid (once, whatever path)
+        # gift cards and store credit get back what they paid (once, whatever path);
+        # after the keys, so every path locks keys before ledger accounts
         credit.return_order_tenders(
             session=session, order=order, reason=credit.Reason.REFUND, actor=actor
         )
-    counts = take_back_keys(session=session, order=order, actor=actor, reason=what)
     # gift cards the order bought lose what is left on them
     giftcards.withdraw_for_order(session=session, order_id=row_id(order.id), actor=actor)
     transition_order(

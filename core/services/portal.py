@@ -38,7 +38,7 @@ from core.models import (
     Product,
     row_id,
 )
-from core.services import locking, nowpayments
+from core.services import credit, locking, nowpayments
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
 from core.services.catalogue.covers import cover_src
@@ -206,6 +206,8 @@ class OrderView:
     #: The payment's own state when the order page should show it (a crypto payment
     #: on its way through the blockchain), else None.
     payment_note: str | None = None
+    #: What gift cards and store credit paid of ``total_minor`` (the card paid the rest).
+    paid_from_balances_minor: int = 0
 
     @property
     def is_final(self) -> bool:
@@ -309,6 +311,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
         vat_rate_bp=order.vat_rate_bp,
         vat_minor=order.vat_minor,
         payment_note=nowpayments.payment_note(session=session, order_id=order_id),
+        paid_from_balances_minor=credit.covered_minor(session, order_id=order_id),
     )
 
 

@@ -31,7 +31,15 @@ from core import money
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
-from core.models import AlertKind, PriceChange, PricingRule, Product, ProviderOffer, utcnow
+from core.models import (
+    AlertKind,
+    PriceChange,
+    PricingRule,
+    Product,
+    ProviderOffer,
+    row_id,
+    utcnow,
+)
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
 
@@ -188,6 +196,16 @@ def remove_rule(*, rule_id: int, actor: Actor) -> None:
 
 def rules(*, session: Session) -> list[PricingRule]:
     return list(session.exec(select(PricingRule).order_by(col(PricingRule.id))))
+
+
+def rule_product_slugs(*, session: Session, found: Iterable[PricingRule]) -> dict[int, str]:
+    """The slugs of the products the rules ``found`` are for (by product id), so a rule
+    can name its product instead of an internal id."""
+    ids = {r.product_id for r in found if r.product_id is not None}
+    if not ids:
+        return {}
+    query = select(col(Product.id), col(Product.slug)).where(col(Product.id).in_(ids))
+    return {row_id(pid): slug for pid, slug in session.exec(query)}
 
 
 def rule_for(product: Product, candidates: Iterable[PricingRule]) -> PricingRule | None:

@@ -515,6 +515,32 @@ def test_pay_page_pays_and_goes_to_the_order(session, in_stock, queued_jobs):
     assert [name for name, *_ in queued_jobs] == ["send_order_email", "process_webhook"]
 
 
+def test_pay_page_asks_for_what_a_gift_card_left_and_the_order_page_says_what_it_paid(
+    session, in_stock, queued_jobs
+):
+    from core.db import session_scope
+    from core.services import giftcards
+    from core.services.audit import Actor
+
+    with session_scope() as s:
+        code = giftcards.issue(
+            session=s, amount_minor=1000, currency="EUR", actor=Actor.operator("olga")
+        ).code
+    cart = state_for(CartState, "/cart")
+    cart.cart_json = json.dumps([{"slug": in_stock.slug, "qty": 1}])  # €15.00
+    target = loaded(call(cart.place_order, {"email": "p@example.com", "gift_cards": code}))
+    assert target
+    split = urlsplit(target)
+    number, token = split.path.rsplit("/", 1)[1], parse_qs(split.query)["token"][0]
+    pay = state_for(PayState, f"/pay/{number}?token={token}")
+    call(pay.load)
+    assert pay.total == "€5.00"
+    page = state_for(OrderState, f"/orders/{number}?token={token}")
+    call(page.load)
+    assert page.total == "€15.00"
+    assert page.balances_text == "€10.00 paid with gift cards and store credit"
+
+
 # -- the order page and key portal -------------------------------------------------------
 
 

@@ -314,6 +314,9 @@ class Order(Model):
     payment_note: str | None = Field(
         None, description="a crypto payment's state on the blockchain, in words"
     )
+    paid_from_balances_minor: int = Field(
+        0, ge=0, description="what gift cards and store credit paid of total_minor; " + MONEY
+    )
     is_final: bool = Field(description="nothing will change on its own any more")
 
 

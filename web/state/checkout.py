@@ -305,7 +305,10 @@ class PayState(ShopState):
             self.found, self.error = False, error_text(exc)
             return
         self.found, self.error = True, ""
-        self.total = money(view.total_minor, view.currency)
+        # the card pays what gift cards and store credit left
+        self.total = money(
+            view.total_minor - int(getattr(view, "paid_from_balances_minor", 0)), view.currency
+        )
         self.items = [
             {"title": line.title, "qty": str(line.quantity), "platform": line.platform}
             for line in view.lines
