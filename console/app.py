@@ -36,9 +36,11 @@ from console.screens.promos import PromosScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
+from console.screens.workers import WorkersScreen
 from console.widgets.navbar import ALL_SCREENS
 from core import config
 from core.config import Settings
+from core.jobs import QueueHealth
 from core.models import utcnow
 from core.providers.base import ProviderClient
 
@@ -90,6 +92,7 @@ class KeyshopConsole(App[None]):
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
+            "workers": lambda: WorkersScreen(**lists),
             "credit": lambda: CreditScreen(**common),
             "promos": lambda: PromosScreen(**lists),
         }
@@ -143,6 +146,8 @@ def make_app(
     refresh_seconds: float = 10.0,
     queue_depth: Callable[[], int] | None = None,
     worker_heartbeat: Callable[[], float | None] | None = None,
+    queue_health: Callable[[], QueueHealth] | None = None,
+    retry_task: Callable[[str], str] | None = None,
     provider_clients: Callable[[], Mapping[str, ProviderClient]] | None = None,
     now: Callable[[], datetime] = utcnow,
     balance_timeout: float = 5.0,
@@ -155,7 +160,9 @@ def make_app(
     queue and tests can pin it down: ``queue_depth`` counts the jobs waiting in the task
     queue (the CLI passes ``tasks.jobs.queue_depth``; None: not shown),
     ``worker_heartbeat`` gives the workers' newest heartbeat in epoch seconds, None if
-    none (the CLI passes ``tasks.jobs.worker_heartbeat``; not given: not shown), ``provider_clients``
+    none (the CLI passes ``tasks.jobs.worker_heartbeat``; not given: not shown),
+    ``queue_health`` and ``retry_task`` feed the worker screen (the CLI passes
+    ``tasks.jobs.queue_health`` and ``tasks.jobs.retry_failed_task``), ``provider_clients``
     gives the provider clients (default: the configured ones), ``now`` is the clock for
     the figures and ages on screen, ``balance_timeout`` bounds the wait for provider
     balances (seconds)."""
@@ -166,6 +173,8 @@ def make_app(
     deps = Dependencies(
         queue_depth=queue_depth,
         worker_heartbeat=worker_heartbeat,
+        queue_health=queue_health,
+        retry_task=retry_task,
         provider_clients=provider_clients or (lambda: default_provider_clients(settings)),
         now=now,
         balance_timeout=balance_timeout,

@@ -305,3 +305,32 @@ def test_offers_screen(session, test_settings, queued_jobs, snap_compare, size):
         await pilot.pause(0.2)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
+
+
+@SIZES
+def test_workers_screen(session, test_settings, queued_jobs, snap_compare, size):
+    from core.jobs import FailedTask, QueueHealth, WorkerSeen
+
+    health = QueueHealth(
+        depth=12,
+        oldest_seconds=754,
+        workers=[WorkerSeen("web-1:41", 3, True), WorkerSeen("web-2:77", 400, False)],
+        failed=[
+            FailedTask(
+                id="t-1",
+                job="tasks.jobs.send_order_email",
+                args=(42, "refund"),
+                error="SMTPServerDisconnected: Connection unexpectedly closed",
+                failed_at=(NOW - timedelta(minutes=30)).timestamp(),
+            )
+        ],
+    )
+    app = make_app(
+        test_settings,
+        operator="alice",
+        refresh_seconds=0,
+        now=lambda: NOW,
+        provider_clients=lambda: {},
+        queue_health=lambda: health,
+    )
+    assert snap_compare(app, run_before=open_screen("f9"), terminal_size=size)
