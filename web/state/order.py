@@ -39,6 +39,7 @@ class OrderState(ShopState):
     created: str = ""
     total: str = ""
     balances_text: str = ""  # "€10.00 paid with gift cards and store credit"
+    promo_text: str = ""  # "Promo code SUMMER10: -€5.00"
     email: str = ""
     payment_note: str = ""  # a crypto payment's state, live
     lines: list[dict[str, Any]] = []
@@ -86,6 +87,11 @@ class OrderState(ShopState):
             f"{money(covered, view.currency)} paid with gift cards and store credit"
             if covered
             else ""
+        )
+        off = int(getattr(view, "discount_minor", 0))
+        codes = ", ".join(getattr(view, "promo_codes", ()))
+        self.promo_text = (
+            f"Promo code {codes}: -{money(off, view.currency)}" if off and codes else ""
         )
         self.consent_given, self.consent_text = bool(view.consent_given), CONSENT_TEXT
         self.has_keys = any(line.keys for line in view.lines)
