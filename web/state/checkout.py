@@ -7,6 +7,8 @@ from typing import Any
 import reflex as rx
 
 from core.db import session_scope
+from core.i18n import current_language, localised_path
+from core.i18n import gettext as _
 from web.api.security import load_script
 from web.state.base import ShopState, error_text, in_thread, parse_cart
 from web.state.format import money
@@ -29,9 +31,19 @@ class CartState(ShopState):
     error: str = ""
     crypto_offered: bool = False  # the checkout offers crypto (NOWPayments) beside card
 
+    @rx.var(cache=False)
+    def undo_text(self) -> str:
+        return _("Removed %(title)s from your cart.") % {"title": self.undo_title}
+
+    @rx.var(cache=False)
+    def signed_in_text(self) -> str:
+        return _("Signed in as %(email)s: the order goes to your account.") % {
+            "email": self.customer_email
+        }
+
     async def _quote(self) -> None:
         from core.services.cart import CartLine, quote_cart
-        from core.services.vat import countries, country
+        from core.services.vat import countries, country, country_name, rate_text
 
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
@@ -39,7 +51,15 @@ class CartState(ShopState):
         self.currency = currency = self._currency()
         buyer = country(self._country())
         self.country = buyer.code
-        self.countries = [[c.code, f"{c.name} ({c.rate_text} VAT)"] for c in countries()]
+        language = current_language()
+        self.countries = [
+            [
+                c.code,
+                _("%(country)s (%(rate)s VAT)")
+                % {"country": country_name(c), "rate": rate_text(c.rate_bp, language)},
+            ]
+            for c in countries()
+        ]
 
         def work() -> Any:
             with session_scope(write=False) as session:
@@ -72,10 +92,11 @@ class CartState(ShopState):
                 for line in quote.lines
             ]
             self.total = money(quote.total_minor, quote.currency)
-            self.vat = (
-                f"Includes {buyer.rate_text} VAT ({buyer.name}): "
-                f"{money(quote.vat_minor, quote.currency)}"
-            )
+            self.vat = _("Includes %(rate)s VAT (%(country)s): %(amount)s") % {
+                "rate": rate_text(buyer.rate_bp, current_language()),
+                "country": country_name(buyer),
+                "amount": money(quote.vat_minor, quote.currency),
+            }
             self.problems = list(quote.problems)
             self.can_checkout = bool(quote.lines) and not quote.problems
         self.loaded, self.error = True, ""
@@ -154,7 +175,7 @@ class CartState(ShopState):
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
         ]
         if not cart:
-            self.error = "Your cart is empty."
+            self.error = _("Your cart is empty.")
             return
         self.placing, self.error = True, ""
         yield
@@ -170,6 +191,7 @@ class CartState(ShopState):
                 currency=self._currency(),
                 country=self._country(),
                 payment_method=method,
+                language=current_language(),
             )
         except Exception as exc:
             self.placing = False
@@ -196,6 +218,10 @@ class PayState(ShopState):
     found: bool = True
     paying: bool = False
     error: str = ""
+
+    @rx.var(cache=False)
+    def pay_label(self) -> str:
+        return _("Pay %(total)s (test payment)") % {"total": self.total}
 
     def _access_token(self) -> str | None:
         """The order-access token from the browser's HttpOnly cookie, never kept."""
@@ -245,4 +271,4 @@ class PayState(ShopState):
             self.error, self.paying = error_text(exc), False
             return
         self.paying, self.payable = False, False
-        yield rx.redirect(f"/orders/{self.number}")  # the cookie opens it
+        yield rx.redirect(localised_path(f"/orders/{self.number}"))  # the cookie opens it
