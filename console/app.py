@@ -10,25 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
+from textual.worker import WorkerState
 
 from console.commands import OperatorCommands
 from console.screens.alerts import AlertsScreen
 from console.screens.attention import AttentionScreen
 from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
+from console.screens.credit import CreditScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.legal import LegalScreen
+from console.screens.modals import ConfirmScreen
 from console.screens.offers import OffersScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
 from console.screens.pricing import PricingScreen
 from console.screens.products import ProductsScreen
+from console.screens.promos import PromosScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
@@ -43,10 +47,17 @@ class KeyshopConsole(App[None]):
     CSS_PATH = "console.tcss"
     TITLE = "keyshop console"
     COMMANDS = App.COMMANDS | {OperatorCommands}
-    BINDINGS = [
-        Binding(key, f"show('{name}')", label, id=f"show.{name}", show=False)
-        for key, name, label in ALL_SCREENS
+    # q is listed by ? and F1, not in the footer: at 80 columns the screen's own keys
+    # come first.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(key, f"show('{name}')", label, id=f"show.{name}", show=False)
+            for key, name, label in ALL_SCREENS
+        ),
+        Binding("q", "quit_console", "Quit", id="app.quit", show=False),
     ]
+    # Worker groups whose work a quit would cut short (an operator action, an import).
+    BUSY_GROUPS = frozenset({"actions", "import"})
 
     def __init__(
         self,
@@ -62,27 +73,60 @@ class KeyshopConsole(App[None]):
         self.deps = deps or Dependencies()
         self.sub_title = f"operator {operator}"
         common: dict[str, Any] = {"settings": settings, "operator": operator, "deps": self.deps}
+        # Lists reload themselves on the same timer (each says when: "updated hh:mm:ss").
+        lists = common | {"reload_every": refresh_seconds}
         self.screen_factories: dict[str, Callable[[], ConsoleScreen]] = {
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(reload_every=refresh_seconds, **common),
-            "inventory": lambda: InventoryScreen(**common),
+            "inventory": lambda: InventoryScreen(**lists),
             "orders": lambda: OrdersScreen(**common),
-            "audit": lambda: AuditScreen(**common),
-            "alerts": lambda: AlertsScreen(**common),
-            "webhooks": lambda: WebhooksScreen(**common),
-            "outbox": lambda: OutboxScreen(**common),
+            "audit": lambda: AuditScreen(**lists),
+            "alerts": lambda: AlertsScreen(**lists),
+            "webhooks": lambda: WebhooksScreen(**lists),
+            "outbox": lambda: OutboxScreen(**lists),
             "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
-            "products": lambda: ProductsScreen(**common),
-            "offers": lambda: OffersScreen(**common),
+            "products": lambda: ProductsScreen(**lists),
+            "offers": lambda: OffersScreen(**lists),
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
+            "credit": lambda: CreditScreen(**common),
+            "promos": lambda: PromosScreen(**lists),
         }
 
     def on_mount(self) -> None:
         for name, factory in self.screen_factories.items():
             self.install_screen(factory(), name)
         self.push_screen("dashboard")
+
+    def busy(self) -> bool:
+        """True while an operator action or an import is still running."""
+        return any(
+            w.group in self.BUSY_GROUPS and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+            for w in self.workers
+        )
+
+    def action_quit_console(self) -> None:
+        """``q``: quit; while work is running, only once the operator confirms."""
+        if isinstance(self.screen, ModalScreen):
+            return
+        if not self.busy():
+            self.exit()
+            return
+
+        def answered(sure: bool | None) -> None:
+            if sure:
+                self.exit()
+
+        self.push_screen(
+            ConfirmScreen(
+                "Quit while work is running?",
+                "An operator action or an import has not finished; quitting now stops "
+                "it part-way (what was committed stays, the rest is not done).",
+                confirm_label="Quit",
+            ),
+            answered,
+        )
 
     def action_show(self, name: str) -> None:
         """Switch to screen ``name`` (ignored while a dialog is open)."""

@@ -569,9 +569,9 @@ def keys_new_secret() -> None:
 
 def _add_commands() -> None:
     """The command groups kept in modules of their own."""
-    from keyshop import catalogue_cli, credit_cli
+    from keyshop import catalogue_cli, credit_cli, promo_cli
 
-    for command in [*catalogue_cli.COMMANDS, *credit_cli.COMMANDS]:
+    for command in [*catalogue_cli.COMMANDS, *credit_cli.COMMANDS, *promo_cli.COMMANDS]:
         cli.add_command(command)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import secrets
 
 import click
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from core import money
 from core.db import session_scope
 from core.errors import NotFound
-from core.models import Customer
+from core.models import Product
 from core.services import credit, giftcards
 from core.services.audit import Actor
 from keyshop.cli import default_operator, handles_errors
@@ -49,7 +49,7 @@ def _lines(lines: list[credit.LedgerLine]) -> None:
 
 @click.group()
 def giftcard() -> None:
-    """Gift cards: issue, void, adjust, balance, history, list."""
+    """Gift cards: issue, stock a gift-card product, void, adjust, balance, history, list."""
 
 
 @giftcard.command("issue")
@@ -126,6 +126,25 @@ def adjust_command(
     )
 
 
+@giftcard.command("stock")
+@click.argument("slug")
+@click.option("--count", required=True, type=click.IntRange(1, 10_000), help="How many cards.")
+@operator_option
+@handles_errors
+def stock_command(slug: str, count: int, operator: str) -> None:
+    """Make COUNT new gift cards the stock of the product SLUG (create it first, e.g.
+    "Gift card €25" priced 25 in each currency it sells in: the price paid becomes the
+    card's balance when its code is delivered)."""
+    with session_scope() as session:
+        product = session.exec(select(Product).where(Product.slug == slug)).first()
+        if product is None or product.id is None:
+            raise NotFound(f"no product {slug}")
+        made = giftcards.stock_product(
+            session=session, product_id=product.id, count=count, actor=Actor.operator(operator)
+        )
+    click.echo(f"{made} gift card(s) added to the stock of {slug}")
+
+
 @giftcard.command("balance")
 @click.argument("code")
 @handles_errors
@@ -168,17 +187,6 @@ def list_command(limit: int) -> None:
 # -- store credit ------------------------------------------------------------------------------
 
 
-def _customer_id(session: Session, who: str) -> int:
-    """A customer by id or e-mail (NotFound otherwise)."""
-    if who.isdigit():
-        found = session.get(Customer, int(who))
-    else:
-        found = session.exec(select(Customer).where(Customer.email == who.strip().lower())).first()
-    if found is None or found.id is None:
-        raise NotFound(f"no customer {who}")
-    return found.id
-
-
 @click.group("credit")
 def credit_group() -> None:
     """Customers' store credit: show a ledger, adjust, and what is outstanding."""
@@ -190,7 +198,7 @@ def credit_group() -> None:
 def show_command(customer: str) -> None:
     """A customer's (id or e-mail) credit per currency and their ledger."""
     with session_scope(write=False) as session:
-        customer_id = _customer_id(session, customer)
+        customer_id = credit.find_customer(session, customer)
         balances = credit.customer_balances(session, customer_id=customer_id)
         lines = credit.customer_history(session, customer_id=customer_id)
     for currency, amount in balances.items():
@@ -213,7 +221,7 @@ def credit_adjust_command(
     code = money.normalise_currency(currency)
     minor = money.parse_amount(amount, code, allow_negative=True)
     with session_scope() as session:
-        customer_id = _customer_id(session, customer)
+        customer_id = credit.find_customer(session, customer)
         posted = credit.adjust_customer_credit(
             session=session,
             customer_id=customer_id,

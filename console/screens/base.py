@@ -85,8 +85,9 @@ class ConsoleScreen(Screen[None]):
             self.set_interval(self.reload_every, self._refresh_tick)
 
     def _refresh_tick(self) -> None:
-        """Reload on the timer while this screen is shown and no dialog is open."""
-        if self.app.screen is self:
+        """Reload on the timer while this screen is shown, no dialog is open and the
+        operator is not typing in a field (a half-typed filter is not applied)."""
+        if self.app.screen is self and not isinstance(self.focused, Input):
             self.load()
 
     def updated(self) -> str:

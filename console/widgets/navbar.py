@@ -27,6 +27,8 @@ CATALOGUE_SCREENS: list[tuple[str, str, str]] = [
     ("f3", "pricing", "Pricing"),
     ("f4", "reports", "Reports"),
     ("f6", "legal", "Legal"),
+    ("f7", "credit", "Credit"),
+    ("f8", "promos", "Promos"),
 ]
 ALL_SCREENS = SCREENS + CATALOGUE_SCREENS
 

@@ -25,6 +25,7 @@ from core.models.orders import (
 )
 from core.models.payments import CryptoPayment
 from core.models.pricing import PriceChange, PricingRule
+from core.models.promos import PromoCode, PromoKind, PromoRedemption, PromoScope
 from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.stock_alerts import StockAlert
 from core.models.webhooks import WebhookAttempt, WebhookEvent
@@ -63,6 +64,10 @@ __all__ = [
     "PricingRule",
     "Product",
     "ProductPrice",
+    "PromoCode",
+    "PromoKind",
+    "PromoRedemption",
+    "PromoScope",
     "ProviderOffer",
     "ProviderPurchase",
     "PurchaseStatus",

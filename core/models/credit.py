@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, LargeBinary, String, Text, Uuid
 from sqlmodel import Field, SQLModel
 
 from core.models.base import UTCDateTime, utcnow
@@ -71,6 +71,8 @@ class LedgerEntry(SQLModel, table=True):
 class GiftCardStatus(StrEnum):
     ACTIVE = "active"
     VOID = "void"
+    #: Stock of a gift-card product, not sold yet: no balance until its key is delivered.
+    UNSOLD = "unsold"
 
 
 class GiftCard(SQLModel, table=True):
@@ -91,6 +93,10 @@ class GiftCard(SQLModel, table=True):
     status: str = Field(default=GiftCardStatus.ACTIVE, sa_column=Column(String(10), nullable=False))
     #: The paid order line that bought it (None: issued by an operator).
     order_line_id: int | None = Field(default=None, foreign_key="order_lines.id", index=True)
+    #: The key that sells it: stock of a gift-card product (core.services.giftcards).
+    key_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(Uuid, ForeignKey("keys.id"), nullable=True, unique=True)
+    )
     issued_by: str = Field(default="system", sa_column=Column(String(160), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

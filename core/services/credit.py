@@ -46,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from core.errors import DomainError, InvalidInput, NotFound
+from core.i18n import N_
 from core.models import (
     AccountKind,
     Customer,
@@ -91,17 +92,17 @@ SHOP_ACCOUNTS: Final = (
 )
 #: Reasons in customer words (the account page, the console ledger).
 REASON_LABELS: Final[dict[str, str]] = {
-    Reason.GIFT_CARD_REDEMPTION: "Gift card redeemed",
-    Reason.REFUND_TO_CREDIT: "Refund to store credit",
-    Reason.REFERRAL_REWARD: "Referral reward",
-    Reason.OPERATOR_ADJUSTMENT: "Adjustment by the shop",
-    Reason.ORDER_PAYMENT: "Paid an order",
-    Reason.ORDER_RELEASE: "Order cancelled: given back",
-    Reason.REFUND: "Order refunded: given back",
-    Reason.GIFT_CARD_SALE: "Gift card bought",
-    Reason.GIFT_CARD_ISSUE: "Gift card issued",
-    Reason.GIFT_CARD_VOID: "Gift card voided",
-    Reason.GIFT_CARD_ADJUSTMENT: "Gift card adjusted by the shop",
+    Reason.GIFT_CARD_REDEMPTION: N_("Gift card redeemed"),
+    Reason.REFUND_TO_CREDIT: N_("Refund to store credit"),
+    Reason.REFERRAL_REWARD: N_("Referral reward"),
+    Reason.OPERATOR_ADJUSTMENT: N_("Adjustment by the shop"),
+    Reason.ORDER_PAYMENT: N_("Paid an order"),
+    Reason.ORDER_RELEASE: N_("Order cancelled: given back"),
+    Reason.REFUND: N_("Order refunded: given back"),
+    Reason.GIFT_CARD_SALE: N_("Gift card bought"),
+    Reason.GIFT_CARD_ISSUE: N_("Gift card issued"),
+    Reason.GIFT_CARD_VOID: N_("Gift card voided"),
+    Reason.GIFT_CARD_ADJUSTMENT: N_("Gift card adjusted by the shop"),
 }
 
 
@@ -271,6 +272,19 @@ def post_movement(
     )
     session.flush()
     return Posted(movement_id, replayed=False)
+
+
+def find_customer(session: Session, who: str) -> int:
+    """A customer's id from their id or e-mail address (NotFound otherwise): how
+    operators name a customer in the CLI and the console."""
+    text = (who or "").strip()
+    if text.isdigit():
+        found = session.get(Customer, int(text))
+    else:
+        found = session.exec(select(Customer).where(Customer.email == text.lower())).first()
+    if found is None or found.id is None:
+        raise NotFound(f"no customer {text!r}")
+    return found.id
 
 
 def adjust_customer_credit(
@@ -538,6 +552,28 @@ def customer_balances(session: Session, *, customer_id: int) -> dict[str, int]:
         .order_by(col(LedgerAccount.currency))
     ).all()
     return {currency: int(amount) for currency, amount in rows}
+
+
+def balance_in(*, customer_id: int, currency: str) -> int:
+    """A customer's store credit in one currency (0 without an account). Owns its
+    (read-only) transaction: for the storefront."""
+    from core.db import session_scope
+
+    with session_scope(write=False) as session:
+        return customer_balances(session, customer_id=customer_id).get(
+            normalise_currency(currency), 0
+        )
+
+
+def statement(*, customer_id: int) -> tuple[dict[str, int], list[LedgerLine]]:
+    """A customer's credit per currency and their ledger, newest first. Owns its
+    (read-only) transaction: for the account page."""
+    from core.db import session_scope
+
+    with session_scope(write=False) as session:
+        balances = customer_balances(session, customer_id=customer_id)
+        lines = customer_history(session, customer_id=customer_id)
+    return balances, sorted(lines, key=lambda ln: ln.at, reverse=True)
 
 
 def account_history(session: Session, *, account_id: int) -> list[LedgerLine]:

@@ -30,7 +30,17 @@ from sqlmodel import Session, col, select
 from core import crypto
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
-from core.models import GiftCard, GiftCardStatus, LedgerAccount, row_id, utcnow
+from core.models import (
+    GiftCard,
+    GiftCardStatus,
+    Key,
+    KeyStatus,
+    LedgerAccount,
+    OrderLine,
+    Product,
+    row_id,
+    utcnow,
+)
 from core.money import format_money, normalise_currency
 from core.services import credit, locking, ratelimit
 from core.services.audit import Actor, record_audit
@@ -213,6 +223,8 @@ def void(*, session: Session, gift_card_id: int, actor: Actor, note: str) -> int
     card = get_card(session, gift_card_id)
     if card.status == GiftCardStatus.VOID:
         raise InvalidInput(f"gift card {gift_card_id} is already void")
+    if card.status == GiftCardStatus.UNSOLD:
+        raise InvalidInput(f"gift card {gift_card_id} is unsold stock of a product, not a card yet")
     account = credit.gift_card_account(session, card=card)
     locking.lock_ledger_accounts(session, [account])
     left = credit.balance(session, account_id=account)
@@ -316,6 +328,25 @@ def redeem_to_credit(*, session: Session, code: str, customer_id: int, actor: Ac
     return left
 
 
+def redeem_for_customer(*, code: str, customer_id: int, ip: str | None) -> tuple[int, str]:
+    """The account page's "add a gift card to my credit": rate limited like a balance
+    look-up (:data:`BALANCE_LIMIT`), then :func:`redeem_to_credit` in its own
+    transaction. Returns (amount, currency)."""
+    if ip:
+        scope, limit, window = BALANCE_LIMIT
+        ratelimit.check_rate(scope=scope, subject=ip, limit=limit, window_seconds=window)
+    with session_scope() as session:
+        card = find(session, code)
+        currency = card.currency if card is not None else ""
+        amount = redeem_to_credit(
+            session=session,
+            code=code,
+            customer_id=customer_id,
+            actor=Actor.customer(customer_id, ip=ip),
+        )
+    return amount, currency
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     last4: str
@@ -346,6 +377,146 @@ def check_balance(*, code: str, ip: str | None) -> Balance:
         )
 
 
+# -- gift cards sold as products ------------------------------------------------------------------
+
+
+def stock_product(*, session: Session, product_id: int, count: int, actor: Actor) -> int:
+    """Make ``count`` new gift cards the stock of a product (a "Gift card €25" product
+    whose price in each currency is its denomination): each code becomes an available
+    key of the product, encrypted and fingerprinted like imported keys, and a gift card
+    with status ``unsold`` and no balance. The storefront, checkout, reservations,
+    fulfilment and the key portal treat them as any key; when a key is delivered its
+    card gets the line's unit price as its balance (:func:`activate_delivered`).
+    Audited. Runs in the caller's transaction."""
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10_000:
+        raise InvalidInput("stock 1 to 10,000 gift cards at a time", field="count")
+    product = session.get(Product, product_id)
+    if product is None:
+        raise NotFound(f"no product {product_id}")
+    vault = crypto.get_vault()
+    keys: list[Key] = []
+    cards: list[GiftCard] = []
+    for _ in range(count):
+        plaintext = new_code()
+        canonical = parse_code(plaintext)
+        key = Key(product_id=product_id, ciphertext=b"", key_version=0, fingerprint=b"")
+        key.key_version, key.ciphertext = vault.encrypt(plaintext.encode(), row_id=key.id)
+        key.fingerprint = vault.fingerprint(plaintext)
+        key.supplier = "gift cards"
+        card = GiftCard(
+            ciphertext=b"",
+            key_version=0,
+            fingerprint=vault.fingerprint(canonical),
+            last4=canonical[-4:],
+            currency=product.currency,
+            initial_minor=0,
+            status=GiftCardStatus.UNSOLD,
+            key_id=key.id,
+            issued_by=str(actor)[:160],
+        )
+        card.key_version, card.ciphertext = vault.encrypt(canonical.encode(), row_id=card.uid)
+        keys.append(key)
+        cards.append(card)
+    session.add_all(keys)
+    session.flush()  # the keys first: each card refers to its key
+    session.add_all(cards)
+    session.flush()
+    record_audit(
+        session=session,
+        actor=actor,
+        action="giftcard.stock",
+        object_type="product",
+        object_id=product_id,
+        data={"count": count},
+    )
+    return count
+
+
+def activate_delivered(*, session: Session, line_ids: Sequence[int]) -> int:
+    """Give each unsold gift card whose key was just delivered to one of ``line_ids`` its
+    balance: the line's unit price, in the line's currency (reason ``gift_card_sale``,
+    from ``shop:gift_card_sales``). Called by every path that delivers keys
+    (core.services.inventory); a card already active is left alone. Returns how many.
+    Runs in the caller's transaction."""
+    if not line_ids:
+        return 0
+    rows = session.exec(
+        select(GiftCard, OrderLine)
+        .join(Key, col(Key.id) == col(GiftCard.key_id))
+        .join(OrderLine, col(OrderLine.id) == col(Key.order_line_id))
+        .where(
+            col(Key.order_line_id).in_(list(line_ids)),
+            col(Key.status) == KeyStatus.DELIVERED,
+            col(GiftCard.status) == GiftCardStatus.UNSOLD,
+        )
+        .order_by(col(GiftCard.id))
+    ).all()
+    for card, line in rows:
+        card.status = GiftCardStatus.ACTIVE
+        card.currency = line.currency
+        card.initial_minor = line.unit_price_minor
+        card.order_line_id = line.id
+        session.add(card)
+        session.flush()
+        if line.unit_price_minor > 0:
+            credit.post_movement(
+                session=session,
+                from_account=credit.shop_account(
+                    session, name="gift_card_sales", currency=line.currency
+                ),
+                to_account=credit.gift_card_account(session, card=card),
+                amount_minor=line.unit_price_minor,
+                reason=Reason.GIFT_CARD_SALE,
+                idempotency_key=f"gift_card:{card.id}:sale:{line.id}",
+                actor=Actor.system("fulfilment"),
+            )
+    return len(rows)
+
+
+def withdraw_for_order(*, session: Session, order_id: int, actor: Actor) -> int:
+    """A refunded or disputed order that bought gift cards: what is left on each is
+    taken off (reason ``gift_card_void``); a card whose key went back to stock (never
+    revealed) is ``unsold`` again, ready to be sold anew; a card whose code the customer
+    saw is void. What was already spent with it stays spent. Returns the amount taken
+    off. Runs in the caller's transaction."""
+    rows = session.exec(
+        select(GiftCard, Key)
+        .join(Key, col(Key.id) == col(GiftCard.key_id))
+        .join(OrderLine, col(OrderLine.id) == col(GiftCard.order_line_id))
+        .where(
+            col(OrderLine.order_id) == order_id,
+            col(GiftCard.status) == GiftCardStatus.ACTIVE,
+        )
+        .order_by(col(GiftCard.id))
+    ).all()
+    taken = 0
+    for card, key in rows:
+        account = credit.gift_card_account(session, card=card)
+        locking.lock_ledger_accounts(session, [account])
+        left = credit.balance(session, account_id=account)
+        if left > 0:
+            credit.post_movement(
+                session=session,
+                from_account=account,
+                to_account=credit.shop_account(
+                    session, name="gift_cards_voided", currency=card.currency
+                ),
+                amount_minor=left,
+                reason=Reason.GIFT_CARD_VOID,
+                idempotency_key=f"gift_card:{card.id}:withdraw:{card.order_line_id}",
+                actor=actor,
+                note="order refunded or disputed",
+            )
+            taken += left
+        if key.status == KeyStatus.AVAILABLE:
+            card.status, card.order_line_id = GiftCardStatus.UNSOLD, None
+        else:
+            card.status, card.voided_at = GiftCardStatus.VOID, utcnow()
+        session.add(card)
+    session.flush()
+    return taken
+
+
 @dataclass(frozen=True, slots=True)
 class CardRow:
     id: int
@@ -359,7 +530,12 @@ class CardRow:
 
 def list_cards(session: Session, *, limit: int = 200) -> list[CardRow]:
     """The most recent cards with their balances (operators)."""
-    cards = session.exec(select(GiftCard).order_by(col(GiftCard.id).desc()).limit(limit)).all()
+    cards = session.exec(
+        select(GiftCard)
+        .where(col(GiftCard.status) != GiftCardStatus.UNSOLD)
+        .order_by(col(GiftCard.id).desc())
+        .limit(limit)
+    ).all()
     return [
         CardRow(
             id=row_id(c.id),

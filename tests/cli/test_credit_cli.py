@@ -50,5 +50,17 @@ def test_gift_card_and_credit_commands(test_settings, session, tmp_path, monkeyp
     assert "balance\t12.50 EUR" in shown and "sorry for the wait" in shown
     report = run("credit", "outstanding").stdout.splitlines()
     assert report[1] == "EUR\t12.50 EUR\t0.00 EUR\t12.50 EUR"
+    from tests.factories import make_product
+
+    make_product(session, slug="gift-card-25", title="Gift card €25", price_minor=2500)
+    stocked = run("giftcard", "stock", "gift-card-25", "--count", "3")
+    assert stocked.exit_code == 0 and "3 gift card(s) added" in stocked.stdout
+    assert run("giftcard", "stock", "no-such-product", "--count", "3").exit_code != 0
     actions = fresh(session).exec(select(AuditEvent.action).order_by(AuditEvent.id)).all()
-    assert actions == ["giftcard.issue", "giftcard.adjust", "giftcard.void", "credit.adjust"]
+    assert actions == [
+        "giftcard.issue",
+        "giftcard.adjust",
+        "giftcard.void",
+        "credit.adjust",
+        "giftcard.stock",
+    ]

@@ -40,8 +40,8 @@ def test_stock_counts_and_low_stock(session, console_app):
         await show(pilot, "3")
         table = pilot.app.screen.query_one("#stock-table", DataTable)
         rows = {str(table.get_row_at(i)[1]): table.get_row_at(i) for i in range(table.row_count)}
-        assert str(rows[plenty.slug][2]) == "3" and "LOW" not in str(rows[plenty.slug][0])
-        assert str(rows[scarce.slug][2]) == "1" and "LOW" in str(rows[scarce.slug][0])
+        assert str(rows[plenty.slug][3]) == "3" and "LOW" not in str(rows[plenty.slug][0])
+        assert str(rows[scarce.slug][3]) == "1" and "LOW" in str(rows[scarce.slug][0])
 
     run(console_app, scenario)
 
@@ -57,7 +57,7 @@ def test_import_a_file(session, console_app, tmp_path):
         report = str(pilot.app.screen.query_one("#import-report").render())
         assert "read 3, imported 2, duplicate in file 1" in report
         table = pilot.app.screen.query_one("#stock-table", DataTable)
-        assert str(table.get_row_at(table.get_row_index(product.slug))[2]) == "2"
+        assert str(table.get_row_at(table.get_row_index(product.slug))[3]) == "2"
 
     run(console_app, scenario)
     assert counts(session) == (2, 1)
@@ -137,3 +137,44 @@ def test_a_csv_import_names_the_bad_field_and_keeps_the_lines_after_a_quote(
 
     run(console_app, scenario, size=(120, 35))
     assert counts(session) == (20, 1)
+
+
+LONG_SLUG = "the-witcher-3-wild-hunt-game-of-the-year-edition-gog"
+
+
+def stock_product(session):
+    make_product(session, slug=LONG_SLUG, title="The Witcher 3: Wild Hunt GOTY", platform="gog")
+    make_product(session, slug=LONG_SLUG + "-pl", title="The Witcher 3: Wild Hunt GOTY")
+
+
+def test_wide_terminal_shows_whole_slugs_and_the_platform(session, console_app):
+    """Issue #17 defect 12: slugs were cut to 16 characters and the platform missing,
+    so two editions could not be told apart; columns now size to the terminal."""
+    stock_product(session)
+
+    async def scenario(pilot):
+        await show(pilot, "3")
+        table = pilot.app.screen.query_one("#stock-table", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "Platform" in labels
+        slugs = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        assert slugs == {LONG_SLUG, LONG_SLUG + "-pl"}
+        assert str(table.get_row_at(table.get_row_index(LONG_SLUG))[2]) == "gog"
+
+    run(console_app, scenario, size=(160, 35))
+
+
+def test_at_80_columns_the_selected_product_is_shown_whole(session, console_app):
+    stock_product(session)
+
+    async def scenario(pilot):
+        await show(pilot, "3")
+        table = pilot.app.screen.query_one("#stock-table", DataTable)
+        total = sum(c.get_render_width(table) for c in table.columns.values())
+        assert total <= 80
+        table.move_cursor(row=table.get_row_index(LONG_SLUG + "-pl"))
+        await settle(pilot)
+        detail = str(pilot.app.screen.query_one("#stock-detail").render())
+        assert LONG_SLUG + "-pl" in detail
+
+    run(console_app, scenario, size=(80, 24))

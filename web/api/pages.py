@@ -259,7 +259,7 @@ def product_page(slug: str) -> Page:
         or _("%(title)s key for %(platform)s (%(region)s), delivered in seconds.")
         % {"title": detail.title, "platform": detail.platform, "region": detail.region}
     )
-    image = _image(detail.cover_url)
+    image = _image(detail.cover.src if detail.cover else None)
     offer: dict[str, Any] = {
         "@type": "Offer",
         "url": public_url(localised_path(path)),

@@ -31,6 +31,7 @@ class ProductStockRow:
     id: int
     slug: str
     title: str
+    platform: str
     available: int
     reserved: int
     delivered: int
@@ -64,6 +65,7 @@ def product_stock(
                 id=row_id(p.id),
                 slug=p.slug,
                 title=p.title,
+                platform=p.platform,
                 available=c.available,
                 reserved=c.reserved,
                 delivered=c.delivered,
