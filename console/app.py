@@ -23,6 +23,7 @@ from console.screens.attention import AttentionScreen
 from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
 from console.screens.credit import CreditScreen
+from console.screens.customer import CustomerScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.legal import LegalScreen
@@ -36,9 +37,11 @@ from console.screens.promos import PromosScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
+from console.screens.workers import WorkersScreen
 from console.widgets.navbar import ALL_SCREENS
 from core import config
 from core.config import Settings
+from core.jobs import QueueHealth
 from core.models import utcnow
 from core.providers.base import ProviderClient
 
@@ -90,6 +93,7 @@ class KeyshopConsole(App[None]):
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
+            "workers": lambda: WorkersScreen(**lists),
             "credit": lambda: CreditScreen(**common),
             "promos": lambda: PromosScreen(**lists),
         }
@@ -128,10 +132,20 @@ class KeyshopConsole(App[None]):
             answered,
         )
 
+    def open_customer(self, order_id: int) -> None:
+        """Show the customer of order ``order_id`` over the current screen (Escape: back)."""
+        self.push_screen(
+            CustomerScreen(
+                order_id=order_id, settings=self.settings, operator=self.operator, deps=self.deps
+            )
+        )
+
     def action_show(self, name: str) -> None:
         """Switch to screen ``name`` (ignored while a dialog is open)."""
         if isinstance(self.screen, ModalScreen) or name not in self.screen_factories:
             return
+        if isinstance(self.screen, CustomerScreen):
+            self.pop_screen()
         if self.screen is not self.get_screen(name):
             self.switch_screen(name)
 
@@ -143,6 +157,8 @@ def make_app(
     refresh_seconds: float = 10.0,
     queue_depth: Callable[[], int] | None = None,
     worker_heartbeat: Callable[[], float | None] | None = None,
+    queue_health: Callable[[], QueueHealth] | None = None,
+    retry_task: Callable[[str], str] | None = None,
     provider_clients: Callable[[], Mapping[str, ProviderClient]] | None = None,
     now: Callable[[], datetime] = utcnow,
     balance_timeout: float = 5.0,
@@ -155,7 +171,9 @@ def make_app(
     queue and tests can pin it down: ``queue_depth`` counts the jobs waiting in the task
     queue (the CLI passes ``tasks.jobs.queue_depth``; None: not shown),
     ``worker_heartbeat`` gives the workers' newest heartbeat in epoch seconds, None if
-    none (the CLI passes ``tasks.jobs.worker_heartbeat``; not given: not shown), ``provider_clients``
+    none (the CLI passes ``tasks.jobs.worker_heartbeat``; not given: not shown),
+    ``queue_health`` and ``retry_task`` feed the worker screen (the CLI passes
+    ``tasks.jobs.queue_health`` and ``tasks.jobs.retry_failed_task``), ``provider_clients``
     gives the provider clients (default: the configured ones), ``now`` is the clock for
     the figures and ages on screen, ``balance_timeout`` bounds the wait for provider
     balances (seconds)."""
@@ -166,6 +184,8 @@ def make_app(
     deps = Dependencies(
         queue_depth=queue_depth,
         worker_heartbeat=worker_heartbeat,
+        queue_health=queue_health,
+        retry_task=retry_task,
         provider_clients=provider_clients or (lambda: default_provider_clients(settings)),
         now=now,
         balance_timeout=balance_timeout,

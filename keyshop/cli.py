@@ -492,6 +492,8 @@ def console_command(operator: str) -> None:
         operator=operator,
         queue_depth=tasks.jobs.queue_depth,
         worker_heartbeat=tasks.jobs.worker_heartbeat,
+        queue_health=tasks.jobs.queue_health,
+        retry_task=tasks.jobs.retry_failed_task,
     ).run()
 
 

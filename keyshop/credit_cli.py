@@ -17,7 +17,7 @@ from core import money
 from core.db import session_scope
 from core.errors import NotFound
 from core.models import Product
-from core.services import credit, giftcards
+from core.services import credit, giftcards, referrals
 from core.services.audit import Actor
 from keyshop.cli import default_operator, handles_errors
 
@@ -254,4 +254,31 @@ def outstanding_command() -> None:
         )
 
 
-COMMANDS = [giftcard, credit_group]
+@click.group("referrals")
+def referrals_group() -> None:
+    """Referrals: a customer's link, who came through it, and paying what is due."""
+
+
+@referrals_group.command("link")
+@click.argument("customer")
+@handles_errors
+def referral_link_command(customer: str) -> None:
+    """A customer's (id or e-mail) referral link and the customers it brought."""
+    with session_scope(write=False) as session:
+        customer_id = credit.find_customer(session, customer)
+    link, invited = referrals.invitations(customer_id=customer_id)
+    click.echo(link)
+    for who, status, at in invited:
+        click.echo(f"{at:%Y-%m-%d}\t{who}\t{status}")
+
+
+@referrals_group.command("pay")
+@handles_errors
+def referral_pay_command() -> None:
+    """Reward every referral whose first order has been kept for the hold (the hourly
+    task does the same; running it twice pays nothing twice)."""
+    payout = referrals.pay_due()
+    click.echo(f"{payout.rewarded} referral(s) rewarded, {payout.voided} voided")
+
+
+COMMANDS = [giftcard, credit_group, referrals_group]

@@ -11,6 +11,8 @@ from core.models.credit import (
     LedgerAccount,
     LedgerEntry,
     LedgerMovement,
+    Referral,
+    ReferralStatus,
 )
 from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
@@ -73,6 +75,8 @@ __all__ = [
     "PurchaseStatus",
     "RateLimitCounter",
     "RecoveryCode",
+    "Referral",
+    "ReferralStatus",
     "StockAlert",
     "UTCDateTime",
     "WebhookAttempt",

@@ -35,7 +35,7 @@ OWNER = Actor.operator("owner")
 
 def image_bytes(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB", **save) -> bytes:
     buffer = io.BytesIO()
-    Image.new(mode, size, "navy" if mode == "RGB" else 0).save(buffer, format=fmt, **save)
+    Image.new(mode, size, "navy" if mode in ("RGB", "CMYK") else 0).save(buffer, format=fmt, **save)
     return buffer.getvalue()
 
 
@@ -67,7 +67,14 @@ def s3(moto_endpoint, monkeypatch, tmp_path, test_settings):
 
 @pytest.mark.parametrize(
     ("size", "fmt", "mode"),
-    [((900, 1200), "PNG", "RGB"), ((1600, 900), "JPEG", "RGB"), ((600, 800), "WEBP", "RGBA")],
+    [
+        ((900, 1200), "PNG", "RGB"),
+        ((1600, 900), "JPEG", "RGB"),
+        ((600, 800), "WEBP", "RGBA"),
+        ((300, 400), "JPEG", "CMYK"),
+        ((300, 400), "PNG", "I;16"),
+        ((300, 400), "PNG", "P"),
+    ],
 )
 def test_every_storefront_size_is_made_as_webp(size, fmt, mode) -> None:
     sizes = prepare_cover(image_bytes(size, fmt, mode))
@@ -258,3 +265,26 @@ def test_upload_to_the_default_local_store_keeps_no_old_files(session, test_sett
     folder = Path(test_settings.blob_dir)
     assert not [p for p in (folder / first).glob("*") if p.is_file()]
     assert sorted(p.name for p in (folder / second).iterdir()) == ["card.webp", "page.webp"]
+
+
+def test_a_store_failing_after_the_commit_keeps_the_new_cover(session, s3, monkeypatch) -> None:
+    from core.blobs import BlobStoreError
+
+    make_product(session, slug="starfall")
+    old = set_cover(
+        slug="starfall", sizes=prepare_cover(image_bytes((300, 400))), actor=OWNER, store=s3
+    )
+
+    def down(name: str) -> None:
+        raise BlobStoreError("S3 delete_object failed: ServiceUnavailable", blob=name)
+
+    monkeypatch.setattr(s3, "delete", down)
+    new = set_cover(
+        slug="starfall", sizes=prepare_cover(image_bytes((300, 400))), actor=OWNER, store=s3
+    )
+
+    assert fresh(session).exec(select(Product)).one().cover_image == new
+    # the old blobs stay (logged), the new ones are all there
+    assert object_names(s3) == sorted(
+        [f"{old}/card.webp", f"{old}/page.webp", f"{new}/card.webp", f"{new}/page.webp"]
+    )

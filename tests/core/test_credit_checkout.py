@@ -432,3 +432,41 @@ def test_an_unsold_gift_card_code_pays_nothing_and_an_unrevealed_refund_restocks
         assert (card.status, key.status) == ("unsold", "available")  # sold again later
         assert giftcards.balance_of(s, card) == 0
     assert ledger_sums_to_zero()
+
+
+@pytest.mark.postgres_only
+def test_a_checkout_reading_a_card_makes_a_competing_checkout_wait_for_it(session, shop):
+    """Deterministic race (tests/race_condition.py): right after the first checkout has
+    read the card's balance (2000) under its lock, a second checkout for the same card
+    starts; it must wait for the first to commit and then find only 500 left. Without
+    the lock both would read 2000 and spend 1500 each."""
+    from tests.race_condition import Competitor, race_condition
+
+    issued = gift_card(2000)
+    other = make_product(session, title="Other Game", price_minor=1500)  # no shared stock row
+    make_keys(session, other, 2)
+    with session_scope() as s:  # as in a running shop: the counter-account exists already
+        credit.shop_account(s, name="orders", currency="EUR")
+
+    def second_checkout():
+        return place_order(
+            email="b@example.com", lines=[CartLine(other.slug, 1)], gift_cards=[issued.code]
+        )
+
+    competitor = Competitor(second_checkout)
+
+    def start_competitor(*_a, **_k) -> None:
+        competitor.start()
+        assert not competitor.join(0.5)  # blocked on the card's lock, not done
+
+    with race_condition("core.services.credit.balance", after=start_competitor):
+        first = place_order(
+            email="a@example.com", lines=[CartLine(shop.game.slug, 1)], gift_cards=[issued.code]
+        )
+    assert competitor.join(30)
+    assert competitor.error is None
+    assert (first.paid_from_balances_minor, competitor.result.paid_from_balances_minor) == (
+        1500,
+        500,
+    )
+    assert card_balance(issued) == 0 and ledger_sums_to_zero()

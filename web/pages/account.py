@@ -250,6 +250,19 @@ def account() -> rx.Component:
                 size="1",
             ),
         ),
+        rx.text(
+            _(
+                "Invite friends with your link: when a friend's first order has been kept for "
+                "the shop's hold period, you both get store credit."
+            ),
+            " ",
+            rx.code(AccountState.referral_link, id="referral-link"),
+            size="2",
+        ),
+        rx.foreach(
+            AccountState.referrals,
+            lambda r: rx.text(r["when"], " · ", r["who"], " · ", r["status"], size="1"),
+        ),
         rx.heading(_("Your orders"), as_="h2", size="5", margin_top="1em"),
         rx.cond(
             AccountState.orders.length() > 0,  # type: ignore[attr-defined]

@@ -36,6 +36,9 @@ def fill_script(element_id: str, content: str, *, html: bool = False) -> str:
 class AccountState(ShopState):
     orders: list[dict[str, str]] = []
     credit_balance: str = ""  # "€12.50" (every currency with credit, joined)
+    referral: str = ""  # the sign-up page's ?ref= code (a friend's referral link)
+    referral_link: str = ""  # this account's own referral link
+    referrals: list[dict[str, str]] = []  # who signed up through it, and what came of it
     credit_lines: list[dict[str, str]] = []
     sessions: list[dict[str, str]] = []
     oidc_name: str = ""  # the provider's name when sign-in with it is configured
@@ -82,6 +85,13 @@ class AccountState(ShopState):
 
     async def _load_credit(self, customer_id: int) -> None:
         from core.services.credit import statement
+        from core.services.referrals import invitations
+
+        link, invited = await in_thread(invitations, customer_id=customer_id)
+        self.referral_link = link
+        self.referrals = [
+            {"who": who, "status": status, "when": day(at.date())} for who, status, at in invited
+        ]
 
         balances, lines = await in_thread(statement, customer_id=customer_id)
         self.credit_balance = ", ".join(money(a, c) for c, a in balances.items() if a) or money(
@@ -271,6 +281,7 @@ class AccountState(ShopState):
         self.error, self.info, self.busy = "", "", False
         settings = get_settings()
         self.oidc_name = settings.oidc_name if settings.oidc_enabled else ""
+        self.referral = str(self.router.url.query_parameters.get("ref") or "")[:40]
         outcome = self.router.url.query_parameters.get("oidc")
         if outcome and self.oidc_name:
             failed = (
@@ -326,6 +337,7 @@ class AccountState(ShopState):
             email=email,
             password=str(form.get("password", ""))[:1024],
             display_name=str(form.get("name", ""))[:120].strip(),
+            referral=self.referral or None,
             **self._client(),
         )
         if result is _FAILED:

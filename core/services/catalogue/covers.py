@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 import secrets
 import stat
@@ -29,8 +30,10 @@ from typing import Any, Final
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.blobs import BlobNotFound, BlobStore, get_blob_store
+from core.blobs import BlobNotFound, BlobStore, BlobStoreError, get_blob_store
 from core.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 MAX_COVER_BYTES: Final = 10 * 1024 * 1024
 MAX_COVER_PIXELS: Final = 40_000_000
@@ -72,13 +75,16 @@ def prepare_cover(data: bytes, *, name: str = "the file") -> dict[str, bytes]:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data), formats=list(FORMATS))
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise CoverRefused(
+                f"{name} has too many pixels; a cover may have at most {MAX_COVER_PIXELS:,}",
+                field="cover",
+            ) from None
+        except (UnidentifiedImageError, OSError, ValueError):
             raise CoverRefused(
                 f"{name} is not a JPEG, PNG or WebP image (judged by its content)",
                 field="cover",
             ) from None
-        except Image.DecompressionBombWarning:
-            raise CoverRefused(f"{name} has too many pixels", field="cover") from None
         with image:
             width, height = image.size
             if width * height > MAX_COVER_PIXELS:
@@ -93,19 +99,32 @@ def prepare_cover(data: bytes, *, name: str = "the file") -> dict[str, bytes]:
                     f"{MIN_WIDTH}x{MIN_HEIGHT} (portrait 3:4 suits the storefront best)",
                     field="cover",
                 )
+            kind = FORMATS.get(str(image.format), "JPEG")  # a camera's MPO is a JPEG
             try:
                 image.load()
                 upright = ImageOps.exif_transpose(image)
             except (OSError, ValueError, SyntaxError):
                 raise CoverRefused(
-                    f"{name} is a damaged or truncated {FORMATS[str(image.format)]} image",
+                    f"{name} is a damaged or truncated {kind} image", field="cover"
+                ) from None
+            try:
+                return _sizes(upright)
+            except (OSError, ValueError):
+                raise CoverRefused(
+                    f"{name} is a {kind} image keyshop cannot convert ({upright.mode} pixels); "
+                    "save it as 8-bit RGB",
                     field="cover",
                 ) from None
-    has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
-    upright = upright.convert("RGBA" if has_alpha else "RGB")
+
+
+def _sizes(image: Image.Image) -> dict[str, bytes]:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: scale to 8 bits
+        image = image.point(lambda v: v / 256).convert("L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    image = image.convert("RGBA" if has_alpha else "RGB")
     out: dict[str, bytes] = {}
     for size, box in SIZES.items():
-        fitted = ImageOps.fit(upright, box, method=Image.Resampling.LANCZOS)
+        fitted = ImageOps.fit(image, box, method=Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         fitted.save(buffer, format="WEBP", quality=85, method=4)
         out[size] = buffer.getvalue()
@@ -257,7 +276,7 @@ def set_cover(
     except BaseException:
         delete_cover_blobs(image, store=blobs)
         raise
-    delete_cover_blobs(old, store=blobs)
+    _forget(old, blobs)
     return image
 
 
@@ -267,8 +286,17 @@ def remove_cover(*, slug: str, actor: Any, store: BlobStore | None = None) -> bo
     old = _point_at(slug=slug, image=None, actor=actor)
     if old is None:
         return False
-    delete_cover_blobs(old, store=store or get_blob_store())
+    _forget(old, store or get_blob_store())
     return True
+
+
+def _forget(image: str | None, store: BlobStore) -> None:
+    """Remove a replaced cover's blobs once the change is committed. The change stands
+    if the store fails now: the blobs left are logged, named, for removal by hand."""
+    try:
+        delete_cover_blobs(image, store=store)
+    except BlobStoreError as exc:
+        log.warning("cover %s replaced, but its blobs stay: %s", image, exc.message)
 
 
 def _point_at(*, slug: str, image: str | None, actor: Any, file_name: str = "") -> str | None:
