@@ -70,6 +70,7 @@ class Reason(StrEnum):
     GIFT_CARD_REDEMPTION = "gift_card_redemption"  # a gift card's balance into credit
     REFUND_TO_CREDIT = "refund_to_credit"  # an order refunded as store credit
     REFERRAL_REWARD = "referral_reward"
+    CASHBACK = "cashback"  # a cashback campaign's share of an order
     OPERATOR_ADJUSTMENT = "operator_adjustment"
     ORDER_PAYMENT = "order_payment"  # credit or a gift card paying (part of) an order
     ORDER_RELEASE = "order_release"  # a cancelled order gives its part back
@@ -95,6 +96,7 @@ REASON_LABELS: Final[dict[str, str]] = {
     Reason.GIFT_CARD_REDEMPTION: N_("Gift card redeemed"),
     Reason.REFUND_TO_CREDIT: N_("Refund to store credit"),
     Reason.REFERRAL_REWARD: N_("Referral reward"),
+    Reason.CASHBACK: N_("Cashback"),
     Reason.OPERATOR_ADJUSTMENT: N_("Adjustment by the shop"),
     Reason.ORDER_PAYMENT: N_("Paid an order"),
     Reason.ORDER_RELEASE: N_("Order cancelled: given back"),
@@ -303,8 +305,8 @@ def adjust_customer_credit(
     required for an operator adjustment. Refuses taking more than the balance
     (InsufficientBalance) and an unknown customer (NotFound). Runs in the caller's
     transaction."""
-    if reason not in (Reason.OPERATOR_ADJUSTMENT, Reason.REFERRAL_REWARD):
-        raise InvalidInput("customer credit is adjusted by an operator or a referral reward")
+    if reason not in (Reason.OPERATOR_ADJUSTMENT, Reason.REFERRAL_REWARD, Reason.CASHBACK):
+        raise InvalidInput("customer credit is adjusted by an operator, a referral or cashback")
     if reason == Reason.OPERATOR_ADJUSTMENT and not note.strip():
         raise InvalidInput("an adjustment needs a note saying why", field="note")
     if session.get(Customer, customer_id) is None:
