@@ -39,7 +39,7 @@ from core.models import (
     Product,
     row_id,
 )
-from core.services import credit, locking, nowpayments
+from core.services import credit, locking, nowpayments, promos
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
 from core.services.catalogue.covers import cover_src
@@ -209,6 +209,9 @@ class OrderView:
     payment_note: str | None = None
     #: What gift cards and store credit paid of ``total_minor`` (the card paid the rest).
     paid_from_balances_minor: int = 0
+    #: What promo codes took off the order (``total_minor`` is after it), and the codes.
+    discount_minor: int = 0
+    promo_codes: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -313,6 +316,8 @@ def order_view(*, session: Session, order: Order) -> OrderView:
         vat_minor=order.vat_minor,
         payment_note=nowpayments.payment_note(session=session, order_id=order_id),
         paid_from_balances_minor=credit.covered_minor(session, order_id=order_id),
+        discount_minor=order.discount_minor,
+        promo_codes=tuple(r.code for r in promos.order_codes(session=session, order_id=order_id)),
     )
 
 

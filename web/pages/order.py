@@ -292,6 +292,10 @@ def order() -> rx.Component:
                 ),
                 rx.text(OrderState.vat, size="2", color_scheme="gray", id="order-vat"),
                 rx.cond(
+                    OrderState.promo_text != "",
+                    rx.text(OrderState.promo_text, size="2", color_scheme="gray", id="order-promo"),
+                ),
+                rx.cond(
                     OrderState.balances_text != "",
                     rx.text(
                         OrderState.balances_text, size="2", color_scheme="gray", id="order-balances"

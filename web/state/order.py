@@ -41,6 +41,7 @@ class OrderState(ShopState):
     created: str = ""
     total: str = ""
     balances_text: str = ""  # "€10.00 paid with gift cards and store credit"
+    promo_text: str = ""  # "Promo code SUMMER10: -€5.00"
     email: str = ""
     payment_note: str = ""  # a crypto payment's state, live
     lines: list[dict[str, Any]] = []
@@ -88,6 +89,14 @@ class OrderState(ShopState):
             _("%(amount)s paid with gift cards and store credit")
             % {"amount": money(covered, view.currency)}
             if covered
+            else ""
+        )
+        off = int(getattr(view, "discount_minor", 0))
+        codes = ", ".join(getattr(view, "promo_codes", ()))
+        self.promo_text = (
+            _("Promo code %(codes)s: -%(amount)s")
+            % {"codes": codes, "amount": money(off, view.currency)}
+            if off and codes
             else ""
         )
         self.consent_given, self.consent_text = bool(view.consent_given), _(CONSENT_TEXT)
