@@ -9,6 +9,8 @@ time-out, say) and nothing moves twice. Without it each run is a new adjustment.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC
+from typing import Any
 
 import click
 from sqlmodel import select
@@ -256,7 +258,8 @@ def outstanding_command() -> None:
 
 @click.group("referrals")
 def referrals_group() -> None:
-    """Referrals: a customer's link, who came through it, and paying what is due."""
+    """Referrals and cashback: a customer's link, who came through it, cashback
+    campaigns, and paying what is due."""
 
 
 @referrals_group.command("link")
@@ -278,7 +281,32 @@ def referral_pay_command() -> None:
     """Reward every referral whose first order has been kept for the hold (the hourly
     task does the same; running it twice pays nothing twice)."""
     payout = referrals.pay_due()
-    click.echo(f"{payout.rewarded} referral(s) rewarded, {payout.voided} voided")
+    click.echo(
+        f"{payout.rewarded} referral(s) rewarded, {payout.voided} voided, "
+        f"{payout.cashback} order(s) given cashback"
+    )
+
+
+@referrals_group.command("cashback")
+@click.argument("name")
+@click.option("--percent", required=True, help="Of each qualifying order's total, e.g. 5.")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Exclusive.")
+@operator_option
+@handles_errors
+def cashback_command(name: str, percent: str, start: Any, end: Any, operator: str) -> None:
+    """A cashback campaign NAME: PERCENT of each order a signed-in customer pays from
+    --from to --to (exclusive), credited once the order has been kept for the hold."""
+    with session_scope() as session:
+        campaign = referrals.create_campaign(
+            session=session,
+            name=name,
+            percent=percent,
+            starts_at=start.replace(tzinfo=UTC),
+            ends_at=end.replace(tzinfo=UTC),
+            actor=Actor.operator(operator),
+        )
+    click.echo(f"cashback campaign {campaign.name}: {campaign.percent_bp / 100:g}% created")
 
 
 COMMANDS = [giftcard, credit_group, referrals_group]

@@ -235,7 +235,10 @@ def pay_referrals() -> str:
     from core.services.referrals import pay_due
 
     payout = pay_due()
-    return f"{payout.rewarded} referrals rewarded, {payout.voided} voided"
+    return (
+        f"{payout.rewarded} referrals rewarded, {payout.voided} voided, "
+        f"{payout.cashback} orders given cashback"
+    )
 
 
 # core names its jobs (core.jobs.Job); each is the task of the same name

@@ -6,6 +6,7 @@ from core.models.catalogue import PLATFORMS, REGIONS, Product, ProductPrice, Pro
 from core.models.content import LegalPage
 from core.models.credit import (
     AccountKind,
+    CashbackCampaign,
     GiftCard,
     GiftCardStatus,
     LedgerAccount,
@@ -40,6 +41,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AuditEvent",
+    "CashbackCampaign",
     "CryptoPayment",
     "Customer",
     "CustomerSession",

@@ -127,3 +127,20 @@ class Referral(SQLModel, table=True):
     order_id: int | None = Field(default=None, foreign_key="orders.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CashbackCampaign(SQLModel, table=True):
+    """A percent of qualifying orders given back as store credit after the referral
+    hold (core.services.referrals.pay_cashback): orders of signed-in customers paid
+    between ``starts_at`` and ``ends_at`` and kept (not refunded or disputed)."""
+
+    __tablename__ = "cashback_campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(80), nullable=False, unique=True))
+    #: Basis points of the order's total: 500 = 5 %.
+    percent_bp: int = Field(sa_column=Column(Integer, nullable=False))
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str = Field(default="system", sa_column=Column(String(160), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

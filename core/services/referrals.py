@@ -20,6 +20,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from sqlmodel import Session, col, select
@@ -27,6 +28,7 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.errors import InvalidInput
 from core.models import (
+    CashbackCampaign,
     Customer,
     Order,
     OrderStatus,
@@ -37,7 +39,7 @@ from core.models import (
 )
 from core.money import normalise_currency, parse_amount
 from core.services import credit
-from core.services.audit import Actor
+from core.services.audit import Actor, record_audit
 from core.signing import secret_key
 
 S = OrderStatus
@@ -162,6 +164,7 @@ def reward_minor(order: Order, setting: str) -> int:
 class Payout:
     rewarded: int
     voided: int
+    cashback: int = 0  # orders credited by cashback campaigns (pay_due only)
 
 
 def pay_due_referrals(*, session: Session, actor: Actor | None = None) -> Payout:
@@ -226,11 +229,14 @@ def pay_due_referrals(*, session: Session, actor: Actor | None = None) -> Payout
 
 
 def pay_due() -> Payout:
-    """:func:`pay_due_referrals` in a transaction of its own (the hourly task)."""
+    """:func:`pay_due_referrals` and :func:`pay_cashback` in a transaction of their own
+    (the hourly task)."""
     from core.db import session_scope
 
     with session_scope() as session:
-        return pay_due_referrals(session=session)
+        payout = pay_due_referrals(session=session)
+        cashback = pay_cashback(session=session)
+    return Payout(payout.rewarded, payout.voided, cashback)
 
 
 #: A referral's status in the referrer's words (the account page).
@@ -275,3 +281,98 @@ def referrals_of(session: Session, *, customer_id: int) -> list[Referral]:
             .order_by(col(Referral.id).desc())
         ).all()
     )
+
+
+# -- cashback campaigns -------------------------------------------------------------------
+
+
+def create_campaign(
+    *,
+    session: Session,
+    name: str,
+    percent: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    actor: Actor,
+) -> CashbackCampaign:
+    """A cashback campaign: ``percent`` (``"5"``, ``"2.5"``; 0.01 to 50) of each
+    qualifying order's total back as store credit. Refused (InvalidInput, nothing
+    written): an empty or taken name, a bad percent, an end before the start. Audited.
+    Runs in the caller's transaction."""
+    label = (name or "").strip()
+    if not label or len(label) > 80:
+        raise InvalidInput("a campaign needs a name of at most 80 characters", field="name")
+    try:
+        bp = Decimal(percent.strip().rstrip("%")) * 100
+    except (InvalidOperation, AttributeError):
+        raise InvalidInput(f"{percent!r} is not a percent", field="percent") from None
+    if bp != bp.to_integral_value() or not 1 <= bp <= 5000:
+        raise InvalidInput("cashback is 0.01 to 50 percent", field="percent")
+    if ends_at <= starts_at:
+        raise InvalidInput("a campaign ends after it starts", field="ends_at")
+    if session.exec(select(CashbackCampaign).where(CashbackCampaign.name == label)).first():
+        raise InvalidInput(f"there is already a campaign {label!r}", field="name")
+    campaign = CashbackCampaign(
+        name=label,
+        percent_bp=int(bp),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=str(actor)[:160],
+    )
+    session.add(campaign)
+    session.flush()
+    record_audit(
+        session=session,
+        actor=actor,
+        action="cashback.create",
+        object_type="cashback_campaign",
+        object_id=row_id(campaign.id),
+        data={"name": label, "percent_bp": int(bp)},
+    )
+    return campaign
+
+
+def pay_cashback(*, session: Session, actor: Actor | None = None) -> int:
+    """Credit each campaign's qualifying orders whose hold has passed: orders of a
+    signed-in customer, paid within the campaign, still kept (not refunded or disputed)
+    ``KEYSHOP_REFERRAL_HOLD_DAYS`` after payment; ``percent`` of the order total (rounded
+    down), from ``shop:referrals``, reason ``cashback``. Once per order and campaign
+    (idempotency key ``cashback:<campaign>:<order>``). Returns how many orders were credited this time.
+    Runs in the caller's transaction."""
+    settings = get_settings()
+    actor = actor or Actor.system("cashback")
+    cutoff = utcnow() - timedelta(days=settings.referral_hold_days)
+    paid = 0
+    campaigns = session.exec(
+        select(CashbackCampaign)
+        .where(col(CashbackCampaign.starts_at) <= cutoff)
+        .order_by(col(CashbackCampaign.id))
+    ).all()
+    for campaign in campaigns:
+        orders = session.exec(
+            select(Order)
+            .where(
+                col(Order.customer_id).is_not(None),
+                col(Order.paid_at) >= campaign.starts_at,
+                col(Order.paid_at) < campaign.ends_at,
+                col(Order.paid_at) <= cutoff,
+                col(Order.status).in_([str(s) for s in KEPT]),
+            )
+            .order_by(col(Order.id))
+        ).all()
+        for order in orders:
+            amount = order.total_minor * campaign.percent_bp // 10_000
+            if amount <= 0 or order.customer_id is None:
+                continue
+            posted = credit.adjust_customer_credit(
+                session=session,
+                customer_id=order.customer_id,
+                amount_minor=amount,
+                currency=order.currency,
+                actor=actor,
+                note=f"cashback {campaign.name} (order {order.number})",
+                idempotency_key=f"cashback:{campaign.id}:{order.id}",
+                reason=credit.Reason.CASHBACK,
+            )
+            paid += 0 if posted.replayed else 1
+    return paid

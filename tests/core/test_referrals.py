@@ -42,8 +42,13 @@ def refer(referrer: int, referred: int, code: str | None = None) -> Referral:
 
 
 def pay_due() -> referrals.Payout:
-    with session_scope() as s:
-        return referrals.pay_due_referrals(session=s)
+    return referrals.pay_due()
+
+
+def decided() -> tuple[int, int]:
+    """(referrals rewarded, voided) by one run of the hourly payout."""
+    payout = pay_due()
+    return payout.rewarded, payout.voided
 
 
 def balance(customer_id: int) -> int:
@@ -62,15 +67,15 @@ def paid_order(session, customer_id: int, *, days_ago: float, status: str = "ful
 def test_both_get_credit_once_after_the_hold(session, rewards):
     ana, bob = customer(session, "ana@gmail.com"), customer(session, "bob@gmail.com")
     assert refer(ana, bob).status == "pending"
-    assert pay_due() == referrals.Payout(0, 0)  # no order yet
+    assert decided() == (0, 0)  # no order yet
     order = paid_order(session, bob, days_ago=3)
-    assert pay_due() == referrals.Payout(0, 0)  # still in the hold
+    assert decided() == (0, 0)  # still in the hold
     order.paid_at = utcnow() - timedelta(days=15)
     session.add(order)
     session.commit()
-    assert pay_due() == referrals.Payout(1, 0)
+    assert decided() == (1, 0)
     assert (balance(ana), balance(bob)) == (500, 500)
-    assert pay_due() == referrals.Payout(0, 0)  # decided: nothing moves twice
+    assert decided() == (0, 0)  # decided: nothing moves twice
     assert (balance(ana), balance(bob)) == (500, 500)
     with session_scope(write=False) as s:
         [line] = credit.customer_history(s, customer_id=ana)
@@ -90,7 +95,7 @@ def test_a_refunded_first_order_voids_the_referral(session, rewards):
     ana, bob = customer(session, "ana@gmail.com"), customer(session, "bob@gmail.com")
     refer(ana, bob)
     paid_order(session, bob, days_ago=20, status="refunded")
-    assert pay_due() == referrals.Payout(0, 1)
+    assert decided() == (0, 1)
     assert (balance(ana), balance(bob)) == (0, 0)
     with session_scope(write=False) as s:
         assert s.exec(select(Referral.status)).one() == "void"
@@ -110,7 +115,7 @@ def test_shared_domains_and_mailboxes_are_refused_with_a_reason(
     referral = refer(ana, bob)
     assert referral.status == "refused" and why in referral.reason
     paid_order(session, bob, days_ago=20)
-    assert pay_due() == referrals.Payout(0, 0) and balance(ana) == 0
+    assert decided() == (0, 0) and balance(ana) == 0
 
 
 def test_self_referral_forged_links_and_second_links_are_refused(session, rewards):
@@ -134,3 +139,63 @@ def test_a_loop_is_refused(session, rewards):
         assert referred_by == ana
         ana_row, bob_row = s.get(Customer, ana), s.get(Customer, bob)
         assert "loop" in referrals.refusal(bob_row, ana_row, referrer_referred_by=ana)
+
+
+# -- cashback ----------------------------------------------------------------------------------
+
+
+def test_cashback_credits_kept_orders_in_the_campaign_once(session, rewards):
+    from core.services.audit import Actor
+
+    ana = customer(session, "ana@gmail.com")
+    now = utcnow()
+    with session_scope() as s:
+        referrals.create_campaign(
+            session=s,
+            name="autumn",
+            percent="5",
+            starts_at=now - timedelta(days=60),
+            ends_at=now - timedelta(days=20),
+            actor=Actor.operator("olga"),
+        )
+    kept = paid_order(session, ana, days_ago=30)  # 3000 → 150
+    paid_order(session, ana, days_ago=25, status="refunded")  # not kept
+    paid_order(session, ana, days_ago=10)  # after the campaign
+    guest = paid_order(session, ana, days_ago=40)
+    guest.customer_id = None
+    session.add(guest)
+    session.commit()
+    assert pay_due().cashback == 1
+    assert pay_due().cashback == 0
+    with session_scope(write=False) as s:
+        [line] = credit.customer_history(s, customer_id=ana)
+    assert (line.reason, line.amount_minor) == ("cashback", 150) and kept.number in line.note
+
+
+@pytest.mark.parametrize(
+    ("name", "percent", "days", "message"),
+    [
+        ("", "5", 10, "name"),
+        ("x", "0", 10, "0.01 to 50"),
+        ("x", "51", 10, "0.01 to 50"),
+        ("x", "1.234", 10, "0.01 to 50"),
+        ("x", "five", 10, "not a percent"),
+        ("x", "5", -1, "ends after"),
+    ],
+)
+def test_bad_campaigns_are_refused(session, name, percent, days, message):
+    from core.models import CashbackCampaign
+    from core.services.audit import Actor
+
+    now = utcnow()
+    with pytest.raises(InvalidInput, match=message), session_scope() as s:
+        referrals.create_campaign(
+            session=s,
+            name=name,
+            percent=percent,
+            starts_at=now,
+            ends_at=now + timedelta(days=days),
+            actor=Actor.operator("olga"),
+        )
+    with session_scope(write=False) as s:
+        assert s.exec(select(CashbackCampaign)).all() == []
