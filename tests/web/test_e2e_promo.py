@@ -67,6 +67,10 @@ def test_a_guest_applies_a_promo_code_in_the_cart_and_pays_the_discounted_total(
         expect(page.locator("#pay-total")).to_have_text("€15.00")
         steps.shot("pay-discounted")
         number = page.url.split("/pay/")[1].split("?")[0]
+        page.click("#pay-button")
+        page.wait_for_url("**/orders/**")
+        expect(page.locator("#order-promo")).to_have_text(f"Promo code {code}: -€5.00")
+        steps.shot("order-page")
     context.close()
     s = fresh(session)
     order = s.exec(select(Order).where(Order.number == number)).one()
