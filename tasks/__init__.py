@@ -7,7 +7,7 @@ from core import jobs as core_jobs
 from core import tracing
 from core.jobs import Job
 from tasks import warmup  # noqa: F401  (registers the consumer's warm-up)
-from tasks.jobs import TASKS, keep_for_this_thread
+from tasks.jobs import TASKS, ask_for_mail_batch, keep_for_this_thread
 from tasks.queue import configure, huey
 
 
@@ -15,7 +15,11 @@ def _dispatch(name: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if keep_for_this_thread(name, args, kwargs):
         return
     # the task continues the trace of the span that queued it (core/tracing.py)
-    TASKS[name](*args, **kwargs, trace_context=tracing.carrier() or None)
+    context = tracing.carrier() or None
+    if name == Job.SEND_DUE_ORDER_EMAILS:
+        ask_for_mail_batch(trace_context=context)  # one batch queued at a time
+        return
+    TASKS[name](*args, **kwargs, trace_context=context)
 
 
 core_jobs.set_dispatcher(_dispatch)

@@ -9,6 +9,7 @@ from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import (
     Invoice,
     InvoiceCounter,
+    MailOutbox,
     OfferHold,
     Order,
     OrderEvent,
@@ -40,6 +41,7 @@ __all__ = [
     "KeyReportStatus",
     "KeyStatus",
     "LegalPage",
+    "MailOutbox",
     "OfferHold",
     "Order",
     "OrderEvent",

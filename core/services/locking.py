@@ -33,6 +33,7 @@ from core.models import (
     Key,
     KeyReport,
     KeyStatus,
+    MailOutbox,
     Order,
     OrderLine,
     Product,
@@ -283,6 +284,25 @@ def lock_unprocessed_webhooks(
         .execution_options(populate_existing=True)
     )
     return list(session.scalars(query))
+
+
+_MAIL_OUTBOX: Table = MailOutbox.__table__  # type: ignore[attr-defined]
+_DUE_MAIL = (
+    select(_MAIL_OUTBOX.c.id, _MAIL_OUTBOX.c.order_id, _MAIL_OUTBOX.c.kind)
+    .add_columns(_MAIL_OUTBOX.c.ref, _MAIL_OUTBOX.c.attempts)
+    .where(_MAIL_OUTBOX.c.due_at <= bindparam("at"))
+    .order_by(_MAIL_OUTBOX.c.due_at, _MAIL_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+def take_due_mail(session: Session, *, at: datetime, limit: int) -> list[Any]:
+    """Up to ``limit`` order e-mails due at ``at`` (``mail_outbox`` rows: id, order_id,
+    kind, ref, attempts), oldest first, locked ``FOR UPDATE SKIP LOCKED``: rows another
+    batch is taking right now are passed over, never waited for. The caller moves their
+    ``due_at`` past the batch in the same transaction. Never commits."""
+    return list(session.execute(_DUE_MAIL, {"at": at, "limit": limit}).all())
 
 
 def lock_crypto_payment(

@@ -12,11 +12,10 @@ from sqlalchemy import bindparam, exists, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from core import jobs, tracing
+from core import tracing
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.errors import InsufficientStock, NotFound
-from core.jobs import Job
 from core.models import (
     AlertKind,
     KeyStatus,
@@ -41,6 +40,7 @@ from core.services.fulfilment.state import (
     line_needs,
 )
 from core.services.inventory import ClaimedKey, claim_for_lines, claim_keys, deliver_lines
+from core.services.notifications import queue_order_email
 from core.services.orders import transition_order
 
 # -- the use case -------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
             reason=f"{delivered} keys delivered from stock",
             expected_from=S.PAID,
         )
-        jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "delivered")
+        queue_order_email(session=session, order_id=order_id, kind="delivered")
         return FulfilmentResult(order_id=order_id, outcome="fulfilled", from_stock=delivered)
 
 
@@ -262,7 +262,7 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 reason=f"{total} keys delivered ({result.from_stock} from stock, "
                 f"{result.from_providers} from providers in this run)",
             )
-            jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "delivered")
+            queue_order_email(session=session, order_id=order_id, kind="delivered")
             result.outcome = "fulfilled"
         elif missing == 0 and not result.unsettled_overdue:
             result.outcome = "waiting"
@@ -270,7 +270,7 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
             )
             if order.fulfilment_attempts == 1:
-                jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "waiting")
+                queue_order_email(session=session, order_id=order_id, kind="waiting")
         else:
             reason = (
                 "; ".join(result.unsettled + result.problems)
@@ -290,6 +290,6 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 subject=f"order:{order.number}",
                 message=reason[:4000],
             )
-            jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "attention")
+            queue_order_email(session=session, order_id=order_id, kind="attention")
             result.outcome = "needs_attention"
             result.detail = reason
