@@ -341,7 +341,7 @@ def lock_products_for_flags(conn: Any, product_ids: Sequence[int]) -> None:
 
 
 def locking_the_order(statement: Any) -> Any:
-    """``statement`` (a read that selects an :class:`Order`) taking the order's row lock
+    """``statement`` (a read of the ``orders`` table) taking the order's row lock
     (``FOR UPDATE OF orders``): fulfilment's fast path reads the order and its lines in
     one statement and holds the order while it delivers."""
-    return statement.with_for_update(of=Order)
+    return statement.with_for_update(of=Order.__table__)  # type: ignore[attr-defined]

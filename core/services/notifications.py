@@ -101,6 +101,7 @@ _SENT = select(_E.c.order_id, _E.c.reason).where(
 )
 #: A batch of due e-mails (send_due_order_emails): how many at most, how long a batch
 #: holds them before another may take them, and after how many attempts one is dropped.
+_QUEUE = insert(_MX)
 MAIL_BATCH = 50
 MAIL_LEASE = timedelta(minutes=5)
 MAIL_MAX_ATTEMPTS = 8
@@ -257,8 +258,8 @@ def queue_order_email(*, session: SQLModelSession, order_id: int, kind: str, ref
     what says the e-mail is owed: a lost job or a worker that dies mid-batch leaves it
     for the next batch (the periodic one at the latest)."""
     _check_kind(kind, ref)
-    session.execute(
-        insert(_MX).values(order_id=order_id, kind=kind, ref=ref, attempts=0, due_at=utcnow())
+    session.connection().execute(
+        _QUEUE, {"order_id": order_id, "kind": kind, "ref": ref, "attempts": 0, "due_at": utcnow()}
     )
     jobs.enqueue_after_commit(session, Job.SEND_DUE_ORDER_EMAILS, once=True)
 
