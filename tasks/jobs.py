@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -103,7 +104,23 @@ def fulfil_order(order_id: int) -> str:
         log.warning("order %s: %s; trying again later", order_id, exc)
         raise
     log.info("order %s: %s %s", order_id, result.outcome, result.detail)
+    _mail_along()
     return result.outcome
+
+
+# Fulfilments this process has run; every MAIL_BATCH of them, the thread that ran the last
+# one also sends a batch of due e-mails. The queued batch job sits behind whatever was
+# queued before it: with a backlog of orders, the e-mails keep pace with them this way.
+_fulfilments = itertools.count(1)
+
+
+def _mail_along() -> None:
+    if next(_fulfilments) % notifications.MAIL_BATCH:
+        return
+    try:
+        notifications.send_due_order_emails()
+    except Exception as exc:  # noqa: BLE001 (the outbox keeps them for the next batch)
+        log.warning("a batch of order e-mails failed: %s", type(exc).__name__)
 
 
 @task(retries=4, retry_delay=30, retry_backoff=2)

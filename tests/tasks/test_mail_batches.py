@@ -3,6 +3,8 @@ pass): the mail outbox, not the queue, is what says an e-mail is owed (issue #20
 
 from __future__ import annotations
 
+import itertools
+
 from sqlmodel import select
 
 from core import jobs
@@ -30,9 +32,7 @@ def test_many_orders_each_get_their_delivery_e_mail_once(session, queue):
     assert all(len(_mails(outbox, o.number)) == 1 for o in orders)
 
 
-def test_an_e_mail_whose_batch_job_was_lost_is_sent_by_the_periodic_task(
-    session, queue, providers
-):
+def test_an_e_mail_whose_batch_job_was_lost_is_sent_by_the_periodic_task(session, queue, providers):
     import tasks
     from core.services.fulfilment import fulfil_order
     from tasks.jobs import MAIL_BATCH_QUEUED, ask_for_mail_batch, mail_outbox
@@ -64,3 +64,24 @@ def test_an_e_mail_whose_batch_job_was_lost_is_sent_by_the_periodic_task(
     assert len(_mails(outbox, order.number)) == 1
     assert fresh(session).exec(select(MailOutbox)).all() == []
     assert ask_for_mail_batch() is True  # and the next e-mail queues a batch again
+
+
+def test_with_a_backlog_of_orders_the_e_mails_keep_pace_with_the_fulfilments(
+    session, queued_jobs, test_settings
+):
+    """The batch job queued after each fulfilment waits behind the backlog; the worker
+    threads send a batch along every MAIL_BATCH fulfilments meanwhile."""
+    import tasks  # noqa: F401  (registers the tasks)
+    from core.services.notifications import MAIL_BATCH
+    from tasks import jobs as task_jobs
+
+    product = make_product(session)
+    make_keys(session, product, MAIL_BATCH * 2)
+    orders = [make_order(session, [(product, 1)]) for _ in range(MAIL_BATCH * 2)]
+    task_jobs._fulfilments = itertools.count(1)
+    for order in orders:
+        task_jobs.fulfil_order.call_local(order.id)  # the queued batch jobs never run here
+    assert [j[0] for j in queued_jobs].count("send_due_order_emails") == MAIL_BATCH * 2
+    assert fresh(session).exec(select(MailOutbox)).all() == []
+    outbox = test_settings.outbox_dir
+    assert all(len(_mails(outbox, o.number)) == 1 for o in orders)
