@@ -33,6 +33,8 @@ RUN uv sync --locked --no-dev --no-install-project
 COPY . .
 # the project itself, editable: migrations (alembic/) and rxconfig.py are read from /app
 RUN uv sync --locked --no-dev
+# the German catalogue, compiled as ./dev setup does (core/i18n.py; *.mo are not in git)
+RUN pybabel --quiet compile --directory core/locale
 
 COPY --from=bun /opt/bun/node_modules/bun/bin/bun.exe /usr/local/bin/bun
 # the frontend talks to the backend on the same port (Reflex prod mode, port 3000);

@@ -26,22 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("KEYSHOP_CHROMIUM", "/usr/bin/chromium")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._browser import demo_shop, launch_chromium, summary, viewport
 
 OBSERVER = """
 (() => {
@@ -54,21 +47,6 @@ OBSERVER = """
   new MutationObserver(check).observe(document, {childList: true, subtree: true, characterData: true});
 })();
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"p50": statistics.median(values), "p95": percentile(values, 0.95)}
 
 
 def load(browser: Any, url: str, viewport: dict[str, int], *, baseline: bool) -> dict[str, float]:
@@ -109,82 +87,19 @@ def main() -> None:
     parser.add_argument("--phone", action="store_true", help="390x844 instead of 1280x900")
     args = parser.parse_args()
 
-    var = Path(tempfile.mkdtemp(prefix="keyshop-bench-product-"))
-    port, sim_port = free_port(), free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KEYSHOP_", "DATABASE_URL", "QUEUE_URL"))
-    }
-    env.update(
-        KEYSHOP_VAR_DIR=str(var),
-        KEYSHOP_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        KEYSHOP_SIMULATOR_PORT=str(sim_port),
-        KEYSHOP_QUEUE_NAME=f"bench-product-{secrets.token_hex(3)}",
-        PYTHONPATH=str(ROOT),
-    )
-    keyshop = [sys.executable, "-m", "keyshop"]
-    subprocess.run([*keyshop, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([*keyshop, "seed-demo"], env=env, cwd=ROOT, check=True, capture_output=True)
-    log = open(var / "shop.log", "wb")  # noqa: SIM115 (closed below)
-    shop = subprocess.Popen(
-        [*keyshop, "run", "--port", str(port), "--no-worker"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
     results: dict[str, list[dict[str, float]]] = {"filled": [], "shell": []}
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if shop.poll() is not None:
-                sys.exit("keyshop run stopped:\n" + (var / "shop.log").read_text()[-3000:])
-            try:
-                if httpx.get(base + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                sys.exit("the shop did not come up")
-            time.sleep(1)
+    with demo_shop("product") as base:
         sitemap = httpx.get(base + "/sitemap.xml", timeout=10).text
         url = next(part.split("</loc>")[0] for part in sitemap.split("<loc>") if "/games/" in part)
 
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--disable-dev-shm-usage",
-                ],
-            )
-            viewport = (
-                {"width": 390, "height": 844} if args.phone else {"width": 1280, "height": 900}
-            )
+            browser = launch_chromium(pw)
             for _ in range(args.loads + 1):
-                results["filled"].append(load(browser, url, viewport, baseline=False))
-                results["shell"].append(load(browser, url, viewport, baseline=True))
+                results["filled"].append(load(browser, url, viewport(args.phone), baseline=False))
+                results["shell"].append(load(browser, url, viewport(args.phone), baseline=True))
             browser.close()
-    finally:
-        if shop.poll() is None:
-            os.killpg(shop.pid, signal.SIGTERM)
-            try:
-                shop.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(shop.pid, signal.SIGKILL)
-        log.close()
-        shutil.rmtree(var, ignore_errors=True)
 
     report: dict[str, Any] = {"bench": "product_page", "loads": args.loads, "url_path": ""}
     report["url_path"] = "/games/" + url.split("/games/")[1]

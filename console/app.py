@@ -10,31 +10,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
+from textual.worker import WorkerState
 
 from console.commands import OperatorCommands
 from console.screens.alerts import AlertsScreen
 from console.screens.attention import AttentionScreen
 from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
+from console.screens.credit import CreditScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.legal import LegalScreen
+from console.screens.modals import ConfirmScreen
 from console.screens.offers import OffersScreen
 from console.screens.orders import OrdersScreen
 from console.screens.outbox import OutboxScreen
 from console.screens.pricing import PricingScreen
 from console.screens.products import ProductsScreen
+from console.screens.promos import PromosScreen
 from console.screens.providers import ProvidersScreen
 from console.screens.reports import ReportsScreen
 from console.screens.webhooks import WebhooksScreen
+from console.screens.workers import WorkersScreen
 from console.widgets.navbar import ALL_SCREENS
 from core import config
 from core.config import Settings
+from core.jobs import QueueHealth
 from core.models import utcnow
 from core.providers.base import ProviderClient
 
@@ -43,10 +49,17 @@ class KeyshopConsole(App[None]):
     CSS_PATH = "console.tcss"
     TITLE = "keyshop console"
     COMMANDS = App.COMMANDS | {OperatorCommands}
-    BINDINGS = [
-        Binding(key, f"show('{name}')", label, id=f"show.{name}", show=False)
-        for key, name, label in ALL_SCREENS
+    # q is listed by ? and F1, not in the footer: at 80 columns the screen's own keys
+    # come first.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(key, f"show('{name}')", label, id=f"show.{name}", show=False)
+            for key, name, label in ALL_SCREENS
+        ),
+        Binding("q", "quit_console", "Quit", id="app.quit", show=False),
     ]
+    # Worker groups whose work a quit would cut short (an operator action, an import).
+    BUSY_GROUPS = frozenset({"actions", "import"})
 
     def __init__(
         self,
@@ -62,27 +75,61 @@ class KeyshopConsole(App[None]):
         self.deps = deps or Dependencies()
         self.sub_title = f"operator {operator}"
         common: dict[str, Any] = {"settings": settings, "operator": operator, "deps": self.deps}
+        # Lists reload themselves on the same timer (each says when: "updated hh:mm:ss").
+        lists = common | {"reload_every": refresh_seconds}
         self.screen_factories: dict[str, Callable[[], ConsoleScreen]] = {
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(reload_every=refresh_seconds, **common),
-            "inventory": lambda: InventoryScreen(**common),
+            "inventory": lambda: InventoryScreen(**lists),
             "orders": lambda: OrdersScreen(**common),
-            "audit": lambda: AuditScreen(**common),
-            "alerts": lambda: AlertsScreen(**common),
-            "webhooks": lambda: WebhooksScreen(**common),
-            "outbox": lambda: OutboxScreen(**common),
+            "audit": lambda: AuditScreen(**lists),
+            "alerts": lambda: AlertsScreen(**lists),
+            "webhooks": lambda: WebhooksScreen(**lists),
+            "outbox": lambda: OutboxScreen(**lists),
             "providers": lambda: ProvidersScreen(refresh_seconds=refresh_seconds, **common),
-            "products": lambda: ProductsScreen(**common),
-            "offers": lambda: OffersScreen(**common),
+            "products": lambda: ProductsScreen(**lists),
+            "offers": lambda: OffersScreen(**lists),
             "pricing": lambda: PricingScreen(**common),
             "reports": lambda: ReportsScreen(**common),
             "legal": lambda: LegalScreen(**common),
+            "workers": lambda: WorkersScreen(**lists),
+            "credit": lambda: CreditScreen(**common),
+            "promos": lambda: PromosScreen(**lists),
         }
 
     def on_mount(self) -> None:
         for name, factory in self.screen_factories.items():
             self.install_screen(factory(), name)
         self.push_screen("dashboard")
+
+    def busy(self) -> bool:
+        """True while an operator action or an import is still running."""
+        return any(
+            w.group in self.BUSY_GROUPS and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+            for w in self.workers
+        )
+
+    def action_quit_console(self) -> None:
+        """``q``: quit; while work is running, only once the operator confirms."""
+        if isinstance(self.screen, ModalScreen):
+            return
+        if not self.busy():
+            self.exit()
+            return
+
+        def answered(sure: bool | None) -> None:
+            if sure:
+                self.exit()
+
+        self.push_screen(
+            ConfirmScreen(
+                "Quit while work is running?",
+                "An operator action or an import has not finished; quitting now stops "
+                "it part-way (what was committed stays, the rest is not done).",
+                confirm_label="Quit",
+            ),
+            answered,
+        )
 
     def action_show(self, name: str) -> None:
         """Switch to screen ``name`` (ignored while a dialog is open)."""
@@ -99,6 +146,8 @@ def make_app(
     refresh_seconds: float = 10.0,
     queue_depth: Callable[[], int] | None = None,
     worker_heartbeat: Callable[[], float | None] | None = None,
+    queue_health: Callable[[], QueueHealth] | None = None,
+    retry_task: Callable[[str], str] | None = None,
     provider_clients: Callable[[], Mapping[str, ProviderClient]] | None = None,
     now: Callable[[], datetime] = utcnow,
     balance_timeout: float = 5.0,
@@ -111,7 +160,9 @@ def make_app(
     queue and tests can pin it down: ``queue_depth`` counts the jobs waiting in the task
     queue (the CLI passes ``tasks.jobs.queue_depth``; None: not shown),
     ``worker_heartbeat`` gives the workers' newest heartbeat in epoch seconds, None if
-    none (the CLI passes ``tasks.jobs.worker_heartbeat``; not given: not shown), ``provider_clients``
+    none (the CLI passes ``tasks.jobs.worker_heartbeat``; not given: not shown),
+    ``queue_health`` and ``retry_task`` feed the worker screen (the CLI passes
+    ``tasks.jobs.queue_health`` and ``tasks.jobs.retry_failed_task``), ``provider_clients``
     gives the provider clients (default: the configured ones), ``now`` is the clock for
     the figures and ages on screen, ``balance_timeout`` bounds the wait for provider
     balances (seconds)."""
@@ -122,6 +173,8 @@ def make_app(
     deps = Dependencies(
         queue_depth=queue_depth,
         worker_heartbeat=worker_heartbeat,
+        queue_health=queue_health,
+        retry_task=retry_task,
         provider_clients=provider_clients or (lambda: default_provider_clients(settings)),
         now=now,
         balance_timeout=balance_timeout,

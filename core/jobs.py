@@ -36,7 +36,7 @@ class Job(StrEnum):
     FULFIL_ORDER = "fulfil_order"  # (order_id)
     SEND_ORDER_EMAIL = "send_order_email"  # (order_id, kind, ref="")
     SEND_DUE_ORDER_EMAILS = "send_due_order_emails"  # () a batch from the mail outbox
-    SEND_ACCOUNT_EMAIL = "send_account_email"  # (kind=, email=, ip=)
+    SEND_ACCOUNT_EMAIL = "send_account_email"  # (kind=, email=, ip=, language=)
     SEND_STOCK_ALERT_EMAIL = "send_stock_alert_email"  # (kind=, alert_id=)
     SYNC_PROVIDER = "sync_provider"  # (provider name)
     RETURN_FAULTY_KEY = "return_faulty_key"  # (key id as text)
@@ -124,3 +124,37 @@ def worker_presence(last_beat: float | None, *, now: float, stale_after: float) 
         return WorkerPresence("absent", None)
     age = max(0, int(now - last_beat))
     return WorkerPresence("ok" if age <= stale_after else "stale", age)
+
+
+# -- the queue's health, as the console shows it ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    """One worker process by its last heartbeat: ``name`` is host:pid."""
+
+    name: str
+    seconds_since: int
+    periodic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FailedTask:
+    """A task that failed for good (its retries used up): what it was, why, when."""
+
+    id: str
+    job: str
+    args: tuple[Any, ...]
+    error: str
+    failed_at: float  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class QueueHealth:
+    """The task queue at a glance: jobs waiting and how long the oldest has waited
+    (None: none waiting, or their age unknown), the workers seen, the failed tasks."""
+
+    depth: int
+    oldest_seconds: int | None
+    workers: list[WorkerSeen]
+    failed: list[FailedTask]

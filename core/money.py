@@ -129,19 +129,44 @@ def parse_amount(
 
 
 def format_money(
-    minor: int | None, currency: str, *, style: Literal["sign", "code"] = "sign"
+    minor: int | None,
+    currency: str,
+    *,
+    style: Literal["sign", "code"] = "sign",
+    language: str | None = None,
 ) -> str:
     """Minor units for display: ``€19.99``, ``-$5.00``, ``¥1,200``, ``1.234 KWD`` (a
     currency without a sign shows its code after the amount); ``style="code"`` always
-    shows the code (``19.99 EUR``: operator screens, alerts). None is an empty string."""
+    shows the code (``19.99 EUR``: operator screens, alerts). None is an empty string.
+
+    ``language`` (a storefront language other than English, ``core.i18n``): the
+    locale's own form through Babel, ``19,99 €``, ``1.200 ¥``; the amount is the same
+    exact decimal either way."""
     if minor is None:
         return ""
     code = currency.upper()
+    if language and style == "sign" and language != "en":
+        return _format_for_locale(minor, code, language)
     places = exponent(code)
     amount = f"{to_decimal(abs(minor), code):,.{places}f}"
     sign = "-" if minor < 0 else ""
     symbol = SIGNS.get(code) if style == "sign" else None
     return f"{sign}{symbol}{amount}" if symbol else f"{sign}{amount} {code}"
+
+
+def _format_for_locale(minor: int, code: str, language: str) -> str:
+    """Babel's currency pattern of ``language`` with exactly the currency's ISO 4217
+    decimals (this module's :func:`exponent`, not Babel's own table)."""
+    from copy import copy
+
+    from babel import Locale
+    from babel.numbers import parse_pattern
+
+    locale = Locale.parse(language)
+    pattern = copy(parse_pattern(locale.currency_formats["standard"]))
+    places = exponent(code)
+    pattern.frac_prec = (places, places)
+    return str(pattern.apply(to_decimal(minor, code), locale, currency=code, currency_digits=False))
 
 
 class CurrencyMismatch(InvalidInput):

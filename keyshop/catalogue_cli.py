@@ -14,6 +14,7 @@ import click
 from core import money
 from core.db import session_scope
 from core.services.audit import Actor
+from core.services.catalogue import covers
 from core.services.catalogue.product_input import (
     parse_product_text,
     validate_create,
@@ -31,7 +32,20 @@ HELP = {
     "featured": "yes/no",
     "active": "yes/no (retire and restore say it better)",
     "release_date": "YYYY-MM-DD; empty clears it",
+    "cover_alt": "the cover's alt text (default: made from the title)",
 }
+for _code in money.SHOP_CURRENCIES:
+    HELP[f"price_{_code.lower()}"] = f"price in {_code}, major units; empty: not sold in {_code}"
+    HELP[f"list_price_{_code.lower()}"] = f"the 'was' price in {_code}; left out: kept"
+
+cover_option = click.option(
+    "--cover",
+    "cover",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A cover image (JPEG, PNG or WebP, at least 300x400, at most 10 MiB): resized "
+    "for the storefront and kept in the blob store; replaces the old one.",
+)
 
 operator_option = click.option(
     "--operator",
@@ -81,45 +95,75 @@ def list_command(query: str, retired: bool | None, limit: int) -> None:
 @products.command("add")
 @click.argument("slug")
 @field_options
+@cover_option
 @operator_option
 @handles_errors
-def add_command(slug: str, operator: str, **fields: str | None) -> None:
+def add_command(slug: str, cover: Path | None, operator: str, **fields: str | None) -> None:
     """Add product SLUG (--title, --platform and --price are required)."""
     data = validate_create({"slug": slug, **parse_product_text(_given(fields))}, strict=False)
+    sizes = covers.load_cover_file(cover) if cover is not None else None  # checked first
     row = ops.add_product(data=data, actor=Actor.operator(operator))
     click.echo(
         f"added {row.slug}: {row.title} ({row.platform}, {row.region}) "
         f"{money.format_money(row.price_minor, row.currency, style='code')}"
     )
+    if sizes is not None and cover is not None:
+        covers.set_cover(
+            slug=row.slug, sizes=sizes, actor=Actor.operator(operator), file_name=cover.name
+        )
+        click.echo(f"{row.slug}: cover {cover.name} uploaded")
 
 
 @products.command("edit")
 @click.argument("slug")
 @click.option("--new-slug", default=None, help="Rename the product's slug (its page address).")
 @field_options
+@cover_option
+@click.option("--remove-cover", is_flag=True, help="Take the uploaded cover off (and its blobs).")
 @operator_option
 @handles_errors
-def edit_command(slug: str, new_slug: str | None, operator: str, **fields: str | None) -> None:
-    """Change the fields given of product SLUG."""
+def edit_command(
+    slug: str,
+    new_slug: str | None,
+    cover: Path | None,
+    remove_cover: bool,
+    operator: str,
+    **fields: str | None,
+) -> None:
+    """Change the fields given of product SLUG (and its cover). Everything is checked
+    before anything is written."""
     given = _given(fields)
-    if not given and new_slug is None:
+    if cover is not None and remove_cover:
+        raise click.UsageError("--cover and --remove-cover exclude each other")
+    if not given and new_slug is None and cover is None and not remove_cover:
         raise click.UsageError("say what to change, e.g. --price 24.99")
-    currency = None
-    if "price" in given or "list_price" in given:
-        from core.services.catalogue import get_product_by_slug
+    actor = Actor.operator(operator)
+    data = None
+    if given or new_slug is not None:
+        currency = None
+        if "price" in given or "list_price" in given:
+            from core.services.catalogue import get_product_by_slug
 
-        with session_scope(write=False) as session:
-            currency = get_product_by_slug(session=session, slug=slug).currency
-    typed = parse_product_text(given, currency=currency)
-    if new_slug is not None:
-        typed["slug"] = new_slug
-    changes = ops.edit_product(
-        slug=slug, data=validate_update(typed, strict=False), actor=Actor.operator(operator)
-    )
-    if not changes:
-        click.echo(f"{slug}: nothing to change")
-    else:
-        click.echo(f"{slug}: changed {', '.join(sorted(changes))}")
+            with session_scope(write=False) as session:
+                currency = get_product_by_slug(session=session, slug=slug).currency
+        typed = parse_product_text(given, currency=currency)
+        if new_slug is not None:
+            typed["slug"] = new_slug
+        data = validate_update(typed, strict=False)
+    sizes = covers.load_cover_file(cover) if cover is not None else None
+    if data is not None:
+        changes = ops.edit_product(slug=slug, data=data, actor=actor)
+        if not changes:
+            click.echo(f"{slug}: nothing to change")
+        else:
+            click.echo(f"{slug}: changed {', '.join(sorted(changes))}")
+        slug = new_slug or slug
+    if sizes is not None and cover is not None:
+        covers.set_cover(slug=slug, sizes=sizes, actor=actor, file_name=cover.name)
+        click.echo(f"{slug}: cover {cover.name} uploaded")
+    elif remove_cover:
+        done = covers.remove_cover(slug=slug, actor=actor)
+        click.echo(f"{slug}: cover removed" if done else f"{slug}: had no uploaded cover")
 
 
 @products.command("retire")
@@ -539,7 +583,7 @@ def _date(value: str, name: str) -> Any:
 
 @click.group()
 def report() -> None:
-    """Reports: sales with revenue, cost and margin."""
+    """Reports: sales with revenue, cost and margin; discounts given by promo codes."""
 
 
 @report.command("sales")
@@ -583,6 +627,34 @@ def report_sales(start: str, end: str, by: str, csv_file: Path | None) -> None:
     click.echo("\t".join(header))
     for r in rows:
         click.echo("\t".join(cells(r, shown)))
+
+
+@report.command("discounts")
+@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD (UTC).")
+@click.option("--to", "end", required=True, help="Last day, YYYY-MM-DD (inclusive).")
+@click.option(
+    "--by",
+    default="currency",
+    show_default=True,
+    type=click.Choice(["currency", "code", "campaign"]),
+)
+@handles_errors
+def report_discounts(start: str, end: str, by: str) -> None:
+    """What promo codes took off orders paid in the period, per currency (or per code or
+    campaign), with what those orders were paid; refunded and cancelled orders left out."""
+    from core.services.reports import discounts_given
+
+    with session_scope(write=False) as session:
+        rows = discounts_given(
+            session=session, start=_date(start, "from"), end=_date(end, "to"), by=by
+        )
+    click.echo("\t".join([by, "currency", "orders", "discount", "paid"]))
+    for r in rows:
+        shown = [
+            money.format_money(m, r.currency, style="code")
+            for m in (r.discount_minor, r.paid_minor)
+        ]
+        click.echo("\t".join([r.group, r.currency, str(r.orders), *shown]))
 
 
 @click.command("export")

@@ -492,6 +492,8 @@ def console_command(operator: str) -> None:
         operator=operator,
         queue_depth=tasks.jobs.queue_depth,
         worker_heartbeat=tasks.jobs.worker_heartbeat,
+        queue_health=tasks.jobs.queue_health,
+        retry_task=tasks.jobs.retry_failed_task,
     ).run()
 
 
@@ -569,9 +571,9 @@ def keys_new_secret() -> None:
 
 def _add_commands() -> None:
     """The command groups kept in modules of their own."""
-    from keyshop import catalogue_cli
+    from keyshop import catalogue_cli, credit_cli, promo_cli
 
-    for command in catalogue_cli.COMMANDS:
+    for command in [*catalogue_cli.COMMANDS, *credit_cli.COMMANDS, *promo_cli.COMMANDS]:
         cli.add_command(command)
 
 

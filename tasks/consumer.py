@@ -34,6 +34,7 @@ from huey.constants import EmptyData
 from huey.consumer import Consumer, ConsumerStopped
 
 from core.config import Settings
+from tasks.health import note_worker_beat, watch_failures
 
 log = logging.getLogger("keyshop.worker")
 
@@ -54,6 +55,7 @@ def write_heartbeat(huey: Huey, *, at: float | None = None, periodic: bool = Fal
         "periodic": periodic,
     }
     huey.storage.put_data(HEARTBEAT_KEY, json.dumps(beat).encode())
+    note_worker_beat(huey, beat)  # each worker's own beat, for the console's worker screen
 
 
 def last_heartbeat(huey: Huey) -> float | None:
@@ -228,6 +230,7 @@ def make_consumer(
     """The consumer for ``keyshop worker``: threads, the scheduler (with the periodic
     tasks when ``periodic``), the heartbeat, and Huey's queue errors kept brief."""
     quiet_queue_errors()
+    watch_failures(huey)
     return KeyshopConsumer(
         huey,
         heartbeat_seconds=settings.heartbeat_seconds,

@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 from huey import crontab
 
 from core import tracing
-from core.jobs import Job
+from core.jobs import Job, QueueHealth
 from core.services import fulfilment, maintenance, notifications, webhooks
 from core.services.fulfilment import FulfilmentRetry
 from tasks.queue import huey
@@ -34,14 +34,20 @@ TRACED_ARGUMENTS = frozenset({"order_id", "webhook_id", "kind", "key_id", "name"
 
 def task(**policy: Any) -> Callable[[Callable[P, R]], Any]:
     """``huey.task(**policy)`` for a task that continues the trace of whoever queued it:
-    the dispatcher passes ``trace_context`` (W3C headers, core/tracing.py), taken off
-    here before the function runs."""
+    the dispatcher passes ``trace_context`` (W3C headers, core/tracing.py) and
+    ``queued_at`` (epoch seconds, for the queue's age: tasks.health), taken off here
+    before the function runs."""
 
     def wrap(func: Callable[P, R]) -> Any:
         signature = inspect.signature(func)
 
         @functools.wraps(func)
-        def run(*args: Any, trace_context: dict[str, str] | None = None, **kwargs: Any) -> R:
+        def run(
+            *args: Any,
+            trace_context: dict[str, str] | None = None,
+            queued_at: float | None = None,  # read from the queue (tasks.health), not here
+            **kwargs: Any,
+        ) -> R:
             bound = signature.bind_partial(*args, **kwargs).arguments
             fields = {f"keyshop.{k}": v for k, v in bound.items() if k in TRACED_ARGUMENTS}
             with tracing.attached(trace_context), tracing.span(f"task {func.__name__}", **fields):
@@ -169,12 +175,14 @@ def send_due_order_emails() -> str:
 
 
 @task(retries=6, retry_delay=5, retry_backoff=2)
-def send_account_email(kind: str, email: str, ip: str | None = None) -> str:
+def send_account_email(
+    kind: str, email: str, ip: str | None = None, language: str | None = None
+) -> str:
     """Verification, sign-up attempt and password-reset e-mails: queued so that a web
     request does the same work whether or not the address has an account."""
     from core.services.signup import send_account_email as send
 
-    return send(kind=kind, email=email, ip=ip)
+    return send(kind=kind, email=email, ip=ip, language=language)
 
 
 @task(retries=6, retry_delay=5, retry_backoff=2)
@@ -303,6 +311,21 @@ def queue_depth() -> int:
     """Jobs waiting in the queue (not yet taken by a consumer): the console's fulfilment
     backlog figure, handed to ``console.app.make_app(queue_depth=...)``."""
     return int(huey.pending_count())
+
+
+def queue_health() -> QueueHealth:
+    """Jobs waiting with the oldest's age, workers seen, failed tasks: the console's
+    worker screen, handed to ``console.app.make_app(queue_health=...)``."""
+    from tasks.health import queue_health as read
+
+    return read(huey)
+
+
+def retry_failed_task(task_id: str) -> str:
+    """Queue a failed task again (the console's worker screen, ``retry_task=``)."""
+    from tasks.health import retry_failed
+
+    return retry_failed(huey, task_id, TASKS)
 
 
 def worker_heartbeat() -> float | None:

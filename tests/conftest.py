@@ -45,11 +45,17 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``postgres_only`` tests run on the PostgreSQL pass alone; ``one_pass`` tests, whose
+    outcome cannot depend on the pass's database, on the SQLite pass alone, so the
+    test command does not spend minutes running them twice."""
     if is_postgres_run():
-        return
-    skip = pytest.mark.skip(reason="PostgreSQL-only by design; the PostgreSQL pass runs it")
+        marker = "one_pass"
+        skip = pytest.mark.skip(reason="one pass by design: the SQLite pass runs it")
+    else:
+        marker = "postgres_only"
+        skip = pytest.mark.skip(reason="PostgreSQL-only by design; the PostgreSQL pass runs it")
     for item in items:
-        if "postgres_only" in item.keywords:
+        if marker in item.keywords:
             item.add_marker(skip)
 
 

@@ -7,6 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.one_pass  # independent of the pass's database
+
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 
 

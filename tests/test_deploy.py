@@ -29,6 +29,8 @@ from core.config import Settings, load_settings
 from core.errors import ConfigError
 from keyshop.cli import cli
 
+pytestmark = pytest.mark.one_pass  # independent of the pass's database
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"

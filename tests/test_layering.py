@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import core
+
+pytestmark = pytest.mark.one_pass  # independent of the pass's database
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("reflex", "textual", "huey", "web", "console", "tasks", "keyshop")

@@ -4,8 +4,11 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 
 from keyshop.cli import cli
+
+pytestmark = pytest.mark.one_pass  # independent of the pass's database
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -55,6 +55,9 @@ class AttentionScreen(ConsoleScreen):
         Binding("s", "assign", "From stock", id="attention.assign"),
         Binding("b", "buy", "Buy", id="attention.buy"),
         Binding("f", "refund", "Refund", id="attention.refund"),
+        Binding(
+            "t", "refund_to_credit", "Refund to credit", show=False, id="attention.refund_credit"
+        ),
         Binding("c", "cancel_order", "Cancel order", id="attention.cancel"),
         Binding("n", "resend_purchase", "Not charged: send again", id="attention.resend"),
         Binding("e", "enter_keys", "Bought: enter keys", id="attention.enter_keys"),
@@ -68,6 +71,11 @@ class AttentionScreen(ConsoleScreen):
         ("Assign keys from stock to the selected order", "assign", "deliver from own stock"),
         ("Buy the selected order's keys from a provider", "buy", "choose the provider"),
         ("Refund the selected order", "refund", "asks for a reason"),
+        (
+            "Refund the selected order to store credit",
+            "refund_to_credit",
+            "the whole order as the customer's credit; no card refund",
+        ),
         ("Cancel the selected order", "cancel_order", "asks for a reason"),
         (
             "Unknown purchase: confirm not charged, send again",
@@ -311,6 +319,30 @@ class AttentionScreen(ConsoleScreen):
             given,
         )
 
+    def action_refund_to_credit(self) -> None:
+        if (order := self._need_order()) is None:
+            return
+
+        def given(reason: Reason | None) -> None:
+            if reason is not None:
+                self.run_operator_action(
+                    "Refund to credit",
+                    lambda: ops.refund_order(
+                        order_id=order.id, actor=self.actor, reason=reason.text, to="credit"
+                    ),
+                )
+
+        self.app.push_screen(
+            ReasonScreen(
+                f"Refund {order.number} ({money(order.total_minor, order.currency)}) "
+                "to store credit?",
+                "The whole order becomes the customer's store credit (the card is not "
+                "refunded); keys never revealed return to stock.",
+                confirm_label="Refund to credit",
+            ),
+            given,
+        )
+
     def action_cancel_order(self) -> None:
         if (order := self._need_order()) is None:
             return
@@ -393,6 +425,9 @@ class AttentionScreen(ConsoleScreen):
                 f"Keys of {purchase.reference} ({lacking} lacking)",
                 "Bought at the provider: enter the keys, separated by spaces or commas.",
                 confirm_label="Store keys",
+                check=lambda value: ops.parse_entered_keys(
+                    value, lacking=lacking, reference=purchase.reference
+                ),
             ),
             given,
         )
@@ -417,6 +452,7 @@ class AttentionScreen(ConsoleScreen):
                 f"{purchase.provider} order id of {purchase.reference}",
                 "Bought at the provider: its keys are fetched from that order.",
                 confirm_label="Fetch",
+                check=ops.parse_provider_order_id,
             ),
             given,
         )

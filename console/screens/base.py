@@ -20,6 +20,7 @@ from textual.widgets import DataTable, HelpPanel, Input
 from console.messages import ActionFailed, ActionSucceeded
 from core.config import Settings
 from core.errors import DomainError
+from core.jobs import QueueHealth
 from core.models import utcnow
 from core.providers.base import ProviderClient
 from core.services.audit import Actor
@@ -30,11 +31,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Dependencies:
     """What the screens get from outside core, injected by ``make_app``: the task
-    queue's depth and the workers' newest heartbeat in epoch seconds (None: not wired),
+    queue's depth and the workers' newest heartbeat in epoch seconds, the queue's health
+    and how to queue a failed task again (None: not wired),
     the provider clients, the clock, and how long to wait for provider balances."""
 
     queue_depth: Callable[[], int] | None = None
     worker_heartbeat: Callable[[], float | None] | None = None
+    queue_health: Callable[[], QueueHealth] | None = None
+    retry_task: Callable[[str], str] | None = None
     provider_clients: Callable[[], Mapping[str, ProviderClient]] = field(default=lambda: {})
     now: Callable[[], datetime] = utcnow
     balance_timeout: float = 5.0
@@ -85,8 +89,9 @@ class ConsoleScreen(Screen[None]):
             self.set_interval(self.reload_every, self._refresh_tick)
 
     def _refresh_tick(self) -> None:
-        """Reload on the timer while this screen is shown and no dialog is open."""
-        if self.app.screen is self:
+        """Reload on the timer while this screen is shown, no dialog is open and the
+        operator is not typing in a field (a half-typed filter is not applied)."""
+        if self.app.screen is self and not isinstance(self.focused, Input):
             self.load()
 
     def updated(self) -> str:

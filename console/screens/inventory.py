@@ -34,6 +34,7 @@ from console.messages import (
 )
 from console.screens.base import ConsoleScreen
 from console.screens.modals import RevokeKeys, RevokeKeysScreen, ValueScreen
+from console.widgets.columns import Col, lay_out
 from console.widgets.formatting import short, when
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
@@ -61,17 +62,21 @@ def describe_report(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
+# The title and the slug share the terminal's spare width; the highlighted product is
+# shown whole (slug, platform) in the line below the table.
 STOCK_COLUMNS = [
-    ("Product", 24),
-    ("Slug", 16),
-    ("Avail", 7),
-    ("Resv", 6),
-    ("Deliv", 7),
-    ("Low at", 9),
+    Col("Product", 12, grow=1),
+    Col("Slug", 16, grow=2),
+    Col("Platform", 8),
+    Col("Avail", 6),
+    Col("Resv", 5),
+    Col("Deliv", 6),
+    Col("Low at", 9),
 ]
 IMPORT_COLUMNS = [
     ("#", 5),
     ("File", 20),
+    ("Product", 20),
     ("When", 16),
     ("By", 10),
     ("Status", 9),
@@ -109,8 +114,10 @@ class InventoryScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield NavBar(self.NAME)
-        with ContentSwitcher(initial="stock-table", id="inventory-views"):
-            yield DataTable(id="stock-table", cursor_type="row", zebra_stripes=True)
+        with ContentSwitcher(initial="stock-view", id="inventory-views"):
+            with Vertical(id="stock-view"):
+                yield DataTable(id="stock-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="stock-detail", classes="detail", markup=False)
             with Vertical(id="history-view"):
                 yield DataTable(id="imports-table", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="import-detail", classes="detail")
@@ -123,13 +130,23 @@ class InventoryScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#stock-table", DataTable)
-        for label, width in STOCK_COLUMNS:
-            table.add_column(label, width=width)
+        self.stock_width = self.app.size.width
+        self.widths = lay_out(
+            self.query_one("#stock-table", DataTable), STOCK_COLUMNS, self.stock_width
+        )
         imports = self.query_one("#imports-table", DataTable)
         for label, width in IMPORT_COLUMNS:
             imports.add_column(label, width=width)
         self.query_one("#import-panel").border_title = "Import keys (Enter in a field starts)"
+
+    def on_resize(self) -> None:
+        """The terminal changed width: fit the product columns to it again."""
+        if self.app.size.width != self.stock_width:
+            self.stock_width = self.app.size.width
+            table = self.query_one("#stock-table", DataTable)
+            self.widths = lay_out(table, STOCK_COLUMNS, self.stock_width)
+            self.rows = {}
+            self.load()
 
     def load(self) -> None:
         """(Re)load the first page of products, and of the import history."""
@@ -167,12 +184,14 @@ class InventoryScreen(ConsoleScreen):
         if message.first_page:
             table.clear()
             self.rows = {}
+        w = self.widths
         for row in message.rows:
             self.rows[row.slug] = row
             style = "bold red" if row.low else ""
             table.add_row(
-                Text(row.title + (" (LOW)" if row.low else ""), style=style),
-                row.slug,
+                Text(short(row.title + (" (LOW)" if row.low else ""), w["Product"]), style=style),
+                short(row.slug, w["Slug"]),
+                short(row.platform, w["Platform"]),
                 Text(str(row.available), style=style, justify="right"),
                 Text(str(row.reserved), justify="right"),
                 Text(str(row.delivered), justify="right"),
@@ -185,10 +204,20 @@ class InventoryScreen(ConsoleScreen):
             table.move_cursor(row=table.get_row_index(keep))
         low = sum(1 for r in self.rows.values() if r.low)
         more = "+" if self.pager.more else ""
-        self.sub_title = f"{len(self.rows)}{more} products shown, {low} low on stock"
+        self.sub_title = (
+            f"{len(self.rows)}{more} products shown, {low} low on stock · {self.updated()}"
+        )
+
+        self._show_stock_detail()
+
+    def _show_stock_detail(self) -> None:
+        row = self.rows.get(self.selected_key(self.query_one("#stock-table", DataTable)) or "")
+        text = "" if row is None else f"{row.title} · {row.slug} · {row.platform}"
+        self.query_one("#stock-detail", Static).update(text)
 
     @on(DataTable.RowHighlighted, "#stock-table")
     def _stock_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_stock_detail()
         table = self.query_one("#stock-table", DataTable)
         if self.pager.wants_more(table, event.cursor_row):
             self.fetch_stock(self.pager.cursor)
@@ -203,6 +232,7 @@ class InventoryScreen(ConsoleScreen):
             table.add_row(
                 str(b.id),
                 short(b.file_name, 20),
+                short(b.product, 20),
                 when(b.started_at),
                 short(b.operator, 10),
                 b.status,
@@ -229,7 +259,7 @@ class InventoryScreen(ConsoleScreen):
             text = "No imports yet."
         else:
             text = (
-                f"#{b.id} {b.file_name}: read {b.read}, imported {b.imported}, duplicate in "
+                f"#{b.id} {b.file_name} into {b.product}: read {b.read}, imported {b.imported}, duplicate in "
                 f"file {b.duplicate_in_file}, of stock {b.duplicate_in_stock}, rejected "
                 f"{b.rejected}; by {b.operator or '?'} at {when(b.started_at)}"
             )
@@ -242,11 +272,11 @@ class InventoryScreen(ConsoleScreen):
 
     def action_toggle_history(self) -> None:
         switcher = self.query_one("#inventory-views", ContentSwitcher)
-        if switcher.current == "stock-table":
+        if switcher.current == "stock-view":
             switcher.current = "history-view"
             self.query_one("#imports-table", DataTable).focus()
         else:
-            switcher.current = "stock-table"
+            switcher.current = "stock-view"
             self.query_one("#stock-table", DataTable).focus()
 
     # -- threshold and revoking ------------------------------------------------------------
@@ -255,7 +285,7 @@ class InventoryScreen(ConsoleScreen):
         switcher = self.query_one("#inventory-views", ContentSwitcher)
         slug = self.selected_key(self.query_one("#stock-table", DataTable))
         product = self.rows.get(slug or "")
-        if product is None or switcher.current != "stock-table":
+        if product is None or switcher.current != "stock-view":
             self.notify("Select a product first.", severity="warning")
             return None
         return product
@@ -373,6 +403,7 @@ class InventoryScreen(ConsoleScreen):
     @on(ImportFailed)
     def show_failure(self, message: ImportFailed) -> None:
         self.importing = False
-        self.query_one("#import-progress", ProgressBar).update(total=None, progress=0)
+        # A total stops the bar (without one it animates as if still working).
+        self.query_one("#import-progress", ProgressBar).update(total=1, progress=0)
         self.query_one("#import-report", Static).update(f"Nothing imported: {message.text}")
         self.notify(message.text, title="Import refused", severity="error")

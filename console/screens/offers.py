@@ -20,6 +20,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Opt
 from console.messages import PageLoaded
 from console.screens.base import ConsoleScreen
 from console.screens.modals import ConfirmScreen
+from console.widgets.columns import Col, lay_out
 from console.widgets.formatting import money, short
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
@@ -86,15 +87,34 @@ class MapScreen(ModalScreen[MapTo | None]):
         self.dismiss(None)
 
 
+# The offer id, its name and our product share the terminal's spare width; the
+# highlighted offer's whole id is in the detail line below the table.
+OFFER_COLUMNS = [
+    Col("Provider", 8),
+    Col("Offer", 12, grow=3),
+    Col("Name", 6, grow=2),
+    Col("Platform", 8),
+    Col("Region", 6),
+    Col("Cost", 9),
+    Col("Stock", 5),
+    Col("Product", 8, grow=1),
+]
+
+
+def offer_label(row: ops.OfferListRow) -> str:
+    """The offer whole: provider, id, platform and region (the detail line's start)."""
+    return f"{row.provider} {row.external_id} ({row.platform or '-'}, {row.region or '-'})"
+
+
 class OffersScreen(ConsoleScreen):
     NAME = "offers"
     AUTO_FOCUS = "#offers-table"
     BINDINGS = [
         Binding("slash", "focus_filter", "Search", id="offers.search"),
-        Binding("u", "toggle_unmapped", "Unmapped only", id="offers.unmapped"),
+        Binding("u", "toggle_unmapped", "Unmapped", id="offers.unmapped"),
         Binding("m", "map", "Map", id="offers.map"),
         Binding("n", "unmap", "Unmap", id="offers.unmap"),
-        Binding("c", "create_product", "Create product", id="offers.create"),
+        Binding("c", "create_product", "New product", id="offers.create"),
     ]
     PALETTE = [
         ("Map the selected offer to a product", "map", "audited"),
@@ -120,9 +140,18 @@ class OffersScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#offers-table", DataTable).add_columns(
-            "Provider", "Offer", "Name", "Platform", "Region", "Cost", "Stock", "Product"
+        self.table_width = self.app.size.width
+        self.widths = lay_out(
+            self.query_one("#offers-table", DataTable), OFFER_COLUMNS, self.table_width
         )
+
+    def on_resize(self) -> None:
+        """The terminal changed width: fit the columns to it again."""
+        if self.app.size.width != self.table_width:
+            self.table_width = self.app.size.width
+            table = self.query_one("#offers-table", DataTable)
+            self.widths = lay_out(table, OFFER_COLUMNS, self.table_width)
+            self.load()
 
     def action_focus_filter(self) -> None:
         self.query_one("#offers-filter", Input).focus()
@@ -156,12 +185,13 @@ class OffersScreen(ConsoleScreen):
         for r in message.rows:
             key = f"{r.provider}\t{r.external_id}"
             self.rows[key] = r
+            w = self.widths
             table.add_row(
-                r.provider,
-                short(r.external_id, 16),
-                short(r.name, 40),
-                short(r.platform or "-", 12),
-                short(r.region or "-", 12),
+                short(r.provider, w["Provider"]),
+                short(r.external_id, w["Offer"]),
+                short(r.name, w["Name"]),
+                short(r.platform or "-", w["Platform"]),
+                short(r.region or "-", w["Region"]),
                 Text(money(r.cost_minor, r.currency) if r.cost_minor is not None else "-"),
                 Text(str(r.stock), justify="right"),
                 Text(r.product_slug, style="green")
@@ -172,7 +202,7 @@ class OffersScreen(ConsoleScreen):
         self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         more = "+" if self.pager.more else ""
         which = "unmapped offers" if self.unmapped else "offers"
-        self.sub_title = f"{table.row_count}{more} {which}"
+        self.sub_title = f"{table.row_count}{more} {which} · {self.updated()}"
 
     @on(DataTable.RowHighlighted, "#offers-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -185,9 +215,12 @@ class OffersScreen(ConsoleScreen):
         if row is None or key is None:
             detail.update("")
         elif row.product_slug:
-            detail.update(f"{short(row.name, 60)}: mapped to {row.product_slug}")
+            detail.update(f"{offer_label(row)} {short(row.name, 60)}: mapped to {row.product_slug}")
         else:
-            detail.update(f"{short(row.name, 60)}: unmapped; looking for the closest products…")
+            detail.update(
+                f"{offer_label(row)} {short(row.name, 60)}: unmapped; looking for the closest "
+                "products…"
+            )
             self.suggest(key, row.provider, row.external_id)
 
     @work(thread=True, exclusive=True, group="suggest")
@@ -209,7 +242,8 @@ class OffersScreen(ConsoleScreen):
             f"{c.title} ({c.platform}, {c.region}) {c.score:.2f}" for c in message.candidates
         )
         self.query_one("#offer-detail", Static).update(
-            f"{short(row.name, 50)}: unmapped. Closest: {closest or 'no products'}"
+            f"{offer_label(row)} {short(row.name, 50)}: unmapped. "
+            f"Closest: {closest or 'no products'}"
         )
 
     # -- actions -----------------------------------------------------------------------

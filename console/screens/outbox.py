@@ -38,4 +38,4 @@ class OutboxScreen(ConsoleScreen):
         for row in message.rows:
             table.add_row(*row)
         folder = self.settings.outbox_dir
-        self.sub_title = f"{len(message.rows)} e-mails in {folder}"
+        self.sub_title = f"{len(message.rows)} e-mails in {folder} · {self.updated()}"

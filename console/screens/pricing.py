@@ -29,9 +29,10 @@ class PricingLoaded(Message):
         self.plans = plans
 
 
-def describe(rule: Any) -> tuple[str, str]:
+def describe(rule: Any, slugs: dict[int, str]) -> tuple[str, str]:
+    """(what the rule is for, how it sets the price); a product by its slug."""
     scope = (
-        f"product #{rule.product_id}"
+        f"product {slugs.get(rule.product_id, '?')}"
         if rule.product_id
         else ", ".join(
             f"{k}={v}"
@@ -81,7 +82,9 @@ class PricingScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
         with session_scope(write=False) as session:
-            rules = [(r.id, r.currency, *describe(r)) for r in pricing.rules(session=session)]
+            found = pricing.rules(session=session)
+            slugs = pricing.rule_product_slugs(session=session, found=found)
+            rules = [(r.id, r.currency, *describe(r, slugs)) for r in found]
             plans = [p for p in pricing.plan_prices(session=session) if p.changes]
         self.post_message(PricingLoaded(rules, plans))
 

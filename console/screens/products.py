@@ -1,11 +1,14 @@
 """Products: the catalogue, searched by slug or title and paged lazily; add a product,
 edit the selected one (a form whose fields are the product model's, checked by the same
-model family as the CLI and the CSV import before anything is sent), retire it (with a
-reason) or put it back on sale. Every action goes through
+model family as the CLI and the CSV import before anything is sent, plus a cover image
+file checked and resized before anything is written), retire it (with a reason) or put
+it back on sale. Every action goes through
 :mod:`core.services.operator.catalogue` and is audited there."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -25,6 +28,8 @@ from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
 from core.errors import InvalidInput
 from core.services.catalogue import get_product_by_slug
+from core.services.catalogue.covers import load_cover_file, set_cover
+from core.services.catalogue.prices import other_prices
 from core.services.catalogue.product_input import (
     ProductCreate,
     ProductUpdate,
@@ -45,10 +50,22 @@ LABELS = {
 }
 
 
-class ProductFormScreen(ModalScreen[ProductCreate | ProductUpdate | None]):
-    """A product's fields as text. Returns a checked :class:`ProductCreate` (no
-    ``current``) or the :class:`ProductUpdate` of the fields changed; a bad field is
-    shown in the form, which stays open."""
+@dataclass(frozen=True)
+class ProductForm:
+    """What the form returns: the checked fields, and a cover image already checked and
+    resized (:func:`core.services.catalogue.covers.load_cover_file`) when a file was
+    named."""
+
+    data: ProductCreate | ProductUpdate
+    cover_sizes: dict[str, bytes] | None = None
+    cover_name: str = ""
+
+
+class ProductFormScreen(ModalScreen[ProductForm | None]):
+    """A product's fields as text, and a cover image file. Returns a :class:`ProductForm`
+    with a checked :class:`ProductCreate` (no ``current``) or the :class:`ProductUpdate`
+    of the fields changed; a bad field or cover is shown in the form, which stays
+    open."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal.cancel")]
 
@@ -65,6 +82,8 @@ class ProductFormScreen(ModalScreen[ProductCreate | ProductUpdate | None]):
                 for name in COLUMNS:
                     yield Label(LABELS.get(name, name.replace("_", " ")))
                     yield Input(value=values.get(name, ""), id=f"field-{name}")
+                yield Label("cover image file (JPEG, PNG or WebP; empty: keep the cover)")
+                yield Input(value="", id="field-cover_file")
             yield Static("", id="product-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", variant="primary", id="confirm")
@@ -90,12 +109,19 @@ class ProductFormScreen(ModalScreen[ProductCreate | ProductUpdate | None]):
     @on(Input.Submitted)
     def action_confirm(self) -> None:
         try:
-            result = self.checked()
+            data = self.checked()
+            path = self.query_one("#field-cover_file", Input).value.strip()
+            sizes = load_cover_file(Path(path).expanduser()) if path else None
+            result = ProductForm(data, sizes, Path(path).name if path else "")
         except InvalidInput as exc:
             self.query_one("#product-error", Static).update(exc.message)
             field = str(exc.data.get("field", ""))
-            field = {"price_minor": "price", "list_price_minor": "list_price"}.get(field, field)
-            if field in COLUMNS:
+            field = {
+                "price_minor": "price",
+                "list_price_minor": "list_price",
+                "cover": "cover_file",
+            }.get(field, field)
+            if field in (*COLUMNS, "cover_file"):
                 self.query_one(f"#field-{field}", Input).focus()
             return
         self.dismiss(result)
@@ -176,7 +202,7 @@ class ProductsScreen(ConsoleScreen):
             )
         self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         more = "+" if self.pager.more else ""
-        self.sub_title = f"{table.row_count}{more} products"
+        self.sub_title = f"{table.row_count}{more} products · {self.updated()}"
 
     @on(DataTable.RowHighlighted, "#products-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -190,14 +216,24 @@ class ProductsScreen(ConsoleScreen):
         return self.selected_key(self.query_one("#products-table", DataTable))
 
     def action_add(self) -> None:
-        def added(result: ProductCreate | ProductUpdate | None) -> None:
-            if isinstance(result, ProductCreate):
-                self.run_operator_action(
-                    "add product",
-                    lambda: f"added {ops.add_product(data=result, actor=self.actor).slug}",
-                )
+        def added(result: ProductForm | None) -> None:
+            if result is not None and isinstance(result.data, ProductCreate):
+                data = result.data
+
+                def call() -> str:
+                    slug = ops.add_product(data=data, actor=self.actor).slug
+                    return f"added {slug}" + self.upload_cover(slug, result)
+
+                self.run_operator_action("add product", call)
 
         self.app.push_screen(ProductFormScreen(), added)
+
+    def upload_cover(self, slug: str, form: ProductForm) -> str:
+        """Store the form's cover, if it has one; what to add to the notification."""
+        if form.cover_sizes is None:
+            return ""
+        set_cover(slug=slug, sizes=form.cover_sizes, actor=self.actor, file_name=form.cover_name)
+        return f", cover {form.cover_name} uploaded"
 
     def action_edit(self) -> None:
         slug = self.selected_slug()
@@ -207,18 +243,24 @@ class ProductsScreen(ConsoleScreen):
     @work(thread=True, group="actions")
     def open_editor(self, slug: str) -> None:
         with session_scope(write=False) as session:
-            current = product_text(get_product_by_slug(session=session, slug=slug))
+            product = get_product_by_slug(session=session, slug=slug)
+            assert product.id is not None
+            prices = other_prices(session=session, product_ids=[product.id])[product.id]
+            current = product_text(product, prices)
         self.app.call_from_thread(self.show_editor, current)
 
     def show_editor(self, current: dict[str, str]) -> None:
         slug = current["slug"]
 
-        def edited(result: ProductCreate | ProductUpdate | None) -> None:
-            if isinstance(result, ProductUpdate):
+        def edited(result: ProductForm | None) -> None:
+            if result is not None and isinstance(result.data, ProductUpdate):
+                data = result.data
 
                 def call() -> str:
-                    changes = ops.edit_product(slug=slug, data=result, actor=self.actor)
-                    return f"{slug}: changed {', '.join(sorted(changes)) or 'nothing'}"
+                    changes = ops.edit_product(slug=slug, data=data, actor=self.actor)
+                    now = changes.get("slug", slug)
+                    text = f"{slug}: changed {', '.join(sorted(changes)) or 'nothing'}"
+                    return text + self.upload_cover(now, result)
 
                 self.run_operator_action("edit product", call)
 

@@ -27,6 +27,7 @@ from console.messages import (
 )
 from console.screens.base import ConsoleScreen
 from console.screens.modals import ConfirmScreen
+from console.widgets.columns import Col, lay_out
 from console.widgets.formatting import money, short, when
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
@@ -61,6 +62,18 @@ def balance_text(balance: BalanceRow | None) -> Text:
         error = (balance.error or "no amount").removeprefix(f"{balance.provider}: ")
         return Text(short(f"failed: {error}", 30), style="red")
     return Text(money(balance.amount_minor, balance.currency or "?"), justify="right")
+
+
+# The offer id, its name and our product share the terminal's spare width; the
+# highlighted offer's whole id is in the detail line below the table.
+OFFER_COLUMNS = [
+    Col("External id", 12, grow=3),
+    Col("Offer", 10, grow=2),
+    Col("Our product", 10, grow=1),
+    Col("Cost", 11),
+    Col("Stock", 5),
+    Col("Synced", 16),
+]
 
 
 class ProvidersScreen(ConsoleScreen):
@@ -101,10 +114,20 @@ class ProvidersScreen(ConsoleScreen):
             "Provider", "Health", "Balance", "Last sync", "Mapped", "Unmapped", "In stock"
         )
         offers = self.query_one("#offers-table", DataTable)
-        offers.add_columns("External id", "Offer", "Our product", "Cost", "Stock", "Synced")
+        self.table_width = self.app.size.width
+        self.widths = lay_out(offers, OFFER_COLUMNS, self.table_width)
         offers.border_title = "Offers"
         if self.refresh_seconds > 0:
             self.set_interval(min(self.refresh_seconds, 2.0), self._tick)
+
+    def on_resize(self) -> None:
+        """The terminal changed width: fit the offer columns to it again."""
+        if self.app.size.width != self.table_width:
+            self.table_width = self.app.size.width
+            offers = self.query_one("#offers-table", DataTable)
+            self.widths = lay_out(offers, OFFER_COLUMNS, self.table_width)
+            if self.offers_of:
+                self.load_offers(self.offers_of, None)
 
     def _tick(self) -> None:
         if self.is_current and self.pending:
@@ -236,10 +259,13 @@ class ProvidersScreen(ConsoleScreen):
         for o in message.rows:
             self.offer_rows[o.id] = o
             cost = "-" if o.cost_minor is None else money(o.cost_minor, o.currency)
+            w = self.widths
             table.add_row(
-                short(o.external_id, 14),
-                short(o.name, 24),
-                Text(short(o.product, 20)) if o.product else Text("unmapped", style="yellow"),
+                short(o.external_id, w["External id"]),
+                short(o.name, w["Offer"]),
+                Text(short(o.product, w["Our product"]))
+                if o.product
+                else Text("unmapped", style="yellow"),
                 Text(cost, justify="right"),
                 Text(str(o.stock), justify="right"),
                 when(o.last_synced_at),
@@ -258,10 +284,17 @@ class ProvidersScreen(ConsoleScreen):
         key = event.row_key.value if event.row_key else None
         offer = self.offer_rows.get(int(key)) if key else None
         detail = self.query_one("#offer-detail", Static)
-        if offer is None or offer.product:
+        if offer is None:
             detail.update("")
+        elif offer.product:
+            detail.update(Text(f"{offer.external_id} {short(offer.name, 60)}: {offer.product}"))
         else:
-            detail.update(f"{short(offer.name, 60)}: unmapped; looking for the closest products…")
+            detail.update(
+                Text(
+                    f"{offer.external_id} {short(offer.name, 60)}: unmapped; looking for the "
+                    "closest products…"
+                )
+            )
             self.load_candidates(offer.id)
 
     @work(thread=True, exclusive=True, group="candidates")
@@ -279,7 +312,10 @@ class ProvidersScreen(ConsoleScreen):
             f"{c.title} ({c.platform}, {c.region}) {c.score:.0%}" for c in message.candidates
         )
         self.query_one("#offer-detail", Static).update(
-            Text(f"{short(offer.name, 50)}: unmapped. Closest: {closest or 'no products'}")
+            Text(
+                f"{offer.external_id} {short(offer.name, 50)}: unmapped. "
+                f"Closest: {closest or 'no products'}"
+            )
         )
 
     # -- sync ----------------------------------------------------------------------------

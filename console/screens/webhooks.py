@@ -115,8 +115,9 @@ class WebhooksScreen(ConsoleScreen):
             )
         self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         more = "+" if self.pager.more else ""
-        self.sub_title = f"{table.row_count}{more} webhooks · rejected in 24 h: " + (
-            self.rejections or "none"
+        self.sub_title = (
+            f"{table.row_count}{more} webhooks · rejected in 24 h: "
+            f"{self.rejections or 'none'} · {self.updated()}"
         )
         self._show_body()
 

@@ -27,6 +27,9 @@ CATALOGUE_SCREENS: list[tuple[str, str, str]] = [
     ("f3", "pricing", "Pricing"),
     ("f4", "reports", "Reports"),
     ("f6", "legal", "Legal"),
+    ("f7", "credit", "Credit"),
+    ("f8", "promos", "Promos"),
+    ("f9", "workers", "Workers"),
 ]
 ALL_SCREENS = SCREENS + CATALOGUE_SCREENS
 
@@ -38,6 +41,7 @@ SHORT_LABELS = {
     "webhooks": "Hooks",
     "providers": "Provs",
     "products": "Prods",
+    "workers": "Work",
 }
 
 

@@ -28,8 +28,10 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from core import i18n
 from core.config import get_settings
 from core.errors import InvalidInput
+from core.i18n import N_
 from core.mail.transport import RawMessage, check_address, sender_domain
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -39,8 +41,15 @@ _UTF8_QP.header_encoding = _charset.QP
 _UTF8_QP.body_encoding = _charset.QP
 _LOADER = PackageLoader("core.mail", "templates")
 # Two environments over the same templates: autoescaping on for HTML, off for text.
+# Both translate through core.i18n (``_("... %(number)s", number=...)``, Jinja2's
+# "newstyle" gettext: in the HTML part the values are escaped, the message is not).
 _HTML = Environment(
-    loader=_LOADER, autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    loader=_LOADER,
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
 _TEXT = Environment(
     loader=_LOADER,
@@ -48,8 +57,13 @@ _TEXT = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
-NEVER_BY_MAIL = (
+for _env in (_HTML, _TEXT):
+    _env.install_gettext_callables(  # type: ignore[attr-defined]
+        i18n.gettext, i18n.ngettext, newstyle=True
+    )
+NEVER_BY_MAIL = N_(
     "For your security we never send keys by e-mail. Sign in to the key portal to "
     "reveal them; keep them private until you redeem them."
 )
@@ -61,20 +75,37 @@ def _plain(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
-def render(template: str, values: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(subject, plain text, HTML) of ``template`` with ``values``."""
+def render(
+    template: str, values: Mapping[str, Any], *, language: str | None = None
+) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of ``template`` with ``values``, in ``language``
+    (``core.i18n``; default English)."""
+    with i18n.use_language(language):
+        return _render(template, values)
+
+
+def _render(template: str, values: Mapping[str, Any]) -> tuple[str, str, str]:
     text_module = _TEXT.get_template(template).make_module({**values, "layout": "_text.j2"})
     html_module = _HTML.get_template(template).make_module({**values, "layout": "_html.j2"})
     subject = str(getattr(text_module, "subject"))  # noqa: B009 (a template variable)
     return subject, _plain(str(text_module)), str(html_module).strip() + "\n"
 
 
-def compose(template: str, *, to: str, mail_from: str | None = None, **values: Any) -> EmailMessage:
-    """The message ``template`` renders for ``to``: plain text with an HTML alternative."""
+def compose(
+    template: str,
+    *,
+    to: str,
+    mail_from: str | None = None,
+    language: str | None = None,
+    **values: Any,
+) -> EmailMessage:
+    """The message ``template`` renders for ``to`` in ``language`` (default: the one in
+    force, core.i18n): plain text with an HTML alternative."""
     address = check_address(to)
     sender = mail_from or get_settings().mail_from
     values.setdefault("shop", "keyshop")
-    subject, text, body_html = render(template, values)
+    code = i18n.normalise_language(language or i18n.current_language())
+    subject, text, body_html = render(template, values, language=code)
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = sender
@@ -83,6 +114,7 @@ def compose(template: str, *, to: str, mail_from: str | None = None, **values: A
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg.set_content(text)
     msg.add_alternative(body_html, subtype="html")
+    msg["Content-Language"] = code  # after the parts: set_content drops Content-* headers
     return msg
 
 
@@ -91,6 +123,7 @@ def compose_raw(
     *,
     to: str,
     mail_from: str | None = None,
+    language: str | None = None,
     headers: Mapping[str, str] | None = None,
     **values: Any,
 ) -> RawMessage:
@@ -105,7 +138,8 @@ def compose_raw(
     if not envelope or _CONTROL.search(sender):
         raise InvalidInput("the sender must be an e-mail address", field="mail_from")
     values.setdefault("shop", "keyshop")
-    subject, text, body_html = render(template, values)
+    code = i18n.normalise_language(language or i18n.current_language())
+    subject, text, body_html = render(template, values, language=code)
     if _CONTROL.search(subject):
         raise InvalidInput("the subject must be one line", field="subject")
     message_id = make_msgid(domain=sender_domain(sender))
@@ -115,8 +149,9 @@ def compose_raw(
     msg["To"] = address
     msg["Message-ID"] = message_id
     msg["Date"] = formatdate(usegmt=True)
-    for name, value in (headers or {}).items():
-        msg[name] = value
+    msg["Content-Language"] = code
+    for header, value in (headers or {}).items():
+        msg[header] = value
     msg.attach(MIMEText(text, "plain", _UTF8_QP))  # type: ignore[arg-type]
     msg.attach(MIMEText(body_html, "html", _UTF8_QP))  # type: ignore[arg-type]
     return RawMessage(
@@ -187,12 +222,13 @@ def _order_notice(
     lines: Iterable[tuple[str, int]],
     shop_name: str,
     mail_from: str | None,
+    language: str | None = None,
     **values: Any,
 ) -> EmailMessage:
     checked = _order_values(
         order_number=order_number, portal_url=portal_url, lines=lines, shop_name=shop_name
     )
-    return compose(template, to=to, mail_from=mail_from, **checked, **values)
+    return compose(template, to=to, mail_from=mail_from, language=language, **checked, **values)
 
 
 # -- the order notices -------------------------------------------------------------------
@@ -214,6 +250,7 @@ def delivery_notice(
     shop_name: str = "keyshop",
     mail_from: str | None = None,
     totals: list[tuple[str, str]] | None = None,
+    language: str | None = None,
 ) -> EmailMessage:
     """ "Your keys are ready": links to the key portal. Takes no key, by design.
 
@@ -228,6 +265,7 @@ def delivery_notice(
         lines=lines,
         shop_name=shop_name,
         mail_from=mail_from,
+        language=language,
         totals=check_totals(totals or []),
     )
 
@@ -241,6 +279,7 @@ def placed_notice(
     totals: list[tuple[str, str]],
     shop_name: str = "keyshop",
     mail_from: str | None = None,
+    language: str | None = None,
 ) -> EmailMessage:
     """The order confirmation, sent when the order is placed: lines, total and VAT, and
     the link to follow it. No key exists yet, and none would be in it."""
@@ -252,6 +291,7 @@ def placed_notice(
         lines=lines,
         shop_name=shop_name,
         mail_from=mail_from,
+        language=language,
         totals=check_totals(totals),
     )
 
@@ -262,6 +302,7 @@ def order_links_notice(
     orders: list[tuple[str, str, str, str]],
     shop_name: str = "keyshop",
     mail_from: str | None = None,
+    language: str | None = None,
 ) -> EmailMessage:
     """ "Find my order": the links to every order of an address, as (number, placed
     date, total, order link)."""
@@ -278,6 +319,7 @@ def order_links_notice(
         "order_links.j2",
         to=to,
         mail_from=mail_from,
+        language=language,
         shop=check_text("shop_name", shop_name, max_len=80),
         orders=checked,
     )
@@ -292,6 +334,7 @@ def preorder_notice(
     release_date: date | None = None,
     shop_name: str = "keyshop",
     mail_from: str | None = None,
+    language: str | None = None,
 ) -> EmailMessage:
     """Pre-order confirmed: the keys follow on release, in the key portal."""
     return _order_notice(
@@ -302,7 +345,8 @@ def preorder_notice(
         lines=lines,
         shop_name=shop_name,
         mail_from=mail_from,
-        release_date=release_date.isoformat() if release_date else None,
+        language=language,
+        release_date=i18n.format_date(release_date, language) if release_date else None,
     )
 
 
@@ -314,6 +358,7 @@ def attention_notice(
     lines: list[tuple[str, int]] | None = None,
     shop_name: str = "keyshop",
     mail_from: str | None = None,
+    language: str | None = None,
 ) -> EmailMessage:
     """Delivery is delayed and a person is on it (the reason stays with the operator)."""
     return _order_notice(
@@ -324,6 +369,7 @@ def attention_notice(
         lines=lines or [],
         shop_name=shop_name,
         mail_from=mail_from,
+        language=language,
     )
 
 
@@ -346,6 +392,7 @@ def aftercare_notice(
     lines: list[tuple[str, int]] | None = None,
     shop_name: str = "keyshop",
     mail_from: str | None = None,
+    language: str | None = None,
 ) -> EmailMessage:
     """What happened to an order after delivery or payment (``kind``: refunded,
     cancelled, replaced, revoked, report_rejected). Takes no key and no operator note."""
@@ -359,6 +406,7 @@ def aftercare_notice(
         lines=lines or [],
         shop_name=shop_name,
         mail_from=mail_from,
+        language=language,
     )
 
 
@@ -383,6 +431,7 @@ def order_message(
     release_date: date | None = None,
     shop_name: str = "keyshop",
     mail_from: str | None = None,
+    language: str | None = None,
 ) -> RawMessage:
     """The ``kind`` notice of an order, serialised (:func:`compose_raw`): what the
     notice builders above say, checked the same way, for the e-mails the shop sends in
@@ -396,8 +445,9 @@ def order_message(
         ORDER_TEMPLATES[kind],
         to=to,
         mail_from=mail_from,
+        language=language,
         totals=check_totals(totals or []),
-        release_date=release_date.isoformat() if release_date else None,
+        release_date=i18n.format_date(release_date, language) if release_date else None,
         **checked,
     )
 
@@ -406,31 +456,41 @@ def order_message(
 
 
 def password_reset_notice(
-    *, to: str, link: str, minutes: int, mail_from: str | None = None
+    *, to: str, link: str, minutes: int, mail_from: str | None = None, language: str | None = None
 ) -> EmailMessage:
     """A one-time link to choose a new password, valid for ``minutes``."""
     return compose(
         "password_reset.j2",
         to=to,
         mail_from=mail_from,
+        language=language,
         link=check_url(link, name="link"),
         minutes=minutes,
     )
 
 
-def verification_notice(*, to: str, link: str, mail_from: str | None = None) -> EmailMessage:
+def verification_notice(
+    *, to: str, link: str, mail_from: str | None = None, language: str | None = None
+) -> EmailMessage:
     """Confirm a new account's address with a one-time link."""
-    return compose("verify_email.j2", to=to, mail_from=mail_from, link=check_url(link, name="link"))
+    return compose(
+        "verify_email.j2",
+        to=to,
+        mail_from=mail_from,
+        language=language,
+        link=check_url(link, name="link"),
+    )
 
 
 def sign_up_attempt_notice(
-    *, to: str, public_url: str, mail_from: str | None = None
+    *, to: str, public_url: str, mail_from: str | None = None, language: str | None = None
 ) -> EmailMessage:
     """Someone tried to sign up with an address that already has an account."""
     return compose(
         "sign_up_attempt.j2",
         to=to,
         mail_from=mail_from,
+        language=language,
         public_url=check_url(public_url, name="public_url").rstrip("/"),
     )
 
@@ -446,26 +506,34 @@ def _one_click_unsubscribe(message: EmailMessage, url: str) -> EmailMessage:
 
 
 def stock_alert_confirm_notice(
-    *, to: str, title: str, link: str, mail_from: str | None = None
+    *, to: str, title: str, link: str, mail_from: str | None = None, language: str | None = None
 ) -> EmailMessage:
     """Double opt-in: the address confirms it wants the back-in-stock e-mail."""
     return compose(
         "stock_alert_confirm.j2",
         to=to,
         mail_from=mail_from,
+        language=language,
         title=check_text("title", title),
         link=check_url(link, name="link"),
     )
 
 
 def back_in_stock_notice(
-    *, to: str, title: str, product_url: str, unsubscribe_url: str, mail_from: str | None = None
+    *,
+    to: str,
+    title: str,
+    product_url: str,
+    unsubscribe_url: str,
+    mail_from: str | None = None,
+    language: str | None = None,
 ) -> EmailMessage:
     """The one e-mail a confirmed request gets, with one-click unsubscribe."""
     message = compose(
         "back_in_stock.j2",
         to=to,
         mail_from=mail_from,
+        language=language,
         title=check_text("title", title),
         product_url=check_url(product_url, name="product_url"),
         unsubscribe_url=check_url(unsubscribe_url, name="unsubscribe_url"),

@@ -4,6 +4,14 @@ from core.models.audit import ActorType, Alert, AlertKind, AuditEvent, KeyReport
 from core.models.base import UTCDateTime, new_uuid, row_id, utcnow
 from core.models.catalogue import PLATFORMS, REGIONS, Product, ProductPrice, ProviderOffer
 from core.models.content import LegalPage
+from core.models.credit import (
+    AccountKind,
+    GiftCard,
+    GiftCardStatus,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerMovement,
+)
 from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import (
@@ -18,6 +26,7 @@ from core.models.orders import (
 )
 from core.models.payments import CryptoPayment
 from core.models.pricing import PriceChange, PricingRule
+from core.models.promos import PromoCode, PromoKind, PromoRedemption, PromoScope
 from core.models.providers import ProviderPurchase, PurchaseStatus
 from core.models.stock_alerts import StockAlert
 from core.models.webhooks import WebhookAttempt, WebhookEvent
@@ -25,6 +34,7 @@ from core.models.webhooks import WebhookAttempt, WebhookEvent
 __all__ = [
     "PLATFORMS",
     "REGIONS",
+    "AccountKind",
     "ActorType",
     "Alert",
     "AlertKind",
@@ -32,6 +42,8 @@ __all__ = [
     "CryptoPayment",
     "Customer",
     "CustomerSession",
+    "GiftCard",
+    "GiftCardStatus",
     "ImportBatch",
     "ImportStatus",
     "Invoice",
@@ -40,6 +52,9 @@ __all__ = [
     "KeyReport",
     "KeyReportStatus",
     "KeyStatus",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerMovement",
     "LegalPage",
     "MailOutbox",
     "OfferHold",
@@ -51,6 +66,10 @@ __all__ = [
     "PricingRule",
     "Product",
     "ProductPrice",
+    "PromoCode",
+    "PromoKind",
+    "PromoRedemption",
+    "PromoScope",
     "ProviderOffer",
     "ProviderPurchase",
     "PurchaseStatus",

@@ -86,6 +86,12 @@ class Product(SQLModel, table=True):
     cover_url: str | None = Field(
         default=None, sa_column=Column(Text, nullable=True)
     )  # URL or data: URI
+    # An uploaded cover: its name in the blob store (core.services.catalogue.covers keeps
+    # one WebP per storefront size under it); shown before cover_url. Its alt text.
+    cover_image: str | None = Field(default=None, sa_column=Column(String(80), nullable=True))
+    cover_alt: str = Field(
+        default="", sa_column=Column(String(300), nullable=False, server_default="")
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     # Stock summary the listings filter on: an own key with status ``available`` or a
@@ -143,6 +149,8 @@ class ProviderOffer(SQLModel, table=True):
     is_preorder: bool = False
     release_date: date | None = None
     provider_updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The provider's cover picture (https URL) when it has one.
+    cover_url: str | None = Field(default=None, sa_column=Column(String(1000), nullable=True))
     last_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # What the offer said when it was mapped (by hand or by the sync): a later change of
     # title, platform or region at the provider raises a catalogue alert.

@@ -74,6 +74,15 @@ class Order(SQLModel, table=True):
     # When the customer agreed to immediate delivery and so to losing the right of
     # withdrawal (core.services.consent; the audit trail has address and browser).
     delivery_consent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The language the customer ordered in (core.i18n.LANGUAGES): its e-mails speak it.
+    language: str = Field(
+        default="en", sa_column=Column(String(5), nullable=False, server_default=text("'en'"))
+    )
+    # What promo codes took off ``subtotal_minor`` (core.services.promos): ``total_minor``
+    # is ``subtotal_minor - discount_minor``; the codes are the order's promo_redemptions.
+    discount_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 class OrderLine(SQLModel, table=True):
@@ -92,6 +101,11 @@ class OrderLine(SQLModel, table=True):
     # A pre-order at checkout: delivered on the release date.
     is_preorder: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    # What promo codes took off this line in all (not per unit): the line costs
+    # ``unit_price_minor * quantity - discount_minor``.
+    discount_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
     )
 
 

@@ -109,6 +109,26 @@ class Offer:
     # The base title to map on when ``name`` carries more (Kinguin's ``originalName``;
     # its ``name`` ends with the platform, "... Steam CD Key").
     title: str | None = None
+    # The provider's cover picture (an https URL), when it has one: a product created
+    # from the offer shows it.
+    cover_url: str | None = None
+
+
+MAX_COVER_URL = 1000
+
+
+def cover_url_or_none(value: object) -> str | None:
+    """An http(s) URL of at most MAX_COVER_URL characters, else None (a provider's
+    cover is shown as given, so nothing else, no ``javascript:`` or ``data:``, gets
+    through)."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if len(url) > MAX_COVER_URL or not url.lower().startswith(("https://", "http://")):
+        return None
+    if any(c.isspace() or c in "\"'<>" for c in url):
+        return None
+    return url
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ from core.providers.base import (
     PurchaseResult,
     PurchaseState,
     Unclear,
+    cover_url_or_none,
     from_minor,
     to_minor,
 )
@@ -410,6 +411,7 @@ class CodesWholesaleClient:
             release_date=release,
             platform=item.get("platform") or None,
             region=region or None,
+            cover_url=_cover(item.get("images")),
         )
 
     def _result(
@@ -546,6 +548,23 @@ def _code_kind(code: Mapping[str, Any]) -> str:
         if value in _TEXT:
             return "text"
     return "image" if code.get("filename") or code.get("fileName") else "text"
+
+
+def _cover(images: object) -> str | None:
+    """The largest of the product's ``images`` ({format: SMALL|MEDIUM, image: URL},
+    CWSDK Resource/Product.php)."""
+    if not isinstance(images, list):
+        return None
+    found = {
+        str(i.get("format", "")).upper(): cover_url_or_none(i.get("image"))
+        for i in images
+        if isinstance(i, Mapping)
+    }
+    return (
+        found.get("MEDIUM")
+        or found.get("SMALL")
+        or next((url for url in found.values() if url), None)
+    )
 
 
 def _image_type(filename: str, data: bytes) -> str:

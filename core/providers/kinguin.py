@@ -68,6 +68,7 @@ from core.providers.base import (
     PurchaseResult,
     PurchaseState,
     Unclear,
+    cover_url_or_none,
     from_minor,
     to_minor,
 )
@@ -543,7 +544,14 @@ def _offer(item: Mapping[str, Any]) -> Offer | None:
         platform=item.get("platform") or None,
         region=item.get("regionalLimitations") or None,
         updated_at=parse_datetime(item.get("updatedAt")),
+        cover_url=_cover(item.get("images")),
     )
+
+
+def _cover(images: object) -> str | None:
+    """``images.cover.url`` (KG api/products/v1/README.md, Product images)."""
+    cover = images.get("cover") if isinstance(images, Mapping) else None
+    return cover_url_or_none(cover.get("url")) if isinstance(cover, Mapping) else None
 
 
 def stock_for_us(qty: object, text_qty: object, preorder: bool) -> int:

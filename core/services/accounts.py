@@ -451,7 +451,9 @@ def reset_link(customer_id: int, password_hash: str | None, *, now: float | None
         ttl_seconds=get_settings().password_reset_minutes * 60,
         now=now,
     )
-    return f"{get_settings().public_url}/reset-password?token={token}"
+    from core.i18n import localised_path
+
+    return f"{get_settings().public_url}{localised_path('/reset-password')}?token={token}"
 
 
 def request_password_reset(*, email: str, ip: str | None = None) -> None:
@@ -460,13 +462,20 @@ def request_password_reset(*, email: str, ip: str | None = None) -> None:
     does, :func:`send_password_reset`). InvalidInput only for something that is not an
     e-mail address; RateLimited after too many requests for the address or from the
     client address."""
+    from core.i18n import current_language
     from core.jobs import Job, dispatch
 
     address = normalise_email(email)
     if ip:
         _rate(RESET_LIMITS["ip"], ip)
     _rate(RESET_LIMITS["email"], address)
-    dispatch(Job.SEND_ACCOUNT_EMAIL, kind="password-reset", email=address, ip=ip)
+    dispatch(
+        Job.SEND_ACCOUNT_EMAIL,
+        kind="password-reset",
+        email=address,
+        ip=ip,
+        language=current_language(),
+    )
 
 
 def send_password_reset(*, email: str, ip: str | None = None) -> bool:

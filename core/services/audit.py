@@ -74,20 +74,30 @@ def search_audit(
     actor_id: str | None = None,
     object_type: str | None = None,
     object_id: str | None = None,
+    ip: str | None = None,
     since: datetime | None = None,
+    prefix: bool = False,
     limit: int = 100,
     before_id: int | None = None,
 ) -> Sequence[AuditEvent]:
-    """Newest first; page with ``before_id`` (the smallest id of the previous page)."""
+    """Newest first; page with ``before_id`` (the smallest id of the previous page).
+
+    ``prefix``: the text criteria (action, actor, object type and id, IP) match values
+    that start with them (``key.`` finds every key action) instead of equal ones."""
     query = select(AuditEvent)
-    if action:
-        query = query.where(AuditEvent.action == action)
-    if actor_id:
-        query = query.where(AuditEvent.actor_id == actor_id)
-    if object_type:
-        query = query.where(AuditEvent.object_type == object_type)
-    if object_id is not None:
-        query = query.where(AuditEvent.object_id == str(object_id))
+    for column, value in (
+        (AuditEvent.action, action),
+        (AuditEvent.actor_id, actor_id),
+        (AuditEvent.object_type, object_type),
+        (AuditEvent.object_id, None if object_id is None else str(object_id)),
+        (AuditEvent.ip, ip),
+    ):
+        if value is None or (value == "" and column is not AuditEvent.object_id):
+            continue
+        if prefix:
+            query = query.where(col(column).startswith(value, autoescape=True))
+        else:
+            query = query.where(col(column) == value)
     if since:
         query = query.where(AuditEvent.created_at >= since)
     if before_id:

@@ -28,6 +28,7 @@ from core.errors import InvalidInput
 from core.models import Product
 from core.money import normalise_currency
 from core.services.catalogue import SLUG_RE, products
+from core.services.catalogue.covers import cover_src
 from core.services.catalogue.prices import prices_in
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE
 from core.services.storefront import availability
@@ -177,7 +178,7 @@ def quote_cart(
                 title=product.title,
                 platform=product.platform,
                 region=product.region,
-                cover_url=product.cover_url,
+                cover_url=cover_src(product),
                 unit_price_minor=unit,
                 currency=code,
                 quantity=quantity,

@@ -30,7 +30,9 @@ margin cover the quantity.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 from sqlmodel import Session, col, select
@@ -38,9 +40,10 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
+from core.i18n import localised_path
 from core.jobs import Job, enqueue_after_commit
-from core.models import Customer, OrderStatus, row_id
-from core.services import vat
+from core.models import Customer, Order, OrderStatus, row_id
+from core.services import credit, giftcards, promos, vat
 from core.services.audit import Actor, record_audit
 from core.services.cart import CartLine, Quote, QuoteLine, _is_int, quote_cart, stock_problem
 from core.services.customers import normalise_email
@@ -48,6 +51,7 @@ from core.services.notifications import order_access_token
 from core.services.orders import LineRequest, create_order
 from core.services.orders import transition_order as _transition
 from core.services.payment_methods import PaymentLine, PaymentRequest, PaymentUnavailable, method
+from core.services.payments import BALANCES, mark_paid
 from core.services.portal import OrderNotFound, open_order, order_page_url
 from core.services.reservations import NothingToServe, reserve_order
 from core.services.test_payments import NoTestPayments, send_test_event
@@ -67,6 +71,8 @@ class CheckoutResult:
     total_minor: int
     currency: str
     test_payment: bool  # the payment page is the built-in test page
+    paid_from_balances_minor: int = 0  # what gift cards and store credit paid
+    discount_minor: int = 0  # what promo codes took off (core.services.promos)
 
 
 class CartRejected(InvalidInput):
@@ -123,6 +129,10 @@ def place_order(
     currency: str | None = None,
     country: str | None = None,
     payment_method: str = "card",
+    language: str | None = None,
+    gift_cards: Sequence[str] = (),
+    use_credit: bool = False,
+    promo_code: str | None = None,
 ) -> CheckoutResult:
     """Place an order, reserve what will serve it, and open its payment. Owns its
     transactions. All or nothing from the caller's point of view: it returns the order
@@ -133,10 +143,28 @@ def place_order(
     MAX_LINES products, a quantity outside 1..MAX_QUANTITY_PER_LINE, an unknown or
     unbuyable product, mixed currencies, a cart the shop's own keys plus free provider
     units cannot serve (CartRejected, every problem listed), an unknown ``customer_id``
-    (InvalidInput), a payment method the shop does not offer (InvalidInput).
+    (InvalidInput), a payment method the shop does not offer (InvalidInput), a promo code
+    that cannot be used on this cart (PromoRejected, saying why).
+
+    ``promo_code`` (one code, or several separated by commas when each allows combining:
+    :mod:`core.services.promos`) lowers the lines' prices before anything is paid; its
+    use is taken in the order's transaction under the code's row lock.
+
+    ``language``: the storefront language the customer ordered in (core.i18n); the
+    order's e-mails and links speak it.
 
     The payment is opened with the method the customer chose
     (:mod:`core.services.payment_methods`: ``card`` or ``crypto``).
+
+    ``gift_cards`` (codes) and ``use_credit`` (a signed-in customer's store credit) pay
+    what they can first, in that order, in the order's own transaction
+    (:func:`core.services.credit.apply_tenders`, under row locks: two checkouts never
+    spend the same balance); the payment method is opened for exactly the rest. An order
+    they cover wholly needs no payment page: it is paid at once and goes on to
+    fulfilment, and its ``payment_url`` is the order page. Refused, writing nothing: an
+    unknown, malformed, void, empty or other-currency gift card (InvalidInput naming
+    it), ``use_credit`` without a signed-in customer, and a part left to pay with a
+    method other than ``card``.
 
     The order, its reservation (``reservations.reserve_order``: own keys claimed for its
     lines, the rest held against a provider offer) and the audit event are one
@@ -147,7 +175,12 @@ def place_order(
     """
     address = normalise_email(email)
     _check_shape(lines)
+    codes = promos.parse_codes(promo_code)
     paying = method(payment_method)
+    if not isinstance(gift_cards, (list, tuple)) or not all(isinstance(c, str) for c in gift_cards):
+        raise InvalidInput("gift_cards must be a list of codes", field="gift_cards")
+    if use_credit and customer_id is None:
+        raise InvalidInput("sign in to pay with store credit", field="use_credit")
     actor = (
         Actor.customer(customer_id, ip=ip)
         if customer_id is not None
@@ -181,6 +214,7 @@ def place_order(
                 actor=actor,
                 currency=quote.currency,
                 country=buyer.code if buyer else None,
+                language=language,
             )
             number, total, currency = order.number, order.total_minor, order.currency
             order_id = row_id(order.id)
@@ -188,6 +222,24 @@ def place_order(
                 reserve_order(session=session, order_id=order_id)
             except NothingToServe as exc:
                 raise CartRejected(_shortfall_problems(quote, exc)) from None
+            # the codes' uses are taken before the balances pay: those pay the rest
+            applied = promos.redeem_for_order(session=session, order_id=order_id, codes=codes)
+            total = order.total_minor
+            covered = 0
+            if gift_cards or use_credit:
+                covered = credit.apply_tenders(
+                    session=session,
+                    order=order,
+                    gift_cards=giftcards.cards_for_checkout(session, list(gift_cards)),
+                    use_credit=use_credit,
+                    actor=actor,
+                )
+            due = total - covered
+            if covered and due and paying.key != "card":
+                raise InvalidInput(
+                    "gift cards and store credit can be combined with a card payment only",
+                    field="payment_method",
+                )
             # the order confirmation e-mail, once the order is committed
             enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "placed")
             record_audit(
@@ -196,31 +248,42 @@ def place_order(
                 action="order.place",
                 object_type="order",
                 object_id=number,
-                data={"total_minor": total, "currency": currency, "guest": customer_id is None},
+                data={
+                    "total_minor": total,
+                    "currency": currency,
+                    "guest": customer_id is None,
+                    **({"promo_codes": applied.by_code} if applied.codes else {}),
+                },
             )
             committing = True
         token = order_access_token(number)
         settings = get_settings()
-        order_url = order_page_url(number, token)
+        here = partial(localised_path, language=language)
+        order_url = order_page_url(number, token, language=language)
+        if due == 0:
+            _paid_from_balances(order_id)
+            return CheckoutResult(
+                number=number,
+                access_token=token,
+                payment_url=order_url,
+                order_url=order_url,
+                total_minor=total,
+                currency=currency,
+                test_payment=False,
+                paid_from_balances_minor=covered,
+                discount_minor=applied.total_minor,
+            )
         payment_url = paying.open_payment(
             PaymentRequest(
                 order_id=order_id,
                 number=number,
                 email=address,
-                total_minor=total,
+                total_minor=due,
                 currency=currency,
-                lines=tuple(
-                    PaymentLine(
-                        title=f"{ln.title} ({ln.platform}, {ln.region})",
-                        quantity=ln.quantity,
-                        unit_price_minor=ln.unit_price_minor,
-                        currency=ln.currency,
-                    )
-                    for ln in quote.lines
-                ),
+                lines=_payment_lines(quote, number, due, covered, applied),
                 order_url=order_url,
-                pay_page_url=f"{settings.public_url}/pay/{number}?token={token}",
-                cancel_url=f"{settings.public_url}/cart",
+                pay_page_url=f"{settings.public_url}{here(f'/pay/{number}')}?token={token}",
+                cancel_url=f"{settings.public_url}{here('/cart')}",
             )
         )
     except DomainError as exc:
@@ -244,7 +307,60 @@ def place_order(
         total_minor=total,
         currency=currency,
         test_payment=paying.is_test(settings),
+        paid_from_balances_minor=covered,
+        discount_minor=applied.total_minor,
     )
+
+
+def _payment_lines(
+    quote: Quote, number: str, due: int, covered: int, applied: promos.Applied
+) -> tuple[PaymentLine, ...]:
+    """What the payment page lists, adding up to ``due``: the order's lines, or — when
+    gift cards or credit paid part of it — one line for exactly the rest. A line a promo
+    code lowered is one item at its discounted total ("2 x Starfall (Steam, GLOBAL), code
+    SUMMER10"), since a discount need not divide evenly by the quantity."""
+    if covered:
+        return (
+            PaymentLine(
+                title=f"Order {number} (the rest after gift cards and store credit)",
+                quantity=1,
+                unit_price_minor=due,
+                currency=quote.currency,
+            ),
+        )
+    out = []
+    for ln in quote.lines:
+        name = f"{ln.title} ({ln.platform}, {ln.region})"
+        off = applied.by_line.get(row_id(ln.product_id), 0)
+        if off:
+            out.append(
+                PaymentLine(
+                    title=f"{ln.quantity} x {name}, code {', '.join(applied.codes)}",
+                    quantity=1,
+                    unit_price_minor=ln.line_total_minor - off,
+                    currency=ln.currency,
+                )
+            )
+        else:
+            out.append(PaymentLine(name, ln.quantity, ln.unit_price_minor, ln.currency))
+    return tuple(out)
+
+
+def _paid_from_balances(order_id: int) -> None:
+    """An order gift cards and credit paid wholly: paid now, through the same
+    :func:`core.services.payments.mark_paid` as a card payment (fulfilment queued after
+    the commit). Its own transaction, after the order's."""
+    with session_scope() as session:
+        order = session.get(Order, order_id)
+        assert order is not None
+        mark_paid(
+            session=session,
+            order=order,
+            reference=f"{BALANCES}:{order.number}",
+            amount_minor=0,
+            currency=order.currency,
+            provider=BALANCES,
+        )
 
 
 def _verified_owner(session: Session, email: str) -> int | None:

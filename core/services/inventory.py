@@ -41,7 +41,7 @@ from core.errors import (
     UnknownProduct,
 )
 from core.models import Key, KeyStatus, OrderLine, Product, new_uuid, utcnow
-from core.services import locking
+from core.services import giftcards, locking
 from core.services.audit import Actor, record_audit
 from core.services.catalogue import note_stock_changed
 from core.services.low_stock import LowStock, is_low_stock, low_stock_products
@@ -263,6 +263,8 @@ def mark_delivered(*, session: Session, line_id: int) -> list[Key]:
         key.status = KS.DELIVERED
         key.delivered_at = now
     session.flush()
+    if keys:
+        giftcards.activate_delivered(session=session, line_ids=[line_id])
     return keys
 
 
@@ -274,7 +276,10 @@ def deliver_lines(*, session: Session, line_ids: Sequence[int]) -> int:
         return 0
     session.flush()  # the caller's pending changes first (no ORM layer on this statement)
     result = session.connection().execute(_DELIVER, {"line_ids": list(line_ids), "now": utcnow()})
-    return int(result.rowcount or 0)
+    delivered = int(result.rowcount or 0)
+    if delivered:
+        giftcards.activate_delivered(session=session, line_ids=line_ids)
+    return delivered
 
 
 # Built once, on the table (not the ORM entity): the hot path's delivery statement.
@@ -427,6 +432,7 @@ def assign_key_manually(*, session: Session, key_id: uuid.UUID, line_id: int, ac
     key.reserved_at = now
     key.delivered_at = now
     session.flush()
+    giftcards.activate_delivered(session=session, line_ids=[line_id])
     record_audit(
         session=session,
         actor=actor,

@@ -91,7 +91,8 @@ class ReceiptLine:
     region: str
     quantity: int
     unit_price: str
-    total: str
+    total: str  # after the promo discount, if any
+    discount: str = ""  # "-€4.00": what promo codes took off the line
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,8 @@ def build_receipt(*, session: Session, order: Order) -> Receipt:
                 region=ln.region,
                 quantity=ln.quantity,
                 unit_price=format_money(ln.unit_price_minor, cur),
-                total=format_money(ln.unit_price_minor * ln.quantity, cur),
+                total=format_money(ln.unit_price_minor * ln.quantity - ln.discount_minor, cur),
+                discount=format_money(-ln.discount_minor, cur) if ln.discount_minor else "",
             )
             for ln in lines
         ],
@@ -216,7 +218,8 @@ def receipt_pdf(receipt: Receipt) -> bytes:
         for line in receipt.lines:
             table.row(
                 (
-                    _latin1(f"{line.title} ({line.platform}, {line.region})"),
+                    _latin1(f"{line.title} ({line.platform}, {line.region})")
+                    + (f", promo {_plain(line.discount)} {code}" if line.discount else ""),
                     str(line.quantity),
                     _plain(line.unit_price),
                     _plain(line.total),

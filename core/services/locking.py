@@ -33,10 +33,12 @@ from core.models import (
     Key,
     KeyReport,
     KeyStatus,
+    LedgerAccount,
     MailOutbox,
     Order,
     OrderLine,
     Product,
+    PromoCode,
     ProviderOffer,
     WebhookEvent,
 )
@@ -340,8 +342,57 @@ def lock_products_for_flags(conn: Any, product_ids: Sequence[int]) -> None:
     ).all()
 
 
+def take_promo_use(session: Session, promo_id: int) -> bool:
+    """Count one more use of a promo code, unless it is used up: one conditional
+    ``UPDATE promo_codes SET uses = uses + 1 WHERE id = :id AND (max_uses IS NULL OR
+    uses < max_uses)``. On PostgreSQL a second checkout's UPDATE waits for the first's
+    row lock and then re-reads ``uses`` (READ COMMITTED re-checks the condition on the
+    newest row), so a code is never used more than ``max_uses`` times; the lock is held
+    until the caller's transaction ends, which also serialises the per-customer count
+    that follows. SQLite: one writer at a time. False: used up. Never commits."""
+    codes = PromoCode.__table__  # type: ignore[attr-defined]
+    result = session.execute(
+        update(codes)
+        .where(
+            codes.c.id == promo_id,
+            (codes.c.max_uses.is_(None)) | (codes.c.uses < codes.c.max_uses),
+        )
+        .values(uses=codes.c.uses + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def give_back_promo_use(session: Session, promo_id: int) -> None:
+    """One use of a promo code back (its order was cancelled or expired unpaid); never
+    below zero. Takes the code's row lock until the caller's transaction ends. Never
+    commits."""
+    codes = PromoCode.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(codes)
+        .where(codes.c.id == promo_id, codes.c.uses > 0)
+        .values(uses=codes.c.uses - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def locking_the_order(statement: Any) -> Any:
     """``statement`` (a read of the ``orders`` table) taking the order's row lock
     (``FOR UPDATE OF orders``): fulfilment's fast path reads the order and its lines in
     one statement and holds the order while it delivers."""
     return statement.with_for_update(of=Order.__table__)  # type: ignore[attr-defined]
+
+
+def lock_ledger_accounts(session: Session, account_ids: Sequence[int]) -> None:
+    """Lock ledger accounts (``FOR UPDATE``, primary-key order) so that reading a balance
+    and moving money out of it is one step for every other transaction: two checkouts
+    spending the same gift card or the same credit wait for each other. Never commits."""
+    if not account_ids:
+        return
+    accounts = LedgerAccount.__table__  # type: ignore[attr-defined]
+    session.execute(
+        select(accounts.c.id)
+        .where(accounts.c.id.in_(sorted(set(account_ids))))
+        .order_by(accounts.c.id)
+        .with_for_update()
+    ).all()

@@ -25,6 +25,8 @@ from core import jobs, tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
+from core.i18n import N_, current_language, format_date, localised_path, use_language
+from core.i18n import gettext as _
 from core.jobs import Job
 from core.mail import (
     AFTERCARE_TEMPLATES,
@@ -60,11 +62,13 @@ def order_access_token(order_number: str) -> str:
     return make_token(ORDER_ACCESS_PURPOSE, order_number, ttl_seconds=PORTAL_LINK_DAYS * 86400)
 
 
-def portal_url(order_number: str, token: str | None = None) -> str:
+def portal_url(order_number: str, token: str | None = None, *, language: str | None = None) -> str:
     """The link a guest (or a customer) follows to the order and its keys: signed, so it
-    cannot be guessed from the order number."""
+    cannot be guessed from the order number; the order page in ``language`` (default:
+    the one in force, core.i18n)."""
     token = token or order_access_token(order_number)
-    return f"{get_settings().public_url}/orders/{order_number}?token={token}"
+    path = localised_path(f"/orders/{order_number}", language)
+    return f"{get_settings().public_url}{path}?token={token}"
 
 
 _O = Order.__table__  # type: ignore[attr-defined]
@@ -84,6 +88,7 @@ _READ = (
         _O.c.vat_minor,
         _O.c.vat_rate_bp,
         _O.c.country,
+        _O.c.language,
         _L.c.title,
         _L.c.platform,
         _L.c.region,
@@ -176,11 +181,12 @@ def _read_notices(session: Session, dues: list[_Due], *, again: bool) -> dict[_D
             notice.skip = f"placed e-mail for {first.number} not sent: the checkout was called off"
             continue
         lines = [r for r in order_rows if r.title is not None]
+        language = first.language
         notice.message = order_message(
             due.kind,
             order_number=first.number,
             to=first.email,
-            portal_url=portal_url(first.number),
+            portal_url=portal_url(first.number, language=language),
             lines=[(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines],
             totals=order_totals(
                 total_minor=first.total_minor,
@@ -188,9 +194,11 @@ def _read_notices(session: Session, dues: list[_Due], *, again: bool) -> dict[_D
                 vat_minor=first.vat_minor,
                 vat_rate_bp=first.vat_rate_bp,
                 country=first.country,
+                language=language,
             ),
             release_date=releases.get(due.order_id),
             mail_from=settings.mail_from,
+            language=language,
         )
     return notices
 
@@ -382,15 +390,28 @@ def resend_order_email(*, order_id: int, kind: str, actor: Actor, ref: str = "")
     return send_order_email(order_id=order_id, kind=kind, ref=ref, again_by=actor)
 
 
+TOTAL_LABEL = N_("Total")
+VAT_LABEL = N_("Includes VAT (%(rate)s, %(country)s)")
+
+
 def order_totals(
-    *, total_minor: int, currency: str, vat_minor: int, vat_rate_bp: int, country: str | None
+    *,
+    total_minor: int,
+    currency: str,
+    vat_minor: int,
+    vat_rate_bp: int,
+    country: str | None,
+    language: str | None = None,
 ) -> list[tuple[str, str]]:
-    """The totals an order e-mail shows: what was paid, and the VAT it includes."""
-    rows = [("Total", format_money(total_minor, currency))]
-    if country:
-        rows.append(
-            (f"Includes VAT ({vat_rate_bp / 100:g}%, {country})", format_money(vat_minor, currency))
-        )
+    """The totals an order e-mail shows: what was paid, and the VAT it includes, in
+    ``language`` (core.i18n; money through core.money)."""
+    from core.services.vat import rate_text
+
+    with use_language(language) as code:
+        rows = [(_(TOTAL_LABEL), format_money(total_minor, currency, language=code))]
+        if country:
+            label = _(VAT_LABEL) % {"rate": rate_text(vat_rate_bp, code), "country": country}
+            rows.append((label, format_money(vat_minor, currency, language=code)))
     return rows
 
 
@@ -412,7 +433,13 @@ def request_order_links(*, email: str, ip: str | None = None) -> None:
         check_rate(scope="order-links-ip", subject=ip, limit=limit, window_seconds=window)
     limit, window = ORDER_LINKS_LIMITS["email"]
     check_rate(scope="order-links-email", subject=address, limit=limit, window_seconds=window)
-    dispatch(Job.SEND_ACCOUNT_EMAIL, kind="order-links", email=address, ip=ip)
+    dispatch(
+        Job.SEND_ACCOUNT_EMAIL,
+        kind="order-links",
+        email=address,
+        ip=ip,
+        language=current_language(),
+    )
 
 
 def send_order_links(*, email: str) -> bool:
@@ -430,8 +457,8 @@ def send_order_links(*, email: str) -> bool:
     orders = [
         (
             row.number,
-            f"{row.created_at:%d %b %Y}",
-            format_money(row.total_minor, row.currency),
+            format_date(row.created_at),
+            format_money(row.total_minor, row.currency, language=current_language()),
             portal_url(row.number),
         )
         for row in rows

@@ -5,9 +5,11 @@ allowed transitions. It changes the row with a compare-and-set ``UPDATE … WHER
 :from``, so two workers racing to move the same order cannot both succeed, and it
 writes an :class:`OrderEvent` in the same transaction. A move to ``cancelled`` also
 gives back what the order reserved at checkout
-(:func:`core.services.reservations.release_reservation`): whichever path cancels an
+(:func:`core.services.reservations.release_reservation`), what gift cards and store
+credit paid of it (:func:`core.services.credit.return_order_tenders`) and the promo code
+uses it took (:func:`core.services.promos.release_for_order`): whichever path cancels an
 order — expiry, a refused payment session, a checkout that failed after its commit, an
-operator — a cancelled order holds no key and no provider unit.
+operator — a cancelled order holds no key, no provider unit and no promo code use.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from sqlmodel import Session, col, select
 from core import metrics, tracing
 from core.errors import ConcurrentUpdate, InvalidInput, InvalidTransition, NotFound, UnknownProduct
 from core.models import Order, OrderEvent, OrderLine, OrderStatus, Product, row_id, utcnow
+from core.services import credit
 from core.services.alerts import resolve_alerts
 from core.services.audit import Actor, record_audit
 from core.services.customers import normalise_email
+from core.services.promos import release_for_order
 from core.services.reservations import release_reservation
 
 S = OrderStatus
@@ -81,12 +85,15 @@ def create_order(
     actor: Actor | None = None,
     currency: str | None = None,
     country: str | None = None,
+    language: str | None = None,
 ) -> Order:
     """A new order ``pending_payment`` with a price snapshot per line, in ``currency``
     (None: the products' own, which must agree). Every product must have a price in it
     (core.services.catalogue.prices). With ``country`` the order stores the buyer's
-    country and the VAT its total contains (core.services.vat). Runs in the caller's
-    transaction (flushes, never commits)."""
+    country and the VAT its total contains (core.services.vat). ``language`` (the
+    storefront's, core.i18n; anything else is English) is the language of its e-mails.
+    Runs in the caller's transaction (flushes, never commits)."""
+    from core.i18n import normalise_language
     from core.services.catalogue.prices import prices_in
     from core.services.storefront import is_upcoming
     from core.services.vat import country as vat_country
@@ -142,6 +149,7 @@ def create_order(
             country=buyer.code if buyer else None,
             vat_rate_bp=rate,
             vat_minor=vat_included(subtotal, rate),
+            language=normalise_language(language),
         ),
     )
     for pid, qty in merged.items():
@@ -296,6 +304,16 @@ def record_transition(
         released = release_reservation(session=session, order_id=order_id)
         if released:
             data = {**(data or {}), "keys_released": released}
+        codes = release_for_order(session=session, order_id=order_id)
+        if codes:
+            data = {**(data or {}), "promo_codes_released": codes}
+        cancelled = session.get(Order, order_id)
+        assert cancelled is not None
+        given_back = credit.return_order_tenders(
+            session=session, order=cancelled, reason=credit.Reason.ORDER_RELEASE, actor=actor
+        )
+        if given_back:
+            data = {**(data or {}), "balances_given_back_minor": given_back}
     session.flush()  # what the steps above changed through the ORM, before the event
     conn.execute(
         _EVENT,

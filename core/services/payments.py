@@ -40,7 +40,7 @@ from core.models import (
     WebhookEvent,
     row_id,
 )
-from core.services import locking
+from core.services import credit, giftcards, locking
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
 from core.services.inventory import revoke_key
@@ -50,6 +50,14 @@ from core.signing import secret_key
 
 S = OrderStatus
 STRIPE = Actor.system("stripe")
+#: ``Order.payment_provider`` of an order gift cards and store credit paid wholly.
+BALANCES = "balances"
+
+
+def amount_due(session: Session, order: Order) -> int:
+    """What the payment method must take for ``order``: its total less what gift cards
+    and store credit paid (:func:`core.services.credit.covered_minor`)."""
+    return order.total_minor - credit.covered_minor(session, order_id=row_id(order.id))
 
 
 def webhook_secret() -> str:
@@ -147,7 +155,8 @@ def mark_paid(
     is. Queues fulfilment after the commit. Runs in the caller's transaction.
 
     The payment must prove what was paid: ``amount_minor`` an integer and ``currency`` a
-    code, equal to the order's total and currency. Anything else — a missing, null or
+    code, equal to the amount due (:func:`amount_due`: the order's total less what gift
+    cards and store credit paid) and the order's currency. Anything else — a missing, null or
     non-numeric amount included — records the payment but sends the order to
     ``needs_attention`` with the reason, never on to fulfilment. So does a ``problem``
     the payment method found (a crypto payment that fell short, say)."""
@@ -181,16 +190,17 @@ def mark_paid(
         and bool(currency)
     )
     reason = None
+    due = amount_due(session, order)
     if not proven:
         reason = (
             f"the {provider} payment {reference} did not state the amount and currency paid "
-            f"(amount {amount_minor!r}, currency {currency!r}); the order totals "
-            f"{order.total_minor} {order.currency}: check the payment before delivering"
+            f"(amount {amount_minor!r}, currency {currency!r}); {due} {order.currency} "
+            "is due: check the payment before delivering"
         )
-    elif amount_minor != order.total_minor or str(currency).upper() != order.currency:
+    elif amount_minor != due or str(currency).upper() != order.currency:
         reason = (
-            f"paid {amount_minor} {str(currency).upper()} but the order totals "
-            f"{order.total_minor} {order.currency}; check the payment before delivering"
+            f"paid {amount_minor} {str(currency).upper()} but {due} {order.currency} is "
+            "due; check the payment before delivering"
         )
     reason = reason or problem
     if reason is not None:
@@ -256,6 +266,14 @@ def take_money_back(
     if order.status == to_status:
         return f"order {order.number} already {to_status}"
     counts = take_back_keys(session=session, order=order, actor=actor, reason=what)
+    if to_status == S.REFUNDED:
+        # gift cards and store credit get back what they paid (once, whatever path);
+        # after the keys, so every path locks keys before ledger accounts
+        credit.return_order_tenders(
+            session=session, order=order, reason=credit.Reason.REFUND, actor=actor
+        )
+    # gift cards the order bought lose what is left on them
+    giftcards.withdraw_for_order(session=session, order_id=row_id(order.id), actor=actor)
     transition_order(
         session=session,
         order_id=row_id(order.id),

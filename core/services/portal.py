@@ -38,9 +38,10 @@ from core.models import (
     Product,
     row_id,
 )
-from core.services import locking, nowpayments
+from core.services import credit, locking, nowpayments
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
+from core.services.catalogue.covers import cover_src
 from core.services.consent import require_consent
 from core.services.keys import reveal_key
 from core.services.notifications import ORDER_ACCESS_PURPOSE, portal_url
@@ -179,6 +180,7 @@ class LineView:
     pending: int  # ordered but not delivered yet
     keys: list[KeyView]
     is_preorder: bool = False
+    discount_minor: int = 0  # what promo codes took off the line (line_total_minor is after it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,8 @@ class OrderView:
     #: The payment's own state when the order page should show it (a crypto payment
     #: on its way through the blockchain), else None.
     payment_note: str | None = None
+    #: What gift cards and store credit paid of ``total_minor`` (the card paid the rest).
+    paid_from_balances_minor: int = 0
 
     @property
     def is_final(self) -> bool:
@@ -256,9 +260,10 @@ def order_view(*, session: Session, order: Order) -> OrderView:
                 region=line.region,
                 quantity=line.quantity,
                 unit_price_minor=line.unit_price_minor,
-                line_total_minor=line.unit_price_minor * line.quantity,
+                line_total_minor=line.unit_price_minor * line.quantity - line.discount_minor,
+                discount_minor=line.discount_minor,
                 currency=line.currency,
-                cover_url=product.cover_url if product is not None else None,
+                cover_url=cover_src(product) if product is not None else None,
                 activation_url=activation_url(line.platform),
                 activation_instructions=product.activation_instructions if product else "",
                 is_preorder=line.is_preorder,
@@ -306,6 +311,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
         vat_rate_bp=order.vat_rate_bp,
         vat_minor=order.vat_minor,
         payment_note=nowpayments.payment_note(session=session, order_id=order_id),
+        paid_from_balances_minor=credit.covered_minor(session, order_id=order_id),
     )
 
 
@@ -323,9 +329,11 @@ def view_order(
         return order_view(session=session, order=order)
 
 
-def order_page_url(number: str, access_token: str | None = None) -> str:
-    """The order page's address (with its access token)."""
-    return portal_url(number, access_token)
+def order_page_url(
+    number: str, access_token: str | None = None, *, language: str | None = None
+) -> str:
+    """The order page's address (with its access token), in ``language``."""
+    return portal_url(number, access_token, language=language)
 
 
 # -- revealing and reporting keys --------------------------------------------------------

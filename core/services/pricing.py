@@ -15,7 +15,8 @@ the shop's default), the oldest first on a tie; only rules in the product's curr
 ``price_changes`` (``codeswholesale cost 12.40 → 13.10 EUR, +20 %, charm``) and audits
 it, or with ``dry_run`` only says what would change. It runs after each provider sync.
 :func:`check_margins` raises an alert when an offer's cost rises above what a fixed price
-can carry with the rule's (or the shop's) minimum margin.
+can carry with the rule's (or the shop's) minimum margin. :func:`cost_floors` is the
+lowest price a discount may leave (promo codes, :mod:`core.services.promos`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from core import money
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
-from core.models import AlertKind, PriceChange, PricingRule, Product, ProviderOffer, utcnow
+from core.models import (
+    AlertKind,
+    PriceChange,
+    PricingRule,
+    Product,
+    ProviderOffer,
+    row_id,
+    utcnow,
+)
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
 
@@ -187,6 +196,16 @@ def remove_rule(*, rule_id: int, actor: Actor) -> None:
 
 def rules(*, session: Session) -> list[PricingRule]:
     return list(session.exec(select(PricingRule).order_by(col(PricingRule.id))))
+
+
+def rule_product_slugs(*, session: Session, found: Iterable[PricingRule]) -> dict[int, str]:
+    """The slugs of the products the rules ``found`` are for (by product id), so a rule
+    can name its product instead of an internal id."""
+    ids = {r.product_id for r in found if r.product_id is not None}
+    if not ids:
+        return {}
+    query = select(col(Product.id), col(Product.slug)).where(col(Product.id).in_(ids))
+    return {row_id(pid): slug for pid, slug in session.exec(query)}
 
 
 def rule_for(product: Product, candidates: Iterable[PricingRule]) -> PricingRule | None:
@@ -434,6 +453,36 @@ def check_margins(*, session: Session, product_ids: list[int] | None = None) -> 
             )
             raised += 1
     return raised
+
+
+def cost_floors(*, session: Session, products: list[Product], currency: str) -> dict[int, int]:
+    """Per product id, the lowest unit price in ``currency`` a discount may leave: the
+    higher of the floor of the pricing rule that prices it (rules are in the product's
+    own currency) and the cost of its cheapest mapped offer in stock priced in
+    ``currency`` (what the shop would pay for the key). A product with neither has no
+    floor (absent). Read-only, the caller's transaction."""
+    ids = [p.id for p in products if p.id is not None]
+    if not ids:
+        return {}
+    floors: dict[int, int] = {}
+    for pid, cost in session.exec(
+        select(ProviderOffer.product_id, ProviderOffer.cost_minor).where(
+            col(ProviderOffer.product_id).in_(ids),
+            ProviderOffer.stock > 0,
+            col(ProviderOffer.cost_minor).is_not(None),
+            ProviderOffer.currency == currency,
+        )
+    ):
+        if pid is not None and cost is not None:
+            floors[pid] = min(cost, floors.get(pid, cost))
+    all_rules = rules(session=session)
+    for product in products:
+        if product.id is None or product.currency != currency:
+            continue
+        rule = rule_for(product, all_rules)
+        if rule is not None and rule.floor_minor is not None:
+            floors[product.id] = max(rule.floor_minor, floors.get(product.id, 0))
+    return floors
 
 
 def reprice_after_sync(*, provider: str) -> list[PricePlan]:

@@ -132,6 +132,7 @@ def upsert_offer(
     row.stock = max(0, offer.stock)
     row.is_preorder = offer.is_preorder
     row.release_date = offer.release_date
+    row.cover_url = offer.cover_url
     row.provider_updated_at = offer.updated_at or row.provider_updated_at
     row.last_synced_at = now
     if row.product_id is None:

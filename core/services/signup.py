@@ -39,6 +39,7 @@ from sqlmodel import col, select
 from core.config import get_settings
 from core.db import is_postgres, session_scope
 from core.errors import InvalidInput
+from core.i18n import current_language
 from core.jobs import Job, enqueue_after_commit
 from core.mail import get_mailer, sign_up_attempt_notice, verification_notice
 from core.models import Customer
@@ -121,7 +122,14 @@ def _record_sign_up(
             object_type="customer",
             object_id=row.id,
         )
-        enqueue_after_commit(session, Job.SEND_ACCOUNT_EMAIL, kind=kind, email=address, ip=ip)
+        enqueue_after_commit(
+            session,
+            Job.SEND_ACCOUNT_EMAIL,
+            kind=kind,
+            email=address,
+            ip=ip,
+            language=current_language(),
+        )
 
 
 # -- verification -------------------------------------------------------------------------
@@ -186,8 +194,18 @@ def verify_email(*, token: str, ip: str | None = None, user_agent: str | None = 
 # -- the account e-mails (queued) ---------------------------------------------------------
 
 
-def send_account_email(*, kind: str, email: str, ip: str | None = None) -> str:
-    """The queued job behind every account e-mail; returns what it did."""
+def send_account_email(
+    *, kind: str, email: str, ip: str | None = None, language: str | None = None
+) -> str:
+    """The queued job behind every account e-mail, in the ``language`` of the page that
+    asked for it (core.i18n); returns what it did."""
+    from core.i18n import use_language
+
+    with use_language(language):
+        return _send_account_email(kind=kind, email=email, ip=ip)
+
+
+def _send_account_email(*, kind: str, email: str, ip: str | None) -> str:
     if kind not in KINDS:
         raise InvalidInput(f"unknown account e-mail {kind!r}", field="kind")
     if kind == "password-reset":

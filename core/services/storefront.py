@@ -32,6 +32,7 @@ from core.services.catalogue import (
     products,
     provider_stock_counts,
 )
+from core.services.catalogue.covers import Cover, cover_of
 from core.services.catalogue.prices import Price, prices_in
 from core.services.low_stock import is_low_stock
 from core.services.reservations import offer_choices
@@ -101,7 +102,8 @@ _HIT_COLUMNS: Final = (
     products.c.id, products.c.slug, products.c.title, products.c.platform, products.c.region,
     products.c.genre, products.c.publisher, products.c.price_minor, products.c.currency,
     products.c.list_price_minor, products.c.is_preorder, products.c.release_date,
-    products.c.featured, products.c.cover_url, products.c.low_stock_threshold,
+    products.c.featured, products.c.cover_url, products.c.cover_image, products.c.cover_alt,
+    products.c.low_stock_threshold,
     products.c.created_at,
 )  # fmt: skip
 
@@ -275,7 +277,7 @@ class ProductDetail:
     currency: str
     list_price_minor: int | None
     discount_percent: int
-    cover_url: str | None
+    cover: Cover | None  # the product page's size (core.services.catalogue.covers)
     is_preorder: bool
     release_date: date | None
     stock_available: int
@@ -341,7 +343,7 @@ def product_detail(*, session: Session, slug: str, currency: str | None = None) 
         currency=price.currency,
         list_price_minor=listed,
         discount_percent=discount,
-        cover_url=product.cover_url,
+        cover=cover_of(product, "page"),
         is_preorder=stock.is_preorder,
         release_date=product.release_date,
         stock_available=stock.stock_available,

@@ -18,7 +18,7 @@ from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, NotFound
 from core.models import Order
-from core.services.payments import webhook_secret
+from core.services.payments import amount_due, webhook_secret
 from core.services.webhooks import Receipt, receive_webhook
 
 
@@ -29,8 +29,13 @@ def sign_stripe_payload(body: bytes, secret: str, timestamp: int | None = None) 
     return f"t={ts},v1={mac}"
 
 
-def build_test_event(order: Order, *, kind: str = "checkout.session.completed") -> bytes:
-    """A Stripe-format event body for the test payment of ``order``."""
+def build_test_event(
+    order: Order, *, kind: str = "checkout.session.completed", amount_minor: int | None = None
+) -> bytes:
+    """A Stripe-format event body for the test payment of ``order``, for
+    ``amount_minor`` (default the order's total; what the card pays when gift cards or
+    store credit paid part of it)."""
+    amount = order.total_minor if amount_minor is None else amount_minor
     reference = f"pi_test_{secrets.token_hex(12)}"
     if kind == "checkout.session.completed":
         obj: dict[str, Any] = {
@@ -41,7 +46,7 @@ def build_test_event(order: Order, *, kind: str = "checkout.session.completed") 
             "payment_status": "paid",
             "status": "complete",
             "payment_intent": reference,
-            "amount_total": order.total_minor,
+            "amount_total": amount,
             "currency": order.currency.lower(),
             "customer_email": order.email,
             "livemode": False,
@@ -51,8 +56,8 @@ def build_test_event(order: Order, *, kind: str = "checkout.session.completed") 
             "id": f"ch_test_{secrets.token_hex(12)}",
             "object": "charge",
             "payment_intent": order.payment_reference,
-            "amount": order.total_minor,
-            "amount_refunded": order.total_minor,
+            "amount": amount,
+            "amount_refunded": amount,
             "refunded": True,
             "currency": order.currency.lower(),
             "metadata": {"order_number": order.number},
@@ -62,7 +67,7 @@ def build_test_event(order: Order, *, kind: str = "checkout.session.completed") 
             "id": f"dp_test_{secrets.token_hex(12)}",
             "object": "dispute",
             "payment_intent": order.payment_reference,
-            "amount": order.total_minor,
+            "amount": amount,
             "currency": order.currency.lower(),
             "reason": "fraudulent",
             "metadata": {"order_number": order.number},
@@ -96,7 +101,7 @@ def send_test_event(*, order_number: str, kind: str = "checkout.session.complete
         order = session.exec(select(Order).where(Order.number == order_number)).first()
         if order is None:
             raise NotFound(f"no order {order_number}")
-        body = build_test_event(order, kind=kind)
+        body = build_test_event(order, kind=kind, amount_minor=amount_due(session, order))
     return receive_webhook(
         source="stripe",
         headers={"Stripe-Signature": sign_stripe_payload(body, webhook_secret())},

@@ -49,7 +49,23 @@ class Country:
     @property
     def rate_text(self) -> str:
         """``19%``, ``8.1%``, ``25.5%``."""
-        return f"{Decimal(self.rate_bp) / 100:f}".rstrip("0").rstrip(".") + "%"
+        return rate_text(self.rate_bp)
+
+
+def rate_text(rate_bp: int, language: str | None = None) -> str:
+    """A VAT rate for display: ``19%``, ``8.1%``; in another storefront language the
+    locale's own form through Babel (German ``19 %``, ``8,1 %``)."""
+    if language and language != "en":
+        from copy import copy
+
+        from babel import Locale
+
+        locale = Locale.parse(language)
+        pattern = copy(locale.percent_formats[None])
+        pattern.frac_prec = (0, 2)
+        return str(pattern.apply(Decimal(rate_bp) / 10000, locale))
+    text = f"{Decimal(rate_bp) / 100:f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
 
 
 def _parse_rates(raw: str) -> dict[str, int]:

@@ -231,7 +231,7 @@ def product_json(state: ProviderState, product: SimProduct) -> dict[str, Any]:
             {"from": 10, "to": None, "value": money(product.price * Decimal("0.97"))},
         ],
         "releaseDate": product.release_date.isoformat() if product.release_date else None,
-        "images": [],
+        "images": [{"format": "MEDIUM", "image": product.cover_url}] if product.cover_url else [],
         "links": [],
     }
 

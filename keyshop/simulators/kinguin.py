@@ -241,7 +241,12 @@ def product_json(state: ProviderState, product: SimProduct) -> dict[str, Any]:
         "isPreorder": preorder,
         "releaseDate": product.release_date.isoformat() if product.release_date else None,
         "activationDetails": "Redeem the key in the platform's client.",
-        "images": {"cover": None, "screenshots": []},
+        "images": {
+            "cover": {"url": product.cover_url, "thumbnail": product.cover_url}
+            if product.cover_url
+            else None,
+            "screenshots": [],
+        },
         "updatedAt": iso(product.updated_at),
     }
 

@@ -129,6 +129,7 @@ class SimProduct:
     release_date: date | None = None
     kinguin_id: int = 0
     always_low_balance: bool = False  # the CW sandbox "not enough balance" product
+    cover_url: str | None = None  # the product's picture, as the real APIs list it
     updated_at: datetime = field(default_factory=utcnow)
 
     def public(self) -> dict[str, Any]:
@@ -358,6 +359,8 @@ class ProviderState:
                     setattr(product, key, bool(value))
                 elif key in ("name", "platform", "region"):
                     setattr(product, key, str(value))
+                elif key == "cover_url":
+                    product.cover_url = str(value) if value else None
                 else:
                     raise ValueError(f"unknown product field {key!r}")
             product.updated_at = utcnow()

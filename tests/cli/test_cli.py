@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.one_pass  # independent of the pass's database
+
 GOOD = base64.b64encode(b"y" * 32).decode()
 
 

@@ -6,8 +6,12 @@ import io
 import json
 import logging
 
+import pytest
+
 from core.config import load_settings
 from keyshop.logs import configure_logging
+
+pytestmark = pytest.mark.one_pass  # independent of the pass's database
 
 
 def _log_through(settings) -> str:

@@ -6,6 +6,7 @@ the provider simulators."""
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 from sqlmodel import select
 
 from core.models import Product, ProviderOffer
@@ -70,8 +71,11 @@ def demo_providers(test_settings):
 def test_empty_database_to_three_products_on_sale(session, demo_providers, tmp_path, run):
     keys = tmp_path / "keys.txt"
     keys.write_text("PAPER-COMET-0001\nPAPER-COMET-0002\nPAPER-COMET-0003\n")
+    cover = tmp_path / "paper-comet.jpg"
+    Image.new("RGB", (600, 800), "teal").save(cover, format="JPEG")
     run("products", "add", "paper-comet-steam-global", "--title", "Paper Comet",
-        "--platform", "Steam", "--genre", "Puzzle", "--price", "14.99")  # fmt: skip
+        "--platform", "Steam", "--genre", "Puzzle", "--price", "14.99",
+        "--price-usd", "15.99", "--cover", str(cover))  # fmt: skip
     run("import-keys", "--product", "paper-comet-steam-global", str(keys))
     for client in demo_providers:
         sync_offers(client=client)
@@ -105,6 +109,7 @@ def test_empty_database_to_three_products_on_sale(session, demo_providers, tmp_p
         "hollow-tide-gog-global",
     }
     assert all(p.active and p.in_stock for p in products.values())
+    assert products["paper-comet-steam-global"].cover_image is not None
     ember = products["emberwake-chronicles-steam-eu"]
     assert ember.price_minor % 100 == 99 and 1999 <= ember.price_minor <= 4999
     mapped = {

@@ -84,3 +84,65 @@ def test_retire_restore_and_bad_input(session, tmp_path, run) -> None:
     assert run("products", "retire", "x").stdout.strip() == "x: retired"
     assert fresh(session).exec(select(Product)).one().active is False
     assert "back on sale" in run("products", "restore", "x").stdout
+
+
+def cover_file(tmp_path, name: str, size: tuple[int, int] = (600, 800)):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "teal").save(buffer, format="JPEG")
+    path = tmp_path / name
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_covers_and_prices_per_currency_from_the_shell(
+    test_settings, session, tmp_path, run
+) -> None:
+    from core.services.catalogue.prices import all_prices
+
+    def product() -> Product:
+        return fresh(session).exec(select(Product).where(Product.slug == "starfall")).one()
+
+    # a bad cover refuses the whole command: no product is added
+    bad = run(
+        "products", "add", "starfall", "--title", "Starfall", "--platform", "Steam",
+        "--price", "19.99", "--cover", str(cover_file(tmp_path, "tiny.jpg", (100, 100))),
+    )  # fmt: skip
+    assert bad.exit_code == 1 and "tiny.jpg is 100x100 pixels" in bad.stderr
+    assert fresh(session).exec(select(Product)).all() == []
+
+    added = run(
+        "products", "add", "starfall", "--title", "Starfall", "--platform", "Steam",
+        "--price", "19.99", "--price-usd", "21.99", "--cover-alt", "A ship",
+        "--cover", str(cover_file(tmp_path, "box.jpg")),
+    )  # fmt: skip
+    assert added.exit_code == 0, added.stderr
+    assert "cover box.jpg uploaded" in added.stdout
+    first = product().cover_image
+    assert first is not None and product().cover_alt == "A ship"
+    prices = {p.currency: p.minor for p in all_prices(session=fresh(session), product=product())}
+    assert prices == {"EUR": 1999, "USD": 2199}
+    blobs = test_settings.blob_dir
+
+    replaced = run("products", "edit", "starfall", "--cover", str(cover_file(tmp_path, "b.jpg")))
+    assert replaced.exit_code == 0, replaced.stderr
+    second = product().cover_image
+    assert second != first
+    assert not [p for p in (blobs / first).glob("*") if p.is_file()]
+    assert sorted(p.name for p in (blobs / second).iterdir()) == ["card.webp", "page.webp"]
+
+    # a bad price is refused before the cover is touched
+    refused = run(
+        "products", "edit", "starfall", "--price-gbp", "abc",
+        "--cover", str(cover_file(tmp_path, "c.jpg")),
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "price_gbp" in refused.stderr
+    assert product().cover_image == second
+
+    removed = run("products", "edit", "starfall", "--remove-cover")
+    assert removed.exit_code == 0 and "cover removed" in removed.stdout
+    assert product().cover_image is None
+    assert not [p for p in (blobs / second).glob("*") if p.is_file()]

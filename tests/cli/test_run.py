@@ -23,7 +23,8 @@ from tests.support.shop import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.timeout(900)
+# Process supervision does not depend on the database: the SQLite pass runs it.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.one_pass]
 
 
 def test_run_serves_the_storefront_and_ctrl_c_stops_everything(test_settings, tmp_path):

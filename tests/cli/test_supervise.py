@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from keyshop.supervise import port_in_use
+
+pytestmark = pytest.mark.one_pass  # independent of the pass's database
 
 ROOT = Path(__file__).resolve().parents[2]
 

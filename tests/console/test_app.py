@@ -3,7 +3,10 @@ palette offering each screen's operator actions."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from textual.widgets import DataTable, Input
 
 from console.app import make_app
 from console.screens.modals import ConfirmScreen
@@ -85,3 +88,95 @@ def test_question_mark_shows_the_keys_of_the_current_screen(console_app):
         assert not pilot.app.screen.query(HelpPanel)
 
     run(console_app, scenario)
+
+
+def test_q_quits_at_once_when_nothing_is_running(console_app, monkeypatch):
+    """Issue #17, help and habits: ``q`` quits."""
+    exits = []
+    monkeypatch.setattr(console_app, "exit", lambda *a, **kw: exits.append(a))
+
+    async def scenario(pilot):
+        await show(pilot, "5")
+        await pilot.press("q")
+        await pilot.pause()
+        assert exits == [()]
+
+    run(console_app, scenario)
+
+
+def test_q_asks_first_while_work_is_running(console_app, monkeypatch):
+    exits = []
+    monkeypatch.setattr(console_app, "exit", lambda *a, **kw: exits.append(a))
+    release = threading.Event()
+
+    async def scenario(pilot):
+        await show(pilot, "3")
+        pilot.app.run_worker(lambda: release.wait(10), thread=True, group="import")
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        assert "work is running" in pilot.app.screen.title_text
+        await pilot.press("n")
+        await pilot.pause()
+        assert exits == [] and pilot.app.screen.name == "inventory"
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert exits == [()]
+        release.set()
+        await settle(pilot)
+
+    run(console_app, scenario)
+
+
+LISTS = ["inventory", "audit", "alerts", "webhooks", "outbox", "products", "offers"]
+
+
+def test_every_list_reloads_itself_and_says_when(session, test_settings, queued_jobs):
+    """Issue #17: every list refreshes on its own (the app's timer) with a visible
+    "updated hh:mm:ss"; a tick while the operator types in a field does not reload."""
+    from datetime import UTC, datetime
+
+    from core.services.audit import Actor, record_audit
+
+    app = make_app(
+        test_settings,
+        operator="alice",
+        refresh_seconds=3600,
+        provider_clients=lambda: {},
+        now=lambda: datetime(2026, 1, 2, 9, 8, 7, tzinfo=UTC),
+    )
+
+    async def scenario(pilot):
+        await settle(pilot)
+        for name in LISTS:
+            screen = pilot.app.get_screen(name)
+            assert screen.reload_every == 3600, name
+            pilot.app.switch_screen(name)
+            await settle(pilot)
+            assert "updated 09:08:07" in pilot.app.screen.sub_title, name
+        await show(pilot, "5")
+        table = pilot.app.screen.query_one("#audit-table", DataTable)
+        before = table.row_count
+        record_audit(
+            session=session,
+            actor=Actor.operator("bob"),
+            action="key.reveal",
+            object_type="key",
+            object_id="k-9",
+        )
+        session.commit()
+        pilot.app.screen.query_one("#audit-filter", Input).focus()
+        await pilot.pause()
+        pilot.app.screen._refresh_tick()
+        await settle(pilot)
+        assert table.row_count == before
+        table.focus()
+        await pilot.pause()
+        pilot.app.screen._refresh_tick()
+        await settle(pilot)
+        assert table.row_count == before + 1
+
+    run(app, scenario)

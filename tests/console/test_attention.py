@@ -3,7 +3,7 @@ database and in the audit trail under the operator's name."""
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from console.screens.modals import ConfirmScreen, ProviderScreen, ReasonScreen, ValueScreen
 from core.models import Key, Order
@@ -196,6 +196,38 @@ def test_unknown_purchase_shown_and_bought_keys_entered(session, console_app, si
     [event] = audit(session, "purchase.keys_entered")
     assert event.actor_id == OPERATOR and event.data["keys"] == 2
     assert ("information", f"2 key(s) of ks-lost-1 stored for {order.number}") in console_app.notes
+
+
+def test_entered_keys_are_checked_in_the_dialog(session, console_app, sim_server):
+    """Issue #17 defect 13: a wrong number of keys was refused only after the dialog had
+    closed, so every key had to be typed again. The dialog now says what is wrong and
+    keeps what was typed; nothing changes until the keys are right."""
+    from core.models import ProviderPurchase
+
+    order, purchase, _ = unknown_purchase_order(session, sim_server)
+
+    async def scenario(pilot):
+        await show(pilot, "2")
+        await pilot.press("e")
+        dialog = pilot.app.screen
+        assert isinstance(dialog, ValueScreen)
+        await pilot.press(*"CONSOLE-KEY-1", "enter")
+        await settle(pilot)
+        assert pilot.app.screen is dialog
+        error = str(dialog.query_one("#value-error").render())
+        assert "lacks 2 key(s); 1 entered" in error
+        assert dialog.query_one("#value", Input).value == "CONSOLE-KEY-1"
+        await pilot.press(*" CONSOLE-KEY-1", "enter")
+        await settle(pilot)
+        assert pilot.app.screen is dialog
+        assert "the same key is entered twice" in str(dialog.query_one("#value-error").render())
+        await pilot.press("escape")
+        await settle(pilot)
+
+    run(console_app, scenario)
+    assert fresh(session).get(ProviderPurchase, purchase.id).status == purchase.status
+    assert fresh(session).get(Order, order.id).status == "needs_attention"
+    assert audit(session, "purchase.keys_entered") == []
 
 
 def test_unknown_purchase_confirmed_not_charged_is_sent_again(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+import pytest
 from sqlmodel import select
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from console.screens.audit import parse_filter
 from console.screens.modals import ConfirmScreen
@@ -22,12 +23,110 @@ def rows(pilot, table_id):
 
 
 def test_parse_filter():
-    assert parse_filter("action:key.reveal actor:bob type:key 42") == {
+    assert parse_filter("action:key.reveal actor:bob type:key ip:10.0 42") == {
         "action": "key.reveal",
         "actor_id": "bob",
         "object_type": "key",
+        "ip": "10.0",
         "object_id": "42",
     }
+
+
+def test_parse_filter_refuses_an_unknown_filter():
+    with pytest.raises(ValueError, match=r"unknown filter 'actr:'.*action:, actor:"):
+        parse_filter("actr:bob")
+    with pytest.raises(ValueError, match="'action:' needs a value"):
+        parse_filter("action:")
+
+
+def audit_events(session):
+    record_audit(
+        session=session,
+        actor=Actor.operator("bob", ip="203.0.113.9", user_agent="Mozilla/5.0 (X11) Firefox/130"),
+        action="key.reveal",
+        object_type="key",
+        object_id="k-1",
+        data={"first": False, "note": "x" * 120, "ends_with": "THE-END"},
+    )
+    record_audit(
+        session=session,
+        actor=Actor.operator("bobby"),
+        action="key.revoke",
+        object_type="key",
+        object_id="k-2",
+    )
+    record_audit(
+        session=session,
+        actor=Actor.system(),
+        action="order.transition",
+        object_type="order",
+        object_id="KS-ABC-1",
+    )
+    session.commit()
+
+
+def test_audit_shows_ip_user_agent_and_the_whole_data(session, console_app):
+    """Issue #17 defect 9: IP and user agent are columns; the detail pane shows the
+    highlighted event's data whole."""
+    audit_events(session)
+
+    async def scenario(pilot):
+        await show(pilot, "5")
+        table = pilot.app.screen.query_one("#audit-table", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "IP" in labels and "User agent" in labels
+        table.move_cursor(row=2)
+        await settle(pilot)
+        row = rows(pilot, "#audit-table")[2]
+        assert "203.0.113.9" in row
+        detail = str(pilot.app.screen.query_one("#audit-detail", Static).render())
+        assert "THE-END" in detail and "x" * 120 in detail
+        assert "Mozilla/5.0 (X11) Firefox/130" in detail
+
+    run(console_app, scenario, size=(120, 35))
+
+
+def test_audit_refuses_an_unknown_filter_and_keeps_the_list(session, console_app):
+    audit_events(session)
+
+    async def scenario(pilot):
+        await show(pilot, "5")
+        field = pilot.app.screen.query_one("#audit-filter", Input)
+        field.value = "actr:bob"
+        field.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(rows(pilot, "#audit-table")) == 3
+        assert field.value == "actr:bob"
+        assert any(
+            sev == "error" and "unknown filter 'actr:'" in text for sev, text in pilot.app.notes
+        )
+
+    run(console_app, scenario)
+
+
+def test_audit_filters_match_prefixes(session, console_app):
+    audit_events(session)
+
+    async def scenario(pilot):
+        await show(pilot, "5")
+        found = {}
+        for text in ("action:key.", "actor:bob", "KS-ABC", "type:ord", "ip:203.0"):
+            field = pilot.app.screen.query_one("#audit-filter", Input)
+            field.value = text
+            field.focus()
+            await pilot.press("enter")
+            await settle(pilot)
+            found[text] = sorted(r[3] for r in rows(pilot, "#audit-table"))
+        assert found == {
+            "action:key.": ["key k-1", "key k-2"],
+            "actor:bob": ["key k-1", "key k-2"],
+            "KS-ABC": ["order KS-ABC-1"],
+            "type:ord": ["order KS-ABC-1"],
+            "ip:203.0": ["key k-1"],
+        }
+
+    run(console_app, scenario)
 
 
 def test_audit_search_shows_who_revealed_which_key(session, console_app):

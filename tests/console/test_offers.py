@@ -83,3 +83,34 @@ def test_map_unmap_and_create_from_the_console(session, console_app):
     assert len(audit(session, "offer.unmap")) == 1
     created = fresh(session).exec(select(Product).where(Product.title == "Hollow Tide")).one()
     assert created.slug == "hollow-tide-steam-global" and created.price_minor == 1399
+
+
+LONG_ID = "cw-5f0c3a9e-2b7d-4e61-9c8a-1f2e3d4c5b6a-eu"
+
+
+def test_wide_terminal_shows_whole_offer_ids(session, console_app):
+    """Issue #17 defect 12: provider offer ids were cut (to 16 characters)."""
+    add_offer(session, "codeswholesale", LONG_ID, "Starfall Vanguard")
+    add_offer(session, "codeswholesale", LONG_ID[:-3] + "-us", "Starfall Vanguard")
+
+    async def scenario(pilot):
+        await show(pilot, "f2")
+        table = pilot.app.screen.query_one("#offers-table", DataTable)
+        ids = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        assert ids == {LONG_ID, LONG_ID[:-3] + "-us"}
+
+    run(console_app, scenario, size=(160, 35))
+
+
+def test_at_80_columns_the_selected_offer_id_is_shown_whole(session, console_app):
+    add_offer(session, "codeswholesale", LONG_ID, "Starfall Vanguard")
+
+    async def scenario(pilot):
+        await show(pilot, "f2")
+        table = pilot.app.screen.query_one("#offers-table", DataTable)
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80
+        await select_row(pilot, f"codeswholesale\t{LONG_ID}")
+        detail = str(pilot.app.screen.query_one("#offer-detail", Static).render())
+        assert LONG_ID in detail
+
+    run(console_app, scenario, size=(80, 24))

@@ -43,3 +43,22 @@ def test_dry_run_then_apply(session, console_app):
     [change] = fresh(session).exec(select(PriceChange)).all()
     assert change.actor == f"operator:{OPERATOR}"
     assert audit(session, "product.price")[0].actor_id == OPERATOR
+
+
+def test_a_product_rule_names_the_product(session, console_app):
+    """Issue #17 defect 13: the rule said "product #33", an internal id."""
+    game = make_product(session, slug="starfall-vanguard", price_minor=999)
+    pricing.add_rule(
+        rule=pricing.RuleInput("EUR", "fixed", fixed_price_minor=1499, product_id=game.id),
+        actor=Actor.system(),
+    )
+
+    async def scenario(pilot):
+        await show(pilot, "f3")
+        rules = pilot.app.screen.query_one("#rules-table", DataTable)
+        assert [str(c) for c in rules.get_row_at(0)[2:]] == [
+            "product starfall-vanguard",
+            "fixed 14.99 EUR",
+        ]
+
+    run(console_app, scenario)

@@ -103,3 +103,48 @@ def test_the_list_shows_stock_offers_and_orders_and_searches(session, console_ap
         assert table.row_count == 1
 
     run(console_app, scenario)
+
+
+def test_a_cover_and_prices_per_currency_from_the_form(session, console_app, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from core.services.catalogue.prices import all_prices
+
+    def jpeg(name: str, size: tuple[int, int]) -> str:
+        buffer = io.BytesIO()
+        Image.new("RGB", size, "teal").save(buffer, format="JPEG")
+        (tmp_path / name).write_bytes(buffer.getvalue())
+        return str(tmp_path / name)
+
+    async def scenario(pilot):
+        await show(pilot, "0")
+        await pilot.press("a")
+        await settle(pilot)
+        # a picture too small keeps the form open, says why, and nothing is added
+        await fill(
+            pilot, slug="starfall", title="Starfall", platform="Steam", price="19.99",
+            price_usd="21.99", cover_file=jpeg("small.jpg", (120, 160)),
+        )  # fmt: skip
+        form = pilot.app.screen
+        assert isinstance(form, ProductFormScreen)
+        assert "at least 300x400" in str(form.query_one("#product-error", Static).render())
+        assert fresh(session).exec(select(Product)).all() == []
+        await fill(pilot, cover_file=jpeg("box.jpg", (600, 800)))
+
+        await select_row(pilot, "starfall")
+        await pilot.press("e")
+        await settle(pilot)
+        form = pilot.app.screen
+        assert isinstance(form, ProductFormScreen)
+        assert form.query_one("#field-price_usd", Input).value == "21.99"
+        await fill(pilot, price_usd="", price_gbp="17.50")
+
+    run(console_app, scenario)
+    product = fresh(session).exec(select(Product)).one()
+    assert product.cover_image is not None and product.cover_image.startswith("covers/")
+    prices = {p.currency: p.minor for p in all_prices(session=fresh(session), product=product)}
+    assert prices == {"EUR": 1999, "GBP": 1750}
+    [cover] = audit(session, "product.cover")
+    assert cover.actor_id == OPERATOR and cover.data["file"] == "box.jpg"

@@ -289,3 +289,45 @@ def test_health_is_what_the_most_recent_call_says_with_its_time(session, test_se
         assert "failed: codeswholesale: HTTP 401 bad token" in detail
 
     run(app, scenario)
+
+
+def test_provider_offer_ids_are_whole(session, test_settings, queued_jobs):
+    """Issue #17 defect 12: provider offer ids were cut to 14 characters; a wide
+    terminal shows them whole and the detail line shows the highlighted one at 80."""
+    long_id = "kg-2f1e0d9c-8b7a-4655-9e4d-3c2b1a0f9e8d-global"
+    for suffix in ("", "-2"):
+        session.add(
+            ProviderOffer(
+                provider="kinguin",
+                external_id=long_id + suffix,
+                name="Starfall Vanguard",
+                title="Starfall Vanguard",
+                cost_minor=999,
+                currency="EUR",
+                stock=1,
+            )
+        )
+    session.commit()
+    clients = {"codeswholesale": FakeClient("codeswholesale"), "kinguin": FakeClient("kinguin")}
+
+    for size in ((160, 35), (80, 24)):
+        app = providers_app(test_settings, clients)
+
+        async def scenario(pilot, size=size):
+            await show(pilot, "9")
+            table = pilot.app.screen.query_one("#providers-table", DataTable)
+            table.move_cursor(row=table.get_row_index("kinguin"))
+            await settle(pilot)
+            offers = pilot.app.screen.query_one("#offers-table", DataTable)
+            if size[0] == 160:
+                ids = {str(offers.get_row_at(i)[0]) for i in range(offers.row_count)}
+                assert ids == {long_id, long_id + "-2"}
+            else:
+                assert sum(c.get_render_width(offers) for c in offers.columns.values()) <= 80
+                offers.focus()
+                offers.move_cursor(row=1)
+                await settle(pilot)
+                detail = str(pilot.app.screen.query_one("#offer-detail").render())
+                assert long_id in detail
+
+        run(app, scenario, size=size)

@@ -10,7 +10,8 @@ import pytest
 
 from console.app import make_app
 from core import crypto
-from core.models import Alert, ImportBatch, Key, KeyReport, WebhookEvent
+from core.models import Alert, AuditEvent, ImportBatch, Key, KeyReport, ProviderOffer, WebhookEvent
+from core.services.audit import Actor
 from tests.console.conftest import fake_clients, settle
 from tests.factories import make_order, make_product, order_lines
 from tests.support.pilot import wait_until
@@ -236,3 +237,100 @@ def test_providers_screen(session, test_settings, queued_jobs, snap_compare, siz
         await pilot.pause(0.2)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
+
+
+@SIZES
+def test_audit_screen(session, test_settings, queued_jobs, snap_compare, size):
+    for n, (actor, action, object_type, object_id, data) in enumerate(
+        [
+            (Actor.system(), "order.transition", "order", "KS-AUD-1", {"to": "paid"}),
+            (
+                Actor.operator("bob", ip="203.0.113.9", user_agent="keyshop-console"),
+                "key.reveal",
+                "key",
+                "0190…0001",
+                {"first": False, "operator": True, "order": "KS-AUD-1"},
+            ),
+        ]
+    ):
+        session.add(
+            AuditEvent(
+                actor_type=actor.type,
+                actor_id=actor.id,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                ip=actor.ip,
+                user_agent=actor.user_agent,
+                data=data,
+                created_at=datetime(2025, 1, 2, 10, n, tzinfo=UTC),
+            )
+        )
+    session.commit()
+    opened = open_screen("5")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        detail = pilot.app.screen.query_one("#audit-detail")
+        await wait_until(pilot, lambda: "203.0.113.9" in str(detail.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
+
+
+@SIZES
+def test_offers_screen(session, test_settings, queued_jobs, snap_compare, size):
+    make_product(session, slug="starfall-vanguard-steam-global", title="Starfall Vanguard")
+    for n, external_id in enumerate(["cw-5f0c3a9e-2b7d-4e61-9c8a-eu", "cw-77"]):
+        session.add(
+            ProviderOffer(
+                provider="codeswholesale",
+                external_id=external_id,
+                name="Starfall Vanguard",
+                title="Starfall Vanguard",
+                platform="Steam",
+                region="GLOBAL",
+                cost_minor=1240 + n,
+                currency="EUR",
+                stock=4,
+            )
+        )
+    session.commit()
+    opened = open_screen("f2")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        detail = pilot.app.screen.query_one("#offer-detail")
+        await wait_until(pilot, lambda: "Closest" in str(detail.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
+
+
+@SIZES
+def test_workers_screen(session, test_settings, queued_jobs, snap_compare, size):
+    from core.jobs import FailedTask, QueueHealth, WorkerSeen
+
+    health = QueueHealth(
+        depth=12,
+        oldest_seconds=754,
+        workers=[WorkerSeen("web-1:41", 3, True), WorkerSeen("web-2:77", 400, False)],
+        failed=[
+            FailedTask(
+                id="t-1",
+                job="tasks.jobs.send_order_email",
+                args=(42, "refund"),
+                error="SMTPServerDisconnected: Connection unexpectedly closed",
+                failed_at=(NOW - timedelta(minutes=30)).timestamp(),
+            )
+        ],
+    )
+    app = make_app(
+        test_settings,
+        operator="alice",
+        refresh_seconds=0,
+        now=lambda: NOW,
+        provider_clients=lambda: {},
+        queue_health=lambda: health,
+    )
+    assert snap_compare(app, run_before=open_screen("f9"), terminal_size=size)

@@ -543,6 +543,7 @@ def test_the_reset_request_only_queues_the_mail(session: Session, monkeypatch) -
         "kind": "password-reset",
         "email": email,
         "ip": None,
+        "language": "en",  # the page's language (core.i18n), for the e-mail
     }
     with pytest.raises(MailError):  # on the worker: retried
         send_account_email(*args, **kwargs)

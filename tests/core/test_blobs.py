@@ -28,6 +28,7 @@ from core.config import Settings
 from core.crypto import get_vault
 from core.errors import InvalidInput, KeyDecryptionError
 from core.signing import InvalidToken, make_token
+from tests.support.s3 import moto_server, s3_blob_store
 
 PUBLIC = "https://shop.example"
 SECRET_CODE = b"ABCDE-FGHIJ-KLMNO"
@@ -189,32 +190,15 @@ def test_get_blob_store_follows_settings(test_settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer  # slow import: only when S3 tests run
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    yield from moto_server()
 
 
 @pytest.fixture
 def s3_store(
     moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, test_settings: Settings
 ) -> S3BlobStore:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    import boto3
-
-    bucket = f"keyshop-test-{tmp_path.name.lower().replace('_', '-')[-30:]}"
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(
-        Bucket=bucket
-    )
-    return S3BlobStore(bucket, moto_endpoint, "us-east-1", public_url=PUBLIC)
+    store: S3BlobStore = s3_blob_store(moto_endpoint, monkeypatch, tmp_path)
+    return store
 
 
 def raw_object(store: S3BlobStore, name: str) -> dict[str, Any]:

@@ -147,3 +147,61 @@ def test_list_products_searches_and_pages(session) -> None:
     assert [r.slug for r in page] == ["game-3", "game-4"]
     assert [r.slug for r in ops.list_products(session=session, retired=True)] == ["other"]
     assert [r.slug for r in ops.list_products(session=session, query="50%_")] == []
+
+
+def test_prices_per_currency_in_the_product_input(session) -> None:
+    from core.services.catalogue.prices import all_prices
+    from core.services.catalogue.product_input import CurrencyPrice
+
+    def prices() -> dict[str, tuple[int, int | None]]:
+        product = fresh(session).exec(select(Product).where(Product.slug == "starfall")).one()
+        return {p.currency: (p.minor, p.list_minor) for p in all_prices(session=fresh(session), product=product)}  # fmt: skip
+
+    ops.add_product(
+        data=starfall(prices={"USD": CurrencyPrice(price_minor=2199, list_price_minor=2599)}),
+        actor=OWNER,
+    )
+    assert prices() == {"EUR": (1999, None), "USD": (2199, 2599)}
+
+    # a price without its list price keeps the list price; None stops selling in it
+    changes = ops.edit_product(
+        slug="starfall",
+        data=validate_update(parse_product_text({"price_usd": "20.99", "price_gbp": "17"})),
+        actor=OWNER,
+    )
+    assert set(changes) == {"prices"}
+    assert prices() == {"EUR": (1999, None), "GBP": (1700, None), "USD": (2099, 2599)}
+    ops.edit_product(slug="starfall", data=ProductUpdate(prices={"GBP": None}), actor=OWNER)
+    assert prices() == {"EUR": (1999, None), "USD": (2099, 2599)}
+    # the same prices again change nothing and write nothing
+    assert (
+        ops.edit_product(
+            slug="starfall",
+            data=validate_update(parse_product_text({"price_usd": "20.99", "price_eur": "19.99"})),
+            actor=OWNER,
+        )
+        == {}
+    )
+    assert len(audit(session, "product.edit")) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ({"price_usd": "ten"}, "price_usd"),
+        ({"list_price_usd": "5"}, "list_price_usd"),
+        ({"price_eur": "18.00"}, "price_eur"),
+    ],
+)
+def test_a_bad_price_per_currency_is_refused_naming_it(session, text, field) -> None:
+    ops.add_product(data=starfall(), actor=OWNER)
+    with pytest.raises(InvalidInput) as caught:
+        ops.edit_product(
+            slug="starfall", data=validate_update(parse_product_text(text)), actor=OWNER
+        )
+    assert caught.value.data["field"] == field and field in caught.value.message
+    with pytest.raises(InvalidInput) as caught:
+        validate_create({"slug": "x", "title": "X", "platform": "Steam", "price_minor": 1,
+                         "prices": {"usd": {"price_minor": 1}}})  # fmt: skip
+    assert caught.value.data["field"] == "prices"
+    assert audit(session, "product.edit") == []

@@ -200,3 +200,94 @@ def test_escaping_round_trips() -> None:
     for value in ["=x", "+x", "-x", "@x", "\tx", "\rx", "'x", "''x", "x", ""]:
         assert unescape_cell(escape_cell(value)) == value
         assert not escape_cell(value).startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+# -- prices per currency ---------------------------------------------------------------
+
+
+def other_prices_of(session, slug: str) -> dict[str, tuple[int, int | None]]:
+    from core.services.catalogue.prices import all_prices
+
+    product = products(session)[slug]
+    return {
+        p.currency: (p.minor, p.list_minor)
+        for p in all_prices(session=fresh(session), product=product)
+        if p.currency != product.currency
+    }
+
+
+def test_prices_per_currency_are_exported_and_round_trip(session, tmp_path) -> None:
+    from core.services.catalogue.prices import set_price
+
+    product = make_product(session, slug="starfall", price_minor=1999, list_price_minor=2499)
+    set_price(session=session, product=product, currency="USD", price_minor=2199,
+              list_price_minor=2699)  # fmt: skip
+    set_price(session=session, product=product, currency="GBP", price_minor=1799)
+    session.commit()
+    path = tmp_path / "out.csv"
+    export_catalogue(path)
+    with path.open(encoding="utf-8", newline="") as fh:
+        [row] = list(csv.DictReader(fh))
+    assert (row["price_eur"], row["list_price_eur"]) == ("19.99", "24.99")
+    assert (row["price_usd"], row["list_price_usd"]) == ("21.99", "26.99")
+    assert (row["price_gbp"], row["list_price_gbp"]) == ("17.99", "")
+
+    report = import_catalogue(path=path, actor=OWNER)
+
+    assert outcomes(report) == [(2, "unchanged")]
+    assert other_prices_of(session, "starfall") == {"USD": (2199, 2699), "GBP": (1799, None)}
+
+
+def test_import_sets_and_removes_prices_per_currency_audited(session, tmp_path) -> None:
+    from core.services.catalogue.prices import set_price
+
+    product = make_product(session, slug="starfall", price_minor=1999)
+    set_price(session=session, product=product, currency="GBP", price_minor=1799)
+    session.commit()
+    path = write(
+        tmp_path,
+        "slug,title,platform,price,price_usd,list_price_usd,price_gbp\n"
+        "starfall,Starfall,Steam,19.99,21.99,25.00,\n"
+        "nova,Nova,GOG,9.99,10.99,,\n",
+    )
+
+    report = import_catalogue(path=path, actor=OWNER)
+
+    assert outcomes(report) == [(2, "updated"), (3, "created")]
+    assert other_prices_of(session, "starfall") == {"USD": (2199, 2500)}  # GBP: not sold
+    assert other_prices_of(session, "nova") == {"USD": (1099, None)}
+    [event] = fresh(session).exec(select(AuditEvent).where(AuditEvent.action == "product.import"))
+    assert event.data["changes"]["prices"] == [
+        {"EUR": [1999, None], "GBP": [1799, None]},
+        {"EUR": [1999, None], "USD": [2199, 2500]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cells", "field"),
+    [
+        ("19.99,abc,,", "price_usd"),
+        ("19.99,-1.00,,", "price_usd"),
+        ("19.99,,5.00,", "list_price_usd"),
+        ("19.99,21.999,,", "price_usd"),
+        ("19.99,21.99,,18.00", "price_eur"),  # the own currency must agree with price
+    ],
+)
+def test_a_bad_price_per_currency_names_line_and_field_and_changes_nothing(
+    session, tmp_path, cells, field
+) -> None:
+    make_product(session, slug="starfall", price_minor=1999)
+    path = write(
+        tmp_path,
+        "slug,title,platform,price,price_usd,list_price_usd,price_eur\n"
+        "nova,Nova,GOG,9.99,10.99,,\n"
+        f"starfall,Starfall,Steam,{cells}\n",
+    )
+
+    report = import_catalogue(path=path, actor=OWNER)
+
+    assert outcomes(report) == [(2, "created"), (3, "refused")]
+    assert field in report.refused[0].reason
+    assert not report.applied
+    assert set(products(session)) == {"starfall"}
+    assert other_prices_of(session, "starfall") == {}

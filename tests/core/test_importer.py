@@ -239,12 +239,12 @@ def test_csv_with_cost_currency_supplier_and_product_columns(engine, session, va
 
     assert [(r.line, r.reason) for r in report.rejections] == [
         (7, "unknown product"),
-        (8, "malformed CSV"),
-        (9, "malformed CSV"),
-        (10, "malformed CSV"),
-        (11, "malformed CSV"),
-        (12, "malformed CSV"),
-        (13, "malformed CSV"),
+        (8, "bad cost: too many decimals for EUR, or too large"),
+        (9, "bad cost: not a number"),
+        (10, "bad cost: negative"),
+        (11, "bad currency: not a three-letter code such as EUR"),
+        (12, "malformed CSV: 3 fields, the header has 5"),
+        (13, "malformed CSV: a quote in the middle of a field"),
         (14, "empty"),
         (15, "empty"),
     ]
@@ -305,7 +305,10 @@ def test_csv_semicolon_delimiter_bom_and_a_record_split_over_two_lines(
     # A record of a key file is one line: a quoted field never runs onto the next line,
     # so each half is refused on its own line and the lines around them are imported.
     assert (report.read, report.imported, report.rejected) == (4, 2, 2)
-    assert report.rejections == [Rejection(3, "malformed CSV"), Rejection(4, "malformed CSV")]
+    assert report.rejections == [
+        Rejection(3, "malformed CSV: a quote is not closed on this line"),
+        Rejection(4, "malformed CSV: 1 field, the header has 2"),
+    ]
     assert stored_codes(session, vault) == sorted([c[0], c[2]])
 
 
@@ -317,7 +320,7 @@ def test_an_unclosed_quote_refuses_its_line_only(engine, session, vault, tmp_pat
     path = write(tmp_path, "q.csv", f'key\n{c[0]}\n"{c[1]}\n{c[2]}\n{c[3]}\n')
     report = run(engine, path, product)
     assert (report.read, report.imported, report.rejected) == (4, 3, 1)
-    assert report.rejections == [Rejection(3, "malformed CSV")]
+    assert report.rejections == [Rejection(3, "malformed CSV: a quote is not closed on this line")]
     assert stored_codes(session, vault) == sorted([c[0], c[2], c[3]])
 
 

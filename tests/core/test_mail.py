@@ -162,7 +162,7 @@ def test_preorder_and_attention_notices(test_settings: Settings) -> None:
     )
     assert "KS-PRE1-0001" in pre["Subject"] and "release" in pre["Subject"]
     text, html = bodies(pre)
-    assert "2031-02-03" in text and "https://shop.example/portal" in html
+    assert "03 Feb 2031" in text and "https://shop.example/portal" in html
 
     att = attention_notice(
         order_number="KS-ATT1-0001",

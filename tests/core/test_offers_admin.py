@@ -94,3 +94,14 @@ def test_create_a_product_from_an_offer(session):
     assert product.price_minor == 1399
     assert fresh(session).exec(select(ProviderOffer)).one().product_id == product.id
     assert actions(session) == ["product.create", "offer.map"]
+    assert product.cover_url is None  # this provider had no picture
+
+
+def test_a_product_from_an_offer_shows_the_providers_cover(session):
+    from core.services.catalogue.covers import cover_of
+
+    add_offer(session, cover_url="https://images.example/starfall.jpg")
+    ops.create_product_from_offer(provider="codeswholesale", external_id="cw-1", actor=OWNER)
+    product = fresh(session).exec(select(Product)).one()
+    assert product.cover_url == "https://images.example/starfall.jpg"
+    assert cover_of(product, "card").src == "https://images.example/starfall.jpg"

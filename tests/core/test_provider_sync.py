@@ -84,3 +84,22 @@ def test_kinguin_offers_are_mapped_by_original_name_not_the_suffixed_name(
         .one()
     )
     assert offer.provider == "kinguin" and offer.name == "Copperline Express Steam CD Key"
+
+
+def test_the_providers_cover_picture_is_kept_with_the_offer(session, providers, sim_server):
+    for provider in ("kinguin", "codeswholesale"):
+        sim_server.add_product(
+            provider, name="Glass Orchard", platform="GOG", price="4.20", stock=3,
+            cover_url=f"https://img.{provider}.example/glass-orchard.jpg",
+        )  # fmt: skip
+        sync_offers(client=providers[provider])
+    covers = {
+        o.provider: o.cover_url
+        for o in fresh(session).exec(
+            select(ProviderOffer).where(ProviderOffer.name.startswith("Glass Orchard"))
+        )
+    }
+    assert covers == {
+        "kinguin": "https://img.kinguin.example/glass-orchard.jpg",
+        "codeswholesale": "https://img.codeswholesale.example/glass-orchard.jpg",
+    }

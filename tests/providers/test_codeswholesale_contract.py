@@ -180,6 +180,7 @@ def test_price_list_product() -> None:
         7,
         "WORLDWIDE",
     )
+    assert offer.cover_url == "https://img"
 
 
 def test_history_lookup_matches_the_client_order_id() -> None:

@@ -65,6 +65,13 @@ PRODUCT = {
     "offersCount": 1,
     "isPreorder": False,
     "releaseDate": "2004-11-01",
+    "images": {
+        "screenshots": [],
+        "cover": {
+            "url": "https://static.kinguin.net/media/images/products/cover.jpg",
+            "thumbnail": "https://static.kinguin.net/media/images/products/cover-thumb.jpg",
+        },
+    },
     "updatedAt": "2024-06-18T10:00:00+00:00",
 }
 # KG api/order/v2/README.md, "Place an order" request example
@@ -195,6 +202,7 @@ def test_product_fields() -> None:
         10,
     )  # textQty
     assert (offer.platform, offer.region) == ("Steam", "REGION FREE")
+    assert offer.cover_url == "https://static.kinguin.net/media/images/products/cover.jpg"
 
 
 def test_balance() -> None:

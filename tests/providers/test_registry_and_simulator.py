@@ -115,3 +115,23 @@ def test_nowpayments_knobs_from_the_command_line() -> None:
     for bad in ("nowpayments.nope=1", "nowpayments.partial=2", "nowpayments.duplicates=0"):
         with pytest.raises(ValueError):
             parse_knob_assignments([bad])
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("https://img.example/c.jpg", True),
+        ("http://img.example/c.jpg", True),
+        ("javascript:alert(1)", False),
+        ("data:image/png;base64,AAAA", False),
+        ("https://img.example/a b.jpg", False),
+        ('https://img.example/"onerror=x', False),
+        ("https://img.example/" + "x" * 1000, False),
+        (None, False),
+        (42, False),
+    ],
+)
+def test_only_plain_web_addresses_are_kept_as_provider_covers(value, kept) -> None:
+    from core.providers.base import cover_url_or_none
+
+    assert (cover_url_or_none(value) is not None) is kept

@@ -111,6 +111,12 @@ def new_page(browser, *, phone: bool = False):
     return context, page
 
 
+def wait_loaded(page: Any, path: str) -> None:
+    """Wait until the page at ``path`` has run its on_load handlers (``#ks-main`` says so
+    in ``data-loaded``): a form filled and sent before that may be reset by them."""
+    page.wait_for_selector(f'#ks-main[data-loaded="{path}"]', state="attached")
+
+
 def axe_violations(page: Any) -> list[dict[str, Any]]:
     """axe-core's serious and critical WCAG A/AA violations on ``page`` as it is now, each
     as ``{"id", "impact", "help", "targets"}``."""

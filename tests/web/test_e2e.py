@@ -11,15 +11,20 @@ win. Screenshots of every step land in ``test-artifacts/e2e/<backend>/``.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import secrets
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlmodel import select
 
 from core.crypto import get_vault
 from core.models import Key, Order, OrderLine
+from core.services.audit import Actor
+from core.services.catalogue.covers import prepare_cover, set_cover
 from tests.factories import fresh, make_keys, make_product
 from tests.support.browser import ACCOUNT_PAGE, Steps, new_page
 
@@ -57,6 +62,14 @@ def test_a_guest_finds_buys_pays_watches_delivery_and_reveals_the_key(shop, brow
         featured=True,
     )
     make_keys(session, product, 2)
+    cover = Image.new("RGB", (900, 1200), "teal")
+    buffer = io.BytesIO()
+    cover.save(buffer, format="PNG")
+    set_cover(
+        slug=product.slug,
+        sizes=prepare_cover(buffer.getvalue()),
+        actor=Actor.operator("owner"),
+    )
     shop.stop_workers()  # no consumer until the order page is open
     context, page = new_page(browser)
     with Steps(page, "guest-journey") as steps:
@@ -68,12 +81,26 @@ def test_a_guest_finds_buys_pays_watches_delivery_and_reveals_the_key(shop, brow
         page.press("#header-search", "Enter")
         card = page.locator(".product-card", has_text=title)
         expect(card).to_be_visible()
+        # the uploaded cover, at the card's size, with its size and alt text
+        card_cover = card.locator("img")
+        expect(card_cover).to_have_attribute("src", re.compile(r"/api/covers/.*/card\.webp$"))
+        expect(card_cover).to_have_attribute("width", "300")
+        expect(card_cover).to_have_attribute("height", "400")
+        expect(card_cover).to_have_attribute("alt", f"Cover art of {title}")
         steps.shot("search-results")
 
         card.click()
         expect(page.locator("#product-title")).to_have_text(title)
         expect(page.locator("#availability")).to_have_text("In stock")
         expect(page.locator("#region-warning")).to_contain_text("EU")
+        page_cover = page.locator("img[src$='/page.webp']")
+        expect(page_cover).to_have_attribute("width", "600")
+        expect(page_cover).to_have_attribute("alt", f"Cover art of {title}")
+        page_cover.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "() => { const i = document.querySelector(\"img[src$='/page.webp']\");"
+            " return i && i.complete && i.naturalWidth === 600; }"
+        )
         steps.shot("product")
 
         page.click("#add-to-cart")

@@ -20,7 +20,7 @@ from sqlmodel import select
 from core.mail import list_outbox, read_outbox_message
 from core.models import KeyReport
 from tests.factories import fresh, make_keys, make_product
-from tests.support.browser import ACCOUNT_PAGE, Shop, Steps, new_page
+from tests.support.browser import ACCOUNT_PAGE, Shop, Steps, new_page, wait_loaded
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -47,6 +47,7 @@ def sign_up(page, shop: Shop, email: str, password: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(shop.url + "/signup")
+    wait_loaded(page, "/signup")
     page.fill("#field-email", email)
     page.fill("#field-password", password)
     page.fill("#field-password_again", password)
@@ -60,6 +61,7 @@ def sign_up(page, shop: Shop, email: str, password: str) -> None:
 
 def sign_in(page, shop: Shop, email: str, password: str) -> None:
     page.goto(shop.url + "/signin")
+    wait_loaded(page, "/signin")
     page.fill("#field-email", email)
     page.fill("#field-password", password)
     page.click("#signin-submit")
@@ -112,6 +114,7 @@ def test_password_reset_by_the_emailed_link(shop, browser, session):
         page.goto(shop.url + "/signin")
         page.get_by_role("link", name="Forgot your password?").click()
         page.wait_for_url("**/forgot-password")
+        wait_loaded(page, "/forgot-password")
         page.fill("#field-email", email)
         page.click("#forgot-submit")
         expect(page.get_by_text("If an account uses that address")).to_be_visible()

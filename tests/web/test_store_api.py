@@ -11,8 +11,10 @@ from sqlmodel import select
 from starlette.testclient import TestClient
 
 from core import crypto
+from core.db import session_scope
 from core.models import AuditEvent, Key, Order, OrderEvent, OrderLine
-from core.services import fulfilment, notifications, webhooks
+from core.services import fulfilment, giftcards, notifications, webhooks
+from core.services.audit import Actor
 from core.services.checkout import pay_test_order
 from core.services.consent import give_consent
 from core.services.notifications import order_access_token
@@ -625,3 +627,116 @@ def test_an_answer_that_drifts_from_the_document_is_caught(contract):
     ]:
         with pytest.raises(AssertionError):
             contract.check("GET", "/api/store/products/x", status, "application/json", body)
+
+
+# -- gift cards (issue #18) ----------------------------------------------------------------
+
+
+def issue_gift_card(amount: int) -> str:
+    with session_scope() as session:
+        return giftcards.issue(
+            session=session, amount_minor=amount, currency="EUR", actor=Actor.operator("olga")
+        ).code
+
+
+def test_gift_cards_pay_part_or_all_of_a_store_api_checkout(api, session):
+    game = make_product(session, price_minor=1500)
+    make_keys(session, game, 5)
+    small, big = issue_gift_card(500), issue_gift_card(10_000)
+    partly = api.post(
+        "/api/store/checkout",
+        json={
+            "email": "g@example.com",
+            "lines": [{"slug": game.slug, "quantity": 2}],
+            "gift_cards": [small],
+        },
+    )
+    assert partly.status_code == 201, partly.text
+    body = partly.json()
+    assert body["total_minor"] == 3000 and body["paid_from_balances_minor"] == 500
+    assert "/pay/" in body["payment_url"]
+    wholly = api.post(
+        "/api/store/checkout",
+        json={
+            "email": "g@example.com",
+            "lines": [{"slug": game.slug, "quantity": 1}],
+            "gift_cards": [big],
+        },
+    ).json()
+    assert wholly["payment_url"] == wholly["order_url"]
+    assert (
+        fresh(session).exec(select(Order.status).where(Order.number == wholly["number"])).one()
+        == "paid"
+    )
+    refused = api.post(
+        "/api/store/checkout",
+        json={
+            "email": "g@example.com",
+            "lines": [{"slug": game.slug, "quantity": 1}],
+            "gift_cards": [small],
+        },
+    )
+    assert refused.status_code == 422 and "no balance left" in refused.json()["error"]["message"]
+    looked_up = api.post("/api/store/gift-cards/balance", json={"code": big})
+    assert looked_up.status_code == 200
+    assert looked_up.json() == {
+        "last4": giftcards.parse_code(big)[-4:],
+        "currency": "EUR",
+        "balance_minor": 8500,
+        "initial_minor": 10_000,
+        "active": True,
+    }
+    assert looked_up.headers["cache-control"].startswith("no-store")
+
+
+def test_the_balance_look_up_refuses_bad_codes_and_too_many_tries(api, engine):
+    assert api.post("/api/store/gift-cards/balance", json={"code": "GC-1"}).status_code == 422
+    unknown = api.post("/api/store/gift-cards/balance", json={"code": giftcards.new_code()})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_gift_card"
+    _, limit, _ = giftcards.BALANCE_LIMIT
+    answers = [
+        api.post("/api/store/gift-cards/balance", json={"code": giftcards.new_code()}).status_code
+        for _ in range(limit)
+    ]
+    assert answers[-1] == 429 and "retry-after" in {
+        k.lower() for k in api.post("/api/store/gift-cards/balance", json={"code": "x"}).headers
+    }
+
+
+def test_checkout_with_a_promo_code_keeps_the_discount_and_refuses_in_words(
+    api, session, catalogue
+):
+    from core.models import OrderLine, PromoCode
+    from core.services.audit import Actor
+    from core.services.operator.promos import PromoInput, create_promo
+
+    steam, _ = catalogue
+    create_promo(data=PromoInput(code="SPRING", percent="25", max_uses=1), actor=Actor.system())
+    lines = [{"slug": steam[0].slug, "quantity": 2}]
+    answer = api.post(
+        "/api/store/checkout",
+        json={"email": "p@example.com", "lines": lines, "promo_code": "spring"},
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert (body["total_minor"], body["discount_minor"]) == (1500, 500)
+    order = fresh(session).exec(select(Order).where(Order.number == body["number"])).one()
+    assert (order.subtotal_minor, order.discount_minor, order.total_minor) == (2000, 500, 1500)
+    line = fresh(session).exec(select(OrderLine).where(OrderLine.order_id == order.id)).one()
+    assert line.discount_minor == 500
+    again = api.post(
+        "/api/store/checkout",
+        json={
+            "email": "q@example.com",
+            "lines": [{"slug": steam[1].slug, "quantity": 1}],
+            "promo_code": "SPRING",
+        },
+    )
+    assert again.status_code == 422
+    assert again.json()["error"] == {
+        "code": "promo_rejected",
+        "message": "Promo code SPRING has been used up.",
+        "field": "promo_code",
+    }
+    assert fresh(session).exec(select(PromoCode.uses)).one() == 1
+    assert len(fresh(session).exec(select(Order)).all()) == 1

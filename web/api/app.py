@@ -267,6 +267,43 @@ async def blob(
 
 
 @router.get(
+    "/api/covers/{name:path}",
+    operation_id="cover",
+    summary="A product's uploaded cover image at one storefront size",
+    description="Public: <product id>/<cover id>/card.webp (300x400) or page.webp "
+    "(600x800). A new upload gets a new address, so an answer never changes and is "
+    "cached for a year.",
+    tags=["store"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the image",
+            "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        404: error_response("no such cover"),
+    },
+)
+async def cover(name: Annotated[str, Path(description="the cover's name and size")]) -> Response:
+    """An uploaded product cover (core.services.catalogue.covers)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from core.services.catalogue.covers import CONTENT_TYPE, read_cover
+
+    try:
+        data = await run_in_threadpool(read_cover, name)
+    except DomainError as exc:
+        return error(exc.http_status, exc.code, exc.message)
+    return Response(
+        data,
+        media_type=CONTENT_TYPE,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.get(
     "/api/receipts/{number}.pdf",
     operation_id="receiptPdf",
     summary="The receipt (invoice) of a paid order as a PDF",

@@ -206,7 +206,7 @@ def product_page(slug: str) -> Page:
         detail.description
         or f"{detail.title} key for {detail.platform} ({detail.region}), delivered in seconds."
     )
-    image = _image(detail.cover_url)
+    image = _image(detail.cover.src if detail.cover else None)
     offer: dict[str, Any] = {
         "@type": "Offer",
         "url": public_url(path),

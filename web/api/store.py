@@ -3,6 +3,7 @@
     GET  /api/store/products            search, filters, sort, paging
     GET  /api/store/products/{slug}     one product (availability, region, activation)
     POST /api/store/checkout            e-mail and lines → order number, token, payment URL
+    POST /api/store/gift-cards/balance  a gift card code → its balance (rate limited)
     GET  /api/store/orders/{number}     the order with its access token (never a key)
     GET  /api/openapi.json              the OpenAPI 3.1 description of every /api route
 
@@ -40,8 +41,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.db import get_engine, session_scope
-from core.services import catalogue, checkout, portal, ratelimit, storefront
+from core.services import catalogue, checkout, giftcards, portal, ratelimit, storefront
 from core.services.catalogue import MAX_PER_PAGE, SORTS
+from core.services.catalogue.covers import cover_src
 from core.services.orders import MAX_LINES, MAX_QUANTITY_PER_LINE
 from web.api.http import (
     MAX_PARAM_CHARS,
@@ -141,6 +143,25 @@ class CheckoutRequest(BaseModel):
     payment_method: Literal["card", "crypto"] = Field(
         "card", description="card (Stripe), or crypto (NOWPayments) where the shop offers it"
     )
+    promo_code: StrictStr | None = Field(
+        None,
+        max_length=220,
+        description="a promo code (several, separated by commas, only when each allows "
+        "combining); a code that cannot be used is refused (promo_rejected) with the reason",
+    )
+    gift_cards: list[StrictStr] = Field(
+        default_factory=list,
+        max_length=5,
+        description="gift card codes, applied in this order before the payment method; "
+        "the payment method pays exactly the rest (card only), and an order they cover "
+        "wholly is paid at once (payment_url is then the order page)",
+    )
+
+
+class GiftCardBalanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: StrictStr = Field(max_length=64, description="the gift card code, as printed")
 
 
 # -- answers -----------------------------------------------------------------------------
@@ -160,7 +181,9 @@ class ProductHit(Model):
     is_preorder: bool
     release_date: date | None
     featured: bool
-    cover_url: str | None = Field(description="an URL or a data: URI")
+    cover_url: str | None = Field(
+        description="an URL (an uploaded cover: /api/covers/…, card size) or a data: URI"
+    )
     in_stock: bool = Field(description="own keys or a provider offer with stock")
     low_stock: bool
     url: str
@@ -215,8 +238,20 @@ class CheckoutResult(Model):
     order_url: str = Field(description="the order page and key portal")
     status_url: str = Field(description="GET it with the access token")
     total_minor: int = Field(ge=0, description=MONEY)
+    discount_minor: int = Field(ge=0, description="what promo codes took off; " + MONEY)
+    paid_from_balances_minor: int = Field(
+        ge=0, description="what gift cards and store credit paid; " + MONEY
+    )
     currency: str
     test_payment: bool = Field(description="true when the payment page is the built-in test page")
+
+
+class GiftCardBalance(Model):
+    last4: str = Field(description="the code's last four characters")
+    currency: str
+    balance_minor: int = Field(ge=0, description=MONEY)
+    initial_minor: int = Field(ge=0, description=MONEY)
+    active: bool = Field(description="false once the shop voided the card")
 
 
 class KeyView(Model):
@@ -247,6 +282,9 @@ class OrderLine(Model):
     pending: int = Field(description="ordered but not delivered yet")
     keys: list[KeyView]
     is_preorder: bool = Field(description="a pre-order: delivered on the release date")
+    discount_minor: int = Field(
+        ge=0, description="what promo codes took off this line (line_total_minor is after it)"
+    )
 
 
 class Order(Model):
@@ -275,6 +313,9 @@ class Order(Model):
     vat_minor: int = Field(ge=0, description="the VAT contained in total_minor; " + MONEY)
     payment_note: str | None = Field(
         None, description="a crypto payment's state on the blockchain, in words"
+    )
+    paid_from_balances_minor: int = Field(
+        0, ge=0, description="what gift cards and store credit paid of total_minor; " + MONEY
     )
     is_final: bool = Field(description="nothing will change on its own any more")
 
@@ -307,7 +348,7 @@ def hit_json(hit: catalogue.ProductHit) -> dict[str, Any]:
         "is_preorder": hit.is_preorder,
         "release_date": hit.release_date,
         "featured": hit.featured,
-        "cover_url": hit.cover_url,
+        "cover_url": cover_src(hit),
         "in_stock": hit.in_stock,
         "low_stock": hit.low_stock,
         "url": f"/api/store/products/{hit.slug}",
@@ -412,7 +453,9 @@ async def get_product(slug: Annotated[str, Path(description="the product's slug"
         with session_scope(write=False) as session:
             return storefront.product_detail(session=session, slug=slug)
 
-    return asdict(await run_in_threadpool(detail))
+    data = asdict(await run_in_threadpool(detail))
+    cover = data.pop("cover")
+    return {**data, "cover_url": cover["src"] if cover else None}
 
 
 @router.post(
@@ -435,8 +478,10 @@ async def get_product(slug: Annotated[str, Path(description="the product's slug"
         422: error_response(
             "refused: not the documented object (invalid_input), or by the shop: bad e-mail, "
             "unknown product, quantity, currencies, or more than own stock and partner "
-            "stock not held by other orders can serve (cart_rejected, see problems); "
-            "nothing was written"
+            "stock not held by other orders can serve (cart_rejected, see problems), a promo "
+            "code that cannot be used (promo_rejected: unknown, paused, not yet valid, "
+            "expired, used up, minimum not reached, not for these products); nothing was "
+            "written"
         ),
         429: error_response("too many requests"),
         502: error_response(
@@ -461,6 +506,8 @@ async def create_checkout(order: CheckoutRequest, request: Request, response: Re
             currency=order.currency,
             country=order.country,
             payment_method=order.payment_method,
+            gift_cards=order.gift_cards,
+            promo_code=order.promo_code,
         )
     )
     status_url = f"/api/store/orders/{result.number}"
@@ -494,6 +541,28 @@ async def get_order(
     response.headers.update(NO_STORE)
     view = await run_in_threadpool(lambda: portal.view_order(number=number, access_token=token))
     return order_json(view)
+
+
+@router.post(
+    "/api/store/gift-cards/balance",
+    operation_id="giftCardBalance",
+    summary="A gift card's balance by its code (rate limited per address)",
+    tags=["store"],
+    response_model=GiftCardBalance,
+    responses={
+        400: BAD,
+        404: error_response("no gift card has that code"),
+        422: error_response("not a gift card code, or a typo in it (its check character)"),
+        429: error_response("too many look-ups from this address"),
+    },
+)
+async def gift_card_balance(
+    body: GiftCardBalanceRequest, request: Request, response: Response
+) -> Any:
+    ip = request.client.host if request.client else None
+    found = await run_in_threadpool(lambda: giftcards.check_balance(code=body.code, ip=ip))
+    response.headers.update(NO_STORE)
+    return asdict(found)
 
 
 @router.get(

@@ -7,9 +7,13 @@ from typing import Any
 import reflex as rx
 
 
-def cover(url: Any, *, height: str | None = None) -> rx.Component:
-    """A product's cover. Covers are portrait (3:4, like box art): shown whole at that
-    ratio, or cropped around the title when a fixed ``height`` is asked for."""
+def cover(item: Any, *, height: str | None = None) -> rx.Component:
+    """A product's cover from a card's or page's ``cover_url``, ``cover_width``,
+    ``cover_height`` and ``cover_alt`` (web.state.format.cover_fields). Covers are
+    portrait (3:4, like box art): shown whole at that ratio, or cropped around the title
+    when a fixed ``height`` is asked for. The intrinsic width and height let the browser
+    keep the room before the image arrives."""
+    url = item["cover_url"]
     size: dict[str, Any] = (
         {"height": height, "object_position": "center 35%"}
         if height
@@ -19,7 +23,10 @@ def cover(url: Any, *, height: str | None = None) -> rx.Component:
         url != "",
         rx.image(
             src=url,
-            alt="",
+            alt=item["cover_alt"],
+            custom_attrs={"width": item["cover_width"], "height": item["cover_height"]},
+            loading="lazy",
+            decoding="async",
             width="100%",
             object_fit="cover",
             border_radius="var(--radius-2)",
@@ -38,7 +45,7 @@ def product_card(item: Any) -> rx.Component:
     return rx.card(
         rx.link(
             rx.vstack(
-                cover(item["cover_url"]),
+                cover(item),
                 rx.text(item["title"], weight="bold", size="3", class_name="product-title"),
                 rx.hstack(
                     rx.badge(item["platform"], variant="soft"),

@@ -160,6 +160,10 @@ def page(*children: Any, title: str | None = None) -> rx.Component:
             *body,
             *children,
             id="ks-main",
+            # The path once its on_load handlers have run (empty while they run): a
+            # script or a browser test waits for it before using a form the handlers
+            # reset, so a fast first click is never undone by a late on_load.
+            data_loaded=rx.cond(rx.State.is_hydrated, rx.State.router.url.path, ""),
             max_width="1200px",
             margin="0 auto",
             padding="1em",

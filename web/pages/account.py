@@ -181,6 +181,59 @@ def account() -> rx.Component:
             width="100%",
             wrap="wrap",
         ),
+        rx.heading("Store credit", as_="h2", size="5", margin_top="1em"),
+        callout_error(AccountState.error),
+        callout_info(AccountState.info),
+        rx.text(
+            "Your store credit: ", rx.text.strong(AccountState.credit_balance), id="credit-balance"
+        ),
+        rx.text(
+            "Refunds to store credit and redeemed gift cards land here; tick “Use my store "
+            "credit” at checkout to spend it.",
+            size="1",
+            color_scheme="gray",
+        ),
+        rx.form(
+            rx.hstack(
+                rx.input(
+                    name="code",
+                    placeholder="Gift card code",
+                    id="redeem-code",
+                    max_length=64,
+                    aria_label="Gift card code",
+                ),
+                rx.button("Add to my credit", type="submit", id="redeem"),
+                wrap="wrap",
+            ),
+            on_submit=AccountState.redeem_gift_card,
+            reset_on_submit=True,
+        ),
+        rx.cond(
+            AccountState.credit_lines.length() > 0,  # type: ignore[attr-defined]
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell("Date"),
+                        rx.table.column_header_cell("What"),
+                        rx.table.column_header_cell("Amount"),
+                        rx.table.column_header_cell("Balance", display=WIDE_ONLY),
+                    )
+                ),
+                rx.table.body(
+                    rx.foreach(
+                        AccountState.credit_lines,
+                        lambda ln: rx.table.row(
+                            rx.table.cell(ln["date"]),
+                            rx.table.cell(ln["what"]),
+                            rx.table.cell(ln["amount"]),
+                            rx.table.cell(ln["balance"], display=WIDE_ONLY),
+                        ),
+                    )
+                ),
+                id="credit-ledger",
+                size="1",
+            ),
+        ),
         rx.heading("Your orders", as_="h2", size="5", margin_top="1em"),
         rx.cond(
             AccountState.orders.length() > 0,  # type: ignore[attr-defined]

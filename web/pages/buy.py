@@ -14,7 +14,7 @@ from web.state.checkout import CartState, PayState
 def cart_line(line: Any) -> rx.Component:
     return rx.card(
         rx.flex(
-            rx.box(cover(line["cover_url"]), width="3.5em"),
+            rx.box(cover(line), width="3.5em"),
             rx.vstack(
                 rx.link(line["title"], href="/games/" + line["slug"].to(str), weight="bold"),
                 rx.hstack(
@@ -53,7 +53,13 @@ def cart_line(line: Any) -> rx.Component:
                 align="center",
             ),
             rx.vstack(
-                rx.text(line["line_total"], weight="bold"),
+                rx.text(line["line_total"], weight="bold", class_name="line-total"),
+                rx.cond(
+                    line["discount"] != "",
+                    rx.text(
+                        line["discount"], size="1", color_scheme="green", class_name="line-discount"
+                    ),
+                ),
                 rx.text(line["unit_price"], " each", size="1", color_scheme="gray"),
                 align="end",
                 spacing="0",
@@ -108,6 +114,53 @@ def country_select() -> rx.Component:
     )
 
 
+def promo_form() -> rx.Component:
+    """The promo code field: applied to the cart's lines before checkout."""
+    return rx.vstack(
+        rx.form(
+            rx.hstack(
+                rx.input(
+                    name="promo_code",
+                    placeholder="Promo code",
+                    default_value=CartState.promo_code,
+                    key=CartState.promo_code,
+                    id="promo-code",
+                    aria_label="Promo code",
+                    max_length=220,
+                    auto_complete="off",
+                ),
+                rx.button("Apply", type="submit", variant="soft", id="apply-promo"),
+                rx.cond(
+                    CartState.promo_text != "",
+                    rx.button(
+                        "Remove",
+                        variant="ghost",
+                        type="button",
+                        id="remove-promo",
+                        on_click=CartState.remove_promo,
+                    ),
+                ),
+                align="center",
+            ),
+            on_submit=CartState.apply_promo,
+            reset_on_submit=False,
+        ),
+        rx.cond(
+            CartState.promo_error != "",
+            rx.text(
+                CartState.promo_error, color_scheme="red", size="2", id="promo-error", role="alert"
+            ),
+        ),
+        rx.cond(
+            CartState.promo_text != "",
+            rx.text(CartState.promo_text, color_scheme="green", size="2", id="promo-applied"),
+        ),
+        align_self="end",
+        align="end",
+        spacing="1",
+    )
+
+
 def cart() -> rx.Component:
     return page(
         callout_error(CartState.error),
@@ -117,6 +170,7 @@ def cart() -> rx.Component:
             rx.vstack(
                 rx.foreach(CartState.lines, cart_line),
                 rx.foreach(CartState.problems, lambda p: rx.text(p, color_scheme="red", size="2")),
+                promo_form(),
                 rx.hstack(
                     rx.text("Total", size="4"),
                     rx.text(CartState.total, size="6", weight="bold", id="cart-total"),
@@ -178,6 +232,31 @@ def cart() -> rx.Component:
                             ),
                             ").",
                             size="1",
+                        ),
+                        rx.el.details(
+                            rx.el.summary("Pay with a gift card", id="gift-card-toggle"),
+                            rx.text_area(
+                                name="gift_cards",
+                                placeholder="GC-XXXXX-XXXXX-XXXXX-XXXXX-X (one per line)",
+                                id="gift-cards",
+                                max_length=400,
+                                rows="2",
+                                width="100%",
+                            ),
+                            rx.text(
+                                "Gift cards pay first; your card pays the rest.",
+                                size="1",
+                                color_scheme="gray",
+                            ),
+                        ),
+                        rx.cond(
+                            CartState.credit_text != "",
+                            rx.checkbox(
+                                CartState.credit_text,
+                                name="use_credit",
+                                default_checked=True,
+                                id="use-credit",
+                            ),
                         ),
                         rx.cond(
                             CartState.crypto_offered,

@@ -274,6 +274,12 @@ def order() -> rx.Component:
                 ),
                 rx.text(OrderState.vat, size="2", color_scheme="gray", id="order-vat"),
                 rx.cond(
+                    OrderState.balances_text != "",
+                    rx.text(
+                        OrderState.balances_text, size="2", color_scheme="gray", id="order-balances"
+                    ),
+                ),
+                rx.cond(
                     OrderState.receipt_url != "",
                     rx.hstack(
                         rx.link("Receipt", href=OrderState.receipt_url, id="receipt-link"),

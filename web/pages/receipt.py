@@ -15,7 +15,11 @@ def receipt_line(line: Any) -> rx.Component:
         rx.table.cell(line["title"], " (", line["platform"], ", ", line["region"], ")"),
         rx.table.cell(line["quantity"], text_align="right"),
         rx.table.cell(line["unit_price"], text_align="right"),
-        rx.table.cell(line["total"], text_align="right"),
+        rx.table.cell(
+            line["total"],
+            rx.cond(line["discount"] != "", rx.text("promo ", line["discount"], size="1")),
+            text_align="right",
+        ),
     )
 
 

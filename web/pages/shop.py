@@ -242,7 +242,7 @@ def product() -> rx.Component:
             ProductState.found,
             rx.flex(
                 rx.box(
-                    cover(p["cover_url"]),
+                    cover(p),
                     flex="1",
                     min_width=rx.breakpoints(initial="6em", sm="12em"),
                     max_width=rx.breakpoints(initial="8em", sm="20em"),

@@ -33,6 +33,8 @@ def fill_script(element_id: str, content: str, *, html: bool = False) -> str:
 
 class AccountState(ShopState):
     orders: list[dict[str, str]] = []
+    credit_balance: str = ""  # "€12.50" (every currency with credit, joined)
+    credit_lines: list[dict[str, str]] = []
     sessions: list[dict[str, str]] = []
     oidc_name: str = ""  # the provider's name when sign-in with it is configured
     need_code: bool = False  # sign-in: the account has two-factor sign-in on
@@ -65,11 +67,50 @@ class AccountState(ShopState):
             for o in history
         ]
         await self._load_sessions(customer_id)
+        await self._load_credit(customer_id)
         from core.services.twofactor import totp_enabled
 
         self.two_factor_on = await in_thread(totp_enabled, customer_id=customer_id)
         self.two_factor_setup = False
         return None
+
+    async def _load_credit(self, customer_id: int) -> None:
+        from core.services.credit import statement
+
+        balances, lines = await in_thread(statement, customer_id=customer_id)
+        self.credit_balance = ", ".join(money(a, c) for c, a in balances.items() if a) or money(
+            0, self.currency
+        )
+        self.credit_lines = [
+            {
+                "date": day(ln.at.date()),
+                "what": ln.label + (f" ({ln.order_number})" if ln.order_number else ""),
+                "amount": money(ln.amount_minor, ln.currency),
+                "balance": money(ln.balance_minor, ln.currency),
+                "note": ln.note,
+            }
+            for ln in lines[:50]
+        ]
+
+    @rx.event
+    async def redeem_gift_card(self, form: dict[str, Any]) -> None:
+        """Move a gift card's whole balance into the account's store credit."""
+        from core.services.giftcards import redeem_for_customer
+
+        code = str(form.get("code") or "").strip()[:64]
+        customer_id = await in_thread(self._customer_id)
+        if customer_id is None or not code:
+            self.error = "Enter the gift card code." if customer_id is not None else ""
+            return
+        try:
+            amount, currency = await in_thread(
+                redeem_for_customer, code=code, customer_id=customer_id, ip=self._client()["ip"]
+            )
+        except Exception as exc:
+            self.error, self.info = error_text(exc), ""
+            return
+        self.error, self.info = "", f"{money(amount, currency)} added to your store credit."
+        await self._load_credit(customer_id)
 
     # -- two-factor sign-in: the secret and recovery codes go straight into the page, as
     # -- revealed keys do, never into the state

@@ -13,7 +13,7 @@ from core.db import session_scope
 from core.errors import InvalidInput
 from core.money import DEFAULT_CURRENCY, parse_amount
 from web.state.base import ShopState, error_text, in_thread
-from web.state.format import day, money, product_card, product_page_title
+from web.state.format import cover_fields, day, money, product_card, product_page_title
 
 PER_PAGE = 24
 SORTS = {
@@ -324,7 +324,7 @@ class ProductState(ShopState):
             "list_price": money(detail.list_price_minor, detail.currency)
             if detail.discount_percent
             else "",
-            "cover_url": detail.cover_url or "",
+            **cover_fields(detail.cover),
             "availability": detail.availability,
             "can_buy": bool(detail.can_buy),
             "region_locked": bool(detail.region_locked),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import reflex as rx
 
 from core.db import session_scope
+from core.services.catalogue.covers import SIZES, Cover
 from web.api.security import load_script
 from web.state.base import ShopState, error_text, in_thread, parse_cart
-from web.state.format import money
+from web.state.format import cover_fields, money
 
 
 class CartState(ShopState):
@@ -28,10 +30,15 @@ class CartState(ShopState):
     placing: bool = False
     error: str = ""
     crypto_offered: bool = False  # the checkout offers crypto (NOWPayments) beside card
+    credit_text: str = ""  # "You have €12.50 of store credit" (signed in, some credit)
+    promo_code: str = ""  # the code(s) applied to the cart, as typed
+    promo_text: str = ""  # "Promo code SUMMER10: -€4.99"
+    promo_error: str = ""  # why the code cannot be used on this cart
 
     async def _quote(self) -> None:
         from core.services.cart import CartLine, quote_cart
-        from core.services.vat import countries, country
+        from core.services.promos import CartDiscount, quote_discounts
+        from core.services.vat import countries, country, vat_included
 
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
@@ -41,19 +48,39 @@ class CartState(ShopState):
         self.country = buyer.code
         self.countries = [[c.code, f"{c.name} ({c.rate_text} VAT)"] for c in countries()]
 
+        code, email = self.promo_code, self.email or self.customer_email
+        customer_id = await in_thread(self._customer_id) if self.signed_in and code else None
+
         def work() -> Any:
             with session_scope(write=False) as session:
-                return quote_cart(
+                quote = quote_cart(
                     session=session, lines=cart, currency=currency, vat_rate_bp=buyer.rate_bp
                 )
+                off = (
+                    quote_discounts(
+                        session=session,
+                        lines=quote.lines,
+                        currency=quote.currency,
+                        promo_code=code,
+                        email=email,
+                        customer_id=customer_id,
+                    )
+                    if code
+                    else None
+                )
+                return quote, off
 
         try:
-            quote = await in_thread(work) if cart else None
+            quote, off = await in_thread(work) if cart else (None, None)
         except Exception as exc:
             self.error = error_text(exc)
             return
+        discount: CartDiscount | None = off
+        by_line = discount.applied.by_line if discount else {}
+        self.promo_error = discount.error if discount else ""
         if quote is None:
             self.lines, self.total, self.problems, self.can_checkout = [], "", [], False
+            self.promo_text = ""
         else:
             self.lines = [
                 {
@@ -61,20 +88,38 @@ class CartState(ShopState):
                     "title": line.title,
                     "platform": line.platform,
                     "region": line.region,
-                    "cover_url": line.cover_url or "",
+                    # a thumbnail beside the title's link: decorative, no alt text
+                    **cover_fields(
+                        Cover(line.cover_url, *SIZES["card"], alt="") if line.cover_url else None
+                    ),
                     "unit_price": money(line.unit_price_minor, line.currency),
                     "qty": line.quantity,
-                    "line_total": money(line.line_total_minor, line.currency),
+                    "line_total": money(
+                        line.line_total_minor - by_line.get(line.product_id or 0, 0),
+                        line.currency,
+                    ),
+                    "discount": (
+                        f"{money(line.line_total_minor, line.currency)} - "
+                        f"{money(by_line[line.product_id], line.currency)} with the code"
+                        if line.product_id in by_line
+                        else ""
+                    ),
                     "problem": line.problem or "",
                     "can_add": 0 < line.quantity < line.max_quantity,
                     "preorder": line.is_preorder,
                 }
                 for line in quote.lines
             ]
-            self.total = money(quote.total_minor, quote.currency)
+            taken = discount.applied.total_minor if discount else 0
+            self.total = money(quote.total_minor - taken, quote.currency)
+            self.promo_text = (
+                f"Promo code {', '.join(discount.applied.codes)}: -{money(taken, quote.currency)}"
+                if discount and taken
+                else ""
+            )
+            vat_minor = vat_included(quote.total_minor - taken, buyer.rate_bp)
             self.vat = (
-                f"Includes {buyer.rate_text} VAT ({buyer.name}): "
-                f"{money(quote.vat_minor, quote.currency)}"
+                f"Includes {buyer.rate_text} VAT ({buyer.name}): {money(vat_minor, quote.currency)}"
             )
             self.problems = list(quote.problems)
             self.can_checkout = bool(quote.lines) and not quote.problems
@@ -89,6 +134,22 @@ class CartState(ShopState):
             self.email = self.customer_email
         self.crypto_offered = get_settings().crypto_payments
         await self._quote()
+        await self._credit()
+
+    async def _credit(self) -> None:
+        """The signed-in customer's store credit in the cart's currency, offered at
+        checkout when there is some."""
+        from core.services.credit import balance_in
+
+        customer_id = await in_thread(self._customer_id) if self.signed_in else None
+        amount = (
+            await in_thread(balance_in, customer_id=customer_id, currency=self.currency)
+            if customer_id is not None
+            else 0
+        )
+        self.credit_text = (
+            f"Use my store credit ({money(amount, self.currency)})" if amount > 0 else ""
+        )
 
     @rx.event
     async def change_qty(self, slug: str, delta: int) -> Any:
@@ -137,6 +198,18 @@ class CartState(ShopState):
         await self._quote()
 
     @rx.event
+    async def apply_promo(self, form: dict[str, Any]) -> None:
+        """Apply the code typed in the cart (an empty field removes it): the lines show
+        what it takes off, or the cart says why it cannot be used."""
+        self.promo_code = str(form.get("promo_code") or "").strip()[:220]
+        await self._quote()
+
+    @rx.event
+    async def remove_promo(self) -> None:
+        self.promo_code = ""
+        await self._quote()
+
+    @rx.event
     def set_email(self, value: str) -> None:
         self.email = value[:320]
 
@@ -150,6 +223,14 @@ class CartState(ShopState):
         email = str(form.get("email", self.email)).strip()[:320]
         self.email = email
         method = str(form.get("payment_method") or "card").strip().lower()[:20]
+        # gift card codes, one per line or separated by commas (spaces inside a code
+        # are fine: they are ignored like its hyphens)
+        codes = [c.strip() for c in re.split(r"[,;\n]+", str(form.get("gift_cards") or "")[:400])]
+        gift_cards = [c for c in codes if c]
+        use_credit = bool(self.credit_text) and str(form.get("use_credit") or "").lower() in (
+            "on",
+            "true",
+        )
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
         ]
@@ -170,6 +251,9 @@ class CartState(ShopState):
                 currency=self._currency(),
                 country=self._country(),
                 payment_method=method,
+                gift_cards=gift_cards,
+                use_credit=use_credit,
+                promo_code=self.promo_code or None,
             )
         except Exception as exc:
             self.placing = False
@@ -221,7 +305,10 @@ class PayState(ShopState):
             self.found, self.error = False, error_text(exc)
             return
         self.found, self.error = True, ""
-        self.total = money(view.total_minor, view.currency)
+        # the card pays what gift cards and store credit left
+        self.total = money(
+            view.total_minor - int(getattr(view, "paid_from_balances_minor", 0)), view.currency
+        )
         self.items = [
             {"title": line.title, "qty": str(line.quantity), "platform": line.platform}
             for line in view.lines

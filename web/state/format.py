@@ -12,6 +12,7 @@ from typing import Any
 
 from core.money import format_money as money  # ``1999, "EUR"`` → ``€19.99``
 from core.services.catalogue import ProductHit
+from core.services.catalogue.covers import Cover, cover_of
 
 __all__ = ["day", "money", "product_card", "product_page_title"]
 
@@ -49,8 +50,21 @@ def product_card(hit: ProductHit) -> dict[str, Any]:
         "price": money(hit.price_minor, hit.currency),
         "list_price": money(hit.list_price_minor, hit.currency) if on_sale else "",
         "discount": f"-{hit.discount_percent}%" if on_sale else "",
-        "cover_url": hit.cover_url or "",
+        **cover_fields(cover_of(hit, "card")),
         "badge": badge,
         "buyable": in_stock or bool(hit.is_preorder),
         "href": f"/games/{hit.slug}",
+    }
+
+
+def cover_fields(cover: Cover | None) -> dict[str, str]:
+    """A cover as the page's ``cover_url``, ``cover_width``, ``cover_height`` and
+    ``cover_alt`` (all empty: no cover)."""
+    if cover is None:
+        return {"cover_url": "", "cover_width": "", "cover_height": "", "cover_alt": ""}
+    return {
+        "cover_url": cover.src,
+        "cover_width": str(cover.width),
+        "cover_height": str(cover.height),
+        "cover_alt": cover.alt,
     }

@@ -38,6 +38,7 @@ class OrderState(ShopState):
     progress: int = 0  # percent along ordered → paid → delivering → delivered
     created: str = ""
     total: str = ""
+    balances_text: str = ""  # "€10.00 paid with gift cards and store credit"
     email: str = ""
     payment_note: str = ""  # a crypto payment's state, live
     lines: list[dict[str, Any]] = []
@@ -80,6 +81,12 @@ class OrderState(ShopState):
 
         self.created, self.email = day(view.created_at), view.email
         self.total = money(view.total_minor, view.currency)
+        covered = int(getattr(view, "paid_from_balances_minor", 0))
+        self.balances_text = (
+            f"{money(covered, view.currency)} paid with gift cards and store credit"
+            if covered
+            else ""
+        )
         self.consent_given, self.consent_text = bool(view.consent_given), CONSENT_TEXT
         self.has_keys = any(line.keys for line in view.lines)
         self.vat = ""

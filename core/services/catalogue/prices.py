@@ -21,7 +21,8 @@ from sqlmodel import Session
 
 from core.errors import InvalidInput
 from core.models import Product, ProductPrice
-from core.money import normalise_currency
+from core.money import format_money, normalise_currency
+from core.services.catalogue.product_input import CurrencyPrice, price_column
 
 product_prices = ProductPrice.__table__  # type: ignore[attr-defined]
 _products = Product.__table__  # type: ignore[attr-defined]
@@ -102,6 +103,30 @@ def all_prices(*, session: Session, product: Product) -> list[Price]:
     return [own, *(Price(int(m), c, lm) for c, m, lm in rows if c != product.currency)]
 
 
+def other_prices(*, session: Session, product_ids: list[int]) -> dict[int, dict[str, Price]]:
+    """The prices each product has besides its own: ``{product id: {currency: Price}}``
+    (one query; the product's own currency is never among them)."""
+    found: dict[int, dict[str, Price]] = {pid: {} for pid in product_ids}
+    if not product_ids:
+        return found
+    rows = session.execute(
+        select(
+            product_prices.c.product_id,
+            product_prices.c.currency,
+            product_prices.c.price_minor,
+            product_prices.c.list_price_minor,
+        )
+        .select_from(product_prices.join(_products, _products.c.id == product_prices.c.product_id))
+        .where(
+            product_prices.c.product_id.in_(product_ids),
+            product_prices.c.currency != _products.c.currency,
+        )
+    ).all()
+    for pid, code, minor, list_minor in rows:
+        found[pid][code] = Price(int(minor), code, list_minor)
+    return found
+
+
 def set_price(
     *,
     session: Session,
@@ -144,6 +169,70 @@ def set_price(
             )
         )
     session.flush()
+
+
+def price_changes(
+    *, session: Session, product: Product, prices: dict[str, Any], own: Price
+) -> dict[str, tuple[Price | None, Price | None]]:
+    """What setting ``prices`` (``{currency: CurrencyPrice | None}``, the model family's
+    ``prices``) on ``product`` would change: ``{currency: (before, after)}``, None for
+    not sold in it. ``own`` is the product's own price once its other changes are made:
+    an entry for that currency must agree with it (InvalidInput naming the column, e.g.
+    ``price_eur``) and is otherwise left out; an entry without a list price keeps the
+    one the currency has."""
+    current = {p.currency: p for p in all_prices(session=session, product=product)}
+    out: dict[str, tuple[Price | None, Price | None]] = {}
+    for code, entry in prices.items():
+        if code == own.currency:
+            if entry is None:
+                continue  # an empty own-currency column: the price column says it
+            _check_own(entry, own)
+            continue
+        before = current.get(code)
+        after: Price | None = None
+        if isinstance(entry, CurrencyPrice):
+            listed = (
+                entry.list_price_minor
+                if "list_price_minor" in entry.model_fields_set
+                else (before.list_minor if before else None)
+            )
+            after = Price(entry.price_minor, code, listed)
+        if after != before:
+            out[code] = (before, after)
+    return out
+
+
+def _check_own(entry: CurrencyPrice, own: Price) -> None:
+    code = own.currency
+    listed_given = "list_price_minor" in entry.model_fields_set
+    for column, given, wanted, name in (
+        (price_column(code), entry.price_minor, own.minor, "price"),
+        (price_column(code, listed=True), entry.list_price_minor, own.list_minor, "list_price"),
+    ):
+        if name == "list_price" and not listed_given:
+            continue
+        if given != wanted:
+            shown = format_money(given, code, style="code") if given is not None else "empty"
+            want = format_money(wanted, code, style="code") if wanted is not None else "empty"
+            raise InvalidInput(
+                f"{column} is {shown} but {name} is {want}: {code} is the product's own "
+                f"currency, priced by {name}; make them equal or leave {column} empty",
+                field=column,
+            )
+
+
+def apply_price_changes(
+    *, session: Session, product: Product, changes: dict[str, tuple[Price | None, Price | None]]
+) -> None:
+    """Write what :func:`price_changes` found. Caller's transaction (flushed)."""
+    for code, (_, after) in changes.items():
+        set_price(
+            session=session,
+            product=product,
+            currency=code,
+            price_minor=after.minor if after else None,
+            list_price_minor=after.list_minor if after else None,
+        )
 
 
 def price_columns(currency: str) -> tuple[FromClause, ColumnElement[Any], ColumnElement[Any]]:

@@ -11,10 +11,14 @@ text typed by a person goes through :func:`parse_product_text`, which validates 
 A validation failure is :class:`~core.errors.InvalidInput` naming the first bad field
 (``field``) with one sentence about it; nothing is written.
 
-Prices per currency: ``price_minor`` and ``currency`` are the product's price today. A
-``prices`` mapping ``{currency: minor}`` for more currencies fits beside them (one more
-field here, one ``price_XXX`` column per currency in the CSV) once the per-currency price
-table exists.
+Prices per currency: ``price_minor`` and ``currency`` are the product's own price;
+``prices`` maps other currencies to a :class:`CurrencyPrice` (the product is sold in
+each, never converted; kept in ``product_prices``). In an update a currency mapped to
+None stops selling in it, and a :class:`CurrencyPrice` without ``list_price_minor``
+keeps the list price it had. Typed as text these are the ``price_usd`` /
+``list_price_usd`` columns (one pair per currency), and an entry for the product's own
+currency must say the same as ``price`` (checked where the product is known:
+:func:`core.services.catalogue.prices.other_prices`).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ MESSAGES: Final[dict[str, str]] = {
     "active": "active must be true or false",
     "release_date": "release_date must be a date (YYYY-MM-DD) or empty",
     "cover_url": "cover_url must be text or empty",
+    "cover_alt": "cover_alt must be text of at most 300 characters",
 }
 
 # Fields that may be empty (None) on a product.
@@ -100,6 +105,7 @@ class _ProductFields(BaseModel):
         "publisher": (120, False),
         "description": (MAX_LONG_TEXT, False),
         "activation_instructions": (MAX_LONG_TEXT, False),
+        "cover_alt": (300, False),
     }
 
     @field_validator(*_TEXT, mode="before", check_fields=False)
@@ -153,6 +159,62 @@ class _ProductFields(BaseModel):
             raise ValueError(MESSAGES["cover_url"])
         return value
 
+    @field_validator("prices", mode="before", check_fields=False)
+    @classmethod
+    def _prices(cls, value: Any) -> Any:
+        return None if value is None else check_prices(value, removable=cls is ProductUpdate)
+
+
+class CurrencyPrice(BaseModel):
+    """A product's price in a currency other than its own, in that currency's minor
+    units; ``list_price_minor`` is the crossed-out "was" price (None: none)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    price_minor: int
+    list_price_minor: int | None = None
+
+
+def price_column(currency: str, *, listed: bool = False) -> str:
+    """The text/CSV name of a currency's price: ``price_usd``, ``list_price_usd``."""
+    return f"{'list_price' if listed else 'price'}_{currency.lower()}"
+
+
+def _minor_ok(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_MINOR
+
+
+def check_prices(value: Any, *, removable: bool) -> dict[str, CurrencyPrice | None]:
+    """A ``prices`` mapping checked entry by entry; ValueError naming the column of the
+    first bad one (``price_usd: …``)."""
+    if not isinstance(value, dict):
+        raise ValueError("prices: prices must map currency codes (USD) to prices")
+    out: dict[str, CurrencyPrice | None] = {}
+    for code, entry in value.items():
+        if not isinstance(code, str) or not CURRENCY_RE.fullmatch(code):
+            raise ValueError(f"prices: {str(code)[:10]!r} is not a currency code like USD")
+        column = price_column(code)
+        if entry is None:
+            if removable:  # a new product is simply not sold in that currency
+                out[code] = None
+            continue
+        if isinstance(entry, dict):
+            try:
+                entry = CurrencyPrice.model_validate(entry, strict=True)
+            except ValidationError:
+                raise ValueError(
+                    f"{column}: {column} must be a whole number of minor units, 0 or more"
+                ) from None
+        if not isinstance(entry, CurrencyPrice):
+            raise ValueError(f"{column}: {column} must be a price")
+        if not _minor_ok(entry.price_minor):
+            raise ValueError(f"{column}: {column} must be a whole number of minor units, 0 or more")
+        if entry.list_price_minor is not None and not _minor_ok(entry.list_price_minor):
+            listed = price_column(code, listed=True)
+            raise ValueError(f"{listed}: {listed} must be empty or a whole number of minor units")
+        out[code] = entry
+    return out
+
 
 def _default_threshold() -> int:
     return get_settings().default_low_stock_threshold
@@ -180,6 +242,8 @@ class ProductCreate(_ProductFields):
     featured: bool = False
     active: bool = True
     cover_url: str | None = None
+    cover_alt: str = ""
+    prices: dict[str, CurrencyPrice] = Field(default_factory=dict)
 
 
 class ProductUpdate(_ProductFields):
@@ -204,17 +268,24 @@ class ProductUpdate(_ProductFields):
     featured: bool | None = None
     active: bool | None = None
     cover_url: str | None = None
+    cover_alt: str | None = None
+    prices: dict[str, CurrencyPrice | None] | None = None
 
     @model_validator(mode="after")
     def _no_empty_required(self) -> ProductUpdate:
         for name in sorted(self.model_fields_set - NULLABLE):
             if getattr(self, name) is None:
-                raise ValueError(f"{name}: {MESSAGES[name]}")
+                raise ValueError(f"{name}: {MESSAGES.get(name, f'{name} cannot be empty')}")
         return self
 
     def changes(self) -> dict[str, Any]:
-        """The fields given, with their (checked) values."""
-        return self.model_dump(exclude_unset=True)
+        """The fields given, with their (checked) values (``prices`` as given: the
+        :class:`CurrencyPrice` entries, not dumped, so a missing list price stays told
+        apart from an empty one)."""
+        out = self.model_dump(exclude_unset=True, exclude={"prices"})
+        if "prices" in self.model_fields_set and self.prices is not None:
+            out["prices"] = dict(self.prices)
+        return out
 
 
 FIELDS: Final = tuple(ProductCreate.model_fields)
@@ -259,6 +330,40 @@ BOOL_WORDS: Final = {
     "false": False, "no": False, "n": False, "0": False, "off": False,
 }  # fmt: skip
 PRICE_FIELDS: Final = {"price": "price_minor", "list_price": "list_price_minor"}
+CURRENCY_COLUMN_RE: Final = re.compile(r"(list_)?price_([a-z]{3})")
+
+
+def _currency_prices(values: dict[str, str]) -> dict[str, dict[str, int | None] | None]:
+    """The ``price_usd`` / ``list_price_usd`` texts as ``prices`` entries: an empty price
+    is None (not sold in that currency); a list price column left out keeps the list
+    price the product has. InvalidInput names the column."""
+    out: dict[str, dict[str, int | None] | None] = {}
+    for name in values:
+        found = CURRENCY_COLUMN_RE.fullmatch(name)
+        if found is None or found.group(1):
+            continue
+        code = found.group(2).upper()
+        text = values[name].strip()
+        listed_name = price_column(code, listed=True)
+        listed = values.get(listed_name, "").strip()
+        if not text:
+            if listed:
+                raise InvalidInput(f"{listed_name} needs a {name} beside it", field=listed_name)
+            out[code] = None
+            continue
+        entry: dict[str, int | None] = {"price_minor": money.parse_amount(text, code, field=name)}
+        if listed_name in values:
+            entry["list_price_minor"] = (
+                money.parse_amount(listed, code, field=listed_name) if listed else None
+            )
+        out[code] = entry
+    for name in values:
+        found = CURRENCY_COLUMN_RE.fullmatch(name)
+        if found is not None and found.group(1) and found.group(2).upper() not in out:
+            raise InvalidInput(
+                f"{name} needs a {price_column(found.group(2))} beside it", field=name
+            )
+    return out
 
 
 def parse_product_text(values: dict[str, str], *, currency: str | None = None) -> dict[str, Any]:
@@ -269,8 +374,13 @@ def parse_product_text(values: dict[str, str], *, currency: str | None = None) -
     naming the field; the models check the rest."""
     out: dict[str, Any] = {}
     code = (values.get("currency") or "").strip() or currency or money.DEFAULT_CURRENCY
+    prices = _currency_prices(values)
+    if prices:
+        out["prices"] = prices
     for name, raw in values.items():
         text = raw.strip()
+        if CURRENCY_COLUMN_RE.fullmatch(name):
+            continue
         if name in PRICE_FIELDS:
             target = PRICE_FIELDS[name]
             if text == "" and target in NULLABLE:

@@ -71,14 +71,25 @@ def create_product(
 
     Raises InvalidInput for a malformed field and DuplicateSlug when the slug is taken.
     """
-    values = (data or validate_create(fields)).model_dump()
+    checked = data or validate_create(fields)
+    values = checked.model_dump(exclude={"prices"})
     if _slug_taken(session, values["slug"]):
         slug = values["slug"]
         raise DuplicateSlug(f"a product with slug {slug!r} already exists", slug=slug)
     product = Product(**values)
     with _slug_guard(session, product.slug):
         session.add(product)
+    if checked.prices:
+        _set_prices(session, product, dict(checked.prices))
     return product
+
+
+def _set_prices(session: Session, product: Product, prices: dict[str, Any]) -> None:
+    from core.services.catalogue.prices import Price, apply_price_changes, price_changes
+
+    own = Price(product.price_minor, product.currency, product.list_price_minor)
+    changes = price_changes(session=session, product=product, prices=prices, own=own)
+    apply_price_changes(session=session, product=product, changes=changes)
 
 
 def get_product(*, session: Session, product_id: int) -> Product:
@@ -102,10 +113,12 @@ def update_product(
 ) -> Product:
     """Change some fields of a product (flushed, not committed): ``data``, or the
     changes as keyword arguments (validated strictly as a :class:`ProductUpdate`);
-    ``updated_at`` moves on. UnknownProduct when there is no such product. The search index follows the change (database triggers on SQLite, the
+    ``updated_at`` moves on; ``prices`` are checked against the product's own price
+    once the other fields are changed (:mod:`.prices`). UnknownProduct when there is no such product. The search index follows the change (database triggers on SQLite, the
     expression index on PostgreSQL).
     """
     values = (data or validate_update(changes)).changes()
+    prices = values.pop("prices", None)
     product = get_product(session=session, product_id=product_id)
     new_slug = values.get("slug", product.slug)
     if new_slug != product.slug and _slug_taken(session, new_slug, other_than=product_id):
@@ -114,4 +127,6 @@ def update_product(
         for name, value in values.items():
             setattr(product, name, value)
         product.updated_at = utcnow()
+    if prices:
+        _set_prices(session, product, prices)
     return product

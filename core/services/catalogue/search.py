@@ -98,7 +98,7 @@ _HIT_COLUMNS: Final = tuple(
     for name in (
         "id", "slug", "title", "platform", "region", "genre", "publisher", "price_minor",
         "currency", "list_price_minor", "is_preorder", "release_date", "featured", "cover_url",
-        "low_stock_threshold", "created_at",
+        "cover_image", "cover_alt", "low_stock_threshold", "created_at",
     )
 )  # fmt: skip
 _HIT_FIELDS: Final = (*(column.name for column in _HIT_COLUMNS), "available", "provider_stock")
@@ -129,6 +129,8 @@ class ProductHit:
     release_date: date | None
     featured: bool
     cover_url: str | None
+    cover_image: str | None  # an uploaded cover (core.services.catalogue.covers.cover_of)
+    cover_alt: str
     low_stock_threshold: int
     created_at: datetime
     available: int

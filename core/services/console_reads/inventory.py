@@ -31,6 +31,7 @@ class ProductStockRow:
     id: int
     slug: str
     title: str
+    platform: str
     available: int
     reserved: int
     delivered: int
@@ -64,6 +65,7 @@ def product_stock(
                 id=row_id(p.id),
                 slug=p.slug,
                 title=p.title,
+                platform=p.platform,
                 available=c.available,
                 reserved=c.reserved,
                 delivered=c.delivered,
@@ -78,6 +80,7 @@ def product_stock(
 class ImportRow:
     id: int
     file_name: str
+    product: str  # the slug of the product imported into; "per line" for a product column
     operator: str
     status: str
     read: int
@@ -94,14 +97,18 @@ class ImportRow:
 def import_history(
     *, session: Session, limit: int = 50, before_id: int | None = None
 ) -> list[ImportRow]:
-    """Import batches, newest first, a page at a time (``before_id``)."""
-    query = select(ImportBatch)
+    """Import batches, newest first, a page at a time (``before_id``), with the slug of
+    the product each went into."""
+    query = select(ImportBatch, Product.slug).join(
+        Product, col(Product.id) == col(ImportBatch.product_id), isouter=True
+    )
     if before_id is not None:
         query = query.where(col(ImportBatch.id) < before_id)
     return [
         ImportRow(
             id=row_id(b.id),
             file_name=b.file_name,
+            product=slug or "per line",
             operator=b.operator,
             status=b.status,
             read=b.lines_read,
@@ -116,5 +123,5 @@ def import_history(
             started_at=b.started_at,
             finished_at=b.finished_at,
         )
-        for b in session.exec(query.order_by(col(ImportBatch.id).desc()).limit(limit))
+        for b, slug in session.exec(query.order_by(col(ImportBatch.id).desc()).limit(limit))
     ]

@@ -30,8 +30,9 @@ What an operator can rely on:
   is kept in memory.
 - Rejected lines are reported by line number and reason, never by their text: keys are
   secrets. Reasons: ``empty``, ``too long``, ``control or binary characters``,
-  ``malformed CSV`` (wrong field count, bad quoting, bad cost, currency or supplier) and
-  ``unknown product``. A record of a CSV file is numbered by the physical line it starts
+  ``malformed CSV: …`` (the line is no record: how many fields it has against the
+  header's, or a quote not closed on the line), ``bad cost: …``, ``bad currency: …``,
+  ``bad supplier: …`` (naming what is wrong with the field) and ``unknown product``. A record of a CSV file is numbered by the physical line it starts
   on. A line of only separators (spaces, hyphens) is ``empty``; a physical line longer
   than twice the maximum key length (plus some slack) is ``too long`` without being
   read into memory.

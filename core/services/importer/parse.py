@@ -18,8 +18,26 @@ TOO_LONG = "too long"
 CONTROL = "control or binary characters"
 MALFORMED_CSV = "malformed CSV"
 UNKNOWN_PRODUCT = "unknown product"
+# What is wrong with a CSV line, naming the field (reasons start with MALFORMED_CSV when
+# the line is not a record at all, with "bad FIELD" when one field is wrong).
+UNCLOSED_QUOTE = f"{MALFORMED_CSV}: a quote is not closed on this line"
+BAD_QUOTE = f"{MALFORMED_CSV}: a quote in the middle of a field"
+BAD_COST_NUMBER = "bad cost: not a number"
+BAD_COST_NEGATIVE = "bad cost: negative"
+BAD_CURRENCY = "bad currency: not a three-letter code such as EUR"
+
+
+def wrong_field_count(got: int, expected: int) -> str:
+    fields = "field" if got == 1 else "fields"
+    return f"{MALFORMED_CSV}: {got} {fields}, the header has {expected}"
+
+
+def bad_cost_precision(currency: str) -> str:
+    return f"bad cost: too many decimals for {currency}, or too large"
+
 
 SUPPLIER_MAX = 120  # keys.supplier is VARCHAR(120)
+BAD_SUPPLIER = f"bad supplier: longer than {SUPPLIER_MAX} characters"
 COST_MAX_MINOR = 10**15
 
 # Characters the fingerprint ignores (core.crypto.normalise_code): a line made only of
@@ -112,20 +130,22 @@ def _chunks_csv(source: _Source, batch_size: int) -> Iterator[_Chunk]:
         chunk = _Chunk()
         for start, line in numbered:
             row: list[str] | None
+            quoting: str | None = None
             try:
                 row = next(csv.reader((line,), delimiter=delimiter, strict=True), [])
-            except csv.Error:
+            except csv.Error as exc:
                 row = None
+                quoting = UNCLOSED_QUOTE if "end of data" in str(exc) else BAD_QUOTE
             chunk.read += 1
             overlong, lines.overlong = lines.overlong, False
             if overlong:
                 chunk.rejections.append((start, TOO_LONG))
             elif row is None:
-                chunk.rejections.append((start, MALFORMED_CSV))
+                chunk.rejections.append((start, quoting or MALFORMED_CSV))
             elif not any(cell.strip() for cell in row):
                 chunk.rejections.append((start, EMPTY))
             elif len(row) != ncols:
-                chunk.rejections.append((start, MALFORMED_CSV))
+                chunk.rejections.append((start, wrong_field_count(len(row), ncols)))
             else:
                 code = row[i_key].strip()
                 problem = _code_problem(code, max_len)
@@ -162,21 +182,23 @@ def _csv_fields(
         if _code_problem(supplier, SUPPLIER_MAX) == CONTROL:
             return CONTROL
         if len(supplier) > SUPPLIER_MAX:
-            return MALFORMED_CSV
+            return BAD_SUPPLIER
     cost: Decimal | None = None
     cost_text = row[i_cost].strip() if i_cost is not None else ""
     if cost_text:
         try:
             cost = Decimal(cost_text)
         except InvalidOperation:
-            return MALFORMED_CSV
-        if not cost.is_finite() or cost < 0:
-            return MALFORMED_CSV
+            return BAD_COST_NUMBER
+        if not cost.is_finite():
+            return BAD_COST_NUMBER
+        if cost < 0:
+            return BAD_COST_NEGATIVE
     currency = row[i_currency].strip().upper() or None if i_currency is not None else None
     if currency is not None and not (
         len(currency) == 3 and currency.isascii() and currency.isalpha()
     ):
-        return MALFORMED_CSV
+        return BAD_CURRENCY
     return slug, supplier, cost, currency
 
 

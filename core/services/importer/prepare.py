@@ -17,11 +17,11 @@ from core.db import session_scope
 from core.models import Product
 from core.models.base import new_uuids
 from core.services.importer.parse import (
-    MALFORMED_CSV,
     UNKNOWN_PRODUCT,
     Rejection,
     _Chunk,
     _minor_units,
+    bad_cost_precision,
 )
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def _prepare(
                 currency = currency or product.currency
                 cost_minor = _minor_units(cost, currency)
                 if cost_minor is None:
-                    rejections.append((number, MALFORMED_CSV))
+                    rejections.append((number, bad_cost_precision(currency)))
                     continue
             else:
                 currency = None

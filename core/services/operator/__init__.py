@@ -31,6 +31,8 @@ from core.services.operator.purchases import (
     UnknownPurchase,
     enter_purchase_keys,
     fetch_purchase_by_provider_order,
+    parse_entered_keys,
+    parse_provider_order_id,
     resend_purchase,
     unknown_purchases,
 )
@@ -56,7 +58,9 @@ __all__ = [
     "cancel_order",
     "enter_purchase_keys",
     "fetch_purchase_by_provider_order",
+    "parse_entered_keys",
     "parse_low_stock_threshold",
+    "parse_provider_order_id",
     "refund_order",
     "replace_faulty_key",
     "request_provider_sync",

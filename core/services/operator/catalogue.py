@@ -32,6 +32,7 @@ from core.services.catalogue import (
     get_product_by_slug,
     update_product,
 )
+from core.services.catalogue.prices import Price, all_prices, price_changes
 
 AUDIT_TEXT_LIMIT: Final = 200
 LIST_LIMIT: Final = 200
@@ -72,9 +73,27 @@ def _audit_value(name: str, value: Any) -> Any:
     return value
 
 
-def diff(product: Product, changes: dict[str, Any]) -> dict[str, Any]:
-    """The changes that would change something: ``{field: value}``."""
-    return {k: v for k, v in changes.items() if getattr(product, k) != v}
+def diff(session: Session, product: Product, changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes that would change something: ``{field: value}``; ``prices`` keeps
+    the entries that change a price (an entry for the product's own currency that
+    disagrees with its price is InvalidInput naming the column)."""
+    out = {k: v for k, v in changes.items() if k != "prices" and getattr(product, k) != v}
+    if changes.get("prices"):
+        own = Price(
+            changes.get("price_minor", product.price_minor),
+            changes.get("currency", product.currency),
+            changes.get("list_price_minor", product.list_price_minor),
+        )
+        changed = price_changes(session=session, product=product, prices=changes["prices"], own=own)
+        if changed:
+            out["prices"] = {code: changes["prices"][code] for code in changed}
+    return out
+
+
+def _prices_audit(session: Session, product: Product) -> dict[str, Any]:
+    return {
+        p.currency: [p.minor, p.list_minor] for p in all_prices(session=session, product=product)
+    }
 
 
 # -- in the caller's transaction --------------------------------------------------------
@@ -103,12 +122,17 @@ def edit_product_in(
 ) -> dict[str, Any]:
     """Apply the changes that change something, audited as ``action`` with each field's
     ``[before, after]``; returns them (empty: nothing written). Caller's transaction."""
-    changes = diff(product, data.changes())
+    changes = diff(session, product, data.changes())
     if not changes:
         return {}
-    before = {k: getattr(product, k) for k in changes}
+    before = {k: getattr(product, k) for k in changes if k != "prices"}
+    if "prices" in changes:
+        before["prices"] = _prices_audit(session, product)
     assert product.id is not None
     update_product(session=session, product_id=product.id, data=ProductUpdate(**changes))
+    after = {k: v for k, v in changes.items() if k != "prices"}
+    if "prices" in changes:
+        after["prices"] = _prices_audit(session, product)
     record_audit(
         session=session,
         actor=actor,
@@ -118,7 +142,7 @@ def edit_product_in(
         data={
             "slug": product.slug,
             "changes": {
-                k: [_audit_value(k, before[k]), _audit_value(k, v)] for k, v in changes.items()
+                k: [_audit_value(k, before[k]), _audit_value(k, v)] for k, v in after.items()
             },
         },
     )

@@ -31,8 +31,10 @@ from core.db import session_scope
 from core.errors import DomainError, InvalidInput
 from core.models import Product
 from core.services.audit import Actor, record_audit
+from core.services.catalogue.prices import Price, other_prices
 from core.services.catalogue.product_input import (
     parse_product_text,
+    price_column,
     validate_create,
     validate_update,
 )
@@ -55,6 +57,14 @@ COLUMNS: Final = (
     "active",
     "description",
     "activation_instructions",
+    "cover_alt",
+    # the product's price in each shop currency (the own currency's pair repeats price
+    # and list_price; an empty price: not sold in that currency)
+    *(
+        column
+        for code in money.SHOP_CURRENCIES
+        for column in (price_column(code), price_column(code, listed=True))
+    ),
 )
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
 MAX_REASONS_SHOWN: Final = 1000
@@ -93,9 +103,18 @@ def _major(minor: int | None, currency: str) -> str:
     return f"{money.to_decimal(minor, currency):.{money.exponent(currency)}f}"
 
 
-def product_text(product: Product) -> dict[str, str]:
+def product_text(product: Product, prices: dict[str, Price] | None = None) -> dict[str, str]:
     """One product as text, column by column: what the export writes (before escaping)
-    and what the console's form shows."""
+    and what the console's form shows. ``prices``: its prices in other currencies."""
+    own = Price(product.price_minor, product.currency, product.list_price_minor)
+    by_currency = {**(prices or {}), product.currency: own}
+    per_currency: dict[str, str] = {}
+    for code in money.SHOP_CURRENCIES:
+        price = by_currency.get(code)
+        per_currency[price_column(code)] = _major(price.minor, code) if price else ""
+        per_currency[price_column(code, listed=True)] = (
+            _major(price.list_minor, code) if price else ""
+        )
     return {
         "slug": product.slug,
         "title": product.title,
@@ -113,12 +132,14 @@ def product_text(product: Product) -> dict[str, str]:
         "active": "true" if product.active else "false",
         "description": product.description,
         "activation_instructions": product.activation_instructions,
+        "cover_alt": product.cover_alt,
+        **per_currency,
     }
 
 
-def product_cells(product: Product) -> list[str]:
+def product_cells(product: Product, prices: dict[str, Price] | None = None) -> list[str]:
     """One product as the export's cells (escaped)."""
-    values = product_text(product)
+    values = product_text(product, prices)
     return [escape_cell(values[name]) for name in COLUMNS]
 
 
@@ -138,10 +159,11 @@ def write_catalogue(out: TextIO) -> int:
                     .limit(1000)
                 )
             )
+            prices = other_prices(session=session, product_ids=[p.id for p in page if p.id])
         if not page:
             return count
         for product in page:
-            writer.writerow(product_cells(product))
+            writer.writerow(product_cells(product, prices.get(product.id or 0)))
             count += 1
         last_id = page[-1].id or last_id
 
@@ -234,7 +256,7 @@ def _apply_row(
         {k: v for k, v in values.items() if k != "slug"}, currency=existing.currency
     )
     update = validate_update(fields, strict=False)
-    if not diff(existing, update.changes()):
+    if not diff(session, existing, update.changes()):
         return slug, UNCHANGED
     with session.begin_nested():
         edit_product_in(

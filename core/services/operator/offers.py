@@ -216,7 +216,8 @@ def charm_price_keeping_margin(cost_minor: int, currency: str, margin_percent: f
 
 def offer_as_product(offer: ProviderOffer, *, price_minor: int | None = None) -> ProductCreate:
     """The product an offer describes: its title, platform, region (the provider's
-    aliases mapped: ``REGION FREE`` → GLOBAL), release date and pre-order; priced at
+    aliases mapped: ``REGION FREE`` → GLOBAL), release date, pre-order and the
+    provider's cover picture when it has one; priced at
     ``price_minor``, or the smallest charm price that keeps the shop's minimum margin
     over the offer's cost."""
     title = (offer.title or offer.name).strip()
@@ -240,6 +241,7 @@ def offer_as_product(offer: ProviderOffer, *, price_minor: int | None = None) ->
             "currency": offer.currency,
             "is_preorder": offer.is_preorder,
             "release_date": offer.release_date,
+            "cover_url": offer.cover_url,
         }
     )
 

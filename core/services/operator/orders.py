@@ -15,6 +15,7 @@ operator replaces the key or refunds (issue #17, defect 1).
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from sqlmodel import Session, col, select
 
@@ -34,7 +35,7 @@ from core.models import (
     row_id,
     utcnow,
 )
-from core.services import locking
+from core.services import credit, locking
 from core.services.audit import Actor, record_audit
 from core.services.fulfilment import (
     FulfilmentResult,
@@ -47,7 +48,7 @@ from core.services.key_returns import return_eligible
 from core.services.keys import reveal_key
 from core.services.orders import transition_order
 from core.services.payment_methods import method_for_provider
-from core.services.payments import take_back_keys
+from core.services.payments import amount_due, take_back_keys, take_money_back
 
 S = OrderStatus
 
@@ -154,24 +155,66 @@ def _assign_from_stock(session: Session, order_id: int, actor: Actor) -> int:
     return assigned
 
 
-def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
-    """Give the money back through the payment method that took it
-    (:func:`core.services.payment_methods.method_for_provider`): with Stripe, a refund
-    is created and Stripe's ``charge.refunded`` webhook does the rest (with the built-in
-    test payments the same Stripe-format event goes through the same webhook path); a
-    crypto payment is refunded by hand in the NOWPayments dashboard and recorded here.
-    Either way the keys never revealed come back (DESIGN §5.5)."""
+def refund_order(
+    *, order_id: int, actor: Actor, reason: str, to: Literal["source", "credit"] = "source"
+) -> str:
+    """Give an order's money back. Each part goes back to where it came from
+    (``to="source"``), in this order:
+
+    1. the card part, through the payment method that took it
+       (:func:`core.services.payment_methods.method_for_provider`): with Stripe, a
+       refund is created and Stripe's ``charge.refunded`` webhook does the rest (with the
+       built-in test payments the same Stripe-format event goes through the same webhook
+       path); a crypto payment is refunded by hand in the NOWPayments dashboard and
+       recorded here;
+    2. then, in the transaction that marks the order refunded (the webhook's, or this
+       one when no card paid), each gift card gets back what it paid and the customer's
+       credit what credit paid (:func:`core.services.credit.return_order_tenders`).
+
+    ``to="credit"`` (a signed-in customer's order only) refunds everything — card part,
+    gift cards and credit — as store credit at once, without calling the payment
+    provider. Either way the keys never revealed come back (DESIGN §5.5), and no part
+    ever goes back twice (the ledger's idempotency keys)."""
     if not reason.strip():
         raise InvalidInput("a refund needs a reason")
+    if to not in ("source", "credit"):
+        raise InvalidInput("refund to 'source' or 'credit'", field="to")
     with session_scope() as session:
         order = _order(session, order_id)
         if order.status not in (S.PAID, S.NEEDS_ATTENTION, S.FULFILLED, S.DISPUTED):
             raise InvalidInput(
                 f"order {order.number} is {order.status}; there is no payment to refund"
             )
+        number = order.number
+        card_part = amount_due(session, order)
+        if to == "credit" or card_part == 0:
+            if to == "credit" and order.customer_id is None:
+                raise InvalidInput(
+                    f"order {number} was placed by a guest: there is no account to credit; "
+                    "refund it to its card"
+                )
+            record_audit(
+                session=session,
+                actor=actor,
+                action="order.refund",
+                object_type="order",
+                object_id=number,
+                data={"reason": reason, "payment": order.payment_reference, "to": to},
+            )
+            if to == "credit":
+                credit.return_order_tenders(
+                    session=session,
+                    order=order,
+                    reason=credit.Reason.REFUND_TO_CREDIT,
+                    actor=actor,
+                    to_credit=True,
+                )
+                credit.card_part_to_credit(session=session, order=order, actor=actor)
+            what = "refund to store credit" if to == "credit" else "refund"
+            return take_money_back(session, order, S.REFUNDED, what, f"{to}:{number}", actor)
         if not order.payment_reference:
             raise InvalidInput(f"order {order.number} has no payment reference")
-        number, reference = order.number, order.payment_reference
+        reference = order.payment_reference
         paid_with = method_for_provider(order.payment_provider)
         record_audit(
             session=session,
@@ -179,7 +222,7 @@ def refund_order(*, order_id: int, actor: Actor, reason: str) -> str:
             action="order.refund",
             object_type="order",
             object_id=number,
-            data={"reason": reason, "payment": reference},
+            data={"reason": reason, "payment": reference, "to": to},
         )
     return paid_with.refund(number=number, reference=reference, actor=actor)
 

@@ -151,6 +151,33 @@ def resend_purchase(*, purchase_id: int, actor: Actor) -> FulfilmentResult:
         return FulfilmentResult(order_id=order_id, outcome="waiting", detail=str(exc))
 
 
+def parse_entered_keys(codes: str | list[str], *, lacking: int, reference: str) -> list[str]:
+    """The keys an operator entered for purchase ``reference`` (a list, or text separated
+    by spaces, commas, semicolons or new lines), checked without the database: exactly
+    ``lacking`` of them, none twice, none too long. InvalidInput says what is wrong. The
+    console's dialog runs it before closing; :func:`enter_purchase_keys` runs it again."""
+    if isinstance(codes, str):
+        codes = _KEY_SEPARATORS.split(codes)
+    entered = [c.strip() for c in codes if c and c.strip()]
+    if len(entered) != lacking:
+        raise InvalidInput(f"purchase {reference} lacks {lacking} key(s); {len(entered)} entered")
+    if len(set(entered)) != len(entered):
+        raise InvalidInput("the same key is entered twice")
+    limit = get_settings().max_key_length
+    if any(len(c) > limit for c in entered):
+        raise InvalidInput(f"a key is longer than {limit} characters")
+    return entered
+
+
+def parse_provider_order_id(text: str) -> str:
+    """The provider's order id an operator typed, trimmed; InvalidInput when empty (the
+    console's dialog runs it before closing)."""
+    provider_order_id = text.strip()
+    if not provider_order_id:
+        raise InvalidInput("enter the provider's order id")
+    return provider_order_id
+
+
 def enter_purchase_keys(
     *, purchase_id: int, codes: str | list[str], actor: Actor, provider_order_id: str = ""
 ) -> int:
@@ -160,24 +187,14 @@ def enter_purchase_keys(
     order goes back to work (fulfilled when whole). Audited as
     ``purchase.keys_entered`` (never the keys). Bad input is InvalidInput and changes
     nothing. Returns how many keys were stored. Owns its transaction."""
-    if isinstance(codes, str):
-        codes = _KEY_SEPARATORS.split(codes)
-    entered = [c.strip() for c in codes if c and c.strip()]
-    limit = get_settings().max_key_length
     with session_scope() as session:
         purchase, order = _unsettled(session, purchase_id)
         have = session.exec(
             select(func.count()).select_from(Key).where(Key.provider_purchase_id == purchase_id)
         ).one()
-        lacking = purchase.quantity - have
-        if len(entered) != lacking:
-            raise InvalidInput(
-                f"purchase {purchase.reference} lacks {lacking} key(s); {len(entered)} entered"
-            )
-        if len(set(entered)) != len(entered):
-            raise InvalidInput("the same key is entered twice")
-        if any(len(c) > limit for c in entered):
-            raise InvalidInput(f"a key is longer than {limit} characters")
+        entered = parse_entered_keys(
+            codes, lacking=purchase.quantity - have, reference=purchase.reference
+        )
         vault = crypto.get_vault()
         for n, code in enumerate(entered, 1):
             if session.exec(
@@ -225,9 +242,7 @@ def fetch_purchase_by_provider_order(
     Refused (changing nothing) when the id is empty or belongs to another of our
     purchases. Audited as ``purchase.fetched``. Returns how many keys were stored. Owns
     its transactions: the provider is called outside them."""
-    provider_order_id = provider_order_id.strip()
-    if not provider_order_id:
-        raise InvalidInput("enter the provider's order id")
+    provider_order_id = parse_provider_order_id(provider_order_id)
     with session_scope(write=False) as session:
         purchase, _ = _unsettled(session, purchase_id)
         _not_another_purchase(session, purchase, provider_order_id, None)
