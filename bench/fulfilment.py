@@ -25,8 +25,8 @@ threads (``--workers WxT``) — and prints ONE JSON line:
 * ``provider_latency``: no stock, offers at both providers, simulator latency 200 ms;
   paid orders enqueued at 10/s for 20 s; latency = enqueue → fulfilled. Goal p99 ≤ 700 ms.
 * ``sql_ceiling``: the reference for ``throughput``: the SQL statements one order from
-  stock costs (the fast path's transaction with its mail-outbox row, and a fiftieth of an
-  e-mail batch: take, read, record, as the code issues them) replayed with bare psycopg by W processes x T threads — no ORM, no queue,
+  stock costs (the fast path's transaction with its gift-card lookup and mail-outbox row,
+  and a fiftieth of an e-mail batch: take, read, record, as the code issues them) replayed with bare psycopg by W processes x T threads — no ORM, no queue,
   no e-mail building, no API — against the same kind of database. Whatever this reaches
   on a machine, the whole stack cannot exceed it there.
 * ``flash_sale``: two sales at once. (1) Checkouts through the store API
@@ -838,6 +838,12 @@ _CEILING_SQL = {
         "UPDATE keys SET status='delivered', delivered_at=%(now)s "
         "WHERE keys.order_line_id IN (%(l)s) AND keys.status = 'reserved'"
     ),
+    # a delivery gives a sold gift card its balance (core.services.giftcards): the lookup
+    "giftcards": (
+        "SELECT g.id, l.id FROM gift_cards g JOIN keys k ON k.id = g.key_id "
+        "JOIN order_lines l ON l.id = k.order_line_id WHERE k.order_line_id IN (%(l)s) "
+        "AND k.status = 'delivered' AND g.status = 'unsold' ORDER BY g.id"
+    ),
     "status": "SELECT number, status, paid_at FROM orders WHERE id = %(o)s",
     "fulfilled": (
         "UPDATE orders SET status='fulfilled', attention_reason=NULL, updated_at=%(now)s, "
@@ -891,6 +897,7 @@ def _ceiling_process(url: str, work: list[tuple[int, int, int]], threads: int, o
                     conn.execute(q["read"], {"o": o}).fetchall()
                     conn.execute(q["claim"], {"p": p, "l": line, "now": now}).fetchall()
                     conn.execute(q["deliver"], {"l": line, "now": now})
+                    conn.execute(q["giftcards"], {"l": line}).fetchall()
                     conn.execute(q["status"], {"o": o}).fetchone()
                     conn.execute(q["fulfilled"], {"o": o, "now": now})
                     conn.execute(
