@@ -23,6 +23,7 @@ from console.screens.attention import AttentionScreen
 from console.screens.audit import AuditScreen
 from console.screens.base import ConsoleScreen, Dependencies
 from console.screens.credit import CreditScreen
+from console.screens.customer import CustomerScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.inventory import InventoryScreen
 from console.screens.legal import LegalScreen
@@ -131,10 +132,20 @@ class KeyshopConsole(App[None]):
             answered,
         )
 
+    def open_customer(self, order_id: int) -> None:
+        """Show the customer of order ``order_id`` over the current screen (Escape: back)."""
+        self.push_screen(
+            CustomerScreen(
+                order_id=order_id, settings=self.settings, operator=self.operator, deps=self.deps
+            )
+        )
+
     def action_show(self, name: str) -> None:
         """Switch to screen ``name`` (ignored while a dialog is open)."""
         if isinstance(self.screen, ModalScreen) or name not in self.screen_factories:
             return
+        if isinstance(self.screen, CustomerScreen):
+            self.pop_screen()
         if self.screen is not self.get_screen(name):
             self.switch_screen(name)
 

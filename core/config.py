@@ -196,6 +196,11 @@ class Settings(BaseSettings):
     unpaid_order_minutes: int = Field(
         60, ge=1, le=10080, validation_alias="KEYSHOP_UNPAID_ORDER_MINUTES"
     )
+    #: Referral rewards (core.services.referrals): store credit for both customers, per
+    #: currency (``EUR:5,USD:5``) or a percent of the first order (``10%``); empty: off.
+    referral_reward: str = Field("", max_length=200, validation_alias="KEYSHOP_REFERRAL_REWARD")
+    #: How long the referred customer's first order must stay paid and unrefunded.
+    referral_hold_days: int = Field(14, ge=0, le=365, validation_alias="KEYSHOP_REFERRAL_HOLD_DAYS")
     webhook_max_bytes: int = Field(
         1_048_576, ge=1024, le=16_777_216, validation_alias="KEYSHOP_WEBHOOK_MAX_BYTES"
     )

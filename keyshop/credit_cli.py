@@ -9,6 +9,8 @@ time-out, say) and nothing moves twice. Without it each run is a new adjustment.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC
+from typing import Any
 
 import click
 from sqlmodel import select
@@ -17,7 +19,7 @@ from core import money
 from core.db import session_scope
 from core.errors import NotFound
 from core.models import Product
-from core.services import credit, giftcards
+from core.services import credit, giftcards, referrals
 from core.services.audit import Actor
 from keyshop.cli import default_operator, handles_errors
 
@@ -254,4 +256,57 @@ def outstanding_command() -> None:
         )
 
 
-COMMANDS = [giftcard, credit_group]
+@click.group("referrals")
+def referrals_group() -> None:
+    """Referrals and cashback: a customer's link, who came through it, cashback
+    campaigns, and paying what is due."""
+
+
+@referrals_group.command("link")
+@click.argument("customer")
+@handles_errors
+def referral_link_command(customer: str) -> None:
+    """A customer's (id or e-mail) referral link and the customers it brought."""
+    with session_scope(write=False) as session:
+        customer_id = credit.find_customer(session, customer)
+    link, invited = referrals.invitations(customer_id=customer_id)
+    click.echo(link)
+    for who, status, at in invited:
+        click.echo(f"{at:%Y-%m-%d}\t{who}\t{status}")
+
+
+@referrals_group.command("pay")
+@handles_errors
+def referral_pay_command() -> None:
+    """Reward every referral whose first order has been kept for the hold (the hourly
+    task does the same; running it twice pays nothing twice)."""
+    payout = referrals.pay_due()
+    click.echo(
+        f"{payout.rewarded} referral(s) rewarded, {payout.voided} voided, "
+        f"{payout.cashback} order(s) given cashback"
+    )
+
+
+@referrals_group.command("cashback")
+@click.argument("name")
+@click.option("--percent", required=True, help="Of each qualifying order's total, e.g. 5.")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Exclusive.")
+@operator_option
+@handles_errors
+def cashback_command(name: str, percent: str, start: Any, end: Any, operator: str) -> None:
+    """A cashback campaign NAME: PERCENT of each order a signed-in customer pays from
+    --from to --to (exclusive), credited once the order has been kept for the hold."""
+    with session_scope() as session:
+        campaign = referrals.create_campaign(
+            session=session,
+            name=name,
+            percent=percent,
+            starts_at=start.replace(tzinfo=UTC),
+            ends_at=end.replace(tzinfo=UTC),
+            actor=Actor.operator(operator),
+        )
+    click.echo(f"cashback campaign {campaign.name}: {campaign.percent_bp / 100:g}% created")
+
+
+COMMANDS = [giftcard, credit_group, referrals_group]

@@ -294,6 +294,18 @@ def balance_alerts() -> str:
     return "; ".join(f"{c.provider}: {c.alert or 'ok'}" for c in checks)
 
 
+@huey.periodic_task(crontab(minute="41", hour="*"))
+@huey.lock_task("keyshop-referrals")
+def pay_referrals() -> str:
+    from core.services.referrals import pay_due
+
+    payout = pay_due()
+    return (
+        f"{payout.rewarded} referrals rewarded, {payout.voided} voided, "
+        f"{payout.cashback} orders given cashback"
+    )
+
+
 # core names its jobs (core.jobs.Job); each is the task of the same name
 TASKS: dict[Job, Any] = {
     Job.PROCESS_WEBHOOK: process_webhook,

@@ -65,6 +65,7 @@ class AttentionScreen(ConsoleScreen):
         Binding("x", "replace_key", "Replace key", id="attention.report_replace"),
         Binding("k", "revoke_key", "Revoke key", id="attention.report_revoke"),
         Binding("j", "reject_report", "Reject report", id="attention.report_reject"),
+        Binding("u", "customer", "Customer", show=False, id="attention.customer"),
     ]
     PALETTE = [
         ("Retry fulfilment of the selected order", "retry", "needs_attention → paid, queued"),
@@ -87,6 +88,7 @@ class AttentionScreen(ConsoleScreen):
         ("Replace the reported faulty key from stock", "replace_key", "closes the report"),
         ("Revoke the reported key", "revoke_key", "closes the report"),
         ("Reject the faulty-key report (key is good)", "reject_report", "closes the report"),
+        ("Show the selected order's customer", "customer", "orders, keys, reveals, reports"),
     ]
 
     def __init__(self, **kw: Any) -> None:
@@ -234,6 +236,11 @@ class AttentionScreen(ConsoleScreen):
         return order
 
     # -- actions -----------------------------------------------------------------------
+
+    def action_customer(self) -> None:
+        """``u``: the customer of the selected order."""
+        if (order := self._need_order()) is not None:
+            self.app.open_customer(order.id)  # type: ignore[attr-defined]
 
     def action_retry(self) -> None:
         if (order := self._need_order()) is None:

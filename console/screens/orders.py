@@ -76,6 +76,7 @@ class OrdersScreen(ConsoleScreen):
         Binding("x", "replace_faulty", "Replace faulty", id="orders.replace_faulty"),
         Binding("k", "revoke", "Revoke key", id="orders.revoke"),
         Binding("m", "resend_email", "Resend e-mail", id="orders.resend_email"),
+        Binding("u", "customer", "Customer", id="orders.customer"),
         Binding("escape", "focus_results", "Results", show=False, id="orders.results"),
     ]
     PALETTE = [
@@ -84,6 +85,7 @@ class OrdersScreen(ConsoleScreen):
         ("Replace the selected faulty key from stock", "replace_faulty", "asks for a reason"),
         ("Revoke the selected key", "revoke", "asks for a reason"),
         ("Send one of the order's e-mails again", "resend_email", "choose which"),
+        ("Show the order's customer", "customer", "orders, keys, reveals, reports"),
     ]
 
     def __init__(self, **kw: Any) -> None:
@@ -120,6 +122,13 @@ class OrdersScreen(ConsoleScreen):
         for label, width in KEY_COLUMNS:
             keys.add_column(label, width=width)
         self.query_one("#timeline-box").border_title = "Timeline"
+
+    def action_customer(self) -> None:
+        """``u``: the customer of the order shown (their orders, keys, reveals, reports)."""
+        if self.order_id is None:
+            self.notify("Search for an order first.", severity="warning")
+            return
+        self.app.open_customer(self.order_id)  # type: ignore[attr-defined]
 
     def load(self) -> None:
         if self.order_id is not None:

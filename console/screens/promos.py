@@ -1,13 +1,14 @@
 """Promo codes: the codes (newest first, ``/`` filters by the start of the code), and
 below them the selected code's usage (uses, given back, discount per currency, the
-latest orders). ``n`` creates a code in a dialog checked by the same validation as the
+latest orders); above them the discount given in the last 30 days per currency
+(:func:`core.services.reports.discounts_given`). ``n`` creates a code in a dialog checked by the same validation as the
 CLI (:func:`core.services.operator.promos.promo_spec`); ``p`` pauses or resumes the
 selected code (confirmed). Both audited. Bulk single-use codes: ``keyshop promo
 generate``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rich.text import Text
 from textual import on, work
@@ -37,12 +38,14 @@ from core.errors import DomainError, InvalidInput
 from core.models import PromoScope
 from core.services.operator import promos
 from core.services.promos import normalise_code
+from core.services.reports import DiscountRow, discounts_given
 
 
 class PromosLoaded(Message):
-    def __init__(self, rows: list[promos.PromoRow]) -> None:
+    def __init__(self, rows: list[promos.PromoRow], given: list[DiscountRow]) -> None:
         super().__init__()
         self.rows = rows
+        self.given = given
 
 
 class UsageLoaded(Message):
@@ -186,6 +189,7 @@ class PromosScreen(ConsoleScreen):
         yield Header()
         yield NavBar(self.NAME)
         with Vertical():
+            yield Static("", id="promo-totals")
             yield Input(placeholder="/ filter: the start of a code", id="promos-filter")
             yield DataTable(id="promos-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="promo-usage")
@@ -204,9 +208,13 @@ class PromosScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
         query = self.query_one("#promos-filter", Input).value
+        today = self.deps.now().date()
         with session_scope(write=False) as session:
             rows = promos.list_promos(session=session, query=query)
-        self.post_message(PromosLoaded(rows))
+            given = discounts_given(
+                session=session, start=today - timedelta(days=29), end=today, by="currency"
+            )
+        self.post_message(PromosLoaded(rows, given))
 
     @on(PromosLoaded)
     def show(self, message: PromosLoaded) -> None:
@@ -225,6 +233,12 @@ class PromosScreen(ConsoleScreen):
             )  # fmt: skip
         if selected is not None and selected in {r.code for r in message.rows}:
             table.move_cursor(row=table.get_row_index(selected))
+        given = ", ".join(money(r.discount_minor, r.currency) for r in message.given) or "nothing"
+        orders = sum(r.orders for r in message.given)
+        self.query_one("#promo-totals", Static).update(
+            f"discount given in the last 30 days: {given} on {orders} paid order(s) "
+            "(keyshop report discounts for any period)"
+        )
         self.sub_title = f"{len(message.rows)} code(s) · {self.updated()}"
         self._load_usage(self.selected_key(table))
 

@@ -6,11 +6,14 @@ from core.models.catalogue import PLATFORMS, REGIONS, Product, ProductPrice, Pro
 from core.models.content import LegalPage
 from core.models.credit import (
     AccountKind,
+    CashbackCampaign,
     GiftCard,
     GiftCardStatus,
     LedgerAccount,
     LedgerEntry,
     LedgerMovement,
+    Referral,
+    ReferralStatus,
 )
 from core.models.customers import Customer, CustomerSession, RateLimitCounter, RecoveryCode
 from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
@@ -39,6 +42,7 @@ __all__ = [
     "Alert",
     "AlertKind",
     "AuditEvent",
+    "CashbackCampaign",
     "CryptoPayment",
     "Customer",
     "CustomerSession",
@@ -75,6 +79,8 @@ __all__ = [
     "PurchaseStatus",
     "RateLimitCounter",
     "RecoveryCode",
+    "Referral",
+    "ReferralStatus",
     "StockAlert",
     "UTCDateTime",
     "WebhookAttempt",

@@ -103,3 +103,44 @@ class GiftCard(SQLModel, table=True):
 
     def __repr__(self) -> str:  # never show the ciphertext or fingerprint
         return f"GiftCard(id={self.id}, …{self.last4}, {self.currency}, {self.status})"
+
+
+class ReferralStatus(StrEnum):
+    PENDING = "pending"  # waiting for the referred customer's first paid order and the hold
+    REWARDED = "rewarded"  # both got their credit
+    REFUSED = "refused"  # self-referral or a loop: never rewarded (reason says why)
+    VOID = "void"  # the first order was refunded or disputed
+
+
+class Referral(SQLModel, table=True):
+    """One customer brought by another's referral link (core.services.referrals)."""
+
+    __tablename__ = "referrals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    referrer_id: int = Field(foreign_key="customers.id", index=True, nullable=False)
+    referred_id: int = Field(foreign_key="customers.id", unique=True, nullable=False)
+    status: str = Field(
+        default=ReferralStatus.PENDING, sa_column=Column(String(10), nullable=False)
+    )
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    order_id: int | None = Field(default=None, foreign_key="orders.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CashbackCampaign(SQLModel, table=True):
+    """A percent of qualifying orders given back as store credit after the referral
+    hold (core.services.referrals.pay_cashback): orders of signed-in customers paid
+    between ``starts_at`` and ``ends_at`` and kept (not refunded or disputed)."""
+
+    __tablename__ = "cashback_campaigns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(80), nullable=False, unique=True))
+    #: Basis points of the order's total: 500 = 5 %.
+    percent_bp: int = Field(sa_column=Column(Integer, nullable=False))
+    starts_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ends_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str = Field(default="system", sa_column=Column(String(160), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

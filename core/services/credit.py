@@ -46,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from core.errors import DomainError, InvalidInput, NotFound
+from core.i18n import N_
 from core.models import (
     AccountKind,
     Customer,
@@ -69,6 +70,7 @@ class Reason(StrEnum):
     GIFT_CARD_REDEMPTION = "gift_card_redemption"  # a gift card's balance into credit
     REFUND_TO_CREDIT = "refund_to_credit"  # an order refunded as store credit
     REFERRAL_REWARD = "referral_reward"
+    CASHBACK = "cashback"  # a cashback campaign's share of an order
     OPERATOR_ADJUSTMENT = "operator_adjustment"
     ORDER_PAYMENT = "order_payment"  # credit or a gift card paying (part of) an order
     ORDER_RELEASE = "order_release"  # a cancelled order gives its part back
@@ -91,17 +93,18 @@ SHOP_ACCOUNTS: Final = (
 )
 #: Reasons in customer words (the account page, the console ledger).
 REASON_LABELS: Final[dict[str, str]] = {
-    Reason.GIFT_CARD_REDEMPTION: "Gift card redeemed",
-    Reason.REFUND_TO_CREDIT: "Refund to store credit",
-    Reason.REFERRAL_REWARD: "Referral reward",
-    Reason.OPERATOR_ADJUSTMENT: "Adjustment by the shop",
-    Reason.ORDER_PAYMENT: "Paid an order",
-    Reason.ORDER_RELEASE: "Order cancelled: given back",
-    Reason.REFUND: "Order refunded: given back",
-    Reason.GIFT_CARD_SALE: "Gift card bought",
-    Reason.GIFT_CARD_ISSUE: "Gift card issued",
-    Reason.GIFT_CARD_VOID: "Gift card voided",
-    Reason.GIFT_CARD_ADJUSTMENT: "Gift card adjusted by the shop",
+    Reason.GIFT_CARD_REDEMPTION: N_("Gift card redeemed"),
+    Reason.REFUND_TO_CREDIT: N_("Refund to store credit"),
+    Reason.REFERRAL_REWARD: N_("Referral reward"),
+    Reason.CASHBACK: N_("Cashback"),
+    Reason.OPERATOR_ADJUSTMENT: N_("Adjustment by the shop"),
+    Reason.ORDER_PAYMENT: N_("Paid an order"),
+    Reason.ORDER_RELEASE: N_("Order cancelled: given back"),
+    Reason.REFUND: N_("Order refunded: given back"),
+    Reason.GIFT_CARD_SALE: N_("Gift card bought"),
+    Reason.GIFT_CARD_ISSUE: N_("Gift card issued"),
+    Reason.GIFT_CARD_VOID: N_("Gift card voided"),
+    Reason.GIFT_CARD_ADJUSTMENT: N_("Gift card adjusted by the shop"),
 }
 
 
@@ -302,8 +305,8 @@ def adjust_customer_credit(
     required for an operator adjustment. Refuses taking more than the balance
     (InsufficientBalance) and an unknown customer (NotFound). Runs in the caller's
     transaction."""
-    if reason not in (Reason.OPERATOR_ADJUSTMENT, Reason.REFERRAL_REWARD):
-        raise InvalidInput("customer credit is adjusted by an operator or a referral reward")
+    if reason not in (Reason.OPERATOR_ADJUSTMENT, Reason.REFERRAL_REWARD, Reason.CASHBACK):
+        raise InvalidInput("customer credit is adjusted by an operator, a referral or cashback")
     if reason == Reason.OPERATOR_ADJUSTMENT and not note.strip():
         raise InvalidInput("an adjustment needs a note saying why", field="note")
     if session.get(Customer, customer_id) is None:

@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, InvalidKeyState, NotFound
+from core.i18n import N_, gettext
 from core.models import (
     AlertKind,
     Key,
@@ -38,7 +39,7 @@ from core.models import (
     Product,
     row_id,
 )
-from core.services import credit, locking, nowpayments
+from core.services import credit, locking, nowpayments, promos
 from core.services.alerts import raise_alert
 from core.services.audit import Actor, record_audit
 from core.services.catalogue.covers import cover_src
@@ -65,15 +66,15 @@ IMAGE_MASK: Final = "Image key (hidden)"
 # an order that left the normal path for good.
 STAGES: Final = 4
 _STATUS: Final[dict[str, tuple[str, int]]] = {
-    S.PENDING_PAYMENT: ("Waiting for payment", 1),
-    S.PAID: ("Paid", 2),
-    S.FULFILLED: ("Delivered", 4),
-    S.NEEDS_ATTENTION: ("Needs our attention", 3),
-    S.CANCELLED: ("Cancelled", 0),
-    S.REFUNDED: ("Refunded", 0),
-    S.DISPUTED: ("Payment disputed", 0),
+    S.PENDING_PAYMENT: (N_("Waiting for payment"), 1),
+    S.PAID: (N_("Paid"), 2),
+    S.FULFILLED: (N_("Delivered"), 4),
+    S.NEEDS_ATTENTION: (N_("Needs our attention"), 3),
+    S.CANCELLED: (N_("Cancelled"), 0),
+    S.REFUNDED: (N_("Refunded"), 0),
+    S.DISPUTED: (N_("Payment disputed"), 0),
 }
-DELIVERING: Final = ("Delivering your keys", 3)
+DELIVERING: Final = (N_("Delivering your keys"), 3)
 
 
 class OrderNotFound(NotFound):
@@ -208,6 +209,9 @@ class OrderView:
     payment_note: str | None = None
     #: What gift cards and store credit paid of ``total_minor`` (the card paid the rest).
     paid_from_balances_minor: int = 0
+    #: What promo codes took off the order (``total_minor`` is after it), and the codes.
+    discount_minor: int = 0
+    promo_codes: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -294,7 +298,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
     return OrderView(
         number=order.number,
         status=order.status,
-        status_label=label,
+        status_label=gettext(label),  # in the language in force (core.i18n)
         stage=stage,
         stages=STAGES,
         email=order.email,
@@ -312,6 +316,8 @@ def order_view(*, session: Session, order: Order) -> OrderView:
         vat_minor=order.vat_minor,
         payment_note=nowpayments.payment_note(session=session, order_id=order_id),
         paid_from_balances_minor=credit.covered_minor(session, order_id=order_id),
+        discount_minor=order.discount_minor,
+        promo_codes=tuple(r.code for r in promos.order_codes(session=session, order_id=order_id)),
     )
 
 

@@ -44,6 +44,7 @@ from core.jobs import Job, enqueue_after_commit
 from core.mail import get_mailer, sign_up_attempt_notice, verification_notice
 from core.models import Customer
 from core.models.base import utcnow
+from core.services import referrals
 from core.services.accounts import (
     SIGN_UP_LIMIT,
     SignedIn,
@@ -79,21 +80,31 @@ def sign_up(
     display_name: str = "",
     ip: str | None = None,
     user_agent: str | None = None,
+    referral: str | None = None,
 ) -> None:
     """Create an unverified account for a new address, or tell the owner of a known one
     that someone tried; the same answer (None) and the same work either way. InvalidInput
-    for bad input only; RateLimited after too many sign-ups from the client address."""
+    for bad input only (a forged ``referral`` code included); RateLimited after too many
+    sign-ups from the client address. A new account that came through a referral link
+    (``referral``: the code) is recorded as referred (:mod:`core.services.referrals`)."""
     address = normalise_email(email)
     check_password_policy(password, address)
     name = _check_display_name(display_name)
+    if referral:
+        referrals.referrer_of(referral)  # a forged link: refused before any work
     if ip:
         _rate(SIGN_UP_LIMIT, ip)
     password_hash = hash_password(password)  # for both: the same slow step
-    _record_sign_up(address, password_hash, name, ip, user_agent)
+    _record_sign_up(address, password_hash, name, ip, user_agent, referral)
 
 
 def _record_sign_up(
-    address: str, password_hash: str, name: str, ip: str | None, user_agent: str | None
+    address: str,
+    password_hash: str,
+    name: str,
+    ip: str | None,
+    user_agent: str | None,
+    referral: str | None = None,
 ) -> None:
     """One upsert for both cases, so both take the same path through the database: the
     row is inserted for a new address; for a known one the conflict "updates" the email
@@ -110,6 +121,8 @@ def _record_sign_up(
             ).returning(table.c.id, table.c.password_hash)
         ).one()
         created = row.password_hash == password_hash
+        if created and referral:
+            referrals.record_referral(session=session, code=referral, referred_id=row.id)
         action, kind = (
             ("customer.signed_up", "verify")
             if created

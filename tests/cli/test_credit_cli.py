@@ -64,3 +64,48 @@ def test_gift_card_and_credit_commands(test_settings, session, tmp_path, monkeyp
         "credit.adjust",
         "giftcard.stock",
     ]
+
+
+def test_referral_link_and_pay_commands(test_settings, session, monkeypatch) -> None:
+    from core.db import session_scope
+    from core.services import referrals
+
+    def run(*args: str):
+        return invoke(monkeypatch, test_settings, *args)
+
+    for email in ("ana@gmail.com", "bob@gmail.com"):
+        session.add(Customer(email=email))
+    session.commit()
+    with session_scope() as s:
+        referrals.record_referral(session=s, code=referrals.referral_code(1), referred_id=2)
+    shown = run("referrals", "link", "ana@gmail.com").stdout.splitlines()
+    assert shown[0].endswith(f"/signup?ref={referrals.referral_code(1)}")
+    assert shown[1].endswith("bo…@gmail.com\twaiting for their first order to be kept")
+    paid = run("referrals", "pay")
+    assert paid.exit_code == 0
+    assert paid.stdout == "0 referral(s) rewarded, 0 voided, 0 order(s) given cashback\n"
+    made = run(
+        "referrals",
+        "cashback",
+        "winter",
+        "--percent",
+        "5",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2027-01-01",
+    )
+    assert made.exit_code == 0 and "winter: 5% created" in made.stdout
+    again = run(
+        "referrals",
+        "cashback",
+        "winter",
+        "--percent",
+        "5",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2027-01-01",
+    )
+    assert again.exit_code != 0 and "already a campaign" in again.stderr
+    assert run("referrals", "link", "nobody@example.com").exit_code != 0

@@ -6,10 +6,11 @@ from __future__ import annotations
 from sqlmodel import select
 from textual.widgets import DataTable, Input, Static
 
-from core.models import PromoCode
+from core.models import Order, PromoCode
 from core.services.audit import Actor
 from core.services.checkout import CartLine, place_order
 from core.services.operator.promos import PromoInput, create_promo
+from core.services.orders import transition_order
 from tests.console.conftest import OPERATOR, audit, run, settle, show
 from tests.factories import fresh, make_keys, make_product
 
@@ -18,7 +19,11 @@ def test_list_usage_create_and_pause(session, console_app):
     game = make_product(session, slug="nova", price_minor=2000)
     make_keys(session, game, 2)
     create_promo(data=PromoInput(code="SPRING", percent="10", max_uses=5), actor=Actor.system())
-    place_order(email="ann@example.com", lines=[CartLine("nova", 1)], promo_code="SPRING")
+    placed = place_order(email="ann@example.com", lines=[CartLine("nova", 1)], promo_code="SPRING")
+    s = fresh(session)
+    paid = s.exec(select(Order.id).where(Order.number == placed.number)).one()
+    transition_order(session=s, order_id=paid, to_status="paid", actor=Actor.system())
+    s.commit()
 
     async def scenario(pilot):
         await show(pilot, "f8")
@@ -28,6 +33,8 @@ def test_list_usage_create_and_pause(session, console_app):
             "SPRING", "10 %", "shop", "1/5", "active", "", "",
         ]  # fmt: skip
         await settle(pilot)
+        totals = str(screen.query_one("#promo-totals", Static).render())
+        assert totals.startswith("discount given in the last 30 days: 2.00 EUR on 1 paid order")
         usage = str(screen.query_one("#promo-usage", Static).render())
         assert "SPRING: 1 use(s), 0 given back" in usage and "2.00 EUR" in usage
         assert screen.query_one("#usage-table", DataTable).row_count == 1

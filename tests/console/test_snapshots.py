@@ -334,3 +334,40 @@ def test_workers_screen(session, test_settings, queued_jobs, snap_compare, size)
         queue_health=lambda: health,
     )
     assert snap_compare(app, run_before=open_screen("f9"), terminal_size=size)
+
+
+@SIZES
+def test_customer_screen(session, test_settings, queued_jobs, snap_compare, size):
+    from core.models import Customer
+
+    customer = Customer(
+        email="buyer@example.com",
+        display_name="Alice Buyer",
+        created_at=datetime(2024, 6, 1, 8, 0, tzinfo=UTC),
+        verified_at=datetime(2024, 6, 1, 8, 5, tzinfo=UTC),
+    )
+    session.add(customer)
+    session.commit()
+    product = make_product(session, slug="snap-game", title="Snapshot Quest", price_minor=2499)
+    order = make_order(
+        session,
+        [(product, 1)],
+        status="fulfilled",
+        number="KS-CUST-1",
+        email="buyer@example.com",
+        customer_id=customer.id,
+        created_at=datetime(2025, 1, 2, 9, 0, tzinfo=UTC),
+    )
+    [line] = order_lines(session, order)
+    fixed_key(session, product, line.id)
+    opened = open_screen("4")
+
+    async def run_before(pilot):
+        await opened(pilot)
+        pilot.app.open_customer(order.id)
+        await settle(pilot)
+        summary = pilot.app.screen.query_one("#customer-summary")
+        await wait_until(pilot, lambda: "1 order(s)" in str(summary.render()))
+        await pilot.pause(0.2)
+
+    assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)

@@ -768,6 +768,40 @@ def test_sign_up_says_the_same_for_a_new_and_a_known_address(session, account_ma
     assert subjects["known@example.com"].startswith("Someone tried to create")
 
 
+def test_sign_up_through_a_referral_link_is_recorded_and_shown_to_the_referrer(
+    session, account_mail
+):
+    from core.models import Referral
+    from core.services.referrals import referral_code
+
+    ada = accounts.create_account(email="ada@gmail.com", password=PASSWORD)
+    code = referral_code(ada.customer_id)
+    state = state_for(AccountState, f"/signup?ref={code}")
+    call(state.load_form)
+    call(
+        state.sign_up, {"email": "lin@gmail.com", "password": PASSWORD, "password_again": PASSWORD}
+    )
+    assert state.error == "" and "sent a message" in state.info
+    forged = state_for(AccountState, "/signup?ref=1-0000000000")
+    call(forged.load_form)
+    call(forged.sign_up, {"email": "x@gmail.com", "password": PASSWORD, "password_again": PASSWORD})
+    assert "referral link is not valid" in forged.error
+    [referral] = fresh(session).exec(select(Referral)).all()
+    lin = fresh(session).exec(select(Customer).where(Customer.email == "lin@gmail.com")).one()
+    assert (referral.referrer_id, referral.referred_id, referral.status) == (
+        ada.customer_id,
+        lin.id,
+        "pending",
+    )
+    assert count(session, Customer) == 2  # the forged link wrote nothing
+    page = state_for(AccountState, "/account", cookies=session_cookie(ada.token))
+    call(page.load_account)
+    assert page.referral_link.endswith(f"/signup?ref={code}")
+    assert [(r["who"], r["status"]) for r in page.referrals] == [
+        ("li…@gmail.com", "waiting for their first order to be kept")
+    ]
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [

@@ -724,6 +724,15 @@ def test_checkout_with_a_promo_code_keeps_the_discount_and_refuses_in_words(
     assert (order.subtotal_minor, order.discount_minor, order.total_minor) == (2000, 500, 1500)
     line = fresh(session).exec(select(OrderLine).where(OrderLine.order_id == order.id)).one()
     assert line.discount_minor == 500
+    status = api.get(body["status_url"], params={"token": body["access_token"]}).json()
+    assert (status["total_minor"], status["discount_minor"], status["promo_codes"]) == (
+        1500,
+        500,
+        ["SPRING"],
+    )
+    assert [(ln["line_total_minor"], ln["discount_minor"]) for ln in status["lines"]] == [
+        (1500, 500)
+    ]
     again = api.post(
         "/api/store/checkout",
         json={

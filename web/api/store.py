@@ -317,6 +317,10 @@ class Order(Model):
     paid_from_balances_minor: int = Field(
         0, ge=0, description="what gift cards and store credit paid of total_minor; " + MONEY
     )
+    discount_minor: int = Field(
+        0, ge=0, description="what promo codes took off the order (total_minor is after it)"
+    )
+    promo_codes: list[str] = Field(default_factory=list, description="the promo codes it used")
     is_final: bool = Field(description="nothing will change on its own any more")
 
 

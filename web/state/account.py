@@ -14,6 +14,8 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import gettext as _
+from core.i18n import localised_path
 from web.api.security import SIGN_OUT_SCRIPT, handoff_script
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
@@ -34,6 +36,9 @@ def fill_script(element_id: str, content: str, *, html: bool = False) -> str:
 class AccountState(ShopState):
     orders: list[dict[str, str]] = []
     credit_balance: str = ""  # "€12.50" (every currency with credit, joined)
+    referral: str = ""  # the sign-up page's ?ref= code (a friend's referral link)
+    referral_link: str = ""  # this account's own referral link
+    referrals: list[dict[str, str]] = []  # who signed up through it, and what came of it
     credit_lines: list[dict[str, str]] = []
     sessions: list[dict[str, str]] = []
     oidc_name: str = ""  # the provider's name when sign-in with it is configured
@@ -44,16 +49,20 @@ class AccountState(ShopState):
     info: str = ""
     busy: bool = False
 
+    @rx.var(cache=False)
+    def oidc_label(self) -> str:
+        return _("Sign in with %(provider)s") % {"provider": self.oidc_name}
+
     @rx.event
     async def load_account(self) -> Any:
         from core.services.accounts import order_history
 
         await self.load_session()
         if not self.signed_in:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         history = await in_thread(order_history, customer_id=customer_id)
         self.orders = [
             {
@@ -62,7 +71,7 @@ class AccountState(ShopState):
                 "created": day(o.created_at.date()),
                 "total": money(o.total_minor, o.currency),
                 "items": str(o.item_count),
-                "href": f"/orders/{o.number}",
+                "href": localised_path(f"/orders/{o.number}"),
             }
             for o in history
         ]
@@ -76,6 +85,13 @@ class AccountState(ShopState):
 
     async def _load_credit(self, customer_id: int) -> None:
         from core.services.credit import statement
+        from core.services.referrals import invitations
+
+        link, invited = await in_thread(invitations, customer_id=customer_id)
+        self.referral_link = link
+        self.referrals = [
+            {"who": who, "status": status, "when": day(at.date())} for who, status, at in invited
+        ]
 
         balances, lines = await in_thread(statement, customer_id=customer_id)
         self.credit_balance = ", ".join(money(a, c) for c, a in balances.items() if a) or money(
@@ -84,7 +100,7 @@ class AccountState(ShopState):
         self.credit_lines = [
             {
                 "date": day(ln.at.date()),
-                "what": ln.label + (f" ({ln.order_number})" if ln.order_number else ""),
+                "what": _(ln.label) + (f" ({ln.order_number})" if ln.order_number else ""),
                 "amount": money(ln.amount_minor, ln.currency),
                 "balance": money(ln.balance_minor, ln.currency),
                 "note": ln.note,
@@ -100,7 +116,7 @@ class AccountState(ShopState):
         code = str(form.get("code") or "").strip()[:64]
         customer_id = await in_thread(self._customer_id)
         if customer_id is None or not code:
-            self.error = "Enter the gift card code." if customer_id is not None else ""
+            self.error = _("Enter the gift card code.") if customer_id is not None else ""
             return
         try:
             amount, currency = await in_thread(
@@ -109,7 +125,10 @@ class AccountState(ShopState):
         except Exception as exc:
             self.error, self.info = error_text(exc), ""
             return
-        self.error, self.info = "", f"{money(amount, currency)} added to your store credit."
+        self.error, self.info = (
+            "",
+            _("%(amount)s added to your store credit.") % {"amount": money(amount, currency)},
+        )
         await self._load_credit(customer_id)
 
     # -- two-factor sign-in: the secret and recovery codes go straight into the page, as
@@ -121,7 +140,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         try:
             enrolment = await in_thread(start_totp, customer_id=customer_id)
         except Exception as exc:
@@ -138,7 +157,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         try:
             codes = await in_thread(
                 confirm_totp,
@@ -154,7 +173,8 @@ class AccountState(ShopState):
             + fill_script("totp-secret", "")
             + fill_script(
                 "recovery-codes",
-                "Recovery codes: each works once instead of a code. Keep them safe.\n"
+                _("Recovery codes: each works once instead of a code. Keep them safe.")
+                + "\n"
                 + "\n".join(codes),
             )
         )
@@ -165,7 +185,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         try:
             await in_thread(
                 disable_totp,
@@ -176,7 +196,7 @@ class AccountState(ShopState):
         except Exception as exc:
             return rx.toast.error(error_text(exc))
         self.two_factor_on = False
-        return rx.toast.success("Two-factor sign-in is off.", duration=3000)
+        return rx.toast.success(_("Two-factor sign-in is off."), duration=3000)
 
     async def _load_sessions(self, customer_id: int) -> None:
         from core.services.sessions import list_sessions
@@ -203,7 +223,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None or not str(session_id).isdigit():
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         current = next((s for s in self.sessions if s["id"] == str(session_id)), None)
         try:
             await in_thread(
@@ -218,7 +238,7 @@ class AccountState(ShopState):
             self.signed_in, self.sessions, self.orders = False, [], []
             return rx.call_script(SIGN_OUT_SCRIPT)
         await self._load_sessions(customer_id)
-        return rx.toast.success("That browser is signed out.", duration=3000)
+        return rx.toast.success(_("That browser is signed out."), duration=3000)
 
     @rx.event
     async def delete_account(self, form: dict[str, Any]) -> Any:
@@ -227,7 +247,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         self.error = ""
         try:
             await in_thread(
@@ -261,16 +281,19 @@ class AccountState(ShopState):
         self.error, self.info, self.busy = "", "", False
         settings = get_settings()
         self.oidc_name = settings.oidc_name if settings.oidc_enabled else ""
+        self.referral = str(self.router.url.query_parameters.get("ref") or "")[:40]
         outcome = self.router.url.query_parameters.get("oidc")
         if outcome and self.oidc_name:
-            self.error = (
-                f"Signing in with {self.oidc_name} did not work"
-                + (
-                    ": it has not verified your e-mail address, or the sign-in expired."
-                    if outcome == "refused"
-                    else "."
+            failed = (
+                _(
+                    "Signing in with %(provider)s did not work: it has not verified your "
+                    "e-mail address, or the sign-in expired."
                 )
-                + " Try again, or use your password."
+                if outcome == "refused"
+                else _("Signing in with %(provider)s did not work.")
+            )
+            self.error = (
+                failed % {"provider": self.oidc_name} + " " + _("Try again, or use your password.")
             )
         await self.load_session()
 
@@ -283,11 +306,11 @@ class AccountState(ShopState):
             result.display_name,
         )
         self.busy = False
-        return rx.call_script(handoff_script(result.token, "/account"))
+        return rx.call_script(handoff_script(result.token, localised_path("/account")))
 
     def _passwords_differ(self, form: dict[str, Any]) -> bool:
         if str(form.get("password", "")) != str(form.get("password_again", "")):
-            self.error = "The two passwords differ."
+            self.error = _("The two passwords differ.")
             return True
         return False
 
@@ -314,16 +337,17 @@ class AccountState(ShopState):
             email=email,
             password=str(form.get("password", ""))[:1024],
             display_name=str(form.get("name", ""))[:120].strip(),
+            referral=self.referral or None,
             **self._client(),
         )
         if result is _FAILED:
             return
         self.busy = False
         # the same answer whether or not the address already has an account
-        self.info = (
-            f"We have sent a message to {email.strip()}: follow its link to confirm the "
+        self.info = _(
+            "We have sent a message to %(email)s: follow its link to confirm the "
             "address. You can sign in with your password meanwhile."
-        )
+        ) % {"email": email.strip()}
 
     @rx.event
     async def sign_in(self, form: dict[str, Any]) -> Any:
@@ -374,7 +398,7 @@ class AccountState(ShopState):
         if result is _FAILED:
             return
         self.busy = False
-        self.info = (
+        self.info = _(
             "If an account uses that address, we have sent it a link to choose a new password."
         )
 
@@ -382,7 +406,7 @@ class AccountState(ShopState):
     async def load_reset(self) -> None:
         self.error, self.info, self.busy = "", "", False
         if not self._secrets().reset:
-            self.error = "This page needs the link from the e-mail we sent you."
+            self.error = _("This page needs the link from the e-mail we sent you.")
 
     @rx.event
     async def reset_password(self, form: dict[str, Any]) -> Any:

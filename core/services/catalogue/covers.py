@@ -302,18 +302,16 @@ def _forget(image: str | None, store: BlobStore) -> None:
 def _point_at(*, slug: str, image: str | None, actor: Any, file_name: str = "") -> str | None:
     """Set the product's cover to ``image`` (clearing ``cover_url``: one cover at a time)
     in one audited transaction; returns the previous uploaded cover's name."""
-    from sqlmodel import select
 
     from core.db import session_scope
     from core.errors import UnknownProduct
-    from core.models import Product, utcnow
+    from core.models import utcnow
     from core.services.audit import record_audit
+    from core.services.locking import lock_product_by_slug
 
     with session_scope() as session:
         # Locked: two uploads at once each remove the cover the other replaced.
-        product = session.exec(
-            select(Product).where(Product.slug == slug).with_for_update()
-        ).first()
+        product = lock_product_by_slug(session, slug)
         if product is None:
             raise UnknownProduct(f"no product with slug {slug!r}", slug=slug)
         old = product.cover_image
