@@ -2,8 +2,8 @@
 in the transaction that makes an e-mail due and removed in the one that records it
 sent; a batch task sends them, several orders at a time, off the fulfilment path.
 
-Revision ID: 0022_perf20
-Revises: 0021_catalogue16
+Revision ID: 0024_perf20
+Revises: 0023_credit
 Create Date: 2026-12-05
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "0022_perf20"
-down_revision: str | None = "0021_catalogue16"
+revision: str = "0024_perf20"
+down_revision: str | None = "0023_credit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
