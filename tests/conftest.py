@@ -102,16 +102,22 @@ def engine(test_settings: Settings) -> Engine:
 
 
 def _wipe(engine: Engine) -> None:
+    """Empty every table, children first, and restart the id sequences. DELETE, not
+    TRUNCATE: a test leaves a handful of rows, and PostgreSQL's TRUNCATE of 30-odd tables
+    (new files for each, then fsync) cost 0.2-1 s a test against 15 ms for DELETE."""
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
     with engine.begin() as conn:
+        for name in tables:
+            conn.execute(text(f"DELETE FROM {name}"))
         if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
-            conn.execute(text("DELETE FROM sqlite_sequence")) if conn.execute(
-                text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")
-            ).first() else None
+            conn.execute(
+                text(
+                    "SELECT setval(format('%I', sequence_name), 1, false)"
+                    " FROM information_schema.sequences WHERE sequence_schema = current_schema()"
+                )
+            )
+        elif conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first():
+            conn.execute(text("DELETE FROM sqlite_sequence"))
 
 
 @pytest.fixture(autouse=True)

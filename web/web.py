@@ -7,8 +7,10 @@ import reflex as rx
 
 import tasks
 from core.config import get_settings
+from core.i18n import N_
 from web.api.app import create_api
 from web.api.pages import fill_pages
+from web.i18n import LanguageMiddleware, add_localised_page
 from web.pages import account, buy, find_order, legal, library, order, receipt, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
@@ -37,82 +39,109 @@ app = rx.App(
             ".rt-BaseButton, .rt-SelectTrigger { min-height: 44px; min-width: 44px; }"
             " .site-header a, .legal-links a, #nav-cart { display: inline-flex; align-items: center;"
             " min-height: 44px; }"
+            " .language-link { color: var(--accent-11); text-decoration: underline; }"
         ),
     ],
 )
+# every event in the language of the page that sent it
+app.add_middleware(LanguageMiddleware())
 
-app.add_page(
+# Each page in English at its route and in German under /de (web/i18n.py).
+add_localised_page(
+    app,
     shop.home,
     route="/",
-    title="keyshop — game keys",
+    title=N_("keyshop — game keys"),
     on_load=[ShopState.load_session, HomeState.load],
 )
-app.add_page(
+add_localised_page(
+    app,
     shop.catalogue,
     route="/games",
-    title="Games · keyshop",
+    title=N_("Games · keyshop"),
     on_load=[ShopState.load_session, CatalogueState.load],
 )
-app.add_page(
+add_localised_page(
+    app,
     shop.product,
     route="/games/[slug]",
     title=ProductState.page_title,
     on_load=[ShopState.load_session, ProductState.load],
 )
-app.add_page(
+add_localised_page(
+    app,
     legal.legal,
     route="/legal/[slug]",
-    title="keyshop",
+    title=N_("keyshop"),
     on_load=[ShopState.load_session, LegalState.load],
 )
-app.add_page(buy.cart, route="/cart", title="Cart · keyshop", on_load=CartState.load)
-app.add_page(buy.pay, route="/pay/[number]", title="Test payment · keyshop", on_load=PayState.load)
-app.add_page(
-    order.order, route="/orders/[number]", title="Your order · keyshop", on_load=OrderState.load
+add_localised_page(app, buy.cart, route="/cart", title=N_("Cart · keyshop"), on_load=CartState.load)
+add_localised_page(
+    app, buy.pay, route="/pay/[number]", title=N_("Test payment · keyshop"), on_load=PayState.load
 )
-app.add_page(library.library, route="/keys", title="My keys · keyshop", on_load=LibraryState.load)
-app.add_page(
+add_localised_page(
+    app,
+    order.order,
+    route="/orders/[number]",
+    title=N_("Your order · keyshop"),
+    on_load=OrderState.load,
+)
+add_localised_page(
+    app, library.library, route="/keys", title=N_("My keys · keyshop"), on_load=LibraryState.load
+)
+add_localised_page(
+    app,
     find_order.find_order,
     route="/find-order",
-    title="Find my order · keyshop",
+    title=N_("Find my order · keyshop"),
     on_load=FindOrderState.load_session,
 )
-app.add_page(
+add_localised_page(
+    app,
     receipt.receipt,
     route="/receipts/[number]",
-    title="Receipt · keyshop",
+    title=N_("Receipt · keyshop"),
     on_load=ReceiptState.load,
 )
-app.add_page(
-    account.sign_in, route="/signin", title="Sign in · keyshop", on_load=AccountState.load_form
+add_localised_page(
+    app,
+    account.sign_in,
+    route="/signin",
+    title=N_("Sign in · keyshop"),
+    on_load=AccountState.load_form,
 )
-app.add_page(
+add_localised_page(
+    app,
     account.sign_up,
     route="/signup",
-    title="Create an account · keyshop",
+    title=N_("Create an account · keyshop"),
     on_load=AccountState.load_form,
 )
-app.add_page(
+add_localised_page(
+    app,
     account.forgot_password,
     route="/forgot-password",
-    title="Forgot password · keyshop",
+    title=N_("Forgot password · keyshop"),
     on_load=AccountState.load_form,
 )
-app.add_page(
+add_localised_page(
+    app,
     account.reset_password,
     route="/reset-password",
-    title="New password · keyshop",
+    title=N_("New password · keyshop"),
     on_load=AccountState.load_reset,
 )
-app.add_page(
+add_localised_page(
+    app,
     account.account,
     route="/account",
-    title="Your account · keyshop",
+    title=N_("Your account · keyshop"),
     on_load=AccountState.load_account,
 )
-app.add_page(
+add_localised_page(
+    app,
     shop.not_found,
     route="404",
-    title="Page not found · keyshop",
+    title=N_("Page not found · keyshop"),
     on_load=ShopState.load_session,
 )

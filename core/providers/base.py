@@ -118,13 +118,13 @@ MAX_COVER_URL = 1000
 
 
 def cover_url_or_none(value: object) -> str | None:
-    """An http(s) URL of at most MAX_COVER_URL characters, else None (a provider's
-    cover is shown as given, so nothing else, no ``javascript:`` or ``data:``, gets
-    through)."""
+    """An https URL of at most MAX_COVER_URL characters, else None (a provider's cover
+    is shown as given, so nothing else, no ``javascript:`` or ``data:``, gets through;
+    the storefront's Content-Security-Policy loads images over https only)."""
     if not isinstance(value, str):
         return None
     url = value.strip()
-    if len(url) > MAX_COVER_URL or not url.lower().startswith(("https://", "http://")):
+    if len(url) > MAX_COVER_URL or not url.lower().startswith("https://"):
         return None
     if any(c.isspace() or c in "\"'<>" for c in url):
         return None

@@ -69,6 +69,7 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput
+from core.i18n import gettext
 from core.mail import get_mailer, password_reset_notice
 from core.models import Customer, CustomerSession, Order, OrderLine, OrderStatus
 from core.models.base import utcnow
@@ -590,7 +591,7 @@ def status_label(order: Order) -> str:
         order.fulfilment_attempts > 0 or order.fulfilment_lease_until is not None
     ):
         label, _ = portal.DELIVERING
-    return label
+    return gettext(label)  # in the language in force (core.i18n)
 
 
 def order_history(*, customer_id: int, limit: int = 50) -> list[OrderSummary]:

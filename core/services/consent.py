@@ -19,11 +19,13 @@ from sqlmodel import col
 
 from core.db import session_scope
 from core.errors import DomainError
+from core.i18n import N_
+from core.i18n import gettext as _
 from core.models import Order, utcnow
 from core.services.audit import Actor, record_audit
 
 CONSENT_VERSION: Final = 1
-CONSENT_TEXT: Final = (
+CONSENT_TEXT: Final = N_(
     "I want my keys delivered now. I understand that once I reveal a key, I lose my "
     "right to withdraw from the purchase of that key."
 )
@@ -35,8 +37,10 @@ class ConsentRequired(DomainError):
 
     def __init__(self) -> None:
         super().__init__(
-            "Please confirm that you want your keys now and that revealing a key ends your "
-            "right of withdrawal for it."
+            _(
+                "Please confirm that you want your keys now and that revealing a key ends "
+                "your right of withdrawal for it."
+            )
         )
 
 

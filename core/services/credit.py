@@ -46,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from core.errors import DomainError, InvalidInput, NotFound
+from core.i18n import N_
 from core.models import (
     AccountKind,
     Customer,
@@ -92,18 +93,18 @@ SHOP_ACCOUNTS: Final = (
 )
 #: Reasons in customer words (the account page, the console ledger).
 REASON_LABELS: Final[dict[str, str]] = {
-    Reason.GIFT_CARD_REDEMPTION: "Gift card redeemed",
-    Reason.REFUND_TO_CREDIT: "Refund to store credit",
-    Reason.REFERRAL_REWARD: "Referral reward",
-    Reason.CASHBACK: "Cashback",
-    Reason.OPERATOR_ADJUSTMENT: "Adjustment by the shop",
-    Reason.ORDER_PAYMENT: "Paid an order",
-    Reason.ORDER_RELEASE: "Order cancelled: given back",
-    Reason.REFUND: "Order refunded: given back",
-    Reason.GIFT_CARD_SALE: "Gift card bought",
-    Reason.GIFT_CARD_ISSUE: "Gift card issued",
-    Reason.GIFT_CARD_VOID: "Gift card voided",
-    Reason.GIFT_CARD_ADJUSTMENT: "Gift card adjusted by the shop",
+    Reason.GIFT_CARD_REDEMPTION: N_("Gift card redeemed"),
+    Reason.REFUND_TO_CREDIT: N_("Refund to store credit"),
+    Reason.REFERRAL_REWARD: N_("Referral reward"),
+    Reason.CASHBACK: N_("Cashback"),
+    Reason.OPERATOR_ADJUSTMENT: N_("Adjustment by the shop"),
+    Reason.ORDER_PAYMENT: N_("Paid an order"),
+    Reason.ORDER_RELEASE: N_("Order cancelled: given back"),
+    Reason.REFUND: N_("Order refunded: given back"),
+    Reason.GIFT_CARD_SALE: N_("Gift card bought"),
+    Reason.GIFT_CARD_ISSUE: N_("Gift card issued"),
+    Reason.GIFT_CARD_VOID: N_("Gift card voided"),
+    Reason.GIFT_CARD_ADJUSTMENT: N_("Gift card adjusted by the shop"),
 }
 
 

@@ -308,6 +308,14 @@ def lock_key_report(session: Session, report_id: int) -> KeyReport | None:
     return session.get(KeyReport, report_id, with_for_update=True, populate_existing=True)
 
 
+def lock_product_by_slug(session: Session, slug: str) -> Product | None:
+    """Load and lock one product by slug (``FOR UPDATE``): two changes that each replace
+    what the other read (a cover upload and its clean-up) are serialised. Never commits."""
+    return session.scalars(
+        select(Product).where(col(Product.slug) == slug).with_for_update()
+    ).first()
+
+
 def lock_products_for_flags(conn: Any, product_ids: Sequence[int]) -> None:
     """Lock the products' rows ``FOR NO KEY UPDATE`` in id order (PostgreSQL) before their
     stock flags are recomputed: it waits only for another refresh of the same products

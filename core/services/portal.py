@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput, InvalidKeyState, NotFound
+from core.i18n import N_, gettext
 from core.models import (
     AlertKind,
     Key,
@@ -65,15 +66,15 @@ IMAGE_MASK: Final = "Image key (hidden)"
 # an order that left the normal path for good.
 STAGES: Final = 4
 _STATUS: Final[dict[str, tuple[str, int]]] = {
-    S.PENDING_PAYMENT: ("Waiting for payment", 1),
-    S.PAID: ("Paid", 2),
-    S.FULFILLED: ("Delivered", 4),
-    S.NEEDS_ATTENTION: ("Needs our attention", 3),
-    S.CANCELLED: ("Cancelled", 0),
-    S.REFUNDED: ("Refunded", 0),
-    S.DISPUTED: ("Payment disputed", 0),
+    S.PENDING_PAYMENT: (N_("Waiting for payment"), 1),
+    S.PAID: (N_("Paid"), 2),
+    S.FULFILLED: (N_("Delivered"), 4),
+    S.NEEDS_ATTENTION: (N_("Needs our attention"), 3),
+    S.CANCELLED: (N_("Cancelled"), 0),
+    S.REFUNDED: (N_("Refunded"), 0),
+    S.DISPUTED: (N_("Payment disputed"), 0),
 }
-DELIVERING: Final = ("Delivering your keys", 3)
+DELIVERING: Final = (N_("Delivering your keys"), 3)
 
 
 class OrderNotFound(NotFound):
@@ -297,7 +298,7 @@ def order_view(*, session: Session, order: Order) -> OrderView:
     return OrderView(
         number=order.number,
         status=order.status,
-        status_label=label,
+        status_label=gettext(label),  # in the language in force (core.i18n)
         stage=stage,
         stages=STAGES,
         email=order.email,

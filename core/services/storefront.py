@@ -24,6 +24,8 @@ from sqlmodel import Session
 
 from core.config import Settings, get_settings
 from core.errors import UnknownProduct
+from core.i18n import N_, format_date
+from core.i18n import gettext as _
 from core.models import Product, utcnow
 from core.services.catalogue import (
     ProductHit,
@@ -50,21 +52,22 @@ ACTIVATION_URLS: Final[dict[str, str]] = {
 
 # Region codes in customer words, for the region-lock warning.
 REGION_NAMES: Final[dict[str, str]] = {
-    "EU": "the EU (European Union and EEA)",
-    "US": "the United States",
-    "UK": "the United Kingdom",
-    "LATAM": "Latin America",
-    "ASIA": "Asia",
-    "RU": "Russia and the CIS",
+    "EU": N_("the EU (European Union and EEA)"),
+    "US": N_("the United States"),
+    "UK": N_("the United Kingdom"),
+    "LATAM": N_("Latin America"),
+    "ASIA": N_("Asia"),
+    "RU": N_("Russia and the CIS"),
 }
 
 GLOBAL_REGION: Final = "GLOBAL"
 MAX_PER_SECTION: Final = 48
 
-IN_STOCK: Final = "In stock"
-FROM_PARTNER: Final = "Available from partner stock"
-PREORDER: Final = "Pre-order"
-OUT_OF_STOCK: Final = "Out of stock"
+# Customer words, translated where they are shown (core.i18n)
+IN_STOCK: Final = N_("In stock")
+FROM_PARTNER: Final = N_("Available from partner stock")
+PREORDER: Final = N_("Pre-order")
+OUT_OF_STOCK: Final = N_("Out of stock")
 
 
 def activation_url(platform: str) -> str | None:
@@ -76,12 +79,13 @@ def region_warning(region: str) -> str | None:
     """A sentence warning that a key is region-locked; None for GLOBAL keys."""
     if region.upper() == GLOBAL_REGION:
         return None
-    where = REGION_NAMES.get(region.upper(), f"region {region}")
-    return (
-        f"This key only activates in {where}. Make sure your account is registered "
-        f"there before you buy: a region-locked key cannot be used elsewhere and is not "
-        f"refunded once revealed."
-    )
+    name = REGION_NAMES.get(region.upper())
+    where = _(name) if name else _("region %(code)s") % {"code": region}
+    return _(
+        "This key only activates in %(where)s. Make sure your account is registered "
+        "there before you buy: a region-locked key cannot be used elsewhere and is not "
+        "refunded once revealed."
+    ) % {"where": where}
 
 
 # -- home page ------------------------------------------------------------------------
@@ -225,11 +229,12 @@ class Availability:
 
     @property
     def label(self) -> str:
+        """In the language in force (core.i18n)."""
         if self.total <= 0:
-            return OUT_OF_STOCK
+            return _(OUT_OF_STOCK)
         if self.is_preorder:
-            return PREORDER
-        return IN_STOCK if self.stock_available > 0 else FROM_PARTNER
+            return _(PREORDER)
+        return _(IN_STOCK) if self.stock_available > 0 else _(FROM_PARTNER)
 
 
 def is_upcoming(product: Product, today: date | None = None) -> bool:
@@ -298,12 +303,15 @@ def arrival_text(stock: Availability, release_date: date | None) -> str:
     """When the key will arrive: own stock at once, partner stock within about a minute,
     a pre-order on its release date."""
     if stock.is_preorder:
-        when = f"on {release_date:%d %B %Y}" if release_date else "on the release date"
-        return f"Pre-order: your key arrives {when}."
+        if release_date:
+            return _("Pre-order: your key arrives on %(date)s.") % {
+                "date": format_date(release_date)
+            }
+        return _("Pre-order: your key arrives on the release date.")
     if stock.stock_available > 0:
-        return "Your key arrives instantly after payment."
+        return _("Your key arrives instantly after payment.")
     if stock.provider_available > 0:
-        return "Your key usually arrives within a minute of payment (partner stock)."
+        return _("Your key usually arrives within a minute of payment (partner stock).")
     return ""
 
 

@@ -52,6 +52,19 @@ class Country:
         return rate_text(self.rate_bp)
 
 
+def country_name(country: Country, language: str | None = None) -> str:
+    """The country's name in ``language`` (default: the one in force, core.i18n): the
+    table's English name, or CLDR's (Babel) in another language."""
+    from core.i18n import current_language
+
+    code = language or current_language()
+    if code == "en":
+        return country.name
+    from babel import Locale
+
+    return str(Locale.parse(code).territories.get(country.code, country.name))
+
+
 def rate_text(rate_bp: int, language: str | None = None) -> str:
     """A VAT rate for display: ``19%``, ``8.1%``; in another storefront language the
     locale's own form through Babel (German ``19 %``, ``8,1 %``)."""

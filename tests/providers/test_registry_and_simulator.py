@@ -121,7 +121,7 @@ def test_nowpayments_knobs_from_the_command_line() -> None:
     ("value", "kept"),
     [
         ("https://img.example/c.jpg", True),
-        ("http://img.example/c.jpg", True),
+        ("http://img.example/c.jpg", False),  # the storefront loads images over https
         ("javascript:alert(1)", False),
         ("data:image/png;base64,AAAA", False),
         ("https://img.example/a b.jpg", False),

@@ -94,10 +94,13 @@ class Steps:
         )
 
 
-def new_page(browser, *, phone: bool = False):
+def new_page(browser, *, phone: bool = False, locale: str = "en-DE"):
+    """A page in a fresh browser context. ``locale`` is the browser's language (its
+    Accept-Language): by default English in Germany, so the shop picks Germany (19% VAT)
+    and euros and shows its English pages; ``de-DE`` is a German browser, which the shop
+    sends to its German pages on the first visit (web/api/pages.py)."""
     viewport = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 900}
-    # a German browser: the shop picks Germany (19% VAT) and euros from its languages
-    context = browser.new_context(viewport=viewport, locale="de-DE")
+    context = browser.new_context(viewport=viewport, locale=locale)
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -137,3 +140,36 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
         for v in result["violations"]
         if v["impact"] in AXE_BLOCKING
     ]
+
+
+def accessibility_problems(page: Any) -> list[Any]:
+    """axe-core's serious and critical violations on ``page`` and what axe cannot judge
+    alone: one ``h1``, one ``<main id=ks-main>``, the header, nav and footer landmarks,
+    the server-filled copy hidden once the app rendered, and an ``<html lang>`` that is
+    the page's language (``/de/...`` German)."""
+    found: list[Any] = list(axe_violations(page))
+    structure = page.evaluate(
+        """() => ({
+            h1: document.querySelectorAll('#ks-main h1, body > :not(#ks-prerender) h1').length,
+            main: document.querySelectorAll('main#ks-main').length,
+            header: document.querySelectorAll('header').length > 0,
+            nav: document.querySelectorAll('nav').length > 0,
+            footer: document.querySelectorAll('footer').length > 0,
+            prerenderShown: !!document.querySelector('#ks-prerender') &&
+                getComputedStyle(document.querySelector('#ks-prerender')).display !== 'none',
+            lang: document.documentElement.lang,
+            german: location.pathname === '/de' || location.pathname.startsWith('/de/'),
+        })"""
+    )
+    if structure["h1"] != 1:
+        found.append(f"{structure['h1']} h1 elements")
+    if structure["main"] != 1:
+        found.append("no single <main id=ks-main>")
+    for landmark in ("header", "nav", "footer"):
+        if not structure[landmark]:
+            found.append(f"no <{landmark}>")
+    if structure["prerenderShown"]:
+        found.append("the server-filled copy is still shown after the app rendered")
+    if structure["lang"] != ("de" if structure["german"] else "en"):
+        found.append(f"<html lang={structure['lang']!r}> on this page")
+    return found

@@ -17,6 +17,16 @@ the backend before it is sent, for every page route:
 ``/sitemap.xml`` (every active product) and ``/robots.txt`` are answered here too.
 Everything the pages show comes from ``core.services.storefront`` and
 ``core.services.catalogue``; money through ``core.money``.
+
+Languages (``core.i18n``; README "Two languages"): every page exists in English at its
+address and in German under ``/de``. A page is filled in its language (``<html lang>``,
+texts, money and dates) and names both versions with ``hreflang`` alternates (English as
+``x-default``); the sitemap lists both with ``xhtml:link`` alternates. A first visit
+(no ``ks_lang`` cookie) to an English address from a browser whose Accept-Language
+prefers German is sent to the German one; ``/lang/<code>?next=/path`` (the header's
+switcher) stores the choice in ``ks_lang`` and opens the page in that language; an English
+address asked for with ``ks_lang=de`` goes to its German twin. German addresses are never
+redirected, so crawlers (no cookie) read each language at its own address.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,14 +45,32 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import UnknownProduct
+from core.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    N_,
+    current_language,
+    localised_path,
+    negotiate,
+    normalise_language,
+    split_path,
+    use_language,
+)
+from core.i18n import gettext as _
 from core.money import format_money, to_decimal
+from web.api.security import cookie_header, parse_cookies
 from web.state.format import product_page_title
 
 SITE_NAME: Final = "keyshop"
-SITE_DESCRIPTION: Final = "Game keys delivered in seconds: buy, pay and reveal your key at once."
+SITE_DESCRIPTION: Final = N_(
+    "Game keys delivered in seconds: buy, pay and reveal your key at once."
+)
 # Paths that are never pages: the HTTP API, the websocket, built assets, Reflex's own.
 NOT_PAGES: Final = ("/api/", "/_event", "/assets/", "/_upload", "/ping", "/_health", "/_all_")
 PRIVATE_PAGES: Final = re.compile(r"^/(cart|pay/[^/]+|orders/[^/]+|account|reset-password)$")
+#: The cookie that remembers the customer's language (set by /lang/<code>, read here).
+LANGUAGE_COOKIE: Final = "ks_lang"
+LANGUAGE_COOKIE_SECONDS: Final = 365 * 86_400
 KNOWN_PAGES: Final = re.compile(
     r"^/(|games|games/[^/]+|cart|pay/[^/]+|orders/[^/]+|signin|signup|forgot-password"
     r"|reset-password|account)$"
@@ -78,7 +106,7 @@ class Page:
 
     status: int = 200
     title: str = ""
-    description: str = SITE_DESCRIPTION
+    description: str = ""  # "": the site's description, in the page's language
     canonical: str = ""
     index: bool = True
     og_type: str = "website"
@@ -86,6 +114,8 @@ class Page:
     json_ld: dict[str, Any] | None = None
     body: str = ""  # the page's own content, HTML-escaped already
     extra_head: list[str] = field(default_factory=list)
+    language: str = DEFAULT_LANGUAGE
+    path: str = ""  # the page's English path: its address in each language is derived
 
 
 def is_page_path(path: str) -> bool:
@@ -121,17 +151,31 @@ def _image(url: str | None) -> str:
 # -- the pages ------------------------------------------------------------------------------
 
 
+def _href(path: str) -> str:
+    """``path`` (English) in the language in force."""
+    return _e(localised_path(path))
+
+
+def _tag(name: str, text: str) -> str:
+    return f"<{name}>{_e(text)}</{name}>"
+
+
+def _money(minor: int | None, currency: str) -> str:
+    return format_money(minor, currency, language=current_language())
+
+
 def _nav() -> str:
-    return (
-        '<header><nav aria-label="Main"><a href="/">keyshop</a><a href="/games">Games</a>'
-        '<a href="/cart">Cart</a><a href="/signin">Sign in</a></nav></header>'
-    )
+    links = [("/", "keyshop"), ("/games", _("Games")), ("/cart", _("Cart"))]
+    links.append(("/signin", _("Sign in")))
+    anchors = "".join(f'<a href="{_href(path)}">{_e(text)}</a>' for path, text in links)
+    label = _("Main")
+    return f'<header><nav aria-label="{_e(label)}">{anchors}</nav></header>'
 
 
 def _product_list(hits: list[Any]) -> str:
     items = "".join(
-        f'<li><a href="/games/{quote(h.slug)}">{_e(h.title)}</a> · {_e(h.platform)} · '
-        f"{_e(format_money(h.price_minor, h.currency))}</li>"
+        f'<li><a href="{_href("/games/" + quote(h.slug))}">{_e(h.title)}</a> · '
+        f"{_e(h.platform)} · {_e(_money(h.price_minor, h.currency))}</li>"
         for h in hits
     )
     return f"<ul>{items}</ul>" if items else ""
@@ -144,18 +188,20 @@ def home_page() -> Page:
         sections = home_sections(session=session, per_section=8)
     parts = []
     for name, hits in (
-        ("Featured", sections.featured),
-        ("Deals", sections.deals),
-        ("New releases", sections.new_releases),
-        ("Pre-orders", sections.preorders),
+        (_("Featured"), sections.featured),
+        (_("Deals"), sections.deals),
+        (_("New releases"), sections.new_releases),
+        (_("Pre-orders"), sections.preorders),
     ):
         if hits:
             parts.append(f"<h2>{_e(name)}</h2>{_product_list(hits)}")
     return Page(
-        title="keyshop — game keys",
-        canonical=public_url("/"),
-        body="<h1>Game keys, delivered in seconds</h1>"
-        f"<p>{_e(SITE_DESCRIPTION)}</p>" + "".join(parts),
+        title=_("keyshop — game keys"),
+        canonical=public_url(localised_path("/")),
+        path="/",
+        body=_tag("h1", _("Game keys, delivered in seconds"))
+        + _tag("p", _(SITE_DESCRIPTION))
+        + "".join(parts),
     )
 
 
@@ -170,18 +216,24 @@ def catalogue_page(query_string: str) -> Page:
         result = search_products(
             session=session, query=query or None, page=number, per_page=CATALOGUE_PER_PAGE
         )
-    heading = f"Games matching “{query}”" if query else "Games"
+    heading = _("Games matching “%(query)s”") % {"query": query} if query else _("Games")
     pager = ""
     if result.has_next and not query:
-        pager = f'<p><a href="/games?page={number + 1}">Next page</a></p>'
-    canonical = public_url("/games" + (f"?page={number}" if number > 1 else ""))
+        more = _("Next page")
+        pager = f'<p><a href="{_href("/games")}?page={number + 1}">{_e(more)}</a></p>'
+    path = "/games" + (f"?page={number}" if number > 1 else "")
     return Page(
-        title=(f"{query} · Games · keyshop" if query else "Games · keyshop"),
-        description="Every game key in the shop: Steam, GOG, Xbox and more, delivered in seconds.",
-        canonical=canonical,
+        title=(
+            _("%(query)s · Games · keyshop") % {"query": query} if query else _("Games · keyshop")
+        ),
+        description=_(
+            "Every game key in the shop: Steam, GOG, Xbox and more, delivered in seconds."
+        ),
+        canonical=public_url(localised_path(path)),
+        path=path,
         index=not query,  # search results are not pages of their own
         body=f"<h1>{_e(heading)}</h1>"
-        + (_product_list(result.items) or "<p>No games match.</p>")
+        + (_product_list(result.items) or _tag("p", _("No games match.")))
         + pager,
     )
 
@@ -199,17 +251,18 @@ def product_page(slug: str) -> Page:
         with session_scope(write=False) as session:
             detail = product_detail(session=session, slug=slug)
     except UnknownProduct:
-        return not_found_page("We could not find that game: it may have been removed.")
+        return not_found_page(_("We could not find that game: it may have been removed."))
     path = f"/games/{quote(detail.slug)}"
-    price = format_money(detail.price_minor, detail.currency)
+    price = _money(detail.price_minor, detail.currency)
     description = _short(
         detail.description
-        or f"{detail.title} key for {detail.platform} ({detail.region}), delivered in seconds."
+        or _("%(title)s key for %(platform)s (%(region)s), delivered in seconds.")
+        % {"title": detail.title, "platform": detail.platform, "region": detail.region}
     )
     image = _image(detail.cover.src if detail.cover else None)
     offer: dict[str, Any] = {
         "@type": "Offer",
-        "url": public_url(path),
+        "url": public_url(localised_path(path)),
         "price": str(to_decimal(detail.price_minor, detail.currency)),
         "priceCurrency": detail.currency,
         "availability": _availability(detail),
@@ -221,7 +274,7 @@ def product_page(slug: str) -> Page:
         "name": detail.title,
         "description": detail.description or description,
         "sku": detail.slug,
-        "category": detail.genre or "Video games",
+        "category": detail.genre or _("Video games"),
         "offers": offer,
     }
     if detail.publisher:
@@ -232,7 +285,8 @@ def product_page(slug: str) -> Page:
     return Page(
         title=product_page_title(detail.title, detail.platform),
         description=description,
-        canonical=public_url(path),
+        canonical=public_url(localised_path(path)),
+        path=path,
         og_type="product",
         image=image,
         json_ld=ld,
@@ -247,25 +301,42 @@ def product_page(slug: str) -> Page:
     )
 
 
-def not_found_page(message: str = "There is no page at this address.") -> Page:
+def not_found_page(message: str = "") -> Page:
+    message = message or _("There is no page at this address.")
+    home, browse = _("Home"), _("Browse all games")
     return Page(
         status=404,
-        title="Page not found · keyshop",
+        title=_("Page not found · keyshop"),
         description=message,
         index=False,
-        body=f"<h1>Page not found</h1><p>{_e(message)}</p>"
-        '<p><a href="/">Home</a> · <a href="/games">Browse all games</a></p>',
+        body=_tag("h1", _("Page not found"))
+        + _tag("p", message)
+        + f'<p><a href="{_href("/")}">{_e(home)}</a> · '
+        f'<a href="{_href("/games")}">{_e(browse)}</a></p>',
     )
 
 
 def other_page(path: str) -> Page:
     """A page whose content is the customer's own (or a form): its prerendered title
     stays, private pages are kept out of the index."""
-    return Page(canonical=public_url(path), index=not PRIVATE_PAGES.match(path))
+    return Page(
+        canonical=public_url(localised_path(path)),
+        path=path,
+        index=not PRIVATE_PAGES.match(path),
+    )
 
 
 def page_for(path: str, query_string: str, shell_status: int) -> Page:
-    """Which page ``path`` is (without a trailing slash), built from the database."""
+    """Which page ``path`` is (without a trailing slash; under ``/de`` in German), built
+    from the database in its language."""
+    language, bare = split_path(path)
+    with use_language(language):
+        page = _page_for(bare, query_string, shell_status)
+    page.language = language
+    return page
+
+
+def _page_for(path: str, query_string: str, shell_status: int) -> Page:
     if shell_status == 404 or not KNOWN_PAGES.match(path):
         return not_found_page()
     if path == "/":
@@ -273,8 +344,6 @@ def page_for(path: str, query_string: str, shell_status: int) -> Page:
     if path == "/games":
         return catalogue_page(query_string)
     if path.startswith("/games/"):
-        from urllib.parse import unquote
-
         return product_page(unquote(path.removeprefix("/games/")))
     return other_page(path)
 
@@ -282,13 +351,26 @@ def page_for(path: str, query_string: str, shell_status: int) -> Page:
 # -- filling the shell ----------------------------------------------------------------------
 
 
+def alternates(path: str) -> list[tuple[str, str]]:
+    """(hreflang, absolute URL) of the page at English ``path`` in every language, and
+    ``x-default`` (the English one: where a visitor with no match lands)."""
+    links = [(code, public_url(localised_path(path, code))) for code in LANGUAGES]
+    return [*links, ("x-default", public_url(localised_path(path, DEFAULT_LANGUAGE)))]
+
+
 def head_html(page: Page) -> str:
     tags = []
+    with use_language(page.language):
+        description = page.description or _(SITE_DESCRIPTION)
     if page.title:
         tags.append(f"<title>{_e(page.title)}</title>")
         tags.append(f'<meta property="og:title" content="{_e(page.title)}"/>')
-    tags.append(f'<meta name="description" content="{_e(page.description)}"/>')
-    tags.append(f'<meta property="og:description" content="{_e(page.description)}"/>')
+    tags.append(f'<meta name="description" content="{_e(description)}"/>')
+    tags.append(f'<meta property="og:description" content="{_e(description)}"/>')
+    tags.append(f'<meta property="og:locale" content="{_OG_LOCALES[page.language]}"/>')
+    if page.index and page.path and page.status == 200:
+        for code, url in alternates(page.path):
+            tags.append(f'<link rel="alternate" hreflang="{code}" href="{_e(url)}"/>')
     tags.append(f'<meta property="og:site_name" content="{SITE_NAME}"/>')
     tags.append(f'<meta property="og:type" content="{page.og_type}"/>')
     if page.canonical:
@@ -307,7 +389,10 @@ def head_html(page: Page) -> str:
     return "".join(tags)
 
 
+_OG_LOCALES: Final = {"en": "en_GB", "de": "de_DE"}
 _TITLE = re.compile(r"<title>.*?</title>", re.S)
+_HTML_TAG = re.compile(r"<html\b([^>]*)>", re.I)
+_LANG_ATTR = re.compile(r"""\s+lang=("[^"]*"|'[^']*'|[^\s>]*)""", re.I)
 _REPLACED_META = re.compile(
     r'<meta content="[^"]*" (?:name="description"|property="og:image")/>', re.S
 )
@@ -321,28 +406,28 @@ def fill(shell: str, page: Page) -> str:
     if page.title:
         shell = _TITLE.sub("", shell)
     shell = _REPLACED_META.sub("", shell)
+    shell = _HTML_TAG.sub(
+        lambda m: f'<html{_LANG_ATTR.sub("", m.group(1))} lang="{page.language}">', shell, count=1
+    )
     shell = shell.replace("</head>", head_html(page) + "</head>", 1)
     if page.body:
+        with use_language(page.language):
+            nav = _nav()
+            tagline = _("keyshop — digital game keys, delivered in seconds.")
         block = (
-            f'{_HIDE_ONCE_RENDERED}<div id="ks-prerender">{_nav()}'
+            f'{_HIDE_ONCE_RENDERED}<div id="ks-prerender">{nav}'
             f"<main>{page.body}</main>"
-            "<footer><p>keyshop — digital game keys, delivered in seconds.</p></footer></div>"
+            f"<footer><p>{_e(tagline)}</p></footer></div>"
         )
         shell = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + block, shell, count=1)
     return shell
 
 
 def robots_txt() -> str:
-    return (
-        "User-agent: *\n"
-        "Disallow: /api/\n"
-        "Disallow: /cart\n"
-        "Disallow: /pay/\n"
-        "Disallow: /orders/\n"
-        "Disallow: /account\n"
-        "Disallow: /reset-password\n"
-        f"Sitemap: {public_url('/sitemap.xml')}\n"
-    )
+    private = ("/cart", "/pay/", "/orders/", "/account", "/reset-password")
+    lines = ["User-agent: *", "Disallow: /api/", "Disallow: /lang/"]
+    lines += [f"Disallow: {localised_path(p, code)}" for code in LANGUAGES for p in private]
+    return "\n".join([*lines, f"Sitemap: {public_url('/sitemap.xml')}"]) + "\n"
 
 
 def sitemap_xml() -> str:
@@ -350,18 +435,85 @@ def sitemap_xml() -> str:
 
     with session_scope(write=False) as session:
         listed = listed_products(session=session)
-    urls = [f"<url><loc>{_e(public_url(p))}</loc></url>" for p in ("/", "/games")]
-    urls += [
-        f"<url><loc>{_e(public_url('/games/' + quote(p.slug)))}</loc>"
-        f"<lastmod>{p.updated_at.isoformat()}</lastmod></url>"
-        for p in listed
-    ]
+    pages: list[tuple[str, str]] = [("/", ""), ("/games", "")]
+    pages += [("/games/" + quote(p.slug), p.updated_at.isoformat()) for p in listed]
+    urls = []
+    for path, lastmod in pages:
+        # one <url> per language, each naming every version (Google's sitemap hreflang)
+        links = "".join(
+            f'<xhtml:link rel="alternate" hreflang="{code}" href="{_e(url)}"/>'
+            for code, url in alternates(path)
+        )
+        for code in LANGUAGES:
+            urls.append(
+                f"<url><loc>{_e(public_url(localised_path(path, code)))}</loc>"
+                + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "")
+                + links
+                + "</url>"
+            )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-        + "".join(urls)
-        + "</urlset>\n"
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+        ' xmlns:xhtml="http://www.w3.org/1999/xhtml">' + "".join(urls) + "</urlset>\n"
     )
+
+
+# -- the language: first visit, the switcher, the remembered choice -------------------------
+
+
+def _cookies(scope: Scope) -> dict[str, str]:
+    return parse_cookies(_header(scope, b"cookie"))
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    return dict(scope.get("headers") or []).get(name, b"").decode("latin-1")
+
+
+def language_cookie(language: str) -> tuple[bytes, bytes]:
+    value = cookie_header(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_SECONDS)
+    return b"set-cookie", value.encode()
+
+
+def safe_next(value: str) -> str:
+    """A local path to go on to (``/games/x?q=1``); anything else (another host, a
+    scheme, a backslash trick) is the home page."""
+    value = unquote(value or "/")
+    if not value.startswith("/") or value.startswith(("//", "/\\")) or "\\" in value:
+        return "/"
+    if any(ord(c) < 0x20 for c in value):
+        return "/"
+    return value
+
+
+def switch_language(language: str, query_string: str) -> tuple[int, str, list[tuple[bytes, bytes]]]:
+    """``/lang/<language>?next=/path``: the page at ``next`` in ``language``, remembered."""
+    code = normalise_language(language)
+    target = safe_next((parse_qs(query_string).get("next") or ["/"])[0])
+    path, _sep, query = target.partition("?")
+    _old, bare = split_path(path)
+    location = localised_path(bare, code) + (f"?{query}" if query else "")
+    return 303, location, [language_cookie(code), (b"cache-control", b"no-store")]
+
+
+def preferred_redirect(scope: Scope) -> tuple[str, list[tuple[bytes, bytes]]] | None:
+    """Where an English page request goes instead, by the remembered language or, on a
+    first visit, the browser's Accept-Language: (location, headers), or None to serve it."""
+    path: str = scope["path"]
+    language, _bare = split_path(path)
+    if language != DEFAULT_LANGUAGE:
+        return None
+    remembered = _cookies(scope).get(LANGUAGE_COOKIE)
+    wanted = (
+        normalise_language(remembered)
+        if remembered
+        else negotiate(_header(scope, b"accept-language"))
+    )
+    if wanted == DEFAULT_LANGUAGE:
+        return None
+    query = scope.get("query_string", b"").decode("latin-1")
+    location = localised_path(path, wanted) + (f"?{query}" if query else "")
+    headers = [] if remembered else [language_cookie(wanted)]
+    return location, headers
 
 
 # -- the ASGI wrapper -----------------------------------------------------------------------
@@ -401,6 +553,19 @@ class PageFiller:
             return
         path: str = scope["path"]
         head = scope["method"] == "HEAD"
+        if path.startswith("/lang/") and path.count("/") == 2:
+            status, location, extra = switch_language(
+                path.removeprefix("/lang/"), scope.get("query_string", b"").decode("latin-1")
+            )
+            await _respond(
+                send,
+                status,
+                b"",
+                [(b"location", location.encode()), *extra],
+                head=head,
+                scope=scope,
+            )
+            return
         if path in ("/robots.txt", "/sitemap.xml"):
             text = robots_txt() if path == "/robots.txt" else await run_in_threadpool(sitemap_xml)
             kind = b"text/plain; charset=utf-8" if path == "/robots.txt" else b"application/xml"
@@ -415,6 +580,19 @@ class PageFiller:
             return
         if not is_page_path(path) or (SHELL_HEADER, b"1") in (scope.get("headers") or []):
             await self.app(scope, receive, send)
+            return
+        redirect = preferred_redirect(scope)
+        if redirect is not None:
+            location, extra = redirect
+            vary = (b"vary", b"Accept-Language, Cookie")
+            await _respond(
+                send,
+                307,
+                b"",
+                [(b"location", location.encode()), (b"cache-control", b"no-store"), vary, *extra],
+                head=head,
+                scope=scope,
+            )
             return
         await self._page(scope, receive, send, head=head)
 

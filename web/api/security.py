@@ -67,6 +67,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import get_settings
+from core.i18n import split_path
 from core.proxies import client_address
 
 SESSION_COOKIE: Final = "ks_session"
@@ -233,7 +234,9 @@ def security_headers(path: str) -> list[tuple[bytes, bytes]]:
         "content-security-policy": content_security_policy(),
         "x-frame-options": "DENY",
         "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer" if _NO_REFERRER.match(path) else "same-origin",
+        "referrer-policy": "no-referrer"
+        if _NO_REFERRER.match(split_path(path)[1])
+        else "same-origin",
         "permissions-policy": "camera=(), microphone=(), geolocation=()",
     }
     if get_settings().env == "production":
@@ -329,8 +332,9 @@ class SecurityMiddleware:
         cookie and sends the browser to the same page without it."""
         params = parse_qsl(query, keep_blank_values=True)
         token = next((v for k, v in params if k == "token"), None)
-        order = _HANDOFF.match(path)
-        reset = path.rstrip("/") == "/reset-password"
+        _language, page = split_path(path)  # the same pages under /de (core.i18n)
+        order = _HANDOFF.match(page)
+        reset = page.rstrip("/") == "/reset-password"
         if token is None or not (order or reset):
             return None
         rest = urlencode([(k, v) for k, v in params if k != "token"])

@@ -7,12 +7,13 @@ from typing import Any
 import reflex as rx
 
 
-def cover(item: Any, *, height: str | None = None) -> rx.Component:
+def cover(item: Any, *, height: str | None = None, lazy: bool = True) -> rx.Component:
     """A product's cover from a card's or page's ``cover_url``, ``cover_width``,
     ``cover_height`` and ``cover_alt`` (web.state.format.cover_fields). Covers are
     portrait (3:4, like box art): shown whole at that ratio, or cropped around the title
     when a fixed ``height`` is asked for. The intrinsic width and height let the browser
-    keep the room before the image arrives."""
+    keep the room before the image arrives. ``lazy``: load it when it nears the screen
+    (grids); the product page's own cover loads at once."""
     url = item["cover_url"]
     size: dict[str, Any] = (
         {"height": height, "object_position": "center 35%"}
@@ -25,7 +26,7 @@ def cover(item: Any, *, height: str | None = None) -> rx.Component:
             src=url,
             alt=item["cover_alt"],
             custom_attrs={"width": item["cover_width"], "height": item["cover_height"]},
-            loading="lazy",
+            loading="lazy" if lazy else "eager",
             decoding="async",
             width="100%",
             object_fit="cover",

@@ -6,8 +6,34 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import LANGUAGE_NAMES, N_, current_language, localised_path
+from core.i18n import gettext as _
 from web.state.base import ShopState
 from web.state.search import SuggestState
+
+
+def language_switcher() -> rx.Component:
+    """Links to this page in the other languages: a full page load through
+    ``/lang/<code>`` (web/api/pages.py), which remembers the choice in a cookie."""
+    here = current_language()
+    return rx.hstack(
+        *(
+            rx.el.a(
+                name,
+                href=ShopState.language_hrefs[code],
+                hreflang=code,
+                lang=code,
+                id=f"language-{code}",
+                class_name="language-link",
+                # Reflex renders a React Router link: load the document, do not route
+                custom_attrs={"reloadDocument": True},
+            )
+            for code, name in LANGUAGE_NAMES.items()
+            if code != here
+        ),
+        aria_label=_("Language"),
+        role="group",
+    )
 
 
 def header() -> rx.Component:
@@ -19,8 +45,8 @@ def header() -> rx.Component:
                     rx.text("keyshop", size="5", weight="bold"),
                     align="center",
                 ),
-                href="/",
-                aria_label="keyshop home",
+                href=localised_path("/"),
+                aria_label=_("keyshop home"),
                 underline="none",
                 color_scheme="gray",
                 high_contrast=True,
@@ -29,9 +55,9 @@ def header() -> rx.Component:
                 rx.input(
                     rx.input.slot(rx.icon("search", size=16)),
                     name="q",
-                    placeholder="Search games",
+                    placeholder=_("Search games"),
                     type="search",
-                    aria_label="Search games",
+                    aria_label=_("Search games"),
                     id="header-search",
                     list="title-suggestions",
                     auto_complete="off",
@@ -49,11 +75,11 @@ def header() -> rx.Component:
                 max_width="32em",
             ),
             rx.el.nav(
-                rx.link("Games", href="/games", id="nav-games"),
+                rx.link(_("Games"), href=localised_path("/games"), id="nav-games"),
                 rx.link(
                     rx.hstack(
                         rx.icon("shopping-cart", size=18),
-                        rx.text("Cart"),
+                        rx.text(_("Cart")),
                         rx.cond(
                             ShopState.cart_count > 0,
                             rx.badge(ShopState.cart_count, id="cart-count"),
@@ -61,20 +87,20 @@ def header() -> rx.Component:
                         spacing="1",
                         align="center",
                     ),
-                    href="/cart",
+                    href=localised_path("/cart"),
                     id="nav-cart",
                 ),
                 rx.cond(
                     ShopState.signed_in,
                     rx.hstack(
-                        rx.link("My keys", href="/keys", id="nav-keys"),
-                        rx.link("Account", href="/account", id="nav-account"),
+                        rx.link(_("My keys"), href=localised_path("/keys"), id="nav-keys"),
+                        rx.link(_("Account"), href=localised_path("/account"), id="nav-account"),
                         spacing="4",
                     ),
-                    rx.link("Sign in", href="/signin", id="nav-signin"),
+                    rx.link(_("Sign in"), href=localised_path("/signin"), id="nav-signin"),
                 ),
                 rx.select.root(
-                    rx.select.trigger(aria_label="Currency", id="currency"),
+                    rx.select.trigger(aria_label=_("Currency"), id="currency"),
                     rx.select.content(
                         rx.foreach(
                             ShopState.currencies, lambda code: rx.select.item(code, value=code)
@@ -84,7 +110,8 @@ def header() -> rx.Component:
                     on_change=ShopState.set_currency,
                     size="2",
                 ),
-                aria_label="Main",
+                language_switcher(),
+                aria_label=_("Main"),
                 display="flex",
                 gap="var(--space-4)",
                 align_items="center",
@@ -108,11 +135,11 @@ def header() -> rx.Component:
 
 #: The legal pages (core.services.legal), linked from every footer and from checkout.
 LEGAL_LINKS = (
-    ("find-order", "Find my order"),
-    ("terms", "Terms"),
-    ("privacy", "Privacy"),
-    ("imprint", "Imprint and contact"),
-    ("withdrawal", "Right of withdrawal"),
+    ("find-order", N_("Find my order")),
+    ("terms", N_("Terms")),
+    ("privacy", N_("Privacy")),
+    ("imprint", N_("Imprint and contact")),
+    ("withdrawal", N_("Right of withdrawal")),
 )
 
 
@@ -120,8 +147,8 @@ def legal_links() -> rx.Component:
     return rx.flex(
         *(
             rx.link(
-                label,
-                href="/find-order" if slug == "find-order" else f"/legal/{slug}",
+                _(label),
+                href=localised_path("/find-order" if slug == "find-order" else f"/legal/{slug}"),
                 size="2",
                 id=f"legal-{slug}",
             )
@@ -137,8 +164,10 @@ def footer() -> rx.Component:
     return rx.el.footer(
         legal_links(),
         rx.text(
-            "keyshop — digital game keys, delivered in seconds. Keys are region-locked where "
-            "noted. Prices include VAT.",
+            _(
+                "keyshop — digital game keys, delivered in seconds. Keys are region-locked "
+                "where noted. Prices include VAT."
+            ),
             size="1",
             color_scheme="gray",
             margin_top="0.75em",

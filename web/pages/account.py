@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from core.i18n import gettext as _
+from core.i18n import localised_path
 from web.components.layout import callout_error, callout_info, page
 from web.state.account import AccountState
 
@@ -55,9 +57,9 @@ def sign_in() -> rx.Component:
     return page(
         form_card(
             callout_error(AccountState.error),
-            field("E-mail", "email", kind="email", autocomplete="email", required=True),
+            field(_("E-mail"), "email", kind="email", autocomplete="email", required=True),
             field(
-                "Password",
+                _("Password"),
                 "password",
                 kind="password",
                 autocomplete="current-password",
@@ -66,18 +68,18 @@ def sign_in() -> rx.Component:
             rx.cond(
                 AccountState.need_code,
                 field(
-                    "Authentication code (or a recovery code)",
+                    _("Authentication code (or a recovery code)"),
                     "code",
                     autocomplete="one-time-code",
                     max_length=64,
                 ),
             ),
-            submit("Sign in", "signin-submit"),
+            submit(_("Sign in"), "signin-submit"),
             rx.cond(
                 AccountState.oidc_name != "",
                 rx.el.a(  # a full page load: the provider's sign-in is outside the app
                     rx.button(
-                        "Sign in with " + AccountState.oidc_name,
+                        AccountState.oidc_label,
                         variant="outline",
                         width="100%",
                         type="button",
@@ -88,14 +90,16 @@ def sign_in() -> rx.Component:
                 ),
             ),
             rx.hstack(
-                rx.link("Create an account", href="/signup", size="2"),
-                rx.link("Forgot your password?", href="/forgot-password", size="2"),
+                rx.link(_("Create an account"), href=localised_path("/signup"), size="2"),
+                rx.link(
+                    _("Forgot your password?"), href=localised_path("/forgot-password"), size="2"
+                ),
                 justify="between",
                 width="100%",
             ),
             on_submit=AccountState.sign_in,
         ),
-        title="Sign in",
+        title=_("Sign in"),
     )
 
 
@@ -104,10 +108,10 @@ def sign_up() -> rx.Component:
         form_card(
             callout_error(AccountState.error),
             callout_info(AccountState.info),
-            field("Name (optional)", "name", autocomplete="name"),
-            field("E-mail", "email", kind="email", autocomplete="email", required=True),
+            field(_("Name (optional)"), "name", autocomplete="name"),
+            field(_("E-mail"), "email", kind="email", autocomplete="email", required=True),
             field(
-                "Password (at least 12 characters)",
+                _("Password (at least 12 characters)"),
                 "password",
                 kind="password",
                 autocomplete="new-password",
@@ -115,17 +119,22 @@ def sign_up() -> rx.Component:
                 min_length=12,
             ),
             field(
-                "Password again",
+                _("Password again"),
                 "password_again",
                 kind="password",
                 autocomplete="new-password",
                 required=True,
             ),
-            submit("Create account", "signup-submit"),
-            rx.link("I already have an account", href="/signin", size="2", underline="always"),
+            submit(_("Create account"), "signup-submit"),
+            rx.link(
+                _("I already have an account"),
+                href=localised_path("/signin"),
+                size="2",
+                underline="always",
+            ),
             on_submit=AccountState.sign_up,
         ),
-        title="Create your account",
+        title=_("Create your account"),
     )
 
 
@@ -134,12 +143,12 @@ def forgot_password() -> rx.Component:
         form_card(
             callout_error(AccountState.error),
             callout_info(AccountState.info),
-            rx.text("We will e-mail you a link to choose a new password.", size="2"),
-            field("E-mail", "email", kind="email", autocomplete="email", required=True),
-            submit("Send the link", "forgot-submit"),
+            rx.text(_("We will e-mail you a link to choose a new password."), size="2"),
+            field(_("E-mail"), "email", kind="email", autocomplete="email", required=True),
+            submit(_("Send the link"), "forgot-submit"),
             on_submit=AccountState.request_reset,
         ),
-        title="Forgot your password?",
+        title=_("Forgot your password?"),
     )
 
 
@@ -148,7 +157,7 @@ def reset_password() -> rx.Component:
         form_card(
             callout_error(AccountState.error),
             field(
-                "New password (at least 12 characters)",
+                _("New password (at least 12 characters)"),
                 "password",
                 kind="password",
                 autocomplete="new-password",
@@ -156,16 +165,16 @@ def reset_password() -> rx.Component:
                 min_length=12,
             ),
             field(
-                "New password again",
+                _("New password again"),
                 "password_again",
                 kind="password",
                 autocomplete="new-password",
                 required=True,
             ),
-            submit("Set the new password", "reset-submit"),
+            submit(_("Set the new password"), "reset-submit"),
             on_submit=AccountState.reset_password,
         ),
-        title="Choose a new password",
+        title=_("Choose a new password"),
     )
 
 
@@ -173,23 +182,30 @@ def account() -> rx.Component:
     return page(
         rx.hstack(
             rx.text(
-                "Signed in as ", rx.text.strong(AccountState.customer_email), id="account-email"
+                _("Signed in as"),
+                " ",
+                rx.text.strong(AccountState.customer_email),
+                id="account-email",
             ),
-            rx.button("Sign out", variant="soft", on_click=AccountState.sign_out, id="signout"),
+            rx.button(_("Sign out"), variant="soft", on_click=AccountState.sign_out, id="signout"),
             justify="between",
             align="center",
             width="100%",
             wrap="wrap",
         ),
-        rx.heading("Store credit", as_="h2", size="5", margin_top="1em"),
+        rx.heading(_("Store credit"), as_="h2", size="5", margin_top="1em"),
         callout_error(AccountState.error),
         callout_info(AccountState.info),
         rx.text(
-            "Your store credit: ", rx.text.strong(AccountState.credit_balance), id="credit-balance"
+            _("Your store credit: "),
+            rx.text.strong(AccountState.credit_balance),
+            id="credit-balance",
         ),
         rx.text(
-            "Refunds to store credit and redeemed gift cards land here; tick “Use my store "
-            "credit” at checkout to spend it.",
+            _(
+                "Refunds to store credit and redeemed gift cards land here; tick “Use my store "
+                "credit” at checkout to spend it."
+            ),
             size="1",
             color_scheme="gray",
         ),
@@ -197,12 +213,12 @@ def account() -> rx.Component:
             rx.hstack(
                 rx.input(
                     name="code",
-                    placeholder="Gift card code",
+                    placeholder=_("Gift card code"),
                     id="redeem-code",
                     max_length=64,
-                    aria_label="Gift card code",
+                    aria_label=_("Gift card code"),
                 ),
-                rx.button("Add to my credit", type="submit", id="redeem"),
+                rx.button(_("Add to my credit"), type="submit", id="redeem"),
                 wrap="wrap",
             ),
             on_submit=AccountState.redeem_gift_card,
@@ -213,10 +229,10 @@ def account() -> rx.Component:
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
-                        rx.table.column_header_cell("Date"),
-                        rx.table.column_header_cell("What"),
-                        rx.table.column_header_cell("Amount"),
-                        rx.table.column_header_cell("Balance", display=WIDE_ONLY),
+                        rx.table.column_header_cell(_("Date")),
+                        rx.table.column_header_cell(_("What")),
+                        rx.table.column_header_cell(_("Amount")),
+                        rx.table.column_header_cell(_("Balance"), display=WIDE_ONLY),
                     )
                 ),
                 rx.table.body(
@@ -235,8 +251,11 @@ def account() -> rx.Component:
             ),
         ),
         rx.text(
-            "Invite friends with your link: when a friend's first order has been kept for "
-            "the shop's hold period, you both get store credit. ",
+            _(
+                "Invite friends with your link: when a friend's first order has been kept for "
+                "the shop's hold period, you both get store credit."
+            ),
+            " ",
             rx.code(AccountState.referral_link, id="referral-link"),
             size="2",
         ),
@@ -244,17 +263,17 @@ def account() -> rx.Component:
             AccountState.referrals,
             lambda r: rx.text(r["when"], " · ", r["who"], " · ", r["status"], size="1"),
         ),
-        rx.heading("Your orders", as_="h2", size="5", margin_top="1em"),
+        rx.heading(_("Your orders"), as_="h2", size="5", margin_top="1em"),
         rx.cond(
             AccountState.orders.length() > 0,  # type: ignore[attr-defined]
             rx.table.root(
                 rx.table.header(
                     rx.table.row(
-                        rx.table.column_header_cell("Order"),
-                        rx.table.column_header_cell("Placed"),
-                        rx.table.column_header_cell("Items", display=WIDE_ONLY),
-                        rx.table.column_header_cell("Total"),
-                        rx.table.column_header_cell("Status"),
+                        rx.table.column_header_cell(_("Order")),
+                        rx.table.column_header_cell(_("Placed")),
+                        rx.table.column_header_cell(_("Items"), display=WIDE_ONLY),
+                        rx.table.column_header_cell(_("Total")),
+                        rx.table.column_header_cell(_("Status")),
                     )
                 ),
                 rx.table.body(
@@ -272,16 +291,16 @@ def account() -> rx.Component:
                 id="order-history",
                 width="100%",
             ),
-            rx.text("No orders yet.", id="no-orders"),
+            rx.text(_("No orders yet."), id="no-orders"),
         ),
-        rx.heading("Where you are signed in", as_="h2", size="5", margin_top="1em"),
+        rx.heading(_("Where you are signed in"), as_="h2", size="5", margin_top="1em"),
         rx.table.root(
             rx.table.header(
                 rx.table.row(
-                    rx.table.column_header_cell("Browser"),
-                    rx.table.column_header_cell("Address", display=WIDE_ONLY),
-                    rx.table.column_header_cell("Signed in", display=WIDE_ONLY),
-                    rx.table.column_header_cell("Last used"),
+                    rx.table.column_header_cell(_("Browser")),
+                    rx.table.column_header_cell(_("Address"), display=WIDE_ONLY),
+                    rx.table.column_header_cell(_("Signed in"), display=WIDE_ONLY),
+                    rx.table.column_header_cell(_("Last used")),
                     rx.table.column_header_cell(""),
                 )
             ),
@@ -292,7 +311,7 @@ def account() -> rx.Component:
                         rx.table.cell(
                             s["browser"],
                             rx.cond(
-                                s["current"] != "", rx.badge("this browser", margin_left="0.5em")
+                                s["current"] != "", rx.badge(_("this browser"), margin_left="0.5em")
                             ),
                         ),
                         rx.table.cell(s["ip"], display=WIDE_ONLY),
@@ -300,7 +319,7 @@ def account() -> rx.Component:
                         rx.table.cell(s["last_used"]),
                         rx.table.cell(
                             rx.button(
-                                "Sign out",
+                                _("Sign out"),
                                 size="1",
                                 variant="soft",
                                 on_click=AccountState.end_session(s["id"]),
@@ -313,20 +332,22 @@ def account() -> rx.Component:
             width="100%",
         ),
         rx.button(
-            "Sign out everywhere",
+            _("Sign out everywhere"),
             color_scheme="red",
             variant="soft",
             on_click=AccountState.sign_out_everywhere,
             id="signout-everywhere",
             margin_top="0.5em",
         ),
-        rx.heading("Two-factor sign-in", as_="h2", size="5", margin_top="1.5em"),
+        rx.heading(_("Two-factor sign-in"), as_="h2", size="5", margin_top="1.5em"),
         rx.cond(
             AccountState.two_factor_on,
             rx.vstack(
                 rx.text(
-                    "On: signing in and revealing keys ask for a code from your "
-                    "authenticator app (or a recovery code).",
+                    _(
+                        "On: signing in and revealing keys ask for a code from your "
+                        "authenticator app (or a recovery code)."
+                    ),
                     size="2",
                     id="two-factor-on",
                 ),
@@ -334,11 +355,13 @@ def account() -> rx.Component:
                     rx.hstack(
                         rx.input(
                             name="code",
-                            placeholder="Code",
+                            placeholder=_("Code"),
                             id="two-factor-off-code",
-                            aria_label="Two-factor code",
+                            aria_label=_("Two-factor code"),
                         ),
-                        rx.button("Turn off", type="submit", variant="soft", id="two-factor-off"),
+                        rx.button(
+                            _("Turn off"), type="submit", variant="soft", id="two-factor-off"
+                        ),
                     ),
                     on_submit=AccountState.disable_two_factor,
                     reset_on_submit=True,
@@ -348,8 +371,10 @@ def account() -> rx.Component:
                 AccountState.two_factor_setup,
                 rx.form(
                     rx.text(
-                        "Scan the code with your authenticator app (or type the key below), "
-                        "then enter the 6-digit code it shows.",
+                        _(
+                            "Scan the code with your authenticator app (or type the key "
+                            "below), then enter the 6-digit code it shows."
+                        ),
                         size="2",
                     ),
                     rx.hstack(
@@ -358,15 +383,15 @@ def account() -> rx.Component:
                             placeholder="123456",
                             auto_complete="one-time-code",
                             id="two-factor-code",
-                            aria_label="Code from your authenticator app",
+                            aria_label=_("Code from your authenticator app"),
                         ),
-                        rx.button("Turn on", type="submit", id="two-factor-confirm"),
+                        rx.button(_("Turn on"), type="submit", id="two-factor-confirm"),
                     ),
                     on_submit=AccountState.confirm_two_factor,
                     reset_on_submit=True,
                 ),
                 rx.button(
-                    "Set up two-factor sign-in",
+                    _("Set up two-factor sign-in"),
                     variant="soft",
                     on_click=AccountState.start_two_factor,
                     id="two-factor-start",
@@ -377,10 +402,12 @@ def account() -> rx.Component:
         rx.el.div(id="totp-qr"),
         rx.el.code(id="totp-secret", style={"wordBreak": "break-all"}),
         rx.el.pre(id="recovery-codes"),
-        rx.heading("Delete your account", as_="h2", size="5", margin_top="1.5em"),
+        rx.heading(_("Delete your account"), as_="h2", size="5", margin_top="1.5em"),
         rx.text(
-            "Your name, e-mail address, password and sessions are erased. Your orders are "
-            "kept, as the law requires of a shop's sales records, and so is the audit trail.",
+            _(
+                "Your name, e-mail address, password and sessions are erased. Your orders are "
+                "kept, as the law requires of a shop's sales records, and so is the audit trail."
+            ),
             size="2",
         ),
         callout_error(AccountState.error),
@@ -389,14 +416,14 @@ def account() -> rx.Component:
                 rx.input(
                     name="password",
                     type="password",
-                    placeholder="Your password",
+                    placeholder=_("Your password"),
                     auto_complete="current-password",
                     id="delete-password",
-                    aria_label="Your password",
+                    aria_label=_("Your password"),
                     required=True,
                 ),
                 rx.button(
-                    "Delete my account",
+                    _("Delete my account"),
                     color_scheme="red",
                     high_contrast=True,
                     type="submit",
@@ -408,5 +435,5 @@ def account() -> rx.Component:
             reset_on_submit=True,
             margin_top="0.5em",
         ),
-        title="Your account",
+        title=_("Your account"),
     )

@@ -6,6 +6,8 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import gettext as _
+from core.i18n import localised_path
 from web.components.cards import cover
 from web.components.layout import callout_error, page
 from web.state.checkout import CartState, PayState
@@ -16,13 +18,17 @@ def cart_line(line: Any) -> rx.Component:
         rx.flex(
             rx.box(cover(line), width="3.5em"),
             rx.vstack(
-                rx.link(line["title"], href="/games/" + line["slug"].to(str), weight="bold"),
+                rx.link(
+                    line["title"],
+                    href=localised_path("/games/") + line["slug"].to(str),
+                    weight="bold",
+                ),
                 rx.hstack(
                     rx.badge(line["platform"]),
                     rx.badge(line["region"], variant="outline"),
                     rx.cond(
                         line["preorder"].to(bool),
-                        rx.badge("Pre-order", color_scheme="amber", class_name="preorder-badge"),
+                        rx.badge(_("Pre-order"), color_scheme="amber", class_name="preorder-badge"),
                     ),
                     wrap="wrap",
                 ),
@@ -37,7 +43,7 @@ def cart_line(line: Any) -> rx.Component:
                 rx.icon_button(
                     rx.icon("minus", size=14),
                     variant="soft",
-                    aria_label="One fewer",
+                    aria_label=_("One fewer"),
                     class_name="qty-minus",
                     on_click=CartState.change_qty(line["slug"].to(str), -1),
                 ),
@@ -45,7 +51,7 @@ def cart_line(line: Any) -> rx.Component:
                 rx.icon_button(
                     rx.icon("plus", size=14),
                     variant="soft",
-                    aria_label="One more",
+                    aria_label=_("One more"),
                     class_name="qty-plus",
                     disabled=~line["can_add"].to(bool),
                     on_click=CartState.change_qty(line["slug"].to(str), 1),
@@ -60,7 +66,7 @@ def cart_line(line: Any) -> rx.Component:
                         line["discount"], size="1", color_scheme="green", class_name="line-discount"
                     ),
                 ),
-                rx.text(line["unit_price"], " each", size="1", color_scheme="gray"),
+                rx.text(line["unit_price"], _(" each"), size="1", color_scheme="gray"),
                 align="end",
                 spacing="0",
                 min_width="6em",
@@ -69,7 +75,7 @@ def cart_line(line: Any) -> rx.Component:
                 rx.icon("trash-2", size=14),
                 variant="ghost",
                 color_scheme="red",
-                aria_label="Remove",
+                aria_label=_("Remove"),
                 on_click=CartState.remove_line(line["slug"].to(str)),
             ),
             gap="1em",
@@ -86,8 +92,8 @@ def undo_notice() -> rx.Component:
         CartState.undo_slug != "",
         rx.callout(
             rx.hstack(
-                rx.text("Removed ", CartState.undo_title, " from your cart."),
-                rx.button("Undo", size="2", variant="soft", on_click=CartState.undo_remove),
+                rx.text(CartState.undo_text),
+                rx.button(_("Undo"), size="2", variant="soft", on_click=CartState.undo_remove),
                 align="center",
                 wrap="wrap",
             ),
@@ -100,9 +106,9 @@ def undo_notice() -> rx.Component:
 
 def country_select() -> rx.Component:
     return rx.vstack(
-        rx.text("Country you live in (sets the VAT)", size="2"),
+        rx.text(_("Country you live in (sets the VAT)"), size="2"),
         rx.select.root(
-            rx.select.trigger(aria_label="Country", id="checkout-country", width="100%"),
+            rx.select.trigger(aria_label=_("Country"), id="checkout-country", width="100%"),
             rx.select.content(
                 rx.foreach(CartState.countries, lambda c: rx.select.item(c[1], value=c[0]))
             ),
@@ -121,19 +127,19 @@ def promo_form() -> rx.Component:
             rx.hstack(
                 rx.input(
                     name="promo_code",
-                    placeholder="Promo code",
+                    placeholder=_("Promo code"),
                     default_value=CartState.promo_code,
                     key=CartState.promo_code,
                     id="promo-code",
-                    aria_label="Promo code",
+                    aria_label=_("Promo code"),
                     max_length=220,
                     auto_complete="off",
                 ),
-                rx.button("Apply", type="submit", variant="soft", id="apply-promo"),
+                rx.button(_("Apply"), type="submit", variant="soft", id="apply-promo"),
                 rx.cond(
                     CartState.promo_text != "",
                     rx.button(
-                        "Remove",
+                        _("Remove"),
                         variant="ghost",
                         type="button",
                         id="remove-promo",
@@ -172,7 +178,7 @@ def cart() -> rx.Component:
                 rx.foreach(CartState.problems, lambda p: rx.text(p, color_scheme="red", size="2")),
                 promo_form(),
                 rx.hstack(
-                    rx.text("Total", size="4"),
+                    rx.text(_("Total"), size="4"),
                     rx.text(CartState.total, size="6", weight="bold", id="cart-total"),
                     justify="end",
                     align="baseline",
@@ -188,7 +194,7 @@ def cart() -> rx.Component:
                 rx.form(
                     rx.vstack(
                         country_select(),
-                        rx.text("Where should we send the link to your keys?", size="2"),
+                        rx.text(_("Where should we send the link to your keys?"), size="2"),
                         rx.input(
                             name="email",
                             type="email",
@@ -198,53 +204,60 @@ def cart() -> rx.Component:
                             required=True,
                             auto_complete="email",
                             id="checkout-email",
-                            aria_label="E-mail",
+                            aria_label=_("E-mail"),
                             width="100%",
                         ),
                         rx.cond(
                             CartState.signed_in,
+                            rx.text(CartState.signed_in_text, size="1"),
                             rx.text(
-                                "Signed in as ",
-                                CartState.customer_email,
-                                ": the order goes to your account.",
-                                size="1",
-                            ),
-                            rx.text(
-                                "No account needed: you can check out as a guest. ",
-                                rx.link("Sign in", href="/signin", underline="always"),
-                                " to keep your orders together.",
+                                _("No account needed: you can check out as a guest."),
+                                " ",
+                                rx.link(
+                                    _("Sign in to keep your orders together."),
+                                    href=localised_path("/signin"),
+                                    underline="always",
+                                ),
                                 size="1",
                             ),
                         ),
                         rx.text(
-                            "By placing the order you accept our ",
+                            _("By placing the order you accept our terms and privacy policy."),
+                            " ",
+                            _("Keys are digital content: you can withdraw until you reveal one."),
+                            " ",
                             rx.link(
-                                "terms",
-                                href="/legal/terms",
+                                _("Terms"),
+                                href=localised_path("/legal/terms"),
                                 id="checkout-terms",
                                 underline="always",
                             ),
-                            " and ",
-                            rx.link("privacy policy", href="/legal/privacy", underline="always"),
-                            ". Keys are digital content: you can withdraw until you reveal one (",
+                            " · ",
                             rx.link(
-                                "right of withdrawal", href="/legal/withdrawal", underline="always"
+                                _("Privacy"),
+                                href=localised_path("/legal/privacy"),
+                                underline="always",
                             ),
-                            ").",
+                            " · ",
+                            rx.link(
+                                _("Right of withdrawal"),
+                                href=localised_path("/legal/withdrawal"),
+                                underline="always",
+                            ),
                             size="1",
                         ),
                         rx.el.details(
-                            rx.el.summary("Pay with a gift card", id="gift-card-toggle"),
+                            rx.el.summary(_("Pay with a gift card"), id="gift-card-toggle"),
                             rx.text_area(
                                 name="gift_cards",
-                                placeholder="GC-XXXXX-XXXXX-XXXXX-XXXXX-X (one per line)",
+                                placeholder=_("GC-XXXXX-XXXXX-XXXXX-XXXXX-X (one per line)"),
                                 id="gift-cards",
                                 max_length=400,
                                 rows="2",
                                 width="100%",
                             ),
                             rx.text(
-                                "Gift cards pay first; your card pays the rest.",
+                                _("Gift cards pay first; your card pays the rest."),
                                 size="1",
                                 color_scheme="gray",
                             ),
@@ -260,8 +273,25 @@ def cart() -> rx.Component:
                         ),
                         rx.cond(
                             CartState.crypto_offered,
-                            rx.radio_group(
-                                ["Card", "Crypto"],
+                            rx.radio_group.root(
+                                rx.flex(
+                                    *(
+                                        rx.text(
+                                            rx.flex(
+                                                rx.radio_group.item(value=value),
+                                                label,
+                                                spacing="2",
+                                            ),
+                                            as_="label",
+                                            size="2",
+                                        )
+                                        for value, label in (
+                                            ("Card", _("Card")),
+                                            ("Crypto", _("Crypto")),
+                                        )
+                                    ),
+                                    spacing="4",
+                                ),
                                 name="payment_method",
                                 default_value="Card",
                                 direction="row",
@@ -272,7 +302,7 @@ def cart() -> rx.Component:
                             rx.cond(
                                 CartState.placing, rx.spinner(size="2"), rx.icon("lock", size=16)
                             ),
-                            "Checkout and pay",
+                            _("Checkout and pay"),
                             type="submit",
                             size="3",
                             disabled=~CartState.can_checkout | CartState.placing,
@@ -295,22 +325,24 @@ def cart() -> rx.Component:
             rx.cond(
                 CartState.loaded,
                 rx.vstack(
-                    rx.text("Your cart is empty."),
-                    rx.link(rx.button("Find a game"), href="/games"),
+                    rx.text(_("Your cart is empty.")),
+                    rx.link(rx.button(_("Find a game")), href=localised_path("/games")),
                     id="cart-empty",
                 ),
                 rx.spinner(),
             ),
         ),
-        title="Your cart",
+        title=_("Your cart"),
     )
 
 
 def pay() -> rx.Component:
     return page(
         rx.callout(
-            "Test mode: no money moves. This page stands in for Stripe Checkout while the shop runs without "
-            "Stripe credentials.",
+            _(
+                "Test mode: no money moves. This page stands in for Stripe Checkout while the "
+                "shop runs without Stripe credentials."
+            ),
             icon="flask-conical",
             color_scheme="amber",
             high_contrast=True,
@@ -321,7 +353,7 @@ def pay() -> rx.Component:
             PayState.found,
             rx.card(
                 rx.vstack(
-                    rx.heading("Order ", PayState.number, as_="h2", size="5"),
+                    rx.heading(_("Order"), " ", PayState.number, as_="h2", size="5"),
                     rx.foreach(
                         PayState.items,
                         lambda item: rx.text(
@@ -343,17 +375,15 @@ def pay() -> rx.Component:
                                 rx.spinner(size="2"),
                                 rx.icon("credit-card", size=16),
                             ),
-                            "Pay ",
-                            PayState.total,
-                            " (test payment)",
+                            PayState.pay_label,
                             size="3",
                             on_click=PayState.pay,
                             disabled=PayState.paying,
                             id="pay-button",
                         ),
                         rx.link(
-                            "Go to your order",
-                            href="/orders/" + PayState.number,
+                            _("Go to your order"),
+                            href=localised_path("/orders/") + PayState.number,
                         ),
                     ),
                     spacing="3",
@@ -361,5 +391,5 @@ def pay() -> rx.Component:
                 max_width="32em",
             ),
         ),
-        title="Payment",
+        title=_("Payment"),
     )

@@ -1,9 +1,10 @@
-""" "Find my order": the order links by e-mail."""
+"""_("Find my order"): the order links by e-mail."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from core.i18n import gettext as _
 from web.components.layout import callout_error, callout_info, page
 from web.state.find_order import FindOrderState
 
@@ -11,8 +12,10 @@ from web.state.find_order import FindOrderState
 def find_order() -> rx.Component:
     return page(
         rx.text(
-            "Lost the e-mail with your order link? Enter the address you ordered with and "
-            "we send the links to your orders again.",
+            _(
+                "Lost the e-mail with your order link? Enter the address you ordered with and "
+                "we send the links to your orders again."
+            ),
             size="3",
         ),
         callout_error(FindOrderState.error),
@@ -25,16 +28,16 @@ def find_order() -> rx.Component:
                     required=True,
                     placeholder="you@example.com",
                     auto_complete="email",
-                    aria_label="E-mail",
+                    aria_label=_("E-mail"),
                     id="find-order-email",
                     width="100%",
                 ),
-                rx.button("E-mail me my order links", type="submit", id="find-order-send"),
+                rx.button(_("E-mail me my order links"), type="submit", id="find-order-send"),
                 width="100%",
                 max_width="28em",
             ),
             on_submit=FindOrderState.send,
             reset_on_submit=False,
         ),
-        title="Find my order",
+        title=_("Find my order"),
     )

@@ -1,4 +1,4 @@
-""" "My keys": the customer's keys across orders."""
+"""_("My keys"): the customer's keys across orders."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import gettext as _
+from core.i18n import localised_path
 from web.components.layout import callout_error, page
 from web.state.library import LibraryState
 
@@ -25,8 +27,9 @@ def library_key(key: Any) -> rx.Component:
                     wrap="wrap",
                 ),
                 rx.text(
-                    "Order ",
-                    rx.link(key["order"], href="/orders/" + key["order"].to(str)),
+                    _("Order"),
+                    " ",
+                    rx.link(key["order"], href=localised_path("/orders/") + key["order"].to(str)),
                     " · ",
                     key["delivered"],
                     size="1",
@@ -50,7 +53,7 @@ def library_key(key: Any) -> rx.Component:
                     key["can_reveal"].to(bool),
                     rx.button(
                         rx.icon("eye", size=14),
-                        "Reveal",
+                        _("Reveal"),
                         variant="soft",
                         on_click=LibraryState.reveal(key_id),
                         class_name="library-reveal",
@@ -60,15 +63,17 @@ def library_key(key: Any) -> rx.Component:
                 rx.cond(
                     key["needs_consent"].to(bool),
                     rx.link(
-                        "Confirm on the order page to reveal",
-                        href="/orders/" + key["order"].to(str),
+                        _("Confirm on the order page to reveal"),
+                        href=localised_path("/orders/") + key["order"].to(str),
                         size="2",
                     ),
                 ),
                 rx.cond(
                     key["activation_url"] != "",
                     rx.link(
-                        rx.button(rx.icon("external-link", size=14), "Activate", variant="outline"),
+                        rx.button(
+                            rx.icon("external-link", size=14), _("Activate"), variant="outline"
+                        ),
                         href=key["activation_url"].to(str),
                         is_external=True,
                     ),
@@ -89,7 +94,7 @@ def library() -> rx.Component:
     return page(
         callout_error(LibraryState.error),
         rx.text(
-            "Every key of your orders. Revealing one again is recorded, as on the order page.",
+            _("Every key of your orders. Revealing one again is recorded, as on the order page."),
             size="2",
             color_scheme="gray",
         ),
@@ -99,10 +104,10 @@ def library() -> rx.Component:
             rx.cond(
                 LibraryState.loaded,
                 rx.text(
-                    "No keys yet. Keys you buy while signed in appear here.", id="library-empty"
+                    _("No keys yet. Keys you buy while signed in appear here."), id="library-empty"
                 ),
                 rx.spinner(),
             ),
         ),
-        title="My keys",
+        title=_("My keys"),
     )

@@ -6,10 +6,12 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import N_, localised_path
+from core.i18n import gettext as _
 from web.components.layout import callout_error, page
 from web.state.order import OrderState
 
-STEPS = ["Ordered", "Paid", "Delivering", "Delivered"]
+STEPS = [N_("Ordered"), N_("Paid"), N_("Delivering"), N_("Delivered")]
 
 
 def progress() -> rx.Component:
@@ -25,7 +27,7 @@ def progress() -> rx.Component:
             rx.cond(
                 OrderState.live,
                 rx.badge(
-                    "live",
+                    _("live"),
                     color_scheme="green",
                     variant="soft",
                     high_contrast=True,
@@ -39,14 +41,14 @@ def progress() -> rx.Component:
             max=100,
             width="100%",
             max_width="32em",
-            aria_label="Order progress",
+            aria_label=_("Order progress"),
         ),
         rx.cond(
             OrderState.payment_note != "",
             rx.text(OrderState.payment_note, size="2", id="payment-note"),
         ),
         rx.hstack(
-            *[rx.text(step, size="1", color_scheme="gray") for step in STEPS],
+            *[rx.text(_(step), size="1", color_scheme="gray") for step in STEPS],
             justify="between",
             width="100%",
             max_width="32em",
@@ -106,7 +108,7 @@ def key_row(key: Any, line: Any) -> rx.Component:
         rx.hstack(
             rx.button(
                 rx.icon("eye", size=14),
-                "Reveal",
+                _("Reveal"),
                 variant="soft",
                 on_click=OrderState.reveal(key_id),
                 disabled=~OrderState.consent_given,
@@ -115,7 +117,7 @@ def key_row(key: Any, line: Any) -> rx.Component:
             ),
             rx.button(
                 rx.icon("copy", size=14),
-                "Copy",
+                _("Copy"),
                 variant="soft",
                 color_scheme="gray",
                 on_click=rx.call_script("window.ksCopyKey('" + key_id + "')"),
@@ -126,16 +128,16 @@ def key_row(key: Any, line: Any) -> rx.Component:
             rx.cond(
                 line["activation_url"] != "",
                 rx.link(
-                    rx.button(rx.icon("external-link", size=14), "Activate", variant="outline"),
+                    rx.button(rx.icon("external-link", size=14), _("Activate"), variant="outline"),
                     href=line["activation_url"].to(str),
                     is_external=True,
                 ),
             ),
             rx.cond(
-                key["reported"].to(bool),
-                rx.badge("reported", color_scheme="amber"),
+                key[_("reported")].to(bool),
+                rx.badge(_("reported"), color_scheme="amber"),
                 rx.button(
-                    "Report a problem",
+                    _("Report a problem"),
                     variant="ghost",
                     color_scheme="red",
                     size="1",
@@ -165,7 +167,7 @@ def order_line(line: Any) -> rx.Component:
                 rx.badge(line["region"], variant="outline"),
                 rx.cond(
                     line["preorder"].to(bool),
-                    rx.badge("Pre-order", color_scheme="amber", class_name="preorder-badge"),
+                    rx.badge(_("Pre-order"), color_scheme="amber", class_name="preorder-badge"),
                 ),
                 wrap="wrap",
             ),
@@ -173,7 +175,8 @@ def order_line(line: Any) -> rx.Component:
             rx.cond(
                 line["pending"].to(int) > 0,
                 rx.hstack(
-                    rx.spinner(size="1"), rx.text(line["pending"], " key(s) on the way", size="2")
+                    rx.spinner(size="1"),
+                    rx.text(line["pending"], " ", _("key(s) on the way"), size="2"),
                 ),
             ),
             rx.cond(
@@ -196,15 +199,15 @@ def order_line(line: Any) -> rx.Component:
 def report_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Report a problem with this key"),
+            rx.dialog.title(_("Report a problem with this key")),
             rx.dialog.description(
-                "Tell us what happens when you activate it. An operator will look at it."
+                _("Tell us what happens when you activate it. An operator will look at it.")
             ),
             rx.form(
                 rx.vstack(
                     rx.text_area(
                         name="message",
-                        placeholder="e.g. Steam says the key is already used",
+                        placeholder=_("e.g. Steam says the key is already used"),
                         max_length=2000,
                         required=True,
                         id="report-message",
@@ -212,9 +215,11 @@ def report_dialog() -> rx.Component:
                     ),
                     rx.hstack(
                         rx.dialog.close(
-                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
+                            rx.button(
+                                _("Cancel"), variant="soft", color_scheme="gray", type="button"
+                            )
                         ),
-                        rx.button("Send report", type="submit", id="send-report"),
+                        rx.button(_("Send report"), type="submit", id="send-report"),
                         justify="end",
                         width="100%",
                     ),
@@ -235,9 +240,18 @@ def consent_box() -> rx.Component:
         rx.callout(
             rx.vstack(
                 rx.text(
-                    "Before you reveal a key: you can withdraw from this purchase within 14 days "
-                    "until you reveal a key. ",
-                    rx.link("Right of withdrawal", href="/legal/withdrawal", underline="always"),
+                    _(
+                        "Before you reveal a key: you can withdraw from this purchase within "
+                        "14 days until you reveal a key."
+                    ),
+                    " ",
+                    rx.link(
+                        _("Right of withdrawal"),
+                        href=localised_path("/legal/withdrawal"),
+                        underline="always",
+                        color_scheme="gray",
+                        high_contrast=True,  # on the amber box: 4.5:1 (axe)
+                    ),
                     size="2",
                 ),
                 rx.checkbox(
@@ -251,6 +265,7 @@ def consent_box() -> rx.Component:
             ),
             icon="scale",
             color_scheme="amber",
+            high_contrast=True,  # amber text on amber is under 4.5:1 otherwise (axe)
             id="consent-box",
         ),
     )
@@ -261,9 +276,12 @@ def order() -> rx.Component:
         rx.cond(
             OrderState.found,
             rx.vstack(
-                rx.heading("Order ", OrderState.number, as_="h1", size="7", id="order-number"),
+                rx.heading(
+                    _("Order"), " ", OrderState.number, as_="h1", size="7", id="order-number"
+                ),
                 rx.text(
-                    "Placed ",
+                    _("Placed"),
+                    " ",
                     OrderState.created,
                     " · ",
                     OrderState.total,
@@ -286,28 +304,32 @@ def order() -> rx.Component:
                 rx.cond(
                     OrderState.receipt_url != "",
                     rx.hstack(
-                        rx.link("Receipt", href=OrderState.receipt_url, id="receipt-link"),
-                        rx.link("Receipt (PDF)", href=OrderState.receipt_pdf_url, id="receipt-pdf"),
+                        rx.link(_("Receipt"), href=OrderState.receipt_url, id="receipt-link"),
+                        rx.link(
+                            _("Receipt (PDF)"), href=OrderState.receipt_pdf_url, id="receipt-pdf"
+                        ),
                         spacing="4",
                     ),
                 ),
                 progress(),
                 rx.text(
-                    "Keys stay hidden until you reveal them; each reveal is recorded. Keep this page's link "
-                    "private: it opens your keys.",
+                    _(
+                        "Keys stay hidden until you reveal them; each reveal is recorded. Keep "
+                        "this page's link private: it opens your keys."
+                    ),
                     size="2",
                 ),
                 rx.cond(
                     OrderState.need_code,
                     rx.hstack(
-                        rx.text("Two-factor code for revealing keys:", size="2"),
+                        rx.text(_("Two-factor code for revealing keys:"), size="2"),
                         rx.input(
                             value=OrderState.reveal_code,
                             on_change=OrderState.set_reveal_code,
                             placeholder="123456",
                             auto_complete="one-time-code",
                             id="reveal-code",
-                            aria_label="Two-factor code for revealing keys",
+                            aria_label=_("Two-factor code for revealing keys"),
                             max_length=64,
                         ),
                         align="center",
@@ -321,13 +343,15 @@ def order() -> rx.Component:
                 width="100%",
             ),
             rx.vstack(
-                rx.heading("Order not found", size="6"),
+                rx.heading(_("Order not found"), size="6"),
                 callout_error(OrderState.error),
                 rx.text(
-                    "Use the link from your order e-mail, or sign in to the account you ordered with."
+                    _(
+                        "Use the link from your order e-mail, or sign in to the account you ordered with."
+                    )
                 ),
-                rx.link("Sign in", href="/signin"),
-                rx.link("Find my order", href="/find-order"),
+                rx.link(_("Sign in"), href=localised_path("/signin")),
+                rx.link(_("Find my order"), href=localised_path("/find-order")),
             ),
         ),
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import gettext as _
 from web.components.layout import callout_error, page
 from web.state.receipt import ReceiptState
 
@@ -29,42 +30,45 @@ def receipt() -> rx.Component:
         rx.cond(
             ReceiptState.found,
             rx.vstack(
-                rx.heading("Receipt ", r["invoice_number"], size="7", id="receipt-number"),
+                rx.heading(_("Receipt"), " ", r["invoice_number"], size="7", id="receipt-number"),
                 rx.text(r["seller_name"], weight="bold"),
                 rx.text(r["seller_address"], size="2"),
-                rx.cond(r["seller_vat_id"] != "", rx.text("VAT number: ", r["seller_vat_id"])),
+                rx.cond(r["seller_vat_id"] != "", rx.text(_("VAT number: "), r["seller_vat_id"])),
                 rx.text(
-                    "Date ",
+                    _("Date"),
+                    " ",
                     r["issued"],
-                    " · Order ",
+                    " · ",
+                    _("Order"),
+                    " ",
                     r["order_number"],
                     " · ",
                     r["buyer_email"],
                     size="2",
                     color_scheme="gray",
                 ),
-                rx.cond(r["buyer_country"] != "", rx.text("Country: ", r["buyer_country"])),
+                rx.cond(r["buyer_country"] != "", rx.text(_("Country: "), r["buyer_country"])),
                 rx.table.root(
                     rx.table.header(
                         rx.table.row(
-                            rx.table.column_header_cell("Item"),
-                            rx.table.column_header_cell("Qty", text_align="right"),
-                            rx.table.column_header_cell("Unit", text_align="right"),
-                            rx.table.column_header_cell("Total", text_align="right"),
+                            rx.table.column_header_cell(_("Item")),
+                            rx.table.column_header_cell(_("Qty"), text_align="right"),
+                            rx.table.column_header_cell(_("Unit"), text_align="right"),
+                            rx.table.column_header_cell(_("Total"), text_align="right"),
                         )
                     ),
                     rx.table.body(rx.foreach(ReceiptState.lines, receipt_line)),
                     width="100%",
                 ),
                 rx.vstack(
-                    rx.text("Net: ", r["net"], id="receipt-net"),
-                    rx.text("VAT ", r["vat_rate"], ": ", r["vat"], id="receipt-vat"),
-                    rx.heading("Total paid: ", r["total"], size="5", id="receipt-total"),
+                    rx.text(_("Net: "), r["net"], id="receipt-net"),
+                    rx.text(_("VAT"), " ", r["vat_rate"], ": ", r["vat"], id="receipt-vat"),
+                    rx.heading(_("Total paid: "), r["total"], size="5", id="receipt-total"),
                     align="end",
                     width="100%",
                 ),
                 rx.link(
-                    rx.button(rx.icon("file-down", size=16), "Download PDF", variant="soft"),
+                    rx.button(rx.icon("file-down", size=16), _("Download PDF"), variant="soft"),
                     href="/api/receipts/" + ReceiptState.number + ".pdf",
                     id="receipt-pdf-link",
                     is_external=True,
@@ -74,7 +78,7 @@ def receipt() -> rx.Component:
                 max_width="48em",
             ),
             rx.vstack(
-                rx.heading("Receipt not available", size="6"), callout_error(ReceiptState.error)
+                rx.heading(_("Receipt not available"), size="6"), callout_error(ReceiptState.error)
             ),
         ),
     )

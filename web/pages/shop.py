@@ -6,9 +6,11 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import gettext as _
+from core.i18n import localised_path
 from web.components.cards import cover, product_grid
 from web.components.layout import callout_error, callout_info, page
-from web.state.catalogue import ANY, CatalogueState, HomeState, ProductState
+from web.state.catalogue import ANY, SORTS, CatalogueState, HomeState, ProductState
 
 
 def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
@@ -17,7 +19,7 @@ def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
         rx.vstack(
             rx.hstack(
                 rx.heading(title, as_="h2", size="5"),
-                rx.link("See all", href=more, size="2"),
+                rx.link(_("See all"), href=localised_path(more), size="2"),
                 justify="between",
                 align="baseline",
                 width="100%",
@@ -32,33 +34,35 @@ def section(title: str, items: Any, section_id: str, more: str) -> rx.Component:
 def home() -> rx.Component:
     return page(
         rx.vstack(
-            rx.heading("Game keys, delivered in seconds", as_="h1", size="8"),
+            rx.heading(_("Game keys, delivered in seconds"), as_="h1", size="8"),
             rx.text(
-                "Buy a key, pay, and reveal it in your key portal straight away. From our own stock first, "
-                "from trusted wholesale partners when we run out.",
+                _(
+                    "Buy a key, pay, and reveal it in your key portal straight away. From our "
+                    "own stock first, from trusted wholesale partners when we run out."
+                ),
                 size="3",
                 color_scheme="gray",
             ),
-            rx.link(rx.button("Browse all games", size="3"), href="/games"),
+            rx.link(rx.button(_("Browse all games"), size="3"), href=localised_path("/games")),
             spacing="3",
             padding_y="1.5em",
             align="start",
         ),
         callout_error(HomeState.error),
-        section("Featured", HomeState.featured, "featured", "/games"),
-        section("Deals", HomeState.deals, "deals", "/games?deals=1"),
-        section("New releases", HomeState.new_releases, "new-releases", "/games?sort=newest"),
-        section("Pre-orders", HomeState.preorders, "preorders", "/games?preorder=1"),
+        section(_("Featured"), HomeState.featured, "featured", "/games"),
+        section(_("Deals"), HomeState.deals, "deals", "/games?deals=1"),
+        section(_("New releases"), HomeState.new_releases, "new-releases", "/games?sort=newest"),
+        section(_("Pre-orders"), HomeState.preorders, "preorders", "/games?preorder=1"),
     )
 
 
-def facet_select(name: str, label: str, options: Any, value: Any) -> rx.Component:
+def facet_select(name: str, label: str, any_label: str, options: Any, value: Any) -> rx.Component:
     return rx.vstack(
         rx.text(label, size="1", color_scheme="gray"),
         rx.select.root(
             rx.select.trigger(placeholder=label, aria_label=label, id=f"filter-{name}"),
             rx.select.content(
-                rx.select.item(f"Any {label.lower()}", value=ANY),
+                rx.select.item(any_label, value=ANY),
                 rx.foreach(options, lambda option: rx.select.item(option, value=option)),
             ),
             value=value,
@@ -70,17 +74,25 @@ def facet_select(name: str, label: str, options: Any, value: Any) -> rx.Componen
 
 def filters() -> rx.Component:
     return rx.flex(
-        facet_select("platform", "Platform", CatalogueState.platforms, CatalogueState.platform),
-        facet_select("region", "Region", CatalogueState.regions, CatalogueState.region),
-        facet_select("genre", "Genre", CatalogueState.genres, CatalogueState.genre),
+        facet_select(
+            "platform",
+            _("Platform"),
+            _("Any platform"),
+            CatalogueState.platforms,
+            CatalogueState.platform,
+        ),
+        facet_select(
+            "region", _("Region"), _("Any region"), CatalogueState.regions, CatalogueState.region
+        ),
+        facet_select(
+            "genre", _("Genre"), _("Any genre"), CatalogueState.genres, CatalogueState.genre
+        ),
         rx.vstack(
-            rx.text("Sort", size="1", color_scheme="gray"),
+            rx.text(_("Sort"), size="1", color_scheme="gray"),
             rx.select.root(
-                rx.select.trigger(aria_label="Sort", id="sort"),
+                rx.select.trigger(aria_label=_("Sort"), id="sort"),
                 rx.select.content(
-                    rx.foreach(
-                        CatalogueState.sort_options, lambda o: rx.select.item(o[1], value=o[0])
-                    ),
+                    *(rx.select.item(_(label), value=key) for key, label in SORTS.items()),
                 ),
                 value=CatalogueState.sort,
                 on_change=lambda v: CatalogueState.set_filter("sort", v),
@@ -88,10 +100,10 @@ def filters() -> rx.Component:
             spacing="1",
         ),
         rx.vstack(
-            rx.text("Availability", size="1", color_scheme="gray"),
+            rx.text(_("Availability"), size="1", color_scheme="gray"),
             rx.hstack(
                 rx.checkbox(
-                    "In stock only",
+                    _("In stock only"),
                     checked=CatalogueState.in_stock_only,
                     on_change=CatalogueState.toggle_in_stock,
                     id="in-stock",
@@ -102,7 +114,7 @@ def filters() -> rx.Component:
             spacing="1",
         ),
         rx.button(
-            "Clear filters",
+            _("Clear filters"),
             variant="ghost",
             on_click=CatalogueState.clear_filters,
             align_self="end",
@@ -119,34 +131,34 @@ def catalogue() -> rx.Component:
             rx.flex(
                 rx.input(
                     name="q",
-                    placeholder="Title, publisher, genre…",
+                    placeholder=_("Title, publisher, genre…"),
                     default_value=CatalogueState.query,
                     key=CatalogueState.query,
                     type="search",
                     id="catalogue-search",
-                    aria_label="Search",
+                    aria_label=_("Search"),
                     flex="3",
                     min_width="12em",
                 ),
                 rx.input(
                     name="min",
-                    placeholder="Min price",
+                    placeholder=_("Min price"),
                     default_value=CatalogueState.min_price,
                     key="min" + CatalogueState.min_price,
                     input_mode="decimal",
-                    aria_label="Minimum price",
+                    aria_label=_("Minimum price"),
                     width="7em",
                 ),
                 rx.input(
                     name="max",
-                    placeholder="Max price",
+                    placeholder=_("Max price"),
                     default_value=CatalogueState.max_price,
                     key="max" + CatalogueState.max_price,
                     input_mode="decimal",
-                    aria_label="Maximum price",
+                    aria_label=_("Maximum price"),
                     width="7em",
                 ),
-                rx.button("Search", type="submit", id="catalogue-search-button"),
+                rx.button(_("Search"), type="submit", id="catalogue-search-button"),
                 gap="0.5em",
                 wrap="wrap",
             ),
@@ -157,17 +169,17 @@ def catalogue() -> rx.Component:
         rx.box(filters(), margin_y="1em"),
         rx.cond(
             CatalogueState.deals_only,
-            rx.badge("Deals only", size="2", id="deals-only", margin_bottom="0.5em"),
+            rx.badge(_("Deals only"), size="2", id="deals-only", margin_bottom="0.5em"),
         ),
         rx.cond(
             CatalogueState.preorders_only,
-            rx.badge("Pre-orders only", size="2", id="preorders-only", margin_bottom="0.5em"),
+            rx.badge(_("Pre-orders only"), size="2", id="preorders-only", margin_bottom="0.5em"),
         ),
         callout_error(CatalogueState.error),
         rx.cond(
             CatalogueState.similar_to != "",
             rx.text(
-                "No title has those words; games with similar titles:",
+                _("No title has those words; games with similar titles:"),
                 size="2",
                 id="similar-titles",
             ),
@@ -184,16 +196,18 @@ def catalogue() -> rx.Component:
             CatalogueState.pages > 0,
             rx.hstack(
                 rx.button(
-                    "Previous",
+                    _("Previous"),
                     variant="soft",
                     disabled=~CatalogueState.has_previous,
                     on_click=CatalogueState.go_to_page(-1),
                 ),
                 rx.text(
-                    "Page ", CatalogueState.page, " of ", CatalogueState.pages, size="2", id="pager"
+                    CatalogueState.pager_text,
+                    size="2",
+                    id="pager",
                 ),
                 rx.button(
-                    "Next",
+                    _("Next"),
                     variant="soft",
                     disabled=~CatalogueState.has_next,
                     on_click=CatalogueState.go_to_page(1),
@@ -204,7 +218,7 @@ def catalogue() -> rx.Component:
                 width="100%",
             ),
         ),
-        title="Games",
+        title=_("Games"),
     )
 
 
@@ -213,7 +227,7 @@ def stock_alert_form() -> rx.Component:
     return rx.form(
         rx.vstack(
             rx.el.label(
-                rx.text("E-mail me once when it is back", as_="span", size="2"),
+                rx.text(_("E-mail me once when it is back"), as_="span", size="2"),
                 html_for="stock-alert-email",
             ),
             rx.hstack(
@@ -225,7 +239,7 @@ def stock_alert_form() -> rx.Component:
                     required=True,
                     width="18em",
                 ),
-                rx.button("Notify me", type="submit", variant="soft", id="stock-alert-submit"),
+                rx.button(_("Notify me"), type="submit", variant="soft", id="stock-alert-submit"),
             ),
             callout_error(ProductState.alert_error),
             spacing="1",
@@ -242,7 +256,7 @@ def product() -> rx.Component:
             ProductState.found,
             rx.flex(
                 rx.box(
-                    cover(p),
+                    cover(p, lazy=False),
                     flex="1",
                     min_width=rx.breakpoints(initial="6em", sm="12em"),
                     max_width=rx.breakpoints(initial="8em", sm="20em"),
@@ -265,7 +279,7 @@ def product() -> rx.Component:
                     ),
                     rx.cond(
                         p["publisher"] != "",
-                        rx.text("Publisher: ", p["publisher"], size="2", color_scheme="gray"),
+                        rx.text(_("Publisher: "), p["publisher"], size="2", color_scheme="gray"),
                     ),
                     rx.hstack(
                         rx.text(p["price"], size="6", weight="bold", id="product-price"),
@@ -283,7 +297,7 @@ def product() -> rx.Component:
                     ),
                     rx.button(
                         rx.icon("shopping-cart", size=16),
-                        "Add to cart",
+                        _("Add to cart"),
                         size="3",
                         disabled=~p["can_buy"].to(bool),
                         on_click=ProductState.add_to_cart(p["slug"].to(str)),
@@ -291,11 +305,11 @@ def product() -> rx.Component:
                     ),
                     rx.cond(
                         ProductState.cart_count > 0,
-                        rx.link("Go to cart →", href="/cart", id="go-to-cart"),
+                        rx.link(_("Go to cart →"), href=localised_path("/cart"), id="go-to-cart"),
                     ),
                     rx.cond(
                         p["is_preorder"].to(bool),
-                        rx.text("Release date: ", p["release_date"], size="2"),
+                        rx.text(_("Release date: "), p["release_date"], size="2"),
                     ),
                     rx.cond(
                         p["region_locked"].to(bool),
@@ -303,6 +317,7 @@ def product() -> rx.Component:
                             p["region_warning"],
                             icon="globe",
                             color_scheme="amber",
+                            high_contrast=True,  # 4.5:1 (axe)
                             id="region-warning",
                         ),
                     ),
@@ -312,7 +327,7 @@ def product() -> rx.Component:
                     rx.cond(
                         p["activation_instructions"] != "",
                         rx.vstack(
-                            rx.heading("How to activate", as_="h2", size="3"),
+                            rx.heading(_("How to activate"), as_="h2", size="3"),
                             rx.text(p["activation_instructions"], size="2", white_space="pre-line"),
                             spacing="1",
                         ),
@@ -326,9 +341,9 @@ def product() -> rx.Component:
                 wrap=rx.breakpoints(initial="nowrap", sm="wrap"),
             ),
             rx.vstack(
-                rx.heading("Game not found", as_="h1", size="6"),
+                rx.heading(_("Game not found"), as_="h1", size="6"),
                 rx.text(ProductState.error),
-                rx.link("Back to all games", href="/games", id="back-to-games"),
+                rx.link(_("Back to all games"), href=localised_path("/games"), id="back-to-games"),
             ),
         ),
     )
@@ -337,12 +352,12 @@ def product() -> rx.Component:
 def not_found() -> rx.Component:
     """Any address the shop has no page for (served with status 404 by web.api.pages)."""
     return page(
-        rx.text("There is no page at this address."),
+        rx.text(_("There is no page at this address.")),
         rx.hstack(
-            rx.link("Home", href="/"),
-            rx.link("Browse all games", href="/games", id="not-found-games"),
+            rx.link(_("Home"), href=localised_path("/")),
+            rx.link(_("Browse all games"), href=localised_path("/games"), id="not-found-games"),
             spacing="4",
             margin_top="1em",
         ),
-        title="Page not found",
+        title=_("Page not found"),
     )

@@ -14,6 +14,8 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import gettext as _
+from core.i18n import localised_path
 from web.api.security import SIGN_OUT_SCRIPT, handoff_script
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
@@ -47,16 +49,20 @@ class AccountState(ShopState):
     info: str = ""
     busy: bool = False
 
+    @rx.var(cache=False)
+    def oidc_label(self) -> str:
+        return _("Sign in with %(provider)s") % {"provider": self.oidc_name}
+
     @rx.event
     async def load_account(self) -> Any:
         from core.services.accounts import order_history
 
         await self.load_session()
         if not self.signed_in:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         history = await in_thread(order_history, customer_id=customer_id)
         self.orders = [
             {
@@ -65,7 +71,7 @@ class AccountState(ShopState):
                 "created": day(o.created_at.date()),
                 "total": money(o.total_minor, o.currency),
                 "items": str(o.item_count),
-                "href": f"/orders/{o.number}",
+                "href": localised_path(f"/orders/{o.number}"),
             }
             for o in history
         ]
@@ -94,7 +100,7 @@ class AccountState(ShopState):
         self.credit_lines = [
             {
                 "date": day(ln.at.date()),
-                "what": ln.label + (f" ({ln.order_number})" if ln.order_number else ""),
+                "what": _(ln.label) + (f" ({ln.order_number})" if ln.order_number else ""),
                 "amount": money(ln.amount_minor, ln.currency),
                 "balance": money(ln.balance_minor, ln.currency),
                 "note": ln.note,
@@ -110,7 +116,7 @@ class AccountState(ShopState):
         code = str(form.get("code") or "").strip()[:64]
         customer_id = await in_thread(self._customer_id)
         if customer_id is None or not code:
-            self.error = "Enter the gift card code." if customer_id is not None else ""
+            self.error = _("Enter the gift card code.") if customer_id is not None else ""
             return
         try:
             amount, currency = await in_thread(
@@ -119,7 +125,10 @@ class AccountState(ShopState):
         except Exception as exc:
             self.error, self.info = error_text(exc), ""
             return
-        self.error, self.info = "", f"{money(amount, currency)} added to your store credit."
+        self.error, self.info = (
+            "",
+            _("%(amount)s added to your store credit.") % {"amount": money(amount, currency)},
+        )
         await self._load_credit(customer_id)
 
     # -- two-factor sign-in: the secret and recovery codes go straight into the page, as
@@ -131,7 +140,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         try:
             enrolment = await in_thread(start_totp, customer_id=customer_id)
         except Exception as exc:
@@ -148,7 +157,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         try:
             codes = await in_thread(
                 confirm_totp,
@@ -164,7 +173,8 @@ class AccountState(ShopState):
             + fill_script("totp-secret", "")
             + fill_script(
                 "recovery-codes",
-                "Recovery codes: each works once instead of a code. Keep them safe.\n"
+                _("Recovery codes: each works once instead of a code. Keep them safe.")
+                + "\n"
                 + "\n".join(codes),
             )
         )
@@ -175,7 +185,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         try:
             await in_thread(
                 disable_totp,
@@ -186,7 +196,7 @@ class AccountState(ShopState):
         except Exception as exc:
             return rx.toast.error(error_text(exc))
         self.two_factor_on = False
-        return rx.toast.success("Two-factor sign-in is off.", duration=3000)
+        return rx.toast.success(_("Two-factor sign-in is off."), duration=3000)
 
     async def _load_sessions(self, customer_id: int) -> None:
         from core.services.sessions import list_sessions
@@ -213,7 +223,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None or not str(session_id).isdigit():
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         current = next((s for s in self.sessions if s["id"] == str(session_id)), None)
         try:
             await in_thread(
@@ -228,7 +238,7 @@ class AccountState(ShopState):
             self.signed_in, self.sessions, self.orders = False, [], []
             return rx.call_script(SIGN_OUT_SCRIPT)
         await self._load_sessions(customer_id)
-        return rx.toast.success("That browser is signed out.", duration=3000)
+        return rx.toast.success(_("That browser is signed out."), duration=3000)
 
     @rx.event
     async def delete_account(self, form: dict[str, Any]) -> Any:
@@ -237,7 +247,7 @@ class AccountState(ShopState):
 
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         self.error = ""
         try:
             await in_thread(
@@ -274,14 +284,16 @@ class AccountState(ShopState):
         self.referral = str(self.router.url.query_parameters.get("ref") or "")[:40]
         outcome = self.router.url.query_parameters.get("oidc")
         if outcome and self.oidc_name:
-            self.error = (
-                f"Signing in with {self.oidc_name} did not work"
-                + (
-                    ": it has not verified your e-mail address, or the sign-in expired."
-                    if outcome == "refused"
-                    else "."
+            failed = (
+                _(
+                    "Signing in with %(provider)s did not work: it has not verified your "
+                    "e-mail address, or the sign-in expired."
                 )
-                + " Try again, or use your password."
+                if outcome == "refused"
+                else _("Signing in with %(provider)s did not work.")
+            )
+            self.error = (
+                failed % {"provider": self.oidc_name} + " " + _("Try again, or use your password.")
             )
         await self.load_session()
 
@@ -294,11 +306,11 @@ class AccountState(ShopState):
             result.display_name,
         )
         self.busy = False
-        return rx.call_script(handoff_script(result.token, "/account"))
+        return rx.call_script(handoff_script(result.token, localised_path("/account")))
 
     def _passwords_differ(self, form: dict[str, Any]) -> bool:
         if str(form.get("password", "")) != str(form.get("password_again", "")):
-            self.error = "The two passwords differ."
+            self.error = _("The two passwords differ.")
             return True
         return False
 
@@ -332,10 +344,10 @@ class AccountState(ShopState):
             return
         self.busy = False
         # the same answer whether or not the address already has an account
-        self.info = (
-            f"We have sent a message to {email.strip()}: follow its link to confirm the "
+        self.info = _(
+            "We have sent a message to %(email)s: follow its link to confirm the "
             "address. You can sign in with your password meanwhile."
-        )
+        ) % {"email": email.strip()}
 
     @rx.event
     async def sign_in(self, form: dict[str, Any]) -> Any:
@@ -386,7 +398,7 @@ class AccountState(ShopState):
         if result is _FAILED:
             return
         self.busy = False
-        self.info = (
+        self.info = _(
             "If an account uses that address, we have sent it a link to choose a new password."
         )
 
@@ -394,7 +406,7 @@ class AccountState(ShopState):
     async def load_reset(self) -> None:
         self.error, self.info, self.busy = "", "", False
         if not self._secrets().reset:
-            self.error = "This page needs the link from the e-mail we sent you."
+            self.error = _("This page needs the link from the e-mail we sent you.")
 
     @rx.event
     async def reset_password(self, form: dict[str, Any]) -> Any:

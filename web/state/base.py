@@ -17,11 +17,13 @@ import asyncio
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import reflex as rx
 
 from core.errors import DomainError
+from core.i18n import LANGUAGES, localised_path, split_path
+from core.i18n import gettext as _
 from core.money import DEFAULT_CURRENCY, SHOP_CURRENCIES
 from core.services.orders import MAX_LINES
 from core.services.orders import MAX_QUANTITY_PER_LINE as MAX_QTY
@@ -58,7 +60,7 @@ def error_text(exc: Exception) -> str:
     line (never a stack trace, never a key)."""
     if isinstance(exc, DomainError):
         return exc.message
-    return "Something went wrong on our side. Please try again in a moment."
+    return _("Something went wrong on our side. Please try again in a moment.")
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -81,6 +83,15 @@ class ShopState(rx.State):
     @rx.var
     def currencies(self) -> list[str]:
         return list(SHOP_CURRENCIES)
+
+    @rx.var(cache=False)
+    def language_hrefs(self) -> dict[str, str]:
+        """This page in each language, through ``/lang/<code>`` (web/api/pages.py sets
+        the remembering cookie and redirects)."""
+        _language, path = split_path(self.router.url.path or "/")
+        query = self.router.url.query
+        target = quote(path + (f"?{query}" if query else ""), safe="/")
+        return {code: f"/lang/{code}?next={target}" for code in LANGUAGES}
 
     def _country(self) -> str:
         """The buyer's country: chosen, or guessed from the browser, or the default."""
@@ -152,7 +163,8 @@ class ShopState(rx.State):
     @rx.event
     def header_search(self, form: dict[str, Any]) -> Any:
         query = str(form.get("q", ""))[:200].strip()
-        return rx.redirect("/games?" + urlencode({"q": query}) if query else "/games")
+        games = localised_path("/games")
+        return rx.redirect(games + "?" + urlencode({"q": query}) if query else games)
 
     # -- cart --------------------------------------------------------------------------
 
@@ -186,7 +198,7 @@ class ShopState(rx.State):
         refused = await self._add(str(slug)[:120])
         if refused:
             return rx.toast.error(refused)
-        return rx.toast.success("Added to your cart.", duration=2500)
+        return rx.toast.success(_("Added to your cart."), duration=2500)
 
     def _set_qty(self, slug: str, qty: int) -> None:
         lines = [line for line in parse_cart(self.cart_json) if line["slug"] != slug or qty > 0]

@@ -11,17 +11,19 @@ import reflex as rx
 
 from core.db import session_scope
 from core.errors import InvalidInput
+from core.i18n import N_, current_language, localised_path, ngettext
+from core.i18n import gettext as _
 from core.money import DEFAULT_CURRENCY, parse_amount
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import cover_fields, day, money, product_card, product_page_title
 
 PER_PAGE = 24
 SORTS = {
-    "relevance": "Best match",
-    "price_asc": "Price: low to high",
-    "price_desc": "Price: high to low",
-    "newest": "Newest",
-    "title": "Title A–Z",  # noqa: RUF001
+    "relevance": N_("Best match"),
+    "price_asc": N_("Price: low to high"),
+    "price_desc": N_("Price: high to low"),
+    "newest": N_("Newest"),
+    "title": N_("Title A–Z"),  # noqa: RUF001
 }
 ANY = "any"  # select value for "no filter" (Radix selects need a non-empty value)
 
@@ -35,7 +37,7 @@ def _price_minor(text: str, currency: str = DEFAULT_CURRENCY) -> int | None:
 
 
 HOME_CACHE_SECONDS = 15.0
-_home_cache: dict[str, tuple[float, dict[str, list[dict[str, Any]]]]] = {}
+_home_cache: dict[tuple[str, str], tuple[float, dict[str, list[dict[str, Any]]]]] = {}
 
 
 def home_cards(currency: str = DEFAULT_CURRENCY) -> dict[str, list[dict[str, Any]]]:
@@ -46,7 +48,8 @@ def home_cards(currency: str = DEFAULT_CURRENCY) -> dict[str, list[dict[str, Any
     from core.services.storefront import home_sections
 
     now = time.monotonic()
-    cached = _home_cache.get(currency)
+    key = (currency, current_language())  # the cards' words, money and links are per language
+    cached = _home_cache.get(key)
     if cached is not None and now - cached[0] < HOME_CACHE_SECONDS:
         return cached[1]
     with session_scope(write=False) as session:
@@ -55,7 +58,7 @@ def home_cards(currency: str = DEFAULT_CURRENCY) -> dict[str, list[dict[str, Any
         name: [product_card(h) for h in getattr(sections, name)]
         for name in ("featured", "new_releases", "preorders", "deals")
     }
-    _home_cache[currency] = (now, cards)
+    _home_cache[key] = (now, cards)
     return cards
 
 
@@ -104,9 +107,9 @@ class CatalogueState(ShopState):
     loading: bool = False
     similar_to: str = ""  # the words matched nothing: these titles look like them
 
-    @rx.var
-    def sort_options(self) -> list[list[str]]:
-        return [[key, label] for key, label in SORTS.items()]
+    @rx.var(cache=False)
+    def pager_text(self) -> str:
+        return _("Page %(page)s of %(pages)s") % {"page": self.page, "pages": self.pages}
 
     @rx.event
     async def load(self) -> Any:
@@ -149,7 +152,7 @@ class CatalogueState(ShopState):
             low = _price_minor(self.min_price, currency)
             high = _price_minor(self.max_price, currency)
         except InvalidInput:
-            self.error = "Prices are amounts like 9.99."
+            self.error = _("Prices are amounts like 9.99.")
             return
         search = partial(
             search_forgiving,
@@ -183,9 +186,10 @@ class CatalogueState(ShopState):
         self.results = [product_card(h) for h in result.items]
         more = "" if result.total_is_exact else "+"
         self.total_text = (
-            f"{result.total}{more} game{'s' if result.total != 1 else ''}"
+            ngettext("%(count)s game", "%(count)s games", result.total)
+            % {"count": f"{result.total}{more}"}
             if result.total
-            else "No games match"
+            else _("No games match")
         )
         self.pages, self.has_next, self.has_previous = (
             result.pages,
@@ -209,7 +213,7 @@ class CatalogueState(ShopState):
             "page": str(page or self.page) if (page or self.page) > 1 else "",
         }
         query = urlencode({k: v for k, v in params.items() if v})
-        return "/games" + (f"?{query}" if query else "")
+        return localised_path("/games") + (f"?{query}" if query else "")
 
     @rx.event
     def submit_search(self, form: dict[str, Any]) -> Any:
@@ -236,7 +240,7 @@ class CatalogueState(ShopState):
 
     @rx.event
     def clear_filters(self) -> Any:
-        return rx.redirect("/games")
+        return rx.redirect(localised_path("/games"))
 
     @rx.event
     def go_to_page(self, delta: int) -> Any:
@@ -244,9 +248,9 @@ class CatalogueState(ShopState):
 
 
 STOCK_ALERT_NOTES = {
-    "confirmed": "Confirmed: we will e-mail you once when this game is back.",
-    "unsubscribed": "Done: you will get no more e-mails about this game.",
-    "invalid": "That link is no longer valid.",
+    "confirmed": N_("Confirmed: we will e-mail you once when this game is back."),
+    "unsubscribed": N_("Done: you will get no more e-mails about this game."),
+    "invalid": N_("That link is no longer valid."),
 }
 
 
@@ -257,10 +261,10 @@ class ProductState(ShopState):
     alert_note: str = ""  # what happened to a back-in-stock request
     alert_error: str = ""
 
-    @rx.var
+    @rx.var(cache=False)
     def page_title(self) -> str:
         if not self.found:
-            return "Game not found · keyshop"
+            return _("Game not found · keyshop")
         title = str(self.product.get("title") or "")
         platform = str(self.product.get("platform") or "")
         return product_page_title(title, platform) if title else "keyshop"
@@ -282,7 +286,7 @@ class ProductState(ShopState):
             self.alert_error, self.alert_note = error_text(exc), ""
             return
         self.alert_error = ""
-        self.alert_note = (
+        self.alert_note = _(
             "Check your inbox: confirm with the link we sent, and we will e-mail you once "
             "when this game is back."
         )
@@ -293,7 +297,8 @@ class ProductState(ShopState):
 
         slug = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
         outcome = self.router.url.query_parameters.get("stock_alert") or ""
-        self.alert_note, self.alert_error = STOCK_ALERT_NOTES.get(outcome, ""), ""
+        note = STOCK_ALERT_NOTES.get(outcome)
+        self.alert_note, self.alert_error = (_(note) if note else ""), ""
         currency = self._currency()
 
         def work() -> Any:
@@ -306,7 +311,7 @@ class ProductState(ShopState):
             from core.errors import NotFound
 
             message = (
-                "We could not find that game: it may have been removed."
+                _("We could not find that game: it may have been removed.")
                 if isinstance(exc, NotFound)
                 else ""
             )
@@ -336,6 +341,6 @@ class ProductState(ShopState):
             "arrival": detail.arrival,
             "not_sold": ""
             if detail.sold_in_currency
-            else f"Not sold in {currency}: switch currency to buy it.",
+            else _("Not sold in %(currency)s: switch currency to buy it.") % {"currency": currency},
         }
         self.found, self.error = True, ""

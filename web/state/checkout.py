@@ -8,6 +8,8 @@ from typing import Any
 import reflex as rx
 
 from core.db import session_scope
+from core.i18n import current_language, localised_path
+from core.i18n import gettext as _
 from core.services.catalogue.covers import SIZES, Cover
 from web.api.security import load_script
 from web.state.base import ShopState, error_text, in_thread, parse_cart
@@ -35,10 +37,20 @@ class CartState(ShopState):
     promo_text: str = ""  # "Promo code SUMMER10: -€4.99"
     promo_error: str = ""  # why the code cannot be used on this cart
 
+    @rx.var(cache=False)
+    def undo_text(self) -> str:
+        return _("Removed %(title)s from your cart.") % {"title": self.undo_title}
+
+    @rx.var(cache=False)
+    def signed_in_text(self) -> str:
+        return _("Signed in as %(email)s: the order goes to your account.") % {
+            "email": self.customer_email
+        }
+
     async def _quote(self) -> None:
         from core.services.cart import CartLine, quote_cart
         from core.services.promos import CartDiscount, quote_discounts
-        from core.services.vat import countries, country, vat_included
+        from core.services.vat import countries, country, country_name, rate_text, vat_included
 
         cart = [
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
@@ -46,7 +58,15 @@ class CartState(ShopState):
         self.currency = currency = self._currency()
         buyer = country(self._country())
         self.country = buyer.code
-        self.countries = [[c.code, f"{c.name} ({c.rate_text} VAT)"] for c in countries()]
+        language = current_language()
+        self.countries = [
+            [
+                c.code,
+                _("%(country)s (%(rate)s VAT)")
+                % {"country": country_name(c), "rate": rate_text(c.rate_bp, language)},
+            ]
+            for c in countries()
+        ]
 
         code, email = self.promo_code, self.email or self.customer_email
         customer_id = await in_thread(self._customer_id) if self.signed_in and code else None
@@ -113,14 +133,20 @@ class CartState(ShopState):
             taken = discount.applied.total_minor if discount else 0
             self.total = money(quote.total_minor - taken, quote.currency)
             self.promo_text = (
-                f"Promo code {', '.join(discount.applied.codes)}: -{money(taken, quote.currency)}"
+                _("Promo code %(codes)s: -%(amount)s")
+                % {
+                    "codes": ", ".join(discount.applied.codes),
+                    "amount": money(taken, quote.currency),
+                }
                 if discount and taken
                 else ""
             )
             vat_minor = vat_included(quote.total_minor - taken, buyer.rate_bp)
-            self.vat = (
-                f"Includes {buyer.rate_text} VAT ({buyer.name}): {money(vat_minor, quote.currency)}"
-            )
+            self.vat = _("Includes %(rate)s VAT (%(country)s): %(amount)s") % {
+                "rate": rate_text(buyer.rate_bp, current_language()),
+                "country": country_name(buyer),
+                "amount": money(vat_minor, quote.currency),
+            }
             self.problems = list(quote.problems)
             self.can_checkout = bool(quote.lines) and not quote.problems
         self.loaded, self.error = True, ""
@@ -148,7 +174,9 @@ class CartState(ShopState):
             else 0
         )
         self.credit_text = (
-            f"Use my store credit ({money(amount, self.currency)})" if amount > 0 else ""
+            _("Use my store credit (%(amount)s)") % {"amount": money(amount, self.currency)}
+            if amount > 0
+            else ""
         )
 
     @rx.event
@@ -235,7 +263,7 @@ class CartState(ShopState):
             CartLine(slug=line["slug"], quantity=line["qty"]) for line in parse_cart(self.cart_json)
         ]
         if not cart:
-            self.error = "Your cart is empty."
+            self.error = _("Your cart is empty.")
             return
         self.placing, self.error = True, ""
         yield
@@ -251,6 +279,7 @@ class CartState(ShopState):
                 currency=self._currency(),
                 country=self._country(),
                 payment_method=method,
+                language=current_language(),
                 gift_cards=gift_cards,
                 use_credit=use_credit,
                 promo_code=self.promo_code or None,
@@ -280,6 +309,10 @@ class PayState(ShopState):
     found: bool = True
     paying: bool = False
     error: str = ""
+
+    @rx.var(cache=False)
+    def pay_label(self) -> str:
+        return _("Pay %(total)s (test payment)") % {"total": self.total}
 
     def _access_token(self) -> str | None:
         """The order-access token from the browser's HttpOnly cookie, never kept."""
@@ -332,4 +365,4 @@ class PayState(ShopState):
             self.error, self.paying = error_text(exc), False
             return
         self.paying, self.payable = False, False
-        yield rx.redirect(f"/orders/{self.number}")  # the cookie opens it
+        yield rx.redirect(localised_path(f"/orders/{self.number}"))  # the cookie opens it

@@ -7,9 +7,11 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import N_
+from core.i18n import gettext as _
 from web.state.base import ShopState, error_text, in_thread
 
-SENT = (
+SENT = N_(
     "If we have orders for that address, an e-mail with their links is on its way. "
     "Check your inbox (and the spam folder) in a minute."
 )
@@ -31,4 +33,4 @@ class FindOrderState(ShopState):
         except Exception as exc:
             self.error = error_text(exc)
             return
-        self.notice = SENT
+        self.notice = _(SENT)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from core.money import format_money as money  # ``1999, "EUR"`` → ``€19.99``
+from core import i18n
+from core.i18n import gettext as _
+from core.money import format_money
 from core.services.catalogue import ProductHit
 from core.services.catalogue.covers import Cover, cover_of
 
@@ -22,12 +24,19 @@ def product_page_title(title: str, platform: str) -> str:
     return f"{title} ({platform}) · keyshop"
 
 
+def money(minor: int | None, currency: str) -> str:
+    """``1999, "EUR"`` → ``€19.99`` on an English page, ``19,99 €`` on a German one
+    (core.money, in the language in force)."""
+    return format_money(minor, currency, language=i18n.current_language())
+
+
 def day(value: date | datetime | None) -> str:
+    """A date (or a moment, in UTC) for the page's language (core.i18n)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%d %b %Y, %H:%M UTC")
-    return value.strftime("%d %b %Y")
+        return i18n.format_datetime(value)
+    return i18n.format_date(value)
 
 
 def product_card(hit: ProductHit) -> dict[str, Any]:
@@ -36,11 +45,11 @@ def product_card(hit: ProductHit) -> dict[str, Any]:
     on_sale = hit.discount_percent > 0
     in_stock = hit.in_stock
     if hit.is_preorder:
-        badge = f"Pre-order · {day(hit.release_date)}" if hit.release_date else "Pre-order"
+        badge = _("Pre-order") + (f" · {day(hit.release_date)}" if hit.release_date else "")
     elif in_stock:
-        badge = "In stock"
+        badge = _("In stock")
     else:
-        badge = "Out of stock"
+        badge = _("Out of stock")
     return {
         "slug": hit.slug,
         "title": hit.title,
@@ -53,7 +62,7 @@ def product_card(hit: ProductHit) -> dict[str, Any]:
         **cover_fields(cover_of(hit, "card")),
         "badge": badge,
         "buyable": in_stock or bool(hit.is_preorder),
-        "href": f"/games/{hit.slug}",
+        "href": i18n.localised_path(f"/games/{hit.slug}"),
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import reflex as rx
 
 from core.db import session_scope
+from core.i18n import gettext as _
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day
 
@@ -31,8 +32,10 @@ class LegalState(ShopState):
         try:
             page = await in_thread(work)
         except Exception as exc:
-            self.found, self.title, self.body, self.updated = False, "Page not found", "", ""
+            self.found, self.title, self.body, self.updated = False, _("Page not found"), "", ""
             self.body = error_text(exc)
             return
         self.found, self.title, self.body = True, page.title, page.body
-        self.updated = f"Last updated {day(page.updated_at)}" if page.updated_at else ""
+        self.updated = (
+            _("Last updated %(date)s") % {"date": day(page.updated_at)} if page.updated_at else ""
+        )

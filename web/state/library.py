@@ -8,6 +8,8 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import gettext as _
+from core.i18n import localised_path
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day
 
@@ -24,7 +26,7 @@ class LibraryState(ShopState):
         await self.load_session()
         customer_id = await in_thread(self._customer_id)
         if customer_id is None:
-            return rx.redirect("/signin")
+            return rx.redirect(localised_path("/signin"))
         try:
             found = await in_thread(key_library, customer_id=customer_id)
         except Exception as exc:
@@ -56,7 +58,7 @@ class LibraryState(ShopState):
 
         entry = next((k for k in self.keys if k["id"] == key_id), None)
         if entry is None:
-            return rx.toast.error("That key is not in your library.")
+            return rx.toast.error(_("That key is not in your library."))
         client = self._client()
         try:
             customer_id = await in_thread(self._customer_id)

@@ -22,6 +22,8 @@ from typing import Any
 
 import reflex as rx
 
+from core.i18n import current_language, localised_path
+from core.i18n import gettext as _
 from web.state.base import ShopState, error_text, in_thread
 from web.state.format import day, money
 from web.state.live import client_connected, run_watcher
@@ -78,34 +80,40 @@ class OrderState(ShopState):
         stages = max(2, int(getattr(view, "stages", 4)))
         self.progress = round(100 * (self.stage - 1) / (stages - 1)) if self.stage > 0 else 0
         from core.services.consent import CONSENT_TEXT
-        from core.services.vat import country
+        from core.services.vat import country, country_name, rate_text
 
         self.created, self.email = day(view.created_at), view.email
         self.total = money(view.total_minor, view.currency)
         covered = int(getattr(view, "paid_from_balances_minor", 0))
         self.balances_text = (
-            f"{money(covered, view.currency)} paid with gift cards and store credit"
+            _("%(amount)s paid with gift cards and store credit")
+            % {"amount": money(covered, view.currency)}
             if covered
             else ""
         )
         off = int(getattr(view, "discount_minor", 0))
         codes = ", ".join(getattr(view, "promo_codes", ()))
         self.promo_text = (
-            f"Promo code {codes}: -{money(off, view.currency)}" if off and codes else ""
+            _("Promo code %(codes)s: -%(amount)s")
+            % {"codes": codes, "amount": money(off, view.currency)}
+            if off and codes
+            else ""
         )
-        self.consent_given, self.consent_text = bool(view.consent_given), CONSENT_TEXT
+        self.consent_given, self.consent_text = bool(view.consent_given), _(CONSENT_TEXT)
         self.has_keys = any(line.keys for line in view.lines)
         self.vat = ""
         if view.country:
             try:
-                buyer = country(view.country)
-                where = f" ({buyer.name})"
+                name = country_name(country(view.country))
             except Exception:
-                where = ""
-            rate = f"{view.vat_rate_bp / 100:g}%"
-            self.vat = f"Includes {rate} VAT{where}: {money(view.vat_minor, view.currency)}"
+                name = view.country
+            self.vat = _("Includes %(rate)s VAT (%(country)s): %(amount)s") % {
+                "rate": rate_text(view.vat_rate_bp, current_language()),
+                "country": name,
+                "amount": money(view.vat_minor, view.currency),
+            }
         paid = view.status in ("paid", "fulfilled", "needs_attention", "refunded", "disputed")
-        self.receipt_url = f"/receipts/{self.number}" if paid else ""
+        self.receipt_url = localised_path(f"/receipts/{self.number}") if paid else ""
         self.receipt_pdf_url = f"/api/receipts/{self.number}.pdf" if paid else ""
         self.payment_note = getattr(view, "payment_note", None) or ""
         lines = []
@@ -297,4 +305,6 @@ class OrderState(ShopState):
         self.report_open = False
         with contextlib.suppress(Exception):
             self._apply(await in_thread(self._read))
-        return rx.toast.success("Thanks. We have opened a case and will e-mail you.", duration=4000)
+        return rx.toast.success(
+            _("Thanks. We have opened a case and will e-mail you."), duration=4000
+        )
