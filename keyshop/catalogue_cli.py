@@ -401,6 +401,9 @@ def offers_create_product(
         f"{money.format_money(row.price_minor, row.currency, style='code')}, "
         f"mapped to {provider} {external_id}"
     )
+    copied = covers.copy_linked_cover(slug=row.slug, actor=Actor.operator(operator))
+    if copied:
+        click.echo(f"{row.slug}: {copied}")
 
 
 # -- pricing ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from console.widgets.navbar import NavBar
 from core import money as money_rules
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput
-from core.services import credit, giftcards
+from core.services import credit, giftcards, referrals
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,16 @@ class CreditLoaded(Message):
         customer: tuple[int, dict[str, int], list[credit.LedgerLine]] | None,
         cards: list[giftcards.CardRow],
         error: str = "",
+        referred: list[referrals.ReferralRow] | None = None,
+        campaigns: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.outstanding = outstanding
         self.customer = customer
         self.cards = cards
         self.error = error
+        self.referred = referred or []
+        self.campaigns = campaigns or []
 
 
 class CreditScreen(ConsoleScreen):
@@ -71,12 +75,18 @@ class CreditScreen(ConsoleScreen):
         Binding("i", "issue_card", "Issue card", id="credit.issue"),
         Binding("j", "adjust_card", "Adjust card", id="credit.adjust_card"),
         Binding("v", "void_card", "Void card", id="credit.void"),
+        Binding("p", "pay_referrals", "Pay referrals", id="credit.pay_referrals"),
     ]
     PALETTE = [
         ("Adjust the shown customer's store credit", "adjust_credit", "amount, then a note"),
         ("Issue a gift card", "issue_card", "its code is shown once"),
         ("Adjust the selected gift card", "adjust_card", "amount, then a note"),
         ("Void the selected gift card", "void_card", "asks for a note"),
+        (
+            "Pay referral rewards and cashback now",
+            "pay_referrals",
+            "what the hourly task would pay; never twice",
+        ),
     ]
 
     def __init__(self, **kw: Any) -> None:
@@ -92,6 +102,8 @@ class CreditScreen(ConsoleScreen):
         yield Static("", id="credit-summary")
         yield DataTable(id="credit-ledger", cursor_type="row", zebra_stripes=True)
         yield DataTable(id="giftcard-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="cashback-campaigns")
+        yield DataTable(id="referral-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -101,6 +113,9 @@ class CreditScreen(ConsoleScreen):
         )
         self.query_one("#giftcard-table", DataTable).add_columns(
             "Card", "Code", "Balance", "Of", "Status", "Issued by"
+        )
+        self.query_one("#referral-table", DataTable).add_columns(
+            "Referred on", "Referrer", "Referred", "Status", "Why"
         )
 
     def action_focus_customer(self) -> None:
@@ -120,6 +135,11 @@ class CreditScreen(ConsoleScreen):
             with session_scope(write=False) as session:
                 outstanding = credit.outstanding(session)
                 cards = giftcards.list_cards(session, limit=200)
+                referred = referrals.recent(session, limit=100)
+                campaigns = [
+                    f"{c.name} {c.percent_bp / 100:g}% {c.starts_at:%Y-%m-%d} to {c.ends_at:%Y-%m-%d}"
+                    for c in referrals.campaigns(session)
+                ]
                 customer = None
                 if query:
                     customer_id = credit.find_customer(session, query)
@@ -131,7 +151,9 @@ class CreditScreen(ConsoleScreen):
         except DomainError as exc:
             self.post_message(CreditLoaded([], None, [], exc.message))
             return
-        self.post_message(CreditLoaded(outstanding, customer, cards))
+        self.post_message(
+            CreditLoaded(outstanding, customer, cards, referred=referred, campaigns=campaigns)
+        )
 
     @on(CreditLoaded)
     def show(self, message: CreditLoaded) -> None:
@@ -179,6 +201,17 @@ class CreditScreen(ConsoleScreen):
                 card.status,
                 card.issued_by,
                 key=str(card.id),
+            )
+        self.query_one("#cashback-campaigns", Static).update(
+            "Cashback: "
+            + ("; ".join(message.campaigns) or "no campaign")
+            + " · Referrals below (p pays what is due)"
+        )
+        referral_table = self.query_one("#referral-table", DataTable)
+        referral_table.clear()
+        for n, r in enumerate(message.referred):
+            referral_table.add_row(
+                f"{r.created_at:%Y-%m-%d}", r.referrer, r.referred, r.status, r.reason, key=str(n)
             )
         self.sub_title = self.updated()
 
@@ -335,6 +368,16 @@ class CreditScreen(ConsoleScreen):
             self.run_operator_action("Void card", lambda: self._void_card(card_id, note))
 
         self._with_note(f"Void gift card {card_id}? What is left on it is taken off.", noted)
+
+    def action_pay_referrals(self) -> None:
+        def pay() -> str:
+            payout = referrals.pay_due()
+            return (
+                f"{payout.rewarded} referral(s) rewarded, {payout.voided} voided, "
+                f"{payout.cashback} order(s) given cashback"
+            )
+
+        self.run_operator_action("Pay referrals", pay)
 
     def _void_card(self, card_id: int, note: str) -> str:
         with session_scope() as session:

@@ -25,6 +25,7 @@ from console.widgets.formatting import money, short
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
 from core.db import session_scope
+from core.services.catalogue.covers import copy_linked_cover
 from core.services.operator import offers as ops
 from core.services.provider_sync import Candidate
 
@@ -328,16 +329,16 @@ class OffersScreen(ConsoleScreen):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.run_operator_action(
-                    "create product",
-                    lambda: (
-                        "added "
-                        + ops.create_product_from_offer(
-                            provider=row.provider, external_id=row.external_id, actor=self.actor
-                        ).slug
-                        + f", mapped to {row.provider} {row.external_id}"
-                    ),
-                )
+
+                def call() -> str:
+                    slug = ops.create_product_from_offer(
+                        provider=row.provider, external_id=row.external_id, actor=self.actor
+                    ).slug
+                    copied = copy_linked_cover(slug=slug, actor=self.actor)
+                    text = f"added {slug}, mapped to {row.provider} {row.external_id}"
+                    return text + (f"; {copied}" if copied else "")
+
+                self.run_operator_action("create product", call)
 
         self.app.push_screen(
             ConfirmScreen(

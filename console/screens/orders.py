@@ -25,6 +25,7 @@ from console.screens.modals import (
     ReasonScreen,
     RevealScreen,
 )
+from console.widgets.columns import Col, lay_out
 from console.widgets.formatting import money, short, when
 from console.widgets.navbar import NavBar
 from console.widgets.paging import PAGE, Pager
@@ -63,19 +64,34 @@ def render_timeline(t: Timeline) -> Text:
     return text
 
 
-RESULT_COLUMNS = [("Order", 14), ("E-mail", 28), ("Status", 15), ("Total", 12), ("Created", 16)]
-KEY_COLUMNS = [("Key", 20), ("Product", 24), ("Status", 9), ("Delivered", 16), ("Revealed", 16)]
+# The e-mail and the product share the terminal's spare width; at 80 columns every
+# column still fits.
+RESULT_COLUMNS = [
+    Col("Order", 14),
+    Col("E-mail", 10, grow=1),
+    Col("Status", 15),
+    Col("Total", 11),
+    Col("Created", 16),
+]
+KEY_COLUMNS = [
+    Col("Key", 14),
+    Col("Product", 10, grow=1),
+    Col("Status", 9),
+    Col("Delivered", 16),
+    Col("Revealed", 16),
+]
 
 
 class OrdersScreen(ConsoleScreen):
     NAME = "orders"
     AUTO_FOCUS = "#order-results"
     BINDINGS = [
-        Binding("slash", "focus_search", "Search", id="orders.search"),
-        Binding("v", "reveal", "Reveal key", id="orders.reveal"),
-        Binding("x", "replace_faulty", "Replace faulty", id="orders.replace_faulty"),
-        Binding("k", "revoke", "Revoke key", id="orders.revoke"),
-        Binding("m", "resend_email", "Resend e-mail", id="orders.resend_email"),
+        # "/" is named in the search field itself; the footer keeps its room for the actions.
+        Binding("slash", "focus_search", "Search", show=False, id="orders.search"),
+        Binding("v", "reveal", "Reveal", id="orders.reveal"),
+        Binding("x", "replace_faulty", "Replace", id="orders.replace_faulty"),
+        Binding("k", "revoke", "Revoke", id="orders.revoke"),
+        Binding("m", "resend_email", "Resend", id="orders.resend_email"),
         Binding("u", "customer", "Customer", id="orders.customer"),
         Binding("escape", "focus_results", "Results", show=False, id="orders.results"),
     ]
@@ -114,14 +130,26 @@ class OrdersScreen(ConsoleScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        # Fixed widths: the layout does not depend on when the rows arrive.
-        results = self.query_one("#order-results", DataTable)
-        for label, width in RESULT_COLUMNS:
-            results.add_column(label, width=width)
-        keys = self.query_one("#order-keys", DataTable)
-        for label, width in KEY_COLUMNS:
-            keys.add_column(label, width=width)
+        self.table_width = self.app.size.width
+        self.widths = lay_out(
+            self.query_one("#order-results", DataTable), RESULT_COLUMNS, self.table_width
+        )
+        self.key_widths = lay_out(
+            self.query_one("#order-keys", DataTable), KEY_COLUMNS, self.table_width
+        )
         self.query_one("#timeline-box").border_title = "Timeline"
+
+    def on_resize(self) -> None:
+        """The terminal changed width: fit the columns to it again."""
+        if self.app.size.width != self.table_width:
+            self.table_width = self.app.size.width
+            results = self.query_one("#order-results", DataTable)
+            self.widths = lay_out(results, RESULT_COLUMNS, self.table_width)
+            keys = self.query_one("#order-keys", DataTable)
+            self.key_widths = lay_out(keys, KEY_COLUMNS, self.table_width)
+            self.results, self.keys = {}, {}
+            self.pager.reset()
+            self.search(self.query_text, None)
 
     def action_customer(self) -> None:
         """``u``: the customer of the order shown (their orders, keys, reveals, reports)."""
@@ -181,8 +209,8 @@ class OrdersScreen(ConsoleScreen):
         self.pager.loaded(message.rows, message.rows[-1].id if message.rows else None)
         for row in message.rows:
             table.add_row(
-                row.number,
-                short(row.email, 28),
+                short(row.number, self.widths["Order"]),
+                short(row.email, self.widths["E-mail"]),
                 row.status,
                 money(row.total_minor, row.currency),
                 when(row.created_at),
@@ -248,8 +276,8 @@ class OrdersScreen(ConsoleScreen):
         for k in t.keys:
             self.keys[str(k.id)] = k
             keys.add_row(
-                k.masked + (" (provider)" if k.from_provider else ""),
-                short(k.title, 24),
+                k.masked + (" prov" if k.from_provider else ""),
+                short(k.title, self.key_widths["Product"]),
                 k.status,
                 when(k.delivered_at),
                 when(k.revealed_at),

@@ -28,6 +28,7 @@ from textual.widgets import (
     Select,
     Static,
 )
+from textual.worker import get_current_worker
 
 from console.screens.base import ConsoleScreen
 from console.screens.modals import ConfirmScreen
@@ -214,7 +215,8 @@ class PromosScreen(ConsoleScreen):
             given = discounts_given(
                 session=session, start=today - timedelta(days=29), end=today, by="currency"
             )
-        self.post_message(PromosLoaded(rows, given))
+        if not get_current_worker().is_cancelled:  # a newer load (after an action) replaced it
+            self.post_message(PromosLoaded(rows, given))
 
     @on(PromosLoaded)
     def show(self, message: PromosLoaded) -> None:
@@ -253,7 +255,8 @@ class PromosScreen(ConsoleScreen):
             return
         with session_scope(write=False) as session:
             usage = promos.promo_usage(session=session, code=code)
-        self.post_message(UsageLoaded(usage))
+        if not get_current_worker().is_cancelled:
+            self.post_message(UsageLoaded(usage))
 
     @on(UsageLoaded)
     def show_usage(self, message: UsageLoaded) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from core.errors import InvalidInput
+from core.i18n import gettext
 from core.models import Product
 from core.money import normalise_currency
 from core.services.catalogue import SLUG_RE, products
@@ -89,7 +90,9 @@ def _merged(lines: Sequence[CartLine]) -> tuple[list[tuple[str, Any]], list[str]
     problems of the cart's shape."""
     problems: list[str] = []
     if len(lines) > MAX_LINES:
-        problems.append(f"An order holds at most {MAX_LINES} different products.")
+        problems.append(
+            gettext("An order holds at most %(count)s different products.") % {"count": MAX_LINES}
+        )
     merged: dict[str, Any] = {}
     for line in lines:
         slug = line.slug if isinstance(line.slug, str) else ""
@@ -104,12 +107,21 @@ def _merged(lines: Sequence[CartLine]) -> tuple[list[tuple[str, Any]], list[str]
 def stock_problem(title: str, platform: str, region: str, available: int) -> str:
     """The customer's sentence for a product the shop cannot serve in that quantity."""
     if available <= 0:
-        return f"{title} ({platform}, {region}) is out of stock."
-    return f"Only {available} of {title} available right now."
+        return gettext("%(title)s (%(platform)s, %(region)s) is out of stock.") % {
+            "title": title,
+            "platform": platform,
+            "region": region,
+        }
+    return gettext("Only %(count)s of %(title)s available right now.") % {
+        "count": available,
+        "title": title,
+    }
 
 
 def not_sold_in(title: str, currency: str) -> str:
-    return f"{title} is not sold in {currency}. Remove it, or switch currency to buy it."
+    return gettext(
+        "%(title)s is not sold in %(currency)s. Remove it, or switch currency to buy it."
+    ) % {"title": title, "currency": currency}
 
 
 def _cart_currency(found: dict[str, Product], entries: list[tuple[str, Any]]) -> str:
@@ -148,7 +160,9 @@ def quote_cart(
         quantity = qty if _is_int(qty) else 0
         problem: str | None
         if product is None or not product.active:
-            problem = f"We could not find the product {slug!r}; it may no longer be for sale."
+            problem = gettext(
+                "We could not find the product %(slug)s; it may no longer be for sale."
+            ) % {"slug": repr(slug)}
             problems.append(problem)
             out.append(
                 QuoteLine(slug=slug, title=slug, platform="", region="", cover_url=None,
@@ -164,9 +178,14 @@ def quote_cart(
         if price is None:
             problem = not_sold_in(product.title, code)
         elif not _is_int(qty) or qty < 1:
-            problem = f"Choose a quantity of at least 1 for {product.title}."
+            problem = gettext("Choose a quantity of at least 1 for %(title)s.") % {
+                "title": product.title
+            }
         elif qty > MAX_QUANTITY_PER_LINE:
-            problem = f"At most {MAX_QUANTITY_PER_LINE} of {product.title} per order."
+            problem = gettext("At most %(count)s of %(title)s per order.") % {
+                "count": MAX_QUANTITY_PER_LINE,
+                "title": product.title,
+            }
         elif not stock.can_buy or qty > stock.total:
             problem = stock_problem(product.title, product.platform, product.region, stock.total)
         if problem:
@@ -215,19 +234,24 @@ def add_to_cart(
     can be served now (own keys plus free partner units, at most
     MAX_QUANTITY_PER_LINE); a cart of MAX_LINES products takes no new one."""
     if not _is_int(quantity) or quantity < 1:
-        raise CartLimit("Choose a quantity of at least 1.", field="quantity")
+        raise CartLimit(gettext("Choose a quantity of at least 1."), field="quantity")
     product = (
         session.execute(select(Product).where(products.c.slug == slug)).scalars().first()
         if isinstance(slug, str) and SLUG_RE.fullmatch(slug)
         else None
     )
     if product is None or not product.active:
-        raise CartLimit("We could not find that game; it may no longer be for sale.", field="slug")
+        raise CartLimit(
+            gettext("We could not find that game; it may no longer be for sale."), field="slug"
+        )
     if currency and not prices_in(session=session, products=[product], currency=currency):
         raise CartLimit(not_sold_in(product.title, normalise_currency(currency)), field="currency")
     current = sum(ln.quantity for ln in lines if ln.slug == slug)
     if current == 0 and len({ln.slug for ln in lines}) >= MAX_LINES:
-        raise CartLimit(f"A cart holds at most {MAX_LINES} different games.", field="slug")
+        raise CartLimit(
+            gettext("A cart holds at most %(count)s different games.") % {"count": MAX_LINES},
+            field="slug",
+        )
     stock = availability(session=session, product=product)
     most = min(MAX_QUANTITY_PER_LINE, stock.total)
     wanted = current + quantity
@@ -237,11 +261,15 @@ def add_to_cart(
         )
     if wanted > most:
         limit = (
-            f"At most {MAX_QUANTITY_PER_LINE} of {product.title} per order."
+            gettext("At most %(count)s of %(title)s per order.")
             if most == MAX_QUANTITY_PER_LINE
-            else f"Only {most} of {product.title} available right now."
+            else gettext("Only %(count)s of %(title)s available right now.")
+        ) % {"count": most, "title": product.title}
+        held = (
+            " " + gettext("Your cart already holds %(count)s.") % {"count": current}
+            if current
+            else ""
         )
-        held = f" Your cart already holds {current}." if current else ""
         raise CartLimit(limit + held, field="quantity", most=most)
     out: list[CartLine] = []
     for line in lines:

@@ -40,7 +40,7 @@ from sqlmodel import Session, col, select
 from core.config import get_settings
 from core.db import is_database_unavailable, session_scope
 from core.errors import DomainError, InvalidInput, NotFound
-from core.i18n import localised_path
+from core.i18n import gettext, localised_path
 from core.jobs import Job, enqueue_after_commit
 from core.models import Customer, Order, OrderStatus, row_id
 from core.services import credit, giftcards, promos, vat
@@ -101,7 +101,7 @@ class OrderNotPayable(DomainError):
 def _check_shape(lines: Any) -> None:
     """Refuse what is not a cart at all (wrong types), before any database work."""
     if not isinstance(lines, (list, tuple)) or not lines:
-        raise CartRejected(["Your cart is empty."])
+        raise CartRejected([gettext("Your cart is empty.")])
     if not all(isinstance(ln, CartLine) for ln in lines):
         raise InvalidInput("lines must be CartLine items", field="lines")
 
@@ -117,7 +117,7 @@ def _shortfall_problems(quote: Quote, exc: NothingToServe) -> list[str]:
             problems.append(
                 stock_problem(line.title, line.platform, line.region, short["available"])
             )
-    return problems or ["Part of your cart just sold out; please review it and try again."]
+    return problems or [gettext("Part of your cart just sold out; please review it and try again.")]
 
 
 def place_order(
@@ -203,7 +203,7 @@ def place_order(
                 vat_rate_bp=buyer.rate_bp if buyer else 0,
             )
             if not quote.ok:
-                raise CartRejected(quote.problems or ["Your cart is empty."])
+                raise CartRejected(quote.problems or [gettext("Your cart is empty.")])
             order = create_order(
                 session=session,
                 email=address,

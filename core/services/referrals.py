@@ -376,3 +376,35 @@ def pay_cashback(*, session: Session, actor: Actor | None = None) -> int:
             )
             paid += 0 if posted.replayed else 1
     return paid
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralRow:
+    created_at: datetime
+    referrer: str
+    referred: str
+    status: str
+    reason: str
+
+
+def recent(session: Session, *, limit: int = 100) -> list[ReferralRow]:
+    """The latest referrals with both e-mail addresses (operators)."""
+    referred = Customer.__table__.alias("referred")  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(Referral, Customer.email, referred.c.email)
+        .join(Customer, col(Customer.id) == col(Referral.referrer_id))
+        .join(referred, referred.c.id == col(Referral.referred_id))
+        .order_by(col(Referral.id).desc())
+        .limit(limit)
+    ).all()
+    return [
+        ReferralRow(r.created_at, referrer_email, referred_email, r.status, r.reason)
+        for r, referrer_email, referred_email in rows
+    ]
+
+
+def campaigns(session: Session) -> list[CashbackCampaign]:
+    """Every cashback campaign, newest first."""
+    return list(
+        session.exec(select(CashbackCampaign).order_by(col(CashbackCampaign.id).desc())).all()
+    )

@@ -138,3 +138,47 @@ def test_refund_to_store_credit_from_the_attention_screen(session, console_app):
     assert fresh(session).get(Order, order_id).status == "refunded"
     assert credit.balance_in(customer_id=customer.id, currency="EUR") == 1500
     assert giftcards.check_balance(code=code, ip=None).balance_minor == 3500
+
+
+def test_credit_screen_lists_referrals_and_pays_what_is_due(
+    session, console_app, test_settings, monkeypatch
+):
+    from datetime import timedelta
+
+    from core.models import utcnow
+    from core.services import referrals
+    from tests.factories import make_order, make_product
+
+    monkeypatch.setattr(test_settings, "referral_reward", "EUR:5")
+    ana, bob = Customer(email="ana@gmail.com"), Customer(email="bob@gmail.com")
+    session.add_all([ana, bob])
+    session.commit()
+    with session_scope() as s:
+        referrals.record_referral(
+            session=s, code=referrals.referral_code(ana.id), referred_id=bob.id
+        )
+    order = make_order(session, [(make_product(session), 1)], status="fulfilled")
+    order.customer_id, order.paid_at = bob.id, utcnow() - timedelta(days=30)
+    session.add(order)
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "f7")
+        screen = pilot.app.screen
+        table = screen.query_one("#referral-table", DataTable)
+        assert [str(c) for c in table.get_row_at(0)[1:4]] == [
+            "ana@gmail.com",
+            "bob@gmail.com",
+            "pending",
+        ]
+        table.focus()
+        await pilot.press("p")
+        await settle(pilot)
+        assert str(table.get_row_at(0)[3]) == "rewarded"
+
+    run(console_app, scenario)
+    assert credit.balance_in(customer_id=ana.id, currency="EUR") == 500
+    assert (
+        "information",
+        "1 referral(s) rewarded, 0 voided, 0 order(s) given cashback",
+    ) in console_app.notes

@@ -3,6 +3,7 @@ behind a confirmation), replacing a faulty key and revoking one."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 from textual.widgets import DataTable, Input
@@ -288,3 +289,25 @@ def test_the_timeline_tells_the_whole_story(session, console_app, queued_jobs):
         assert "sent: delivered to Buyer@Example.com (by system:mail)" in text
 
     run(console_app, scenario)
+
+
+def test_at_80x24_the_order_lists_and_footer_keys_fit(session, console_app):
+    """Issue #17 defect 12: at 80 columns the orders' Created column, the keys' dates
+    and the footer's last keys (resend, customer) were cut off."""
+    from textual.widgets._footer import FooterKey
+
+    delivered_order(session)
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        screen = pilot.app.screen
+        for table_id in ("#order-results", "#order-keys"):
+            table = screen.query_one(table_id, DataTable)
+            assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80
+        shown = sorted((k.region for k in screen.query(FooterKey)), key=lambda r: r.x)
+        assert {"m", "u"} <= {k.key for k in screen.query(FooterKey)}
+        assert all(region.right <= 80 for region in shown)
+        # none hidden under the next (the palette's key is docked on the right)
+        assert all(a.right <= b.x for a, b in itertools.pairwise(shown))
+
+    run(console_app, scenario, size=(80, 24))

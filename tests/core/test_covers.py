@@ -288,3 +288,81 @@ def test_a_store_failing_after_the_commit_keeps_the_new_cover(session, s3, monke
     assert object_names(s3) == sorted(
         [f"{old}/card.webp", f"{old}/page.webp", f"{new}/card.webp", f"{new}/page.webp"]
     )
+
+
+# -- a provider's picture, copied in ----------------------------------------------------------
+
+
+def picture_server(routes: dict[str, object]):
+    """An httpx client whose answers come from ``routes`` (URL → bytes, status, a
+    redirect target, or an exception to raise); every request is recorded."""
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        seen.append(url)
+        answer = routes.get(url, 404)
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, bytes):
+            return httpx.Response(200, content=answer, headers={"Content-Type": "image/jpeg"})
+        if isinstance(answer, str):
+            return httpx.Response(302, headers={"Location": answer})
+        return httpx.Response(int(answer))
+
+    return httpx.Client(transport=httpx.MockTransport(handler)), seen
+
+
+def test_a_provider_picture_is_fetched_over_https_only() -> None:
+    import httpx
+
+    jpeg = image_bytes((600, 800), "JPEG")
+    client, seen = picture_server(
+        {
+            "https://cdn.example/a.jpg": jpeg,
+            "https://cdn.example/moved.jpg": "/a.jpg",
+            "https://cdn.example/downgrade.jpg": "http://cdn.example/a.jpg",
+            "https://cdn.example/big.jpg": b"\xff" * (covers.MAX_COVER_BYTES + 1),
+            "https://cdn.example/loop.jpg": "https://cdn.example/loop.jpg",
+            "https://down.example/a.jpg": httpx.ConnectError("refused"),
+        }
+    )
+
+    assert set(covers.fetch_cover("https://cdn.example/moved.jpg", client=client)) == set(SIZES)
+    assert seen == ["https://cdn.example/moved.jpg", "https://cdn.example/a.jpg"]
+    for url, message in [
+        ("http://cdn.example/a.jpg", "not an https address"),
+        ("https://cdn.example/downgrade.jpg", "not an https address"),
+        ("https://cdn.example/gone.jpg", "answered HTTP 404"),
+        ("https://cdn.example/big.jpg", "larger than 10 MiB"),
+        ("https://cdn.example/loop.jpg", "redirects too often"),
+        ("https://down.example/a.jpg", "could not be fetched (ConnectError)"),
+    ]:
+        with pytest.raises(CoverRefused) as caught:
+            covers.fetch_cover(url, client=client)
+        assert message in caught.value.message, url
+    assert "http://cdn.example/a.jpg" not in seen
+
+
+def test_a_linked_cover_is_copied_into_the_store_or_left_linked(session, s3) -> None:
+    make_product(session, slug="linked", cover_url="https://cdn.example/a.jpg")
+    make_product(session, slug="broken", cover_url="https://cdn.example/gone.jpg")
+    make_product(session, slug="plain")
+    client, _ = picture_server({"https://cdn.example/a.jpg": image_bytes((600, 800), "JPEG")})
+
+    said = covers.copy_linked_cover(slug="linked", actor=OWNER, client=client, store=s3)
+
+    assert said == "cover copied into the shop"
+    products = {p.slug: p for p in fresh(session).exec(select(Product))}
+    assert products["linked"].cover_url is None
+    assert object_names(s3) == [
+        f"{products['linked'].cover_image}/card.webp",
+        f"{products['linked'].cover_image}/page.webp",
+    ]
+    said = covers.copy_linked_cover(slug="broken", actor=OWNER, client=client, store=s3)
+    assert said == "cover left linked: the picture at cdn.example answered HTTP 404"
+    broken = fresh(session).exec(select(Product).where(Product.slug == "broken")).one()
+    assert (broken.cover_url, broken.cover_image) == ("https://cdn.example/gone.jpg", None)
+    assert covers.copy_linked_cover(slug="plain", actor=OWNER, client=client, store=s3) is None

@@ -223,3 +223,15 @@ def test_html_part_escapes_values_inside_translated_messages():
     assert "Vielen Dank für Ihre Bestellung" in html
     english = password_reset_notice(to="a@example.com", link="https://x.example/r", minutes=30)
     assert english["Content-Language"] == "en"
+
+
+def test_cart_refusals_speak_the_page_language(session):
+    from core.services.cart import CartLimit, add_to_cart
+
+    game = make_product(session, title="Leer Quest")  # no keys, no partner offer
+    with i18n.use_language("de"), pytest.raises(CartLimit) as refused:
+        add_to_cart(session=session, lines=[], slug=game.slug, quantity=1)
+    assert refused.value.message == "Leer Quest (Steam, GLOBAL) ist ausverkauft."
+    with pytest.raises(CartLimit) as english:
+        add_to_cart(session=session, lines=[], slug=game.slug, quantity=1)
+    assert english.value.message == "Leer Quest (Steam, GLOBAL) is out of stock."

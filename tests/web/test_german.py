@@ -246,3 +246,19 @@ def test_the_language_is_chosen_once_and_remembered(crawler):
         assert answer.status_code == 303 and answer.headers["location"] == "/de", hostile
     unknown = get("/lang/fr", params={"next": "/games"})
     assert unknown.headers["location"] == "/games" and "ks_lang=en" in unknown.headers["set-cookie"]
+
+
+def test_every_page_answers_200_in_both_languages(crawler):
+    """Footer links (legal pages, "find my order") and the customer's own pages are pages
+    in both languages: 200, private ones kept out of the index; only unknown paths 404."""
+    for path in ("/legal/terms", "/legal/privacy", "/find-order", "/keys", "/signin"):
+        for prefix in ("", "/de"):
+            response = crawler.get(prefix + path)
+            assert response.status_code == 200, prefix + path
+            lang = "de" if prefix else "en"
+            assert re.search(rf'<html[^>]* lang="{lang}"', response.text), prefix + path
+    assert "noindex" in crawler.get("/de/keys").text
+    assert "noindex" not in crawler.get("/de/legal/terms").text
+    assert crawler.get("/de/no-such-page").status_code == 404
+    assert crawler.get("/de/legal/no-such-page").status_code == 404
+    assert crawler.get("/legal/no-such-page").status_code == 404

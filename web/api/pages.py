@@ -67,13 +67,15 @@ SITE_DESCRIPTION: Final = N_(
 )
 # Paths that are never pages: the HTTP API, the websocket, built assets, Reflex's own.
 NOT_PAGES: Final = ("/api/", "/_event", "/assets/", "/_upload", "/ping", "/_health", "/_all_")
-PRIVATE_PAGES: Final = re.compile(r"^/(cart|pay/[^/]+|orders/[^/]+|account|reset-password)$")
+PRIVATE_PAGES: Final = re.compile(
+    r"^/(cart|pay/[^/]+|orders/[^/]+|receipts/[^/]+|keys|account|reset-password)$"
+)
 #: The cookie that remembers the customer's language (set by /lang/<code>, read here).
 LANGUAGE_COOKIE: Final = "ks_lang"
 LANGUAGE_COOKIE_SECONDS: Final = 365 * 86_400
 KNOWN_PAGES: Final = re.compile(
-    r"^/(|games|games/[^/]+|cart|pay/[^/]+|orders/[^/]+|signin|signup|forgot-password"
-    r"|reset-password|account)$"
+    r"^/(|games|games/[^/]+|cart|pay/[^/]+|orders/[^/]+|receipts/[^/]+|keys|signin|signup"
+    r"|forgot-password|reset-password|account|find-order|legal/[^/]+)$"
 )
 # A request with this header gets the page as Reflex alone serves it (the empty shell):
 # the baseline of bench/product_page.py. It changes nothing but the asker's own answer.
@@ -316,6 +318,24 @@ def not_found_page(message: str = "") -> Page:
     )
 
 
+def legal_page(slug: str) -> Page:
+    """A legal page (core.services.legal): its title; 404 for a page the shop has not."""
+    from core.services.legal import UnknownPage, get_page
+
+    try:
+        with session_scope(write=False) as session:
+            view = get_page(session=session, slug=slug)
+    except UnknownPage:
+        return not_found_page()
+    path = f"/legal/{quote(view.slug)}"
+    return Page(
+        title=f"{view.title} · keyshop",
+        canonical=public_url(localised_path(path)),
+        path=path,
+        body=_tag("h1", view.title),
+    )
+
+
 def other_page(path: str) -> Page:
     """A page whose content is the customer's own (or a form): its prerendered title
     stays, private pages are kept out of the index."""
@@ -345,6 +365,8 @@ def _page_for(path: str, query_string: str, shell_status: int) -> Page:
         return catalogue_page(query_string)
     if path.startswith("/games/"):
         return product_page(unquote(path.removeprefix("/games/")))
+    if path.startswith("/legal/"):
+        return legal_page(unquote(path.removeprefix("/legal/")))
     return other_page(path)
 
 
@@ -424,7 +446,7 @@ def fill(shell: str, page: Page) -> str:
 
 
 def robots_txt() -> str:
-    private = ("/cart", "/pay/", "/orders/", "/account", "/reset-password")
+    private = ("/cart", "/pay/", "/orders/", "/receipts/", "/keys", "/account", "/reset-password")
     lines = ["User-agent: *", "Disallow: /api/", "Disallow: /lang/"]
     lines += [f"Disallow: {localised_path(p, code)}" for code in LANGUAGES for p in private]
     return "\n".join([*lines, f"Sitemap: {public_url('/sitemap.xml')}"]) + "\n"

@@ -332,3 +332,79 @@ def _point_at(*, slug: str, image: str | None, actor: Any, file_name: str = "") 
             data={"slug": slug, "before": old, "after": image, "file": file_name[:200]},
         )
     return old
+
+
+# -- a provider's picture, copied in ----------------------------------------------------------
+
+FETCH_TIMEOUT_SECONDS: Final = 10.0
+MAX_REDIRECTS: Final = 3
+
+
+def fetch_cover(url: str, *, client: Any = None) -> dict[str, bytes]:
+    """:func:`prepare_cover` of the picture at ``url``: https only (redirects too, at
+    most :data:`MAX_REDIRECTS`), at most :data:`MAX_COVER_BYTES` read, within
+    :data:`FETCH_TIMEOUT_SECONDS`. CoverRefused saying what went wrong."""
+    import httpx
+
+    from core.providers.base import cover_url_or_none
+
+    own = client is None
+    http = client or httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False)
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            checked = cover_url_or_none(url)
+            if checked is None:
+                raise CoverRefused(f"{url[:200]} is not an https address", field="cover")
+            host = httpx.URL(checked).host
+            try:
+                with http.stream("GET", checked, headers={"Accept": "image/*"}) as answer:
+                    if answer.is_redirect and "location" in answer.headers:
+                        url = str(answer.url.join(answer.headers["location"]))
+                        continue
+                    if answer.status_code != 200:
+                        raise CoverRefused(
+                            f"the picture at {host} answered HTTP {answer.status_code}",
+                            field="cover",
+                        )
+                    data = bytearray()
+                    for chunk in answer.iter_bytes():
+                        data += chunk
+                        if len(data) > MAX_COVER_BYTES:
+                            raise CoverRefused(
+                                f"the picture at {host} is larger than "
+                                f"{MAX_COVER_BYTES // (1024 * 1024)} MiB",
+                                field="cover",
+                            )
+            except httpx.HTTPError as exc:
+                raise CoverRefused(
+                    f"the picture at {host} could not be fetched ({type(exc).__name__})",
+                    field="cover",
+                ) from None
+            return prepare_cover(bytes(data), name=f"the picture at {host}")
+        raise CoverRefused(f"the picture at {url[:200]} redirects too often", field="cover")
+    finally:
+        if own:
+            http.close()
+
+
+def copy_linked_cover(
+    *, slug: str, actor: Any, client: Any = None, store: BlobStore | None = None
+) -> str | None:
+    """Copy the picture product ``slug`` links to (``cover_url``, e.g. its provider's)
+    into the blob store as its uploaded cover, so the storefront serves it itself, in
+    its sizes, and customers' browsers never ask the provider. Returns what happened
+    in words (None: the product links to no picture); on any failure the link stays
+    as it was."""
+    from core.db import session_scope
+    from core.services.catalogue.products import get_product_by_slug
+
+    with session_scope(write=False) as session:
+        url = get_product_by_slug(session=session, slug=slug).cover_url
+    if not url or url.startswith("data:"):
+        return None
+    try:
+        sizes = fetch_cover(url, client=client)
+        set_cover(slug=slug, sizes=sizes, actor=actor, file_name=url[:200], store=store)
+    except (CoverRefused, BlobStoreError) as exc:
+        return f"cover left linked: {exc.message}"
+    return "cover copied into the shop"
