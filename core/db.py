@@ -78,6 +78,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
+        _watch_catalogue(engine)
         return engine
     # No pool_pre_ping: it costs a round trip on every transaction (bench/NOTES.md).
     # Dead pooled connections are found without one instead (see
@@ -97,7 +98,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         connect_args={"options": f"{options} -c jit=off".strip()},
     )
     event.listen(engine, "checkout", _drop_dead_connections)
+    _watch_catalogue(engine)
     return engine
+
+
+def _watch_catalogue(engine: Engine) -> None:
+    """Writes to the catalogue tables move the search cache's generation on once their
+    transaction is over (``core.services.catalogue.search_cache``)."""
+    from core.services.catalogue.search_cache import install_listeners
+
+    install_listeners(engine)
 
 
 def _socket_closed(dbapi_conn: Any) -> bool:

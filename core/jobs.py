@@ -35,6 +35,7 @@ class Job(StrEnum):
     PROCESS_WEBHOOK = "process_webhook"  # (webhook_id)
     FULFIL_ORDER = "fulfil_order"  # (order_id)
     SEND_ORDER_EMAIL = "send_order_email"  # (order_id, kind, ref="")
+    SEND_DUE_ORDER_EMAILS = "send_due_order_emails"  # () a batch from the mail outbox
     SEND_ACCOUNT_EMAIL = "send_account_email"  # (kind=, email=, ip=, language=)
     SEND_STOCK_ALERT_EMAIL = "send_stock_alert_email"  # (kind=, alert_id=)
     SYNC_PROVIDER = "sync_provider"  # (provider name)
@@ -86,9 +87,15 @@ def _after_rollback(session: Session, previous_transaction: Any) -> None:
         session.info.pop("keyshop_after_commit", None)
 
 
-def enqueue_after_commit(session: Session, name: Job, *args: Any, **kwargs: Any) -> None:
-    """Run job ``name(*args)`` once this session's transaction commits."""
-    _queue(session).append((name, args, kwargs))
+def enqueue_after_commit(
+    session: Session, name: Job, *args: Any, once: bool = False, **kwargs: Any
+) -> None:
+    """Run job ``name(*args)`` once this session's transaction commits (``once``: not
+    again if the transaction already asked for exactly this job)."""
+    queue = _queue(session)
+    if once and (name, args, kwargs) in queue:
+        return
+    queue.append((name, args, kwargs))
 
 
 # -- is anyone consuming? -------------------------------------------------------------

@@ -100,6 +100,13 @@ PROVIDER_HOURS_LEFT = Gauge(
 )
 KEYS_CLAIMED = Counter("keyshop_keys_claimed_total", "Keys claimed from own stock for orders.")
 KEYS_IMPORTED = Counter("keyshop_keys_imported_total", "Keys imported into own stock.")
+SEARCH_CACHE = Counter(
+    "keyshop_search_cache_requests_total",
+    "Store searches by what the search cache did: hit (served from it), miss (searched and "
+    "stored), bypass (not usable: the generation could not be read, or the search ran in "
+    "a transaction that wrote to the catalogue). Hit rate: hit / (hit + miss + bypass).",
+    ["result"],
+)
 
 _ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-fA-F-]{16,}|[A-Z0-9]{2,}-[A-Z0-9-]+)$")
 

@@ -8,7 +8,7 @@ from core import jobs as core_jobs
 from core import tracing
 from core.jobs import Job
 from tasks import warmup  # noqa: F401  (registers the consumer's warm-up)
-from tasks.jobs import TASKS, keep_for_this_thread
+from tasks.jobs import TASKS, ask_for_mail_batch, keep_for_this_thread
 from tasks.queue import configure, huey
 
 
@@ -17,7 +17,12 @@ def _dispatch(name: Job, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         return
     # the task continues the trace of the span that queued it (core/tracing.py)
     # queued_at: how long a job has waited, on the console's worker screen
-    TASKS[name](*args, **kwargs, trace_context=tracing.carrier() or None, queued_at=time.time())
+    context = tracing.carrier() or None
+    if name == Job.SEND_DUE_ORDER_EMAILS:
+        # one batch queued at a time
+        ask_for_mail_batch(trace_context=context, queued_at=time.time())
+        return
+    TASKS[name](*args, **kwargs, trace_context=context, queued_at=time.time())
 
 
 core_jobs.set_dispatcher(_dispatch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -109,7 +110,23 @@ def fulfil_order(order_id: int) -> str:
         log.warning("order %s: %s; trying again later", order_id, exc)
         raise
     log.info("order %s: %s %s", order_id, result.outcome, result.detail)
+    _mail_along()
     return result.outcome
+
+
+# Fulfilments this process has run; every MAIL_BATCH of them, the thread that ran the last
+# one also sends a batch of due e-mails. The queued batch job sits behind whatever was
+# queued before it: with a backlog of orders, the e-mails keep pace with them this way.
+_fulfilments = itertools.count(1)
+
+
+def _mail_along() -> None:
+    if next(_fulfilments) % notifications.MAIL_BATCH:
+        return
+    try:
+        notifications.send_due_order_emails()
+    except Exception as exc:  # noqa: BLE001 (the outbox keeps them for the next batch)
+        log.warning("a batch of order e-mails failed: %s", type(exc).__name__)
 
 
 @task(retries=4, retry_delay=30, retry_backoff=2)
@@ -124,6 +141,37 @@ def return_faulty_key(key_id: str) -> str:
 @task(retries=6, retry_delay=5, retry_backoff=2)
 def send_order_email(order_id: int, kind: str, ref: str = "") -> str:
     return notifications.send_order_email(order_id=order_id, kind=kind, ref=ref)
+
+
+#: Set while a batch of due order e-mails is queued and not yet started, so that a burst
+#: of fulfilled orders queues one batch, not one job per order (Huey's key-value store:
+#: Redis or SQLite, like the queue).
+MAIL_BATCH_QUEUED = "keyshop-mail-batch-queued"
+
+
+def ask_for_mail_batch(**kwargs: Any) -> bool:
+    """Queue a batch of due order e-mails unless one is queued already (True if queued):
+    how the dispatcher (tasks/__init__.py) queues ``Job.SEND_DUE_ORDER_EMAILS``."""
+    if not huey.put_if_empty(MAIL_BATCH_QUEUED, "1"):
+        return False
+    try:
+        send_due_order_emails(**kwargs)
+    except BaseException:
+        huey.delete(MAIL_BATCH_QUEUED)  # nothing queued: the next one must try again
+        raise
+    return True
+
+
+@task(retries=3, retry_delay=5, retry_backoff=2)
+def send_due_order_emails() -> str:
+    """One batch of due order e-mails (core.services.notifications). The mail outbox is
+    the source of truth: this job only says "look now"; a full batch queues the next one,
+    which another worker thread can take while this one finishes."""
+    huey.delete(MAIL_BATCH_QUEUED)  # from here on, a newly due e-mail queues a batch
+    batch = notifications.send_due_order_emails()
+    if batch.full:
+        ask_for_mail_batch(trace_context=tracing.carrier() or None)
+    return f"{batch.sent} order e-mails sent ({batch.taken} taken)"
 
 
 @task(retries=6, retry_delay=5, retry_backoff=2)
@@ -165,6 +213,23 @@ def reconcile() -> str:
         f"requeued {report.requeued}, needs attention {report.to_attention}, "
         f"webhooks queued again {report.webhooks}"
     )
+
+
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("keyshop-mail-outbox")
+def mail_outbox() -> str:
+    """Whatever no batch job took (a lost job, a worker that died mid-batch, an e-mail
+    whose retry delay ran out): sent here, every minute, a few batches at most."""
+    huey.delete(MAIL_BATCH_QUEUED)  # a flag whose job was lost must not block the next
+    sent = 0
+    for _ in range(20):
+        batch = notifications.send_due_order_emails()
+        sent += batch.sent
+        if not batch.full:
+            break
+    else:
+        ask_for_mail_batch()
+    return f"{sent} due order e-mails sent"
 
 
 @huey.periodic_task(crontab(minute="*/5"))
@@ -246,6 +311,7 @@ TASKS: dict[Job, Any] = {
     Job.PROCESS_WEBHOOK: process_webhook,
     Job.FULFIL_ORDER: fulfil_order,
     Job.SEND_ORDER_EMAIL: send_order_email,
+    Job.SEND_DUE_ORDER_EMAILS: send_due_order_emails,
     Job.SEND_ACCOUNT_EMAIL: send_account_email,
     Job.SEND_STOCK_ALERT_EMAIL: send_stock_alert_email,
     Job.SYNC_PROVIDER: sync_provider,

@@ -45,6 +45,13 @@ SHORT_LABELS = {
 }
 
 
+def _width(shown: list[tuple[str, str, str]], *, compact: bool) -> int:
+    """Cells the bar needs for ``shown`` (compact: short labels)."""
+    if compact:
+        return sum(len(key) + len(SHORT_LABELS.get(name, label)) + 2 for key, name, label in shown)
+    return sum(len(key) + len(label) + 3 for key, _, label in shown)
+
+
 class NavBar(Static):
     """Shows every screen with its key; the current one highlighted."""
 
@@ -56,8 +63,10 @@ class NavBar(Static):
         shown = SCREENS
         if any(name == self.current for _, name, _ in CATALOGUE_SCREENS):
             shown = ALL_SCREENS
-        full = sum(len(key) + len(label) + 3 for key, _, label in shown)
-        compact = self.size.width and self.size.width < full
+            if self.size.width and self.size.width < _width(ALL_SCREENS, compact=True):
+                # too narrow for both: the catalogue's own (1-9 still switch screens)
+                shown = CATALOGUE_SCREENS
+        compact = self.size.width and self.size.width < _width(shown, compact=False)
         text = Text(no_wrap=True, overflow="ellipsis")
         for key, name, label in shown:
             style = "reverse bold" if name == self.current else ""

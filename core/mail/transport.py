@@ -29,6 +29,7 @@ import smtplib
 import socket
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import errors as email_errors
@@ -50,6 +51,7 @@ DEFAULT_TIMEOUT_SECONDS = 15.0
 _DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 _RECIPIENT_HEADERS = ("To", "Cc", "Bcc")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class MailError(DomainError):
@@ -78,10 +80,30 @@ class InvalidRecipient(MailError):
         super().__init__(message, transient=transient, **data)
 
 
+@dataclass(frozen=True)
+class RawMessage:
+    """A message already serialised (:func:`core.mail.notices.compose_raw`), with its
+    envelope: what a batch of order e-mails hands to :meth:`Mailer.send_raw`, skipping
+    the standard library's modern-policy parsing and folding of every header."""
+
+    sender: str  # the envelope sender (a bare address)
+    recipients: tuple[str, ...]
+    message_id: str
+    data: bytes
+
+    def __repr__(self) -> str:  # never the body (it holds a portal link)
+        return f"RawMessage({self.message_id}, to {len(self.recipients)} recipient(s))"
+
+
 @runtime_checkable
 class Mailer(Protocol):
     def send(self, message: EmailMessage) -> str:
         """Send ``message``; return its Message-ID. Raises :class:`MailError`."""
+        ...
+
+    def send_raw(self, message: RawMessage) -> str:
+        """Send a serialised message as it is; return its Message-ID. Raises
+        :class:`MailError`."""
         ...
 
 
@@ -249,6 +271,32 @@ class SmtpMailer:
 
     def send(self, message: EmailMessage) -> str:
         sender, recipients, message_id = _prepare(message, self.mail_from)
+        return self._deliver(
+            sender,
+            recipients,
+            message_id,
+            lambda conn: conn.send_message(message, from_addr=sender, to_addrs=recipients),
+        )
+
+    def send_raw(self, message: RawMessage) -> str:
+        recipients = [check_address(r) for r in message.recipients]
+        return self._deliver(
+            message.sender,
+            recipients,
+            message.message_id,
+            # SMTP lines end in CRLF (the serialised message has bare LFs, as a file)
+            lambda conn: conn.sendmail(
+                message.sender, recipients, _BARE_LF.sub(b"\r\n", message.data)
+            ),
+        )
+
+    def _deliver(
+        self,
+        sender: str,
+        recipients: list[str],
+        message_id: str,
+        transmit: Callable[[smtplib.SMTP], dict[str, tuple[int, bytes]]],
+    ) -> str:
         where = self.target.where
         try:
             conn = self._connect()
@@ -282,7 +330,7 @@ class SmtpMailer:
                 server=where,
             ) from None
         try:
-            refused = conn.send_message(message, from_addr=sender, to_addrs=recipients)
+            refused = transmit(conn)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise InvalidRecipient(
@@ -386,6 +434,16 @@ class OutboxMailer:
 
     def send(self, message: EmailMessage) -> str:
         _, _, message_id = _prepare(message, self.mail_from)
+        self._write(message.as_bytes(policy=policy.default))
+        return message_id
+
+    def send_raw(self, message: RawMessage) -> str:
+        for recipient in message.recipients:
+            check_address(recipient)
+        self._write(message.data)
+        return message.message_id
+
+    def _write(self, data: bytes) -> None:
         try:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             final = self.folder / f"{stamp}-{secrets.token_hex(4)}.eml"
@@ -396,7 +454,7 @@ class OutboxMailer:
                 fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(message.as_bytes(policy=policy.default))
+                    fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, final)
@@ -408,7 +466,6 @@ class OutboxMailer:
                 f"could not write to the outbox {self.folder}: {_describe_os_error(exc)}",
                 transient=True,
             ) from None
-        return message_id
 
 
 def read_outbox_message(path: Path | str) -> EmailMessage:

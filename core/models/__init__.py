@@ -20,6 +20,7 @@ from core.models.inventory import ImportBatch, ImportStatus, Key, KeyStatus
 from core.models.orders import (
     Invoice,
     InvoiceCounter,
+    MailOutbox,
     OfferHold,
     Order,
     OrderEvent,
@@ -59,6 +60,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerMovement",
     "LegalPage",
+    "MailOutbox",
     "OfferHold",
     "Order",
     "OrderEvent",

@@ -164,3 +164,22 @@ class OrderEvent(SQLModel, table=True):
     actor: str = Field(default="system", sa_column=Column(String(160), nullable=False))
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class MailOutbox(SQLModel, table=True):
+    """An order e-mail that is due: written in the transaction that makes it due (the
+    order fulfilled, waiting, needing attention) and removed in the one that records it
+    sent, so a worker that dies in between leaves it here for the next batch
+    (core/services/notifications.py, ``send_due_order_emails``). ``due_at`` is when a
+    batch may take it: set ahead while one holds it, and after a failed attempt."""
+
+    __tablename__ = "mail_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", nullable=False, ondelete="CASCADE")
+    kind: str = Field(sa_column=Column(String(20), nullable=False))
+    ref: str = Field(default="", sa_column=Column(String(60), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    due_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True
+    )

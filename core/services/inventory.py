@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.util import identity_key
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from core import crypto, metrics
 from core.config import get_settings
@@ -274,16 +274,23 @@ def deliver_lines(*, session: Session, line_ids: Sequence[int]) -> int:
     transaction and never commits."""
     if not line_ids:
         return 0
-    result = session.execute(
-        sa_update(Key)
-        .where(col(Key.order_line_id).in_(list(line_ids)), col(Key.status) == KS.RESERVED)
-        .values(status=KS.DELIVERED, delivered_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    delivered = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    session.flush()  # the caller's pending changes first (no ORM layer on this statement)
+    result = session.connection().execute(_DELIVER, {"line_ids": list(line_ids), "now": utcnow()})
+    delivered = int(result.rowcount or 0)
     if delivered:
         giftcards.activate_delivered(session=session, line_ids=line_ids)
     return delivered
+
+
+# Built once, on the table (not the ORM entity): the hot path's delivery statement.
+_DELIVER = (
+    sa_update(locking.KEYS)
+    .where(
+        locking.KEYS.c.order_line_id.in_(bindparam("line_ids", expanding=True)),
+        locking.KEYS.c.status == KS.RESERVED.value,
+    )
+    .values(status=KS.DELIVERED.value, delivered_at=bindparam("now"))
+)
 
 
 # -- operator actions -------------------------------------------------------------------

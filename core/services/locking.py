@@ -34,6 +34,7 @@ from core.models import (
     KeyReport,
     KeyStatus,
     LedgerAccount,
+    MailOutbox,
     Order,
     OrderLine,
     Product,
@@ -287,6 +288,25 @@ def lock_unprocessed_webhooks(
     return list(session.scalars(query))
 
 
+_MAIL_OUTBOX: Table = MailOutbox.__table__  # type: ignore[attr-defined]
+_DUE_MAIL = (
+    select(_MAIL_OUTBOX.c.id, _MAIL_OUTBOX.c.order_id, _MAIL_OUTBOX.c.kind)
+    .add_columns(_MAIL_OUTBOX.c.ref, _MAIL_OUTBOX.c.attempts)
+    .where(_MAIL_OUTBOX.c.due_at <= bindparam("at"))
+    .order_by(_MAIL_OUTBOX.c.due_at, _MAIL_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
+def take_due_mail(session: Session, *, at: datetime, limit: int) -> list[Any]:
+    """Up to ``limit`` order e-mails due at ``at`` (``mail_outbox`` rows: id, order_id,
+    kind, ref, attempts), oldest first, locked ``FOR UPDATE SKIP LOCKED``: rows another
+    batch is taking right now are passed over, never waited for. The caller moves their
+    ``due_at`` past the batch in the same transaction. Never commits."""
+    return list(session.execute(_DUE_MAIL, {"at": at, "limit": limit}).all())
+
+
 def lock_crypto_payment(
     session: Session, *, provider: str, payment_id: str
 ) -> CryptoPayment | None:
@@ -365,10 +385,10 @@ def give_back_promo_use(session: Session, promo_id: int) -> None:
 
 
 def locking_the_order(statement: Any) -> Any:
-    """``statement`` (a read that selects an :class:`Order`) taking the order's row lock
+    """``statement`` (a read of the ``orders`` table) taking the order's row lock
     (``FOR UPDATE OF orders``): fulfilment's fast path reads the order and its lines in
     one statement and holds the order while it delivers."""
-    return statement.with_for_update(of=Order)
+    return statement.with_for_update(of=Order.__table__)  # type: ignore[attr-defined]
 
 
 def lock_ledger_accounts(session: Session, account_ids: Sequence[int]) -> None:

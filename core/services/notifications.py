@@ -12,32 +12,37 @@ Besides the order notices, an operator's action tells the customer what happened
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import bindparam, exists, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import Session as SQLModelSession
 
-from core import tracing
+from core import jobs, tracing
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_, current_language, format_date, localised_path, use_language
 from core.i18n import gettext as _
+from core.jobs import Job
 from core.mail import (
     AFTERCARE_TEMPLATES,
-    aftercare_notice,
-    attention_notice,
-    delivery_notice,
+    MailError,
+    RawMessage,
     get_mailer,
     order_links_notice,
-    placed_notice,
-    preorder_notice,
+    order_message,
 )
-from core.models import Order, OrderEvent, OrderLine, Product, utcnow
+from core.models import MailOutbox, Order, OrderEvent, OrderLine, Product, utcnow
 from core.money import format_money
+from core.services import locking
 from core.services.audit import Actor, record_audit
 from core.signing import make_token
 
+log = logging.getLogger(__name__)
 KINDS = ("placed", "delivered", "waiting", "attention", *AFTERCARE_TEMPLATES)
 SENT = "e-mail sent: "
 SENT_AGAIN = "e-mail sent again: "
@@ -69,9 +74,12 @@ def portal_url(order_number: str, token: str | None = None, *, language: str | N
 _O = Order.__table__  # type: ignore[attr-defined]
 _L = OrderLine.__table__  # type: ignore[attr-defined]
 _E = OrderEvent.__table__  # type: ignore[attr-defined]
-# The order, whether this notice was already sent, and its lines: one statement.
+_P = Product.__table__  # type: ignore[attr-defined]
+_MX = MailOutbox.__table__  # type: ignore[attr-defined]
+# The orders of a batch of notices with their lines: one statement.
 _READ = (
     select(
+        _O.c.id,
         _O.c.number,
         _O.c.email,
         _O.c.status,
@@ -81,7 +89,6 @@ _READ = (
         _O.c.vat_rate_bp,
         _O.c.country,
         _O.c.language,
-        exists().where(_E.c.order_id == _O.c.id, _E.c.reason == bindparam("marker")).label("sent"),
         _L.c.title,
         _L.c.platform,
         _L.c.region,
@@ -89,13 +96,132 @@ _READ = (
         _L.c.product_id,
     )
     .select_from(_O.outerjoin(_L, _L.c.order_id == _O.c.id))
-    .where(_O.c.id == bindparam("order_id"))
-    .order_by(_L.c.id)
+    .where(_O.c.id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(_O.c.id, _L.c.id)
 )
+# Which of these notices were already sent: one statement.
+_SENT = select(_E.c.order_id, _E.c.reason).where(
+    _E.c.order_id.in_(bindparam("order_ids", expanding=True)),
+    _E.c.reason.in_(bindparam("markers", expanding=True)),
+)
+#: A batch of due e-mails (send_due_order_emails): how many at most, how long a batch
+#: holds them before another may take them, and after how many attempts one is dropped.
+_QUEUE = insert(_MX)
+MAIL_BATCH = 50
+MAIL_LEASE = timedelta(minutes=5)
+MAIL_MAX_ATTEMPTS = 8
 
 
 def _marker(kind: str, ref: str) -> str:
     return f"{kind} ({ref})" if ref else kind
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    order_id: int
+    kind: str
+    ref: str = ""
+
+    @property
+    def marker(self) -> str:
+        return SENT + _marker(self.kind, self.ref)
+
+
+@dataclass(slots=True)
+class _Notice:
+    """One due notice, read: the order's number, address and status; ``skip`` says why
+    it is not sent (already sent, a checkout called off); else ``message``."""
+
+    number: str
+    email: str
+    status: str
+    skip: str | None = None
+    message: RawMessage | None = None
+
+
+def _read_notices(session: Session, dues: list[_Due], *, again: bool) -> dict[_Due, _Notice]:
+    """Read the orders of ``dues`` (two statements, three with a pre-order) and build each
+    notice that is to be sent; an order that does not exist is left out."""
+    order_ids = sorted({d.order_id for d in dues})
+    rows = session.execute(_READ, {"order_ids": order_ids}).all()
+    sent = {
+        (int(order_id), str(reason))
+        for order_id, reason in session.execute(
+            _SENT, {"order_ids": order_ids, "markers": sorted({d.marker for d in dues})}
+        )
+    }
+    by_order: dict[int, list[Any]] = {}
+    for row in rows:
+        by_order.setdefault(row.id, []).append(row)
+    releases: dict[int, date | None] = {}
+    waiting = [d.order_id for d in dues if d.kind == "waiting" and d.order_id in by_order]
+    if waiting:
+        product_ids = {r.product_id for oid in waiting for r in by_order[oid] if r.product_id}
+        dates: dict[int, date | None] = dict(
+            session.execute(
+                select(_P.c.id, _P.c.release_date).where(_P.c.id.in_(sorted(product_ids)))
+            ).all()
+        )
+        for oid in waiting:
+            found = [dates.get(r.product_id) for r in by_order[oid]]
+            releases[oid] = max((d for d in found if d), default=None)
+    settings = get_settings()
+    notices: dict[_Due, _Notice] = {}
+    for due in dues:
+        order_rows = by_order.get(due.order_id)
+        if not order_rows:
+            continue
+        first = order_rows[0]
+        notice = _Notice(number=first.number, email=first.email, status=first.status)
+        notices[due] = notice
+        if (due.order_id, due.marker) in sent and not again:
+            notice.skip = f"{due.kind} e-mail for {first.number} was already sent"
+            continue
+        if due.kind == "placed" and first.status == "cancelled" and not again:
+            notice.skip = f"placed e-mail for {first.number} not sent: the checkout was called off"
+            continue
+        lines = [r for r in order_rows if r.title is not None]
+        language = first.language
+        notice.message = order_message(
+            due.kind,
+            order_number=first.number,
+            to=first.email,
+            portal_url=portal_url(first.number, language=language),
+            lines=[(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines],
+            totals=order_totals(
+                total_minor=first.total_minor,
+                currency=first.currency,
+                vat_minor=first.vat_minor,
+                vat_rate_bp=first.vat_rate_bp,
+                country=first.country,
+                language=language,
+            ),
+            release_date=releases.get(due.order_id),
+            mail_from=settings.mail_from,
+            language=language,
+        )
+    return notices
+
+
+def _sent_event(
+    due: _Due, notice: _Notice, message_id: str, again_by: Actor | None = None
+) -> dict[str, Any]:
+    return {
+        "order_id": due.order_id,
+        "from_status": notice.status,
+        "to_status": notice.status,
+        "reason": due.marker if again_by is None else SENT_AGAIN + _marker(due.kind, due.ref),
+        "actor": "system:mail" if again_by is None else str(again_by),
+        "data": {"message_id": message_id, "to": notice.email},
+        "created_at": utcnow(),
+    }
+
+
+def _check_kind(kind: str, ref: str) -> None:
+    if kind not in KINDS:
+        raise InvalidInput(f"no e-mail of kind {kind!r}")
+    if len(ref) > 60:
+        raise InvalidInput("the e-mail reference is too long")
 
 
 @tracing.traced("order e-mail", "order_id", "kind")
@@ -106,83 +232,140 @@ def send_order_email(
     replaced keys are two notices). ``again_by``: an operator sends it again whatever
     was sent before; recorded as its own order event and audited as
     ``order.email_resend``. Owns its transactions; the mail goes out between them."""
-    if kind not in KINDS:
-        raise InvalidInput(f"no e-mail of kind {kind!r}")
-    if len(ref) > 60:
-        raise InvalidInput("the e-mail reference is too long")
-    marker = SENT + _marker(kind, ref)
+    _check_kind(kind, ref)
+    due = _Due(order_id, kind, ref)
     with session_scope(write=False) as session:
-        rows = session.execute(_READ, {"order_id": order_id, "marker": marker}).all()
-        if not rows:
-            raise NotFound(f"order {order_id} does not exist")
-        first = rows[0]
-        number, email, status, sent = first.number, first.email, first.status, first.sent
-        language = first.language
-        totals = order_totals(
-            total_minor=first.total_minor,
-            currency=first.currency,
-            vat_minor=first.vat_minor,
-            vat_rate_bp=first.vat_rate_bp,
-            country=first.country,
-            language=language,
-        )
-        if sent and again_by is None:
-            return f"{kind} e-mail for {number} was already sent"
-        if kind == "placed" and status == "cancelled" and again_by is None:
-            return f"placed e-mail for {number} not sent: the checkout was called off"
-        lines = [row for row in rows if row.title is not None]
-        items = [(f"{ln.title} ({ln.platform}, {ln.region})", ln.quantity) for ln in lines]
-        release = None
-        if kind == "waiting":
-            products = Product.__table__  # type: ignore[attr-defined]
-            dates = session.scalars(
-                select(products.c.release_date).where(
-                    products.c.id.in_([ln.product_id for ln in lines])
-                )
-            ).all()
-            release = max((d for d in dates if d), default=None)
-    link = portal_url(number, language=language)
-    common: dict[str, Any] = {
-        "order_number": number,
-        "to": email,
-        "portal_url": link,
-        "lines": items,
-        "mail_from": get_settings().mail_from,
-        "language": language,
-    }
-    if kind == "placed":
-        message = placed_notice(totals=totals, **common)
-    elif kind == "delivered":
-        message = delivery_notice(totals=totals, **common)
-    elif kind == "waiting":
-        message = preorder_notice(release_date=release, **common)
-    elif kind == "attention":
-        message = attention_notice(**common)
-    else:
-        message = aftercare_notice(kind, **common)
-    message_id = get_mailer().send(message)
+        notice = _read_notices(session, [due], again=again_by is not None).get(due)
+    if notice is None:
+        raise NotFound(f"order {order_id} does not exist")
+    if notice.skip is not None:
+        return notice.skip
+    assert notice.message is not None
+    message_id = get_mailer().send_raw(notice.message)
     with session_scope() as session:
-        session.execute(
-            insert(_E).values(
-                order_id=order_id,
-                from_status=status,
-                to_status=status,
-                reason=marker if again_by is None else SENT_AGAIN + _marker(kind, ref),
-                actor="system:mail" if again_by is None else str(again_by),
-                data={"message_id": message_id, "to": email},
-                created_at=utcnow(),
-            )
-        )
+        session.execute(insert(_E).values(**_sent_event(due, notice, message_id, again_by)))
         if again_by is not None:
             record_audit(
                 session=session,
                 actor=again_by,
                 action="order.email_resend",
                 object_type="order",
-                object_id=number,
+                object_id=notice.number,
                 data={"kind": kind, "ref": ref or None, "message_id": message_id},
             )
-    return f"{kind} e-mail for {number} sent" + (" again" if again_by is not None else "")
+    return f"{kind} e-mail for {notice.number} sent" + (" again" if again_by is not None else "")
+
+
+# -- e-mails sent in batches, from the outbox ------------------------------------------
+
+
+def queue_order_email(*, session: SQLModelSession, order_id: int, kind: str, ref: str = "") -> None:
+    """Make the ``kind`` notice of an order due in the caller's transaction (a
+    ``mail_outbox`` row) and ask for a batch to send it once that transaction commits.
+    Runs inside the caller's transaction and never commits. The row, not the queue, is
+    what says the e-mail is owed: a lost job or a worker that dies mid-batch leaves it
+    for the next batch (the periodic one at the latest)."""
+    _check_kind(kind, ref)
+    session.connection().execute(
+        _QUEUE, {"order_id": order_id, "kind": kind, "ref": ref, "attempts": 0, "due_at": utcnow()}
+    )
+    jobs.enqueue_after_commit(session, Job.SEND_DUE_ORDER_EMAILS, once=True)
+
+
+@dataclass(frozen=True, slots=True)
+class MailBatch:
+    """What one batch did: ``sent`` e-mails, ``skipped`` (already sent, order gone),
+    ``failed`` (tried again later), ``dropped`` (failed MAIL_MAX_ATTEMPTS times)."""
+
+    taken: int
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    dropped: int = 0
+
+    @property
+    def full(self) -> bool:
+        return self.taken >= MAIL_BATCH
+
+
+@tracing.traced("order e-mails due")
+def send_due_order_emails(*, limit: int = MAIL_BATCH, now: datetime | None = None) -> MailBatch:
+    """Send up to ``limit`` due order e-mails (oldest first): take them (one short
+    transaction: no lock is held while mailing), read their orders (two statements),
+    send each, then record every sent one and remove it from the outbox in one
+    transaction. A failed one is tried again later, with a growing delay, and dropped
+    with a log line after MAIL_MAX_ATTEMPTS. A worker that dies before the last
+    transaction leaves its e-mails to the next batch once MAIL_LEASE has passed; an
+    e-mail that left just before such a crash can then be sent twice (never a key)."""
+    at = now or utcnow()
+    with session_scope() as session:
+        taken = locking.take_due_mail(session, at=at, limit=limit)
+        if not taken:
+            return MailBatch(taken=0)
+        session.execute(
+            update(_MX)
+            .where(_MX.c.id.in_([row.id for row in taken]))
+            .values(due_at=at + MAIL_LEASE, attempts=_MX.c.attempts + 1)
+        )
+    dues = {row.id: _Due(row.order_id, row.kind, row.ref) for row in taken}
+    mailer = get_mailer()
+    events: list[dict[str, Any]] = []
+    done: list[int] = []
+    failed: dict[int, str] = {}
+    skipped = 0
+    with session_scope(write=False) as session:
+        notices = _read_notices(session, list(dict.fromkeys(dues.values())), again=False)
+    sent_now: set[_Due] = set()
+    for row_id, due in dues.items():
+        notice = notices.get(due)
+        if notice is None or notice.skip is not None or due in sent_now:
+            skipped += 1
+            done.append(row_id)
+            continue
+        assert notice.message is not None
+        try:
+            with tracing.span(
+                "order e-mail", **{"keyshop.order_id": due.order_id, "keyshop.kind": due.kind}
+            ):
+                message_id = mailer.send_raw(notice.message)
+        except MailError as exc:
+            failed[row_id] = f"{type(exc).__name__}: {exc}"
+            continue
+        sent_now.add(due)
+        events.append(_sent_event(due, notice, message_id))
+        done.append(row_id)
+    attempts = {row.id: row.attempts + 1 for row in taken}
+    dropped = [i for i in failed if attempts[i] >= MAIL_MAX_ATTEMPTS]
+    with session_scope() as session:
+        if events:
+            session.execute(insert(_E), events)
+        if done or dropped:
+            session.execute(delete(_MX).where(_MX.c.id.in_(done + dropped)))
+        for row_id in failed:
+            if row_id not in dropped:
+                delay = timedelta(seconds=min(3600, 5 * 2 ** attempts[row_id]))
+                session.execute(
+                    update(_MX).where(_MX.c.id == row_id).values(due_at=utcnow() + delay)
+                )
+    for row_id, reason in failed.items():
+        due = dues[row_id]
+        level = logging.ERROR if row_id in dropped else logging.WARNING
+        log.log(
+            level,
+            "order %s: %s e-mail %s (attempt %s): %s",
+            due.order_id,
+            due.kind,
+            "dropped" if row_id in dropped else "to be tried again",
+            attempts[row_id],
+            reason,
+        )
+    return MailBatch(
+        taken=len(taken),
+        sent=len(events),
+        skipped=skipped,
+        failed=len(failed) - len(dropped),
+        dropped=len(dropped),
+    )
 
 
 def sent_order_emails(*, session: Session, order_id: int) -> list[tuple[str, str]]:

@@ -14,13 +14,14 @@ operator — a cancelled order holds no key, no provider unit and no promo code 
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as sa_select
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -194,6 +195,15 @@ def _insert_with_unique_number(
     raise RuntimeError("could not draw a unique order number")
 
 
+_O = Order.__table__  # type: ignore[attr-defined]
+_E = OrderEvent.__table__  # type: ignore[attr-defined]
+# Built once: the order's status read and its event; only bound values change per call.
+_STATUS_READ = sa_select(_O.c.number, _O.c.status, _O.c.paid_at).where(
+    _O.c.id == bindparam("order_id")
+)
+_EVENT = insert(_E)
+
+
 def transition_order(
     *,
     session: Session,
@@ -213,14 +223,45 @@ def transition_order(
     are also audited. Moving to ``paid`` the first time issues the order's invoice with
     the next number of the year (core.services.invoices). Moving to ``cancelled``
     releases the order's reservation. Runs in
-    the caller's transaction (flushes, never commits).
+    the caller's transaction (flushes, never commits). Returns the order as it is now
+    (:func:`record_transition` does the same without it).
     """
+    values = record_transition(
+        session=session,
+        order_id=order_id,
+        to_status=to_status,
+        actor=actor,
+        reason=reason,
+        expected_from=expected_from,
+        data=data,
+    )
+    loaded = session.identity_map.get(identity_key(Order, order_id))
+    if loaded is None:
+        found = session.get(Order, order_id)
+        assert found is not None
+        return found
+    # The row in memory gets what the UPDATE wrote, without reading it back.
+    for name, value in values.items():
+        set_committed_value(loaded, name, value)
+    return loaded
+
+
+def record_transition(
+    *,
+    session: Session,
+    order_id: int,
+    to_status: str,
+    actor: Actor,
+    reason: str = "",
+    expected_from: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`transition_order` without loading the order: the rules, the update and the
+    event, as Core statements built once (fulfilment's hot path). Returns the columns
+    written. Runs in the caller's transaction (flushes, never commits)."""
     session.flush()  # the caller's pending changes first
-    row = session.execute(
-        sa_select(col(Order.number), col(Order.status), col(Order.paid_at)).where(
-            col(Order.id) == order_id
-        )
-    ).first()
+    conn = session.connection()  # Core statements: no ORM execution layer on the hot path
+    row = conn.execute(_STATUS_READ, {"order_id": order_id}).first()
     if row is None:
         raise NotFound(f"order {order_id} does not exist", order_id=order_id)
     number, current, paid_at = row
@@ -239,13 +280,11 @@ def transition_order(
     if to_status == S.FULFILLED:
         values["fulfilled_at"] = now
     values["attention_reason"] = reason.strip() if to_status == S.NEEDS_ATTENTION else None
-    result = session.execute(
-        update(Order)
-        .where(col(Order.id) == order_id, col(Order.status) == current)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    result = conn.execute(
+        _update_status(tuple(values)),
+        {**{f"new_{k}": v for k, v in values.items()}, "order_id": order_id, "current": current},
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:
         raise ConcurrentUpdate(
             f"order {number} changed while moving it to {to_status}", order=number
         )
@@ -275,15 +314,18 @@ def transition_order(
         )
         if given_back:
             data = {**(data or {}), "balances_given_back_minor": given_back}
-    session.add(
-        OrderEvent(
-            order_id=order_id,
-            from_status=current,
-            to_status=to_status,
-            reason=reason,
-            actor=str(actor),
-            data=data or {},
-        )
+    session.flush()  # what the steps above changed through the ORM, before the event
+    conn.execute(
+        _EVENT,
+        {
+            "order_id": order_id,
+            "from_status": current,
+            "to_status": to_status,
+            "reason": reason,
+            "actor": str(actor),
+            "data": data or {},
+            "created_at": now,
+        },
     )
     if actor.type == "operator":
         record_audit(
@@ -294,16 +336,18 @@ def transition_order(
             object_id=number,
             data={"from": current, "to": to_status, "reason": reason},
         )
-    session.flush()
-    loaded = session.identity_map.get(identity_key(Order, order_id))
-    if loaded is None:
-        found = session.get(Order, order_id)
-        assert found is not None
-        return found
-    # The row in memory gets what the UPDATE wrote, without reading it back.
-    for name, value in values.items():
-        set_committed_value(loaded, name, value)
-    return loaded
+        session.flush()
+    return values
+
+
+@functools.cache
+def _update_status(columns: tuple[str, ...]) -> Any:
+    """The compare-and-set UPDATE writing ``columns`` (one per shape of transition)."""
+    return (
+        update(_O)
+        .where(_O.c.id == bindparam("order_id"), _O.c.status == bindparam("current"))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
 
 
 def get_order_by_number(*, session: Session, number: str) -> Order:

@@ -116,3 +116,19 @@ def test_no_worker_alive_is_a_warning(session, test_settings, queued_jobs):
         assert "NO WORKER SEEN RECENTLY" in summary and "none waiting" in summary
 
     run(app, scenario)
+
+
+def test_at_80_columns_the_bar_shows_the_catalogue_screen_that_is_open(
+    session, test_settings, queued_jobs
+):
+    """Issue #17 defect 12: on a catalogue screen at 80 columns the bar was cut after
+    "0 Prods", so the screen shown (F9 here) was not on it."""
+    app = workers_app(test_settings, {"failed": False}, [])
+
+    async def scenario(pilot):
+        await show(pilot, "f9")
+        bar = pilot.app.screen.query_one(".navbar")
+        text = bar.render()
+        assert "f9 Work" in text.plain and text.cell_len <= 80
+
+    run(app, scenario, size=(80, 24))

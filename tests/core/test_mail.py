@@ -39,6 +39,7 @@ from core.mail import (
     delivery_notice,
     get_mailer,
     list_outbox,
+    order_message,
     preorder_notice,
     read_outbox_message,
     render,
@@ -503,3 +504,85 @@ def test_smtp_bad_recipients(
 def test_smtp_url_is_validated() -> None:
     with pytest.raises(InvalidInput):
         SmtpMailer("http://mail.example", mail_from=FROM)
+
+
+# -- serialised at once: the order e-mails sent in batches (issue #20) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "builder"),
+    [("delivered", delivery_notice), ("waiting", preorder_notice), ("attention", attention_notice)],
+)
+def test_a_serialised_order_message_says_what_its_notice_says(
+    kind: str, builder: Callable[..., EmailMessage]
+) -> None:
+    args: dict[str, Any] = {
+        "order_number": "KS-AB12-CD34",
+        "to": "buyer@example.com",
+        "portal_url": PORTAL,
+        "lines": [("Ünïcode Quest — Deluxe (Steam, GLOBAL)", 2), ("Portal <3> & Friends", 1)],
+        "mail_from": "Schlüssel Laden <shop@keyshop.test>",
+        "shop_name": "Schlüssel Laden",
+    }
+    raw = order_message(kind, **args)
+    notice = builder(**args)
+    received = parse(raw.data)
+    for header in ("Subject", "From", "To"):
+        assert str(received[header]) == str(notice[header]), header
+    assert received["Message-ID"] == raw.message_id and received["Date"] is not None
+    assert bodies(received) == bodies(notice)
+    assert (raw.sender, raw.recipients) == ("shop@keyshop.test", ("buyer@example.com",))
+    assert KEY_PATTERN.search(raw.data.decode()) is None
+    assert "RawMessage(" in repr(raw) and "buyer" not in repr(raw) and PORTAL not in repr(raw)
+
+
+def test_a_serialised_order_message_refuses_bad_input() -> None:
+    good: dict[str, Any] = {
+        "order_number": "KS-1",
+        "to": "buyer@example.com",
+        "portal_url": PORTAL,
+        "lines": [("Game", 1)],
+    }
+    with pytest.raises(InvalidInput):
+        order_message("delivered", **{**good, "portal_url": "javascript:alert(1)"})
+    with pytest.raises(InvalidInput):
+        order_message("delivered", **{**good, "order_number": "KS-1\r\nBcc: x@evil.test"})
+    with pytest.raises(InvalidInput):
+        order_message("surprise", **good)
+    with pytest.raises(InvalidRecipient):
+        order_message("delivered", **{**good, "to": "a@b.test, c@d.test"})
+
+
+def test_serialised_messages_go_through_the_outbox_and_smtp(
+    smtp_server: tuple[Controller, Collector], tmp_path: Path
+) -> None:
+    controller, handler = smtp_server
+    raw = order_message(
+        "delivered",
+        order_number="KS-AB12-CD34",
+        to="buyer@example.com",
+        portal_url=PORTAL,
+        lines=[("Game", 1)],
+        mail_from=FROM,
+    )
+    outbox = OutboxMailer(tmp_path / "outbox", mail_from=FROM)
+    assert outbox.send_raw(raw) == raw.message_id
+    [item] = list_outbox(tmp_path / "outbox")
+    assert item.path.read_bytes() == raw.data and item.to == "buyer@example.com"
+    smtp = SmtpMailer(f"smtp://127.0.0.1:{controller.port}", mail_from=FROM, timeout=5)
+    assert smtp.send_raw(raw) == raw.message_id
+    [env] = handler.envelopes
+    assert (env.mail_from, env.rcpt_tos) == ("shop@keyshop.test", ["buyer@example.com"])
+    received = bodies(parse(env.original_content or b""))[0]
+    assert received.replace("\r\n", "\n") == bodies(parse(raw.data))[0]
+    refused = order_message(
+        "delivered",
+        order_number="KS-AB12-CD34",
+        to="nobody@example.com",
+        portal_url=PORTAL,
+        lines=[("Game", 1)],
+        mail_from=FROM,
+    )
+    with pytest.raises(InvalidRecipient) as caught:
+        smtp.send_raw(refused)
+    assert caught.value.transient is False and PORTAL not in str(caught.value)

@@ -22,7 +22,7 @@ from tests.factories import fresh, make_keys, make_product
 from tests.race_condition import Competitor, race_condition
 
 
-def _storm(slug: str, code: str, n_checkouts: int, n_threads: int):
+def _storm(slug: str, code: str, n_checkouts: int, n_threads: int, *, same_buyer: bool = False):
     todo = iter(range(n_checkouts))
     take = threading.Lock()
     accepted: list = []
@@ -40,7 +40,7 @@ def _storm(slug: str, code: str, n_checkouts: int, n_threads: int):
             try:
                 accepted.append(
                     place_order(
-                        email=f"buyer{n}@example.com",
+                        email="one@example.com" if same_buyer else f"buyer{n}@example.com",
                         lines=[CartLine(slug, 1)],
                         promo_code=code,
                     )
@@ -82,6 +82,23 @@ def test_a_code_is_accepted_exactly_as_often_as_it_allows(
     assert len(s.exec(select(PromoRedemption)).all()) == max_uses
     orders = s.exec(select(Order)).all()
     assert len(orders) == max_uses and {o.total_minor for o in orders} == {900}
+
+
+def test_one_buyer_racing_themselves_gets_a_once_per_customer_code_once(session):
+    """The per-customer count is taken under the code's row lock: 12 concurrent checkouts
+    by one address for a code allowed once per customer (no total limit) accept one."""
+    product = make_product(session, title="Per Buyer", price_minor=1000)
+    make_keys(session, product, 12)
+    create_promo(
+        data=PromoInput(code="ONCEEACH", percent="10", per_customer=1),
+        actor=Actor.operator("owner"),
+    )
+    accepted, refused = _storm(product.slug, "ONCEEACH", 12, 12, same_buyer=True)
+    assert len(accepted) == 1, f"{len(accepted)} checkouts by one buyer took a once-each code"
+    assert {exc.message for exc in refused} == {
+        "You have already used promo code ONCEEACH as often as it allows."
+    }
+    assert fresh(session).exec(select(PromoCode.uses)).one() == 1
 
 
 @pytest.mark.postgres_only

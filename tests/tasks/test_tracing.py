@@ -84,7 +84,7 @@ def test_payment_to_delivery_through_the_queue_is_one_tree(
         tasks.configure(immediate=True)
         jobs.set_dispatcher(None)
         config.use_settings(test_settings)
-    assert ran == ["process_webhook", "send_order_email"], ran
+    assert ran == ["process_webhook", "send_due_order_emails"], ran
     assert fresh(session).get(type(order), order.id).status == "fulfilled"
     finished = spans.get_finished_spans()
     names = [s.name for s in finished]
@@ -93,12 +93,16 @@ def test_payment_to_delivery_through_the_queue_is_one_tree(
     root = one_tree(finished)
     assert root.name == "webhook receive" and root.attributes["keyshop.source"] == "stripe"
     by_name = {s.name: s for s in finished}
-    # the e-mail was queued by the fulfilment: its task's span hangs under it
-    task = by_name["task send_order_email"]
+    # the e-mail batch was asked for by the fulfilment: its task's span hangs under it,
+    # and the order's e-mail under the batch
+    task = by_name["task send_due_order_emails"]
     assert task.parent.span_id == by_name["order fulfil"].context.span_id
-    assert task.attributes["keyshop.order_id"] == order.id
-    assert task.attributes["keyshop.kind"] == "delivered"
-    assert by_name["order e-mail"].parent.span_id == task.context.span_id
+    batch = by_name["order e-mails due"]
+    assert batch.parent.span_id == task.context.span_id
+    mail = by_name["order e-mail"]
+    assert mail.parent.span_id == batch.context.span_id
+    assert mail.attributes["keyshop.order_id"] == order.id
+    assert mail.attributes["keyshop.kind"] == "delivered"
     assert by_name["order fulfil"].attributes["keyshop.order_id"] == order.id
 
 

@@ -110,6 +110,7 @@ def run_jobs(queued):
         "send_order_email": lambda order_id, kind: notifications.send_order_email(
             order_id=order_id, kind=kind
         ),
+        "send_due_order_emails": notifications.send_due_order_emails,
     }
     ran = []
     while queued:
@@ -455,7 +456,7 @@ def test_test_payment_to_delivered_keys_and_reveal(api, session, catalogue, queu
         "send_order_email",  # the order confirmation, queued at checkout
         "process_webhook",
         "fulfil_order",
-        "send_order_email",
+        "send_due_order_emails",  # the delivery e-mail, from the mail outbox
     ]
     answer = api.get(
         f"/api/store/orders/{placed['number']}", params={"token": placed["access_token"]}

@@ -59,6 +59,7 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from core.errors import InvalidInput
+from core.metrics import SEARCH_CACHE
 from core.money import normalise_currency
 from core.services.catalogue.prices import price_columns
 from core.services.catalogue.product_input import PLATFORM_BY_LOWER, REGION_BY_LOWER
@@ -69,6 +70,7 @@ from core.services.catalogue.products import (
     offers,
     products,
 )
+from core.services.catalogue.search_cache import CACHE, Found, wrote_catalogue
 from core.services.low_stock import is_low_stock
 
 SORTS: Final = ("relevance", "price_asc", "price_desc", "newest", "title")
@@ -311,6 +313,34 @@ def search_products(
         conditions.append(products.c.id.in_([int(i) for i in product_ids]))
 
     tokens = query_tokens(query)
+    # What the page's matches, order and total depend on (search_cache's module doc).
+    cache_key = (
+        session.get_bind().engine.url,
+        tuple(tokens),
+        platform,
+        region,
+        genre,
+        min_price_minor,
+        max_price_minor,
+        in_stock,
+        preorder,
+        sort,
+        page,
+        per_page,
+        exact_total,
+        normalise_currency(currency) if currency else None,
+        deals,
+        tuple(int(i) for i in product_ids) if product_ids is not None else None,
+        RANK_LIMIT,
+        COUNT_LIMIT,
+    )
+    generation: str | None = None
+    if wrote_catalogue(session.connection()):
+        SEARCH_CACHE.labels("bypass").inc()  # this transaction's own changes: not shared
+    else:
+        generation, found_before = CACHE.lookup(cache_key)
+        if found_before is not None:
+            return _cached_page(session, found_before, source, hit_columns, page, per_page)
     rank: ColumnElement[Any] | None = None  # smaller is better
     fts_join: Any = None
     if tokens:
@@ -436,6 +466,8 @@ def search_products(
         total, total_is_exact = offset + len(items), True
     else:
         total, total_is_exact = min(int(found), COUNT_LIMIT), int(found) <= COUNT_LIMIT
+    if generation is not None:
+        CACHE.store(cache_key, generation, Found(tuple(h.id for h in items), total, total_is_exact))
     return SearchPage(
         items=items,
         total=total,
@@ -443,6 +475,51 @@ def search_products(
         per_page=per_page,
         pages=math.ceil(total / per_page) if total else 0,
         total_is_exact=total_is_exact,
+    )
+
+
+def _cached_page(
+    session: Session,
+    found: Found,
+    source: Any,
+    hit_columns: tuple[ColumnElement[Any], ...],
+    page: int,
+    per_page: int,
+) -> SearchPage:
+    """The page a cached search found: its products read fresh by id (one statement),
+    with their stock, in the order the search gave."""
+    items: list[ProductHit] = []
+    if found.ids:
+        own_stock = (
+            select(func.count())
+            .where(keys_table.c.product_id == products.c.id, text(_KEY_AVAILABLE))
+            .scalar_subquery()
+        )
+        provider_stock = (
+            select(func.coalesce(func.sum(offers.c.stock), 0))
+            .where(offers.c.product_id == products.c.id, offers.c.stock > 0)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(
+                *hit_columns, own_stock.label("available"), provider_stock.label("provider_stock")
+            )
+            .select_from(source)
+            .where(products.c.id.in_(found.ids))
+        )
+        by_id = {row["id"]: row for row in session.execute(stmt).mappings()}
+        items = [
+            ProductHit(**{name: by_id[i][name] for name in _HIT_FIELDS})
+            for i in found.ids
+            if i in by_id
+        ]
+    return SearchPage(
+        items=items,
+        total=found.total,
+        page=page,
+        per_page=per_page,
+        pages=math.ceil(found.total / per_page) if found.total else 0,
+        total_is_exact=found.total_is_exact,
     )
 
 

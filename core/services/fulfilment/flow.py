@@ -12,11 +12,10 @@ from sqlalchemy import bindparam, exists, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from core import jobs, tracing
+from core import tracing
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.errors import InsufficientStock, NotFound
-from core.jobs import Job
 from core.models import (
     AlertKind,
     KeyStatus,
@@ -41,7 +40,8 @@ from core.services.fulfilment.state import (
     line_needs,
 )
 from core.services.inventory import ClaimedKey, claim_for_lines, claim_keys, deliver_lines
-from core.services.orders import transition_order
+from core.services.notifications import queue_order_email
+from core.services.orders import record_transition, transition_order
 
 # -- the use case -------------------------------------------------------------------------
 
@@ -95,9 +95,6 @@ def fulfil_order(
     return result
 
 
-# The fast path's one read: the order (locked; loaded, so transition_order finds it in
-
-
 def _provider_clients(settings: Settings) -> Mapping[str, ProviderClient]:
     # Looked up on the package, where tasks and tests see (and replace) it.
     from core.services import fulfilment
@@ -105,13 +102,16 @@ def _provider_clients(settings: Settings) -> Mapping[str, ProviderClient]:
     return fulfilment.provider_clients(settings)
 
 
-# The fast path's one read: the order (locked; loaded, so transition_order finds it in
-# the session), its lines, how many keys checkout reserved for each, and whether anything
-# else was ever started on them (a key in another status or a purchase on any line hands
-# the order to the general path).
+# The fast path's one read: the order's status and lease (its row locked; columns, not an
+# ORM object: the hot path keeps the ORM off its statements, bench/NOTES.md), its lines,
+# how many keys checkout reserved for each, and whether anything else was ever started on
+# them (a key in another status or a purchase on any line hands the order to the general
+# path).
+_O = Order.__table__  # type: ignore[attr-defined]
 _FAST_PATH_READ = locking.locking_the_order(
     sa_select(
-        Order,
+        _O.c.status,
+        _O.c.fulfilment_lease_until,
         _L.c.id,
         _L.c.product_id,
         _L.c.quantity,
@@ -126,8 +126,9 @@ _FAST_PATH_READ = locking.locking_the_order(
             | exists().where(_PP.c.order_line_id == _L.c.id)
         ).label("started"),
     )
-    .outerjoin(_L, _L.c.order_id == col(Order.id))
-    .where(col(Order.id) == bindparam("order_id"))
+    .select_from(_O)
+    .outerjoin(_L, _L.c.order_id == _O.c.id)
+    .where(_O.c.id == bindparam("order_id"))
     .order_by(_L.c.id)
 )
 
@@ -139,20 +140,19 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
     lines in one statement, delivers, marks the order fulfilled and queues the e-mail.
     Returns None — having changed nothing — whenever the general path must decide."""
     with session_scope() as session:
-        rows = session.execute(_FAST_PATH_READ, {"order_id": order_id}).all()
+        rows = session.connection().execute(_FAST_PATH_READ, {"order_id": order_id}).all()
         if not rows:
             raise NotFound(f"order {order_id} does not exist")
-        order = rows[0][0]
-        lease = order.fulfilment_lease_until
-        if order.status != S.PAID or (lease is not None and lease > at):
+        status, lease = rows[0][0], rows[0][1]
+        if status != S.PAID or (lease is not None and lease > at):
             return None
-        if rows[0][1] is None or any(row[5] for row in rows):
+        if rows[0][2] is None or any(row[6] for row in rows):
             return None  # no lines, or an earlier attempt started: the general path decides
-        ids = [int(row[1]) for row in rows]
+        ids = [int(row[2]) for row in rows]
         requests = [
-            (int(row[1]), int(row[2]), int(row[3]) - int(row[4]))
+            (int(row[2]), int(row[3]), int(row[4]) - int(row[5]))
             for row in rows
-            if int(row[3]) > int(row[4])
+            if int(row[4]) > int(row[5])
         ]
         if requests:
             try:
@@ -160,7 +160,7 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
             except InsufficientStock:
                 return None  # nothing more stays reserved; the general path buys the rest
         delivered = deliver_lines(session=session, line_ids=ids)
-        transition_order(
+        record_transition(
             session=session,
             order_id=order_id,
             to_status=S.FULFILLED,
@@ -168,7 +168,7 @@ def _fulfil_from_stock_at_once(order_id: int, at: datetime) -> FulfilmentResult 
             reason=f"{delivered} keys delivered from stock",
             expected_from=S.PAID,
         )
-        jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "delivered")
+        queue_order_email(session=session, order_id=order_id, kind="delivered")
         return FulfilmentResult(order_id=order_id, outcome="fulfilled", from_stock=delivered)
 
 
@@ -262,7 +262,7 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 reason=f"{total} keys delivered ({result.from_stock} from stock, "
                 f"{result.from_providers} from providers in this run)",
             )
-            jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "delivered")
+            queue_order_email(session=session, order_id=order_id, kind="delivered")
             result.outcome = "fulfilled"
         elif missing == 0 and not result.unsettled_overdue:
             result.outcome = "waiting"
@@ -270,7 +270,7 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 f"{delivered} of {total} keys delivered; {waiting} on their way from providers"
             )
             if order.fulfilment_attempts == 1:
-                jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "waiting")
+                queue_order_email(session=session, order_id=order_id, kind="waiting")
         else:
             reason = (
                 "; ".join(result.unsettled + result.problems)
@@ -290,6 +290,6 @@ def _finish(order_id: int, result: FulfilmentResult) -> None:
                 subject=f"order:{order.number}",
                 message=reason[:4000],
             )
-            jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order_id, "attention")
+            queue_order_email(session=session, order_id=order_id, kind="attention")
             result.outcome = "needs_attention"
             result.detail = reason
