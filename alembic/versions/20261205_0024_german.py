@@ -3,7 +3,7 @@
 it. Requests made before are English.
 
 Revision ID: 0024_german
-Revises: 0023_credit
+Revises: 0024_perf20
 Create Date: 2026-12-05
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024_german"
-down_revision: str | None = "0023_credit"
+down_revision: str | None = "0024_perf20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
