@@ -5,6 +5,7 @@ stops it with one line and exit status 1."""
 from __future__ import annotations
 
 import getpass
+import importlib
 import logging
 import os
 import sys
@@ -60,7 +61,38 @@ def default_operator() -> str:
         return "operator"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The command groups kept in modules of their own, by name: a module is imported only when
+# one of its commands runs (or --help lists them all), so `keyshop worker`, `run` or
+# `migrate` do not pay for the catalogue's imports (about a second a start on this
+# machine). tests/cli/test_cli.py checks this map against each module's COMMANDS.
+LAZY_COMMANDS = {
+    "products": "keyshop.catalogue_cli",
+    "offers": "keyshop.catalogue_cli",
+    "pricing": "keyshop.catalogue_cli",
+    "report": "keyshop.catalogue_cli",
+    "export": "keyshop.catalogue_cli",
+    "giftcard": "keyshop.credit_cli",
+    "credit": "keyshop.credit_cli",
+    "referrals": "keyshop.credit_cli",
+    "promo": "keyshop.promo_cli",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands in :data:`LAZY_COMMANDS` are loaded when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module = importlib.import_module(LAZY_COMMANDS[cmd_name])
+            for command in module.COMMANDS:
+                self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keyshop")
 def cli() -> None:
     """keyshop: a shop for digital game keys."""
@@ -567,17 +599,6 @@ def keys_new_secret() -> None:
     from core.crypto import generate_keyring_entry
 
     click.echo(generate_keyring_entry())
-
-
-def _add_commands() -> None:
-    """The command groups kept in modules of their own."""
-    from keyshop import catalogue_cli, credit_cli, promo_cli
-
-    for command in [*catalogue_cli.COMMANDS, *credit_cli.COMMANDS, *promo_cli.COMMANDS]:
-        cli.add_command(command)
-
-
-_add_commands()
 
 
 def main() -> None:

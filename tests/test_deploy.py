@@ -129,7 +129,7 @@ def keyshop_context(args: list[str]) -> click.Context:
     """Parse a service's command with the real ``keyshop`` CLI (unknown commands and
     options raise, as they would in the container)."""
     name, *rest = args
-    command = cli.commands.get(name)
+    command = cli.get_command(click.Context(cli), name)
     assert command is not None, f"keyshop has no command {name!r}"
     return command.make_context(name, list(rest))
 

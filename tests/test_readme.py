@@ -14,11 +14,11 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def _resolve(words: list[str]) -> click.Command | None:
-    command: click.Command = cli
+    command: click.Command | None = cli
     for word in words:
-        if not isinstance(command, click.Group) or word not in command.commands:
+        if not isinstance(command, click.Group):
             return None
-        command = command.commands[word]
+        command = command.get_command(click.Context(command), word)
     return command
 
 

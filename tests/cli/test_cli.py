@@ -116,3 +116,30 @@ def test_products_price_sells_a_product_in_another_currency(tmp_path):
     assert bad.returncode == 1 and "at most 2 decimals" in bad.stderr
     removed = keyshop("products", "price", "tri-price", "USD", "--remove", cwd=tmp_path, env=env)
     assert removed.stdout.strip() == "tri-price: no longer sold in USD"
+
+
+def test_command_modules_load_only_when_their_commands_run():
+    import importlib
+
+    import click
+
+    from keyshop.cli import LAZY_COMMANDS, cli
+
+    modules = set(LAZY_COMMANDS.values())
+    named = {
+        command.name: module
+        for module in modules
+        for command in importlib.import_module(module).COMMANDS
+    }
+    assert named == LAZY_COMMANDS  # every command of those modules is in the map, rightly
+    assert set(cli.list_commands(click.Context(cli))) >= set(LAZY_COMMANDS)
+    probe = "import sys, keyshop.cli; print(sorted(m for m in sys.modules if m in %r))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe % sorted(modules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -121,6 +121,10 @@ def test_gift_cards_then_credit_then_card_for_exactly_the_rest(session, shop, qu
     pay_test_order(number=result.number, access_token=result.access_token)
     # the test payment pays 2000: the order is paid, not sent to attention for a mismatch
     assert run_webhooks(queued_jobs) == [f"order {result.number} paid"]
+    # the same payment reported again (a replayed webhook) moves no credit
+    send_test_event(order_number=result.number)
+    assert run_webhooks(queued_jobs) == [f"order {result.number} already paid"]
+    assert (card_balance(first), card_balance(second), credit_of(shop.customer)) == (0, 0, 0)
     with session_scope(write=False) as s:
         tenders = credit.order_tenders(
             s,
