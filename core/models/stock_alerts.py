@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Integer, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core.models.base import UTCDateTime, utcnow
@@ -32,3 +32,7 @@ class StockAlert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # the language of the page the request came from (core.i18n): its e-mails speak it
+    language: str = Field(
+        default="en", sa_column=Column(String(5), nullable=False, server_default=text("'en'"))
+    )

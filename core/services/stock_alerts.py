@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import InvalidInput, UnknownProduct
+from core.i18n import current_language, localised_path
 from core.jobs import Job, enqueue_after_commit
 from core.models import Product, StockAlert, utcnow
 from core.services.catalogue import get_product_by_slug, products
@@ -80,15 +81,17 @@ def request_stock_alert(*, session: Session, slug: str, email: str) -> StockAler
     alert = session.exec(
         select(StockAlert).where(StockAlert.product_id == product.id, StockAlert.email == address)
     ).first()
+    language = current_language()  # the page's (core.i18n): the e-mails speak it
     if alert is None:
         assert product.id is not None
-        alert = StockAlert(product_id=product.id, email=address)
+        alert = StockAlert(product_id=product.id, email=address, language=language)
         session.add(alert)
         session.flush()
-    elif alert.confirmed_at is not None:
-        alert.notified_at = None  # confirmed before: simply waiting again
-        return alert
     else:
+        alert.language = language
+        if alert.confirmed_at is not None:
+            alert.notified_at = None  # confirmed before: simply waiting again
+            return alert
         alert.created_at = utcnow()  # a fresh confirmation link; older ones stop working
     enqueue_after_commit(session, Job.SEND_STOCK_ALERT_EMAIL, kind="confirm", alert_id=alert.id)
     return alert
@@ -165,14 +168,17 @@ def send_stock_alert_email(*, kind: str, alert_id: int) -> str:
                 title=product.title,
                 link=confirm_link(alert),
                 mail_from=settings.mail_from,
+                language=alert.language,
             )
         else:
             message = back_in_stock_notice(
                 to=alert.email,
                 title=product.title,
-                product_url=f"{settings.public_url.rstrip('/')}/games/{product.slug}",
+                product_url=settings.public_url.rstrip("/")
+                + localised_path(f"/games/{product.slug}", alert.language),
                 unsubscribe_url=unsubscribe_link(alert),
                 mail_from=settings.mail_from,
+                language=alert.language,
             )
     get_mailer().send(message)
     return "sent"

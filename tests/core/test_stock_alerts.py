@@ -111,3 +111,26 @@ def test_bad_requests_change_nothing(session, queued_jobs, sent):
     assert session.exec(select(StockAlert)).all() == [] and queued_jobs == []
     with pytest.raises(InvalidToken):
         stock_alerts.confirm_stock_alert(session=session, token="forged.123.abc")
+
+
+def test_a_request_from_a_german_page_gets_german_e_mails(session, queued_jobs, sent):
+    from core.i18n import use_language
+
+    product = make_product(session, slug="alert-deutsch", title="Glutwache")
+    with use_language("de"):
+        stock_alerts.request_stock_alert(session=session, slug=product.slug, email="de@example.com")
+    session.commit()
+    assert run_jobs(queued_jobs) == ["sent"]
+    (confirm,) = sent
+    assert confirm["Subject"] == "Bitte bestätigen: Benachrichtigung, wenn Glutwache wieder da ist"
+    assert confirm["Content-Language"] == "de"
+    stock_alerts.confirm_stock_alert(
+        session=session, token=token_of(confirm, "/api/stock-alerts/confirm")
+    )
+    session.commit()
+    restock(session, product)
+    assert stock_alerts.notify_back_in_stock() == 1
+    assert run_jobs(queued_jobs) == ["sent"]  # sent by a worker: no language in force there
+    back = sent[-1]
+    assert back["Subject"] == "Glutwache ist wieder auf Lager"
+    assert "/de/games/alert-deutsch" in back.get_body(("plain",)).get_content()
