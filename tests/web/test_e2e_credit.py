@@ -1,7 +1,7 @@
 """End to end in Debian's Chromium against ``keyshop run`` (issue #18): a signed-in
-customer pays with a gift card and store credit, the test payment page asks the card for
-exactly the rest, the order page says what the balances paid, and the account page shows
-the credit spent. The shop and the browser come from :mod:`tests.web.test_e2e`'s
+customer takes a promo code off, pays with a gift card and store credit, the test payment
+page asks the card for exactly the rest, the order page says what the code took off and
+what the balances paid, and the account page shows the credit spent. The shop and the browser come from :mod:`tests.web.test_e2e`'s
 fixtures (tests/web/conftest.py)."""
 
 from __future__ import annotations
@@ -14,17 +14,25 @@ import pytest
 from core.db import session_scope
 from core.services import accounts, credit, giftcards
 from core.services.audit import Actor
+from core.services.operator.promos import PromoInput, create_promo
 from tests.factories import make_keys, make_product
 from tests.support.browser import ACCOUNT_PAGE, Steps, new_page, wait_loaded
 
 pytestmark = pytest.mark.timeout(900)
 
 
-def test_a_customer_pays_with_a_gift_card_store_credit_and_a_card(shop, browser, session):
+def test_a_customer_pays_with_a_promo_code_gift_card_store_credit_and_a_card(
+    shop, browser, session
+):
     from playwright.sync_api import expect
 
     game = make_product(session, title=f"Ledger Quest {secrets.token_hex(2)}", price_minor=1500)
     make_keys(session, game, 2)
+    promo = f"LEDGER{secrets.token_hex(2).upper()}"
+    create_promo(
+        data=PromoInput(code=promo, percent="20", scope="products", scope_values=[game.slug]),
+        actor=Actor.operator("olga"),
+    )
     email, password = f"gia-{secrets.token_hex(3)}@example.com", "gift card password 1"
     signed = accounts.create_account(email=email, password=password)
     with session_scope() as s:
@@ -59,17 +67,22 @@ def test_a_customer_pays_with_a_gift_card_store_credit_and_a_card(shop, browser,
         # the cart's on_load offers the credit: wait for it before filling the form
         offer = page.get_by_role("checkbox", name=re.compile(r"store credit.*5[.,]00"))
         expect(offer).to_be_checked()
+        page.fill("#promo-code", promo.lower())
+        page.click("#apply-promo")
+        expect(page.locator("#promo-applied")).to_have_text(f"Promo code {promo}: -€3.00")
         page.click("#gift-card-toggle")
         page.fill("#gift-cards", code.lower())
         steps.shot("cart-with-gift-card-and-credit")
         page.click("#checkout")
         page.wait_for_url("**/pay/**")
-        # €15.00 less €4.00 (gift card) less €5.00 (credit): the card pays €6.00
-        expect(page.locator("#pay-total")).to_contain_text(re.compile(r"6[.,]00"))
+        # €15.00 less 20% (€3.00) less €4.00 (gift card) less €5.00 (credit): the card
+        # pays €3.00
+        expect(page.locator("#pay-total")).to_contain_text(re.compile(r"3[.,]00"))
         steps.shot("test-payment-for-the-rest")
         page.click("#pay-button")
         page.wait_for_url("**/orders/**")
         expect(page.locator("#order-balances")).to_contain_text(re.compile(r"9[.,]00"))
+        expect(page.locator("#order-promo")).to_have_text(f"Promo code {promo}: -€3.00")
         steps.shot("order-page")
 
         page.goto(shop.url + "/account")
