@@ -21,6 +21,7 @@ from core.errors import NotFound
 from core.models import Product
 from core.services import credit, giftcards, referrals
 from core.services.audit import Actor
+from core.services.operator import credit as operator_credit
 from keyshop.cli import default_operator, handles_errors
 
 operator_option = click.option(
@@ -64,14 +65,9 @@ def issue_command(amount: str, currency: str, note: str, operator: str) -> None:
     """Issue a gift card of AMOUNT (major units) and print its code, once."""
     code = money.normalise_currency(currency)
     minor = money.parse_amount(amount, code)
-    with session_scope() as session:
-        issued = giftcards.issue(
-            session=session,
-            amount_minor=minor,
-            currency=code,
-            actor=Actor.operator(operator),
-            note=note,
-        )
+    issued = operator_credit.issue_gift_card(
+        amount_minor=minor, currency=code, actor=Actor.operator(operator), note=note
+    )
     click.echo(issued.code)
     click.echo(
         f"gift card {issued.gift_card_id} issued: "
@@ -87,11 +83,9 @@ def issue_command(amount: str, currency: str, note: str, operator: str) -> None:
 @handles_errors
 def void_command(gift_card_id: int, note: str, operator: str) -> None:
     """Void a gift card: what is left on it is taken off and it can no longer pay."""
-    with session_scope() as session:
-        removed = giftcards.void(
-            session=session, gift_card_id=gift_card_id, actor=Actor.operator(operator), note=note
-        )
-        currency = giftcards.get_card(session, gift_card_id).currency
+    removed, currency = operator_credit.void_gift_card(
+        gift_card_id=gift_card_id, actor=Actor.operator(operator), note=note
+    )
     click.echo(
         f"gift card {gift_card_id} void; "
         f"{money.format_money(removed, currency, style='code')} taken off"
@@ -109,18 +103,14 @@ def adjust_command(
     gift_card_id: int, amount: str, note: str, key: str | None, operator: str
 ) -> None:
     """Add AMOUNT to a gift card (or take it off: a negative AMOUNT, e.g. -5)."""
-    with session_scope() as session:
-        card = giftcards.get_card(session, gift_card_id)
-        minor = money.parse_amount(amount, card.currency, allow_negative=True)
-        posted = giftcards.adjust(
-            session=session,
-            gift_card_id=gift_card_id,
-            amount_minor=minor,
-            actor=Actor.operator(operator),
-            note=note,
-            idempotency_key=f"cli:{key or secrets.token_hex(12)}",
-        )
-        left, currency = giftcards.balance_of(session, card), card.currency
+    posted = operator_credit.adjust_gift_card(
+        gift_card_id=gift_card_id,
+        amount=amount,
+        actor=Actor.operator(operator),
+        note=note,
+        key=f"cli:{key or secrets.token_hex(12)}",
+    )
+    left, currency = posted.balance_minor, posted.currency
     what = "already done, nothing moved" if posted.replayed else "adjusted"
     click.echo(
         f"gift card {gift_card_id} {what}; balance "
@@ -222,18 +212,15 @@ def credit_adjust_command(
     """Give a customer (id or e-mail) AMOUNT of credit, or take it (negative AMOUNT)."""
     code = money.normalise_currency(currency)
     minor = money.parse_amount(amount, code, allow_negative=True)
-    with session_scope() as session:
-        customer_id = credit.find_customer(session, customer)
-        posted = credit.adjust_customer_credit(
-            session=session,
-            customer_id=customer_id,
-            amount_minor=minor,
-            currency=code,
-            actor=Actor.operator(operator),
-            note=note,
-            idempotency_key=f"cli:{key or secrets.token_hex(12)}",
-        )
-        left = credit.customer_balances(session, customer_id=customer_id).get(code, 0)
+    posted = operator_credit.adjust_customer_credit(
+        customer=customer,
+        amount_minor=minor,
+        currency=code,
+        actor=Actor.operator(operator),
+        note=note,
+        key=f"cli:{key or secrets.token_hex(12)}",
+    )
+    customer_id, left = posted.id, posted.balance_minor
     what = "already done, nothing moved" if posted.replayed else "adjusted"
     click.echo(
         f"customer {customer_id} {what}; credit {money.format_money(left, code, style='code')}"

@@ -25,6 +25,7 @@ from core import money as money_rules
 from core.db import session_scope
 from core.errors import DomainError, InvalidInput
 from core.services import credit, giftcards, referrals
+from core.services.operator import credit as operator_credit
 
 
 @dataclass(frozen=True)
@@ -268,20 +269,15 @@ class CreditScreen(ConsoleScreen):
         )
 
     def _adjust_credit(self, customer_id: int, amount: Amount, note: str) -> str:
-        with session_scope() as session:
-            credit.adjust_customer_credit(
-                session=session,
-                customer_id=customer_id,
-                amount_minor=amount.minor,
-                currency=amount.currency,
-                actor=self.actor,
-                note=note,
-                idempotency_key=f"console:{secrets.token_hex(12)}",
-            )
-            left = credit.customer_balances(session, customer_id=customer_id).get(
-                amount.currency, 0
-            )
-        return f"customer {customer_id}: credit now {money(left, amount.currency)}"
+        posted = operator_credit.adjust_customer_credit(
+            customer=str(customer_id),
+            amount_minor=amount.minor,
+            currency=amount.currency,
+            actor=self.actor,
+            note=note,
+            key=f"console:{secrets.token_hex(12)}",
+        )
+        return f"customer {customer_id}: credit now {money(posted.balance_minor, posted.currency)}"
 
     def action_issue_card(self) -> None:
         def amount_given(text: str | None) -> None:
@@ -303,14 +299,12 @@ class CreditScreen(ConsoleScreen):
     @work(thread=True, group="actions")
     def issue(self, amount: Amount) -> None:
         try:
-            with session_scope() as session:
-                issued = giftcards.issue(
-                    session=session,
-                    amount_minor=amount.minor,
-                    currency=amount.currency,
-                    actor=self.actor,
-                    note="issued in the console",
-                )
+            issued = operator_credit.issue_gift_card(
+                amount_minor=amount.minor,
+                currency=amount.currency,
+                actor=self.actor,
+                note="issued in the console",
+            )
         except DomainError as exc:
             self.app.call_from_thread(
                 self.notify, exc.message, title="Issue card", severity="error"
@@ -346,19 +340,14 @@ class CreditScreen(ConsoleScreen):
         )
 
     def _adjust_card(self, card_id: int, text: str, note: str) -> str:
-        with session_scope() as session:
-            card = giftcards.get_card(session, card_id)
-            minor = money_rules.parse_amount(text, card.currency, allow_negative=True)
-            giftcards.adjust(
-                session=session,
-                gift_card_id=card_id,
-                amount_minor=minor,
-                actor=self.actor,
-                note=note,
-                idempotency_key=f"console:{secrets.token_hex(12)}",
-            )
-            left = giftcards.balance_of(session, card)
-        return f"gift card {card_id}: balance now {money(left, card.currency)}"
+        posted = operator_credit.adjust_gift_card(
+            gift_card_id=card_id,
+            amount=text,
+            actor=self.actor,
+            note=note,
+            key=f"console:{secrets.token_hex(12)}",
+        )
+        return f"gift card {card_id}: balance now {money(posted.balance_minor, posted.currency)}"
 
     def action_void_card(self) -> None:
         if (card_id := self._selected_card()) is None:
@@ -380,9 +369,7 @@ class CreditScreen(ConsoleScreen):
         self.run_operator_action("Pay referrals", pay)
 
     def _void_card(self, card_id: int, note: str) -> str:
-        with session_scope() as session:
-            card = giftcards.get_card(session, card_id)
-            taken = giftcards.void(
-                session=session, gift_card_id=card_id, actor=self.actor, note=note
-            )
-        return f"gift card {card_id} void; {money(taken, card.currency)} taken off"
+        taken, currency = operator_credit.void_gift_card(
+            gift_card_id=card_id, actor=self.actor, note=note
+        )
+        return f"gift card {card_id} void; {money(taken, currency)} taken off"

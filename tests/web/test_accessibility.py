@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.factories import make_keys, make_product
-from tests.support.browser import accessibility_problems
+from tests.support.browser import accessibility_problems, wait_loaded
 
 pytestmark = pytest.mark.timeout(900)
 PASSWORD = "correct horse battery staple"
@@ -69,12 +69,14 @@ def test_main_journeys_pass_axe(shop, browser, session):
     check(page, "catalogue", problems)
 
     page.goto(f"{shop}/games/{product.slug}")
+    wait_loaded(page, f"/games/{product.slug}")
     expect(page.locator("#product-title")).to_have_text(title)
     expect(page).to_have_title(f"{title} (Steam) · keyshop")  # the app keeps the server's
     check(page, "product", problems)
 
     gone = make_product(session, title=f"Gone {title}", slug=f"gone-{product.slug}")
     page.goto(f"{shop}/games/{gone.slug}")
+    wait_loaded(page, f"/games/{gone.slug}")  # the app's page, not the server's or the last
     expect(page.locator("#stock-alert-email")).to_be_visible()
     check(page, "product out of stock", problems)
 
