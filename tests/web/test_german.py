@@ -156,6 +156,11 @@ def test_a_german_customer_buys_in_german_and_gets_german_mail(shop, browser, se
         page.click("#language-de")
         page.wait_for_url(shop.url + "/de/games")
         expect(page.locator("#nav-games")).to_have_text("Spiele")
+
+        # the one 404 page of the app speaks the language of the address
+        page.goto(shop.url + "/de/keine-solche-seite")
+        expect(page.get_by_role("heading", name="Seite nicht gefunden")).to_be_visible()
+        expect(page.locator("#not-found-games")).to_have_text("Alle Spiele ansehen")
     context.close()
     assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
 

@@ -7,9 +7,10 @@ from typing import Any
 import reflex as rx
 
 from core.i18n import gettext as _
-from core.i18n import localised_path
+from core.i18n import localised_path, use_language
 from web.components.cards import cover, product_grid
 from web.components.layout import callout_error, callout_info, page
+from web.state.base import ShopState
 from web.state.catalogue import ANY, SORTS, CatalogueState, HomeState, ProductState
 
 
@@ -350,14 +351,25 @@ def product() -> rx.Component:
 
 
 def not_found() -> rx.Component:
-    """Any address the shop has no page for (served with status 404 by web.api.pages)."""
-    return page(
-        rx.text(_("There is no page at this address.")),
-        rx.hstack(
-            rx.link(_("Home"), href=localised_path("/")),
-            rx.link(_("Browse all games"), href=localised_path("/games"), id="not-found-games"),
-            spacing="4",
-            margin_top="1em",
-        ),
-        title=_("Page not found"),
-    )
+    """Any address the shop has no page for (served with status 404 by web.api.pages).
+    Reflex has one 404 page for every address, so it holds both languages and shows the
+    one of the address asked for (``/de/...``: German)."""
+
+    def in_language(language: str) -> rx.Component:
+        with use_language(language):
+            return page(
+                rx.text(_("There is no page at this address.")),
+                rx.hstack(
+                    rx.link(_("Home"), href=localised_path("/")),
+                    rx.link(
+                        _("Browse all games"),
+                        href=localised_path("/games"),
+                        id="not-found-games",
+                    ),
+                    spacing="4",
+                    margin_top="1em",
+                ),
+                title=_("Page not found"),
+            )
+
+    return rx.cond(ShopState.page_language == "de", in_language("de"), in_language("en"))

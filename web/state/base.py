@@ -85,6 +85,11 @@ class ShopState(rx.State):
         return list(SHOP_CURRENCIES)
 
     @rx.var(cache=False)
+    def page_language(self) -> str:
+        """The language of the address in the browser (``/de/...``: German)."""
+        return split_path(self.router.url.path or "/")[0]
+
+    @rx.var(cache=False)
     def language_hrefs(self) -> dict[str, str]:
         """This page in each language, through ``/lang/<code>`` (web/api/pages.py sets
         the remembering cookie and redirects)."""
