@@ -234,6 +234,9 @@ def test_providers_screen(session, test_settings, queued_jobs, snap_compare, siz
         # balances are asked in a worker of their own: wait until they are shown
         detail = pilot.app.screen.query_one("#provider-detail")
         await wait_until(pilot, lambda: "balance check at" in str(detail.render()))
+        # the table re-sizes its columns for the rows the balances bring: let that finish
+        await settle(pilot)
+        await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.2)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
