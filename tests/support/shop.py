@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -41,6 +41,26 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except (subprocess.TimeoutExpired, ProcessLookupError):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _share_search_generation(queue_url: str, queue_name: str) -> Callable[[], None]:
+    """Make this process's catalogue writes (factories, the wipe between tests) move the
+    running shop's search-cache generation on, as every process of a real shop does by
+    sharing its QUEUE_URL and queue name. On the PostgreSQL pass the shop counts in Redis
+    under its own queue name, while the tests' settings have the default queue; on the
+    SQLite pass both use the file in the shared var dir. Returns the undo."""
+    from core.services.catalogue import search_cache
+
+    if not queue_url.startswith("redis"):
+        return lambda: None
+    shared = search_cache._RedisGeneration(queue_url, f"{queue_name}:catalogue-generation")
+    search_cache.CACHE.generation = lambda: shared  # type: ignore[method-assign]
+
+    def undo() -> None:
+        with contextlib.suppress(AttributeError):
+            del search_cache.CACHE.generation
+
+    return undo
 
 
 @contextlib.contextmanager
@@ -81,6 +101,7 @@ def running_shop(
         **extra_env,
     }
     url = f"http://127.0.0.1:{port}"
+    shared = _share_search_generation(env["QUEUE_URL"], env["KEYSHOP_QUEUE_NAME"])
     with open(logs, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "keyshop", "run", "--port", str(port), "--no-worker"],
@@ -107,4 +128,5 @@ def running_shop(
         yield url, env
     finally:
         stop(proc)
+        shared()
         print("---- shop log ----\n" + logs.read_text()[-3000:])

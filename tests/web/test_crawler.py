@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterator
 
 import httpx
@@ -98,3 +99,26 @@ def test_api_and_assets_are_untouched(crawler):
     health = crawler.get("/api/health")
     assert health.headers["content-type"].startswith("application/json")
     assert crawler.get("/ping").status_code == 200
+
+
+def test_the_running_shop_sees_catalogue_changes_made_by_another_process(crawler, session):
+    """The shop caches what a search found (issue #20); a change committed by another
+    process (here the tests', as by a worker or the console) is seen on the next search."""
+    from core.models import Product
+
+    title = f"Cache Comet {secrets.token_hex(3)}"
+    product = make_product(session, title=title, slug=f"cache-comet-{secrets.token_hex(3)}")
+    make_keys(session, product, 1)
+
+    def found() -> list[str]:
+        reply = crawler.get("/api/store/products", params={"q": title})
+        assert reply.status_code == 200, reply.text
+        return [item["title"] for item in reply.json()["items"]]
+
+    assert found() == [title]
+    assert found() == [title]  # the second search may come from the cache
+    row = session.get(Product, product.id)
+    row.active = False
+    session.add(row)
+    session.commit()
+    assert found() == []

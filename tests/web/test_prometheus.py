@@ -43,10 +43,25 @@ def prometheus(engine, queued_jobs, tmp_path: Path) -> Iterator[tuple[str, str]]
             stderr=open(tmp_path / "prometheus.log", "wb"),  # noqa: SIM115 (the child owns it)
             start_new_session=True,
         )
+        prom = f"http://127.0.0.1:{port}"
         try:
-            yield f"http://127.0.0.1:{port}", api
+            # /-/ready answers 200 once Prometheus serves queries (503 "Service
+            # Unavailable" while it starts): wait for it, never for a fixed time
+            deadline = time.monotonic() + 60
+            while not _ready(prom):
+                assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "Prometheus never became ready"
+                time.sleep(0.2)
+            yield prom, api
         finally:
             stop(proc)
+
+
+def _ready(prom: str) -> bool:
+    try:
+        return httpx.get(f"{prom}/-/ready", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def query(prom: str, expr: str) -> list[dict]:
