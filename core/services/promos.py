@@ -29,6 +29,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from core.errors import InvalidInput
+from core.i18n import gettext
 from core.models import (
     Order,
     OrderLine,
@@ -60,7 +61,9 @@ def normalise_code(text: str) -> str:
     and hyphens is refused."""
     code = (text or "").strip().upper() if isinstance(text, str) else ""
     if not CODE_RE.fullmatch(code):
-        raise PromoRejected(f"{text!r} is not a promo code.", field="promo_code")
+        raise PromoRejected(
+            gettext("%(text)s is not a promo code.") % {"text": repr(text)}, field="promo_code"
+        )
     return code
 
 
@@ -69,14 +72,15 @@ def parse_codes(text: str | None) -> list[str]:
     if text is None:
         return []
     if not isinstance(text, str):
-        raise PromoRejected("The promo code must be text.", field="promo_code")
+        raise PromoRejected(gettext("The promo code must be text."), field="promo_code")
     out: list[str] = []
     for part in re.split(r"[\s,;]+", text.strip()):
         if part and (code := normalise_code(part)) not in out:
             out.append(code)
     if len(out) > MAX_CODES_PER_ORDER:
         raise PromoRejected(
-            f"At most {MAX_CODES_PER_ORDER} promo codes per order.", field="promo_code"
+            gettext("At most %(count)s promo codes per order.") % {"count": MAX_CODES_PER_ORDER},
+            field="promo_code",
         )
     return out
 
@@ -153,23 +157,34 @@ def check_usable(promo: PromoCode, *, now: datetime, currency: str, subtotal_min
     in ``currency`` (pause, start, end, uses left, minimum, currency of a fixed code)."""
     code = promo.code
     if promo.paused:
-        raise PromoRejected(f"Promo code {code} is paused.", field="promo_code")
+        raise PromoRejected(
+            gettext("Promo code %(code)s is paused.") % {"code": code}, field="promo_code"
+        )
     if promo.starts_at is not None and now < promo.starts_at:
         raise PromoRejected(
-            f"Promo code {code} is not valid yet: it starts on "
-            f"{promo.starts_at:%Y-%m-%d %H:%M} UTC.",
+            gettext("Promo code %(code)s is not valid yet: it starts on %(start)s UTC.")
+            % {"code": code, "start": f"{promo.starts_at:%Y-%m-%d %H:%M}"},
             field="promo_code",
         )
     if promo.ends_at is not None and now >= promo.ends_at:
-        raise PromoRejected(f"Promo code {code} has expired.", field="promo_code")
+        raise PromoRejected(
+            gettext("Promo code %(code)s has expired.") % {"code": code}, field="promo_code"
+        )
     if promo.max_uses is not None and promo.uses >= promo.max_uses:
-        raise PromoRejected(f"Promo code {code} has been used up.", field="promo_code")
+        raise PromoRejected(
+            gettext("Promo code %(code)s has been used up.") % {"code": code}, field="promo_code"
+        )
     if promo.kind == PromoKind.FIXED and currency not in (promo.amounts or {}):
-        raise PromoRejected(f"Promo code {code} cannot be used in {currency}.", field="promo_code")
+        raise PromoRejected(
+            gettext("Promo code %(code)s cannot be used in %(currency)s.")
+            % {"code": code, "currency": currency},
+            field="promo_code",
+        )
     minimum = (promo.minimums or {}).get(currency)
     if minimum is not None and subtotal_minor < minimum:
         raise PromoRejected(
-            f"Promo code {code} needs an order of at least {_money(minimum, currency)}.",
+            gettext("Promo code %(code)s needs an order of at least %(amount)s.")
+            % {"code": code, "amount": _money(minimum, currency)},
             field="promo_code",
         )
 
@@ -225,12 +240,16 @@ def discounts(
     }
     for code in codes:
         if code not in promos:
-            raise PromoRejected(f"Promo code {code} does not exist.", field="promo_code")
+            raise PromoRejected(
+                gettext("Promo code %(code)s does not exist.") % {"code": code}, field="promo_code"
+            )
     if len(codes) > 1:
         for code in codes:
             if not promos[code].stackable:
                 raise PromoRejected(
-                    f"Promo code {code} cannot be combined with other codes.", field="promo_code"
+                    gettext("Promo code %(code)s cannot be combined with other codes.")
+                    % {"code": code},
+                    field="promo_code",
                 )
     products = {
         p.id: p
@@ -249,7 +268,8 @@ def discounts(
                     customer_id=customer_id) >= promo.per_customer
         ):  # fmt: skip
             raise PromoRejected(
-                f"You have already used promo code {code} as often as it allows.",
+                gettext("You have already used promo code %(code)s as often as it allows.")
+                % {"code": code},
                 field="promo_code",
             )
         eligible = [
@@ -259,7 +279,8 @@ def discounts(
         ]
         if not eligible:
             raise PromoRejected(
-                f"Promo code {code} does not apply to the products in your cart.",
+                gettext("Promo code %(code)s does not apply to the products in your cart.")
+                % {"code": code},
                 field="promo_code",
             )
         room: dict[int, int] = {}
@@ -283,7 +304,10 @@ def discounts(
         off = sum(got.values())
         if off <= 0:
             raise PromoRejected(
-                f"Promo code {code} cannot lower the prices of these products any further.",
+                gettext(
+                    "Promo code %(code)s cannot lower the prices of these products any further."
+                )
+                % {"code": code},
                 field="promo_code",
             )
         for pid, minor in got.items():
@@ -373,7 +397,10 @@ def redeem_for_order(
     # Lock the codes in id order (locking.py's rule), then re-check what the lock guards.
     for code, promo_id in sorted(applied.promo_ids.items(), key=lambda item: item[1]):
         if not locking.take_promo_use(session, promo_id):
-            raise PromoRejected(f"Promo code {code} has been used up.", field="promo_code")
+            raise PromoRejected(
+                gettext("Promo code %(code)s has been used up.") % {"code": code},
+                field="promo_code",
+            )
         promo = session.get(PromoCode, promo_id)
         assert promo is not None
         if promo.per_customer is not None and (
@@ -381,7 +408,8 @@ def redeem_for_order(
                     customer_id=order.customer_id) >= promo.per_customer
         ):  # fmt: skip
             raise PromoRejected(
-                f"You have already used promo code {code} as often as it allows.",
+                gettext("You have already used promo code %(code)s as often as it allows.")
+                % {"code": code},
                 field="promo_code",
             )
     for code in applied.codes:

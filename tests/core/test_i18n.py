@@ -235,3 +235,14 @@ def test_cart_refusals_speak_the_page_language(session):
     with pytest.raises(CartLimit) as english:
         add_to_cart(session=session, lines=[], slug=game.slug, quantity=1)
     assert english.value.message == "Leer Quest (Steam, GLOBAL) is out of stock."
+
+
+def test_promo_code_refusals_speak_german():
+    from core.services.promos import PromoRejected, parse_codes
+
+    with i18n.use_language("de"), pytest.raises(PromoRejected) as refused:
+        parse_codes(" ".join(f"CODE{n}" for n in range(20)))
+    assert refused.value.message.startswith("Höchstens ")
+    with pytest.raises(PromoRejected) as refused:
+        parse_codes(" ".join(f"CODE{n}" for n in range(20)))
+    assert refused.value.message.startswith("At most ")
