@@ -71,12 +71,13 @@ class CreditScreen(ConsoleScreen):
     NAME = "credit"
     AUTO_FOCUS = "#giftcard-table"
     BINDINGS = [
-        Binding("slash", "focus_customer", "Customer", id="credit.customer"),
-        Binding("a", "adjust_credit", "Adjust credit", id="credit.adjust"),
-        Binding("i", "issue_card", "Issue card", id="credit.issue"),
-        Binding("j", "adjust_card", "Adjust card", id="credit.adjust_card"),
-        Binding("v", "void_card", "Void card", id="credit.void"),
-        Binding("p", "pay_referrals", "Pay referrals", id="credit.pay_referrals"),
+        # short labels: every key fits the footer at 80 columns (? names them in full)
+        Binding("slash", "focus_customer", "Find", id="credit.customer"),
+        Binding("a", "adjust_credit", "Credit", id="credit.adjust"),
+        Binding("i", "issue_card", "Issue", id="credit.issue"),
+        Binding("j", "adjust_card", "Card", id="credit.adjust_card"),
+        Binding("v", "void_card", "Void", id="credit.void"),
+        Binding("p", "pay_referrals", "Pay", id="credit.pay_referrals"),
     ]
     PALETTE = [
         ("Adjust the shown customer's store credit", "adjust_credit", "amount, then a note"),

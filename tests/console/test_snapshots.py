@@ -13,7 +13,7 @@ from core import crypto
 from core.models import Alert, AuditEvent, ImportBatch, Key, KeyReport, ProviderOffer, WebhookEvent
 from core.services.audit import Actor
 from tests.console.conftest import fake_clients, settle
-from tests.factories import make_order, make_product, order_lines
+from tests.factories import make_keys, make_order, make_product, order_lines
 from tests.support.pilot import wait_until
 
 NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
@@ -374,3 +374,66 @@ def test_customer_screen(session, test_settings, queued_jobs, snap_compare, size
         await pilot.pause(0.2)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
+
+
+# -- the catalogue's screens, with data that carries no time or random code of its own -------
+
+
+@SIZES
+def test_products_screen(session, test_settings, queued_jobs, snap_compare, size):
+    product = make_product(
+        session, slug="starfall-vanguard-steam-global", title="Starfall Vanguard", price_minor=2499
+    )
+    make_keys(session, product, 3)
+    make_product(session, slug="comet-rally-steam-eu", title="Comet Rally", price_minor=999)
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("0"), terminal_size=size
+    )
+
+
+@SIZES
+def test_pricing_screen(session, test_settings, queued_jobs, snap_compare, size):
+    make_product(session, slug="snap-game", title="Snapshot Quest", price_minor=2499)
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("f3"), terminal_size=size
+    )
+
+
+@SIZES
+def test_legal_screen(session, test_settings, queued_jobs, snap_compare, size):
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("f6"), terminal_size=size
+    )
+
+
+@SIZES
+def test_promos_screen(session, test_settings, queued_jobs, snap_compare, size):
+    from core.services.operator.promos import PromoInput, create_promo
+
+    create_promo(
+        data=PromoInput(code="SNAP25", percent="25", max_uses=100),
+        actor=Actor.operator("alice"),
+    )
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("f8"), terminal_size=size
+    )
+
+
+@SIZES
+def test_credit_screen(session, test_settings, queued_jobs, snap_compare, size):
+    from core.models import Customer
+    from core.services.operator.credit import adjust_customer_credit
+
+    session.add(Customer(email="buyer@example.com", display_name="Alice Buyer"))
+    session.commit()
+    adjust_customer_credit(
+        customer="buyer@example.com",
+        amount_minor=2500,
+        currency="EUR",
+        actor=Actor.operator("alice"),
+        note="goodwill",
+        key="snap",
+    )  # a gift card's code would differ each run: its last characters are on screen
+    assert snap_compare(
+        snapshot_app(test_settings), run_before=open_screen("f7"), terminal_size=size
+    )
