@@ -90,10 +90,11 @@ IMPORT_COLUMNS = [
 class InventoryScreen(ConsoleScreen):
     NAME = "inventory"
     BINDINGS = [
-        Binding("i", "focus_import", "Import keys", id="inventory.import"),
-        Binding("t", "threshold", "Low-stock threshold", id="inventory.threshold"),
-        Binding("k", "revoke_keys", "Revoke keys", id="inventory.revoke"),
-        Binding("h", "toggle_history", "Import history", id="inventory.history"),
+        # short labels: every key fits the footer at 80 columns (? names them)
+        Binding("i", "focus_import", "Import", id="inventory.import"),
+        Binding("t", "threshold", "Threshold", id="inventory.threshold"),
+        Binding("k", "revoke_keys", "Revoke", id="inventory.revoke"),
+        Binding("h", "toggle_history", "History", id="inventory.history"),
         Binding("escape", "focus_table", "Products", show=False, id="inventory.products"),
     ]
     PALETTE = [
