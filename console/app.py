@@ -82,7 +82,7 @@ class KeyshopConsole(App[None]):
             "dashboard": lambda: DashboardScreen(refresh_seconds=refresh_seconds, **common),
             "attention": lambda: AttentionScreen(reload_every=refresh_seconds, **common),
             "inventory": lambda: InventoryScreen(**lists),
-            "orders": lambda: OrdersScreen(**common),
+            "orders": lambda: OrdersScreen(**lists),
             "audit": lambda: AuditScreen(**lists),
             "alerts": lambda: AlertsScreen(**lists),
             "webhooks": lambda: WebhooksScreen(**lists),

@@ -27,10 +27,11 @@ from core.services.provider_sync import Candidate
 class OrdersLoaded(Message):
     """Rows for an order list (the attention queue, an order search)."""
 
-    def __init__(self, rows: list[OrderRow], *, query: str = "") -> None:
+    def __init__(self, rows: list[OrderRow], *, query: str = "", quiet: bool = False) -> None:
         super().__init__()
         self.rows = rows
         self.query = query
+        self.quiet = quiet  # a timer's reload: no notice, the cursor stays where it was
 
 
 class AttentionLoaded(Message):

@@ -178,8 +178,19 @@ class OrdersScreen(ConsoleScreen):
         self.pager.reset()
         self.search(event.value.strip(), None)
 
+    def _refresh_tick(self) -> None:
+        """The timer's reload: the first page of the current search again, quietly (no
+        "no match" notice, the cursor kept on its order), and the shown order's timeline.
+        A list scrolled past its first page is left as it is until F5."""
+        if self.app.screen is not self or isinstance(self.focused, Input):
+            return
+        if self.order_id is not None:
+            self.load_timeline(self.order_id)
+        if len(self.results) <= PAGE:
+            self.search(self.query_text, None, quiet=True)
+
     @work(thread=True, exclusive=True, group="search")
-    def search(self, text: str, before_id: int | None) -> None:
+    def search(self, text: str, before_id: int | None, *, quiet: bool = False) -> None:
         """One page of orders: the newest when ``text`` is empty, else those matching it
         (:func:`core.services.console_reads.orders.search_orders`)."""
         try:
@@ -195,12 +206,15 @@ class OrdersScreen(ConsoleScreen):
                 self.notify, exc.message, title="Search: refused", severity="error"
             )
             return
-        self.post_message(OrdersLoaded(rows, query=text if before_id is None else "\0more"))
+        self.post_message(
+            OrdersLoaded(rows, query=text if before_id is None else "\0more", quiet=quiet)
+        )
 
     @on(OrdersLoaded)
     def show_results(self, message: OrdersLoaded) -> None:
         table = self.query_one("#order-results", DataTable)
         first_page = message.query != "\0more"
+        kept = self.selected_key(table) if message.quiet else None
         if first_page:
             table.clear()
             self.results = {}
@@ -216,6 +230,11 @@ class OrdersScreen(ConsoleScreen):
                 when(row.created_at),
                 key=row.number,
             )
+        self.sub_title = f"{len(self.results)} order(s) shown · {self.updated()}"
+        if message.quiet:
+            if kept in self.results:
+                table.move_cursor(row=table.get_row_index(kept))
+            return
         if not first_page:
             return
         if not message.rows:

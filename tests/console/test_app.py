@@ -131,7 +131,7 @@ def test_q_asks_first_while_work_is_running(console_app, monkeypatch):
     run(console_app, scenario)
 
 
-LISTS = ["inventory", "audit", "alerts", "webhooks", "outbox", "products", "offers"]
+LISTS = ["inventory", "orders", "audit", "alerts", "webhooks", "outbox", "products", "offers"]
 
 
 def test_every_list_reloads_itself_and_says_when(session, test_settings, queued_jobs):
@@ -178,5 +178,47 @@ def test_every_list_reloads_itself_and_says_when(session, test_settings, queued_
         pilot.app.screen._refresh_tick()
         await settle(pilot)
         assert table.row_count == before + 1
+
+    run(app, scenario)
+
+
+def test_orders_reload_quietly_and_keep_the_order_in_hand(session, test_settings, queued_jobs):
+    """The Orders list reloads on the timer too: a new order appears, the cursor stays
+    on the order the operator was on, and a search with no match is not announced again."""
+    from tests.factories import make_order, make_product
+
+    product = make_product(session, slug="tick-game", title="Tick Quest")
+    first = make_order(session, [(product, 1)], status="fulfilled", email="a@example.com")
+    second = make_order(session, [(product, 1)], status="fulfilled", email="b@example.com")
+    app = make_app(test_settings, operator="alice", refresh_seconds=3600)
+
+    async def scenario(pilot):
+        await settle(pilot)
+        await show(pilot, "4")
+        table = pilot.app.screen.query_one("#order-results", DataTable)
+        assert table.row_count == 2
+        table.focus()
+        table.move_cursor(row=table.get_row_index(first.number))
+        await settle(pilot)
+        make_order(session, [(product, 1)], status="paid", email="c@example.com")
+        pilot.app.screen._refresh_tick()
+        await settle(pilot)
+        assert table.row_count == 3
+        assert pilot.app.screen.selected_key(table) == first.number
+        assert second.number in pilot.app.screen.results
+        # a search that found nothing: the tick reloads it without a second notice
+        search = pilot.app.screen.query_one("#order-search", Input)
+        search.focus()
+        search.value = "nobody-matches-this"
+        await pilot.press("enter")
+        await settle(pilot)
+        notices = len(pilot.app._notifications)
+        assert notices >= 1
+        table.focus()
+        await pilot.pause()
+        pilot.app.screen._refresh_tick()
+        await settle(pilot)
+        assert len(pilot.app._notifications) == notices
+        assert "updated" in pilot.app.screen.sub_title
 
     run(app, scenario)
