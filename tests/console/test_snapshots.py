@@ -3,8 +3,11 @@ clock (``now`` injected; times on screen come from the data)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -437,3 +440,20 @@ def test_credit_screen(session, test_settings, queued_jobs, snap_compare, size):
     assert snap_compare(
         snapshot_app(test_settings), run_before=open_screen("f7"), terminal_size=size
     )
+
+
+@SIZES
+def test_outbox_screen(session, test_settings, queued_jobs, snap_compare, size):
+    # the title names the outbox folder: one whose name is the same on every run
+    folder = Path(tempfile.gettempdir()) / "keyshop-snapshot-var"
+    shutil.rmtree(folder, ignore_errors=True)
+    settings = test_settings.model_copy(update={"var_dir": folder})
+    app = make_app(
+        settings,
+        operator="alice",
+        refresh_seconds=0,
+        now=lambda: NOW,
+        provider_clients=lambda: {},
+        queue_depth=lambda: 7,
+    )
+    assert snap_compare(app, run_before=open_screen("8"), terminal_size=size)
