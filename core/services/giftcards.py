@@ -62,20 +62,27 @@ class UnknownGiftCard(NotFound):
     code = "unknown_gift_card"
 
 
-def _check_char(body: str) -> str:
-    """Luhn mod 32 over ``body`` (characters of :data:`ALPHABET`)."""
-    total, factor, n = 0, 2, len(ALPHABET)
-    for char in reversed(body):
-        addend = factor * ALPHABET.index(char)
-        factor = 1 if factor == 2 else 2
-        total += addend // n + addend % n
-    return ALPHABET[(n - total % n) % n]
+def check_char(body: str) -> str | None:
+    """The check character of ``body`` (characters of :data:`ALPHABET`): Crockford's
+    base-32 check, the body read as a base-32 number modulo 37 (the least prime above 32).
+    Unlike Luhn mod 32 (which let a swap of "0" and "Z" side by side through) it catches
+    every single wrong character and every swap of two different neighbours, the check
+    character included. Values 32 to 36 would need Crockford's extra symbols (``*~$=U``);
+    :func:`new_code` draws bodies until the check is one of :data:`ALPHABET` instead,
+    and such a body is never a code (None)."""
+    total = 0
+    for char in body:
+        total = (total * len(ALPHABET) + ALPHABET.index(char)) % 37
+    return ALPHABET[total] if total < len(ALPHABET) else None
 
 
 def new_code() -> str:
     """A fresh gift-card code, as shown to people: ``GC-XXXXX-XXXXX-XXXXX-XXXXX-C``."""
-    body = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARS))
-    full = body + _check_char(body)
+    body, check = "", None
+    while check is None:  # 5 bodies in 37 have no check character in the alphabet
+        body = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARS))
+        check = check_char(body)
+    full = body + check
     groups = [full[i : i + 5] for i in range(0, RANDOM_CHARS, 5)]
     return "-".join([PREFIX, *groups, full[RANDOM_CHARS:]])
 
@@ -90,7 +97,7 @@ def parse_code(text: str) -> str:
         raw = raw[len(PREFIX) :]
     if len(raw) != RANDOM_CHARS + 1 or any(c not in ALPHABET for c in raw):
         raise InvalidInput("that is not a gift card code", field="gift_cards")
-    if _check_char(raw[:RANDOM_CHARS]) != raw[RANDOM_CHARS]:
+    if check_char(raw[:RANDOM_CHARS]) != raw[RANDOM_CHARS]:
         raise InvalidInput(
             "that gift card code has a typo (its check character does not match)",
             field="gift_cards",
