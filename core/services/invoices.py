@@ -25,6 +25,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core import i18n
 from core.config import get_settings
 from core.db import session_scope
 from core.errors import NotFound
@@ -112,6 +113,7 @@ class Receipt:
     vat: str
     vat_rate: str  # "19%"
     status: str
+    language: str = "en"  # the order's (core.i18n): its PDF speaks it
 
 
 def build_receipt(*, session: Session, order: Order) -> Receipt:
@@ -159,6 +161,7 @@ def build_receipt(*, session: Session, order: Order) -> Receipt:
         vat=format_money(order.vat_minor, cur),
         vat_rate=f"{order.vat_rate_bp / 100:g}%",
         status=order.status,
+        language=order.language,
     )
 
 
@@ -184,28 +187,35 @@ def _latin1(text: str) -> str:
 
 
 def receipt_pdf(receipt: Receipt) -> bytes:
-    """The receipt as a one-page (or longer) A4 PDF."""
+    """The receipt as a one-page (or longer) A4 PDF, in the language of the order."""
+    with i18n.use_language(receipt.language):
+        return _receipt_pdf(receipt)
+
+
+def _receipt_pdf(receipt: Receipt) -> bytes:
     from fpdf import FPDF
 
+    _ = i18n.gettext
     pdf = FPDF(format="A4")
-    pdf.set_title(_latin1(f"Receipt {receipt.invoice_number}"))
+    pdf.set_title(_latin1(_("Receipt %(number)s") % {"number": receipt.invoice_number}))
     pdf.set_author(_latin1(receipt.seller_name))
     pdf.set_creation_date(receipt.issued_at)
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)
-    pdf.cell(
-        0, 10, _latin1(f"Receipt / Invoice {receipt.invoice_number}"), new_x="LMARGIN", new_y="NEXT"
-    )
+    heading = _("Receipt / Invoice %(number)s") % {"number": receipt.invoice_number}
+    pdf.cell(0, 10, _latin1(heading), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     for text in (
         receipt.seller_name,
         receipt.seller_address,
-        f"VAT number: {receipt.seller_vat_id}" if receipt.seller_vat_id else "",
+        _("VAT number: %(id)s") % {"id": receipt.seller_vat_id} if receipt.seller_vat_id else "",
         "",
-        f"Date: {receipt.issued_at:%d %B %Y}",
-        f"Order: {receipt.order_number}",
-        f"Customer: {receipt.buyer_email}",
-        f"Country: {receipt.buyer_country}" if receipt.buyer_country else "",
+        _("Date: %(date)s") % {"date": i18n.format_date(receipt.issued_at)},
+        _("Order: %(number)s") % {"number": receipt.order_number},
+        _("Customer: %(email)s") % {"email": receipt.buyer_email},
+        _("Country: %(country)s") % {"country": receipt.buyer_country}
+        if receipt.buyer_country
+        else "",
     ):
         if text or text == "":
             pdf.cell(0, 5.5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
@@ -214,12 +224,24 @@ def receipt_pdf(receipt: Receipt) -> bytes:
     with pdf.table(
         col_widths=(90, 20, 35, 35), text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT")
     ) as table:
-        table.row(("Item", "Qty", f"Unit ({code})", f"Total ({code})"))
+        table.row(
+            (
+                _("Item"),
+                _("Qty"),
+                _("Unit (%(currency)s)") % {"currency": code},
+                _("Total (%(currency)s)") % {"currency": code},
+            )
+        )
         for line in receipt.lines:
+            promo = (
+                _(", promo %(amount)s %(currency)s")
+                % {"amount": _plain(line.discount), "currency": code}
+                if line.discount
+                else ""
+            )
             table.row(
                 (
-                    _latin1(f"{line.title} ({line.platform}, {line.region})")
-                    + (f", promo {_plain(line.discount)} {code}" if line.discount else ""),
+                    _latin1(f"{line.title} ({line.platform}, {line.region})" + promo),
                     str(line.quantity),
                     _plain(line.unit_price),
                     _plain(line.total),
@@ -227,9 +249,9 @@ def receipt_pdf(receipt: Receipt) -> bytes:
             )
     pdf.ln(4)
     for label, value in (
-        ("Net", receipt.net),
-        (f"VAT {receipt.vat_rate}", receipt.vat),
-        ("Total paid (VAT included)", receipt.total),
+        (_("Net"), receipt.net),
+        (_("VAT %(rate)s") % {"rate": receipt.vat_rate}, receipt.vat),
+        (_("Total paid (VAT included)"), receipt.total),
     ):
         pdf.cell(145, 6, _latin1(label), align="R")
         pdf.cell(35, 6, _plain(value) + f" {code}", align="R", new_x="LMARGIN", new_y="NEXT")
@@ -238,8 +260,12 @@ def receipt_pdf(receipt: Receipt) -> bytes:
     pdf.multi_cell(
         0,
         4,
-        "Digital content delivered immediately at the customer's express request; the "
-        "customer acknowledged that revealing a key ends the right of withdrawal for it.",
+        _latin1(
+            _(
+                "Digital content delivered immediately at the customer's express request; the "
+                "customer acknowledged that revealing a key ends the right of withdrawal for it."
+            )
+        ),
     )
     return bytes(pdf.output())
 

@@ -101,3 +101,35 @@ def test_the_receipt_shows_seller_vat_breakdown_and_renders_as_pdf(session):
     ]
     pdf = receipt_pdf(receipt)
     assert pdf.startswith(b"%PDF-") and len(pdf) > 1000
+
+
+def _pdf_text(pdf: bytes) -> bytes:
+    """The page content of an fpdf2 PDF, its compressed streams inflated."""
+    import re
+    import zlib
+
+    out = b""
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, flags=re.S):
+        try:
+            out += zlib.decompress(stream)
+        except zlib.error:
+            out += stream
+    return out
+
+
+def test_the_receipt_pdf_speaks_the_language_of_the_order(session):
+    product = make_product(session, title="Beleg Rally", price_minor=1190)
+    texts = {}
+    for language in ("de", "en"):
+        order = make_order(
+            session, [(product, 1)], status="pending_payment", country="DE", vat_rate_bp=1900,
+            vat_minor=190, language=language,
+        )  # fmt: skip
+        pay(order.id)
+        receipt = view_receipt(number=order.number, access_token=order_access_token(order.number))
+        assert receipt.language == language
+        texts[language] = _pdf_text(receipt_pdf(receipt))
+    assert b"Beleg / Rechnung" in texts["de"] and b"Netto" in texts["de"]
+    assert b"Bezahlt" in texts["de"] and b"Receipt" not in texts["de"]
+    assert b"Receipt / Invoice" in texts["en"] and b"Net" in texts["en"]
+    assert b"Beleg" not in texts["en"].replace(b"Beleg Rally", b"")
