@@ -221,17 +221,9 @@ def get_card(session: Session, gift_card_id: int) -> GiftCard:
     return card
 
 
-def void(*, session: Session, gift_card_id: int, actor: Actor, note: str) -> int:
-    """Void a card: what is left on it goes to ``shop:gift_cards_voided`` and it can no
-    longer pay. A note is required; audited. Returns the amount taken off. Voiding a
-    voided card is refused. Runs in the caller's transaction."""
-    if not note.strip():
-        raise InvalidInput("voiding a gift card needs a note saying why", field="note")
-    card = get_card(session, gift_card_id)
-    if card.status == GiftCardStatus.VOID:
-        raise InvalidInput(f"gift card {gift_card_id} is already void")
-    if card.status == GiftCardStatus.UNSOLD:
-        raise InvalidInput(f"gift card {gift_card_id} is unsold stock of a product, not a card yet")
+def _take_all_off(session: Session, card: GiftCard, *, key: str, actor: Actor, note: str) -> int:
+    """Move what is left on ``card`` to ``shop:gift_cards_voided`` under its account's
+    lock (reason ``gift_card_void``, idempotency ``key``); returns the amount."""
     account = credit.gift_card_account(session, card=card)
     locking.lock_ledger_accounts(session, [account])
     left = credit.balance(session, account_id=account)
@@ -244,10 +236,27 @@ def void(*, session: Session, gift_card_id: int, actor: Actor, note: str) -> int
             ),
             amount_minor=left,
             reason=Reason.GIFT_CARD_VOID,
-            idempotency_key=f"gift_card:{gift_card_id}:void",
+            idempotency_key=key,
             actor=actor,
-            note=note.strip(),
+            note=note,
         )
+    return left
+
+
+def void(*, session: Session, gift_card_id: int, actor: Actor, note: str) -> int:
+    """Void a card: what is left on it goes to ``shop:gift_cards_voided`` and it can no
+    longer pay. A note is required; audited. Returns the amount taken off. Voiding a
+    voided card is refused. Runs in the caller's transaction."""
+    if not note.strip():
+        raise InvalidInput("voiding a gift card needs a note saying why", field="note")
+    card = get_card(session, gift_card_id)
+    if card.status == GiftCardStatus.VOID:
+        raise InvalidInput(f"gift card {gift_card_id} is already void")
+    if card.status == GiftCardStatus.UNSOLD:
+        raise InvalidInput(f"gift card {gift_card_id} is unsold stock of a product, not a card yet")
+    left = _take_all_off(
+        session, card, key=f"gift_card:{gift_card_id}:void", actor=actor, note=note.strip()
+    )
     card.status = GiftCardStatus.VOID
     card.voided_at = utcnow()
     session.add(card)
@@ -498,23 +507,13 @@ def withdraw_for_order(*, session: Session, order_id: int, actor: Actor) -> int:
     ).all()
     taken = 0
     for card, key in rows:
-        account = credit.gift_card_account(session, card=card)
-        locking.lock_ledger_accounts(session, [account])
-        left = credit.balance(session, account_id=account)
-        if left > 0:
-            credit.post_movement(
-                session=session,
-                from_account=account,
-                to_account=credit.shop_account(
-                    session, name="gift_cards_voided", currency=card.currency
-                ),
-                amount_minor=left,
-                reason=Reason.GIFT_CARD_VOID,
-                idempotency_key=f"gift_card:{card.id}:withdraw:{card.order_line_id}",
-                actor=actor,
-                note="order refunded or disputed",
-            )
-            taken += left
+        taken += _take_all_off(
+            session,
+            card,
+            key=f"gift_card:{card.id}:withdraw:{card.order_line_id}",
+            actor=actor,
+            note="order refunded or disputed",
+        )
         if key.status == KeyStatus.AVAILABLE:
             card.status, card.order_line_id = GiftCardStatus.UNSOLD, None
         else:
