@@ -15,6 +15,7 @@ from core.models import Alert, WebhookEvent
 from core.services.audit import Actor, record_audit
 from tests.console.conftest import OPERATOR, audit, run, settle, show
 from tests.factories import fresh
+from tests.support.pilot import wait_until
 
 
 def rows(pilot, table_id):
@@ -225,9 +226,15 @@ def test_a_replay_keeps_every_outcome_and_is_audited(session, console_app, queue
 
     async def scenario(pilot):
         await show(pilot, "7")
+        # the list and the webhook's detail are loaded before the key acts on them
+        table = pilot.app.screen.query_one("#webhooks-table", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await settle(pilot)
         await pilot.press("p", "y")
         await settle(pilot)
-        body = str(pilot.app.screen.query_one("#webhook-body").render())
+        pane = pilot.app.screen.query_one("#webhook-body")
+        await wait_until(pilot, lambda: "pending (was:" in str(pane.render()))
+        body = str(pane.render())
         assert f"pending (was: {first})" in body and "attempts (1)" in body
 
     run(console_app, scenario)

@@ -1252,3 +1252,15 @@ def test_my_keys_lists_every_key_of_the_account_with_guest_orders_and_reveals(se
     assert [o["number"] for o in account_page.orders] == [guest.number]
     signed_out = state_for(LibraryState, "/keys")
     assert redirect_of(call(signed_out.load)) == "/signin"
+
+
+def test_the_home_page_shows_a_new_featured_game_at_once(session):
+    """The home page's cards are cached per web worker for HOME_CACHE_SECONDS, but a
+    catalogue change (here a newly featured game) is seen by the very next visitor."""
+    from web.state.catalogue import home_cards
+
+    make_product(session, title="Early Bird", slug="early-bird", featured=True)
+    assert [c["title"] for c in home_cards()["featured"]] == ["Early Bird"]
+    assert [c["title"] for c in home_cards()["featured"]] == ["Early Bird"]  # cached
+    make_product(session, title="Late Comer", slug="late-comer", featured=True)
+    assert {c["title"] for c in home_cards()["featured"]} == {"Early Bird", "Late Comer"}

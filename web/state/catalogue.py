@@ -37,28 +37,37 @@ def _price_minor(text: str, currency: str = DEFAULT_CURRENCY) -> int | None:
 
 
 HOME_CACHE_SECONDS = 15.0
-_home_cache: dict[tuple[str, str], tuple[float, dict[str, list[dict[str, Any]]]]] = {}
+# (currency, language) → (read at, catalogue generation then, cards)
+_home_cache: dict[tuple[str, str], tuple[float, str | None, dict[str, list[dict[str, Any]]]]] = {}
 
 
 def home_cards(currency: str = DEFAULT_CURRENCY) -> dict[str, list[dict[str, Any]]]:
     """The home page's four sections as cards. Every visitor sees the same home page, so
-    it is read at most once per ``HOME_CACHE_SECONDS`` per web worker: a stock badge on
-    the home page may be that much behind, never the product page, cart or checkout,
-    which always read fresh."""
+    it is read at most once per ``HOME_CACHE_SECONDS`` per web worker, and again as soon
+    as the catalogue changes (the search cache's shared catalogue generation: a product
+    added, featured, repriced or sold out). A stock count on the home page may be that
+    much behind, never the product page, cart or checkout, which always read fresh."""
+    from core.services.catalogue.search_cache import CACHE
     from core.services.storefront import home_sections
 
     now = time.monotonic()
+    generation = CACHE.generation().current()  # None: unknown, so never served from cache
     key = (currency, current_language())  # the cards' words, money and links are per language
     cached = _home_cache.get(key)
-    if cached is not None and now - cached[0] < HOME_CACHE_SECONDS:
-        return cached[1]
+    if (
+        cached is not None
+        and generation is not None
+        and cached[1] == generation
+        and now - cached[0] < HOME_CACHE_SECONDS
+    ):
+        return cached[2]
     with session_scope(write=False) as session:
         sections = home_sections(session=session, per_section=8, currency=currency)
     cards = {
         name: [product_card(h) for h in getattr(sections, name)]
         for name in ("featured", "new_releases", "preorders", "deals")
     }
-    _home_cache[key] = (now, cards)
+    _home_cache[key] = (now, generation, cards)
     return cards
 
 
