@@ -219,10 +219,10 @@ def providers(sim_server, test_settings):
             SIMULATOR_CODESWHOLESALE_CLIENT_ID,
             SIMULATOR_CODESWHOLESALE_CLIENT_SECRET,
             SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE,
-            0.5,
+            2.0,
         ),
         "kinguin": KinguinClient(
-            sim_server.provider_url("kinguin"), SIMULATOR_KINGUIN_API_KEY, 0.5
+            sim_server.provider_url("kinguin"), SIMULATOR_KINGUIN_API_KEY, 2.0
         ),
     }
     yield clients

@@ -132,7 +132,7 @@ def test_a_timeout_is_an_unknown_outcome_asked_about_before_any_retry(
     offer(session, sim_server, product, "codeswholesale")
     offer(session, sim_server, product, "kinguin")
     sim_server.control(
-        "codeswholesale", timeout=1.0
+        "codeswholesale", timeout=3.0
     )  # the order is placed after the client gave up
     order = make_order(session, [(product, 1)])
     # asked at once, the provider has no order yet: that proves nothing (still in flight)

@@ -403,7 +403,7 @@ def test_hang_is_an_unknown_outcome_and_the_order_is_found_later(
     sim: SimulatorServer, cw: CodesWholesaleClient
 ) -> None:
     cw.balance()
-    sim.control(P, timeout=0.8)
+    sim.control(P, timeout=3.0)
     with pytest.raises(ProviderOutcomeUnknown):
         buy(cw, "ref-hang")
     sim.control(P, timeout=0)
