@@ -25,7 +25,9 @@ end: on a shared machine the CPU figures stay comparable between runs when the r
 not.
 
 Prints one JSON line; the goal (issue #20) is ``claim_keys`` at ≥ 0.9 of the raw
-psycopg rate measured in the same run (``ratio_to_raw``), with ``goal_met``.
+psycopg rate measured in the same run (``ratio_to_raw``), with ``goal_met``. A third run
+sends the raw statement inside ``session_scope()`` without ``claim_keys``
+(``session_floor_*``): the limit the SQLAlchemy Session around every claim sets.
 """
 
 from __future__ import annotations
@@ -321,6 +323,30 @@ def bench_service(
     return seconds, pairs
 
 
+def bench_session_floor(
+    claimers: int, product_id: int, line_ids: list[int], meter: CpuMeter | None = None
+) -> tuple[float, list[Any]]:
+    """The floor under any claim made in a Session: the raw statement, sent on the
+    session's own psycopg connection inside ``session_scope()`` (pool checkout, begin,
+    commit, close: what every caller of ``claim_keys`` pays), with none of
+    ``claim_keys``'s own code. ``claim_keys`` cannot beat this; the gap between it and
+    raw psycopg is the limit the Session sets."""
+
+    from core.db import session_scope
+
+    def claim(line_id: int) -> list[Any]:
+        with session_scope() as session:
+            driver = session.connection().connection.driver_connection
+            assert driver is not None
+            rows = driver.execute(RAW_CLAIM_SQL, {"p": product_id, "l": line_id, "n": 1}).fetchall()
+        return [r[0] for r in rows]
+
+    seconds, pairs, errors = run_threads(claimers, line_ids, claim, meter)
+    if errors:
+        raise SystemExit(f"bench: session floor failed: {errors[0]!r}")
+    return seconds, pairs
+
+
 def bench_raw(
     claimers: int,
     libpq_url: str,
@@ -397,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             reset_stock(bench_url)
+            floor_meter = CpuMeter(bench_url)
+            floor_seconds, floor_pairs = bench_session_floor(
+                args.claimers, product_id, line_ids, floor_meter
+            )
+            reset_stock(bench_url)
             seconds, pairs = bench_service(args.claimers, product_id, line_ids, meter)
 
             with psycopg.connect(bench_url) as conn:
@@ -411,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     distinct = len(set(key_ids))
     claims_per_s = len(pairs) / seconds if seconds else 0.0
     raw_per_s = len(raw_pairs) / raw_seconds if raw_seconds else 0.0
+    floor_per_s = len(floor_pairs) / floor_seconds if floor_seconds else 0.0
     report = {
         "bench": "claims",
         "backend": "postgresql",
@@ -430,12 +462,18 @@ def main(argv: list[str] | None = None) -> int:
         "db_cpu_us_per_claim": meter.per_claim_us(len(pairs))[1],
         "raw_python_cpu_us_per_claim": raw_meter.per_claim_us(len(raw_pairs))[0],
         "raw_db_cpu_us_per_claim": raw_meter.per_claim_us(len(raw_pairs))[1],
+        # The same statement inside session_scope() with none of claim_keys's code: the
+        # limit a Session-based caller cannot pass, as a ratio to raw psycopg.
+        "session_floor_claims_per_s": round(floor_per_s, 1),
+        "session_floor_ratio_to_raw": round(floor_per_s / raw_per_s, 3) if raw_per_s else None,
+        "ratio_to_session_floor": round(claims_per_s / floor_per_s, 3) if floor_per_s else None,
+        "session_floor_python_cpu_us_per_claim": floor_meter.per_claim_us(len(floor_pairs))[0],
         "loadavg_start": load_start,
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "distinct_keys": distinct,
         "duplicates": len(key_ids) - distinct + (len(pairs) - int(distinct_lines)),
     }
-    if reserved != args.keys or len(pairs) != args.keys:
+    if reserved != args.keys or len(pairs) != args.keys or len(floor_pairs) != args.keys:
         report["error"] = f"expected {args.keys} claims, got {len(pairs)} ({reserved} reserved)"
     print(json.dumps(report))
     return 0 if report["duplicates"] == 0 and "error" not in report else 1

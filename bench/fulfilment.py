@@ -51,6 +51,7 @@ server`` keeps the server's setting. Every scenario has a hard deadline, and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -93,6 +94,8 @@ GOALS = {
     ),
     "provider_latency": ("p99_ms <= 700", lambda r: r["p99_ms"] is not None and r["p99_ms"] <= 700),
     "sql_ceiling": ("orders_per_s >= 500", lambda r: r["orders_per_s"] >= 500),
+    # a reference, not a goal of its own: what the queue alone hands out
+    "queue_ceiling": ("a reference for throughput", lambda r: r["tasks_per_s"] > 0),
     "flash_sale": (
         "checkouts accepted <= keys, no checkout error, 0 paid orders left without keys; "
         "every order fulfilled; 5000 keys from stock + 5000 from providers; no key twice; "
@@ -293,6 +296,19 @@ def make_stack(args: argparse.Namespace, w: int, t: int, **kw: Any) -> Stack:
 # -- (a) throughput ---------------------------------------------------------------------------
 
 
+def workers_cpu_seconds(stack: Stack) -> float:
+    """User + system CPU seconds used so far by the worker processes (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in stack.worker_procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def throughput_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
     n = args.orders or int(650 * (args.seconds + args.warmup + 5))
     deadline = time.monotonic() + args.seconds + args.warmup + 240
@@ -320,6 +336,7 @@ def throughput_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
                 )
 
             time.sleep(args.warmup)
+            cpu0 = workers_cpu_seconds(stack)
             c0, t0 = fulfilled(), time.monotonic()
             spy.start(stack, min(args.seconds, 30), f"throughput-{stack.layout}")
             last, exhausted = c0, False
@@ -334,6 +351,7 @@ def throughput_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
                     exhausted = True
                     break
             c1, t1 = fulfilled(), time.monotonic()
+            cpu1 = workers_cpu_seconds(stack)
             # the e-mails go in batches behind the fulfilment: how far they kept up
             mails_sent, mails_owed = conn.execute(
                 "SELECT (SELECT count(*) FROM order_events WHERE reason = "
@@ -349,6 +367,12 @@ def throughput_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
                 "window_s": round(t1 - t0, 2),
                 "fulfilled_in_window": c1 - c0,
                 "orders_per_s": round((c1 - c0) / (t1 - t0), 1) if t1 > t0 else 0.0,
+                # CPU the worker processes spent per order fulfilled in the window (their
+                # e-mail batches included): with the database's share, what bounds the
+                # rate on this machine's cores
+                "worker_cpu_ms_per_order": (
+                    round(1000 * (cpu1 - cpu0) / (c1 - c0), 3) if c1 > c0 else None
+                ),
                 "per_second_min": min(series) if series else None,
                 "per_second_max": max(series) if series else None,
                 "backlog_exhausted": exhausted,
@@ -386,6 +410,15 @@ def scenario_throughput(args: argparse.Namespace) -> dict[str, Any]:
         report["sql_ceiling_load_at_start"] = ceiling["load_at_start"]
         report["ratio_to_ceiling"] = (
             round(report["orders_per_s"] / ceiling["orders_per_s"], 2)
+            if ceiling["orders_per_s"]
+            else None
+        )
+        # the queue alone, same layouts, same run: a second limit under the first
+        queue = scenario_queue_ceiling(args)
+        report["queue_ceiling_tasks_per_s"] = queue["tasks_per_s"]
+        report["queue_ceiling_layouts"] = queue["layouts_tried"]
+        report["queue_ceiling_ratio_to_sql_ceiling"] = (
+            round(queue["tasks_per_s"] / ceiling["orders_per_s"], 2)
             if ceiling["orders_per_s"]
             else None
         )
@@ -1009,12 +1042,77 @@ def scenario_sql_ceiling(args: argparse.Namespace) -> dict[str, Any]:
     return finish_report(report, "sql_ceiling")
 
 
+def queue_ceiling_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
+    """W consumer processes x T threads of bench/_queue_floor.py draining tasks that do
+    nothing, pre-enqueued like ``throughput``'s orders: tasks per second over the same
+    window after the same warm-up."""
+    import secrets
+
+    from bench._queue_floor import make_huey
+    from bench._stack import DEFAULT_REDIS_URL
+
+    name = f"keyshop-bench-noop-{secrets.token_hex(4)}"
+    huey, noop = make_huey(DEFAULT_REDIS_URL, name)
+    n = args.orders or int(4000 * (args.seconds + args.warmup + 5))
+    huey.flush()
+    pipe_at = 0
+    while pipe_at < n:  # enqueue outside the window, as throughput prepares its orders
+        for i in range(pipe_at, min(n, pipe_at + 1000)):
+            noop(i)
+        pipe_at += 1000
+    quiet = quiet_machine(args)
+    code = f"import bench._queue_floor as q; q.consume({DEFAULT_REDIS_URL!r}, {name!r}, {t})"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(w)
+    ]
+    try:
+        time.sleep(args.warmup)
+        p0, t0 = huey.pending_count(), time.monotonic()
+        time.sleep(args.seconds)
+        p1, t1 = huey.pending_count(), time.monotonic()
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        huey.flush()
+    return {
+        "layout": f"{w}x{t}",
+        "tasks_prepared": n,
+        "backlog_exhausted": p1 == 0,
+        "tasks_per_s": round((p0 - p1) / (t1 - t0), 1),
+        "load_at_start": quiet.get("load_at_start"),
+        "loadavg_at_end": loadavg(),
+    }
+
+
+def scenario_queue_ceiling(args: argparse.Namespace) -> dict[str, Any]:
+    runs = [queue_ceiling_once(args, *layout(x)) for x in args.layouts.split(",")]
+    best = max(runs, key=lambda r: r["tasks_per_s"])
+    report = {
+        "bench": "fulfilment",
+        "scenario": "queue_ceiling",
+        **best,
+        "layouts_tried": {r["layout"]: r["tasks_per_s"] for r in runs},
+    }
+    return finish_report(report, "queue_ceiling")
+
+
 SCENARIOS = {
     "throughput": scenario_throughput,
     "webhook_latency": scenario_webhook_latency,
     "provider_latency": scenario_provider_latency,
     "flash_sale": scenario_flash_sale,
     "sql_ceiling": scenario_sql_ceiling,
+    "queue_ceiling": scenario_queue_ceiling,
 }
 
 
@@ -1092,7 +1190,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(int(args.time_limit))
     # "all": throughput runs the SQL ceiling itself (its goal is the ratio to it)
     names = (
-        [n for n in SCENARIOS if n != "sql_ceiling" or args.no_ceiling]
+        [n for n in SCENARIOS if n not in ("sql_ceiling", "queue_ceiling") or args.no_ceiling]
         if args.scenario == "all"
         else [args.scenario]
     )
