@@ -7,7 +7,7 @@ import threading
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from textual.pilot import Pilot
 from textual.worker import WorkerState
 
@@ -109,4 +109,8 @@ async def show(pilot: Pilot, key: str) -> None:
 
 
 def audit(session, action: str) -> list[AuditEvent]:
-    return list(fresh(session).exec(select(AuditEvent).where(AuditEvent.action == action)))
+    return list(
+        fresh(session).exec(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))
+        )
+    )

@@ -17,7 +17,7 @@ from core.models import Alert, AuditEvent, ImportBatch, Key, KeyReport, Provider
 from core.services.audit import Actor
 from tests.console.conftest import fake_clients, settle
 from tests.factories import make_keys, make_order, make_product, order_lines
-from tests.support.pilot import wait_until
+from tests.support.pilot import until_steady, wait_until
 
 NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
@@ -62,7 +62,7 @@ def open_screen(key):
         await settle(pilot)
         # let the tables lay out their columns for the rows just added
         await pilot.wait_for_scheduled_animations()
-        await pilot.pause(0.2)
+        await until_steady(pilot)
 
     return run_before
 
@@ -167,7 +167,7 @@ def test_orders_screen(session, test_settings, queued_jobs, snap_compare, size):
         # the newest order's timeline loads when its row is highlighted: wait for it
         timeline = pilot.app.screen.query_one("#timeline")
         await wait_until(pilot, lambda: "created (buyer2@example.com)" in str(timeline.render()))
-        await pilot.pause(0.2)
+        await until_steady(pilot)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
@@ -223,7 +223,7 @@ def test_webhooks_screen(session, test_settings, queued_jobs, snap_compare, size
         await opened(pilot)
         body = pilot.app.screen.query_one("#webhook-body")
         await wait_until(pilot, lambda: "outcome: rejected" in str(body.render()))
-        await pilot.pause(0.2)
+        await until_steady(pilot)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
@@ -240,7 +240,7 @@ def test_providers_screen(session, test_settings, queued_jobs, snap_compare, siz
         # the table re-sizes its columns for the rows the balances bring: let that finish
         await settle(pilot)
         await pilot.wait_for_scheduled_animations()
-        await pilot.pause(0.2)
+        await until_steady(pilot)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
@@ -279,7 +279,7 @@ def test_audit_screen(session, test_settings, queued_jobs, snap_compare, size):
         await opened(pilot)
         detail = pilot.app.screen.query_one("#audit-detail")
         await wait_until(pilot, lambda: "203.0.113.9" in str(detail.render()))
-        await pilot.pause(0.2)
+        await until_steady(pilot)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
@@ -308,7 +308,7 @@ def test_offers_screen(session, test_settings, queued_jobs, snap_compare, size):
         await opened(pilot)
         detail = pilot.app.screen.query_one("#offer-detail")
         await wait_until(pilot, lambda: "Closest" in str(detail.render()))
-        await pilot.pause(0.2)
+        await until_steady(pilot)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
@@ -374,7 +374,7 @@ def test_customer_screen(session, test_settings, queued_jobs, snap_compare, size
         await settle(pilot)
         summary = pilot.app.screen.query_one("#customer-summary")
         await wait_until(pilot, lambda: "1 order(s)" in str(summary.render()))
-        await pilot.pause(0.2)
+        await until_steady(pilot)
 
     assert snap_compare(snapshot_app(test_settings), run_before=run_before, terminal_size=size)
 
