@@ -27,7 +27,9 @@ not.
 Prints one JSON line; the goal (issue #20) is ``claim_keys`` at ≥ 0.9 of the raw
 psycopg rate measured in the same run (``ratio_to_raw``), with ``goal_met``. A third run
 sends the raw statement inside ``session_scope()`` without ``claim_keys``
-(``session_floor_*``): the limit the SQLAlchemy Session around every claim sets.
+(``session_floor_*``): the limit the SQLAlchemy Session around every claim sets; a
+fourth inside ``engine.begin()`` (``core_floor_*``): the limit of SQLAlchemy's engine
+(pool, connection, transaction) with no Session.
 """
 
 from __future__ import annotations
@@ -347,6 +349,29 @@ def bench_session_floor(
     return seconds, pairs
 
 
+def bench_core_floor(
+    claimers: int, product_id: int, line_ids: list[int], meter: CpuMeter | None = None
+) -> tuple[float, list[Any]]:
+    """Lower still: the raw statement inside ``engine.begin()`` (SQLAlchemy Core: the
+    pool, a Connection and its transaction, no ORM Session): what any caller going
+    through SQLAlchemy's engine at all pays around a claim."""
+    from core.db import get_engine
+
+    engine = get_engine()
+
+    def claim(line_id: int) -> list[Any]:
+        with engine.begin() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            rows = driver.execute(RAW_CLAIM_SQL, {"p": product_id, "l": line_id, "n": 1}).fetchall()
+        return [r[0] for r in rows]
+
+    seconds, pairs, errors = run_threads(claimers, line_ids, claim, meter)
+    if errors:
+        raise SystemExit(f"bench: core floor failed: {errors[0]!r}")
+    return seconds, pairs
+
+
 def bench_raw(
     claimers: int,
     libpq_url: str,
@@ -423,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             reset_stock(bench_url)
+            core_meter = CpuMeter(bench_url)
+            core_seconds, core_pairs = bench_core_floor(
+                args.claimers, product_id, line_ids, core_meter
+            )
+
+            reset_stock(bench_url)
             floor_meter = CpuMeter(bench_url)
             floor_seconds, floor_pairs = bench_session_floor(
                 args.claimers, product_id, line_ids, floor_meter
@@ -443,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     claims_per_s = len(pairs) / seconds if seconds else 0.0
     raw_per_s = len(raw_pairs) / raw_seconds if raw_seconds else 0.0
     floor_per_s = len(floor_pairs) / floor_seconds if floor_seconds else 0.0
+    core_per_s = len(core_pairs) / core_seconds if core_seconds else 0.0
     report = {
         "bench": "claims",
         "backend": "postgresql",
@@ -468,12 +500,21 @@ def main(argv: list[str] | None = None) -> int:
         "session_floor_ratio_to_raw": round(floor_per_s / raw_per_s, 3) if raw_per_s else None,
         "ratio_to_session_floor": round(claims_per_s / floor_per_s, 3) if floor_per_s else None,
         "session_floor_python_cpu_us_per_claim": floor_meter.per_claim_us(len(floor_pairs))[0],
+        # lower still: engine.begin() (Core: pool, connection, transaction) and no Session
+        "core_floor_claims_per_s": round(core_per_s, 1),
+        "core_floor_ratio_to_raw": round(core_per_s / raw_per_s, 3) if raw_per_s else None,
+        "core_floor_python_cpu_us_per_claim": core_meter.per_claim_us(len(core_pairs))[0],
         "loadavg_start": load_start,
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "distinct_keys": distinct,
         "duplicates": len(key_ids) - distinct + (len(pairs) - int(distinct_lines)),
     }
-    if reserved != args.keys or len(pairs) != args.keys or len(floor_pairs) != args.keys:
+    if (
+        reserved != args.keys
+        or len(pairs) != args.keys
+        or len(floor_pairs) != args.keys
+        or len(core_pairs) != args.keys
+    ):
         report["error"] = f"expected {args.keys} claims, got {len(pairs)} ({reserved} reserved)"
     print(json.dumps(report))
     return 0 if report["duplicates"] == 0 and "error" not in report else 1

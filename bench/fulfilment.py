@@ -298,9 +298,18 @@ def make_stack(args: argparse.Namespace, w: int, t: int, **kw: Any) -> Stack:
 
 def workers_cpu_seconds(stack: Stack) -> float:
     """User + system CPU seconds used so far by the worker processes (from /proc)."""
+    return cpu_seconds(stack.worker_procs)
+
+
+def api_cpu_seconds(stack: Stack) -> float:
+    """The same for the API process (the webhooks' receiving end)."""
+    return cpu_seconds([proc for name, proc in stack.procs if name == "api"])
+
+
+def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for proc in stack.worker_procs:
+    for proc in procs:
         try:
             fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -556,12 +565,14 @@ def scenario_webhook_latency(args: argparse.Namespace) -> dict[str, Any]:
         spy = PySpy(args.py_spy)
         spy.start(stack, min(args.duration, 30), "webhook")
         deadline = time.monotonic() + args.duration + 60
+        cpu0 = workers_cpu_seconds(stack), api_cpu_seconds(stack)
         lateness = paced(n, args.rate, lambda i: pool.submit(send, warm_n + i), deadline)
         sent_done = time.monotonic()
         wait_until(
             lambda: len(watcher.sent) == n + warm_n and watcher.outstanding() == 0,
             max(1.0, deadline - time.monotonic()),
         )
+        cpu1 = workers_cpu_seconds(stack), api_cpu_seconds(stack)
         watcher.stopping.set()
         watcher.join(5)
         pool.shutdown(wait=True)
@@ -582,6 +593,10 @@ def scenario_webhook_latency(args: argparse.Namespace) -> dict[str, Any]:
                 "http_p50_ms": ms(percentile(http_ms, 50)),
                 "http_p99_ms": ms(percentile(http_ms, 99)),
                 "http_errors": len(errors),
+                # CPU per order from the first send until the last order was fulfilled:
+                # the workers (webhook, fulfilment, e-mail) and the API (receiving it)
+                "worker_cpu_ms_per_order": round(1000 * (cpu1[0] - cpu0[0]) / n, 3),
+                "api_cpu_ms_per_order": round(1000 * (cpu1[1] - cpu0[1]) / n, 3),
                 "first_error": errors[0] if errors else None,
                 "outcomes": outcomes,
                 "status_counts": counts,
