@@ -25,6 +25,9 @@ Then, in this order:
    what this machine can do at all with this client and server.
 3. **API**: the store API (``web.api.app.create_api``) under the same server, with the
    search cache's hit rate over the run (the workers' ``/api/metrics`` counters).
+   Before it, the API answering only the ceiling's own page (``sort=newest``), from the
+   search cache after the first request (``api_cached_page``): what the route costs
+   without searching, the limit under the search mix.
 4. **open loop**: the API again, sent ``--open-rate`` (100) requests per second on a
    fixed schedule whatever the answers take: the latency a shop sees at that load.
 
@@ -227,6 +230,12 @@ def query_mix(rng: random.Random) -> tuple[str, dict[str, Any]]:
                            "in_stock": "true"}  # fmt: skip
 
 
+def cached_page(rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """Always the page the ceiling route returns (the newest products): after the first
+    request every answer comes from the search cache."""
+    return "cached", {"sort": "newest"}
+
+
 def shopper(client: int, request: int) -> dict[str, str]:
     """The made-up address a request comes from (``X-Forwarded-For``, believed from the one
     proxy hop the stack trusts): each client is many shoppers, a new one every 50
@@ -239,7 +248,12 @@ def shopper(client: int, request: int) -> dict[str, str]:
 
 
 async def drive(
-    base_url: str, clients: int, warmup: float, seconds: float, think_ms: float = 0.0
+    base_url: str,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    think_ms: float = 0.0,
+    mix: Any = query_mix,
 ) -> dict[str, Any]:
     latencies: list[tuple[str, float]] = []
     errors: list[str] = []
@@ -251,7 +265,7 @@ async def drive(
         sent = 0
         async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as http:
             while (now := time.monotonic()) < stop_at:
-                kind, params = query_mix(rng)
+                kind, params = mix(rng)
                 t0 = time.perf_counter()
                 answer = await http.get(
                     "/api/store/products", params=params, headers=shopper(n, sent)
@@ -445,9 +459,11 @@ def summary(timings: list[tuple[str, float]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_load(url: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_load(url: str, args: argparse.Namespace, mix: Any = query_mix) -> dict[str, Any]:
     load_before = loadavg()
-    result = asyncio.run(drive(url, args.clients, args.warmup, args.seconds, args.think_ms))
+    result = asyncio.run(
+        drive(url, args.clients, args.warmup, args.seconds, args.think_ms, mix=mix)
+    )
     lat = [(kind, t * 1000) for kind, t in result["latencies"]]
     return {
         **summary(lat),
@@ -533,6 +549,16 @@ def main() -> None:
             ceiling["body_bytes"] = len(body.content)
             stop_server(stack, "ceiling")
             log(f"ceiling {ceiling}")
+        cached: dict[str, Any] = {}
+        if not args.no_ceiling:
+            # the API answering the ceiling's own page from its search cache every time:
+            # what the route costs without searching (HTTP, validation, rate limit, the
+            # cache's read of a page of products)
+            log(f"API, one cached page: {args.clients} clients for {args.warmup}+{args.seconds} s")
+            counted = cache_counts(api_url)
+            cached = run_load(api_url, args, mix=cached_page)
+            cached["search_cache"] = hit_rate(counted, cache_counts(api_url))
+            log(f"cached page {cached}")
         log(f"API: {args.clients} clients for {args.warmup}+{args.seconds} s")
         counted = cache_counts(api_url)
         api = run_load(api_url, args)
@@ -554,6 +580,11 @@ def main() -> None:
         "api": api,
         "ceiling": ceiling,
         "api_to_ceiling_throughput": ratio,
+        "api_cached_page": cached,
+        "api_cached_page_to_ceiling_throughput": (
+            round(cached["throughput_rps"] / ceiling["throughput_rps"], 2)
+            if cached and ceiling else None
+        ),
         "search_cache_hit_rate": api["search_cache"]["hit_rate"],
         "open_loop": open_loop,
         "service_time": service,
