@@ -9,7 +9,7 @@ acknowledge it. Closed alerts stay, as the history."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, not_, update
+from sqlalchemy import ColumnElement, and_, bindparam, not_, update
 from sqlmodel import Session, col, select
 
 from core.errors import NotFound
@@ -62,23 +62,37 @@ def acknowledge_alert(*, session: Session, alert_id: int, actor: Actor) -> Alert
     return alert
 
 
+_ALERTS = Alert.__table__  # type: ignore[attr-defined]
+# Built once (every processed webhook resolves its own alerts): a Core UPDATE on the
+# session's connection, with and without a kind filter.
+_RESOLVE = (
+    update(_ALERTS)
+    .where(
+        _ALERTS.c.subject == bindparam("b_subject"),
+        _ALERTS.c.acknowledged_at.is_(None),
+        _ALERTS.c.resolved_at.is_(None),
+    )
+    .values(resolved_at=bindparam("b_at"), resolution=bindparam("b_resolution"))
+)
+_RESOLVE_KINDS = _RESOLVE.where(_ALERTS.c.kind.in_(bindparam("b_kinds", expanding=True)))
+
+
 def resolve_alerts(
     *, session: Session, subject: str, resolution: str, kinds: tuple[str, ...] | None = None
 ) -> int:
     """Close the open alerts about ``subject`` (of ``kinds`` if given): their cause is
-    gone. Records when and why. Returns how many. Runs in the caller's transaction."""
-    query = (
-        update(Alert)
-        .where(
-            col(Alert.subject) == subject[:120],
-            is_open(),
-        )
-        .values(resolved_at=utcnow(), resolution=resolution[:2000])
-        .execution_options(synchronize_session=False)
-    )
+    gone. Records when and why. Returns how many. Runs in the caller's transaction
+    (flushes its pending changes first); alerts it loaded are not refreshed."""
+    session.flush()
+    params: dict[str, object] = {
+        "b_subject": subject[:120],
+        "b_at": utcnow(),
+        "b_resolution": resolution[:2000],
+    }
     if kinds is not None:
-        query = query.where(col(Alert.kind).in_(kinds))
-    return int(session.execute(query).rowcount or 0)  # type: ignore[attr-defined]
+        params["b_kinds"] = list(kinds)
+    result = session.connection().execute(_RESOLVE if kinds is None else _RESOLVE_KINDS, params)
+    return int(result.rowcount or 0)
 
 
 def open_alerts(*, session: Session, limit: int = 200) -> list[Alert]:

@@ -41,7 +41,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import func, insert
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -456,9 +456,19 @@ def order_tenders(session: Session, *, order_id: int) -> list[Tender]:
     ]
 
 
+_MOVEMENTS = LedgerMovement.__table__  # type: ignore[attr-defined]
+# Built once: every payment asks it (core.services.payments.amount_due). The same rows as
+# order_tenders (a movement's account always exists: a foreign key), summed in the query.
+_COVERED = select(func.coalesce(func.sum(_MOVEMENTS.c.amount_minor), 0)).where(
+    _MOVEMENTS.c.order_id == bindparam("b_order"),
+    _MOVEMENTS.c.reason == Reason.ORDER_PAYMENT.value,
+)
+
+
 def covered_minor(session: Session, *, order_id: int) -> int:
     """How much of the order gift cards and credit paid (so the card pays the rest)."""
-    return sum(t.amount_minor for t in order_tenders(session, order_id=order_id))
+    session.flush()
+    return int(session.connection().execute(_COVERED, {"b_order": order_id}).scalar_one())
 
 
 def return_order_tenders(

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -42,14 +43,23 @@ class NoReceipt(NotFound):
         super().__init__("This order has no receipt yet: receipts are issued once it is paid.")
 
 
+_INVOICES = Invoice.__table__  # type: ignore[attr-defined]
+_COUNTERS = InvoiceCounter.__table__  # type: ignore[attr-defined]
+# Built once, sent as Core statements on the session's connection: issuing the invoice is
+# part of every payment's transaction (the webhook path's CPU: bench/NOTES.md).
+_EXISTING = sa_select(_INVOICES).where(_INVOICES.c.order_id == bindparam("b_order"))
+_BUMP = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.year == bindparam("b_year"))
+    .values(last_seq=_COUNTERS.c.last_seq + 1)
+    .returning(_COUNTERS.c.last_seq)
+)
+_INSERT = insert(_INVOICES).returning(_INVOICES.c.id)
+
+
 def _next_seq(session: Session, year: int) -> int:
     for _ in range(3):
-        bumped = session.execute(
-            update(InvoiceCounter)
-            .where(col(InvoiceCounter.year) == year)
-            .values(last_seq=col(InvoiceCounter.last_seq) + 1)
-            .returning(col(InvoiceCounter.last_seq))
-        ).scalar_one_or_none()
+        bumped = session.connection().execute(_BUMP, {"b_year": year}).scalar_one_or_none()
         if bumped is not None:
             return int(bumped)
         try:
@@ -64,10 +74,12 @@ def _next_seq(session: Session, year: int) -> int:
 
 def issue_invoice(*, session: Session, order_id: int, issued_at: datetime | None = None) -> Invoice:
     """The order's invoice, issued now with the next number of the year if it has none.
-    Runs in the caller's transaction (flushes, never commits); see the module."""
-    existing = session.exec(select(Invoice).where(col(Invoice.order_id) == order_id)).first()
+    Runs in the caller's transaction (flushes, never commits); see the module. Returns
+    the row as an ``Invoice`` not added to the session."""
+    session.flush()  # the caller's pending changes before the Core statements
+    existing = session.connection().execute(_EXISTING, {"b_order": order_id}).mappings().first()
     if existing is not None:
-        return existing
+        return Invoice(**existing)
     when = issued_at or utcnow()
     seq = _next_seq(session, when.year)
     invoice = Invoice(
@@ -77,8 +89,9 @@ def issue_invoice(*, session: Session, order_id: int, issued_at: datetime | None
         number=NUMBER_FORMAT.format(year=when.year, seq=seq),
         issued_at=when,
     )
-    session.add(invoice)
-    session.flush()
+    invoice.id = (
+        session.connection().execute(_INSERT, invoice.model_dump(exclude={"id"})).scalar_one()
+    )
     return invoice
 
 
