@@ -84,7 +84,8 @@ def run(app: KeyshopConsole, scenario: Callable[[Pilot], Awaitable[None]], size=
 
 
 async def settle(pilot: Pilot) -> None:
-    """Until no worker is pending or running and the messages they posted are handled.
+    """Until no worker is pending or running and no message waits in the app's or the
+    screen's queues (what the workers posted is handled).
 
     Idle must be seen three times in a row: a key press can schedule the worker that
     does the work (a modal's callback, a message) a moment after the first check."""
@@ -94,7 +95,12 @@ async def settle(pilot: Pilot) -> None:
         await pilot.pause()
         await app.workers.wait_for_complete()
         await pilot.pause()
-        if any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers):
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers)
+        # a finished worker's message (rows loaded, saved) may still wait to be handled
+        waiting = app.message_queue_size or any(
+            node.message_queue_size for node in app.screen.walk_children(with_self=True)
+        )
+        if busy or waiting:
             idle = 0
         else:
             idle += 1

@@ -11,6 +11,7 @@ from console.screens.legal import LegalPageScreen
 from core.models import LegalPage
 from tests.console.conftest import OPERATOR, audit, run, settle, show
 from tests.factories import fresh
+from tests.support.pilot import wait_until
 
 
 def test_write_a_legal_page_from_the_console(session, console_app):
@@ -36,7 +37,8 @@ def test_write_a_legal_page_from_the_console(session, console_app):
         editor.query_one("#confirm").press()
         await settle(pilot)
         assert not isinstance(pilot.app.screen, LegalPageScreen)
-        assert str(table.get_row("withdrawal")[3]) == "31"
+        # the list reloads after the save: on a loaded machine, after settle() returns
+        await wait_until(pilot, lambda: str(table.get_row("withdrawal")[3]) == "31")
 
     run(console_app, scenario)
     [page] = fresh(session).exec(select(LegalPage)).all()
