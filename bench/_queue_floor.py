@@ -14,6 +14,8 @@ from typing import Any
 from huey import RedisHuey
 from huey.consumer import Consumer
 
+from tasks.consumer import POLLING
+
 
 def make_huey(url: str, name: str) -> tuple[RedisHuey, Any]:
     huey = RedisHuey(name, url=url, results=False, utc=True)
@@ -27,12 +29,4 @@ def make_huey(url: str, name: str) -> tuple[RedisHuey, Any]:
 
 def consume(url: str, name: str, threads: int) -> None:
     huey, _ = make_huey(url, name)
-    Consumer(
-        huey,
-        workers=threads,
-        worker_type="thread",
-        periodic=False,
-        initial_delay=0.05,
-        backoff=1.5,
-        max_delay=1.0,
-    ).run()
+    Consumer(huey, workers=threads, worker_type="thread", periodic=False, **POLLING).run()

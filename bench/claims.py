@@ -43,7 +43,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -325,42 +326,34 @@ def bench_service(
     return seconds, pairs
 
 
-def bench_session_floor(
-    claimers: int, product_id: int, line_ids: list[int], meter: CpuMeter | None = None
-) -> tuple[float, list[Any]]:
-    """The floor under any claim made in a Session: the raw statement, sent on the
-    session's own psycopg connection inside ``session_scope()`` (pool checkout, begin,
-    commit, close: what every caller of ``claim_keys`` pays), with none of
-    ``claim_keys``'s own code. ``claim_keys`` cannot beat this; the gap between it and
-    raw psycopg is the limit the Session sets."""
-
+@contextmanager
+def session_connection() -> Iterator[Any]:
+    """``session_scope()``'s transaction, as its Connection."""
     from core.db import session_scope
 
-    def claim(line_id: int) -> list[Any]:
-        with session_scope() as session:
-            driver = session.connection().connection.driver_connection
-            assert driver is not None
-            rows = driver.execute(RAW_CLAIM_SQL, {"p": product_id, "l": line_id, "n": 1}).fetchall()
-        return [r[0] for r in rows]
-
-    seconds, pairs, errors = run_threads(claimers, line_ids, claim, meter)
-    if errors:
-        raise SystemExit(f"bench: session floor failed: {errors[0]!r}")
-    return seconds, pairs
+    with session_scope() as session:
+        yield session.connection()
 
 
-def bench_core_floor(
-    claimers: int, product_id: int, line_ids: list[int], meter: CpuMeter | None = None
+def bench_floor(
+    claimers: int,
+    product_id: int,
+    line_ids: list[int],
+    transaction: Callable[[], Any],
+    meter: CpuMeter | None = None,
 ) -> tuple[float, list[Any]]:
-    """Lower still: the raw statement inside ``engine.begin()`` (SQLAlchemy Core: the
-    pool, a Connection and its transaction, no ORM Session): what any caller going
-    through SQLAlchemy's engine at all pays around a claim."""
-    from core.db import get_engine
+    """The raw claim statement on the psycopg connection under ``transaction()`` (a
+    context manager yielding a SQLAlchemy Connection), with none of ``claim_keys``'s
+    own code: the floor a caller in such a transaction cannot pass.
 
-    engine = get_engine()
+    - :func:`session_connection`: the ORM Session every caller of ``claim_keys`` holds
+      (pool checkout, begin, commit, close); the gap from it to raw psycopg is the
+      Session's.
+    - ``engine.begin()``: SQLAlchemy's engine (pool, connection, transaction), no Session.
+    """
 
     def claim(line_id: int) -> list[Any]:
-        with engine.begin() as conn:
+        with transaction() as conn:
             driver = conn.connection.driver_connection
             assert driver is not None
             rows = driver.execute(RAW_CLAIM_SQL, {"p": product_id, "l": line_id, "n": 1}).fetchall()
@@ -368,7 +361,7 @@ def bench_core_floor(
 
     seconds, pairs, errors = run_threads(claimers, line_ids, claim, meter)
     if errors:
-        raise SystemExit(f"bench: core floor failed: {errors[0]!r}")
+        raise SystemExit(f"bench: the floor under {transaction!r} failed: {errors[0]!r}")
     return seconds, pairs
 
 
@@ -449,14 +442,14 @@ def main(argv: list[str] | None = None) -> int:
 
             reset_stock(bench_url)
             core_meter = CpuMeter(bench_url)
-            core_seconds, core_pairs = bench_core_floor(
-                args.claimers, product_id, line_ids, core_meter
+            core_seconds, core_pairs = bench_floor(
+                args.claimers, product_id, line_ids, get_engine().begin, core_meter
             )
 
             reset_stock(bench_url)
             floor_meter = CpuMeter(bench_url)
-            floor_seconds, floor_pairs = bench_session_floor(
-                args.claimers, product_id, line_ids, floor_meter
+            floor_seconds, floor_pairs = bench_floor(
+                args.claimers, product_id, line_ids, session_connection, floor_meter
             )
             reset_stock(bench_url)
             seconds, pairs = bench_service(args.claimers, product_id, line_ids, meter)

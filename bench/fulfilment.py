@@ -398,6 +398,10 @@ def throughput_once(args: argparse.Namespace, w: int, t: int) -> dict[str, Any]:
         return finish_report(report, "throughput")
 
 
+def ratio(value: float, limit: float) -> float | None:
+    return round(value / limit, 2) if limit else None
+
+
 def scenario_throughput(args: argparse.Namespace) -> dict[str, Any]:
     runs = [throughput_once(args, *layout(x)) for x in args.layouts.split(",")]
     best = max(runs, key=lambda r: r["orders_per_s"])
@@ -417,19 +421,13 @@ def scenario_throughput(args: argparse.Namespace) -> dict[str, Any]:
         report["sql_ceiling_orders_per_s"] = ceiling["orders_per_s"]
         report["sql_ceiling_layouts"] = ceiling["layouts_tried"]
         report["sql_ceiling_load_at_start"] = ceiling["load_at_start"]
-        report["ratio_to_ceiling"] = (
-            round(report["orders_per_s"] / ceiling["orders_per_s"], 2)
-            if ceiling["orders_per_s"]
-            else None
-        )
+        report["ratio_to_ceiling"] = ratio(report["orders_per_s"], ceiling["orders_per_s"])
         # the queue alone, same layouts, same run: a second limit under the first
         queue = scenario_queue_ceiling(args)
         report["queue_ceiling_tasks_per_s"] = queue["tasks_per_s"]
         report["queue_ceiling_layouts"] = queue["layouts_tried"]
-        report["queue_ceiling_ratio_to_sql_ceiling"] = (
-            round(queue["tasks_per_s"] / ceiling["orders_per_s"], 2)
-            if ceiling["orders_per_s"]
-            else None
+        report["queue_ceiling_ratio_to_sql_ceiling"] = ratio(
+            queue["tasks_per_s"], ceiling["orders_per_s"]
         )
     return finish_report(report, "throughput")
 

@@ -224,6 +224,11 @@ class KeyshopConsumer(Consumer):
         return health_check_ts
 
 
+#: How an idle worker thread polls: Huey's back-off from 50 ms up to 1 s (with Redis the
+#: threads block on the queue instead). bench/_queue_floor.py builds its consumer alike.
+POLLING: dict[str, float] = {"initial_delay": 0.05, "backoff": 1.5, "max_delay": 1.0}
+
+
 def make_consumer(
     huey: Huey, settings: Settings, *, workers: int, periodic: bool
 ) -> KeyshopConsumer:
@@ -238,8 +243,6 @@ def make_consumer(
         workers=workers,
         worker_type="thread",
         periodic=periodic,
-        initial_delay=0.05,
-        backoff=1.5,
-        max_delay=1.0,
         check_worker_health=True,
+        **POLLING,
     )

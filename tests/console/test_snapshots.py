@@ -23,16 +23,19 @@ NOW = datetime(2025, 1, 2, 12, 0, tzinfo=UTC)
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
 
 
-def snapshot_app(test_settings):
+def snapshot_app(test_settings, **overrides):
+    """The console as the snapshots see it: operator alice at a fixed time, provider
+    clients that answer balances at once, a queue of 7; ``overrides`` replace any of it."""
     clients = fake_clients(test_settings)
-    return make_app(
-        test_settings,
-        operator="alice",
-        refresh_seconds=0,
-        now=lambda: NOW,
-        provider_clients=lambda: clients,
-        queue_depth=lambda: 7,
-    )
+    options = {
+        "operator": "alice",
+        "refresh_seconds": 0,
+        "now": lambda: NOW,
+        "provider_clients": lambda: clients,
+        "queue_depth": lambda: 7,
+        **overrides,
+    }
+    return make_app(test_settings, **options)
 
 
 def fixed_key(session, product, line_id, n=1, status="delivered"):
@@ -331,14 +334,7 @@ def test_workers_screen(session, test_settings, queued_jobs, snap_compare, size)
             )
         ],
     )
-    app = make_app(
-        test_settings,
-        operator="alice",
-        refresh_seconds=0,
-        now=lambda: NOW,
-        provider_clients=lambda: {},
-        queue_health=lambda: health,
-    )
+    app = snapshot_app(test_settings, provider_clients=lambda: {}, queue_health=lambda: health)
     assert snap_compare(app, run_before=open_screen("f9"), terminal_size=size)
 
 
@@ -448,12 +444,5 @@ def test_outbox_screen(session, test_settings, queued_jobs, snap_compare, size):
     folder = Path(tempfile.gettempdir()) / "keyshop-snapshot-var"
     shutil.rmtree(folder, ignore_errors=True)
     settings = test_settings.model_copy(update={"var_dir": folder})
-    app = make_app(
-        settings,
-        operator="alice",
-        refresh_seconds=0,
-        now=lambda: NOW,
-        provider_clients=lambda: {},
-        queue_depth=lambda: 7,
-    )
+    app = snapshot_app(settings, provider_clients=lambda: {})
     assert snap_compare(app, run_before=open_screen("8"), terminal_size=size)
