@@ -30,6 +30,10 @@ from keyshop.simulators import SimulatorServer
 # tests that want a timeout make the simulator wait longer than this.
 CLIENT_TIMEOUT = 2.0
 
+# A delay the simulator never reaches within a test: the test releases the keys itself
+# (``sim.release``), so what it sees before the release cannot race a timer.
+HELD = 3600.0
+
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[SimulatorServer]:

@@ -43,7 +43,7 @@ from core.providers.registry import (
     SIMULATOR_CODESWHOLESALE_CLIENT_SIGNATURE as SIGNATURE,
 )
 from keyshop.simulators import SimulatorServer
-from tests.providers.conftest import CLIENT_TIMEOUT, Receiver
+from tests.providers.conftest import CLIENT_TIMEOUT, HELD, Receiver
 from tests.support.waiting import wait_for
 
 P = "codeswholesale"
@@ -319,9 +319,11 @@ def test_empty_code_is_fetched_from_the_codes_endpoint(
 def test_preorder_pending_then_postback_then_keys(
     sim: SimulatorServer, cw: CodesWholesaleClient, receiver: Receiver
 ) -> None:
-    sim.control(P, webhook_target=receiver.url, preorder_release_seconds=0.3)
+    # released when the test says so: a timer would race the purchase on a loaded machine
+    sim.control(P, webhook_target=receiver.url, preorder_release_seconds=HELD)
     result = buy(cw, "ref-pre", product=PREORDER)
     assert (result.state, result.preorder, result.keys) == ("pending", True, [])
+    sim.release(P, result.provider_order_id)
     call = receiver.wait_for(lambda c: c.body.get("type") == "PREORDER")
     assert verify_postback(call.body, CLIENT_ID, SIGNATURE)
     postback = parse_postback(call.body)
@@ -333,9 +335,10 @@ def test_preorder_pending_then_postback_then_keys(
 def test_late_keys_arrive_as_preordered_codes(
     sim: SimulatorServer, cw: CodesWholesaleClient
 ) -> None:
-    sim.control(P, late_keys_seconds=0.2)
+    sim.control(P, late_keys_seconds=HELD)
     result = buy(cw, "ref-late")
     assert result.state == "pending"
+    sim.release(P, result.provider_order_id)
     wait_for(
         lambda: (
             cw.fetch_keys(provider_order_id=result.provider_order_id, reference="ref-late").state

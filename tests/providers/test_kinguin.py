@@ -34,7 +34,7 @@ from core.providers.kinguin import (
 )
 from core.providers.registry import SIMULATOR_KINGUIN_API_KEY, SIMULATOR_KINGUIN_WEBHOOK_SECRET
 from keyshop.simulators import SimulatorServer
-from tests.providers.conftest import CLIENT_TIMEOUT, Receiver
+from tests.providers.conftest import CLIENT_TIMEOUT, HELD, Receiver
 
 P = "kinguin"
 TEXT = "5c9b5f6b2539a4e8f17ae2c1"
@@ -227,10 +227,12 @@ def test_at_most_nine_units_per_order(sim: SimulatorServer, kg: KinguinClient) -
 def test_preorder_processing_then_keys_then_order_status_webhook(
     sim: SimulatorServer, kg: KinguinClient, receiver: Receiver
 ) -> None:
-    sim.control(P, webhook_target=receiver.url, preorder_release_seconds=0.3)
+    # released when the test says so: a timer would race the purchase on a loaded machine
+    sim.control(P, webhook_target=receiver.url, preorder_release_seconds=HELD)
     # the simulator refuses keyType on a pre-order, so this also proves the client left it out
     result = buy(kg, "k-pre", product=PREORDER)
     assert (result.state, result.preorder, result.keys) == ("pending", True, [])
+    sim.release(P, result.provider_order_id)
     call = receiver.wait_for(lambda c: c.headers.get("X-Event-Name") == "order.status")
     assert verify_webhook(call.headers, SIMULATOR_KINGUIN_WEBHOOK_SECRET)
     event = parse_webhook(call.headers, json.dumps(call.body).encode())
@@ -248,9 +250,10 @@ def test_preorder_processing_then_keys_then_order_status_webhook(
 def test_late_keys_fill_the_keys_endpoint(
     sim: SimulatorServer, kg: KinguinClient, receiver: Receiver
 ) -> None:
-    sim.control(P, webhook_target=receiver.url, late_keys_seconds=0.3, webhook_secret="s3cret")
+    sim.control(P, webhook_target=receiver.url, late_keys_seconds=HELD, webhook_secret="s3cret")
     result = buy(kg, "k-late", quantity=2)
     assert result.state == "pending" and not result.keys and not result.preorder
+    sim.release(P, result.provider_order_id)
     call = receiver.wait_for(lambda c: c.body.get("orderExternalId") == "k-late")
     assert call.headers["X-Event-Secret"] == "s3cret"
     assert not verify_webhook(call.headers, SIMULATOR_KINGUIN_WEBHOOK_SECRET)

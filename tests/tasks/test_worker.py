@@ -240,17 +240,21 @@ def test_a_worker_whose_queue_is_gone_logs_briefly_and_exits_non_zero_in_time(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    started = time.monotonic()
+    # In time: the worker must stop well before the default bound would let it, whatever
+    # the machine's load does to the interpreter's start-up (19 s under CI's load); a
+    # wall-clock margin over ``bound`` is no proof on a loaded machine.
+    default = config.Settings.model_fields["queue_down_exit_seconds"].default
+    patience = default - 10
+    assert patience > bound + 30
     try:
-        status = proc.wait(timeout=bound + 30)
+        status = proc.wait(timeout=patience)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         lines = log.read_text().splitlines()
         pytest.fail(
-            f"the worker was still running after {bound + 30} s, having logged {len(lines)} lines"
+            f"the worker was still running after {patience} s, having logged {len(lines)} lines"
         )
-    elapsed = time.monotonic() - started
     lines = log.read_text().splitlines()
     assert status == 1, "\n".join(lines[-20:])
     # start-up (besides Huey's list of tasks, one line each), a line when the queue goes,
@@ -260,8 +264,6 @@ def test_a_worker_whose_queue_is_gone_logs_briefly_and_exits_non_zero_in_time(
     assert "Traceback" not in log.read_text()
     assert lines[-1].startswith("keyshop: ") and "QUEUE_URL=redis://127.0.0.1:1/0" in lines[-1]
     assert f"{bound} s" in lines[-1]
-    # the bound, plus the interpreter's start-up and a graceful stop
-    assert elapsed < bound + 15
 
 
 def test_a_running_worker_writes_and_renews_a_heartbeat_that_goes_stale_when_it_dies(queue):
