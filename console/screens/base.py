@@ -5,6 +5,8 @@ notification; nothing changed)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,8 +16,10 @@ from typing import ClassVar
 from sqlalchemy.exc import SQLAlchemyError
 from textual import on, work
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, HelpPanel, Input
+from textual.worker import NoActiveWorker, Worker, get_current_worker
 
 from console.messages import ActionFailed, ActionSucceeded
 from core.config import Settings
@@ -26,6 +30,10 @@ from core.providers.base import ProviderClient
 from core.services.audit import Actor
 
 log = logging.getLogger(__name__)
+
+#: Marks a worker's message the event loop has checked and queued (see
+#: :meth:`ConsoleScreen.check_message_enabled`).
+_CHECKED = "_keyshop_checked_on_the_loop"
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,37 @@ class ConsoleScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.load()
+
+    def check_message_enabled(self, message: Message) -> bool:
+        """What a thread worker posts reaches its handler only if that worker has not
+        been cancelled by then. An exclusive worker (a list's ``load``) is cancelled when
+        a newer one starts; its rows, read before an action changed them, must not land
+        after the newer rows and put the old ones back on screen.
+
+        ``post_message`` calls this in the worker's thread. The message is handed to the
+        event loop and queued there only if the worker is still wanted: workers are
+        cancelled on the loop, so the check and the queueing cannot race a newer load."""
+        if not super().check_message_enabled(message):
+            return False
+        if message.__dict__.pop(_CHECKED, False):
+            return True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop here: a worker's thread
+            try:
+                worker = get_current_worker()
+            except NoActiveWorker:
+                return True
+            # RuntimeError: the console is closing, and nobody will read the message
+            with contextlib.suppress(RuntimeError):
+                self.app.call_from_thread(self._post_unless_cancelled, message, worker)
+            return False
+        return True
+
+    def _post_unless_cancelled(self, message: Message, worker: Worker[object]) -> None:
+        if not worker.is_cancelled:
+            message.__dict__[_CHECKED] = True
+            self.post_message(message)
 
     def action_reload(self) -> None:
         self.load()

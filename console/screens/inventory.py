@@ -371,7 +371,9 @@ class InventoryScreen(ConsoleScreen):
         self.query_one("#import-report", Static).update(f"Importing {raw_path} into {slug}…")
         self.run_import(Path(raw_path).expanduser(), slug)
 
-    @work(thread=True, exclusive=True, group="import")
+    # not exclusive: an import is never cancelled for a newer one (``importing`` allows
+    # one at a time), so what it did is always reported
+    @work(thread=True, group="import")
     def run_import(self, path: Path, slug: str) -> None:
         def progress(done: int, total: int | None) -> None:
             self.post_message(ImportProgressed(done, total))

@@ -79,6 +79,8 @@ def run(app: KeyshopConsole, scenario: Callable[[Pilot], Awaitable[None]], size=
         async with app.run_test(size=size) as pilot:
             await settle(pilot)
             await scenario(pilot)
+            # what the scenario's last action posted is handled before the app closes
+            await settle(pilot)
 
     asyncio.run(main())
 

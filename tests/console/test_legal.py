@@ -37,8 +37,14 @@ def test_write_a_legal_page_from_the_console(session, console_app):
         editor.query_one("#confirm").press()
         await settle(pilot)
         assert not isinstance(pilot.app.screen, LegalPageScreen)
-        # the list reloads after the save: on a loaded machine, after settle() returns
-        await wait_until(pilot, lambda: str(table.get_row("withdrawal")[3]) == "31")
+        # The list reloads after the save, and the save's outcome is told. On a loaded
+        # machine either can come after settle() returns, and the reload on the screen's
+        # return can show the saved row before the outcome is told: wait for both.
+        told = ("information", "Right of withdrawal saved: 31 characters")
+        await wait_until(
+            pilot,
+            lambda: str(table.get_row("withdrawal")[3]) == "31" and told in console_app.notes,
+        )
 
     run(console_app, scenario)
     [page] = fresh(session).exec(select(LegalPage)).all()
@@ -49,4 +55,3 @@ def test_write_a_legal_page_from_the_console(session, console_app):
     )
     [event] = audit(session, "legal.update")
     assert event.actor_id == OPERATOR and event.object_id == "withdrawal"
-    assert ("information", "Right of withdrawal saved: 31 characters") in console_app.notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from email.message import EmailMessage
 
 import pytest
@@ -176,6 +177,48 @@ def test_acknowledge_an_alert(session, console_app):
 
     run(console_app, scenario)
     assert fresh(session).get(Alert, alert.id).acknowledged_by == OPERATOR
+    [event] = audit(session, "alert.acknowledge")
+    assert event.actor_id == OPERATOR
+
+
+def test_a_load_overtaken_by_a_newer_one_never_puts_its_old_rows_back(
+    session, console_app, monkeypatch
+):
+    """A list's load that read the rows before an action changed them, and answers
+    after the load the action started, is dropped: the screen keeps the newer rows."""
+    import console.screens.alerts as alerts_screen
+
+    session.add(Alert(kind="low_stock", subject="product:1", message="3 left"))
+    session.commit()
+    real = alerts_screen.alert_rows
+    hold, has_read, release = threading.Event(), threading.Event(), threading.Event()
+
+    def held_rows(**kw):  # the next load after ``hold`` reads, then waits for ``release``
+        found = real(**kw)
+        if hold.is_set():
+            hold.clear()
+            has_read.set()
+            release.wait(30)
+        return found
+
+    monkeypatch.setattr(alerts_screen, "alert_rows", held_rows)
+
+    async def scenario(pilot):
+        await show(pilot, "6")
+        assert len(rows(pilot, "#alerts-table")) == 1
+        hold.set()
+        pilot.app.screen.action_reload()  # reads the open alert, then waits
+        await wait_until(pilot, has_read.is_set)
+        await pilot.press("a", "y")  # acknowledged; its reload finds nothing open
+        await wait_until(pilot, lambda: rows(pilot, "#alerts-table") == [])
+        release.set()  # the old load answers last
+        await settle(pilot)
+        assert rows(pilot, "#alerts-table") == []
+
+    try:
+        run(console_app, scenario)
+    finally:
+        release.set()
     [event] = audit(session, "alert.acknowledge")
     assert event.actor_id == OPERATOR
 
