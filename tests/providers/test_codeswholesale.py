@@ -410,7 +410,7 @@ def test_hang_is_an_unknown_outcome_and_the_order_is_found_later(
     with pytest.raises(ProviderOutcomeUnknown):
         buy(cw, "ref-hang")
     sim.control(P, timeout=0)
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 15
     lookup = cw.find_purchase(reference="ref-hang", placed_at=NOW)
     while not isinstance(lookup, Found) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -190,7 +190,7 @@ def test_purchase_image_keys_are_decoded_bytes(sim: SimulatorServer, kg: Kinguin
     )
     sim.control(P, preorder_release_seconds=0.1)
     placed = buy(kg, "k-image", product="img-pre")
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 15
     result = kg.fetch_keys(provider_order_id=placed.provider_order_id, reference="k-image")
     while not result.keys and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -318,7 +318,7 @@ def test_hang_is_an_unknown_outcome(sim: SimulatorServer, kg: KinguinClient) -> 
     with pytest.raises(ProviderOutcomeUnknown):
         buy(kg, "k-hang")
     # the provider finished the order after our timeout: asking by reference finds it
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 15
     lookup = kg.find_purchase(reference="k-hang", placed_at=NOW)
     while not isinstance(lookup, Found) and time.monotonic() < deadline:
         time.sleep(0.1)
