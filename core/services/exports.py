@@ -19,16 +19,25 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, func, select
 
 from core import money
 from core.csvsafe import escape_cell
 from core.db import session_scope
 from core.errors import InvalidInput
-from core.models import AuditEvent, Customer, Key, Order, Product, WebhookEvent
+from core.models import (
+    AuditEvent,
+    Customer,
+    Key,
+    Order,
+    Product,
+    PromoRedemption,
+    WebhookEvent,
+)
 from core.services.reports import period
 
 KEY_MASK: Final = "••••-••••-••••"
@@ -62,7 +71,13 @@ class ExportKind:
 
 
 def _orders(since: datetime, until: datetime) -> Select[Any]:
-    o = _c(Order)
+    o, r = _c(Order), _c(PromoRedemption)
+    # the codes the order used (a refund keeps them; a cancelled order's were released)
+    codes = (
+        select(func.aggregate_strings(r.code, " "))
+        .where(r.order_id == o.id, r.released_at.is_(None))
+        .scalar_subquery()
+    )
     return (
         select(
             o.number,
@@ -70,7 +85,12 @@ def _orders(since: datetime, until: datetime) -> Select[Any]:
             o.email,
             o.currency,
             o.subtotal_minor,
+            o.discount_minor,
+            codes,
             o.total_minor,
+            o.country,
+            o.vat_rate_bp,
+            o.vat_minor,
             o.payment_provider,
             o.created_at,
             o.paid_at,
@@ -82,10 +102,13 @@ def _orders(since: datetime, until: datetime) -> Select[Any]:
 
 
 def _order_cells(r: Any) -> Iterable[Any]:
-    number, status, email, currency, subtotal, total, provider, created, paid, fulfilled = r
+    (number, status, email, currency, subtotal, discount, codes, total, country, rate_bp, vat,
+     provider, created, paid, fulfilled) = r  # fmt: skip
     return (
-        number, status, email, currency, _major(subtotal, currency), _major(total, currency),
-        provider or "", _when(created), _when(paid), _when(fulfilled),
+        number, status, email, currency, _major(subtotal, currency), _major(discount, currency),
+        " ".join(sorted((codes or "").split())), _major(total, currency), country or "",
+        f"{Decimal(rate_bp) / 100:.2f}", _major(vat, currency), provider or "",
+        _when(created), _when(paid), _when(fulfilled),
     )  # fmt: skip
 
 
@@ -198,8 +221,9 @@ def _webhook_cells(r: Any) -> Iterable[Any]:
 
 KINDS: Final[dict[str, ExportKind]] = {
     "orders": ExportKind(
-        ("number", "status", "email", "currency", "subtotal", "total", "payment_provider",
-         "created_at", "paid_at", "fulfilled_at"),
+        ("number", "status", "email", "currency", "subtotal", "discount", "promo_codes",
+         "total", "country", "vat_rate_percent", "vat", "payment_provider", "created_at",
+         "paid_at", "fulfilled_at"),
         _orders, _order_cells,
     ),
     "keys": ExportKind(

@@ -11,7 +11,15 @@ from datetime import UTC, date, datetime
 import pytest
 
 from core.errors import InvalidInput
-from core.models import AuditEvent, KeyStatus, OrderStatus, ProviderPurchase
+from core.models import (
+    AuditEvent,
+    KeyStatus,
+    OrderStatus,
+    PromoCode,
+    PromoKind,
+    PromoRedemption,
+    ProviderPurchase,
+)
 from core.services.exports import KEY_MASK, export_to_file, write_export
 from core.services.reports import sales
 from tests.factories import make_keys, make_order, make_product, order_lines
@@ -80,6 +88,44 @@ def test_sales_by_day_source_and_provider(shop):
     )
     with pytest.raises(InvalidInput):
         sales(session=shop, start=date(2026, 11, 4), end=date(2026, 11, 1))
+
+
+def test_orders_export_has_discount_codes_country_and_vat(session):
+    """An accountant's row per order: subtotal, what promo codes took off and which
+    codes, the total, the buyer's country and the VAT it contains."""
+    game = make_product(session, slug="game", title="Game", price_minor=5000)
+    order = make_order(
+        session,
+        [(game, 1)],
+        status=OrderStatus.FULFILLED,
+        discount_minor=750,
+        country="DE",
+        vat_rate_bp=1900,
+        vat_minor=679,
+        created_at=datetime(2026, 11, 3, 10, tzinfo=UTC),
+    )
+    order.total_minor = 4250  # subtotal - discount
+    promo = PromoCode(code="AUTUMN", kind=PromoKind.PERCENT, percent_bp=1000)
+    session.add(promo)
+    session.flush()
+    for code, minor in (("WELCOME", 250), ("AUTUMN", 500)):
+        session.add(
+            PromoRedemption(
+                promo_id=promo.id, order_id=order.id, code=code, email=order.email,
+                currency="EUR", discount_minor=minor,
+            )
+        )  # fmt: skip
+    session.commit()
+    out = io.StringIO()
+    assert write_export("orders", start=date(2026, 11, 1), end=date(2026, 11, 30), out=out) == 1
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert (row["subtotal"], row["discount"], row["promo_codes"], row["total"]) == (
+        "50.00",
+        "7.50",
+        "AUTUMN WELCOME",
+        "42.50",
+    )
+    assert (row["country"], row["vat_rate_percent"], row["vat"]) == ("DE", "19.00", "6.79")
 
 
 def test_keys_export_masks_codes_and_streams(shop, tmp_path):
