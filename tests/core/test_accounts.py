@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.config import load_settings
 from core.errors import ConfigError, InvalidInput
@@ -389,7 +389,11 @@ def test_a_hash_with_old_parameters_is_replaced_at_sign_in(
     assert sign_in(email=email, password=PASSWORD).customer_id == up.customer_id
     rehashed = (
         fresh(session)
-        .exec(select(AuditEvent).where(AuditEvent.action == "customer.signed_in"))
+        .exec(
+            select(AuditEvent)
+            .where(AuditEvent.action == "customer.signed_in")
+            .order_by(col(AuditEvent.id))
+        )
         .all()
     )
     assert [e.data for e in rehashed] == [{"rehashed": True}, {}]

@@ -346,7 +346,7 @@ def test_a_checkout_waits_for_the_one_counting_the_same_partner_units(session, e
 
 def _wait_for_offer_lock_wait(engine, competitor) -> None:
     """Until a backend waits for a lock on a query locking provider offers."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     with engine.connect() as watcher:
         while time.monotonic() < deadline and not competitor.finished.is_set():
             waiting = watcher.execute(

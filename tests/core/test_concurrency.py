@@ -150,7 +150,7 @@ def _race(
         if wait is not None:
             seen["finished_during_first"] = competitor.join(wait)
         else:
-            seen["finished_during_first"] = competitor.join(5 if is_postgres_run() else 0.5)
+            seen["finished_during_first"] = competitor.join(30 if is_postgres_run() else 0.5)
 
     with race_condition(CLAIM_POINT, after=let_competitor_run) as hook:
         try:
@@ -269,7 +269,7 @@ def test_race_harness_catches_an_unlocked_claim(session: Session) -> None:
 
     def let_competitor_run(*_a: Any, **_k: Any) -> None:
         competitor.start()
-        assert competitor.join(5)
+        assert competitor.join(30)
 
     target = f"{__name__}._pick_candidate"
     with race_condition(target, after=let_competitor_run), session_scope() as s:

@@ -18,7 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import func, text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.db import session_scope
 from core.errors import InvalidInput, NotFound
@@ -91,7 +91,11 @@ def test_an_adjustment_is_two_entries_against_the_shop_and_is_audited(engine):
             select(LedgerAccount).where(LedgerAccount.ref == "shop:adjustments:EUR")
         ).one()
         assert credit.balance(session, account_id=shop.id) == -1000
-        audits = session.exec(select(AuditEvent).where(AuditEvent.action == "credit.adjust")).all()
+        audits = session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.action == "credit.adjust")
+            .order_by(col(AuditEvent.id))
+        ).all()
         assert [a.data["amount_minor"] for a in audits] == [1500, -500]
         history = credit.customer_history(session, customer_id=customer)
         assert [(h.amount_minor, h.balance_minor, h.note) for h in history] == [

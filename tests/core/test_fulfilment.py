@@ -131,15 +131,15 @@ def test_a_timeout_is_an_unknown_outcome_asked_about_before_any_retry(
     product = make_product(session)
     offer(session, sim_server, product, "codeswholesale")
     offer(session, sim_server, product, "kinguin")
-    sim_server.control(
-        "codeswholesale", timeout=3.0
-    )  # the order is placed after the client gave up
+    # The order is placed long after the client gave up (2 s) and asked: a loaded machine
+    # must not let the first lookup come after the provider placed it.
+    sim_server.control("codeswholesale", timeout=10.0)
     order = make_order(session, [(product, 1)])
     # asked at once, the provider has no order yet: that proves nothing (still in flight)
     with pytest.raises(FulfilmentRetry, match="may still be in flight"):
         fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT)
     assert fresh(session).exec(select(ProviderPurchase)).one().status == "unknown"
-    wait_until(lambda: len(sim_orders(sim_server, "codeswholesale")) == 1)
+    wait_until(lambda: len(sim_orders(sim_server, "codeswholesale")) == 1, timeout=40.0)
     sim_server.control("codeswholesale", timeout=0)
     assert fulfil_order(order_id=order.id, clients=providers, retry=NO_WAIT).outcome == "fulfilled"
     assert sim_server.stats("codeswholesale")["order_requests"] == 1, "never sent twice"

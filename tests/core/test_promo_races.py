@@ -132,7 +132,7 @@ def test_a_checkout_waits_for_the_one_taking_the_last_use(session, engine):
 
 
 def _wait_for_lock_wait(engine, competitor, pattern: str) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     with engine.connect() as watcher:
         while time.monotonic() < deadline and not competitor.finished.is_set():
             waiting = watcher.execute(

@@ -23,9 +23,10 @@ def serve_api() -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_api(), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert server.started, "the API server did not start within 60 s"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

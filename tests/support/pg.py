@@ -19,12 +19,15 @@ def wait_for_lock_wait(
     engine: Engine,
     *,
     gave_up: Callable[[], bool] = lambda: False,
-    timeout: float = 15.0,
+    timeout: float = 30.0,
     pid: int | None = None,
+    blocked_by: int | None = None,
 ) -> None:
-    """Until some other backend of this database (``pid``: that backend) waits for a row
-    or table lock (it has reached the lock the test holds), or ``gave_up()`` says the
-    competitor finished."""
+    """Until some other backend of this database (``pid``: that backend; ``blocked_by``:
+    one the backend ``blocked_by`` holds up) waits for a row or table lock (it has reached
+    the lock the test holds), or ``gave_up()`` says the competitor finished. Name the
+    backend when you can: the test passes share the database (each in its own schema),
+    and another part's lock wait must not count."""
     deadline = time.monotonic() + timeout
     query = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -32,6 +35,8 @@ def wait_for_lock_wait(
     )
     if pid is not None:
         query += f" AND pid = {int(pid)}"
+    if blocked_by is not None:
+        query += f" AND {int(blocked_by)} = ANY(pg_blocking_pids(pid))"
     with engine.connect() as watcher:
         while time.monotonic() < deadline:
             waiting = watcher.execute(text(query)).scalar_one()

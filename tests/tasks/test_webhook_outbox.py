@@ -65,7 +65,10 @@ def test_a_worker_killed_while_acting_on_a_payment_leaves_it_for_reconciliation(
         tx = holder.begin()
         holder.execute(text("SELECT id FROM orders WHERE id = :id FOR UPDATE"), {"id": order.id})
         send_test_event(order_number=order.number)
-        wait_for_lock_wait(engine)  # the worker is acting on it, waiting for the order row
+        # the worker is acting on it, waiting for the order row this connection holds
+        wait_for_lock_wait(
+            engine, blocked_by=holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        )
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         tx.rollback()

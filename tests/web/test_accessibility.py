@@ -103,6 +103,7 @@ def test_main_journeys_pass_axe(shop, browser, session):
     email = f"reach-{secrets.token_hex(3)}@example.com"
     page.goto(shop + "/signup")
     expect(page.locator("#signup-submit")).to_be_visible()
+    wait_loaded(page, "/signup")
     check(page, "sign-up", problems)
     page.fill("#field-email", email)
     page.fill("#field-password", PASSWORD)
@@ -112,6 +113,7 @@ def test_main_journeys_pass_axe(shop, browser, session):
 
     page.goto(shop + "/signin")
     expect(page.locator("#signin-submit")).to_be_visible()
+    wait_loaded(page, "/signin")
     check(page, "sign-in", problems)
     page.fill("#field-email", email)
     page.fill("#field-password", PASSWORD)

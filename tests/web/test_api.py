@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import uvicorn
 from sqlmodel import select
 
 from core import jobs
@@ -25,25 +22,13 @@ from core.services.payments import webhook_secret
 from core.services.test_payments import sign_stripe_payload
 from core.services.webhooks import process_webhook
 from tests.factories import fresh, make_order, make_product, order_lines
+from tests.support.api import serve_api
 
 
 @pytest.fixture(scope="module")
 def api_server():
-    from web.api.app import create_api
-
-    app = create_api()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_api() as url:
+        yield url
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def buy(session, *, keys: int = 1):
 
 def pay(crypto, result, deliveries: int) -> list[dict]:
     crypto.pay_invoice(invoice_id(result.payment_url))
-    return crypto.wait_for_deliveries(deliveries)
+    return crypto.wait_for_deliveries(deliveries, timeout=60)
 
 
 def order_of(session, result) -> Order:

@@ -26,7 +26,7 @@ from core.models import Key, Order, OrderLine
 from core.services.audit import Actor
 from core.services.catalogue.covers import prepare_cover, set_cover
 from tests.factories import fresh, make_keys, make_product
-from tests.support.browser import ACCOUNT_PAGE, Steps, new_page
+from tests.support.browser import ACCOUNT_PAGE, Steps, new_page, wait_loaded
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -207,12 +207,14 @@ def test_a_customer_pays_with_vat_consents_gets_a_receipt_and_finds_the_key_in_m
     context, page = new_page(browser)
     with Steps(page, "vat-consent-receipt-library") as steps:
         page.goto(shop.url + "/signup")
+        wait_loaded(page, "/signup")
         page.fill("#field-email", email)
         page.fill("#field-password", password)
         page.fill("#field-password_again", password)
         page.click("#signup-submit")
         expect(page.get_by_text("We have sent a message to")).to_be_visible()
         page.goto(shop.url + "/signin")
+        wait_loaded(page, "/signin")
         page.fill("#field-email", email)
         page.fill("#field-password", password)
         page.click("#signin-submit")
@@ -330,6 +332,7 @@ def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, 
 
     def sign_up(page, email: str) -> None:
         page.goto(shop.url + "/signup")
+        wait_loaded(page, "/signup")
         page.fill("#field-email", email)
         page.fill("#field-password", password)
         page.fill("#field-password_again", password)
@@ -337,6 +340,7 @@ def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, 
         # the same answer for any address (no enumeration); the password signs in meanwhile
         expect(page.get_by_text("We have sent a message to")).to_be_visible()
         page.goto(shop.url + "/signin")
+        wait_loaded(page, "/signin")
         page.fill("#field-email", email)
         page.fill("#field-password", password)
         page.click("#signin-submit")
@@ -366,9 +370,11 @@ def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, 
 
         # signed out and in again, Alice finds the order in her history without any link
         alice.goto(shop.url + "/account")
+        wait_loaded(alice, "/account")
         alice.click("#signout")
         alice.wait_for_url(shop.url + "/")
         alice.goto(shop.url + "/signin")
+        wait_loaded(alice, "/signin")
         alice.fill("#field-email", alice_email)
         alice.fill("#field-password", "wrong password!!")
         alice.click("#signin-submit")
@@ -399,10 +405,12 @@ def test_accounts_sign_up_sign_in_and_no_one_else_sees_the_order(shop, browser, 
 
         # Bob deletes his account with his password; he can no longer sign in
         bob.goto(shop.url + "/account")
+        wait_loaded(bob, "/account")
         bob.fill("#delete-password", password)
         bob.click("#delete-account")
         bob.wait_for_url(shop.url + "/")
         bob.goto(shop.url + "/signin")
+        wait_loaded(bob, "/signin")
         bob.fill("#field-email", bob_email)
         bob.fill("#field-password", password)
         bob.click("#signin-submit")

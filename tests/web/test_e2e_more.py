@@ -112,6 +112,7 @@ def test_password_reset_by_the_emailed_link(shop, browser, session):
         page.wait_for_url(shop.url + "/")
 
         page.goto(shop.url + "/signin")
+        wait_loaded(page, "/signin")
         page.get_by_role("link", name="Forgot your password?").click()
         page.wait_for_url("**/forgot-password")
         wait_loaded(page, "/forgot-password")
@@ -125,6 +126,7 @@ def test_password_reset_by_the_emailed_link(shop, browser, session):
         [link] = [w for w in text.split() if "/reset-password?token=" in w]
         assert link.startswith(shop.url + "/reset-password?token=")
         page.goto(link)
+        wait_loaded(page, "/reset-password")
         page.fill("#field-password", new_password)
         page.fill("#field-password_again", new_password)
         steps.shot("new-password")
@@ -147,6 +149,7 @@ def test_password_reset_by_the_emailed_link(shop, browser, session):
 
         # the link worked once
         page.goto(link)
+        wait_loaded(page, "/reset-password")
         page.fill("#field-password", "third password 789")
         page.fill("#field-password_again", "third password 789")
         page.click("#reset-submit")
