@@ -83,6 +83,12 @@ class Order(SQLModel, table=True):
     discount_minor: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
     )
+    # What went back to the customer: a partial refund's amount so far (Stripe's
+    # ``amount_refunded``; the order keeps its status and keys), or the whole total once
+    # the order is ``refunded``. Sales reports count revenue net of it.
+    refunded_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 class OrderLine(SQLModel, table=True):

@@ -371,6 +371,23 @@ def take_promo_use(session: Session, promo_id: int) -> bool:
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def raise_refunded(session: Session, order_id: int, amount_minor: int) -> bool:
+    """Record that ``amount_minor`` of an order has been refunded so far, unless as much
+    or more is recorded already: one conditional ``UPDATE orders SET refunded_minor =
+    :amount WHERE id = :id AND refunded_minor < :amount``. Refund events carry the
+    running total, so events that arrive late, twice or concurrently record the largest
+    once (the row lock serialises them; READ COMMITTED re-checks the condition). False:
+    nothing to record. Never commits."""
+    orders = Order.__table__  # type: ignore[attr-defined]
+    result = session.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.refunded_minor < amount_minor)
+        .values(refunded_minor=amount_minor)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def give_back_promo_use(session: Session, promo_id: int) -> None:
     """One use of a promo code back (its order was cancelled or expired unpaid); never
     below zero. Takes the code's row lock until the caller's transaction ends. Never

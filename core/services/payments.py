@@ -10,7 +10,8 @@ Events acted on:
   match the order's total, or the order goes to ``needs_attention`` with the reason.
 - ``charge.refunded`` (fully refunded) → DESIGN §5.5: keys never revealed are revoked
   (stock keys go back to stock), revealed keys are flagged, the order is ``refunded``
-  and an alert is raised. A partial refund raises an alert and changes nothing else.
+  and an alert is raised. A partial refund is recorded on the order (``refunded_minor``,
+  :func:`record_partial_refund`); its status and keys stay, and an alert is raised.
 - ``charge.dispute.created`` → the same key handling, the order is ``disputed``.
 - anything else is stored and marked ignored.
 """
@@ -35,11 +36,13 @@ from core.models import (
     Key,
     KeyStatus,
     Order,
+    OrderEvent,
     OrderLine,
     OrderStatus,
     WebhookEvent,
     row_id,
 )
+from core.money import format_money
 from core.services import credit, giftcards, locking
 from core.services.alerts import raise_alert
 from core.services.audit import Actor
@@ -283,6 +286,7 @@ def take_money_back(
         data=counts,
     )
     if to_status == S.REFUNDED:
+        locking.raise_refunded(session, row_id(order.id), order.total_minor)
         jobs.enqueue_after_commit(session, Job.SEND_ORDER_EMAIL, order.id, "refunded")
     raise_alert(
         session=session,
@@ -295,6 +299,57 @@ def take_money_back(
         ),
     )
     return f"order {order.number} {to_status}: {counts}"
+
+
+def record_partial_refund(session: Session, order: Order, charge: dict[str, Any]) -> str:
+    """Part of an order's charge went back (a refund made in Stripe's dashboard, say a
+    goodwill refund): ``amount_refunded``, the charge's running total of refunds, is
+    recorded on the order (``refunded_minor``; reports count revenue net of it), with an
+    order event and an alert. The order keeps its status and its keys: which keys, if
+    any, to take back is the operator's call. A late, repeated or concurrent event
+    records nothing new. A refund in another currency than the order's is not recorded;
+    the operator is told. Runs in the caller's transaction."""
+    refunded = charge.get("amount_refunded")
+    currency = str(charge.get("currency") or "").upper()
+    subject = f"order:{order.number}"
+    if type(refunded) is not int or refunded <= 0:
+        return f"partial refund on {order.number} without an amount: ignored"
+    if currency != order.currency:
+        raise_alert(
+            session=session,
+            kind=AlertKind.NEEDS_ATTENTION,
+            subject=subject,
+            message=(
+                f"partial refund of {refunded} (minor units) {currency or 'without a currency'}"
+                f" on order {order.number}, whose currency is {order.currency}: not recorded,"
+                " check the charge in Stripe"
+            ),
+        )
+        return f"partial refund on {order.number} in another currency ({currency}): not recorded"
+    so_far = format_money(refunded, currency, style="code")
+    if not locking.raise_refunded(session, row_id(order.id), refunded):
+        return f"partial refund on {order.number}: {so_far} so far, already recorded"
+    session.add(
+        OrderEvent(
+            order_id=row_id(order.id),
+            from_status=order.status,
+            to_status=order.status,
+            reason=f"partial refund {charge.get('id')}",
+            actor=str(STRIPE),
+            data={"refunded_minor": refunded},
+        )
+    )
+    raise_alert(
+        session=session,
+        kind=AlertKind.NEEDS_ATTENTION,
+        subject=subject,
+        message=(
+            f"partial refund on order {order.number}: {so_far} of "
+            f"{format_money(order.total_minor, currency, style='code')} refunded so far; "
+            "its keys are left as they are"
+        ),
+    )
+    return f"partial refund of {so_far} on {order.number} recorded"
 
 
 def handle_stripe(session: Session, event: WebhookEvent, payload: dict[str, Any]) -> str:
@@ -329,13 +384,7 @@ def handle_stripe(session: Session, event: WebhookEvent, payload: dict[str, Any]
             },
         )
         if not obj.get("refunded") and (obj.get("amount_refunded") or 0) < (obj.get("amount") or 0):
-            raise_alert(
-                session=session,
-                kind=AlertKind.NEEDS_ATTENTION,
-                subject=f"order:{order.number}",
-                message=f"partial refund of {obj.get('amount_refunded')} on order {order.number}; keys left as they are",
-            )
-            return f"partial refund on {order.number}: alert raised"
+            return record_partial_refund(session, order, obj)
         return take_money_back(session, order, S.REFUNDED, "refund", str(obj.get("id")))
     if kind == "charge.dispute.created":
         order = _order_for(

@@ -200,3 +200,61 @@ def test_refund_and_dispute_take_unrevealed_keys_back(session, queued_jobs, kind
     before = session.exec(select(OrderEvent)).all()
     assert _process_all(queued_jobs)[0].startswith("already processed")
     assert len(session.exec(select(OrderEvent)).all()) == len(before)
+
+
+def _charge_refunded(order, event_id, amount_refunded, *, amount=None):
+    amount = order.total_minor if amount is None else amount
+    return _event(
+        order,
+        "charge.refunded",
+        id="ch_test_1",
+        object="charge",
+        payment_intent=order.payment_reference,
+        amount=amount,
+        amount_refunded=amount_refunded,
+        refunded=amount_refunded >= amount,
+        metadata={"order_number": order.number},
+    ).replace(f"evt_{order.number}_charge.refunded".encode(), event_id.encode())
+
+
+def test_a_partial_refund_is_recorded_on_the_order_and_its_keys_stay(session, queued_jobs):
+    """Stripe's charge.refunded carries what was refunded so far (``amount_refunded``);
+    a partial refund is recorded on the order (reports and exports count it), keys and
+    status stay, and an operator is told the amount. Events in any order, or twice,
+    record the largest amount once."""
+    product = make_product(session, price_minor=2000)
+    order = make_order(session, [(product, 1)], status="fulfilled", payment_reference="pi_p_1")
+    [line] = order_lines(session, order)
+    [key] = make_keys(session, product, 1, status="delivered", order_line_id=line.id)
+    _deliver(_charge_refunded(order, "evt_partial_1", 500))
+    assert _process_all(queued_jobs) == [f"partial refund of 5.00 EUR on {order.number} recorded"]
+    o = fresh(session).get(Order, order.id)
+    assert (o.status, o.refunded_minor) == ("fulfilled", 500)
+    assert session.get(Key, key.id).status == "delivered"
+    [alert] = session.exec(select(Alert)).all()
+    assert "5.00 EUR of 20.00 EUR refunded" in alert.message
+    [event] = session.exec(select(OrderEvent).where(OrderEvent.order_id == order.id)).all()
+    assert event.reason == "partial refund ch_test_1" and event.data["refunded_minor"] == 500
+    # a second partial refund (800 so far), then the first event's late redelivery
+    queued_jobs.clear()
+    _deliver(_charge_refunded(order, "evt_partial_2", 800))
+    _deliver(_charge_refunded(order, "evt_partial_1b", 500))
+    outcomes = _process_all(queued_jobs)
+    assert outcomes[1] == f"partial refund on {order.number}: 5.00 EUR so far, already recorded"
+    assert fresh(session).get(Order, order.id).refunded_minor == 800
+    # the rest refunded: the whole order is refunded, as before
+    queued_jobs.clear()
+    _deliver(_charge_refunded(order, "evt_full", 2000))
+    assert _process_all(queued_jobs)[0].startswith(f"order {order.number} refunded")
+    o = fresh(session).get(Order, order.id)
+    assert (o.status, o.refunded_minor) == ("refunded", 2000)
+
+
+def test_a_partial_refund_in_another_currency_changes_nothing_but_is_told(session, queued_jobs):
+    product = make_product(session, price_minor=2000)
+    order = make_order(session, [(product, 1)], status="fulfilled", payment_reference="pi_p_2")
+    body = _charge_refunded(order, "evt_usd", 500).replace(b'"eur"', b'"usd"')
+    _deliver(body)
+    assert "currency" in _process_all(queued_jobs)[0]
+    assert fresh(session).get(Order, order.id).refunded_minor == 0
+    assert "USD" in session.exec(select(Alert)).one().message
