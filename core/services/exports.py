@@ -88,6 +88,7 @@ def _orders(since: datetime, until: datetime) -> Select[Any]:
             o.discount_minor,
             codes,
             o.total_minor,
+            o.refunded_minor,
             o.country,
             o.vat_rate_bp,
             o.vat_minor,
@@ -102,11 +103,12 @@ def _orders(since: datetime, until: datetime) -> Select[Any]:
 
 
 def _order_cells(r: Any) -> Iterable[Any]:
-    (number, status, email, currency, subtotal, discount, codes, total, country, rate_bp, vat,
-     provider, created, paid, fulfilled) = r  # fmt: skip
+    (number, status, email, currency, subtotal, discount, codes, total, refunded, country,
+     rate_bp, vat, provider, created, paid, fulfilled) = r  # fmt: skip
     return (
         number, status, email, currency, _major(subtotal, currency), _major(discount, currency),
-        " ".join(sorted((codes or "").split())), _major(total, currency), country or "",
+        " ".join(sorted((codes or "").split())), _major(total, currency),
+        _major(refunded, currency), country or "",
         f"{Decimal(rate_bp) / 100:.2f}", _major(vat, currency), provider or "",
         _when(created), _when(paid), _when(fulfilled),
     )  # fmt: skip
@@ -222,7 +224,7 @@ def _webhook_cells(r: Any) -> Iterable[Any]:
 KINDS: Final[dict[str, ExportKind]] = {
     "orders": ExportKind(
         ("number", "status", "email", "currency", "subtotal", "discount", "promo_codes",
-         "total", "country", "vat_rate_percent", "vat", "payment_provider", "created_at",
+         "total", "refunded", "country", "vat_rate_percent", "vat", "payment_provider", "created_at",
          "paid_at", "fulfilled_at"),
         _orders, _order_cells,
     ),

@@ -1,8 +1,11 @@
 """Sales reports: revenue, cost and margin of delivered keys.
 
-Each delivered key knows its sale price (its order line's unit price) and its cost (the
-import's cost, or the provider purchase's unit cost, kept on the key as ``cost_minor``
-in ``cost_currency``). A sale is a key delivered (``keys.delivered_at``) within the
+Each delivered key knows its sale price and its cost (the import's cost, or the provider
+purchase's unit cost, kept on the key as ``cost_minor`` in ``cost_currency``). The sale
+price is what the customer paid for it: its order line's unit price, less its share of
+what promo codes took off the order and of what a partial refund gave back (the
+order's ``total_minor - refunded_minor`` shared between its keys in proportion to their
+unit prices, to the minor unit: an order's keys add up to exactly what it kept). A sale is a key delivered (``keys.delivered_at``) within the
 period, of an order not refunded or cancelled. Sales are grouped by day, week (ISO, by
 its Monday), month, product, platform, provider (the supplier of the key: the provider
 it was bought from, or the supplier named at import) or source (``stock`` or
@@ -10,7 +13,8 @@ it was bought from, or the supplier named at import) or source (``stock`` or
 key whose cost is unknown, or in another currency than the sale, counts in
 ``cost_unknown`` and adds no cost, so its margin is the whole price: the report says so.
 
-Rows are read in a stream (``yield_per``): memory holds the groups, not the sales.
+Rows are read in a stream (``yield_per``), ordered by order: memory holds the groups
+and one order's remainder, not the sales.
 
 :func:`discounts_given` is the discount report: what promo codes took off paid orders,
 per currency, code or campaign.
@@ -97,6 +101,27 @@ def _group_key(by: str, delivered_at: datetime, slug: str, platform: str, suppli
     return "provider" if bought else "stock"
 
 
+class _Share:
+    """A key's share of what its order kept (``kept``: the total less refunds), in
+    proportion to its unit price among the order's ``subtotal``. Keys come in order by
+    order; the remainder of each division is carried to the order's next key, so an
+    order's keys add up to exactly what it kept."""
+
+    def __init__(self) -> None:
+        self.order_id: int | None = None
+        self.carry = 0
+
+    def of(self, order_id: int, price: int, subtotal: int, kept: int) -> int:
+        if kept == subtotal:  # no discount, nothing refunded: the unit price
+            return price
+        if subtotal <= 0 or kept <= 0:
+            return 0
+        if order_id != self.order_id:
+            self.order_id, self.carry = order_id, 0
+        amount, self.carry = divmod(price * kept + self.carry, subtotal)
+        return amount
+
+
 def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[SalesRow]:
     """The sales report (see the module docstring), sorted by group then currency."""
     if by not in GROUPS:
@@ -115,6 +140,9 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
             line.currency,
             p.slug,
             line.platform,
+            o.id,
+            o.subtotal_minor,
+            o.total_minor - o.refunded_minor,
         )
         .join(lt, line.id == k.order_line_id)
         .join(ot, o.id == line.order_id)
@@ -125,9 +153,11 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
             k.status.in_([KeyStatus.DELIVERED, KeyStatus.FAULTY]),
             o.status.not_in(EXCLUDED_STATUSES),
         )
+        .order_by(o.id, k.id)
         .execution_options(yield_per=2000)
     )
     groups: dict[tuple[str, str], SalesRow] = {}
+    share = _Share()
     for (
         delivered_at,
         cost,
@@ -138,6 +168,9 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
         currency,
         slug,
         platform,
+        order_id,
+        subtotal,
+        kept,
     ) in session.execute(stmt):
         bought = purchase is not None
         key = (_group_key(by, delivered_at, slug, platform, supplier, bought), currency)
@@ -145,7 +178,7 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
         if row is None:
             row = groups[key] = SalesRow(group=key[0], currency=currency)
         row.count += 1
-        row.revenue_minor += price
+        row.revenue_minor += share.of(order_id, price, subtotal, kept)
         if cost is None or (cost_cur or currency) != currency:
             row.cost_unknown += 1
         else:

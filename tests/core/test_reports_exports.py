@@ -90,15 +90,39 @@ def test_sales_by_day_source_and_provider(shop):
         sales(session=shop, start=date(2026, 11, 4), end=date(2026, 11, 1))
 
 
-def test_orders_export_has_discount_codes_country_and_vat(session):
+def test_revenue_is_what_the_customer_paid_net_of_discounts_and_partial_refunds(session):
+    """Three keys at 10.00 with 1.00 off by a code and 2.50 refunded later: 26.50 of
+    revenue, shared between the keys in proportion to their price, to the minor unit,
+    whichever days they were delivered on."""
+    game = make_product(session, slug="net", title="Net", price_minor=1000)
+    order = make_order(
+        session, [(game, 3)], status=OrderStatus.FULFILLED, discount_minor=100, refunded_minor=250
+    )
+    order.total_minor = 2900
+    session.add(order)
+    session.commit()
+    deliver(session, game, order, 2, day=5, cost=600)
+    deliver(session, game, order, 1, day=6, cost=600)
+    rows = sales(session=session, start=date(2026, 11, 1), end=date(2026, 11, 30), by="day")
+    assert [(r.group, r.count, r.revenue_minor, r.cost_minor) for r in rows] == [
+        ("2026-11-05", 2, 1766, 1200),
+        ("2026-11-06", 1, 884, 600),
+    ]
+    [whole] = sales(session=session, start=date(2026, 11, 1), end=date(2026, 11, 30), by="product")
+    assert (whole.revenue_minor, whole.margin_minor) == (2650, 850)
+
+
+def test_orders_export_has_discount_codes_refunds_country_and_vat(session):
     """An accountant's row per order: subtotal, what promo codes took off and which
-    codes, the total, the buyer's country and the VAT it contains."""
+    codes, the total, what was refunded, the buyer's country and the VAT the total
+    contains."""
     game = make_product(session, slug="game", title="Game", price_minor=5000)
     order = make_order(
         session,
         [(game, 1)],
         status=OrderStatus.FULFILLED,
         discount_minor=750,
+        refunded_minor=1000,
         country="DE",
         vat_rate_bp=1900,
         vat_minor=679,
@@ -119,12 +143,13 @@ def test_orders_export_has_discount_codes_country_and_vat(session):
     out = io.StringIO()
     assert write_export("orders", start=date(2026, 11, 1), end=date(2026, 11, 30), out=out) == 1
     [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert (row["subtotal"], row["discount"], row["promo_codes"], row["total"]) == (
-        "50.00",
-        "7.50",
-        "AUTUMN WELCOME",
-        "42.50",
-    )
+    assert (
+        row["subtotal"],
+        row["discount"],
+        row["promo_codes"],
+        row["total"],
+        row["refunded"],
+    ) == ("50.00", "7.50", "AUTUMN WELCOME", "42.50", "10.00")
     assert (row["country"], row["vat_rate_percent"], row["vat"]) == ("DE", "19.00", "6.79")
 
 
