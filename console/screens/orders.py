@@ -52,7 +52,10 @@ def render_timeline(t: Timeline) -> Text:
     o = t.order
     text = Text()
     text.append(f"{o.number}", style="bold")
-    text.append(f"  {o.status}  {money(o.total_minor, o.currency)}  {o.email}\n")
+    text.append(f"  {o.status}  {money(o.total_minor, o.currency)}")
+    if o.refunded_minor and o.status != "refunded":
+        text.append(f" ({money(o.refunded_minor, o.currency)} refunded)", style="yellow")
+    text.append(f"  {o.email}\n")
     for title, qty, price in t.lines:
         text.append(f"  {qty} x {title} at {money(price, o.currency)}\n")
     if o.attention_reason and o.status == "needs_attention":

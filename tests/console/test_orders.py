@@ -291,6 +291,25 @@ def test_the_timeline_tells_the_whole_story(session, console_app, queued_jobs):
     run(console_app, scenario)
 
 
+def test_the_timeline_says_what_a_partial_refund_gave_back(session, console_app):
+    from console.widgets.formatting import money
+
+    _product, order, _key = delivered_order(session)
+    order.refunded_minor = 500
+    session.add(order)
+    session.commit()
+
+    async def scenario(pilot):
+        await show(pilot, "4")
+        await search(pilot, order.number)
+        text = str(pilot.app.screen.query_one("#timeline").render())
+        assert (
+            f"fulfilled  {money(order.total_minor, 'EUR')} ({money(500, 'EUR')} refunded)" in text
+        )
+
+    run(console_app, scenario)
+
+
 def test_at_80x24_the_order_lists_and_footer_keys_fit(session, console_app):
     """Issue #17 defect 12: at 80 columns the orders' Created column, the keys' dates
     and the footer's last keys (resend, customer) were cut off."""

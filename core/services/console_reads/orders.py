@@ -43,6 +43,7 @@ class OrderRow:
     created_at: datetime
     attention_reason: str | None
     paid_at: datetime | None = None  # money was taken (and not given back by a cancel)
+    refunded_minor: int = 0  # given back so far (a partial refund, or all of it)
 
 
 def _order_row(order: Order) -> OrderRow:
@@ -56,6 +57,7 @@ def _order_row(order: Order) -> OrderRow:
         created_at=order.created_at,
         attention_reason=order.attention_reason,
         paid_at=order.paid_at,
+        refunded_minor=order.refunded_minor,
     )
 
 
