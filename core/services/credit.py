@@ -511,12 +511,14 @@ def return_order_tenders(
 
 
 def card_part_to_credit(*, session: Session, order: Order, actor: Actor) -> int:
-    """A refund to store credit of what the card paid: that amount from the shop's
-    ``refunds`` account to the customer's credit, once per order. Returns the amount."""
+    """A refund to store credit of what the card paid and has not had back (a partial
+    refund in Stripe went to the card already: ``refunded_minor``): that amount from the
+    shop's ``refunds`` account to the customer's credit, once per order. Returns the
+    amount."""
     if order.customer_id is None:
         raise InvalidInput(f"order {order.number} has no account to credit")
     order_id = row_id(order.id)
-    card_part = order.total_minor - covered_minor(session, order_id=order_id)
+    card_part = order.total_minor - covered_minor(session, order_id=order_id) - order.refunded_minor
     if card_part <= 0:
         return 0
     posted = post_movement(

@@ -14,7 +14,7 @@ from sqlmodel import select
 from core.db import session_scope
 from core.errors import InvalidInput
 from core.models import Customer, LedgerAccount, LedgerEntry, LedgerMovement, Order, OrderStatus
-from core.services import credit, giftcards
+from core.services import credit, giftcards, locking
 from core.services.audit import Actor
 from core.services.checkout import CartLine, CartRejected, pay_test_order, place_order
 from core.services.operator import refund_order
@@ -308,6 +308,20 @@ def test_a_refund_to_store_credit_credits_the_whole_order_without_the_card(
     with pytest.raises(InvalidInput):  # already refunded
         refund_order(order_id=order_id, actor=OPERATOR, reason="again", to="credit")
     assert credit_of(shop.customer) == 3000 and ledger_sums_to_zero()
+
+
+def test_a_refund_to_store_credit_leaves_out_what_a_partial_refund_gave_back(
+    session, shop, queued_jobs
+):
+    """6.00 of the card's 15.00 went back to the card already (a partial refund in
+    Stripe): store credit gets the gift card's and the credit's parts and the card's
+    remaining 9.00, never the 6.00 a second time."""
+    issued, result, order_id = _paid_with_card_and_balances(session, shop, queued_jobs)
+    with session_scope() as s:
+        assert locking.raise_refunded(s, order_id, 600)
+    refund_order(order_id=order_id, actor=OPERATOR, reason="rest to credit", to="credit")
+    assert card_balance(issued) == 0 and credit_of(shop.customer) == 2400
+    assert ledger_sums_to_zero()
 
 
 def test_a_guest_order_cannot_be_refunded_to_credit(session, shop, queued_jobs):
