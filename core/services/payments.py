@@ -307,25 +307,24 @@ def record_partial_refund(session: Session, order: Order, charge: dict[str, Any]
     recorded on the order (``refunded_minor``; reports count revenue net of it), with an
     order event and an alert. The order keeps its status and its keys: which keys, if
     any, to take back is the operator's call. A late, repeated or concurrent event
-    records nothing new. A refund in another currency than the order's is not recorded;
-    the operator is told. Runs in the caller's transaction."""
+    records nothing new. A refund without an amount, or in another currency than the
+    order's, is not recorded; the operator is told. Runs in the caller's transaction."""
     refunded = charge.get("amount_refunded")
     currency = str(charge.get("currency") or "").upper()
     subject = f"order:{order.number}"
-    if type(refunded) is not int or refunded <= 0:
-        return f"partial refund on {order.number} without an amount: ignored"
-    if currency != order.currency:
+    if type(refunded) is not int or refunded <= 0 or currency != order.currency:
+        shown = "no amount" if type(refunded) is not int else f"{refunded} (minor units)"
         raise_alert(
             session=session,
             kind=AlertKind.NEEDS_ATTENTION,
             subject=subject,
             message=(
-                f"partial refund of {refunded} (minor units) {currency or 'without a currency'}"
-                f" on order {order.number}, whose currency is {order.currency}: not recorded,"
-                " check the charge in Stripe"
+                f"partial refund of {shown} {currency or 'without a currency'} on order "
+                f"{order.number}, whose currency is {order.currency}: not recorded, check the "
+                "charge in Stripe"
             ),
         )
-        return f"partial refund on {order.number} in another currency ({currency}): not recorded"
+        return f"partial refund on {order.number} ({shown} {currency}): not recorded"
     so_far = format_money(refunded, currency, style="code")
     if not locking.raise_refunded(session, row_id(order.id), refunded):
         return f"partial refund on {order.number}: {so_far} so far, already recorded"

@@ -5,7 +5,9 @@ purchase's unit cost, kept on the key as ``cost_minor`` in ``cost_currency``). T
 price is what the customer paid for it: its order line's unit price, less its share of
 what promo codes took off the order and of what a partial refund gave back (the
 order's ``total_minor - refunded_minor`` shared between its keys in proportion to their
-unit prices, to the minor unit: an order's keys add up to exactly what it kept). A sale is a key delivered (``keys.delivered_at``) within the
+unit prices, to the minor unit: an order's keys add up to exactly what it kept). A
+faulty key and its replacement share their line's price: the customer paid once. Keys
+taken back after a partial refund (revoked) leave their share out. A sale is a key delivered (``keys.delivered_at``) within the
 period, of an order not refunded or cancelled. Sales are grouped by day, week (ISO, by
 its Monday), month, product, platform, provider (the supplier of the key: the provider
 it was bought from, or the supplier named at import) or source (``stock`` or
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlmodel import Session
 
 from core.errors import InvalidInput
@@ -103,22 +105,25 @@ def _group_key(by: str, delivered_at: datetime, slug: str, platform: str, suppli
 
 class _Share:
     """A key's share of what its order kept (``kept``: the total less refunds), in
-    proportion to its unit price among the order's ``subtotal``. Keys come in order by
+    proportion to its unit price among the order's ``subtotal`` or, when the order has
+    more keys counted as sales than it sold (a faulty key and its replacement),
+    among their prices (``priced``): the customer paid once. Keys come in order by
     order; the remainder of each division is carried to the order's next key, so an
-    order's keys add up to exactly what it kept."""
+    order's keys, all counted, add up to exactly what it kept."""
 
     def __init__(self) -> None:
         self.order_id: int | None = None
         self.carry = 0
 
-    def of(self, order_id: int, price: int, subtotal: int, kept: int) -> int:
-        if kept == subtotal:  # no discount, nothing refunded: the unit price
+    def of(self, order_id: int, price: int, subtotal: int, priced: int, kept: int) -> int:
+        whole = max(subtotal, priced)
+        if kept == whole:  # no discount, nothing refunded, no replacement: the unit price
             return price
-        if subtotal <= 0 or kept <= 0:
+        if whole <= 0 or kept <= 0:
             return 0
         if order_id != self.order_id:
             self.order_id, self.carry = order_id, 0
-        amount, self.carry = divmod(price * kept + self.carry, subtotal)
+        amount, self.carry = divmod(price * kept + self.carry, whole)
         return amount
 
 
@@ -129,6 +134,23 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
     since, until = period(start, end)
     kt, lt, ot, pt = (_table(m) for m in (Key, OrderLine, Order, Product))
     k, line, o, p = kt.c, lt.c, ot.c, pt.c
+    sold = [KeyStatus.DELIVERED, KeyStatus.FAULTY]
+    # per order with a sale in the period: the prices of all its keys counted as sales
+    k2, l2 = kt.alias("k2"), lt.alias("l2")
+    priced = (
+        select(l2.c.order_id, func.sum(l2.c.unit_price_minor).label("priced"))
+        .select_from(k2.join(l2, l2.c.id == k2.c.order_line_id))
+        .where(
+            k2.c.status.in_(sold),
+            l2.c.order_id.in_(
+                select(line.order_id)
+                .select_from(kt.join(lt, line.id == k.order_line_id))
+                .where(k.delivered_at >= since, k.delivered_at < until)
+            ),
+        )
+        .group_by(l2.c.order_id)
+        .subquery()
+    )
     stmt = (
         select(
             k.delivered_at,
@@ -142,15 +164,17 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
             line.platform,
             o.id,
             o.subtotal_minor,
+            priced.c.priced,
             o.total_minor - o.refunded_minor,
         )
         .join(lt, line.id == k.order_line_id)
         .join(ot, o.id == line.order_id)
         .join(pt, p.id == line.product_id)
+        .join(priced, priced.c.order_id == o.id)
         .where(
             k.delivered_at >= since,
             k.delivered_at < until,
-            k.status.in_([KeyStatus.DELIVERED, KeyStatus.FAULTY]),
+            k.status.in_(sold),
             o.status.not_in(EXCLUDED_STATUSES),
         )
         .order_by(o.id, k.id)
@@ -170,6 +194,7 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
         platform,
         order_id,
         subtotal,
+        counted,
         kept,
     ) in session.execute(stmt):
         bought = purchase is not None
@@ -178,7 +203,7 @@ def sales(*, session: Session, start: date, end: date, by: str = "day") -> list[
         if row is None:
             row = groups[key] = SalesRow(group=key[0], currency=currency)
         row.count += 1
-        row.revenue_minor += share.of(order_id, price, subtotal, kept)
+        row.revenue_minor += share.of(order_id, price, subtotal, int(counted), kept)
         if cost is None or (cost_cur or currency) != currency:
             row.cost_unknown += 1
         else:

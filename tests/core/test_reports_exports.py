@@ -112,6 +112,21 @@ def test_revenue_is_what_the_customer_paid_net_of_discounts_and_partial_refunds(
     assert (whole.revenue_minor, whole.margin_minor) == (2650, 850)
 
 
+def test_a_faulty_key_and_its_replacement_share_what_the_customer_paid_once(session):
+    game = make_product(session, slug="twice", title="Twice", price_minor=1000)
+    order = make_order(session, [(game, 1)], status=OrderStatus.FULFILLED)
+    [faulty] = deliver(session, game, order, 1, day=5, cost=600)
+    faulty.status = KeyStatus.FAULTY
+    session.add(faulty)
+    session.commit()
+    deliver(session, game, order, 1, day=6, cost=600)  # the replacement
+    rows = sales(session=session, start=date(2026, 11, 1), end=date(2026, 11, 30), by="day")
+    assert [(r.group, r.count, r.revenue_minor, r.cost_minor) for r in rows] == [
+        ("2026-11-05", 1, 500, 600),
+        ("2026-11-06", 1, 500, 600),
+    ]
+
+
 def test_orders_export_has_discount_codes_refunds_country_and_vat(session):
     """An accountant's row per order: subtotal, what promo codes took off and which
     codes, the total, what was refunded, the buyer's country and the VAT the total
