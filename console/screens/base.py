@@ -6,6 +6,7 @@ notification; nothing changed)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
@@ -97,10 +98,24 @@ class ConsoleScreen(Screen[None]):
             self.set_interval(self.reload_every, self._refresh_tick)
 
     def _refresh_tick(self) -> None:
-        """Reload on the timer while this screen is shown, no dialog is open and the
-        operator is not typing in a field (a half-typed filter is not applied)."""
-        if self.app.screen is self and not isinstance(self.focused, Input):
+        """Reload on the timer while this screen is shown, no dialog is open, the
+        operator is not typing in a field (a half-typed filter is not applied) and the
+        last load has answered: a newer load cancels the running one, whose rows are then
+        dropped, so a load slower than the timer would never be shown."""
+        if (
+            self.app.screen is self
+            and not isinstance(self.focused, Input)
+            and not self.running("load")
+        ):
             self.load()
+
+    def running(self, group: str) -> bool:
+        """Whether this screen's worker of ``group`` is still at work (and not
+        cancelled). A timer starts a new one only when not: see :meth:`_refresh_tick`."""
+        return any(
+            w.node is self and w.group == group and not w.is_finished and not w.is_cancelled
+            for w in self.app.workers
+        )
 
     def updated(self) -> str:
         """Records that the data on screen was just loaded; returns "updated hh:mm:ss"."""
@@ -134,8 +149,9 @@ class ConsoleScreen(Screen[None]):
                 worker = get_current_worker()
             except NoActiveWorker:
                 return True
-            # RuntimeError: the console is closing, and nobody will read the message
-            with contextlib.suppress(RuntimeError):
+            # the console is closing, and nobody will read the message: RuntimeError (no
+            # loop), or the callback's task cancelled at shutdown
+            with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
                 self.app.call_from_thread(self._post_unless_cancelled, message, worker)
             return False
         return True

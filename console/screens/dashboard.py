@@ -66,8 +66,16 @@ class DashboardScreen(ConsoleScreen):
             self.set_interval(self.refresh_seconds, self._tick)
 
     def _tick(self) -> None:
-        if self.is_current:
-            self.load()
+        """The timer's reload: each part whose last read has answered (a newer read
+        would cancel a slow one, and its answer would be dropped)."""
+        if not self.is_current:
+            return
+        if not self.running("load"):
+            self.load_figures()
+        if not self.running("queue"):
+            self.read_queue()
+        if not self.running("balances"):
+            self.check_balances()
 
     def load(self) -> None:
         self.load_figures()

@@ -187,9 +187,11 @@ class OrdersScreen(ConsoleScreen):
         A list scrolled past its first page is left as it is until F5."""
         if self.app.screen is not self or isinstance(self.focused, Input):
             return
-        if self.order_id is not None:
+        # a part whose last read has not answered is left to answer (a newer read would
+        # cancel it, and its answer would be dropped)
+        if self.order_id is not None and not self.running("load"):
             self.load_timeline(self.order_id)
-        if len(self.results) <= PAGE:
+        if len(self.results) <= PAGE and not self.running("search"):
             self.search(self.query_text, None, quiet=True)
 
     @work(thread=True, exclusive=True, group="search")

@@ -130,7 +130,7 @@ class ProvidersScreen(ConsoleScreen):
                 self.load_offers(self.offers_of, None)
 
     def _tick(self) -> None:
-        if self.is_current and self.pending:
+        if self.is_current and self.pending and not self.running("load"):
             self.load()
 
     def on_screen_resume(self) -> None:

@@ -124,26 +124,25 @@ def test_q_asks_first_while_work_is_running(console_app, monkeypatch):
         await show(pilot, "3")
         # held until the scenario's end, however slowly the presses below are handled
         pilot.app.run_worker(release.wait, thread=True, group="import")
-        await pilot.pause()
-        await pilot.press("q")
-        await pilot.pause()
-        assert isinstance(pilot.app.screen, ConfirmScreen)
-        assert "work is running" in pilot.app.screen.title_text
-        await pilot.press("n")
-        await pilot.pause()
-        assert exits == [] and pilot.app.screen.name == "inventory"
-        await pilot.press("q")
-        await pilot.pause()
-        await pilot.press("y")
-        await pilot.pause()
-        assert exits == [()]
-        release.set()
+        try:
+            await pilot.pause()
+            await pilot.press("q")
+            await pilot.pause()
+            assert isinstance(pilot.app.screen, ConfirmScreen)
+            assert "work is running" in pilot.app.screen.title_text
+            await pilot.press("n")
+            await pilot.pause()
+            assert exits == [] and pilot.app.screen.name == "inventory"
+            await pilot.press("q")
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert exits == [()]
+        finally:  # in the scenario: the app's end waits for the worker's thread
+            release.set()
         await settle(pilot)
 
-    try:
-        run(console_app, scenario)
-    finally:
-        release.set()
+    run(console_app, scenario)
 
 
 LISTS = ["inventory", "orders", "audit", "alerts", "webhooks", "outbox", "products", "offers"]

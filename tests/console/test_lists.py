@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import select
 from textual.widgets import DataTable, Input, Static
 
+from console.messages import RowsLoaded
 from console.screens.audit import parse_filter
 from console.screens.modals import ConfirmScreen
 from core.mail import OutboxMailer
@@ -181,46 +182,107 @@ def test_acknowledge_an_alert(session, console_app):
     assert event.actor_id == OPERATOR
 
 
-def test_a_load_overtaken_by_a_newer_one_never_puts_its_old_rows_back(
-    session, console_app, monkeypatch
-):
-    """A list's load that read the rows before an action changed them, and answers
-    after the load the action started, is dropped: the screen keeps the newer rows."""
-    import console.screens.alerts as alerts_screen
+class HeldLoad:
+    """The alerts list's next load after :meth:`hold` reads its rows, then waits for
+    :meth:`release`; ``posted`` is set once that load has posted its rows."""
 
+    def __init__(self, monkeypatch):
+        import console.screens.alerts as alerts_screen
+
+        real = alerts_screen.alert_rows
+        self.holding, self.has_read, self.released = (threading.Event() for _ in range(3))
+        self.posted = threading.Event()
+        self.thread: int | None = None
+
+        def held_rows(**kw):
+            found = real(**kw)
+            if self.holding.is_set():
+                self.holding.clear()
+                self.thread = threading.get_ident()
+                self.has_read.set()
+                self.released.wait(60)
+            return found
+
+        monkeypatch.setattr(alerts_screen, "alert_rows", held_rows)
+
+    def watch(self, screen) -> None:
+        original = screen.post_message
+
+        def post(message):
+            queued = original(message)
+            if isinstance(message, RowsLoaded) and threading.get_ident() == self.thread:
+                self.posted.set()
+            return queued
+
+        screen.post_message = post
+
+    def hold(self) -> None:
+        self.holding.set()
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def answered(self, pilot) -> None:
+        """Let the held load answer, and its answer be handled (or dropped)."""
+        self.release()
+        await wait_until(pilot, self.posted.is_set)
+        await settle(pilot)
+
+
+@pytest.fixture
+def held(session, monkeypatch) -> HeldLoad:
+    """One open alert, and the alerts list's loads held on demand."""
     session.add(Alert(kind="low_stock", subject="product:1", message="3 left"))
     session.commit()
-    real = alerts_screen.alert_rows
-    hold, has_read, release = threading.Event(), threading.Event(), threading.Event()
+    return HeldLoad(monkeypatch)
 
-    def held_rows(**kw):  # the next load after ``hold`` reads, then waits for ``release``
-        found = real(**kw)
-        if hold.is_set():
-            hold.clear()
-            has_read.set()
-            release.wait(30)
-        return found
 
-    monkeypatch.setattr(alerts_screen, "alert_rows", held_rows)
+def test_a_load_overtaken_by_a_newer_one_never_puts_its_old_rows_back(session, console_app, held):
+    """A list's load that read the rows before an action changed them, and answers
+    after the load the action started, is dropped: the screen keeps the newer rows."""
 
     async def scenario(pilot):
-        await show(pilot, "6")
-        assert len(rows(pilot, "#alerts-table")) == 1
-        hold.set()
-        pilot.app.screen.action_reload()  # reads the open alert, then waits
-        await wait_until(pilot, has_read.is_set)
-        await pilot.press("a", "y")  # acknowledged; its reload finds nothing open
-        await wait_until(pilot, lambda: rows(pilot, "#alerts-table") == [])
-        release.set()  # the old load answers last
-        await settle(pilot)
-        assert rows(pilot, "#alerts-table") == []
+        try:
+            await show(pilot, "6")
+            assert len(rows(pilot, "#alerts-table")) == 1
+            held.watch(pilot.app.screen)
+            held.hold()
+            pilot.app.screen.action_reload()  # reads the open alert, then waits
+            await wait_until(pilot, held.has_read.is_set)
+            await pilot.press("a", "y")  # acknowledged; its reload finds nothing open
+            await wait_until(pilot, lambda: rows(pilot, "#alerts-table") == [])
+            await held.answered(pilot)  # the old load answers last
+            assert rows(pilot, "#alerts-table") == []
+        finally:
+            held.release()
 
-    try:
-        run(console_app, scenario)
-    finally:
-        release.set()
+    run(console_app, scenario)
     [event] = audit(session, "alert.acknowledge")
     assert event.actor_id == OPERATOR
+
+
+def test_the_timer_leaves_a_slow_load_to_answer(session, console_app, held):
+    """A timer's reload while the last load still reads starts nothing: a newer load
+    would cancel the slow one, and a load slower than the timer would never show."""
+
+    async def scenario(pilot):
+        try:
+            await show(pilot, "6")
+            screen = pilot.app.screen
+            session.add(Alert(kind="low_stock", subject="product:2", message="2 left"))
+            session.commit()
+            held.watch(screen)
+            held.hold()
+            slow = screen.load()
+            await wait_until(pilot, held.has_read.is_set)
+            screen._refresh_tick()
+            assert not slow.is_cancelled
+            await held.answered(pilot)
+            assert len(rows(pilot, "#alerts-table")) == 2
+        finally:
+            held.release()
+
+    run(console_app, scenario)
 
 
 def test_replay_a_webhook(session, console_app, queued_jobs):
