@@ -316,7 +316,7 @@ def test_a_refund_to_store_credit_leaves_out_what_a_partial_refund_gave_back(
     """6.00 of the card's 15.00 went back to the card already (a partial refund in
     Stripe): store credit gets the gift card's and the credit's parts and the card's
     remaining 9.00, never the 6.00 a second time."""
-    issued, result, order_id = _paid_with_card_and_balances(session, shop, queued_jobs)
+    issued, _result, order_id = _paid_with_card_and_balances(session, shop, queued_jobs)
     with session_scope() as s:
         assert locking.raise_refunded(s, order_id, 600)
     refund_order(order_id=order_id, actor=OPERATOR, reason="rest to credit", to="credit")
