@@ -11,12 +11,13 @@ from core.i18n import N_
 from web.api.app import create_api
 from web.api.pages import fill_pages
 from web.i18n import LanguageMiddleware, add_localised_page
-from web.pages import account, buy, find_order, legal, library, order, receipt, shop
+from web.pages import account, buy, find_order, giftcard, legal, library, order, receipt, shop
 from web.state.account import AccountState
 from web.state.base import ShopState
 from web.state.catalogue import CatalogueState, HomeState, ProductState
 from web.state.checkout import CartState, PayState
 from web.state.find_order import FindOrderState
+from web.state.giftcard import GiftCardState
 from web.state.legal import LegalState
 from web.state.library import LibraryState
 from web.state.order import OrderState
@@ -95,6 +96,13 @@ add_localised_page(
     route="/find-order",
     title=N_("Find my order · keyshop"),
     on_load=FindOrderState.load_session,
+)
+add_localised_page(
+    app,
+    giftcard.gift_card_balance,
+    route="/gift-card",
+    title=N_("Gift card balance · keyshop"),
+    on_load=GiftCardState.load_session,
 )
 add_localised_page(
     app,

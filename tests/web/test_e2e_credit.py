@@ -93,3 +93,41 @@ def test_a_customer_pays_with_a_promo_code_gift_card_store_credit_and_a_card(
     context.close()
     assert giftcards.check_balance(code=code, ip=None).balance_minor == 0
     assert credit.balance_in(customer_id=signed.customer_id, currency="EUR") == 0
+
+
+def test_a_gift_card_holder_checks_its_balance_from_the_footer(shop, browser):
+    """The storefront's own balance page, in both languages, reached from the footer:
+    what is left on the card, an unknown code refused; no serious accessibility problem."""
+    from playwright.sync_api import expect
+
+    from tests.support.browser import accessibility_problems
+
+    with session_scope() as s:
+        issued = giftcards.issue(
+            session=s, amount_minor=2500, currency="EUR", actor=Actor.operator("olga")
+        )
+    context, page = new_page(browser)
+    with Steps(page, "gift-card-balance") as steps:
+        page.goto(shop.url + "/")
+        page.click("#legal-gift-card")
+        page.wait_for_url(shop.url + "/gift-card")
+        wait_loaded(page, "/gift-card")
+        page.fill("#gift-card-code", issued.code.lower())
+        page.click("#gift-card-check")
+        expect(page.get_by_text(f"The gift card ending in {issued.last4} has")).to_contain_text(
+            "€25.00 left of €25.00"
+        )
+        assert page.locator("#gift-card-code").input_value() == ""  # the code is not kept
+        steps.shot("balance")
+        assert accessibility_problems(page) == []
+        page.fill("#gift-card-code", giftcards.new_code())
+        page.click("#gift-card-check")
+        expect(page.get_by_role("alert")).to_contain_text("No gift card has that code")
+        page.goto(shop.url + "/de/gift-card")
+        wait_loaded(page, "/de/gift-card")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Gutschein-Guthaben")
+        page.fill("#gift-card-code", issued.code)
+        page.click("#gift-card-check")
+        expect(page.get_by_text(f"Endung {issued.last4}")).to_contain_text("25,00")
+        steps.shot("balance-de")
+    context.close()

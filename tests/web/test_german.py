@@ -256,7 +256,7 @@ def test_the_language_is_chosen_once_and_remembered(crawler):
 def test_every_page_answers_200_in_both_languages(crawler):
     """Footer links (legal pages, "find my order") and the customer's own pages are pages
     in both languages: 200, private ones kept out of the index; only unknown paths 404."""
-    for path in ("/legal/terms", "/legal/privacy", "/find-order", "/keys", "/signin"):
+    for path in ("/legal/terms", "/legal/privacy", "/find-order", "/gift-card", "/keys", "/signin"):
         for prefix in ("", "/de"):
             response = crawler.get(prefix + path)
             assert response.status_code == 200, prefix + path

@@ -1212,6 +1212,36 @@ def test_find_my_order_page_answers_the_same_either_way(session, account_mail):
     assert bad.notice == "" and bad.error
 
 
+def test_the_gift_card_page_tells_a_cards_balance_and_never_keeps_its_code(session):
+    from core import i18n
+    from core.db import session_scope
+    from core.services import giftcards
+    from core.services.audit import Actor
+    from web.state.giftcard import MALFORMED, UNKNOWN, GiftCardState
+
+    with session_scope() as s:
+        issued = giftcards.issue(
+            session=s, amount_minor=2500, currency="EUR", actor=Actor.operator("ops")
+        )
+    page = state_for(GiftCardState, "/gift-card")
+    call(page.check, {"code": f"  {issued.code.lower()} "})  # typed loosely
+    assert page.error == ""
+    assert page.notice == f"The gift card ending in {issued.last4} has €25.00 left of €25.00."
+    assert issued.code not in json.dumps(page.dict(), default=str)
+    german = state_for(GiftCardState, "/de/gift-card")
+    with i18n.use_language("de"):
+        call(german.check, {"code": issued.code})
+    assert german.notice == (
+        f"Auf dem Gutschein mit der Endung {issued.last4} sind noch 25,00\xa0€ von 25,00\xa0€."
+    )
+    unknown = state_for(GiftCardState, "/gift-card")
+    call(unknown.check, {"code": giftcards.new_code()})  # well formed, never issued
+    assert (unknown.notice, unknown.error) == ("", UNKNOWN)
+    typo = state_for(GiftCardState, "/gift-card")
+    call(typo.check, {"code": "GC-not-a-code"})
+    assert (typo.notice, typo.error) == ("", MALFORMED)
+
+
 def test_my_keys_lists_every_key_of_the_account_with_guest_orders_and_reveals(session, queued_jobs):
     from core.services.cart import CartLine
     from core.services.checkout import place_order

@@ -75,7 +75,7 @@ LANGUAGE_COOKIE: Final = "ks_lang"
 LANGUAGE_COOKIE_SECONDS: Final = 365 * 86_400
 KNOWN_PAGES: Final = re.compile(
     r"^/(|games|games/[^/]+|cart|pay/[^/]+|orders/[^/]+|receipts/[^/]+|keys|signin|signup"
-    r"|forgot-password|reset-password|account|find-order|legal/[^/]+)$"
+    r"|forgot-password|reset-password|account|find-order|gift-card|legal/[^/]+)$"
 )
 # A request with this header gets the page as Reflex alone serves it (the empty shell):
 # the baseline of bench/product_page.py. It changes nothing but the asker's own answer.

@@ -136,6 +136,7 @@ def header() -> rx.Component:
 #: The legal pages (core.services.legal), linked from every footer and from checkout.
 LEGAL_LINKS = (
     ("find-order", N_("Find my order")),
+    ("gift-card", N_("Gift card balance")),
     ("terms", N_("Terms")),
     ("privacy", N_("Privacy")),
     ("imprint", N_("Imprint and contact")),
@@ -143,12 +144,16 @@ LEGAL_LINKS = (
 )
 
 
+#: Footer links to pages of their own (the others are legal pages).
+OWN_PAGES = frozenset({"find-order", "gift-card"})
+
+
 def legal_links() -> rx.Component:
     return rx.flex(
         *(
             rx.link(
                 _(label),
-                href=localised_path("/find-order" if slug == "find-order" else f"/legal/{slug}"),
+                href=localised_path(f"/{slug}" if slug in OWN_PAGES else f"/legal/{slug}"),
                 size="2",
                 id=f"legal-{slug}",
             )
