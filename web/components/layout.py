@@ -218,3 +218,27 @@ def callout_error(message: Any) -> rx.Component:
 
 def callout_info(message: Any) -> rx.Component:
     return rx.cond(message != "", rx.callout(message, icon="info", margin_y="0.5em"))
+
+
+def one_field_form(
+    *,
+    intro: str,
+    error: Any,
+    notice: Any,
+    field: rx.Component,
+    button: rx.Component,
+    on_submit: Any,
+    reset_on_submit: bool = False,
+) -> tuple[rx.Component, ...]:
+    """A page's body that asks for one thing (an address, a code): what it is for, the
+    answer or the error, and the field with its button. For :func:`page`."""
+    return (
+        rx.text(intro, size="3"),
+        callout_error(error),
+        callout_info(notice),
+        rx.form(
+            rx.vstack(field, button, width="100%", max_width="28em"),
+            on_submit=on_submit,
+            reset_on_submit=reset_on_submit,
+        ),
+    )
